@@ -1,0 +1,93 @@
+"""The frozen per-connection record: everything measured about one connection.
+
+Timestamps are seconds on the run's single monotonic clock (``trio.current_time()``), ``None``
+when the step did not happen. Metrics (docs/results.md) are differences of these stamps,
+computed in ``wsload.metrics``; the record itself stays plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from wsload.core.codes import label as code_label
+from wsload.core.outcomes import Outcome
+
+__all__ = ["ConnectionRecord", "Side"]
+
+
+class Side(StrEnum):
+    """Which endpoint did something first (sent Close, closed TCP)."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """One connection from intended start to socket gone.
+
+    Attributes:
+        seq: 1-based connection number within the run (``{seq}`` in URLs).
+        label: close behaviour label (``kind`` or the ``[[close]]`` entry's ``name``).
+        kind: close behaviour kind.
+        outcome: how it ended (exactly one per connection).
+        scheduled: intended start; open-loop latencies count from here.
+        connect_start / connect_end: TCP connect (and TLS) started / done.
+        request_sent / upgraded: upgrade request fully written / 101 parsed and valid.
+        close_initiated: the moment the close behaviour began (or the server's Close arrived).
+        close_sent: our Close frame written (None: never sent).
+        close_received: peer's Close frame parsed.
+        eof: TCP EOF (or reset) from the server observed.
+        socket_closed: our socket closed; the connection's end.
+        message_rtts / ping_rtts: seconds, one per echoed message / answered ping.
+        code_sent / reason_sent: what our Close carried (None: no Close or no code).
+        code_received / reason_received: what the peer's Close carried.
+        http_status: upgrade response status when not 101.
+        close_initiator: who sent the first Close frame.
+        tcp_closed_first: who closed TCP first (``server`` is the RFC's clean order).
+        detail: a short human explanation for non-clean outcomes.
+    """
+
+    seq: int
+    label: str
+    kind: str
+    outcome: Outcome
+    scheduled: float
+    connect_start: float | None = None
+    connect_end: float | None = None
+    request_sent: float | None = None
+    upgraded: float | None = None
+    close_initiated: float | None = None
+    close_sent: float | None = None
+    close_received: float | None = None
+    eof: float | None = None
+    socket_closed: float | None = None
+    message_rtts: tuple[float, ...] = ()
+    ping_rtts: tuple[float, ...] = ()
+    code_sent: int | None = None
+    reason_sent: str | None = None
+    code_received: int | None = None
+    reason_received: str | None = None
+    http_status: int | None = None
+    close_initiator: Side | None = None
+    tcp_closed_first: Side | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        parts = [f"#{self.seq} {self.label}: {self.outcome}"]
+        if self.code_sent is not None:
+            parts.append(f"sent {code_label(self.code_sent)}")
+        if self.code_received is not None:
+            parts.append(f"received {code_label(self.code_received)}")
+        elif self.close_received is not None:
+            parts.append("received Close without code")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        if self.tcp_closed_first is not None and self.eof is not None:
+            base = self.close_received or self.close_sent or self.close_initiated
+            after = f" after {(self.eof - base) * 1e3:.2f} ms" if base is not None else ""
+            parts.append(f"{self.tcp_closed_first} closed TCP{after}")
+        if self.detail:
+            parts.append(self.detail)
+        return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""The client engine: the Trio driver that owns each connection's socket."""

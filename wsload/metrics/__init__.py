@@ -1,0 +1,1 @@
+"""HDR histograms and counters built from connection records; exact merges."""

@@ -1,0 +1,1 @@
+"""Turning a scenario into load: the pure schedule and the Trio runner."""

@@ -1,0 +1,1 @@
+"""Scenario files: parsed in one place (``parse``) into frozen objects (``model``)."""

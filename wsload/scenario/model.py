@@ -1,0 +1,236 @@
+"""The scenario as frozen, typed objects. Built only by ``wsload.scenario.parse``.
+
+Durations are float seconds; sizes are bytes. Every class here is immutable so that a scenario
+can be shared by thousands of connection tasks (and sent to worker processes) without copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CLOSE_KINDS",
+    "INVALID_VARIANTS",
+    "LOAD_MODELS",
+    "CloseSpec",
+    "Delay",
+    "LoadConfig",
+    "Scenario",
+    "ServerConfig",
+    "SessionConfig",
+    "Stage",
+    "TargetConfig",
+    "Threshold",
+]
+
+CloseKind = Literal[
+    "clean",
+    "terminate",
+    "close_no_wait",
+    "await_server_close",
+    "ignore_server_close",
+    "invalid_close",
+]
+CLOSE_KINDS: tuple[str, ...] = CloseKind.__args__  # type: ignore[attr-defined]
+
+LoadModel = Literal["arrival", "concurrency", "storm"]
+LOAD_MODELS: tuple[str, ...] = LoadModel.__args__  # type: ignore[attr-defined]
+
+InvalidVariant = Literal[
+    "code_1005", "code_1006", "code_1015", "code_out_of_range", "reason_too_long",
+    "invalid_utf8", "one_byte",
+]
+INVALID_VARIANTS: tuple[str, ...] = InvalidVariant.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """A fixed (``min == max``) or uniformly random delay in seconds."""
+
+    min: float = 0.0
+    max: float = 0.0
+
+    @property
+    def is_zero(self) -> bool:
+        return self.max <= 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Behaviour of the built-in server (``[target.server]`` and ``wsload serve`` flags).
+
+    Attributes:
+        messages: ``echo`` data messages back, or ``sink`` them.
+        close_reply: how a client's Close is answered: ``normal``, ``never`` (a mute server that
+            keeps TCP open until its ``close_timeout``) or ``drop`` (close TCP, no Close frame).
+        close_reply_delay: wait this long before answering a client's Close.
+        close_after: the server closes each connection this long after the upgrade (None: never).
+        close_after_messages: ... or after this many received data messages (None: never).
+        close_code / close_reason: the Close the server sends when it closes a client.
+        close_action: ``close`` (a Close frame) or ``fin`` / ``rst`` (terminate without Close).
+        close_timeout: how long the server waits for the client's answer to its Close before
+            dropping TCP (Node ws ``closeTimeout``: 30 s).
+        reject_share: fraction 0..1 of upgrades answered with ``reject_status``.
+        reject_status: the HTTP status of rejected upgrades.
+        upgrade_delay: wait before answering the upgrade request.
+        shutdown_after: start a shutdown storm this long after the server started (None: never).
+        shutdown_code: the code of the storm's Close frames (1001 Going Away).
+        shutdown_grace: after the storm's Close, terminate whoever is still open (0 = hard).
+    """
+
+    messages: Literal["echo", "sink"] = "echo"
+    close_reply: Literal["normal", "never", "drop"] = "normal"
+    close_reply_delay: Delay = Delay()
+    close_after: float | None = None
+    close_after_messages: int | None = None
+    close_code: int = 1000
+    close_reason: str = ""
+    close_action: Literal["close", "fin", "rst"] = "close"
+    close_timeout: float = 30.0
+    reject_share: float = 0.0
+    reject_status: int = 503
+    upgrade_delay: Delay = Delay()
+    shutdown_after: float | None = None
+    shutdown_code: int = 1001
+    shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    """Where and how to connect.
+
+    ``url`` is ``builtin`` (start the built-in server with ``server``) or a ``ws://``/``wss://``
+    URL in which ``{seq}`` expands to the 1-based connection number.
+    """
+
+    url: str = "builtin"
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    origin: str | None = None
+    source_addresses: tuple[str, ...] = ()
+    connect_timeout: float = 5.0
+    handshake_timeout: float = 5.0
+    insecure: bool = False
+    ca_file: str | None = None
+    server_name: str | None = None
+    engine: Literal["wsproto", "trio-websocket"] = "wsproto"
+    max_message_size: int = 1 << 20
+    server: ServerConfig = ServerConfig()
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.url == "builtin"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One linear ramp: over ``duration`` move the rate (or concurrency) to the target."""
+
+    duration: float
+    rate: float | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """How many connections, when.
+
+    Attributes:
+        model: ``arrival`` (open loop, conns/s), ``concurrency`` (closed loop, N slots) or
+            ``storm`` (open N, hold, close all at once).
+        rate: arrival rate in connections/s (storm: opening rate, None = as fast as possible).
+        concurrency: slots (concurrency) or storm size.
+        duration: run length in seconds (None: until ``connections`` are attempted).
+        connections: total connections to attempt (None: until ``duration``).
+        stages: linear ramps replacing the constant rate/concurrency.
+        max_in_flight: open-loop cap; a due connection over it is dropped and counted.
+        open_deadline: storm: stop waiting for all N to open after this long.
+        drain: after the end, in-flight connections get this long to finish their close.
+        shutdown_grace: on SIGINT/SIGTERM, clean-close then terminate after this long.
+    """
+
+    model: LoadModel = "arrival"
+    rate: float | None = None
+    concurrency: int | None = None
+    duration: float | None = None
+    connections: int | None = None
+    stages: tuple[Stage, ...] = ()
+    max_in_flight: int = 10000
+    open_deadline: float = 30.0
+    drain: float = 30.0
+    shutdown_grace: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """What a connection does between the upgrade and its close behaviour."""
+
+    messages: int = 1
+    message_size: int = 64
+    binary: bool = False
+    message_interval: float = 0.0
+    await_echo: bool = True
+    message_timeout: float = 10.0
+    hold: Delay = Delay()
+    ping_interval: float = 0.0
+    reflect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSpec:
+    """One entry of the close mix (``[[close]]``).
+
+    Attributes:
+        kind: the close behaviour (design.md §3).
+        label: metrics label: the entry's ``name``, else its ``kind``.
+        weight: share of connections (weights need not sum to 100).
+        code / reason: the Close we send (clean, close_no_wait, await_server_close's fallback).
+        timeout: bound on the behaviour's waiting (clean: Close reply + EOF; await/ignore: the
+            wait for the server's Close and for its TCP drop).
+        rst: terminate with RST (SO_LINGER 0) instead of FIN.
+        on_timeout: await_server_close: what to do when the server never closes.
+        send_interval: await_server_close: keep sending a message this often while waiting.
+        variant: invalid_close: which malformed Close to send.
+    """
+
+    kind: CloseKind
+    label: str
+    weight: float = 1.0
+    code: int = 1000
+    reason: str = ""
+    timeout: float = 10.0
+    rst: bool = False
+    on_timeout: Literal["clean", "terminate"] = "clean"
+    send_interval: float = 0.0
+    variant: InvalidVariant = "code_1005"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``"close_handshake.p99" = "< 50ms"`` parsed.
+
+    ``value`` is in the metric's unit: µs for latencies, a fraction 0..1 for shares, a count for
+    counters, 0/1 for booleans. ``text`` keeps the user's spelling for reports.
+    """
+
+    expr: str
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    value: float
+    unit: Literal["us", "share", "count", "bool"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A whole, validated scenario."""
+
+    name: str
+    source: str
+    seed: int | None = None
+    description: str = ""
+    target: TargetConfig = TargetConfig()
+    load: LoadConfig = LoadConfig()
+    session: SessionConfig = SessionConfig()
+    close: tuple[CloseSpec, ...] = (CloseSpec(kind="clean", label="clean"),)
+    thresholds: tuple[Threshold, ...] = field(default_factory=tuple)

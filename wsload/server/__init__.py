@@ -1,0 +1,1 @@
+"""The built-in target server (``wsload serve`` and ``url = "builtin"``)."""
