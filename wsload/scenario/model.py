@@ -13,6 +13,8 @@ __all__ = [
     "CLOSE_KINDS",
     "INVALID_VARIANTS",
     "LOAD_MODELS",
+    "METRICS",
+    "STATS",
     "CloseSpec",
     "Delay",
     "LoadConfig",
@@ -37,9 +39,31 @@ CLOSE_KINDS: tuple[str, ...] = CloseKind.__args__  # type: ignore[attr-defined]
 LoadModel = Literal["arrival", "concurrency", "storm"]
 LOAD_MODELS: tuple[str, ...] = LoadModel.__args__  # type: ignore[attr-defined]
 
+METRICS: tuple[str, ...] = (
+    "connect",
+    "handshake",
+    "message_rtt",
+    "ping_rtt",
+    "close_handshake",
+    "close_teardown",
+    "close_total",
+    "server_close_wait",
+    "server_close_timeout",
+    "session",
+)
+"""Latency metrics (µs), design.md §4; thresholds and results use these names."""
+
+STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
+"""Per-metric statistics in summary.json and threshold expressions."""
+
 InvalidVariant = Literal[
-    "code_1005", "code_1006", "code_1015", "code_out_of_range", "reason_too_long",
-    "invalid_utf8", "one_byte",
+    "code_1005",
+    "code_1006",
+    "code_1015",
+    "code_out_of_range",
+    "reason_too_long",
+    "invalid_utf8",
+    "one_byte",
 ]
 INVALID_VARIANTS: tuple[str, ...] = InvalidVariant.__args__  # type: ignore[attr-defined]
 

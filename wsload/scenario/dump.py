@@ -1,0 +1,168 @@
+"""``Scenario`` → the resolved scenario, as a TOML-shaped dict and as TOML text.
+
+The resolved copy (every default filled in) goes into each results directory and into
+summary.json, so a run can be repeated exactly and compared with what it claims to be. The
+output parses back to an equal ``Scenario`` (tested), which is what makes it trustworthy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from wsload.scenario.durations import format_duration
+from wsload.scenario.model import (
+    CloseSpec,
+    Delay,
+    LoadConfig,
+    Scenario,
+    ServerConfig,
+    SessionConfig,
+    TargetConfig,
+)
+
+__all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
+
+_CLOSE_FIELDS: dict[str, tuple[str, ...]] = {
+    "clean": ("code", "reason", "timeout"),
+    "terminate": ("rst",),
+    "close_no_wait": ("code", "reason"),
+    "await_server_close": ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
+    "ignore_server_close": ("timeout",),
+    "invalid_close": ("variant", "timeout"),
+}
+_DURATION_FIELDS = {
+    "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
+    "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
+    "message_timeout", "ping_interval", "timeout", "send_interval",
+}  # fmt: skip
+
+
+def _value(name: str, value: Any) -> Any:
+    if isinstance(value, Delay):
+        if value.min == value.max:
+            return format_duration(value.min)
+        return {"min": format_duration(value.min), "max": format_duration(value.max)}
+    if name in _DURATION_FIELDS and isinstance(value, float):
+        return format_duration(value)
+    return value
+
+
+def _fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        out[name] = _value(name, value)
+    return out
+
+
+def _server(server: ServerConfig) -> dict[str, Any]:
+    return _fields(server, ServerConfig.__slots__)  # type: ignore[arg-type]
+
+
+def _target(target: TargetConfig) -> dict[str, Any]:
+    names = tuple(n for n in TargetConfig.__slots__ if n not in ("headers", "server"))
+    out = _fields(target, names)
+    out["headers"] = dict(target.headers)
+    out["subprotocols"] = list(target.subprotocols)
+    out["source_addresses"] = list(target.source_addresses)
+    if target.is_builtin:
+        out["server"] = _server(target.server)
+    return out
+
+
+def _load(load: LoadConfig) -> dict[str, Any]:
+    names = tuple(n for n in LoadConfig.__slots__ if n != "stages")
+    out = _fields(load, names)
+    if load.stages:
+        out["stages"] = [
+            _fields(stage, ("duration", "rate", "concurrency")) for stage in load.stages
+        ]
+    return out
+
+
+def _close(spec: CloseSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": spec.kind, "name": spec.label, "weight": spec.weight}
+    out.update(_fields(spec, _CLOSE_FIELDS[spec.kind]))
+    return out
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario with the file's key names; durations as strings ("250ms")."""
+    out: dict[str, Any] = {"name": scenario.name}
+    if scenario.seed is not None:
+        out["seed"] = scenario.seed
+    if scenario.description:
+        out["description"] = scenario.description
+    out["target"] = _target(scenario.target)
+    out["load"] = _load(scenario.load)
+    out["session"] = _fields(scenario.session, SessionConfig.__slots__)  # type: ignore[arg-type]
+    out["close"] = [_close(spec) for spec in scenario.close]
+    out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
+    return out
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """A short stable digest of what the scenario does (name excluded), for ``compare``."""
+    import hashlib
+
+    data = scenario_to_dict(scenario)
+    data.pop("name", None)
+    data.pop("description", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return f"{int(value)}.0"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isalnum() or c in "_-" for c in key):
+        return key
+    return json.dumps(key, ensure_ascii=False)
+
+
+def _table(lines: list[str], header: str, data: dict[str, Any]) -> None:
+    lines.append("")
+    lines.append(header)
+    for key, value in data.items():
+        if not (header == "[target]" and key == "server"):
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+
+
+def scenario_to_toml(scenario: Scenario) -> str:
+    """The resolved scenario as TOML text that ``parse_scenario`` reads back to an equal object."""
+    data = scenario_to_dict(scenario)
+    lines = ["# Resolved by wsload: every default filled in."]
+    for key in ("name", "seed", "description"):
+        if key in data:
+            lines.append(f"{key} = {_toml_value(data[key])}")
+    _table(lines, "[target]", data["target"])
+    if "server" in data["target"]:
+        _table(lines, "[target.server]", data["target"]["server"])
+    _table(lines, "[load]", data["load"])
+    _table(lines, "[session]", data["session"])
+    for close in data["close"]:
+        _table(lines, "[[close]]", close)
+    if data["thresholds"]:
+        _table(lines, "[thresholds]", data["thresholds"])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""The ``[thresholds]`` table: ``"close_handshake.p99" = "< 50ms"`` → ``Threshold``.
+
+Expressions are validated here against the metric, stat, outcome and label names so that a typo
+fails at ``wsload validate`` time instead of silently never matching after a long run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+from wsload.core.outcomes import Outcome
+from wsload.scenario._table import Table, either, hint, show
+from wsload.scenario.durations import parse_duration
+from wsload.scenario.model import METRICS, STATS, Threshold
+
+__all__ = ["parse_thresholds"]
+
+_OPS = ("<=", ">=", "==", "!=", "<", ">")
+
+
+def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]:
+    out = []
+    for expr, cond in t.data.items():
+        t.known.append(expr)
+        if not isinstance(cond, str):
+            raise t.error(
+                expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
+            )
+        unit = _threshold_unit(t, expr, labels)
+        op, value = _condition(t, expr, cond, unit)
+        if unit == "count" and cond.strip().endswith("%"):
+            unit = "share"
+        out.append(
+            Threshold(
+                expr=expr, op=cast(Any, op), value=value, unit=cast(Any, unit), text=cond.strip()
+            )
+        )
+    t.finish()
+    return tuple(out)
+
+
+def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
+    """Validate an expression's shape; return its unit (``count`` may become ``share``)."""
+    parts = expr.split(".")
+    if parts == ["generator", "saturated"]:
+        return "bool"
+    if parts[0] == "behaviours":
+        if len(parts) < 3:
+            raise t.error(
+                expr,
+                "expected behaviours.<label>.<metric>.<stat> "
+                "or behaviours.<label>.outcomes.<outcome>",
+            )
+        if parts[1] not in labels:
+            raise t.error(expr, f"no close behaviour labelled {parts[1]!r}{hint(parts[1], labels)}")
+        parts = parts[2:]
+    if parts[0] == "outcomes":
+        names = tuple(o.value for o in Outcome)
+        if len(parts) != 2 or parts[1] not in names:
+            got = parts[1] if len(parts) > 1 else ""
+            raise t.error(
+                expr, f"expected outcomes.<outcome> with one of {either(names)}{hint(got, names)}"
+            )
+        return "count"
+    if parts[0] == "close_codes":
+        if len(parts) != 3 or parts[1] not in ("sent", "received") or not parts[2].isdigit():
+            raise t.error(expr, "expected close_codes.sent.<code> or close_codes.received.<code>")
+        return "count"
+    if len(parts) != 2 or parts[0] not in METRICS or parts[1] not in STATS:
+        if parts[0] not in METRICS:
+            suggestion = hint(parts[0], METRICS)
+            raise t.error(
+                expr, f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(METRICS)}"
+            )
+        got = parts[1] if len(parts) > 1 else ""
+        raise t.error(
+            expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
+        )
+    return "count" if parts[1] == "count" else "us"
+
+
+def _condition(t: Table, expr: str, cond: str, unit: str) -> tuple[str, float]:
+    text = cond.strip()
+    op = next((o for o in _OPS if text.startswith(o)), None)
+    if op is None:
+        raise t.error(expr, f'expected a condition like "< 50ms", "> 99%" or "== 0", got {cond!r}')
+    rest = text[len(op) :].strip()
+    if unit == "bool":
+        if rest not in ("true", "false") or op not in ("==", "!="):
+            raise t.error(expr, f'expected "== false" or "== true", got {cond!r}')
+        return op, 1.0 if rest == "true" else 0.0
+    if unit == "us":
+        if _is_number(rest):
+            raise t.error(expr, f'a latency needs a unit, e.g. "{op} {rest}ms", got {cond!r}')
+        try:
+            return op, parse_duration(rest) * 1e6
+        except ValueError as exc:
+            raise t.error(expr, f"{exc} in {cond!r}") from None
+    if rest.endswith("%"):
+        number = rest[:-1].strip()
+        if not _is_number(number) or not 0 <= float(number) <= 100:
+            raise t.error(expr, f"expected a percentage 0-100%, got {cond!r}")
+        return op, float(number) / 100
+    if not _is_number(rest):
+        raise t.error(expr, f'expected a count or a percentage like "> 99%", got {cond!r}')
+    return op, float(rest)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
