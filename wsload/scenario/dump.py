@@ -60,7 +60,7 @@ def _fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _server(server: ServerConfig) -> dict[str, Any]:
-    return _fields(server, ServerConfig.__slots__)  # type: ignore[arg-type]
+    return _fields(server, ServerConfig.__slots__)
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         out["description"] = scenario.description
     out["target"] = _target(scenario.target)
     out["load"] = _load(scenario.load)
-    out["session"] = _fields(scenario.session, SessionConfig.__slots__)  # type: ignore[arg-type]
+    out["session"] = _fields(scenario.session, SessionConfig.__slots__)
     out["close"] = [_close(spec) for spec in scenario.close]
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
     return out
