@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -33,7 +34,7 @@ from wsload.scenario.model import (
 )
 from wsload.scenario.thresholds import parse_thresholds
 
-__all__ = ["apply_overrides", "load_scenario", "parse_scenario"]
+__all__ = ["apply_overrides", "load_scenario", "parse_scenario", "parse_server_options"]
 
 
 _MAX_REASON_BYTES = 123
@@ -263,6 +264,27 @@ def _load(t: Table) -> LoadConfig:
     duration = t.opt_duration("duration")
     connections = t.opt_integer("connections", 1)
     stages = _stages(t, model)
+    config = LoadConfig(
+        model=cast(Any, model),
+        rate=rate,
+        concurrency=concurrency,
+        duration=duration,
+        connections=connections,
+        stages=stages,
+        max_in_flight=t.integer("max_in_flight", 10000, minimum=1),
+        open_deadline=t.duration("open_deadline", 30.0, positive=True),
+        drain=t.duration("drain", 30.0),
+        shutdown_grace=t.duration("shutdown_grace", 2.0),
+    )
+    t.finish()
+    _check_load(t, config)
+    return config
+
+
+def _check_load(t: Table, load: LoadConfig) -> None:
+    """Cross-key rules, checked after unknown keys so a typo is reported as a typo."""
+    model, rate, concurrency, stages = load.model, load.rate, load.concurrency, load.stages
+    duration, connections = load.duration, load.connections
     if model == "arrival":
         if rate is None and not stages:
             raise t.error("rate", "the arrival model needs rate (connections/s) or stages")
@@ -295,20 +317,6 @@ def _load(t: Table) -> LoadConfig:
             raise t.error("stages", "not used by the storm model")
         if connections is not None:
             raise t.error("connections", "not used by the storm model (its size is concurrency)")
-    config = LoadConfig(
-        model=cast(Any, model),
-        rate=rate,
-        concurrency=concurrency,
-        duration=duration,
-        connections=connections,
-        stages=stages,
-        max_in_flight=t.integer("max_in_flight", 10000, minimum=1),
-        open_deadline=t.duration("open_deadline", 30.0, positive=True),
-        drain=t.duration("drain", 30.0),
-        shutdown_grace=t.duration("shutdown_grace", 2.0),
-    )
-    t.finish()
-    return config
 
 
 def _stages(t: Table, model: str) -> tuple[Stage, ...]:
@@ -453,3 +461,15 @@ def apply_overrides(
             raise UsageError("--rate does not apply to the concurrency model")
         load = replace(load, rate=rate, stages=())
     return replace(scenario, load=load)
+
+
+def parse_server_options(options: Mapping[str, Any]) -> ServerConfig:
+    """``wsload serve`` flags → ``ServerConfig`` through the same rules as ``[target.server]``.
+
+    ``options`` uses the TOML key names; ``None`` values mean "not given".
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return _server(Table("wsload serve", "", given))
+    except ScenarioError as exc:
+        raise UsageError(f"--{exc.key.replace('_', '-')}: {exc.message}") from None
