@@ -1,0 +1,57 @@
+"""The generator watching itself: event-loop lag and schedule lateness.
+
+If the load generator's own loop is late, every latency it reports is inflated by that lateness
+and the intended load was not applied — the *generator*, not the target, was the bottleneck.
+A run is flagged ``saturated`` when either lag's p99 exceeds ``SATURATION_US``.
+"""
+
+from __future__ import annotations
+
+import trio
+from hdrh.histogram import HdrHistogram
+
+__all__ = ["SATURATION_US", "LagMonitor", "new_lag_histogram"]
+
+SATURATION_US = 20_000
+"""p99 loop lag or start lateness above this (20 ms) marks the run saturated."""
+
+_TICK = 0.01
+
+
+def new_lag_histogram() -> HdrHistogram:
+    """µs, 1 µs … 1 h, 3 significant digits: the same shape as the latency histograms."""
+    return HdrHistogram(1, 3_600_000_000, 3)
+
+
+class LagMonitor:
+    """Sleeps ``_TICK`` repeatedly and records how late each wake-up was (µs).
+
+    Also keeps ``start_lag``: how late connection tasks began versus their intended start,
+    recorded by the runner through ``record_start``.
+    """
+
+    def __init__(self) -> None:
+        self.loop_lag = new_lag_histogram()
+        self.start_lag = new_lag_histogram()
+        self.max_start_lag_us = 0
+
+    def record_start(self, late_s: float) -> None:
+        us = int(late_s * 1e6)
+        if us > 0:
+            self.start_lag.record_value(min(us, 3_600_000_000))
+            self.max_start_lag_us = max(self.max_start_lag_us, us)
+
+    async def run(self) -> None:
+        """Measure until cancelled."""
+        while True:
+            intended = trio.current_time() + _TICK
+            await trio.sleep_until(intended)
+            late_us = int((trio.current_time() - intended) * 1e6)
+            self.loop_lag.record_value(max(1, min(late_us, 3_600_000_000)))
+
+    @property
+    def saturated(self) -> bool:
+        return (
+            self.loop_lag.get_value_at_percentile(99) > SATURATION_US
+            or self.start_lag.get_value_at_percentile(99) > SATURATION_US
+        )

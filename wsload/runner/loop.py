@@ -1,0 +1,282 @@
+"""The Trio runner: one nursery of connection tasks, one aggregator, one clock.
+
+Each load model is a small coroutine that decides *when* to call ``_connection``; everything
+else (the close mix, recording, in-flight accounting, draining, stopping) is shared. Records go
+straight into the ``Collector`` (the aggregator) as each connection ends; nothing per connection
+is kept after that.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord
+from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.runner.lag import LagMonitor
+from wsload.runner.schedule import CloseMix, arrival_offsets, concurrency_at, planned_end
+from wsload.scenario.model import CloseSpec, Scenario
+
+__all__ = ["LoadRun", "Progress", "run_load"]
+
+_INTERVAL = 1.0
+
+
+@dataclass(slots=True)
+class Progress:
+    """Live figures for the terminal panel; updated in place by the runner."""
+
+    started: float = 0.0
+    planned_s: float | None = None
+    attempted: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    finished: int = 0
+    intended: int = 0
+    phase: str = "starting"
+    last_interval: IntervalSnapshot | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LoadRun:
+    """What the runner itself observed (the collector holds what the connections observed)."""
+
+    started: float
+    ended: float
+    lag: LagMonitor
+    interrupted: bool
+    cpu_seconds: float
+    intervals: int
+
+
+class _Runner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        ctx: DriverContext,
+        collector: Collector,
+        progress: Progress,
+        on_interval: Callable[[IntervalSnapshot], None],
+    ) -> None:
+        self.scenario = scenario
+        self.ctx = ctx
+        self.collector = collector
+        self.progress = progress
+        self.on_interval = on_interval
+        self.mix = CloseMix(scenario.close, scenario.seed)
+        self.lag = LagMonitor()
+        self.sources = scenario.target.source_addresses
+        self.seq = 0
+        self.intervals = 0
+
+    def _plan(self, scheduled: float) -> ConnectionPlan:
+        self.seq += 1
+        source = self.sources[(self.seq - 1) % len(self.sources)] if self.sources else None
+        return ConnectionPlan(
+            seq=self.seq, scheduled=scheduled, close=self.mix.next(), source_address=source
+        )
+
+    async def _connection(self, plan: ConnectionPlan) -> None:
+        """Run one connection and hand its record to the aggregator, whatever happens."""
+        progress = self.progress
+        progress.in_flight += 1
+        progress.peak_in_flight = max(progress.peak_in_flight, progress.in_flight)
+        self.lag.record_start(trio.current_time() - plan.scheduled)
+        record: ConnectionRecord | None = None
+        try:
+            record = await run_connection(plan, self.ctx)
+        finally:
+            if record is None:  # cancelled at the end of the drain or a hard stop
+                record = _interrupted(plan.seq, plan.close, plan.scheduled)
+            self.collector.add(record)
+            progress.in_flight -= 1
+            progress.finished += 1
+            progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
+
+    def _start(self, nursery: trio.Nursery, scheduled: float) -> None:
+        self.progress.attempted += 1
+        nursery.start_soon(self._connection, self._plan(scheduled))
+
+    async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
+        cap = self.scenario.load.max_in_flight
+        for offset in arrival_offsets(self.scenario.load):
+            due = start + offset
+            if due > trio.current_time():
+                with trio.move_on_at(due):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            self.progress.intended += 1
+            if self.progress.in_flight >= cap:
+                self.progress.dropped += 1
+                self.collector.add_dropped()
+                continue
+            self._start(nursery, due)
+
+    async def concurrency(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
+        load = self.scenario.load
+        end = planned_end(load)
+        limit = load.connections
+        deadline = start + end if end is not None else math.inf
+
+        def more() -> bool:
+            if stop.is_set() or trio.current_time() >= deadline:
+                return False
+            return limit is None or self.progress.attempted < limit
+
+        async def slot(index: int) -> None:
+            while more():
+                if index >= concurrency_at(load, trio.current_time() - start):
+                    await trio.sleep(0.05)
+                    continue
+                self.progress.attempted += 1
+                self.progress.intended += 1
+                await self._connection(self._plan(trio.current_time()))
+
+        peak = max([load.concurrency or 0, *(s.concurrency or 0 for s in load.stages)])
+        for index in range(peak):
+            nursery.start_soon(slot, index)
+        while more():  # the slots finish their current connection during the drain
+            with trio.move_on_after(0.05):
+                await stop.wait()
+
+    async def storm(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
+        load = self.scenario.load
+        size = load.concurrency or 0
+        release = self.ctx.release
+        assert release is not None
+        interval = 1.0 / load.rate if load.rate else 0.0
+        for k in range(size):
+            due = start + k * interval
+            if due > trio.current_time():
+                with trio.move_on_at(due):
+                    await stop.wait()
+            if stop.is_set():
+                break
+            self.progress.intended += 1
+            self._start(nursery, due)
+        self.progress.phase = "holding"
+        with trio.move_on_after(max(0.0, start + load.open_deadline - trio.current_time())):
+            while (
+                self.ctx.ready_count + self.progress.finished < self.progress.attempted
+                and not stop.is_set()
+            ):
+                await trio.sleep(0.01)
+        self.progress.phase = "storm"
+        release.set()
+
+    async def intervals_task(self, start: float) -> None:
+        next_tick = start + _INTERVAL
+        while True:
+            await trio.sleep_until(next_tick)
+            next_tick += _INTERVAL
+            self.emit_interval()
+
+    def emit_interval(self) -> None:
+        snapshot = self.collector.take_interval(in_flight=self.progress.in_flight)
+        self.intervals += 1
+        self.progress.last_interval = snapshot
+        self.on_interval(snapshot)
+
+
+async def _idle(progress: Progress, stop: trio.Event | None = None) -> None:
+    """Return when no connection is in flight (or ``stop`` is set). Polls: cheap and simple."""
+    while progress.in_flight and not (stop is not None and stop.is_set()):
+        await trio.sleep(0.02)
+
+
+async def _forward_stop(stop: trio.Event, ctx: DriverContext) -> None:
+    """A graceful stop tells every open connection to run its close behaviour now."""
+    await stop.wait()
+    if ctx.stop is not None:
+        ctx.stop.set()
+    if ctx.release is not None:
+        ctx.release.set()
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _interrupted(seq: int, spec: CloseSpec, scheduled: float) -> ConnectionRecord:
+    return ConnectionRecord(
+        seq=seq,
+        label=spec.label,
+        kind=spec.kind,
+        outcome=Outcome.INTERRUPTED,
+        scheduled=scheduled,
+        socket_closed=trio.current_time(),
+        detail="still open when wsload stopped (end of drain or interrupt)",
+    )
+
+
+async def run_load(
+    scenario: Scenario,
+    ctx: DriverContext,
+    collector: Collector,
+    *,
+    progress: Progress | None = None,
+    on_interval: Callable[[IntervalSnapshot], None] = lambda _: None,
+    stop: trio.Event | None = None,
+    hard_stop: trio.Event | None = None,
+) -> LoadRun:
+    """Apply the scenario's load model until it ends, then drain in-flight connections.
+
+    Args:
+        ctx: the driver context (its ``stop`` event is set on a graceful stop; for storms its
+            ``release`` event is created here if missing).
+        stop: set it to stop scheduling and close open connections (graceful stop); the runner
+            then waits ``load.shutdown_grace`` before cancelling the rest.
+        hard_stop: set it to cancel every connection at once.
+
+    Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
+    (``shutdown_grace`` after a stop); connections still open after that are cancelled and
+    recorded as ``interrupted``, so outcomes always sum to attempted.
+    """
+    progress = progress or Progress()
+    stop = stop or trio.Event()
+    hard_stop = hard_stop or trio.Event()
+    load = scenario.load
+    if load.model == "storm" and ctx.release is None:
+        ctx.release = trio.Event()
+    runner = _Runner(scenario, ctx, collector, progress, on_interval)
+    cpu0 = time.process_time()
+    start = trio.current_time() + 0.001
+    progress.started = start
+    progress.planned_s = planned_end(load)
+    async with trio.open_nursery() as outer:
+        outer.start_soon(runner.lag.run)
+        outer.start_soon(runner.intervals_task, start)
+        outer.start_soon(_forward_stop, stop, ctx)
+        async with trio.open_nursery() as connections:
+            outer.start_soon(_cancel_on, hard_stop, connections.cancel_scope)
+            progress.phase = "running"
+            await getattr(runner, load.model)(connections, start, stop)
+            progress.phase = "draining"
+            with trio.move_on_after(load.drain):
+                await _idle(progress, stop)
+            if stop.is_set():
+                progress.phase = "stopping"
+                with trio.move_on_after(load.shutdown_grace):
+                    await _idle(progress)
+            connections.cancel_scope.cancel()
+        runner.emit_interval()
+        outer.cancel_scope.cancel()
+    progress.phase = "done"
+    return LoadRun(
+        started=start,
+        ended=trio.current_time(),
+        lag=runner.lag,
+        interrupted=stop.is_set() or hard_stop.is_set(),
+        cpu_seconds=time.process_time() - cpu0,
+        intervals=runner.intervals,
+    )
