@@ -60,8 +60,10 @@ def execute_run(
     if scenario.seed is None:
         scenario = _with_seed(scenario)
     started_at = datetime.now(UTC)
-    out_dir = files.make_results_dir(results_base, scenario.name, started_at) if out is None else (
-        files.prepare_results_dir(out)
+    out_dir = (
+        files.make_results_dir(results_base, scenario.name, started_at)
+        if out is None
+        else (files.prepare_results_dir(out))
     )
     files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
     console = Console(stderr=json_out, highlight=False)

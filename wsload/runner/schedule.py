@@ -120,10 +120,11 @@ def concurrency_at(load: LoadConfig, t: float) -> int:
 class CloseMix:
     """Assigns close behaviours so that counts track the weights within ±1 at every prefix.
 
-    Each pick takes the behaviour that is furthest behind its share ("largest deficit"), so after
-    n connections behaviour i has ``n * w_i / W`` rounded up or down — never more than one off.
-    The seed only breaks ties (which behaviour goes first among equals), so a seeded run is
-    exactly reproducible and the counts are as exact as counts can be.
+    This is Balinski and Young's *quota method* of apportionment, applied one connection at a
+    time: the next connection goes to the behaviour with the largest ``share / (count + 1)``
+    among those still under their upper quota ``ceil(n * share)``. It provably keeps every count
+    between ``floor`` and ``ceil`` of its ideal ``n * share``, for every prefix n. The seed only
+    breaks ties, so a seeded run is exactly reproducible.
     """
 
     def __init__(self, specs: tuple[CloseSpec, ...], seed: int | None = None) -> None:
@@ -141,11 +142,14 @@ class CloseMix:
     def next(self) -> CloseSpec:
         """The close behaviour of the next connection."""
         n = self._picked + 1
+        shares, counts = self._shares, self._counts
+        indices = range(len(shares))
+        eligible = [i for i in indices if counts[i] < math.ceil(n * shares[i] - 1e-9)]
         best = max(
-            range(len(self.specs)),
-            key=lambda i: (n * self._shares[i] - self._counts[i], -self._priority[i]),
+            eligible or indices,
+            key=lambda i: (shares[i] / (counts[i] + 1), -self._priority[i]),
         )
-        self._counts[best] += 1
+        counts[best] += 1
         self._picked = n
         return self.specs[best]
 

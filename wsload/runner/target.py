@@ -25,7 +25,9 @@ _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
 
 
-def _child(config: ServerConfig, seed: int | None, conn: multiprocessing.connection.Connection) -> None:
+def _child(
+    config: ServerConfig, seed: int | None, conn: multiprocessing.connection.Connection
+) -> None:
     """Child process entry: serve until the parent says stop, then report statistics."""
     from wsload.server.server import BuiltinServer
 
@@ -78,7 +80,9 @@ class BuiltinTarget:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         process = ctx.Process(
-            target=_child, args=(self.config, self.seed, child), name="wsload-builtin-server",
+            target=_child,
+            args=(self.config, self.seed, child),
+            name="wsload-builtin-server",
             daemon=True,
         )
         await trio.to_thread.run_sync(process.start)
