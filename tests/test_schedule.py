@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -31,7 +32,7 @@ def test_linear_ramp_integrates_the_rate() -> None:
     # ramp 0 -> 500/s over 10 s: 2500 arrivals; then 20 s at 500/s: 10000.
     assert len(offsets) == 12500
     assert offsets[1] == pytest.approx(math.sqrt(2 / 50))  # 25 t^2 = 1
-    assert all(b > a for a, b in zip(offsets, offsets[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(offsets))
     assert planned_end(load) == 30
     assert rate_at(load, 5) == pytest.approx(250)
     assert rate_at(load, 25) == pytest.approx(500)
