@@ -87,10 +87,12 @@ def execute_run(
         server=server_stats,
         interrupted=load_run.interrupted,
         intervals=load_run.intervals,
+        intended=load_run.intended,
+        start_lag=load_run.lag.start_lag,
     )
-    data = summary.build_summary(result, [])
+    data = summary.build_summary(result)
     verdicts = thresholds.evaluate(scenario.thresholds, data)
-    data = summary.build_summary(result, verdicts)
+    data = summary.attach_thresholds(data, verdicts)
     files.write_json_atomic(out_dir / "summary.json", data)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -99,11 +101,6 @@ def execute_run(
     else:
         console.print(terminal.summary_table(data))
         console.print(f"results: {out_dir}")
-    if result.saturated and not quiet:
-        Console(stderr=True).print(
-            "[bold red]warning: the load generator was saturated (loop lag p99 over "
-            "20 ms): the figures are limited by wsload, not by the target[/]"
-        )
     if load_run.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
@@ -174,6 +171,3 @@ async def _live(console: Console, progress: Progress, scenario: Scenario) -> Non
         while True:
             live.update(terminal.live_panel(progress, scenario, trio.current_time()))
             await trio.sleep(0.25)
-
-
-_ = IntervalSnapshot

@@ -8,19 +8,15 @@ A run is flagged ``saturated`` when either lag's p99 exceeds ``SATURATION_US``.
 from __future__ import annotations
 
 import trio
-from hdrh.histogram import HdrHistogram
 
-__all__ = ["SATURATION_US", "LagMonitor", "new_lag_histogram"]
+from wsload.metrics.result import new_lag_histogram
+
+__all__ = ["SATURATION_US", "LagMonitor"]
 
 SATURATION_US = 20_000
 """p99 loop lag or start lateness above this (20 ms) marks the run saturated."""
 
 _TICK = 0.01
-
-
-def new_lag_histogram() -> HdrHistogram:
-    """µs, 1 µs … 1 h, 3 significant digits: the same shape as the latency histograms."""
-    return HdrHistogram(1, 3_600_000_000, 3)
 
 
 class LagMonitor:
@@ -51,7 +47,7 @@ class LagMonitor:
 
     @property
     def saturated(self) -> bool:
-        return (
+        return bool(
             self.loop_lag.get_value_at_percentile(99) > SATURATION_US
             or self.start_lag.get_value_at_percentile(99) > SATURATION_US
         )

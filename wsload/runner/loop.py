@@ -18,6 +18,7 @@ import trio
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.runner.lag import LagMonitor
 from wsload.runner.schedule import CloseMix, arrival_offsets, concurrency_at, planned_end
@@ -55,6 +56,7 @@ class LoadRun:
     interrupted: bool
     cpu_seconds: float
     intervals: int
+    intended: int
 
 
 class _Runner:
@@ -76,6 +78,8 @@ class _Runner:
         self.sources = scenario.target.source_addresses
         self.seq = 0
         self.intervals = 0
+        reference = scenario.target.engine == "trio-websocket"
+        self.connect = run_connection_reference if reference else run_connection
 
     def _plan(self, scheduled: float) -> ConnectionPlan:
         self.seq += 1
@@ -84,15 +88,20 @@ class _Runner:
             seq=self.seq, scheduled=scheduled, close=self.mix.next(), source_address=source
         )
 
+    def _count_start(self) -> None:
+        """Counted when the task is *started*, so the drain never misses a pending one."""
+        progress = self.progress
+        progress.attempted += 1
+        progress.in_flight += 1
+        progress.peak_in_flight = max(progress.peak_in_flight, progress.in_flight)
+
     async def _connection(self, plan: ConnectionPlan) -> None:
         """Run one connection and hand its record to the aggregator, whatever happens."""
         progress = self.progress
-        progress.in_flight += 1
-        progress.peak_in_flight = max(progress.peak_in_flight, progress.in_flight)
         self.lag.record_start(trio.current_time() - plan.scheduled)
         record: ConnectionRecord | None = None
         try:
-            record = await run_connection(plan, self.ctx)
+            record = await self.connect(plan, self.ctx)
         finally:
             if record is None:  # cancelled at the end of the drain or a hard stop
                 record = _interrupted(plan.seq, plan.close, plan.scheduled)
@@ -102,7 +111,7 @@ class _Runner:
             progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
 
     def _start(self, nursery: trio.Nursery, scheduled: float) -> None:
-        self.progress.attempted += 1
+        self._count_start()
         nursery.start_soon(self._connection, self._plan(scheduled))
 
     async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
@@ -137,7 +146,7 @@ class _Runner:
                 if index >= concurrency_at(load, trio.current_time() - start):
                     await trio.sleep(0.05)
                     continue
-                self.progress.attempted += 1
+                self._count_start()
                 self.progress.intended += 1
                 await self._connection(self._plan(trio.current_time()))
 
@@ -242,9 +251,9 @@ async def run_load(
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
     recorded as ``interrupted``, so outcomes always sum to attempted.
     """
-    progress = progress or Progress()
-    stop = stop or trio.Event()
-    hard_stop = hard_stop or trio.Event()
+    progress = progress if progress is not None else Progress()
+    stop = stop if stop is not None else trio.Event()
+    hard_stop = hard_stop if hard_stop is not None else trio.Event()
     load = scenario.load
     if load.model == "storm" and ctx.release is None:
         ctx.release = trio.Event()
@@ -279,4 +288,5 @@ async def run_load(
         interrupted=stop.is_set() or hard_stop.is_set(),
         cpu_seconds=time.process_time() - cpu0,
         intervals=runner.intervals,
+        intended=progress.intended,
     )

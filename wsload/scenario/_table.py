@@ -1,14 +1,18 @@
-"""``_Table``: typed, key-tracking access to one TOML table (used only by the parser).
+"""``Table``: typed, key-tracking access to one TOML table (used only by the parser).
 
-Each getter records the key it was asked for; ``finish()`` then rejects every other key with a
-"did you mean" hint, so a typo is an error rather than a silently ignored setting.
+``allow()`` rejects unknown keys up front, with a "did you mean" hint, before any rule that
+involves several keys; each getter records the key it was asked for and ``finish()`` rejects
+every other key, so a typo is an error rather than a silently ignored setting.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from wsload.errors import ScenarioError
@@ -18,6 +22,9 @@ from wsload.scenario.model import Delay
 __all__ = ["Table", "either", "hint", "show"]
 
 T = TypeVar("T")
+
+# Keys shown bare in messages (dots for threshold expressions, [i] for array items).
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+(\[[0-9]+\])?$")
 
 
 class Table:
@@ -34,6 +41,11 @@ class Table:
         self.known: list[str] = []
 
     def key(self, name: str) -> str:
+        """The key path of ``name`` in messages: ``load.rate``, ``target.headers."X Y"``."""
+        if not _PLAIN_KEY.match(name):
+            # Quoted like TOML, so that a key with spaces, a newline or nothing at all still
+            # reads as one key on one line.
+            name = json.dumps(name, ensure_ascii=False).replace("\x7f", "\\u007f")
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, message: str) -> ScenarioError:
@@ -46,12 +58,32 @@ class Table:
     def has(self, name: str) -> bool:
         return name in self.data
 
+    def allow(self, names: Iterable[str]) -> None:
+        """Reject every key not in ``names`` now, before any cross-key rule runs.
+
+        Checking first means a misspelt key is reported as a typo (with a hint) rather than as
+        the missing setting it was meant to be ("load.rate: required" for ``[load] rat = 5``).
+        """
+        allowed = tuple(names)
+        for name in self.data:
+            if name not in allowed:
+                raise self.unknown(name, allowed)
+
+    def unknown(self, name: str, allowed: Iterable[str]) -> ScenarioError:
+        """The error for a key nobody reads here: a "did you mean" hint and the allowed keys."""
+        known = sorted(set(allowed))
+        listing = ", ".join(known)
+        return self.error(name, f"unknown key{hint(name, known)} (allowed here: {listing})")
+
     def typed(self, name: str, kind: type[T], default: T, what: str) -> T:
         value = self.get(name)
         if value is None:
             return default
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # TOML integers are unbounded in tomllib
+                raise self.error(name, f"must be finite, got {show(value)}") from None
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise self.error(name, f"expected {what}, got {show(value)}")
         return value
@@ -123,6 +155,7 @@ class Table:
             return Delay()
         if isinstance(value, dict):
             sub = Table(self.source, self.key(name), value)
+            sub.allow(("min", "max"))
             low = sub.duration("min", 0.0)
             high = sub.duration("max", low)
             sub.finish()
@@ -159,19 +192,21 @@ class Table:
     def finish(self) -> None:
         for name in self.data:
             if name not in self.known:
-                suggestion = hint(name, self.known)
-                allowed = ", ".join(sorted(set(self.known)))
-                raise self.error(name, f"unknown key{suggestion} (allowed here: {allowed})")
+                raise self.unknown(name, self.known)
 
 
 def show(value: object) -> str:
+    """A TOML value as the user wrote it (roughly), for "got ..." in messages."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return f"the date/time {value.isoformat()}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def either(choices: tuple[str, ...] | list[str]) -> str:

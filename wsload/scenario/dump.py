@@ -7,6 +7,7 @@ output parses back to an equal ``Scenario`` (tested), which is what makes it tru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -21,16 +22,19 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
+from wsload.scenario.parse import CLOSE_KIND_KEYS
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
 
-_CLOSE_FIELDS: dict[str, tuple[str, ...]] = {
-    "clean": ("code", "reason", "timeout"),
-    "terminate": ("rst",),
-    "close_no_wait": ("code", "reason"),
-    "await_server_close": ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
-    "ignore_server_close": ("timeout",),
-    "invalid_close": ("variant", "timeout"),
+_CLOSE_FIELDS = CLOSE_KIND_KEYS
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
 }
 _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
@@ -107,8 +111,6 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
 
 def scenario_hash(scenario: Scenario) -> str:
     """A short stable digest of what the scenario does (name excluded), for ``compare``."""
-    import hashlib
-
     data = scenario_to_dict(scenario)
     data.pop("name", None)
     data.pop("description", None)
@@ -126,7 +128,7 @@ def _toml_value(value: Any) -> str:
             return f"{int(value)}.0"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -135,10 +137,24 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string. Not ``json.dumps``: TOML forbids a raw DEL (U+007F), JSON not."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "_-" for c in key):
+    # TOML bare keys are ASCII only; str.isalnum() would also pass "é".
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
         return key
-    return json.dumps(key, ensure_ascii=False)
+    return _toml_string(key)
 
 
 def _table(lines: list[str], header: str, data: dict[str, Any]) -> None:

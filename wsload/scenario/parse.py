@@ -34,11 +34,20 @@ from wsload.scenario.model import (
 )
 from wsload.scenario.thresholds import parse_thresholds
 
-__all__ = ["apply_overrides", "load_scenario", "parse_scenario", "parse_server_options"]
+__all__ = [
+    "CLOSE_KIND_KEYS",
+    "TABLE_KEYS",
+    "apply_overrides",
+    "load_scenario",
+    "parse_scenario",
+    "parse_server_options",
+]
 
 
 _MAX_REASON_BYTES = 123
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Close labels appear in dotted threshold expressions and histogram-log tags: no '.' there.
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RESERVED_HEADERS = {
     "host",
@@ -48,13 +57,43 @@ _RESERVED_HEADERS = {
     "sec-websocket-version",
     "sec-websocket-accept",
     "sec-websocket-extensions",
-    "sec-websocket-protocol",
     "content-length",
     "transfer-encoding",
 }
+_HEADER_KEYS = {"origin": "origin", "sec-websocket-protocol": "subprotocols"}
 
-# Keys each close kind accepts besides kind/weight/name.
-_CLOSE_KEYS: dict[str, tuple[str, ...]] = {
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds"),
+    "target": (
+        "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
+        "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
+        "server",
+    ),
+    "target.server": (
+        "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
+        "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
+        "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
+    ),
+    "load": (
+        "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
+        "open_deadline", "drain", "shutdown_grace",
+    ),
+    "load.stages": ("duration", "rate", "concurrency"),
+    "session": (
+        "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
+        "hold", "ping_interval", "reflect",
+    ),
+    "close": (
+        "kind", "name", "weight", "code", "reason", "timeout", "rst", "on_timeout",
+        "send_interval", "variant",
+    ),
+    "delay": ("min", "max"),
+}  # fmt: skip
+"""Every key each table accepts (``thresholds`` and ``target.headers`` take free-form keys;
+``delay`` is the ``{ min, max }`` form of a random delay). docs/scenarios.md documents each one
+and a test keeps the two in sync."""
+
+CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
     "clean": ("code", "reason", "timeout"),
     "terminate": ("rst",),
     "close_no_wait": ("code", "reason"),
@@ -62,6 +101,7 @@ _CLOSE_KEYS: dict[str, tuple[str, ...]] = {
     "ignore_server_close": ("timeout",),
     "invalid_close": ("variant", "timeout"),
 }
+"""Keys each close kind accepts besides ``kind``, ``name`` and ``weight``."""
 _CLOSE_TIMEOUT_DEFAULT = {
     "clean": 10.0,
     "await_server_close": 30.0,
@@ -95,13 +135,33 @@ def parse_scenario(
     default_name: str = "scenario",
     base_dir: Path | None = None,
 ) -> Scenario:
-    """Parse scenario TOML text. See docs/scenarios.md for every key."""
+    """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
+
+    Args:
+        text: the TOML text.
+        source: the file name that messages start with.
+        default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
+        base_dir: where a relative ``target.ca_file`` is looked up (None: the working directory).
+
+    Raises:
+        ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
+            what was expected.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses on nested arrays/inline tables
+        raise ScenarioError(source, "", "invalid TOML: values nested too deeply") from None
     root = Table(source, "", data)
+    root.allow(TABLE_KEYS[""])
     name = root.string("name", default_name)
+    if not root.has("name") and not _NAME_RE.match(name):
+        raise root.error(
+            "name",
+            f'the file name {name!r} is not a valid scenario name; set name = "..." '
+            "(1-64 letters, digits, '.', '_' or '-'; it names the results directory)",
+        )
     if not _NAME_RE.match(name):
         raise root.error(
             "name",
@@ -130,19 +190,24 @@ def parse_scenario(
 
 
 def _target(t: Table, base_dir: Path | None) -> TargetConfig:
+    t.allow(TABLE_KEYS["target"])
     url = t.string("url", "builtin")
     if url != "builtin":
         _check_url(t, url)
+    if t.has("server") and url != "builtin":
+        raise t.error(
+            "server", 'only allowed with url = "builtin" (it configures the built-in server)'
+        )
     headers_table = t.table("headers")
     headers: list[tuple[str, str]] = []
     for hname, hvalue in headers_table.data.items():
         headers_table.known.append(hname)
         if not _TOKEN_RE.match(hname):
             raise headers_table.error(hname, "not a valid HTTP header name")
+        if hname.lower() in _HEADER_KEYS:
+            raise headers_table.error(hname, f"use target.{_HEADER_KEYS[hname.lower()]} instead")
         if hname.lower() in _RESERVED_HEADERS:
-            raise headers_table.error(
-                hname, "set by wsload itself (use subprotocols/origin for those)"
-            )
+            raise headers_table.error(hname, "set by wsload itself (part of the upgrade)")
         if not isinstance(hvalue, str) or any(c in hvalue for c in "\r\n\0"):
             raise headers_table.error(hname, f"expected a single-line string, got {show(hvalue)}")
         headers.append((hname, hvalue))
@@ -161,17 +226,14 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             ) from None
     ca_file = t.opt_string("ca_file")
     if ca_file is not None:
+        # Relative to the scenario file; stored absolute so that the resolved copy in a results
+        # directory still points at the same file.
         ca_path = Path(ca_file) if base_dir is None else base_dir / ca_file
         if not ca_path.is_file():
-            raise t.error("ca_file", f"no such file: {ca_path}")
-        ca_file = str(ca_path)
+            raise t.error("ca_file", f"no such file: {str(ca_path)!r}")
+        ca_file = str(ca_path.resolve())
     engine = t.choice("engine", ("wsproto", "trio-websocket"), "wsproto")
-    server_given = t.has("server")
     server = _server(t.table("server"))
-    if server_given and url != "builtin":
-        raise t.error(
-            "server", 'only allowed with url = "builtin" (it configures the built-in server)'
-        )
     config = TargetConfig(
         url=url,
         headers=tuple(headers),
@@ -209,16 +271,9 @@ def _check_url(t: Table, url: str) -> None:
 
 
 def _server(t: Table) -> ServerConfig:
-    close_code = t.integer("close_code", 1000)
-    if not is_sendable(close_code):
-        raise t.error(
-            "close_code", f"{close_code} may not be sent in a Close frame (RFC 6455 §7.4)"
-        )
-    shutdown_code = t.integer("shutdown_code", 1001)
-    if not is_sendable(shutdown_code):
-        raise t.error(
-            "shutdown_code", f"{shutdown_code} may not be sent in a Close frame (RFC 6455 §7.4)"
-        )
+    t.allow(TABLE_KEYS["target.server"])
+    close_code = _code(t, "close_code", 1000, "")
+    shutdown_code = _code(t, "shutdown_code", 1001, "")
     reject_share = t.number("reject_share", 0.0)
     if reject_share > 1:
         raise t.error("reject_share", f"must be a fraction between 0 and 1, got {reject_share}")
@@ -248,6 +303,18 @@ def _server(t: Table) -> ServerConfig:
     return config
 
 
+def _code(t: Table, name: str, default: int, more: str) -> int:
+    """A close code an endpoint may put on the wire (``is_sendable``)."""
+    code = t.integer(name, default)
+    if not is_sendable(code):
+        raise t.error(
+            name,
+            f"{code} may not be sent in a Close frame (RFC 6455 §7.4: use 1000-1003, 1007-1014 "
+            f"or 3000-4999{more})",
+        )
+    return code
+
+
 def _reason(t: Table, name: str) -> str:
     reason = t.string(name, "")
     if len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
@@ -258,6 +325,7 @@ def _reason(t: Table, name: str) -> str:
 
 
 def _load(t: Table) -> LoadConfig:
+    t.allow(TABLE_KEYS["load"])
     model = t.choice("model", LOAD_MODELS, "arrival")
     rate = t.opt_number("rate")
     concurrency = t.opt_integer("concurrency", 1)
@@ -317,6 +385,12 @@ def _check_load(t: Table, load: LoadConfig) -> None:
             raise t.error("stages", "not used by the storm model")
         if connections is not None:
             raise t.error("connections", "not used by the storm model (its size is concurrency)")
+        if duration is not None:
+            raise t.error(
+                "duration",
+                "not used by the storm model (it ends when its concurrency connections have "
+                "closed; open_deadline bounds the opening, drain the closing)",
+            )
 
 
 def _stages(t: Table, model: str) -> tuple[Stage, ...]:
@@ -327,12 +401,18 @@ def _stages(t: Table, model: str) -> tuple[Stage, ...]:
         raise t.error(
             "stages", 'expected a non-empty list of tables like { duration = "10s", rate = 500 }'
         )
+    if model == "storm":
+        raise t.error("stages", "not used by the storm model (it opens concurrency connections)")
     field = "rate" if model == "arrival" else "concurrency"
+    other = "concurrency" if field == "rate" else "rate"
     stages = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise t.error(f"stages[{i}]", f"expected a table, got {show(item)}")
         st = Table(t.source, t.key(f"stages[{i}]"), item)
+        if st.has(other):
+            raise st.error(other, f"not used by the {model} model (its stages take {field})")
+        st.allow(("duration", field))
         duration = st.duration("duration", 0.0, positive=True)
         if not st.has("duration"):
             raise st.error("duration", "required")
@@ -350,10 +430,11 @@ def _stages(t: Table, model: str) -> tuple[Stage, ...]:
 
 
 def _session(t: Table, target: TargetConfig) -> SessionConfig:
+    t.allow(TABLE_KEYS["session"])
     size = t.integer("message_size", 64, minimum=0)
     if size > target.max_message_size:
         raise t.error(
-            "message_size", f"exceeds target.max_message_size ({target.max_message_size})"
+            "message_size", f"{size} exceeds target.max_message_size ({target.max_message_size})"
         )
     config = SessionConfig(
         messages=t.integer("messages", 1, minimum=0),
@@ -395,35 +476,39 @@ def _closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
 
 def _close(t: Table, target: TargetConfig) -> CloseSpec:
     if not t.has("kind"):
-        raise t.error("kind", f"required: one of {either(CLOSE_KINDS)}")
+        typos = [k for k in t.data if k not in TABLE_KEYS["close"] and hint(k, ["kind"])]
+        typo = f" ({typos[0]!r} looks like a misspelt 'kind')" if typos else ""
+        raise t.error("kind", f"required: one of {either(CLOSE_KINDS)}{typo}")
     kind = t.choice("kind", CLOSE_KINDS, "clean")
     name = t.string("name", kind)
-    if not _NAME_RE.match(name):
-        raise t.error("name", f"must be 1-64 letters, digits, '.', '_' or '-', got {name!r}")
+    if not _LABEL_RE.match(name):
+        raise t.error(
+            "name",
+            "must be 1-64 letters, digits, '_' or '-' (it is the behaviour's label in results "
+            f"and in thresholds like behaviours.<name>.close_total.p99), got {name!r}",
+        )
     weight = t.number("weight", 1.0, positive=True)
     if target.engine == "trio-websocket" and kind not in ("clean", "terminate"):
         raise t.error(
             "kind",
             f'{kind!r} is not possible with engine = "trio-websocket" (only clean, terminate)',
         )
-    allowed = _CLOSE_KEYS[kind]
+    allowed = CLOSE_KIND_KEYS[kind]
     for key in t.data:
         if key not in ("kind", "name", "weight") and key not in allowed:
-            owners = [k for k, keys in _CLOSE_KEYS.items() if key in keys]
+            owners = [k for k, keys in CLOSE_KIND_KEYS.items() if key in keys]
             why = (
-                f"only for kind {either(owners)}" if owners else f"unknown key{hint(key, allowed)}"
+                f"only for kind {either(owners)}"
+                if owners
+                else f"unknown key{hint(key, TABLE_KEYS['close'])}"
             )
-            raise t.error(key, f"{why} (kind {kind!r} takes: {', '.join(allowed) or 'no options'})")
+            takes = ", ".join(("kind", "name", "weight", *allowed))
+            raise t.error(key, f"{why} (kind {kind!r} takes: {takes})")
     fields: dict[str, Any] = {}
     if "code" in allowed:
-        code = t.integer("code", 1000)
-        if not is_sendable(code):
-            raise t.error(
-                "code",
-                f"{code} may not be sent in a Close frame (RFC 6455 §7.4: use 1000-1003, 1007-1014 "
-                'or 3000-4999; reserved codes only via kind = "invalid_close")',
-            )
-        fields["code"] = code
+        fields["code"] = _code(
+            t, "code", 1000, '; reserved and out-of-range codes only via kind = "invalid_close"'
+        )
         fields["reason"] = _reason(t, "reason")
     if "timeout" in allowed:
         fields["timeout"] = t.duration("timeout", _CLOSE_TIMEOUT_DEFAULT[kind])
@@ -445,20 +530,25 @@ def apply_overrides(
     """Apply ``wsload run --duration/--rate`` to a parsed scenario (``UsageError`` on misuse).
 
     ``--duration`` ends the run early or late; stages keep their shape (after the last stage its
-    rate holds). ``--rate`` replaces the stages with one constant rate.
+    rate holds). ``--rate`` replaces the stages with one constant rate; a run that only the
+    stages ended keeps their total length as its duration, so it still ends.
     """
     load = scenario.load
     if duration is not None:
-        if duration <= 0:
-            raise UsageError(f"--duration must be > 0, got {duration}")
+        if not (duration > 0 and math.isfinite(duration)):
+            raise UsageError(f"--duration must be a finite duration > 0, got {duration}")
         if load.model == "storm":
-            raise UsageError("--duration does not apply to the storm model")
+            raise UsageError(
+                "--duration does not apply to the storm model (it ends when its connections close)"
+            )
         load = replace(load, duration=duration)
     if rate is not None:
-        if not rate > 0 or not math.isfinite(rate):
-            raise UsageError(f"--rate must be > 0, got {rate}")
+        if not (rate > 0 and math.isfinite(rate)):
+            raise UsageError(f"--rate must be a finite number > 0, got {rate}")
         if load.model == "concurrency":
-            raise UsageError("--rate does not apply to the concurrency model")
+            raise UsageError("--rate does not apply to the concurrency model (it is closed loop)")
+        if load.stages and load.duration is None and load.connections is None:
+            load = replace(load, duration=sum(stage.duration for stage in load.stages))
         load = replace(load, rate=rate, stages=())
     return replace(scenario, load=load)
 
@@ -472,4 +562,7 @@ def parse_server_options(options: Mapping[str, Any]) -> ServerConfig:
     try:
         return _server(Table("wsload serve", "", given))
     except ScenarioError as exc:
-        raise UsageError(f"--{exc.key.replace('_', '-')}: {exc.message}") from None
+        # "close_reply_delay.max" -> "--close-reply-delay: max: ..."
+        flag, _, sub = exc.key.partition(".")
+        where = f"--{flag.replace('_', '-')}: " + (f"{sub}: " if sub else "")
+        raise UsageError(where + exc.message) from None

@@ -7,6 +7,8 @@ fails at ``wsload validate`` time instead of silently never matching after a lon
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 from wsload.core.outcomes import Outcome
@@ -17,12 +19,25 @@ from wsload.scenario.model import METRICS, STATS, Threshold
 __all__ = ["parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
+_ROOTS = ("behaviours", "outcomes", "close_codes", "generator")
+_CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
 def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]:
+    """Parse ``[thresholds]``: one ``Threshold`` per expression, in file order.
+
+    Expressions may be quoted (``"close_handshake.p99" = "< 50ms"``) or written as TOML dotted
+    keys (``close_handshake.p99 = "< 50ms"``, which TOML turns into nested tables); both mean
+    the same, so nested tables are flattened back into dotted expressions here.
+    """
     out = []
-    for expr, cond in t.data.items():
-        t.known.append(expr)
+    t.known.extend(t.data)
+    flat: dict[str, object] = {}
+    for expr, cond in _flatten(t.data, ""):
+        if expr in flat:
+            raise t.error(expr, "given twice (once quoted, once as a dotted key)")
+        flat[expr] = cond
+    for expr, cond in flat.items():
         if not isinstance(cond, str):
             raise t.error(
                 expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
@@ -40,17 +55,41 @@ def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]
     return tuple(out)
 
 
+def _flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, object]]:
+    """``{"a": {"b": x}}`` → ``("a.b", x)``, depth first, in file order.
+
+    Iterative: TOML nests dotted keys thousands deep without recursing, so must this.
+    """
+    stack: list[tuple[Iterator[tuple[str, Any]], str]] = [(iter(data.items()), prefix)]
+    while stack:
+        items, base = stack[-1]
+        for key, value in items:
+            expr = f"{base}{key}"
+            if isinstance(value, dict) and value:
+                stack.append((iter(value.items()), expr + "."))
+                break
+            yield expr, value
+        else:
+            stack.pop()
+
+
 def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
-    """Validate an expression's shape; return its unit (``count`` may become ``share``)."""
+    """Validate an expression's shape; return its unit.
+
+    ``count`` (outcomes, close codes, ``<metric>.count``) becomes ``share`` when the condition
+    is a percentage: a share of the connections attempted (in that behaviour).
+    """
     parts = expr.split(".")
-    if parts == ["generator", "saturated"]:
+    if parts[0] == "generator":
+        if parts != ["generator", "saturated"]:
+            raise t.error(expr, "expected generator.saturated (the only generator threshold)")
         return "bool"
     if parts[0] == "behaviours":
         if len(parts) < 3:
             raise t.error(
                 expr,
-                "expected behaviours.<label>.<metric>.<stat> "
-                "or behaviours.<label>.outcomes.<outcome>",
+                "expected behaviours.<label>.<metric>.<stat>, behaviours.<label>.outcomes."
+                "<outcome> or behaviours.<label>.close_codes.<sent|received>.<code>",
             )
         if parts[1] not in labels:
             raise t.error(expr, f"no close behaviour labelled {parts[1]!r}{hint(parts[1], labels)}")
@@ -64,14 +103,22 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
             )
         return "count"
     if parts[0] == "close_codes":
-        if len(parts) != 3 or parts[1] not in ("sent", "received") or not parts[2].isdigit():
+        if len(parts) != 3 or parts[1] not in ("sent", "received"):
             raise t.error(expr, "expected close_codes.sent.<code> or close_codes.received.<code>")
+        code = parts[2]
+        # Results key codes by their decimal spelling: "01000" or "1e3" would never match.
+        if not _CODE_RE.match(code) or int(code) > 65535:
+            raise t.error(
+                expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
+            )
         return "count"
     if len(parts) != 2 or parts[0] not in METRICS or parts[1] not in STATS:
         if parts[0] not in METRICS:
-            suggestion = hint(parts[0], METRICS)
+            suggestion = hint(parts[0], (*METRICS, *_ROOTS))
             raise t.error(
-                expr, f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(METRICS)}"
+                expr,
+                f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(METRICS)} "
+                "(or outcomes.*, close_codes.*, behaviours.*, generator.saturated)",
             )
         got = parts[1] if len(parts) > 1 else ""
         raise t.error(
@@ -94,16 +141,19 @@ def _condition(t: Table, expr: str, cond: str, unit: str) -> tuple[str, float]:
         if _is_number(rest):
             raise t.error(expr, f'a latency needs a unit, e.g. "{op} {rest}ms", got {cond!r}')
         try:
-            return op, parse_duration(rest) * 1e6
+            micros = parse_duration(rest) * 1e6
         except ValueError as exc:
             raise t.error(expr, f"{exc} in {cond!r}") from None
+        # "50ms" is 50000 µs, not 50000.000000000004: snap float noise to whole microseconds.
+        whole = round(micros)
+        return op, float(whole) if abs(micros - whole) < 1e-6 else micros
     if rest.endswith("%"):
         number = rest[:-1].strip()
         if not _is_number(number) or not 0 <= float(number) <= 100:
             raise t.error(expr, f"expected a percentage 0-100%, got {cond!r}")
         return op, float(number) / 100
-    if not _is_number(rest):
-        raise t.error(expr, f'expected a count or a percentage like "> 99%", got {cond!r}')
+    if not _is_number(rest) or float(rest) < 0:
+        raise t.error(expr, f'expected a count >= 0 or a percentage like "> 99%", got {cond!r}')
     return op, float(rest)
 
 

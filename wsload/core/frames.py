@@ -1,0 +1,228 @@
+"""Client-side WebSocket frames: a lean masked encoder and a strict reader, without I/O.
+
+Why not ``wsproto.connection.Connection``: it wraps every frame in an event object and keeps its
+own close state, which wsload already tracks (``closing``) and must be able to break on purpose
+(``invalid_close`` sends frames no library will build). So outgoing frames are encoded here
+(masked with a fresh key, as RFC 6455 §5.3 requires of a client), and incoming bytes go through
+``wsproto.frame_protocol``'s decoder, which checks framing strictly (RSV bits, opcodes, control
+frame size and fragmentation, minimal length encoding, unmasked server frames, UTF-8 of text).
+Close frames are decoded here so that an invalid one still tells which code the server used.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from wsproto.frame_protocol import FrameDecoder, MessageDecoder, Opcode, ParseFailed
+
+from wsload.core.codes import is_sendable
+from wsload.errors import ProtocolViolation
+
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONTINUATION",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "FrameError",
+    "FrameReader",
+    "ReceivedClose",
+    "close_payload",
+    "encode_frame",
+    "invalid_close",
+    "mask",
+]
+
+OP_CONTINUATION: Final = 0x0
+OP_TEXT: Final = 0x1
+OP_BINARY: Final = 0x2
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
+
+_MAX_REASON = 123
+_OUT_OF_RANGE_CODE = 999
+
+
+class FrameError(ProtocolViolation):
+    """The server broke RFC 6455 framing; ``code`` is the Close code to fail with.
+
+    Attributes:
+        code: 1002 (protocol error), 1007 (invalid payload data) or 1009 (message too big).
+    """
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message, "protocol_error")
+        self.code = code
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    """XOR ``payload`` with the 4-byte ``key`` repeated (RFC 6455 §5.3).
+
+    One big-integer XOR: far cheaper in CPython than a per-byte loop for any size.
+    """
+    n = len(payload)
+    if not n:
+        return b""
+    keys = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(
+        n, "little"
+    )
+
+
+def encode_frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
+    """One masked client frame. Does not police sizes: ``invalid_close`` relies on that."""
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = bytes((first, 0x80 | n))
+    elif n < 65536:
+        header = struct.pack("!BBH", first, 0xFE, n)
+    else:
+        header = struct.pack("!BBQ", first, 0xFF, n)
+    key = os.urandom(4)
+    return header + key + mask(payload, key)
+
+
+def close_payload(code: int | None, reason: str = "") -> bytes:
+    """A Close payload: empty without a code, else the code and the reason cut to 123 bytes.
+
+    The cut never splits a UTF-8 sequence (the receiver must validate the reason).
+    """
+    if code is None:
+        return b""
+    raw = reason.encode("utf-8")
+    if len(raw) > _MAX_REASON:
+        raw = raw[:_MAX_REASON].decode("utf-8", "ignore").encode("utf-8")
+    return struct.pack("!H", code) + raw
+
+
+def invalid_close(variant: str) -> tuple[bytes, int | None, str | None]:
+    """The malformed Close frame of an ``invalid_close`` variant.
+
+    Returns:
+        ``(frame bytes, code on the wire or None, reason as text or None)``; the reason of
+        ``invalid_utf8`` is shown with backslash escapes.
+
+    Raises:
+        ValueError: an unknown variant.
+    """
+    code: int | None = 1000
+    reason: str | None = ""
+    if variant in ("code_1005", "code_1006", "code_1015"):
+        code = int(variant[-4:])
+        payload = struct.pack("!H", code)
+    elif variant == "code_out_of_range":
+        code = _OUT_OF_RANGE_CODE
+        payload = struct.pack("!H", code)
+    elif variant == "reason_too_long":
+        reason = "x" * (_MAX_REASON + 1)  # 2 + 124 = 126 bytes: over the 125-byte control limit
+        payload = struct.pack("!H", 1000) + reason.encode("ascii")
+    elif variant == "invalid_utf8":
+        raw = b"bye \xff\xfe"
+        reason = raw.decode("utf-8", "backslashreplace")
+        payload = struct.pack("!H", 1000) + raw
+    elif variant == "one_byte":
+        code, reason = None, None
+        payload = b"\x03"
+    else:
+        raise ValueError(f"unknown invalid_close variant {variant!r}")
+    return encode_frame(OP_CLOSE, payload), code, reason
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedClose:
+    """The server's Close frame, decoded.
+
+    Attributes:
+        code: the status code, or None when the payload was empty (reported as 1005).
+        reason: the reason text (undecodable bytes escaped when ``error`` is set).
+        error: why the frame is invalid (bad code, 1-byte payload, bad UTF-8), or "".
+        fail_code: the Close code to fail the connection with when ``error`` is set.
+    """
+
+    code: int | None
+    reason: str
+    error: str = ""
+    fail_code: int = 1002
+
+
+def _decode_close(payload: bytes) -> ReceivedClose:
+    """RFC 6455 §5.5.1 / §7.4: validate a Close payload without losing what the server sent."""
+    if not payload:
+        return ReceivedClose(None, "")
+    if len(payload) == 1:
+        return ReceivedClose(None, "", "Close with a 1-byte payload")
+    (code,) = struct.unpack("!H", payload[:2])
+    raw = payload[2:]
+    try:
+        reason = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "backslashreplace")
+        return ReceivedClose(code, text, "Close reason is not valid UTF-8", 1007)
+    if not is_sendable(code):
+        return ReceivedClose(code, reason, f"Close with code {code}, which may not be sent")
+    return ReceivedClose(code, reason)
+
+
+class FrameReader:
+    """Server-to-client frames, validated, with the message size limit applied.
+
+    :meth:`next` returns ``(opcode, payload, message_finished)`` per frame (data frames may
+    arrive in pieces: ``payload`` is ``str`` for text, ``bytes`` otherwise; control frames come
+    whole), a :class:`ReceivedClose` for the Close frame, or ``None`` when more bytes are
+    needed. After the Close frame nothing more is parsed (RFC 6455 §5.5.1).
+    """
+
+    __slots__ = ("_closed", "_frames", "_limit", "_messages", "_size")
+
+    def __init__(self, max_message_size: int) -> None:
+        self._frames = FrameDecoder(client=True, extensions=[])
+        self._messages = MessageDecoder()
+        self._limit = max_message_size
+        self._size = 0
+        self._closed = False
+
+    def feed(self, data: bytes | bytearray) -> None:
+        """Buffer received bytes (ignored once the Close frame was read)."""
+        if not self._closed and data:
+            self._frames.receive_bytes(data if isinstance(data, bytes) else bytes(data))
+
+    def next(self) -> tuple[int, bytes | str, bool] | ReceivedClose | None:
+        """The next frame, or None when the buffered bytes hold no complete one.
+
+        Raises:
+            FrameError: the bytes break RFC 6455 framing or a message exceeds the limit.
+        """
+        if self._closed:
+            return None
+        try:
+            frame = self._frames.process_buffer()
+            if frame is None:
+                return None
+            opcode = frame.opcode
+            if opcode is Opcode.CLOSE:
+                self._closed = True
+                assert isinstance(frame.payload, bytes)
+                return _decode_close(frame.payload)
+            if opcode.iscontrol():
+                assert isinstance(frame.payload, bytes)
+                return int(opcode), frame.payload, True
+            frame = self._messages.process_frame(frame)
+        except ParseFailed as exc:
+            raise FrameError(str(exc), int(exc.code)) from None
+        payload = frame.payload
+        assert not isinstance(payload, tuple)
+        size = self._size + (
+            len(payload)
+            if isinstance(payload, bytes) or payload.isascii()
+            else len(payload.encode("utf-8"))
+        )
+        if size > self._limit:
+            raise FrameError(f"message over max_message_size ({self._limit} bytes)", 1009)
+        self._size = 0 if frame.message_finished else size
+        return int(frame.opcode), payload, frame.message_finished

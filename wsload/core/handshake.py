@@ -1,0 +1,270 @@
+"""The client half of the RFC 6455 §4 opening handshake, without I/O.
+
+Why hand-written: a general HTTP parser (h11) costs more per connection than the whole rest of
+the upgrade, and wsload's hot path is "many short connections". The request is a per-run
+template with two holes (``{seq}`` and the key); the response parser is strict, because a load
+tester that tolerates a broken upgrade would hide exactly the server bugs it is run to find.
+
+Every malformed response raises :class:`~wsload.errors.ProtocolViolation` with outcome
+``handshake_invalid``; a well-formed non-101 response is returned (the driver records it as
+``handshake_rejected`` with its status). Bytes after the header block (a frame the server sent
+right behind its 101) are kept in :attr:`UpgradeResponse.trailing` for the frame layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+from wsload.errors import ProtocolViolation
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "RequestTemplate",
+    "ResponseParser",
+    "UpgradeResponse",
+    "accept_key",
+    "host_header",
+    "new_key",
+]
+
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest response header block accepted; a server streaming headers forever is broken."""
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_SEQ = b"{seq}"
+_STATUS_RE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_INVALID = "handshake_invalid"
+
+
+def new_key() -> bytes:
+    """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (RFC 6455 §4.1)."""
+    return base64.b64encode(os.urandom(16))
+
+
+def accept_key(key: bytes) -> bytes:
+    """The Sec-WebSocket-Accept a server must answer to ``key`` (RFC 6455 §4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+def host_header(host: str, port: int, secure: bool) -> str:
+    """The Host header value: the port only when not the scheme's default, IPv6 bracketed."""
+    name = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    default = 443 if secure else 80
+    return name if port == default else f"{name}:{port}"
+
+
+def _check_field(what: str, value: str) -> bytes:
+    """Header text as bytes; CR/LF/NUL would let a value inject headers, so they are refused."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"{what} contains a line break or NUL: {value!r}")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not ISO-8859-1 text: {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTemplate:
+    """The upgrade request as constant bytes around the per-connection key.
+
+    Built once per run; :meth:`render` is two concatenations (plus a replace when the resource
+    contains ``{seq}``), which keeps request building off the per-connection profile.
+
+    Attributes:
+        head: everything up to the Sec-WebSocket-Key value.
+        tail: everything after it, through the blank line.
+        has_seq: ``head`` contains ``{seq}`` (expanded per connection).
+    """
+
+    head: bytes
+    tail: bytes
+    has_seq: bool
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        host: str,
+        resource: str,
+        origin: str | None = None,
+        subprotocols: tuple[str, ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> RequestTemplate:
+        """Build the template.
+
+        Args:
+            host: the Host header value (see :func:`host_header`).
+            resource: path and query, e.g. ``/chat?id={seq}``.
+            origin: an Origin header, if any.
+            subprotocols: offered in Sec-WebSocket-Protocol, in preference order.
+            headers: user headers, sent as given after the protocol's own.
+
+        Raises:
+            ValueError: a value that cannot be put on the wire (line break, non-Latin-1).
+        """
+        lines = [
+            b"GET " + _check_field("resource", resource or "/") + b" HTTP/1.1",
+            b"Host: " + _check_field("host", host),
+            b"Upgrade: websocket",
+            b"Connection: Upgrade",
+            b"Sec-WebSocket-Version: 13",
+        ]
+        if origin is not None:
+            lines.append(b"Origin: " + _check_field("origin", origin))
+        if subprotocols:
+            offered = ", ".join(subprotocols)
+            lines.append(b"Sec-WebSocket-Protocol: " + _check_field("subprotocols", offered))
+        for name, value in headers:
+            if not _TOKEN_RE.fullmatch(name):
+                raise ValueError(f"invalid header name {name!r}")
+            lines.append(name.encode("ascii") + b": " + _check_field(f"header {name}", value))
+        head = b"\r\n".join(lines) + b"\r\nSec-WebSocket-Key: "
+        return cls(head=head, tail=b"\r\n\r\n", has_seq=_SEQ in head)
+
+    def render(self, key: bytes, seq: int) -> bytes:
+        """The request bytes for connection ``seq`` with Sec-WebSocket-Key ``key``."""
+        if self.has_seq:
+            return self.head.replace(_SEQ, str(seq).encode("ascii")) + key + self.tail
+        return self.head + key + self.tail
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeResponse:
+    """A complete, well-formed response head.
+
+    Attributes:
+        status: the HTTP status (101 when the upgrade succeeded).
+        reason: the status line's reason phrase.
+        headers: ``(lower-case name, value)`` pairs in arrival order.
+        subprotocol: the subprotocol the server selected (101 only).
+        trailing: bytes that followed the header block (frames for the frame layer).
+    """
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    subprotocol: str | None
+    trailing: bytes
+
+    @property
+    def accepted(self) -> bool:
+        """The server switched protocols (and the response passed validation)."""
+        return self.status == 101
+
+
+class ResponseParser:
+    """Incremental, strict parser for the server's upgrade response.
+
+    Feed it what the socket returns; it answers ``None`` until the header block is complete.
+    """
+
+    __slots__ = ("_buf", "_expected_accept", "_limit", "_offered", "_scanned")
+
+    def __init__(
+        self, key: bytes, offered: tuple[str, ...] = (), limit: int = MAX_HEADER_BYTES
+    ) -> None:
+        """Args:
+        key: the Sec-WebSocket-Key sent (the accept value is derived from it).
+        offered: the subprotocols we offered; the server may select only one of these.
+        limit: the largest header block accepted, in bytes.
+        """
+        self._buf = bytearray()
+        self._expected_accept = accept_key(key).decode("ascii")
+        self._offered = offered
+        self._limit = limit
+        self._scanned = 0
+
+    @property
+    def received(self) -> int:
+        """Bytes buffered so far (for "closed after N bytes" details)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray) -> UpgradeResponse | None:
+        """Add received bytes; return the response once its header block is complete.
+
+        Raises:
+            ProtocolViolation: (outcome ``handshake_invalid``) the head is malformed, too large,
+                or a 101 that breaks RFC 6455 §4.2.2.
+        """
+        buf = self._buf
+        buf += data
+        end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0:
+            self._scanned = len(buf)
+            if len(buf) > self._limit:
+                raise ProtocolViolation(
+                    f"response header block exceeds {self._limit} bytes", _INVALID
+                )
+            return None
+        if end + 4 > self._limit:
+            raise ProtocolViolation(f"response header block exceeds {self._limit} bytes", _INVALID)
+        head = buf[:end].decode("latin-1")
+        return self._parse(head, bytes(buf[end + 4 :]))
+
+    def eof(self) -> ProtocolViolation:
+        """The violation to raise when TCP closes before the head was complete."""
+        return ProtocolViolation(
+            f"connection closed during the handshake after {len(self._buf)} response bytes",
+            _INVALID,
+        )
+
+    def _parse(self, head: str, trailing: bytes) -> UpgradeResponse:
+        lines = head.split("\r\n")
+        match = _STATUS_RE.fullmatch(lines[0])
+        if match is None:
+            raise ProtocolViolation(f"not an HTTP/1.x status line: {lines[0][:80]!r}", _INVALID)
+        status = int(match.group(2))
+        reason = match.group(3) or ""
+        headers: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not _TOKEN_RE.fullmatch(name):
+                raise ProtocolViolation(f"malformed header line {line[:80]!r}", _INVALID)
+            headers.append((name.lower(), value.strip(" \t")))
+        if status != 101:
+            return UpgradeResponse(status, reason, tuple(headers), None, trailing)
+        if match.group(1) != "1":
+            raise ProtocolViolation("101 response must be HTTP/1.1", _INVALID)
+        subprotocol = self._validate(headers)
+        return UpgradeResponse(status, reason, tuple(headers), subprotocol, trailing)
+
+    def _validate(self, headers: list[tuple[str, str]]) -> str | None:
+        """RFC 6455 §4.1 (client requirements for the server's 101); returns the subprotocol."""
+        values: dict[str, list[str]] = {}
+        for name, value in headers:
+            values.setdefault(name, []).append(value)
+        upgrade = values.get("upgrade")
+        if upgrade is None or len(upgrade) != 1 or upgrade[0].lower() != "websocket":
+            raise ProtocolViolation(f"101 without 'Upgrade: websocket' (got {upgrade})", _INVALID)
+        tokens = {t.strip().lower() for v in values.get("connection", ()) for t in v.split(",")}
+        if "upgrade" not in tokens:
+            raise ProtocolViolation("101 without 'Connection: upgrade'", _INVALID)
+        accept = values.get("sec-websocket-accept")
+        if accept is None or len(accept) != 1:
+            raise ProtocolViolation("101 without exactly one Sec-WebSocket-Accept", _INVALID)
+        if accept[0] != self._expected_accept:
+            raise ProtocolViolation(
+                f"wrong Sec-WebSocket-Accept {accept[0][:40]!r} "
+                f"(expected {self._expected_accept!r})",
+                _INVALID,
+            )
+        extensions = [v for v in values.get("sec-websocket-extensions", ()) if v]
+        if extensions:
+            raise ProtocolViolation(
+                f"server selected extension {extensions[0][:60]!r}; none was offered", _INVALID
+            )
+        protocol = values.get("sec-websocket-protocol")
+        if protocol is None:
+            return None
+        if len(protocol) != 1 or protocol[0] not in self._offered:
+            raise ProtocolViolation(
+                f"server selected subprotocol {', '.join(protocol)[:60]!r}; offered "
+                f"{list(self._offered)}",
+                _INVALID,
+            )
+        return protocol[0]

@@ -1,0 +1,191 @@
+"""The close behaviours of design.md §3, one small coroutine each, behind one signature.
+
+Each takes the upgraded :class:`~wsload.engine.link.Link` and its :class:`CloseSpec`, drives the
+close, and returns what it observed that the close tracker cannot know by itself:
+:class:`Ending` (a wait hit its deadline; wsload's stop cut the wait short; how to drop TCP).
+The driver then closes the socket if it is still open and classifies
+(:func:`wsload.core.closing.classify`). No behaviour ever raises for what the server does.
+
+Deadlines: ``clean`` and ``invalid_close`` bound the whole close by ``timeout`` from the moment
+the close began. ``await_server_close`` and ``ignore_server_close`` bound each of their two
+waits by ``timeout``: the wait for the server's Close (from the start of the behaviour) and the
+wait for its TCP close (from the server's Close), so a server's own close timeout can be
+measured even when its Close came late. A server-initiated Close is answered with its own code
+and TCP EOF is awaited for ``timeout`` from that Close.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from wsload.core.frames import OP_BINARY, OP_TEXT, encode_frame, invalid_close
+from wsload.engine.context import DriverContext
+from wsload.engine.link import Link
+from wsload.scenario.model import CloseSpec
+
+__all__ = ["BEHAVIOURS", "Ending", "answer_server_close", "await_eof", "run_behaviour"]
+
+
+@dataclass(slots=True)
+class Ending:
+    """How a close behaviour ended, beyond what the close tracker records.
+
+    Attributes:
+        timed_out: a wait reached its deadline (the socket is then force-closed).
+        stopped: wsload's graceful stop cut the wait for the server's Close short.
+        rst: drop TCP with RST (SO_LINGER 0) when the driver closes the socket.
+    """
+
+    timed_out: bool = False
+    stopped: bool = False
+    rst: bool = False
+
+
+async def _wait_while(link: Link, deadline: float, waiting: Callable[[], bool]) -> bool:
+    """Pump while ``waiting()`` and the link can still read; True when the deadline came first."""
+    while waiting() and not link.ended:
+        if trio.current_time() >= deadline:
+            return True
+        await link.pump(deadline)
+    return False
+
+
+async def await_eof(link: Link, deadline: float) -> bool:
+    """Wait for the server's TCP close; True when ``deadline`` came first."""
+    return await _wait_while(link, deadline, lambda: True)
+
+
+async def answer_server_close(link: Link, spec: CloseSpec) -> Ending:
+    """Answer the server's Close with its own code (RFC 6455 §5.5.1) and wait for its EOF."""
+    t = link.tracker
+    assert t.close_received is not None
+    deadline = t.close_received + spec.timeout
+    if _can_send_close(link):
+        await link.send_close(t.code_received, "", deadline)
+    return Ending(timed_out=await await_eof(link, deadline))
+
+
+async def _clean(link: Link, spec: CloseSpec, start: float) -> Ending:
+    deadline = start + spec.timeout
+    if _can_send_close(link) and not await link.send_close(spec.code, spec.reason, deadline):
+        return Ending(timed_out=not link.ended)
+    return Ending(timed_out=await await_eof(link, deadline))
+
+
+def _can_send_close(link: Link) -> bool:
+    return link.tracker.can_send_close and not link.ended and not link.write_broken
+
+
+async def clean(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Send Close(code, reason), await the peer's Close and then its TCP EOF, in ``timeout``."""
+    return await _clean(link, spec, link.tracker.initiate(trio.current_time()))
+
+
+async def terminate(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """No Close frame: drop TCP now (FIN, or RST when ``rst``)."""
+    link.tracker.initiate(trio.current_time())
+    await link.close(rst=spec.rst)
+    return Ending(rst=spec.rst)
+
+
+async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Send Close and drop TCP at once, without waiting for any answer."""
+    now = link.tracker.initiate(trio.current_time())
+    await link.send_close(spec.code, spec.reason, now + spec.timeout)
+    await link.close()
+    return Ending()
+
+
+async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bool) -> Ending:
+    """Wait (wakeable by ``stop``) for the server's Close; maybe keep sending meanwhile."""
+    t = link.tracker
+    start = t.initiate(trio.current_time())
+    deadline = start + spec.timeout
+    every = spec.send_interval if send else 0.0
+    next_send = start + every if every > 0 else math.inf
+    frame_opcode = OP_BINARY if ctx.session.binary else OP_TEXT
+    stop = ctx.stop
+    ctx.alarm.add(link)
+    try:
+        while t.close_received is None and not link.ended:
+            if stop is not None and stop.is_set():
+                return Ending(stopped=True)
+            now = trio.current_time()
+            if now >= deadline:
+                return Ending(timed_out=True)
+            if now >= next_send:
+                await link.send(encode_frame(frame_opcode, ctx.payload), deadline)
+                next_send = max(next_send + every, now)
+                continue
+            await link.pump(min(deadline, next_send))
+    finally:
+        ctx.alarm.discard(link)
+    return Ending()
+
+
+async def await_server_close(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Keep the connection until the server's Close; answer it; on timeout ``on_timeout``."""
+    waited = await _await_close(link, spec, ctx, send=True)
+    t = link.tracker
+    if t.close_received is not None and not link.ended:
+        return await answer_server_close(link, spec)
+    if not (waited.timed_out or waited.stopped) or link.ended:
+        return waited
+    if spec.on_timeout == "terminate":
+        await link.close(rst=spec.rst)
+        return Ending(timed_out=waited.timed_out, stopped=waited.stopped, rst=spec.rst)
+    fallback = await _clean(link, spec, trio.current_time())
+    return Ending(timed_out=waited.timed_out or fallback.timed_out, stopped=waited.stopped)
+
+
+async def ignore_server_close(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Wait for the server's Close, never answer, and time how long until it drops TCP."""
+    waited = await _await_close(link, spec, ctx, send=False)
+    if link.tracker.close_received is not None and not link.ended:
+        return await ignore_after_close(link, spec)
+    return waited
+
+
+async def ignore_after_close(link: Link, spec: CloseSpec) -> Ending:
+    """The server's Close is in: keep silent until it drops TCP (or ``timeout`` passes)."""
+    received = link.tracker.close_received
+    assert received is not None
+    return Ending(timed_out=await await_eof(link, received + spec.timeout))
+
+
+async def invalid_close_(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Send the malformed Close of ``variant``; record the server's answer (or its silence)."""
+    t = link.tracker
+    deadline = t.initiate(trio.current_time()) + spec.timeout
+    frame, code, reason = invalid_close(spec.variant)
+    if not await link.send_raw_close(frame, code, reason, deadline):
+        return Ending(timed_out=not link.ended)
+    if await _wait_while(link, deadline, lambda: t.close_received is None):
+        return Ending(timed_out=True)  # no answer at all
+    return Ending(timed_out=await await_eof(link, deadline))
+
+
+Behaviour = Callable[[Link, CloseSpec, DriverContext], Awaitable[Ending]]
+
+BEHAVIOURS: dict[str, Behaviour] = {
+    "clean": clean,
+    "terminate": terminate,
+    "close_no_wait": close_no_wait,
+    "await_server_close": await_server_close,
+    "ignore_server_close": ignore_server_close,
+    "invalid_close": invalid_close_,
+}
+"""Close kind -> behaviour; every kind of ``wsload.scenario.model.CLOSE_KINDS``."""
+
+
+async def run_behaviour(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
+    """Run ``spec``'s close on ``link``, or the answer to a Close the server already sent."""
+    if link.tracker.close_received is not None:
+        if spec.kind == "ignore_server_close":
+            return await ignore_after_close(link, spec)
+        return await answer_server_close(link, spec)
+    return await BEHAVIOURS[spec.kind](link, spec, ctx)

@@ -1,0 +1,208 @@
+"""What the driver needs per connection (``ConnectionPlan``) and per run (``DriverContext``).
+
+Everything that is the same for every connection of a run is computed once here: the parsed
+URL, the upgrade request template, the data message payload, resolved addresses. The driver's
+per-connection work is then only what must differ (the key, the mask, the socket).
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import trio
+
+from wsload.core.handshake import RequestTemplate, host_header
+from wsload.engine.link import Alarm
+from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
+
+__all__ = ["ConnectionPlan", "DriverContext", "Endpoint", "Opener", "make_ssl_context"]
+
+_SEQ = "{seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPlan:
+    """One connection to make.
+
+    Attributes:
+        seq: 1-based connection number; expands ``{seq}`` in the URL.
+        scheduled: the ``trio.current_time()`` at which the connection was meant to start.
+        close: the close behaviour it gets.
+        source_address: local address to ``bind()`` before connecting (None: the OS picks).
+    """
+
+    seq: int
+    scheduled: float
+    close: CloseSpec
+    source_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A parsed ``ws://``/``wss://`` URL with its request template.
+
+    Attributes:
+        secure: ``wss://``.
+        host: host name or address (IPv6 without brackets).
+        port: TCP port (default 80/443).
+        resource: path and query sent in the request line.
+        server_name: TLS SNI and certificate name.
+        template: the upgrade request around the key.
+    """
+
+    secure: bool
+    host: str
+    port: int
+    resource: str
+    server_name: str
+    template: RequestTemplate
+
+    @classmethod
+    def parse(cls, url: str, target: TargetConfig) -> Endpoint:
+        """Parse ``url`` (``{seq}`` may stay in the path/query; it is expanded per request).
+
+        Raises:
+            ValueError: not a ws:// or wss:// URL with a host, or an unsendable header.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss"):
+            raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"no host in {url!r}")
+        secure = parts.scheme == "wss"
+        port = parts.port or (443 if secure else 80)
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        template = RequestTemplate.build(
+            host=host_header(parts.hostname, port, secure),
+            resource=resource,
+            origin=target.origin,
+            subprotocols=target.subprotocols,
+            headers=target.headers,
+        )
+        return cls(
+            secure=secure,
+            host=parts.hostname,
+            port=port,
+            resource=resource,
+            server_name=target.server_name or parts.hostname,
+            template=template,
+        )
+
+
+Opener = Callable[["ConnectionPlan", Endpoint], Awaitable[trio.abc.Stream]]
+"""Opens the byte stream of one connection instead of TCP (+TLS): the seam tests use to run
+the driver over ``trio.testing.memory_stream_pair``. OSError from it maps like a TCP error."""
+
+
+def make_ssl_context(target: TargetConfig) -> ssl.SSLContext:
+    """The client TLS context of a run: verification on (system CAs or ``ca_file``).
+
+    ``insecure`` turns off certificate and host name checks, for self-signed test targets.
+    ALPN offers ``http/1.1`` so that ALPN-routing proxies pass the upgrade through.
+    """
+    context = ssl.create_default_context(cafile=target.ca_file)
+    if target.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+@dataclass(slots=True)
+class DriverContext:
+    """Built once per run, shared by all connections (see :meth:`create`).
+
+    Attributes:
+        target / session: the scenario's sections.
+        url: the ``ws://``/``wss://`` URL; ``{seq}`` expands to the connection number.
+        ssl_context: for ``wss://`` (made from ``target`` when None).
+        release: storm model: after the session a connection holds until this is set
+            (instead of ``session.hold``).
+        stop: graceful stop: when set, sessions and holds are cut short and every connection
+            runs its close behaviour now (a wait for the server's Close counts as a hold).
+        rng: draws the hold duration between ``hold.min`` and ``hold.max``.
+        ready_count: connections currently parked waiting for ``release``.
+        opener: replaces TCP/TLS connect (tests: memory streams).
+        endpoint: the parsed URL (None when the host contains ``{seq}``: parsed per connection).
+        payload: the data message body (``message_size`` bytes; ASCII for text messages).
+        alarm: wakes parked connections when ``stop``/``release`` is set.
+        addresses: resolved ``(host, port) -> (family, sockaddr)`` cache.
+    """
+
+    target: TargetConfig
+    session: SessionConfig
+    url: str
+    ssl_context: ssl.SSLContext | None = None
+    release: trio.Event | None = None
+    stop: trio.Event | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    ready_count: int = 0
+    opener: Opener | None = None
+    endpoint: Endpoint | None = field(default=None, init=False)
+    payload: bytes = field(default=b"", init=False)
+    alarm: Alarm = field(default_factory=Alarm, init=False)
+    addresses: dict[tuple[str, int], tuple[int, object]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        host_part = self.url.split("//", 1)[-1].split("/", 1)[0]
+        self.endpoint = None if _SEQ in host_part else Endpoint.parse(self.url, self.target)
+        if self.endpoint is None:
+            Endpoint.parse(self.url.replace(_SEQ, "1"), self.target)  # fail fast on bad URLs
+        self.payload = _payload(self.session)
+        if self.ssl_context is None and self.url.startswith("wss:"):
+            self.ssl_context = make_ssl_context(self.target)
+
+    @classmethod
+    def create(
+        cls,
+        target: TargetConfig,
+        session: SessionConfig,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        seed: int | None = None,
+        release: trio.Event | None = None,
+        stop: trio.Event | None = None,
+        opener: Opener | None = None,
+    ) -> DriverContext:
+        """Build the run's context; ``seed`` makes hold draws repeatable.
+
+        Raises:
+            ValueError: ``url`` is not a usable ws:// or wss:// URL.
+        """
+        return cls(
+            target=target,
+            session=session,
+            url=url,
+            ssl_context=ssl_context,
+            release=release,
+            stop=stop,
+            rng=random.Random(seed),
+            opener=opener,
+        )
+
+    def endpoint_for(self, seq: int) -> Endpoint:
+        """The endpoint of connection ``seq`` (parsed once per run unless the host varies)."""
+        if self.endpoint is not None:
+            return self.endpoint
+        return Endpoint.parse(self.url.replace(_SEQ, str(seq)), self.target)
+
+    def hold_seconds(self) -> float:
+        """One draw of ``session.hold``."""
+        hold = self.session.hold
+        if hold.max <= hold.min:
+            return max(0.0, hold.min)
+        return self.rng.uniform(hold.min, hold.max)
+
+
+def _payload(session: SessionConfig) -> bytes:
+    """The data message body: random bytes for binary, repeating ASCII for text."""
+    size = session.message_size
+    if session.binary:
+        return random.Random(size).randbytes(size)
+    pattern = b"wsload-0123456789abcdefghijklmnopqrstuvwxyz-"
+    return (pattern * (size // len(pattern) + 1))[:size]

@@ -1,0 +1,304 @@
+"""The client driver: one Trio task per connection, owning its socket from connect to close.
+
+``run_connection`` walks one connection through TCP connect (bound to a source address when
+given), TLS for ``wss://``, the hand-written upgrade, the session, and its close behaviour, and
+returns the frozen :class:`~wsload.core.record.ConnectionRecord`. Every step is bounded by the
+scenario's timeouts; nothing the target or the network does raises out of here: refused,
+timed-out, reset, malformed, or silent peers all become an outcome. The socket is always closed,
+also when the task is cancelled (then ``Cancelled`` propagates after the close).
+
+Error mapping: ``ECONNREFUSED`` → ``refused``; connect deadline → ``connect_timeout``;
+``EMFILE``/``ENFILE``/``EADDRNOTAVAIL``/``ENOBUFS``/``EADDRINUSE`` → ``local_resource``; any other
+``OSError`` (also DNS) → ``connect_error``; TLS failures → ``tls_error``; ``ECONNRESET``/``EPIPE``
+after the upgrade → ``reset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket as _stdlib_socket
+import sys
+from typing import Any
+
+import trio
+
+from wsload.core.closing import CloseState, classify
+from wsload.core.frames import FrameReader
+from wsload.core.handshake import ResponseParser, new_key
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord, Side
+from wsload.engine.behaviours import Ending, run_behaviour
+from wsload.engine.context import (
+    ConnectionPlan,
+    DriverContext,
+    Endpoint,
+    make_ssl_context,
+)
+from wsload.engine.link import RECEIVE_SIZE, Link, close_stream_now
+from wsload.engine.oserrors import connect_outcome, tls_cause
+from wsload.engine.session import run_session
+from wsload.errors import ProtocolViolation
+
+__all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
+
+# Linux: choose the source port at connect() rather than bind(), so that many source
+# addresses x destinations do not exhaust ephemeral ports early.
+_IP_BIND_ADDRESS_NO_PORT: int | None = getattr(
+    _stdlib_socket, "IP_BIND_ADDRESS_NO_PORT", 24 if sys.platform.startswith("linux") else None
+)
+
+
+async def _resolve(ctx: DriverContext, host: str, port: int, source: str | None) -> tuple[int, Any]:
+    """``(family, sockaddr)`` for ``host:port``, resolved once per run and family."""
+    want = (
+        0
+        if source is None
+        else (_stdlib_socket.AF_INET6 if ":" in source else _stdlib_socket.AF_INET)
+    )
+    key = (f"{host}/{want}", port)
+    cached = ctx.addresses.get(key)
+    if cached is not None:
+        return cached
+    infos = await trio.socket.getaddrinfo(host, port, family=want, type=_stdlib_socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
+    family, _, _, _, sockaddr = infos[0]
+    resolved = (int(family), sockaddr)
+    ctx.addresses[key] = resolved
+    return resolved
+
+
+class _Attempt:
+    """One run of :func:`run_connection`: the stamps before the upgrade, and the socket."""
+
+    __slots__ = (
+        "connect_end",
+        "connect_start",
+        "ctx",
+        "eof",
+        "http_status",
+        "link",
+        "plan",
+        "request_sent",
+        "stream",
+        "tcp_closed_first",
+        "upgraded",
+    )
+
+    def __init__(self, plan: ConnectionPlan, ctx: DriverContext) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.stream: trio.abc.Stream | None = None
+        self.link: Link | None = None
+        self.connect_start: float = 0.0
+        self.connect_end: float | None = None
+        self.request_sent: float | None = None
+        self.upgraded: float | None = None
+        self.eof: float | None = None
+        self.http_status: int | None = None
+        self.tcp_closed_first: Side | None = None
+
+    async def run(self) -> ConnectionRecord:
+        ctx, plan = self.ctx, self.plan
+        ctx.alarm.watch(ctx.stop)
+        ctx.alarm.watch(ctx.release)
+        self.connect_start = trio.current_time()
+        try:
+            endpoint = ctx.endpoint_for(plan.seq)
+        except ValueError as exc:
+            return await self._fail(Outcome.CONNECT_ERROR, str(exc))
+        failed = await self._connect(endpoint)
+        if failed is not None:
+            return failed
+        link = await self._upgrade(endpoint)
+        if isinstance(link, ConnectionRecord):
+            return link
+        self.link = link
+        if not link.ended and link.tracker.state is CloseState.OPEN:
+            hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
+            await run_session(link, ctx, hold)
+        ending = Ending()
+        if not link.ended:
+            ending = await run_behaviour(link, plan.close, ctx)
+        return await self._finish(link, ending)
+
+    async def close_if_open(self) -> None:
+        """Close the socket unless already closed (the cancellation path)."""
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return
+        if self.link is None or self.link.tracker.state is not CloseState.CLOSED:
+            await close_stream_now(stream)
+
+    async def _connect(self, endpoint: Endpoint) -> ConnectionRecord | None:
+        ctx = self.ctx
+        timeout = ctx.target.connect_timeout
+        tls_started = False
+        try:
+            with trio.move_on_at(self.connect_start + timeout) as scope:
+                if ctx.opener is not None:
+                    self.stream = await ctx.opener(self.plan, endpoint)
+                else:
+                    self.stream = await self._open_tcp(endpoint)
+                    if endpoint.secure:
+                        tls_started = True
+                        tls = trio.SSLStream(
+                            self.stream,
+                            ctx.ssl_context or make_ssl_context(ctx.target),
+                            server_hostname=endpoint.server_name,
+                            https_compatible=True,
+                        )
+                        self.stream = tls
+                        await tls.do_handshake()
+        except OSError as exc:
+            return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
+        except trio.BrokenResourceError as exc:
+            cause = exc.__cause__ or exc
+            return await self._fail(Outcome.TLS_ERROR, f"TLS handshake failed: {cause}")
+        if scope.cancelled_caught:
+            what = "TLS handshake" if tls_started else "TCP connect"
+            return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
+        self.connect_end = trio.current_time()
+        return None
+
+    async def _open_tcp(self, endpoint: Endpoint) -> trio.SocketStream:
+        source = self.plan.source_address
+        family, sockaddr = await _resolve(self.ctx, endpoint.host, endpoint.port, source)
+        sock = trio.socket.socket(family, _stdlib_socket.SOCK_STREAM)
+        try:
+            if source is not None:
+                if _IP_BIND_ADDRESS_NO_PORT is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+                await sock.bind((source, 0))
+            await sock.connect(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketStream(sock)  # sets TCP_NODELAY
+
+    async def _upgrade(self, endpoint: Endpoint) -> Link | ConnectionRecord:
+        ctx = self.ctx
+        stream = self.stream
+        assert stream is not None
+        key = new_key()
+        parser = ResponseParser(key, ctx.target.subprotocols)
+        timeout = ctx.target.handshake_timeout
+        response = None
+        try:
+            with trio.move_on_after(timeout):
+                await stream.send_all(endpoint.template.render(key, self.plan.seq))
+                self.request_sent = trio.current_time()
+                while response is None:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        self.eof = trio.current_time()
+                        self.tcp_closed_first = Side.SERVER
+                        raise parser.eof()
+                    response = parser.feed(data)
+        except ProtocolViolation as exc:
+            return await self._fail(Outcome.HANDSHAKE_INVALID, str(exc))
+        except trio.BrokenResourceError as exc:
+            tls = tls_cause(exc)
+            if tls is not None:
+                return await self._fail(Outcome.TLS_ERROR, f"TLS failed in the upgrade: {tls}")
+            self.eof = trio.current_time()
+            self.tcp_closed_first = Side.SERVER
+            cause = exc.__cause__ or exc
+            return await self._fail(Outcome.HANDSHAKE_INVALID, f"reset during the upgrade: {cause}")
+        if response is None:
+            detail = f"no complete upgrade response within {timeout:g}s"
+            return await self._fail(Outcome.HANDSHAKE_TIMEOUT, detail)
+        if not response.accepted:
+            self.http_status = response.status
+            detail = f"HTTP {response.status} {response.reason}".rstrip()
+            return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
+        self.upgraded = now = trio.current_time()
+        link = Link(stream, FrameReader(ctx.target.max_message_size), ctx.session.message_timeout)
+        if response.trailing:
+            await link.absorb(response.trailing, now)
+        return link
+
+    async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
+        t = link.tracker
+        if (
+            link.fail_code is not None
+            and t.can_send_close
+            and not link.write_broken
+            and t.eof is None
+        ):
+            await link.send_close(link.fail_code, "", trio.current_time() + link.write_timeout)
+        await link.close(rst=ending.rst)
+        self.stream = None
+        outcome, detail = classify(
+            self.plan.close.kind,
+            t,
+            timed_out=ending.timed_out,
+            stopped=ending.stopped,
+            failure=link.failure,
+        )
+        spec = self.plan.close
+        return ConnectionRecord(
+            seq=self.plan.seq,
+            label=spec.label,
+            kind=spec.kind,
+            outcome=outcome,
+            scheduled=self.plan.scheduled,
+            connect_start=self.connect_start,
+            connect_end=self.connect_end,
+            request_sent=self.request_sent,
+            upgraded=self.upgraded,
+            close_initiated=t.close_initiated,
+            close_sent=t.close_sent,
+            close_received=t.close_received,
+            eof=t.eof,
+            socket_closed=t.socket_closed,
+            message_rtts=tuple(link.message_rtts),
+            ping_rtts=tuple(link.ping_rtts),
+            code_sent=t.code_sent,
+            reason_sent=t.reason_sent,
+            code_received=t.code_received,
+            reason_received=t.reason_received,
+            close_initiator=t.close_initiator,
+            tcp_closed_first=t.tcp_closed_first,
+            detail=detail,
+        )
+
+    async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:
+        """A connection that never got upgraded: close what is open and record why."""
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            await close_stream_now(stream)
+            if self.tcp_closed_first is None:
+                self.tcp_closed_first = Side.CLIENT
+        spec = self.plan.close
+        return ConnectionRecord(
+            seq=self.plan.seq,
+            label=spec.label,
+            kind=spec.kind,
+            outcome=outcome,
+            scheduled=self.plan.scheduled,
+            connect_start=self.connect_start,
+            connect_end=self.connect_end,
+            request_sent=self.request_sent,
+            eof=self.eof,
+            socket_closed=trio.current_time(),
+            http_status=self.http_status,
+            tcp_closed_first=self.tcp_closed_first,
+            detail=detail,
+        )
+
+
+async def run_connection(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
+    """Make one connection as ``plan`` says and return its record.
+
+    Never raises for anything the target or the network does (each such thing is an outcome
+    in the record). Always closes its socket; when cancelled, closes it and lets ``Cancelled``
+    propagate.
+    """
+    attempt = _Attempt(plan, ctx)
+    try:
+        return await attempt.run()
+    finally:
+        await attempt.close_if_open()

@@ -1,0 +1,557 @@
+"""The aggregator: connection records in, HDR histograms and counters out, exactly mergeable.
+
+One ``Collector.add(record)`` per finished connection is the hot path (thousands per second on
+the runner's event loop), so it does the least that keeps every number exact: each latency
+sample is recorded once, into its behaviour's *pending* (current-interval) histogram.
+``take_interval()`` (once a second) folds the pending histograms into the cumulative ones and
+hands them, untouched, to the interval snapshot; totals across behaviours are sums computed
+when somebody reads them. A histogram is allocated only when a metric gets its first sample in
+an interval, because an empty one is ~190 kB of counters.
+
+Metrics (µs, design.md §4) are differences of a record's timestamps; see ``metric_samples``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from hdrh.histogram import HdrHistogram
+
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord, Side
+from wsload.metrics.histograms import (
+    HIGHEST_US,
+    decode,
+    empty_stats,
+    encode,
+    histogram_stats,
+    new_histogram,
+)
+from wsload.metrics.histograms import record as _record_us
+from wsload.scenario.model import METRICS
+
+__all__ = ["WIRE_VERSION", "Collector", "Counts", "IntervalSnapshot", "metric_samples"]
+
+WIRE_VERSION = 1
+"""Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
+
+_WIRE_FORMAT = "wsload.collector"
+
+
+def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
+    """The latency samples one record yields, as ``(metric, seconds)`` pairs.
+
+    A metric is present only when both of its stamps are (a terminated connection has no
+    ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
+    driver left it unset it is read from the stamps (our Close before theirs: client first).
+    ``close_teardown`` excludes ``ignore_server_close``: there the same interval is the
+    *server's* close timeout (``server_close_timeout``, typically 30 s), which would swamp the
+    teardown of every behaviour that answered.
+    """
+    out: list[tuple[str, float]] = []
+    r = record
+    if r.connect_start is not None and r.connect_end is not None:
+        out.append(("connect", r.connect_end - r.connect_start))
+    if r.request_sent is not None and r.upgraded is not None:
+        out.append(("handshake", r.upgraded - r.request_sent))
+    for rtt in r.message_rtts:
+        out.append(("message_rtt", rtt))
+    for rtt in r.ping_rtts:
+        out.append(("ping_rtt", rtt))
+    received = r.close_received
+    if received is not None:
+        initiator = r.close_initiator
+        if initiator is None:
+            first = r.close_sent is not None and r.close_sent <= received
+            initiator = Side.CLIENT if first else Side.SERVER
+        if initiator is Side.CLIENT:
+            if r.close_sent is not None:
+                out.append(("close_handshake", received - r.close_sent))
+        elif r.upgraded is not None:
+            out.append(("server_close_wait", received - r.upgraded))
+        if r.eof is not None:
+            name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
+            out.append((name, r.eof - received))
+    if r.socket_closed is not None:
+        if r.close_initiated is not None:
+            out.append(("close_total", r.socket_closed - r.close_initiated))
+        out.append(("session", r.socket_closed - r.scheduled))
+    return out
+
+
+def _bump(counter: dict[Any, int], key: Any, n: int = 1) -> None:
+    counter[key] = counter.get(key, 0) + n
+
+
+def _sum_into(target: dict[Any, int], source: Mapping[Any, int]) -> None:
+    for key, n in source.items():
+        target[key] = target.get(key, 0) + n
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Counters of one behaviour (or of all): a copy, safe to keep.
+
+    Attributes:
+        attempted: connections that got a record (dropped ones are not attempted).
+        opened: connections whose upgrade succeeded (``upgraded`` stamped).
+        outcomes: outcome name → count; sums to ``attempted``.
+        codes_sent: close code → count of our Close frames that carried it.
+        codes_received: close code → count of peer Close frames; a Close without a code counts
+            as 1005, the code RFC 6455 §7.1.5 assigns to it. 1006 never appears: no Close came
+            (see the ``abnormal`` outcome).
+        http_statuses: non-101 upgrade status → count.
+        overflow: metric → samples above 1 h (not in the histogram).
+    """
+
+    attempted: int = 0
+    opened: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    codes_sent: dict[int, int] = field(default_factory=dict)
+    codes_received: dict[int, int] = field(default_factory=dict)
+    http_statuses: dict[int, int] = field(default_factory=dict)
+    overflow: dict[str, int] = field(default_factory=dict)
+
+
+class _Label:
+    """Everything one behaviour label accumulated (mutable, private to the collector)."""
+
+    __slots__ = (
+        "attempted",
+        "codes_received",
+        "codes_sent",
+        "cumulative",
+        "http_statuses",
+        "kind",
+        "opened",
+        "outcomes",
+        "overflow",
+        "pending",
+    )
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.attempted = 0
+        self.opened = 0
+        self.outcomes: dict[str, int] = {}
+        self.codes_sent: dict[int, int] = {}
+        self.codes_received: dict[int, int] = {}
+        self.http_statuses: dict[int, int] = {}
+        self.overflow: dict[str, int] = {}
+        self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
+        self.pending: dict[str, HdrHistogram] = {}  # the current interval only
+
+    def parts(self, metric: str) -> list[HdrHistogram]:
+        pair = (self.cumulative.get(metric), self.pending.get(metric))
+        return [h for h in pair if h is not None]
+
+    def counts(self) -> Counts:
+        return Counts(
+            attempted=self.attempted,
+            opened=self.opened,
+            outcomes=dict(self.outcomes),
+            codes_sent=dict(self.codes_sent),
+            codes_received=dict(self.codes_received),
+            http_statuses=dict(self.http_statuses),
+            overflow=dict(self.overflow),
+        )
+
+
+def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
+    """A new histogram holding the exact sum of ``parts`` (HdrHistogram add: bucket-wise)."""
+    out = new_histogram()
+    for part in parts:
+        out.add(part)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSnapshot:
+    """What happened between two ``take_interval`` calls (the time series' unit).
+
+    The histograms hold only this interval's samples and are handed over by the collector,
+    which keeps no reference to them: treat them as read-only (``histograms[m]`` may be the
+    same object as ``by_label[label][m]`` when only one behaviour had samples). Metrics
+    without a sample in the interval are absent.
+
+    Attributes:
+        index: 0-based interval number.
+        start / end: run-clock seconds (``trio.current_time()``).
+        in_flight: connections open at ``end`` (gauge supplied by the runner).
+        attempted / opened / dropped: connections finished / upgraded / dropped in it.
+        outcomes: outcome name → count of connections that finished in it.
+        histograms: metric → all behaviours' samples of the interval.
+        by_label: behaviour label → metric → that behaviour's samples of the interval.
+        overflow: metric → samples over 1 h in the interval.
+    """
+
+    index: int
+    start: float
+    end: float
+    in_flight: int
+    attempted: int
+    opened: int
+    dropped: int
+    outcomes: Mapping[str, int]
+    histograms: Mapping[str, HdrHistogram]
+    by_label: Mapping[str, Mapping[str, HdrHistogram]]
+    overflow: Mapping[str, int]
+
+    @property
+    def length(self) -> float:
+        """Seconds the interval covers."""
+        return self.end - self.start
+
+    @property
+    def rate(self) -> float:
+        """Connections finished per second in the interval (0.0 for an empty interval)."""
+        return self.attempted / self.length if self.length > 0 else 0.0
+
+    def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
+        """``histogram_stats`` of one metric in this interval (all ``None`` without samples)."""
+        source = self.histograms if label is None else self.by_label.get(label, {})
+        histogram = source.get(metric)
+        overflow = self.overflow.get(metric, 0) if label is None else 0
+        if histogram is None:
+            return histogram_stats(new_histogram(), overflow)
+        return histogram_stats(histogram, overflow)
+
+
+class Collector:
+    """HDR histograms per metric and behaviour, counters, interval snapshots, exact merges.
+
+    Args:
+        labels: behaviour labels to report even if no connection gets them (the close mix).
+        start: run-clock time the first interval starts at; default: now on Trio's clock when
+            constructed inside ``trio.run``, else the first ``take_interval``'s ``now``.
+    """
+
+    def __init__(self, labels: Iterable[str] = (), *, start: float | None = None) -> None:
+        self._labels: dict[str, _Label] = {label: _Label("") for label in labels}
+        self.dropped = 0
+        if start is None:
+            try:
+                start = trio.current_time()
+            except RuntimeError:  # not inside trio.run: tests, offline merges
+                start = None
+        self._interval_start = start
+        self._interval_index = 0
+        self._iv_attempted = 0
+        self._iv_opened = 0
+        self._iv_dropped = 0
+        self._iv_outcomes: dict[str, int] = {}
+        self._iv_overflow: dict[str, int] = {}
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def add(self, record: ConnectionRecord) -> None:
+        """Count one finished connection and record its latency samples."""
+        entry = self._labels.get(record.label)
+        if entry is None:
+            entry = self._labels[record.label] = _Label(record.kind)
+        elif not entry.kind:
+            entry.kind = record.kind
+        entry.attempted += 1
+        self._iv_attempted += 1
+        outcome = str(record.outcome)
+        _bump(entry.outcomes, outcome)
+        _bump(self._iv_outcomes, outcome)
+        if record.upgraded is not None:
+            entry.opened += 1
+            self._iv_opened += 1
+        if record.code_sent is not None:
+            _bump(entry.codes_sent, record.code_sent)
+        if record.code_received is not None:
+            _bump(entry.codes_received, record.code_received)
+        elif record.close_received is not None:
+            _bump(entry.codes_received, 1005)
+        if record.http_status is not None:
+            _bump(entry.http_statuses, record.http_status)
+        pending = entry.pending
+        for metric, seconds in metric_samples(record):
+            us = round(seconds * 1_000_000)
+            if us < 0:
+                continue  # a clock step would be a bug upstream; never a negative latency
+            if us > HIGHEST_US:
+                _bump(entry.overflow, metric)
+                _bump(self._iv_overflow, metric)
+                continue
+            histogram = pending.get(metric)
+            if histogram is None:
+                histogram = pending[metric] = new_histogram()
+            _record_us(histogram, us)
+
+    def add_dropped(self, n: int = 1) -> None:
+        """Count open-loop connections dropped at ``max_in_flight`` (never attempted)."""
+        if n < 0:
+            raise ValueError(f"dropped count must be >= 0, got {n}")
+        self.dropped += n
+        self._iv_dropped += n
+
+    # -- intervals ----------------------------------------------------------------------------
+
+    def take_interval(self, in_flight: int = 0, now: float | None = None) -> IntervalSnapshot:
+        """Close the current interval: return its snapshot and start the next one.
+
+        Args:
+            in_flight: connections open right now (the runner knows, the collector does not).
+            now: run-clock time; default ``trio.current_time()``.
+        """
+        if now is None:
+            now = trio.current_time()
+        start = self._interval_start if self._interval_start is not None else now
+        by_label: dict[str, dict[str, HdrHistogram]] = {}
+        per_metric: dict[str, list[HdrHistogram]] = {}
+        for label, entry in self._labels.items():
+            if not entry.pending:
+                continue
+            for metric, histogram in entry.pending.items():
+                cumulative = entry.cumulative.get(metric)
+                if cumulative is None:
+                    cumulative = entry.cumulative[metric] = new_histogram()
+                cumulative.add(histogram)
+                per_metric.setdefault(metric, []).append(histogram)
+            by_label[label] = entry.pending
+            entry.pending = {}
+        totals = {
+            metric: parts[0] if len(parts) == 1 else _sum(parts)
+            for metric, parts in sorted(per_metric.items(), key=lambda kv: _metric_order(kv[0]))
+        }
+        snapshot = IntervalSnapshot(
+            index=self._interval_index,
+            start=start,
+            end=now,
+            in_flight=in_flight,
+            attempted=self._iv_attempted,
+            opened=self._iv_opened,
+            dropped=self._iv_dropped,
+            outcomes=self._iv_outcomes,
+            histograms=totals,
+            by_label=by_label,
+            overflow=self._iv_overflow,
+        )
+        self._interval_index += 1
+        self._interval_start = now
+        self._iv_attempted = self._iv_opened = self._iv_dropped = 0
+        self._iv_outcomes = {}
+        self._iv_overflow = {}
+        return snapshot
+
+    # -- reading (cumulative: everything since construction, merges included) ----------------
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Behaviour labels in first-seen order (pre-declared ones first)."""
+        return tuple(self._labels)
+
+    def kind(self, label: str) -> str:
+        """The close kind of ``label`` ("" when no record with that label arrived yet)."""
+        return self._labels[label].kind
+
+    @property
+    def attempted(self) -> int:
+        return sum(entry.attempted for entry in self._labels.values())
+
+    @property
+    def opened(self) -> int:
+        return sum(entry.opened for entry in self._labels.values())
+
+    def counts(self, label: str | None = None) -> Counts:
+        """Counters of one behaviour, or of all of them (``label=None``).
+
+        Raises:
+            KeyError: no such label.
+        """
+        if label is not None:
+            return self._labels[label].counts()
+        total = _Label("")
+        for entry in self._labels.values():
+            _merge_counters(total, entry)
+        return total.counts()
+
+    def histogram(self, metric: str, label: str | None = None) -> HdrHistogram:
+        """A new histogram with every sample of ``metric`` (one behaviour or all).
+
+        Raises:
+            KeyError: unknown metric or label.
+        """
+        if metric not in METRICS:
+            raise KeyError(f"unknown metric {metric!r}")
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        return _sum([part for entry in entries for part in entry.parts(metric)])
+
+    def overflow(self, metric: str, label: str | None = None) -> int:
+        """Samples of ``metric`` above 1 h (counted, not in the histogram)."""
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        return sum(entry.overflow.get(metric, 0) for entry in entries)
+
+    def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
+        """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
+        if metric not in METRICS:
+            raise KeyError(f"unknown metric {metric!r}")
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        parts = [part for entry in entries for part in entry.parts(metric)]
+        overflow = self.overflow(metric, label)
+        if not parts:
+            return empty_stats(overflow)
+        return histogram_stats(parts[0] if len(parts) == 1 else _sum(parts), overflow)
+
+    # -- combining ----------------------------------------------------------------------------
+
+    def merge(self, other: Collector) -> None:
+        """Add everything ``other`` holds into this collector, exactly.
+
+        Histograms add bucket by bucket and counters sum, so merging the collectors of N
+        workers gives the same counts and percentiles as one collector fed every record.
+        Merged samples go into the cumulative view, not into the current interval.
+
+        Raises:
+            ValueError: a label is recorded under two different close kinds, or ``other`` is
+                this collector (nothing is changed then).
+        """
+        if other is self:
+            raise ValueError("cannot merge a collector into itself")
+        for label, theirs in other._labels.items():
+            mine = self._labels.get(label)
+            if mine is not None and mine.kind and theirs.kind and mine.kind != theirs.kind:
+                raise ValueError(
+                    f"label {label!r} is {mine.kind!r} here and {theirs.kind!r} in the other "
+                    "collector: they ran different scenarios"
+                )
+        for label, theirs in other._labels.items():
+            mine = self._labels.get(label)
+            if mine is None:
+                mine = self._labels[label] = _Label(theirs.kind)
+            elif not mine.kind:
+                mine.kind = theirs.kind
+            _merge_counters(mine, theirs)
+            for metric in {*theirs.cumulative, *theirs.pending}:
+                target = mine.cumulative.get(metric)
+                if target is None:
+                    target = mine.cumulative[metric] = new_histogram()
+                for part in theirs.parts(metric):
+                    target.add(part)
+        self.dropped += other.dropped
+
+    def to_wire(self) -> dict[str, Any]:
+        """A JSON-able form for sending between processes; ``from_wire`` restores it exactly.
+
+        Histograms travel in HdrHistogram's standard compressed base64 encoding; close codes
+        and HTTP statuses become string keys (JSON objects have no integer keys).
+        """
+        labels: dict[str, Any] = {}
+        for label, entry in self._labels.items():
+            histograms = {}
+            for metric in METRICS:
+                parts = entry.parts(metric)
+                if parts:
+                    histograms[metric] = encode(parts[0] if len(parts) == 1 else _sum(parts))
+            labels[label] = {
+                "kind": entry.kind,
+                "attempted": entry.attempted,
+                "opened": entry.opened,
+                "outcomes": dict(entry.outcomes),
+                "codes_sent": {str(k): n for k, n in entry.codes_sent.items()},
+                "codes_received": {str(k): n for k, n in entry.codes_received.items()},
+                "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
+                "overflow": dict(entry.overflow),
+                "histograms": histograms,
+            }
+        return {
+            "format": _WIRE_FORMAT,
+            "version": WIRE_VERSION,
+            "dropped": self.dropped,
+            "labels": labels,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Collector:
+        """Rebuild a collector from ``to_wire()`` output (its samples become cumulative).
+
+        Raises:
+            ValueError: not a wsload collector of this ``WIRE_VERSION``, or a malformed field
+                (the message names it).
+        """
+        if not isinstance(data, Mapping) or data.get("format") != _WIRE_FORMAT:
+            raise ValueError(f"not a {_WIRE_FORMAT} wire object")
+        if data.get("version") != WIRE_VERSION:
+            raise ValueError(
+                f"{_WIRE_FORMAT} version {data.get('version')!r} is not {WIRE_VERSION}"
+            )
+        out = cls(start=None)
+        out._interval_start = None
+        out.dropped = _count(data.get("dropped"), "dropped")
+        labels = data.get("labels")
+        if not isinstance(labels, Mapping):
+            raise ValueError("labels: expected an object")
+        for label, item in labels.items():
+            where = f"labels.{label}"
+            if not isinstance(item, Mapping):
+                raise ValueError(f"{where}: expected an object")
+            entry = out._labels[str(label)] = _Label(str(item.get("kind", "")))
+            entry.attempted = _count(item.get("attempted"), f"{where}.attempted")
+            entry.opened = _count(item.get("opened"), f"{where}.opened")
+            outcomes = _counter(item.get("outcomes", {}), f"{where}.outcomes", str)
+            valid = {o.value for o in Outcome}
+            for name in outcomes:
+                if name not in valid:
+                    raise ValueError(f"{where}.outcomes: unknown outcome {name!r}")
+            entry.outcomes = outcomes
+            entry.codes_sent = _counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
+            entry.codes_received = _counter(
+                item.get("codes_received", {}), f"{where}.codes_received", int
+            )
+            entry.http_statuses = _counter(
+                item.get("http_statuses", {}), f"{where}.http_statuses", int
+            )
+            entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
+            histograms = item.get("histograms", {})
+            if not isinstance(histograms, Mapping):
+                raise ValueError(f"{where}.histograms: expected an object")
+            for metric, text in histograms.items():
+                if metric not in METRICS or not isinstance(text, str):
+                    raise ValueError(f"{where}.histograms.{metric}: unknown metric or not text")
+                try:
+                    entry.cumulative[metric] = decode(text)
+                except ValueError as exc:
+                    raise ValueError(f"{where}.histograms.{metric}: {exc}") from None
+        return out
+
+
+_METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
+
+
+def _metric_order(metric: str) -> int:
+    return _METRIC_INDEX.get(metric, len(METRICS))
+
+
+def _merge_counters(target: _Label, source: _Label) -> None:
+    target.attempted += source.attempted
+    target.opened += source.opened
+    _sum_into(target.outcomes, source.outcomes)
+    _sum_into(target.codes_sent, source.codes_sent)
+    _sum_into(target.codes_received, source.codes_received)
+    _sum_into(target.http_statuses, source.http_statuses)
+    _sum_into(target.overflow, source.overflow)
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where}: expected a count >= 0, got {value!r}")
+    return value
+
+
+def _counter(value: Any, where: str, key_type: type[Any]) -> dict[Any, int]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    out: dict[Any, int] = {}
+    for key, n in value.items():
+        try:
+            typed = key_type(key)
+        except ValueError:
+            raise ValueError(f"{where}: bad key {key!r}") from None
+        out[typed] = _count(n, f"{where}.{key}")
+    return out

@@ -1,0 +1,163 @@
+"""``RunResult`` → the summary.json dict (schema_version 1), documented in docs/results.md.
+
+The summary is a public, versioned interface that CI parses, so its shape does not depend on
+what happened: every outcome and every metric is present (zero counts, ``null`` statistics for
+metrics without samples), keys come in a fixed order, and codes are string keys because JSON
+has no integer keys. Adding a field is compatible; renaming or removing one bumps
+``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from wsload import __version__
+from wsload.core.codes import code_name
+from wsload.core.outcomes import Outcome
+from wsload.metrics.collector import Collector, Counts
+from wsload.metrics.histograms import empty_stats, histogram_stats
+from wsload.metrics.result import RunResult
+from wsload.report.thresholds import ThresholdResult
+from wsload.scenario.dump import scenario_hash, scenario_to_dict
+from wsload.scenario.model import METRICS
+
+__all__ = ["CLEAN_OUTCOMES", "SCHEMA_VERSION", "attach_thresholds", "build_summary", "iso_utc"]
+
+SCHEMA_VERSION = 1
+
+CLEAN_OUTCOMES: dict[str, str | None] = {
+    "clean": Outcome.CLEAN.value,
+    "await_server_close": Outcome.SERVER_CLOSED.value,
+    "invalid_close": Outcome.INVALID_REJECTED.value,
+    "terminate": None,
+    "close_no_wait": None,
+    "ignore_server_close": None,
+}
+"""Per close kind, the outcome design.md §3 calls clean ("clean when"); None: never clean."""
+
+
+def iso_utc(when: datetime) -> str:
+    """``2026-11-21T17:23:46.123456Z``: ISO 8601 in UTC (a naive ``when`` is taken as UTC)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ()) -> dict[str, Any]:
+    """The summary.json content of one run (a JSON-able dict; see docs/results.md).
+
+    Args:
+        result: the finished run.
+        thresholds: verdicts from ``wsload.report.thresholds.evaluate`` (which reads a summary
+            built without them; ``attach_thresholds`` adds them without recomputing).
+    """
+    scenario = result.scenario
+    collector = result.collector
+    kinds = {spec.label: spec.kind for spec in scenario.close}
+    labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
+    total = collector.counts()
+    attempted, dropped = total.attempted, collector.dropped
+    intended = result.intended if result.intended is not None else attempted + dropped
+    behaviours: dict[str, Any] = {}
+    clean_total: int | None = None
+    for label in labels:
+        kind = kinds.get(label) or (collector.kind(label) if label in collector.labels else "")
+        behaviour = _behaviour(collector, label, kind)
+        behaviours[label] = behaviour
+        if behaviour["clean"] is not None:
+            clean_total = (clean_total or 0) + behaviour["clean"]
+    duration = result.duration_s
+    generator: dict[str, Any] = {
+        "loop_lag_us": histogram_stats(result.loop_lag),
+        "saturated": bool(result.saturated),
+        "cpu_seconds": round(result.cpu_seconds, 3),
+        "processes": result.processes,
+    }
+    if result.start_lag is not None:
+        generator["start_lag_us"] = histogram_stats(result.start_lag)
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "wsload_version": __version__,
+        "scenario": scenario_to_dict(scenario),
+        "scenario_hash": scenario_hash(scenario),
+        "started_at": iso_utc(result.started_at),
+        "duration_s": round(duration, 6),
+        "interrupted": bool(result.interrupted),
+        "intervals": result.intervals,
+        "totals": {
+            "intended": intended,
+            "attempted": attempted,
+            "dropped": dropped,
+            "opened": total.opened,
+            "clean": clean_total,
+        },
+        "rates": {
+            "intended_per_s": _per_second(intended, duration),
+            "attempted_per_s": _per_second(attempted, duration),
+        },
+        "outcomes": _outcomes(total),
+        "close_codes": _codes(total),
+        "close_code_names": _code_names(total),
+        "http_statuses": _keyed(total.http_statuses),
+        "latency_us": {metric: collector.stats(metric) for metric in METRICS},
+        "behaviours": behaviours,
+        "generator": generator,
+        "server": dict(result.server) if result.server is not None else None,
+        "thresholds": [],
+    }
+    return attach_thresholds(summary, thresholds)
+
+
+def attach_thresholds(
+    summary: Mapping[str, Any], thresholds: Iterable[ThresholdResult]
+) -> dict[str, Any]:
+    """A copy of ``summary`` whose ``thresholds`` list is replaced by ``thresholds``."""
+    out = dict(summary)
+    out["thresholds"] = [t.as_dict() for t in thresholds]
+    return out
+
+
+def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
+    known = label in collector.labels
+    counts = collector.counts(label) if known else Counts()
+    clean_outcome = CLEAN_OUTCOMES.get(kind)
+    return {
+        "kind": kind,
+        "attempted": counts.attempted,
+        "opened": counts.opened,
+        "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,
+        "outcomes": _outcomes(counts),
+        "close_codes": _codes(counts),
+        "http_statuses": _keyed(counts.http_statuses),
+        "latency_us": {
+            metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS
+        },
+    }
+
+
+def _outcomes(counts: Counts) -> dict[str, int]:
+    """Every outcome in enum order, zeros included: a stable shape for CI's queries."""
+    out = {outcome.value: counts.outcomes.get(outcome.value, 0) for outcome in Outcome}
+    for name, n in counts.outcomes.items():  # from a newer worker: keep, never lose a count
+        if name not in out:
+            out[name] = n
+    return out
+
+
+def _keyed(counter: Mapping[int, int]) -> dict[str, int]:
+    return {str(key): counter[key] for key in sorted(counter)}
+
+
+def _codes(counts: Counts) -> dict[str, dict[str, int]]:
+    return {"sent": _keyed(counts.codes_sent), "received": _keyed(counts.codes_received)}
+
+
+def _code_names(counts: Counts) -> dict[str, str]:
+    codes = sorted({*counts.codes_sent, *counts.codes_received})
+    return {str(code): code_name(code) for code in codes}
+
+
+def _per_second(n: int, seconds: float) -> float | None:
+    return round(n / seconds, 3) if seconds > 0 else None

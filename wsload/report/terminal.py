@@ -1,0 +1,250 @@
+"""Rich renderables: the end-of-run summary (from summary.json's dict) and the live panel.
+
+Both are pure functions of their inputs; the caller prints them (``Console.print``,
+``rich.live.Live.update``). The summary table reads only the summary dict, so ``wsload`` can
+re-render any results directory exactly as it was shown at the end of its run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.runner.schedule import concurrency_at, rate_at
+from wsload.scenario.model import Scenario
+
+__all__ = ["LiveProgress", "live_panel", "summary_table"]
+
+_TOP_CODES = 2
+
+
+class LiveProgress(Protocol):
+    """What the live panel reads from the runner's progress (``wsload.runner.loop.Progress``)."""
+
+    @property
+    def started(self) -> float: ...
+    @property
+    def planned_s(self) -> float | None: ...
+    @property
+    def attempted(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def peak_in_flight(self) -> int: ...
+    @property
+    def finished(self) -> int: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def last_interval(self) -> IntervalSnapshot | None: ...
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+
+
+# -- end-of-run summary ------------------------------------------------------------------------
+
+
+def summary_table(summary: Mapping[str, Any]) -> Group:
+    """The end-of-run report: headline, behaviours table, outcomes, thresholds, warnings."""
+    parts: list[RenderableType] = [_headline(summary), _behaviours_table(summary)]
+    outcomes = _outcomes_table(summary)
+    if outcomes is not None:
+        parts.append(outcomes)
+    if summary.get("thresholds"):
+        parts.append(_thresholds_table(summary))
+    if summary.get("generator", {}).get("saturated"):
+        lag = summary["generator"].get("loop_lag_us", {})
+        parts.append(
+            Text(
+                "warning: the load generator was saturated (event-loop lag p99 "
+                f"{format_us(lag.get('p99'))}): these figures are limited by wsload, "
+                "not by the target",
+                style="bold red",
+            )
+        )
+    if summary.get("interrupted"):
+        parts.append(Text("interrupted: the run stopped before its planned end", style="yellow"))
+    return Group(*parts)
+
+
+def _headline(summary: Mapping[str, Any]) -> Text:
+    totals = summary.get("totals", {})
+    name = summary.get("scenario", {}).get("name", "?")
+    duration = float(summary.get("duration_s") or 0.0)
+    rate = summary.get("rates", {}).get("attempted_per_s")
+    text = Text()
+    text.append(str(name), style="bold")
+    text.append(
+        f": {format_count(totals.get('attempted', 0))} connections in {duration:.2f} s"
+        + (f" ({rate:,.1f}/s)" if rate is not None else "")
+        + f", {format_count(totals.get('opened', 0))} opened"
+    )
+    dropped = totals.get("dropped", 0)
+    if dropped:
+        text.append(f", {format_count(dropped)} dropped at max_in_flight", style="yellow")
+    return text
+
+
+def _top_codes(counter: Mapping[str, int]) -> str:
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], int(kv[0])))[:_TOP_CODES]
+    return " ".join(f"{code}×{n:,}" for code, n in ranked) or "-"
+
+
+def _clean_cell(clean: int | None, attempted: int) -> str:
+    return "n/a" if clean is None else format_share(clean, attempted)
+
+
+def _behaviours_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(title="Close behaviours", title_justify="left", show_edge=False)
+    table.add_column("behaviour")
+    table.add_column("kind")
+    table.add_column("conns", justify="right")
+    table.add_column("clean", justify="right")
+    table.add_column("codes sent", justify="right")
+    table.add_column("codes received", justify="right")
+    table.add_column("close p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    table.add_column("max ms", justify="right")
+    behaviours: Mapping[str, Any] = summary.get("behaviours", {})
+    for label, b in behaviours.items():
+        close = b.get("latency_us", {}).get("close_handshake", {})
+        table.add_row(
+            Text(label),
+            Text(b.get("kind", "")),
+            format_count(b.get("attempted", 0)),
+            _clean_cell(b.get("clean"), b.get("attempted", 0)),
+            _top_codes(b.get("close_codes", {}).get("sent", {})),
+            _top_codes(b.get("close_codes", {}).get("received", {})),
+            format_ms(close.get("p50")),
+            format_ms(close.get("p99")),
+            format_ms(close.get("max")),
+        )
+    totals = summary.get("totals", {})
+    close = summary.get("latency_us", {}).get("close_handshake", {})
+    codes = summary.get("close_codes", {})
+    table.add_section()
+    table.add_row(
+        Text("total", style="bold"),
+        "",
+        format_count(totals.get("attempted", 0)),
+        _clean_cell(totals.get("clean"), totals.get("attempted", 0)),
+        _top_codes(codes.get("sent", {})),
+        _top_codes(codes.get("received", {})),
+        format_ms(close.get("p50")),
+        format_ms(close.get("p99")),
+        format_ms(close.get("max")),
+    )
+    return table
+
+
+def _outcomes_table(summary: Mapping[str, Any]) -> Table | None:
+    outcomes = {k: n for k, n in summary.get("outcomes", {}).items() if n}
+    if not outcomes:
+        return None
+    attempted = summary.get("totals", {}).get("attempted", 0)
+    table = Table(title="Outcomes", title_justify="left", show_edge=False)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    for name, n in sorted(outcomes.items(), key=lambda kv: -kv[1]):
+        table.add_row(Text(name), format_count(n), format_share(n, attempted))
+    statuses = summary.get("http_statuses", {})
+    if statuses:
+        table.add_section()
+        for status, n in statuses.items():
+            table.add_row(f"HTTP {status}", format_count(n), format_share(n, attempted))
+    return table
+
+
+def _thresholds_table(summary: Mapping[str, Any]) -> Table:
+    table = Table(title="Thresholds", title_justify="left", show_edge=False)
+    table.add_column("threshold")
+    table.add_column("condition")
+    table.add_column("measured", justify="right")
+    table.add_column("result")
+    for t in summary.get("thresholds", []):
+        verdict = Text("pass", style="green") if t.get("ok") else Text("FAIL", style="bold red")
+        table.add_row(
+            Text(t.get("expr", "")),
+            Text(t.get("condition", "")),
+            Text(t.get("detail", "")),
+            verdict,
+        )
+    return table
+
+
+# -- live panel --------------------------------------------------------------------------------
+
+_stats_cache: dict[int, tuple[IntervalSnapshot, dict[str, Any]]] = {}
+
+
+def _interval_close_stats(snapshot: IntervalSnapshot) -> dict[str, Any]:
+    """The last interval's close_handshake stats, computed once per snapshot (~2 ms each)."""
+    cached = _stats_cache.get(id(snapshot))
+    if cached is not None and cached[0] is snapshot:
+        return cached[1]
+    stats = snapshot.stats("close_handshake")
+    _stats_cache.clear()
+    _stats_cache[id(snapshot)] = (snapshot, stats)
+    return stats
+
+
+def _intended(scenario: Scenario, elapsed: float) -> str:
+    load = scenario.load
+    if load.model == "arrival":
+        return f"{rate_at(load, max(0.0, elapsed)):,.1f}/s"
+    if load.model == "concurrency":
+        return f"{concurrency_at(load, max(0.0, elapsed)):,} slots"
+    size = load.concurrency or 0
+    return f"storm of {size:,}" + (f" at {load.rate:,.0f}/s" if load.rate else "")
+
+
+def live_panel(progress: LiveProgress, scenario: Scenario, now: float) -> Panel:
+    """The panel shown while a run goes: time, rates, in flight, outcomes, last close p50/p99.
+
+    Args:
+        progress: the runner's live figures.
+        scenario: what is running (name, load model for the intended rate).
+        now: run-clock time (``trio.current_time()``).
+    """
+    elapsed = max(0.0, now - progress.started)
+    planned = progress.planned_s
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    time_text = f"{elapsed:.1f} s"
+    if planned is not None:
+        time_text += f" of {planned:.1f} s ({max(0.0, planned - elapsed):.1f} s left)"
+    grid.add_row("time", Text(f"{time_text} · {progress.phase}"))
+    last = progress.last_interval
+    achieved = f"{last.rate:,.1f}/s" if last is not None else "-"
+    grid.add_row("rate", Text(f"intended {_intended(scenario, elapsed)}, achieved {achieved}"))
+    grid.add_row(
+        "connections",
+        Text(
+            f"{progress.attempted:,} attempted, {progress.finished:,} finished, "
+            f"{progress.in_flight:,} in flight (peak {progress.peak_in_flight:,})"
+            + (f", {progress.dropped:,} dropped" if progress.dropped else "")
+        ),
+    )
+    ranked = sorted(progress.outcomes.items(), key=lambda kv: -kv[1])
+    grid.add_row("outcomes", Text("  ".join(f"{name} {n:,}" for name, n in ranked) or "-"))
+    if last is not None:
+        stats = _interval_close_stats(last)
+        grid.add_row(
+            "close handshake",
+            Text(
+                f"p50 {format_ms(stats['p50'])} ms, p99 {format_ms(stats['p99'])} ms "
+                f"(last {last.length:.1f} s, {stats['count']:,} closes)"
+            ),
+        )
+    return Panel(grid, title=Text(f"wsload: {scenario.name}"), title_align="left")
