@@ -1,0 +1,480 @@
+"""One connection of the built-in server, start to end, in one Trio task.
+
+Why one task and no helper tasks: the server must stay cheap per connection (thousands open at
+once, on a 2-core box shared with the load generator). So every timer a connection has (its
+``close_after``, the delay before a Close reply, the wait for the client's answer, a mute
+server's hold) is the deadline of the single receive it is blocked in, and outside requests
+(a shutdown storm) wake that receive by cancelling its scope. Only the connection's own task
+ever writes to its socket, so frames never interleave.
+
+Phases after the upgrade (``_Conn.phase``)::
+
+    open ──client Close──▶ reply_delay ──delay──▶ reply sent, TCP closed (server first)
+     │                 ├─▶ mute ──close_timeout──▶ TCP dropped (mute_drops)
+     │                 └─▶ (close_reply = drop) TCP closed, no Close frame
+     ├──close_after / close_after_messages / storm──▶ server_closing
+     │        └─client's Close──▶ TCP closed (server first) | close_timeout ──▶ dropped
+     └──malformed frame──▶ Close 1002 sent, FIN, drain ──EOF or close_timeout──▶ closed
+
+A storm's grace is the deadline of the connection's outer cancel scope: whatever the task is
+doing when it expires (even a send blocked on a client that stopped reading), it is
+terminated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import select
+import socket
+import struct
+from typing import Literal
+
+import trio
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import CloseConnection, Message, Ping
+
+from wsload.scenario.model import Delay, ServerConfig
+from wsload.server.stats import ServerStats
+from wsload.server.upgrade import (
+    BadUpgrade,
+    accept_response,
+    error_response,
+    parse_request,
+    reject_response,
+    split_head,
+)
+
+__all__ = [
+    "HARD_SEND_LIMIT",
+    "RECEIVE_SIZE",
+    "REQUEST_TIMEOUT",
+    "SEND_TIMEOUT",
+    "ServerState",
+    "serve_connection",
+]
+
+RECEIVE_SIZE = 16 * 1024
+"""Bytes asked of one receive: small, because thousands of connections each allocate it."""
+
+REQUEST_TIMEOUT = 10.0
+"""How long a client may take to send its whole upgrade request."""
+
+SEND_TIMEOUT = 30.0
+"""How long one send may block on a client that stopped reading before the server drops it."""
+
+HARD_SEND_LIMIT = 1.0
+"""A hard storm (grace 0) still writes its Close; this bounds that write on a full buffer."""
+
+_NO_CODE = 1005
+_ABNORMAL = 1006
+_RDHUP = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+Phase = Literal["open", "server_closing", "reply_delay", "mute", "drain"]
+
+
+class ServerState:
+    """What the connection tasks of one server share: configuration, counters, random draws.
+
+    Two seeded generators keep rejections independent of delays: changing ``upgrade_delay``
+    does not change which upgrades a given seed rejects.
+    """
+
+    __slots__ = ("_delay_rng", "_reject_rng", "config", "open", "stats")
+
+    def __init__(self, config: ServerConfig, seed: int | None = None) -> None:
+        self.config = config
+        self.stats = ServerStats()
+        self.open: set[_Conn] = set()
+        self._reject_rng = random.Random(None if seed is None else f"{seed}/reject")
+        self._delay_rng = random.Random(None if seed is None else f"{seed}/delay")
+
+    def draw_delay(self, delay: Delay) -> float:
+        """Seconds to wait for ``delay``: fixed, or uniform in ``min..max``."""
+        if delay.max <= 0.0:
+            return 0.0
+        if delay.min >= delay.max:
+            return delay.max
+        return self._delay_rng.uniform(delay.min, delay.max)
+
+    def draw_reject(self) -> bool:
+        """Whether the next valid upgrade is rejected (``reject_share``; one draw per upgrade)."""
+        share = self.config.reject_share
+        if share <= 0.0:
+            return False
+        if share >= 1.0:
+            return True
+        return self._reject_rng.random() < share
+
+
+class _Gone(Exception):
+    """The client reset or closed the connection under a send or receive."""
+
+
+class _Conn:
+    """State of one connection; only its own task touches the socket."""
+
+    __slots__ = (
+        "close_received",
+        "deadline",
+        "done",
+        "finished",
+        "first_closer",
+        "out",
+        "phase",
+        "received",
+        "reply_code",
+        "rst",
+        "scope",
+        "state",
+        "storm_code",
+        "storm_deadline",
+        "storm_hard",
+        "storm_killed",
+        "stream",
+        "upgrade_counted",
+        "upgraded",
+        "wait_scope",
+        "ws",
+    )
+
+    def __init__(self, state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:
+        self.state = state
+        self.stream = stream
+        self.scope = trio.CancelScope()
+        self.wait_scope: trio.CancelScope | None = None
+        self.done = trio.Event()
+        self.ws = Connection(ConnectionType.SERVER)
+        self.phase: Phase = "open"
+        self.deadline = math.inf
+        self.out = bytearray()
+        self.finished = False
+        self.upgraded = False
+        self.upgrade_counted = False
+        self.close_received = False
+        self.first_closer: Literal["server", "client"] | None = None
+        self.rst = False
+        self.received = 0
+        self.reply_code = _NO_CODE
+        self.storm_code: int | None = None
+        self.storm_deadline = math.inf
+        self.storm_hard = False
+        self.storm_killed = False
+
+    # -- called from other tasks -------------------------------------------------------------
+
+    def request_storm(self, code: int, deadline: float, hard: bool) -> None:
+        """Ask this connection to close with ``code`` and be gone by ``deadline``."""
+        self.storm_code = code
+        self.storm_hard = self.storm_hard or hard
+        self.storm_deadline = min(self.storm_deadline, deadline)
+        self.scope.deadline = min(self.scope.deadline, deadline)
+        if self.wait_scope is not None:
+            self.wait_scope.cancel()
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The connection's task.
+
+        The outer scope's deadline is, in turn, the request timeout, a send's timeout and the
+        storm's grace (the earliest of those armed): one scope instead of one per wait keeps
+        the per-connection cost down. Which one fired is told apart afterwards.
+        """
+        self.state.stats.connections_accepted += 1
+        self.scope.deadline = trio.current_time() + REQUEST_TIMEOUT
+        try:
+            with self.scope:
+                try:
+                    rest = await self._upgrade()
+                    if rest is not None:
+                        await self._session(rest)
+                except _Gone:
+                    if self.first_closer is None:
+                        self.first_closer = "client"
+            if self.scope.cancelled_caught:
+                self._timed_out()
+        finally:
+            self._account()
+            await self._close_stream()
+            self.done.set()
+
+    def _timed_out(self) -> None:
+        """The outer deadline fired: a storm's grace, the request timeout or a stalled send."""
+        stats = self.state.stats
+        if self.storm_deadline <= trio.current_time():
+            self.storm_killed = True
+        elif not self.upgraded:
+            if not self.upgrade_counted:
+                self._fail_upgrade("timeout")
+        else:
+            stats.send_timeouts += 1
+
+    def _fail_upgrade(self, reason: str) -> None:
+        self.upgrade_counted = True
+        self.state.stats.upgrades_failed += 1
+        self.state.stats.upgrade_failures[reason] += 1
+
+    async def _send(self, data: bytes | bytearray) -> None:
+        """Send all of ``data`` within :data:`SEND_TIMEOUT` (or the storm's grace)."""
+        self.scope.deadline = min(self.storm_deadline, trio.current_time() + SEND_TIMEOUT)
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise _Gone from None
+        self.scope.deadline = self.storm_deadline
+
+    async def _receive(self) -> bytes:
+        try:
+            return bytes(await self.stream.receive_some(RECEIVE_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise _Gone from None
+
+    async def _upgrade(self) -> bytes | None:
+        """Read and answer the upgrade request; the bytes after its head if upgraded."""
+        state, stats = self.state, self.state.stats
+        buffer = bytearray()
+        split: tuple[bytes, bytes] | None = None
+        eof = False
+        try:
+            while split is None and not eof:  # bounded by REQUEST_TIMEOUT (the outer scope)
+                data = await self._receive()
+                eof = not data
+                buffer += data
+                split = split_head(buffer)
+            if split is None:
+                self._fail_upgrade("eof")
+                return None
+            request = parse_request(split[0])
+        except BadUpgrade as exc:
+            self._fail_upgrade(exc.reason)
+            await self._send(error_response(exc))
+            return None
+        except _Gone:
+            self._fail_upgrade("reset")
+            return None
+        self.scope.deadline = self.storm_deadline
+        rejected = state.draw_reject()
+        delay = state.draw_delay(state.config.upgrade_delay)
+        if delay > 0.0:
+            await trio.sleep(delay)
+        if rejected:
+            status = state.config.reject_status
+            stats.upgrades_rejected[status] += 1
+            self.upgrade_counted = True
+            await self._send(reject_response(status))
+            return None
+        await self._send(accept_response(request))
+        stats.upgrades_ok += 1
+        stats.opened()
+        self.upgraded = True
+        state.open.add(self)
+        return split[1]
+
+    async def _session(self, rest: bytes) -> None:
+        config = self.state.config
+        if config.close_after is not None:
+            self.deadline = trio.current_time() + config.close_after
+        if rest:
+            self.ws.receive_data(rest)
+            self._handle_events()
+        while True:
+            if self.out:
+                out, self.out = self.out, bytearray()
+                await self._send(out)
+            if self.finished:
+                return
+            if self.phase == "drain" and self.first_closer is None:
+                self.first_closer = "server"
+                try:
+                    await self.stream.send_eof()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+            if self.storm_code is not None:
+                self._storm()
+                continue
+            with trio.CancelScope(deadline=self.deadline) as wait:
+                self.wait_scope = wait
+                try:
+                    data = await self._receive()
+                finally:
+                    self.wait_scope = None
+            if wait.cancelled_caught:
+                if self.storm_code is None and trio.current_time() >= self.deadline:
+                    self._on_deadline()
+                continue
+            if not data:
+                if self.first_closer is None:
+                    self.first_closer = "client"
+                return
+            if self.phase == "open" or self.phase == "server_closing":
+                self.ws.receive_data(data)
+                self._handle_events()
+            # reply_delay / mute / drain: the client has no business sending more; discard.
+
+    def _handle_events(self) -> None:
+        """Act on every event wsproto parsed; outgoing bytes collect in ``self.out``."""
+        ws, stats, config = self.ws, self.state.stats, self.state.config
+        for event in ws.events():
+            if isinstance(event, Message):
+                if event.message_finished:
+                    stats.messages_in += 1
+                    self.received += 1
+                if config.messages == "echo" and ws.state is ConnectionState.OPEN:
+                    self.out += ws.send(event)
+                    if event.message_finished:
+                        stats.messages_out += 1
+                limit = config.close_after_messages
+                if (
+                    limit is not None
+                    and event.message_finished
+                    and self.received >= limit
+                    and self.phase == "open"
+                ):
+                    self._server_close()
+                    if self.finished:
+                        return
+            elif isinstance(event, Ping):
+                if ws.state is ConnectionState.OPEN:
+                    self.out += ws.send(event.response())
+                    stats.pings_answered += 1
+            elif isinstance(event, CloseConnection):
+                if ws.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
+                    self._on_client_close(event.code)
+                else:
+                    self._on_protocol_error(event.code, event.reason or "")
+                return
+
+    def _on_client_close(self, code: int) -> None:
+        stats, config = self.state.stats, self.state.config
+        self.close_received = True
+        stats.close_codes_received[code] += 1
+        if self.ws.state is ConnectionState.CLOSED or config.close_reply == "drop":
+            # the answer to our own Close, or a server that drops TCP instead of answering
+            self.finished = True
+        elif config.close_reply == "never":
+            self.phase = "mute"
+            self.deadline = trio.current_time() + config.close_timeout
+        else:
+            self.reply_code = code
+            delay = self.state.draw_delay(config.close_reply_delay)
+            if delay > 0.0:
+                self.phase = "reply_delay"
+                self.deadline = trio.current_time() + delay
+            else:
+                self._reply()
+
+    def _reply(self) -> None:
+        """Echo the client's code (RFC 6455 §5.5.1); the server then closes TCP first."""
+        self.out += self.ws.send(CloseConnection(code=self.reply_code))
+        self.state.stats.close_codes_sent[self.reply_code] += 1
+        self.finished = True
+
+    def _on_protocol_error(self, code: int, reason: str) -> None:
+        """Fail the connection: Close with wsproto's code (1002, 1007), FIN, drain to EOF."""
+        stats = self.state.stats
+        stats.protocol_errors += 1
+        if self.ws.state is not ConnectionState.OPEN:
+            self.finished = True  # our Close is already out: just drop
+            return
+        self.out += self.ws.send(CloseConnection(code=code, reason=reason))
+        stats.close_codes_sent[code] += 1
+        self.phase = "drain"
+        self.deadline = trio.current_time() + self.state.config.close_timeout
+
+    def _send_close(self, code: int, reason: str) -> None:
+        self.out += self.ws.send(CloseConnection(code=code, reason=reason))
+        self.state.stats.close_codes_sent[code] += 1
+        self.phase = "server_closing"
+        self.deadline = trio.current_time() + self.state.config.close_timeout
+
+    def _server_close(self) -> None:
+        """``close_after`` / ``close_after_messages``: close, or terminate with FIN / RST."""
+        config = self.state.config
+        self.state.stats.server_initiated[config.close_action] += 1
+        if config.close_action == "close":
+            self._send_close(config.close_code, config.close_reason)
+        else:
+            self.rst = config.close_action == "rst"
+            self.finished = True
+
+    def _storm(self) -> None:
+        assert self.storm_code is not None
+        code, self.storm_code = self.storm_code, None
+        if self.ws.state is ConnectionState.OPEN:
+            self._send_close(code, "")
+            self.state.stats.storm_closed += 1
+        if self.storm_hard:
+            self.storm_killed = True
+            self.finished = True
+
+    def _on_deadline(self) -> None:
+        """The current phase's timer fired (see the module docstring's diagram)."""
+        stats = self.state.stats
+        if self.phase == "open":
+            self.deadline = math.inf
+            self._server_close()
+        elif self.phase == "reply_delay":
+            self._reply()
+        else:
+            if self.phase == "server_closing":
+                stats.close_timeouts += 1
+            elif self.phase == "mute":
+                stats.mute_drops += 1
+            self.finished = True
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _peer_closed(self) -> bool:
+        """Whether the client's FIN (or RST) has already arrived, without reading.
+
+        A client that sends its Close and drops TCP at once (``close_no_wait``) often lands
+        its FIN in the same instant the server answers; without this look the server would
+        count itself as having closed first.
+        """
+        stream = self.stream
+        if not isinstance(stream, trio.SocketStream):
+            return False
+        try:
+            poller = select.poll()
+            poller.register(stream.socket.fileno(), select.POLLIN | _RDHUP)
+            ready = poller.poll(0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready) and bool(ready[0][1] & _RDHUP)
+
+    def _account(self) -> None:
+        """Final counters of an upgraded connection (runs in ``finally``, synchronously)."""
+        if not self.upgraded:
+            return
+        state, stats = self.state, self.state.stats
+        state.open.discard(self)
+        stats.open -= 1
+        if self.first_closer is None:
+            self.first_closer = "client" if self._peer_closed() else "server"
+        if self.first_closer == "server":
+            stats.tcp_closed_first_by_server += 1
+        else:
+            stats.tcp_closed_first_by_client += 1
+        if not self.close_received:
+            stats.ended_without_close += 1
+            stats.close_codes_received[_ABNORMAL] += 1
+        if self.storm_killed:
+            stats.storm_terminated += 1
+
+    async def _close_stream(self) -> None:
+        stream = self.stream
+        if isinstance(stream, trio.SocketStream):
+            if self.rst:
+                with contextlib.suppress(OSError):
+                    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            stream.socket.close()
+        else:
+            await trio.aclose_forcefully(stream)
+
+
+async def serve_connection(state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:
+    """Serve one accepted connection to its end; never raises for anything the client does."""
+    await _Conn(state, stream).run()
