@@ -1,0 +1,103 @@
+"""`wsload run` end to end against the built-in server (in its own process), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hdrh.log import HistogramLogReader
+from typer.testing import CliRunner
+
+from wsload.cli import app
+from wsload.metrics.histograms import new_histogram
+from wsload.scenario.parse import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCENARIO = """
+name = "e2e"
+seed = 5
+[target]
+url = "builtin"
+[target.server]
+close_reply_delay = "20ms"
+[load]
+model = "arrival"
+rate = 200
+connections = 300
+[[close]]
+kind = "clean"
+weight = 70
+[[close]]
+kind = "terminate"
+weight = 20
+[[close]]
+kind = "close_no_wait"
+weight = 10
+[thresholds]
+"close_handshake.p50" = "> 15ms"
+"outcomes.clean" = "> 69%"
+"""
+
+
+def _run(tmp_path: Path, text: str, *args: str) -> tuple[int, dict[str, object], Path]:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return result.exit_code, summary, out
+
+
+def test_run_against_builtin_writes_consistent_results(tmp_path: Path) -> None:
+    code, summary, out = _run(tmp_path, SCENARIO)
+    assert code == 0, summary["thresholds"]
+    outcomes = summary["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert sum(outcomes.values()) == 300
+    assert outcomes["clean"] == 210 and outcomes["terminated"] == 60
+    assert outcomes["close_no_wait"] == 30
+    latency = summary["latency_us"]
+    assert isinstance(latency, dict)
+    close_hs = latency["close_handshake"]
+    # the server waits 20 ms before answering each Close: that is what the client must see
+    assert 19_000 <= close_hs["p50"] <= 40_000
+    server = summary["server"]
+    assert isinstance(server, dict)
+    assert server["connections_accepted"] == 300
+    assert server["close_codes_received"]["1000"] == 240  # clean + close_no_wait
+    assert server["ended_without_close"] == 60  # terminates: 1006 as the server sees it
+    # the interval log reads back to the same totals as summary.json
+    reader = HistogramLogReader(str(out / "histograms.hlog"), new_histogram())
+    total = 0
+    try:
+        while (hist := reader.get_next_interval_histogram()) is not None:
+            if hist.get_tag() == "close_handshake":
+                total += hist.get_total_count()
+    finally:
+        reader.close()
+    assert total == close_hs["count"] == 210
+    assert load_scenario(out / "scenario.toml").name == "e2e"
+
+
+def test_failed_threshold_exits_1(tmp_path: Path) -> None:
+    text = SCENARIO.replace('"> 15ms"', '"< 1ms"').replace("connections = 300", "connections = 40")
+    code, summary, _ = _run(tmp_path, text)
+    assert code == 1
+    thresholds = summary["thresholds"]
+    assert isinstance(thresholds, list)
+    assert [t["ok"] for t in thresholds] == [False, True]
+
+
+@pytest.mark.parametrize("name", ["quickstart", "terminate", "storm", "ignore_server_close"])
+def test_shipped_scenarios_run(tmp_path: Path, name: str) -> None:
+    text = (ROOT / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
+    code, summary, _ = _run(tmp_path, text)
+    totals = summary["totals"]
+    outcomes = summary["outcomes"]
+    assert isinstance(totals, dict) and isinstance(outcomes, dict)
+    assert totals["attempted"] > 0
+    assert sum(outcomes.values()) == totals["attempted"]
+    assert code == 0, summary["thresholds"]
