@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from types import FrameType
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,20 +15,7 @@ SOURCE = "mix.toml"
 HEAD = '[load]\nrate = 10\nduration = "1s"\n'
 
 
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 def mix(*closes: str, head: str = HEAD) -> Scenario:

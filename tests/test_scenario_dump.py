@@ -3,12 +3,9 @@ scenario hypothesis can build, plus the dict shape and the hash that ``compare``
 
 from __future__ import annotations
 
-import signal
 import tomllib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -35,20 +32,7 @@ SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 SOURCE = "gen.toml"
 
 
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 60 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 def reparse(scenario: Scenario) -> Scenario:

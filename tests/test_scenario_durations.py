@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import signal
-from collections.abc import Iterator
-from types import FrameType
 
 import pytest
 from hypothesis import given, settings
@@ -13,21 +10,7 @@ from hypothesis import strategies as st
 
 from wsload.scenario.durations import format_duration, parse_duration
 
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 @pytest.mark.parametrize(

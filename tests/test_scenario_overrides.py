@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import math
-import signal
-from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -17,21 +14,7 @@ from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Delay, LoadConfig, Scenario, ServerConfig, Stage
 from wsload.scenario.parse import apply_overrides, parse_scenario, parse_server_options
 
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 def load(body: str) -> Scenario:

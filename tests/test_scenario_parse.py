@@ -4,12 +4,10 @@ file, the key path and what was expected, and typos answered with a "did you mea
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import fields
 from operator import attrgetter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -31,20 +29,7 @@ SOURCE = "bad.toml"
 BASE: dict[str, dict[str, str]] = {"load": {"rate": "10", "duration": '"1s"'}}
 
 
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 def render(over: dict[str, Any] | None = None) -> str:

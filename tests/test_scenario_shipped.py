@@ -4,11 +4,8 @@ the parser's real defaults and valid examples)."""
 from __future__ import annotations
 
 import re
-import signal
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from typer.testing import CliRunner
@@ -34,20 +31,7 @@ SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 DOCS = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
 
 
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 # --- shipped scenarios ---------------------------------------------------------------------------

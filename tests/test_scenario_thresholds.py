@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from types import FrameType
-
 import pytest
 
 from wsload.core.outcomes import Outcome
@@ -21,20 +17,7 @@ HEAD = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    """Pure code never reaches a Trio checkpoint, so bound each test with SIGALRM instead."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("bounded_sync")
 
 
 def thresholds(body: str) -> tuple[Threshold, ...]:
