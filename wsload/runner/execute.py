@@ -21,7 +21,7 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
-from wsload.engine.driver import DriverContext, make_ssl_context
+from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.result import RunResult
 from wsload.report import files, hlog, summary, terminal, thresholds
@@ -131,10 +131,8 @@ async def _run(
             scenario.target,
             scenario.session,
             url,
-            ssl_context=make_ssl_context(scenario.target) if url.startswith("wss:") else None,
             seed=scenario.seed,
         )
-        ctx.stop = trio.Event()
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)

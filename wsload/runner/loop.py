@@ -27,6 +27,8 @@ from wsload.scenario.model import CloseSpec, Scenario
 __all__ = ["LoadRun", "Progress", "run_load"]
 
 _INTERVAL = 1.0
+_OVERDUE_BATCH = 16
+"""At most this many overdue starts in a row without letting other tasks run."""
 
 
 @dataclass(slots=True)
@@ -78,6 +80,7 @@ class _Runner:
         self.sources = scenario.target.source_addresses
         self.seq = 0
         self.intervals = 0
+        self._overdue = 0  # consecutive starts found already due (see _wait_until)
         reference = scenario.target.engine == "trio-websocket"
         self.connect = run_connection_reference if reference else run_connection
 
@@ -110,6 +113,23 @@ class _Runner:
             progress.finished += 1
             progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
 
+    async def _wait_until(self, due: float, stop: trio.Event) -> None:
+        """Sleep until ``due`` (or ``stop``); when already late, still yield now and then.
+
+        A generator that cannot keep up with its schedule finds every start overdue; without
+        a checkpoint it would run the whole schedule in one step, and neither the stop, the
+        lag monitor, the interval log nor the started connections would run until it ended.
+        """
+        if due > trio.current_time():
+            self._overdue = 0
+            with trio.move_on_at(due):
+                await stop.wait()
+            return
+        self._overdue += 1
+        if self._overdue >= _OVERDUE_BATCH:
+            self._overdue = 0
+            await trio.lowlevel.checkpoint()
+
     def _start(self, nursery: trio.Nursery, scheduled: float) -> None:
         self._count_start()
         nursery.start_soon(self._connection, self._plan(scheduled))
@@ -118,9 +138,7 @@ class _Runner:
         cap = self.scenario.load.max_in_flight
         for offset in arrival_offsets(self.scenario.load):
             due = start + offset
-            if due > trio.current_time():
-                with trio.move_on_at(due):
-                    await stop.wait()
+            await self._wait_until(due, stop)
             if stop.is_set():
                 return
             self.progress.intended += 1
@@ -165,9 +183,7 @@ class _Runner:
         interval = 1.0 / load.rate if load.rate else 0.0
         for k in range(size):
             due = start + k * interval
-            if due > trio.current_time():
-                with trio.move_on_at(due):
-                    await stop.wait()
+            await self._wait_until(due, stop)
             if stop.is_set():
                 break
             self.progress.intended += 1
@@ -186,7 +202,9 @@ class _Runner:
         next_tick = start + _INTERVAL
         while True:
             await trio.sleep_until(next_tick)
-            next_tick += _INTERVAL
+            # after a stall longer than an interval, skip the missed ticks instead of
+            # emitting a burst of near-empty intervals
+            next_tick = max(next_tick + _INTERVAL, trio.current_time() + _INTERVAL / 2)
             self.emit_interval()
 
     def emit_interval(self) -> None:
@@ -241,8 +259,8 @@ async def run_load(
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
     Args:
-        ctx: the driver context (its ``stop`` event is set on a graceful stop; for storms its
-            ``release`` event is created here if missing).
+        ctx: the driver context (its ``stop`` event is set on a graceful stop; it and, for
+            storms, the ``release`` event are created here if missing).
         stop: set it to stop scheduling and close open connections (graceful stop); the runner
             then waits ``load.shutdown_grace`` before cancelling the rest.
         hard_stop: set it to cancel every connection at once.
@@ -257,6 +275,8 @@ async def run_load(
     load = scenario.load
     if load.model == "storm" and ctx.release is None:
         ctx.release = trio.Event()
+    if ctx.stop is None:  # without it a graceful stop could not reach open connections
+        ctx.stop = trio.Event()
     runner = _Runner(scenario, ctx, collector, progress, on_interval)
     cpu0 = time.process_time()
     start = trio.current_time() + 0.001

@@ -1,0 +1,407 @@
+"""The runner (``run_load``) over real loopback sockets: the arrival, concurrency and storm
+models, the close mix, drops at max_in_flight and the interval series (test_runner_stop.py has
+the drain, the stops, the lag monitor and the reference engine; it reuses these helpers).
+
+Peers: websockets 17 in its own thread (``WebsocketsPeer``) and scripted raw peers served by
+``trio.serve_tcp`` in the test's own Trio run (same clock as the runner, so server-side times
+compare directly with the records'). Records are observed with a spy around the real driver
+(it records what ``run_connection`` returned and changes nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+
+import pytest
+import trio
+from peers import RawPeer, WebsocketsPeer
+
+from wsload.core.record import ConnectionRecord
+from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.runner import loop
+from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.runner.schedule import arrival_offsets
+from wsload.scenario.model import Scenario
+from wsload.scenario.parse import parse_scenario
+
+PEER_CLOSE_TIMEOUT = 0.5
+
+
+@pytest.fixture(scope="module")
+def ws_peer() -> Iterator[WebsocketsPeer]:
+    with WebsocketsPeer(close_timeout=PEER_CLOSE_TIMEOUT) as peer:
+        yield peer
+
+
+def spy_on(monkeypatch: pytest.MonkeyPatch) -> list[ConnectionRecord]:
+    """Collect every record the real drivers return, in completion order (changes nothing)."""
+    seen: list[ConnectionRecord] = []
+
+    def spy(
+        real: Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]],
+    ) -> Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]:
+        async def wrapper(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
+            record = await real(plan, ctx)
+            seen.append(record)
+            return record
+
+        return wrapper
+
+    monkeypatch.setattr(loop, "run_connection", spy(loop.run_connection))
+    monkeypatch.setattr(loop, "run_connection_reference", spy(loop.run_connection_reference))
+    return seen
+
+
+@pytest.fixture
+def records(monkeypatch: pytest.MonkeyPatch) -> list[ConnectionRecord]:
+    """Every record the real drivers return during the test."""
+    return spy_on(monkeypatch)
+
+
+@dataclass
+class Run:
+    """One ``run_load`` and everything it reported."""
+
+    scenario: Scenario
+    collector: Collector
+    progress: Progress
+    result: LoadRun
+    intervals: list[IntervalSnapshot] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+async def run(
+    text: str,
+    url: str,
+    *,
+    stop: trio.Event | None = None,
+    hard_stop: trio.Event | None = None,
+    ctx_stop: bool = True,
+) -> Run:
+    """Parse ``text`` with ``url`` as its target and run it to the end."""
+    scenario = parse_scenario(f'name = "t"\nseed = 7\n[target]\nurl = "{url}"\n' + text)
+    ctx = DriverContext.create(
+        scenario.target,
+        scenario.session,
+        scenario.target.url,
+        seed=scenario.seed,
+        stop=trio.Event() if ctx_stop else None,
+    )
+    collector = Collector(labels=[spec.label for spec in scenario.close])
+    progress = Progress()
+    intervals: list[IntervalSnapshot] = []
+    t0 = trio.current_time()
+    result = await run_load(
+        scenario,
+        ctx,
+        collector,
+        progress=progress,
+        on_interval=intervals.append,
+        stop=stop,
+        hard_stop=hard_stop,
+    )
+    return Run(scenario, collector, progress, result, intervals, trio.current_time() - t0)
+
+
+def check_sums(r: Run) -> None:
+    """Invariants of every run: outcomes sum to attempted, intervals sum to the totals."""
+    counts = r.collector.counts()
+    assert sum(counts.outcomes.values()) == counts.attempted == r.progress.attempted
+    assert r.progress.finished == r.progress.attempted and r.progress.in_flight == 0
+    assert sum(r.progress.outcomes.values()) == r.progress.attempted
+    assert sum(s.attempted for s in r.intervals) == counts.attempted
+    assert sum(s.dropped for s in r.intervals) == r.collector.dropped == r.progress.dropped
+    assert r.result.intended == r.progress.intended == r.progress.attempted + r.progress.dropped
+    assert r.result.intervals == len(r.intervals)
+
+
+async def raw_server(
+    nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]
+) -> str:
+    with trio.fail_after(10):
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+
+
+@dataclass
+class PoliteServer:
+    """A raw server that answers a Close with the same Close and then closes TCP.
+
+    Counts connections open at once (``peak``) and stamps each Close it receives on the
+    test's Trio clock.
+    """
+
+    open: int = 0
+    peak: int = 0
+    accepted: int = 0
+    close_times: list[float] = field(default_factory=list)
+    upgraded_times: list[float] = field(default_factory=list)
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            peer = RawPeer(stream)
+            await peer.accept()
+            self.accepted += 1
+            self.upgraded_times.append(trio.current_time())
+            while (frame := await peer.frame()) is not None:
+                opcode, payload = frame
+                if opcode == 0x8:
+                    self.close_times.append(trio.current_time())
+                    await peer.send(bytes((0x88, len(payload))) + payload)
+                    break
+                if opcode in (0x1, 0x2):
+                    await peer.send(bytes((0x80 | opcode, len(payload))) + payload)
+        except (trio.BrokenResourceError, EOFError):
+            pass
+        finally:
+            self.open -= 1
+            await stream.aclose()
+
+
+# --- arrival ---------------------------------------------------------------------------------
+
+
+async def test_arrival_counts_mix_and_intervals(
+    ws_peer: WebsocketsPeer, records: list[ConnectionRecord]
+) -> None:
+    text = """
+[load]
+model = "arrival"
+rate = 40
+connections = 60
+drain = "5s"
+[[close]]
+kind = "clean"
+weight = 3
+timeout = "2s"
+[[close]]
+kind = "terminate"
+weight = 1
+"""
+    with trio.fail_after(20):
+        r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    check_sums(r)
+    planned = len(list(arrival_offsets(r.scenario.load)))
+    assert planned == 60 == r.progress.attempted == r.progress.intended
+    assert r.progress.dropped == 0
+    counts = r.collector.counts()
+    assert counts.outcomes == {"clean": 45, "terminated": 15}
+    assert {label: r.collector.counts(label).attempted for label in ("clean", "terminate")} == {
+        "clean": 45,
+        "terminate": 15,
+    }
+    # the last start is at 59/40 = 1.475 s: one interval a second, plus the final one
+    assert 2 <= len(r.intervals) <= 4
+    assert [s.index for s in r.intervals] == list(range(len(r.intervals)))
+    for a, b in zip(r.intervals, r.intervals[1:], strict=False):
+        assert b.start == a.end
+    assert all(s.length == pytest.approx(1.0, abs=0.2) for s in r.intervals[:-1])
+    # open loop: every connection was scheduled on the 25 ms grid, whatever the target did
+    start = r.progress.started
+    scheduled = sorted(rec.scheduled - start for rec in records)
+    assert scheduled == pytest.approx([k / 40 for k in range(60)], abs=1e-6)
+    assert sorted(rec.seq for rec in records) == list(range(1, 61))
+    assert r.result.interrupted is False
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (5, 2, 1), (0.7, 0.2, 0.1)])
+async def test_close_mix_within_one_of_weights(
+    ws_peer: WebsocketsPeer, weights: tuple[float, float, float]
+) -> None:
+    text = f"""
+[load]
+model = "arrival"
+rate = 400
+connections = 50
+[session]
+messages = 0
+[[close]]
+kind = "clean"
+weight = {weights[0]}
+[[close]]
+kind = "terminate"
+weight = {weights[1]}
+[[close]]
+kind = "close_no_wait"
+weight = {weights[2]}
+"""
+    with trio.fail_after(20):
+        r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    check_sums(r)
+    total = sum(weights)
+    for label, weight in zip(("clean", "terminate", "close_no_wait"), weights, strict=True):
+        got = r.collector.counts(label).attempted
+        assert abs(got - 50 * weight / total) <= 1, (label, got)
+
+
+async def test_arrival_over_max_in_flight_drops_never_delays(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "arrival"
+rate = 100
+connections = 40
+max_in_flight = 5
+[session]
+messages = 0
+hold = "300ms"
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.progress.intended == 40
+    assert r.progress.dropped > 0 and r.collector.dropped == r.progress.dropped
+    assert r.progress.attempted + r.progress.dropped == 40
+    assert r.progress.peak_in_flight <= 5 and server.peak <= 5
+    assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
+    # dropped, not queued: the schedule ended on time (40 starts at 100/s, then one hold);
+    # queueing 40 connections through 5 slots of 300 ms would take > 2.4 s
+    assert r.elapsed < 1.6
+    start = r.progress.started
+    for rec in records:  # each attempted one started at its own slot on the 10 ms grid
+        k = (rec.scheduled - start) * 100
+        assert k == pytest.approx(round(k), abs=1e-6)
+    assert r.result.lag.max_start_lag_us < 100_000
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+async def test_concurrency_model_caps_in_flight_and_count(nursery: trio.Nursery) -> None:
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "concurrency"
+concurrency = 4
+connections = 30
+[session]
+messages = 1
+hold = "20ms"
+"""
+    gauges: list[int] = []
+
+    async def watch(progress: Progress) -> None:
+        while True:
+            gauges.append(progress.in_flight)
+            await trio.sleep(0.005)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as inner:
+            progress = Progress()
+            inner.start_soon(watch, progress)
+            scenario = parse_scenario(f'name = "t"\n[target]\nurl = "{url}"\n' + text)
+            ctx = DriverContext.create(scenario.target, scenario.session, url)
+            collector = Collector()
+            intervals: list[IntervalSnapshot] = []
+            result = await run_load(
+                scenario, ctx, collector, progress=progress, on_interval=intervals.append
+            )
+            inner.cancel_scope.cancel()
+    r = Run(scenario, collector, progress, result, intervals)
+    check_sums(r)
+    assert progress.attempted == 30 == server.accepted
+    assert progress.peak_in_flight == 4  # the slots were all used ...
+    assert max(gauges) <= 4 and server.peak <= 4  # ... and never exceeded
+    assert collector.counts().outcomes == {"clean": 30}
+    assert collector.stats("message_rtt")["count"] == 30
+
+
+async def test_concurrency_model_duration_ends_scheduling(nursery: trio.Nursery) -> None:
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "concurrency"
+concurrency = 3
+duration = "600ms"
+[session]
+messages = 0
+hold = "100ms"
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    # 3 slots x ~6 rounds of >= 100 ms; the last round may start just before 600 ms
+    assert 3 <= r.progress.attempted <= 21
+    assert r.progress.peak_in_flight <= 3 and server.peak <= 3
+    assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
+    assert r.elapsed < 1.5
+
+
+# --- storm -----------------------------------------------------------------------------------
+
+
+async def test_storm_holds_until_all_open_then_closes_at_once(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "storm"
+concurrency = 30
+rate = 200
+[session]
+messages = 1
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.progress.attempted == 30 == len(records)
+    assert r.collector.counts().outcomes == {"clean": 30}
+    assert server.peak == 30  # every connection was open at the same time
+    initiated = [rec.close_initiated for rec in records]
+    assert None not in initiated
+    stamps = [t for t in initiated if t is not None]
+    last_upgrade = max(rec.upgraded for rec in records if rec.upgraded is not None)
+    assert min(stamps) >= last_upgrade  # nobody closed before the last one was open
+    assert max(stamps) - min(stamps) < 0.05, max(stamps) - min(stamps)
+    assert max(server.close_times) - min(server.close_times) < 0.1
+    # opened at 200/s: the last of the 30 was scheduled 145 ms after the first
+    start = r.progress.started
+    assert max(rec.scheduled for rec in records) - start == pytest.approx(29 / 200)
+
+
+async def test_storm_open_deadline_releases_stragglers(nursery: trio.Nursery) -> None:
+    """A connection that never gets its 101 cannot hold the storm beyond open_deadline."""
+    server = PoliteServer()
+    count = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal count
+        count += 1
+        if count == 3:  # reads the request, never answers the upgrade
+            peer = RawPeer(stream)
+            await peer.read_request()
+            await peer.frames_until_eof()
+            await stream.aclose()
+            return
+        await server(stream)
+
+    url = await raw_server(nursery, handler)
+    text = """handshake_timeout = "5s"
+[load]
+model = "storm"
+concurrency = 5
+open_deadline = "400ms"
+drain = "300ms"
+[session]
+messages = 0
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.progress.attempted == 5
+    outcomes = r.collector.counts().outcomes
+    assert outcomes == {"clean": 4, "interrupted": 1}, outcomes
+    assert server.close_times and min(server.close_times) - r.progress.started >= 0.39
+    assert r.elapsed == pytest.approx(0.7, abs=0.3)

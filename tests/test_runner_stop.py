@@ -1,0 +1,318 @@
+"""The runner's ends: the bounded drain, graceful and hard stops, an overloaded generator
+(it must keep yielding and flag itself saturated) and the reference engine through the runner.
+
+Helpers and peers are those of test_runner_loop.py (real loopback sockets, same Trio clock).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+from peers import RawPeer, WebsocketsPeer
+from test_runner_loop import PEER_CLOSE_TIMEOUT, PoliteServer, check_sums, raw_server, run, spy_on
+
+from wsload.core.record import ConnectionRecord
+from wsload.runner.lag import LagMonitor
+
+
+@pytest.fixture(scope="module")
+def ws_peer() -> Iterator[WebsocketsPeer]:
+    with WebsocketsPeer(close_timeout=PEER_CLOSE_TIMEOUT) as peer:
+        yield peer
+
+
+@pytest.fixture
+def records(monkeypatch: pytest.MonkeyPatch) -> list[ConnectionRecord]:
+    return spy_on(monkeypatch)
+
+
+# --- drain and stops -------------------------------------------------------------------------
+
+
+async def test_drain_bounds_a_peer_that_never_answers_close(nursery: trio.Nursery) -> None:
+    async def mute(stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
+        await peer.accept()
+        await peer.frames_until_eof()  # reads our Close, never answers
+        await stream.aclose()
+
+    url = await raw_server(nursery, mute)
+    text = """
+[load]
+model = "arrival"
+rate = 100
+connections = 10
+drain = "500ms"
+[session]
+messages = 0
+[[close]]
+kind = "clean"
+timeout = "5s"
+"""
+    with trio.fail_after(10):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"interrupted": 10}
+    # the last start is at 90 ms; the drain then waits 500 ms, not the 5 s close timeout
+    assert r.result.ended - r.result.started == pytest.approx(0.59, abs=0.15)
+    assert r.result.interrupted is False
+    assert r.collector.counts().codes_sent == {}  # interrupted records carry no close data
+
+
+async def test_graceful_stop_closes_open_connections(
+    ws_peer: WebsocketsPeer, records: list[ConnectionRecord]
+) -> None:
+    stop = trio.Event()
+    text = """
+[load]
+model = "arrival"
+rate = 50
+duration = "10s"
+shutdown_grace = "2s"
+[session]
+messages = 1
+hold = "30s"
+[[close]]
+kind = "clean"
+timeout = "2s"
+"""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def stop_later() -> None:
+                await trio.sleep(0.5)
+                stop.set()
+
+            nursery.start_soon(stop_later)
+            r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", stop=stop)
+    check_sums(r)
+    assert r.result.interrupted is True
+    # scheduling stopped at 0.5 s (25 starts at 50/s, give or take one) ...
+    assert 23 <= r.progress.attempted <= 27
+    # ... and every open connection ran its clean close at once, well within shutdown_grace
+    assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
+    assert r.result.ended - r.result.started < 0.5 + 1.0
+    closes = [rec.close_initiated for rec in records if rec.close_initiated is not None]
+    assert len(closes) == r.progress.attempted
+    assert max(closes) - min(closes) < 0.2
+
+
+async def test_graceful_stop_without_ctx_stop_still_closes(ws_peer: WebsocketsPeer) -> None:
+    """A caller that built its DriverContext without ``stop`` still gets a graceful stop."""
+    stop = trio.Event()
+    text = """
+[load]
+model = "arrival"
+rate = 50
+duration = "10s"
+shutdown_grace = "3s"
+[session]
+messages = 0
+hold = "30s"
+"""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def stop_later() -> None:
+                await trio.sleep(0.3)
+                stop.set()
+
+            nursery.start_soon(stop_later)
+            r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", stop=stop, ctx_stop=False)
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
+    assert r.result.ended - r.result.started < 0.3 + 1.0
+
+
+async def test_graceful_stop_bounded_by_shutdown_grace(nursery: trio.Nursery) -> None:
+    async def mute(stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
+        await peer.accept()
+        await peer.frames_until_eof()
+        await stream.aclose()
+
+    url = await raw_server(nursery, mute)
+    stop = trio.Event()
+    text = """
+[load]
+model = "arrival"
+rate = 50
+duration = "10s"
+shutdown_grace = "400ms"
+[session]
+messages = 0
+hold = "30s"
+[[close]]
+kind = "clean"
+timeout = "10s"
+"""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as inner:
+
+            async def stop_later() -> None:
+                await trio.sleep(0.3)
+                stop.set()
+
+            inner.start_soon(stop_later)
+            r = await run(text, url, stop=stop)
+    check_sums(r)
+    assert r.result.interrupted is True
+    assert r.collector.counts().outcomes == {"interrupted": r.progress.attempted}
+    assert r.result.ended - r.result.started == pytest.approx(0.7, abs=0.2)
+
+
+async def test_hard_stop_cancels_at_once(ws_peer: WebsocketsPeer) -> None:
+    hard_stop = trio.Event()
+    text = """
+[load]
+model = "arrival"
+rate = 50
+duration = "10s"
+shutdown_grace = "5s"
+[session]
+messages = 0
+hold = "30s"
+"""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def stop_later() -> None:
+                await trio.sleep(0.4)
+                hard_stop.set()
+
+            nursery.start_soon(stop_later)
+            r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", hard_stop=hard_stop)
+    check_sums(r)
+    assert r.result.interrupted is True
+    assert r.progress.attempted >= 15
+    assert r.collector.counts().outcomes == {"interrupted": r.progress.attempted}
+    assert r.result.ended - r.result.started == pytest.approx(0.4, abs=0.15)
+
+
+async def test_overdue_arrivals_still_yield_to_stop(nursery: trio.Nursery) -> None:
+    """A rate the generator cannot keep up with must not freeze its loop: stop still works,
+    intervals are still emitted, and the lateness is reported as saturation."""
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    stop = trio.Event()
+    text = """
+[load]
+model = "arrival"
+rate = 10000000
+duration = "5s"
+max_in_flight = 20
+shutdown_grace = "2s"
+[session]
+messages = 0
+hold = "5s"
+"""
+    with trio.fail_after(15):
+        async with trio.open_nursery() as inner:
+
+            async def stop_later() -> None:
+                await trio.sleep(0.3)
+                stop.set()
+
+            inner.start_soon(stop_later)
+            r = await run(text, url, stop=stop)
+    check_sums(r)
+    assert r.result.ended - r.result.started < 2.0
+    assert 0 < r.progress.attempted <= 20
+    assert r.progress.dropped > 0
+    assert r.progress.intended < 10_000_000  # far from the 50 M a 5 s schedule has
+    assert r.intervals[0].end - r.progress.started < 1.5  # the interval log kept going
+    assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
+
+
+# --- the generator watching itself -----------------------------------------------------------
+
+
+async def test_lag_monitor_samples_an_idle_run(ws_peer: WebsocketsPeer) -> None:
+    text = """
+[load]
+model = "arrival"
+rate = 10
+duration = "500ms"
+"""
+    with trio.fail_after(10):
+        r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    check_sums(r)
+    lag = r.result.lag
+    # ticks every 10 ms for ~0.5 s
+    assert 20 <= lag.loop_lag.get_total_count() <= 80
+    assert lag.saturated is False
+    assert lag.loop_lag.get_value_at_percentile(50) < 20_000
+    assert r.result.cpu_seconds > 0
+
+
+async def test_blocked_loop_is_flagged_saturated(ws_peer: WebsocketsPeer) -> None:
+    """The lag monitor sees a generator whose event loop is blocked (here: 30 ms sync work
+    every 10 ms) and flags the run, so its latencies are not taken at face value."""
+    text = """
+[load]
+model = "arrival"
+rate = 20
+duration = "600ms"
+[session]
+messages = 0
+"""
+
+    async def hog() -> None:
+        while True:
+            time.sleep(0.03)
+            await trio.sleep(0.01)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as inner:
+            inner.start_soon(hog)
+            r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+            inner.cancel_scope.cancel()
+    check_sums(r)
+    assert r.result.lag.loop_lag.get_value_at_percentile(50) > 20_000
+    assert r.result.lag.saturated is True
+
+
+def test_start_lag_counts_on_time_starts() -> None:
+    """Every start is one sample: 99 on time and one 30 ms late is a p99 of 0, not 30 ms."""
+    lag = LagMonitor()
+    for _ in range(99):
+        lag.record_start(0.0)
+    lag.record_start(0.03)
+    assert lag.start_lag.get_total_count() == 100
+    assert lag.start_lag.get_value_at_percentile(99) == 0
+    assert lag.max_start_lag_us == 30_000
+    assert lag.saturated is False
+    for _ in range(5):
+        lag.record_start(0.03)
+    assert lag.saturated is True
+
+
+# --- the reference engine --------------------------------------------------------------------
+
+
+async def test_reference_engine_runs_clean_and_terminate(
+    ws_peer: WebsocketsPeer, records: list[ConnectionRecord]
+) -> None:
+    text = """
+engine = "trio-websocket"
+[load]
+model = "arrival"
+rate = 100
+connections = 20
+[[close]]
+kind = "clean"
+timeout = "2s"
+[[close]]
+kind = "terminate"
+"""
+    with trio.fail_after(20):
+        r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    assert r.scenario.target.engine == "trio-websocket"
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"clean": 10, "terminated": 10}
+    assert len(records) == 20
+    assert r.collector.stats("message_rtt")["count"] == 20
+    assert r.collector.stats("close_handshake", "clean")["count"] == 10
