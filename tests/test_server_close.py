@@ -7,6 +7,7 @@ Delays are measured on the client side with generous tolerances: a 2-core box is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -113,9 +114,20 @@ async def test_sink_mode_echoes_nothing() -> None:
                 with trio.move_on_after(0.3) as quiet:
                     await ws.get_message()
                 assert quiet.cancelled_caught
+
+            async def client() -> bool:
+                async with ws_connect(target.url, proxy=None) as ws:
+                    await ws.send(b"into the sink")
+                    try:
+                        await asyncio.wait_for(ws.recv(), 0.3)
+                    except TimeoutError:
+                        return True
+                    return False  # pragma: no cover - an echo arrived
+
+            assert await in_thread(client)
             stats = target.server.stats
             await until(lambda: stats.open == 0)
-            assert stats.messages_in == 3 and stats.messages_out == 0
+            assert stats.messages_in == 4 and stats.messages_out == 0
 
 
 async def test_close_reply_delay_fixed_both_clients() -> None:
@@ -252,10 +264,22 @@ async def test_close_after_messages() -> None:
                 with pytest.raises(trio_websocket.ConnectionClosed) as closed:
                     await ws.get_message()
             assert closed.value.reason.code == 4003
+
+            async def client() -> tuple[list[str], int | None]:
+                async with ws_connect(target.url, proxy=None) as ws:
+                    await ws.send("a")
+                    await ws.send("b")
+                    echoes = [str(await ws.recv()), str(await ws.recv())]
+                    with pytest.raises(websockets.ConnectionClosed):
+                        await ws.recv()
+                    rcvd = ws.protocol.close_rcvd
+                    return echoes, rcvd.code if rcvd else None
+
+            assert await in_thread(client) == (["a", "b"], 4003)
             stats = target.server.stats
             await until(lambda: stats.open == 0)
-            assert stats.messages_in == 2 and stats.messages_out == 2
-            assert dict(stats.server_initiated) == {"close": 1}
+            assert stats.messages_in == 4 and stats.messages_out == 4
+            assert dict(stats.server_initiated) == {"close": 2}
 
 
 async def test_close_action_fin_and_rst() -> None:
