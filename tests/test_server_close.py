@@ -8,6 +8,7 @@ Delays are measured on the client side with generous tolerances: a 2-core box is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -426,3 +427,29 @@ async def test_data_after_close_is_ignored_and_binary_echo() -> None:
             await until(lambda: target.server.stats.open == 0)
             assert target.server.stats.messages_in == 1
             assert target.server.stats.protocol_errors == 0
+
+
+async def test_client_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Echoes pile up in the kernel buffers; the stalled send is abandoned after SEND_TIMEOUT."""
+    from wsload.server import connection
+
+    monkeypatch.setattr(connection, "SEND_TIMEOUT", 0.5)
+    with trio.fail_after(20):
+        async with running() as target:
+            raw = await RawClient.connect(target.host, target.port)
+            chunk = frame(OP_BINARY, b"x" * (1 << 20))
+            stats = target.server.stats
+
+            async def flood() -> None:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    for _ in range(64):  # 64 MiB of echo, far over any socket buffer
+                        await raw.send(chunk)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood)
+                await until(lambda: stats.send_timeouts == 1, timeout=15)
+                nursery.cancel_scope.cancel()
+            raw.close()
+            await until(lambda: stats.open == 0)
+            assert stats.messages_in < 64
+            assert stats.tcp_closed_first_by_server == 1

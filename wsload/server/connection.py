@@ -1,11 +1,13 @@
 """One connection of the built-in server, start to end, in one Trio task.
 
 Why one task and no helper tasks: the server must stay cheap per connection (thousands open at
-once, on a 2-core box shared with the load generator). So every timer a connection has (its
+once, on a 2-core box shared with the load generator). So the timers of the current phase (its
 ``close_after``, the delay before a Close reply, the wait for the client's answer, a mute
-server's hold) is the deadline of the single receive it is blocked in, and outside requests
-(a shutdown storm) wake that receive by cancelling its scope. Only the connection's own task
-ever writes to its socket, so frames never interleave.
+server's hold) are the deadline of the single receive the task is blocked in, and outside
+requests (a shutdown storm) wake that receive by cancelling its scope. The bounds that end the
+connection whatever it is doing (request timeout, send timeout, a storm's grace) are the
+deadline of one outer scope. Only the connection's own task writes to its socket, so frames
+never interleave.
 
 Phases after the upgrade (``_Conn.phase``)::
 
@@ -14,11 +16,10 @@ Phases after the upgrade (``_Conn.phase``)::
      │                 └─▶ (close_reply = drop) TCP closed, no Close frame
      ├──close_after / close_after_messages / storm──▶ server_closing
      │        └─client's Close──▶ TCP closed (server first) | close_timeout ──▶ dropped
-     └──malformed frame──▶ Close 1002 sent, FIN, drain ──EOF or close_timeout──▶ closed
+     └──malformed frame──▶ Close 1002/1007 sent, FIN, drain ──EOF or close_timeout──▶ closed
 
-A storm's grace is the deadline of the connection's outer cancel scope: whatever the task is
-doing when it expires (even a send blocked on a client that stopped reading), it is
-terminated.
+When the outer deadline expires (even during a send blocked on a client that stopped reading)
+the connection is terminated; which bound it was is told apart afterwards.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Literal
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping
+from wsproto.frame_protocol import CloseReason
 
 from wsload.scenario.model import Delay, ServerConfig
 from wsload.server.stats import ServerStats
@@ -362,9 +364,9 @@ class _Conn:
                     stats.pings_answered += 1
             elif isinstance(event, CloseConnection):
                 if ws.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
-                    self._on_client_close(event.code)
+                    self._on_client_close(int(event.code))
                 else:
-                    self._on_protocol_error(event.code, event.reason or "")
+                    self._on_protocol_error(int(event.code), event.reason or "")
                 return
 
     def _on_client_close(self, code: int) -> None:
@@ -387,8 +389,13 @@ class _Conn:
                 self._reply()
 
     def _reply(self) -> None:
-        """Echo the client's code (RFC 6455 §5.5.1); the server then closes TCP first."""
-        self.out += self.ws.send(CloseConnection(code=self.reply_code))
+        """Echo the client's code (RFC 6455 §5.5.1); the server then closes TCP first.
+
+        A Close that carried no code (1005) is answered with an empty Close: wsproto does that
+        only for its own ``CloseReason.NO_STATUS_RCVD`` member (an identity test), not for 1005.
+        """
+        code = CloseReason.NO_STATUS_RCVD if self.reply_code == _NO_CODE else self.reply_code
+        self.out += self.ws.send(CloseConnection(code=code))
         self.state.stats.close_codes_sent[self.reply_code] += 1
         self.finished = True
 
