@@ -13,6 +13,7 @@ import resource
 import signal
 import sys
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,6 @@ def execute_run(
 
 def _with_seed(scenario: Scenario) -> Scenario:
     """An unseeded run gets a random seed, recorded in the resolved scenario: repeatable."""
-    from dataclasses import replace
-
     return replace(scenario, seed=random.randrange(1, 2**31))
 
 
