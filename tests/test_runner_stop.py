@@ -15,7 +15,7 @@ from peers import RawPeer, WebsocketsPeer
 from test_runner_loop import PEER_CLOSE_TIMEOUT, PoliteServer, check_sums, raw_server, run, spy_on
 
 from wsload.core.record import ConnectionRecord
-from wsload.runner.lag import LagMonitor
+from wsload.runner.lag import MIN_STALLS, SATURATION_US, LagMonitor
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +316,18 @@ kind = "terminate"
     assert len(records) == 20
     assert r.collector.stats("message_rtt")["count"] == 20
     assert r.collector.stats("close_handshake", "clean")["count"] == 10
+
+
+def test_a_few_stalls_in_a_short_run_do_not_mark_it_saturated() -> None:
+    """Three late starts among ten make a 30 ms p99, but three stalls are a GC pause or two,
+    not a generator at its limit; MIN_STALLS of them are."""
+    lag = LagMonitor()
+    for _ in range(7):
+        lag.record_start(0.0)
+    for _ in range(3):
+        lag.record_start(0.03)
+    assert lag.start_lag.get_value_at_percentile(99) > SATURATION_US
+    assert lag.saturated is False
+    for _ in range(MIN_STALLS - 3):
+        lag.record_start(0.03)
+    assert lag.saturated is True

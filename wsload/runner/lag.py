@@ -2,7 +2,9 @@
 
 If the load generator's own loop is late, every latency it reports is inflated by that lateness
 and the intended load was not applied — the *generator*, not the target, was the bottleneck.
-A run is flagged ``saturated`` when either lag's p99 exceeds ``SATURATION_US``.
+A run is flagged ``saturated`` when either lag's p99 exceeds ``SATURATION_US`` *and* at least
+``MIN_STALLS`` samples did: in a one-second run the p99 of ~100 loop ticks is set by two ticks, so
+one GC pause or GIL hand-off would otherwise brand a healthy run.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import trio
 from wsload.metrics.histograms import HIGHEST_US, record
 from wsload.metrics.result import new_lag_histogram
 
-__all__ = ["SATURATION_US", "LagMonitor"]
+__all__ = ["MIN_STALLS", "SATURATION_US", "LagMonitor"]
 
 SATURATION_US = 20_000
 """p99 loop lag or start lateness above this (20 ms) marks the run saturated."""
+
+MIN_STALLS = 5
+"""How many samples over ``SATURATION_US`` a lag needs before its p99 can mark the run."""
 
 _TICK = 0.01
 
@@ -31,6 +36,8 @@ class LagMonitor:
         self.loop_lag = new_lag_histogram()
         self.start_lag = new_lag_histogram()
         self.max_start_lag_us = 0  # exact; the histogram keeps 3 significant digits
+        self.loop_stalls = 0  # ticks later than SATURATION_US
+        self.start_stalls = 0  # starts later than SATURATION_US
 
     def record_start(self, late_s: float) -> None:
         """Record one connection start ``late_s`` seconds after its intended time.
@@ -40,6 +47,8 @@ class LagMonitor:
         """
         us = min(max(0, int(late_s * 1e6)), HIGHEST_US)
         record(self.start_lag, us)
+        if us > SATURATION_US:
+            self.start_stalls += 1
         self.max_start_lag_us = max(self.max_start_lag_us, us)
 
     async def run(self) -> None:
@@ -49,10 +58,11 @@ class LagMonitor:
             await trio.sleep_until(intended)
             late_us = int((trio.current_time() - intended) * 1e6)
             record(self.loop_lag, max(1, min(late_us, HIGHEST_US)))
+            if late_us > SATURATION_US:
+                self.loop_stalls += 1
 
     @property
     def saturated(self) -> bool:
-        return bool(
-            self.loop_lag.get_value_at_percentile(99) > SATURATION_US
-            or self.start_lag.get_value_at_percentile(99) > SATURATION_US
-        )
+        loop = self.loop_stalls >= MIN_STALLS and self.loop_lag.get_value_at_percentile(99)
+        start = self.start_stalls >= MIN_STALLS and self.start_lag.get_value_at_percentile(99)
+        return bool(max(loop, start) > SATURATION_US)
