@@ -97,6 +97,11 @@ class BuiltinTarget:
         self.url = f"ws://{host}:{port}/"
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id (None before it started)."""
+        return self._process.pid if self._process is not None else None
+
     async def storm(self) -> None:
         """Ask the server for a shutdown storm now (its configured code and grace)."""
         if self._conn is not None:

@@ -1,0 +1,277 @@
+"""wsload's benchmark: client CPU per clean-close cycle, and RSS per held connection.
+
+One command prints everything (``--json`` for machine-readable output)::
+
+    python benchmarks/cycle.py                      # Node ws target if node+npm exist
+    python benchmarks/cycle.py --target builtin     # the built-in server (wsload serve)
+    python benchmarks/cycle.py --cycles 3000 --runs 5 --held 10000 --json
+
+Method (docs/performance.md): the target runs in its own process pinned to one CPU
+(``sched_setaffinity``), every client measurement in a fresh Python process pinned to the other.
+The client measures its own CPU time (user + sys, ``getrusage`` around the measured loop, after
+a warm-up; start-up excluded), because on a shared machine wall time measures the neighbours.
+Each client kind runs ``--runs`` times, interleaved, and the median is reported; the comparison
+clients (``benchmarks/bare.py``) run in the same invocation so the figures are ratios.
+
+The Node target is installed by the harness (``npm ci`` in benchmarks/node); without node/npm
+the built-in server is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NODE_DIR = HERE / "node"
+KINDS = ("wsload", "raw-trio", "wsproto", "trio-websocket")
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _cpus() -> tuple[int, int] | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+# -- the target --------------------------------------------------------------------------------
+
+
+def _node_ready() -> str | None:
+    """Why the Node target cannot run (None: it can; ``npm ci`` is run here when needed)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm not found"
+    if not (NODE_DIR / "node_modules" / "ws" / "package.json").exists():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            return f"npm ci failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def _start_target(kind: str) -> tuple[subprocess.Popen[str], str, str]:
+    """Start the target; returns (process, url, description)."""
+    if kind in ("auto", "node"):
+        why = _node_ready()
+        if why is None:
+            node = shutil.which("node") or "node"
+            cmd = [node, str(NODE_DIR / "server.js")]
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                preexec_fn=_raise_nofile,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline().split()
+            if len(line) == 2 and line[0] == "PORT":
+                return proc, f"ws://127.0.0.1:{line[1]}/", "Node ws 8 echo server"
+            proc.kill()
+            raise SystemExit(f"the Node target did not start (said {line!r})")
+        if kind == "node":
+            raise SystemExit(f"--target node: {why}")
+        print(f"# Node target unavailable ({why}): using the built-in server", file=sys.stderr)
+    cmd = [sys.executable, "-m", "wsload", "serve", "--port", "0"]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ws://" not in line:
+        proc.kill()
+        raise SystemExit(f"wsload serve did not start (said {line!r})")
+    return proc, line.split()[-1].rstrip("/") + "/", "wsload built-in server (wsload serve)"
+
+
+# -- one measurement in a fresh, pinned process ------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """``--worker KIND``: measure once and print one JSON line."""
+    import trio
+
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    _raise_nofile()
+    sys.path.insert(0, str(HERE))
+    out: dict[str, Any]
+    if args.worker == "held":
+        from held import measure_held
+
+        out = trio.run(measure_held, args.url, args.held)
+    elif args.worker == "wsload":
+        from wsload.runner.calibrate import measure_cycles
+
+        run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency)
+        out = run.as_dict()
+    else:
+        from bare import measure_bare
+
+        user, sys_ = trio.run(measure_bare, args.worker, args.url, args.cycles, args.concurrency)
+        out = {
+            "cycles": args.cycles,
+            "cpu_us_per_cycle": round((user + sys_) * 1e6 / args.cycles, 1),
+            "user_us_per_cycle": round(user * 1e6 / args.cycles, 1),
+            "sys_us_per_cycle": round(sys_ * 1e6 / args.cycles, 1),
+        }
+    print(json.dumps(out))
+
+
+def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
+    cmd += ["--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
+    cmd += ["--held", str(args.held)]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if key in r]
+    return round(statistics.median(values), 1) if values else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("auto", "node", "builtin"), default="auto")
+    parser.add_argument("--cycles", type=int, default=3000, help="cycles per measured run")
+    parser.add_argument("--runs", type=int, default=5, help="runs per client (median)")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--compare", default="raw-trio,wsproto,trio-websocket",
+        help="comparison clients, comma-separated ('' for none)",
+    )
+    parser.add_argument("--held", type=int, default=10000, help="held connections (0: skip)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args)
+    kinds = ["wsload", *[k for k in args.compare.split(",") if k]]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        parser.error(f"unknown --compare client(s): {', '.join(unknown)}")
+    _raise_nofile()
+    pinned = _cpus()
+    proc, url, description = _start_target(args.target)
+    try:
+        if pinned is not None:
+            os.sched_setaffinity(proc.pid, {pinned[0]})
+        client_cpu = pinned[1] if pinned else None
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for i in range(args.runs):
+            for kind in kinds:
+                runs[kind].append(_measure(kind, url, args, client_cpu))
+                if not args.json:
+                    print(f"# run {i + 1}/{args.runs} {kind}: {runs[kind][-1]}", file=sys.stderr)
+        held = _measure("held", url, args, client_cpu) if args.held > 0 else None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    report = _report(args, description, pinned, runs, held)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_text(report))
+    return None
+
+
+def _report(
+    args: argparse.Namespace,
+    description: str,
+    pinned: tuple[int, int] | None,
+    runs: dict[str, list[dict[str, Any]]],
+    held: dict[str, Any] | None,
+) -> dict[str, Any]:
+    clients: dict[str, Any] = {}
+    for kind, results in runs.items():
+        ok = [r for r in results if "error" not in r]
+        clients[kind] = {
+            "median_cpu_us_per_cycle": _median(ok, "cpu_us_per_cycle"),
+            "median_user_us_per_cycle": _median(ok, "user_us_per_cycle"),
+            "median_sys_us_per_cycle": _median(ok, "sys_us_per_cycle"),
+            "median_cycles_per_s": _median(ok, "cycles_per_s"),
+            "runs": results,
+        }
+    base = clients["wsload"]["median_cpu_us_per_cycle"]
+    for entry in clients.values():
+        value = entry["median_cpu_us_per_cycle"]
+        entry["ratio_to_wsload"] = round(value / base, 2) if value and base else None
+    return {
+        "target": description,
+        "cycles": args.cycles,
+        "runs": args.runs,
+        "concurrency": args.concurrency,
+        "cpus": {"target": pinned[0], "client": pinned[1]} if pinned else None,
+        "clients": clients,
+        "held": held,
+    }
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [
+        f"target: {report['target']}; {report['runs']} runs x {report['cycles']} cycles, "
+        f"concurrency {report['concurrency']}, CPUs {report['cpus']}",
+        "",
+        f"{'client':<16}{'CPU µs/cycle':>14}{'user':>8}{'sys':>8}{'cycles/s':>10}{'x wsload':>10}",
+    ]
+    for kind, c in report["clients"].items():
+        rate = c["median_cycles_per_s"]
+        lines.append(
+            f"{kind:<16}{c['median_cpu_us_per_cycle'] or '-':>14}"
+            f"{c['median_user_us_per_cycle'] or '-':>8}{c['median_sys_us_per_cycle'] or '-':>8}"
+            f"{rate if rate is not None else '-':>10}{c['ratio_to_wsload'] or '-':>10}"
+        )
+    ws = report["clients"]["wsload"]["runs"]
+    lags = [r["loop_lag_us"] for r in ws if "loop_lag_us" in r]
+    if lags:
+        lines.append("")
+        lines.append("wsload loop lag per run (µs, p50 / p99 / max):")
+        for lag in lags:
+            lines.append(f"  {lag['p50']} / {lag['p99']} / {lag['max']}")
+    cpu = report["clients"]["wsload"]["median_cpu_us_per_cycle"]
+    if cpu:
+        lines.append(f"one process ≈ {1e6 / cpu:,.0f} clean-close cycles/s per core (wsload)")
+    held = report["held"]
+    if held is not None:
+        lines.append("")
+        if "error" in held:
+            lines.append(f"held connections: failed: {held['error']}")
+        else:
+            lines.append(
+                f"held connections: {held['held']}/{held['count']} held, RSS "
+                f"{held['rss_before_bytes'] / 2**20:.1f} MiB -> "
+                f"{held['rss_held_bytes'] / 2**20:.1f} MiB = "
+                f"{held['rss_per_connection_bytes'] / 1024:.2f} KiB per held connection"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

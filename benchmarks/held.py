@@ -1,0 +1,69 @@
+"""Held-connections benchmark worker: client RSS per open connection at N held.
+
+Opens ``count`` connections with wsload's driver exactly as a storm run holds them (upgrade,
+one message echoed, then parked until the release event), each in its own task whose record
+goes to a ``Collector`` as the runner's does, and measures this process's resident set size
+before (after a warm-up and ``gc.collect``) and once all are held. ``(held - before) / count``
+is what one held connection costs: its task and coroutine frames, its socket object, its
+``Link``/frame reader, the kernel's socket memory is not in RSS.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import trio
+
+from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.metrics.collector import Collector
+from wsload.runner.calibrate import cycle_scenario, measure_cycles
+
+__all__ = ["measure_held", "rss_bytes"]
+
+_BATCH = 250
+"""Connections opened per step: a burst of 10,000 SYNs overflows the target's listen backlog."""
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        resident = int(f.read().split()[1])
+    return resident * os.sysconf("SC_PAGE_SIZE")
+
+
+async def measure_held(url: str, count: int) -> dict[str, float]:
+    """Hold ``count`` connections to ``url`` at once; RSS before, at the peak, and per connection."""
+    await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
+    scenario = cycle_scenario(url, count, count)
+    release = trio.Event()
+    ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
+    collector = Collector(labels=("clean",))
+    spec = scenario.close[0]
+
+    async def connection(plan: ConnectionPlan) -> None:
+        collector.add(await run_connection(plan, ctx))
+
+    gc.collect()
+    before = rss_bytes()
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for start in range(0, count, _BATCH):
+                for seq in range(start + 1, min(count, start + _BATCH) + 1):
+                    plan = ConnectionPlan(seq=seq, scheduled=trio.current_time(), close=spec)
+                    nursery.start_soon(connection, plan)
+                while ctx.ready_count + collector.attempted < min(count, start + _BATCH):
+                    await trio.sleep(0.005)
+            gc.collect()
+            held = ctx.ready_count
+            peak = rss_bytes()
+            release.set()
+    clean = collector.counts().outcomes.get("clean", 0)
+    return {
+        "count": count,
+        "held": held,
+        "clean": clean,
+        "rss_before_bytes": before,
+        "rss_held_bytes": peak,
+        "rss_per_connection_bytes": round((peak - before) / max(1, held), 1),
+    }

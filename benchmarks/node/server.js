@@ -1,0 +1,25 @@
+// The benchmark target: a Node `ws` 8 echo server, as fast as Node ws gets (started by
+// benchmarks/cycle.py, pinned to its own CPU). Echoes every message; answers a client's Close
+// the way ws does (Close back, then the TCP close). Prints "PORT <n>" once listening on
+// 127.0.0.1; exits when stdin closes (the harness went away) or on SIGTERM.
+'use strict';
+
+const { WebSocketServer } = require('ws');
+
+const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+
+wss.on('connection', (ws) => {
+  ws.on('error', () => {});
+  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+});
+
+wss.on('listening', () => process.stdout.write(`PORT ${wss.address().port}\n`));
+
+const stop = () => {
+  for (const client of wss.clients) client.terminate();
+  wss.close(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.stdin.on('end', stop);
+process.stdin.resume();
