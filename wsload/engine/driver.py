@@ -80,6 +80,7 @@ class _Attempt:
         "http_status",
         "link",
         "plan",
+        "raw",
         "request_sent",
         "stream",
         "tcp_closed_first",
@@ -91,6 +92,7 @@ class _Attempt:
         self.ctx = ctx
         self.stream: trio.abc.Stream | None = None
         self.link: Link | None = None
+        self.raw: _stdlib_socket.socket | None = None  # plain TCP only: the Link's fast path
         self.connect_start: float = 0.0
         self.connect_end: float | None = None
         self.request_sent: float | None = None
@@ -150,6 +152,7 @@ class _Attempt:
                             https_compatible=True,
                         )
                         self.stream = tls
+                        self.raw = None
                         await tls.do_handshake()
         except OSError as exc:
             return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
@@ -165,7 +168,8 @@ class _Attempt:
     async def _open_tcp(self, endpoint: Endpoint) -> trio.SocketStream:
         source = self.plan.source_address
         family, sockaddr = await _resolve(self.ctx, endpoint.host, endpoint.port, source)
-        sock = trio.socket.socket(family, _stdlib_socket.SOCK_STREAM)
+        raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
+        sock = trio.socket.from_stdlib_socket(raw)  # shares ``raw``: closing one closes both
         try:
             if source is not None:
                 if _IP_BIND_ADDRESS_NO_PORT is not None:
@@ -176,7 +180,9 @@ class _Attempt:
         except BaseException:
             sock.close()
             raise
-        return trio.SocketStream(sock)  # sets TCP_NODELAY
+        stream = trio.SocketStream(sock)  # sets TCP_NODELAY
+        self.raw = raw
+        return stream
 
     async def _upgrade(self, endpoint: Endpoint) -> Link | ConnectionRecord:
         ctx = self.ctx
@@ -215,7 +221,12 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
-        link = Link(stream, FrameReader(ctx.target.max_message_size), ctx.session.message_timeout)
+        link = Link(
+            stream,
+            FrameReader(ctx.target.max_message_size),
+            ctx.session.message_timeout,
+            raw=self.raw,
+        )
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
