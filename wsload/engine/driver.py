@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket as _stdlib_socket
 import sys
 from typing import Any
@@ -35,7 +36,7 @@ from wsload.engine.context import (
     Endpoint,
     make_ssl_context,
 )
-from wsload.engine.link import RECEIVE_SIZE, Link, close_stream_now
+from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
 from wsload.engine.session import run_session
 from wsload.errors import ProtocolViolation
@@ -67,6 +68,21 @@ async def _resolve(ctx: DriverContext, host: str, port: int, source: str | None)
     resolved = (int(family), sockaddr)
     ctx.addresses[key] = resolved
     return resolved
+
+
+async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
+    """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
+    already resolved): start a non-blocking connect, wait until writable, read the result.
+
+    Raises:
+        OSError: the connect failed (``errno`` set: refused, unreachable, ...).
+    """
+    err = raw.connect_ex(sockaddr)
+    if err in (errno.EINPROGRESS, errno.EAGAIN):
+        await trio.lowlevel.wait_writable(raw)
+        err = raw.getsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"Error connecting to {sockaddr!r}: {os.strerror(err)}")
 
 
 class _Attempt:
@@ -176,7 +192,7 @@ class _Attempt:
                     with contextlib.suppress(OSError):
                         sock.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
                 await sock.bind((source, 0))
-            await sock.connect(sockaddr)
+            await _connect_raw(raw, sockaddr)
         except BaseException:
             sock.close()
             raise
@@ -194,10 +210,10 @@ class _Attempt:
         response = None
         try:
             with trio.move_on_after(timeout):
-                await stream.send_all(endpoint.template.render(key, self.plan.seq))
+                await send_all(stream, self.raw, endpoint.template.render(key, self.plan.seq))
                 self.request_sent = trio.current_time()
                 while response is None:
-                    data = await stream.receive_some(RECEIVE_SIZE)
+                    data = await receive_some(stream, self.raw)
                     if not data:
                         self.eof = trio.current_time()
                         self.tcp_closed_first = Side.SERVER

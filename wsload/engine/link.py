@@ -35,7 +35,16 @@ from wsload.core.frames import (
 )
 from wsload.core.outcomes import Outcome
 
-__all__ = ["CLOSE_WRITE_GRACE", "RECEIVE_SIZE", "Alarm", "Link", "close_stream_now", "socket_of"]
+__all__ = [
+    "CLOSE_WRITE_GRACE",
+    "RECEIVE_SIZE",
+    "Alarm",
+    "Link",
+    "close_stream_now",
+    "receive_some",
+    "send_all",
+    "socket_of",
+]
 
 RECEIVE_SIZE = 65536
 CLOSE_WRITE_GRACE = 0.005
@@ -338,6 +347,42 @@ class Link:
             return
         await close_stream_now(self.stream, rst=rst)
         self.tracker.close_socket(trio.current_time())
+
+
+async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, data: bytes) -> None:
+    """``stream.send_all(data)``; with ``raw`` (the plain TCP socket under it) one ``send()``
+    syscall and no checkpoint when the socket takes it all, the stream for the rest.
+
+    Raises what ``stream.send_all`` raises (``BrokenResourceError`` on a reset).
+    """
+    if raw is not None:
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise _stream_error(exc) from exc
+        if sent == len(data):
+            return
+        data = data[sent:]
+    await stream.send_all(data)
+
+
+async def receive_some(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None) -> bytes:
+    """``stream.receive_some(RECEIVE_SIZE)``; with ``raw``, straight on the socket (one
+    ``recv()`` when data is there, else ``wait_readable`` and retry). Callers bound it with
+    their own cancel scope, as they would the stream's.
+    """
+    if raw is None:
+        return bytes(await stream.receive_some(RECEIVE_SIZE))
+    while True:
+        try:
+            return raw.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise _stream_error(exc) from exc
+        await trio.lowlevel.wait_readable(raw)
 
 
 def _stream_error(exc: OSError) -> trio.BrokenResourceError:
