@@ -75,15 +75,18 @@ def _start_target(kind: str) -> tuple[subprocess.Popen[str], str, str]:
             node = shutil.which("node") or "node"
             cmd = [node, str(NODE_DIR / "server.js")]
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
                 preexec_fn=_raise_nofile,
             )
             assert proc.stdout is not None
-            line = proc.stdout.readline().split()
-            if len(line) == 2 and line[0] == "PORT":
-                return proc, f"ws://127.0.0.1:{line[1]}/", "Node ws 8 echo server"
+            said = proc.stdout.readline().split()
+            if len(said) == 2 and said[0] == "PORT":
+                return proc, f"ws://127.0.0.1:{said[1]}/", "Node ws 8 echo server"
             proc.kill()
-            raise SystemExit(f"the Node target did not start (said {line!r})")
+            raise SystemExit(f"the Node target did not start (said {said!r})")
         if kind == "node":
             raise SystemExit(f"--target node: {why}")
         print(f"# Node target unavailable ({why}): using the built-in server", file=sys.stderr)
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per client (median)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument(
-        "--compare", default="raw-trio,wsproto,trio-websocket",
+        "--compare",
+        default="raw-trio,wsproto,trio-websocket",
         help="comparison clients, comma-separated ('' for none)",
     )
     parser.add_argument("--held", type=int, default=10000, help="held connections (0: skip)")

@@ -33,7 +33,7 @@ def rss_bytes() -> int:
 
 
 async def measure_held(url: str, count: int) -> dict[str, float]:
-    """Hold ``count`` connections to ``url`` at once; RSS before, at the peak, and per connection."""
+    """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection."""
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
     release = trio.Event()

@@ -28,7 +28,8 @@ app = typer.Typer(
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
         "  wsload validate scenarios/*.toml\n\n"
-        "  wsload serve --port 9000 --close-reply-delay 20ms"
+        "  wsload serve --port 9000 --close-reply-delay 20ms\n\n"
+        "  wsload calibrate"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -191,6 +192,31 @@ def _range(text: str) -> str | dict[str, str]:
     """``"10ms..50ms"`` → a uniform random delay table; anything else stays a duration."""
     low, sep, high = text.partition("..")
     return {"min": low, "max": high} if sep else text
+
+
+@app.command()
+def calibrate(
+    cycles: Annotated[int, typer.Option(help="Clean-close cycles per measured run.")] = 2000,
+    runs: Annotated[int, typer.Option(help="Measured runs (the median is reported).")] = 5,
+    concurrency: Annotated[int, typer.Option(help="Connections in flight at once.")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Measure this machine's generator capacity against the built-in server.
+
+    Prints the client CPU per clean-close cycle and "one process ≈ N cycles/s per core".
+    """
+    import json
+
+    from wsload.runner.calibrate import calibrate as measure
+    from wsload.runner.calibrate import render
+
+    try:
+        if min(cycles, runs, concurrency) < 1:
+            raise UsageError("--cycles, --runs and --concurrency must be >= 1")
+        result = measure(cycles=cycles, runs=runs, concurrency=concurrency)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else render(result))
 
 
 @app.command()

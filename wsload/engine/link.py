@@ -157,6 +157,7 @@ class Link:
         Returns:
             False when the deadline passed (or :meth:`wake` was called) before any bytes came.
         """
+        data: bytes | bytearray
         if self.raw is not None:
             received = await self._receive_raw(deadline)
             if received is None:

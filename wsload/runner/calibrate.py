@@ -232,10 +232,12 @@ def render(result: Calibration) -> str:
             f"{run.cycles_per_s:7.0f} cycles/s, {run.clean}/{run.cycles} clean, "
             f"loop lag p99 {lag.get('p99')} µs"
         )
+    unclean = sum(run.cycles - run.clean for run in result.runs)
+    if unclean:
+        lines.append(f"warning: {unclean} cycles did not end clean: the figures are suspect")
     lines.append(
         f"median: {result.cpu_us_per_cycle:.1f} µs client CPU per cycle → one process ≈ "
         f"{result.cycles_per_s_per_core:,.0f} clean-close cycles/s per core "
         f"(reached {result.cycles_per_s:,.0f}/s against this target)"
     )
     return "\n".join(lines)
-
