@@ -241,3 +241,73 @@ def test_arbitrary_server_bytes_never_crash_the_reader(chunks: list[bytes]) -> N
     except ProtocolViolation as exc:
         assert isinstance(exc, FrameError)
         assert exc.code in (1002, 1007, 1009)
+
+
+class _WsprotoOnlyReader(FrameReader):
+    """The reader with its fast path switched off: every byte goes through wsproto."""
+
+    __slots__ = ()
+
+    def _idle(self) -> bool:
+        return False
+
+
+def _read_all(reader: FrameReader, chunks: list[bytes]) -> tuple[list[object], int | None]:
+    """Messages (fragments joined), control frames and Close, plus the error code if any."""
+    out: list[object] = []
+    parts: list[bytes | str] = []
+    try:
+        for chunk in chunks:
+            reader.feed(chunk)
+            while (item := reader.next()) is not None:
+                if isinstance(item, ReceivedClose):
+                    out.append(item)
+                    continue
+                opcode, payload, finished = item
+                if opcode in (OP_PING, OP_PONG):
+                    out.append((opcode, payload))
+                    continue
+                parts.append(payload)
+                if finished:
+                    joined = "".join(p for p in parts if isinstance(p, str)) or b"".join(
+                        p for p in parts if isinstance(p, bytes)
+                    )
+                    out.append((opcode, joined))
+                    parts = []
+    except FrameError as exc:
+        return out, exc.code
+    return out, None
+
+
+_frames = st.one_of(
+    st.builds(server_frame, st.sampled_from([OP_TEXT, OP_BINARY]), st.binary(max_size=140)),
+    st.builds(
+        server_frame, st.just(OP_TEXT), st.text(max_size=60).map(lambda t: t.encode("utf-8"))
+    ),
+    st.builds(server_frame, st.sampled_from([OP_PING, OP_PONG]), st.binary(max_size=125)),
+    st.builds(server_frame, st.just(OP_CLOSE), st.binary(max_size=20)),
+    st.builds(
+        server_frame,
+        st.sampled_from([OP_TEXT, OP_BINARY, OP_CONTINUATION]),
+        st.binary(max_size=30),
+        st.booleans(),
+    ),
+    st.binary(min_size=1, max_size=8),  # garbage
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(_frames, max_size=8), st.lists(st.integers(1, 300), max_size=6), st.integers(1, 200)
+)
+def test_fast_path_reads_exactly_what_wsproto_reads(
+    frames: list[bytes], cuts: list[int], limit: int
+) -> None:
+    """Any byte stream, cut anywhere: the same messages, control frames, Close and error."""
+    data = b"".join(frames)
+    chunks, start = [], 0
+    for cut in sorted(cuts):
+        chunks.append(data[start:cut])
+        start = max(start, cut)
+    chunks.append(data[start:])
+    assert _read_all(FrameReader(limit), chunks) == _read_all(_WsprotoOnlyReader(limit), chunks)
