@@ -182,7 +182,7 @@ class FrameReader:
     __slots__ = ("_closed", "_frames", "_limit", "_messages", "_pending", "_size")
 
     def __init__(self, max_message_size: int) -> None:
-        self._frames = FrameDecoder(client=True, extensions=[])
+        self._frames: FrameDecoder | None = None  # wsproto's decoders: made on first need
         self._messages = MessageDecoder()
         self._limit = max_message_size
         self._size = 0
@@ -196,12 +196,19 @@ class FrameReader:
         if self._pending or self._idle():
             self._pending += data
         else:
-            self._frames.receive_bytes(data if isinstance(data, bytes) else bytes(data))
+            self._decoder().receive_bytes(data if isinstance(data, bytes) else bytes(data))
 
     def _idle(self) -> bool:
         """wsproto holds no partial frame, no buffered byte and no unfinished message."""
         frames = self._frames
+        if frames is None:
+            return True
         return frames.header is None and not len(frames.buffer) and self._messages.opcode is None
+
+    def _decoder(self) -> FrameDecoder:
+        if self._frames is None:
+            self._frames = FrameDecoder(client=True, extensions=[])
+        return self._frames
 
     def _fast(self) -> tuple[int, bytes | str, bool] | ReceivedClose | Literal[False] | None:
         """The next frame parsed directly from ``_pending``, for the common case only.
@@ -253,10 +260,10 @@ class FrameReader:
             fast = self._fast()
             if fast is not False:
                 return fast
-            self._frames.receive_bytes(self._pending)
+            self._decoder().receive_bytes(self._pending)
             self._pending = b""
         try:
-            frame = self._frames.process_buffer()
+            frame = self._decoder().process_buffer()
             if frame is None:
                 return None
             opcode = frame.opcode
