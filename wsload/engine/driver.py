@@ -38,6 +38,7 @@ from wsload.engine.context import (
 )
 from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
+from wsload.engine.rawstream import RawSocketStream
 from wsload.engine.session import run_session
 from wsload.errors import ProtocolViolation
 
@@ -158,9 +159,13 @@ class _Attempt:
                 if ctx.opener is not None:
                     self.stream = await ctx.opener(self.plan, endpoint)
                 else:
-                    self.stream = await self._open_tcp(endpoint)
-                    if endpoint.secure:
+                    raw = await self._open_tcp(endpoint)
+                    if not endpoint.secure:
+                        self.stream = RawSocketStream(raw)
+                        self.raw = raw
+                    else:
                         tls_started = True
+                        self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
                         tls = trio.SSLStream(
                             self.stream,
                             ctx.ssl_context or make_ssl_context(ctx.target),
@@ -168,7 +173,6 @@ class _Attempt:
                             https_compatible=True,
                         )
                         self.stream = tls
-                        self.raw = None
                         await tls.do_handshake()
         except OSError as exc:
             return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
@@ -181,24 +185,24 @@ class _Attempt:
         self.connect_end = trio.current_time()
         return None
 
-    async def _open_tcp(self, endpoint: Endpoint) -> trio.SocketStream:
+    async def _open_tcp(self, endpoint: Endpoint) -> _stdlib_socket.socket:
+        """A connected non-blocking TCP socket (closed again if anything fails)."""
         source = self.plan.source_address
         family, sockaddr = await _resolve(self.ctx, endpoint.host, endpoint.port, source)
         raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
-        sock = trio.socket.from_stdlib_socket(raw)  # shares ``raw``: closing one closes both
         try:
+            raw.setblocking(False)
             if source is not None:
                 if _IP_BIND_ADDRESS_NO_PORT is not None:
                     with contextlib.suppress(OSError):
-                        sock.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
-                await sock.bind((source, 0))
+                        raw.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+                raw.bind((source, 0))
             await _connect_raw(raw, sockaddr)
         except BaseException:
-            sock.close()
+            trio.lowlevel.notify_closing(raw)
+            raw.close()
             raise
-        stream = trio.SocketStream(sock)  # sets TCP_NODELAY
-        self.raw = raw
-        return stream
+        return raw
 
     async def _upgrade(self, endpoint: Endpoint) -> Link | ConnectionRecord:
         ctx = self.ctx

@@ -14,7 +14,6 @@ one system task per event cancels their pump's scope when the event is set.
 from __future__ import annotations
 
 import contextlib
-import errno
 import socket as _stdlib_socket
 import ssl
 import struct
@@ -34,6 +33,7 @@ from wsload.core.frames import (
     encode_frame,
 )
 from wsload.core.outcomes import Outcome
+from wsload.engine.rawstream import RawSocketStream, stream_error
 
 __all__ = [
     "CLOSE_WRITE_GRACE",
@@ -50,7 +50,6 @@ RECEIVE_SIZE = 65536
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
-_CLOSED_ERRNOS = frozenset((errno.EBADF, errno.ENOTSOCK))
 _EAGER_READS = 8
 """Reads in a row that found data without waiting before the task yields anyway (fairness)."""
 
@@ -71,6 +70,14 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
 
     Safe to call while cancelled (the Cancelled path of the driver relies on it).
     """
+    if isinstance(stream, RawSocketStream):
+        if rst:
+            with contextlib.suppress(OSError):  # already dead: closing is all that is left
+                stream.sock.setsockopt(
+                    _stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO
+                )
+        stream.close_now()
+        return
     sock = socket_of(stream)
     if sock is None:
         await trio.aclose_forcefully(stream)
@@ -206,7 +213,7 @@ class Link:
             except BlockingIOError:
                 pass
             except OSError as exc:
-                return _stream_error(exc)
+                return stream_error(exc)
             else:
                 self._eager += 1
                 if self._eager >= _EAGER_READS:
@@ -306,7 +313,7 @@ class Link:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                self._broken(_stream_error(exc))
+                self._broken(stream_error(exc))
                 return False
             if sent == len(data):
                 return True
@@ -362,7 +369,7 @@ async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, d
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            raise _stream_error(exc) from exc
+            raise stream_error(exc) from exc
         if sent == len(data):
             return
         data = data[sent:]
@@ -382,17 +389,8 @@ async def receive_some(stream: trio.abc.Stream, raw: _stdlib_socket.socket | Non
         except BlockingIOError:
             pass
         except OSError as exc:
-            raise _stream_error(exc) from exc
+            raise stream_error(exc) from exc
         await trio.lowlevel.wait_readable(raw)
-
-
-def _stream_error(exc: OSError) -> trio.BrokenResourceError:
-    """What ``trio.SocketStream`` turns a socket error into (EBADF: our own closed socket)."""
-    if exc.errno in _CLOSED_ERRNOS:
-        raise trio.ClosedResourceError("this socket was already closed") from None
-    broken = trio.BrokenResourceError(f"socket connection broken: {exc}")
-    broken.__cause__ = exc
-    return broken
 
 
 class Alarm:

@@ -1,0 +1,140 @@
+"""A plain-TCP ``trio.abc.HalfCloseableStream`` straight on a non-blocking stdlib socket.
+
+Why not ``trio.SocketStream``: building one per connection (the ``trio.socket`` wrapper, the
+conflict detector, two ``setsockopt`` calls) costs about as much CPU as the whole sans-IO
+upgrade, and wsload makes thousands of short connections per second. The driver's hot path
+(``wsload.engine.link``) reads and writes the socket directly anyway; this class is what the
+rest of the code (fallback writes, closing, tests) sees as the connection's stream. It keeps
+the ``Stream`` contract: every operation is a checkpoint, errors are translated the way
+``SocketStream`` translates them (``BrokenResourceError`` with the ``OSError`` as cause,
+``ClosedResourceError`` after our own close).
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+import socket as _stdlib_socket
+
+import trio
+
+__all__ = ["RawSocketStream", "stream_error"]
+
+_CLOSED_ERRNOS = frozenset((errno.EBADF, errno.ENOTSOCK))
+
+
+def stream_error(exc: OSError) -> trio.BrokenResourceError:
+    """What ``trio.SocketStream`` turns a socket error into.
+
+    Raises:
+        trio.ClosedResourceError: EBADF/ENOTSOCK: the socket was closed by us.
+    """
+    if exc.errno in _CLOSED_ERRNOS:
+        raise trio.ClosedResourceError("this socket was already closed") from None
+    broken = trio.BrokenResourceError(f"socket connection broken: {exc}")
+    broken.__cause__ = exc
+    return broken
+
+
+class RawSocketStream(trio.abc.HalfCloseableStream):
+    """The stream of one connected, non-blocking TCP socket (TCP_NODELAY set here)."""
+
+    __slots__ = ("_eof_sent", "_sending", "sock")
+
+    def __init__(self, sock: _stdlib_socket.socket) -> None:
+        self.sock = sock
+        self._eof_sent = False
+        self._sending = False  # a send-side call is in progress (trio's conflict rule)
+        try:  # noqa: SIM105 - per connection: suppress() would add a context manager
+            sock.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
+        except OSError:  # not TCP (tests: socketpair), or already reset: reads will say so
+            pass
+
+    def _check_open(self) -> _stdlib_socket.socket:
+        sock = self.sock
+        if sock.fileno() < 0:
+            raise trio.ClosedResourceError("this socket was already closed")
+        return sock
+
+    def _start_sending(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending on this stream")
+        self._sending = True
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._start_sending()
+        try:
+            await self._send_all(data)
+        finally:
+            self._sending = False
+
+    async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        sock = self._check_open()
+        if self._eof_sent:
+            raise trio.ClosedResourceError("can't send data after sending EOF")
+        with memoryview(data) as whole:
+            view = whole
+            waited = False
+            while view:
+                try:
+                    view = view[sock.send(view) :]
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise stream_error(exc) from exc
+                waited = True
+                await trio.lowlevel.wait_writable(sock)
+            view.release()
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._start_sending()
+        try:
+            await trio.lowlevel.wait_writable(self._check_open())
+        finally:
+            self._sending = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        size = 65536 if max_bytes is None else operator.index(max_bytes)
+        if size < 1:
+            raise ValueError("max_bytes must be >= 1")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        sock = self._check_open()
+        while True:
+            try:
+                data = sock.recv(size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+                sock = self._check_open()
+                continue
+            except OSError as exc:
+                raise stream_error(exc) from exc
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    async def send_eof(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is currently sending on this stream")
+        await trio.lowlevel.checkpoint()
+        sock = self._check_open()
+        if self._eof_sent:
+            return
+        self._eof_sent = True
+        try:
+            sock.shutdown(_stdlib_socket.SHUT_WR)
+        except OSError as exc:
+            raise stream_error(exc) from exc
+
+    def close_now(self) -> None:
+        """Close the socket without waiting (tells Trio first, as ``trio.socket`` does)."""
+        sock = self.sock
+        if sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
+
+    async def aclose(self) -> None:
+        self.close_now()
+        await trio.lowlevel.checkpoint()
