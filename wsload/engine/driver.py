@@ -74,12 +74,19 @@ async def _resolve(ctx: DriverContext, host: str, port: int, source: str | None)
 async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
     """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
     already resolved): start a non-blocking connect, wait until writable, read the result.
+    When the connection is already established as ``connect()`` returns (loopback: the
+    kernel completes the handshake synchronously), there is nothing to wait for.
 
     Raises:
         OSError: the connect failed (``errno`` set: refused, unreachable, ...).
     """
     err = raw.connect_ex(sockaddr)
     if err in (errno.EINPROGRESS, errno.EAGAIN):
+        try:  # on loopback the handshake is done before connect() returns: skip the wait
+            raw.getpeername()
+            return
+        except OSError:
+            pass
         await trio.lowlevel.wait_writable(raw)
         err = raw.getsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_ERROR)
     if err:
