@@ -68,7 +68,8 @@ def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
 async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> None:
     """Close ``stream`` at once: no TLS close_notify, no waiting; RST via SO_LINGER 0 if asked.
 
-    Safe to call while cancelled (the Cancelled path of the driver relies on it).
+    Safe to call while cancelled (the Cancelled path of the driver relies on it). Called by
+    the task that owns the stream, never while another task waits on it.
     """
     if isinstance(stream, RawSocketStream):
         if rst:
@@ -76,7 +77,7 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
                 stream.sock.setsockopt(
                     _stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO
                 )
-        stream.close_now()
+        stream.close_unwatched()  # only the connection's own task ever uses its stream
         return
     sock = socket_of(stream)
     if sock is None:
