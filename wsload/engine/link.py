@@ -46,7 +46,8 @@ __all__ = [
     "socket_of",
 ]
 
-RECEIVE_SIZE = 65536
+RECEIVE_SIZE = 16384
+"""Bytes per read: also the most a flooding server gets processed before the task yields."""
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -200,8 +201,9 @@ class Link:
         Same semantics as a ``receive_some`` inside a cancel scope with ``deadline`` (None:
         the deadline passed or :meth:`wake` was called first), but a read that finds data
         costs one syscall and no checkpoint; only an actual wait pays for a cancel scope.
-        After :data:`_EAGER_READS` reads in a row without a wait the task yields once, so a
-        server that streams without pause cannot starve the other connections.
+        After a full read (more is probably waiting) or :data:`_EAGER_READS` reads in a row
+        without a wait the task yields once, so a server that streams without pause cannot
+        starve the other connections (tests/test_engine_flood.py).
         """
         raw = self.raw
         assert raw is not None
@@ -217,7 +219,7 @@ class Link:
                 return stream_error(exc)
             else:
                 self._eager += 1
-                if self._eager >= _EAGER_READS:
+                if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
                     self._eager = 0
                     await trio.lowlevel.checkpoint()
                 return data
