@@ -179,7 +179,7 @@ class FrameReader:
     needed. After the Close frame nothing more is parsed (RFC 6455 §5.5.1).
     """
 
-    __slots__ = ("_closed", "_frames", "_limit", "_messages", "_pending", "_size")
+    __slots__ = ("_closed", "_frames", "_limit", "_messages", "_pending", "_pos", "_size")
 
     def __init__(self, max_message_size: int) -> None:
         self._frames: FrameDecoder | None = None  # wsproto's decoders: made on first need
@@ -188,13 +188,17 @@ class FrameReader:
         self._size = 0
         self._closed = False
         self._pending = b""  # bytes for the fast path; wsproto's decoder is idle while set
+        self._pos = 0  # where the unread part of ``_pending`` starts (no slicing per frame)
 
     def feed(self, data: bytes | bytearray) -> None:
         """Buffer received bytes (ignored once the Close frame was read)."""
         if self._closed or not data:
             return
-        if self._pending or self._idle():
-            self._pending += data
+        if self._pending:
+            self._pending = self._pending[self._pos :] + data
+            self._pos = 0
+        elif self._idle():
+            self._pending = bytes(data)
         else:
             self._decoder().receive_bytes(data if isinstance(data, bytes) else bytes(data))
 
@@ -219,34 +223,34 @@ class FrameReader:
         False, and the caller hands every pending byte to wsproto, idle by construction, so
         every error and edge case is judged exactly as before. None: the frame is incomplete.
         """
-        data = self._pending
-        if len(data) < 2:
+        data, pos = self._pending, self._pos
+        if len(data) - pos < 2:
             return None
-        first, second = data[0], data[1]
+        first, second = data[pos], data[pos + 1]
         opcode = first & 0x0F
         if first & 0xF0 != 0x80 or second >= 126 or opcode not in _FAST_OPCODES:
             return False  # fragment, RSV bits, masked, long length or odd opcode: wsproto
-        end = 2 + second
+        end = pos + 2 + second
         if len(data) < end:
             return None
-        payload = data[2:end]
+        payload = data[pos + 2 : end]
         if opcode == OP_CLOSE:
             self._closed = True
-            self._pending = b""
+            self._pending, self._pos = b"", 0
             return _decode_close(payload)
+        item: tuple[int, bytes | str, bool] = (opcode, payload, True)
         if opcode == OP_TEXT:
             try:
-                text = payload.decode("utf-8")
+                item = (opcode, payload.decode("utf-8"), True)
             except UnicodeDecodeError:
                 return False
-            if second > self._limit:
-                return False
-            self._pending = data[end:]
-            return opcode, text, True
-        if opcode == OP_BINARY and second > self._limit:
+        if second > self._limit and opcode in (OP_TEXT, OP_BINARY):
             return False
-        self._pending = data[end:]
-        return opcode, payload, True
+        if end == len(data):
+            self._pending, self._pos = b"", 0
+        else:
+            self._pos = end
+        return item
 
     def next(self) -> tuple[int, bytes | str, bool] | ReceivedClose | None:
         """The next frame, or None when the buffered bytes hold no complete one.
@@ -260,8 +264,8 @@ class FrameReader:
             fast = self._fast()
             if fast is not False:
                 return fast
-            self._decoder().receive_bytes(self._pending)
-            self._pending = b""
+            self._decoder().receive_bytes(self._pending[self._pos :])
+            self._pending, self._pos = b"", 0
         try:
             frame = self._decoder().process_buffer()
             if frame is None:
