@@ -223,8 +223,10 @@ class _Attempt:
             with trio.move_on_after(timeout):
                 await send_all(stream, self.raw, endpoint.template.render(key, self.plan.seq))
                 self.request_sent = trio.current_time()
+                wait_first = True
                 while response is None:
-                    data = await receive_some(stream, self.raw)
+                    data = await receive_some(stream, self.raw, wait_first=wait_first)
+                    wait_first = False
                     if not data:
                         self.eof = trio.current_time()
                         self.tcp_closed_first = Side.SERVER

@@ -108,6 +108,7 @@ class Link:
     __slots__ = (
         "_eager",
         "_parts",
+        "_sent",
         "echo_at",
         "expect_echo",
         "fail_code",
@@ -135,6 +136,7 @@ class Link:
         self.stream = stream
         self.raw = raw
         self._eager = 0
+        self._sent = False  # wrote since the last read: the answer cannot be there yet
         self.reader = reader
         self.tracker = CloseTracker()
         self.write_timeout = write_timeout
@@ -210,19 +212,22 @@ class Link:
         if trio.current_time() >= deadline:
             await trio.lowlevel.checkpoint_if_cancelled()
             return None
+        wait_first, self._sent = self._sent, False
         while True:
-            try:
-                data = raw.recv(RECEIVE_SIZE)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                return stream_error(exc)
-            else:
-                self._eager += 1
-                if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
-                    self._eager = 0
-                    await trio.lowlevel.checkpoint()
-                return data
+            if not wait_first:  # right after a write, a recv() would only say EAGAIN
+                try:
+                    data = raw.recv(RECEIVE_SIZE)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    return stream_error(exc)
+                else:
+                    self._eager += 1
+                    if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
+                        self._eager = 0
+                        await trio.lowlevel.checkpoint()
+                    return data
+            wait_first = False
             self._eager = 0
             scope = trio.CancelScope(deadline=deadline)
             self.scope = scope
@@ -318,6 +323,7 @@ class Link:
             except OSError as exc:
                 self._broken(stream_error(exc))
                 return False
+            self._sent = True
             if sent == len(data):
                 return True
             data = data[sent:]
@@ -379,13 +385,18 @@ async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, d
     await stream.send_all(data)
 
 
-async def receive_some(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None) -> bytes:
+async def receive_some(
+    stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, *, wait_first: bool = False
+) -> bytes:
     """``stream.receive_some(RECEIVE_SIZE)``; with ``raw``, straight on the socket (one
-    ``recv()`` when data is there, else ``wait_readable`` and retry). Callers bound it with
-    their own cancel scope, as they would the stream's.
+    ``recv()`` when data is there, else ``wait_readable`` and retry; ``wait_first``: we just
+    wrote the request, so skip the ``recv()`` that could only say EAGAIN). Callers bound it
+    with their own cancel scope, as they would the stream's.
     """
     if raw is None:
         return bytes(await stream.receive_some(RECEIVE_SIZE))
+    if wait_first:
+        await trio.lowlevel.wait_readable(raw)
     while True:
         try:
             return raw.recv(RECEIVE_SIZE)
