@@ -11,7 +11,6 @@ Close frames are decoded here so that an invalid one still tells which code the 
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -19,6 +18,7 @@ from typing import Final, Literal
 from wsproto.frame_protocol import FrameDecoder, MessageDecoder, Opcode, ParseFailed
 
 from wsload.core.codes import is_sendable
+from wsload.core.entropy import random_bytes
 from wsload.errors import ProtocolViolation
 
 __all__ = [
@@ -85,7 +85,7 @@ def encode_frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> byte
         header = struct.pack("!BBH", first, 0xFE, n)
     else:
         header = struct.pack("!BBQ", first, 0xFF, n)
-    key = os.urandom(4)
+    key = random_bytes(4)
     return header + key + mask(payload, key)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 
+from wsload.core.entropy import random_bytes
 from wsload.errors import ProtocolViolation
 
 __all__ = [
@@ -43,7 +43,7 @@ _INVALID = "handshake_invalid"
 
 def new_key() -> bytes:
     """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (RFC 6455 §4.1)."""
-    return base64.b64encode(os.urandom(16))
+    return base64.b64encode(random_bytes(16))
 
 
 def accept_key(key: bytes) -> bytes:
