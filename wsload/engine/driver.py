@@ -188,8 +188,10 @@ class _Attempt:
         response = None
         try:
             with trio.move_on_after(timeout):
-                await stream.send_all(endpoint.template.render(key, self.plan.seq))
-                self.request_sent = trio.current_time()
+                request = endpoint.template.render(key, self.plan.seq)
+                sent = trio.current_time()  # before the write: see Link.send_raw_close
+                await stream.send_all(request)
+                self.request_sent = sent
                 while response is None:
                     data = await stream.receive_some(RECEIVE_SIZE)
                     if not data:
