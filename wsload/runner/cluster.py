@@ -25,6 +25,7 @@ from wsload.errors import ToolError, UsageError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
 from wsload.runner.loop import Progress
+from wsload.runner.outputs import SegmentLogs
 from wsload.runner.schedule import planned_end
 from wsload.runner.segment import parse_segment
 from wsload.runner.segment_run import SegmentResult, run_segment
@@ -133,18 +134,18 @@ async def run_on_cluster(
     address: str,
     count: int,
     on_interval: Callable[[IntervalSnapshot], None],
-    progress: Progress,
+    segment_logs: SegmentLogs,
 ) -> SegmentResult:
     """Run the segments on the Dask cluster at ``address``; merge their results.
 
     Args:
         count: segments (1: one per Dask worker).
+        segment_logs: keeps each segment's own intervals and result.
 
     Raises:
         UsageError: Dask distributed is not installed.
         ToolError: the scheduler cannot be reached, or no segment produced a result.
     """
-    progress.phase = f"on cluster {address}"
     outcomes = await trio.to_thread.run_sync(_run_sync, scenario, url, address, count)
     merger = IntervalMerger(len(outcomes))
     parts: list[SegmentResult] = []
@@ -152,10 +153,14 @@ async def run_on_cluster(
         if data is None:
             sys.stderr.write(f"wsload: warning: cluster segment {segment} failed: {error}\n")
         else:
-            parts.append(SegmentResult.from_wire(data["result"]))
+            part = SegmentResult.from_wire(data["result"])
+            parts.append(part)
             for wire in data["intervals"]:
-                for snapshot in merger.add(index, snapshot_from_wire(wire)):
-                    on_interval(snapshot)
+                snapshot = snapshot_from_wire(wire)
+                segment_logs.write(segment, snapshot)
+                for merged in merger.add(index, snapshot):
+                    on_interval(merged)
+            segment_logs.finish(part)
         for snapshot in merger.done(index):
             on_interval(snapshot)
     for snapshot in merger.finish():

@@ -25,9 +25,8 @@ from rich.live import Live
 
 from wsload.errors import UsageError
 from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.result import RunResult
-from wsload.report import files, hlog, summary, terminal, thresholds
-from wsload.runner import preflight
+from wsload.report import files, hlog, terminal
+from wsload.runner import outputs, preflight
 from wsload.runner.loop import Progress
 from wsload.runner.segment import WHOLE, Segment
 from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
@@ -35,7 +34,7 @@ from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
-__all__ = ["execute_run", "raise_nofile_limit", "result_of"]
+__all__ = ["execute_run", "raise_nofile_limit"]
 
 EXIT_OK, EXIT_THRESHOLDS, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -93,23 +92,19 @@ def execute_run(
     files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
-    processes = workers if cluster is None or workers > 1 else 0
-    for warning in preflight.check_scenario(scenario, processes=processes or 1, nofile=nofile):
+    for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
         console.print(f"wsload: warning: {warning}", markup=False, style="yellow")
     writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-    run_args = _RunArgs(segment, start_at, workers, cluster)
+    segment_logs = outputs.SegmentLogs(out_dir, scenario, started_at)
+    run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs)
     try:
         part, server_stats = trio.run(
             _run, scenario, writer, console if show_live else None, run_args
         )
     finally:
         writer.close()
-    files.write_json_atomic(out_dir / "totals.json", _totals(scenario, part))
-    result = result_of(scenario, started_at, part, server_stats)
-    data = summary.build_summary(result)
-    verdicts = thresholds.evaluate(scenario.thresholds, data)
-    data = summary.attach_thresholds(data, verdicts)
-    files.write_json_atomic(out_dir / "summary.json", data)
+        segment_logs.close()
+    data, verdicts = outputs.write_result(out_dir, scenario, started_at, part, server_stats)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:
@@ -120,36 +115,6 @@ def execute_run(
     if part.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
-
-
-def result_of(
-    scenario: Scenario,
-    started_at: datetime,
-    part: SegmentResult,
-    server: dict[str, Any] | None = None,
-) -> RunResult:
-    """The ``RunResult`` of a run (or a merge) whose load side is ``part``."""
-    return RunResult(
-        scenario=scenario,
-        started_at=started_at,
-        duration_s=part.duration_s,
-        collector=part.collector,
-        loop_lag=part.loop_lag,
-        saturated=part.saturated,
-        cpu_seconds=part.cpu_seconds,
-        processes=part.processes,
-        server=server,
-        interrupted=part.interrupted,
-        intervals=part.intervals,
-        intended=part.intended,
-        start_lag=part.start_lag,
-        segment=part.segment,
-    )
-
-
-def _totals(scenario: Scenario, part: SegmentResult) -> dict[str, Any]:
-    """totals.json: the encoded total histograms and counters that ``wsload merge`` reads."""
-    return {"scenario_hash": scenario_hash(scenario), "result": part.to_wire()}
 
 
 def _with_seed(scenario: Scenario) -> Scenario:
@@ -168,6 +133,7 @@ class _RunArgs:
     start_at: float | None
     workers: int
     cluster: str | None
+    segment_logs: outputs.SegmentLogs
 
 
 async def _run(
@@ -198,13 +164,20 @@ async def _run(
                 from wsload.runner.cluster import run_on_cluster
 
                 part = await run_on_cluster(
-                    scenario, url, args.cluster, args.workers, on_interval, progress
+                    scenario, url, args.cluster, args.workers, on_interval, args.segment_logs
                 )
             elif args.workers > 1:
                 from wsload.runner.workers import run_workers
 
                 part = await run_workers(
-                    scenario, url, args.workers, progress, on_interval, stop, hard_stop
+                    scenario,
+                    url,
+                    args.workers,
+                    progress,
+                    on_interval,
+                    args.segment_logs,
+                    stop,
+                    hard_stop,
                 )
             else:
                 part = await run_segment(

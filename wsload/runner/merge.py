@@ -21,8 +21,9 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.errors import ScenarioError, UsageError
 from wsload.metrics.histograms import decode, new_histogram
-from wsload.report import files, hlog, summary, terminal, thresholds
-from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS, result_of
+from wsload.report import files, hlog, terminal
+from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS
+from wsload.runner.outputs import write_result
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.parse import load_scenario
@@ -52,8 +53,8 @@ def _load_part(directory: Path) -> tuple[SegmentResult, str, datetime]:
         raise UsageError(f"{directory}/totals.json: {exc}") from None
 
 
-def merge_hlogs(texts: Sequence[str]) -> tuple[list[tuple[str, float, float, HdrHistogram]], int]:
-    """Sum interval logs line by line: ``(tag, start, length, histogram)`` and interval count.
+def merge_hlogs(texts: Sequence[str]) -> list[tuple[str, float, float, HdrHistogram]]:
+    """Sum interval logs line by line into ``(tag, start, length, histogram)``, in order.
 
     Segments start their schedules at one instant and tick every second from it, so the
     ``i``-th second of every log (start rounded to whole seconds) is the same interval.
@@ -76,7 +77,7 @@ def merge_hlogs(texts: Sequence[str]) -> tuple[list[tuple[str, float, float, Hdr
             entry[0], entry[1] = min(entry[0], start), max(entry[1], start + length)
             entry[2].add(decode(blob))
     lines = [(tag, e[0], e[1] - e[0], e[2]) for (_, tag), e in sorted(merged.items(), key=_order)]
-    return lines, len({second for second, _ in merged})
+    return lines
 
 
 def _order(item: tuple[_Key, list[Any]]) -> tuple[int, int, str]:
@@ -119,12 +120,11 @@ def merge_results(
             f"wsload: warning: segments missing: the merged result holds {part.segment}\n"
         )
     try:
-        lines, intervals = merge_hlogs(
+        lines = merge_hlogs(
             [(d / "histograms.hlog").read_text(encoding="utf-8") for d, _, _, _ in loaded]
         )
     except (OSError, ValueError) as exc:
         raise UsageError(f"merge: cannot read an interval log: {exc}") from None
-    part.intervals = intervals
     started_at = min(started for _, _, _, started in loaded)
     out_dir = files.prepare_results_dir(out)
     files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
@@ -132,13 +132,7 @@ def merge_results(
         hlog.interval_line(tag, start, length, h) for tag, start, length, h in lines
     )
     files.write_text_atomic(out_dir / "histograms.hlog", log)
-    files.write_json_atomic(
-        out_dir / "totals.json", {"scenario_hash": first_hash, "result": part.to_wire()}
-    )
-    data = summary.build_summary(result_of(scenario, started_at, part))
-    verdicts = thresholds.evaluate(scenario.thresholds, data)
-    data = summary.attach_thresholds(data, verdicts)
-    files.write_json_atomic(out_dir / "summary.json", data)
+    data, verdicts = write_result(out_dir, scenario, started_at, part)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:

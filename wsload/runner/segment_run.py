@@ -134,10 +134,11 @@ class SegmentResult:
         count = parts[0].indices()[1]
         for part in parts:
             indices, n = part.indices()
+            name = part.segment or "the whole scenario"
             if n != count:
-                raise ValueError(f"segment {part.segment} is not a share of {count}")
+                raise ValueError(f"{name} is not a share of {count} segments")
             if seen & indices:
-                raise ValueError(f"segment {part.segment} overlaps another part")
+                raise ValueError(f"{name} overlaps another part")
             seen |= indices
             collector.merge(part.collector)
             loop_lag.add(part.loop_lag)

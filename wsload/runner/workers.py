@@ -31,6 +31,7 @@ from wsload.errors import ToolError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
 from wsload.runner.loop import Progress
+from wsload.runner.outputs import SegmentLogs
 from wsload.runner.segment import Segment
 from wsload.runner.segment_run import SegmentResult, run_segment
 from wsload.scenario.model import Scenario
@@ -154,10 +155,12 @@ class _Parent:
         workers: list[_Worker],
         progress: Progress,
         on_interval: Callable[[IntervalSnapshot], None],
+        segment_logs: SegmentLogs,
     ) -> None:
         self.workers = workers
         self.progress = progress
         self.on_interval = on_interval
+        self.segment_logs = segment_logs
         self.merger = IntervalMerger(len(workers))
 
     def _emit(self, snapshots: list[IntervalSnapshot]) -> None:
@@ -189,12 +192,15 @@ class _Parent:
                 if kind == "ready":
                     worker.ready.set()
                 elif kind == "interval":
-                    self._emit(self.merger.add(worker.index, snapshot_from_wire(payload)))
+                    snapshot = snapshot_from_wire(payload)
+                    self.segment_logs.write(str(worker.segment), snapshot)
+                    self._emit(self.merger.add(worker.index, snapshot))
                 elif kind == "progress":
                     worker.progress = payload
                     self._sum_progress()
                 elif kind == "done":
                     worker.result = SegmentResult.from_wire(payload)
+                    self.segment_logs.finish(worker.result)
                     break
                 elif kind == "error":
                     worker.error = str(payload)
@@ -246,10 +252,14 @@ async def run_workers(
     count: int,
     progress: Progress,
     on_interval: Callable[[IntervalSnapshot], None],
+    segment_logs: SegmentLogs,
     stop: trio.Event,
     hard_stop: trio.Event,
 ) -> SegmentResult:
     """Run ``scenario`` as ``count`` segments in ``count`` worker processes; merge the results.
+
+    ``on_interval`` gets the merged intervals; ``segment_logs`` keeps each worker's own
+    intervals and result (``<out>/segments/<i>of<N>/``, mergeable with ``wsload merge``).
 
     Raises:
         ToolError: no worker produced a result.
@@ -258,7 +268,7 @@ async def run_workers(
     try:
         for index in range(count):
             workers.append(await trio.to_thread.run_sync(_spawn, scenario, url, index, count))
-        parent = _Parent(workers, progress, on_interval)
+        parent = _Parent(workers, progress, on_interval, segment_logs)
         async with trio.open_nursery() as nursery:
             for worker in workers:
                 nursery.start_soon(parent.read, worker)
