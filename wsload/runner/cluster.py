@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -38,6 +39,7 @@ START_MARGIN = 2.0
 cold worker importing wsload takes longer."""
 
 _CONNECT_TIMEOUT = 30.0
+_REACH_TIMEOUT = 5.0
 _UNBOUNDED_RUN = 3600.0
 """Bound on a run without duration (``connections`` only) waiting for its tasks."""
 
@@ -114,18 +116,37 @@ def _run_sync(
             )
             for i in range(n)
         ]
-        distributed_wait: Any = distributed.wait
-        distributed_wait(futures, timeout=_bound(scenario))
+        deadline = time.monotonic() + _bound(scenario)
         out: list[tuple[str, dict[str, Any] | None, str | None]] = []
         for i, future in enumerate(futures):
             segment = f"{i}/{n}"
-            if future.status == "finished":
-                out.append((segment, future.result(), None))
+            try:
+                data = future.result(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception as exc:  # the task's own error, a timeout or a lost worker
+                out.append((segment, None, f"{type(exc).__name__}: {exc}"))
             else:
-                error = future.exception() if future.status == "error" else future.status
-                out.append((segment, None, f"{error!r}"))
+                out.append((segment, data, None))
         client.cancel(futures)
     return out
+
+
+async def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Dask's connect retries, when nobody listens there."""
+    split = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = split.hostname, split.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise UsageError(f"--cluster: expected tcp://host:port, got {address!r}")
+    with trio.move_on_after(_REACH_TIMEOUT):
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            raise ToolError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
+        await stream.aclose()
+        return
+    raise ToolError(f"--cluster {address}: cannot reach the scheduler in {_REACH_TIMEOUT:g} s")
 
 
 async def run_on_cluster(
@@ -146,6 +167,7 @@ async def run_on_cluster(
         UsageError: Dask distributed is not installed.
         ToolError: the scheduler cannot be reached, or no segment produced a result.
     """
+    await _check_reachable(address)
     outcomes = await trio.to_thread.run_sync(_run_sync, scenario, url, address, count)
     merger = IntervalMerger(len(outcomes))
     parts: list[SegmentResult] = []

@@ -13,6 +13,7 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
-from wsload.errors import UsageError
+from wsload.errors import UsageError, WsloadError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.report import files, hlog, terminal
 from wsload.runner import outputs, preflight
@@ -156,42 +157,60 @@ async def _run(
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
 
+        failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, hard_stop)
             if console is not None:
                 nursery.start_soon(_live, console, progress, scenario)
-            if args.cluster is not None:
-                from wsload.runner.cluster import run_on_cluster
-
-                part = await run_on_cluster(
-                    scenario, url, args.cluster, args.workers, on_interval, args.segment_logs
-                )
-            elif args.workers > 1:
-                from wsload.runner.workers import run_workers
-
-                part = await run_workers(
-                    scenario,
-                    url,
-                    args.workers,
-                    progress,
-                    on_interval,
-                    args.segment_logs,
-                    stop,
-                    hard_stop,
-                )
-            else:
-                part = await run_segment(
-                    scenario,
-                    url,
-                    segment=args.segment,
-                    start_at=args.start_at,
-                    progress=progress,
-                    on_interval=on_interval,
-                    stop=stop,
-                    hard_stop=hard_stop,
-                )
+            try:
+                part = await _load(scenario, url, args, progress, on_interval, stop, hard_stop)
+            except WsloadError as exc:  # leaves the nursery bare, not in an exception group
+                failure = exc
             nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return part, target.stats if target is not None else None
+
+
+async def _load(
+    scenario: Scenario,
+    url: str,
+    args: _RunArgs,
+    progress: Progress,
+    on_interval: Callable[[IntervalSnapshot], None],
+    stop: trio.Event,
+    hard_stop: trio.Event,
+) -> SegmentResult:
+    """The load itself: in this process, in worker processes, or on a Dask cluster."""
+    if args.cluster is not None:
+        from wsload.runner.cluster import run_on_cluster
+
+        return await run_on_cluster(
+            scenario, url, args.cluster, args.workers, on_interval, args.segment_logs
+        )
+    if args.workers > 1:
+        from wsload.runner.workers import run_workers
+
+        return await run_workers(
+            scenario,
+            url,
+            args.workers,
+            progress,
+            on_interval,
+            args.segment_logs,
+            stop,
+            hard_stop,
+        )
+    return await run_segment(
+        scenario,
+        url,
+        segment=args.segment,
+        start_at=args.start_at,
+        progress=progress,
+        on_interval=on_interval,
+        stop=stop,
+        hard_stop=hard_stop,
+    )
 
 
 async def _signals(stop: trio.Event, hard_stop: trio.Event) -> None:
