@@ -32,7 +32,7 @@ from wsload.runner.segment import parse_segment
 from wsload.runner.segment_run import SegmentResult, run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["START_MARGIN", "run_on_cluster", "run_segment_task"]
+__all__ = ["START_MARGIN", "run_on_cluster", "run_segment_task", "scheduler_address"]
 
 START_MARGIN = 2.0
 """Seconds from submission to the common start: Dask's task dispatch takes tens of ms, a
@@ -130,8 +130,12 @@ def _run_sync(
     return out
 
 
-async def _check_reachable(address: str) -> None:
-    """Fail in seconds, not after Dask's connect retries, when nobody listens there."""
+def scheduler_address(address: str) -> tuple[str, int]:
+    """``tcp://host:port`` (or ``host:port``) → ``(host, port)``.
+
+    Raises:
+        UsageError: not an address.
+    """
     split = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
         host, port = split.hostname, split.port
@@ -139,6 +143,12 @@ async def _check_reachable(address: str) -> None:
         host = port = None
     if not host or port is None:
         raise UsageError(f"--cluster: expected tcp://host:port, got {address!r}")
+    return host, port
+
+
+async def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Dask's connect retries, when nobody listens there."""
+    host, port = scheduler_address(address)
     with trio.move_on_after(_REACH_TIMEOUT):
         try:
             stream = await trio.open_tcp_stream(host, port)

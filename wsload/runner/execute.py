@@ -79,6 +79,10 @@ def execute_run(
         raise UsageError(f"--workers: must be >= 1, got {workers}")
     if (workers > 1 or cluster) and not segment.whole:
         raise UsageError("--segment runs one share in this process: drop --workers/--cluster")
+    if cluster is not None:
+        from wsload.runner.cluster import scheduler_address
+
+        scheduler_address(cluster)
     if start_at is not None and start_at - time.time() > MAX_START_WAIT:
         raise UsageError(f"--start-at: {start_at:.0f} is more than 24 h ahead")
     if scenario.seed is None:
@@ -94,7 +98,7 @@ def execute_run(
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
     for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
-        console.print(f"wsload: warning: {warning}", markup=False, style="yellow")
+        sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
     writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
     segment_logs = outputs.SegmentLogs(out_dir, scenario, started_at)
     run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs)

@@ -26,6 +26,7 @@ from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS
 from wsload.runner.outputs import write_result
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
+from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario
 
 __all__ = ["merge_hlogs", "merge_results"]
@@ -80,9 +81,12 @@ def merge_hlogs(texts: Sequence[str]) -> list[tuple[str, float, float, HdrHistog
     return lines
 
 
-def _order(item: tuple[_Key, list[Any]]) -> tuple[int, int, str]:
+def _order(item: tuple[_Key, list[Any]]) -> tuple[int, bool, int, str]:
+    """Time, then totals before behaviours, metrics in their documented order (as ``run``)."""
     (second, tag), _ = item
-    return second, (":" in tag), tag
+    metric, label = hlog.split_tag(tag)
+    rank = METRICS.index(metric) if metric in METRICS else len(METRICS)
+    return second, label is not None, rank, tag
 
 
 def merge_results(
