@@ -6,6 +6,7 @@ input, 3 the tool could not run, 130 interrupted (results still written).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -216,6 +217,9 @@ def serve(
         str, typer.Option(help="Storm: terminate stragglers after this (0 = hard).")
     ] = "10s",
     seed: Annotated[int | None, typer.Option(help="Seed for random delays/rejections.")] = None,
+    processes: Annotated[
+        int, typer.Option(help="Server processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -243,6 +247,14 @@ def serve(
     }
     try:
         config = parse_server_options(options)
+        if processes > 1:
+            from wsload.server.multi import run_servers_cli
+
+            summed = run_servers_cli(config, host, port, processes, typer.echo, seed=seed)
+            typer.echo(json.dumps(summed, indent=2))
+            return
+        if processes < 1:
+            raise UsageError(f"--processes: must be >= 1, got {processes}")
         stats = run_server_cli(config, host, port, typer.echo, seed=seed)
     except WsloadError as exc:
         raise _fail(exc) from None
