@@ -8,6 +8,7 @@ binding a source address this machine does not have records EADDRNOTAVAIL the sa
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from peers import WebsocketsPeer
+from typer.testing import CliRunner
 
+from wsload.cli import app
 from wsload.runner.execute import execute_run
 from wsload.runner.preflight import Plan, check, estimate, read_port_range
 from wsload.scenario.model import CloseSpec, Delay, LoadConfig, Scenario, SessionConfig, Stage
@@ -155,3 +158,20 @@ def test_unavailable_source_address_is_local_resource(
     execute_run(scenario, out=tmp_path / "r", quiet=True)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
     assert summary["outcomes"]["local_resource"] == 5
+
+
+def test_validate_warns_about_a_plan_that_cannot_fit(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text(
+        'name = "big"\n[target]\nurl = "ws://127.0.0.1:9/"\n[load]\nmodel = "storm"\n'
+        "concurrency = 30000\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["validate", "--quiet", str(path)])
+    assert result.exit_code == 0
+    assert f"{path}: ok" in result.stdout
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 30_064:
+        assert "use --workers 2 or more" in result.stderr
+    ports = read_port_range()
+    if ports is not None and ports[1] - ports[0] + 1 < 30_000:
+        assert "ephemeral ports" in result.stderr

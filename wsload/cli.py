@@ -157,7 +157,11 @@ def validate(
         bool, typer.Option("--quiet", "-q", help="Print only errors and 'ok' lines.")
     ] = False,
 ) -> None:
-    """Check scenario files and print each one resolved (every default filled in)."""
+    """Check scenario files and print each one resolved (every default filled in).
+
+    Also warns (stderr) when a plan does not fit this machine's file and port limits.
+    """
+    from wsload.runner.preflight import check_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
 
@@ -169,6 +173,8 @@ def validate(
             _err.print(f"wsload: error: {exc}", markup=False)
             failed = True
             continue
+        for warning in check_scenario(loaded, processes=1):
+            _err.print(f"wsload: warning: {path}: {warning}", markup=False)
         if quiet:
             typer.echo(f"{path}: ok")
         else:

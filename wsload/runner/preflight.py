@@ -13,6 +13,7 @@ docs/scale-out.md); the checks themselves are pure functions of the plan and the
 from __future__ import annotations
 
 import math
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,8 +150,12 @@ def read_port_range(path: Path = _PORT_RANGE) -> tuple[int, int] | None:
     return (low, high) if low <= high else None
 
 
-def check_scenario(scenario: Scenario, *, processes: int, nofile: int) -> list[str]:
-    """``check`` against this machine's port range."""
+def check_scenario(scenario: Scenario, *, processes: int, nofile: int | None = None) -> list[str]:
+    """``check`` against this machine's port range and ``nofile`` (default: the hard file
+    limit, which ``wsload run`` raises the soft limit to)."""
+    if nofile is None:
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        nofile = nofile if nofile != resource.RLIM_INFINITY else 2**31
     return check(
         scenario,
         estimate(scenario),
