@@ -149,6 +149,10 @@ def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
     execute_run(scenario, out=tmp_path / "r", quiet=True, segment=Segment(1, 3), start_at=t0 + 1)
     assert time.time() - t0 >= 1.0
     assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
+    t0 = time.time()
+    execute_run(scenario, out=tmp_path / "w", quiet=True, workers=2, start_at=t0 + 2)
+    assert time.time() - t0 >= 2.0  # the workers' common start honours --start-at
+    assert _summary(tmp_path / "w")["totals"]["attempted"] == 90
     with pytest.raises(UsageError, match="more than 24 h ahead"):
         execute_run(scenario, out=tmp_path / "x", quiet=True, start_at=t0 + 2 * 86400)
     with pytest.raises(UsageError, match="drop --workers"):

@@ -253,14 +253,14 @@ def serve(
     }
     try:
         config = parse_server_options(options)
+        if processes < 1:
+            raise UsageError(f"--processes: must be >= 1, got {processes}")
         if processes > 1:
             from wsload.server.multi import run_servers_cli
 
             summed = run_servers_cli(config, host, port, processes, typer.echo, seed=seed)
             typer.echo(json.dumps(summed, indent=2))
             return
-        if processes < 1:
-            raise UsageError(f"--processes: must be >= 1, got {processes}")
         stats = run_server_cli(config, host, port, typer.echo, seed=seed)
     except WsloadError as exc:
         raise _fail(exc) from None

@@ -83,7 +83,7 @@ def _bound(scenario: Scenario) -> float:
 
 
 def _run_sync(
-    scenario: Scenario, url: str, address: str, count: int
+    scenario: Scenario, url: str, address: str, count: int, start_at: float | None
 ) -> list[tuple[str, dict[str, Any] | None, str | None]]:
     try:
         import distributed
@@ -101,7 +101,7 @@ def _run_sync(
         if not names:
             raise ToolError(f"--cluster {address}: the cluster has no workers")
         n = count if count > 1 else len(names)
-        start_at = time.time() + START_MARGIN
+        start_at = max(start_at or 0.0, time.time() + START_MARGIN)
         run_id = uuid.uuid4().hex[:8]
         futures: list[Any] = [
             client.submit(
@@ -166,19 +166,22 @@ async def run_on_cluster(
     count: int,
     on_interval: Callable[[IntervalSnapshot], None],
     segment_logs: SegmentLogs,
+    start_at: float | None = None,
 ) -> SegmentResult:
     """Run the segments on the Dask cluster at ``address``; merge their results.
 
     Args:
         count: segments (1: one per Dask worker).
         segment_logs: keeps each segment's own intervals and result.
+        start_at: the common start (wall-clock epoch); at the earliest ``START_MARGIN`` after
+            submission.
 
     Raises:
         UsageError: Dask distributed is not installed.
         ToolError: the scheduler cannot be reached, or no segment produced a result.
     """
     await _check_reachable(address)
-    outcomes = await trio.to_thread.run_sync(_run_sync, scenario, url, address, count)
+    outcomes = await trio.to_thread.run_sync(_run_sync, scenario, url, address, count, start_at)
     merger = IntervalMerger(len(outcomes))
     parts: list[SegmentResult] = []
     for index, (segment, data, error) in enumerate(outcomes):

@@ -190,7 +190,7 @@ async def _load(
         from wsload.runner.cluster import run_on_cluster
 
         return await run_on_cluster(
-            scenario, url, args.cluster, args.workers, on_interval, args.segment_logs
+            scenario, url, args.cluster, args.workers, on_interval, args.segment_logs, args.start_at
         )
     if args.workers > 1:
         from wsload.runner.workers import run_workers
@@ -204,6 +204,7 @@ async def _load(
             args.segment_logs,
             stop,
             hard_stop,
+            args.start_at,
         )
     return await run_segment(
         scenario,

@@ -32,6 +32,7 @@ from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
 from wsload.runner.loop import Progress
 from wsload.runner.outputs import SegmentLogs
+from wsload.runner.schedule import planned_end
 from wsload.runner.segment import Segment
 from wsload.runner.segment_run import SegmentResult, run_segment
 from wsload.scenario.model import Scenario
@@ -255,11 +256,14 @@ async def run_workers(
     segment_logs: SegmentLogs,
     stop: trio.Event,
     hard_stop: trio.Event,
+    start_at: float | None = None,
 ) -> SegmentResult:
     """Run ``scenario`` as ``count`` segments in ``count`` worker processes; merge the results.
 
     ``on_interval`` gets the merged intervals; ``segment_logs`` keeps each worker's own
     intervals and result (``<out>/segments/<i>of<N>/``, mergeable with ``wsload merge``).
+    ``start_at`` (wall-clock epoch) delays the common start; it is never earlier than the
+    moment every worker is ready plus ``START_MARGIN``.
 
     Raises:
         ToolError: no worker produced a result.
@@ -276,8 +280,10 @@ async def run_workers(
             with trio.move_on_after(_READY_TIMEOUT):
                 for worker in workers:
                     await worker.ready.wait()
-            start_at = time.time() + START_MARGIN
-            progress.started = trio.current_time() + START_MARGIN
+            now = time.time()
+            start_at = max(start_at or 0.0, now + START_MARGIN)
+            progress.started = trio.current_time() + (start_at - now)
+            progress.planned_s = planned_end(scenario.load)
             for worker in workers:
                 worker.send(("start", start_at))
             for worker in workers:
