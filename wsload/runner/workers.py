@@ -188,28 +188,38 @@ class _Parent:
                 message = _recv(worker.conn)
                 if message is None:
                     break
-                kind = message[0]
-                payload: Any = message[1] if len(message) > 1 else None
-                if kind == "ready":
-                    worker.ready.set()
-                elif kind == "interval":
-                    snapshot = snapshot_from_wire(payload)
-                    self.segment_logs.write(str(worker.segment), snapshot)
-                    self._emit(self.merger.add(worker.index, snapshot))
-                elif kind == "progress":
-                    worker.progress = payload
-                    self._sum_progress()
-                elif kind == "done":
-                    worker.result = SegmentResult.from_wire(payload)
-                    self.segment_logs.finish(worker.result)
-                    break
-                elif kind == "error":
-                    worker.error = str(payload)
+                try:
+                    if self._dispatch(worker, message):
+                        break
+                except (ValueError, TypeError, IndexError) as exc:
+                    worker.error = f"sent a malformed message: {exc}"
                     break
         finally:
             worker.ended.set()
             worker.ready.set()  # never leave the start barrier waiting for a dead worker
             self._emit(self.merger.done(worker.index))
+
+    def _dispatch(self, worker: _Worker, message: Any) -> bool:
+        """Handle one message; True when it was the worker's last."""
+        kind = message[0]
+        payload: Any = message[1] if len(message) > 1 else None
+        if kind == "ready":
+            worker.ready.set()
+        elif kind == "interval":
+            snapshot = snapshot_from_wire(payload)
+            self.segment_logs.write(str(worker.segment), snapshot)
+            self._emit(self.merger.add(worker.index, snapshot))
+        elif kind == "progress":
+            worker.progress = dict(payload)
+            self._sum_progress()
+        elif kind == "done":
+            worker.result = SegmentResult.from_wire(payload)
+            self.segment_logs.finish(worker.result)
+            return True
+        elif kind == "error":
+            worker.error = str(payload)
+            return True
+        return False
 
     async def forward_stops(self, stop: trio.Event, hard_stop: trio.Event) -> None:
         await stop.wait()
