@@ -111,6 +111,7 @@ def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
         out = tmp_path / f"seg{i}"
         assert execute_run(scenario, out=out, quiet=True, segment=Segment(i, 2)) == 0
         dirs.append(out)
+    assert (dirs[1] / "scenario.toml").read_text(encoding="utf-8").startswith("# segment 1/2 ")
     seeds = {_summary(d)["scenario"]["seed"] for d in dirs}
     assert len(seeds) == 1
     assert merge_results(dirs, tmp_path / "merged", quiet=True) == 0
@@ -159,3 +160,15 @@ def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
         execute_run(scenario, out=tmp_path / "y", quiet=True, workers=2, segment=Segment(0, 2))
     with pytest.raises(UsageError, match="--workers: must be >= 1"):
         execute_run(scenario, out=tmp_path / "z", quiet=True, workers=0)
+
+
+def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:
+    scenario = parse_scenario(
+        'name = "slots"\nseed = 6\n[target]\nurl = "builtin"\n[load]\nmodel = "concurrency"\n'
+        'concurrency = 6\nconnections = 61\ndrain = "5s"\n'
+    )
+    out = tmp_path / "run"
+    assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+    assert _summary(out)["totals"]["attempted"] == 61
+    parts = [_summary(p)["totals"]["attempted"] for p in sorted((out / "segments").iterdir())]
+    assert parts == [31, 30]  # connections k % 2 == i: 0..60 gives 31 and 30

@@ -94,7 +94,10 @@ def execute_run(
         if out is None
         else (files.prepare_results_dir(out))
     )
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
+    resolved = scenario_to_toml(scenario)
+    if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+        resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+    files.write_text_atomic(out_dir / "scenario.toml", resolved)
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
     for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
