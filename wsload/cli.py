@@ -6,15 +6,19 @@ input, 3 the tool could not run, 130 interrupted (results still written).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from wsload import __version__
 from wsload.errors import ScenarioError, UsageError, WsloadError
+
+if TYPE_CHECKING:
+    from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
 
@@ -67,6 +71,18 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    workers: Annotated[
+        str, typer.Option(help="Generator processes, one segment each: N or auto (= cores).")
+    ] = "1",
+    segment: Annotated[
+        str | None, typer.Option(help="Run only share i/N of the scenario (0 <= i < N).")
+    ] = None,
+    start_at: Annotated[
+        float | None, typer.Option(help="Start the schedule at this wall-clock epoch (s).")
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Run the segments on a Dask scheduler (tcp://host:8786).")
+    ] = None,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -81,7 +97,54 @@ def run(
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            workers=_workers_option(workers),
+            segment=_segment_option(segment),
+            start_at=start_at,
+            cluster=cluster,
+        )
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+def _workers_option(value: str) -> int:
+    import os
+
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--workers: expected a number or auto, got {value!r}") from None
+
+
+def _segment_option(value: str | None) -> Segment:
+    from wsload.runner.segment import WHOLE, parse_segment
+
+    return WHOLE if value is None else parse_segment(value)
+
+
+@app.command()
+def merge(
+    dirs: Annotated[list[Path], typer.Argument(help="Results directories of segments.")],
+    out: Annotated[Path, typer.Option(help="Directory for the merged result.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+) -> None:
+    """Merge the results of segments (--segment i/N runs) into one result directory.
+
+    Histograms add exactly. Exit 2 when the directories hold different scenarios or
+    overlapping segments; missing segments only warn.
+    """
+    from wsload.runner.merge import merge_results
+
+    try:
+        code = merge_results(dirs, out, quiet=quiet, json_out=json_out)
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -94,7 +157,11 @@ def validate(
         bool, typer.Option("--quiet", "-q", help="Print only errors and 'ok' lines.")
     ] = False,
 ) -> None:
-    """Check scenario files and print each one resolved (every default filled in)."""
+    """Check scenario files and print each one resolved (every default filled in).
+
+    Also warns (stderr) when a plan does not fit this machine's file and port limits.
+    """
+    from wsload.runner.preflight import check_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
 
@@ -106,6 +173,8 @@ def validate(
             _err.print(f"wsload: error: {exc}", markup=False)
             failed = True
             continue
+        for warning in check_scenario(loaded, processes=1):
+            _err.print(f"wsload: warning: {path}: {warning}", markup=False)
         if quiet:
             typer.echo(f"{path}: ok")
         else:
@@ -154,6 +223,9 @@ def serve(
         str, typer.Option(help="Storm: terminate stragglers after this (0 = hard).")
     ] = "10s",
     seed: Annotated[int | None, typer.Option(help="Seed for random delays/rejections.")] = None,
+    processes: Annotated[
+        int, typer.Option(help="Server processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -181,6 +253,14 @@ def serve(
     }
     try:
         config = parse_server_options(options)
+        if processes < 1:
+            raise UsageError(f"--processes: must be >= 1, got {processes}")
+        if processes > 1:
+            from wsload.server.multi import run_servers_cli
+
+            summed = run_servers_cli(config, host, port, processes, typer.echo, seed=seed)
+            typer.echo(json.dumps(summed, indent=2))
+            return
         stats = run_server_cli(config, host, port, typer.echo, seed=seed)
     except WsloadError as exc:
         raise _fail(exc) from None

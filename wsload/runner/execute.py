@@ -12,8 +12,10 @@ import random
 import resource
 import signal
 import sys
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,15 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
-from wsload.engine.driver import DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
-from wsload.metrics.result import RunResult
-from wsload.report import files, hlog, summary, terminal, thresholds
-from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.errors import UsageError, WsloadError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.report import files, hlog, terminal
+from wsload.runner import outputs, preflight
+from wsload.runner.loop import Progress
+from wsload.runner.segment import WHOLE, Segment
+from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
 from wsload.runner.target import BuiltinTarget
-from wsload.scenario.dump import scenario_to_toml
+from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
 __all__ = ["execute_run", "raise_nofile_limit"]
@@ -55,46 +59,60 @@ def execute_run(
     quiet: bool = False,
     json_out: bool = False,
     results_base: Path = Path("results"),
+    segment: Segment = WHOLE,
+    start_at: float | None = None,
+    workers: int = 1,
+    cluster: str | None = None,
 ) -> int:
-    """Run ``scenario`` and write its results; return the process exit code."""
-    raise_nofile_limit()
+    """Run ``scenario`` and write its results; return the process exit code.
+
+    Args:
+        segment: run only this share of the scenario (``wsload.runner.segment``).
+        start_at: wall-clock epoch seconds at which the schedule starts (segments run
+            apart agree on it); None: now.
+        workers: generator processes on this machine, each running one segment (1: this
+            process, no start-up cost).
+        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+    """
+    nofile = raise_nofile_limit()
+    if workers < 1:
+        raise UsageError(f"--workers: must be >= 1, got {workers}")
+    if (workers > 1 or cluster) and not segment.whole:
+        raise UsageError("--segment runs one share in this process: drop --workers/--cluster")
+    if cluster is not None:
+        from wsload.runner.cluster import scheduler_address
+
+        scheduler_address(cluster)
+    if start_at is not None and start_at - time.time() > MAX_START_WAIT:
+        raise UsageError(f"--start-at: {start_at:.0f} is more than 24 h ahead")
     if scenario.seed is None:
-        scenario = _with_seed(scenario)
+        # every share of a split run must see the same close mix: the seed must agree
+        scenario = _with_seed(scenario) if segment.whole else _seed_from_hash(scenario)
     started_at = datetime.now(UTC)
     out_dir = (
         files.make_results_dir(results_base, scenario.name, started_at)
         if out is None
         else (files.prepare_results_dir(out))
     )
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
+    resolved = scenario_to_toml(scenario)
+    if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+        resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+    files.write_text_atomic(out_dir / "scenario.toml", resolved)
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
+    for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
+        sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
     writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+    segment_logs = outputs.SegmentLogs(out_dir, scenario, started_at)
+    run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs)
     try:
-        collector, load_run, server_stats = trio.run(
-            _run, scenario, writer, console if show_live else None
+        part, server_stats = trio.run(
+            _run, scenario, writer, console if show_live else None, run_args
         )
     finally:
         writer.close()
-    result = RunResult(
-        scenario=scenario,
-        started_at=started_at,
-        duration_s=load_run.ended - load_run.started,
-        collector=collector,
-        loop_lag=load_run.lag.loop_lag,
-        saturated=load_run.lag.saturated,
-        cpu_seconds=load_run.cpu_seconds,
-        processes=1,
-        server=server_stats,
-        interrupted=load_run.interrupted,
-        intervals=load_run.intervals,
-        intended=load_run.intended,
-        start_lag=load_run.lag.start_lag,
-    )
-    data = summary.build_summary(result)
-    verdicts = thresholds.evaluate(scenario.thresholds, data)
-    data = summary.attach_thresholds(data, verdicts)
-    files.write_json_atomic(out_dir / "summary.json", data)
+        segment_logs.close()
+    data, verdicts = outputs.write_result(out_dir, scenario, started_at, part, server_stats)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:
@@ -102,7 +120,7 @@ def execute_run(
     else:
         console.print(terminal.summary_table(data))
         console.print(f"results: {out_dir}")
-    if load_run.interrupted:
+    if part.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
 
@@ -112,10 +130,26 @@ def _with_seed(scenario: Scenario) -> Scenario:
     return replace(scenario, seed=random.randrange(1, 2**31))
 
 
+def _seed_from_hash(scenario: Scenario) -> Scenario:
+    """An unseeded *segment* gets a seed every machine derives alike: from the scenario."""
+    return replace(scenario, seed=int(scenario_hash(scenario)[:8], 16) % (2**31 - 1) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunArgs:
+    segment: Segment
+    start_at: float | None
+    workers: int
+    cluster: str | None
+    segment_logs: outputs.SegmentLogs
+
+
 async def _run(
-    scenario: Scenario, writer: hlog.IntervalLogWriter, console: Console | None
-) -> tuple[Collector, LoadRun, dict[str, Any] | None]:
-    collector = Collector(labels=tuple(spec.label for spec in scenario.close))
+    scenario: Scenario,
+    writer: hlog.IntervalLogWriter,
+    console: Console | None,
+    args: _RunArgs,
+) -> tuple[SegmentResult, dict[str, Any] | None]:
     progress = Progress()
     stop, hard_stop = trio.Event(), trio.Event()
     target: BuiltinTarget | None = None
@@ -126,31 +160,65 @@ async def _run(
                 BuiltinTarget(scenario.target.server, scenario.seed)
             )
             url = target.url
-        ctx = DriverContext.create(
-            scenario.target,
-            scenario.session,
-            url,
-            seed=scenario.seed,
-        )
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
 
+        failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, hard_stop)
             if console is not None:
                 nursery.start_soon(_live, console, progress, scenario)
-            load_run = await run_load(
-                scenario,
-                ctx,
-                collector,
-                progress=progress,
-                on_interval=on_interval,
-                stop=stop,
-                hard_stop=hard_stop,
-            )
+            try:
+                part = await _load(scenario, url, args, progress, on_interval, stop, hard_stop)
+            except WsloadError as exc:  # leaves the nursery bare, not in an exception group
+                failure = exc
             nursery.cancel_scope.cancel()
-    return collector, load_run, target.stats if target is not None else None
+    if failure is not None:
+        raise failure
+    return part, target.stats if target is not None else None
+
+
+async def _load(
+    scenario: Scenario,
+    url: str,
+    args: _RunArgs,
+    progress: Progress,
+    on_interval: Callable[[IntervalSnapshot], None],
+    stop: trio.Event,
+    hard_stop: trio.Event,
+) -> SegmentResult:
+    """The load itself: in this process, in worker processes, or on a Dask cluster."""
+    if args.cluster is not None:
+        from wsload.runner.cluster import run_on_cluster
+
+        return await run_on_cluster(
+            scenario, url, args.cluster, args.workers, on_interval, args.segment_logs, args.start_at
+        )
+    if args.workers > 1:
+        from wsload.runner.workers import run_workers
+
+        return await run_workers(
+            scenario,
+            url,
+            args.workers,
+            progress,
+            on_interval,
+            args.segment_logs,
+            stop,
+            hard_stop,
+            args.start_at,
+        )
+    return await run_segment(
+        scenario,
+        url,
+        segment=args.segment,
+        start_at=args.start_at,
+        progress=progress,
+        on_interval=on_interval,
+        stop=stop,
+        hard_stop=hard_stop,
+    )
 
 
 async def _signals(stop: trio.Event, hard_stop: trio.Event) -> None:

@@ -21,7 +21,8 @@ from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.runner.lag import LagMonitor
-from wsload.runner.schedule import CloseMix, arrival_offsets, concurrency_at, planned_end
+from wsload.runner.schedule import concurrency_at, planned_end
+from wsload.runner.segment import WHOLE, Segment, SegmentMix, segment_offsets
 from wsload.scenario.model import CloseSpec, Scenario
 
 __all__ = ["LoadRun", "Progress", "run_load"]
@@ -69,13 +70,15 @@ class _Runner:
         collector: Collector,
         progress: Progress,
         on_interval: Callable[[IntervalSnapshot], None],
+        segment: Segment = WHOLE,
     ) -> None:
         self.scenario = scenario
+        self.segment = segment
         self.ctx = ctx
         self.collector = collector
         self.progress = progress
         self.on_interval = on_interval
-        self.mix = CloseMix(scenario.close, scenario.seed)
+        self.mix = SegmentMix(scenario.close, scenario.seed)
         self.lag = LagMonitor()
         self.sources = scenario.target.source_addresses
         self.seq = 0
@@ -84,11 +87,12 @@ class _Runner:
         reference = scenario.target.engine == "trio-websocket"
         self.connect = run_connection_reference if reference else run_connection
 
-    def _plan(self, scheduled: float) -> ConnectionPlan:
+    def _plan(self, k: int, scheduled: float) -> ConnectionPlan:
+        """The plan of global connection ``k`` (0-based; ``seq`` is 1-based, as in URLs)."""
         self.seq += 1
-        source = self.sources[(self.seq - 1) % len(self.sources)] if self.sources else None
+        source = self.sources[k % len(self.sources)] if self.sources else None
         return ConnectionPlan(
-            seq=self.seq, scheduled=scheduled, close=self.mix.next(), source_address=source
+            seq=k + 1, scheduled=scheduled, close=self.mix.at(k), source_address=source
         )
 
     def _count_start(self) -> None:
@@ -130,13 +134,13 @@ class _Runner:
             self._overdue = 0
             await trio.lowlevel.checkpoint()
 
-    def _start(self, nursery: trio.Nursery, scheduled: float) -> None:
+    def _start(self, nursery: trio.Nursery, k: int, scheduled: float) -> None:
         self._count_start()
-        nursery.start_soon(self._connection, self._plan(scheduled))
+        nursery.start_soon(self._connection, self._plan(k, scheduled))
 
     async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         cap = self.scenario.load.max_in_flight
-        for offset in arrival_offsets(self.scenario.load):
+        for k, offset in segment_offsets(self.scenario.load, self.segment):
             due = start + offset
             await self._wait_until(due, stop)
             if stop.is_set():
@@ -146,12 +150,12 @@ class _Runner:
                 self.progress.dropped += 1
                 self.collector.add_dropped()
                 continue
-            self._start(nursery, due)
+            self._start(nursery, k, due)
 
     async def concurrency(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         load = self.scenario.load
         end = planned_end(load)
-        limit = load.connections
+        limit = None if load.connections is None else self.segment.share(load.connections)
         deadline = start + end if end is not None else math.inf
 
         def more() -> bool:
@@ -166,10 +170,11 @@ class _Runner:
                     continue
                 self._count_start()
                 self.progress.intended += 1
-                await self._connection(self._plan(trio.current_time()))
+                k = self.segment.global_seq(self.seq)
+                await self._connection(self._plan(k, trio.current_time()))
 
         peak = max([load.concurrency or 0, *(s.concurrency or 0 for s in load.stages)])
-        for index in range(peak):
+        for index in range(self.segment.index, peak, self.segment.count):
             nursery.start_soon(slot, index)
         while more():  # the slots finish their current connection during the drain
             with trio.move_on_after(0.05):
@@ -177,17 +182,15 @@ class _Runner:
 
     async def storm(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         load = self.scenario.load
-        size = load.concurrency or 0
         release = self.ctx.release
         assert release is not None
-        interval = 1.0 / load.rate if load.rate else 0.0
-        for k in range(size):
-            due = start + k * interval
+        for k, offset in segment_offsets(load, self.segment):
+            due = start + offset
             await self._wait_until(due, stop)
             if stop.is_set():
                 break
             self.progress.intended += 1
-            self._start(nursery, due)
+            self._start(nursery, k, due)
         self.progress.phase = "holding"
         with trio.move_on_after(max(0.0, start + load.open_deadline - trio.current_time())):
             while (
@@ -255,6 +258,7 @@ async def run_load(
     on_interval: Callable[[IntervalSnapshot], None] = lambda _: None,
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
+    segment: Segment = WHOLE,
 ) -> LoadRun:
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
@@ -264,6 +268,7 @@ async def run_load(
         stop: set it to stop scheduling and close open connections (graceful stop); the runner
             then waits ``load.shutdown_grace`` before cancelling the rest.
         hard_stop: set it to cancel every connection at once.
+        segment: run only this share of the scenario (``wsload.runner.segment``).
 
     Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
@@ -277,7 +282,7 @@ async def run_load(
         ctx.release = trio.Event()
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
-    runner = _Runner(scenario, ctx, collector, progress, on_interval)
+    runner = _Runner(scenario, ctx, collector, progress, on_interval, segment)
     cpu0 = time.process_time()
     start = trio.current_time() + 0.001
     progress.started = start
