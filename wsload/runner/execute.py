@@ -57,6 +57,12 @@ def execute_run(
     results_base: Path = Path("results"),
 ) -> int:
     """Run ``scenario`` and write its results; return the process exit code."""
+    if scenario.load.model == "search":  # a capacity search: many runs, one results directory
+        from wsload.runner.search import execute_search
+
+        return execute_search(
+            scenario, out=out, quiet=quiet, json_out=json_out, results_base=results_base
+        )
     raise_nofile_limit()
     if scenario.seed is None:
         scenario = _with_seed(scenario)
