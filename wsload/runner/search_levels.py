@@ -32,12 +32,28 @@ class Stop(StrEnum):
     """Ctrl-C / SIGTERM."""
 
 
+def _whole(search: SearchConfig, level: float) -> float:
+    """Storm sizes are whole connections; rates keep 3 decimals (readable, stable)."""
+    if search.over == "storm_size":
+        return float(max(1, round(level)))
+    return round(level, 3)
+
+
+def _up(search: SearchConfig, level: float) -> float:
+    """The level after ``level`` passed: ``factor`` times it (a storm grows by one at least),
+    capped at ``max``."""
+    higher = _whole(search, level * search.factor)
+    if search.over == "storm_size":
+        higher = max(higher, level + 1)
+    return min(higher, search.max)
+
+
 def _climb_levels(search: SearchConfig) -> int:
-    """Levels from ``start`` to ``max`` multiplying by ``factor`` (the last one capped)."""
-    if search.max <= search.start:
-        return 1
-    steps = math.log(search.max / search.start) / math.log(search.factor)
-    return 1 + math.ceil(steps - 1e-9)
+    """Levels from ``start`` to ``max`` going up by ``_up`` (the last one capped)."""
+    count, level = 1, search.start
+    while level < search.max:
+        level, count = _up(search, level), count + 1
+    return count
 
 
 def max_levels(search: SearchConfig) -> int:
@@ -101,12 +117,12 @@ class Climb:
             if self.passed >= search.max:
                 self.stopped = Stop.MAX
             else:
-                self._level = self._whole(min(self.passed * search.factor, search.max))
+                self._level = _up(search, self.passed)
             return
         if self.passed is None:
             self.stopped = Stop.FIRST_FAILED
             return
-        middle = self._whole((self.passed + self.failed) / 2)
+        middle = _whole(search, (self.passed + self.failed) / 2)
         gap = (self.failed - self.passed) / self.passed
         if gap <= search.precision or middle in (self.passed, self.failed):
             self.stopped = Stop.CONVERGED
@@ -117,11 +133,6 @@ class Climb:
         """End the search early (saturated generator, interrupted run)."""
         self.stopped = why
 
-    def _whole(self, level: float) -> float:
-        """Storm sizes are whole connections; rates keep 3 decimals (readable, stable)."""
-        if self.search.over == "storm_size":
-            return float(max(1, round(level)))
-        return round(level, 3)
 
 
 def step_scenario(scenario: Scenario, level: float) -> Scenario:
