@@ -1,0 +1,201 @@
+"""Capacity search end to end: ``wsload search`` against the built-in server (its own process)
+with a known knee (``close_capacity``), a storm-size search, and a saturated generator.
+
+The knee: the server answers at most N Close replies per second, the excess queues. Below N/s
+close latency is a few ms; at rate r > N it grows by (r/N - 1) s every second, so over a step of
+T seconds a p99 gate of 50 ms fails once r > N (1 + 0.05 / T): with T = 1.5 s, at ≈ 1.033 N.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hdrh.log import HistogramLogReader
+from typer.testing import CliRunner
+
+from wsload.cli import app
+from wsload.metrics.histograms import new_histogram
+
+pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+KNEE = 100  # close replies per second the server can give
+PRECISION = 0.05
+
+RATE_SEARCH = f"""
+name = "knee"
+seed = 4
+[target]
+url = "builtin"
+[target.server]
+close_capacity = {KNEE}
+[load]
+model = "search"
+drain = "3s"
+[load.search]
+over = "rate"
+start = 30
+factor = 2
+max = 500
+step_duration = "1.5s"
+precision = "{100 * PRECISION:g}%"
+cooldown = "200ms"
+[[close]]
+kind = "clean"
+timeout = "4s"
+[thresholds]
+"close_handshake.p99" = "< 50ms"
+"""
+
+
+def _search(tmp_path: Path, text: str, *args: str) -> tuple[int, dict[str, Any], Path, str]:
+    tmp_path.mkdir(exist_ok=True)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["search", str(scenario), "--out", str(out), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return result.exit_code, summary, out, result.output
+
+
+def _knee_search(tmp_path: Path) -> tuple[int, dict[str, Any], Path, str]:
+    """The rate search; once more if a busy machine saturated the generator (it says so)."""
+    for attempt in range(2):
+        code, summary, out, output = _search(tmp_path / str(attempt), RATE_SEARCH)
+        if summary["search"]["stopped"] != "saturated":
+            break
+    return code, summary, out, output
+
+
+def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
+    code, summary, out, output = _knee_search(tmp_path)
+    search = summary["search"]
+    levels = search["levels"]
+    assert search["stopped"] == "converged", search["reason"]
+    assert code == 0
+    # the expected knee for a 1.5 s step (module docstring); the capacity is the last pass,
+    # within the precision below the first fail
+    knee = KNEE * (1 + 0.05 / 1.5)
+    capacity = search["capacity"]
+    assert KNEE * (1 - 2 * PRECISION) <= capacity <= knee * (1 + PRECISION), levels
+    passed = [lv["level"] for lv in levels if lv["ok"]]
+    failed = [lv["level"] for lv in levels if not lv["ok"]]
+    assert capacity == max(passed) and min(failed) > capacity
+    assert (min(failed) - capacity) / capacity <= PRECISION
+    # climbed by the factor, then bisected; bounded by the announced worst case
+    assert [lv["level"] for lv in levels[:3]] == [30, 60, 120]
+    assert len(levels) <= search["max_levels"]
+    for level in levels:
+        assert level["attempted"] == pytest.approx(1.5 * level["level"], abs=2)
+        assert [t["expr"] for t in level["thresholds"]] == ["close_handshake.p99"]
+        assert level["ok"] == (level["close_p99_us"] < 50_000)
+        assert level["clean_share"] == 1.0 and not level["saturated"]
+    # well above the knee the queue shows: close p99 far beyond the gate
+    assert next(lv for lv in levels if lv["level"] == 120)["close_p99_us"] > 100_000
+    # the main figures are the last passing level's
+    assert search["main_level"] == capacity
+    assert summary["totals"]["attempted"] == next(
+        lv["attempted"] for lv in levels if lv["level"] == capacity
+    )
+    assert all(t["ok"] for t in summary["thresholds"])
+    assert summary["server"]["connections_accepted"] == sum(lv["attempted"] for lv in levels)
+    # terminal: the worst case up front, one line per level, the table and the capacity
+    assert "at most" in output and "worst case" in output
+    assert f"capacity: {capacity:,.0f}/s" in output or f"capacity: {capacity:,.1f}/s" in output
+    assert "within the precision" in output
+    # one interval log for the whole search: every level's closes are in it
+    reader = HistogramLogReader(str(out / "histograms.hlog"), new_histogram())
+    total = 0
+    try:
+        while (hist := reader.get_next_interval_histogram()) is not None:
+            if hist.get_tag() == "close_handshake":
+                total += hist.get_total_count()
+    finally:
+        reader.close()
+    assert total == sum(lv["attempted"] for lv in levels)
+    starts = [lv["started_s"] for lv in levels]
+    assert starts == sorted(starts) and starts[0] < 1.0
+
+
+STORM_SEARCH = """
+name = "storm-knee"
+seed = 2
+[target]
+url = "builtin"
+[target.server]
+close_capacity = 100
+[load]
+model = "search"
+rate = 200                    # opening rate: opening all at once would itself saturate wsload
+open_deadline = "5s"
+drain = "4s"
+[load.search]
+over = "storm_size"
+start = 10
+max = 200
+precision = "25%"
+cooldown = "100ms"
+[[close]]
+kind = "clean"
+timeout = "4s"
+[thresholds]
+"close_handshake.p99" = "< 400ms"
+"""
+
+
+def test_storm_size_search_finds_how_many_closes_at_once_the_server_takes(
+    tmp_path: Path,
+) -> None:
+    # N closes at once, answered 100/s: the last waits ≈ N / 100 s; a 400 ms p99 gate
+    # fails from ≈ 41 connections on.
+    code, summary, _, _ = _search(tmp_path, STORM_SEARCH, "--quiet")
+    search = summary["search"]
+    if search["stopped"] == "saturated":
+        pytest.skip(f"the machine was too busy: {search['reason']}")
+    assert search["stopped"] == "converged", search["reason"]
+    assert code == 0 and search["parameter"] == "storm_size"
+    levels = search["levels"]
+    assert [lv["level"] for lv in levels[:3]] == [10, 20, 40]
+    assert all(lv["level"] == int(lv["level"]) for lv in levels)
+    assert 28 <= search["capacity"] <= 44, levels
+    for level in levels:
+        assert level["attempted"] == level["level"]
+
+
+SATURATING = """
+name = "saturating"
+seed = 3
+[target]
+url = "builtin"
+[load]
+model = "search"
+max_in_flight = 400
+drain = "2s"
+[load.search]
+over = "rate"
+start = 6000
+max = 100000
+step_duration = "700ms"
+cooldown = "0s"
+[[close]]
+kind = "terminate"
+[thresholds]
+"outcomes.terminated" = ">= 0%"
+"""
+
+
+def test_a_saturated_generator_stops_the_search_and_says_so(tmp_path: Path) -> None:
+    # 6000 connections/s is several times what one generator process can start (≈ 1 ms of
+    # CPU each): the lag monitor sees it, and the search must not call that the target's limit.
+    code, summary, _, output = _search(tmp_path, SATURATING)
+    search = summary["search"]
+    assert search["stopped"] == "saturated"
+    assert "saturated at 6000" in search["reason"] and "not the target's" in search["reason"]
+    assert [lv["level"] for lv in search["levels"]] == [6000]
+    assert search["levels"][0]["saturated"] is True
+    assert search["capacity"] is None and code == 1
+    assert summary["generator"]["saturated"] is True
+    assert "saturated" in output
