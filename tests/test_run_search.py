@@ -9,6 +9,10 @@ T seconds a p99 gate of 50 ms fails once r > N (1 + 0.05 / T): with T = 1.5 s, a
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +203,57 @@ def test_a_saturated_generator_stops_the_search_and_says_so(tmp_path: Path) -> N
     assert search["capacity"] is None and code == 1
     assert summary["generator"]["saturated"] is True
     assert "saturated" in output
+
+
+SIGNAL_SEARCH = """
+name = "sig-search"
+seed = 6
+[target]
+url = "builtin"
+[load]
+model = "search"
+drain = "2s"
+[load.search]
+over = "rate"
+start = 20
+max = 160
+factor = 2
+step_duration = "1500ms"
+cooldown = "0s"
+[thresholds]
+"outcomes.clean" = "> 99%"
+"""
+
+
+def test_sigint_mid_search_keeps_every_level_measured(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SIGNAL_SEARCH, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsload", "search", str(path), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # summary.json appears after the first level
+            assert time.monotonic() < deadline, "the first level did not finish"
+            assert proc.poll() is None, proc.communicate()
+            if (out / "summary.json").exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    search = json.loads((out / "summary.json").read_text(encoding="utf-8"))["search"]
+    assert search["stopped"] == "interrupted"
+    assert search["levels"][0]["level"] == 20 and search["levels"][0]["ok"] is True
+    assert search["levels"][-1]["interrupted"] is True
+    assert search["capacity"] == 20  # what was measured before the stop is kept

@@ -134,7 +134,6 @@ class Climb:
         self.stopped = why
 
 
-
 def step_scenario(scenario: Scenario, level: float) -> Scenario:
     """The scenario of one search step: an ``arrival`` run at rate ``level`` for
     ``step_duration``, or a ``storm`` of ``level`` connections; everything else unchanged."""
