@@ -95,8 +95,8 @@ def check_search_load(t: Table, search: SearchConfig | None) -> None:
         )
     taken = {
         "concurrency": "the level of a storm_size search is the storm size",
-        "duration": "each step lasts load.search.step_duration",
-        "connections": "each step lasts load.search.step_duration",
+        "duration": "a rate level lasts load.search.step_duration, a storm until it closed",
+        "connections": "a rate level lasts load.search.step_duration, a storm until it closed",
         "stages": "the search sets each step's level",
     }
     if search.over == "rate":
