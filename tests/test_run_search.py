@@ -3,7 +3,10 @@ with a known knee (``close_capacity``), a storm-size search, and a saturated gen
 
 The knee: the server answers at most N Close replies per second, the excess queues. Below N/s
 close latency is a few ms; at rate r > N it grows by (r/N - 1) s every second, so over a step of
-T seconds a p99 gate of 50 ms fails once r > N (1 + 0.05 / T): with T = 1.5 s, at ≈ 1.033 N.
+T seconds the waits spread evenly over 0 .. (r/N - 1) T and a p90 gate of 50 ms fails once
+r > N (1 + 0.05 / (0.9 T)): with T = 1.5 s, at ≈ 1.037 N. The gate is on p90, not p99: on a
+shared 2-core box the generator is sometimes descheduled for ~100 ms, which moves the p99 of a
+150-connection level below the knee, but not its p90.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ cooldown = "200ms"
 kind = "clean"
 timeout = "4s"
 [thresholds]
-"close_handshake.p99" = "< 50ms"
+"close_handshake.p90" = "< 50ms"
 """
 
 
@@ -66,12 +69,13 @@ def _search(tmp_path: Path, text: str, *args: str) -> tuple[int, dict[str, Any],
 
 
 def _knee_search(tmp_path: Path) -> tuple[int, dict[str, Any], Path, str]:
-    """The rate search; once more if a busy machine saturated the generator (it says so)."""
-    for attempt in range(2):
+    """The rate search, again if other processes starved the generator (the search says so:
+    a saturated level stops it); skipped if that persists, since it then measures nothing."""
+    for attempt in range(3):
         code, summary, out, output = _search(tmp_path / str(attempt), RATE_SEARCH)
         if summary["search"]["stopped"] != "saturated":
-            break
-    return code, summary, out, output
+            return code, summary, out, output
+    pytest.skip(f"the machine is too busy for this generator: {summary['search']['reason']}")
 
 
 def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
@@ -82,9 +86,9 @@ def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
     assert code == 0
     # the expected knee for a 1.5 s step (module docstring); the capacity is the last pass,
     # within the precision below the first fail
-    knee = KNEE * (1 + 0.05 / 1.5)
+    knee = KNEE * (1 + 0.05 / (0.9 * 1.5))
     capacity = search["capacity"]
-    assert KNEE * (1 - 2 * PRECISION) <= capacity <= knee * (1 + PRECISION), levels
+    assert KNEE * (1 - PRECISION) <= capacity <= knee * (1 + PRECISION), levels
     passed = [lv["level"] for lv in levels if lv["ok"]]
     failed = [lv["level"] for lv in levels if not lv["ok"]]
     assert capacity == max(passed) and min(failed) > capacity
@@ -94,8 +98,9 @@ def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
     assert len(levels) <= search["max_levels"]
     for level in levels:
         assert level["attempted"] == pytest.approx(1.5 * level["level"], abs=2)
-        assert [t["expr"] for t in level["thresholds"]] == ["close_handshake.p99"]
-        assert level["ok"] == (level["close_p99_us"] < 50_000)
+        (verdict,) = level["thresholds"]
+        assert verdict["expr"] == "close_handshake.p90"
+        assert level["ok"] == verdict["ok"] == (verdict["value"] < 50_000)
         assert level["clean_share"] == 1.0 and not level["saturated"]
     # well above the knee the queue shows: close p99 far beyond the gate
     assert next(lv for lv in levels if lv["level"] == 120)["close_p99_us"] > 100_000
