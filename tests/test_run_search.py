@@ -257,8 +257,10 @@ def test_sigint_mid_search_keeps_every_level_measured(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    search = json.loads((out / "summary.json").read_text(encoding="utf-8"))["search"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    search = summary["search"]
     assert search["stopped"] == "interrupted"
     assert search["levels"][0]["level"] == 20 and search["levels"][0]["ok"] is True
     assert search["levels"][-1]["interrupted"] is True
     assert search["capacity"] == 20  # what was measured before the stop is kept
+    assert summary["interrupted"] is True and search["main_level"] == 20

@@ -102,15 +102,14 @@ class _Levels:
         assert search is not None
         main = self.main_level()
         data = dict(self.summaries[main]) if main is not None else {}
-        capacity = self.climb.passed
-        if self.climb.stopped is Stop.MAX:
-            capacity = search.max
         last = self.entries[-1]["level"] if self.entries else None
         data["server"] = self.server
+        if self.climb.stopped is Stop.INTERRUPTED:
+            data["interrupted"] = True  # the search was, even if its main level ran to its end
         data["search"] = search_section(
             search.over,
             self.entries,
-            capacity,
+            self.climb.passed,  # at MAX: max itself, the last level climbed
             str(self.climb.stopped or "running"),
             stop_reason(search, self.climb, last),
             max_levels=max_levels(search),
@@ -185,7 +184,9 @@ def execute_search(
 
 
 def _level_line(entry: dict[str, Any], over: str) -> str:
-    verdict = "saturated" if entry["saturated"] else ("pass" if entry["ok"] else "fail")
+    verdict = "pass" if entry["ok"] else "fail"
+    if entry["saturated"] or entry["interrupted"]:
+        verdict = "saturated" if entry["saturated"] else "interrupted"
     p99 = entry["close_p99_us"]
     share = entry["clean_share"]
     return (
