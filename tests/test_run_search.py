@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -26,7 +28,23 @@ from typer.testing import CliRunner
 from wsload.cli import app
 from wsload.metrics.histograms import new_histogram
 
-pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+@pytest.fixture(autouse=True)
+def bounded_search() -> Iterator[None]:
+    """Like conftest's ``bounded_sync`` (SIGALRM), at 90 s: a search is several runs in a row,
+    up to 15 s each on a busy machine, and the knee test may have to repeat one."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError("test took longer than 90 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(90)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 KNEE = 100  # close replies per second the server can give
 PRECISION = 0.05
