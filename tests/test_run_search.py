@@ -6,7 +6,10 @@ close latency is a few ms; at rate r > N it grows by (r/N - 1) s every second, s
 T seconds the waits spread evenly over 0 .. (r/N - 1) T and a p90 gate of 50 ms fails once
 r > N (1 + 0.05 / (0.9 T)): with T = 1.5 s, at ≈ 1.037 N. The gate is on p90, not p99: on a
 shared 2-core box the generator is sometimes descheduled for ~100 ms, which moves the p99 of a
-150-connection level below the knee, but not its p90.
+150-connection level below the knee, but not its p90. Just below N the queue is not quite
+empty either: connections reach their close after connect, upgrade and an echo whose times
+jitter, so closes arrive in small bunches and, at 95 % of N or more, a short queue forms; the
+capacity found may sit up to one precision step below N.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
     # within the precision below the first fail
     knee = KNEE * (1 + 0.05 / (0.9 * 1.5))
     capacity = search["capacity"]
-    assert KNEE * (1 - PRECISION) <= capacity <= knee * (1 + PRECISION), levels
+    assert KNEE * (1 - 2 * PRECISION) <= capacity <= knee * (1 + PRECISION), levels
     passed = [lv["level"] for lv in levels if lv["ok"]]
     failed = [lv["level"] for lv in levels if not lv["ok"]]
     assert capacity == max(passed) and min(failed) > capacity
