@@ -32,6 +32,7 @@ app = typer.Typer(
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
         "  wsload validate scenarios/*.toml\n\n"
+        "  wsload search scenarios/search.toml\n\n"
         "  wsload serve --port 9000 --close-reply-delay 20ms"
     ),
     no_args_is_help=True,
@@ -151,6 +152,39 @@ def merge(
 
 
 @app.command()
+def search(
+    scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
+    out: Annotated[
+        Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+) -> None:
+    """Find the highest load that meets every threshold ([load] model = "search").
+
+    Same as `wsload run` on a search scenario; refuses any other. Exit 0 when a capacity was
+    found, 1 when no level passed, 2 on invalid input, 3 when wsload could not run, 130 when
+    interrupted (the levels measured so far are written).
+    """
+    from wsload.runner.execute import execute_run
+    from wsload.scenario.parse import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        if loaded.load.model != "search":
+            raise ScenarioError(
+                str(scenario),
+                "load.model",
+                f'wsload search needs model = "search" and a [load.search] table, '
+                f'got "{loaded.load.model}"',
+            )
+        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario TOML files.")],
     quiet: Annotated[
@@ -226,6 +260,10 @@ def serve(
     processes: Annotated[
         int, typer.Option(help="Server processes sharing the port (SO_REUSEPORT).")
     ] = 1,
+    close_capacity: Annotated[
+        float | None,
+        typer.Option(help="At most this many Close replies per second; the excess queues."),
+    ] = None,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -250,6 +288,7 @@ def serve(
         "shutdown_after": shutdown_after,
         "shutdown_code": shutdown_code,
         "shutdown_grace": shutdown_grace,
+        "close_capacity": close_capacity,
     }
     try:
         config = parse_server_options(options)

@@ -74,6 +74,14 @@ def execute_run(
             process, no start-up cost).
         cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
     """
+    if scenario.load.model == "search":  # a capacity search: many runs, one results directory
+        if workers != 1 or cluster is not None or not segment.whole:
+            raise UsageError("a search runs in one process: drop --workers/--cluster/--segment")
+        from wsload.runner.search import execute_search
+
+        return execute_search(
+            scenario, out=out, quiet=quiet, json_out=json_out, results_base=results_base
+        )
     nofile = raise_nofile_limit()
     if workers < 1:
         raise UsageError(f"--workers: must be >= 1, got {workers}")
