@@ -28,6 +28,8 @@ app = typer.Typer(
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
         "  wsload validate scenarios/*.toml\n\n"
+        "  wsload compare results/baselines/ci results/ci-20261121T180000Z\n\n"
+        "  wsload report results/quickstart-20261121T180000Z\n\n"
         "  wsload serve --port 9000 --close-reply-delay 20ms"
     ),
     no_args_is_help=True,
@@ -55,6 +57,40 @@ def _duration_option(value: str | None, flag: str) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+# Comparison options, shared by `run --baseline` and `compare` (parsed in report/outputs.py).
+MaxRegression = Annotated[
+    str, typer.Option(help="Latency percentiles may rise by this much (10%).")
+]
+MetricTolerance = Annotated[
+    list[str] | None,
+    typer.Option(help="Per-metric allowance, repeatable: close_handshake.p99=20% or connect=50%."),
+]
+MaxShareDrop = Annotated[
+    list[str] | None,
+    typer.Option(help="Percentage points a share may fall, repeatable (default clean=0.5)."),
+]
+MaxShareRise = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Points an error outcome's share may rise, repeatable: errors=0.5 (all, default) "
+        "or close_timeout=1."
+    ),
+]
+MinSamples = Annotated[
+    int, typer.Option(help="Percentiles with fewer samples on either side are not judged.")
+]
+MinChange = Annotated[
+    str, typer.Option(help='Latency changes below this are never a regression ("200us").')
+]
+JunitOption = Annotated[
+    Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
+]
+MarkdownOption = Annotated[
+    Path | None,
+    typer.Option(help="Write a markdown summary ($GITHUB_STEP_SUMMARY is appended to when set)."),
+]
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
@@ -67,12 +103,29 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Compare with this results dir or summary.json.")
+    ] = None,
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not write report.html.")
+    ] = False,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
-    Exit 0 when every threshold holds, 1 when one fails, 2 on invalid input, 3 when wsload
-    could not run, 130 when interrupted (results are still written).
+    Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
+    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
+    still written).
     """
+    from wsload.report.outputs import RunOutputs, parse_tolerances
+    from wsload.report.results import load_summary
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import apply_overrides, load_scenario
 
@@ -81,10 +134,97 @@ def run(
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
+        outputs = RunOutputs(
+            baseline=load_summary(baseline) if baseline is not None else None,
+            baseline_name=str(baseline),
+            tolerances=parse_tolerances(
+                max_regression=max_regression,
+                metric_tolerance=metric_tolerance or (),
+                max_share_drop=max_share_drop or (),
+                max_share_rise=max_share_rise or (),
+                min_samples=min_samples,
+                min_change=min_change,
+            ),
+            junit=junit,
+            markdown=markdown,
+            report=not no_report,
+        )
+        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out, outputs=outputs)
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results dir or summary.json.")],
+    current: Annotated[Path, typer.Argument(help="Current results dir or summary.json.")],
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare a run with a baseline: per metric and behaviour, the change and a verdict.
+
+    Latency up, clean share down and error-outcome shares up are worse. Exit 1 on a
+    regression, 0 otherwise (insufficient samples do not fail), 2 on invalid input.
+    """
+    import json
+
+    from wsload.report.compare import compare as compare_summaries
+    from wsload.report.compare import render_text
+    from wsload.report.outputs import parse_tolerances, write_ci_outputs
+    from wsload.report.results import load_summary
+
+    try:
+        tolerances = parse_tolerances(
+            max_regression=max_regression,
+            metric_tolerance=metric_tolerance or (),
+            max_share_drop=max_share_drop or (),
+            max_share_rise=max_share_rise or (),
+            min_samples=min_samples,
+            min_change=min_change,
+        )
+        current_summary = load_summary(current)
+        result = compare_summaries(
+            load_summary(baseline),
+            current_summary,
+            tolerances,
+            baseline_name=str(baseline),
+            current_name=str(current),
+        )
+        # the current run's own thresholds were judged by its run: here only the comparison
+        shown = {**current_summary, "thresholds": []}
+        write_ci_outputs(shown, result, junit=junit, markdown=markdown)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    if json_out:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_text(result), nl=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A results directory of `wsload run`.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default RESULTS_DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write report.html: one self-contained page (works offline) with the run's charts."""
+    from wsload.report.outputs import write_report
+
+    try:
+        path = write_report(results_dir, out=out)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(path))
 
 
 @app.command()

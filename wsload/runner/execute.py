@@ -26,6 +26,9 @@ from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.result import RunResult
 from wsload.report import files, hlog, summary, terminal, thresholds
+from wsload.report.compare import render_text
+from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.timeline import TimelineWriter
 from wsload.runner.loop import LoadRun, Progress, run_load
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_to_toml
@@ -55,8 +58,13 @@ def execute_run(
     quiet: bool = False,
     json_out: bool = False,
     results_base: Path = Path("results"),
+    outputs: RunOutputs | None = None,
 ) -> int:
-    """Run ``scenario`` and write its results; return the process exit code."""
+    """Run ``scenario`` and write its results; return the process exit code.
+
+    ``outputs``: report.html, baseline comparison, JUnit and markdown (default: the report
+    only); a regression against the baseline exits 1 like a failed threshold.
+    """
     raise_nofile_limit()
     if scenario.seed is None:
         scenario = _with_seed(scenario)
@@ -70,12 +78,14 @@ def execute_run(
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
     writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+    timeline = TimelineWriter(out_dir / "timeline.jsonl")
     try:
         collector, load_run, server_stats = trio.run(
-            _run, scenario, writer, console if show_live else None
+            _run, scenario, writer, console if show_live else None, timeline
         )
     finally:
         writer.close()
+        timeline.close()
     result = RunResult(
         scenario=scenario,
         started_at=started_at,
@@ -95,16 +105,20 @@ def execute_run(
     verdicts = thresholds.evaluate(scenario.thresholds, data)
     data = summary.attach_thresholds(data, verdicts)
     files.write_json_atomic(out_dir / "summary.json", data)
+    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:
         sys.stdout.write(f"{out_dir}\n")
     else:
         console.print(terminal.summary_table(data))
+        if comparison is not None:
+            console.print(render_text(comparison), markup=False, end="")
         console.print(f"results: {out_dir}")
     if load_run.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
+    failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
+    return EXIT_THRESHOLDS if failed else EXIT_OK
 
 
 def _with_seed(scenario: Scenario) -> Scenario:
@@ -113,7 +127,10 @@ def _with_seed(scenario: Scenario) -> Scenario:
 
 
 async def _run(
-    scenario: Scenario, writer: hlog.IntervalLogWriter, console: Console | None
+    scenario: Scenario,
+    writer: hlog.IntervalLogWriter,
+    console: Console | None,
+    timeline: TimelineWriter | None = None,
 ) -> tuple[Collector, LoadRun, dict[str, Any] | None]:
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
     progress = Progress()
@@ -135,6 +152,8 @@ async def _run(
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
+            if timeline is not None:
+                timeline.write_interval(snapshot)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, hard_stop)
