@@ -16,6 +16,7 @@ from wsload.report.compare import CompareResult, Row, Verdict
 __all__ = ["markdown_report"]
 
 _CLOSE_METRICS = ("close_handshake", "close_teardown", "close_total", "session")
+_ATTENTION = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.MISSING)
 _MARK = {
     Verdict.PASS: "✅",
     Verdict.IMPROVED: "🟢",
@@ -51,11 +52,14 @@ def markdown_report(
             ]
     if comparison is not None:
         lines += ["", f"**Compared with {_cell(comparison.baseline_name)}**", ""]
-        attention = [r for r in comparison.rows if r.verdict is not Verdict.PASS]
+        attention = [r for r in comparison.rows if r.verdict in _ATTENTION]
         if attention:
             lines += _rows_table(attention)
         else:
             lines.append(f"All {len(comparison.rows)} compared figures within tolerance.")
+        unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
+        if unjudged:
+            lines += ["", f"{unjudged} percentiles not judged: too few samples (--min-samples)."]
         lines += ["", "<details><summary>every compared figure</summary>", ""]
         lines += _rows_table(comparison.rows)
         lines += ["", "</details>"]
