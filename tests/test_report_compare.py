@@ -241,7 +241,7 @@ def test_markdown_puts_the_verdict_and_the_regressions_first() -> None:
     attention = text.split("<details>")[0]
     assert (
         "| total | `close_handshake.p99` | 1.1 ms | 1.6 ms | +45.5 % | +10 % | ❌ regressed |"
-        in (attention)
+        in attention
     )
     assert "results/baselines/ci" in text
     ok = markdown_report(BASE, compare(BASE, BASE))
