@@ -12,6 +12,7 @@ The protocol is spoken with the ``websockets`` sync client the test extra alread
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -84,6 +85,7 @@ class Chromium:
         self._page: ClientConnection | None = None
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Chromium:
         profile = self._profile.name
@@ -116,7 +118,9 @@ class Chromium:
             ) as response:
                 targets = json.load(response)
             url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-            self._page = connect(url, max_size=None, open_timeout=self.timeout)
+            self._page = self._stack.enter_context(
+                connect(url, max_size=None, open_timeout=self.timeout)
+            )
             for method in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
                 self.call(method)
         except BaseException:
@@ -130,9 +134,8 @@ class Chromium:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._page is not None:
-            self._page.close()
-            self._page = None
+        self._page = None
+        self._stack.close()
         if self._proc is not None:
             self._proc.terminate()
             try:
