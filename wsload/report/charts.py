@@ -96,12 +96,22 @@ def percentile_figure(metric: str, curves: Mapping[str, HdrHistogram]) -> go.Fig
 
 
 def rate_figure(timeline: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Connections finished, upgraded and dropped per second, per interval."""
+    """Connections started, finished and dropped per second, per interval.
+
+    The collector counts a connection when it finishes; the ones started in an interval are
+    those that finished plus the growth of the in-flight gauge.
+    """
     fig = go.Figure()
     t = [e.get("t", 0.0) for e in timeline]
-    series = (("attempted", "finished/s"), ("opened", "opened/s"), ("dropped", "dropped/s"))
+    previous = 0
+    started = []
+    for entry in timeline:
+        in_flight = int(entry.get("in_flight", 0))
+        started.append({**entry, "started": int(entry.get("attempted", 0)) + in_flight - previous})
+        previous = in_flight
+    series = (("started", "started/s"), ("attempted", "finished/s"), ("dropped", "dropped/s"))
     for key, name in series:
-        ys = [_per_second(e, key) for e in timeline]
+        ys = [_per_second(e, key) for e in started]
         if key == "dropped" and not any(ys):
             continue
         fig.add_trace(go.Scatter(x=t, y=ys, mode="lines+markers", name=name))
