@@ -27,3 +27,19 @@ def bounded_sync() -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def bounded_slow() -> Iterator[None]:
+    """``bounded_sync`` at 180 s, for synchronous tests that make whole runs (CLI, browser)."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError("test took longer than 180 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(180)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

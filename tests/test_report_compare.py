@@ -155,6 +155,12 @@ def test_per_metric_tolerance_and_absolute_floor() -> None:
     assert compare(BASE, current, floor).ok
 
 
+def test_only_the_chosen_metrics_are_compared() -> None:
+    result = compare(BASE, make_summary(close_us=1500), Tolerances(metrics=("session",)))
+    assert {r.name.split(".")[0] for r in result.rows if r.unit == "us"} == {"session"}
+    assert result.ok  # 500 µs more on a ~1 s session is noise
+
+
 def test_too_few_samples_are_not_judged() -> None:
     small_base = make_summary(clean=50, terminated=10)
     small_current = make_summary(clean=50, terminated=10, close_us=3000)
@@ -256,7 +262,9 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
         max_share_rise=["close_timeout=2", "errors=0.25pt"],
         min_samples=10,
         min_change="200us",
+        metrics="close_handshake, close_total",
     )
+    assert tol.metrics == ("close_handshake", "close_total")
     assert tol.max_regression == pytest.approx(0.15)
     assert tol.latency_limit("close_handshake", "p99") == pytest.approx(0.2)
     assert tol.latency_limit("close_handshake", "p50") == pytest.approx(0.15)
@@ -274,6 +282,8 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
         ({"max_share_rise": ["close_timeout=lots"]}, "--max-share-rise"),
         ({"min_samples": -1}, "--min-samples"),
         ({"min_change": "fast"}, "--min-change"),
+        ({"metrics": "close_handshake,close"}, "--metrics"),
+        ({"metrics": ","}, "--metrics"),
     ]:
         with pytest.raises(UsageError, match=flag):
             parse_tolerances(**kwargs)  # type: ignore[arg-type]

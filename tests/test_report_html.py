@@ -9,16 +9,14 @@ browser tests skip with the reason otherwise. The checks on the HTML text itself
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
+from browser import Chromium, chromium_skip_reason
 from typer.testing import CliRunner
 
-from browser import Chromium, chromium_skip_reason
 from wsload.cli import app
 from wsload.report.outputs import write_report
 
@@ -46,22 +44,6 @@ READY = """
     divs.every(d => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg'));
 })()
 """
-
-
-@pytest.fixture
-def bounded_long() -> Iterator[None]:
-    """Bound a synchronous test at 180 s (a run plus a browser page) with SIGALRM."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 180 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(180)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +77,7 @@ def _open(chromium: Chromium, report: Path, artifact: str) -> list[dict[str, Any
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("bounded_long")
+@pytest.mark.usefixtures("bounded_slow")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_report_of_each_shipped_scenario_renders(
     tmp_path: Path, chromium: Chromium, name: str
@@ -107,9 +89,7 @@ def test_report_of_each_shipped_scenario_renders(
     by_title = {c["title"]: c for c in charts}
     for metric in ("close_handshake", "close_teardown", "close_total", "server_close_timeout"):
         labels = [
-            label
-            for label, b in summary["behaviours"].items()
-            if b["latency_us"][metric]["count"]
+            label for label, b in summary["behaviours"].items() if b["latency_us"][metric]["count"]
         ]
         if labels:
             traces = by_title[f"{metric}: latency by percentile"]["traces"]
@@ -126,7 +106,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.usefixtures("bounded_long")
+@pytest.mark.usefixtures("bounded_slow")
 def test_report_is_self_contained_and_escapes_the_run(quick_run: Path, tmp_path: Path) -> None:
     text = (quick_run / "report.html").read_text(encoding="utf-8")
     assert "<script src=" not in text and 'src="http' not in text
@@ -142,7 +122,7 @@ def test_report_is_self_contained_and_escapes_the_run(quick_run: Path, tmp_path:
     assert "<script>alert(1)" not in page
 
 
-@pytest.mark.usefixtures("bounded_long")
+@pytest.mark.usefixtures("bounded_slow")
 def test_report_command_and_bad_input(quick_run: Path, tmp_path: Path) -> None:
     target = tmp_path / "r.html"
     result = CliRunner().invoke(app, ["report", str(quick_run), "--out", str(target)])
@@ -156,7 +136,7 @@ def test_report_command_and_bad_input(quick_run: Path, tmp_path: Path) -> None:
     assert no_summary.exit_code == 2 and "summary.json: no such file" in no_summary.output
 
 
-@pytest.mark.usefixtures("bounded_long")
+@pytest.mark.usefixtures("bounded_slow")
 def test_capacity_search_section_is_charted(
     quick_run: Path, tmp_path: Path, chromium: Chromium
 ) -> None:

@@ -82,6 +82,10 @@ MinSamples = Annotated[
 MinChange = Annotated[
     str, typer.Option(help='Latency changes below this are never a regression ("200us").')
 ]
+MetricsOption = Annotated[
+    str | None,
+    typer.Option(help="Latency metrics compared, comma-separated (default: all measured)."),
+]
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
 ]
@@ -112,6 +116,7 @@ def run(
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
     min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: Annotated[
@@ -144,6 +149,7 @@ def run(
                 max_share_rise=max_share_rise or (),
                 min_samples=min_samples,
                 min_change=min_change,
+                metrics=metrics,
             ),
             junit=junit,
             markdown=markdown,
@@ -165,6 +171,7 @@ def compare(
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
     min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
@@ -189,6 +196,7 @@ def compare(
             max_share_rise=max_share_rise or (),
             min_samples=min_samples,
             min_change=min_change,
+            metrics=metrics,
         )
         current_summary = load_summary(current)
         result = compare_summaries(

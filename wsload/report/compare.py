@@ -83,6 +83,8 @@ class Tolerances:
         max_share_drop: ``clean`` or an outcome → percentage points its share may fall.
         max_share_rise: an error outcome (or ``errors``: all of them) → points it may rise.
         min_samples: a percentile needs this many samples on both sides to be judged.
+        metrics: the latency metrics compared (default: every metric either run measured);
+            CI gates pick the close metrics, whose tails are their subject.
     """
 
     max_regression: float = 0.10
@@ -91,6 +93,7 @@ class Tolerances:
     max_share_drop: Mapping[str, float] = field(default_factory=lambda: {"clean": 0.5})
     max_share_rise: Mapping[str, float] = field(default_factory=lambda: {ALL_ERRORS: 0.5})
     min_samples: int = 100
+    metrics: tuple[str, ...] = METRICS
 
     def latency_limit(self, metric: str, stat: str) -> float:
         """The relative rise allowed for ``metric.stat``."""
@@ -292,7 +295,7 @@ def _latency_rows(
     scope: str, base: Mapping[str, Any], cur: Mapping[str, Any], tol: Tolerances
 ) -> Iterator[Row]:
     base_lat, cur_lat = base.get("latency_us", {}), cur.get("latency_us", {})
-    for metric in METRICS:
+    for metric in tol.metrics:
         b_stats, c_stats = base_lat.get(metric) or {}, cur_lat.get(metric) or {}
         b_count, c_count = int(b_stats.get("count") or 0), int(c_stats.get("count") or 0)
         if b_count == 0 and c_count == 0:

@@ -128,6 +128,7 @@ def parse_tolerances(
     max_share_rise: Iterable[str] = (),
     min_samples: int = 100,
     min_change: str = "0s",
+    metrics: str | None = None,
 ) -> Tolerances:
     """``Tolerances`` from the command-line texts; defaults: clean -0.5 pt, errors +0.5 pt.
 
@@ -163,7 +164,16 @@ def parse_tolerances(
         min_change_us = parse_duration(min_change) * 1_000_000
     except ValueError as exc:
         raise UsageError(f"--min-change: {exc}") from None
+    chosen = METRICS
+    if metrics is not None:
+        chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in METRICS]
+        if unknown or not chosen:
+            raise UsageError(
+                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)}"
+            )
     return Tolerances(
+        metrics=chosen,
         max_regression=_percent(max_regression, "--max-regression"),
         metric_tolerance=per_metric,
         min_change_us=min_change_us,
