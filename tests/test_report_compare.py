@@ -347,3 +347,22 @@ def _bad(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bad.json"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_committed_baseline_matches_the_ci_scenario(tmp_path: Path) -> None:
+    """results/baselines/ci is a run of scenarios/ci.toml as it is now (docs/ci.md): a changed
+    scenario needs a refreshed baseline, or every CI comparison would warn."""
+    from wsload.report.results import load_results
+    from wsload.scenario.dump import scenario_hash
+    from wsload.scenario.parse import load_scenario
+
+    root = Path(__file__).resolve().parent.parent
+    baseline = load_results(root / "results" / "baselines" / "ci")
+    scenario = load_scenario(root / "scenarios" / "ci.toml")
+    assert baseline.summary["scenario_hash"] == scenario_hash(scenario)
+    assert (
+        baseline.totals["close_handshake"].get_total_count()
+        == (baseline.summary["latency_us"]["close_handshake"]["count"])
+    )
+    assert sum(e["attempted"] for e in baseline.timeline) == baseline.summary["totals"]["attempted"]
+    assert compare(baseline.summary, baseline.summary).ok
