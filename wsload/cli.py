@@ -144,9 +144,9 @@ def run(
             baseline_name=str(baseline),
             tolerances=parse_tolerances(
                 max_regression=max_regression,
-                metric_tolerance=metric_tolerance or (),
-                max_share_drop=max_share_drop or (),
-                max_share_rise=max_share_rise or (),
+                metric_tolerance=metric_tolerance,
+                max_share_drop=max_share_drop,
+                max_share_rise=max_share_rise,
                 min_samples=min_samples,
                 min_change=min_change,
                 metrics=metrics,
@@ -183,32 +183,20 @@ def compare(
     """
     import json
 
-    from wsload.report.compare import compare as compare_summaries
     from wsload.report.compare import render_text
-    from wsload.report.outputs import parse_tolerances, write_ci_outputs
-    from wsload.report.results import load_summary
+    from wsload.report.outputs import compare_files, parse_tolerances
 
     try:
         tolerances = parse_tolerances(
             max_regression=max_regression,
-            metric_tolerance=metric_tolerance or (),
-            max_share_drop=max_share_drop or (),
-            max_share_rise=max_share_rise or (),
+            metric_tolerance=metric_tolerance,
+            max_share_drop=max_share_drop,
+            max_share_rise=max_share_rise,
             min_samples=min_samples,
             min_change=min_change,
             metrics=metrics,
         )
-        current_summary = load_summary(current)
-        result = compare_summaries(
-            load_summary(baseline),
-            current_summary,
-            tolerances,
-            baseline_name=str(baseline),
-            current_name=str(current),
-        )
-        # the current run's own thresholds were judged by its run: here only the comparison
-        shown = {**current_summary, "thresholds": []}
-        write_ci_outputs(shown, result, junit=junit, markdown=markdown)
+        result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
     except WsloadError as exc:
         raise _fail(exc) from None
     if json_out:

@@ -32,6 +32,7 @@ from wsload.scenario.model import METRICS
 
 __all__ = [
     "ALL_ERRORS",
+    "ATTENTION",
     "COMPARED_STATS",
     "EXPECTED_OUTCOMES",
     "CompareResult",
@@ -69,6 +70,10 @@ class Verdict(StrEnum):
     REGRESSED = "regressed"
     INSUFFICIENT = "insufficient samples"
     MISSING = "missing"
+
+
+ATTENTION: tuple[Verdict, ...] = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.MISSING)
+"""Verdicts the outputs list up front (``pass`` and ``insufficient samples`` are counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,18 +233,17 @@ def compare(
 
 
 def render_text(result: CompareResult) -> str:
-    """Plain text for the terminal: warnings, regressed and improved rows, the verdict."""
+    """Plain text for the terminal: warnings, the ``ATTENTION`` rows, the verdict."""
     lines = [f"warning: {w}" for w in result.warnings]
-    judged = (Verdict.REGRESSED, Verdict.IMPROVED)
     for row in result.rows:
-        if row.verdict in judged:
+        if row.verdict in ATTENTION:
             lines.append(
                 f"{row.verdict.value:>20}  {row.test_name}: {row.format_value(row.baseline)} → "
                 f"{row.format_value(row.current)} ({row.format_change()}, limit {row.limit})"
             )
-    unjudged = sum(1 for r in result.rows if r.verdict in (Verdict.INSUFFICIENT, Verdict.MISSING))
+    unjudged = sum(1 for r in result.rows if r.verdict is Verdict.INSUFFICIENT)
     if unjudged:
-        lines.append(f"{unjudged} figures not judged (insufficient samples or missing)")
+        lines.append(f"{unjudged} percentiles not judged: too few samples (--min-samples)")
     regressions = len(result.regressions)
     lines.append(
         f"compared {len(result.rows)} figures with {result.baseline_name}: "

@@ -21,7 +21,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.report import charts
 from wsload.report._format import format_share, format_us
-from wsload.report.compare import CompareResult, Verdict
+from wsload.report.compare import ATTENTION, CompareResult, Verdict
 from wsload.report.results import ResultsData
 from wsload.scenario.model import METRICS
 
@@ -162,11 +162,13 @@ def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _comparison(comparison: CompareResult) -> Iterator[str]:
-    shown = [r for r in comparison.rows if r.verdict is not Verdict.PASS]
+    shown = [r for r in comparison.rows if r.verdict in ATTENTION]
+    unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
     yield f"<h2>Compared with {_e(comparison.baseline_name)}</h2>"
     yield (
-        f"<p>{len(comparison.rows)} figures compared, {len(comparison.regressions)} "
-        f"regressions; rows not within tolerance:</p>"
+        f"<p>{len(comparison.rows)} figures compared: {len(comparison.regressions)} "
+        f"regressions, {unjudged} not judged (too few samples); the rows outside the "
+        "tolerances:</p>"
     )
     yield "<table><tr><th>scope</th><th>figure</th><th>baseline</th><th>current</th>"
     yield "<th>change</th><th>limit</th><th>verdict</th></tr>"
@@ -209,7 +211,7 @@ def _time_series(data: ResultsData, figures: _Figures) -> Iterator[str]:
         divs.append(figures.div(charts.in_flight_figure(data.timeline)))
         divs.append(figures.div(charts.outcomes_figure(data.timeline)))
     else:
-        yield "<p>No timeline.jsonl in this results directory (written since wsload 0.1).</p>"
+        yield "<p>No timeline.jsonl in this results directory: no rate or outcome series.</p>"
     series = {tag: data.intervals[tag] for tag in _INTERVAL_TAGS if data.intervals.get(tag)}
     if series:
         divs.append(figures.div(charts.interval_p99_figure(series)))

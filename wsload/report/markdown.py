@@ -11,12 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from wsload.report._format import format_share, format_us
-from wsload.report.compare import CompareResult, Row, Verdict
+from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict
 
 __all__ = ["markdown_report"]
 
 _CLOSE_METRICS = ("close_handshake", "close_teardown", "close_total", "session")
-_ATTENTION = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.MISSING)
 _MARK = {
     Verdict.PASS: "✅",
     Verdict.IMPROVED: "🟢",
@@ -52,7 +51,7 @@ def markdown_report(
             ]
     if comparison is not None:
         lines += ["", f"**Compared with {_cell(comparison.baseline_name)}**", ""]
-        attention = [r for r in comparison.rows if r.verdict in _ATTENTION]
+        attention = [r for r in comparison.rows if r.verdict in ATTENTION]
         if attention:
             lines += _rows_table(attention)
         else:

@@ -22,13 +22,14 @@ from wsload.report.compare import ALL_ERRORS, CompareResult, Tolerances, compare
 from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
-from wsload.report.results import load_results
+from wsload.report.results import load_results, load_summary
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS
 
 __all__ = [
     "REPORT_NAME",
     "RunOutputs",
+    "compare_files",
     "parse_tolerances",
     "write_ci_outputs",
     "write_report",
@@ -106,6 +107,34 @@ def write_ci_outputs(
         files.write_text_atomic(markdown, text)
 
 
+def compare_files(
+    baseline: Path,
+    current: Path,
+    tolerances: Tolerances,
+    *,
+    junit: Path | None = None,
+    markdown: Path | None = None,
+) -> CompareResult:
+    """``wsload compare``: load both summaries, compare, write the CI files.
+
+    The CI files carry the comparison only: the current run's own thresholds were judged (and
+    reported) by that run.
+
+    Raises:
+        UsageError: a summary is missing or not a wsload summary.json.
+    """
+    current_summary = load_summary(current)
+    result = compare(
+        load_summary(baseline),
+        current_summary,
+        tolerances,
+        baseline_name=str(baseline),
+        current_name=str(current),
+    )
+    write_ci_outputs({**current_summary, "thresholds": []}, result, junit=junit, markdown=markdown)
+    return result
+
+
 def write_report(
     results_dir: Path, *, out: Path | None = None, comparison: CompareResult | None = None
 ) -> Path:
@@ -123,9 +152,9 @@ def write_report(
 def parse_tolerances(
     *,
     max_regression: str = "10%",
-    metric_tolerance: Iterable[str] = (),
-    max_share_drop: Iterable[str] = (),
-    max_share_rise: Iterable[str] = (),
+    metric_tolerance: Iterable[str] | None = (),
+    max_share_drop: Iterable[str] | None = (),
+    max_share_rise: Iterable[str] | None = (),
     min_samples: int = 100,
     min_change: str = "0s",
     metrics: str | None = None,
@@ -136,7 +165,7 @@ def parse_tolerances(
         UsageError: a value is malformed, naming the flag and the expected form.
     """
     per_metric = {}
-    for item in metric_tolerance:
+    for item in metric_tolerance or ():
         key, value = _pair(item, "--metric-tolerance", "close_handshake.p99=20%")
         metric, _, stat = key.partition(".")
         if metric not in METRICS or (stat and stat not in STATS):
@@ -147,13 +176,13 @@ def parse_tolerances(
         per_metric[key] = _percent(value, f"--metric-tolerance {item}")
     outcomes = {o.value for o in Outcome}
     drops = {"clean": 0.5}
-    for item in max_share_drop:
+    for item in max_share_drop or ():
         key, value = _pair(item, "--max-share-drop", "clean=0.5")
         if key != "clean" and key not in outcomes:
             raise UsageError(f"--max-share-drop {item}: {key!r} is not clean or an outcome")
         drops[key] = _points(value, f"--max-share-drop {item}")
     rises = {ALL_ERRORS: 0.5}
-    for item in max_share_rise:
+    for item in max_share_rise or ():
         key, value = _pair(item, "--max-share-rise", "close_timeout=1")
         if key != ALL_ERRORS and key not in outcomes:
             raise UsageError(f"--max-share-rise {item}: {key!r} is not errors or an outcome")
