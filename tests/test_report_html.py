@@ -18,6 +18,8 @@ from browser import Chromium, chromium_skip_reason
 from typer.testing import CliRunner
 
 from wsload.cli import app
+from wsload.metrics.histograms import new_histogram
+from wsload.report.charts import percentile_figure, percentile_points
 from wsload.report.outputs import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,8 @@ PROBE = """
 Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
   id: gd.id,
   title: (gd._fullLayout && gd._fullLayout.title && gd._fullLayout.title.text) || '',
+  xtype: gd._fullLayout.xaxis.type,
+  ticks: gd._fullLayout.xaxis.ticktext || null,
   traces: (gd.data || []).map(t => t.name),
   points: (gd.data || []).reduce((n, t) => n + ((t.y && t.y.length) || 0), 0),
   paths: gd.querySelectorAll('svg.main-svg path').length,
@@ -92,8 +96,9 @@ def test_report_of_each_shipped_scenario_renders(
             label for label, b in summary["behaviours"].items() if b["latency_us"][metric]["count"]
         ]
         if labels:
-            traces = by_title[f"{metric}: latency by percentile"]["traces"]
-            assert [t.split(" (")[0] for t in traces if not t.startswith("all")] == labels
+            chart = by_title[f"{metric}: latency by percentile"]
+            assert [t.split(" (")[0] for t in chart["traces"] if not t.startswith("all")] == labels
+            assert chart["xtype"] == "log" and chart["ticks"][:2] == ["0%", "90%"]
     assert {"rate per interval", "in flight", "outcomes per interval"} <= set(titles)
     assert any(t.startswith("generator lag") for t in titles)
     if any(summary["close_codes"][side] for side in ("sent", "received")):
@@ -165,3 +170,21 @@ def test_capacity_search_section_is_charted(
     charts = _open(chromium, report, "report-search")
     (search,) = [c for c in charts if c["title"] == "capacity search by rate"]
     assert search["traces"] == ["close p99 (ms)", "clean share (%)"]
+
+
+def test_percentile_curve_follows_the_histogram() -> None:
+    """x = 1/(1-p) up to the sample count, y = the histogram's value there (ms), then the max."""
+    histogram = new_histogram()
+    for value in range(1, 1001):
+        histogram.record_value(value * 100)  # 100 µs .. 100 ms, uniform
+    xs, ys, ps = percentile_points(histogram)
+    assert xs[0] == 1.0 and ps[0] == 0.0 and xs[-1] == 1000 and ps[-1] == 100.0
+    assert ys[-1] == pytest.approx(100.0, rel=1e-3) and ys == sorted(ys)
+    for x, y, p in zip(xs[:-1], ys[:-1], ps[:-1], strict=True):
+        assert p == pytest.approx(100 * (1 - 1 / x))
+        assert y == histogram.get_value_at_percentile(p) / 1000
+    i99 = min(range(len(xs)), key=lambda i: abs(xs[i] - 100))
+    assert xs[i99] == pytest.approx(100) and ys[i99] == pytest.approx(99.0, rel=1e-2)
+    figure = percentile_figure("close_handshake", {"clean": histogram})
+    assert list(figure.layout.xaxis.ticktext) == ["0%", "90%", "99%", "99.9%"]
+    assert percentile_points(new_histogram()) == ([], [], [])

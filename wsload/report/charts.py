@@ -84,7 +84,7 @@ def percentile_figure(metric: str, curves: Mapping[str, HdrHistogram]) -> go.Fig
                 hovertemplate="p%{customdata:.4f}: %{y:.3f} ms<extra>" + label + "</extra>",
             )
         )
-    ticks = [10.0**n for n in range(0, 8) if 10.0**n <= top * 10]
+    ticks = [10.0**n for n in range(0, 8) if 10.0**n <= top * 1.001]
     labels = ["0%"] + [f"{100 - 100 / t:.{max(0, n - 2)}f}%" for n, t in enumerate(ticks) if n]
     fig.update_layout(
         title=f"{metric}: latency by percentile",
