@@ -9,6 +9,7 @@ browser tests skip with the reason otherwise. The checks on the HTML text itself
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,33 @@ def test_report_of_each_shipped_scenario_renders(
     assert any(t.startswith("generator lag") for t in titles)
     if any(summary["close_codes"][side] for side in ("sent", "received")):
         assert "close codes sent and received" in titles
+
+
+@pytest.mark.usefixtures("bounded_slow")
+def test_report_of_a_run_where_nothing_connected(tmp_path: Path, chromium: Chromium) -> None:
+    """Every connection refused: no latency but connect's, no close codes; the page still
+    renders what there is and says what is missing."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scenario = tmp_path / "refused.toml"
+    scenario.write_text(
+        f'name = "refused"\nseed = 1\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
+        '[load]\nrate = 50\nconnections = 20\n[[close]]\nkind = "clean"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads((out / "summary.json").read_text(encoding="utf-8"))["outcomes"]["refused"] == 20
+    )
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "No Close frame was sent or received." in page
+    charts = _open(chromium, out / "report.html", "report-refused")
+    (outcomes,) = [c for c in charts if c["title"] == "outcomes per interval"]
+    assert outcomes["traces"] == ["refused"]
+    assert not [c for c in charts if c["title"].startswith("close_handshake")]
 
 
 @pytest.fixture(scope="module")
