@@ -104,6 +104,7 @@ def test_report_of_each_shipped_scenario_renders(
     assert any(t.startswith("generator lag") for t in titles)
     if any(summary["close_codes"][side] for side in ("sent", "received")):
         assert "close codes sent and received" in titles
+    assert "server side: closes" in titles  # every shipped scenario uses the built-in server
 
 
 @pytest.mark.usefixtures("bounded_slow")

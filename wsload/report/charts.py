@@ -28,6 +28,7 @@ __all__ = [
     "percentile_points",
     "rate_figure",
     "search_figure",
+    "server_figure",
 ]
 
 _LAYOUT: dict[str, Any] = {
@@ -214,6 +215,31 @@ def generator_figure(generator: Mapping[str, Any], limit_ms: float = 20.0) -> go
     saturated = "SATURATED" if generator.get("saturated") else "not saturated"
     fig.update_layout(
         title=f"generator lag ({saturated})", barmode="group", yaxis_title="ms", **_LAYOUT
+    )
+    return fig
+
+
+def server_figure(server: Mapping[str, Any]) -> go.Figure:
+    """The built-in server's side of the closes: codes it received (a connection that ended
+    without a Close counts as 1006, as the server logs it) and sent, and who closed TCP first."""
+    received = {str(k): int(v) for k, v in (server.get("close_codes_received") or {}).items()}
+    sent = {str(k): int(v) for k, v in (server.get("close_codes_sent") or {}).items()}
+    codes = sorted({*received, *sent}, key=int)
+    x = [f"{code} {code_name(int(code))}" for code in codes]
+    tcp_first = server.get("tcp_closed_first") or {}
+    fig = go.Figure(
+        [
+            go.Bar(x=x, y=[received.get(c, 0) for c in codes], name="received"),
+            go.Bar(x=x, y=[sent.get(c, 0) for c in codes], name="sent"),
+            go.Bar(
+                x=["TCP closed first by server", "TCP closed first by client"],
+                y=[int(tcp_first.get("server") or 0), int(tcp_first.get("client") or 0)],
+                name="TCP closed first",
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="server side: closes", barmode="group", yaxis_title="connections", **_LAYOUT
     )
     return fig
 

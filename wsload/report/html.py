@@ -61,7 +61,7 @@ def html_report(data: ResultsData, comparison: CompareResult | None = None) -> s
         *_time_series(data, figures),
         *_codes(summary, figures),
         *_generator(summary, figures),
-        *_server(summary),
+        *_server(summary, figures),
         *_search(summary, figures),
     ]
     name = html.escape(str(summary.get("scenario", {}).get("name", "")))
@@ -239,11 +239,13 @@ def _generator(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
     yield figures.div(charts.generator_figure(generator))
 
 
-def _server(summary: Mapping[str, Any]) -> Iterator[str]:
+def _server(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
     server = summary.get("server")
     if not server:
         return
-    yield "<h2>Server side (built-in server)</h2><table>"
+    yield "<h2>Server side (built-in server)</h2>"
+    yield figures.div(charts.server_figure(server))
+    yield "<table>"
     for key, value in server.items():
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
         yield f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>"
