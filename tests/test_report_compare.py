@@ -314,9 +314,11 @@ def test_cli_compare_exit_codes_and_ci_files(tmp_path: Path, monkeypatch: Any) -
     assert ET.parse(junit).getroot().find("testsuite/testcase/failure") is not None
     text = md.read_text(encoding="utf-8")
     assert "❌ regressed" in text
-    # the job summary keeps what earlier steps wrote and gets both comparisons appended
-    appended = step_summary.read_text(encoding="utf-8")
-    assert appended.startswith("earlier step\n") and appended.count("### ") == 2
+    # the job summary keeps what earlier steps wrote and gets the markdown asked for appended
+    assert step_summary.read_text(encoding="utf-8") == "earlier step\n" + text
+    again = runner.invoke(app, ["compare", str(base), str(slow), "--markdown", str(step_summary)])
+    assert again.exit_code == 1  # naming the step summary itself: appended once, not replaced
+    assert step_summary.read_text(encoding="utf-8") == "earlier step\n" + text + text
     as_json = runner.invoke(app, ["compare", str(base), str(slow), "--json", "--max-regression",
                                   "100%"])  # fmt: skip
     assert as_json.exit_code == 0, as_json.output

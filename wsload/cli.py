@@ -91,7 +91,7 @@ JunitOption = Annotated[
 ]
 MarkdownOption = Annotated[
     Path | None,
-    typer.Option(help="Write a markdown summary ($GITHUB_STEP_SUMMARY is appended to when set)."),
+    typer.Option(help="Write a markdown summary (also appended to $GITHUB_STEP_SUMMARY if set)."),
 ]
 
 

@@ -90,20 +90,22 @@ def write_ci_outputs(
     junit: Path | None,
     markdown: Path | None,
 ) -> None:
-    """JUnit to ``junit``; markdown to ``markdown`` and appended to $GITHUB_STEP_SUMMARY.
+    """JUnit to ``junit``; markdown to ``markdown``, and appended to $GITHUB_STEP_SUMMARY when
+    that is set (in a GitHub job: the summary page shows it).
 
-    When ``--markdown`` names the step summary file itself it is appended once, not replaced
-    (other steps of the job write there too).
+    Only when markdown was asked for: a test suite running wsload inside a GitHub job must not
+    fill the job's page. When ``--markdown`` names the step summary file itself it is appended
+    once, not replaced (other steps of the job write there too).
     """
     if junit is not None:
         files.write_text_atomic(junit, junit_xml(summary, comparison))
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
-    if markdown is None and not step_summary:
+    if markdown is None:
         return
     text = markdown_report(summary, comparison)
     if step_summary:
         files.append_text(Path(step_summary), text)
-    if markdown is not None and not (step_summary and _same_file(markdown, Path(step_summary))):
+    if not (step_summary and _same_file(markdown, Path(step_summary))):
         files.write_text_atomic(markdown, text)
 
 
