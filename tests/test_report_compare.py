@@ -368,3 +368,17 @@ def test_committed_baseline_matches_the_ci_scenario(tmp_path: Path) -> None:
     )
     assert sum(e["attempted"] for e in baseline.timeline) == baseline.summary["totals"]["attempted"]
     assert compare(baseline.summary, baseline.summary).ok
+
+
+def test_latencies_past_the_one_hour_range_compare_as_at_least_an_hour() -> None:
+    """An overflow (a close that took over 1 h) is not "no samples": up to it is a regression."""
+    current = json.loads(json.dumps(BASE))
+    current["latency_us"]["close_handshake"].update(p999=3_600_000_000, max=3_600_000_000)
+    result = compare(BASE, current)
+    p999 = row(result, "close_handshake.p999")
+    assert p999.verdict is Verdict.REGRESSED and p999.change is None
+    assert p999.detail == "1.1 ms → >= 1 h"
+    assert p999.as_dict()["current"] is None  # strict JSON: no Infinity
+    json.dumps(result.as_dict(), allow_nan=False)
+    assert row(compare(current, current), "close_handshake.p999").verdict is Verdict.PASS
+    assert row(compare(current, BASE), "close_handshake.p999").verdict is Verdict.IMPROVED

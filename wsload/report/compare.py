@@ -20,6 +20,7 @@ verdict ``insufficient samples`` (neither pass nor fail), and runs of different 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -127,7 +128,8 @@ class Row:
         scope: ``total`` or the behaviour's label.
         name: ``close_handshake.p99``, ``clean share``, ``outcome close_timeout share``.
         unit: ``us`` or ``share`` (0..1).
-        baseline / current: the two values (None: not measured on that side).
+        baseline / current: the two values (None: not measured on that side; ``inf``: at
+            or past the histogram's 1 h top, i.e. overflow samples).
         change: relative change for latencies, point change (current - baseline, in
             percentage points) for shares; None when not computable.
         limit: the allowance in words (``+10 %``, ``-0.5 pt``).
@@ -170,8 +172,8 @@ class Row:
             "scope": self.scope,
             "name": self.name,
             "unit": self.unit,
-            "baseline": self.baseline,
-            "current": self.current,
+            "baseline": _json_number(self.baseline),
+            "current": _json_number(self.current),
             "change": self.change,
             "limit": self.limit,
             "verdict": self.verdict.value,
@@ -320,7 +322,8 @@ def _latency_row(
 ) -> Row:
     limit = tol.latency_limit(metric, stat)
     b_val, c_val = _value(b_stats.get(stat)), _value(c_stats.get(stat))
-    change = (c_val - b_val) / b_val if b_val and c_val is not None else None
+    finite = b_val is not None and c_val is not None and max(b_val, c_val) < math.inf
+    change = (c_val - b_val) / b_val if finite and b_val and c_val is not None else None
 
     def make(verdict: Verdict, detail: str) -> Row:
         return Row(scope, f"{metric}.{stat}", "us", b_val, c_val, change,
@@ -333,6 +336,13 @@ def _latency_row(
     if min(b_count, c_count) < needed:
         detail = f"{b_count:,} vs {c_count:,} samples; {needed:,} needed to judge {stat}"
         return make(Verdict.INSUFFICIENT, detail)
+    if not finite:  # beyond the histogram's 1 h: only "more" or "the same" can be said
+        verdict = (
+            Verdict.PASS
+            if b_val == c_val
+            else (Verdict.REGRESSED if c_val > b_val else Verdict.IMPROVED)
+        )
+        return make(verdict, f"{format_us(b_val)} → {format_us(c_val)}")
     delta = c_val - b_val
     if abs(delta) < tol.min_change_us or (change is not None and abs(change) <= limit):
         verdict = Verdict.PASS
@@ -343,17 +353,22 @@ def _latency_row(
     return make(verdict, detail)
 
 
+def _json_number(value: float | None) -> float | None:
+    """Strict JSON has no infinity: a value past the 1 h range is null (``detail`` says why)."""
+    return None if value is None or math.isinf(value) else value
+
+
 def _tail_samples(stat: str) -> int:
     """Samples for ``stat`` to be more than the maximum: p99 needs 100, p999 1000."""
     return {"p50": 2, "p90": 10, "p99": 100, "p999": 1000}.get(stat, 1)
 
 
 def _value(raw: Any) -> float | None:
-    """A statistic as a float; past the 1 h range it is not a number to compare."""
+    """A statistic as a float; ``inf`` at the 1 h top of the range (overflow: "at least")."""
     if raw is None:
         return None
     value = float(raw)
-    return value if value < HIGHEST_US else None
+    return value if value < HIGHEST_US else math.inf
 
 
 def _share_rows(
