@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -31,6 +32,11 @@ __all__ = ["CHROMIUM", "Chromium", "PageLoad", "chromium_skip_reason"]
 
 CHROMIUM = "/usr/bin/chromium"
 _INSTALL_TIMEOUT = 900.0
+# No keepalive pings (websockets >= 15 sends them from a background thread, drawing their
+# payload from the global `random`, which Hypothesis in a concurrent test takes for misuse).
+_NO_KEEPALIVE: dict[str, Any] = (
+    {"ping_interval": None} if "ping_interval" in inspect.signature(connect).parameters else {}
+)
 _LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:", "chrome:", "devtools:")
 
 
@@ -119,7 +125,7 @@ class Chromium:
                 targets = json.load(response)
             url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
             self._page = self._stack.enter_context(
-                connect(url, max_size=None, open_timeout=self.timeout)
+                connect(url, max_size=None, open_timeout=self.timeout, **_NO_KEEPALIVE)
             )
             for method in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
                 self.call(method)

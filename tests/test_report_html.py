@@ -52,10 +52,16 @@ READY = """
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Chromium]:
+def chromium_installed() -> None:
+    """Install Debian's chromium once per session when missing (or skip, saying why)."""
     reason = chromium_skip_reason()
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_installed: None) -> Iterator[Chromium]:
+    """One browser for this module's pages, ended with it (no process outlives the module)."""
     with Chromium() as browser:
         yield browser
 
