@@ -33,6 +33,8 @@ app = typer.Typer(
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
         "  wsload validate scenarios/*.toml\n\n"
         "  wsload search scenarios/search.toml\n\n"
+        "  wsload compare results/baselines/ci results/ci-20261121T180000Z\n\n"
+        "  wsload report results/quickstart-20261121T180000Z\n\n"
         "  wsload serve --port 9000 --close-reply-delay 20ms"
     ),
     no_args_is_help=True,
@@ -60,6 +62,44 @@ def _duration_option(value: str | None, flag: str) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+# Comparison options, shared by `run --baseline` and `compare` (parsed in report/outputs.py).
+MaxRegression = Annotated[
+    str, typer.Option(help="Latency percentiles may rise by this much (10%).")
+]
+MetricTolerance = Annotated[
+    list[str] | None,
+    typer.Option(help="Per-metric allowance, repeatable: close_handshake.p99=20% or connect=50%."),
+]
+MaxShareDrop = Annotated[
+    list[str] | None,
+    typer.Option(help="Percentage points a share may fall, repeatable (default clean=0.5)."),
+]
+MaxShareRise = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Points an error outcome's share may rise, repeatable: errors=0.5 (all, default) "
+        "or close_timeout=1."
+    ),
+]
+MinSamples = Annotated[
+    int, typer.Option(help="Percentiles with fewer samples on either side are not judged.")
+]
+MinChange = Annotated[
+    str, typer.Option(help='Latency changes below this are never a regression ("200us").')
+]
+MetricsOption = Annotated[
+    str | None,
+    typer.Option(help="Latency metrics compared, comma-separated (default: all measured)."),
+]
+JunitOption = Annotated[
+    Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
+]
+MarkdownOption = Annotated[
+    Path | None,
+    typer.Option(help="Write a markdown summary (also appended to $GITHUB_STEP_SUMMARY if set)."),
+]
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
@@ -84,12 +124,30 @@ def run(
     cluster: Annotated[
         str | None, typer.Option(help="Run the segments on a Dask scheduler (tcp://host:8786).")
     ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Compare with this results dir or summary.json.")
+    ] = None,
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not write report.html.")
+    ] = False,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
-    Exit 0 when every threshold holds, 1 when one fails, 2 on invalid input, 3 when wsload
-    could not run, 130 when interrupted (results are still written).
+    Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
+    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
+    still written).
     """
+    from wsload.report.outputs import RunOutputs, parse_tolerances
+    from wsload.report.results import load_summary
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import apply_overrides, load_scenario
 
@@ -97,6 +155,22 @@ def run(
         loaded = load_scenario(scenario)
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
+        )
+        outputs = RunOutputs(
+            baseline=load_summary(baseline) if baseline is not None else None,
+            baseline_name=str(baseline),
+            tolerances=parse_tolerances(
+                max_regression=max_regression,
+                metric_tolerance=metric_tolerance,
+                max_share_drop=max_share_drop,
+                max_share_rise=max_share_rise,
+                min_samples=min_samples,
+                min_change=min_change,
+                metrics=metrics,
+            ),
+            junit=junit,
+            markdown=markdown,
+            report=not no_report,
         )
         code = execute_run(
             loaded,
@@ -107,6 +181,7 @@ def run(
             segment=_segment_option(segment),
             start_at=start_at,
             cluster=cluster,
+            outputs=outputs,
         )
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -182,6 +257,68 @@ def search(
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results dir or summary.json.")],
+    current: Annotated[Path, typer.Argument(help="Current results dir or summary.json.")],
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare a run with a baseline: per metric and behaviour, the change and a verdict.
+
+    Latency up, clean share down and error-outcome shares up are worse. Exit 1 on a
+    regression, 0 otherwise (insufficient samples do not fail), 2 on invalid input.
+    """
+    import json
+
+    from wsload.report.compare import render_text
+    from wsload.report.outputs import compare_files, parse_tolerances
+
+    try:
+        tolerances = parse_tolerances(
+            max_regression=max_regression,
+            metric_tolerance=metric_tolerance,
+            max_share_drop=max_share_drop,
+            max_share_rise=max_share_rise,
+            min_samples=min_samples,
+            min_change=min_change,
+            metrics=metrics,
+        )
+        result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    if json_out:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_text(result), nl=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A results directory of `wsload run`.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default RESULTS_DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write report.html: one self-contained page (works offline) with the run's charts."""
+    from wsload.report.outputs import write_report
+
+    try:
+        path = write_report(results_dir, out=out)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(path))
 
 
 @app.command()

@@ -26,7 +26,7 @@ from wsload.errors import ToolError, UsageError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
 from wsload.runner.loop import Progress
-from wsload.runner.outputs import SegmentLogs
+from wsload.runner.result_files import SegmentLogs
 from wsload.runner.schedule import planned_end
 from wsload.runner.segment import parse_segment
 from wsload.runner.segment_run import SegmentResult, run_segment

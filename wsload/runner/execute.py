@@ -27,7 +27,10 @@ from rich.live import Live
 from wsload.errors import UsageError, WsloadError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.report import files, hlog, terminal
-from wsload.runner import outputs, preflight
+from wsload.report.compare import render_text
+from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.timeline import TimelineWriter
+from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
 from wsload.runner.segment import WHOLE, Segment
 from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
@@ -63,6 +66,7 @@ def execute_run(
     start_at: float | None = None,
     workers: int = 1,
     cluster: str | None = None,
+    outputs: RunOutputs | None = None,
 ) -> int:
     """Run ``scenario`` and write its results; return the process exit code.
 
@@ -73,6 +77,8 @@ def execute_run(
         workers: generator processes on this machine, each running one segment (1: this
             process, no start-up cost).
         cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        outputs: report.html, baseline comparison, JUnit and markdown (default: the report
+            only); a regression against the baseline exits 1 like a failed threshold.
     """
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         if workers != 1 or cluster is not None or not segment.whole:
@@ -111,8 +117,9 @@ def execute_run(
     for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
         sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
     writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-    segment_logs = outputs.SegmentLogs(out_dir, scenario, started_at)
-    run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs)
+    segment_logs = result_files.SegmentLogs(out_dir, scenario, started_at)
+    timeline = TimelineWriter(out_dir / "timeline.jsonl")
+    run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs, timeline)
     try:
         part, server_stats = trio.run(
             _run, scenario, writer, console if show_live else None, run_args
@@ -120,17 +127,22 @@ def execute_run(
     finally:
         writer.close()
         segment_logs.close()
-    data, verdicts = outputs.write_result(out_dir, scenario, started_at, part, server_stats)
+        timeline.close()
+    data, verdicts = result_files.write_result(out_dir, scenario, started_at, part, server_stats)
+    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:
         sys.stdout.write(f"{out_dir}\n")
     else:
         console.print(terminal.summary_table(data))
+        if comparison is not None:
+            console.print(render_text(comparison), markup=False, end="")
         console.print(f"results: {out_dir}")
     if part.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
+    failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
+    return EXIT_THRESHOLDS if failed else EXIT_OK
 
 
 def _with_seed(scenario: Scenario) -> Scenario:
@@ -149,7 +161,8 @@ class _RunArgs:
     start_at: float | None
     workers: int
     cluster: str | None
-    segment_logs: outputs.SegmentLogs
+    segment_logs: result_files.SegmentLogs
+    timeline: TimelineWriter | None = None
 
 
 async def _run(
@@ -171,6 +184,8 @@ async def _run(
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
+            if args.timeline is not None:
+                args.timeline.write_interval(snapshot)
 
         failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:

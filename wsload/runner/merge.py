@@ -23,7 +23,7 @@ from wsload.errors import ScenarioError, UsageError
 from wsload.metrics.histograms import decode, new_histogram
 from wsload.report import files, hlog, terminal
 from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS
-from wsload.runner.outputs import write_result
+from wsload.runner.result_files import write_result
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
