@@ -372,3 +372,23 @@ messages = 0
     ]
     assert len(handshakes) == 60
     assert min(handshakes) >= 0.02
+
+
+async def test_the_heap_is_frozen_only_while_the_load_runs(nursery: trio.Nursery) -> None:
+    """A full collection walks every object (imports included: 20-30 ms here) and stalls the
+    loop mid-measurement, so run_load freezes the heap for its duration, and only then."""
+    import gc
+
+    seen: list[int] = []
+
+    async def polite(stream: trio.SocketStream) -> None:
+        seen.append(gc.get_freeze_count())
+        await PoliteServer()(stream)
+
+    url = await raw_server(nursery, polite)
+    gc.unfreeze()
+    with trio.fail_after(10):
+        r = await run('[load]\nmodel = "arrival"\nrate = 100\nconnections = 3\n', url)
+    check_sums(r)
+    assert len(seen) == 3 and min(seen) > 1000
+    assert gc.get_freeze_count() == 0

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from hdrh.histogram import HdrHistogram
 
+from wsload.metrics.histograms import new_histogram
 from wsload.report import charts
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Verdict
@@ -187,8 +188,14 @@ def _comparison(comparison: CompareResult) -> Iterator[str]:
 def _distributions(data: ResultsData, figures: _Figures) -> Iterator[str]:
     labels = list(data.summary.get("behaviours", {}))
     divs = []
+    levels = _search_levels(data)
     for metric in CHART_METRICS:
         curves: dict[str, HdrHistogram] = {}
+        if levels:
+            curves = _level_curves(data, metric, levels)
+            if curves:
+                divs.append(figures.div(charts.percentile_figure(metric, curves)))
+            continue
         for label in labels:
             histogram = data.totals.get(f"{metric}:{label}")
             if histogram is not None and histogram.get_total_count():
@@ -201,6 +208,42 @@ def _distributions(data: ResultsData, figures: _Figures) -> Iterator[str]:
     if not divs:
         yield "<p>No latency samples in histograms.hlog.</p>"
     yield '<div class="charts">' + "".join(divs) + "</div>"
+
+
+def _search_levels(data: ResultsData) -> list[Mapping[str, Any]]:
+    """A search's levels that say where they lie on the hlog's time axis (else none)."""
+    search = data.summary.get("search")
+    if not isinstance(search, Mapping):
+        return []
+    levels = search.get("levels") or []
+    return [
+        level
+        for level in levels
+        if isinstance(level, Mapping)
+        and isinstance(level.get("started_s"), int | float)
+        and isinstance(level.get("duration_s"), int | float)
+    ]
+
+
+def _level_curves(
+    data: ResultsData, metric: str, levels: list[Mapping[str, Any]]
+) -> dict[str, HdrHistogram]:
+    """One curve per search level: the intervals of ``metric`` (all behaviours) logged while
+    that level ran. The hlog's totals would mix every level, so a passing capacity and a
+    failing overload would read as one distribution."""
+    unit = "/s" if data.summary["search"].get("parameter") == "rate" else ""
+    curves: dict[str, HdrHistogram] = {}
+    for level in levels:
+        start = float(level["started_s"])
+        end = start + float(level["duration_s"])
+        total = new_histogram()
+        for interval in data.intervals.get(metric, ()):
+            if start - 0.01 <= interval.t < end:
+                total.add(interval.histogram)
+        if total.get_total_count():
+            verdict = "pass" if level.get("ok") else "fail"
+            curves[f"{level['level']:g}{unit} {verdict}"] = total
+    return curves
 
 
 def _time_series(data: ResultsData, figures: _Figures) -> Iterator[str]:

@@ -86,7 +86,12 @@ def execute_run(
         from wsload.runner.search import execute_search
 
         return execute_search(
-            scenario, out=out, quiet=quiet, json_out=json_out, results_base=results_base
+            scenario,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            results_base=results_base,
+            outputs=outputs,
         )
     nofile = raise_nofile_limit()
     if workers < 1:

@@ -26,6 +26,8 @@ from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.result import RunResult
 from wsload.report import files, hlog, summary, terminal, thresholds
+from wsload.report.compare import render_text
+from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.search import level_entry, search_section, search_table
 from wsload.runner.execute import (
     EXIT_INTERRUPTED,
@@ -126,11 +128,14 @@ def execute_search(
     quiet: bool = False,
     json_out: bool = False,
     results_base: Path = Path("results"),
+    outputs: RunOutputs | None = None,
 ) -> int:
     """Run a capacity search and write its results; return the process exit code.
 
-    Exit 0 when a capacity was found (some level passed), 1 when none passed, 130 when
-    interrupted (results up to the last finished level are written).
+    Exit 0 when a capacity was found (some level passed), 1 when none passed (or the
+    capacity level regressed against ``outputs.baseline``), 130 when interrupted (results up to
+    the last finished level are written). ``outputs`` as for ``execute_run``: report.html
+    (with the search chart), baseline comparison of the capacity level, JUnit, markdown.
     """
     search = scenario.load.search
     assert search is not None, "execute_search needs a search scenario"
@@ -170,6 +175,7 @@ def execute_search(
         writer.close()
     data = levels.summary()
     files.write_json_atomic(out_dir / "summary.json", data)
+    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif quiet:
@@ -177,10 +183,14 @@ def execute_search(
     else:
         console.print(terminal.summary_table(data))
         console.print(search_table(data["search"]))
+        if comparison is not None:
+            console.print(render_text(comparison), markup=False, end="")
         console.print(f"results: {out_dir}")
     if levels.climb.stopped is Stop.INTERRUPTED:
         return EXIT_INTERRUPTED
-    return EXIT_OK if data["search"]["capacity"] is not None else EXIT_THRESHOLDS
+    regressed = comparison is not None and not comparison.ok
+    found = data["search"]["capacity"] is not None
+    return EXIT_OK if found and not regressed else EXIT_THRESHOLDS
 
 
 def _level_line(entry: dict[str, Any], over: str) -> str:
