@@ -25,7 +25,8 @@ from wsload.report.outputs import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-SHIPPED = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml"))
+# a search is many runs in one directory: test_report_of_a_real_capacity_search has it
+SHIPPED = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml") if p.stem != "search")
 # long enough for a few intervals, short enough for CI; the storm model has no duration
 SHORT = {"storm": [], "shutdown_storm": [], "ignore_server_close": ["--duration", "1s"]}
 
@@ -205,6 +206,24 @@ def test_capacity_search_section_is_charted(
     charts = _open(chromium, report, "report-search")
     (search,) = [c for c in charts if c["title"] == "capacity search by rate"]
     assert search["traces"] == ["close p99 (ms)", "clean share (%)"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("bounded_slow")
+def test_report_of_a_real_capacity_search(tmp_path: Path, chromium: Chromium) -> None:
+    """scenarios/search.toml run for real: one percentile curve per level tried (the hlog's
+    totals would mix the passing capacity with the failing overload), and the search chart."""
+    out = tmp_path / "search"
+    args = ["search", str(ROOT / "scenarios" / "search.toml"), "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 1), result.output
+    search = json.loads((out / "summary.json").read_text(encoding="utf-8"))["search"]
+    charts = _open(chromium, out / "report.html", "report-real-search")
+    by_title = {c["title"]: c for c in charts}
+    curves = by_title["close_handshake: latency by percentile"]["traces"]
+    expected = [f"{lv['level']:g}/s {'pass' if lv['ok'] else 'fail'}" for lv in search["levels"]]
+    assert [name.split(" (")[0] for name in curves] == expected
+    assert by_title["capacity search by rate"]["traces"] == ["close p99 (ms)", "clean share (%)"]
 
 
 def test_percentile_curve_follows_the_histogram() -> None:

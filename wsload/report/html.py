@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -232,18 +233,17 @@ def _level_curves(
     that level ran. The hlog's totals would mix every level, so a passing capacity and a
     failing overload would read as one distribution."""
     unit = "/s" if data.summary["search"].get("parameter") == "rate" else ""
-    curves: dict[str, HdrHistogram] = {}
-    for level in levels:
-        start = float(level["started_s"])
-        end = start + float(level["duration_s"])
-        total = new_histogram()
-        for interval in data.intervals.get(metric, ()):
-            if start - 0.01 <= interval.t < end:
-                total.add(interval.histogram)
-        if total.get_total_count():
-            verdict = "pass" if level.get("ok") else "fail"
-            curves[f"{level['level']:g}{unit} {verdict}"] = total
-    return curves
+    starts = [float(level["started_s"]) for level in levels]
+    totals = [new_histogram() for _ in levels]
+    for interval in data.intervals.get(metric, ()):
+        # levels run one after another: an interval is the last level begun by its midpoint
+        i = bisect_right(starts, interval.t + interval.length / 2) - 1
+        totals[max(i, 0)].add(interval.histogram)
+    return {
+        f"{level['level']:g}{unit} {'pass' if level.get('ok') else 'fail'}": total
+        for level, total in zip(levels, totals, strict=True)
+        if total.get_total_count()
+    }
 
 
 def _time_series(data: ResultsData, figures: _Figures) -> Iterator[str]:
