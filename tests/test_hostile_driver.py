@@ -1,0 +1,82 @@
+"""The driver against hostile servers (tests/hostile.py) over real loopback sockets.
+
+For each case: the connection ends within its bound (one timeout for the waits, at once for
+the rest), gets exactly the expected outcome and Close code, and leaves no file descriptor
+behind (plus ResourceWarning is an error: a socket collected unclosed fails the test).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+
+import pytest
+import trio
+from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
+
+from wsload.core.record import ConnectionRecord
+from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
+
+TARGET = TargetConfig(connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+SLACK = 0.4  # loopback + a shared, noisy machine
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def _connect(server: HostileServer, messages: int) -> tuple[ConnectionRecord, float]:
+    session = SessionConfig(messages=messages, message_timeout=TIMEOUT)
+    ctx = DriverContext.create(TARGET, session, server.url)
+    started = trio.current_time()
+    plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=TIMEOUT))
+    with trio.fail_after(10):
+        record = await run_connection(plan, ctx)
+    return record, trio.current_time() - started
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_hostile_server_gets_its_outcome_in_time(case: Case) -> None:
+    before = _open_fds()
+    with HostileServer(case.mode) as server:
+        record, elapsed = await _connect(server, case.messages)
+    gc.collect()
+    assert record.outcome == case.outcome, str(record)
+    assert record.code_sent == case.code_sent, str(record)
+    low = TIMEOUT if case.waits else 0.0
+    assert low - 0.01 <= elapsed <= low + SLACK, f"{elapsed:.3f}s: {record}"
+    assert record.socket_closed is not None
+    assert _open_fds() == before  # the client's socket (and the server's) are closed
+
+
+async def test_a_100_mb_frame_is_not_buffered() -> None:
+    """max_message_size (1 MiB) stops the read early: the server cannot push 100 MB into us."""
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with HostileServer("huge_frame") as server:
+        record, _ = await _connect(server, 1)
+    assert record.outcome == "protocol_error"
+    assert record.code_sent == 1009
+    assert "max_message_size" in record.detail
+    # 1 MiB read, then socket buffers: a few MB at most ever left the server
+    assert server.sent < 16 * 1024 * 1024 < HUGE
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kib) / 1024
+    assert grown_mib < 50
+
+
+async def test_many_connections_to_one_hostile_server_end_together() -> None:
+    """Twenty silent connections at once: each times out on its own bound, none waits for
+    another (one task per connection, no shared blocking read)."""
+    with HostileServer("silent") as server:
+        results: list[tuple[ConnectionRecord, float]] = []
+
+        async def one() -> None:
+            results.append(await _connect(server, 1))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(one)
+    assert [r.outcome for r, _ in results] == ["message_timeout"] * 20
+    assert max(elapsed for _, elapsed in results) <= TIMEOUT + SLACK
