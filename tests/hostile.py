@@ -271,9 +271,7 @@ class HostileServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         try:
-            with contextlib.suppress(
-                trio.BrokenResourceError, trio.ClosedResourceError, EOFError
-            ):
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
                 await self.script(self, RawPeer(stream))
         finally:
             await trio.aclose_forcefully(stream)

@@ -7,11 +7,14 @@ second while the run goes, and summary.json is written even when the run was int
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import resource
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -66,16 +69,42 @@ def execute_run(
         if out is None
         else (files.prepare_results_dir(out))
     )
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
-    writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-    try:
-        collector, load_run, server_stats = trio.run(
-            _run, scenario, writer, console if show_live else None
+    with _signals_deferred() as late:
+        files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
+        writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+        try:
+            collector, load_run, server_stats = trio.run(
+                _run, scenario, writer, console if show_live else None, late
+            )
+        finally:
+            writer.close()
+        code = _write_results(
+            scenario,
+            started_at,
+            out_dir,
+            collector,
+            load_run,
+            server_stats,
+            console,
+            quiet,
+            json_out,
         )
-    finally:
-        writer.close()
+    return EXIT_INTERRUPTED if late else code
+
+
+def _write_results(
+    scenario: Scenario,
+    started_at: datetime,
+    out_dir: Path,
+    collector: Collector,
+    load_run: LoadRun,
+    server_stats: dict[str, Any] | None,
+    console: Console,
+    quiet: bool,
+    json_out: bool,
+) -> int:
     result = RunResult(
         scenario=scenario,
         started_at=started_at,
@@ -107,13 +136,40 @@ def execute_run(
     return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Outside the run's own signal receiver, SIGINT/SIGTERM are noted instead of acted on.
+
+    Python's default SIGINT handler (KeyboardInterrupt, also inside ``trio.run`` when its
+    handler is the default) would cut the run off wherever it lands: while the built-in
+    server starts or stops, or while summary.json is written, and what was measured would be
+    lost. With this handler in place Trio installs no KeyboardInterrupt handler; the run's
+    ``_signals`` task owns the signals while the load runs, takes the ones noted before it
+    started as a stop, and the ones noted after it make the exit code 130.
+    """
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
+    try:
+        yield late
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _with_seed(scenario: Scenario) -> Scenario:
     """An unseeded run gets a random seed, recorded in the resolved scenario: repeatable."""
     return replace(scenario, seed=random.randrange(1, 2**31))
 
 
 async def _run(
-    scenario: Scenario, writer: hlog.IntervalLogWriter, console: Console | None
+    scenario: Scenario,
+    writer: hlog.IntervalLogWriter,
+    console: Console | None,
+    late: list[int] | None = None,
 ) -> tuple[Collector, LoadRun, dict[str, Any] | None]:
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
     progress = Progress()
@@ -137,7 +193,7 @@ async def _run(
             writer.write_interval(snapshot)
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop)
+            nursery.start_soon(_signals, stop, hard_stop, late)
             if console is not None:
                 nursery.start_soon(_live, console, progress, scenario)
             load_run = await run_load(
@@ -153,9 +209,19 @@ async def _run(
     return collector, load_run, target.stats if target is not None else None
 
 
-async def _signals(stop: trio.Event, hard_stop: trio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now."""
+async def _signals(stop: trio.Event, hard_stop: trio.Event, late: list[int] | None = None) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now.
+
+    ``late`` holds signals that came before this task listened (while the target started).
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        early = len(late) if late is not None else 0
+        if late:
+            late.clear()  # acted on here (the run ends interrupted), not again at the end
+        if early:
+            stop.set()
+        if early > 1:
+            hard_stop.set()
         async for _ in signals:
             if stop.is_set():
                 hard_stop.set()
