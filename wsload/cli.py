@@ -6,6 +6,7 @@ input, 3 the tool could not run, 130 interrupted (results still written).
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -206,3 +207,5 @@ def main() -> None:
     except KeyboardInterrupt:
         _err.print("wsload: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    finally:  # all written: a Ctrl-C while the interpreter exits must not print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
