@@ -40,8 +40,15 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def _error(exc: WsloadError) -> None:
+    """Print an error, secrets redacted (a bad URL or header may carry a token)."""
+    from wsload.report.redact import redact_text
+
+    _err.print(f"wsload: error: {redact_text(str(exc))}", markup=False)
+
+
 def _fail(exc: WsloadError) -> typer.Exit:
-    _err.print(f"wsload: error: {exc}", markup=False)
+    _error(exc)
     return typer.Exit(exc.exit_code)
 
 
@@ -68,6 +75,10 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    record_connections: Annotated[
+        Path | None,
+        typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
+    ] = None,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -82,7 +93,13 @@ def run(
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            record_connections=record_connections,
+        )
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -96,6 +113,7 @@ def validate(
     ] = False,
 ) -> None:
     """Check scenario files and print each one resolved (every default filled in)."""
+    from wsload.report.redact import redact_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
 
@@ -104,14 +122,14 @@ def validate(
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
-            _err.print(f"wsload: error: {exc}", markup=False)
+            _error(exc)
             failed = True
             continue
         if quiet:
             typer.echo(f"{path}: ok")
         else:
             typer.echo(f"# {path}: ok")
-            typer.echo(scenario_to_toml(loaded))
+            typer.echo(scenario_to_toml(redact_scenario(loaded)))
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
 

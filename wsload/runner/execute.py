@@ -25,10 +25,13 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
+from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.result import RunResult
 from wsload.report import files, hlog, summary, terminal, thresholds
+from wsload.report.records import ConnectionLog
+from wsload.report.redact import redact_scenario
 from wsload.runner.loop import LoadRun, Progress, run_load
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_to_toml
@@ -58,8 +61,13 @@ def execute_run(
     quiet: bool = False,
     json_out: bool = False,
     results_base: Path = Path("results"),
+    record_connections: Path | None = None,
 ) -> int:
-    """Run ``scenario`` and write its results; return the process exit code."""
+    """Run ``scenario`` and write its results; return the process exit code.
+
+    ``record_connections``: also stream every connection's record to this JSON-lines file.
+    What is written or shown carries the scenario with its secrets redacted.
+    """
     raise_nofile_limit()
     if scenario.seed is None:
         scenario = _with_seed(scenario)
@@ -72,16 +80,19 @@ def execute_run(
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
     with _signals_deferred() as late:
-        files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
+        shown = redact_scenario(scenario)
+        files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(shown))
         writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-        try:
+        with contextlib.ExitStack() as logs:
+            logs.callback(writer.close)
+            log = None
+            if record_connections is not None:
+                log = logs.enter_context(ConnectionLog(record_connections))
             collector, load_run, server_stats = trio.run(
-                _run, scenario, writer, console if show_live else None, late
+                _run, scenario, writer, console if show_live else None, late, log
             )
-        finally:
-            writer.close()
         code = _write_results(
-            scenario,
+            shown,
             started_at,
             out_dir,
             collector,
@@ -170,6 +181,7 @@ async def _run(
     writer: hlog.IntervalLogWriter,
     console: Console | None,
     late: list[int] | None = None,
+    log: ConnectionLog | None = None,
 ) -> tuple[Collector, LoadRun, dict[str, Any] | None]:
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
     progress = Progress()
@@ -191,6 +203,13 @@ async def _run(
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
+            if log is not None:
+                log.flush()
+
+        def on_record(record: ConnectionRecord) -> None:
+            assert log is not None
+            log.origin = progress.started
+            log.add(record)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, hard_stop, late)
@@ -204,6 +223,7 @@ async def _run(
                 on_interval=on_interval,
                 stop=stop,
                 hard_stop=hard_stop,
+                on_record=on_record if log is not None else None,
             )
             nursery.cancel_scope.cancel()
     return collector, load_run, target.stats if target is not None else None

@@ -69,7 +69,9 @@ class _Runner:
         collector: Collector,
         progress: Progress,
         on_interval: Callable[[IntervalSnapshot], None],
+        on_record: Callable[[ConnectionRecord], None] | None = None,
     ) -> None:
+        self.on_record = on_record
         self.scenario = scenario
         self.ctx = ctx
         self.collector = collector
@@ -109,6 +111,8 @@ class _Runner:
             if record is None:  # cancelled at the end of the drain or a hard stop
                 record = _interrupted(plan.seq, plan.close, plan.scheduled)
             self.collector.add(record)
+            if self.on_record is not None:
+                self.on_record(record)
             progress.in_flight -= 1
             progress.finished += 1
             progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
@@ -255,6 +259,7 @@ async def run_load(
     on_interval: Callable[[IntervalSnapshot], None] = lambda _: None,
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
+    on_record: Callable[[ConnectionRecord], None] | None = None,
 ) -> LoadRun:
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
@@ -264,6 +269,8 @@ async def run_load(
         stop: set it to stop scheduling and close open connections (graceful stop); the runner
             then waits ``load.shutdown_grace`` before cancelling the rest.
         hard_stop: set it to cancel every connection at once.
+        on_record: called with each connection's record right after the collector got it
+            (``--record-connections`` streams them; nothing here keeps them).
 
     Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
@@ -277,7 +284,7 @@ async def run_load(
         ctx.release = trio.Event()
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
-    runner = _Runner(scenario, ctx, collector, progress, on_interval)
+    runner = _Runner(scenario, ctx, collector, progress, on_interval, on_record)
     cpu0 = time.process_time()
     start = trio.current_time() + 0.001
     progress.started = start
