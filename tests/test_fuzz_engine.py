@@ -149,17 +149,17 @@ def test_any_event_order_is_legal_or_refused_and_always_classified(
         CloseEvent.RECEIVE_EOF: lambda now, flag, _: t.receive_eof(now, reset=flag),
         CloseEvent.CLOSE_SOCKET: lambda now, _, __: t.close_socket(now),
     }
-    for now, (event, flag, code) in enumerate(events):
+    for now, (what, flag, code) in enumerate(events):
         before = t.state
-        legal = (before, event) in TRANSITIONS
+        legal = (before, what) in TRANSITIONS
         try:
-            calls[event](float(now), flag, code)
+            calls[what](float(now), flag, code)
         except IllegalTransition:
             assert not legal
             assert t.state is before
         else:
             assert legal
-            assert t.state is TRANSITIONS[before, event]
+            assert t.state is TRANSITIONS[before, what]
         outcome, detail = classify(kind, t, timed_out=timed_out, stopped=stopped)
         assert outcome in Outcome
         assert isinstance(detail, str)
