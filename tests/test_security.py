@@ -175,6 +175,8 @@ def test_no_secret_in_any_output_of_a_real_run(ws_peer: WebsocketsPeer, tmp_path
         'url = "ws://u:hunter2@127.0.0.1:99999/?token=tok-AAAA"',  # bad port: URL in the error
         'url = "ws://127.0.0.1:1/"\nheaders = { Authorization = "Bearer\\nbearer-CCCC" }',
         'url = "ws://127.0.0.1:1/"\nheaders = { Cookie = "sid=sid-DDDD \u20ac" }',  # not Latin-1
+        'url = "ws://u:hunter2@127.0.0.1:1/\u20ac?token=tok-AAAA"',  # cannot go on the wire
+        'url = "ws://127.0.0.1:1/"\norigin = "https://a\\nX-Injected: 1"',  # header injection
     ],
 )
 def test_errors_do_not_echo_secrets(target: str, tmp_path: Path) -> None:
