@@ -4,12 +4,14 @@ would otherwise hold connections for ever.
 
 For each case: the run ends on time, every connection gets the case's outcome, summary.json
 counts sum to the attempts, nothing on stderr looks like a traceback, the exit code is 0 (no
-thresholds: target misbehaviour is data, not a wsload failure).
+thresholds: target misbehaviour is data, not a wsload failure), and no file descriptor stays open.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,11 @@ def _run(
 def test_run_against_a_hostile_server(
     case: Case, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    before = len(os.listdir("/proc/self/fd"))
     with HostileServer(case.mode) as server:
         code, elapsed, summary = _run(tmp_path, capfd, server.url, messages=case.messages)
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before  # no socket (or file) left open
     assert code == 0
     outcomes = {k: v for k, v in summary["outcomes"].items() if v}
     assert outcomes == {case.outcome: CONNECTIONS}
