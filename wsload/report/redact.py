@@ -115,11 +115,9 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = REDACTED + authority[authority.rindex("@") :]
     path, qmark, query = tail.partition("?")
-    fragment = ""
     if qmark:
-        query, hash_, frag = query.partition("#")
-        fragment = hash_ + frag
-        tail = path + qmark + _redact_query(query) + fragment
+        query, hash_, fragment = query.partition("#")
+        tail = f"{path}?{_redact_query(query)}{hash_}{fragment}"
     return f"{scheme}://{authority}{tail}"
 
 

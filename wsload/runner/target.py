@@ -33,9 +33,8 @@ def _child(
 
     SIGINT and SIGTERM are ignored: a terminal's Ctrl-C (or a group-wide SIGTERM) reaches the
     whole process group, and a server that died with it would turn the parent's graceful stop
-    (clean closes) into a wave of 1006s.
-    The parent always stops the child (pipe message, then kill), and a dead parent's pipe
-    reads EOF, which stops it too.
+    (clean closes) into a wave of 1006s. The parent always stops the child (pipe message, then
+    kill), and a dead parent's pipe reads EOF, which stops it too.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -58,8 +57,6 @@ def _child(
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:  # SIGINT is ignored above; kept for a handler reset by a library
-        pass
     finally:
         conn.close()
 
