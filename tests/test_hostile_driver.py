@@ -17,6 +17,7 @@ from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.reference import run_connection_reference
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 TARGET = TargetConfig(connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
@@ -80,3 +81,50 @@ async def test_many_connections_to_one_hostile_server_end_together() -> None:
                     nursery.start_soon(one)
     assert [r.outcome for r, _ in results] == ["message_timeout"] * 20
     assert max(elapsed for _, elapsed in results) <= TIMEOUT + SLACK
+
+
+# --- the trio-websocket reference engine (engine = "trio-websocket") ---------------------------
+
+REFERENCE: dict[str, tuple[str, ...]] = {
+    "never_upgrade-1msg": ("handshake_timeout",),
+    "slow_upgrade-1msg": ("handshake_timeout",),
+    "silent-1msg": ("message_timeout",),
+    "silent-0msg": ("close_timeout",),
+    "garbage_upgrade-1msg": ("handshake_invalid",),
+    # trio-websocket answers framing errors and bad Close frames itself: all we see is a Close
+    "garbage_frames-1msg": ("server_closed",),
+    "huge_frame-1msg": ("server_closed",),
+    "close_invalid_code-1msg": ("server_closed",),
+    "close_invalid_utf8-1msg": ("server_closed",),
+    "reset_mid_frame-1msg": ("abnormal",),  # it cannot tell RST from FIN
+    "close_mid_handshake-1msg": ("handshake_timeout",),  # it does not notice EOF in the upgrade
+    "huge_headers-1msg": ("handshake_invalid",),
+    "wrong_accept-1msg": ("handshake_invalid",),
+    "fragmented_ping-1msg": ("server_closed",),
+    "eof_after_upgrade-1msg": ("abnormal",),
+    # its reader task may fall behind, or fail on a Ping that comes after our Close
+    "ping_flood-1msg": ("clean", "message_timeout", "protocol_error"),
+}
+"""What the reference engine records: coarser than the driver (docs/engine.md), never a crash.
+A malformed 101 (and a Ping after our Close) used to escape trio-websocket's reader task as
+h11's / wsproto's LocalProtocolError and end the whole run with a traceback."""
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_reference_engine_survives_every_hostile_server(case: Case) -> None:
+    target = TargetConfig(
+        connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT, engine="trio-websocket"
+    )
+    session = SessionConfig(messages=case.messages, message_timeout=TIMEOUT)
+    before = _open_fds()
+    with HostileServer(case.mode) as server:
+        ctx = DriverContext.create(target, session, server.url)
+        started = trio.current_time()
+        plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=TIMEOUT))
+        with trio.fail_after(10):
+            record = await run_connection_reference(plan, ctx)
+        elapsed = trio.current_time() - started
+    gc.collect()
+    assert record.outcome in REFERENCE[case.id], str(record)
+    assert elapsed <= TIMEOUT + SLACK, f"{elapsed:.3f}s: {record}"
+    assert _open_fds() == before
