@@ -128,3 +128,21 @@ async def test_reference_engine_survives_every_hostile_server(case: Case) -> Non
     assert record.outcome in REFERENCE[case.id], str(record)
     assert elapsed <= TIMEOUT + SLACK, f"{elapsed:.3f}s: {record}"
     assert _open_fds() == before
+
+
+async def test_a_server_that_never_answers_the_tls_handshake() -> None:
+    """TLS is bounded too: the connect deadline covers the TLS handshake (the server reads the
+    ClientHello and never answers). A plain server behind wss:// is test_engine_tls.py's."""
+    before = _open_fds()
+    with HostileServer("never_upgrade") as server:
+        ctx = DriverContext.create(TARGET, SessionConfig(), server.url.replace("ws:", "wss:"))
+        started = trio.current_time()
+        plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=TIMEOUT))
+        with trio.fail_after(10):
+            record = await run_connection(plan, ctx)
+        elapsed = trio.current_time() - started
+    gc.collect()
+    assert record.outcome == "connect_timeout", str(record)
+    assert "TLS handshake" in record.detail
+    assert TIMEOUT - 0.01 <= elapsed <= TIMEOUT + SLACK
+    assert _open_fds() == before
