@@ -9,7 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from wsload.cli import app
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.report.records import STAMPS, ConnectionLog, record_to_dict
@@ -97,3 +99,16 @@ weight = 1
         stamps = [line[name] for name in ("scheduled", "connect_start", "socket_closed")]
         assert all(s is not None for s in stamps)
         assert 0 <= stamps[0] <= stamps[1] <= stamps[2] < summary["duration_s"] + 0.01
+
+
+def test_an_unwritable_record_file_is_a_clear_error(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "x"\n[load]\nrate = 1\nconnections = 1\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        ["run", str(scenario), "--out", str(tmp_path / "o"), "-q",
+         "--record-connections", str(tmp_path / "missing" / "c.jsonl")],
+    )  # fmt: skip
+    assert result.exit_code == 3
+    assert "cannot create" in result.stderr and "c.jsonl" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
