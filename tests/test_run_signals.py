@@ -180,6 +180,8 @@ def test_second_signal_terminates_at_once(tmp_path: Path) -> None:
     assert elapsed < 3.0
     summary = _summary(out)
     assert summary["outcomes"]["interrupted"] == summary["totals"]["attempted"]
+    log = (out / "histograms.hlog").read_text(encoding="utf-8").splitlines()
+    assert len([line for line in log if line and not line.startswith(("#", '"'))]) >= 2
 
 
 def test_a_burst_of_signals_never_loses_the_results(tmp_path: Path) -> None:
