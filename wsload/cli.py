@@ -7,6 +7,7 @@ input, 3 the tool could not run, 130 interrupted (results still written).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -46,8 +47,15 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def _error(exc: WsloadError) -> None:
+    """Print an error, secrets redacted (a bad URL or header may carry a token)."""
+    from wsload.report.redact import redact_text
+
+    _err.print(f"wsload: error: {redact_text(str(exc))}", markup=False)
+
+
 def _fail(exc: WsloadError) -> typer.Exit:
-    _err.print(f"wsload: error: {exc}", markup=False)
+    _error(exc)
     return typer.Exit(exc.exit_code)
 
 
@@ -139,6 +147,10 @@ def run(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Do not write report.html.")
     ] = False,
+    record_connections: Annotated[
+        Path | None,
+        typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
+    ] = None,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -182,6 +194,7 @@ def run(
             start_at=start_at,
             cluster=cluster,
             outputs=outputs,
+            record_connections=record_connections,
         )
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -332,6 +345,7 @@ def validate(
 
     Also warns (stderr) when a plan does not fit this machine's file and port limits.
     """
+    from wsload.report.redact import redact_scenario
     from wsload.runner.preflight import check_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
@@ -341,7 +355,7 @@ def validate(
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
-            _err.print(f"wsload: error: {exc}", markup=False)
+            _error(exc)
             failed = True
             continue
         for warning in check_scenario(loaded, processes=1):
@@ -350,7 +364,7 @@ def validate(
             typer.echo(f"{path}: ok")
         else:
             typer.echo(f"# {path}: ok")
-            typer.echo(scenario_to_toml(loaded))
+            typer.echo(scenario_to_toml(redact_scenario(loaded)))
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -462,3 +476,5 @@ def main() -> None:
     except KeyboardInterrupt:
         _err.print("wsload: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    finally:  # all written: a Ctrl-C while the interpreter exits must not print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

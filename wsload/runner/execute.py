@@ -7,13 +7,15 @@ second while the run goes, and summary.json is written even when the run was int
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import resource
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,11 +26,14 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
+from wsload.core.record import ConnectionRecord
 from wsload.errors import UsageError, WsloadError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.report import files, hlog, terminal
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.records import ConnectionLog
+from wsload.report.redact import redact_scenario
 from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
@@ -67,6 +72,7 @@ def execute_run(
     workers: int = 1,
     cluster: str | None = None,
     outputs: RunOutputs | None = None,
+    record_connections: Path | None = None,
 ) -> int:
     """Run ``scenario`` and write its results; return the process exit code.
 
@@ -79,6 +85,10 @@ def execute_run(
         cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
         outputs: report.html, baseline comparison, JUnit and markdown (default: the report
             only); a regression against the baseline exits 1 like a failed threshold.
+        record_connections: also stream every connection's record to this JSON-lines file
+            (one generator process only).
+
+    What is written or shown carries the scenario with its secrets redacted.
     """
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         if workers != 1 or cluster is not None or not segment.whole:
@@ -98,6 +108,10 @@ def execute_run(
         raise UsageError(f"--workers: must be >= 1, got {workers}")
     if (workers > 1 or cluster) and not segment.whole:
         raise UsageError("--segment runs one share in this process: drop --workers/--cluster")
+    if record_connections is not None and (workers > 1 or cluster is not None):
+        raise UsageError(
+            "--record-connections needs one generator process: drop --workers/--cluster"
+        )
     if cluster is not None:
         from wsload.runner.cluster import scheduler_address
 
@@ -113,41 +127,71 @@ def execute_run(
         if out is None
         else (files.prepare_results_dir(out))
     )
-    resolved = scenario_to_toml(scenario)
-    if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
-        resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
-    files.write_text_atomic(out_dir / "scenario.toml", resolved)
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
     for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
         sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
-    writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-    segment_logs = result_files.SegmentLogs(out_dir, scenario, started_at)
-    timeline = TimelineWriter(out_dir / "timeline.jsonl")
-    run_args = _RunArgs(segment, start_at, workers, cluster, segment_logs, timeline)
-    try:
-        part, server_stats = trio.run(
-            _run, scenario, writer, console if show_live else None, run_args
-        )
-    finally:
-        writer.close()
-        segment_logs.close()
-        timeline.close()
-    data, verdicts = result_files.write_result(out_dir, scenario, started_at, part, server_stats)
-    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-    if json_out:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif quiet:
-        sys.stdout.write(f"{out_dir}\n")
-    else:
-        console.print(terminal.summary_table(data))
-        if comparison is not None:
-            console.print(render_text(comparison), markup=False, end="")
-        console.print(f"results: {out_dir}")
-    if part.interrupted:
+    with _signals_deferred() as late:
+        shown = redact_scenario(scenario)
+        resolved = scenario_to_toml(shown)
+        if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+            resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+        files.write_text_atomic(out_dir / "scenario.toml", resolved)
+        with contextlib.ExitStack() as logs:
+            writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+            logs.callback(writer.close)
+            segment_logs = result_files.SegmentLogs(out_dir, shown, started_at)
+            logs.callback(segment_logs.close)
+            timeline = TimelineWriter(out_dir / "timeline.jsonl")
+            logs.callback(timeline.close)
+            log = None
+            if record_connections is not None:
+                log = logs.enter_context(ConnectionLog(record_connections))
+            run_args = _RunArgs(
+                segment, start_at, workers, cluster, segment_logs, timeline, late, log
+            )
+            part, server_stats = trio.run(
+                _run, scenario, writer, console if show_live else None, run_args
+            )
+        data, verdicts = result_files.write_result(out_dir, shown, started_at, part, server_stats)
+        comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
+        if json_out:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        elif quiet:
+            sys.stdout.write(f"{out_dir}\n")
+        else:
+            console.print(terminal.summary_table(data))
+            if comparison is not None:
+                console.print(render_text(comparison), markup=False, end="")
+            console.print(f"results: {out_dir}")
+    if part.interrupted or late:
         return EXIT_INTERRUPTED
     failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
     return EXIT_THRESHOLDS if failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Outside the run's own signal receiver, SIGINT/SIGTERM are noted instead of acted on.
+
+    Python's default SIGINT handler (KeyboardInterrupt, also inside ``trio.run`` when its
+    handler is the default) would cut the run off wherever it lands: while the built-in
+    server starts or stops, or while summary.json is written, and what was measured would be
+    lost. With this handler in place Trio installs no KeyboardInterrupt handler; the run's
+    ``_signals`` task owns the signals while the load runs, takes the ones noted before it
+    started as a stop, and the ones noted after it make the exit code 130.
+    """
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
+    try:
+        yield late
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _with_seed(scenario: Scenario) -> Scenario:
@@ -168,6 +212,8 @@ class _RunArgs:
     cluster: str | None
     segment_logs: result_files.SegmentLogs
     timeline: TimelineWriter | None = None
+    late: list[int] | None = None  # signals noted before the run listened (_signals_deferred)
+    log: ConnectionLog | None = None  # --record-connections
 
 
 async def _run(
@@ -191,14 +237,23 @@ async def _run(
             writer.write_interval(snapshot)
             if args.timeline is not None:
                 args.timeline.write_interval(snapshot)
+            if args.log is not None:
+                args.log.flush()
+
+        def on_record(record: ConnectionRecord) -> None:
+            assert args.log is not None
+            args.log.origin = progress.started
+            args.log.add(record)
 
         failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop)
+            nursery.start_soon(_signals, stop, hard_stop, args.late)
             if console is not None:
                 nursery.start_soon(_live, console, progress, scenario)
             try:
-                part = await _load(scenario, url, args, progress, on_interval, stop, hard_stop)
+                part = await _load(
+                    scenario, url, args, progress, on_interval, stop, hard_stop, on_record
+                )
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
                 failure = exc
             nursery.cancel_scope.cancel()
@@ -215,6 +270,7 @@ async def _load(
     on_interval: Callable[[IntervalSnapshot], None],
     stop: trio.Event,
     hard_stop: trio.Event,
+    on_record: Callable[[ConnectionRecord], None],
 ) -> SegmentResult:
     """The load itself: in this process, in worker processes, or on a Dask cluster."""
     if args.cluster is not None:
@@ -246,12 +302,23 @@ async def _load(
         on_interval=on_interval,
         stop=stop,
         hard_stop=hard_stop,
+        on_record=on_record if args.log is not None else None,
     )
 
 
-async def _signals(stop: trio.Event, hard_stop: trio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now."""
+async def _signals(stop: trio.Event, hard_stop: trio.Event, late: list[int] | None = None) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now.
+
+    ``late`` holds signals that came before this task listened (while the target started).
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        early = len(late) if late is not None else 0
+        if late:
+            late.clear()  # acted on here (the run ends interrupted), not again at the end
+        if early:
+            stop.set()
+        if early > 1:
+            hard_stop.set()
         async for _ in signals:
             if stop.is_set():
                 hard_stop.set()

@@ -73,7 +73,9 @@ class _Runner:
         progress: Progress,
         on_interval: Callable[[IntervalSnapshot], None],
         segment: Segment = WHOLE,
+        on_record: Callable[[ConnectionRecord], None] | None = None,
     ) -> None:
+        self.on_record = on_record
         self.scenario = scenario
         self.segment = segment
         self.ctx = ctx
@@ -115,6 +117,8 @@ class _Runner:
             if record is None:  # cancelled at the end of the drain or a hard stop
                 record = _interrupted(plan.seq, plan.close, plan.scheduled)
             self.collector.add(record)
+            if self.on_record is not None:
+                self.on_record(record)
             progress.in_flight -= 1
             progress.finished += 1
             progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
@@ -261,6 +265,7 @@ async def run_load(
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
     segment: Segment = WHOLE,
+    on_record: Callable[[ConnectionRecord], None] | None = None,
 ) -> LoadRun:
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
@@ -271,6 +276,8 @@ async def run_load(
             then waits ``load.shutdown_grace`` before cancelling the rest.
         hard_stop: set it to cancel every connection at once.
         segment: run only this share of the scenario (``wsload.runner.segment``).
+        on_record: called with each connection's record right after the collector got it
+            (``--record-connections`` streams them; nothing here keeps them).
 
     Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
@@ -284,7 +291,7 @@ async def run_load(
         ctx.release = trio.Event()
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
-    runner = _Runner(scenario, ctx, collector, progress, on_interval, segment)
+    runner = _Runner(scenario, ctx, collector, progress, on_interval, segment, on_record)
     with _frozen_heap():
         return await _apply(runner, load, ctx, progress, stop, hard_stop)
 

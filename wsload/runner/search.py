@@ -28,6 +28,7 @@ from wsload.metrics.result import RunResult
 from wsload.report import files, hlog, summary, terminal, thresholds
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, search_section, search_table
 from wsload.runner.execute import (
     EXIT_INTERRUPTED,
@@ -35,6 +36,7 @@ from wsload.runner.execute import (
     EXIT_THRESHOLDS,
     _live,
     _signals,
+    _signals_deferred,
     _with_seed,
     raise_nofile_limit,
 )
@@ -148,7 +150,22 @@ def execute_search(
         if out is None
         else files.prepare_results_dir(out)
     )
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
+    with _signals_deferred() as late:
+        return _search_in(scenario, search, out_dir, started_at, quiet, json_out, outputs, late)
+
+
+def _search_in(
+    scenario: Scenario,
+    search: SearchConfig,
+    out_dir: Path,
+    started_at: datetime,
+    quiet: bool,
+    json_out: bool,
+    outputs: RunOutputs | None,
+    late: list[int],
+) -> int:
+    """execute_search once the results directory exists, with Ctrl-C deferred to the run."""
+    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(redact_scenario(scenario)))
     console = Console(stderr=json_out, highlight=False)
     if not quiet:
         console.print(
@@ -169,7 +186,7 @@ def execute_search(
     show_live = not (quiet or json_out) and console.is_terminal
     try:
         levels.server = trio.run(
-            _search, scenario, levels, writer, console if show_live else None, on_level
+            _search, scenario, levels, writer, console if show_live else None, on_level, late
         )
     finally:
         writer.close()
@@ -186,7 +203,7 @@ def execute_search(
         if comparison is not None:
             console.print(render_text(comparison), markup=False, end="")
         console.print(f"results: {out_dir}")
-    if levels.climb.stopped is Stop.INTERRUPTED:
+    if levels.climb.stopped is Stop.INTERRUPTED or late:
         return EXIT_INTERRUPTED
     regressed = comparison is not None and not comparison.ok
     found = data["search"]["capacity"] is not None
@@ -212,6 +229,7 @@ async def _search(
     writer: hlog.IntervalLogWriter,
     console: Console | None,
     on_level: Callable[[dict[str, Any], dict[str, Any]], None],
+    late: list[int] | None = None,
 ) -> dict[str, Any] | None:
     """Start the target once, run levels until the climb stops; the server's statistics."""
     search, climb = scenario.load.search, levels.climb
@@ -228,7 +246,7 @@ async def _search(
         first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
         levels.origin = writer.origin = trio.current_time()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop)
+            nursery.start_soon(_signals, stop, hard_stop, late)
             while (level := climb.next_level()) is not None:
                 step = step_scenario(scenario, level)
                 ctx = DriverContext.create(
@@ -286,7 +304,7 @@ async def _level(
         )
         nursery.cancel_scope.cancel()
     result = RunResult(
-        scenario=scenario,
+        scenario=redact_scenario(scenario),
         started_at=started_at,
         duration_s=load_run.ended - load_run.started,
         collector=collector,

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.histograms import decode, encode
@@ -183,8 +184,12 @@ async def run_segment(
     on_interval: Callable[[IntervalSnapshot], None] = lambda _: None,
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
+    on_record: Callable[[ConnectionRecord], None] | None = None,
 ) -> SegmentResult:
-    """Wait for the common start, run ``segment`` of ``scenario`` against ``url``."""
+    """Wait for the common start, run ``segment`` of ``scenario`` against ``url``.
+
+    ``on_record``: each connection's record, as ``run_load`` hands it (--record-connections).
+    """
     stop = stop if stop is not None else trio.Event()
     await wait_for_start(start_at, stop)
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
@@ -198,5 +203,6 @@ async def run_segment(
         stop=stop,
         hard_stop=hard_stop,
         segment=segment,
+        on_record=on_record,
     )
     return SegmentResult.from_load(collector, load_run, segment)

@@ -216,14 +216,21 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise headers_table.error(hname, f"use target.{_HEADER_KEYS[hname.lower()]} instead")
         if hname.lower() in _RESERVED_HEADERS:
             raise headers_table.error(hname, "set by wsload itself (part of the upgrade)")
-        if not isinstance(hvalue, str) or any(c in hvalue for c in "\r\n\0"):
+        if not isinstance(hvalue, str):
             raise headers_table.error(hname, f"expected a single-line string, got {show(hvalue)}")
+        if not _sendable(hvalue):
+            # the value is not echoed: header values are often secrets (Authorization, Cookie)
+            raise headers_table.error(
+                hname, "expected a single-line ISO-8859-1 string (the value is not shown)"
+            )
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
         if not _TOKEN_RE.match(proto):
             raise t.error(f"subprotocols[{i}]", f"not a valid token: {proto!r}")
     origin = t.opt_string("origin")
+    if origin is not None and not _sendable(origin):
+        raise t.error("origin", f"expected single-line ISO-8859-1 text, got {origin!r}")
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -261,8 +268,23 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
     return config
 
 
+def _sendable(text: str) -> bool:
+    """Text that can go into the upgrade request as it is: ISO-8859-1, one line, no NUL."""
+    if any(c in text for c in "\r\n\0"):
+        return False
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_url(t: Table, url: str) -> None:
     probe = url.replace("{seq}", "1")
+    if not _sendable(url):
+        raise t.error(
+            "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
+        )
     try:
         parts = urlsplit(probe)
         port = parts.port
