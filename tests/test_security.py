@@ -11,7 +11,7 @@ import json
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -277,3 +277,43 @@ def test_scenario_values_are_never_evaluated(value: str, tmp_path: Path) -> None
     assert resolved.description == literal
     assert resolved.target.headers == (("X-Note", literal),)
     assert resolved.close[0].reason == literal
+
+
+def _search_text(base: str) -> str:
+    text = _scenario_text(base).replace(
+        '[load]\nmodel = "arrival"\nrate = 50\nconnections = 10\n',
+        '[load]\nmodel = "search"\n[load.search]\nover = "rate"\nstart = 20\nmax = 40\n'
+        'step_duration = "500ms"\ncooldown = "0s"\n',
+    )
+    return text + '[thresholds]\n"outcomes.clean" = "> 0%"\n'
+
+
+@pytest.mark.parametrize(
+    ("make", "extra"),
+    [(_scenario_text, ["--workers", "2"]), (_search_text, [])],
+    ids=["workers", "search"],
+)
+def test_no_secret_in_any_file_of_a_split_run_or_a_search(
+    ws_peer: WebsocketsPeer,
+    tmp_path: Path,
+    make: Callable[[str], str],
+    extra: list[str],
+) -> None:
+    """Worker segments (segments/<i>ofN/, totals.json) and a search (its levels, report.html)
+    write the scenario in more places than a plain run: none of them may carry a secret."""
+    path = tmp_path / "s.toml"
+    path.write_text(make(f"ws://127.0.0.1:{ws_peer.port}/echo"), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _leaks(proc.stdout + proc.stderr) == []
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert {"summary.json", "scenario.toml", "report.html"} <= {p.name for p in written}
+    for file in written:
+        assert _leaks(file.read_text(encoding="utf-8")) == [], file
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["scenario"]["target"]["headers"]["Authorization"] == REDACTED
+    assert summary["totals"]["clean"] > 0  # the secrets were really sent: the run worked
