@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import pytest
+
+
+@contextmanager
+def _alarm(seconds: int) -> Iterator[None]:
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"test took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -16,14 +31,12 @@ def bounded_sync() -> Iterator[None]:
     Pure code never reaches a Trio checkpoint, so ``trio.fail_after`` cannot bound it.
     Use with ``pytestmark = pytest.mark.usefixtures("bounded_sync")``.
     """
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 20 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    try:
+    with _alarm(20):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def bounded_slow() -> Iterator[None]:
+    """``bounded_sync`` at 180 s, for synchronous tests that make whole runs (CLI, browser)."""
+    with _alarm(180):
+        yield

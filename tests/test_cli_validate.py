@@ -201,6 +201,7 @@ def _paths() -> list[list[Any]]:
         "target.server": ["target", "server"],
         "load": ["load"],
         "load.stages": ["load", "stages", 0],
+        "load.search": ["load", "search"],
         "session": ["session"],
         "close": ["close", 0],
         "delay": ["session", "hold"],

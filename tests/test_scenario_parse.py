@@ -18,6 +18,7 @@ from wsload.scenario.model import (
     Delay,
     LoadConfig,
     Scenario,
+    SearchConfig,
     ServerConfig,
     SessionConfig,
     Stage,
@@ -131,6 +132,7 @@ _SERVER_VALUES = {
     "shutdown_after": ('"5s"', 5.0),
     "shutdown_code": ("1001", 1001),
     "shutdown_grace": ('"10s"', 10.0),
+    "close_capacity": ("200", 200.0),
 }
 _LOAD_VALUES = {
     "model": ({"model": '"arrival"'}, "arrival"),
@@ -183,6 +185,38 @@ for _key in TABLE_KEYS["load.stages"]:
     _over = {"model": f'"{_model}"', "rate": None, "stages": f"[{_stage}]"}
     _expected = Stage(2.0, concurrency=3) if _model == "concurrency" else Stage(2.0, rate=3.0)
     KEY_ROWS["load.stages", _key] = ({"load": _over}, lambda s: s.load.stages, (_expected,))
+# A search needs model = "search", no rate/duration of its own and at least one threshold.
+_SEARCH_BASE = {"over": '"rate"', "start": "10", "max": "100"}
+_SEARCH_VALUES = {
+    "over": ('"storm_size"', "storm_size"),
+    "start": ("20", 20.0),
+    "max": ("50", 50.0),
+    "factor": ("1.5", 1.5),
+    "step_duration": ('"2s"', 2.0),
+    "precision": ('"10%"', 0.1),
+    "cooldown": ('"0s"', 0.0),
+}
+
+
+def _search_over(**keys: str) -> dict[str, Any]:
+    return {
+        "load": {"model": '"search"', "rate": None, "duration": None},
+        "load.search": {**_SEARCH_BASE, **keys},
+        "thresholds": {"close_handshake.p99": '"< 50ms"'},
+    }
+
+
+KEY_ROWS["load", "search"] = (
+    _search_over(),
+    lambda s: s.load.search,
+    SearchConfig(over="rate", start=10.0, max=100.0),
+)
+for _key, (_literal, _value) in _SEARCH_VALUES.items():
+    KEY_ROWS["load.search", _key] = (
+        _search_over(**{_key: _literal}),
+        lambda s, key=_key: getattr(s.load.search, key, None),
+        _value,
+    )
 for _key, (_literal, _value) in _SESSION_VALUES.items():
     KEY_ROWS["session", _key] = (
         {"session": {_key: _literal}},
@@ -242,6 +276,7 @@ def test_a_close_key_set_to_its_default_changes_nothing(key: str, kind: str) -> 
         ("target.server", ServerConfig, {}),
         ("load", LoadConfig, {}),
         ("load.stages", Stage, {}),
+        ("load.search", SearchConfig, {}),
         ("session", SessionConfig, {}),
         ("close", CloseSpec, {"label": "name"}),
         ("delay", Delay, {}),
@@ -367,7 +402,7 @@ BAD: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
      ("did you mean 'close_after'?",)),
     # [load]
     ({"load": {"model": '"open"'}}, "load.model",
-     ("expected one of 'arrival', 'concurrency', 'storm', got 'open'",)),
+     ("expected one of 'arrival', 'concurrency', 'storm', 'search', got 'open'",)),
     ({"load": {"rate": "-5"}}, "load.rate", ("must be > 0, got -5",)),
     ({"load": {"rate": "0"}}, "load.rate", ("must be > 0, got 0",)),
     ({"load": {"rate": '"fast"'}}, "load.rate", ("expected a number, got 'fast'",)),

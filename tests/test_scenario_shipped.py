@@ -14,6 +14,7 @@ from wsload.cli import app
 from wsload.core.outcomes import Outcome
 from wsload.errors import ScenarioError
 from wsload.runner.schedule import planned_end
+from wsload.runner.search_levels import worst_case_seconds
 from wsload.scenario.dump import scenario_to_dict
 from wsload.scenario.model import (
     CLOSE_KINDS,
@@ -88,6 +89,8 @@ def test_shipped_scenario_targets_a_configured_builtin_server(path: Path) -> Non
 def _expected_seconds(s: Scenario) -> float:
     """Rough wall time of a run on a quiet machine (process start-up excluded)."""
     load, server, session = s.load, s.target.server, s.session
+    if load.model == "search":  # bounded by its announced worst case, not by one run
+        return 0.0
     if load.model == "storm":
         schedule = (load.concurrency or 0) / load.rate if load.rate else 0.0
     else:
@@ -108,6 +111,8 @@ def _expected_seconds(s: Scenario) -> float:
 
 def _peak_rate(s: Scenario) -> float:
     load = s.load
+    if load.model == "search" and load.search is not None and load.search.over == "rate":
+        return load.search.max
     if load.model == "concurrency":
         cycle = s.session.messages * s.session.message_interval + s.session.hold.min
         return max([load.concurrency or 0, *(st.concurrency or 0 for st in load.stages)]) / cycle
@@ -119,6 +124,8 @@ def test_shipped_scenario_is_short_and_modest(path: Path) -> None:
     scenario = load_scenario(path)
     assert _expected_seconds(scenario) <= 8.0
     assert _peak_rate(scenario) <= 500
+    if scenario.load.model == "search":  # typically far shorter: the knee is found early
+        assert worst_case_seconds(scenario.load) <= 40.0
     assert (scenario.load.concurrency or 0) <= 500
     for spec in scenario.close:  # every wait bounded well below a minute
         assert spec.kind in ("terminate", "close_no_wait") or spec.timeout <= 10
@@ -132,6 +139,7 @@ _HEADINGS = {
     "target.server": "## `[target.server]`",
     "load": "## `[load]`",
     "load.stages": "### `stages`",
+    "load.search": "### `[load.search]`",
     "session": "## `[session]`",
     "close": "## `[[close]]`",
     "delay": "## Values: durations, delays, sizes",
@@ -162,6 +170,12 @@ _CONTEXTS = [
     {"load": {"model": '"concurrency"', "concurrency": "5", "duration": '"1s"'}},
     {"load": {"model": '"storm"', "concurrency": "5"}},
 ]
+_SEARCH = {
+    "load": {"model": '"search"'},
+    "load.search": {"over": '"rate"', "start": "10", "max": "100"},
+    "thresholds": {'"outcomes.clean"': '"> 99%"'},
+}
+_CONTEXTS.append(_SEARCH)
 
 
 def _document(context: dict[str, dict[str, str]], table: str, key: str, literal: str) -> str:
@@ -210,12 +224,17 @@ _NONE_DEFAULTS = [(t, k) for t, k in _DOCUMENTED if _rows(t)[k][1].startswith("n
 
 
 def test_most_documented_defaults_are_checked() -> None:
-    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 15
+    # 18: prose defaults such as "required" (3 of them: load.search's over, start and max)
+    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 18
 
 
 @pytest.mark.parametrize(("table", "key", "literal"), _VALUE_DEFAULTS)
 def test_documented_defaults_are_the_real_defaults(table: str, key: str, literal: str) -> None:
     plain = parse_scenario('[load]\nrate = 10\nduration = "1s"\n')
+    if table == "load.search":  # a search table only exists in a search scenario
+        plain = parse_scenario(_document(_SEARCH, table, "over", '"rate"'))
+        assert parse_scenario(_document(_SEARCH, table, key, literal)) == plain
+        return
     if table == "close":  # compare with a bare [[close]] of a kind that takes the key
         kind = next((k for k, keys in CLOSE_KIND_KEYS.items() if key in keys), "clean")
         plain = parse_scenario(_document(_BASE, "close", "kind", f'"{kind}"'))

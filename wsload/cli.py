@@ -6,15 +6,20 @@ input, 3 the tool could not run, 130 interrupted (results still written).
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from wsload import __version__
 from wsload.errors import ScenarioError, UsageError, WsloadError
+
+if TYPE_CHECKING:
+    from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
 
@@ -28,6 +33,9 @@ app = typer.Typer(
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
         "  wsload validate scenarios/*.toml\n\n"
+        "  wsload search scenarios/search.toml\n\n"
+        "  wsload compare results/baselines/ci results/ci-20261121T180000Z\n\n"
+        "  wsload report results/quickstart-20261121T180000Z\n\n"
         "  wsload serve --port 9000 --close-reply-delay 20ms\n\n"
         "  wsload calibrate"
     ),
@@ -40,8 +48,15 @@ app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def _error(exc: WsloadError) -> None:
+    """Print an error, secrets redacted (a bad URL or header may carry a token)."""
+    from wsload.report.redact import redact_text
+
+    _err.print(f"wsload: error: {redact_text(str(exc))}", markup=False)
+
+
 def _fail(exc: WsloadError) -> typer.Exit:
-    _err.print(f"wsload: error: {exc}", markup=False)
+    _error(exc)
     return typer.Exit(exc.exit_code)
 
 
@@ -56,6 +71,44 @@ def _duration_option(value: str | None, flag: str) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+# Comparison options, shared by `run --baseline` and `compare` (parsed in report/outputs.py).
+MaxRegression = Annotated[
+    str, typer.Option(help="Latency percentiles may rise by this much (10%).")
+]
+MetricTolerance = Annotated[
+    list[str] | None,
+    typer.Option(help="Per-metric allowance, repeatable: close_handshake.p99=20% or connect=50%."),
+]
+MaxShareDrop = Annotated[
+    list[str] | None,
+    typer.Option(help="Percentage points a share may fall, repeatable (default clean=0.5)."),
+]
+MaxShareRise = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Points an error outcome's share may rise, repeatable: errors=0.5 (all, default) "
+        "or close_timeout=1."
+    ),
+]
+MinSamples = Annotated[
+    int, typer.Option(help="Percentiles with fewer samples on either side are not judged.")
+]
+MinChange = Annotated[
+    str, typer.Option(help='Latency changes below this are never a regression ("200us").')
+]
+MetricsOption = Annotated[
+    str | None,
+    typer.Option(help="Latency metrics compared, comma-separated (default: all measured)."),
+]
+JunitOption = Annotated[
+    Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
+]
+MarkdownOption = Annotated[
+    Path | None,
+    typer.Option(help="Write a markdown summary (also appended to $GITHUB_STEP_SUMMARY if set)."),
+]
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
@@ -68,12 +121,46 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    workers: Annotated[
+        str, typer.Option(help="Generator processes, one segment each: N or auto (= cores).")
+    ] = "1",
+    segment: Annotated[
+        str | None, typer.Option(help="Run only share i/N of the scenario (0 <= i < N).")
+    ] = None,
+    start_at: Annotated[
+        float | None, typer.Option(help="Start the schedule at this wall-clock epoch (s).")
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="Run the segments on a Dask scheduler (tcp://host:8786).")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Compare with this results dir or summary.json.")
+    ] = None,
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Do not write report.html.")
+    ] = False,
+    record_connections: Annotated[
+        Path | None,
+        typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
+    ] = None,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
-    Exit 0 when every threshold holds, 1 when one fails, 2 on invalid input, 3 when wsload
-    could not run, 130 when interrupted (results are still written).
+    Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
+    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
+    still written).
     """
+    from wsload.report.outputs import RunOutputs, parse_tolerances
+    from wsload.report.results import load_summary
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import apply_overrides, load_scenario
 
@@ -82,10 +169,170 @@ def run(
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
+        outputs = RunOutputs(
+            baseline=load_summary(baseline) if baseline is not None else None,
+            baseline_name=str(baseline),
+            tolerances=parse_tolerances(
+                max_regression=max_regression,
+                metric_tolerance=metric_tolerance,
+                max_share_drop=max_share_drop,
+                max_share_rise=max_share_rise,
+                min_samples=min_samples,
+                min_change=min_change,
+                metrics=metrics,
+            ),
+            junit=junit,
+            markdown=markdown,
+            report=not no_report,
+        )
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            workers=_workers_option(workers),
+            segment=_segment_option(segment),
+            start_at=start_at,
+            cluster=cluster,
+            outputs=outputs,
+            record_connections=record_connections,
+        )
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+def _workers_option(value: str) -> int:
+    import os
+
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--workers: expected a number or auto, got {value!r}") from None
+
+
+def _segment_option(value: str | None) -> Segment:
+    from wsload.runner.segment import WHOLE, parse_segment
+
+    return WHOLE if value is None else parse_segment(value)
+
+
+@app.command()
+def merge(
+    dirs: Annotated[list[Path], typer.Argument(help="Results directories of segments.")],
+    out: Annotated[Path, typer.Option(help="Directory for the merged result.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+) -> None:
+    """Merge the results of segments (--segment i/N runs) into one result directory.
+
+    Histograms add exactly. Exit 2 when the directories hold different scenarios or
+    overlapping segments; missing segments only warn.
+    """
+    from wsload.runner.merge import merge_results
+
+    try:
+        code = merge_results(dirs, out, quiet=quiet, json_out=json_out)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def search(
+    scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
+    out: Annotated[
+        Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+) -> None:
+    """Find the highest load that meets every threshold ([load] model = "search").
+
+    Same as `wsload run` on a search scenario; refuses any other. Exit 0 when a capacity was
+    found, 1 when no level passed, 2 on invalid input, 3 when wsload could not run, 130 when
+    interrupted (the levels measured so far are written).
+    """
+    from wsload.runner.execute import execute_run
+    from wsload.scenario.parse import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        if loaded.load.model != "search":
+            raise ScenarioError(
+                str(scenario),
+                "load.model",
+                f'wsload search needs model = "search" and a [load.search] table, '
+                f'got "{loaded.load.model}"',
+            )
         code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results dir or summary.json.")],
+    current: Annotated[Path, typer.Argument(help="Current results dir or summary.json.")],
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare a run with a baseline: per metric and behaviour, the change and a verdict.
+
+    Latency up, clean share down and error-outcome shares up are worse. Exit 1 on a
+    regression, 0 otherwise (insufficient samples do not fail), 2 on invalid input.
+    """
+    import json
+
+    from wsload.report.compare import render_text
+    from wsload.report.outputs import compare_files, parse_tolerances
+
+    try:
+        tolerances = parse_tolerances(
+            max_regression=max_regression,
+            metric_tolerance=metric_tolerance,
+            max_share_drop=max_share_drop,
+            max_share_rise=max_share_rise,
+            min_samples=min_samples,
+            min_change=min_change,
+            metrics=metrics,
+        )
+        result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    if json_out:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_text(result), nl=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A results directory of `wsload run`.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default RESULTS_DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write report.html: one self-contained page (works offline) with the run's charts."""
+    from wsload.report.outputs import write_report
+
+    try:
+        path = write_report(results_dir, out=out)
+    except WsloadError as exc:
+        raise _fail(exc) from None
+    typer.echo(str(path))
 
 
 @app.command()
@@ -95,7 +342,12 @@ def validate(
         bool, typer.Option("--quiet", "-q", help="Print only errors and 'ok' lines.")
     ] = False,
 ) -> None:
-    """Check scenario files and print each one resolved (every default filled in)."""
+    """Check scenario files and print each one resolved (every default filled in).
+
+    Also warns (stderr) when a plan does not fit this machine's file and port limits.
+    """
+    from wsload.report.redact import redact_scenario
+    from wsload.runner.preflight import check_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
 
@@ -104,14 +356,16 @@ def validate(
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
-            _err.print(f"wsload: error: {exc}", markup=False)
+            _error(exc)
             failed = True
             continue
+        for warning in check_scenario(loaded, processes=1):
+            _err.print(f"wsload: warning: {path}: {warning}", markup=False)
         if quiet:
             typer.echo(f"{path}: ok")
         else:
             typer.echo(f"# {path}: ok")
-            typer.echo(scenario_to_toml(loaded))
+            typer.echo(scenario_to_toml(redact_scenario(loaded)))
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -155,6 +409,13 @@ def serve(
         str, typer.Option(help="Storm: terminate stragglers after this (0 = hard).")
     ] = "10s",
     seed: Annotated[int | None, typer.Option(help="Seed for random delays/rejections.")] = None,
+    processes: Annotated[
+        int, typer.Option(help="Server processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
+    close_capacity: Annotated[
+        float | None,
+        typer.Option(help="At most this many Close replies per second; the excess queues."),
+    ] = None,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -179,9 +440,18 @@ def serve(
         "shutdown_after": shutdown_after,
         "shutdown_code": shutdown_code,
         "shutdown_grace": shutdown_grace,
+        "close_capacity": close_capacity,
     }
     try:
         config = parse_server_options(options)
+        if processes < 1:
+            raise UsageError(f"--processes: must be >= 1, got {processes}")
+        if processes > 1:
+            from wsload.server.multi import run_servers_cli
+
+            summed = run_servers_cli(config, host, port, processes, typer.echo, seed=seed)
+            typer.echo(json.dumps(summed, indent=2))
+            return
         stats = run_server_cli(config, host, port, typer.echo, seed=seed)
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -232,3 +502,5 @@ def main() -> None:
     except KeyboardInterrupt:
         _err.print("wsload: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    finally:  # all written: a Ctrl-C while the interpreter exits must not print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

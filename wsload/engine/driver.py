@@ -221,8 +221,10 @@ class _Attempt:
         response = None
         try:
             with trio.move_on_after(timeout):
-                await send_all(stream, self.raw, endpoint.template.render(key, self.plan.seq))
-                self.request_sent = trio.current_time()
+                request = endpoint.template.render(key, self.plan.seq)
+                sent = trio.current_time()  # before the write: see Link.send_raw_close
+                await send_all(stream, self.raw, request)
+                self.request_sent = sent
                 wait_first = True
                 while response is None:
                     data = await receive_some(stream, self.raw, wait_first=wait_first)

@@ -352,10 +352,12 @@ class Link:
         ``timeout = "0s"`` means "Close, then terminate at once", and the Close must still go
         out when the socket can take it without waiting.
         """
-        deadline = max(deadline, trio.current_time() + CLOSE_WRITE_GRACE)
-        if not await self.send(frame, deadline):
+        now = trio.current_time()
+        if not await self.send(frame, max(deadline, now + CLOSE_WRITE_GRACE)):
             return False
-        self.tracker.send_close(trio.current_time(), code, reason)
+        # stamped before the write: trio's send_all yields after the syscall, and a busy loop
+        # resumes this task late, which would shorten every close_handshake by that lateness
+        self.tracker.send_close(now, code, reason)
         return True
 
     async def close(self, *, rst: bool = False) -> None:

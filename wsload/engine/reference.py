@@ -24,8 +24,10 @@ import socket
 import struct
 from typing import Any
 
+import h11
 import trio
 import trio_websocket
+import wsproto.utilities
 
 from wsload.core.handshake import host_header
 from wsload.core.outcomes import Outcome
@@ -46,6 +48,10 @@ _TARGET_ERRORS = (
     trio.BrokenResourceError,
     trio.TooSlowError,
     OSError,
+    # a malformed upgrade response (garbage, wrong accept key, huge headers) escapes
+    # trio-websocket's reader task as h11's or wsproto's error instead of a HandshakeError
+    h11.ProtocolError,
+    wsproto.utilities.ProtocolError,
 )
 
 
@@ -96,6 +102,9 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
             _, rest = group.split(_TARGET_ERRORS)
             if rest is not None:
                 raise
+            if "upgraded" in fields:
+                outcome, detail = _session_failure(group)
+                return _record(fields, outcome, detail)
             outcome, detail, status = _handshake_failure(group)
             fields["http_status"] = status
             return _record(fields, outcome, detail)
@@ -104,13 +113,30 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
             await trio.aclose_forcefully(stream)
 
 
+def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
+def _session_failure(group: BaseExceptionGroup[BaseException]) -> tuple[Outcome, str]:
+    """Outcome and detail when trio-websocket's reader failed after the upgrade.
+
+    A reset is a reset; anything else is trio-websocket refusing what the server sent, e.g.
+    a Ping after our Close (legal, but wsproto will not send the Pong then): ``protocol_error``.
+    """
+    leaf = _leaf(group)
+    if isinstance(leaf, (trio.BrokenResourceError, OSError)):
+        return Outcome.RESET, f"connection failed after the upgrade: {leaf!r}"
+    return Outcome.PROTOCOL_ERROR, f"trio-websocket failed after the upgrade: {leaf!r}"
+
+
 def _handshake_failure(
     group: BaseExceptionGroup[BaseException],
 ) -> tuple[Outcome, str, int | None]:
     """Outcome, detail and HTTP status of an upgrade that trio-websocket failed."""
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
+    leaf = _leaf(group)
     if isinstance(leaf, trio_websocket.ConnectionRejected):
         return Outcome.HANDSHAKE_REJECTED, f"HTTP {leaf.status_code}", leaf.status_code
     if isinstance(leaf, trio.TooSlowError):

@@ -46,6 +46,8 @@ class RunResult:
         intended: connections the schedule asked for (attempted + dropped), None if unknown.
         start_lag: how late connection tasks started versus their intended start (µs), if the
             runner measured it.
+        segment: which shares of a split scenario this result holds: ``"1/4"``, ``"0,2/4"``;
+            None for the whole scenario (``wsload.runner.segment``).
     """
 
     scenario: Scenario
@@ -61,3 +63,4 @@ class RunResult:
     intervals: int = 0
     intended: int | None = None
     start_lag: HdrHistogram | None = None
+    segment: str | None = None

@@ -21,6 +21,7 @@ from wsload.errors import ToolError, UsageError
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "append_text",
     "make_results_dir",
     "open_log",
     "prepare_results_dir",
@@ -158,3 +159,18 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` (created user-only if missing), e.g. $GITHUB_STEP_SUMMARY,
+    a file other steps append to as well, so it is never replaced.
+
+    Raises:
+        ToolError: the file cannot be opened or written.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        with os.fdopen(fd, "a", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+    except OSError as exc:
+        raise ToolError(f"cannot append to {path}: {exc.strerror or exc}") from exc

@@ -74,6 +74,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "saturated": bool(result.saturated),
         "cpu_seconds": round(result.cpu_seconds, 3),
         "processes": result.processes,
+        "segment": result.segment,
     }
     if result.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.start_lag)

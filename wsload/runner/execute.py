@@ -7,13 +7,17 @@ second while the run goes, and summary.json is written even when the run was int
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import resource
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +26,21 @@ import trio
 from rich.console import Console
 from rich.live import Live
 
-from wsload.engine.driver import DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
-from wsload.metrics.result import RunResult
-from wsload.report import files, hlog, summary, terminal, thresholds
-from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.core.record import ConnectionRecord
+from wsload.errors import UsageError, WsloadError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.report import files, hlog, terminal
+from wsload.report.compare import render_text
+from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.records import ConnectionLog
+from wsload.report.redact import redact_scenario
+from wsload.report.timeline import TimelineWriter
+from wsload.runner import preflight, result_files
+from wsload.runner.loop import Progress
+from wsload.runner.segment import WHOLE, Segment
+from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
 from wsload.runner.target import BuiltinTarget
-from wsload.scenario.dump import scenario_to_toml
+from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
 __all__ = ["execute_run", "raise_nofile_limit"]
@@ -55,56 +67,131 @@ def execute_run(
     quiet: bool = False,
     json_out: bool = False,
     results_base: Path = Path("results"),
+    segment: Segment = WHOLE,
+    start_at: float | None = None,
+    workers: int = 1,
+    cluster: str | None = None,
+    outputs: RunOutputs | None = None,
+    record_connections: Path | None = None,
 ) -> int:
-    """Run ``scenario`` and write its results; return the process exit code."""
-    raise_nofile_limit()
+    """Run ``scenario`` and write its results; return the process exit code.
+
+    Args:
+        segment: run only this share of the scenario (``wsload.runner.segment``).
+        start_at: wall-clock epoch seconds at which the schedule starts (segments run
+            apart agree on it); None: now.
+        workers: generator processes on this machine, each running one segment (1: this
+            process, no start-up cost).
+        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        outputs: report.html, baseline comparison, JUnit and markdown (default: the report
+            only); a regression against the baseline exits 1 like a failed threshold.
+        record_connections: also stream every connection's record to this JSON-lines file
+            (one generator process only).
+
+    What is written or shown carries the scenario with its secrets redacted.
+    """
+    if scenario.load.model == "search":  # a capacity search: many runs, one results directory
+        if workers != 1 or cluster is not None or not segment.whole:
+            raise UsageError("a search runs in one process: drop --workers/--cluster/--segment")
+        from wsload.runner.search import execute_search
+
+        return execute_search(
+            scenario,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            results_base=results_base,
+            outputs=outputs,
+        )
+    nofile = raise_nofile_limit()
+    if workers < 1:
+        raise UsageError(f"--workers: must be >= 1, got {workers}")
+    if (workers > 1 or cluster) and not segment.whole:
+        raise UsageError("--segment runs one share in this process: drop --workers/--cluster")
+    if record_connections is not None and (workers > 1 or cluster is not None):
+        raise UsageError(
+            "--record-connections needs one generator process: drop --workers/--cluster"
+        )
+    if cluster is not None:
+        from wsload.runner.cluster import scheduler_address
+
+        scheduler_address(cluster)
+    if start_at is not None and start_at - time.time() > MAX_START_WAIT:
+        raise UsageError(f"--start-at: {start_at:.0f} is more than 24 h ahead")
     if scenario.seed is None:
-        scenario = _with_seed(scenario)
+        # every share of a split run must see the same close mix: the seed must agree
+        scenario = _with_seed(scenario) if segment.whole else _seed_from_hash(scenario)
     started_at = datetime.now(UTC)
     out_dir = (
         files.make_results_dir(results_base, scenario.name, started_at)
         if out is None
         else (files.prepare_results_dir(out))
     )
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
     console = Console(stderr=json_out, highlight=False)
     show_live = not (quiet or json_out) and console.is_terminal
-    writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-    try:
-        collector, load_run, server_stats = trio.run(
-            _run, scenario, writer, console if show_live else None
-        )
-    finally:
-        writer.close()
-    result = RunResult(
-        scenario=scenario,
-        started_at=started_at,
-        duration_s=load_run.ended - load_run.started,
-        collector=collector,
-        loop_lag=load_run.lag.loop_lag,
-        saturated=load_run.lag.saturated,
-        cpu_seconds=load_run.cpu_seconds,
-        processes=1,
-        server=server_stats,
-        interrupted=load_run.interrupted,
-        intervals=load_run.intervals,
-        intended=load_run.intended,
-        start_lag=load_run.lag.start_lag,
-    )
-    data = summary.build_summary(result)
-    verdicts = thresholds.evaluate(scenario.thresholds, data)
-    data = summary.attach_thresholds(data, verdicts)
-    files.write_json_atomic(out_dir / "summary.json", data)
-    if json_out:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif quiet:
-        sys.stdout.write(f"{out_dir}\n")
-    else:
-        console.print(terminal.summary_table(data))
-        console.print(f"results: {out_dir}")
-    if load_run.interrupted:
+    for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
+        sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
+    with _signals_deferred() as late:
+        shown = redact_scenario(scenario)
+        resolved = scenario_to_toml(shown)
+        if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+            resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+        files.write_text_atomic(out_dir / "scenario.toml", resolved)
+        with contextlib.ExitStack() as logs:
+            writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+            logs.callback(writer.close)
+            segment_logs = result_files.SegmentLogs(out_dir, shown, started_at)
+            logs.callback(segment_logs.close)
+            timeline = TimelineWriter(out_dir / "timeline.jsonl")
+            logs.callback(timeline.close)
+            log = None
+            if record_connections is not None:
+                log = logs.enter_context(ConnectionLog(record_connections))
+            run_args = _RunArgs(
+                segment, start_at, workers, cluster, segment_logs, timeline, late, log
+            )
+            part, server_stats = trio.run(
+                _run, scenario, writer, console if show_live else None, run_args
+            )
+        data, verdicts = result_files.write_result(out_dir, shown, started_at, part, server_stats)
+        comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
+        if json_out:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        elif quiet:
+            sys.stdout.write(f"{out_dir}\n")
+        else:
+            console.print(terminal.summary_table(data))
+            if comparison is not None:
+                console.print(render_text(comparison), markup=False, end="")
+            console.print(f"results: {out_dir}")
+    if part.interrupted or late:
         return EXIT_INTERRUPTED
-    return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
+    failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
+    return EXIT_THRESHOLDS if failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Outside the run's own signal receiver, SIGINT/SIGTERM are noted instead of acted on.
+
+    Python's default SIGINT handler (KeyboardInterrupt, also inside ``trio.run`` when its
+    handler is the default) would cut the run off wherever it lands: while the built-in
+    server starts or stops, or while summary.json is written, and what was measured would be
+    lost. With this handler in place Trio installs no KeyboardInterrupt handler; the run's
+    ``_signals`` task owns the signals while the load runs, takes the ones noted before it
+    started as a stop, and the ones noted after it make the exit code 130.
+    """
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
+    try:
+        yield late
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _with_seed(scenario: Scenario) -> Scenario:
@@ -112,10 +199,29 @@ def _with_seed(scenario: Scenario) -> Scenario:
     return replace(scenario, seed=random.randrange(1, 2**31))
 
 
+def _seed_from_hash(scenario: Scenario) -> Scenario:
+    """An unseeded *segment* gets a seed every machine derives alike: from the scenario."""
+    return replace(scenario, seed=int(scenario_hash(scenario)[:8], 16) % (2**31 - 1) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunArgs:
+    segment: Segment
+    start_at: float | None
+    workers: int
+    cluster: str | None
+    segment_logs: result_files.SegmentLogs
+    timeline: TimelineWriter | None = None
+    late: list[int] | None = None  # signals noted before the run listened (_signals_deferred)
+    log: ConnectionLog | None = None  # --record-connections
+
+
 async def _run(
-    scenario: Scenario, writer: hlog.IntervalLogWriter, console: Console | None
-) -> tuple[Collector, LoadRun, dict[str, Any] | None]:
-    collector = Collector(labels=tuple(spec.label for spec in scenario.close))
+    scenario: Scenario,
+    writer: hlog.IntervalLogWriter,
+    console: Console | None,
+    args: _RunArgs,
+) -> tuple[SegmentResult, dict[str, Any] | None]:
     progress = Progress()
     stop, hard_stop = trio.Event(), trio.Event()
     target: BuiltinTarget | None = None
@@ -126,36 +232,93 @@ async def _run(
                 BuiltinTarget(scenario.target.server, scenario.seed)
             )
             url = target.url
-        ctx = DriverContext.create(
-            scenario.target,
-            scenario.session,
-            url,
-            seed=scenario.seed,
-        )
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
+            if args.timeline is not None:
+                args.timeline.write_interval(snapshot)
+            if args.log is not None:
+                args.log.flush()
 
+        def on_record(record: ConnectionRecord) -> None:
+            assert args.log is not None
+            args.log.origin = progress.started
+            args.log.add(record)
+
+        failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop)
+            nursery.start_soon(_signals, stop, hard_stop, args.late)
             if console is not None:
                 nursery.start_soon(_live, console, progress, scenario)
-            load_run = await run_load(
-                scenario,
-                ctx,
-                collector,
-                progress=progress,
-                on_interval=on_interval,
-                stop=stop,
-                hard_stop=hard_stop,
-            )
+            try:
+                part = await _load(
+                    scenario, url, args, progress, on_interval, stop, hard_stop, on_record
+                )
+            except WsloadError as exc:  # leaves the nursery bare, not in an exception group
+                failure = exc
             nursery.cancel_scope.cancel()
-    return collector, load_run, target.stats if target is not None else None
+    if failure is not None:
+        raise failure
+    return part, target.stats if target is not None else None
 
 
-async def _signals(stop: trio.Event, hard_stop: trio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now."""
+async def _load(
+    scenario: Scenario,
+    url: str,
+    args: _RunArgs,
+    progress: Progress,
+    on_interval: Callable[[IntervalSnapshot], None],
+    stop: trio.Event,
+    hard_stop: trio.Event,
+    on_record: Callable[[ConnectionRecord], None],
+) -> SegmentResult:
+    """The load itself: in this process, in worker processes, or on a Dask cluster."""
+    if args.cluster is not None:
+        from wsload.runner.cluster import run_on_cluster
+
+        return await run_on_cluster(
+            scenario, url, args.cluster, args.workers, on_interval, args.segment_logs, args.start_at
+        )
+    if args.workers > 1:
+        from wsload.runner.workers import run_workers
+
+        return await run_workers(
+            scenario,
+            url,
+            args.workers,
+            progress,
+            on_interval,
+            args.segment_logs,
+            stop,
+            hard_stop,
+            args.start_at,
+        )
+    return await run_segment(
+        scenario,
+        url,
+        segment=args.segment,
+        start_at=args.start_at,
+        progress=progress,
+        on_interval=on_interval,
+        stop=stop,
+        hard_stop=hard_stop,
+        on_record=on_record if args.log is not None else None,
+    )
+
+
+async def _signals(stop: trio.Event, hard_stop: trio.Event, late: list[int] | None = None) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now.
+
+    ``late`` holds signals that came before this task listened (while the target started).
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        early = len(late) if late is not None else 0
+        if late:
+            late.clear()  # acted on here (the run ends interrupted), not again at the end
+        if early:
+            stop.set()
+        if early > 1:
+            hard_stop.set()
         async for _ in signals:
             if stop.is_set():
                 hard_stop.set()

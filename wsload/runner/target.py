@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import signal
 from types import TracebackType
 from typing import Any
 
@@ -28,7 +29,15 @@ _STOP_TIMEOUT = 10.0
 def _child(
     config: ServerConfig, seed: int | None, conn: multiprocessing.connection.Connection
 ) -> None:
-    """Child process entry: serve until the parent says stop, then report statistics."""
+    """Child process entry: serve until the parent says stop, then report statistics.
+
+    SIGINT and SIGTERM are ignored: a terminal's Ctrl-C (or a group-wide SIGTERM) reaches the
+    whole process group, and a server that died with it would turn the parent's graceful stop
+    (clean closes) into a wave of 1006s. The parent always stops the child (pipe message, then
+    kill), and a dead parent's pipe reads EOF, which stops it too.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from wsload.server.server import BuiltinServer
 
     server = BuiltinServer(config, seed=seed)
@@ -48,8 +57,6 @@ def _child(
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:  # the parent's Ctrl-C reaches the whole process group
-        pass
     finally:
         conn.close()
 

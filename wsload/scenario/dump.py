@@ -18,6 +18,7 @@ from wsload.scenario.model import (
     Delay,
     LoadConfig,
     Scenario,
+    SearchConfig,
     ServerConfig,
     SessionConfig,
     TargetConfig,
@@ -39,7 +40,7 @@ _ESCAPES = {
 _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
-    "message_timeout", "ping_interval", "timeout", "send_interval",
+    "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
 }  # fmt: skip
 
 
@@ -79,12 +80,23 @@ def _target(target: TargetConfig) -> dict[str, Any]:
 
 
 def _load(load: LoadConfig) -> dict[str, Any]:
-    names = tuple(n for n in LoadConfig.__slots__ if n != "stages")
+    names = tuple(n for n in LoadConfig.__slots__ if n not in ("stages", "search"))
     out = _fields(load, names)
+    if load.search is not None:
+        out["search"] = _search(load.search)
     if load.stages:
         out["stages"] = [
             _fields(stage, ("duration", "rate", "concurrency")) for stage in load.stages
         ]
+    return out
+
+
+def _search(search: SearchConfig) -> dict[str, Any]:
+    """A storm size is a whole number of connections: written back as the integer it was."""
+    out = _fields(search, SearchConfig.__slots__)
+    if search.over == "storm_size":
+        out["start"], out["max"] = int(search.start), int(search.max)
+        out.pop("step_duration")
     return out
 
 

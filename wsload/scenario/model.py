@@ -14,11 +14,13 @@ __all__ = [
     "INVALID_VARIANTS",
     "LOAD_MODELS",
     "METRICS",
+    "SEARCH_OVER",
     "STATS",
     "CloseSpec",
     "Delay",
     "LoadConfig",
     "Scenario",
+    "SearchConfig",
     "ServerConfig",
     "SessionConfig",
     "Stage",
@@ -36,7 +38,7 @@ CloseKind = Literal[
 ]
 CLOSE_KINDS: tuple[str, ...] = CloseKind.__args__  # type: ignore[attr-defined]
 
-LoadModel = Literal["arrival", "concurrency", "storm"]
+LoadModel = Literal["arrival", "concurrency", "storm", "search"]
 LOAD_MODELS: tuple[str, ...] = LoadModel.__args__  # type: ignore[attr-defined]
 
 METRICS: tuple[str, ...] = (
@@ -101,6 +103,9 @@ class ServerConfig:
         shutdown_after: start a shutdown storm this long after the server started (None: never).
         shutdown_code: the code of the storm's Close frames (1001 Going Away).
         shutdown_grace: after the storm's Close, terminate whoever is still open (0 = hard).
+        close_capacity: at most this many Close replies per second (None: unlimited); the
+            excess queues, so close latency stays flat below it and grows without bound above
+            it: a target with a known knee for capacity searches.
     """
 
     messages: Literal["echo", "sink"] = "echo"
@@ -118,6 +123,7 @@ class ServerConfig:
     shutdown_after: float | None = None
     shutdown_code: int = 1001
     shutdown_grace: float = 10.0
+    close_capacity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +162,42 @@ class Stage:
     concurrency: int | None = None
 
 
+SearchOver = Literal["rate", "storm_size"]
+SEARCH_OVER: tuple[str, ...] = SearchOver.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    """``[load.search]``: how ``model = "search"`` steps the load to find the capacity.
+
+    Attributes:
+        over: ``rate`` (each step is an arrival run at that many connections/s) or
+            ``storm_size`` (each step is a storm of that many connections).
+        start: the first level tried.
+        factor: each step up multiplies the level by this (> 1).
+        max: the highest level tried (the loop's bound).
+        step_duration: how long each ``rate`` step schedules arrivals.
+        precision: bisect until (first fail - last pass) / last pass <= this fraction.
+        cooldown: pause between steps, so one step's tail does not load the next.
+    """
+
+    over: SearchOver
+    start: float
+    max: float
+    factor: float = 2.0
+    step_duration: float = 5.0
+    precision: float = 0.05
+    cooldown: float = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
     """How many connections, when.
 
     Attributes:
         model: ``arrival`` (open loop, conns/s), ``concurrency`` (closed loop, N slots) or
-            ``storm`` (open N, hold, close all at once).
+            ``storm`` (open N, hold, close all at once) or ``search`` (steps of ``arrival`` or
+            ``storm`` up to the highest level that still meets every threshold).
         rate: arrival rate in connections/s (storm: opening rate, None = as fast as possible).
         concurrency: slots (concurrency) or storm size.
         duration: run length in seconds (None: until ``connections`` are attempted).
@@ -172,6 +207,7 @@ class LoadConfig:
         open_deadline: storm: stop waiting for all N to open after this long.
         drain: after the end, in-flight connections get this long to finish their close.
         shutdown_grace: on SIGINT/SIGTERM, clean-close then terminate after this long.
+        search: the ``[load.search]`` table (only with ``model = "search"``).
     """
 
     model: LoadModel = "arrival"
@@ -184,6 +220,7 @@ class LoadConfig:
     open_deadline: float = 30.0
     drain: float = 30.0
     shutdown_grace: float = 2.0
+    search: SearchConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

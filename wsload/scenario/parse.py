@@ -32,6 +32,7 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
+from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
 from wsload.scenario.thresholds import parse_thresholds
 
 __all__ = [
@@ -73,12 +74,14 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
+        "close_capacity",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
-        "open_deadline", "drain", "shutdown_grace",
+        "open_deadline", "drain", "shutdown_grace", "search",
     ),
     "load.stages": ("duration", "rate", "concurrency"),
+    "load.search": SEARCH_KEYS,
     "session": (
         "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
         "hold", "ping_interval", "reflect",
@@ -175,6 +178,11 @@ def parse_scenario(
     session = _session(root.table("session"), target)
     closes = _closes(root, target)
     thresholds = parse_thresholds(root.table("thresholds"), tuple(c.label for c in closes))
+    if load.model == "search" and not thresholds:
+        raise root.error(
+            "thresholds",
+            'required by model = "search": a level passes when every threshold holds',
+        )
     root.finish()
     return Scenario(
         name=name,
@@ -208,14 +216,21 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise headers_table.error(hname, f"use target.{_HEADER_KEYS[hname.lower()]} instead")
         if hname.lower() in _RESERVED_HEADERS:
             raise headers_table.error(hname, "set by wsload itself (part of the upgrade)")
-        if not isinstance(hvalue, str) or any(c in hvalue for c in "\r\n\0"):
+        if not isinstance(hvalue, str):
             raise headers_table.error(hname, f"expected a single-line string, got {show(hvalue)}")
+        if not _sendable(hvalue):
+            # the value is not echoed: header values are often secrets (Authorization, Cookie)
+            raise headers_table.error(
+                hname, "expected a single-line ISO-8859-1 string (the value is not shown)"
+            )
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
         if not _TOKEN_RE.match(proto):
             raise t.error(f"subprotocols[{i}]", f"not a valid token: {proto!r}")
     origin = t.opt_string("origin")
+    if origin is not None and not _sendable(origin):
+        raise t.error("origin", f"expected single-line ISO-8859-1 text, got {origin!r}")
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -253,8 +268,23 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
     return config
 
 
+def _sendable(text: str) -> bool:
+    """Text that can go into the upgrade request as it is: ISO-8859-1, one line, no NUL."""
+    if any(c in text for c in "\r\n\0"):
+        return False
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_url(t: Table, url: str) -> None:
     probe = url.replace("{seq}", "1")
+    if not _sendable(url):
+        raise t.error(
+            "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
+        )
     try:
         parts = urlsplit(probe)
         port = parts.port
@@ -298,6 +328,7 @@ def _server(t: Table) -> ServerConfig:
         shutdown_after=t.opt_duration("shutdown_after"),
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
+        close_capacity=t.opt_number("close_capacity"),
     )
     t.finish()
     return config
@@ -327,6 +358,11 @@ def _reason(t: Table, name: str) -> str:
 def _load(t: Table) -> LoadConfig:
     t.allow(TABLE_KEYS["load"])
     model = t.choice("model", LOAD_MODELS, "arrival")
+    if t.has("search") and model != "search":
+        raise t.error("search", f'only used by model = "search" (this is model = "{model}")')
+    search = parse_search(t.table("search")) if t.has("search") else None
+    if model == "search":
+        check_search_load(t, search)
     rate = t.opt_number("rate")
     concurrency = t.opt_integer("concurrency", 1)
     duration = t.opt_duration("duration")
@@ -343,6 +379,7 @@ def _load(t: Table) -> LoadConfig:
         open_deadline=t.duration("open_deadline", 30.0, positive=True),
         drain=t.duration("drain", 30.0),
         shutdown_grace=t.duration("shutdown_grace", 2.0),
+        search=search,
     )
     t.finish()
     _check_load(t, config)
@@ -353,6 +390,8 @@ def _check_load(t: Table, load: LoadConfig) -> None:
     """Cross-key rules, checked after unknown keys so a typo is reported as a typo."""
     model, rate, concurrency, stages = load.model, load.rate, load.concurrency, load.stages
     duration, connections = load.duration, load.connections
+    if model == "search":
+        return  # checked by check_search_load before the other keys were read
     if model == "arrival":
         if rate is None and not stages:
             raise t.error("rate", "the arrival model needs rate (connections/s) or stages")
@@ -534,6 +573,9 @@ def apply_overrides(
     stages ended keeps their total length as its duration, so it still ends.
     """
     load = scenario.load
+    if load.model == "search" and (duration is not None or rate is not None):
+        flag = "--duration" if duration is not None else "--rate"
+        raise UsageError(f"{flag} does not apply to the search model (it sets each step's load)")
     if duration is not None:
         if not (duration > 0 and math.isfinite(duration)):
             raise UsageError(f"--duration must be a finite duration > 0, got {duration}")

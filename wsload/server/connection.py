@@ -85,7 +85,7 @@ class ServerState:
     does not change which upgrades a given seed rejects.
     """
 
-    __slots__ = ("_delay_rng", "_reject_rng", "config", "open", "stats")
+    __slots__ = ("_delay_rng", "_next_close", "_reject_rng", "config", "open", "stats")
 
     def __init__(self, config: ServerConfig, seed: int | None = None) -> None:
         self.config = config
@@ -93,6 +93,22 @@ class ServerState:
         self.open: set[_Conn] = set()
         self._reject_rng = random.Random(None if seed is None else f"{seed}/reject")
         self._delay_rng = random.Random(None if seed is None else f"{seed}/delay")
+        self._next_close = -math.inf
+
+    def close_slot(self, ready: float) -> float:
+        """When a Close reply ready at ``ready`` may go out under ``close_capacity`` (per s).
+
+        A token bucket holding one token: replies leave at least ``1 / close_capacity`` apart,
+        in the order they became ready, and the excess queues. Below the capacity a reply
+        waits at most for the one before it; above it the wait grows by the excess every
+        second, which is the sharp, known knee a capacity search must find.
+        """
+        capacity = self.config.close_capacity
+        if capacity is None:
+            return ready
+        at = max(ready, self._next_close)
+        self._next_close = at + 1.0 / capacity
+        return at
 
     def draw_delay(self, delay: Delay) -> float:
         """Seconds to wait for ``delay``: fixed, or uniform in ``min..max``."""
@@ -382,6 +398,9 @@ class _Conn:
         else:
             self.reply_code = code
             delay = self.state.draw_delay(config.close_reply_delay)
+            if config.close_capacity is not None:
+                now = trio.current_time()
+                delay = self.state.close_slot(now + delay) - now
             if delay > 0.0:
                 self.phase = "reply_delay"
                 self.deadline = trio.current_time() + delay

@@ -42,7 +42,7 @@ def ws_url(host: str, port: int) -> str:
     return f"ws://{name}:{port}"
 
 
-async def _listen(host: str, port: int) -> trio.SocketListener:
+async def _listen(host: str, port: int, reuse_port: bool = False) -> trio.SocketListener:
     """A listening socket on the first address ``host`` resolves to.
 
     One socket, not ``open_tcp_listeners``' one per address: with port 0, ``localhost``
@@ -59,6 +59,8 @@ async def _listen(host: str, port: int) -> trio.SocketListener:
     sock = trio.socket.socket(family, type_, proto)
     try:
         sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several processes share the port; the kernel spreads connections
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
         if family == trio.socket.AF_INET6:
             sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
         await sock.bind(sockaddr)
@@ -90,6 +92,7 @@ class BuiltinServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        reuse_port: bool = False,
         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host:port`` and serve until cancelled.
@@ -97,11 +100,12 @@ class BuiltinServer:
         ``task_status.started((host, port))`` reports the bound address (the real port when
         ``port`` is 0). Cancellation closes the listener and every connection's socket.
         ``config.shutdown_after`` starts a shutdown storm that long after listening began.
+        ``reuse_port`` sets SO_REUSEPORT (``wsload serve --processes N``).
 
         Raises:
             ToolError: the address cannot be resolved or bound (port in use, no IPv6).
         """
-        listener = await _listen(host, port)
+        listener = await _listen(host, port, reuse_port)
         bound_host, bound_port = listener.socket.getsockname()[:2]
         async with listener, trio.open_nursery() as nursery:
             if self.config.shutdown_after is not None:

@@ -1,0 +1,94 @@
+"""``--cluster``: the segments as tasks on a real Dask ``LocalCluster`` of 2 worker processes.
+
+The cluster's workers run on loopback and reach the built-in server the parent starts. The
+result must have the same schema as any other run and as ``wsload merge`` of its segments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsload.errors import ToolError
+from wsload.runner.execute import execute_run
+from wsload.runner.merge import merge_results
+from wsload.scenario.parse import parse_scenario
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+SCENARIO = """
+name = "cluster"
+seed = 12
+[target]
+url = "builtin"
+[load]
+model = "storm"
+concurrency = 60
+rate = 300
+[[close]]
+kind = "clean"
+weight = 1
+[[close]]
+kind = "terminate"
+weight = 1
+rst = true
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as local:
+        yield local
+
+
+def _shape(value: Any) -> Any:
+    """The schema of a JSON value: keys and types, not values."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value[:1]]
+    return type(value).__name__ if value is not None else None
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_cluster_run_merges_and_matches_the_merge_schema(tmp_path: Path, cluster: Any) -> None:
+    scenario = parse_scenario(SCENARIO)
+    out = tmp_path / "run"
+    assert execute_run(scenario, out=out, quiet=True, cluster=cluster.scheduler_address) == 0
+    summary = _summary(out)
+    assert summary["generator"]["processes"] == 2
+    assert summary["generator"]["segment"] is None
+    assert summary["totals"]["attempted"] == 60
+    assert summary["outcomes"]["clean"] == 30
+    assert summary["outcomes"]["terminated"] == 30
+    assert summary["server"]["connections_accepted"] == 60
+    parts = sorted((out / "segments").iterdir())
+    assert [p.name for p in parts] == ["0of2", "1of2"]
+    assert merge_results(parts, tmp_path / "merged", quiet=True) == 0
+    merged = _summary(tmp_path / "merged")
+    assert merged["latency_us"] == summary["latency_us"]
+    assert merged["outcomes"] == summary["outcomes"]
+    summary["server"] = merged["server"] = None  # the only field a merge cannot know
+    assert _shape(merged) == _shape(summary)
+
+
+def test_unreachable_scheduler_is_a_tool_error(tmp_path: Path) -> None:
+    scenario = parse_scenario(SCENARIO)
+    with pytest.raises(ToolError, match="cannot reach the scheduler"):
+        execute_run(scenario, out=tmp_path / "x", quiet=True, cluster="tcp://127.0.0.1:9")

@@ -1,0 +1,384 @@
+"""Baseline comparison on summaries built the real way (records → Collector → build_summary):
+improvement, regression, noise inside the tolerances, too few samples, mismatched scenarios,
+shares, and the JUnit / markdown / CLI outputs that carry the verdicts."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from wsload.cli import app
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord, Side
+from wsload.errors import UsageError
+from wsload.metrics.collector import Collector
+from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.report.compare import Tolerances, Verdict, compare, render_text
+from wsload.report.junit import junit_xml
+from wsload.report.markdown import markdown_report
+from wsload.report.outputs import parse_tolerances
+from wsload.report.summary import build_summary
+from wsload.scenario.parse import parse_scenario
+
+pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+SCENARIO = """
+name = "cmp"
+[load]
+rate = 10
+duration = "1s"
+[[close]]
+kind = "clean"
+weight = 4
+[[close]]
+kind = "terminate"
+weight = 1
+"""
+
+
+def make_summary(
+    *,
+    close_us: int = 1000,
+    clean: int = 1000,
+    timeouts: int = 0,
+    terminated: int = 200,
+    spread: int = 100,
+    scenario: str = SCENARIO,
+    saturated: bool = False,
+) -> dict[str, Any]:
+    """``clean`` clean closes whose handshake takes ``close_us`` .. ``close_us + spread`` µs,
+    ``timeouts`` clean-kind connections that timed out, ``terminated`` terminates."""
+    collector = Collector(labels=("clean", "terminate"), start=0.0)
+    seq = 0
+    for i in range(clean):
+        seq += 1
+        rtt = (close_us + i % spread) / 1e6
+        collector.add(
+            ConnectionRecord(
+                seq=seq, label="clean", kind="clean", outcome=Outcome.CLEAN, scheduled=0.0,
+                upgraded=0.001, close_initiated=1.0, close_sent=1.0, close_received=1.0 + rtt,
+                code_sent=1000, code_received=1000, close_initiator=Side.CLIENT,
+                socket_closed=1.0 + rtt + 0.0001,
+            )
+        )  # fmt: skip
+    for _ in range(timeouts):
+        seq += 1
+        collector.add(
+            ConnectionRecord(
+                seq=seq, label="clean", kind="clean", outcome=Outcome.CLOSE_TIMEOUT,
+                scheduled=0.0, upgraded=0.001, close_initiated=1.0, close_sent=1.0,
+                code_sent=1000, close_initiator=Side.CLIENT, socket_closed=6.0,
+            )
+        )  # fmt: skip
+    for _ in range(terminated):
+        seq += 1
+        collector.add(
+            ConnectionRecord(
+                seq=seq, label="terminate", kind="terminate", outcome=Outcome.TERMINATED,
+                scheduled=0.0, upgraded=0.001, close_initiated=0.5, socket_closed=0.5001,
+            )
+        )  # fmt: skip
+    result = RunResult(
+        scenario=parse_scenario(scenario, source="cmp.toml"),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        duration_s=1.0,
+        collector=collector,
+        loop_lag=new_lag_histogram(),
+        saturated=saturated,
+    )
+    return build_summary(result)
+
+
+BASE = make_summary()
+
+
+def row(result: Any, name: str, scope: str = "total") -> Any:
+    (found,) = [r for r in result.rows if r.scope == scope and r.name == name]
+    return found
+
+
+def test_same_run_passes_everything() -> None:
+    result = compare(BASE, BASE)
+    assert result.ok and result.warnings == ()
+    unjudged = {(r.scope, r.name) for r in result.rows if r.verdict is Verdict.INSUFFICIENT}
+    # 200 terminates: p999 would be their maximum
+    assert unjudged == {("terminate", f"{m}.p999") for m in ("close_total", "session")}
+    assert {r.verdict for r in result.rows} == {Verdict.PASS, Verdict.INSUFFICIENT}
+    names = {(r.scope, r.name) for r in result.rows}
+    assert ("total", "close_handshake.p99") in names and ("clean", "clean share") in names
+    assert ("terminate", "close_total.p50") in names
+
+
+def test_slower_closes_are_a_regression_with_the_change_in_percent() -> None:
+    result = compare(BASE, make_summary(close_us=1500))
+    p99 = row(result, "close_handshake.p99")
+    assert p99.verdict is Verdict.REGRESSED
+    assert p99.baseline == 1098 and p99.current == 1598
+    assert p99.change == pytest.approx((1598 - 1098) / 1098)
+    assert p99.format_change() == "+45.5 %"
+    assert not result.ok and p99 in result.regressions
+    assert row(result, "close_handshake.p99", "clean").verdict is Verdict.REGRESSED
+    # the terminate behaviour did not change
+    assert row(result, "close_total.p99", "terminate").verdict is Verdict.PASS
+
+
+def test_faster_closes_are_an_improvement_not_a_failure() -> None:
+    result = compare(BASE, make_summary(close_us=500))
+    assert row(result, "close_handshake.p50").verdict is Verdict.IMPROVED
+    assert result.ok
+
+
+def test_noise_within_the_tolerance_passes() -> None:
+    result = compare(BASE, make_summary(close_us=1050))  # +4.6 % at p99
+    assert row(result, "close_handshake.p99").verdict is Verdict.PASS
+    assert result.ok
+
+
+def test_per_metric_tolerance_and_absolute_floor() -> None:
+    current = make_summary(close_us=1300)  # +27 %
+    assert not compare(BASE, current).ok
+    loose = Tolerances(metric_tolerance={"close_handshake": 0.5, "close_total": 0.5})
+    assert compare(BASE, current, loose).ok
+    only_p99 = Tolerances(metric_tolerance={"close_handshake.p99": 0.5})
+    result = compare(BASE, current, only_p99)
+    assert row(result, "close_handshake.p99").verdict is Verdict.PASS
+    assert row(result, "close_handshake.p50").verdict is Verdict.REGRESSED
+    assert row(result, "close_handshake.p99").limit == "+50 %"
+    # +300 µs is under a 500 µs floor: noise on a loopback run, whatever the percentage
+    floor = Tolerances(min_change_us=500)
+    assert compare(BASE, current, floor).ok
+
+
+def test_only_the_chosen_metrics_are_compared() -> None:
+    result = compare(BASE, make_summary(close_us=1500), Tolerances(metrics=("session",)))
+    assert {r.name.split(".")[0] for r in result.rows if r.unit == "us"} == {"session"}
+    assert result.ok  # 500 µs more on a ~1 s session is noise
+
+
+def test_too_few_samples_are_not_judged() -> None:
+    small_base = make_summary(clean=50, terminated=10)
+    small_current = make_summary(clean=50, terminated=10, close_us=3000)
+    result = compare(small_base, small_current)
+    assert row(result, "close_handshake.p99").verdict is Verdict.INSUFFICIENT
+    assert "50 vs 50 samples; 100 needed" in row(result, "close_handshake.p99").detail
+    assert result.ok
+    judged = compare(small_base, small_current, Tolerances(min_samples=10))
+    assert row(judged, "close_handshake.p50").verdict is Verdict.REGRESSED
+    # p99 of 50 samples is the maximum: never judged as a percentile, whatever --min-samples
+    assert row(judged, "close_handshake.p99").verdict is Verdict.INSUFFICIENT
+    # p999 needs 1000 samples on both sides
+    assert row(compare(BASE, BASE), "close_handshake.p999").verdict is Verdict.PASS
+    assert row(compare(BASE, make_summary(clean=999)), "close_handshake.p999").verdict is (
+        Verdict.INSUFFICIENT
+    )
+
+
+def test_clean_share_drop_and_error_outcome_rise() -> None:
+    current = make_summary(clean=990, timeouts=10)  # clean 83.3 % → 82.5 %, timeouts +0.8 pt
+    result = compare(BASE, current)
+    share = row(result, "clean share", "clean")
+    assert share.verdict is Verdict.REGRESSED and share.unit == "share"
+    assert share.change == pytest.approx(-1.0)
+    assert share.format_change() == "-1.00 pt" and share.limit == "-0.5 pt"
+    timeouts = row(result, "outcome close_timeout share", "clean")
+    assert timeouts.verdict is Verdict.REGRESSED and timeouts.change == pytest.approx(1.0)
+    # terminated is what terminate is for: its share is not an error share
+    assert not [r for r in result.rows if r.name == "outcome terminated share"]
+    lenient = Tolerances(max_share_drop={"clean": 2.0}, max_share_rise={"errors": 2.0})
+    # (the timed-out closes took 5 s: close_total's tail regressed, that is right)
+    assert {r.unit for r in compare(BASE, current, lenient).regressions} == {"us"}
+    per_outcome = Tolerances(max_share_drop={"clean": 2.0}, max_share_rise={"close_timeout": 2})
+    assert {r.unit for r in compare(BASE, current, per_outcome).regressions} == {"us"}
+
+
+def test_mismatched_scenarios_warn_in_every_output_and_still_compare() -> None:
+    other = make_summary(scenario=SCENARIO.replace("rate = 10", "rate = 20"), close_us=2000)
+    result = compare(BASE, other)
+    (warning,) = result.warnings
+    assert "different scenarios" in warning and BASE["scenario_hash"] in warning
+    assert row(result, "close_handshake.p99").verdict is Verdict.REGRESSED
+    assert warning in render_text(result)
+    assert warning in markdown_report(other, result)
+    assert warning in junit_xml(other, result)
+
+
+def test_saturation_interruption_and_missing_behaviour_are_warnings() -> None:
+    text = SCENARIO + '[[close]]\nkind = "clean"\nname = "extra"\nweight = 1\n'
+    current = make_summary(scenario=text, saturated=True)
+    current["interrupted"] = True
+    warnings = compare(BASE, current).warnings
+    assert any("current run was saturated" in w for w in warnings)
+    assert any("current run was interrupted" in w for w in warnings)
+    assert any("'extra' is only in the current run" in w for w in warnings)
+
+
+def test_junit_has_a_case_per_rule_and_threshold() -> None:
+    current = make_summary(close_us=1500)
+    current["thresholds"] = [
+        {"expr": "close_handshake.p99", "condition": "< 1ms", "unit": "us", "value": 1599,
+         "ok": False, "detail": "1.6 ms"},
+    ]  # fmt: skip
+    result = compare(make_summary(clean=50, terminated=10), current, Tolerances(min_samples=10))
+    root = ET.fromstring(junit_xml(current, result))
+    thresholds, rules = root.findall("testsuite")
+    assert thresholds.get("tests") == "1" and thresholds.get("failures") == "1"
+    assert thresholds.find("testcase/failure") is not None
+    cases = rules.findall("testcase")
+    assert len(cases) == len(result.rows) == int(rules.get("tests", "0"))
+    failures = [c for c in cases if c.find("failure") is not None]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert len(failures) == len(result.regressions) == int(rules.get("failures", "0"))
+    assert len(skipped) == int(rules.get("skipped", "0")) > 0  # p99/p999 of 50 samples
+    names = {(c.get("classname"), c.get("name")) for c in failures}
+    assert ("compare.total", "close_handshake.p50") in names
+
+
+def test_markdown_puts_the_verdict_and_the_regressions_first() -> None:
+    result = compare(BASE, make_summary(close_us=1500), baseline_name="results/baselines/ci")
+    text = markdown_report(make_summary(close_us=1500), result)
+    first = text.splitlines()[0]
+    assert first.startswith("### ❌ wsload cmp:") and "regressions" in first
+    attention = text.split("<details>")[0]
+    assert (
+        "| total | `close_handshake.p99` | 1.1 ms | 1.6 ms | +45.5 % | +10 % | ❌ regressed |"
+        in attention
+    )
+    assert "results/baselines/ci" in text
+    ok = markdown_report(BASE, compare(BASE, BASE))
+    assert ok.startswith("### ✅ wsload cmp: pass") and "within tolerance" in ok
+
+
+def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
+    tol = parse_tolerances(
+        max_regression="15%",
+        metric_tolerance=["close_handshake.p99=20%", "connect=50"],
+        max_share_drop=["clean=1"],
+        max_share_rise=["close_timeout=2", "errors=0.25pt"],
+        min_samples=10,
+        min_change="200us",
+        metrics="close_handshake, close_total",
+    )
+    assert tol.metrics == ("close_handshake", "close_total")
+    assert tol.max_regression == pytest.approx(0.15)
+    assert tol.latency_limit("close_handshake", "p99") == pytest.approx(0.2)
+    assert tol.latency_limit("close_handshake", "p50") == pytest.approx(0.15)
+    assert tol.latency_limit("connect", "p50") == pytest.approx(0.5)
+    assert tol.rise_limit("close_timeout") == 2 and tol.rise_limit("reset") == 0.25
+    assert tol.rise_limit("terminated") is None and tol.drop_limit("clean") == 1
+    assert tol.min_change_us == pytest.approx(200) and tol.min_samples == 10
+    for kwargs, flag in [
+        ({"max_regression": "ten"}, "--max-regression"),
+        ({"max_regression": "-5%"}, "--max-regression"),
+        ({"metric_tolerance": ["close_handshak.p99=2%"]}, "--metric-tolerance"),
+        ({"metric_tolerance": ["close_handshake.p98=2%"]}, "--metric-tolerance"),
+        ({"metric_tolerance": ["close_handshake"]}, "--metric-tolerance"),
+        ({"max_share_drop": ["cleanish=1"]}, "--max-share-drop"),
+        ({"max_share_rise": ["close_timeout=lots"]}, "--max-share-rise"),
+        ({"min_samples": -1}, "--min-samples"),
+        ({"min_change": "fast"}, "--min-change"),
+        ({"metrics": "close_handshake,close"}, "--metrics"),
+        ({"metrics": ","}, "--metrics"),
+    ]:
+        with pytest.raises(UsageError, match=flag):
+            parse_tolerances(**kwargs)  # type: ignore[arg-type]
+
+
+def _write(path: Path, summary: dict[str, Any]) -> Path:
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return path
+
+
+def test_cli_compare_exit_codes_and_ci_files(tmp_path: Path, monkeypatch: Any) -> None:
+    base = _write(tmp_path / "base", BASE)
+    slow = _write(tmp_path / "slow", make_summary(close_us=1500))
+    step_summary = tmp_path / "step.md"
+    step_summary.write_text("earlier step\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    runner = CliRunner()
+    same = runner.invoke(app, ["compare", str(base), str(base / "summary.json")])
+    assert same.exit_code == 0, same.output
+    assert "0 regressions" not in same.output and ": ok" in same.output
+    junit, md = tmp_path / "c.xml", tmp_path / "c.md"
+    worse = runner.invoke(
+        app, ["compare", str(base), str(slow), "--junit", str(junit), "--markdown", str(md)]
+    )
+    assert worse.exit_code == 1, worse.output
+    assert "regressed  total/close_handshake.p99" in worse.output
+    assert ET.parse(junit).getroot().find("testsuite/testcase/failure") is not None
+    text = md.read_text(encoding="utf-8")
+    assert "❌ regressed" in text
+    # the job summary keeps what earlier steps wrote and gets the markdown asked for appended
+    assert step_summary.read_text(encoding="utf-8") == "earlier step\n" + text
+    again = runner.invoke(app, ["compare", str(base), str(slow), "--markdown", str(step_summary)])
+    assert again.exit_code == 1  # naming the step summary itself: appended once, not replaced
+    assert step_summary.read_text(encoding="utf-8") == "earlier step\n" + text + text
+    as_json = runner.invoke(app, ["compare", str(base), str(slow), "--json", "--max-regression",
+                                  "100%"])  # fmt: skip
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["ok"] is True and data["regressions"] == 0
+    assert {r["verdict"] for r in data["rows"]} <= {"pass", "improved", "insufficient samples"}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "nowhere", "no such file"),
+        (lambda p: _bad(p, "{not json"), "not valid JSON"),
+        (lambda p: _bad(p, '{"x": 1}'), "no schema_version"),
+        (lambda p: _bad(p, '{"schema_version": 99}'), "schema_version 99 is not supported"),
+    ],
+)
+def test_cli_compare_bad_input_exits_2(tmp_path: Path, make: Any, message: str) -> None:
+    base = _write(tmp_path / "base", BASE)
+    result = CliRunner().invoke(app, ["compare", str(base), str(make(tmp_path))])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    bad_flag = CliRunner().invoke(app, ["compare", str(base), str(base), "--max-regression", "x"])
+    assert bad_flag.exit_code == 2 and "--max-regression" in bad_flag.output
+
+
+def _bad(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_committed_baseline_matches_the_ci_scenario(tmp_path: Path) -> None:
+    """results/baselines/ci is a run of scenarios/ci.toml as it is now (docs/ci.md): a changed
+    scenario needs a refreshed baseline, or every CI comparison would warn."""
+    from wsload.report.results import load_results
+    from wsload.scenario.dump import scenario_hash
+    from wsload.scenario.parse import load_scenario
+
+    root = Path(__file__).resolve().parent.parent
+    baseline = load_results(root / "results" / "baselines" / "ci")
+    scenario = load_scenario(root / "scenarios" / "ci.toml")
+    assert baseline.summary["scenario_hash"] == scenario_hash(scenario)
+    assert (
+        baseline.totals["close_handshake"].get_total_count()
+        == (baseline.summary["latency_us"]["close_handshake"]["count"])
+    )
+    assert sum(e["attempted"] for e in baseline.timeline) == baseline.summary["totals"]["attempted"]
+    assert compare(baseline.summary, baseline.summary).ok
+
+
+def test_latencies_past_the_one_hour_range_compare_as_at_least_an_hour() -> None:
+    """An overflow (a close that took over 1 h) is not "no samples": up to it is a regression."""
+    current = json.loads(json.dumps(BASE))
+    current["latency_us"]["close_handshake"].update(p999=3_600_000_000, max=3_600_000_000)
+    result = compare(BASE, current)
+    p999 = row(result, "close_handshake.p999")
+    assert p999.verdict is Verdict.REGRESSED and p999.change is None
+    assert p999.detail == "1.1 ms → >= 1 h"
+    assert p999.as_dict()["current"] is None  # strict JSON: no Infinity
+    json.dumps(result.as_dict(), allow_nan=False)
+    assert row(compare(current, current), "close_handshake.p999").verdict is Verdict.PASS
+    assert row(compare(current, BASE), "close_handshake.p999").verdict is Verdict.IMPROVED

@@ -1,0 +1,180 @@
+"""Cross-process forms: interval snapshots and segment results survive the wire exactly and
+merge exactly; interval logs of segments sum line by line; the CLI refuses bad split options."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wsload.cli import app
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord
+from wsload.metrics.collector import Collector
+from wsload.metrics.histograms import new_histogram, record
+from wsload.metrics.intervals import (
+    IntervalMerger,
+    merge_snapshots,
+    snapshot_from_wire,
+    snapshot_to_wire,
+)
+from wsload.report.hlog import format_interval
+from wsload.runner.merge import merge_hlogs
+from wsload.runner.segment_run import SegmentResult
+
+pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+
+def _collector(seed: int, n: int, start: float = 0.0) -> Collector:
+    rng = random.Random(seed)
+    collector = Collector(("clean", "terminate"), start=start)
+    for seq in range(n):
+        label = "clean" if seq % 3 else "terminate"
+        t = start + rng.random()
+        collector.add(
+            ConnectionRecord(
+                seq=seq + 1,
+                label=label,
+                kind=label,
+                outcome=Outcome.CLEAN if label == "clean" else Outcome.TERMINATED,
+                scheduled=t,
+                connect_start=t,
+                connect_end=t + rng.uniform(1e-4, 5e-3),
+                request_sent=t + 0.006,
+                upgraded=t + 0.006 + rng.uniform(1e-4, 2e-3),
+                close_initiated=t + 0.01,
+                close_sent=t + 0.01 if label == "clean" else None,
+                close_received=t + 0.01 + rng.uniform(1e-4, 1e-2) if label == "clean" else None,
+                socket_closed=t + 0.05,
+                code_sent=1000 if label == "clean" else None,
+                code_received=1000 if label == "clean" else None,
+            )
+        )
+    return collector
+
+
+def _part(seed: int, n: int, segment: str | None) -> SegmentResult:
+    lag = new_histogram()
+    record(lag, 100 + seed)
+    return SegmentResult(
+        segment=segment,
+        collector=_collector(seed, n),
+        loop_lag=lag,
+        start_lag=new_histogram(),
+        saturated=seed == 2,
+        cpu_seconds=0.5,
+        duration_s=1.0 + seed,
+        interrupted=False,
+        intervals=2,
+        intended=n,
+    )
+
+
+def test_snapshot_wire_round_trip_and_merge() -> None:
+    a, b = _collector(1, 50, 10.0), _collector(2, 70, 20.0)
+    sa, sb = a.take_interval(3, now=11.0), b.take_interval(4, now=21.0)
+    back = snapshot_from_wire(snapshot_to_wire(sa, origin=10.0))
+    assert (back.start, back.end, back.attempted, back.in_flight) == (0.0, 1.0, 50, 3)
+    assert back.stats("connect") == sa.stats("connect")
+    assert back.stats("close_handshake", "clean") == sa.stats("close_handshake", "clean")
+    merged = merge_snapshots([back, snapshot_from_wire(snapshot_to_wire(sb, origin=20.0))])
+    assert merged.attempted == 120 and merged.in_flight == 7
+    assert merged.outcomes == {"clean": 33 + 46, "terminated": 17 + 24}
+    both = Collector(start=0.0)
+    both.merge(a)
+    both.merge(b)
+    assert merged.stats("connect") == both.stats("connect")  # exact: the same buckets
+    with pytest.raises(ValueError, match="malformed"):
+        snapshot_from_wire({"index": 0})
+
+
+def test_interval_merger_waits_for_every_live_worker() -> None:
+    snaps = [_collector(i, 5).take_interval(now=1.0) for i in range(2)]
+    merger = IntervalMerger(2)
+    assert merger.add(0, snaps[0]) == []
+    (first,) = merger.add(1, snaps[1])
+    assert first.attempted == 10
+    later = _collector(3, 4).take_interval(now=1.0)
+    later = merge_snapshots([later])  # index 0 again would be a duplicate: renumber
+    merger2 = IntervalMerger(2)
+    assert merger2.add(1, later) == []
+    (alone,) = merger2.done(0)  # worker 0 died: stop waiting for it
+    assert alone.attempted == 4
+
+
+def test_segment_result_wire_and_merge_are_exact() -> None:
+    parts = [_part(1, 40, "0/3"), _part(2, 60, "2/3")]
+    back = [SegmentResult.from_wire(p.to_wire()) for p in parts]
+    merged = SegmentResult.merge(back, labels=("clean", "terminate"))
+    assert merged.segment == "0,2/3"
+    assert merged.saturated and merged.processes == 2 and merged.intended == 100
+    assert merged.duration_s == 3.0
+    direct = Collector(start=0.0)
+    for part in parts:
+        direct.merge(part.collector)
+    for metric in ("connect", "handshake", "close_handshake", "session"):
+        assert merged.collector.stats(metric) == direct.stats(metric)
+    assert merged.collector.counts() == direct.counts()
+    assert merged.loop_lag.get_total_count() == 2
+    whole = SegmentResult.merge([merged, SegmentResult.from_wire(_part(3, 5, "1/3").to_wire())])
+    assert whole.segment is None
+    with pytest.raises(ValueError, match="overlaps"):
+        SegmentResult.merge([merged, parts[0]])
+    with pytest.raises(ValueError, match="not a share of 3"):
+        SegmentResult.merge([merged, _part(4, 1, "1/2")])
+    with pytest.raises(ValueError, match=r"not a wsload\.segment"):
+        SegmentResult.from_wire({"format": "x"})
+
+
+def test_merge_hlogs_sums_the_same_second_of_each_log() -> None:
+    texts = []
+    for seed in (1, 2):
+        collector = _collector(seed, 30, start=0.0)
+        text = format_interval(collector.take_interval(now=1.0), 0.0)
+        collector.add(
+            ConnectionRecord(
+                seq=99,
+                label="clean",
+                kind="clean",
+                outcome=Outcome.CLEAN,
+                scheduled=1.2,
+                socket_closed=1.3,
+            )
+        )
+        text += format_interval(collector.take_interval(now=2.0 + seed / 100), 0.0)
+        texts.append(text)
+    lines = merge_hlogs(texts)
+    session = [
+        (start, round(length, 2), h.get_total_count())
+        for tag, start, length, h in lines
+        if tag == "session"
+    ]
+    assert session == [(0.0, 1.0, 60), (1.0, 1.02, 2)]
+    assert [tag for tag, *_ in lines][:1] == ["connect"]  # totals before per-behaviour tags
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "many"], "--workers: expected a number or auto"),
+        (["--workers", "0"], "--workers: must be >= 1"),
+        (["--segment", "2/2"], "--segment: expected i/N"),
+        (["--workers", "2", "--segment", "0/2"], "drop --workers/--cluster"),
+        (["--cluster", "nonsense"], "--cluster: expected tcp://host:port"),
+    ],
+)
+def test_cli_refuses_bad_split_options(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\n[load]\nrate = 1\nconnections = 1\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_merge_of_nothing_mergeable_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["merge", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "totals.json: missing" in result.output

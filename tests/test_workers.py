@@ -1,0 +1,174 @@
+"""``--workers N`` and ``--segment i/N`` end to end against the built-in server on loopback.
+
+The done-when check of issue 7: a 2-worker run's summary equals the ``wsload merge`` of its two
+segment results (counts exactly; percentiles exactly, since the same histograms are added), and
+segments run apart (separate processes, no shared seed given) add up to the same plan.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hdrh.log import HistogramLogReader
+
+from wsload.errors import UsageError
+from wsload.metrics.histograms import new_histogram
+from wsload.runner.execute import execute_run
+from wsload.runner.merge import merge_results
+from wsload.runner.segment import Segment
+from wsload.scenario.parse import parse_scenario
+
+pytestmark = pytest.mark.usefixtures("bounded_sync")
+
+SCENARIO = """
+name = "split"
+{seed}
+[target]
+url = "builtin"
+[load]
+model = "arrival"
+rate = 150
+connections = 90
+drain = "5s"
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+weight = 2
+timeout = "2s"
+[[close]]
+kind = "terminate"
+weight = 1
+[[close]]
+kind = "close_no_wait"
+weight = 1
+"""
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def _hlog_counts(path: Path) -> dict[str, int]:
+    reader = HistogramLogReader(str(path / "histograms.hlog"), new_histogram())
+    totals: dict[str, int] = {}
+    try:
+        while (hist := reader.get_next_interval_histogram()) is not None:
+            tag = hist.get_tag()
+            totals[tag] = totals.get(tag, 0) + hist.get_total_count()
+    finally:
+        reader.close()
+    return totals
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, Any]:
+    """What must match exactly between two runs of one plan against the built-in server."""
+    return {
+        "totals": summary["totals"],
+        "outcomes": summary["outcomes"],
+        "close_codes": summary["close_codes"],
+        "behaviours": {
+            label: (b["attempted"], b["opened"], b["outcomes"])
+            for label, b in summary["behaviours"].items()
+        },
+        "scenario_hash": summary["scenario_hash"],
+    }
+
+
+def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
+    scenario = parse_scenario(SCENARIO.format(seed="seed = 3"))
+    out = tmp_path / "run"
+    assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+    whole = _summary(out)
+    assert whole["generator"]["processes"] == 2
+    assert whole["generator"]["segment"] is None
+    assert whole["totals"]["attempted"] == 90
+    assert whole["server"]["connections_accepted"] == 90  # one built-in server for both
+    parts = sorted((out / "segments").iterdir())
+    assert [p.name for p in parts] == ["0of2", "1of2"]
+    assert [_summary(p)["generator"]["segment"] for p in parts] == ["0/2", "1/2"]
+    assert [_summary(p)["totals"]["attempted"] for p in parts] == [45, 45]
+
+    assert merge_results(parts, tmp_path / "merged", quiet=True) == 0
+    merged = _summary(tmp_path / "merged")
+    differing = {key for key in whole if whole[key] != merged[key]}
+    assert differing == {"server"}  # a merge has no server statistics; everything else equal
+    assert merged["latency_us"] == whole["latency_us"]
+    assert _hlog_counts(tmp_path / "merged") == _hlog_counts(out)
+    assert _hlog_counts(out)["session"] == 90
+
+
+def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
+    """No seed in the scenario: every segment derives the same one from the scenario."""
+    scenario = parse_scenario(SCENARIO.format(seed=""))
+    dirs = []
+    for i in range(2):
+        out = tmp_path / f"seg{i}"
+        assert execute_run(scenario, out=out, quiet=True, segment=Segment(i, 2)) == 0
+        dirs.append(out)
+    assert (dirs[1] / "scenario.toml").read_text(encoding="utf-8").startswith("# segment 1/2 ")
+    seeds = {_summary(d)["scenario"]["seed"] for d in dirs}
+    assert len(seeds) == 1
+    assert merge_results(dirs, tmp_path / "merged", quiet=True) == 0
+    merged = _summary(tmp_path / "merged")
+    # the same plan in one process (the derived seed made explicit)
+    seeded = parse_scenario(SCENARIO.format(seed=f"seed = {seeds.pop()}"))
+    assert execute_run(seeded, out=tmp_path / "one", quiet=True) == 0
+    assert _counts(merged) == _counts(_summary(tmp_path / "one"))
+    assert merged["generator"]["processes"] == 2
+    assert merged["generator"]["segment"] is None
+
+
+def test_merge_refuses_overlaps_and_other_scenarios_and_warns_on_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = parse_scenario(SCENARIO.format(seed="seed = 1"))
+    b = parse_scenario(SCENARIO.format(seed="seed = 2"))
+    execute_run(a, out=tmp_path / "a0", quiet=True, segment=Segment(0, 3))
+    execute_run(b, out=tmp_path / "b1", quiet=True, segment=Segment(1, 3))
+    with pytest.raises(UsageError, match="not segments of one scenario"):
+        merge_results([tmp_path / "a0", tmp_path / "b1"], tmp_path / "m")
+    with pytest.raises(UsageError, match="overlaps"):
+        merge_results([tmp_path / "a0", tmp_path / "a0"], tmp_path / "m")
+    with pytest.raises(UsageError, match="missing"):
+        merge_results([tmp_path / "nowhere"], tmp_path / "m")
+    capsys.readouterr()
+    assert merge_results([tmp_path / "a0"], tmp_path / "m", quiet=True) == 0
+    assert "segments missing: the merged result holds 0/3" in capsys.readouterr().err
+    assert _summary(tmp_path / "m")["generator"]["segment"] == "0/3"
+    assert _summary(tmp_path / "m")["totals"]["attempted"] == 30
+
+
+def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
+    scenario = parse_scenario(SCENARIO.format(seed="seed = 4"))
+    t0 = time.time()
+    execute_run(scenario, out=tmp_path / "r", quiet=True, segment=Segment(1, 3), start_at=t0 + 1)
+    assert time.time() - t0 >= 1.0
+    assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
+    t0 = time.time()
+    execute_run(scenario, out=tmp_path / "w", quiet=True, workers=2, start_at=t0 + 2)
+    assert time.time() - t0 >= 2.0  # the workers' common start honours --start-at
+    assert _summary(tmp_path / "w")["totals"]["attempted"] == 90
+    with pytest.raises(UsageError, match="more than 24 h ahead"):
+        execute_run(scenario, out=tmp_path / "x", quiet=True, start_at=t0 + 2 * 86400)
+    with pytest.raises(UsageError, match="drop --workers"):
+        execute_run(scenario, out=tmp_path / "y", quiet=True, workers=2, segment=Segment(0, 2))
+    with pytest.raises(UsageError, match="--workers: must be >= 1"):
+        execute_run(scenario, out=tmp_path / "z", quiet=True, workers=0)
+
+
+def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:
+    scenario = parse_scenario(
+        'name = "slots"\nseed = 6\n[target]\nurl = "builtin"\n[load]\nmodel = "concurrency"\n'
+        'concurrency = 6\nconnections = 61\ndrain = "5s"\n'
+    )
+    out = tmp_path / "run"
+    assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+    assert _summary(out)["totals"]["attempted"] == 61
+    parts = [_summary(p)["totals"]["attempted"] for p in sorted((out / "segments").iterdir())]
+    assert parts == [31, 30]  # connections k % 2 == i: 0..60 gives 31 and 30

@@ -1,0 +1,153 @@
+"""Interval snapshots across processes: a wire form, and merging them by interval index.
+
+Workers started at one agreed instant tick their intervals together, so interval ``i`` of every
+worker covers the same second: the parent adds them (histograms bucket-wise, counters summed)
+into one snapshot and writes one histograms.hlog, as a single process would. Times on the wire
+are seconds since the worker's schedule start (each process has its own run clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.histograms import decode, encode, new_histogram
+
+__all__ = ["IntervalMerger", "merge_snapshots", "snapshot_from_wire", "snapshot_to_wire"]
+
+
+def snapshot_to_wire(snapshot: IntervalSnapshot, origin: float = 0.0) -> dict[str, Any]:
+    """A JSON-able copy of ``snapshot`` with times relative to ``origin``."""
+    return {
+        "index": snapshot.index,
+        "start": snapshot.start - origin,
+        "end": snapshot.end - origin,
+        "in_flight": snapshot.in_flight,
+        "attempted": snapshot.attempted,
+        "opened": snapshot.opened,
+        "dropped": snapshot.dropped,
+        "outcomes": dict(snapshot.outcomes),
+        "histograms": {m: encode(h) for m, h in snapshot.histograms.items()},
+        "by_label": {
+            label: {m: encode(h) for m, h in metrics.items()}
+            for label, metrics in snapshot.by_label.items()
+        },
+        "overflow": dict(snapshot.overflow),
+    }
+
+
+def snapshot_from_wire(data: Mapping[str, Any]) -> IntervalSnapshot:
+    """The inverse of ``snapshot_to_wire``.
+
+    Raises:
+        ValueError: a field is missing or malformed.
+    """
+    try:
+        return IntervalSnapshot(
+            index=int(data["index"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            in_flight=int(data["in_flight"]),
+            attempted=int(data["attempted"]),
+            opened=int(data["opened"]),
+            dropped=int(data["dropped"]),
+            outcomes={str(k): int(n) for k, n in data["outcomes"].items()},
+            histograms={str(m): decode(t) for m, t in data["histograms"].items()},
+            by_label={
+                str(label): {str(m): decode(t) for m, t in metrics.items()}
+                for label, metrics in data["by_label"].items()
+            },
+            overflow={str(k): int(n) for k, n in data["overflow"].items()},
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed interval snapshot: {exc!r}") from None
+
+
+def _add(target: dict[str, HdrHistogram], source: Mapping[str, HdrHistogram]) -> None:
+    for metric, histogram in source.items():
+        mine = target.get(metric)
+        if mine is None:
+            mine = target[metric] = new_histogram()
+        mine.add(histogram)
+
+
+def _sum(target: dict[str, int], source: Mapping[str, int]) -> None:
+    for key, n in source.items():
+        target[key] = target.get(key, 0) + n
+
+
+def merge_snapshots(snapshots: Iterable[IntervalSnapshot]) -> IntervalSnapshot:
+    """One snapshot holding every sample and count of ``snapshots`` (the same interval of
+    several workers): it spans from the earliest start to the latest end.
+
+    Raises:
+        ValueError: no snapshots.
+    """
+    parts = list(snapshots)
+    if not parts:
+        raise ValueError("no snapshots to merge")
+    histograms: dict[str, HdrHistogram] = {}
+    by_label: dict[str, dict[str, HdrHistogram]] = {}
+    outcomes: dict[str, int] = {}
+    overflow: dict[str, int] = {}
+    for part in parts:
+        _add(histograms, part.histograms)
+        for label, metrics in part.by_label.items():
+            _add(by_label.setdefault(label, {}), metrics)
+        _sum(outcomes, part.outcomes)
+        _sum(overflow, part.overflow)
+    return IntervalSnapshot(
+        index=parts[0].index,
+        start=min(p.start for p in parts),
+        end=max(p.end for p in parts),
+        in_flight=sum(p.in_flight for p in parts),
+        attempted=sum(p.attempted for p in parts),
+        opened=sum(p.opened for p in parts),
+        dropped=sum(p.dropped for p in parts),
+        outcomes=outcomes,
+        histograms=histograms,
+        by_label=by_label,
+        overflow=overflow,
+    )
+
+
+class IntervalMerger:
+    """Collects the workers' snapshots and releases interval ``i`` once every live worker
+    sent its ``i`` (or died, or finished), in index order.
+
+    Args:
+        workers: how many workers send snapshots (identified 0 .. workers-1).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._live = set(range(workers))
+        self._pending: dict[int, dict[int, IntervalSnapshot]] = {}
+        self._next = 0
+
+    def add(self, worker: int, snapshot: IntervalSnapshot) -> list[IntervalSnapshot]:
+        """Take one worker's snapshot; return the merged intervals now complete."""
+        self._pending.setdefault(snapshot.index, {})[worker] = snapshot
+        return self._release()
+
+    def done(self, worker: int) -> list[IntervalSnapshot]:
+        """A worker ended (finished or died): stop waiting for it."""
+        self._live.discard(worker)
+        return self._release()
+
+    def finish(self) -> list[IntervalSnapshot]:
+        """Every interval still held, merged, in index order (the end of the run)."""
+        out = [merge_snapshots(self._pending[i].values()) for i in sorted(self._pending)]
+        self._pending.clear()
+        return out
+
+    def _release(self) -> list[IntervalSnapshot]:
+        out = []
+        while self._next in self._pending and self._live <= set(self._pending[self._next]):
+            out.append(merge_snapshots(self._pending.pop(self._next).values()))
+            self._next += 1
+        if not self._live:
+            out.extend(self.finish())
+        return out

@@ -1,0 +1,309 @@
+"""report.html: one self-contained page per run (works offline: plotly's JS inlined once).
+
+A pure function from the results data (and an optional comparison) to HTML text; only the
+CLI/execute write it (``wsload.report.outputs``). Sections: header with the scenario and
+every verdict; percentile distributions of the close metrics (then any other metric measured)
+per behaviour; time series of rate, in-flight, outcomes and close p99 per interval; close
+codes; the generator's own lag; the built-in server's view; the capacity search when the run
+has one. Every string from the run is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from hdrh.histogram import HdrHistogram
+
+from wsload.metrics.histograms import new_histogram
+from wsload.report import charts
+from wsload.report._format import format_share, format_us
+from wsload.report.compare import ATTENTION, CompareResult, Verdict
+from wsload.report.results import ResultsData
+from wsload.scenario.model import METRICS
+
+__all__ = ["CHART_METRICS", "html_report"]
+
+CHART_METRICS: tuple[str, ...] = (
+    "close_handshake",
+    "close_teardown",
+    "close_total",
+    *(m for m in METRICS if m not in ("close_handshake", "close_teardown", "close_total")),
+)
+"""Percentile charts in page order: the close metrics first, then every other one measured."""
+
+_INTERVAL_TAGS = ("close_handshake", "close_teardown", "close_total", "server_close_timeout")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em;
+       color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; margin-top: 1.5em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #1b7f3b; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
+.warn { background: #fff4e5; border-left: 4px solid #f0a500; padding: 0.4em 0.8em; }
+.meta { color: #555; } .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+@media (max-width: 900px) { .charts { grid-template-columns: 1fr; } }
+"""
+
+
+def html_report(data: ResultsData, comparison: CompareResult | None = None) -> str:
+    """The whole report.html for ``data`` (and ``comparison`` when the run was compared)."""
+    summary = data.summary
+    figures = _Figures()
+    body = [
+        *_header(summary, comparison),
+        *_distributions(data, figures),
+        *_time_series(data, figures),
+        *_codes(summary, figures),
+        *_generator(summary, figures),
+        *_server(summary, figures),
+        *_search(summary, figures),
+    ]
+    name = html.escape(str(summary.get("scenario", {}).get("name", "")))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>wsload report: {name}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+class _Figures:
+    """Renders figures to divs; the first one carries plotly.js, inlined (no CDN)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def div(self, fig: go.Figure) -> str:
+        self.count += 1
+        return str(
+            pio.to_html(
+                fig,
+                full_html=False,
+                include_plotlyjs=self.count == 1,
+                include_mathjax=False,
+                div_id=f"chart-{self.count}",
+                config={"displaylogo": False, "responsive": True},
+            )
+        )
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Iterator[str]:
+    scenario = summary.get("scenario", {})
+    totals = summary.get("totals", {})
+    attempted = int(totals.get("attempted") or 0)
+    clean = totals.get("clean")
+    thresholds = list(summary.get("thresholds", []))
+    failed = sum(1 for t in thresholds if not t.get("ok"))
+    regressions = len(comparison.regressions) if comparison is not None else 0
+    ok = not failed and not regressions
+    saturated = bool(summary.get("generator", {}).get("saturated"))
+    verdict = "PASS" if ok else f"FAIL ({failed} thresholds, {regressions} regressions)"
+    yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
+    if scenario.get("description"):
+        yield f"<p>{_e(scenario['description'])}</p>"
+    yield (
+        f'<p class="meta">started {_e(summary.get("started_at"))} · '
+        f"{float(summary.get('duration_s') or 0):.2f} s · load model "
+        f"{_e(scenario.get('load', {}).get('model', '?'))} · target "
+        f"{_e(scenario.get('target', {}).get('url', '?'))} · scenario hash "
+        f"{_e(summary.get('scenario_hash'))} · wsload {_e(summary.get('wsload_version'))}</p>"
+    )
+    yield (
+        f'<p>Verdict: <span class="{"ok" if ok else "fail"}" id="verdict">{verdict}</span> · '
+        f"{attempted:,} connections, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+        f"{' · <b>interrupted</b>' if summary.get('interrupted') else ''}"
+        f"{' · <b>generator saturated</b>' if saturated else ''}"
+        "</p>"
+    )
+    if comparison is not None:
+        yield from (f'<p class="warn">{_e(w)}</p>' for w in comparison.warnings)
+    if thresholds:
+        yield "<h2>Thresholds</h2><table><tr><th>expression</th><th>condition</th>"
+        yield "<th>measured</th><th>verdict</th></tr>"
+        for t in thresholds:
+            mark = '<span class="ok">ok</span>' if t.get("ok") else '<span class="fail">FAIL</span>'
+            yield (
+                f"<tr><td><code>{_e(t.get('expr'))}</code></td><td>{_e(t.get('condition'))}</td>"
+                f"<td>{_e(t.get('detail'))}</td><td>{mark}</td></tr>"
+            )
+        yield "</table>"
+    yield from _behaviour_table(summary)
+    if comparison is not None:
+        yield from _comparison(comparison)
+
+
+def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
+    yield "<h2>Behaviours</h2><table><tr><th>behaviour</th><th>kind</th><th>attempted</th>"
+    yield "<th>clean</th><th>outcomes</th><th>close_total p50</th><th>p99</th><th>p999</th></tr>"
+    for label, b in summary.get("behaviours", {}).items():
+        attempted = int(b.get("attempted") or 0)
+        clean = b.get("clean")
+        outcomes = ", ".join(f"{k} {v:,}" for k, v in b.get("outcomes", {}).items() if v)
+        stats = b.get("latency_us", {}).get("close_total") or {}
+        yield (
+            f"<tr><td>{_e(label)}</td><td>{_e(b.get('kind'))}</td><td class=n>{attempted:,}</td>"
+            f"<td class=n>{format_share(clean, attempted) if clean is not None else 'n/a'}</td>"
+            f"<td>{_e(outcomes or '-')}</td>"
+            + "".join(f"<td class=n>{format_us(stats.get(s))}</td>" for s in ("p50", "p99", "p999"))
+            + "</tr>"
+        )
+    yield "</table>"
+
+
+def _comparison(comparison: CompareResult) -> Iterator[str]:
+    shown = [r for r in comparison.rows if r.verdict in ATTENTION]
+    unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
+    yield f"<h2>Compared with {_e(comparison.baseline_name)}</h2>"
+    yield (
+        f"<p>{len(comparison.rows)} figures compared: {len(comparison.regressions)} "
+        f"regressions, {unjudged} not judged (too few samples); the rows outside the "
+        "tolerances:</p>"
+    )
+    yield "<table><tr><th>scope</th><th>figure</th><th>baseline</th><th>current</th>"
+    yield "<th>change</th><th>limit</th><th>verdict</th></tr>"
+    for r in shown:
+        cls = "fail" if r.verdict is Verdict.REGRESSED else ""
+        yield (
+            f"<tr><td>{_e(r.scope)}</td><td><code>{_e(r.name)}</code></td>"
+            f"<td class=n>{_e(r.format_value(r.baseline))}</td>"
+            f"<td class=n>{_e(r.format_value(r.current))}</td>"
+            f"<td class=n>{_e(r.format_change())}</td><td>{_e(r.limit)}</td>"
+            f'<td class="{cls}">{_e(r.verdict.value)}</td></tr>'
+        )
+    yield "</table>"
+
+
+def _distributions(data: ResultsData, figures: _Figures) -> Iterator[str]:
+    labels = list(data.summary.get("behaviours", {}))
+    divs = []
+    levels = _search_levels(data)
+    for metric in CHART_METRICS:
+        curves: dict[str, HdrHistogram] = {}
+        if levels:
+            curves = _level_curves(data, metric, levels)
+            if curves:
+                divs.append(figures.div(charts.percentile_figure(metric, curves)))
+            continue
+        for label in labels:
+            histogram = data.totals.get(f"{metric}:{label}")
+            if histogram is not None and histogram.get_total_count():
+                curves[label] = histogram
+        if len(curves) > 1 and data.totals.get(metric) is not None:
+            curves = {"all": data.totals[metric], **curves}
+        if curves:
+            divs.append(figures.div(charts.percentile_figure(metric, curves)))
+    yield "<h2>Latency distributions</h2>"
+    if not divs:
+        yield "<p>No latency samples in histograms.hlog.</p>"
+    yield '<div class="charts">' + "".join(divs) + "</div>"
+
+
+def _search_levels(data: ResultsData) -> list[Mapping[str, Any]]:
+    """A search's levels that say where they lie on the hlog's time axis (else none)."""
+    search = data.summary.get("search")
+    if not isinstance(search, Mapping):
+        return []
+    levels = search.get("levels") or []
+    return [
+        level
+        for level in levels
+        if isinstance(level, Mapping)
+        and isinstance(level.get("started_s"), int | float)
+        and isinstance(level.get("duration_s"), int | float)
+    ]
+
+
+def _level_curves(
+    data: ResultsData, metric: str, levels: list[Mapping[str, Any]]
+) -> dict[str, HdrHistogram]:
+    """One curve per search level: the intervals of ``metric`` (all behaviours) logged while
+    that level ran. The hlog's totals would mix every level, so a passing capacity and a
+    failing overload would read as one distribution."""
+    unit = "/s" if data.summary["search"].get("parameter") == "rate" else ""
+    starts = [float(level["started_s"]) for level in levels]
+    totals = [new_histogram() for _ in levels]
+    for interval in data.intervals.get(metric, ()):
+        # levels run one after another: an interval is the last level begun by its midpoint
+        i = bisect_right(starts, interval.t + interval.length / 2) - 1
+        totals[max(i, 0)].add(interval.histogram)
+    return {
+        f"{level['level']:g}{unit} {'pass' if level.get('ok') else 'fail'}": total
+        for level, total in zip(levels, totals, strict=True)
+        if total.get_total_count()
+    }
+
+
+def _time_series(data: ResultsData, figures: _Figures) -> Iterator[str]:
+    yield "<h2>Over time</h2>"
+    divs = []
+    if data.timeline:
+        divs.append(figures.div(charts.rate_figure(data.timeline)))
+        divs.append(figures.div(charts.in_flight_figure(data.timeline)))
+        divs.append(figures.div(charts.outcomes_figure(data.timeline)))
+    else:
+        yield "<p>No timeline.jsonl in this results directory: no rate or outcome series.</p>"
+    series = {tag: data.intervals[tag] for tag in _INTERVAL_TAGS if data.intervals.get(tag)}
+    if series:
+        divs.append(figures.div(charts.interval_p99_figure(series)))
+    yield '<div class="charts">' + "".join(divs) + "</div>"
+
+
+def _codes(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
+    behaviours = summary.get("behaviours", {})
+    yield "<h2>Close codes</h2>"
+    if any(any(b.get("close_codes", {}).values()) for b in behaviours.values()):
+        yield figures.div(charts.close_codes_figure(behaviours))
+    else:
+        yield "<p>No Close frame was sent or received.</p>"
+
+
+def _generator(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
+    generator = summary.get("generator", {})
+    yield "<h2>Generator</h2>"
+    yield (
+        f"<p>saturated: <b id=saturated>{'yes' if generator.get('saturated') else 'no'}</b> · "
+        f"CPU {float(generator.get('cpu_seconds') or 0):.2f} s · processes "
+        f"{_e(generator.get('processes', 1))} · loop lag p99 "
+        f"{format_us((generator.get('loop_lag_us') or {}).get('p99'))}</p>"
+    )
+    yield figures.div(charts.generator_figure(generator))
+
+
+def _server(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
+    server = summary.get("server")
+    if not server:
+        return
+    yield "<h2>Server side (built-in server)</h2>"
+    yield figures.div(charts.server_figure(server))
+    yield "<table>"
+    for key, value in server.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        yield f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>"
+    yield "</table>"
+
+
+def _search(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
+    search = summary.get("search")
+    if not isinstance(search, Mapping) or not search.get("levels"):
+        return
+    capacity = search.get("capacity")
+    yield "<h2>Capacity search</h2>"
+    yield (
+        f"<p>{_e(search.get('parameter'))}: capacity "
+        f"<b>{_e('not found' if capacity is None else f'{capacity:g}')}</b> "
+        f"({_e(search.get('reason', ''))})</p>"
+    )
+    yield figures.div(charts.search_figure(search))

@@ -1,0 +1,127 @@
+"""A GitHub-flavoured markdown summary of a run and/or a comparison (a CI job summary).
+
+Fit for ``$GITHUB_STEP_SUMMARY``: a one-line verdict first, the warnings that qualify it, the
+headline figures, the thresholds, then the comparison with the rows that need attention (not
+``pass``) up front and the full table folded in ``<details>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from wsload.report._format import format_share, format_us
+from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict
+
+__all__ = ["markdown_report"]
+
+_CLOSE_METRICS = ("close_handshake", "close_teardown", "close_total", "session")
+_MARK = {
+    Verdict.PASS: "✅",
+    Verdict.IMPROVED: "🟢",
+    Verdict.REGRESSED: "❌",
+    Verdict.INSUFFICIENT: "⚪",
+    Verdict.MISSING: "⚪",
+}
+
+
+def markdown_report(
+    summary: Mapping[str, Any] | None, comparison: CompareResult | None = None
+) -> str:
+    """Markdown for a run's summary (None: comparison only) and an optional comparison."""
+    name = str((summary or {}).get("scenario", {}).get("name", ""))
+    thresholds = list((summary or {}).get("thresholds", []))
+    failed = [t for t in thresholds if not t.get("ok")]
+    regressions = comparison.regressions if comparison is not None else ()
+    ok = not failed and not regressions
+    verdict = "pass" if ok else _failures(len(failed), len(regressions))
+    lines = [f"### {'✅' if ok else '❌'} wsload {name}: {verdict}".replace("  ", " "), ""]
+    if comparison is not None:
+        lines += [f"> ⚠️ {_cell(w)}" for w in comparison.warnings]
+        if comparison.warnings:
+            lines.append("")
+    if summary is not None:
+        lines += _headline(summary)
+        if thresholds:
+            lines += ["", "| threshold | condition | measured | |", "|---|---|---|---|"]
+            lines += [
+                f"| `{t['expr']}` | {_cell(t['condition'])} | {_cell(t['detail'])} | "
+                f"{'✅' if t.get('ok') else '❌'} |"
+                for t in thresholds
+            ]
+    if comparison is not None:
+        lines += ["", f"**Compared with {_cell(comparison.baseline_name)}**", ""]
+        attention = [r for r in comparison.rows if r.verdict in ATTENTION]
+        if attention:
+            lines += _rows_table(attention)
+        else:
+            lines.append(f"All {len(comparison.rows)} compared figures within tolerance.")
+        unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
+        if unjudged:
+            lines += ["", f"{unjudged} percentiles not judged: too few samples (--min-samples)."]
+        lines += ["", "<details><summary>every compared figure</summary>", ""]
+        lines += _rows_table(comparison.rows)
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _failures(thresholds: int, regressions: int) -> str:
+    parts = []
+    if thresholds:
+        parts.append(f"{thresholds} threshold{'s' if thresholds > 1 else ''} failed")
+    if regressions:
+        parts.append(f"{regressions} regression{'s' if regressions > 1 else ''}")
+    return ", ".join(parts)
+
+
+def _headline(summary: Mapping[str, Any]) -> list[str]:
+    totals = summary.get("totals", {})
+    attempted = int(totals.get("attempted") or 0)
+    clean = totals.get("clean")
+    generator = summary.get("generator", {})
+    lines = [
+        f"{attempted:,} connections in {summary.get('duration_s', 0):.1f} s, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}; "
+        f"generator {'**saturated**' if generator.get('saturated') else 'not saturated'} "
+        f"(loop lag p99 {format_us(generator.get('loop_lag_us', {}).get('p99'))}).",
+        "",
+        "| behaviour | attempted | clean | metric | p50 | p99 | p999 |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for label, behaviour in summary.get("behaviours", {}).items():
+        b_att = int(behaviour.get("attempted") or 0)
+        b_clean = behaviour.get("clean")
+        share = format_share(b_clean, b_att) if b_clean is not None else "n/a"
+        first = True
+        for metric in _CLOSE_METRICS:
+            stats = behaviour.get("latency_us", {}).get(metric) or {}
+            if not stats.get("count"):
+                continue
+            head = f"| {_cell(label)} | {b_att:,} | {share}" if first else "| | |"
+            lines.append(
+                f"{head} | {metric} | {format_us(stats.get('p50'))} | "
+                f"{format_us(stats.get('p99'))} | {format_us(stats.get('p999'))} |"
+            )
+            first = False
+        if first:
+            lines.append(f"| {_cell(label)} | {b_att:,} | {share} | - | - | - | - |")
+    return lines
+
+
+def _rows_table(rows: Sequence[Row] | Iterable[Row]) -> list[str]:
+    lines = [
+        "| scope | figure | baseline | current | change | limit | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {_cell(r.scope)} | `{r.name}` | {r.format_value(r.baseline)} | "
+        f"{r.format_value(r.current)} | {r.format_change()} | {r.limit} | "
+        f"{_MARK[r.verdict]} {r.verdict.value} |"
+        for r in rows
+    ]
+    return lines
+
+
+def _cell(text: object) -> str:
+    """Text safe inside a markdown table cell (pipes and line breaks escaped)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,155 @@
+"""Secrets out of every output: pure functions over URLs, headers, scenarios and free text.
+
+A scenario may carry credentials (``Authorization``/``Cookie`` headers, ``?token=`` in the URL,
+``user:password@`` userinfo) because the target needs them. Results directories get shared,
+attached to CI artifacts and pasted into tickets, so nothing wsload writes or prints keeps them:
+the resolved ``scenario.toml``, ``summary.json`` (its ``scenario`` copy and hash), the terminal,
+``--record-connections`` lines and error messages all pass through here. Only the values go;
+names stay, so a reader still sees *that* a token was sent. Over-redacting a harmless
+``key=`` parameter is the accepted price of never leaking a real one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from wsload.scenario.model import Scenario
+
+__all__ = [
+    "REDACTED",
+    "SECRET_HEADERS",
+    "SECRET_PARAMS",
+    "is_secret_header",
+    "is_secret_param",
+    "redact_headers",
+    "redact_scenario",
+    "redact_text",
+    "redact_url",
+]
+
+REDACTED = "REDACTED"
+
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-access-token",
+        "x-csrf-token",
+    }
+)
+"""Header names (lower case) whose values are secrets."""
+
+SECRET_PARAMS = frozenset(
+    {
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth",
+        "key",
+        "api_key",
+        "apikey",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "signature",
+        "sig",
+        "session",
+        "sessionid",
+        "jwt",
+    }
+)
+"""URL query parameter names (lower case) whose values are secrets."""
+
+_SECRET_SUFFIXES = ("token", "secret", "password", "_key", "-key")
+_URL_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+_PARAM_RE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)=(?P<value>[^&\s'\"<>;,]+)")
+_HEADER_RE = re.compile(
+    r"(?<![\w.-])(?P<name>" + "|".join(re.escape(h) for h in sorted(SECRET_HEADERS)) + r")"
+    r"(?P<sep>['\"]?\s*[:=]\s*['\"]?)(?P<value>[^\r\n'\"]+)",
+    re.IGNORECASE,
+)
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a secret (by name, case-insensitive)."""
+    return name.lower() in SECRET_HEADERS
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter's value is a secret: a known name or a telling suffix."""
+    lower = name.lower()
+    return lower in SECRET_PARAMS or lower.endswith(_SECRET_SUFFIXES)
+
+
+def _redact_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        name, sep, value = item.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and value and is_secret_param(name) else item)
+    return "&".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo secrets and secret query values; anything else unchanged.
+
+    ``ws://alice:pw@host/p?token=abc&id={seq}`` → ``ws://REDACTED@host/p?token=REDACTED&id={seq}``.
+    The text is edited in place (not re-encoded), so ``{seq}`` and the rest stay as written.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index >= 0:
+            end = min(end, index)
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        authority = REDACTED + authority[authority.rindex("@") :]
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        query, hash_, fragment = query.partition("#")
+        tail = f"{path}?{_redact_query(query)}{hash_}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+def redact_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The same headers with secret values replaced."""
+    return tuple((name, REDACTED if is_secret_header(name) else value) for name, value in headers)
+
+
+def redact_scenario(scenario: Scenario) -> Scenario:
+    """``scenario`` as it may be written or shown: URL and header secrets replaced.
+
+    The result still parses and dumps like any scenario (``REDACTED`` is a valid header value
+    and query value), so the resolved copy stays a readable, loadable file.
+    """
+    target = scenario.target
+    url = redact_url(target.url)
+    headers = redact_headers(target.headers)
+    if url == target.url and headers == target.headers:
+        return scenario
+    return replace(scenario, target=replace(target, url=url, headers=headers))
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error, a log line, a connection's detail) with secrets replaced.
+
+    Catches URLs (userinfo, secret query values), ``name=value`` pairs with a secret name,
+    and ``Authorization: ...``-style header values up to the end of the line or quote.
+    """
+    if not text:
+        return text
+    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    text = _PARAM_RE.sub(
+        lambda m: f"{m['name']}={REDACTED}" if is_secret_param(m["name"]) else m.group(0), text
+    )
+    return _HEADER_RE.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)

@@ -1,0 +1,163 @@
+"""Segments: N disjoint, deterministic shares of one scenario (``--segment i/N``). No I/O.
+
+Like k6's execution segments, but by sequence number rather than by fraction of time: segment
+``i`` of ``N`` runs the connections of the *global* schedule whose 0-based sequence number ``k``
+satisfies ``k % N == i`` (arrival and storm models) and the closed-loop slots ``j`` with
+``j % N == i`` (concurrency model). The close behaviour of connection ``k`` is the global
+``CloseMix``'s choice for ``k`` and its source address is the global round-robin's, so the union
+of all segments is exactly the unsegmented plan: the same intended starts, the same close mix,
+the same source addresses, whichever machine runs which share. Every segment starts its schedule
+at one agreed wall-clock instant (``--start-at``).
+
+Index ``i`` is 0-based so that a Kubernetes Indexed Job can pass ``JOB_COMPLETION_INDEX``
+straight through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from wsload.errors import UsageError
+from wsload.runner.schedule import CloseMix, arrival_offsets
+from wsload.scenario.model import CloseSpec, LoadConfig
+
+__all__ = [
+    "WHOLE",
+    "Segment",
+    "SegmentMix",
+    "format_segments",
+    "parse_segment",
+    "parse_segments",
+    "planned_connections",
+    "segment_offsets",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Share ``index`` (0-based) of ``count`` equal shares of a scenario."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"segment {self.index}/{self.count}: need 0 <= i < N and N >= 1")
+
+    @property
+    def whole(self) -> bool:
+        """True for ``0/1``: the unsegmented scenario."""
+        return self.count == 1
+
+    def owns(self, k: int) -> bool:
+        """Whether global sequence number / slot ``k`` (0-based) belongs to this segment."""
+        return k % self.count == self.index
+
+    def global_seq(self, m: int) -> int:
+        """The global 0-based sequence number of this segment's ``m``-th connection."""
+        return self.index + m * self.count
+
+    def share(self, total: int) -> int:
+        """How many of ``total`` global items (0 .. total-1) this segment owns."""
+        return max(0, math.ceil((total - self.index) / self.count))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE = Segment(0, 1)
+
+
+def parse_segment(text: str) -> Segment:
+    """``"1/4"`` → ``Segment(1, 4)``.
+
+    Raises:
+        UsageError: not ``i/N`` with integers ``0 <= i < N``.
+    """
+    index, sep, count = text.strip().partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return Segment(int(index), int(count))
+    except ValueError:
+        raise UsageError(
+            f"--segment: expected i/N with 0 <= i < N (e.g. 0/4 .. 3/4), got {text!r}"
+        ) from None
+
+
+def parse_segments(text: str) -> tuple[frozenset[int], int]:
+    """``"0,2/4"`` (a merged result's ``generator.segment``) → ``({0, 2}, 4)``.
+
+    Raises:
+        ValueError: malformed.
+    """
+    indices, sep, count_text = text.partition("/")
+    count = int(count_text)
+    found = frozenset(int(part) for part in indices.split(",")) if sep else frozenset()
+    if not found or count < 1 or any(not 0 <= i < count for i in found):
+        raise ValueError(f"bad segment {text!r}")
+    return found, count
+
+
+def format_segments(indices: Iterable[int], count: int) -> str | None:
+    """``generator.segment`` of a result holding ``indices`` of ``count``: None when whole."""
+    found = sorted(set(indices))
+    if found == list(range(count)):
+        return None
+    return ",".join(str(i) for i in found) + f"/{count}"
+
+
+def segment_offsets(load: LoadConfig, segment: Segment) -> Iterator[tuple[int, float]]:
+    """``(global k, intended offset s)`` of this segment's open-loop connections, in order.
+
+    Arrival: the global arrival curve filtered by ``k``; storm: ``concurrency`` connections
+    opened ``1/rate`` apart (all at once without a rate), filtered the same way.
+    """
+    if load.model == "storm":
+        interval = 1.0 / load.rate if load.rate else 0.0
+        for k in range(segment.index, load.concurrency or 0, segment.count):
+            yield k, k * interval
+        return
+    for k, offset in enumerate(arrival_offsets(load)):
+        if segment.owns(k):
+            yield k, offset
+
+
+class SegmentMix:
+    """The global close mix, read only at this segment's sequence numbers.
+
+    Walking the whole ``CloseMix`` keeps its prefix guarantee global: every segment gets
+    exactly the behaviours the unsegmented run would give the same connections.
+    """
+
+    def __init__(self, specs: tuple[CloseSpec, ...], seed: int | None) -> None:
+        self._mix = CloseMix(specs, seed)
+        self._next_k = 0
+
+    def at(self, k: int) -> CloseSpec:
+        """The close behaviour of global connection ``k``; ``k`` must grow between calls."""
+        if k < self._next_k:
+            raise ValueError(f"connection {k} already passed (next is {self._next_k})")
+        spec = self._mix.next()
+        while self._next_k < k:
+            self._next_k += 1
+            spec = self._mix.next()
+        self._next_k = k + 1
+        return spec
+
+
+def planned_connections(
+    load: LoadConfig,
+    close: tuple[CloseSpec, ...],
+    seed: int | None,
+    segment: Segment = WHOLE,
+) -> list[tuple[int, float, str]]:
+    """``(global k, intended offset, close label)`` of every open-loop connection planned.
+
+    What ``run_load`` starts for the arrival and storm models (dropped ones included): the
+    test of "the union of segments is the whole scenario" compares these lists.
+    """
+    mix = SegmentMix(close, seed)
+    return [(k, offset, mix.at(k).label) for k, offset in segment_offsets(load, segment)]

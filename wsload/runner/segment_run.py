@@ -1,0 +1,208 @@
+"""One segment's load, wherever it runs (this process, a worker process, a Dask worker), and
+its result in a form that travels between processes and merges exactly.
+
+``SegmentResult`` is what ``RunResult`` needs from the load side. Its wire form (JSON-able:
+the collector's ``to_wire`` plus the encoded lag histograms) is what a worker process pipes to
+the parent, what a Dask task returns and what ``totals.json`` stores for ``wsload merge``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from hdrh.histogram import HdrHistogram
+
+from wsload.core.record import ConnectionRecord
+from wsload.engine.driver import DriverContext
+from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.histograms import decode, encode
+from wsload.metrics.result import new_lag_histogram
+from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.runner.segment import WHOLE, Segment, format_segments, parse_segments
+from wsload.scenario.model import Scenario
+
+__all__ = ["MAX_START_WAIT", "SegmentResult", "run_segment", "wait_for_start"]
+
+MAX_START_WAIT = 24 * 3600.0
+"""A ``--start-at`` further ahead than this is refused (a typo, not a plan)."""
+
+_FORMAT = "wsload.segment"
+_VERSION = 1
+
+
+@dataclass(slots=True)
+class SegmentResult:
+    """The load side of a run: one segment, or several merged.
+
+    Attributes:
+        segment: ``generator.segment``: ``"i/N"`` (one share), ``"0,2/4"`` (some shares
+            merged) or None (the whole scenario).
+        processes: generator processes that contributed.
+    """
+
+    segment: str | None
+    collector: Collector
+    loop_lag: HdrHistogram
+    start_lag: HdrHistogram
+    saturated: bool
+    cpu_seconds: float
+    duration_s: float
+    interrupted: bool
+    intervals: int
+    intended: int
+    processes: int = 1
+
+    @classmethod
+    def from_load(cls, collector: Collector, run: LoadRun, segment: Segment) -> SegmentResult:
+        return cls(
+            segment=None if segment.whole else str(segment),
+            collector=collector,
+            loop_lag=run.lag.loop_lag,
+            start_lag=run.lag.start_lag,
+            saturated=run.lag.saturated,
+            cpu_seconds=run.cpu_seconds,
+            duration_s=run.ended - run.started,
+            interrupted=run.interrupted,
+            intervals=run.intervals,
+            intended=run.intended,
+        )
+
+    def indices(self) -> tuple[frozenset[int], int]:
+        """The segment indices this result holds, and the N they are shares of."""
+        return parse_segments(self.segment) if self.segment else (frozenset({0}), 1)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "segment": self.segment,
+            "collector": self.collector.to_wire(),
+            "loop_lag": encode(self.loop_lag),
+            "start_lag": encode(self.start_lag),
+            "saturated": self.saturated,
+            "cpu_seconds": self.cpu_seconds,
+            "duration_s": self.duration_s,
+            "interrupted": self.interrupted,
+            "intervals": self.intervals,
+            "intended": self.intended,
+            "processes": self.processes,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SegmentResult:
+        """Raises: ValueError naming what is wrong."""
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ValueError(f"not a {_FORMAT} object")
+        if data.get("version") != _VERSION:
+            raise ValueError(f"{_FORMAT} version {data.get('version')!r} is not {_VERSION}")
+        try:
+            segment = data["segment"]
+            if segment is not None:
+                parse_segments(str(segment))
+            return cls(
+                segment=None if segment is None else str(segment),
+                collector=Collector.from_wire(data["collector"]),
+                loop_lag=decode(data["loop_lag"]),
+                start_lag=decode(data["start_lag"]),
+                saturated=bool(data["saturated"]),
+                cpu_seconds=float(data["cpu_seconds"]),
+                duration_s=float(data["duration_s"]),
+                interrupted=bool(data["interrupted"]),
+                intervals=int(data["intervals"]),
+                intended=int(data["intended"]),
+                processes=int(data["processes"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
+
+    @classmethod
+    def merge(cls, parts: Iterable[SegmentResult], labels: Iterable[str] = ()) -> SegmentResult:
+        """Histograms added exactly, counters summed, saturated if any part was.
+
+        Raises:
+            ValueError: no parts, parts of different splits, or overlapping parts.
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to merge")
+        collector = Collector(labels, start=0.0)
+        loop_lag, start_lag = new_lag_histogram(), new_lag_histogram()
+        seen: set[int] = set()
+        count = parts[0].indices()[1]
+        for part in parts:
+            indices, n = part.indices()
+            name = part.segment or "the whole scenario"
+            if n != count:
+                raise ValueError(f"{name} is not a share of {count} segments")
+            if seen & indices:
+                raise ValueError(f"{name} overlaps another part")
+            seen |= indices
+            collector.merge(part.collector)
+            loop_lag.add(part.loop_lag)
+            start_lag.add(part.start_lag)
+        return cls(
+            segment=format_segments(seen, count),
+            collector=collector,
+            loop_lag=loop_lag,
+            start_lag=start_lag,
+            saturated=any(p.saturated for p in parts),
+            cpu_seconds=sum(p.cpu_seconds for p in parts),
+            duration_s=max(p.duration_s for p in parts),
+            interrupted=any(p.interrupted for p in parts),
+            intervals=max(p.intervals for p in parts),
+            intended=sum(p.intended for p in parts),
+            processes=sum(p.processes for p in parts),
+        )
+
+
+async def wait_for_start(start_at: float | None, stop: trio.Event) -> None:
+    """Sleep until wall-clock ``start_at`` (epoch seconds), or ``stop``; bounded.
+
+    The wall clock is read once to turn the agreed instant into a delay; from then on the
+    run clock (monotonic) rules, as everywhere else. A start already past begins now.
+    """
+    if start_at is None:
+        return
+    delay = start_at - time.time()
+    if delay > MAX_START_WAIT:
+        raise ValueError(f"start time is {delay:.0f} s away (more than {MAX_START_WAIT:.0f} s)")
+    with trio.move_on_after(max(0.0, delay)):
+        await stop.wait()
+
+
+async def run_segment(
+    scenario: Scenario,
+    url: str,
+    *,
+    segment: Segment = WHOLE,
+    start_at: float | None = None,
+    progress: Progress | None = None,
+    on_interval: Callable[[IntervalSnapshot], None] = lambda _: None,
+    stop: trio.Event | None = None,
+    hard_stop: trio.Event | None = None,
+    on_record: Callable[[ConnectionRecord], None] | None = None,
+) -> SegmentResult:
+    """Wait for the common start, run ``segment`` of ``scenario`` against ``url``.
+
+    ``on_record``: each connection's record, as ``run_load`` hands it (--record-connections).
+    """
+    stop = stop if stop is not None else trio.Event()
+    await wait_for_start(start_at, stop)
+    collector = Collector(labels=tuple(spec.label for spec in scenario.close))
+    ctx = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+    load_run = await run_load(
+        scenario,
+        ctx,
+        collector,
+        progress=progress,
+        on_interval=on_interval,
+        stop=stop,
+        hard_stop=hard_stop,
+        segment=segment,
+        on_record=on_record,
+    )
+    return SegmentResult.from_load(collector, load_run, segment)

@@ -1,0 +1,313 @@
+"""``wsload run --workers N``: N generator processes on this machine, one segment each.
+
+One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets, so the load is
+split into N segments (``wsload.runner.segment``) run by N ``spawn``ed processes, as the
+built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
+each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
+``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
+``("error", text)``; parent → worker: ``("start", epoch)``, ``"stop"`` (graceful), ``"hard"``.
+
+Workers ignore SIGINT (Ctrl-C reaches the whole process group): the parent decides, and
+forwards its graceful or hard stop, so an interrupted run still gathers every worker's result.
+A worker that dies is reported; the others' results are kept and the summary's
+``generator.segment`` names the shares it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from wsload.errors import ToolError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
+from wsload.runner.loop import Progress
+from wsload.runner.result_files import SegmentLogs
+from wsload.runner.schedule import planned_end
+from wsload.runner.segment import Segment
+from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.scenario.model import Scenario
+
+__all__ = ["START_MARGIN", "run_workers"]
+
+START_MARGIN = 0.2
+"""Seconds between "start" being sent and the common start (covers the pipe and a wake-up)."""
+
+_READY_TIMEOUT = 60.0
+_KILL_AFTER = 10.0
+_PROGRESS_PERIOD = 0.25
+_PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
+
+Conn = multiprocessing.connection.Connection
+
+
+def _worker(
+    scenario: Scenario, url: str, segment: Segment, conn: Conn
+) -> None:  # pragma: no cover - runs in the child process (covered through run_workers)
+    """Worker process entry: run one segment, stream intervals and progress, send the result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from wsload.runner.execute import raise_nofile_limit
+
+    raise_nofile_limit()
+    try:
+        trio.run(_worker_main, scenario, url, segment, conn)
+    except Exception as exc:  # report, never a silent death
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Conn) -> None:
+    stop, hard_stop = trio.Event(), trio.Event()
+    progress = Progress()
+    conn.send(("ready",))
+    start_at: float | None = None
+    while start_at is None:
+        await trio.lowlevel.wait_readable(conn.fileno())
+        message = _recv(conn)
+        if isinstance(message, tuple) and message[0] == "start":
+            start_at = float(message[1])
+        elif message in ("stop", "hard", None):
+            return
+
+    def on_interval(snapshot: IntervalSnapshot) -> None:
+        conn.send(("interval", snapshot_to_wire(snapshot, progress.started)))
+
+    async def commands() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(conn.fileno())
+            message = _recv(conn)
+            if message == "hard":
+                hard_stop.set()
+            stop.set()  # "stop", or the parent is gone
+            if message is None:
+                hard_stop.set()
+                return
+
+    async def report_progress() -> None:
+        while True:
+            await trio.sleep(_PROGRESS_PERIOD)
+            conn.send(("progress", _progress_dict(progress)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(commands)
+        nursery.start_soon(report_progress)
+        part = await run_segment(
+            scenario,
+            url,
+            segment=segment,
+            start_at=start_at,
+            progress=progress,
+            on_interval=on_interval,
+            stop=stop,
+            hard_stop=hard_stop,
+        )
+        nursery.cancel_scope.cancel()
+    conn.send(("progress", _progress_dict(progress)))
+    conn.send(("done", part.to_wire()))
+
+
+def _recv(conn: Conn) -> Any:
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _progress_dict(progress: Progress) -> dict[str, Any]:
+    out: dict[str, Any] = {name: getattr(progress, name) for name in _PROGRESS_FIELDS}
+    out["phase"] = progress.phase
+    out["outcomes"] = dict(progress.outcomes)
+    return out
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    segment: Segment
+    process: multiprocessing.process.BaseProcess
+    conn: Conn
+    ready: trio.Event = field(default_factory=trio.Event)
+    ended: trio.Event = field(default_factory=trio.Event)
+    result: SegmentResult | None = None
+    error: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def send(self, message: Any) -> None:
+        if not self.ended.is_set():
+            with contextlib.suppress(OSError):
+                self.conn.send(message)
+
+
+class _Parent:
+    """Reads every worker's pipe, sums progress, merges intervals, forwards stops."""
+
+    def __init__(
+        self,
+        workers: list[_Worker],
+        progress: Progress,
+        on_interval: Callable[[IntervalSnapshot], None],
+        segment_logs: SegmentLogs,
+    ) -> None:
+        self.workers = workers
+        self.progress = progress
+        self.on_interval = on_interval
+        self.segment_logs = segment_logs
+        self.merger = IntervalMerger(len(workers))
+
+    def _emit(self, snapshots: list[IntervalSnapshot]) -> None:
+        for snapshot in snapshots:
+            self.progress.last_interval = snapshot
+            self.on_interval(snapshot)
+
+    def _sum_progress(self) -> None:
+        progress = self.progress
+        for name in _PROGRESS_FIELDS:
+            setattr(progress, name, sum(w.progress.get(name, 0) for w in self.workers))
+        outcomes: dict[str, int] = {}
+        for worker in self.workers:
+            for name, n in worker.progress.get("outcomes", {}).items():
+                outcomes[name] = outcomes.get(name, 0) + n
+        progress.outcomes = outcomes
+        phases = [w.progress.get("phase") for w in self.workers if not w.ended.is_set()]
+        progress.phase = str(phases[0]) if phases and phases[0] else progress.phase
+
+    async def read(self, worker: _Worker) -> None:
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(worker.conn.fileno())
+                message = _recv(worker.conn)
+                if message is None:
+                    break
+                try:
+                    if self._dispatch(worker, message):
+                        break
+                except (ValueError, TypeError, IndexError) as exc:
+                    worker.error = f"sent a malformed message: {exc}"
+                    break
+        finally:
+            worker.ended.set()
+            worker.ready.set()  # never leave the start barrier waiting for a dead worker
+            self._emit(self.merger.done(worker.index))
+
+    def _dispatch(self, worker: _Worker, message: Any) -> bool:
+        """Handle one message; True when it was the worker's last."""
+        kind = message[0]
+        payload: Any = message[1] if len(message) > 1 else None
+        if kind == "ready":
+            worker.ready.set()
+        elif kind == "interval":
+            snapshot = snapshot_from_wire(payload)
+            self.segment_logs.write(str(worker.segment), snapshot)
+            self._emit(self.merger.add(worker.index, snapshot))
+        elif kind == "progress":
+            worker.progress = dict(payload)
+            self._sum_progress()
+        elif kind == "done":
+            worker.result = SegmentResult.from_wire(payload)
+            self.segment_logs.finish(worker.result)
+            return True
+        elif kind == "error":
+            worker.error = str(payload)
+            return True
+        return False
+
+    async def forward_stops(self, stop: trio.Event, hard_stop: trio.Event) -> None:
+        await stop.wait()
+        for worker in self.workers:
+            worker.send("stop")
+        await hard_stop.wait()
+        for worker in self.workers:
+            worker.send("hard")
+
+
+def _spawn(scenario: Scenario, url: str, index: int, count: int) -> _Worker:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    segment = Segment(index, count)
+    process = ctx.Process(
+        target=_worker,
+        args=(scenario, url, segment, child),
+        name=f"wsload-worker-{index}",
+        daemon=True,
+    )
+    process.start()
+    child.close()
+    return _Worker(index, segment, process, parent)
+
+
+async def _reap(worker: _Worker) -> None:
+    """Join the process (bounded), kill it if it will not go, close the pipe."""
+    process = worker.process
+    await trio.to_thread.run_sync(process.join, _KILL_AFTER)
+    if process.is_alive():
+        process.kill()
+        await trio.to_thread.run_sync(process.join, 2.0)
+    if worker.result is None and worker.error is None:
+        worker.error = f"exited with code {process.exitcode} before sending its result"
+    worker.conn.close()
+
+
+async def run_workers(
+    scenario: Scenario,
+    url: str,
+    count: int,
+    progress: Progress,
+    on_interval: Callable[[IntervalSnapshot], None],
+    segment_logs: SegmentLogs,
+    stop: trio.Event,
+    hard_stop: trio.Event,
+    start_at: float | None = None,
+) -> SegmentResult:
+    """Run ``scenario`` as ``count`` segments in ``count`` worker processes; merge the results.
+
+    ``on_interval`` gets the merged intervals; ``segment_logs`` keeps each worker's own
+    intervals and result (``<out>/segments/<i>of<N>/``, mergeable with ``wsload merge``).
+    ``start_at`` (wall-clock epoch) delays the common start; it is never earlier than the
+    moment every worker is ready plus ``START_MARGIN``.
+
+    Raises:
+        ToolError: no worker produced a result.
+    """
+    workers: list[_Worker] = []
+    try:
+        for index in range(count):
+            workers.append(await trio.to_thread.run_sync(_spawn, scenario, url, index, count))
+        parent = _Parent(workers, progress, on_interval, segment_logs)
+        async with trio.open_nursery() as nursery:
+            for worker in workers:
+                nursery.start_soon(parent.read, worker)
+            nursery.start_soon(parent.forward_stops, stop, hard_stop)
+            with trio.move_on_after(_READY_TIMEOUT):
+                for worker in workers:
+                    await worker.ready.wait()
+            now = time.time()
+            start_at = max(start_at or 0.0, now + START_MARGIN)
+            progress.started = trio.current_time() + (start_at - now)
+            progress.planned_s = planned_end(scenario.load)
+            for worker in workers:
+                worker.send(("start", start_at))
+            for worker in workers:
+                await worker.ended.wait()
+            nursery.cancel_scope.cancel()
+        parent._emit(parent.merger.finish())
+    finally:
+        with trio.CancelScope(shield=True):
+            for worker in workers:
+                await _reap(worker)
+    for worker in workers:
+        if worker.error is not None:
+            sys.stderr.write(f"wsload: warning: worker {worker.segment}: {worker.error}\n")
+    parts = [worker.result for worker in workers if worker.result is not None]
+    if not parts:
+        raise ToolError("every worker failed: no result to write")
+    return SegmentResult.merge(parts, labels=tuple(spec.label for spec in scenario.close))
