@@ -181,8 +181,15 @@ def test_storm_size_search_finds_how_many_closes_at_once_the_server_takes(
 ) -> None:
     # N closes at once, answered 100/s: the last waits ≈ N / 100 s; a 400 ms p99 gate
     # fails from ≈ 41 connections on.
-    code, summary, _, _ = _search(tmp_path, STORM_SEARCH, "--quiet")
+    code, summary, out, _ = _search(tmp_path, STORM_SEARCH, "--quiet")
     search = summary["search"]
+    # one timeline for the whole search, as for a run: every level's connections are in it
+    lines = (out / "timeline.jsonl").read_text(encoding="utf-8").splitlines()
+    timeline = [json.loads(line) for line in lines]
+    assert sum(entry["attempted"] for entry in timeline) == sum(
+        lv["attempted"] for lv in search["levels"]
+    )
+    assert [entry["t"] for entry in timeline] == sorted(entry["t"] for entry in timeline)
     if search["stopped"] == "saturated":
         pytest.skip(f"the machine was too busy: {search['reason']}")
     assert search["stopped"] == "converged", search["reason"]
@@ -285,3 +292,18 @@ def test_sigint_mid_search_keeps_every_level_measured(tmp_path: Path) -> None:
     assert search["levels"][-1]["interrupted"] is True
     assert search["capacity"] == 20  # what was measured before the stop is kept
     assert summary["interrupted"] is True and search["main_level"] == 20
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--record-connections", "c.jsonl"], ["--start-at", "1"], ["--workers", "2"]],
+)
+def test_a_search_refuses_options_of_a_single_run(tmp_path: Path, extra: list[str]) -> None:
+    """A search is many runs in one process: options that shape one run are refused before
+    anything starts, not silently dropped."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(RATE_SEARCH, encoding="utf-8")
+    args = ["run", str(scenario), "--out", str(tmp_path / "out"), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "search" in result.output and not (tmp_path / "out").exists()

@@ -251,7 +251,8 @@ def search(
 ) -> None:
     """Find the highest load that meets every threshold ([load] model = "search").
 
-    Same as `wsload run` on a search scenario; refuses any other. Exit 0 when a capacity was
+    Same as `wsload run` on a search scenario (which also takes --baseline, --junit,
+    --markdown and --no-report); refuses any other scenario. Exit 0 when a capacity was
     found, 1 when no level passed, 2 on invalid input, 3 when wsload could not run, 130 when
     interrupted (the levels measured so far are written).
     """

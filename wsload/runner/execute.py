@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
-import resource
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +20,6 @@ from typing import Any
 
 import trio
 from rich.console import Console
-from rich.live import Live
 
 from wsload.core.record import ConnectionRecord
 from wsload.errors import UsageError, WsloadError
@@ -37,27 +32,22 @@ from wsload.report.redact import redact_scenario
 from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
+from wsload.runner.runtime import (
+    live_progress,
+    raise_nofile_limit,
+    signals_deferred,
+    watch_signals,
+    with_seed,
+)
 from wsload.runner.segment import WHOLE, Segment
 from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
-__all__ = ["execute_run", "raise_nofile_limit"]
+__all__ = ["execute_run", "raise_nofile_limit"]  # the latter re-exported from runtime
 
 EXIT_OK, EXIT_THRESHOLDS, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def raise_nofile_limit() -> int:
-    """Raise RLIMIT_NOFILE to the hard limit (every connection is a file descriptor)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def execute_run(
@@ -91,8 +81,12 @@ def execute_run(
     What is written or shown carries the scenario with its secrets redacted.
     """
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
-        if workers != 1 or cluster is not None or not segment.whole:
-            raise UsageError("a search runs in one process: drop --workers/--cluster/--segment")
+        if workers != 1 or cluster is not None or not segment.whole or start_at is not None:
+            raise UsageError(
+                "a search runs in one process: drop --workers/--cluster/--segment/--start-at"
+            )
+        if record_connections is not None:
+            raise UsageError("--record-connections does not apply to a search (many runs)")
         from wsload.runner.search import execute_search
 
         return execute_search(
@@ -120,7 +114,7 @@ def execute_run(
         raise UsageError(f"--start-at: {start_at:.0f} is more than 24 h ahead")
     if scenario.seed is None:
         # every share of a split run must see the same close mix: the seed must agree
-        scenario = _with_seed(scenario) if segment.whole else _seed_from_hash(scenario)
+        scenario = with_seed(scenario) if segment.whole else _seed_from_hash(scenario)
     started_at = datetime.now(UTC)
     out_dir = (
         files.make_results_dir(results_base, scenario.name, started_at)
@@ -131,7 +125,7 @@ def execute_run(
     show_live = not (quiet or json_out) and console.is_terminal
     for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
         sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
-    with _signals_deferred() as late:
+    with signals_deferred() as late:
         shown = redact_scenario(scenario)
         resolved = scenario_to_toml(shown)
         if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
@@ -168,35 +162,6 @@ def execute_run(
         return EXIT_INTERRUPTED
     failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
     return EXIT_THRESHOLDS if failed else EXIT_OK
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[list[int]]:
-    """Outside the run's own signal receiver, SIGINT/SIGTERM are noted instead of acted on.
-
-    Python's default SIGINT handler (KeyboardInterrupt, also inside ``trio.run`` when its
-    handler is the default) would cut the run off wherever it lands: while the built-in
-    server starts or stops, or while summary.json is written, and what was measured would be
-    lost. With this handler in place Trio installs no KeyboardInterrupt handler; the run's
-    ``_signals`` task owns the signals while the load runs, takes the ones noted before it
-    started as a stop, and the ones noted after it make the exit code 130.
-    """
-    late: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield late
-        return
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
-    try:
-        yield late
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _with_seed(scenario: Scenario) -> Scenario:
-    """An unseeded run gets a random seed, recorded in the resolved scenario: repeatable."""
-    return replace(scenario, seed=random.randrange(1, 2**31))
 
 
 def _seed_from_hash(scenario: Scenario) -> Scenario:
@@ -247,9 +212,9 @@ async def _run(
 
         failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop, args.late)
+            nursery.start_soon(watch_signals, stop, hard_stop, args.late)
             if console is not None:
-                nursery.start_soon(_live, console, progress, scenario)
+                nursery.start_soon(live_progress, console, progress, scenario)
             try:
                 part = await _load(
                     scenario, url, args, progress, on_interval, stop, hard_stop, on_record
@@ -304,30 +269,3 @@ async def _load(
         hard_stop=hard_stop,
         on_record=on_record if args.log is not None else None,
     )
-
-
-async def _signals(stop: trio.Event, hard_stop: trio.Event, late: list[int] | None = None) -> None:
-    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now.
-
-    ``late`` holds signals that came before this task listened (while the target started).
-    """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        early = len(late) if late is not None else 0
-        if late:
-            late.clear()  # acted on here (the run ends interrupted), not again at the end
-        if early:
-            stop.set()
-        if early > 1:
-            hard_stop.set()
-        async for _ in signals:
-            if stop.is_set():
-                hard_stop.set()
-            else:
-                stop.set()
-
-
-async def _live(console: Console, progress: Progress, scenario: Scenario) -> None:
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        while True:
-            live.update(terminal.live_panel(progress, scenario, trio.current_time()))
-            await trio.sleep(0.25)

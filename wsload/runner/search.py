@@ -23,24 +23,23 @@ import trio
 from rich.console import Console
 
 from wsload.engine.driver import DriverContext
-from wsload.metrics.collector import Collector
-from wsload.metrics.result import RunResult
+from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.report import files, hlog, summary, terminal, thresholds
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, search_section, search_table
-from wsload.runner.execute import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_THRESHOLDS,
-    _live,
-    _signals,
-    _signals_deferred,
-    _with_seed,
-    raise_nofile_limit,
-)
+from wsload.report.timeline import TimelineWriter
+from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
 from wsload.runner.loop import Progress, run_load
+from wsload.runner.result_files import result_of
+from wsload.runner.runtime import (
+    live_progress,
+    raise_nofile_limit,
+    signals_deferred,
+    watch_signals,
+    with_seed,
+)
 from wsload.runner.search_levels import (
     Climb,
     Stop,
@@ -48,6 +47,8 @@ from wsload.runner.search_levels import (
     step_scenario,
     worst_case_seconds,
 )
+from wsload.runner.segment import WHOLE
+from wsload.runner.segment_run import SegmentResult
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
@@ -143,14 +144,14 @@ def execute_search(
     assert search is not None, "execute_search needs a search scenario"
     raise_nofile_limit()
     if scenario.seed is None:
-        scenario = _with_seed(scenario)
+        scenario = with_seed(scenario)
     started_at = datetime.now(UTC)
     out_dir = (
         files.make_results_dir(results_base, scenario.name, started_at)
         if out is None
         else files.prepare_results_dir(out)
     )
-    with _signals_deferred() as late:
+    with signals_deferred() as late:
         return _search_in(scenario, search, out_dir, started_at, quiet, json_out, outputs, late)
 
 
@@ -182,7 +183,10 @@ def _search_in(
         if not quiet:
             console.print(_level_line(entry, search.over))
 
-    writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+    writer = _Logs(
+        hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at),
+        TimelineWriter(out_dir / "timeline.jsonl"),
+    )
     show_live = not (quiet or json_out) and console.is_terminal
     try:
         levels.server = trio.run(
@@ -223,10 +227,30 @@ def _level_line(entry: dict[str, Any], over: str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Logs:
+    """The interval log and the timeline of the whole search: every level's intervals on one
+    time axis (``origin``: the search's start), as a run writes them."""
+
+    hlog: hlog.IntervalLogWriter
+    timeline: TimelineWriter
+
+    def set_origin(self, origin: float) -> None:
+        self.hlog.origin = self.timeline.origin = origin
+
+    def write_interval(self, snapshot: IntervalSnapshot) -> None:
+        self.hlog.write_interval(snapshot)
+        self.timeline.write_interval(snapshot)
+
+    def close(self) -> None:
+        self.hlog.close()
+        self.timeline.close()
+
+
 async def _search(
     scenario: Scenario,
     levels: _Levels,
-    writer: hlog.IntervalLogWriter,
+    writer: _Logs,
     console: Console | None,
     on_level: Callable[[dict[str, Any], dict[str, Any]], None],
     late: list[int] | None = None,
@@ -244,9 +268,10 @@ async def _search(
             )
             url = target.url
         first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
-        levels.origin = writer.origin = trio.current_time()
+        levels.origin = trio.current_time()
+        writer.set_origin(levels.origin)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, hard_stop, late)
+            nursery.start_soon(watch_signals, stop, hard_stop, late)
             while (level := climb.next_level()) is not None:
                 step = step_scenario(scenario, level)
                 ctx = DriverContext.create(
@@ -281,7 +306,7 @@ async def _level(
     level: float,
     ctx: DriverContext,
     origin: float,
-    writer: hlog.IntervalLogWriter,
+    writer: _Logs,
     console: Console | None,
     stop: trio.Event,
     hard_stop: trio.Event,
@@ -292,7 +317,7 @@ async def _level(
     started_at = datetime.now(UTC)
     async with trio.open_nursery() as nursery:
         if console is not None:
-            nursery.start_soon(_live, console, progress, step)
+            nursery.start_soon(live_progress, console, progress, step)
         load_run = await run_load(
             step,
             ctx,
@@ -303,19 +328,8 @@ async def _level(
             hard_stop=hard_stop,
         )
         nursery.cancel_scope.cancel()
-    result = RunResult(
-        scenario=redact_scenario(scenario),
-        started_at=started_at,
-        duration_s=load_run.ended - load_run.started,
-        collector=collector,
-        loop_lag=load_run.lag.loop_lag,
-        saturated=load_run.lag.saturated,
-        cpu_seconds=load_run.cpu_seconds,
-        interrupted=load_run.interrupted,
-        intervals=load_run.intervals,
-        intended=load_run.intended,
-        start_lag=load_run.lag.start_lag,
-    )
+    part = SegmentResult.from_load(collector, load_run, WHOLE)
+    result = result_of(redact_scenario(scenario), started_at, part)
     data = summary.build_summary(result)
     data = summary.attach_thresholds(data, thresholds.evaluate(scenario.thresholds, data))
     entry = level_entry(
