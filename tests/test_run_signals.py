@@ -151,14 +151,17 @@ def test_first_signal_is_bounded_by_shutdown_grace(tmp_path: Path) -> None:
     """A server that never answers a Close: after SIGINT the open connections send Close and
     wait; ``shutdown_grace`` (1 s) later they are terminated and recorded ``interrupted``."""
     with HostileServer("silent") as server:
-        proc, out = _start(tmp_path, HOSTILE.format(url=server.url, grace="1s"), "--quiet")
+        # --no-report: the bound is on the run, not on rendering a page afterwards
+        proc, out = _start(
+            tmp_path, HOSTILE.format(url=server.url, grace="1s"), "--quiet", "--no-report"
+        )
         stopped_at = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = _finish(proc)
         elapsed = time.monotonic() - stopped_at
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert 1.0 <= elapsed < 4.0
+    assert 1.0 <= elapsed < 6.0  # 1 s grace, then process exit on a busy 2-core machine
     summary = _summary(out)
     assert summary["outcomes"]["interrupted"] == summary["totals"]["attempted"]
     assert summary["close_codes"]["sent"] == {}  # interrupted records carry no close data
@@ -167,7 +170,9 @@ def test_first_signal_is_bounded_by_shutdown_grace(tmp_path: Path) -> None:
 def test_second_signal_terminates_at_once(tmp_path: Path) -> None:
     """shutdown_grace 60 s would keep the run going; the second SIGINT ends it now."""
     with HostileServer("silent") as server:
-        proc, out = _start(tmp_path, HOSTILE.format(url=server.url, grace="60s"), "--quiet")
+        proc, out = _start(
+            tmp_path, HOSTILE.format(url=server.url, grace="60s"), "--quiet", "--no-report"
+        )
         proc.send_signal(signal.SIGINT)
         time.sleep(1.0)
         assert proc.poll() is None  # still in its grace period
@@ -177,7 +182,7 @@ def test_second_signal_terminates_at_once(tmp_path: Path) -> None:
         elapsed = time.monotonic() - second_at
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert elapsed < 3.0
+    assert elapsed < 5.0  # far below the 60 s grace
     summary = _summary(out)
     assert summary["outcomes"]["interrupted"] == summary["totals"]["attempted"]
     log = (out / "histograms.hlog").read_text(encoding="utf-8").splitlines()
