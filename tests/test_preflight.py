@@ -175,3 +175,23 @@ def test_validate_warns_about_a_plan_that_cannot_fit(tmp_path: Path) -> None:
     ports = read_port_range()
     if ports is not None and ports[1] - ports[0] + 1 < 30_000:
         assert "ephemeral ports" in result.stderr
+
+
+def test_a_search_is_checked_at_its_highest_level(tmp_path: Path) -> None:
+    """A storm-size search starts at 10 but may reach ``max``: the limits bite there."""
+    path = tmp_path / "search.toml"
+    path.write_text(
+        'name = "big"\n[target]\nurl = "ws://127.0.0.1:9/"\n[load]\nmodel = "search"\n'
+        '[load.search]\nover = "storm_size"\nstart = 10\nmax = 40000\n'
+        '[thresholds]\n"outcomes.clean" = "> 99%"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["validate", "--quiet", str(path)])
+    assert result.exit_code == 0
+    ports = read_port_range()
+    if ports is not None and ports[1] - ports[0] + 1 < 40_000:
+        assert "40,000 connections open at once" in result.stderr
+    small = path.read_text(encoding="utf-8").replace("max = 40000", "max = 20")
+    path.write_text(small, encoding="utf-8")
+    quiet = CliRunner().invoke(app, ["validate", "--quiet", str(path)])
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr

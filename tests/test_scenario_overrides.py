@@ -12,7 +12,8 @@ from wsload.errors import UsageError
 from wsload.runner.schedule import planned_end
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Delay, LoadConfig, Scenario, ServerConfig, Stage
-from wsload.scenario.parse import apply_overrides, parse_scenario, parse_server_options
+from wsload.scenario.overrides import apply_overrides
+from wsload.scenario.parse import parse_scenario, parse_server_options
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

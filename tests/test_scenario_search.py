@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from wsload.cli import app
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario.dump import scenario_to_toml
-from wsload.scenario.parse import apply_overrides, parse_scenario
+from wsload.scenario.overrides import apply_overrides
+from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

@@ -162,7 +162,8 @@ def run(
     from wsload.report.outputs import RunOutputs, parse_tolerances
     from wsload.report.results import load_summary
     from wsload.runner.execute import execute_run
-    from wsload.scenario.parse import apply_overrides, load_scenario
+    from wsload.scenario.overrides import apply_overrides
+    from wsload.scenario.parse import load_scenario
 
     try:
         loaded = load_scenario(scenario)

@@ -17,6 +17,7 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsload.runner.search_levels import step_scenario
 from wsload.scenario.model import Scenario
 
 __all__ = [
@@ -153,6 +154,8 @@ def read_port_range(path: Path = _PORT_RANGE) -> tuple[int, int] | None:
 def check_scenario(scenario: Scenario, *, processes: int, nofile: int | None = None) -> list[str]:
     """``check`` against this machine's port range and ``nofile`` (default: the hard file
     limit, which ``wsload run`` raises the soft limit to)."""
+    if scenario.load.search is not None:  # the limits bite at the highest level it may reach
+        scenario = step_scenario(scenario, scenario.load.search.max)
     if nofile is None:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nofile = nofile if nofile != resource.RLIM_INFINITY else 2**31

@@ -30,6 +30,7 @@ from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, search_section, search_table
 from wsload.report.timeline import TimelineWriter
+from wsload.runner import preflight
 from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
 from wsload.runner.loop import Progress, run_load
 from wsload.runner.result_files import result_of
@@ -142,7 +143,9 @@ def execute_search(
     """
     search = scenario.load.search
     assert search is not None, "execute_search needs a search scenario"
-    raise_nofile_limit()
+    nofile = raise_nofile_limit()
+    for warning in preflight.check_scenario(scenario, processes=1, nofile=nofile):
+        sys.stderr.write(f"wsload: warning: {warning}\n")
     if scenario.seed is None:
         scenario = with_seed(scenario)
     started_at = datetime.now(UTC)

@@ -8,11 +8,9 @@ Nothing here executes code from the file: TOML is data only.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -38,7 +36,6 @@ from wsload.scenario.thresholds import parse_thresholds
 __all__ = [
     "CLOSE_KIND_KEYS",
     "TABLE_KEYS",
-    "apply_overrides",
     "load_scenario",
     "parse_scenario",
     "parse_server_options",
@@ -561,38 +558,6 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         fields["variant"] = t.choice("variant", INVALID_VARIANTS, "code_1005")
     t.finish()
     return CloseSpec(kind=cast(Any, kind), label=name, weight=weight, **fields)
-
-
-def apply_overrides(
-    scenario: Scenario, *, duration: float | None = None, rate: float | None = None
-) -> Scenario:
-    """Apply ``wsload run --duration/--rate`` to a parsed scenario (``UsageError`` on misuse).
-
-    ``--duration`` ends the run early or late; stages keep their shape (after the last stage its
-    rate holds). ``--rate`` replaces the stages with one constant rate; a run that only the
-    stages ended keeps their total length as its duration, so it still ends.
-    """
-    load = scenario.load
-    if load.model == "search" and (duration is not None or rate is not None):
-        flag = "--duration" if duration is not None else "--rate"
-        raise UsageError(f"{flag} does not apply to the search model (it sets each step's load)")
-    if duration is not None:
-        if not (duration > 0 and math.isfinite(duration)):
-            raise UsageError(f"--duration must be a finite duration > 0, got {duration}")
-        if load.model == "storm":
-            raise UsageError(
-                "--duration does not apply to the storm model (it ends when its connections close)"
-            )
-        load = replace(load, duration=duration)
-    if rate is not None:
-        if not (rate > 0 and math.isfinite(rate)):
-            raise UsageError(f"--rate must be a finite number > 0, got {rate}")
-        if load.model == "concurrency":
-            raise UsageError("--rate does not apply to the concurrency model (it is closed loop)")
-        if load.stages and load.duration is None and load.connections is None:
-            load = replace(load, duration=sum(stage.duration for stage in load.stages))
-        load = replace(load, rate=rate, stages=())
-    return replace(scenario, load=load)
 
 
 def parse_server_options(options: Mapping[str, Any]) -> ServerConfig:
