@@ -16,7 +16,7 @@ from rich.text import Text
 
 from wsload.report._format import format_us
 
-__all__ = ["level_entry", "search_section", "search_table"]
+__all__ = ["level_entry", "level_line", "search_section", "search_table"]
 
 
 def level_entry(
@@ -96,6 +96,16 @@ def _verdict(entry: Mapping[str, Any]) -> Text:
         return Text("pass", style="green")
     failed = [t["expr"] for t in entry.get("thresholds", []) if not t.get("ok")]
     return Text("fail" + (f" ({', '.join(failed)})" if failed else ""), style="red")
+
+
+def level_line(entry: Mapping[str, Any], parameter: str) -> str:
+    """One line per level as the search goes (the table comes at the end)."""
+    p99 = entry.get("close_p99_us")
+    return (
+        f"  {_level(entry['level'], parameter)}: {_verdict(entry).plain} (close p99 "
+        f"{format_us(p99)}, clean {_share(entry.get('clean_share'))}, "
+        f"{entry['attempted']:,} attempted)"
+    )
 
 
 def search_table(search: Mapping[str, Any]) -> Group:

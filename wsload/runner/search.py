@@ -28,7 +28,7 @@ from wsload.report import files, hlog, summary, terminal, thresholds
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.redact import redact_scenario
-from wsload.report.search import level_entry, search_section, search_table
+from wsload.report.search import level_entry, level_line, search_section, search_table
 from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight
 from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
@@ -184,7 +184,7 @@ def _search_in(
         levels.summaries[entry["level"]] = level_summary
         files.write_json_atomic(out_dir / "summary.json", levels.summary())
         if not quiet:
-            console.print(_level_line(entry, search.over))
+            console.print(level_line(entry, search.over), markup=False)
 
     writer = _Logs(
         hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at),
@@ -215,19 +215,6 @@ def _search_in(
     regressed = comparison is not None and not comparison.ok
     found = data["search"]["capacity"] is not None
     return EXIT_OK if found and not regressed else EXIT_THRESHOLDS
-
-
-def _level_line(entry: dict[str, Any], over: str) -> str:
-    verdict = "pass" if entry["ok"] else "fail"
-    if entry["saturated"] or entry["interrupted"]:
-        verdict = "saturated" if entry["saturated"] else "interrupted"
-    p99 = entry["close_p99_us"]
-    share = entry["clean_share"]
-    return (
-        f"  {over} {entry['level']:g}: {verdict} (close p99 "
-        f"{'-' if p99 is None else f'{p99 / 1000:.1f} ms'}, clean "
-        f"{'-' if share is None else f'{100 * share:.2f} %'}, {entry['attempted']:,} attempted)"
-    )
 
 
 @dataclass(frozen=True, slots=True)
