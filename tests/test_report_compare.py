@@ -1,6 +1,7 @@
-"""Baseline comparison on summaries built the real way (records → Collector → build_summary):
-improvement, regression, noise inside the tolerances, too few samples, mismatched scenarios,
-shares, and the JUnit / markdown / CLI outputs that carry the verdicts."""
+"""Baseline comparison on summaries built the real way (records → Collector → build_summary,
+thresholds evaluated; searches driven level by level by ``Climb``): improvement, regression,
+noise inside the tolerances, too few samples, mismatched scenarios, shares, capacities, and the
+JUnit / markdown / CLI outputs that carry the verdicts (and interrupted or saturated runs)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ from wsload.report.compare import Tolerances, Verdict, compare, render_text
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.outputs import parse_tolerances
-from wsload.report.summary import build_summary
+from wsload.report.search import level_entry, search_section
+from wsload.report.summary import attach_thresholds, build_summary
+from wsload.report.thresholds import evaluate
+from wsload.runner.search import stop_reason
+from wsload.runner.search_levels import Climb, Stop, max_levels, worst_case_seconds
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -51,9 +56,11 @@ def make_summary(
     spread: int = 100,
     scenario: str = SCENARIO,
     saturated: bool = False,
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """``clean`` clean closes whose handshake takes ``close_us`` .. ``close_us + spread`` µs,
-    ``timeouts`` clean-kind connections that timed out, ``terminated`` terminates."""
+    ``timeouts`` clean-kind connections that timed out, ``terminated`` terminates; the
+    scenario's thresholds evaluated as ``wsload run`` does."""
     collector = Collector(labels=("clean", "terminate"), start=0.0)
     seq = 0
     for i in range(clean):
@@ -84,15 +91,18 @@ def make_summary(
                 scheduled=0.0, upgraded=0.001, close_initiated=0.5, socket_closed=0.5001,
             )
         )  # fmt: skip
+    parsed = parse_scenario(scenario, source="cmp.toml")
     result = RunResult(
-        scenario=parse_scenario(scenario, source="cmp.toml"),
+        scenario=parsed,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
         duration_s=1.0,
         collector=collector,
         loop_lag=new_lag_histogram(),
         saturated=saturated,
+        interrupted=interrupted,
     )
-    return build_summary(result)
+    summary = build_summary(result)
+    return attach_thresholds(summary, evaluate(parsed.thresholds, summary))
 
 
 BASE = make_summary()
@@ -382,3 +392,191 @@ def test_latencies_past_the_one_hour_range_compare_as_at_least_an_hour() -> None
     json.dumps(result.as_dict(), allow_nan=False)
     assert row(compare(current, current), "close_handshake.p999").verdict is Verdict.PASS
     assert row(compare(current, BASE), "close_handshake.p999").verdict is Verdict.IMPROVED
+
+
+SEARCH = """
+name = "cmp-search"
+[load]
+model = "search"
+[load.search]
+over = "rate"
+start = 100
+factor = 2
+max = 800
+precision = "5%"
+[[close]]
+kind = "clean"
+weight = 4
+[[close]]
+kind = "terminate"
+weight = 1
+[thresholds]
+"close_handshake.p99" = "< 2ms"
+"""
+
+
+def make_search(
+    knee: float, *, text: str = SEARCH, interrupt_after: int = 0, saturate_at: float = 0
+) -> dict[str, Any]:
+    """A capacity search's summary, put together as ``wsload search`` does: ``Climb`` picks
+    the levels, each level's summary is a real one (closes take 1 ms up to ``knee``, 3 ms
+    above: the 2 ms threshold fails; the generator saturated at ``saturate_at``), the main
+    level's figures fill the summary."""
+    scenario = parse_scenario(text, source="search.toml")
+    search = scenario.load.search
+    assert search is not None
+    climb = Climb(search)
+    entries: list[dict[str, Any]] = []
+    summaries: dict[float, dict[str, Any]] = {}
+    while (level := climb.next_level()) is not None:
+        summaries[level] = make_summary(
+            close_us=1000 if level <= knee else 3000, scenario=text, saturated=level == saturate_at
+        )
+        entries.append(level_entry(level, summaries[level], started_s=2.0 * len(entries)))
+        if entries[-1]["saturated"]:
+            climb.stop(Stop.SATURATED)
+        else:
+            climb.record(level, entries[-1]["ok"])
+        if len(entries) == interrupt_after:
+            climb.stop(Stop.INTERRUPTED)
+    main = climb.passed if climb.passed is not None else entries[0]["level"]
+    data = dict(summaries[main])
+    if climb.stopped is Stop.INTERRUPTED:
+        data["interrupted"] = True
+    data["search"] = search_section(
+        search.over, entries, climb.passed, str(climb.stopped),
+        stop_reason(search, climb, entries[-1]["level"]), max_levels=max_levels(search),
+        worst_case_s=worst_case_seconds(scenario.load), main_level=main,
+    )  # fmt: skip
+    return data
+
+
+def junit_cases(xml: str) -> dict[tuple[str | None, str | None], ET.Element]:
+    return {(c.get("classname"), c.get("name")): c for c in ET.fromstring(xml).iter("testcase")}
+
+
+def test_an_interrupted_run_fails_in_junit_and_markdown_even_with_its_thresholds_held() -> None:
+    gated = SCENARIO + '[thresholds]\n"close_handshake.p99" = "< 2ms"\n'
+    partial = make_summary(scenario=gated, interrupted=True)
+    assert [t["ok"] for t in partial["thresholds"]] == [True]
+    root = ET.fromstring(junit_xml(partial))
+    (suite,) = root.findall("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = junit_cases(junit_xml(partial))[("run", "interrupted")].find("failure")
+    assert failure is not None and "interrupted before its planned end" in failure.get(
+        "message", ""
+    )
+    text = markdown_report(partial)
+    assert text.startswith("### ❌ wsload cmp: interrupted\n")
+    assert "> ❌ **interrupted**: the run was interrupted before its planned end" in text
+    # the complete run of the same scenario: green, no run case
+    complete = make_summary(scenario=gated)
+    assert ("run", "interrupted") not in junit_cases(junit_xml(complete))
+    assert markdown_report(complete).startswith("### ✅ wsload cmp: pass")
+
+
+def test_a_saturated_generator_fails_unless_a_threshold_already_judges_it() -> None:
+    saturated = make_summary(saturated=True)
+    case = junit_cases(junit_xml(saturated))[("run", "generator.saturated")]
+    failure = case.find("failure")
+    assert failure is not None and "describe wsload, not the target" in failure.get("message", "")
+    text = markdown_report(saturated)
+    assert text.startswith("### ❌ wsload cmp: generator.saturated\n")
+    assert "> ❌ **generator.saturated**: the load generator was saturated: the figures" in text
+    both = make_summary(saturated=True, interrupted=True)
+    assert markdown_report(both).startswith("### ❌ wsload cmp: interrupted, generator.saturated\n")
+    # a generator.saturated threshold is the verdict on it: one failing case, not two
+    gated = make_summary(
+        scenario=SCENARIO + '[thresholds]\n"generator.saturated" = "== false"\n', saturated=True
+    )
+    cases = junit_cases(junit_xml(gated))
+    assert ("run", "generator.saturated") not in cases
+    assert cases[("thresholds", "generator.saturated == false")].find("failure") is not None
+    assert markdown_report(gated).startswith("### ❌ wsload cmp: 1 threshold failed\n")
+    # a comparison with a saturated current run: the warning, and the run case still fails
+    result = compare(BASE, saturated)
+    assert result.ok and any("current run was saturated" in w for w in result.warnings)
+    assert ("run", "generator.saturated") in junit_cases(junit_xml(saturated, result))
+
+
+def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
+    base, lower, close = make_search(300), make_search(250), make_search(290)
+    assert base["search"]["stopped"] == "converged" and base["search"]["capacity"] > 250
+    result = compare(base, lower)
+    capacity = row(result, "capacity", "search")
+    assert capacity.verdict is Verdict.REGRESSED and capacity in result.regressions
+    assert (capacity.baseline, capacity.current) == (
+        base["search"]["capacity"], lower["search"]["capacity"]
+    )  # fmt: skip
+    assert capacity.unit == "rate" and capacity.limit == "-10 %"
+    assert capacity.format_value(300) == "300/s" and capacity.format_change().startswith("-")
+    assert "(converged) →" in capacity.detail
+    # the other figures are those of each main level: a warning says they are different loads
+    (warning,) = result.warnings
+    assert "main levels differ" in warning and "different loads" in warning
+    assert f"{base['search']['main_level']:g}/s" in warning
+    assert row(compare(lower, base), "capacity", "search").verdict is Verdict.IMPROVED
+    # within --max-regression: passes; a tighter tolerance catches it
+    near = row(compare(base, close), "capacity", "search")
+    assert near.verdict is Verdict.PASS and -0.10 < near.change < 0
+    tight = Tolerances(max_regression=-near.change / 2)
+    assert row(compare(base, close, tight), "capacity", "search").verdict is Verdict.REGRESSED
+    same = compare(base, base)
+    assert same.ok and same.warnings == ()
+    assert row(same, "capacity", "search").verdict is Verdict.PASS
+    assert "search/capacity" in render_text(result) and "| search | `capacity` |" in (
+        markdown_report(lower, result)
+    )
+    failed = junit_cases(junit_xml(lower, result))[("compare.search", "capacity")]
+    assert failed.find("failure") is not None
+
+
+def test_no_capacity_at_all_is_the_worst_capacity() -> None:
+    none = make_search(50)  # the first level (100/s) already fails
+    assert none["search"]["capacity"] is None and none["search"]["stopped"] == "first_failed"
+    assert row(compare(make_search(300), none), "capacity", "search").verdict is Verdict.REGRESSED
+    assert row(compare(none, make_search(300)), "capacity", "search").verdict is Verdict.IMPROVED
+    neither = row(compare(none, none), "capacity", "search")
+    assert neither.verdict is Verdict.MISSING and neither.format_value(neither.current) == "-"
+    assert "capacity **none** (first_failed: the first level (100) already failed" in (
+        markdown_report(none)
+    )
+
+
+def test_a_search_against_a_single_run_or_another_parameter_warns() -> None:
+    search = make_search(300)
+    level = f"{search['search']['main_level']:g}/s"
+    for result, side in ((compare(BASE, search), "current"), (compare(search, BASE), "baseline")):
+        assert not [r for r in result.rows if r.scope == "search"]
+        (warning,) = [w for w in result.warnings if "capacity search" in w]
+        assert f"the {side} run is a capacity search" in warning and level in warning
+    storm_text = SEARCH.replace('over = "rate"', 'over = "storm_size"')
+    result = compare(search, make_search(300, text=storm_text))
+    assert not [r for r in result.rows if r.scope == "search"]
+    assert any("different parameters (rate vs storm_size)" in w for w in result.warnings)
+
+
+def test_an_interrupted_search_is_a_lower_bound_and_fails_its_junit() -> None:
+    cut = make_search(300, interrupt_after=2)  # 100/s and 200/s passed, then Ctrl-C
+    assert cut["search"]["stopped"] == "interrupted" and cut["interrupted"] is True
+    result = compare(make_search(300), cut)
+    assert row(result, "capacity", "search").verdict is Verdict.REGRESSED
+    assert any("current run was interrupted" in w for w in result.warnings)
+    failure = junit_cases(junit_xml(cut, result))[("run", "interrupted")].find("failure")
+    assert failure is not None and "capacity is a lower bound" in failure.get("message", "")
+    text = markdown_report(cut, result)
+    assert "Capacity search over rate: capacity **200/s** (interrupted:" in text
+    assert "the main level, 200/s." in text
+
+
+def test_a_search_stopped_by_saturation_warns_its_capacity_is_a_lower_bound() -> None:
+    stopped = make_search(300, saturate_at=400)  # 100/s and 200/s passed, 400/s saturated
+    assert stopped["search"]["stopped"] == "saturated" and stopped["search"]["capacity"] == 200
+    result = compare(make_search(300), stopped)
+    assert row(result, "capacity", "search").verdict is Verdict.REGRESSED
+    assert "the current search stopped on a saturated generator: its capacity is a lower bound" in (
+        result.warnings
+    )
+    # the main level (200/s) itself was not saturated: no run case, the warning carries it
+    xml = junit_xml(stopped, result)
+    assert ("run", "generator.saturated") not in junit_cases(xml) and "lower bound" in xml

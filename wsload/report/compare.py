@@ -16,6 +16,11 @@ The direction of "worse" is explicit per rule, never inferred from a sign:
 Noise-aware: a percentile with fewer than ``min_samples`` samples on either side gets the
 verdict ``insufficient samples`` (neither pass nor fail), and runs of different scenarios
 (``scenario_hash``) are still compared, with a warning every output repeats.
+
+Capacity searches (summaries with a ``search`` section) add one row, ``search/capacity``:
+**down** is worse, by more than ``max_regression``. The rest of such a summary holds the
+figures of one level, ``search.main_level``; when the two main levels differ the percentiles
+compare different loads, and a warning says so (as it does for a search against a single run).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "Tolerances",
     "Verdict",
     "compare",
+    "format_level",
     "render_text",
 ]
 
@@ -127,11 +133,12 @@ class Row:
     Attributes:
         scope: ``total`` or the behaviour's label.
         name: ``close_handshake.p99``, ``clean share``, ``outcome close_timeout share``.
-        unit: ``us`` or ``share`` (0..1).
+        unit: ``us``, ``share`` (0..1), or the searched parameter (``rate``: connections/s,
+            ``storm_size``: connections) for a search's capacity.
         baseline / current: the two values (None: not measured on that side; ``inf``: at
             or past the histogram's 1 h top, i.e. overflow samples).
-        change: relative change for latencies, point change (current - baseline, in
-            percentage points) for shares; None when not computable.
+        change: relative change for latencies and capacities, point change (current -
+            baseline, in percentage points) for shares; None when not computable.
         limit: the allowance in words (``+10 %``, ``-0.5 pt``).
         verdict: the judgement.
         detail: why, for people.
@@ -139,7 +146,7 @@ class Row:
 
     scope: str
     name: str
-    unit: str
+    unit: str  # "us", "share", or a search's parameter ("rate", "storm_size")
     baseline: float | None
     current: float | None
     change: float | None
@@ -153,18 +160,23 @@ class Row:
         return f"{self.scope}/{self.name}"
 
     def format_value(self, value: float | None) -> str:
-        """A value of this row for people (``1.12 ms``, ``81.2 %``, ``-``)."""
+        """A value of this row for people (``1.12 ms``, ``81.2 %``, ``200/s``, ``-``)."""
         if value is None:
             return "-"
-        return format_us(value) if self.unit == "us" else f"{100 * value:.2f} %"
+        if self.unit == "us":
+            return format_us(value)
+        if self.unit == "share":
+            return f"{100 * value:.2f} %"
+        return format_level(value, self.unit)
 
     def format_change(self) -> str:
-        """``+12.3 %`` for latencies, ``-0.80 pt`` for shares, ``-`` when unknown."""
+        """``+12.3 %`` for latencies and capacities, ``-0.80 pt`` for shares, ``-`` when
+        unknown."""
         if self.change is None:
             return "-"
-        if self.unit == "us":
-            return f"{100 * self.change:+.1f} %"
-        return f"{self.change:+.2f} pt"
+        if self.unit == "share":
+            return f"{self.change:+.2f} pt"
+        return f"{100 * self.change:+.1f} %"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``wsload compare --json``)."""
@@ -222,7 +234,7 @@ def compare(
 ) -> CompareResult:
     """Compare two summary.json dicts (total and every behaviour present in both)."""
     tol = tolerances if tolerances is not None else Tolerances()
-    rows: list[Row] = []
+    rows = list(_capacity_rows(baseline.get("search"), current.get("search"), tol))
     for scope, base_scope, cur_scope in _scopes(baseline, current):
         rows.extend(_latency_rows(scope, base_scope, cur_scope, tol))
         rows.extend(_share_rows(scope, base_scope, cur_scope, tol))
@@ -268,6 +280,7 @@ def warnings(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
             out.append(f"the {side} run was saturated: its latencies include wsload's own lag")
         if summary.get("interrupted"):
             out.append(f"the {side} run was interrupted before its planned end")
+    out.extend(_search_warnings(baseline.get("search"), current.get("search")))
     base_labels = set(baseline.get("behaviours", {}))
     cur_labels = set(current.get("behaviours", {}))
     for label in sorted(base_labels ^ cur_labels):
@@ -425,3 +438,86 @@ def _share_row(
         verdict=verdict,
         detail=f"{b_n:,} of {b_att:,} → {c_n:,} of {c_att:,}",
     )
+
+
+_LEVEL_UNITS = {"rate": "/s", "storm_size": " connections"}
+
+
+def format_level(value: float | None, parameter: str) -> str:
+    """A capacity search's level for people: ``200/s``, ``5000 connections``, ``-``."""
+    return "-" if value is None else f"{value:g}{_LEVEL_UNITS.get(parameter, '')}"
+
+
+def _search_warnings(base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None) -> list[str]:
+    """Why the figures of a search's summary may not compare like with like.
+
+    A search's summary holds the figures of its main level: against another level, or against
+    a single run at some other load, its percentiles and shares measure a different load.
+    """
+    if base is None or cur is None:
+        for search, side, other in ((base, "baseline", "current"), (cur, "current", "baseline")):
+            if search is not None:
+                level = format_level(search.get("main_level"), str(search.get("parameter")))
+                return [
+                    f"the {side} run is a capacity search and the {other} is not: its figures "
+                    f"are those of its main level ({level}), compared with a single run"
+                ]
+        return []
+    parameter = str(cur.get("parameter"))
+    if base.get("parameter") != parameter:
+        return [
+            f"the searches are over different parameters ({base.get('parameter')} vs "
+            f"{parameter}): their capacities and figures are not comparable"
+        ]
+    out: list[str] = []
+    b_main, c_main = base.get("main_level"), cur.get("main_level")
+    if b_main != c_main:
+        out.append(
+            f"the searches' main levels differ ({format_level(b_main, parameter)} vs "
+            f"{format_level(c_main, parameter)}): the other figures compare different loads"
+        )
+    for side, search in (("baseline", base), ("current", cur)):
+        if search.get("stopped") == "saturated":
+            out.append(
+                f"the {side} search stopped on a saturated generator: its capacity is a lower bound"
+            )
+    return out
+
+
+def _capacity_rows(
+    base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None, tol: Tolerances
+) -> Iterator[Row]:
+    """``search/capacity`` when both summaries are searches over the same parameter.
+
+    A capacity is a level the search found, not a sample of a distribution: no sample count
+    to judge, and ``None`` (no level passed) is the worst capacity there is.
+    """
+    if base is None or cur is None or base.get("parameter") != cur.get("parameter"):
+        return
+    unit = str(cur.get("parameter"))
+    limit = tol.max_regression
+    b_val, c_val = _number(base.get("capacity")), _number(cur.get("capacity"))
+    change = (c_val - b_val) / b_val if b_val and c_val is not None else None
+    if b_val is None and c_val is None:
+        verdict, detail = Verdict.MISSING, "no level passed in either search"
+    elif c_val is None:
+        verdict, detail = Verdict.REGRESSED, "no level passed in the current search"
+    elif b_val is None:
+        verdict, detail = Verdict.IMPROVED, "no level passed in the baseline search"
+    else:
+        if change is not None and change < -limit - 1e-9:
+            verdict = Verdict.REGRESSED
+        elif change is not None and change > limit + 1e-9:
+            verdict = Verdict.IMPROVED
+        else:
+            verdict = Verdict.PASS
+        detail = (
+            f"{format_level(b_val, unit)} ({base.get('stopped')}) → "
+            f"{format_level(c_val, unit)} ({cur.get('stopped')})"
+        )
+    yield Row("search", "capacity", unit, b_val, c_val, change, f"-{100 * limit:g} %",
+              verdict, detail)  # fmt: skip
+
+
+def _number(raw: Any) -> float | None:
+    return None if raw is None else float(raw)

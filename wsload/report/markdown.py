@@ -3,6 +3,10 @@
 Fit for ``$GITHUB_STEP_SUMMARY``: a one-line verdict first, the warnings that qualify it, the
 headline figures, the thresholds, then the comparison with the rows that need attention (not
 ``pass``) up front and the full table folded in ``<details>``.
+
+An interrupted run or a saturated generator fails the verdict line like a failed threshold
+(as ``junit.run_failures`` fails a JUnit case), and a capacity search says which level the
+figures are from: a summary must not read as a clean, complete run when it is not.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from wsload.report._format import format_share, format_us
-from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict
+from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict, format_level
+from wsload.report.junit import run_failures
 
 __all__ = ["markdown_report"]
 
@@ -33,14 +38,19 @@ def markdown_report(
     thresholds = list((summary or {}).get("thresholds", []))
     failed = [t for t in thresholds if not t.get("ok")]
     regressions = comparison.regressions if comparison is not None else ()
-    ok = not failed and not regressions
-    verdict = "pass" if ok else _failures(len(failed), len(regressions))
+    run_failed = run_failures(summary) if summary is not None else []
+    ok = not failed and not regressions and not run_failed
+    verdict = "pass" if ok else _failures(run_failed, len(failed), len(regressions))
     lines = [f"### {'✅' if ok else '❌'} wsload {name}: {verdict}".replace("  ", " "), ""]
+    lines += [f"> ❌ **{case}**: {_cell(message)}" for case, message in run_failed]
+    if run_failed:
+        lines.append("")
     if comparison is not None:
         lines += [f"> ⚠️ {_cell(w)}" for w in comparison.warnings]
         if comparison.warnings:
             lines.append("")
     if summary is not None:
+        lines += _search_line(summary.get("search"))
         lines += _headline(summary)
         if thresholds:
             lines += ["", "| threshold | condition | measured | |", "|---|---|---|---|"]
@@ -65,13 +75,27 @@ def markdown_report(
     return "\n".join(lines) + "\n"
 
 
-def _failures(thresholds: int, regressions: int) -> str:
-    parts = []
+def _failures(run_failed: Sequence[tuple[str, str]], thresholds: int, regressions: int) -> str:
+    parts = [case for case, _ in run_failed]
     if thresholds:
         parts.append(f"{thresholds} threshold{'s' if thresholds > 1 else ''} failed")
     if regressions:
         parts.append(f"{regressions} regression{'s' if regressions > 1 else ''}")
     return ", ".join(parts)
+
+
+def _search_line(search: Mapping[str, Any] | None) -> list[str]:
+    """A search's summary holds one level's figures: say which, and what the search found."""
+    if not search:
+        return []
+    parameter, capacity = str(search.get("parameter")), search.get("capacity")
+    found = "none" if capacity is None else format_level(capacity, parameter)
+    return [
+        f"Capacity search over {parameter}: capacity **{found}** ({search.get('stopped')}: "
+        f"{_cell(search.get('reason'))}). The figures below are those of the main level, "
+        f"{format_level(search.get('main_level'), parameter)}.",
+        "",
+    ]
 
 
 def _headline(summary: Mapping[str, Any]) -> list[str]:
