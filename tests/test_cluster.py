@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from wsload.errors import ToolError
+from wsload.runner.cluster import run_on_cluster
 from wsload.runner.execute import execute_run
 from wsload.runner.merge import merge_results
+from wsload.runner.result_files import SegmentLogs
 from wsload.scenario.parse import parse_scenario
 
 distributed = pytest.importorskip("distributed")
@@ -92,3 +96,28 @@ def test_unreachable_scheduler_is_a_tool_error(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO)
     with pytest.raises(ToolError, match="cannot reach the scheduler"):
         execute_run(scenario, out=tmp_path / "x", quiet=True, cluster="tcp://127.0.0.1:9")
+
+
+def test_a_failed_task_is_reported_without_the_urls_secret(
+    tmp_path: Path, cluster: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task's exception can carry the target URL, ``?token=`` included: the warning printed
+    for it is redacted. (A non-WebSocket URL makes each task's run raise.)"""
+    scenario = parse_scenario(SCENARIO)
+    url = "http://127.0.0.1:9/x?token=s3cret"
+    logs = SegmentLogs(tmp_path, scenario, datetime.now(UTC))
+
+    async def main() -> None:
+        with trio.fail_after(60):
+            await run_on_cluster(scenario, url, cluster.scheduler_address, 2, lambda _: None, logs)
+
+    try:
+        with pytest.raises(ToolError, match="every segment failed"):
+            trio.run(main)
+    finally:
+        logs.close()
+    err = capsys.readouterr().err
+    assert "wsload: warning: cluster segment 0/2 failed: ValueError" in err
+    assert "wsload: warning: cluster segment 1/2 failed: ValueError" in err
+    assert "token=REDACTED" in err
+    assert "s3cret" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,7 +22,8 @@ from wsload.metrics.intervals import (
     snapshot_to_wire,
 )
 from wsload.report.hlog import format_interval
-from wsload.runner.merge import merge_hlogs
+from wsload.report.results import read_hlog_intervals
+from wsload.runner.merge import merge_hlogs, merge_timelines
 from wsload.runner.segment_run import SegmentResult
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -128,8 +130,8 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
         SegmentResult.from_wire({"format": "x"})
 
 
-def test_merge_hlogs_sums_the_same_second_of_each_log() -> None:
-    texts = []
+def test_merge_hlogs_sums_the_same_second_of_each_log(tmp_path: Path) -> None:
+    logs = []
     for seed in (1, 2):
         collector = _collector(seed, 30, start=0.0)
         text = format_interval(collector.take_interval(now=1.0), 0.0)
@@ -144,8 +146,12 @@ def test_merge_hlogs_sums_the_same_second_of_each_log() -> None:
             )
         )
         text += format_interval(collector.take_interval(now=2.0 + seed / 100), 0.0)
-        texts.append(text)
-    lines = merge_hlogs(texts)
+        if seed == 2:  # a segment that crashed mid-write: half a line, skipped
+            text += text.splitlines()[-1][:40]
+        path = tmp_path / f"{seed}.hlog"
+        path.write_text(text, encoding="utf-8")
+        logs.append(read_hlog_intervals(path))
+    lines = merge_hlogs(logs)
     session = [
         (start, round(length, 2), h.get_total_count())
         for tag, start, length, h in lines
@@ -153,6 +159,25 @@ def test_merge_hlogs_sums_the_same_second_of_each_log() -> None:
     ]
     assert session == [(0.0, 1.0, 60), (1.0, 1.02, 2)]
     assert [tag for tag, *_ in lines][:1] == ["connect"]  # totals before per-behaviour tags
+
+
+def _entry(t: float, length: float, *counts: int, **outcomes: int) -> dict[str, Any]:
+    """A timeline.jsonl line: in_flight, attempted, opened, dropped, then the outcomes."""
+    names = ("in_flight", "attempted", "opened", "dropped")
+    return {"t": t, "length": length, **dict(zip(names, counts, strict=True)), "outcomes": outcomes}
+
+
+def test_merge_timelines_adds_line_i_of_every_segment() -> None:
+    a = [
+        _entry(0.0, 1.0, 3, 5, 6, 0, clean=5),
+        _entry(1.0, 0.4, 0, 3, 0, 1, clean=2, interrupted=1),
+    ]
+    b = [_entry(0.0, 1.0, 4, 2, 6, 2, terminated=2)]  # interrupted earlier: one line fewer
+    merged = merge_timelines([a, b])
+    assert merged == [_entry(0.0, 1.0, 7, 7, 12, 2, clean=5, terminated=2), a[1]]
+    assert list(merged[0]) == list(a[0])  # the same key order as a run's timeline.jsonl
+    with pytest.raises(ValueError):
+        merge_timelines([[{"t": 0.0, "attempted": "many"}]])
 
 
 @pytest.mark.parametrize(

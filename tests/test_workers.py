@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from hdrh.log import HistogramLogReader
 
-from wsload.errors import UsageError
+from wsload.errors import ToolError, UsageError
 from wsload.metrics.histograms import new_histogram
+from wsload.report.results import load_results
 from wsload.runner.execute import execute_run
+from wsload.runner.loop import Progress
 from wsload.runner.merge import merge_results
+from wsload.runner.result_files import SegmentLogs
 from wsload.runner.segment import Segment
+from wsload.runner.workers import run_workers
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -101,6 +107,8 @@ def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
     assert merged["latency_us"] == whole["latency_us"]
     assert _hlog_counts(tmp_path / "merged") == _hlog_counts(out)
     assert _hlog_counts(out)["session"] == 90
+    assert (out / "timeline.jsonl").exists()
+    assert not (tmp_path / "merged" / "timeline.jsonl").exists()  # segments/ keep no timeline
 
 
 def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
@@ -172,3 +180,66 @@ def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:
     assert _summary(out)["totals"]["attempted"] == 61
     parts = [_summary(p)["totals"]["attempted"] for p in sorted((out / "segments").iterdir())]
     assert parts == [31, 30]  # connections k % 2 == i: 0..60 gives 31 and 30
+
+
+def test_merge_skips_a_truncated_hlog_line_and_sums_the_timelines(tmp_path: Path) -> None:
+    """A segment interrupted mid-write leaves half an hlog line: the merge skips it (as ``wsload
+    report`` does) instead of failing; the segments' timelines add up second by second."""
+    scenario = parse_scenario(SCENARIO.format(seed="seed = 5"))
+    dirs = [tmp_path / f"seg{i}" for i in range(2)]
+    for i, out in enumerate(dirs):
+        assert execute_run(scenario, out=out, quiet=True, segment=Segment(i, 2)) == 0
+    intact = _hlog_counts(dirs[1])
+    log = dirs[1] / "histograms.hlog"
+    last = [line for line in log.read_text(encoding="utf-8").splitlines() if "Tag=" in line][-1]
+    with log.open("a", encoding="utf-8") as file:
+        file.write(last[: len(last) // 2])  # what a crash mid-line leaves
+
+    assert merge_results(dirs, tmp_path / "merged", quiet=True) == 0
+    merged = load_results(tmp_path / "merged")
+    assert merged.summary["totals"]["attempted"] == 90
+    counts = _hlog_counts(tmp_path / "merged")
+    assert counts["session"] == 90 == _hlog_counts(dirs[0])["session"] + intact["session"]
+
+    parts = [load_results(d).timeline for d in dirs]
+    assert all(parts)
+    assert len(merged.timeline) == max(len(p) for p in parts)
+    for name in ("attempted", "opened", "dropped"):
+        assert sum(e[name] for e in merged.timeline) == merged.summary["totals"][name]
+    outcomes: dict[str, int] = {}
+    for entry in merged.timeline:
+        for outcome, n in entry["outcomes"].items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+    assert outcomes == {k: v for k, v in merged.summary["outcomes"].items() if v}
+    for index, entry in enumerate(merged.timeline):  # line i is the sum of every line i
+        lines = [p[index] for p in parts if index < len(p)]
+        assert entry["in_flight"] == sum(e["in_flight"] for e in lines)
+        assert entry["t"] == min(e["t"] for e in lines)
+
+
+def test_a_worker_error_reaches_stderr_without_the_urls_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker's exception text can carry the target URL, ``?token=`` included: the warning
+    printed for it is redacted. (A non-WebSocket URL makes each worker's run raise.)"""
+    scenario = parse_scenario(SCENARIO.format(seed="seed = 7"))
+    url = "http://user:pa55@127.0.0.1:9/x?token=s3cret"
+    logs = SegmentLogs(tmp_path, scenario, datetime.now(UTC))
+
+    async def main() -> None:
+        with trio.fail_after(60):
+            await run_workers(
+                scenario, url, 2, Progress(), lambda _: None, logs, trio.Event(), trio.Event()
+            )
+
+    try:
+        with pytest.raises(ToolError, match="every worker failed"):
+            trio.run(main)
+    finally:
+        logs.close()
+    err = capsys.readouterr().err
+    assert "wsload: warning: worker 0/2: ValueError" in err
+    assert "wsload: warning: worker 1/2: ValueError" in err
+    assert "token=REDACTED" in err
+    assert "s3cret" not in err
+    assert "pa55" not in err

@@ -1,7 +1,10 @@
 """``--workers`` as a user runs it: a real ``wsload run`` process, real signals, a real crash.
 
-Ctrl-C reaches the parent, which stops every worker gracefully and still writes the merged
-result (exit 130). A worker killed mid-run is reported; the other worker's results are kept and
+Ctrl-C (to the parent, or to the whole process group) and a group-wide SIGTERM reach the
+parent, which stops every worker gracefully and still writes the merged result (exit 130); the
+workers ignore both signals from their first instruction, so a signal during their start-up
+kills none of them, and a stop before the start still ends in a (near-empty) written result.
+A worker killed mid-run is reported; the other worker's results are kept and
 ``generator.segment`` names what the result holds.
 """
 
@@ -15,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from peers import WebsocketsPeer
@@ -41,7 +45,9 @@ def ws_peer() -> Iterator[WebsocketsPeer]:
         yield peer
 
 
-def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
+def _launch(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
+    """``wsload run --workers 2`` in its own session (a signal can go to its whole process
+    group, as a terminal's Ctrl-C does)."""
     path = tmp_path / "s.toml"
     path.write_text(SCENARIO.format(url=url), encoding="utf-8")
     out = tmp_path / "out"
@@ -61,7 +67,14 @@ def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    return proc, out
+
+
+def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
+    """``_launch``, returning once the interval log shows the load flowing."""
+    proc, out = _launch(tmp_path, url)
     deadline = time.monotonic() + 30
     log = out / "histograms.hlog"
     while not log.exists() or "Tag=" not in log.read_text(encoding="utf-8"):  # intervals flow
@@ -74,7 +87,7 @@ def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
 def _workers(pid: int) -> list[int]:
     """The worker processes of ``pid`` (spawned children; not the resource tracker)."""
     children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():  # per thread: spawned from a Trio thread
+    for task in Path(f"/proc/{pid}/task").iterdir():  # per thread: whichever thread spawned
         try:
             children += (task / "children").read_text().split()
         except FileNotFoundError:  # that thread just ended
@@ -137,3 +150,76 @@ def test_a_dead_worker_is_reported_and_the_rest_kept(
     assert sorted(p.name for p in (out / "segments").iterdir()) == ["0of2", "1of2"]
     assert (out / "segments" / "0of2" / "summary.json").exists()
     assert not (out / "segments" / "1of2" / "summary.json").exists()  # only its time series
+
+
+def _stopped_summary(out: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True
+    assert sum(summary["outcomes"].values()) == summary["totals"]["attempted"]
+    return summary
+
+
+def test_sigterm_to_the_group_stops_every_worker_gracefully(
+    tmp_path: Path, ws_peer: WebsocketsPeer
+) -> None:
+    """docs/reliability.md: SIGTERM to the whole group is a graceful stop (the workers get it
+    too, and must leave the stop to the parent), every result written, exit 130."""
+    proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    assert len(_workers(proc.pid)) == 2
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = _finish(proc)
+    assert proc.returncode == 130, err
+    assert "warning: worker" not in err  # neither worker died of the signal
+    summary = _stopped_summary(out)
+    assert summary["generator"]["processes"] == 2
+    assert summary["generator"]["segment"] is None
+    assert summary["totals"]["attempted"] >= 100
+    assert {name for name, n in summary["outcomes"].items() if n} <= {"clean", "interrupted"}
+    assert sorted(p.name for p in (out / "segments").iterdir()) == ["0of2", "1of2"]
+
+
+def test_sigint_before_the_workers_start_still_writes_the_run(tmp_path: Path) -> None:
+    """Ctrl-C while the built-in server starts: the stop reaches the workers before their
+    start; like the in-process run, the run ends at once, written, exit 130."""
+    proc, out = _launch(tmp_path, "builtin")
+    deadline = time.monotonic() + 30
+    while not (out / "scenario.toml").exists():  # written once the run owns the signals
+        assert time.monotonic() < deadline, "run did not begin"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    err = _finish(proc)
+    assert proc.returncode == 130, err
+    assert "warning: worker" not in err
+    summary = _stopped_summary(out)
+    assert summary["generator"]["processes"] == 2
+    assert summary["generator"]["segment"] is None
+    assert summary["totals"]["attempted"] < 100  # stopped at once, not after the 60 s plan
+
+
+def test_a_ctrl_c_burst_during_worker_start_up_kills_no_worker(
+    tmp_path: Path, ws_peer: WebsocketsPeer
+) -> None:
+    """SIGINT to the whole group every 20 ms while the workers start (their interpreters import
+    wsload meanwhile): no KeyboardInterrupt in any process, every worker's result written."""
+    proc, out = _launch(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    deadline = time.monotonic() + 30
+    while not (out / "scenario.toml").exists():
+        assert time.monotonic() < deadline, "run did not begin"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    burst_end = time.monotonic() + 15
+    while proc.poll() is None and time.monotonic() < burst_end:
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.02)
+    err = _finish(proc)
+    # a signal that lands while the interpreter finalizes (results long written) kills it
+    # by SIGINT: -2 here, 130 in a shell (as in test_run_signals)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "warning: worker" not in err
+    summary = _stopped_summary(out)
+    assert summary["generator"]["processes"] == 2
+    assert summary["generator"]["segment"] is None

@@ -19,7 +19,14 @@ from hdrh.histogram import HdrHistogram
 from wsload.errors import UsageError
 from wsload.metrics.histograms import decode, new_histogram
 
-__all__ = ["Interval", "ResultsData", "load_results", "load_summary", "summary_path"]
+__all__ = [
+    "Interval",
+    "ResultsData",
+    "load_results",
+    "load_summary",
+    "read_hlog_intervals",
+    "summary_path",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +106,23 @@ def load_results(directory: Path) -> ResultsData:
 
 
 def _read_hlog(path: Path, data: ResultsData) -> None:
-    """Parse ``Tag=<tag>,<start>,<length>,<max>,<blob>`` lines; a bad line is skipped (a crash
-    can leave a half-written last line)."""
+    intervals = read_hlog_intervals(path)
+    for tag, items in intervals.items():
+        total = new_histogram()
+        for item in items:
+            total.add(item.histogram)
+        data.totals[tag] = total
+    data.intervals = intervals
+
+
+def read_hlog_intervals(path: Path) -> dict[str, list[Interval]]:
+    """Parse ``Tag=<tag>,<start>,<length>,<max>,<blob>`` lines into tag → intervals, in file
+    order; a bad line is skipped (a crash can leave a half-written last line), a missing or
+    unreadable file is empty."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        return
+        return {}
     intervals: dict[str, list[Interval]] = defaultdict(list)
     for line in lines:
         if not line.startswith("Tag="):
@@ -117,12 +135,7 @@ def _read_hlog(path: Path, data: ResultsData) -> None:
             intervals[parts[0]].append(Interval(float(parts[1]), float(parts[2]), histogram))
         except ValueError:  # an undecodable line is a truncated one
             continue
-    for tag, items in intervals.items():
-        total = new_histogram()
-        for item in items:
-            total.add(item.histogram)
-        data.totals[tag] = total
-    data.intervals = dict(intervals)
+    return dict(intervals)
 
 
 def _read_timeline(path: Path) -> list[dict[str, Any]]:

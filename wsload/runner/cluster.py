@@ -25,11 +25,13 @@ import trio
 from wsload.errors import ToolError, UsageError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
+from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.result_files import SegmentLogs
 from wsload.runner.schedule import planned_end
 from wsload.runner.segment import parse_segment
 from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.runner.workers import error_text
 from wsload.scenario.model import Scenario
 
 __all__ = ["START_MARGIN", "run_on_cluster", "run_segment_task", "scheduler_address"]
@@ -123,7 +125,7 @@ def _run_sync(
             try:
                 data = future.result(timeout=max(0.1, deadline - time.monotonic()))
             except Exception as exc:  # the task's own error, a timeout or a lost worker
-                out.append((segment, None, f"{type(exc).__name__}: {exc}"))
+                out.append((segment, None, error_text(exc)))
             else:
                 out.append((segment, data, None))
         client.cancel(futures)
@@ -186,6 +188,7 @@ async def run_on_cluster(
     parts: list[SegmentResult] = []
     for index, (segment, data, error) in enumerate(outcomes):
         if data is None:
+            error = redact_text(error or "")  # a task's exception can carry the URL's token
             sys.stderr.write(f"wsload: warning: cluster segment {segment} failed: {error}\n")
         else:
             part = SegmentResult.from_wire(data["result"])

@@ -7,8 +7,13 @@ each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each s
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
 ``("error", text)``; parent → worker: ``("start", epoch)``, ``"stop"`` (graceful), ``"hard"``.
 
-Workers ignore SIGINT (Ctrl-C reaches the whole process group): the parent decides, and
-forwards its graceful or hard stop, so an interrupted run still gathers every worker's result.
+Workers ignore SIGINT and SIGTERM (a terminal's Ctrl-C, or a group-wide SIGTERM, reaches the
+whole process group): the parent decides, and forwards its graceful or hard stop, so an
+interrupted run still gathers every worker's result. The dispositions are ignored from the very
+first instruction of the child (``_signals_ignored`` around ``Process.start``: ``SIG_IGN`` is
+inherited through fork and exec), not only once ``_worker`` runs, so a Ctrl-C while a worker
+imports is no KeyboardInterrupt traceback and no dead worker. A stop that reaches a worker
+before its start ends it at once with an (empty) interrupted result, as the in-process run does.
 A worker that dies is reported; the others' results are kept and the summary's
 ``generator.segment`` names the shares it holds.
 """
@@ -20,8 +25,9 @@ import multiprocessing
 import multiprocessing.connection
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +36,7 @@ import trio
 from wsload.errors import ToolError
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
+from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.result_files import SegmentLogs
 from wsload.runner.schedule import planned_end
@@ -37,7 +44,7 @@ from wsload.runner.segment import Segment
 from wsload.runner.segment_run import SegmentResult, run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["START_MARGIN", "run_workers"]
+__all__ = ["START_MARGIN", "error_text", "run_workers"]
 
 START_MARGIN = 0.2
 """Seconds between "start" being sent and the common start (covers the pipe and a wake-up)."""
@@ -46,6 +53,7 @@ _READY_TIMEOUT = 60.0
 _KILL_AFTER = 10.0
 _PROGRESS_PERIOD = 0.25
 _PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 Conn = multiprocessing.connection.Connection
 
@@ -54,30 +62,46 @@ def _worker(
     scenario: Scenario, url: str, segment: Segment, conn: Conn
 ) -> None:  # pragma: no cover - runs in the child process (covered through run_workers)
     """Worker process entry: run one segment, stream intervals and progress, send the result."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in _STOP_SIGNALS:  # inherited already (_signals_ignored); kept for any other start
+        signal.signal(sig, signal.SIG_IGN)
     from wsload.runner.execute import raise_nofile_limit
 
     raise_nofile_limit()
     try:
         trio.run(_worker_main, scenario, url, segment, conn)
     except Exception as exc:  # report, never a silent death
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", error_text(exc)))
     finally:
         conn.close()
 
 
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of what failed, the leaves of an exception group rather than the
+    group ("Exceptions from Trio nursery" says nothing). Not yet redacted: the printer does."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(error_text(leaf) for leaf in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Conn) -> None:
+    """Wait for the common start, then run the segment; a stop before the start still runs it
+    (stopped at once: an interrupted, empty result), so the parent gets a "done" and writes the
+    run as a stopped one (exit 130) instead of "every worker failed"."""
     stop, hard_stop = trio.Event(), trio.Event()
     progress = Progress()
     conn.send(("ready",))
     start_at: float | None = None
-    while start_at is None:
+    while start_at is None and not stop.is_set():
         await trio.lowlevel.wait_readable(conn.fileno())
         message = _recv(conn)
+        if message is None:  # the parent is gone: nobody to report to
+            return
         if isinstance(message, tuple) and message[0] == "start":
             start_at = float(message[1])
-        elif message in ("stop", "hard", None):
-            return
+        elif message in ("stop", "hard"):
+            stop.set()
+            if message == "hard":
+                hard_stop.set()
 
     def on_interval(snapshot: IntervalSnapshot) -> None:
         conn.send(("interval", snapshot_to_wire(snapshot, progress.started)))
@@ -230,7 +254,31 @@ class _Parent:
             worker.send("hard")
 
 
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while a child is forked, restored after.
+
+    ``SIG_IGN`` survives fork and exec, and Python keeps an inherited ignored SIGINT, so the
+    child ignores both from its first instruction: a Ctrl-C while it imports wsload cannot kill
+    it with a KeyboardInterrupt. (A blocked signal mask would lose no parent signal, but it does
+    not survive the ``spawn`` start into the child.) A signal the parent gets inside this
+    window of a few milliseconds is lost; the user's next Ctrl-C works. ``signal.signal`` only
+    works in the main thread: elsewhere (an embedding program) the child relies on ``_worker``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def _spawn(scenario: Scenario, url: str, index: int, count: int) -> _Worker:
+    """Start worker ``index``; in the main thread (see ``_signals_ignored``), without a
+    checkpoint, so no signal handler of the Trio run changes meanwhile."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     segment = Segment(index, count)
@@ -240,7 +288,8 @@ def _spawn(scenario: Scenario, url: str, index: int, count: int) -> _Worker:
         name=f"wsload-worker-{index}",
         daemon=True,
     )
-    process.start()
+    with _signals_ignored():
+        process.start()
     child.close()
     return _Worker(index, segment, process, parent)
 
@@ -281,7 +330,8 @@ async def run_workers(
     workers: list[_Worker] = []
     try:
         for index in range(count):
-            workers.append(await trio.to_thread.run_sync(_spawn, scenario, url, index, count))
+            workers.append(_spawn(scenario, url, index, count))
+            await trio.lowlevel.checkpoint()  # let the signal task (and others) run between starts
         parent = _Parent(workers, progress, on_interval, segment_logs)
         async with trio.open_nursery() as nursery:
             for worker in workers:
@@ -306,7 +356,8 @@ async def run_workers(
                 await _reap(worker)
     for worker in workers:
         if worker.error is not None:
-            sys.stderr.write(f"wsload: warning: worker {worker.segment}: {worker.error}\n")
+            error = redact_text(worker.error)  # an exception's text can carry the URL's token
+            sys.stderr.write(f"wsload: warning: worker {worker.segment}: {error}\n")
     parts = [worker.result for worker in workers if worker.result is not None]
     if not parts:
         raise ToolError("every worker failed: no result to write")
