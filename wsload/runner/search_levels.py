@@ -67,7 +67,9 @@ def max_levels(search: SearchConfig) -> int:
     bisect = math.ceil(math.log2(ratio) - 1e-9) if ratio > 1.0 else 0
     if search.over == "storm_size":
         gap = search.max - search.max / search.factor
-        bisect = min(bisect, max(0, math.ceil(math.log2(max(gap, 1.0)))))
+        # + 1: midpoints rounded to whole connections can leave the bracket a little wider
+        # than an exact halving would (9 / 81: 45, 27, 18, 14, 12 instead of 45, 27, 18, 13.5)
+        bisect = min(bisect + 1, max(0, math.ceil(math.log2(max(gap, 1.0)))))
     return _climb_levels(search) + bisect
 
 
@@ -124,7 +126,11 @@ class Climb:
             return
         middle = _whole(search, (self.passed + self.failed) / 2)
         gap = (self.failed - self.passed) / self.passed
-        if gap <= search.precision or middle in (self.passed, self.failed):
+        # slack for rounding, so that a gap max_levels counts as reached stops here: float
+        # (1.1 - 1.0 is 0.10000000000000009) and rates kept to 3 decimals (each rounded
+        # midpoint moves the bracket by up to 0.0005; at most 0.001 over a whole bisection)
+        slack = search.precision * 1e-9 + (0.001 / self.passed if search.over == "rate" else 0)
+        if gap <= search.precision + slack or middle in (self.passed, self.failed):
             self.stopped = Stop.CONVERGED
         else:
             self._level = middle
