@@ -34,6 +34,7 @@ from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
 from wsload.runner.runtime import (
     live_progress,
+    open_target,
     raise_nofile_limit,
     signals_deferred,
     watch_signals,
@@ -41,7 +42,6 @@ from wsload.runner.runtime import (
 )
 from wsload.runner.segment import WHOLE, Segment
 from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
-from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
@@ -189,14 +189,8 @@ async def _run(
 ) -> tuple[SegmentResult, dict[str, Any] | None]:
     progress = Progress()
     stop, hard_stop = trio.Event(), trio.Event()
-    target: BuiltinTarget | None = None
     async with AsyncExitStack() as stack:
-        url = scenario.target.url
-        if scenario.target.is_builtin:
-            target = await stack.enter_async_context(
-                BuiltinTarget(scenario.target.server, scenario.seed)
-            )
-            url = target.url
+        url, target = await open_target(stack, scenario)
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)

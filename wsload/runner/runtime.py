@@ -12,6 +12,7 @@ import resource
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import trio
@@ -20,9 +21,17 @@ from rich.live import Live
 
 from wsload.report import terminal
 from wsload.runner.loop import Progress
+from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
-__all__ = ["live_progress", "raise_nofile_limit", "signals_deferred", "watch_signals", "with_seed"]
+__all__ = [
+    "live_progress",
+    "open_target",
+    "raise_nofile_limit",
+    "signals_deferred",
+    "watch_signals",
+    "with_seed",
+]
 
 
 def raise_nofile_limit() -> int:
@@ -93,3 +102,14 @@ async def live_progress(console: Console, progress: Progress, scenario: Scenario
         while True:
             live.update(terminal.live_panel(progress, scenario, trio.current_time()))
             await trio.sleep(0.25)
+
+
+async def open_target(
+    stack: AsyncExitStack, scenario: Scenario
+) -> tuple[str, BuiltinTarget | None]:
+    """The URL to load, and the built-in server when ``url = "builtin"`` (started in its own
+    process, stopped when ``stack`` closes; its statistics are then in ``target.stats``)."""
+    if not scenario.target.is_builtin:
+        return scenario.target.url, None
+    target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
+    return target.url, target

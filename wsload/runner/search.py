@@ -36,6 +36,7 @@ from wsload.runner.loop import Progress, run_load
 from wsload.runner.result_files import result_of
 from wsload.runner.runtime import (
     live_progress,
+    open_target,
     raise_nofile_limit,
     signals_deferred,
     watch_signals,
@@ -50,7 +51,6 @@ from wsload.runner.search_levels import (
 )
 from wsload.runner.segment import WHOLE
 from wsload.runner.segment_run import SegmentResult
-from wsload.runner.target import BuiltinTarget
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
 
@@ -249,14 +249,8 @@ async def _search(
     search, climb = scenario.load.search, levels.climb
     assert search is not None
     stop, hard_stop = trio.Event(), trio.Event()
-    target: BuiltinTarget | None = None
     async with AsyncExitStack() as stack:
-        url = scenario.target.url
-        if scenario.target.is_builtin:
-            target = await stack.enter_async_context(
-                BuiltinTarget(scenario.target.server, scenario.seed)
-            )
-            url = target.url
+        url, target = await open_target(stack, scenario)
         first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
         levels.origin = trio.current_time()
         writer.set_origin(levels.origin)
