@@ -214,7 +214,7 @@ drain = "2s"
 [load.search]
 over = "rate"
 start = 6000
-max = 100000
+max = 96000
 step_duration = "700ms"
 cooldown = "0s"
 [[close]]
@@ -225,16 +225,22 @@ kind = "terminate"
 
 
 def test_a_saturated_generator_stops_the_search_and_says_so(tmp_path: Path) -> None:
-    # 6000 connections/s is several times what one generator process can start (≈ 1 ms of
-    # CPU each): the lag monitor sees it, and the search must not call that the target's limit.
+    # Thousands of connections/s soon exceed what one generator process can start: the lag
+    # monitor sees it, and the search must not call that the target's limit. Where it happens
+    # depends on the machine (6000/s saturated session 1's engine, 12000/s the faster one), so
+    # the test takes the level from the result: the last one tried, the only saturated one.
     code, summary, _, output = _search(tmp_path, SATURATING)
     search = summary["search"]
     assert search["stopped"] == "saturated"
-    assert "saturated at 6000" in search["reason"] and "not the target's" in search["reason"]
-    assert [lv["level"] for lv in search["levels"]] == [6000]
-    assert search["levels"][0]["saturated"] is True
-    assert search["capacity"] is None and code == 1
-    assert summary["generator"]["saturated"] is True
+    levels = search["levels"]
+    last = levels[-1]
+    assert last["saturated"] is True and not any(lv["saturated"] for lv in levels[:-1])
+    assert f"saturated at {last['level']:g}" in search["reason"]
+    assert "not the target's" in search["reason"]
+    capacity = levels[-2]["level"] if len(levels) > 1 else None
+    assert search["capacity"] == capacity and code == (1 if capacity is None else 0)
+    # the summary's figures are the main level's: the saturated one only when none passed
+    assert summary["generator"]["saturated"] is (capacity is None)
     assert "saturated" in output
 
 
