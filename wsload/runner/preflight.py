@@ -107,11 +107,15 @@ def check(
     per_process = math.ceil(plan.peak / max(1, processes))
     if per_process + FD_RESERVE > nofile:
         needed = math.ceil(plan.peak / max(1, nofile - FD_RESERVE))
+        more = (
+            "lower the search's `max` (a search runs in one process)"
+            if scenario.load.model == "search"
+            else f"use --workers {needed} or more (each process has its own limit)"
+        )
         out.append(
             f"{per_process:,} connections open at once per generator process need about "
             f"{per_process + FD_RESERVE:,} file descriptors, but the limit is {nofile:,}: "
-            f"use --workers {needed} or more (each process has its own limit), or raise the "
-            "hard limit (ulimit -Hn, systemd LimitNOFILE)"
+            f"{more}, or raise the hard limit (ulimit -Hn, systemd LimitNOFILE)"
         )
     if scenario.target.is_builtin and plan.peak + FD_RESERVE > nofile:
         out.append(
@@ -154,14 +158,15 @@ def read_port_range(path: Path = _PORT_RANGE) -> tuple[int, int] | None:
 def check_scenario(scenario: Scenario, *, processes: int, nofile: int | None = None) -> list[str]:
     """``check`` against this machine's port range and ``nofile`` (default: the hard file
     limit, which ``wsload run`` raises the soft limit to)."""
-    if scenario.load.search is not None:  # the limits bite at the highest level it may reach
-        scenario = step_scenario(scenario, scenario.load.search.max)
+    top = scenario  # a search: the limits bite at the highest level it may reach
+    if scenario.load.search is not None:
+        top = step_scenario(scenario, scenario.load.search.max)
     if nofile is None:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nofile = nofile if nofile != resource.RLIM_INFINITY else 2**31
     return check(
         scenario,
-        estimate(scenario),
+        estimate(top),
         processes=processes,
         nofile=nofile,
         port_range=read_port_range(),
