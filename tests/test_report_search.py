@@ -30,7 +30,8 @@ def _summary(p99: int | None, clean: int | None, attempted: int, ok: bool, **gen
 
 
 def test_a_level_entry_is_cut_from_its_summary() -> None:
-    entry = level_entry(120.0, _summary(61_000, 297, 300, False), started_s=4.25)
+    summary = _summary(61_000, 297, 300, False, cpu_wait_s=0.4)
+    entry = level_entry(120.0, summary, started_s=4.25)
     assert entry == {
         "level": 120.0,
         "ok": False,
@@ -42,6 +43,7 @@ def test_a_level_entry_is_cut_from_its_summary() -> None:
         "interrupted": False,
         "loop_lag_p99_us": 900,
         "start_lag_p99_us": None,
+        "cpu_wait_s": 0.4,
         "started_s": 4.25,
         "duration_s": 1.5,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from rich.console import Console, RenderableType
 from rich.text import Text
 
@@ -119,6 +120,21 @@ def test_saturation_warning_is_red() -> None:
     ]  # fmt: skip
     assert len(warnings) == 1 and "red" in str(warnings[0].style)
     assert "event-loop lag p99 45 ms" in warnings[0].plain
+
+
+@pytest.mark.parametrize(
+    ("wait", "advice"),
+    [
+        (None, "add --workers"),  # the kernel did not say
+        (0.01, "add --workers"),  # wsload's own work
+        (0.8, "waited 0.80 s for a CPU taken by other processes"),  # the machine was busy
+    ],
+)
+def test_saturation_warning_says_who_took_the_cpu(wait: float | None, advice: str) -> None:
+    summary = _summary(saturated=True)
+    summary["generator"]["cpu_wait_s"] = wait
+    text = " ".join(r.plain for r in summary_table(summary).renderables if isinstance(r, Text))
+    assert advice in text
 
 
 def test_summary_table_of_an_empty_run() -> None:

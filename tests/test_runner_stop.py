@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -392,3 +393,42 @@ async def test_the_heap_is_frozen_only_while_the_load_runs(nursery: trio.Nursery
     check_sums(r)
     assert len(seen) == 3 and min(seen) > 1000
     assert gc.get_freeze_count() == 0
+
+
+def test_cpu_wait_is_read_from_the_kernel(tmp_path: Path) -> None:
+    from wsload.runner.lag import cpu_wait_seconds
+
+    stat = tmp_path / "schedstat"
+    stat.write_text("1035657572 1048062440 280\n", encoding="ascii")
+    assert cpu_wait_seconds(stat) == pytest.approx(1.048062440)
+    stat.write_text("garbage\n", encoding="ascii")
+    assert cpu_wait_seconds(stat) is None
+    assert cpu_wait_seconds(tmp_path / "missing") is None
+
+
+async def test_a_run_beside_cpu_hogs_reports_its_wait_for_a_cpu(ws_peer: WebsocketsPeer) -> None:
+    """Three busy processes on a 2-core machine take the CPU from the generator: the run
+    reports the time it waited (what tells a busy machine from an overloaded generator)."""
+    import os
+    import subprocess
+    import sys
+
+    from wsload.runner.lag import cpu_wait_seconds
+
+    if cpu_wait_seconds() is None:
+        pytest.skip("the kernel does not report schedstat run_delay here")
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 1) + 1)
+    ]
+    try:
+        text = '[load]\nmodel = "arrival"\nrate = 100\nduration = "1s"\n'
+        with trio.fail_after(20):
+            r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(5)
+    check_sums(r)
+    wait = r.result.cpu_wait_seconds
+    assert wait is not None and 0.0 < wait < r.result.ended - r.result.started + 1.0

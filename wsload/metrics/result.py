@@ -39,6 +39,8 @@ class RunResult:
         loop_lag: the generator's event-loop lag histogram (µs, ``new_lag_histogram``).
         saturated: the generator, not the target, was the bottleneck (lag p99 over its limit).
         cpu_seconds: CPU time the generator used (all processes).
+        cpu_wait_seconds: time the generator was runnable but waiting for a CPU, taken by
+            other processes (all processes; None where the kernel does not report it).
         processes: generator processes that ran the load.
         server: the built-in server's statistics (``as_dict()``), None for external targets.
         interrupted: stopped by SIGINT/SIGTERM before the planned end.
@@ -57,6 +59,7 @@ class RunResult:
     loop_lag: HdrHistogram
     saturated: bool = False
     cpu_seconds: float = 0.0
+    cpu_wait_seconds: float | None = None
     processes: int = 1
     server: dict[str, Any] | None = None
     interrupted: bool = False

@@ -270,12 +270,18 @@ def _codes(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
         yield "<p>No Close frame was sent or received.</p>"
 
 
+def _wait(seconds: object) -> str:
+    """``generator.cpu_wait_s``: time other processes held the CPU the generator wanted."""
+    return "n/a" if not isinstance(seconds, int | float) else f"{seconds:.2f} s"
+
+
 def _generator(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
     generator = summary.get("generator", {})
     yield "<h2>Generator</h2>"
     yield (
         f"<p>saturated: <b id=saturated>{'yes' if generator.get('saturated') else 'no'}</b> · "
-        f"CPU {float(generator.get('cpu_seconds') or 0):.2f} s · processes "
+        f"CPU {float(generator.get('cpu_seconds') or 0):.2f} s · waiting for a CPU "
+        f"{_wait(generator.get('cpu_wait_s'))} · processes "
         f"{_e(generator.get('processes', 1))} · loop lag p99 "
         f"{format_us((generator.get('loop_lag_us') or {}).get('p99'))}</p>"
     )

@@ -43,6 +43,7 @@ def level_entry(
         "interrupted": interrupted,
         "loop_lag_p99_us": generator.get("loop_lag_us", {}).get("p99"),
         "start_lag_p99_us": generator.get("start_lag_us", {}).get("p99"),
+        "cpu_wait_s": generator.get("cpu_wait_s"),
         "started_s": round(started_s, 3),
         "duration_s": summary.get("duration_s"),
     }

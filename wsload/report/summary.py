@@ -73,6 +73,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "loop_lag_us": histogram_stats(result.loop_lag),
         "saturated": bool(result.saturated),
         "cpu_seconds": round(result.cpu_seconds, 3),
+        "cpu_wait_s": (
+            None if result.cpu_wait_seconds is None else round(result.cpu_wait_seconds, 3)
+        ),
         "processes": result.processes,
         "segment": result.segment,
     }

@@ -67,13 +67,26 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
             Text(
                 "warning: the load generator was saturated (event-loop lag p99 "
                 f"{format_us(lag.get('p99'))}): these figures are limited by wsload, "
-                "not by the target",
+                "not by the target" + _starved(summary),
                 style="bold red",
             )
         )
     if summary.get("interrupted"):
         parts.append(Text("interrupted: the run stopped before its planned end", style="yellow"))
     return Group(*parts)
+
+
+def _starved(summary: Mapping[str, Any]) -> str:
+    """Why the generator lagged, when the kernel says other processes had its CPU."""
+    generator = summary["generator"]
+    wait, duration = generator.get("cpu_wait_s"), summary.get("duration_s") or 0.0
+    processes = generator.get("processes") or 1
+    if wait is None or duration <= 0 or wait < 0.1 * duration * processes:
+        return "; add --workers, or lower the load"
+    return (
+        f"; it waited {wait:.2f} s for a CPU taken by other processes "
+        f"({100 * wait / (duration * processes):.0f} % of the run): use a quieter machine"
+    )
 
 
 def _headline(summary: Mapping[str, Any]) -> Text:

@@ -9,12 +9,14 @@ one GC pause or GIL hand-off would otherwise brand a healthy run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
 from wsload.metrics.histograms import HIGHEST_US, record
 from wsload.metrics.result import new_lag_histogram
 
-__all__ = ["MIN_STALLS", "SATURATION_US", "LagMonitor"]
+__all__ = ["MIN_STALLS", "SATURATION_US", "LagMonitor", "cpu_wait_seconds"]
 
 SATURATION_US = 20_000
 """p99 loop lag or start lateness above this (20 ms) marks the run saturated."""
@@ -66,3 +68,19 @@ class LagMonitor:
         loop = self.loop_stalls >= MIN_STALLS and self.loop_lag.get_value_at_percentile(99)
         start = self.start_stalls >= MIN_STALLS and self.start_lag.get_value_at_percentile(99)
         return bool(max(loop, start) > SATURATION_US)
+
+
+_SCHEDSTAT = Path("/proc/self/schedstat")
+
+
+def cpu_wait_seconds(path: Path = _SCHEDSTAT) -> float | None:
+    """Seconds this process has spent runnable but waiting for a CPU (Linux ``schedstat``
+    ``run_delay`` of the thread running the loop), or None where the kernel does not say.
+
+    A lagging loop is either wsload's own work (more workers help) or other processes taking
+    the CPU (a quieter machine helps); the difference of two readings tells which.
+    """
+    try:
+        return int(path.read_text(encoding="ascii").split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None

@@ -22,7 +22,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
-from wsload.runner.lag import LagMonitor
+from wsload.runner.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.schedule import concurrency_at, planned_end
 from wsload.runner.segment import WHOLE, Segment, SegmentMix, segment_offsets
 from wsload.scenario.model import CloseSpec, LoadConfig, Scenario
@@ -62,6 +62,7 @@ class LoadRun:
     cpu_seconds: float
     intervals: int
     intended: int
+    cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
 
 
 class _Runner:
@@ -323,7 +324,7 @@ async def _apply(
     stop: trio.Event,
     hard_stop: trio.Event,
 ) -> LoadRun:
-    cpu0 = time.process_time()
+    cpu0, wait0 = time.process_time(), cpu_wait_seconds()
     start = trio.current_time() + 0.001
     progress.started = start
     progress.planned_s = planned_end(load)
@@ -354,4 +355,9 @@ async def _apply(
         cpu_seconds=time.process_time() - cpu0,
         intervals=runner.intervals,
         intended=progress.intended,
+        cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
     )
+
+
+def _since(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else max(0.0, after - before)

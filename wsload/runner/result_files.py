@@ -38,6 +38,7 @@ def result_of(
         loop_lag=part.loop_lag,
         saturated=part.saturated,
         cpu_seconds=part.cpu_seconds,
+        cpu_wait_seconds=part.cpu_wait_seconds,
         processes=part.processes,
         server=server,
         interrupted=part.interrupted,

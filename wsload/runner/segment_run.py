@@ -55,6 +55,7 @@ class SegmentResult:
     intervals: int
     intended: int
     processes: int = 1
+    cpu_wait_seconds: float | None = None
 
     @classmethod
     def from_load(cls, collector: Collector, run: LoadRun, segment: Segment) -> SegmentResult:
@@ -69,6 +70,7 @@ class SegmentResult:
             interrupted=run.interrupted,
             intervals=run.intervals,
             intended=run.intended,
+            cpu_wait_seconds=run.cpu_wait_seconds,
         )
 
     def indices(self) -> tuple[frozenset[int], int]:
@@ -90,6 +92,7 @@ class SegmentResult:
             "intervals": self.intervals,
             "intended": self.intended,
             "processes": self.processes,
+            "cpu_wait_seconds": self.cpu_wait_seconds,
         }
 
     @classmethod
@@ -115,6 +118,7 @@ class SegmentResult:
                 intervals=int(data["intervals"]),
                 intended=int(data["intended"]),
                 processes=int(data["processes"]),
+                cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -156,7 +160,22 @@ class SegmentResult:
             intervals=max(p.intervals for p in parts),
             intended=sum(p.intended for p in parts),
             processes=sum(p.processes for p in parts),
+            cpu_wait_seconds=_sum_known(p.cpu_wait_seconds for p in parts),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when any part could not measure it (a partial sum would mislead)."""
+    total = 0.0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
 
 
 async def wait_for_start(start_at: float | None, stop: trio.Event) -> None:
