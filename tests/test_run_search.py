@@ -313,3 +313,43 @@ def test_a_search_refuses_options_of_a_single_run(tmp_path: Path, extra: list[st
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "search" in result.output and not (tmp_path / "out").exists()
+
+
+def test_a_search_compares_its_capacity_with_a_baseline(tmp_path: Path) -> None:
+    """`wsload search --baseline`: a capacity below the baseline's is a regression (exit 1,
+    a failing JUnit case); the same search as its own baseline passes."""
+    code, summary, out, _ = _search(tmp_path / "first", STORM_SEARCH, "--quiet", "--no-report")
+    if summary["search"]["stopped"] == "saturated":
+        pytest.skip(f"the machine was too busy: {summary['search']['reason']}")
+    assert code == 0 and not (out / "report.html").exists()
+    better = dict(
+        summary, search=dict(summary["search"], capacity=4 * summary["search"]["capacity"])
+    )
+    (tmp_path / "better.json").write_text(json.dumps(better), encoding="utf-8")
+    junit = tmp_path / "junit.xml"
+    code, _, _, output = _search(
+        tmp_path / "second",
+        STORM_SEARCH,
+        "--baseline",
+        str(tmp_path / "better.json"),
+        "--junit",
+        str(junit),
+        "--max-regression",
+        "30%",
+        "--metrics",
+        "close_handshake",
+    )
+    assert code == 1, output
+    assert "capacity" in junit.read_text(encoding="utf-8")
+    same, _, _, output = _search(
+        tmp_path / "third",
+        STORM_SEARCH,
+        "--baseline",
+        str(out),
+        "--max-regression",
+        "1000%",
+        "--min-change",
+        "1h",
+        "--no-report",
+    )
+    assert same == 0, output

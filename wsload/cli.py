@@ -19,6 +19,7 @@ from wsload import __version__
 from wsload.errors import ScenarioError, UsageError, WsloadError
 
 if TYPE_CHECKING:
+    from wsload.report.outputs import RunOutputs
     from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
@@ -107,6 +108,10 @@ MarkdownOption = Annotated[
     Path | None,
     typer.Option(help="Write a markdown summary (also appended to $GITHUB_STEP_SUMMARY if set)."),
 ]
+BaselineOption = Annotated[
+    Path | None, typer.Option(help="Compare with this results dir or summary.json.")
+]
+NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
 
 
 @app.command()
@@ -133,9 +138,7 @@ def run(
     cluster: Annotated[
         str | None, typer.Option(help="Run the segments on a Dask scheduler (tcp://host:8786).")
     ] = None,
-    baseline: Annotated[
-        Path | None, typer.Option(help="Compare with this results dir or summary.json.")
-    ] = None,
+    baseline: BaselineOption = None,
     max_regression: MaxRegression = "10%",
     metric_tolerance: MetricTolerance = None,
     max_share_drop: MaxShareDrop = None,
@@ -145,9 +148,7 @@ def run(
     metrics: MetricsOption = None,
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
-    no_report: Annotated[
-        bool, typer.Option("--no-report", help="Do not write report.html.")
-    ] = False,
+    no_report: NoReportOption = False,
     record_connections: Annotated[
         Path | None,
         typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
@@ -159,8 +160,6 @@ def run(
     fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
     still written).
     """
-    from wsload.report.outputs import RunOutputs, parse_tolerances
-    from wsload.report.results import load_summary
     from wsload.runner.execute import execute_run
     from wsload.scenario.overrides import apply_overrides
     from wsload.scenario.parse import load_scenario
@@ -170,21 +169,18 @@ def run(
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
-        outputs = RunOutputs(
-            baseline=load_summary(baseline) if baseline is not None else None,
-            baseline_name=str(baseline),
-            tolerances=parse_tolerances(
-                max_regression=max_regression,
-                metric_tolerance=metric_tolerance,
-                max_share_drop=max_share_drop,
-                max_share_rise=max_share_rise,
-                min_samples=min_samples,
-                min_change=min_change,
-                metrics=metrics,
-            ),
-            junit=junit,
-            markdown=markdown,
-            report=not no_report,
+        outputs = _run_outputs(
+            baseline,
+            max_regression,
+            metric_tolerance,
+            max_share_drop,
+            max_share_rise,
+            min_samples,
+            min_change,
+            metrics,
+            junit,
+            markdown,
+            no_report,
         )
         code = execute_run(
             loaded,
@@ -201,6 +197,44 @@ def run(
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
+
+
+def _run_outputs(
+    baseline: Path | None,
+    max_regression: str,
+    metric_tolerance: list[str] | None,
+    max_share_drop: list[str] | None,
+    max_share_rise: list[str] | None,
+    min_samples: int,
+    min_change: str,
+    metrics: str | None,
+    junit: Path | None,
+    markdown: Path | None,
+    no_report: bool,
+) -> RunOutputs:
+    """What `run` and `search` write besides the results: report, comparison, CI files.
+
+    The baseline is read here, before anything runs: a wrong path exits 2 at once.
+    """
+    from wsload.report.outputs import RunOutputs, parse_tolerances
+    from wsload.report.results import load_summary
+
+    return RunOutputs(
+        baseline=load_summary(baseline) if baseline is not None else None,
+        baseline_name=str(baseline),
+        tolerances=parse_tolerances(
+            max_regression=max_regression,
+            metric_tolerance=metric_tolerance,
+            max_share_drop=max_share_drop,
+            max_share_rise=max_share_rise,
+            min_samples=min_samples,
+            min_change=min_change,
+            metrics=metrics,
+        ),
+        junit=junit,
+        markdown=markdown,
+        report=not no_report,
+    )
 
 
 def _workers_option(value: str) -> int:
@@ -249,13 +283,25 @@ def search(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    baseline: BaselineOption = None,
+    max_regression: MaxRegression = "10%",
+    metric_tolerance: MetricTolerance = None,
+    max_share_drop: MaxShareDrop = None,
+    max_share_rise: MaxShareRise = None,
+    min_samples: MinSamples = 100,
+    min_change: MinChange = "0s",
+    metrics: MetricsOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    no_report: NoReportOption = False,
 ) -> None:
     """Find the highest load that meets every threshold ([load] model = "search").
 
-    Same as `wsload run` on a search scenario (which also takes --baseline, --junit,
-    --markdown and --no-report); refuses any other scenario. Exit 0 when a capacity was
-    found, 1 when no level passed, 2 on invalid input, 3 when wsload could not run, 130 when
-    interrupted (the levels measured so far are written).
+    Same as `wsload run` on a search scenario; refuses any other scenario. With --baseline
+    (another search's results) the capacity found is compared too (lower is worse). Exit 0
+    when a capacity was found (and did not regress), 1 when no level passed or it regressed,
+    2 on invalid input, 3 when wsload could not run, 130 when interrupted (the levels
+    measured so far are written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import load_scenario
@@ -269,7 +315,20 @@ def search(
                 f'wsload search needs model = "search" and a [load.search] table, '
                 f'got "{loaded.load.model}"',
             )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out)
+        outputs = _run_outputs(
+            baseline,
+            max_regression,
+            metric_tolerance,
+            max_share_drop,
+            max_share_rise,
+            min_samples,
+            min_change,
+            metrics,
+            junit,
+            markdown,
+            no_report,
+        )
+        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out, outputs=outputs)
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
