@@ -8,7 +8,6 @@ second while the run goes, and summary.json is written even when the run was int
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -24,8 +23,7 @@ from rich.console import Console
 from wsload.core.record import ConnectionRecord
 from wsload.errors import UsageError, WsloadError
 from wsload.metrics.collector import IntervalSnapshot
-from wsload.report import files, hlog, terminal
-from wsload.report.compare import render_text
+from wsload.report import files, hlog
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
@@ -33,9 +31,11 @@ from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
 from wsload.runner.runtime import (
+    comparison_text,
     live_progress,
     open_target,
     raise_nofile_limit,
+    show_result,
     signals_deferred,
     watch_signals,
     with_seed,
@@ -149,15 +149,14 @@ def execute_run(
             )
         data, verdicts = result_files.write_result(out_dir, shown, started_at, part, server_stats)
         comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-        if json_out:
-            sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        elif quiet:
-            sys.stdout.write(f"{out_dir}\n")
-        else:
-            console.print(terminal.summary_table(data))
-            if comparison is not None:
-                console.print(render_text(comparison), markup=False, end="")
-            console.print(f"results: {out_dir}")
+        show_result(
+            console,
+            data,
+            out_dir,
+            quiet=quiet,
+            json_out=json_out,
+            details=comparison_text(comparison),
+        )
     if part.interrupted or late:
         return EXIT_INTERRUPTED
     failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)

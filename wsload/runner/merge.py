@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+from rich.console import Console
 
 from wsload.errors import ScenarioError, UsageError
 from wsload.metrics.histograms import new_histogram
-from wsload.report import files, hlog, terminal
+from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
 from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS
 from wsload.runner.result_files import write_result
+from wsload.runner.runtime import show_result
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
@@ -185,14 +187,5 @@ def merge_results(
     files.write_text_atomic(out_dir / "histograms.hlog", log)
     _write_timeline(out_dir, [each.data.timeline for each in loaded])
     data, verdicts = write_result(out_dir, scenario, started_at, part)
-    if json_out:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif quiet:
-        sys.stdout.write(f"{out_dir}\n")
-    else:
-        from rich.console import Console
-
-        console = Console(highlight=False)
-        console.print(terminal.summary_table(data))
-        console.print(f"results: {out_dir}")
+    show_result(Console(highlight=False), data, out_dir, quiet=quiet, json_out=json_out)
     return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK

@@ -7,27 +7,35 @@ processes; none of it measures anything.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import resource
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import trio
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.text import Text
 
 from wsload.report import terminal
+from wsload.report.compare import CompareResult, render_text
 from wsload.runner.loop import Progress
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
 __all__ = [
+    "comparison_text",
     "live_progress",
     "open_target",
     "raise_nofile_limit",
+    "show_result",
     "signals_deferred",
     "watch_signals",
     "with_seed",
@@ -113,3 +121,32 @@ async def open_target(
         return scenario.target.url, None
     target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
     return target.url, target
+
+
+def show_result(
+    console: Console,
+    data: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    quiet: bool,
+    json_out: bool,
+    details: Sequence[RenderableType] = (),
+) -> None:
+    """The end of every command that writes a result (run, search, merge): summary.json on
+    stdout (``--json``), the path alone (``--quiet``), or the table, ``details`` and the path."""
+    if json_out:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif quiet:
+        sys.stdout.write(f"{out_dir}\n")
+    else:
+        console.print(terminal.summary_table(data))
+        for detail in details:
+            console.print(detail)
+        console.print(f"results: {out_dir}")
+
+
+def comparison_text(comparison: CompareResult | None) -> list[RenderableType]:
+    """The baseline comparison as ``show_result`` details (none without a baseline)."""
+    if comparison is None:
+        return []
+    return [Text(render_text(comparison).rstrip("\n"))]

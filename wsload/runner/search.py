@@ -10,7 +10,6 @@ log gets that level's seconds (one log, levels one after another in time: ``star
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -24,8 +23,7 @@ from rich.console import Console
 
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
-from wsload.report import files, hlog, summary, terminal, thresholds
-from wsload.report.compare import render_text
+from wsload.report import files, hlog, summary, thresholds
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, level_line, search_section, search_table
@@ -35,9 +33,11 @@ from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
 from wsload.runner.loop import Progress, run_load
 from wsload.runner.result_files import result_of
 from wsload.runner.runtime import (
+    comparison_text,
     live_progress,
     open_target,
     raise_nofile_limit,
+    show_result,
     signals_deferred,
     watch_signals,
     with_seed,
@@ -200,16 +200,14 @@ def _search_in(
     data = levels.summary()
     files.write_json_atomic(out_dir / "summary.json", data)
     comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-    if json_out:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif quiet:
-        sys.stdout.write(f"{out_dir}\n")
-    else:
-        console.print(terminal.summary_table(data))
-        console.print(search_table(data["search"]))
-        if comparison is not None:
-            console.print(render_text(comparison), markup=False, end="")
-        console.print(f"results: {out_dir}")
+    show_result(
+        console,
+        data,
+        out_dir,
+        quiet=quiet,
+        json_out=json_out,
+        details=[search_table(data["search"]), *comparison_text(comparison)],
+    )
     if levels.climb.stopped is Stop.INTERRUPTED or late:
         return EXIT_INTERRUPTED
     regressed = comparison is not None and not comparison.ok
