@@ -108,6 +108,11 @@ MarkdownOption = Annotated[
     Path | None,
     typer.Option(help="Write a markdown summary (also appended to $GITHUB_STEP_SUMMARY if set)."),
 ]
+OutOption = Annotated[
+    Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]
 BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
@@ -117,15 +122,13 @@ NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write 
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
-    out: Annotated[
-        Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
-    ] = None,
+    out: OutOption = None,
     duration: Annotated[
         str | None, typer.Option(help='Override load.duration ("30s", "2m").')
     ] = None,
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
     workers: Annotated[
         str, typer.Option(help="Generator processes, one segment each: N or auto (= cores).")
     ] = "1",
@@ -258,8 +261,8 @@ def _segment_option(value: str | None) -> Segment:
 def merge(
     dirs: Annotated[list[Path], typer.Argument(help="Results directories of segments.")],
     out: Annotated[Path, typer.Option(help="Directory for the merged result.")],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Merge the results of segments (--segment i/N runs) into one result directory.
 
@@ -278,11 +281,9 @@ def merge(
 @app.command()
 def search(
     scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
-    out: Annotated[
-        Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    out: OutOption = None,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
     baseline: BaselineOption = None,
     max_regression: MaxRegression = "10%",
     metric_tolerance: MetricTolerance = None,
