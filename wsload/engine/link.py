@@ -72,22 +72,17 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
     Safe to call while cancelled (the Cancelled path of the driver relies on it). Called by
     the task that owns the stream, never while another task waits on it.
     """
-    if isinstance(stream, RawSocketStream):
-        if rst:
-            with contextlib.suppress(OSError):  # already dead: closing is all that is left
-                stream.sock.setsockopt(
-                    _stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO
-                )
-        stream.close_unwatched()  # only the connection's own task ever uses its stream
-        return
-    sock = socket_of(stream)
+    sock = stream.sock if isinstance(stream, RawSocketStream) else socket_of(stream)
     if sock is None:
         await trio.aclose_forcefully(stream)
         return
     if rst:
         with contextlib.suppress(OSError):  # already dead: closing is all that is left
             sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO)
-    sock.close()
+    if isinstance(stream, RawSocketStream):
+        stream.close_unwatched()  # only the connection's own task ever uses its stream
+    else:
+        sock.close()
 
 
 class Link:
