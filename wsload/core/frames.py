@@ -11,6 +11,7 @@ Close frames are decoded here so that an invalid one still tells which code the 
 
 from __future__ import annotations
 
+import codecs
 import struct
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -170,6 +171,15 @@ def _decode_close(payload: bytes) -> ReceivedClose:
     return ReceivedClose(code, reason)
 
 
+def _utf8_prefix(data: bytes) -> bool:
+    """Whether ``data`` can still begin valid UTF-8 (it may end inside a character)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class FrameReader:
     """Server-to-client frames, validated, with the message size limit applied.
 
@@ -221,7 +231,9 @@ class FrameReader:
         a 7-bit length (< 126 bytes: echoes, control frames) whose text is valid UTF-8. For
         it this is several times cheaper than wsproto's decoder. Anything else returns
         False, and the caller hands every pending byte to wsproto, idle by construction, so
-        every error and edge case is judged exactly as before. None: the frame is incomplete.
+        every error and edge case is judged exactly as before (also a data frame over the size
+        limit, and a text frame not yet whole whose start is not UTF-8). None: the frame is
+        incomplete.
         """
         data, pos = self._pending, self._pos
         if len(data) - pos < 2:
@@ -230,8 +242,16 @@ class FrameReader:
         opcode = first & 0x0F
         if first & 0xF0 != 0x80 or second >= 126 or opcode not in _FAST_OPCODES:
             return False  # fragment, RSV bits, masked, long length or odd opcode: wsproto
+        if second > self._limit and opcode in (OP_TEXT, OP_BINARY):
+            # to wsproto at once, before the payload is whole: it reports 1009 on the bytes
+            # that arrived, as the reader without a fast path does (not a later 1007)
+            return False
         end = pos + 2 + second
         if len(data) < end:
+            # wsproto checks text as it arrives: a part that can no longer be UTF-8 goes to it
+            # now (1007), as the reader without a fast path would report before the rest came
+            if opcode == OP_TEXT and not _utf8_prefix(data[pos + 2 :]):
+                return False
             return None
         payload = data[pos + 2 : end]
         if opcode == OP_CLOSE:
@@ -244,8 +264,6 @@ class FrameReader:
                 item = (opcode, payload.decode("utf-8"), True)
             except UnicodeDecodeError:
                 return False
-        if second > self._limit and opcode in (OP_TEXT, OP_BINARY):
-            return False
         if end == len(data):
             self._pending, self._pos = b"", 0
         else:
