@@ -86,7 +86,12 @@ class Chromium:
 
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="wsload-chromium-")
+        # ignore_cleanup_errors: Chromium's helper processes may still be writing into the
+        # profile for a moment after the browser process exited (seen once: "Directory not
+        # empty: 'Default'" at teardown)
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="wsload-chromium-", ignore_cleanup_errors=True
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._page: ClientConnection | None = None
         self._next_id = 0
