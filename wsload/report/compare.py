@@ -34,7 +34,7 @@ from typing import Any
 from wsload.core.outcomes import Outcome
 from wsload.metrics.histograms import HIGHEST_US
 from wsload.report._format import format_us
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = [
     "ALL_ERRORS",
@@ -95,7 +95,8 @@ class Tolerances:
         max_share_drop: ``clean`` or an outcome → percentage points its share may fall.
         max_share_rise: an error outcome (or ``errors``: all of them) → points it may rise.
         min_samples: a percentile needs this many samples on both sides to be judged.
-        metrics: the latency metrics compared (default: every metric either run measured);
+        metrics: the latency metrics compared (default: every metric either run measured,
+            ``step.<name>`` metrics included);
             CI gates pick the close metrics, whose tails are their subject.
     """
 
@@ -314,7 +315,11 @@ def _latency_rows(
     scope: str, base: Mapping[str, Any], cur: Mapping[str, Any], tol: Tolerances
 ) -> Iterator[Row]:
     base_lat, cur_lat = base.get("latency_us", {}), cur.get("latency_us", {})
-    for metric in tol.metrics:
+    metrics = tol.metrics
+    if metrics == METRICS:  # the default: also every step.<name> metric either run has
+        steps = {m for m in (*base_lat, *cur_lat) if m.startswith(STEP_PREFIX)}
+        metrics = (*metrics, *sorted(steps))
+    for metric in metrics:
         b_stats, c_stats = base_lat.get(metric) or {}, cur_lat.get(metric) or {}
         b_count, c_count = int(b_stats.get("count") or 0), int(c_stats.get("count") or 0)
         if b_count == 0 and c_count == 0:

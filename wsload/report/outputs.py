@@ -24,7 +24,8 @@ from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_results, load_summary
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS
+from wsload.scenario.model import METRICS, STATS, is_metric
+from wsload.scenario.thresholds import metric_parts
 
 __all__ = [
     "REPORT_NAME",
@@ -169,11 +170,12 @@ def parse_tolerances(
     per_metric = {}
     for item in metric_tolerance or ():
         key, value = _pair(item, "--metric-tolerance", "close_handshake.p99=20%")
-        metric, _, stat = key.partition(".")
-        if metric not in METRICS or (stat and stat not in STATS):
+        parts = metric_parts(key.split("."))
+        metric, stat = parts[0], ".".join(parts[1:])
+        if not is_metric(metric) or (stat and stat not in STATS):
             raise UsageError(
                 f"--metric-tolerance {item}: {key!r} is not <metric> or <metric>.<stat> "
-                f"(metrics: {', '.join(METRICS)})"
+                f"(metrics: {', '.join(METRICS)}, step.<name>)"
             )
         per_metric[key] = _percent(value, f"--metric-tolerance {item}")
     outcomes = {o.value for o in Outcome}
@@ -198,10 +200,11 @@ def parse_tolerances(
     chosen = METRICS
     if metrics is not None:
         chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
-        unknown = [m for m in chosen if m not in METRICS]
+        unknown = [m for m in chosen if not is_metric(m)]
         if unknown or not chosen:
             raise UsageError(
-                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)}"
+                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)} "
+                "or step.<name>"
             )
     return Tolerances(
         metrics=chosen,

@@ -59,6 +59,9 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    messages = _messages_table(summary)
+    if messages is not None:
+        parts.append(messages)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -175,6 +178,43 @@ def _outcomes_table(summary: Mapping[str, Any]) -> Table | None:
         table.add_section()
         for status, n in statuses.items():
             table.add_row(f"HTTP {status}", format_count(n), format_share(n, attempted))
+    return table
+
+
+def _messages_table(summary: Mapping[str, Any]) -> Table | None:
+    """Data message totals and step latencies of a session script (None in echo mode)."""
+    if not summary.get("scenario", {}).get("session", {}).get("steps"):
+        return None
+    totals = summary.get("totals", {})
+    latency = summary.get("latency_us", {})
+    steps = [m for m in latency if m.startswith("step.")]
+    table = Table(title="Messages", title_justify="left", show_edge=False)
+    for column in ("sent", "received", "unmatched", "bytes sent", "bytes received"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(
+            format_count(totals.get(name, 0))
+            for name in (
+                "messages_sent",
+                "messages_received",
+                "messages_unmatched",
+                "bytes_sent",
+                "bytes_received",
+            )
+        )
+    )
+    if steps:
+        table.add_section()
+        table.add_row("step", "count", "p50 ms", "p99 ms", "max ms")
+        for metric in steps:
+            stats = latency[metric]
+            table.add_row(
+                Text(metric),
+                format_count(stats.get("count") or 0),
+                format_ms(stats.get("p50")),
+                format_ms(stats.get("p99")),
+                format_ms(stats.get("max")),
+            )
     return table
 
 

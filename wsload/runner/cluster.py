@@ -188,7 +188,9 @@ async def run_on_cluster(
     parts: list[SegmentResult] = []
     for index, (segment, data, error) in enumerate(outcomes):
         if data is None:
-            error = redact_text(error or "")  # a task's exception can carry the URL's token
+            error = redact_text(
+                error or "", scenario.secrets
+            )  # a task's exception can carry the URL's token
             sys.stderr.write(f"wsload: warning: cluster segment {segment} failed: {error}\n")
         else:
             part = SegmentResult.from_wire(data["result"])

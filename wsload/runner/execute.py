@@ -140,7 +140,9 @@ def execute_run(
             logs.callback(timeline.close)
             log = None
             if record_connections is not None:
-                log = logs.enter_context(ConnectionLog(record_connections))
+                log = logs.enter_context(
+                    ConnectionLog(record_connections, secrets=scenario.secrets)
+                )
             run_args = _RunArgs(
                 segment, start_at, workers, cluster, segment_logs, timeline, late, log
             )

@@ -356,7 +356,9 @@ async def run_workers(
                 await _reap(worker)
     for worker in workers:
         if worker.error is not None:
-            error = redact_text(worker.error)  # an exception's text can carry the URL's token
+            error = redact_text(
+                worker.error, scenario.secrets
+            )  # an exception's text can carry the URL's token
             sys.stderr.write(f"wsload: warning: worker {worker.segment}: {error}\n")
     parts = [worker.result for worker in workers if worker.result is not None]
     if not parts:

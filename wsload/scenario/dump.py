@@ -23,7 +23,8 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
-from wsload.scenario.parse import CLOSE_KIND_KEYS
+from wsload.scenario.parse import CLOSE_KIND_KEYS, ECHO_KEYS
+from wsload.scenario.steps import steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
 
@@ -100,6 +101,15 @@ def _search(search: SearchConfig) -> dict[str, Any]:
     return out
 
 
+def _session(session: SessionConfig) -> dict[str, Any]:
+    """Echo mode's keys, or (with a script) the shared keys and the steps."""
+    skip = ("steps", *ECHO_KEYS) if session.steps else ("steps",)
+    out = _fields(session, tuple(n for n in SessionConfig.__slots__ if n not in skip))
+    if session.steps:
+        out["steps"] = steps_to_list(session.steps, session.message_timeout)
+    return out
+
+
 def _close(spec: CloseSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": spec.kind, "name": spec.label, "weight": spec.weight}
     out.update(_fields(spec, _CLOSE_FIELDS[spec.kind]))
@@ -115,7 +125,7 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         out["description"] = scenario.description
     out["target"] = _target(scenario.target)
     out["load"] = _load(scenario.load)
-    out["session"] = _fields(scenario.session, SessionConfig.__slots__)
+    out["session"] = _session(scenario.session)
     out["close"] = [_close(spec) for spec in scenario.close]
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
     return out
@@ -188,7 +198,11 @@ def scenario_to_toml(scenario: Scenario) -> str:
     if "server" in data["target"]:
         _table(lines, "[target.server]", data["target"]["server"])
     _table(lines, "[load]", data["load"])
-    _table(lines, "[session]", data["session"])
+    session = dict(data["session"])
+    steps = session.pop("steps", [])
+    _table(lines, "[session]", session)
+    for step in steps:
+        _table(lines, "[[session.steps]]", step)
     for close in data["close"]:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:

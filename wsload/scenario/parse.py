@@ -8,14 +8,18 @@ Nothing here executes code from the file: TOML is data only.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wsload.core.codes import is_sendable
+from wsload.core.script import step_metrics
+from wsload.core.templates import TemplateError, resolve_env
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.model import (
@@ -31,10 +35,12 @@ from wsload.scenario.model import (
     TargetConfig,
 )
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
+from wsload.scenario.steps import Resolve, parse_steps
 from wsload.scenario.thresholds import parse_thresholds
 
 __all__ = [
     "CLOSE_KIND_KEYS",
+    "ECHO_KEYS",
     "TABLE_KEYS",
     "load_scenario",
     "parse_scenario",
@@ -81,7 +87,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "load.search": SEARCH_KEYS,
     "session": (
         "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
-        "hold", "ping_interval", "reflect",
+        "hold", "ping_interval", "reflect", "steps",
     ),
     "close": (
         "kind", "name", "weight", "code", "reason", "timeout", "rst", "on_timeout",
@@ -102,6 +108,8 @@ CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
     "invalid_close": ("variant", "timeout"),
 }
 """Keys each close kind accepts besides ``kind``, ``name`` and ``weight``."""
+ECHO_KEYS = ("messages", "message_size", "binary", "message_interval", "await_echo")
+"""Session keys of echo mode only: a ``[[session.steps]]`` script replaces them."""
 _CLOSE_TIMEOUT_DEFAULT = {
     "clean": 10.0,
     "await_server_close": 30.0,
@@ -110,8 +118,8 @@ _CLOSE_TIMEOUT_DEFAULT = {
 }
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file.
+def load_scenario(path: str | Path, environ: Mapping[str, str] | None = None) -> Scenario:
+    """Read and parse a scenario file (``environ``: for ``{env:NAME}``, default ``os.environ``).
 
     Raises:
         ScenarioError: unreadable file, invalid TOML or any invalid key.
@@ -125,7 +133,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), "", "not UTF-8 text") from None
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_scenario(text, source=str(path), default_name=path.stem, base_dir=path.parent)
+    return parse_scenario(
+        text, source=str(path), default_name=path.stem, base_dir=path.parent, environ=environ
+    )
 
 
 def parse_scenario(
@@ -134,6 +144,7 @@ def parse_scenario(
     source: str = "scenario.toml",
     default_name: str = "scenario",
     base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
 
@@ -141,7 +152,10 @@ def parse_scenario(
         text: the TOML text.
         source: the file name that messages start with.
         default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
-        base_dir: where a relative ``target.ca_file`` is looked up (None: the working directory).
+        base_dir: where a relative ``target.ca_file`` or ``send_file`` is looked up (None: the
+            working directory).
+        environ: where ``{env:NAME}`` reads variables (None: ``os.environ``); the values it
+            takes become ``Scenario.secrets``.
 
     Raises:
         ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
@@ -170,11 +184,17 @@ def parse_scenario(
         )
     seed = root.opt_integer("seed", 0)
     description = root.string("description", "")
-    target = _target(root.table("target"), base_dir)
+    secrets: list[str] = []
+    resolve = _resolver(os.environ if environ is None else environ, secrets)
+    target = _target(root.table("target"), base_dir, resolve)
     load = _load(root.table("load"))
-    session = _session(root.table("session"), target)
+    session = _session(root.table("session"), target, base_dir, resolve)
     closes = _closes(root, target)
-    thresholds = parse_thresholds(root.table("thresholds"), tuple(c.label for c in closes))
+    thresholds = parse_thresholds(
+        root.table("thresholds"),
+        tuple(c.label for c in closes),
+        step_metrics(session.steps),
+    )
     if load.model == "search" and not thresholds:
         raise root.error(
             "thresholds",
@@ -191,14 +211,30 @@ def parse_scenario(
         session=session,
         close=closes,
         thresholds=thresholds,
+        secrets=tuple(dict.fromkeys(secrets)),
     )
 
 
-def _target(t: Table, base_dir: Path | None) -> TargetConfig:
+def _resolver(environ: Mapping[str, str], secrets: list[str]) -> Resolve:
+    """Resolves ``{env:NAME}`` in one value and remembers the values taken (secrets)."""
+
+    def resolve(t: Table, key: str, text: str) -> str:
+        try:
+            resolved, found = resolve_env(text, environ)
+        except TemplateError as exc:
+            raise t.error(key, str(exc)) from None
+        secrets.extend(found)
+        return resolved
+
+    return resolve
+
+
+def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
     t.allow(TABLE_KEYS["target"])
-    url = t.string("url", "builtin")
+    written = t.string("url", "builtin")
+    url = resolve(t, "url", written)
     if url != "builtin":
-        _check_url(t, url)
+        _check_url(t, url, written)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -220,14 +256,21 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise headers_table.error(
                 hname, "expected a single-line ISO-8859-1 string (the value is not shown)"
             )
+        hvalue = resolve(headers_table, hname, hvalue)
+        if not _sendable(hvalue):
+            raise headers_table.error(
+                hname, "its {env:...} value is not single-line ISO-8859-1 (not shown)"
+            )
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
         if not _TOKEN_RE.match(proto):
             raise t.error(f"subprotocols[{i}]", f"not a valid token: {proto!r}")
     origin = t.opt_string("origin")
-    if origin is not None and not _sendable(origin):
-        raise t.error("origin", f"expected single-line ISO-8859-1 text, got {origin!r}")
+    if origin is not None:
+        written_origin, origin = origin, resolve(t, "origin", origin)
+        if not _sendable(origin):
+            raise t.error("origin", f"expected single-line ISO-8859-1 text, got {written_origin!r}")
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -276,9 +319,11 @@ def _sendable(text: str) -> bool:
     return True
 
 
-def _check_url(t: Table, url: str) -> None:
+def _check_url(t: Table, url: str, written: str) -> None:
+    """Check the URL (``{env:...}`` resolved); messages show it as ``written`` (no secrets)."""
     probe = url.replace("{seq}", "1")
-    if not _sendable(url):
+    url = written
+    if not _sendable(probe):
         raise t.error(
             "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
         )
@@ -465,8 +510,18 @@ def _stages(t: Table, model: str) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def _session(t: Table, target: TargetConfig) -> SessionConfig:
+def _session(
+    t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
+) -> SessionConfig:
     t.allow(TABLE_KEYS["session"])
+    if t.has("steps"):
+        for key in ECHO_KEYS:
+            if t.has(key):
+                raise t.error(
+                    key, "echo mode only: not used with [[session.steps]] (send steps replace it)"
+                )
+        if target.engine == "trio-websocket":
+            raise t.error("steps", 'not possible with engine = "trio-websocket"')
     size = t.integer("message_size", 64, minimum=0)
     if size > target.max_message_size:
         raise t.error(
@@ -483,6 +538,15 @@ def _session(t: Table, target: TargetConfig) -> SessionConfig:
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
     )
+    if t.has("steps"):
+        steps = parse_steps(
+            t,
+            t.get("steps"),
+            timeout=config.message_timeout,
+            base_dir=base_dir,
+            resolve=resolve,
+        )
+        config = replace(config, steps=steps)
     t.finish()
     return config
 
