@@ -135,6 +135,10 @@ _SERVER_VALUES = {
     "shutdown_code": ("1001", 1001),
     "shutdown_grace": ('"10s"', 10.0),
     "close_capacity": ("200", 200.0),
+    "app": ('"pubsub"', "pubsub"),
+    "app_pushes": ("5", 5),
+    "app_push_interval": ('"100ms"', 0.1),
+    "app_bye_code": ("4000", 4000),
 }
 _LOAD_VALUES = {
     "model": ({"model": '"arrival"'}, "arrival"),

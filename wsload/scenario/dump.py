@@ -42,6 +42,7 @@ _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
     "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
+    "app_push_interval",
 }  # fmt: skip
 
 

@@ -125,6 +125,11 @@ class ServerConfig:
         close_capacity: at most this many Close replies per second (None: unlimited); the
             excess queues, so close latency stays flat below it and grows without bound above
             it: a target with a known knee for capacity searches.
+        app: ``none``, or ``pubsub``: the application protocol of ``wsload.server.app``
+            (replaces ``messages``: nothing is echoed).
+        app_pushes: pubsub: pushes sent after each subscribe.
+        app_push_interval: pubsub: time between two pushes (and from the ack to the first).
+        app_bye_code: pubsub: the Close code the server answers a ``bye`` message with.
     """
 
     messages: Literal["echo", "sink"] = "echo"
@@ -143,6 +148,10 @@ class ServerConfig:
     shutdown_code: int = 1001
     shutdown_grace: float = 10.0
     close_capacity: float | None = None
+    app: Literal["none", "pubsub"] = "none"
+    app_pushes: int = 5
+    app_push_interval: float = 0.1
+    app_bye_code: int = 4000
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
-        "close_capacity",
+        "close_capacity", "app", "app_pushes", "app_push_interval", "app_bye_code",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
@@ -371,6 +371,10 @@ def _server(t: Table) -> ServerConfig:
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
         close_capacity=t.opt_number("close_capacity"),
+        app=cast(Any, t.choice("app", ("none", "pubsub"), "none")),
+        app_pushes=t.integer("app_pushes", 5, minimum=0),
+        app_push_interval=t.duration("app_push_interval", 0.1),
+        app_bye_code=_code(t, "app_bye_code", 4000, ""),
     )
     t.finish()
     return config
