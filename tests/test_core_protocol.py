@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peers import server_frame
+from wsproto.extensions import PerMessageDeflate
 
 from wsload.core.closing import CloseState
 from wsload.core.frames import OP_BINARY, OP_PONG, OP_TEXT, FrameReader
@@ -87,3 +89,16 @@ def test_arbitrary_bytes_never_raise(data: bytes, kind: str) -> None:
     for cut in (len(data) // 3, len(data)):
         p.receive_data(data[:cut], 1.0)
     assert p.messages_received >= p.messages_unmatched
+
+
+def test_a_negotiated_extension_decompresses_through_the_reader() -> None:
+    """The hook permessage-deflate plugs into: wsproto extensions given to the FrameReader see
+    every RSV1 frame (the fast path leaves them alone); sizes count the inflated payload."""
+    pmd = PerMessageDeflate()
+    pmd.finalize("permessage-deflate")
+    deflate = zlib.compressobj(wbits=-15)
+    body = (deflate.compress(b"hello " * 20) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    p = ClientProtocol(FrameReader(1 << 20, [pmd]), reflect=True)
+    out = p.receive_data(bytes((0x80 | 0x40 | OP_TEXT, len(body))) + body, 1.0)
+    assert (p.messages_received, p.bytes_received, p.failure) == (1, 120, None)
+    assert len(out) == 2 + 4 + 120 and out[0] & 0x0F == OP_TEXT  # reflected, uncompressed
