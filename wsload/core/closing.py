@@ -26,6 +26,7 @@ from enum import StrEnum
 from wsload.core.codes import label
 from wsload.core.outcomes import Outcome
 from wsload.core.record import Side
+from wsload.errors import WsloadBug
 
 __all__ = [
     "TRANSITIONS",
@@ -74,7 +75,7 @@ TRANSITIONS: dict[tuple[CloseState, CloseEvent], CloseState] = {
 """Every legal ``(state, event) -> next state``; anything else is a bug in the caller."""
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(WsloadBug):
     """An event that cannot happen in the current state (a driver bug, never the peer's)."""
 
     def __init__(self, state: CloseState, event: CloseEvent) -> None:
