@@ -21,8 +21,8 @@ from wsload.errors import ScenarioError, UsageError, WsloadError
 from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
+    from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
-    from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
 
@@ -252,7 +252,7 @@ def _workers_option(value: str) -> int:
 
 
 def _segment_option(value: str | None) -> Segment:
-    from wsload.runner.segment import WHOLE, parse_segment
+    from wsload.plan.segment import WHOLE, parse_segment
 
     return WHOLE if value is None else parse_segment(value)
 
