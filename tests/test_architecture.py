@@ -145,8 +145,8 @@ def _exit_code_definitions(tree: ast.Module) -> Iterator[str]:
     """Names bound to an integer literal that look like exit codes (``EXIT_*``, or an
     ``exit_code`` class attribute), including ``A, B = 0, 1``."""
     for node in ast.walk(tree):
+        pairs: list[tuple[ast.expr, ast.expr]] = []
         if isinstance(node, ast.Assign):
-            pairs = []
             for target in node.targets:
                 if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
                     pairs.extend(zip(target.elts, node.value.elts, strict=False))
