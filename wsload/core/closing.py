@@ -76,9 +76,12 @@ TRANSITIONS: dict[tuple[CloseState, CloseEvent], CloseState] = {
 
 
 class IllegalTransition(WsloadBug):
-    """An event that cannot happen in the current state (a driver bug, never the peer's)."""
+    """An event that cannot happen in the current state (a driver bug, never the peer's).
 
-    def __init__(self, state: CloseState, event: CloseEvent) -> None:
+    Raised by every transition table (this one, the built-in server's phases).
+    """
+
+    def __init__(self, state: StrEnum, event: StrEnum) -> None:
         self.state = state
         self.event = event
         super().__init__(f"cannot {event} in state {state}")
