@@ -26,7 +26,7 @@ from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, planned_end
 from wsload.plan.segment import WHOLE, Segment, SegmentMix, segment_offsets
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
-from wsload.scenario.model import CloseSpec, LoadConfig, Scenario
+from wsload.scenario.model import LoadConfig, Scenario
 
 __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 
@@ -117,7 +117,11 @@ class _Runner:
             record = await self.connect(plan, self.ctx)
         finally:
             if record is None:  # cancelled at the end of the drain or a hard stop
-                record = _interrupted(plan.seq, plan.close, plan.scheduled)
+                record = plan.record(
+                    Outcome.INTERRUPTED,
+                    "still open when wsload stopped (end of drain or interrupt)",
+                    socket_closed=trio.current_time(),
+                )
             self.collector.add(record)
             if self.on_record is not None:
                 self.on_record(record)
@@ -256,18 +260,6 @@ async def _forward_stop(stop: trio.Event, ctx: DriverContext) -> None:
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def _interrupted(seq: int, spec: CloseSpec, scheduled: float) -> ConnectionRecord:
-    return ConnectionRecord(
-        seq=seq,
-        label=spec.label,
-        kind=spec.kind,
-        outcome=Outcome.INTERRUPTED,
-        scheduled=scheduled,
-        socket_closed=trio.current_time(),
-        detail="still open when wsload stopped (end of drain or interrupt)",
-    )
 
 
 async def run_load(
