@@ -58,7 +58,7 @@ Conn = multiprocessing.connection.Connection
 
 def _worker(
     scenario: Scenario, url: str, segment: Segment, conn: Conn
-) -> None:  # pragma: no cover - runs in the child process (covered through run_workers)
+) -> None:  # pragma: no cover - runs in the child process (covered through Workers.run)
     """Worker process entry: run one segment, stream intervals and progress, send the result."""
     for sig in _STOP_SIGNALS:  # inherited already (_signals_ignored); kept for any other start
         signal.signal(sig, signal.SIG_IGN)
