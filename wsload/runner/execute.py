@@ -59,7 +59,7 @@ def execute_run(
     Raises:
         UsageError: options that do not go together.
     """
-    output = Output(out, quiet, json_out, results_base, outputs or RunOutputs())
+    output = Output(out, quiet, json_out, results_base, outputs=outputs or RunOutputs())
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         if workers != 1 or cluster is not None or not segment.whole or start_at is not None:
             raise UsageError(
