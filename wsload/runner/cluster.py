@@ -176,9 +176,11 @@ class Cluster:
         return self.count  # what the pre-flight check splits the fd limit by, as --workers
 
     async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
-        """Raises:
-        UsageError: Dask distributed is not installed.
-        ToolError: the scheduler cannot be reached, or no segment produced a result.
+        """Submit one task per segment, wait for all, merge what came back.
+
+        Raises:
+            UsageError: Dask distributed is not installed.
+            ToolError: the scheduler cannot be reached, or no segment produced a result.
         """
         address = self.address
         await _check_reachable(address)

@@ -300,7 +300,11 @@ class Workers:
         return self.count
 
     async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
-        """Raises: ToolError: no worker produced a result."""
+        """Spawn the workers, run them from one start, reap them, merge their results.
+
+        Raises:
+            ToolError: no worker produced a result.
+        """
         split = SplitResults(
             self.count,
             feed,
