@@ -66,8 +66,16 @@ def _fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+_APP_FIELDS = ("app", "app_pushes", "app_push_interval", "app_bye_code")
+
+
 def _server(server: ServerConfig) -> dict[str, Any]:
-    return _fields(server, ServerConfig.__slots__)
+    """The server's keys; the application mode's only when it is on, so that the resolved copy
+    and the hash of every echo-mode scenario stay what they were before it existed."""
+    names = ServerConfig.__slots__
+    if server.app == "none":
+        names = tuple(n for n in names if n not in _APP_FIELDS)
+    return _fields(server, names)
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
