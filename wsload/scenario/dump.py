@@ -23,8 +23,8 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
-from wsload.scenario.parse import CLOSE_KIND_KEYS, ECHO_KEYS
-from wsload.scenario.steps import steps_to_list
+from wsload.scenario.parse import CLOSE_KIND_KEYS
+from wsload.scenario.steps import ECHO_KEYS, steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
 
@@ -72,7 +72,7 @@ _APP_FIELDS = ("app", "app_pushes", "app_push_interval", "app_bye_code")
 def _server(server: ServerConfig) -> dict[str, Any]:
     """The server's keys; the application mode's only when it is on, so that the resolved copy
     and the hash of every echo-mode scenario stay what they were before it existed."""
-    names = ServerConfig.__slots__
+    names: tuple[str, ...] = ServerConfig.__slots__
     if server.app == "none":
         names = tuple(n for n in names if n not in _APP_FIELDS)
     return _fields(server, names)

@@ -12,14 +12,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wsload.core.codes import is_sendable
 from wsload.core.script import step_metrics
-from wsload.core.templates import TemplateError, resolve_env
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.model import (
@@ -35,12 +33,11 @@ from wsload.scenario.model import (
     TargetConfig,
 )
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
-from wsload.scenario.steps import Resolve, parse_steps
+from wsload.scenario.steps import Resolve, env_resolver, session_steps
 from wsload.scenario.thresholds import parse_thresholds
 
 __all__ = [
     "CLOSE_KIND_KEYS",
-    "ECHO_KEYS",
     "TABLE_KEYS",
     "load_scenario",
     "parse_scenario",
@@ -108,8 +105,6 @@ CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
     "invalid_close": ("variant", "timeout"),
 }
 """Keys each close kind accepts besides ``kind``, ``name`` and ``weight``."""
-ECHO_KEYS = ("messages", "message_size", "binary", "message_interval", "await_echo")
-"""Session keys of echo mode only: a ``[[session.steps]]`` script replaces them."""
 _CLOSE_TIMEOUT_DEFAULT = {
     "clean": 10.0,
     "await_server_close": 30.0,
@@ -185,7 +180,7 @@ def parse_scenario(
     seed = root.opt_integer("seed", 0)
     description = root.string("description", "")
     secrets: list[str] = []
-    resolve = _resolver(os.environ if environ is None else environ, secrets)
+    resolve = env_resolver(os.environ if environ is None else environ, secrets)
     target = _target(root.table("target"), base_dir, resolve)
     load = _load(root.table("load"))
     session = _session(root.table("session"), target, base_dir, resolve)
@@ -213,20 +208,6 @@ def parse_scenario(
         thresholds=thresholds,
         secrets=tuple(dict.fromkeys(secrets)),
     )
-
-
-def _resolver(environ: Mapping[str, str], secrets: list[str]) -> Resolve:
-    """Resolves ``{env:NAME}`` in one value and remembers the values taken (secrets)."""
-
-    def resolve(t: Table, key: str, text: str) -> str:
-        try:
-            resolved, found = resolve_env(text, environ)
-        except TemplateError as exc:
-            raise t.error(key, str(exc)) from None
-        secrets.extend(found)
-        return resolved
-
-    return resolve
 
 
 def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
@@ -518,39 +499,24 @@ def _session(
     t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
 ) -> SessionConfig:
     t.allow(TABLE_KEYS["session"])
-    if t.has("steps"):
-        for key in ECHO_KEYS:
-            if t.has(key):
-                raise t.error(
-                    key, "echo mode only: not used with [[session.steps]] (send steps replace it)"
-                )
-        if target.engine == "trio-websocket":
-            raise t.error("steps", 'not possible with engine = "trio-websocket"')
     size = t.integer("message_size", 64, minimum=0)
     if size > target.max_message_size:
         raise t.error(
             "message_size", f"{size} exceeds target.max_message_size ({target.max_message_size})"
         )
+    timeout = t.duration("message_timeout", 10.0, positive=True)
     config = SessionConfig(
         messages=t.integer("messages", 1, minimum=0),
         message_size=size,
         binary=t.boolean("binary", False),
         message_interval=t.duration("message_interval", 0.0),
         await_echo=t.boolean("await_echo", True),
-        message_timeout=t.duration("message_timeout", 10.0, positive=True),
+        message_timeout=timeout,
         hold=t.delay("hold"),
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
+        steps=session_steps(t, target.engine, timeout, base_dir, resolve),
     )
-    if t.has("steps"):
-        steps = parse_steps(
-            t,
-            t.get("steps"),
-            timeout=config.message_timeout,
-            base_dir=base_dir,
-            resolve=resolve,
-        )
-        config = replace(config, steps=steps)
     t.finish()
     return config
 

@@ -12,19 +12,28 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from wsload.core.matching import Matcher
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
-from wsload.core.templates import Template, TemplateError
+from wsload.core.templates import Template, TemplateError, resolve_env
 from wsload.errors import ScenarioError
 from wsload.scenario._table import Table, either, show
 from wsload.scenario.durations import format_duration
 from wsload.scenario.model import STEP_PREFIX
 
-__all__ = ["ACTIONS", "STEP_KEYS", "parse_steps", "steps_to_list"]
+__all__ = [
+    "ACTIONS",
+    "ECHO_KEYS",
+    "STEP_KEYS",
+    "Resolve",
+    "env_resolver",
+    "parse_steps",
+    "session_steps",
+    "steps_to_list",
+]
 
 ACTIONS = (
     "send",
@@ -56,6 +65,43 @@ _MAX_DEPTH = 8
 
 Resolve = Callable[[Table, str, str], str]
 """``(table, key, text) -> text`` with ``{env:NAME}`` resolved (errors name the key)."""
+
+ECHO_KEYS = ("messages", "message_size", "binary", "message_interval", "await_echo")
+"""Session keys of echo mode only: a ``[[session.steps]]`` script replaces them."""
+
+
+def env_resolver(environ: Mapping[str, str], secrets: list[str]) -> Resolve:
+    """Resolves ``{env:NAME}`` in one value and appends the values it took to ``secrets``."""
+
+    def resolve(t: Table, key: str, text: str) -> str:
+        try:
+            resolved, found = resolve_env(text, environ)
+        except TemplateError as exc:
+            raise t.error(key, str(exc)) from None
+        secrets.extend(found)
+        return resolved
+
+    return resolve
+
+
+def session_steps(
+    t: Table, engine: str, timeout: float, base_dir: Path | None, resolve: Resolve
+) -> tuple[Step, ...]:
+    """The script of the ``[session]`` table ``t`` (``()``: echo mode).
+
+    Echo-mode keys beside ``steps`` are errors, as is a script with the trio-websocket engine
+    (it has no protocol object to drive).
+    """
+    if not t.has("steps"):
+        return ()
+    for key in ECHO_KEYS:
+        if t.has(key):
+            raise t.error(
+                key, "echo mode only: not used with [[session.steps]] (send steps replace it)"
+            )
+    if engine == "trio-websocket":
+        raise t.error("steps", 'not possible with engine = "trio-websocket"')
+    return parse_steps(t, t.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve)
 
 
 def parse_steps(
