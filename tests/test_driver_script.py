@@ -225,3 +225,16 @@ async def test_pushes_during_the_close_are_counted(
     r = await run(nursery, server, (), messages=0)
     assert r.outcome is Outcome.CLEAN
     assert r.messages_received == 2
+
+
+async def test_a_ping_step_times_out_on_its_own_timeout(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    async def server(peer: RawPeer) -> None:  # never answers pings
+        await peer.accept()
+        await answer_close(peer)
+
+    t0 = trio.current_time()
+    r = await run(nursery, server, (Ping(0.5),), message_timeout=3.0, ping_interval=0.2)
+    assert r.outcome is Outcome.MESSAGE_TIMEOUT
+    assert (r.detail, r.socket_closed) == ("no pong within 0.5s (ping step)", approx(t0 + 0.5))

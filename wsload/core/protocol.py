@@ -200,11 +200,10 @@ class ClientProtocol:
         """The complete message whose last part is ``last`` (parts kept, for a reflection)."""
         if not self._parts:
             return last
+        parts = [*self._parts, last]
         if opcode == OP_TEXT:
-            return "".join(p for p in self._parts if isinstance(p, str)) + str(last)
-        return b"".join(p for p in self._parts if isinstance(p, bytes)) + bytes(
-            last if isinstance(last, bytes) else b""
-        )
+            return "".join(p for p in parts if isinstance(p, str))
+        return b"".join(p for p in parts if isinstance(p, bytes))
 
     def _encoded(self, opcode: int, last: bytes | str) -> bytes:
         whole = self._whole(opcode, last)

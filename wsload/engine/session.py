@@ -62,7 +62,7 @@ class _Session:
         every = ctx.session.ping_interval
         self.next_ping = trio.current_time() + every if every > 0 else math.inf
         self.ping_count = 0
-        self.pings: dict[bytes, float] = {}
+        self.pings: dict[bytes, tuple[float, float]] = {}  # payload -> (sent, pong due)
 
     def fail(self, detail: str) -> _Interrupted:
         self.proto.fail(Outcome.MESSAGE_TIMEOUT, detail)
@@ -90,9 +90,9 @@ class _Session:
             now = trio.current_time()
             if proto.pongs:
                 for data, arrived in proto.pongs:
-                    sent = pings.pop(data, None)
-                    if sent is not None:
-                        link.ping_rtts.append(arrived - sent)
+                    ping = pings.pop(data, None)
+                    if ping is not None:
+                        link.ping_rtts.append(arrived - ping[0])
                 proto.pongs.clear()
             if want == _MATCH:
                 if proto.matched_at is not None:
@@ -107,22 +107,25 @@ class _Session:
                 release = self.ctx.release
                 if release is not None and release.is_set():
                     return True
-            first_ping = min(pings.values()) + self.timeout if pings else math.inf
+            first_ping = min(due for _, due in pings.values()) if pings else math.inf
             if now >= first_ping:
+                if want == _PONG and pings.get(key, (0.0, 0.0))[1] == first_ping:
+                    return False  # the ping step's own timeout: it names itself
                 raise self.fail(f"no pong within {self.timeout:g}s")
             if now >= deadline:
                 return False
             if now >= self.next_ping:
-                await self.ping(now)
+                await self.ping(now, self.timeout)
                 self.next_ping = max(self.next_ping + self.ctx.session.ping_interval, now)
                 continue
             await link.pump(min(deadline, self.next_ping, first_ping))
 
-    async def ping(self, now: float) -> bytes:
+    async def ping(self, now: float, timeout: float) -> bytes:
+        """Send one ping whose pong is due within ``timeout``; return its payload."""
         self.ping_count += 1
         data = self.ping_count.to_bytes(8, "big")
         await self.send(encode_frame(OP_PING, data), now)
-        self.pings[data] = now
+        self.pings[data] = (now, now + timeout)
         return data
 
     async def run(self, steps: tuple[Step, ...], seq: int) -> None:
@@ -136,10 +139,7 @@ class _Session:
             elif isinstance(step, Receive):
                 await self.run_receive(step)
             elif isinstance(step, Sleep):
-                delay = (
-                    step.min if step.max <= step.min else self.ctx.rng.uniform(step.min, step.max)
-                )
-                await self.wait(trio.current_time() + delay, _TIME)
+                await self.wait(trio.current_time() + self.draw(step), _TIME)
             else:
                 await self.run_ping(step)
 
@@ -201,7 +201,7 @@ class _Session:
 
     async def run_ping(self, step: Ping) -> None:
         now = trio.current_time()
-        key = await self.ping(now)
+        key = await self.ping(now, step.timeout)
         if not await self.wait(now + step.timeout, _PONG, key):
             raise self.fail(f"no pong within {step.timeout:g}s (ping step)")
 
