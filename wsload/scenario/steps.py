@@ -179,7 +179,7 @@ def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Se
                 content = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise st.error(action, "not UTF-8 text (set binary = true)") from None
-            return Send(_template(st, action, content))
+            return Send(_template(st, action, resolve(st, action, content)))
         return Send(data=data, binary=True)
     try:
         if action == "send_hex":
