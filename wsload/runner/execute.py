@@ -28,6 +28,7 @@ from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
 from wsload.report.timeline import TimelineWriter
+from wsload.report.why import nothing_measured
 from wsload.runner import preflight, result_files
 from wsload.runner.loop import Progress
 from wsload.runner.runtime import (
@@ -45,7 +46,8 @@ from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
-__all__ = ["execute_run", "raise_nofile_limit"]  # the latter re-exported from runtime
+# raise_nofile_limit: re-exported from runtime
+__all__ = ["execute_run", "raise_nofile_limit", "report_nothing_measured"]
 
 EXIT_OK, EXIT_THRESHOLDS, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -157,10 +159,20 @@ def execute_run(
             json_out=json_out,
             details=comparison_text(comparison),
         )
+    empty = report_nothing_measured(data)
     if part.interrupted or late:
         return EXIT_INTERRUPTED
     failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
-    return EXIT_THRESHOLDS if failed else EXIT_OK
+    return EXIT_THRESHOLDS if failed or empty else EXIT_OK
+
+
+def report_nothing_measured(summary: dict[str, Any]) -> bool:
+    """Say on stderr when a run (or a search) opened no connection; True then: it exits 1
+    whatever its thresholds say (``wsload.report.why.nothing_measured``)."""
+    message = nothing_measured(summary)
+    if message is not None:
+        sys.stderr.write(f"wsload: error: {message}\n")
+    return message is not None
 
 
 def _seed_from_hash(scenario: Scenario) -> Scenario:

@@ -206,6 +206,7 @@ class _Runner:
             ):
                 await trio.sleep(0.01)
         self.progress.phase = "storm"
+        self.collector.release_at = trio.current_time()  # close_start_lag counts from here
         release.set()
 
     async def intervals_task(self, start: float) -> None:

@@ -29,7 +29,12 @@ from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, level_line, search_section, search_table
 from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight
-from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
+from wsload.runner.execute import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_THRESHOLDS,
+    report_nothing_measured,
+)
 from wsload.runner.loop import Progress, run_load
 from wsload.runner.result_files import result_of
 from wsload.runner.runtime import (
@@ -208,11 +213,12 @@ def _search_in(
         json_out=json_out,
         details=[search_table(data["search"]), *comparison_text(comparison)],
     )
+    empty = report_nothing_measured(data)
     if levels.climb.stopped is Stop.INTERRUPTED or late:
         return EXIT_INTERRUPTED
     regressed = comparison is not None and not comparison.ok
     found = data["search"]["capacity"] is not None
-    return EXIT_OK if found and not regressed else EXIT_THRESHOLDS
+    return EXIT_OK if found and not regressed and not empty else EXIT_THRESHOLDS
 
 
 @dataclass(frozen=True, slots=True)
