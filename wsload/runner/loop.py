@@ -115,8 +115,9 @@ class _Runner:
         try:
             record = await self.connect(plan, self.ctx)
         finally:
+            upgraded = self.ctx.upgraded.pop(plan.seq, None)
             if record is None:  # cancelled at the end of the drain or a hard stop
-                record = _interrupted(plan.seq, plan.close, plan.scheduled)
+                record = _interrupted(plan.seq, plan.close, plan.scheduled, upgraded)
             self.collector.add(record)
             if self.on_record is not None:
                 self.on_record(record)
@@ -245,13 +246,16 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-def _interrupted(seq: int, spec: CloseSpec, scheduled: float) -> ConnectionRecord:
+def _interrupted(
+    seq: int, spec: CloseSpec, scheduled: float, upgraded: float | None
+) -> ConnectionRecord:
     return ConnectionRecord(
         seq=seq,
         label=spec.label,
         kind=spec.kind,
         outcome=Outcome.INTERRUPTED,
         scheduled=scheduled,
+        upgraded=upgraded,
         socket_closed=trio.current_time(),
         detail="still open when wsload stopped (end of drain or interrupt)",
     )
