@@ -8,8 +8,9 @@ grow with the run, so the collector folds them as they arrive into groups of one
 - addresses and ports are replaced by ``<addr>`` (one cause, whichever address was tried), and
   an OS error's "[Errno N] Error connecting to <addr>: " preamble is dropped: its cause is the
   text after it ("Connection refused");
-- the remaining numbers, and long random-looking tokens (a Sec-WebSocket-Accept key), are
-  taken out to form the group's *template*; one that differs between two members of a group
+- the remaining numbers (but not codes: an HTTP status, a close code, an errno name their
+  cause) and long random-looking tokens (a Sec-WebSocket-Accept key) are taken out to form
+  the group's *template*; one that differs between two members of a group
   reads ``<n>`` (a number) or ``<id>`` (a token), one that is the same in all of them is kept
   ("HTTP 401" stays 401, "within 2s" stays 2 unless another connection said 5).
 
@@ -60,7 +61,7 @@ _ADDRESS = re.compile(
     r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"  # 127.0.0.1:9
 )
 _OS_PREAMBLE = re.compile(r"^\[Errno \d+\] [^:]*<addr>: ")
-_FIELD = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|\d+")
+_FIELD = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|(?<!HTTP )(?<!code )(?<!Errno )(?<!\d)\d+")
 _HOLES = {"number": "\x00", "token": "\x01"}
 _HOLE_RE = re.compile("([\x00\x01])")
 VARIES = {"\x00": "<n>", "\x01": "<id>"}
@@ -77,7 +78,9 @@ def normalise(detail: str) -> tuple[str, tuple[str, ...]]:
     >>> normalise("[Errno 111] Error connecting to ('127.0.0.1', 9): Connection refused")
     ('Connection refused', ())
     >>> normalise("HTTP 401 Unauthorized")
-    ('HTTP \\x00 Unauthorized', ('401',))
+    ('HTTP 401 Unauthorized', ())
+    >>> normalise("no answer within 2s")
+    ('no answer within \\x00s', ('2',))
     """
     text = _ADDRESS.sub("<addr>", detail[:MAX_TEXT].strip())
     text = _OS_PREAMBLE.sub("", text)
