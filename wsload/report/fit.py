@@ -6,7 +6,9 @@ numbers people came for. A ``FitTable`` is laid out when it is printed, for the 
 width: every column is exactly as wide as its widest cell (headers wrap between words), and
 when the columns do not fit side by side they are split into several tables, each repeating
 the key columns (the row names). Only columns declared ``wrap`` (free text such as an error
-detail) may wrap, and they wrap whole words or fold, never cut. Any terminal table (behaviours,
+detail) may wrap, and they wrap whole words or fold, never cut. On a console too narrow for even
+the key columns and one more, the rows are listed one ``header: value`` line per cell instead.
+Any terminal table (behaviours,
 outcomes, thresholds, why, or a table added later) gets this by being built as a ``FitTable``.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -139,9 +141,13 @@ class FitTable:
             widths[k] = grown
         return widths
 
-    def tables(self, width: int) -> Iterator[Table]:
+    def tables(self, width: int) -> Iterator[RenderableType]:
         """The rich tables to print for a console ``width`` characters wide."""
-        for n, (part, widths) in enumerate(self.groups(width)):
+        groups = self.groups(width)
+        if any(self._total(widths) > width for _, widths in groups):
+            yield self._listed()
+            return
+        for n, (part, widths) in enumerate(groups):
             title = self.title if n == 0 else f"{self.title} (continued)"
             table = Table(title=title, title_justify="left", show_edge=False, expand=False)
             for i, w in zip(part, widths, strict=True):
@@ -159,3 +165,13 @@ class FitTable:
                     table.add_section()
                 table.add_row(*(row[i] for i in part))
             yield table
+
+    def _listed(self) -> Text:
+        """Every row as ``header: value`` lines (a console narrower than two columns)."""
+        out = Text(self.title, style="italic")
+        for row in self.rows:
+            for i, (column, cell) in enumerate(zip(self.columns, row, strict=True)):
+                out.append(f"\n{'' if i < self.keys else '  '}{column.header}: ")
+                out.append(cell)
+        out.overflow = "fold"
+        return out
