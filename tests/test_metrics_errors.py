@@ -43,9 +43,9 @@ def texts(tally: ErrorTally, outcome: str) -> list[tuple[str, int, int]]:
             "no complete upgrade response within 2s after <n> bytes",
         ),
         (  # random keys are tokens
-            "wrong Sec-WebSocket-Accept 'xmw3u2kCsRPKwdxjhU2TMVsRCbt8=' (expected 'mw3u2kCsRPKwdxjh=')",
-            "wrong Sec-WebSocket-Accept 'xr2Y48EoXNEdZI3eRWqxEdg1y8Ls=' (expected 'r2Y48EoXNEdZI3eR=')",
-            "wrong Sec-WebSocket-Accept '<id>' (expected '<id>')",
+            "wrong key 'xmw3u2kCsRPKwdxjhU2TMVsRCbt8=' (expected 'mw3u2kCsRPKwdxjh=')",
+            "wrong key 'xr2Y48EoXNEdZI3eRWqxEdg1y8Ls=' (expected 'r2Y48EoXNEdZI3eR=')",
+            "wrong key '<id>' (expected '<id>')",
         ),
         ("peer at 10.0.0.7:8080 reset", "peer at [::1]:8081 reset", "peer at <addr> reset"),
         ("", "", "(no detail)"),

@@ -111,7 +111,8 @@ def test_top_level_shape_and_versions() -> None:
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
         "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
-        "close_code_names", "http_statuses", "errors", "latency_us", "behaviours", "generator", "server",
+        "close_code_names", "http_statuses", "errors", "latency_us", "behaviours", "generator",
+        "server",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 1

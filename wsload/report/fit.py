@@ -3,13 +3,13 @@
 A rich ``Table`` narrower than its content shrinks its columns and cuts cells (``behav…``,
 ``1000×…``), or wraps a share onto two lines; in an 80-column CI log that loses exactly the
 numbers people came for. A ``FitTable`` is laid out when it is printed, for the console's
-width: every column is exactly as wide as its widest cell (headers wrap between words), and
-when the columns do not fit side by side they are split into several tables, each repeating
-the key columns (the row names). Only columns declared ``wrap`` (free text such as an error
-detail) may wrap, and they wrap whole words or fold, never cut. On a console too narrow for even
-the key columns and one more, the rows are listed one ``header: value`` line per cell instead.
-Any terminal table (behaviours,
-outcomes, thresholds, why, or a table added later) gets this by being built as a ``FitTable``.
+width: every column is exactly as wide as its widest cell (headers wrap between words when
+that makes the table fit), and when the columns do not fit side by side even so they are split
+into several tables, each repeating the key columns (the row names). Only columns declared
+``wrap`` (free text such as an error detail) may wrap, and they wrap whole words or fold, never
+cut. On a console too narrow for even the key columns and one more, the rows are listed one
+``header: value`` line per cell instead. Any terminal table (behaviours, outcomes, thresholds,
+why, or a table added later) gets this by being built as a ``FitTable``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = ["Col", "FitTable"]
 _PAD = 2
 """Cell padding per column (one space each side), as rich draws ``show_edge=False`` tables."""
 
-_MIN_WRAP = 24
+_MIN_WRAP = 12
 """A wrapping column gets at least this many characters (or its longest word, if wider)."""
 
 Cell = str | Text
@@ -115,11 +115,18 @@ class FitTable:
         if self._total(natural) <= width or count <= self.keys:
             return [(list(range(count)), natural)]
         least = [self._need(i, natural=False) for i in range(count)]
+        if self._total(least) <= width:  # one table, some headers wrapped between words
+            return [(list(range(count)), self._widths(list(range(count)), natural, least, width))]
+        # split: pack whole headers where they fit; free text at its least (takes what is left)
+        packed = [least[i] if self.columns[i].wrap else natural[i] for i in range(count)]
+        for i in range(count):
+            if self._total([packed[j] for j in range(min(self.keys, count))] + [packed[i]]) > width:
+                packed[i] = least[i]
         keys = list(range(min(self.keys, count)))
         parts: list[list[int]] = []
         current = list(keys)
         for i in range(len(keys), count):
-            if len(current) > len(keys) and self._total([least[j] for j in [*current, i]]) > width:
+            if len(current) > len(keys) and self._total([packed[j] for j in [*current, i]]) > width:
                 parts.append(current)
                 current = [*keys]
             current.append(i)
@@ -148,8 +155,9 @@ class FitTable:
             yield self._listed()
             return
         for n, (part, widths) in enumerate(groups):
-            title = self.title if n == 0 else f"{self.title} (continued)"
-            table = Table(title=title, title_justify="left", show_edge=False, expand=False)
+            # the title as a line of its own: a table's title would wrap to the table's width
+            yield Text(self.title if n == 0 else f"{self.title} (continued)", style="table.title")
+            table = Table(show_edge=False, expand=False)
             for i, w in zip(part, widths, strict=True):
                 column = self.columns[i]
                 header = "\n".join(textwrap.wrap(column.header, w)) or column.header
@@ -168,7 +176,7 @@ class FitTable:
 
     def _listed(self) -> Text:
         """Every row as ``header: value`` lines (a console narrower than two columns)."""
-        out = Text(self.title, style="italic")
+        out = Text(self.title, style="table.title")
         for row in self.rows:
             for i, (column, cell) in enumerate(zip(self.columns, row, strict=True)):
                 out.append(f"\n{'' if i < self.keys else '  '}{column.header}: ")

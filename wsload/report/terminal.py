@@ -195,7 +195,7 @@ def _why_table(summary: Mapping[str, Any]) -> FitTable | None:
     if not rows:
         return None
     columns = (
-        Col("why"),
+        Col("outcome"),
         Col("count", "right"),
         Col("detail", wrap=True),
         Col("e.g. seq", "right"),
