@@ -121,8 +121,8 @@ def judge(
         return _moved(cur.value > base.value, worse_up, Method.FLOOR, why)
     runs_b, runs_c = len(base.runs), len(cur.runs)
     if runs_b >= 2 and runs_c >= 2 and min_p_value(runs_b, runs_c) <= alpha:
-        up, down = mann_whitney(base.runs, cur.runs), mann_whitney(cur.runs, base.runs)
-        test = up if up.p_value <= down.p_value else down
+        higher, lower = mann_whitney(base.runs, cur.runs), mann_whitney(cur.runs, base.runs)
+        test = higher if higher.p_value <= lower.p_value else lower
         words = f"Mann-Whitney U over {runs_b} vs {runs_c} runs: p = {test.p_value:.3g}"
         if test.p_value > alpha:
             return Judgement(
@@ -132,7 +132,7 @@ def judge(
             why = f"{words}, but {_signed(delta, fmt)} is within the {floor_words}"
             return Judgement(Verdict.WITHIN_NOISE, Method.RANK_TEST, why, test.p_value)
         why = f"{words} <= {alpha:g}; {_signed(delta, fmt)} beyond the {floor_words}"
-        return _moved(test is up, worse_up, Method.RANK_TEST, why, test.p_value)
+        return _moved(test is higher, worse_up, Method.RANK_TEST, why, test.p_value)
     if runs_b >= 2:
         low, high = min(base.runs), max(base.runs)
         spread = f"the baseline's {runs_b}-run spread [{fmt(low)}, {fmt(high)}]"
