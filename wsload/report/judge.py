@@ -113,7 +113,6 @@ def judge(
     """
     delta = cur.value - base.value
     margin = floor.margin(base.value)
-    floor_words = f"floor {fmt(margin)}"
     if math.isinf(base.value) or math.isinf(cur.value):  # past 1 h: only order is known
         why = f"{fmt(base.value)} → {fmt(cur.value)}: past the 1 h range only the order is known"
         if base.value == cur.value:
@@ -121,54 +120,83 @@ def judge(
         return _moved(cur.value > base.value, worse_up, Method.FLOOR, why)
     runs_b, runs_c = len(base.runs), len(cur.runs)
     if runs_b >= 2 and runs_c >= 2 and min_p_value(runs_b, runs_c) <= alpha:
-        higher, lower = mann_whitney(base.runs, cur.runs), mann_whitney(cur.runs, base.runs)
-        test = higher if higher.p_value <= lower.p_value else lower
-        words = f"Mann-Whitney U over {runs_b} vs {runs_c} runs: p = {test.p_value:.3g}"
-        if test.p_value > alpha:
-            return Judgement(
-                Verdict.WITHIN_NOISE, Method.RANK_TEST, f"{words} > {alpha:g}", test.p_value
-            )
-        if abs(delta) <= margin:
-            why = f"{words}, but {_signed(delta, fmt)} is within the {floor_words}"
-            return Judgement(Verdict.WITHIN_NOISE, Method.RANK_TEST, why, test.p_value)
-        why = f"{words} <= {alpha:g}; {_signed(delta, fmt)} beyond the {floor_words}"
-        return _moved(test is higher, worse_up, Method.RANK_TEST, why, test.p_value)
-    if runs_b >= 2:
-        low, high = min(base.runs), max(base.runs)
-        spread = f"the baseline's {runs_b}-run spread [{fmt(low)}, {fmt(high)}]"
-        if cur.value > high + margin or cur.value < low - margin:
-            why = f"{fmt(cur.value)} is outside {spread} by more than the {floor_words}"
-            return _moved(cur.value > high, worse_up, Method.SPREAD, why)
-        why = f"{fmt(cur.value)} is within {spread} ± the {floor_words}"
-        return Judgement(Verdict.WITHIN_NOISE, Method.SPREAD, why)
-    level = f"{100 * confidence:g} %"
-    if base.interval is not None and cur.interval is not None:
-        (b_lo, b_hi), (c_lo, c_hi) = base.interval, cur.interval
-        words = f"{level} intervals {_span(base.interval, fmt)} and {_span(cur.interval, fmt)}"
-        if difference:  # MOVER: the difference's bounds from each side's distances
-            low = delta - math.hypot(cur.value - c_lo, b_hi - base.value)
-            high = delta + math.hypot(c_hi - cur.value, base.value - b_lo)
-            words = (
-                f"{level} interval of the difference [{_signed(low, fmt)}, {_signed(high, fmt)}]"
-            )
-            apart, up = low > 0 or high < 0, low > 0
-        else:
-            apart, up = c_lo > b_hi or c_hi < b_lo, c_lo > b_hi
-            words += " apart" if apart else " overlap"
-        if not apart:
-            return Judgement(
-                Verdict.WITHIN_NOISE, Method.INTERVAL, f"{words}: 0 inside" if difference else words
-            )
-        if abs(delta) <= margin:
-            why = f"{words}, but {_signed(delta, fmt)} is within the {floor_words}"
-            return Judgement(Verdict.WITHIN_NOISE, Method.INTERVAL, why)
-        why = f"{words}; {_signed(delta, fmt)} beyond the {floor_words}"
-        return _moved(up, worse_up, Method.INTERVAL, why)
+        signal = _rank_test(base.runs, cur.runs, alpha)
+    elif runs_b >= 2:
+        return _spread(base.runs, cur.value, margin, worse_up, fmt)
+    elif base.interval is not None and cur.interval is not None:
+        signal = _intervals(base, cur, f"{100 * confidence:g} %", fmt, difference=difference)
+    else:
+        signal = _Signal(Method.FLOOR, "no interval (no histograms)", True, delta > 0)
+    if not signal.changed:
+        return Judgement(Verdict.WITHIN_NOISE, signal.method, signal.words, signal.p_value)
+    change, floor_words = _signed(delta, fmt), f"the floor {fmt(margin)}"
     if abs(delta) <= margin:
-        why = f"no interval (no histograms); {_signed(delta, fmt)} is within the {floor_words}"
-        return Judgement(Verdict.WITHIN_NOISE, Method.FLOOR, why)
-    why = f"no interval (no histograms); {_signed(delta, fmt)} beyond the {floor_words}"
-    return _moved(delta > 0, worse_up, Method.FLOOR, why)
+        why = f"{signal.words}, but {change} is within {floor_words}"
+        return Judgement(Verdict.WITHIN_NOISE, signal.method, why, signal.p_value)
+    why = f"{signal.words}; {change} beyond {floor_words}"
+    return _moved(signal.up, worse_up, signal.method, why, signal.p_value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    """What the noise test says: whether the figure changed, which way, in words."""
+
+    method: Method
+    words: str
+    changed: bool
+    up: bool
+    p_value: float | None = None
+
+
+def _rank_test(base: Sequence[float], cur: Sequence[float], alpha: float) -> _Signal:
+    """Mann-Whitney U both ways; the smaller p-value says which way, if any."""
+    higher, lower = mann_whitney(base, cur), mann_whitney(cur, base)
+    test = higher if higher.p_value <= lower.p_value else lower
+    changed = test.p_value <= alpha
+    words = (
+        f"Mann-Whitney U over {len(base)} vs {len(cur)} runs: p = {test.p_value:.3g} "
+        f"{'<=' if changed else '>'} {alpha:g}"
+    )
+    return _Signal(Method.RANK_TEST, words, changed, test is higher, test.p_value)
+
+
+def _spread(
+    runs: Sequence[float],
+    value: float,
+    margin: float,
+    worse_up: bool,
+    fmt: Callable[[float], str],
+) -> Judgement:
+    """Outside the baseline runs' ``[min, max]`` by more than the floor, or within noise."""
+    low, high = min(runs), max(runs)
+    spread = f"the baseline's {len(runs)}-run spread [{fmt(low)}, {fmt(high)}]"
+    if value > high + margin or value < low - margin:
+        why = f"{fmt(value)} is outside {spread} by more than the floor {fmt(margin)}"
+        return _moved(value > high, worse_up, Method.SPREAD, why)
+    why = f"{fmt(value)} is within {spread} ± the floor {fmt(margin)}"
+    return Judgement(Verdict.WITHIN_NOISE, Method.SPREAD, why)
+
+
+def _intervals(
+    base: Evidence, cur: Evidence, level: str, fmt: Callable[[float], str], *, difference: bool
+) -> _Signal:
+    """Apart or not: the two intervals (percentiles), or the difference's (shares, MOVER)."""
+    assert base.interval is not None and cur.interval is not None
+    (b_lo, b_hi), (c_lo, c_hi) = base.interval, cur.interval
+    if difference:  # the difference's bounds from each side's distances to its own bounds
+        delta = cur.value - base.value
+        low = delta - math.hypot(cur.value - c_lo, b_hi - base.value)
+        high = delta + math.hypot(c_hi - cur.value, base.value - b_lo)
+        words = f"{level} interval of the difference [{_signed(low, fmt)}, {_signed(high, fmt)}]"
+        changed = low > 0 or high < 0
+        return _Signal(
+            Method.INTERVAL, words if changed else f"{words}: 0 inside", changed, low > 0
+        )
+    changed = c_lo > b_hi or c_hi < b_lo
+    words = f"{level} intervals {_span(base.interval, fmt)} and {_span(cur.interval, fmt)}"
+    return _Signal(
+        Method.INTERVAL, f"{words} {'apart' if changed else 'overlap'}", changed, c_lo > b_hi
+    )
 
 
 def _moved(
