@@ -1,6 +1,13 @@
 """`wsload run --repeat` and the noise-aware gate end to end: real, short runs against the
 built-in server, back to back; the same scenario twice is within noise, a server that answers
-Close 3 ms later is a regression, and a repeated baseline judges by its run-to-run spread."""
+Close later is a regression, and a repeated baseline judges by its run-to-run spread.
+
+The machine running the tests is shared: with other work on its two cores the close p50 of two
+identical runs was seen to move from 7 to 16 ms. That is real run-to-run drift, which a
+single-run baseline cannot know about (docs/ci.md) and which only a quiet machine keeps under
+the default 500 µs floor: ``benchmarks/ci_gate.py`` measures the defaults there. These tests
+check the same pipeline (real histograms.hlog intervals, verdicts, exit codes) with a floor
+above such drift (``NOISE_GUARD``) and a change well beyond it (2 ms → 60 ms)."""
 
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ timeout = "2s"
 kind = "terminate"
 weight = 0.2
 """
+
+
+NOISE_GUARD = ("--min-change", "20ms")
 
 
 def _scenario(tmp_path: Path, delay: str) -> Path:
@@ -95,9 +105,9 @@ def test_repeat_writes_the_merged_result_and_each_runs_figures(tmp_path: Path) -
     # the repeated baseline against one more run of the same scenario: judged by its spread
     again = tmp_path / "again"
     code, output = _invoke("run", str(_scenario(tmp_path, "2ms")), "--out", str(again),
-                           "--baseline", str(out), "--no-report")  # fmt: skip
+                           "--baseline", str(out), "--no-report", *NOISE_GUARD)  # fmt: skip
     assert code == 0, output
-    code, output, stdout = _invoke_streams("compare", str(out), str(again), "--json")
+    code, output, stdout = _invoke_streams("compare", str(out), str(again), "--json", *NOISE_GUARD)
     rows = {(r["scope"], r["name"]): r for r in json.loads(stdout)["rows"]}
     p50 = rows[("total", "close_handshake.p50")]
     assert p50["method"] == "spread" and "3-run spread" in p50["detail"], p50
@@ -108,17 +118,17 @@ def test_back_to_back_runs_are_within_noise_and_a_slower_close_reply_regresses(
     tmp_path: Path,
 ) -> None:
     first, second, slow = tmp_path / "first", tmp_path / "second", tmp_path / "slow"
-    for out, delay in ((first, "2ms"), (second, "2ms"), (slow, "5ms")):
+    for out, delay in ((first, "2ms"), (second, "2ms"), (slow, "60ms")):
         code, output = _invoke("run", str(_scenario(tmp_path, delay)), "--out", str(out),
                                "--quiet", "--no-report")  # fmt: skip
         assert code == 0, output
-    code, output = _invoke("compare", str(first), str(second))
+    code, output = _invoke("compare", str(first), str(second), *NOISE_GUARD)
     assert code == 0, output
     assert ": ok" in output
-    code, output = _invoke("compare", str(first), str(slow))
+    code, output = _invoke("compare", str(first), str(slow), *NOISE_GUARD)
     assert code == 1, output
     assert "regressed  total/close_handshake.p50" in output
-    assert "intervals [" in output and "beyond the floor 500 µs" in output
+    assert "intervals [" in output and "apart; +" in output and "beyond the floor 20 ms" in output
 
 
 @pytest.mark.parametrize(
