@@ -324,7 +324,10 @@ class _Side:
         )
         return found or {}
 
-    def intervals(self, scope: str, metric: str, overflow: int) -> dict[str, Any] | None:
+    def intervals(
+        self, scope: str, metric: str, overflow: int
+    ) -> dict[str, tuple[float, float] | None] | None:
+        """Each percentile's interval of ``metric`` in ``scope``; None without histograms."""
         if self.histograms is None:
             return None
         histogram = self.histograms.get(make_tag(metric, None if scope == "total" else scope))
