@@ -20,7 +20,14 @@ from wsload.core.record import ConnectionRecord, Side
 from wsload.errors import UsageError
 from wsload.metrics.collector import Collector
 from wsload.metrics.result import RunResult, new_lag_histogram
-from wsload.report.compare import Histograms, Tolerances, Verdict, compare, render_text
+from wsload.report.compare import (
+    Histograms,
+    Tolerances,
+    Verdict,
+    compare,
+    judged_metric,
+    render_text,
+)
 from wsload.report.hlog import format_header, interval_line, make_tag
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
@@ -329,6 +336,16 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
     assert tol.rise_limit("close_timeout") == 2 and tol.rise_limit("reset") == 0.25
     assert tol.rise_limit("terminated") is None and tol.drop_limit("clean") == 1
     assert tol.min_change_us == pytest.approx(200) and tol.min_samples == 10
+    defaults = parse_tolerances()
+    assert defaults.min_change_us == 500 and defaults.confidence == pytest.approx(0.99)
+    assert defaults.metrics == ("close_handshake", "close_teardown", "close_total", "step.*")
+    steps = parse_tolerances(metrics="step.*,close_total", confidence="95%",
+                             metric_tolerance=["step.login.p99=20%"])  # fmt: skip
+    assert steps.confidence == pytest.approx(0.95)
+    assert steps.latency_limit("step.login", "p99") == pytest.approx(0.2)
+    assert judged_metric("step.login", steps.metrics) and not judged_metric(
+        "connect", steps.metrics
+    )
     for kwargs, flag in [
         ({"max_regression": "ten"}, "--max-regression"),
         ({"max_regression": "-5%"}, "--max-regression"),
@@ -341,6 +358,8 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
         ({"min_change": "fast"}, "--min-change"),
         ({"metrics": "close_handshake,close"}, "--metrics"),
         ({"metrics": ","}, "--metrics"),
+        ({"confidence": "100%"}, "--confidence"),
+        ({"confidence": "sure"}, "--confidence"),
     ]:
         with pytest.raises(UsageError, match=flag):
             parse_tolerances(**kwargs)  # type: ignore[arg-type]
