@@ -10,9 +10,9 @@ grow with the run, so the collector folds them as they arrive into groups of one
   text after it ("Connection refused");
 - the remaining numbers (but not codes: an HTTP status, a close code, an errno name their
   cause) and long random-looking tokens (a Sec-WebSocket-Accept key) are taken out to form
-  the group's *template*; one that differs between two members of a group
-  reads ``<n>`` (a number) or ``<id>`` (a token), one that is the same in all of them is kept
-  ("HTTP 401" stays 401, "within 2s" stays 2 unless another connection said 5).
+  the group's *template*; one that differs between two members of a group reads ``<n>`` (a
+  number) or ``<id>`` (a token), one that is the same in all of them is kept ("HTTP 401"
+  stays 401, "within 2s" stays 2 unless another connection said 5).
 
 Only non-expected outcomes get here, so a healthy run pays nothing, and a failing one pays one
 regular-expression pass per failed connection. At most ``MAX_GROUPS`` groups per outcome are
@@ -62,14 +62,14 @@ _ADDRESS = re.compile(
 )
 _OS_PREAMBLE = re.compile(r"^\[Errno \d+\] [^:]*<addr>: ")
 _FIELD = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}|(?<!HTTP )(?<!code )(?<!Errno )(?<!\d)\d+")
-_HOLES = {"number": "\x00", "token": "\x01"}
+_NUMBER_HOLE, _TOKEN_HOLE = "\x00", "\x01"  # a field's place in a template
 _HOLE_RE = re.compile("([\x00\x01])")
-VARIES = {"\x00": "<n>", "\x01": "<id>"}
+VARIES = {_NUMBER_HOLE: "<n>", _TOKEN_HOLE: "<id>"}
 """How a number / a token that differs between the members of one group reads."""
 
 
 def _hole(match: re.Match[str]) -> str:
-    return _HOLES["number"] if match.group(0).isdigit() else _HOLES["token"]
+    return _NUMBER_HOLE if match.group(0).isdigit() else _TOKEN_HOLE
 
 
 def normalise(detail: str) -> tuple[str, tuple[str, ...]]:
