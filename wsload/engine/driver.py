@@ -253,6 +253,7 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
+        ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         # reflect is on from the first byte: a message in the same read as the 101 is
         # handled exactly like one that arrives later
         proto = ClientProtocol(
