@@ -137,7 +137,7 @@ class Link:
     @property
     def ended(self) -> bool:
         """Nothing more can be read: failed, or the server's TCP close was seen."""
-        return self.proto.failure is not None or self.tracker.eof is not None
+        return self.proto.ended
 
     def wake(self) -> None:
         """Cut the current pump short (it returns as if its deadline had passed)."""
@@ -226,10 +226,6 @@ class Link:
         out = self.proto.receive_data(data, now)
         if out:
             await self.send(out, now + self.write_timeout)
-
-    def fail_protocol(self, code: int, detail: str) -> None:
-        """The server broke the protocol: fail with Close ``code`` (sent when the link ends)."""
-        self.proto.fail_protocol(code, detail)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
