@@ -20,6 +20,7 @@ from wsload.errors import ScenarioError, UsageError, WsloadError
 
 if TYPE_CHECKING:
     from wsload.report.outputs import RunOutputs
+    from wsload.report.prometheus import MetricsEndpoint
     from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
@@ -117,6 +118,20 @@ BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Serve live Prometheus metrics on this port (/metrics) until the results are "
+        "written; 0: any free port (docs/observability.md).",
+    ),
+]
+MetricsHostOption = Annotated[str, typer.Option(help="Address --metrics-port listens on.")]
+MetricsLingerOption = Annotated[
+    str,
+    typer.Option(help="At the end, wait this long at most for a scrape of the final figures."),
+]
 
 
 @app.command()
@@ -156,6 +171,9 @@ def run(
         Path | None,
         typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
     ] = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -196,6 +214,7 @@ def run(
             cluster=cluster,
             outputs=outputs,
             record_connections=record_connections,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
         )
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -238,6 +257,15 @@ def _run_outputs(
         markdown=markdown,
         report=not no_report,
     )
+
+
+def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint | None:
+    """--metrics-port/-host/-linger as one endpoint (None without a port)."""
+    if port is None:
+        return None
+    from wsload.report.prometheus import MetricsEndpoint
+
+    return MetricsEndpoint(port, host, _duration_option(linger, "--metrics-linger") or 0.0)
 
 
 def _workers_option(value: str) -> int:
@@ -295,6 +323,9 @@ def search(
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Find the highest load that meets every threshold ([load] model = "search").
 
@@ -329,7 +360,14 @@ def search(
             markdown,
             no_report,
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out, outputs=outputs)
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            outputs=outputs,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
+        )
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from rich.console import Console
@@ -33,6 +33,7 @@ from wsload.runner.loop import Progress
 from wsload.runner.runtime import (
     comparison_text,
     live_progress,
+    metrics_endpoint,
     open_target,
     raise_nofile_limit,
     show_result,
@@ -44,6 +45,9 @@ from wsload.runner.segment import WHOLE, Segment
 from wsload.runner.segment_run import MAX_START_WAIT, SegmentResult, run_segment
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from wsload.report.prometheus import Exposition, MetricsEndpoint
 
 __all__ = ["execute_run", "raise_nofile_limit"]  # the latter re-exported from runtime
 
@@ -63,6 +67,7 @@ def execute_run(
     cluster: str | None = None,
     outputs: RunOutputs | None = None,
     record_connections: Path | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> int:
     """Run ``scenario`` and write its results; return the process exit code.
 
@@ -77,6 +82,9 @@ def execute_run(
             only); a regression against the baseline exits 1 like a failed threshold.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
+        metrics: serve live Prometheus metrics there until the results are written
+            (``wsload.report.prometheus``; a port in use is a ``UsageError`` before anything
+            runs).
 
     What is written or shown carries the scenario with its secrets redacted.
     """
@@ -96,6 +104,7 @@ def execute_run(
             json_out=json_out,
             results_base=results_base,
             outputs=outputs,
+            metrics=metrics,
         )
     nofile = raise_nofile_limit()
     if workers < 1:
@@ -115,48 +124,59 @@ def execute_run(
     if scenario.seed is None:
         # every share of a split run must see the same close mix: the seed must agree
         scenario = with_seed(scenario) if segment.whole else _seed_from_hash(scenario)
-    started_at = datetime.now(UTC)
-    out_dir = (
-        files.make_results_dir(results_base, scenario.name, started_at)
-        if out is None
-        else (files.prepare_results_dir(out))
-    )
-    console = Console(stderr=json_out, highlight=False)
-    show_live = not (quiet or json_out) and console.is_terminal
-    for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
-        sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
-    with signals_deferred() as late:
-        shown = redact_scenario(scenario)
-        resolved = scenario_to_toml(shown)
-        if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
-            resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
-        files.write_text_atomic(out_dir / "scenario.toml", resolved)
-        with contextlib.ExitStack() as logs:
-            writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
-            logs.callback(writer.close)
-            segment_logs = result_files.SegmentLogs(out_dir, shown, started_at)
-            logs.callback(segment_logs.close)
-            timeline = TimelineWriter(out_dir / "timeline.jsonl")
-            logs.callback(timeline.close)
-            log = None
-            if record_connections is not None:
-                log = logs.enter_context(ConnectionLog(record_connections))
-            run_args = _RunArgs(
-                segment, start_at, workers, cluster, segment_logs, timeline, late, log
-            )
-            part, server_stats = trio.run(
-                _run, scenario, writer, console if show_live else None, run_args
-            )
-        data, verdicts = result_files.write_result(out_dir, shown, started_at, part, server_stats)
-        comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-        show_result(
-            console,
-            data,
-            out_dir,
-            quiet=quiet,
-            json_out=json_out,
-            details=comparison_text(comparison),
+    with metrics_endpoint(metrics, quiet=quiet) as exposition:
+        started_at = datetime.now(UTC)
+        out_dir = (
+            files.make_results_dir(results_base, scenario.name, started_at)
+            if out is None
+            else (files.prepare_results_dir(out))
         )
+        console = Console(stderr=json_out, highlight=False)
+        show_live = not (quiet or json_out) and console.is_terminal
+        for warning in preflight.check_scenario(scenario, processes=workers, nofile=nofile):
+            sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
+        with signals_deferred() as late:
+            shown = redact_scenario(scenario)
+            resolved = scenario_to_toml(shown)
+            if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+                resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+            files.write_text_atomic(out_dir / "scenario.toml", resolved)
+            with contextlib.ExitStack() as logs:
+                writer = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+                logs.callback(writer.close)
+                segment_logs = result_files.SegmentLogs(out_dir, shown, started_at)
+                logs.callback(segment_logs.close)
+                timeline = TimelineWriter(out_dir / "timeline.jsonl")
+                logs.callback(timeline.close)
+                log = None
+                if record_connections is not None:
+                    log = logs.enter_context(ConnectionLog(record_connections))
+                run_args = _RunArgs(
+                    segment,
+                    start_at,
+                    workers,
+                    cluster,
+                    segment_logs,
+                    timeline,
+                    late,
+                    log,
+                    exposition,
+                )
+                part, server_stats = trio.run(
+                    _run, scenario, writer, console if show_live else None, run_args
+                )
+            data, verdicts = result_files.write_result(
+                out_dir, shown, started_at, part, server_stats
+            )
+            comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
+            show_result(
+                console,
+                data,
+                out_dir,
+                quiet=quiet,
+                json_out=json_out,
+                details=comparison_text(comparison),
+            )
     if part.interrupted or late:
         return EXIT_INTERRUPTED
     failed = (comparison is not None and not comparison.ok) or any(not v.ok for v in verdicts)
@@ -178,6 +198,7 @@ class _RunArgs:
     timeline: TimelineWriter | None = None
     late: list[int] | None = None  # signals noted before the run listened (_signals_deferred)
     log: ConnectionLog | None = None  # --record-connections
+    exposition: Exposition | None = None  # --metrics-port
 
 
 async def _run(
@@ -197,6 +218,8 @@ async def _run(
                 args.timeline.write_interval(snapshot)
             if args.log is not None:
                 args.log.flush()
+            if args.exposition is not None:
+                args.exposition.observe(snapshot)
 
         def on_record(record: ConnectionRecord) -> None:
             assert args.log is not None

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from rich.console import Console, RenderableType
@@ -30,9 +30,13 @@ from wsload.runner.loop import Progress
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
+if TYPE_CHECKING:
+    from wsload.report.prometheus import Exposition, MetricsEndpoint
+
 __all__ = [
     "comparison_text",
     "live_progress",
+    "metrics_endpoint",
     "open_target",
     "raise_nofile_limit",
     "show_result",
@@ -121,6 +125,30 @@ async def open_target(
         return scenario.target.url, None
     target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
     return target.url, target
+
+
+@contextlib.contextmanager
+def metrics_endpoint(
+    endpoint: MetricsEndpoint | None, *, quiet: bool
+) -> Iterator[Exposition | None]:
+    """``--metrics-port``: the live Prometheus endpoint for the ``with`` block (None without).
+
+    Entered before anything is written, so a port in use is an exit-2 error that leaves
+    nothing behind. Left once the results are written: it first waits (``linger_s`` at most)
+    for a scrape to read the final figures, so that the scraper's last sample equals
+    summary.json; a Ctrl-C ends that wait, never the process.
+    """
+    if endpoint is None:
+        yield None
+        return
+    from wsload.report.prometheus import serve_metrics  # only when asked: it costs start-up
+
+    with serve_metrics(endpoint) as exposition:
+        if not quiet:
+            sys.stderr.write(f"wsload: metrics at {exposition.url}\n")  # stdout stays --json's
+        yield exposition
+        with signals_deferred() as late:
+            exposition.wait_scraped(endpoint.linger_s, stop=lambda: bool(late))
 
 
 def show_result(

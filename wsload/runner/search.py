@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from rich.console import Console
@@ -35,6 +35,7 @@ from wsload.runner.result_files import result_of
 from wsload.runner.runtime import (
     comparison_text,
     live_progress,
+    metrics_endpoint,
     open_target,
     raise_nofile_limit,
     show_result,
@@ -53,6 +54,9 @@ from wsload.runner.segment import WHOLE
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
+
+if TYPE_CHECKING:
+    from wsload.report.prometheus import Exposition, MetricsEndpoint
 
 __all__ = ["execute_search", "stop_reason"]
 
@@ -133,6 +137,7 @@ def execute_search(
     json_out: bool = False,
     results_base: Path = Path("results"),
     outputs: RunOutputs | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> int:
     """Run a capacity search and write its results; return the process exit code.
 
@@ -140,6 +145,8 @@ def execute_search(
     capacity level regressed against ``outputs.baseline``), 130 when interrupted (results up to
     the last finished level are written). ``outputs`` as for ``execute_run``: report.html
     (with the search chart), baseline comparison of the capacity level, JUnit, markdown.
+    ``metrics``: the live Prometheus endpoint, as for ``execute_run`` (its counters and
+    histograms add up every level).
     """
     search = scenario.load.search
     assert search is not None, "execute_search needs a search scenario"
@@ -148,14 +155,25 @@ def execute_search(
         sys.stderr.write(f"wsload: warning: {warning}\n")
     if scenario.seed is None:
         scenario = with_seed(scenario)
-    started_at = datetime.now(UTC)
-    out_dir = (
-        files.make_results_dir(results_base, scenario.name, started_at)
-        if out is None
-        else files.prepare_results_dir(out)
-    )
-    with signals_deferred() as late:
-        return _search_in(scenario, search, out_dir, started_at, quiet, json_out, outputs, late)
+    with metrics_endpoint(metrics, quiet=quiet) as exposition:
+        started_at = datetime.now(UTC)
+        out_dir = (
+            files.make_results_dir(results_base, scenario.name, started_at)
+            if out is None
+            else files.prepare_results_dir(out)
+        )
+        with signals_deferred() as late:
+            return _search_in(
+                scenario,
+                search,
+                out_dir,
+                started_at,
+                quiet,
+                json_out,
+                outputs,
+                late,
+                exposition,
+            )
 
 
 def _search_in(
@@ -167,6 +185,7 @@ def _search_in(
     json_out: bool,
     outputs: RunOutputs | None,
     late: list[int],
+    exposition: Exposition | None,
 ) -> int:
     """execute_search once the results directory exists, with Ctrl-C deferred to the run."""
     files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(redact_scenario(scenario)))
@@ -189,6 +208,7 @@ def _search_in(
     writer = _Logs(
         hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at),
         TimelineWriter(out_dir / "timeline.jsonl"),
+        exposition,
     )
     show_live = not (quiet or json_out) and console.is_terminal
     try:
@@ -218,10 +238,12 @@ def _search_in(
 @dataclass(frozen=True, slots=True)
 class _Logs:
     """The interval log and the timeline of the whole search: every level's intervals on one
-    time axis (``origin``: the search's start), as a run writes them."""
+    time axis (``origin``: the search's start), as a run writes them; and the live
+    ``/metrics`` endpoint's exposition, when there is one."""
 
     hlog: hlog.IntervalLogWriter
     timeline: TimelineWriter
+    exposition: Exposition | None = None
 
     def set_origin(self, origin: float) -> None:
         self.hlog.origin = self.timeline.origin = origin
@@ -229,6 +251,8 @@ class _Logs:
     def write_interval(self, snapshot: IntervalSnapshot) -> None:
         self.hlog.write_interval(snapshot)
         self.timeline.write_interval(snapshot)
+        if self.exposition is not None:
+            self.exposition.observe(snapshot)
 
     def close(self) -> None:
         self.hlog.close()
