@@ -44,7 +44,7 @@ from prometheus_client.registry import Collector
 
 from wsload.errors import UsageError
 from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.histograms import HIGHEST_US, bucket_counts
+from wsload.metrics.histograms import HIGHEST_US, bucket_counts, new_histogram, record
 
 __all__ = [
     "DEFAULT_HOST",
@@ -223,6 +223,10 @@ class Exposition(Collector):
         self._state = _Families()
         self._version = 0  # snapshots observed
         self._served = 0  # the version the last completed scrape showed at least
+        warm = new_histogram()
+        record(warm, 1)
+        for bounds in (_NETWORK_US, _LAG_US):  # the cached tables: now, not on the run's loop
+            bucket_counts(warm, bounds)
 
     @property
     def version(self) -> int:
