@@ -10,8 +10,6 @@ through the HTTP API. Every wait is bounded; the process is always ended.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -22,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from debian_packages import apt_install_skip_reason
 
 __all__ = ["PROMETHEUS", "Prometheus", "free_port", "prometheus_skip_reason"]
 
@@ -49,35 +49,7 @@ def free_port() -> int:
 
 def prometheus_skip_reason() -> str | None:
     """None when Prometheus is there (installing it first if possible), else why not."""
-    if os.access(PROMETHEUS, os.X_OK):
-        return None
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return "prometheus is not installed and apt-get is not available"
-    if os.geteuid() != 0:
-        return "prometheus is not installed and installing it needs root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.monotonic() + _INSTALL_TIMEOUT
-    apt_get = [apt, "-o", "DPkg::Lock::Timeout=60"]
-    for args in (
-        [*apt_get, "update"],
-        [*apt_get, "install", "-y", "--no-install-recommends", "prometheus"],
-    ):
-        try:
-            done = subprocess.run(
-                args,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=max(1.0, deadline - time.monotonic()),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"installing prometheus timed out ({' '.join(args[3:])})"
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            return f"{' '.join(args)} failed: {tail}"
-    return None if os.access(PROMETHEUS, os.X_OK) else "apt-get installed no /usr/bin/prometheus"
+    return apt_install_skip_reason("prometheus", PROMETHEUS, _INSTALL_TIMEOUT)
 
 
 class Prometheus:
