@@ -1,0 +1,90 @@
+"""What a wsload process needs from the operating system: file limit, signals, a seed.
+
+Used by every process that generates or serves load (``wsload run``/``search``, worker
+processes, Dask tasks, the built-in server's children); it measures nothing and imports
+nothing from the runner, so a server child loads no more than it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import resource
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+import trio
+
+from wsload.scenario.model import Scenario
+
+__all__ = [
+    "raise_nofile_limit",
+    "signals_deferred",
+    "watch_signals",
+    "with_seed",
+]
+
+
+def raise_nofile_limit() -> int:
+    """Raise RLIMIT_NOFILE to the hard limit (every connection is a file descriptor)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Outside the run's own signal receiver, SIGINT/SIGTERM are noted instead of acted on.
+
+    Python's default SIGINT handler (KeyboardInterrupt, also inside ``trio.run`` when its
+    handler is the default) would cut the run off wherever it lands: while the built-in
+    server starts or stops, or while summary.json is written, and what was measured would be
+    lost. With this handler in place Trio installs no KeyboardInterrupt handler; the run's
+    ``watch_signals`` task owns the signals while the load runs, takes the ones noted before it
+    started as a stop, and the ones noted after it make the exit code 130.
+    """
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
+    try:
+        yield late
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def with_seed(scenario: Scenario) -> Scenario:
+    """An unseeded run gets a random seed, recorded in the resolved scenario: repeatable."""
+    return replace(scenario, seed=random.randrange(1, 2**31))
+
+
+async def watch_signals(
+    stop: trio.Event, hard_stop: trio.Event, late: list[int] | None = None
+) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: terminate everything now.
+
+    ``late`` holds signals that came before this task listened (while the target started).
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        early = len(late) if late is not None else 0
+        if late:
+            late.clear()  # acted on here (the run ends interrupted), not again at the end
+        if early:
+            stop.set()
+        if early > 1:
+            hard_stop.set()
+        async for _ in signals:
+            if stop.is_set():
+                hard_stop.set()
+            else:
+                stop.set()
