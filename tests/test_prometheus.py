@@ -469,3 +469,13 @@ def test_the_dashboard_imports_as_is_and_queries_only_exported_metrics() -> None
         "wsload_generator_loop_lag_seconds_bucket",
     ):
         assert wanted in text, wanted
+
+
+@pytest.mark.usefixtures("bounded_sync")
+def test_repeat_refuses_an_endpoint(tmp_path: Path) -> None:
+    """Each --repeat run is a result of its own: one endpoint would not equal any of them."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(scenario), "--repeat", "2", "--metrics-port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "--metrics-port" in result.output and "Traceback" not in result.output
