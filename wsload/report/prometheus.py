@@ -79,7 +79,7 @@ NETWORK_BUCKETS_S: tuple[float, ...] = (
     120.0,
 )
 """Upper bounds (s) of every latency histogram: loopback and LAN round trips (0.5-5 ms),
-WAN and TLS handshakes (10-250 ms), slow closes and close timeouts (1-60 s: Node ws waits
+WAN and TLS handshakes (10-250 ms), slow closes and close timeouts (1-120 s: Node ws waits
 30 s for a Close answer, so a server's close timeout lands just above the 30 s bound)."""
 
 LAG_BUCKETS_S: tuple[float, ...] = (
@@ -198,7 +198,6 @@ class _Families:
     counter_meta: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     histograms: dict[str, dict[tuple[str, ...], _Buckets]] = field(default_factory=dict)
     histogram_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    histogram_help: dict[str, str] = field(default_factory=dict)
     loop_lag: _Buckets = field(default_factory=lambda: _Buckets([0] * (len(_LAG_US) + 1)))
     attempted: int = 0
     dropped: int = 0
