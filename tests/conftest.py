@@ -40,9 +40,10 @@ for _folder in (_TESTS, *(_TESTS / tier for tier in TIERS)):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test with the tier of the folder it lives in (``tests/<tier>/...``)."""
     for item in items:
-        parts = item.path.resolve().relative_to(_TESTS).parts
-        if len(parts) > 1 and parts[0] in TIERS:
-            item.add_marker(getattr(pytest.mark, parts[0]))
+        path = item.path.resolve()
+        tier = path.relative_to(_TESTS).parts[0] if path.is_relative_to(_TESTS) else ""
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @contextmanager
