@@ -52,6 +52,7 @@ METRICS: tuple[str, ...] = (
     "server_close_wait",
     "server_close_timeout",
     "session",
+    "close_start_lag",
 )
 """Latency metrics (µs), docs/design.md §5; thresholds and results use these names."""
 
