@@ -8,7 +8,7 @@ hands them, untouched, to the interval snapshot; totals across behaviours are su
 when somebody reads them. A histogram is allocated only when a metric gets its first sample in
 an interval, because an empty one is ~190 kB of counters.
 
-Metrics (µs, design.md §4) are differences of a record's timestamps; see ``metric_samples``.
+Metrics (µs, docs/design.md §5) are differences of a record's timestamps; see ``metric_samples``.
 """
 
 from __future__ import annotations
