@@ -59,7 +59,7 @@ METRICS: tuple[str, ...] = (
     "close_start_lag",
     "push_interval",
 )
-"""Latency metrics (µs), design.md §4; thresholds and results use these names. Named
+"""Latency metrics (µs), docs/design.md §5; thresholds and results use these names. Named
 ``expect`` steps add one ``step.<name>`` metric each (``is_metric``)."""
 
 STEP_PREFIX = "step."
@@ -278,7 +278,7 @@ class CloseSpec:
     """One entry of the close mix (``[[close]]``).
 
     Attributes:
-        kind: the close behaviour (design.md §3).
+        kind: the close behaviour (docs/design.md §3).
         label: metrics label: the entry's ``name``, else its ``kind``.
         weight: share of connections (weights need not sum to 100).
         code / reason: the Close we send (clean, close_no_wait, await_server_close's fallback).
