@@ -548,6 +548,17 @@ def serve(
         float | None,
         typer.Option(help="At most this many Close replies per second; the excess queues."),
     ] = None,
+    app_mode: Annotated[
+        str,
+        typer.Option("--app", help="none | pubsub (an application protocol instead of echo)."),
+    ] = "none",
+    app_pushes: Annotated[int, typer.Option(help="pubsub: pushes after a subscribe.")] = 5,
+    app_push_interval: Annotated[
+        str, typer.Option(help="pubsub: time between two pushes.")
+    ] = "100ms",
+    app_bye_code: Annotated[
+        int, typer.Option(help="pubsub: Close code answering a bye message.")
+    ] = 4000,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -562,6 +573,10 @@ def serve(
         "close_reply_delay": _range(close_reply_delay),
         "close_after": close_after,
         "close_after_messages": close_after_messages,
+        "app": app_mode,
+        "app_pushes": app_pushes,
+        "app_push_interval": app_push_interval,
+        "app_bye_code": app_bye_code,
         "close_code": close_code,
         "close_reason": close_reason,
         "close_action": close_action,

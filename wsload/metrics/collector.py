@@ -32,9 +32,25 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
 
-__all__ = ["WIRE_VERSION", "Collector", "Counts", "IntervalSnapshot", "metric_samples"]
+__all__ = [
+    "MESSAGE_COUNTERS",
+    "WIRE_VERSION",
+    "Collector",
+    "Counts",
+    "IntervalSnapshot",
+    "metric_samples",
+]
+
+MESSAGE_COUNTERS = (
+    "messages_sent",
+    "messages_received",
+    "bytes_sent",
+    "bytes_received",
+    "messages_unmatched",
+)
+"""Per-connection message counters summed per behaviour (summary.json ``totals``)."""
 
 WIRE_VERSION = 1
 """Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
@@ -67,6 +83,9 @@ def metric_samples(
         out.append(("message_rtt", rtt))
     for rtt in r.ping_rtts:
         out.append(("ping_rtt", rtt))
+    out.extend(r.step_latencies)
+    for gap in r.push_intervals:
+        out.append(("push_interval", gap))
     received = r.close_received
     if received is not None:
         initiator = r.close_initiator
@@ -113,6 +132,7 @@ class Counts:
             (see the ``abnormal`` outcome).
         http_statuses: non-101 upgrade status → count.
         overflow: metric → samples above 1 h (not in the histogram).
+        messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
     """
 
     attempted: int = 0
@@ -122,6 +142,7 @@ class Counts:
     codes_received: dict[int, int] = field(default_factory=dict)
     http_statuses: dict[int, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
 
 
 class _Label:
@@ -135,6 +156,7 @@ class _Label:
         "errors",
         "http_statuses",
         "kind",
+        "messages",
         "opened",
         "outcomes",
         "overflow",
@@ -151,6 +173,7 @@ class _Label:
         self.codes_received: dict[int, int] = {}
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
+        self.messages: dict[str, int] = dict.fromkeys(MESSAGE_COUNTERS, 0)
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
@@ -188,6 +211,7 @@ class _Label:
             codes_received=dict(self.codes_received),
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
+            messages=dict(self.messages),
         )
 
 
@@ -319,6 +343,10 @@ class Collector:
             _bump(entry.codes_received, 1005)
         if record.http_status is not None:
             _bump(entry.http_statuses, record.http_status)
+        if record.messages_sent or record.messages_received:
+            messages = entry.messages
+            for name in MESSAGE_COUNTERS:
+                messages[name] += getattr(record, name)
         if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
             entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
@@ -418,6 +446,17 @@ class Collector:
         return self._labels[label].kind
 
     @property
+    def step_metrics(self) -> tuple[str, ...]:
+        """The ``step.<name>`` metrics with samples, sorted by name."""
+        names = {
+            metric
+            for entry in self._labels.values()
+            for metric in (*entry.cumulative, *entry.pending)
+            if metric.startswith(STEP_PREFIX)
+        }
+        return tuple(sorted(names))
+
+    @property
     def attempted(self) -> int:
         return sum(entry.attempted for entry in self._labels.values())
 
@@ -456,7 +495,7 @@ class Collector:
         Raises:
             KeyError: unknown metric or label.
         """
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         return _sum([part for entry in entries for part in entry.parts(metric)])
@@ -468,7 +507,7 @@ class Collector:
 
     def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
         """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         parts = [part for entry in entries for part in entry.parts(metric)]
@@ -524,7 +563,7 @@ class Collector:
         labels: dict[str, Any] = {}
         for label, entry in self._labels.items():
             histograms = {}
-            for metric in METRICS:
+            for metric in sorted({*entry.cumulative, *entry.pending}, key=_metric_order):
                 parts = entry.parts(metric)
                 if parts:
                     histograms[metric] = encode(parts[0] if len(parts) == 1 else _sum(parts))
@@ -537,6 +576,7 @@ class Collector:
                 "codes_received": {str(k): n for k, n in entry.codes_received.items()},
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
+                "messages": dict(entry.messages),
                 "histograms": histograms,
                 "errors": entry.errors.to_wire(),
             }
@@ -588,12 +628,15 @@ class Collector:
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
             entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
+            messages = _counter(item.get("messages", {}), f"{where}.messages", str)
+            for name in MESSAGE_COUNTERS:  # absent in a collector from before the counters: 0
+                entry.messages[name] = messages.get(name, 0)
             entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
             for metric, text in histograms.items():
-                if metric not in METRICS or not isinstance(text, str):
+                if not is_metric(metric) or not isinstance(text, str):
                     raise ValueError(f"{where}.histograms.{metric}: unknown metric or not text")
                 try:
                     entry.cumulative[metric] = decode(text)
@@ -606,8 +649,8 @@ class Collector:
 _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 
-def _metric_order(metric: str) -> int:
-    return _METRIC_INDEX.get(metric, len(METRICS))
+def _metric_order(metric: str) -> tuple[int, str]:
+    return _METRIC_INDEX.get(metric, len(METRICS)), metric
 
 
 def _merge_counters(target: _Label, source: _Label) -> None:
@@ -618,6 +661,7 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.codes_received, source.codes_received)
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
+    _sum_into(target.messages, source.messages)
     target.errors.merge(source.errors)
 
 

@@ -50,7 +50,7 @@ from wsload.report.intervals import (
 )
 from wsload.report.judge import Evidence, Floor, Judgement, Verdict, judge
 from wsload.report.rows import Row, format_level
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = [
     "ALL_ERRORS",
@@ -72,9 +72,6 @@ __all__ = [
 
 COMPARED_STATS: tuple[str, ...] = tuple(PERCENTILES)
 """Latency statistics compared (min/max/mean are one sample or skewed by one: pure noise)."""
-
-STEP_PREFIX = "step."
-"""Metrics of a scripted session's steps are named ``step.<name>``."""
 
 JUDGED_METRICS: tuple[str, ...] = (
     "close_handshake",
