@@ -1,4 +1,5 @@
-"""The frame around every command that writes a result: ``run``, ``search`` and ``merge``.
+"""The frame around every command that writes a result: ``run`` (``--repeat`` too), ``search``
+and ``merge``.
 
 What the three share is written once here, in the order that keeps "nothing measured is ever
 lost" true: the results directory exists and Ctrl-C is deferred before anything is measured,
