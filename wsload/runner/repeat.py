@@ -126,8 +126,9 @@ def merge_runs(parts: Sequence[SegmentResult], labels: tuple[str, ...]) -> Segme
 
     Reuses the segment merge (each run taken as one share of N) and then corrects what
     differs between shares of one run and runs one after another: the time under load and
-    the intervals add up (so rates are the runs' average), and the processes are those of
-    one run.
+    the intervals add up (so rates are the runs' average), the processes are those of one
+    run, and a storm's release instants are not compared (each run released its own storm;
+    how far apart segments released says nothing about runs).
     """
     count = len(parts)
     shares = [replace(p, segment=f"{i}/{count}") for i, p in enumerate(parts)]
@@ -138,6 +139,7 @@ def merge_runs(parts: Sequence[SegmentResult], labels: tuple[str, ...]) -> Segme
         duration_s=sum(p.duration_s for p in parts),
         intervals=sum(p.intervals for p in parts),
         processes=max(p.processes for p in parts),
+        release_s=None,
     )
 
 
