@@ -32,6 +32,7 @@ from wsload.exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from wsload.metrics.histograms import PERCENTILES
 from wsload.process import with_seed
 from wsload.report import files, hlog
+from wsload.report.compare import total_scope
 from wsload.report.outputs import RunOutputs
 from wsload.report.redact import redact_scenario
 from wsload.report.results import Interval, ResultsData
@@ -192,22 +193,12 @@ def repeat_section(
             for d, s in zip(run_dirs, summaries, strict=True)
         ],
         "figures": {
-            "total": _scope_figures([_total_scope(s) for s in summaries]),
+            "total": _scope_figures([total_scope(s) for s in summaries]),
             "behaviours": {
                 label: _scope_figures([s.get("behaviours", {}).get(label, {}) for s in summaries])
                 for label in labels
             },
         },
-    }
-
-
-def _total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
-    totals = summary.get("totals", {})
-    return {
-        "attempted": totals.get("attempted"),
-        "clean": totals.get("clean"),
-        "outcomes": summary.get("outcomes", {}),
-        "latency_us": summary.get("latency_us", {}),
     }
 
 
