@@ -340,7 +340,8 @@ def test_a_storm_reports_its_release_spread(tmp_path: Path, workers: int) -> Non
         assert own["planned"] == spread["planned"] and own["first"] == own["last"]
         own_lag = segment["latency_us"]["close_start_lag"]
         assert own_lag["count"] == n // 2
-        assert own_lag["min"] >= (own["first"] - planned) * 1e6 - 10  # rounding of the stamps
+        # 3 significant digits in the histogram, 1 µs in the rounded instants
+        assert own_lag["min"] >= (own["first"] - planned) * 1e6 * (1 - 1e-3) - 2
 
 
 SEARCH = """

@@ -30,6 +30,8 @@ from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 
 PEER_CLOSE_TIMEOUT = 0.5
+HDR = 1 - 1e-3
+"""Histogram statistics are exact to 3 significant digits: a bound on one is this much looser."""
 
 
 @pytest.fixture(scope="module")
@@ -405,7 +407,7 @@ messages = 1
     assert min(initiated) >= release
     lag = r.collector.stats("close_start_lag")
     assert lag["count"] == 10
-    assert lag["min"] >= (release - shared) * 1e6 - 1  # counted from the shared instant
+    assert lag["min"] >= (release - shared) * 1e6 * HDR - 1  # counted from the shared instant
     assert lag["max"] == pytest.approx((max(initiated) - shared) * 1e6, rel=1e-3, abs=2)
 
 
@@ -441,7 +443,7 @@ messages = 0
     assert r.collector.lag_from == shared
     assert release is not None and release >= max(server.upgraded_times) >= shared + 0.4
     lag = r.collector.stats("close_start_lag")
-    assert lag["count"] == 3 and lag["min"] >= (release - shared) * 1e6 - 1
+    assert lag["count"] == 3 and lag["min"] >= (release - shared) * 1e6 * HDR - 1
 
 
 async def test_storm_open_deadline_releases_stragglers(nursery: trio.Nursery) -> None:
