@@ -95,6 +95,15 @@ async def _close_invalid_code(server: HostileServer, peer: RawPeer) -> None:
     await _drain(peer)
 
 
+async def _close_without_code(server: HostileServer, peer: RawPeer) -> None:
+    """An empty Close right behind the 101 (a browser reports 1005), then the client's answer,
+    then FIN."""
+    await peer.accept(then=server_frame(0x8, b""))
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    # returning closes TCP (FIN) after the closing handshake: the RFC's clean order
+
+
 async def _close_invalid_utf8(server: HostileServer, peer: RawPeer) -> None:
     await peer.accept()
     await peer.send(server_frame(0x8, struct.pack("!H", 1000) + b"bye \xff\xfe"))
@@ -192,6 +201,7 @@ MODES: dict[str, Script] = {
     "huge_frame": _huge_frame,
     "close_invalid_code": _close_invalid_code,
     "close_invalid_utf8": _close_invalid_utf8,
+    "close_without_code": _close_without_code,
     "reset_mid_frame": _reset_mid_frame,
     "close_mid_handshake": _close_mid_handshake,
     "huge_headers": _huge_headers,
@@ -321,4 +331,5 @@ CASES = (
     Case("fragmented_ping", 1, "protocol_error", code_sent=1002),
     Case("eof_after_upgrade", 1, "abnormal"),
     Case("ping_flood", 1, "clean", code_sent=1000),
+    Case("close_without_code", 0, "server_closed"),
 )

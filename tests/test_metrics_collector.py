@@ -364,6 +364,15 @@ def test_merge_puts_samples_in_the_cumulative_view_not_the_interval() -> None:
         (lambda w: w["labels"]["clean"]["outcomes"].update(nope=1), "unknown outcome 'nope'"),
         (lambda w: w["labels"]["clean"]["codes_sent"].update(abc=1), "codes_sent: bad key"),
         (lambda w: w["labels"]["clean"]["histograms"].update(bogus="x"), "histograms.bogus"),
+        (lambda w: w["labels"]["clean"]["close_events"].update(x={}), "close_events: bad key"),
+        (
+            lambda w: w["labels"]["clean"]["close_events"].update({"1000": {"clean": -1}}),
+            "close_events.1000.clean",
+        ),
+        (
+            lambda w: w["labels"]["clean"]["close_events"].update({"1000": {"dirty": 1}}),
+            "close_events.1000: expected",
+        ),
         (lambda w: w["labels"]["clean"]["histograms"].update(connect="AAAA"), "connect"),
     ],
 )

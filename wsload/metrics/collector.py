@@ -13,13 +13,14 @@ Metrics (µs, design.md §4) are differences of a record's timestamps; see ``met
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.browser import browser_close_event
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.histograms import (
@@ -33,7 +34,14 @@ from wsload.metrics.histograms import (
 from wsload.metrics.histograms import record as _record_us
 from wsload.scenario.model import METRICS
 
-__all__ = ["WIRE_VERSION", "Collector", "Counts", "IntervalSnapshot", "metric_samples"]
+__all__ = [
+    "WIRE_VERSION",
+    "Collector",
+    "Counts",
+    "IntervalSnapshot",
+    "close_events_to_json",
+    "metric_samples",
+]
 
 WIRE_VERSION = 1
 """Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
@@ -105,6 +113,8 @@ class Counts:
             (see the ``abnormal`` outcome).
         http_statuses: non-101 upgrade status → count.
         overflow: metric → samples above 1 h (not in the histogram).
+        close_events: ``(code, wasClean)`` of the browser's close event
+            (``wsload.core.browser``) → count; sums to ``attempted``.
     """
 
     attempted: int = 0
@@ -114,6 +124,7 @@ class Counts:
     codes_received: dict[int, int] = field(default_factory=dict)
     http_statuses: dict[int, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
+    close_events: dict[tuple[int, bool], int] = field(default_factory=dict)
 
 
 class _Label:
@@ -121,6 +132,7 @@ class _Label:
 
     __slots__ = (
         "attempted",
+        "close_events",
         "codes_received",
         "codes_sent",
         "cumulative",
@@ -141,6 +153,7 @@ class _Label:
         self.codes_received: dict[int, int] = {}
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
+        self.close_events: dict[tuple[int, bool], int] = {}
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
 
@@ -157,6 +170,7 @@ class _Label:
             codes_received=dict(self.codes_received),
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
+            close_events=dict(self.close_events),
         )
 
 
@@ -270,6 +284,8 @@ class Collector:
             _bump(entry.codes_received, 1005)
         if record.http_status is not None:
             _bump(entry.http_statuses, record.http_status)
+        event = browser_close_event(record)
+        _bump(entry.close_events, (event.code, event.was_clean))
         pending = entry.pending
         for metric, seconds in metric_samples(record):
             us = round(seconds * 1_000_000)
@@ -458,6 +474,7 @@ class Collector:
                 "codes_received": {str(k): n for k, n in entry.codes_received.items()},
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
+                "close_events": close_events_to_json(entry.close_events),
                 "histograms": histograms,
             }
         return {
@@ -508,6 +525,7 @@ class Collector:
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
             entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
+            entry.close_events = _close_events(item.get("close_events", {}), f"{where}")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
@@ -536,6 +554,35 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.codes_received, source.codes_received)
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
+    _sum_into(target.close_events, source.close_events)
+
+
+def close_events_to_json(counter: Mapping[tuple[int, bool], int]) -> dict[str, dict[str, int]]:
+    """``{(1000, True): 5}`` → ``{"1000": {"clean": 5, "unclean": 0}}``, codes in order.
+
+    The summary.json and wire form of close-event counts: both keys always present, so a
+    query for ``close_events["1006"]["unclean"]`` never needs a default.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for code in sorted({code for code, _ in counter}):
+        out[str(code)] = {
+            "clean": counter.get((code, True), 0),
+            "unclean": counter.get((code, False), 0),
+        }
+    return out
+
+
+def _close_events(value: Any, where: str) -> dict[tuple[int, bool], int]:
+    """The inverse of ``close_events_to_json`` (zero counts dropped), validated."""
+    out: dict[tuple[int, bool], int] = {}
+    for code, pair in _counter_items(value, f"{where}.close_events", int):
+        if not isinstance(pair, Mapping) or set(pair) - {"clean", "unclean"}:
+            raise ValueError(f"{where}.close_events.{code}: expected {{clean, unclean}} counts")
+        for name, clean in (("clean", True), ("unclean", False)):
+            n = _count(pair.get(name, 0), f"{where}.close_events.{code}.{name}")
+            if n:
+                out[code, clean] = n
+    return out
 
 
 def _count(value: Any, where: str) -> int:
@@ -544,14 +591,16 @@ def _count(value: Any, where: str) -> int:
     return value
 
 
-def _counter(value: Any, where: str, key_type: type[Any]) -> dict[Any, int]:
+def _counter_items(value: Any, where: str, key_type: type[Any]) -> Iterator[tuple[Any, Any]]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}: expected an object")
-    out: dict[Any, int] = {}
-    for key, n in value.items():
+    for key, item in value.items():
         try:
             typed = key_type(key)
         except ValueError:
             raise ValueError(f"{where}: bad key {key!r}") from None
-        out[typed] = _count(n, f"{where}.{key}")
-    return out
+        yield typed, item
+
+
+def _counter(value: Any, where: str, key_type: type[Any]) -> dict[Any, int]:
+    return {key: _count(n, f"{where}.{key}") for key, n in _counter_items(value, where, key_type)}

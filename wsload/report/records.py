@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from wsload.core.browser import browser_close_event
 from wsload.core.record import ConnectionRecord
 from wsload.report import files
 from wsload.report.redact import redact_text
@@ -68,6 +69,8 @@ def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, A
     out["tcp_closed_first"] = (
         None if record.tcp_closed_first is None else str(record.tcp_closed_first)
     )
+    event = browser_close_event(record)
+    out["close_event"] = {"code": event.code, "reason": event.reason, "wasClean": event.was_clean}
     out["detail"] = redact_text(record.detail)
     return out
 

@@ -16,7 +16,7 @@ from typing import Any
 from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.outcomes import Outcome
-from wsload.metrics.collector import Collector, Counts
+from wsload.metrics.collector import Collector, Counts, close_events_to_json
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.report.thresholds import ThresholdResult
@@ -104,6 +104,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "outcomes": _outcomes(total),
         "close_codes": _codes(total),
         "close_code_names": _code_names(total),
+        "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
         "latency_us": {metric: collector.stats(metric) for metric in METRICS},
         "behaviours": behaviours,
@@ -134,6 +135,7 @@ def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
         "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,
         "outcomes": _outcomes(counts),
         "close_codes": _codes(counts),
+        "close_events": close_events_to_json(counts.close_events),
         "http_statuses": _keyed(counts.http_statuses),
         "latency_us": {
             metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS

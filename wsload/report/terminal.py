@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsload.core.codes import label as code_label
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.report._format import format_count, format_ms, format_share, format_us
 from wsload.runner.schedule import concurrency_at, rate_at
@@ -59,6 +60,9 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    events = _close_events_table(summary)
+    if events is not None:
+        parts.append(events)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -175,6 +179,28 @@ def _outcomes_table(summary: Mapping[str, Any]) -> Table | None:
         table.add_section()
         for status, n in statuses.items():
             table.add_row(f"HTTP {status}", format_count(n), format_share(n, attempted))
+    return table
+
+
+def _close_events_table(summary: Mapping[str, Any]) -> Table | None:
+    """What browsers' ``onclose`` would have seen: code, wasClean true/false, share."""
+    events: Mapping[str, Mapping[str, int]] = summary.get("close_events", {})
+    if not events:
+        return None
+    attempted = summary.get("totals", {}).get("attempted", 0)
+    table = Table(title="Browser close events", title_justify="left", show_edge=False)
+    table.add_column("code")
+    table.add_column("clean", justify="right")
+    table.add_column("unclean", justify="right")
+    table.add_column("share", justify="right")
+    ranked = sorted(events.items(), key=lambda kv: (-sum(kv[1].values()), int(kv[0])))
+    for code, pair in ranked:
+        table.add_row(
+            Text(code_label(int(code))),
+            format_count(pair.get("clean", 0)),
+            format_count(pair.get("unclean", 0)),
+            format_share(sum(pair.values()), attempted),
+        )
     return table
 
 
