@@ -33,6 +33,7 @@ app = typer.Typer(
         "Examples:\n\n"
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
+        "  wsload run my.toml --set target.url=wss://staging.example/ws --set load.rate=500\n\n"
         "  wsload validate scenarios/*.toml\n\n"
         "  wsload search scenarios/search.toml\n\n"
         "  wsload compare results/baselines/ci results/ci-20261121T180000Z\n\n"
@@ -117,12 +118,22 @@ BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Override a scenario key (repeatable): load.rate=500, close[0].timeout=2s, "
+        "target.url='\"wss://staging/ws\"' (TOML value, or a plain string).",
+    ),
+]
 
 
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
     out: OutOption = None,
+    set_: SetOption = None,
     duration: Annotated[
         str | None, typer.Option(help='Override load.duration ("30s", "2m").')
     ] = None,
@@ -168,7 +179,7 @@ def run(
     from wsload.scenario.parse import load_scenario
 
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, set_ or ())
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
@@ -282,6 +293,7 @@ def merge(
 def search(
     scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
     out: OutOption = None,
+    set_: SetOption = None,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     baseline: BaselineOption = None,
@@ -308,7 +320,7 @@ def search(
     from wsload.scenario.parse import load_scenario
 
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, set_ or ())
         if loaded.load.model != "search":
             raise ScenarioError(
                 str(scenario),
@@ -403,6 +415,7 @@ def validate(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only errors and 'ok' lines.")
     ] = False,
+    set_: SetOption = None,
 ) -> None:
     """Check scenario files and print each one resolved (every default filled in).
 
@@ -416,7 +429,7 @@ def validate(
     failed = False
     for path in scenarios:
         try:
-            loaded = load_scenario(path)
+            loaded = load_scenario(path, set_ or ())
         except ScenarioError as exc:
             _error(exc)
             failed = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
+from wsload.scenario.overrides import apply_settings, blame_settings, parse_setting
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
 from wsload.scenario.thresholds import parse_thresholds
 
@@ -110,11 +111,11 @@ _CLOSE_TIMEOUT_DEFAULT = {
 }
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file.
+def load_scenario(path: str | Path, sets: Sequence[str] = ()) -> Scenario:
+    """Read and parse a scenario file, with ``--set KEY.PATH=VALUE`` overrides (``sets``).
 
     Raises:
-        ScenarioError: unreadable file, invalid TOML or any invalid key.
+        ScenarioError: unreadable file, invalid TOML, a bad ``--set`` or any invalid key.
     """
     path = Path(path)
     try:
@@ -125,7 +126,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), "", "not UTF-8 text") from None
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_scenario(text, source=str(path), default_name=path.stem, base_dir=path.parent)
+    return parse_scenario(
+        text, source=str(path), default_name=path.stem, base_dir=path.parent, sets=sets
+    )
 
 
 def parse_scenario(
@@ -134,6 +137,7 @@ def parse_scenario(
     source: str = "scenario.toml",
     default_name: str = "scenario",
     base_dir: Path | None = None,
+    sets: Sequence[str] = (),
 ) -> Scenario:
     """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
 
@@ -142,17 +146,29 @@ def parse_scenario(
         source: the file name that messages start with.
         default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
         base_dir: where a relative ``target.ca_file`` is looked up (None: the working directory).
+        sets: ``KEY.PATH=VALUE`` overrides (``--set``), written into the document first.
 
     Raises:
         ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
-            what was expected.
+            what was expected (and ``--set`` when the value came from one).
     """
+    settings = [parse_setting(source, text) for text in sets]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses on nested arrays/inline tables
         raise ScenarioError(source, "", "invalid TOML: values nested too deeply") from None
+    apply_settings(source, data, settings)
+    try:
+        return _scenario(data, source, default_name, base_dir)
+    except ScenarioError as exc:
+        raise blame_settings(exc, settings) from None
+
+
+def _scenario(
+    data: dict[str, Any], source: str, default_name: str, base_dir: Path | None
+) -> Scenario:
     root = Table(source, "", data)
     root.allow(TABLE_KEYS[""])
     name = root.string("name", default_name)
