@@ -15,9 +15,11 @@ before the client gave up: the proof that wsload stops reading, instead of buffe
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import struct
 import threading
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,7 +27,7 @@ from types import TracebackType
 import trio
 from peers import RawPeer, server_frame
 
-__all__ = ["CASES", "HUGE", "MODES", "TIMEOUT", "Case", "HostileServer"]
+__all__ = ["BOMBS", "CASES", "HUGE", "MODES", "TIMEOUT", "Case", "HostileServer", "bomb"]
 
 HUGE = 100 * 1024 * 1024
 """The size the ``huge_frame`` mode announces: 100 MB."""
@@ -185,6 +187,40 @@ async def _ping_flood(server: HostileServer, peer: RawPeer) -> None:
             done = True
 
 
+BOMBS = {"deflate_bomb": 3 * 1024 * 1024 // 2, "deflate_bomb_huge": 100 * 1024 * 1024}
+"""Bytes each bomb inflates to: 1.5 MiB from about 1.5 KiB (over the default 1 MiB
+max_message_size), and 100 MiB from about 100 KiB (for the RSS bound)."""
+
+
+@functools.cache
+def bomb(size: int) -> bytes:
+    """``size`` zero bytes as one permessage-deflate message body (raw deflate, sync flush,
+    the trailing 00 00 ff ff cut)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(bytes(size)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return body[:-4]
+
+
+async def _deflate_bomb(server: HostileServer, peer: RawPeer) -> None:
+    """Accept permessage-deflate, then send one compressed binary message (RSV1) that inflates
+    far past the client's max_message_size."""
+    size = BOMBS["deflate_bomb_huge" if server.mode == "deflate_bomb_huge" else "deflate_bomb"]
+    await peer.accept("Sec-WebSocket-Extensions: permessage-deflate")
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await peer.send(server_frame(0x2 | 0x40, bomb(size)))
+    await _drain(peer)
+
+
+def _selects(header: str) -> Script:
+    """A server whose 101 selects ``header`` as its Sec-WebSocket-Extensions."""
+
+    async def script(server: HostileServer, peer: RawPeer) -> None:
+        await peer.accept(f"Sec-WebSocket-Extensions: {header}")
+        await _drain(peer)
+
+    return script
+
+
 def _reset(peer: RawPeer) -> None:
     """Close the server's socket with RST (SO_LINGER 0)."""
     stream = peer.stream
@@ -209,6 +245,11 @@ MODES: dict[str, Script] = {
     "fragmented_ping": _fragmented_ping,
     "eof_after_upgrade": _eof_after_upgrade,
     "ping_flood": _ping_flood,
+    "deflate_bomb": _deflate_bomb,
+    "deflate_bomb_huge": _deflate_bomb,
+    "extension_not_offered": _selects("x-webkit-deflate-frame"),
+    "deflate_param_not_offered": _selects("permessage-deflate; mystery_bits=10"),
+    "deflate_twice": _selects("permessage-deflate, permessage-deflate"),
 }
 
 
@@ -223,6 +264,7 @@ class HostileServer:
     """
 
     def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.script = MODES[mode]
         self.port = 0
         self.sent = 0

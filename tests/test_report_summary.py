@@ -127,7 +127,7 @@ def test_top_level_shape_and_versions() -> None:
 def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
-                           "clean": 80}  # fmt: skip
+                           "clean": 80, "extensions": {}}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20

@@ -491,6 +491,9 @@ def serve(
         float | None,
         typer.Option(help="At most this many Close replies per second; the excess queues."),
     ] = None,
+    compression: Annotated[
+        str, typer.Option(help="deflate: accept permessage-deflate offers (none: refuse).")
+    ] = "none",
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -516,6 +519,7 @@ def serve(
         "shutdown_code": shutdown_code,
         "shutdown_grace": shutdown_grace,
         "close_capacity": close_capacity,
+        "compression": compression,
     }
     try:
         config = parse_server_options(options)

@@ -25,6 +25,8 @@ from typing import Any
 import trio
 
 from wsload.core.closing import CloseState, classify
+from wsload.core.deflate import NAME as DEFLATE_NAME
+from wsload.core.deflate import PerMessageDeflate
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
@@ -43,6 +45,8 @@ from wsload.engine.session import run_session
 from wsload.errors import ProtocolViolation
 
 __all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
+
+_DEFLATE = (DEFLATE_NAME,)
 
 # Linux: choose the source port at connect() rather than bind(), so that many source
 # addresses x destinations do not exhaust ephemeral ports early.
@@ -216,7 +220,7 @@ class _Attempt:
         stream = self.stream
         assert stream is not None
         key = new_key()
-        parser = ResponseParser(key, ctx.target.subprotocols)
+        parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
         try:
@@ -252,12 +256,21 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
+        deflate = None
+        if response.deflate is not None:  # the offer was accepted (so compression is set)
+            deflate = PerMessageDeflate(
+                response.deflate,
+                client=True,
+                max_message_size=ctx.target.max_message_size,
+                threshold=ctx.target.compression.threshold if ctx.target.compression else 0,
+            )
         link = Link(
             stream,
-            FrameReader(ctx.target.max_message_size),
+            FrameReader(ctx.target.max_message_size, deflate),
             ctx.session.message_timeout,
             raw=self.raw,
         )
+        link.deflate = deflate
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
@@ -304,6 +317,7 @@ class _Attempt:
             reason_received=t.reason_received,
             close_initiator=t.close_initiator,
             tcp_closed_first=t.tcp_closed_first,
+            extensions=_DEFLATE if link.deflate is not None else (),
             detail=detail,
         )
 

@@ -21,6 +21,7 @@ import struct
 import trio
 
 from wsload.core.closing import CloseState, CloseTracker
+from wsload.core.deflate import PerMessageDeflate
 from wsload.core.frames import (
     OP_CLOSE,
     OP_PING,
@@ -98,12 +99,16 @@ class Link:
         reflect: send every other complete data message back (session ``reflect``).
         pongs: ``(payload, arrival time)`` of pongs not yet matched by the session.
         message_rtts / ping_rtts: measured round trips, seconds.
+        deflate: permessage-deflate, when the server accepted it: data messages go out
+            through :meth:`message_frame` (compressed), and RSV1 frames come in through the
+            reader (which holds the same object).
     """
 
     __slots__ = (
         "_eager",
         "_parts",
         "_sent",
+        "deflate",
         "echo_at",
         "expect_echo",
         "fail_code",
@@ -133,6 +138,7 @@ class Link:
         self._eager = 0
         self._sent = False  # wrote since the last read: the answer cannot be there yet
         self.reader = reader
+        self.deflate: PerMessageDeflate | None = None
         self.tracker = CloseTracker()
         self.write_timeout = write_timeout
         self.failure: tuple[Outcome, str] | None = None
@@ -278,12 +284,18 @@ class Link:
             elif self.reflect and self.tracker.state is CloseState.OPEN:
                 out += self._reflection(opcode, payload)
 
+    def message_frame(self, opcode: int, payload: bytes) -> bytes:
+        """One whole data message as a frame: plain, or compressed when deflate is on."""
+        if self.deflate is None:
+            return encode_frame(opcode, payload)
+        return self.deflate.message_frame(opcode, payload)
+
     def _reflection(self, opcode: int, last: bytes | str) -> bytes:
         parts, self._parts = [*self._parts, last], []
         if opcode == OP_TEXT:
             text = "".join(p for p in parts if isinstance(p, str))
-            return encode_frame(OP_TEXT, text.encode("utf-8"))
-        return encode_frame(opcode, b"".join(p for p in parts if isinstance(p, bytes)))
+            return self.message_frame(OP_TEXT, text.encode("utf-8"))
+        return self.message_frame(opcode, b"".join(p for p in parts if isinstance(p, bytes)))
 
     def fail_protocol(self, code: int, detail: str) -> None:
         """The server broke the protocol: fail with Close ``code`` (sent when the link ends)."""

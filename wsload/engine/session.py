@@ -71,7 +71,12 @@ async def run_session(link: Link, ctx: DriverContext, hold: float) -> None:
                 return _timeout(link, "pong", timeout)
             if remaining and awaiting is None and now >= next_message:
                 link.expect_echo = s.await_echo
-                if not await link.send(encode_frame(opcode, payload), now + timeout):
+                frame = (
+                    encode_frame(opcode, payload)
+                    if link.deflate is None
+                    else link.deflate.message_frame(opcode, payload)
+                )
+                if not await link.send(frame, now + timeout):
                     return _write_failed(link, timeout)
                 remaining -= 1
                 next_message = now + s.message_interval

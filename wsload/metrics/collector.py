@@ -115,6 +115,7 @@ class Counts:
         overflow: metric → samples above 1 h (not in the histogram).
         close_events: ``(code, wasClean)`` of the browser's close event
             (``wsload.core.browser``) → count; sums to ``attempted``.
+        extensions: WebSocket extension name → connections that negotiated it.
     """
 
     attempted: int = 0
@@ -125,6 +126,7 @@ class Counts:
     http_statuses: dict[int, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
     close_events: dict[tuple[int, bool], int] = field(default_factory=dict)
+    extensions: dict[str, int] = field(default_factory=dict)
 
 
 class _Label:
@@ -136,6 +138,7 @@ class _Label:
         "codes_received",
         "codes_sent",
         "cumulative",
+        "extensions",
         "http_statuses",
         "kind",
         "opened",
@@ -154,6 +157,7 @@ class _Label:
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
         self.close_events: dict[tuple[int, bool], int] = {}
+        self.extensions: dict[str, int] = {}
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
 
@@ -171,6 +175,7 @@ class _Label:
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
             close_events=dict(self.close_events),
+            extensions=dict(self.extensions),
         )
 
 
@@ -286,6 +291,8 @@ class Collector:
             _bump(entry.http_statuses, record.http_status)
         event = browser_close_event(record)
         _bump(entry.close_events, (event.code, event.was_clean))
+        for name in record.extensions:
+            _bump(entry.extensions, name)
         pending = entry.pending
         for metric, seconds in metric_samples(record):
             us = round(seconds * 1_000_000)
@@ -475,6 +482,7 @@ class Collector:
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
                 "close_events": close_events_to_json(entry.close_events),
+                "extensions": dict(entry.extensions),
                 "histograms": histograms,
             }
         return {
@@ -526,6 +534,7 @@ class Collector:
             )
             entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
             entry.close_events = _close_events(item.get("close_events", {}), f"{where}")
+            entry.extensions = _counter(item.get("extensions", {}), f"{where}.extensions", str)
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
@@ -555,6 +564,7 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
     _sum_into(target.close_events, source.close_events)
+    _sum_into(target.extensions, source.extensions)
 
 
 def close_events_to_json(counter: Mapping[tuple[int, bool], int]) -> dict[str, dict[str, int]]:

@@ -15,13 +15,14 @@ from typing import Any
 
 from wsload import __version__
 from wsload.core.codes import code_name
+from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
 from wsload.metrics.collector import Collector, Counts, close_events_to_json
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, Scenario
 
 __all__ = ["CLEAN_OUTCOMES", "SCHEMA_VERSION", "attach_thresholds", "build_summary", "iso_utc"]
 
@@ -96,6 +97,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            "extensions": _extensions(scenario, total),
         },
         "rates": {
             "intended_per_s": _per_second(intended, duration),
@@ -163,6 +165,14 @@ def _codes(counts: Counts) -> dict[str, dict[str, int]]:
 def _code_names(counts: Counts) -> dict[str, str]:
     codes = sorted({*counts.codes_sent, *counts.codes_received})
     return {str(code): code_name(code) for code in codes}
+
+
+def _extensions(scenario: Scenario, counts: Counts) -> dict[str, int]:
+    """Extension name → connections that negotiated it; an offered one is there even at 0."""
+    out = dict(sorted(counts.extensions.items()))
+    if scenario.target.compression is not None:
+        out.setdefault(DEFLATE, 0)
+    return out
 
 
 def _per_second(n: int, seconds: float) -> float | None:

@@ -63,6 +63,9 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     events = _close_events_table(summary)
     if events is not None:
         parts.append(events)
+    declined = _declined(summary)
+    if declined is not None:
+        parts.append(declined)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -78,6 +81,21 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if summary.get("interrupted"):
         parts.append(Text("interrupted: the run stopped before its planned end", style="yellow"))
     return Group(*parts)
+
+
+def _declined(summary: Mapping[str, Any]) -> Text | None:
+    """A note when the server turned down the permessage-deflate offer (on some connections:
+    the figures then describe its uncompressed path, for those connections)."""
+    totals = summary.get("totals", {})
+    deflated = totals.get("extensions", {}).get("permessage-deflate")
+    opened = totals.get("opened", 0)
+    if deflated is None or deflated >= opened:
+        return None
+    return Text(
+        f"note: permessage-deflate was offered; the server declined it on "
+        f"{format_count(opened - deflated)} of {format_count(opened)} connections opened",
+        style="yellow",
+    )
 
 
 def _starved(summary: Mapping[str, Any]) -> str:

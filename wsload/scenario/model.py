@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wsload.core.deflate import DeflateSettings
+
 __all__ = [
     "CLOSE_KINDS",
     "INVALID_VARIANTS",
@@ -106,6 +108,8 @@ class ServerConfig:
         close_capacity: at most this many Close replies per second (None: unlimited); the
             excess queues, so close latency stays flat below it and grows without bound above
             it: a target with a known knee for capacity searches.
+        compression: ``deflate``: accept a client's permessage-deflate offer (None: refuse
+            every extension, as before).
     """
 
     messages: Literal["echo", "sink"] = "echo"
@@ -124,6 +128,7 @@ class ServerConfig:
     shutdown_code: int = 1001
     shutdown_grace: float = 10.0
     close_capacity: float | None = None
+    compression: Literal["deflate"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,8 @@ class TargetConfig:
     engine: Literal["wsproto", "trio-websocket"] = "wsproto"
     max_message_size: int = 1 << 20
     server: ServerConfig = ServerConfig()
+    compression: DeflateSettings | None = None
+    """permessage-deflate offered (``[target] compression``); None: no extension offered."""
 
     @property
     def is_builtin(self) -> bool:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from wsload.core.codes import is_sendable
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
+from wsload.scenario.compression import parse_compression, parse_server_compression
 from wsload.scenario.model import (
     CLOSE_KINDS,
     INVALID_VARIANTS,
@@ -66,13 +67,13 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-        "server",
+        "server", "compression",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
-        "close_capacity",
+        "close_capacity", "compression",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
@@ -261,6 +262,9 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise t.error("ca_file", f"no such file: {str(ca_path)!r}")
         ca_file = str(ca_path.resolve())
     engine = t.choice("engine", ("wsproto", "trio-websocket"), "wsproto")
+    compression = parse_compression(t)
+    if compression is not None and engine != "wsproto":
+        raise t.error("compression", 'needs engine = "wsproto" (the reference engine offers none)')
     server = _server(t.table("server"))
     config = TargetConfig(
         url=url,
@@ -276,6 +280,7 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
         engine=cast(Any, engine),
         max_message_size=t.integer("max_message_size", 1 << 20, minimum=1),
         server=server,
+        compression=compression,
     )
     t.finish()
     return config
@@ -342,6 +347,7 @@ def _server(t: Table) -> ServerConfig:
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
         close_capacity=t.opt_number("close_capacity"),
+        compression=parse_server_compression(t),
     )
     t.finish()
     return config
