@@ -13,7 +13,7 @@ Metrics (µs, design.md §4) are differences of a record's timestamps; see ``met
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
+from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
 from wsload.scenario.model import METRICS
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "Collector",
     "Counts",
     "IntervalSnapshot",
-    "close_events_to_json",
     "metric_samples",
 ]
 
@@ -508,7 +508,7 @@ class Collector:
             )
         out = cls(start=None)
         out._interval_start = None
-        out.dropped = _count(data.get("dropped"), "dropped")
+        out.dropped = count(data.get("dropped"), "dropped")
         labels = data.get("labels")
         if not isinstance(labels, Mapping):
             raise ValueError("labels: expected an object")
@@ -517,24 +517,24 @@ class Collector:
             if not isinstance(item, Mapping):
                 raise ValueError(f"{where}: expected an object")
             entry = out._labels[str(label)] = _Label(str(item.get("kind", "")))
-            entry.attempted = _count(item.get("attempted"), f"{where}.attempted")
-            entry.opened = _count(item.get("opened"), f"{where}.opened")
-            outcomes = _counter(item.get("outcomes", {}), f"{where}.outcomes", str)
+            entry.attempted = count(item.get("attempted"), f"{where}.attempted")
+            entry.opened = count(item.get("opened"), f"{where}.opened")
+            outcomes = counter(item.get("outcomes", {}), f"{where}.outcomes", str)
             valid = {o.value for o in Outcome}
             for name in outcomes:
                 if name not in valid:
                     raise ValueError(f"{where}.outcomes: unknown outcome {name!r}")
             entry.outcomes = outcomes
-            entry.codes_sent = _counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
-            entry.codes_received = _counter(
+            entry.codes_sent = counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
+            entry.codes_received = counter(
                 item.get("codes_received", {}), f"{where}.codes_received", int
             )
-            entry.http_statuses = _counter(
+            entry.http_statuses = counter(
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
-            entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
-            entry.close_events = _close_events(item.get("close_events", {}), f"{where}")
-            entry.extensions = _counter(item.get("extensions", {}), f"{where}.extensions", str)
+            entry.overflow = counter(item.get("overflow", {}), f"{where}.overflow", str)
+            entry.close_events = parse_close_events(item.get("close_events", {}), f"{where}")
+            entry.extensions = counter(item.get("extensions", {}), f"{where}.extensions", str)
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
@@ -565,52 +565,3 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.overflow, source.overflow)
     _sum_into(target.close_events, source.close_events)
     _sum_into(target.extensions, source.extensions)
-
-
-def close_events_to_json(counter: Mapping[tuple[int, bool], int]) -> dict[str, dict[str, int]]:
-    """``{(1000, True): 5}`` → ``{"1000": {"clean": 5, "unclean": 0}}``, codes in order.
-
-    The summary.json and wire form of close-event counts: both keys always present, so a
-    query for ``close_events["1006"]["unclean"]`` never needs a default.
-    """
-    out: dict[str, dict[str, int]] = {}
-    for code in sorted({code for code, _ in counter}):
-        out[str(code)] = {
-            "clean": counter.get((code, True), 0),
-            "unclean": counter.get((code, False), 0),
-        }
-    return out
-
-
-def _close_events(value: Any, where: str) -> dict[tuple[int, bool], int]:
-    """The inverse of ``close_events_to_json`` (zero counts dropped), validated."""
-    out: dict[tuple[int, bool], int] = {}
-    for code, pair in _counter_items(value, f"{where}.close_events", int):
-        if not isinstance(pair, Mapping) or set(pair) - {"clean", "unclean"}:
-            raise ValueError(f"{where}.close_events.{code}: expected {{clean, unclean}} counts")
-        for name, clean in (("clean", True), ("unclean", False)):
-            n = _count(pair.get(name, 0), f"{where}.close_events.{code}.{name}")
-            if n:
-                out[code, clean] = n
-    return out
-
-
-def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where}: expected a count >= 0, got {value!r}")
-    return value
-
-
-def _counter_items(value: Any, where: str, key_type: type[Any]) -> Iterator[tuple[Any, Any]]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected an object")
-    for key, item in value.items():
-        try:
-            typed = key_type(key)
-        except ValueError:
-            raise ValueError(f"{where}: bad key {key!r}") from None
-        yield typed, item
-
-
-def _counter(value: Any, where: str, key_type: type[Any]) -> dict[Any, int]:
-    return {key: _count(n, f"{where}.{key}") for key, n in _counter_items(value, where, key_type)}

@@ -17,9 +17,10 @@ from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
-from wsload.metrics.collector import Collector, Counts, close_events_to_json
+from wsload.metrics.collector import Collector, Counts
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.metrics.wire import close_events_to_json
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
 from wsload.scenario.model import METRICS, Scenario
