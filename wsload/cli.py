@@ -1,7 +1,8 @@
 """The ``wsload`` command line: load input, call the library, map errors to exit codes.
 
-No logic lives here. Exit codes (README): 0 ok, 1 thresholds or regression failed, 2 invalid
-input, 3 the tool could not run, 130 interrupted (results still written).
+No logic lives here. Exit codes (README; defined in ``wsload.exitcodes``): 0 ok, 1 thresholds
+or regression failed, 2 invalid input, 3 the tool could not run, 130 interrupted (results still
+written).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from rich.console import Console
 
 from wsload import __version__
 from wsload.errors import ScenarioError, UsageError, WsloadError
+from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
+    from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
-    from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TOOL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     name="wsload",
@@ -263,7 +263,7 @@ def _workers_option(value: str) -> int:
 
 
 def _segment_option(value: str | None) -> Segment:
-    from wsload.runner.segment import WHOLE, parse_segment
+    from wsload.plan.segment import WHOLE, parse_segment
 
     return WHOLE if value is None else parse_segment(value)
 

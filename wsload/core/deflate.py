@@ -34,6 +34,7 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
 from wsload.core.frames import encode_frame
+from wsload.core.outcomes import Outcome
 from wsload.errors import ProtocolViolation
 
 __all__ = [
@@ -53,7 +54,7 @@ RSV1 = 0x40
 _TAIL = b"\x00\x00\xff\xff"
 _BITS = range(8, 16)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_INVALID = "handshake_invalid"
+_INVALID = Outcome.HANDSHAKE_INVALID
 _DATA = (Opcode.TEXT, Opcode.BINARY)
 
 
