@@ -55,7 +55,6 @@ _TAIL = b"\x00\x00\xff\xff"
 _BITS = range(8, 16)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _INVALID = Outcome.HANDSHAKE_INVALID
-_DATA = (Opcode.TEXT, Opcode.BINARY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +270,6 @@ class PerMessageDeflate(Extension):
     def __init__(
         self, params: DeflateParams, *, client: bool, max_message_size: int, threshold: int = 0
     ) -> None:
-        self.params = params
         if client:
             self._out_bits, self._in_bits = (
                 params.client_max_window_bits,

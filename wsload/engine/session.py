@@ -71,7 +71,7 @@ async def run_session(link: Link, ctx: DriverContext, hold: float) -> None:
                 return _timeout(link, "pong", timeout)
             if remaining and awaiting is None and now >= next_message:
                 link.expect_echo = s.await_echo
-                frame = (
+                frame = (  # inline, not link.message_frame(): no extra call when plain
                     encode_frame(opcode, payload)
                     if link.deflate is None
                     else link.deflate.message_frame(opcode, payload)
