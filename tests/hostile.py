@@ -221,6 +221,30 @@ def _selects(header: str) -> Script:
     return script
 
 
+async def _close_then_hold(server: HostileServer, peer: RawPeer) -> None:
+    """Close 4000 right behind the 101, then keep TCP open whatever the client does."""
+    await peer.accept(then=server_frame(0x8, struct.pack("!H", 4000)))
+    await _drain(peer)
+
+
+async def _close_then_reset(server: HostileServer, peer: RawPeer) -> None:
+    """Close 4000 right behind the 101; when the client answers, reset TCP."""
+    await peer.accept(then=server_frame(0x8, struct.pack("!H", 4000)))
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    _reset(peer)
+
+
+async def _answer_then_hold(server: HostileServer, peer: RawPeer) -> None:
+    """Answer the client's Close with its code, then keep TCP open (never the server's FIN)."""
+    await peer.accept()
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    if frame is not None:
+        await peer.send(server_frame(0x8, frame[1][:2]))
+    await _drain(peer)
+
+
 def _reset(peer: RawPeer) -> None:
     """Close the server's socket with RST (SO_LINGER 0)."""
     stream = peer.stream
@@ -245,6 +269,9 @@ MODES: dict[str, Script] = {
     "fragmented_ping": _fragmented_ping,
     "eof_after_upgrade": _eof_after_upgrade,
     "ping_flood": _ping_flood,
+    "close_then_hold": _close_then_hold,
+    "close_then_reset": _close_then_reset,
+    "answer_then_hold": _answer_then_hold,
     "deflate_bomb": _deflate_bomb,
     "deflate_bomb_huge": _deflate_bomb,
     "extension_not_offered": _selects("x-webkit-deflate-frame"),

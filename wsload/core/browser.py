@@ -4,7 +4,8 @@ Users of a WebSocket server mostly meet its closes through browsers: ``ws.onclos
 ``code``, ``reason`` and ``wasClean``, and that is what their dashboards and error reports show.
 wsload's outcomes say more, but in wsload's words; this module says it in the browser's.
 
-The rules are RFC 6455 §7.1.4-7.1.5 and the WHATWG WebSocket standard, read off the finished
+The rules are RFC 6455 §7.1.4-7.1.5 as browsers apply them (checked against headless Chromium
+in tests/test_browser_close_events.py), read off the finished
 :class:`~wsload.core.record.ConnectionRecord` alone (pure: the collector calls it per record):
 
 - ``code`` is the code of the Close frame received, 1005 when that Close carried no code, and
@@ -12,8 +13,12 @@ The rules are RFC 6455 §7.1.4-7.1.5 and the WHATWG WebSocket standard, read off
   before or during the upgrade, and one the client *failed* for a protocol error: a browser
   that fails a connection reports 1006 whatever the peer sent);
 - ``reason`` is the received Close's reason ("" otherwise);
-- ``wasClean`` is true only when the closing handshake completed (a Close went each way) and
-  the server then closed TCP (a FIN, not a reset, not our force-close after a timeout).
+- ``wasClean`` is true when a Close was received and the connection then ended without an
+  error: the TCP connection closed after the closing handshake (§7.1.4), whoever closed it. A
+  browser answers a Close at once and, when the server then keeps TCP open, closes it itself
+  (Chromium after 2 s) and still reports ``wasClean: true``; wsload's close timeouts after a
+  received Close count the same. A reset (RST), a protocol failure, a message timeout or a TLS
+  failure is ``wasClean: false``; so is everything without a received Close.
 
 docs/outcomes.md tabulates the result for every outcome.
 """
@@ -36,16 +41,8 @@ ABNORMAL_CLOSURE = 1006
 _FAILED = frozenset({Outcome.PROTOCOL_ERROR})
 """The client failed the connection (RFC 6455 §7.1.7): whatever came in, the event is 1006."""
 
-_UNCLEAN = frozenset(
-    {
-        Outcome.PROTOCOL_ERROR,
-        Outcome.RESET,
-        Outcome.CLOSE_TIMEOUT,
-        Outcome.MESSAGE_TIMEOUT,
-        Outcome.TLS_ERROR,
-    }
-)
-"""Outcomes whose TCP close was not the server's orderly FIN, whatever the stamps say."""
+_ERRORS = frozenset({Outcome.RESET, Outcome.MESSAGE_TIMEOUT, Outcome.TLS_ERROR})
+"""Outcomes that end a connection in an error even after a Close was received."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +52,7 @@ class BrowserCloseEvent:
     Attributes:
         code: the close code (1005: Close without a code; 1006: no Close received).
         reason: the received Close's reason text ("" without one).
-        was_clean: ``wasClean``: the closing handshake completed and the server closed TCP.
+        was_clean: ``wasClean``: a Close was received and the connection ended without error.
     """
 
     code: int
@@ -75,9 +72,5 @@ def browser_close_event(record: ConnectionRecord) -> BrowserCloseEvent:
     if record.close_received is None or record.outcome in _FAILED:
         return _ABNORMAL
     code = NO_STATUS if record.code_received is None else record.code_received
-    # The close tracker admits no Close after the server's EOF, so all three stamps set means
-    # both Close frames went before the TCP close.
-    clean = (
-        record.close_sent is not None and record.eof is not None and record.outcome not in _UNCLEAN
-    )
+    clean = not record.reset and record.outcome not in _ERRORS
     return BrowserCloseEvent(code, record.reason_received or "", clean)

@@ -69,6 +69,7 @@ def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, A
     out["tcp_closed_first"] = (
         None if record.tcp_closed_first is None else str(record.tcp_closed_first)
     )
+    out["reset"] = record.reset
     out["extensions"] = list(record.extensions)
     event = browser_close_event(record)
     out["close_event"] = {"code": event.code, "reason": event.reason, "wasClean": event.was_clean}
