@@ -288,6 +288,7 @@ class HostileServer:
         url: ``ws://127.0.0.1:port/``.
         sent: ``huge_frame``: most payload bytes written to one connection.
         connections: connections accepted so far.
+        requests: the upgrade request heads read, as text (connections that got that far).
     """
 
     def __init__(self, mode: str) -> None:
@@ -296,6 +297,7 @@ class HostileServer:
         self.port = 0
         self.sent = 0
         self.connections = 0
+        self.requests: list[str] = []
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
@@ -349,10 +351,13 @@ class HostileServer:
                 await trio.aclose_forcefully(listener)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
         try:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
-                await self.script(self, RawPeer(stream))
+                await self.script(self, peer)
         finally:
+            if peer.request:
+                self.requests.append(peer.request)
             await trio.aclose_forcefully(stream)
 
 
