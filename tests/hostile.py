@@ -197,8 +197,12 @@ def bomb(size: int) -> bytes:
     """``size`` zero bytes as one permessage-deflate message body (raw deflate, sync flush,
     the trailing 00 00 ff ff cut)."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    body = compressor.compress(bytes(size)) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return body[:-4]
+    chunk = bytes(1 << 20)  # never the whole size in memory: the test measures RSS
+    parts = [
+        compressor.compress(chunk[: min(len(chunk), size - at)])
+        for at in range(0, size, len(chunk))
+    ]
+    return (b"".join(parts) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
 async def _deflate_bomb(server: HostileServer, peer: RawPeer) -> None:

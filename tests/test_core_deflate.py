@@ -8,6 +8,7 @@ import tracemalloc
 import zlib
 
 import pytest
+from hostile import bomb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameDecoder, FrameProtocol
@@ -348,11 +349,6 @@ def test_bad_compressed_frames(frame: bytes, code: int) -> None:
     assert info.value.code == code
 
 
-def _bomb(size: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return (compressor.compress(bytes(size)) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-
-
 def _frame(payload: bytes) -> bytes:
     n = len(payload)
     if n < 126:
@@ -366,7 +362,7 @@ def _frame(payload: bytes) -> bytes:
     ("inflated", "limit"), [(LIMIT + 1, LIMIT), (3 * LIMIT // 2, LIMIT), (100 * LIMIT, LIMIT)]
 )
 def test_a_bomb_is_1009_and_never_inflated_past_the_limit(inflated: int, limit: int) -> None:
-    payload = _bomb(inflated)
+    payload = bomb(inflated)
     client, _ = _pair(DeflateParams(), limit)
     reader = FrameReader(limit, client)
     tracemalloc.start()
@@ -382,5 +378,5 @@ def test_a_bomb_is_1009_and_never_inflated_past_the_limit(inflated: int, limit: 
 
 def test_a_message_exactly_at_the_limit_passes() -> None:
     client, _ = _pair(DeflateParams(), 4096)
-    got = _client_reads(FrameReader(4096, client), _frame(_bomb(4096)))
+    got = _client_reads(FrameReader(4096, client), _frame(bomb(4096)))
     assert b"".join(p for p in got if isinstance(p, bytes)) == bytes(4096)
