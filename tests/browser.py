@@ -206,6 +206,15 @@ class Chromium:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def wait_for(self, promise: str) -> Any:
+        """The JSON value ``promise`` (a JS expression giving a Promise) resolves to."""
+        result = self.call(
+            "Runtime.evaluate", expression=promise, awaitPromise=True, returnByValue=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{promise}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
     def load(self, url: str, probe: str, ready: str) -> PageLoad:
         """Open ``url``, wait for its load event and then for ``ready`` (a JS boolean), and
         return ``probe`` (a JS expression) with the errors and external requests seen."""

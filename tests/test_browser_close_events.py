@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import trio
-from browser import Chromium, chromium_skip_reason
+from browser import Chromium
 from hostile import HostileServer
 from peers import WebsocketsPeer
 
@@ -39,28 +39,13 @@ WAIT = ""
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    reason = chromium_skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with Chromium(loopback=True) as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
 def websockets_peer() -> Iterator[WebsocketsPeer]:
     with WebsocketsPeer(close_timeout=0.5) as peer:
         yield peer
 
 
 def browser_event(chromium: Chromium, url: str, action: str) -> BrowserCloseEvent:
-    result = chromium.call(
-        "Runtime.evaluate",
-        expression=PAGE % (json.dumps(url), action),
-        awaitPromise=True,
-        returnByValue=True,
-    )
-    value: dict[str, Any] | None = result["result"].get("value")
+    value: dict[str, Any] | None = chromium.wait_for(PAGE % (json.dumps(url), action))
     assert value is not None, f"no close event from the browser for {url}"
     return BrowserCloseEvent(value["code"], value["reason"], value["wasClean"])
 
@@ -88,7 +73,7 @@ AWAIT = CloseSpec("await_server_close", "await_server_close", timeout=3.0)
     ],
 )  # fmt: skip
 def test_against_websockets(
-    chromium: Chromium,
+    loopback_chromium: Chromium,
     websockets_peer: WebsocketsPeer,
     route: str,
     action: str,
@@ -96,7 +81,7 @@ def test_against_websockets(
     expected: BrowserCloseEvent,
 ) -> None:
     url = f"ws://127.0.0.1:{websockets_peer.port}{route}"
-    assert browser_event(chromium, url, action) == expected
+    assert browser_event(loopback_chromium, url, action) == expected
     assert browser_close_event(wsload_record(url, close)) == expected
 
 
@@ -116,19 +101,19 @@ def test_against_websockets(
     ],
 )
 def test_against_hostile_servers(
-    chromium: Chromium, mode: str, expected: BrowserCloseEvent
+    loopback_chromium: Chromium, mode: str, expected: BrowserCloseEvent
 ) -> None:
     with HostileServer(mode) as server:
-        assert browser_event(chromium, server.url, WAIT) == expected
+        assert browser_event(loopback_chromium, server.url, WAIT) == expected
         assert browser_close_event(wsload_record(server.url, AWAIT)) == expected
 
 
-def test_a_server_that_answers_and_keeps_tcp_open(chromium: Chromium) -> None:
+def test_a_server_that_answers_and_keeps_tcp_open(loopback_chromium: Chromium) -> None:
     """Our Close answered, TCP left open: the browser closes it after its own wait and still
     reports wasClean; wsload's clean close times out the same way (close_timeout)."""
     expected = BrowserCloseEvent(1000, "", True)
     with HostileServer("answer_then_hold") as server:
-        assert browser_event(chromium, server.url, CLOSE) == expected
+        assert browser_event(loopback_chromium, server.url, CLOSE) == expected
         record = wsload_record(server.url, CLEAN)
     assert record.outcome == "close_timeout"
     assert browser_close_event(record) == expected

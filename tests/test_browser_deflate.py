@@ -12,12 +12,10 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import trio
-from browser import Chromium, chromium_skip_reason
+from browser import Chromium
 from hostile import HostileServer
 
 from wsload.core.deflate import DeflateSettings
@@ -47,28 +45,12 @@ new Promise((resolve) => {
 """
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    reason = chromium_skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with Chromium(loopback=True) as browser:
-        yield browser
-
-
-def evaluate(chromium: Chromium, expression: str) -> Any:
-    result = chromium.call(
-        "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
-    )
-    return result["result"].get("value")
-
-
 def _extensions(request: str) -> str:
     (line,) = [ln for ln in request.split("\r\n") if ln.lower().startswith("sec-websocket-ext")]
     return line.partition(":")[2].strip()
 
 
-def test_wsload_offers_what_the_browser_offers(chromium: Chromium) -> None:
+def test_wsload_offers_what_the_browser_offers(loopback_chromium: Chromium) -> None:
     async def connect(url: str) -> None:
         target = TargetConfig(compression=DeflateSettings())
         ctx = DriverContext.create(target, SessionConfig(messages=0), url)
@@ -77,13 +59,13 @@ def test_wsload_offers_what_the_browser_offers(chromium: Chromium) -> None:
             await run_connection(plan, ctx)
 
     with HostileServer("close_without_code") as server:  # it closes: each request is kept then
-        assert evaluate(chromium, CONNECT % json.dumps(server.url)) is True
+        assert loopback_chromium.wait_for(CONNECT % json.dumps(server.url)) is True
         trio.run(connect, server.url)
     browser, ours = server.requests
     assert _extensions(ours) == _extensions(browser) == DeflateSettings().offer()
 
 
-def test_the_builtin_server_talks_deflate_to_the_browser(chromium: Chromium) -> None:
+def test_the_builtin_server_talks_deflate_to_the_browser(loopback_chromium: Chromium) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "wsload", "serve", "--port", "0", "--compression", "deflate"],
         stdin=subprocess.DEVNULL,
@@ -93,7 +75,7 @@ def test_the_builtin_server_talks_deflate_to_the_browser(chromium: Chromium) -> 
     try:
         assert server.stdout is not None
         url = server.stdout.readline().split()[-1]
-        result = evaluate(chromium, ECHO % json.dumps(url))
+        result = loopback_chromium.wait_for(ECHO % json.dumps(url))
     finally:
         server.terminate()
         stats, _ = server.communicate(timeout=10)
