@@ -58,13 +58,14 @@ def _run(
     size: int = 2000,
     binary: bool = False,
     close: str = CLEAN,
+    exit_code: int = 0,
 ) -> dict[str, Any]:
     text = SCENARIO.format(
         url=url, compression=compression, target=target, connections=connections,
         messages=messages, size=size, binary=str(binary).lower(), close=close,
     )  # fmt: skip
     out = tmp_path / "out"
-    assert execute_run(parse_scenario(text), out=out, quiet=True) == 0
+    assert execute_run(parse_scenario(text), out=out, quiet=True) == exit_code
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert sum(summary["outcomes"].values()) == summary["totals"]["attempted"] == connections
     return summary
@@ -204,8 +205,8 @@ def test_a_server_selecting_what_was_not_offered_is_handshake_invalid(
     tmp_path: Path, mode: str
 ) -> None:
     with HostileServer(mode) as hostile:
-        summary = _run(tmp_path, hostile.url, connections=3, messages=1)
-    assert _only(summary) == {"handshake_invalid": 3}
+        summary = _run(tmp_path, hostile.url, connections=3, messages=1, exit_code=1)
+    assert _only(summary) == {"handshake_invalid": 3}  # exit 1: no connection opened
     assert summary["totals"]["extensions"] == {"permessage-deflate": 0}
 
 

@@ -264,6 +264,7 @@ class _Attempt:
                 max_message_size=ctx.target.max_message_size,
                 threshold=ctx.target.compression.threshold if ctx.target.compression else 0,
             )
+        ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         link = Link(
             stream,
             FrameReader(ctx.target.max_message_size, deflate),

@@ -8,13 +8,13 @@ hands them, untouched, to the interval snapshot; totals across behaviours are su
 when somebody reads them. A histogram is allocated only when a metric gets its first sample in
 an interval, because an empty one is ~190 kB of counters.
 
-Metrics (µs, design.md §4) are differences of a record's timestamps; see ``metric_samples``.
+Metrics (µs, docs/design.md §5) are differences of a record's timestamps; see ``metric_samples``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import trio
@@ -23,6 +23,7 @@ from hdrh.histogram import HdrHistogram
 from wsload.core.browser import browser_close_event
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
+from wsload.metrics.errors import EXPECTED_OUTCOMES, ErrorTally
 from wsload.metrics.histograms import (
     HIGHEST_US,
     decode,
@@ -49,8 +50,13 @@ WIRE_VERSION = 1
 _WIRE_FORMAT = "wsload.collector"
 
 
-def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
+def metric_samples(
+    record: ConnectionRecord, release_at: float | None = None
+) -> list[tuple[str, float]]:
     """The latency samples one record yields, as ``(metric, seconds)`` pairs.
+
+    ``release_at``: a storm's release instant (run clock); a connection whose close began at
+    or after it yields ``close_start_lag``, how long wsload took to start *this* close.
 
     A metric is present only when both of its stamps are (a terminated connection has no
     ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
@@ -83,6 +89,8 @@ def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
         if r.eof is not None:
             name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
             out.append((name, r.eof - received))
+    if release_at is not None and r.close_initiated is not None and r.close_initiated >= release_at:
+        out.append(("close_start_lag", r.close_initiated - release_at))
     if r.socket_closed is not None:
         if r.close_initiated is not None:
             out.append(("close_total", r.socket_closed - r.close_initiated))
@@ -138,6 +146,7 @@ class _Label:
         "codes_received",
         "codes_sent",
         "cumulative",
+        "errors",
         "extensions",
         "http_statuses",
         "kind",
@@ -145,6 +154,7 @@ class _Label:
         "outcomes",
         "overflow",
         "pending",
+        "reported",
     )
 
     def __init__(self, kind: str) -> None:
@@ -158,12 +168,33 @@ class _Label:
         self.overflow: dict[str, int] = {}
         self.close_events: dict[tuple[int, bool], int] = {}
         self.extensions: dict[str, int] = {}
+        self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
+        self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
 
     def parts(self, metric: str) -> list[HdrHistogram]:
         pair = (self.cumulative.get(metric), self.pending.get(metric))
         return [h for h in pair if h is not None]
+
+    def flat(self) -> dict[str, int]:
+        """Every ``Counts`` field as flat ``name`` / ``name.key`` counters (``_COUNT_FIELDS``)."""
+        out: dict[str, int] = {}
+        for name in _COUNT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int):
+                out[name] = value
+            else:
+                for key, n in value.items():
+                    out[f"{name}.{_flat_key(key)}"] = n
+        return out
+
+    def take_counters(self) -> dict[str, int]:
+        """The flat counters that changed since the previous call, by how much."""
+        now = self.flat()
+        before = self.reported
+        self.reported = now
+        return {key: n - before.get(key, 0) for key, n in now.items() if n != before.get(key, 0)}
 
     def counts(self) -> Counts:
         return Counts(
@@ -177,6 +208,19 @@ class _Label:
             close_events=dict(self.close_events),
             extensions=dict(self.extensions),
         )
+
+
+def _flat_key(key: Any) -> str:
+    """A counter's key in flat form: a close event ``(1006, False)`` reads ``1006.false``."""
+    if isinstance(key, tuple):
+        code, clean = key
+        return f"{code}.{'true' if clean else 'false'}"
+    return str(key)
+
+
+_COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+"""The counters an interval snapshot carries per behaviour: every field of ``Counts``, so a
+counter added there reaches the snapshots, the workers' merge and ``/metrics`` unchanged."""
 
 
 def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
@@ -205,6 +249,14 @@ class IntervalSnapshot:
         histograms: metric → all behaviours' samples of the interval.
         by_label: behaviour label → metric → that behaviour's samples of the interval.
         overflow: metric → samples over 1 h in the interval.
+        counters: behaviour label → flat counter → how much it grew in the interval: every
+            field of ``Counts``, an integer one by its name (``opened``), a keyed one as
+            ``name.key`` (``outcomes.clean``, ``codes_sent.1000``); behaviours and counters
+            that did not change are absent.
+        loop_lag: the generator's event-loop lag samples of the interval (µs; None when the
+            snapshot was not taken by a runner).
+        saturated: the generator counted as saturated at the end of the interval (over the
+            whole run so far, as ``generator.saturated`` in summary.json).
     """
 
     index: int
@@ -218,6 +270,9 @@ class IntervalSnapshot:
     histograms: Mapping[str, HdrHistogram]
     by_label: Mapping[str, Mapping[str, HdrHistogram]]
     overflow: Mapping[str, int]
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    loop_lag: HdrHistogram | None = None
+    saturated: bool = False
 
     @property
     def length(self) -> float:
@@ -251,6 +306,8 @@ class Collector:
     def __init__(self, labels: Iterable[str] = (), *, start: float | None = None) -> None:
         self._labels: dict[str, _Label] = {label: _Label("") for label in labels}
         self.dropped = 0
+        self.release_at: float | None = None
+        """A storm's release instant (run clock), set by the runner: ``close_start_lag``."""
         if start is None:
             try:
                 start = trio.current_time()
@@ -293,8 +350,10 @@ class Collector:
         _bump(entry.close_events, (event.code, event.was_clean))
         for name in record.extensions:
             _bump(entry.extensions, name)
+        if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
+            entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
-        for metric, seconds in metric_samples(record):
+        for metric, seconds in metric_samples(record, self.release_at):
             us = round(seconds * 1_000_000)
             if us < 0:
                 continue  # a clock step would be a bug upstream; never a negative latency
@@ -316,19 +375,31 @@ class Collector:
 
     # -- intervals ----------------------------------------------------------------------------
 
-    def take_interval(self, in_flight: int = 0, now: float | None = None) -> IntervalSnapshot:
+    def take_interval(
+        self,
+        in_flight: int = 0,
+        now: float | None = None,
+        *,
+        loop_lag: HdrHistogram | None = None,
+        saturated: bool = False,
+    ) -> IntervalSnapshot:
         """Close the current interval: return its snapshot and start the next one.
 
         Args:
             in_flight: connections open right now (the runner knows, the collector does not).
             now: run-clock time; default ``trio.current_time()``.
+            loop_lag, saturated: the generator's own health, passed through by the runner.
         """
         if now is None:
             now = trio.current_time()
         start = self._interval_start if self._interval_start is not None else now
         by_label: dict[str, dict[str, HdrHistogram]] = {}
         per_metric: dict[str, list[HdrHistogram]] = {}
+        counters: dict[str, dict[str, int]] = {}
         for label, entry in self._labels.items():
+            changed = entry.take_counters()
+            if changed:
+                counters[label] = changed
             if not entry.pending:
                 continue
             for metric, histogram in entry.pending.items():
@@ -355,6 +426,9 @@ class Collector:
             histograms=totals,
             by_label=by_label,
             overflow=self._iv_overflow,
+            counters=counters,
+            loop_lag=loop_lag,
+            saturated=saturated,
         )
         self._interval_index += 1
         self._interval_start = now
@@ -394,6 +468,18 @@ class Collector:
         for entry in self._labels.values():
             _merge_counters(total, entry)
         return total.counts()
+
+    def errors(self, label: str | None = None) -> ErrorTally:
+        """Grouped details of non-expected endings, of one behaviour or of all (a copy).
+
+        Raises:
+            KeyError: no such label.
+        """
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        out = ErrorTally()
+        for entry in entries:
+            out.merge(entry.errors)
+        return out
 
     def histogram(self, metric: str, label: str | None = None) -> HdrHistogram:
         """A new histogram with every sample of ``metric`` (one behaviour or all).
@@ -451,6 +537,7 @@ class Collector:
             elif not mine.kind:
                 mine.kind = theirs.kind
             _merge_counters(mine, theirs)
+            _sum_into(mine.reported, theirs.flat())  # merged counts are in no interval
             for metric in {*theirs.cumulative, *theirs.pending}:
                 target = mine.cumulative.get(metric)
                 if target is None:
@@ -484,6 +571,7 @@ class Collector:
                 "close_events": close_events_to_json(entry.close_events),
                 "extensions": dict(entry.extensions),
                 "histograms": histograms,
+                "errors": entry.errors.to_wire(),
             }
         return {
             "format": _WIRE_FORMAT,
@@ -535,6 +623,7 @@ class Collector:
             entry.overflow = counter(item.get("overflow", {}), f"{where}.overflow", str)
             entry.close_events = parse_close_events(item.get("close_events", {}), f"{where}")
             entry.extensions = counter(item.get("extensions", {}), f"{where}.extensions", str)
+            entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
@@ -545,6 +634,7 @@ class Collector:
                     entry.cumulative[metric] = decode(text)
                 except ValueError as exc:
                     raise ValueError(f"{where}.histograms.{metric}: {exc}") from None
+            entry.reported = entry.flat()
         return out
 
 
@@ -565,3 +655,4 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.overflow, source.overflow)
     _sum_into(target.close_events, source.close_events)
     _sum_into(target.extensions, source.extensions)
+    target.errors.merge(source.errors)
