@@ -20,8 +20,9 @@ from wsload.core.deflate import (
     accept_offer,
     negotiate,
 )
-from wsload.core.frames import OP_BINARY, OP_TEXT, FrameError, FrameReader
+from wsload.core.frames import FrameError, FrameReader
 from wsload.core.handshake import RequestTemplate, ResponseParser, accept_key
+from wsload.core.protocol import ClientProtocol
 from wsload.errors import ProtocolViolation
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -224,6 +225,13 @@ def _pair(params: DeflateParams, limit: int = LIMIT) -> tuple[PerMessageDeflate,
     )
 
 
+def _send(client: PerMessageDeflate, payload: bytes, *, binary: bool = True) -> bytes:
+    """One client message frame as the engine makes it: ``ClientProtocol`` with the codec as
+    its encoder."""
+    proto = ClientProtocol(FrameReader(LIMIT, (client,)), encoder=client.encode)
+    return proto.message(payload, binary=binary)
+
+
 def _server_reads(server: PerMessageDeflate, frames: bytes) -> list[bytes]:
     decoder = FrameDecoder(client=False, extensions=[server])
     decoder.receive_bytes(frames)
@@ -260,7 +268,7 @@ _messages = st.lists(
 @given(_params, _messages)
 def test_client_to_server_round_trip(params: DeflateParams, messages: list[bytes]) -> None:
     client, server = _pair(params)
-    frames = b"".join(client.message_frame(OP_BINARY, m) for m in messages)
+    frames = b"".join(_send(client, m) for m in messages)
     assert frames[0] & 0x40  # RSV1
     assert _server_reads(server, frames) == messages
     assert server.compressed_received == len(messages)
@@ -279,7 +287,7 @@ def test_server_to_client_round_trip_also_fragmented(
         chunks = [message[i : i + step] for i in range(0, len(message), step)] or [b""]
         for i, chunk in enumerate(chunks):
             wire += protocol.send_data(chunk, fin=i == len(chunks) - 1)
-    reader = FrameReader(LIMIT, client)
+    reader = FrameReader(LIMIT, (client,))
     got = _client_reads(reader, wire)
     joined: list[bytes] = []
     buffer = b""
@@ -296,7 +304,7 @@ def test_server_to_client_round_trip_also_fragmented(
 def test_text_is_inflated_then_checked_as_utf8() -> None:
     client, server = _pair(DeflateParams())
     protocol = FrameProtocol(client=False, extensions=[server])
-    reader = FrameReader(LIMIT, client)
+    reader = FrameReader(LIMIT, (client,))
     assert _client_reads(reader, protocol.send_data("héllo " * 100, fin=True)) == ["héllo " * 100]
     bad = server._deflate(b"bye \xff\xfe", True)
     with pytest.raises(FrameError) as info:
@@ -306,26 +314,24 @@ def test_text_is_inflated_then_checked_as_utf8() -> None:
 
 def test_messages_under_the_threshold_go_plain() -> None:
     client = PerMessageDeflate(DeflateParams(), client=True, max_message_size=LIMIT, threshold=64)
-    assert not client.message_frame(OP_TEXT, b"x" * 63)[0] & 0x40
-    assert client.message_frame(OP_TEXT, b"x" * 64)[0] & 0x40
+    assert not _send(client, b"x" * 63, binary=False)[0] & 0x40
+    assert _send(client, b"x" * 64, binary=False)[0] & 0x40
     _, server = _pair(DeflateParams())
-    assert _server_reads(server, client.message_frame(OP_TEXT, b"x" * 63)) == [b"x" * 63]
+    assert _server_reads(server, _send(client, b"x" * 63, binary=False)) == [b"x" * 63]
 
 
 def test_context_takeover_makes_repeats_smaller_and_no_takeover_does_not() -> None:
     message = bytes(range(256)) * 4
     keep, _ = _pair(DeflateParams())
     reset, _ = _pair(DeflateParams(client_no_context_takeover=True))
-    assert len(keep.message_frame(OP_BINARY, message)) > len(keep.message_frame(OP_BINARY, message))
-    assert len(reset.message_frame(OP_BINARY, message)) == len(
-        reset.message_frame(OP_BINARY, message)
-    )
+    assert len(_send(keep, message)) > len(_send(keep, message))
+    assert len(_send(reset, message)) == len(_send(reset, message))
 
 
 def test_an_8_bit_window_is_honoured_with_stored_blocks() -> None:
     client, server = _pair(DeflateParams(client_max_window_bits=8))
     message = b"abc" * 1000
-    frame = client.message_frame(OP_BINARY, message)
+    frame = _send(client, message)
     strict = zlib.decompressobj(-8)  # a peer with a 256-byte window reads it
     body = frame[2 + 2 + 4 :]  # 16-bit length, mask
     key = frame[4:8]
@@ -345,7 +351,7 @@ def test_an_8_bit_window_is_honoured_with_stored_blocks() -> None:
 def test_bad_compressed_frames(frame: bytes, code: int) -> None:
     client, _ = _pair(DeflateParams())
     with pytest.raises(FrameError) as info:
-        _client_reads(FrameReader(LIMIT, client), frame)
+        _client_reads(FrameReader(LIMIT, (client,)), frame)
     assert info.value.code == code
 
 
@@ -364,7 +370,7 @@ def _frame(payload: bytes) -> bytes:
 def test_a_bomb_is_1009_and_never_inflated_past_the_limit(inflated: int, limit: int) -> None:
     payload = bomb(inflated)
     client, _ = _pair(DeflateParams(), limit)
-    reader = FrameReader(limit, client)
+    reader = FrameReader(limit, (client,))
     tracemalloc.start()
     try:
         with pytest.raises(FrameError) as info:
@@ -378,5 +384,5 @@ def test_a_bomb_is_1009_and_never_inflated_past_the_limit(inflated: int, limit: 
 
 def test_a_message_exactly_at_the_limit_passes() -> None:
     client, _ = _pair(DeflateParams(), 4096)
-    got = _client_reads(FrameReader(4096, client), _frame(bomb(4096)))
+    got = _client_reads(FrameReader(4096, (client,)), _frame(bomb(4096)))
     assert b"".join(p for p in got if isinstance(p, bytes)) == bytes(4096)

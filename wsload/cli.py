@@ -199,8 +199,8 @@ def run(
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
     Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
-    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
-    still written).
+    fails or no connection was opened at all, 2 on invalid input, 3 when wsload could not run,
+    130 when interrupted (results are still written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.overrides import apply_overrides
@@ -333,8 +333,9 @@ def merge(
 ) -> None:
     """Merge the results of segments (--segment i/N runs) into one result directory.
 
-    Histograms add exactly. Exit 2 when the directories hold different scenarios or
-    overlapping segments; missing segments only warn.
+    Histograms add exactly. Exit 1 when a threshold fails or no segment opened a connection,
+    2 when the directories hold different scenarios or overlapping segments; missing segments
+    only warn.
     """
     from wsload.runner.merge import merge_results
 
@@ -372,9 +373,9 @@ def search(
 
     Same as `wsload run` on a search scenario; refuses any other scenario. With --baseline
     (another search's results) the capacity found is compared too (lower is worse). Exit 0
-    when a capacity was found (and did not regress), 1 when no level passed or it regressed,
-    2 on invalid input, 3 when wsload could not run, 130 when interrupted (the levels
-    measured so far are written).
+    when a capacity was found (and did not regress), 1 when no level passed, it regressed or
+    no connection was opened, 2 on invalid input, 3 when wsload could not run, 130 when
+    interrupted (the levels measured so far are written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import load_scenario
@@ -564,6 +565,17 @@ def serve(
     compression: Annotated[
         str, typer.Option(help="deflate: accept permessage-deflate offers (none: refuse).")
     ] = "none",
+    app_mode: Annotated[
+        str,
+        typer.Option("--app", help="none | pubsub (an application protocol instead of echo)."),
+    ] = "none",
+    app_pushes: Annotated[int, typer.Option(help="pubsub: pushes after a subscribe.")] = 5,
+    app_push_interval: Annotated[
+        str, typer.Option(help="pubsub: time between two pushes.")
+    ] = "100ms",
+    app_bye_code: Annotated[
+        int, typer.Option(help="pubsub: Close code answering a bye message.")
+    ] = 4000,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -578,6 +590,10 @@ def serve(
         "close_reply_delay": _range(close_reply_delay),
         "close_after": close_after,
         "close_after_messages": close_after_messages,
+        "app": app_mode,
+        "app_pushes": app_pushes,
+        "app_push_interval": app_push_interval,
+        "app_bye_code": app_bye_code,
         "close_code": close_code,
         "close_reason": close_reason,
         "close_action": close_action,

@@ -33,13 +33,11 @@ from dataclasses import dataclass
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
-from wsload.core.frames import encode_frame
 from wsload.core.outcomes import Outcome
 from wsload.errors import ProtocolViolation
 
 __all__ = [
     "NAME",
-    "RSV1",
     "DeflateParams",
     "DeflateSettings",
     "PerMessageDeflate",
@@ -48,8 +46,6 @@ __all__ = [
 ]
 
 NAME = "permessage-deflate"
-RSV1 = 0x40
-"""The RSV1 bit of a frame's first byte: "this message is compressed"."""
 
 _TAIL = b"\x00\x00\xff\xff"
 _BITS = range(8, 16)
@@ -309,12 +305,13 @@ class PerMessageDeflate(Extension):
                 self._compress = None
         return out
 
-    def message_frame(self, opcode: int, payload: bytes) -> bytes:
-        """A whole client data message as one masked frame, compressed unless under the
-        threshold (then plain, RSV1 clear: always allowed)."""
+    def encode(self, payload: bytes) -> tuple[bytes, bool]:
+        """The client's encoder (``ClientProtocol.encoder``): one whole outgoing message as
+        ``(payload on the wire, RSV1)``: compressed, or plain under the threshold (RSV1 clear
+        is always allowed)."""
         if len(payload) < self.threshold:
-            return encode_frame(opcode, payload)
-        return encode_frame(opcode | RSV1, self._deflate(payload, True))
+            return payload, False
+        return self._deflate(payload, True), True
 
     def frame_outbound(
         self,

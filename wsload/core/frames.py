@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -203,13 +204,10 @@ class FrameReader:
         "_size",
     )
 
-    def __init__(self, max_message_size: int, extension: Extension | None = None) -> None:
-        """Args:
-        max_message_size: the largest message accepted (1009 beyond it).
-        extension: the negotiated extension (``PerMessageDeflate``) that RSV1 frames go
-            through; compressed frames never take the fast path (RSV1 set).
-        """
-        self._extensions = [] if extension is None else [extension]
+    def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
+        """``extensions``: negotiated wsproto extensions (permessage-deflate) for the decoder;
+        frames with an RSV bit never take the fast path, so they always reach them."""
+        self._extensions = list(extensions)
         self._frames: FrameDecoder | None = None  # wsproto's decoders: made on first need
         self._messages = MessageDecoder()
         self._limit = max_message_size

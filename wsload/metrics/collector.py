@@ -34,15 +34,25 @@ from wsload.metrics.histograms import (
 )
 from wsload.metrics.histograms import record as _record_us
 from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
 
 __all__ = [
+    "MESSAGE_COUNTERS",
     "WIRE_VERSION",
     "Collector",
     "Counts",
     "IntervalSnapshot",
     "metric_samples",
 ]
+
+MESSAGE_COUNTERS = (
+    "messages_sent",
+    "messages_received",
+    "bytes_sent",
+    "bytes_received",
+    "messages_unmatched",
+)
+"""Per-connection message counters summed per behaviour (summary.json ``totals``)."""
 
 WIRE_VERSION = 1
 """Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
@@ -75,6 +85,9 @@ def metric_samples(
         out.append(("message_rtt", rtt))
     for rtt in r.ping_rtts:
         out.append(("ping_rtt", rtt))
+    out.extend(r.step_latencies)
+    for gap in r.push_intervals:
+        out.append(("push_interval", gap))
     received = r.close_received
     if received is not None:
         initiator = r.close_initiator
@@ -124,6 +137,7 @@ class Counts:
         close_events: ``(code, wasClean)`` of the browser's close event
             (``wsload.core.browser``) → count; sums to ``attempted``.
         extensions: WebSocket extension name → connections that negotiated it.
+        messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
     """
 
     attempted: int = 0
@@ -135,6 +149,7 @@ class Counts:
     overflow: dict[str, int] = field(default_factory=dict)
     close_events: dict[tuple[int, bool], int] = field(default_factory=dict)
     extensions: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
 
 
 class _Label:
@@ -150,6 +165,7 @@ class _Label:
         "extensions",
         "http_statuses",
         "kind",
+        "messages",
         "opened",
         "outcomes",
         "overflow",
@@ -168,6 +184,7 @@ class _Label:
         self.overflow: dict[str, int] = {}
         self.close_events: dict[tuple[int, bool], int] = {}
         self.extensions: dict[str, int] = {}
+        self.messages: dict[str, int] = dict.fromkeys(MESSAGE_COUNTERS, 0)
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
@@ -207,6 +224,7 @@ class _Label:
             overflow=dict(self.overflow),
             close_events=dict(self.close_events),
             extensions=dict(self.extensions),
+            messages=dict(self.messages),
         )
 
 
@@ -350,6 +368,10 @@ class Collector:
         _bump(entry.close_events, (event.code, event.was_clean))
         for name in record.extensions:
             _bump(entry.extensions, name)
+        if record.messages_sent or record.messages_received:
+            messages = entry.messages
+            for name in MESSAGE_COUNTERS:
+                messages[name] += getattr(record, name)
         if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
             entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
@@ -449,6 +471,17 @@ class Collector:
         return self._labels[label].kind
 
     @property
+    def step_metrics(self) -> tuple[str, ...]:
+        """The ``step.<name>`` metrics with samples, sorted by name."""
+        names = {
+            metric
+            for entry in self._labels.values()
+            for metric in (*entry.cumulative, *entry.pending)
+            if metric.startswith(STEP_PREFIX)
+        }
+        return tuple(sorted(names))
+
+    @property
     def attempted(self) -> int:
         return sum(entry.attempted for entry in self._labels.values())
 
@@ -487,7 +520,7 @@ class Collector:
         Raises:
             KeyError: unknown metric or label.
         """
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         return _sum([part for entry in entries for part in entry.parts(metric)])
@@ -499,7 +532,7 @@ class Collector:
 
     def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
         """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         parts = [part for entry in entries for part in entry.parts(metric)]
@@ -555,7 +588,7 @@ class Collector:
         labels: dict[str, Any] = {}
         for label, entry in self._labels.items():
             histograms = {}
-            for metric in METRICS:
+            for metric in sorted({*entry.cumulative, *entry.pending}, key=_metric_order):
                 parts = entry.parts(metric)
                 if parts:
                     histograms[metric] = encode(parts[0] if len(parts) == 1 else _sum(parts))
@@ -570,6 +603,7 @@ class Collector:
                 "overflow": dict(entry.overflow),
                 "close_events": close_events_to_json(entry.close_events),
                 "extensions": dict(entry.extensions),
+                "messages": dict(entry.messages),
                 "histograms": histograms,
                 "errors": entry.errors.to_wire(),
             }
@@ -623,12 +657,15 @@ class Collector:
             entry.overflow = counter(item.get("overflow", {}), f"{where}.overflow", str)
             entry.close_events = parse_close_events(item.get("close_events", {}), f"{where}")
             entry.extensions = counter(item.get("extensions", {}), f"{where}.extensions", str)
+            messages = counter(item.get("messages", {}), f"{where}.messages", str)
+            for name in MESSAGE_COUNTERS:  # absent in a collector from before the counters: 0
+                entry.messages[name] = messages.get(name, 0)
             entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
             for metric, text in histograms.items():
-                if metric not in METRICS or not isinstance(text, str):
+                if not is_metric(metric) or not isinstance(text, str):
                     raise ValueError(f"{where}.histograms.{metric}: unknown metric or not text")
                 try:
                     entry.cumulative[metric] = decode(text)
@@ -641,8 +678,8 @@ class Collector:
 _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 
-def _metric_order(metric: str) -> int:
-    return _METRIC_INDEX.get(metric, len(METRICS))
+def _metric_order(metric: str) -> tuple[int, str]:
+    return _METRIC_INDEX.get(metric, len(METRICS)), metric
 
 
 def _merge_counters(target: _Label, source: _Label) -> None:
@@ -655,4 +692,5 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.overflow, source.overflow)
     _sum_into(target.close_events, source.close_events)
     _sum_into(target.extensions, source.extensions)
+    _sum_into(target.messages, source.messages)
     target.errors.merge(source.errors)

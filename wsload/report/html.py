@@ -27,7 +27,7 @@ from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Verdict
 from wsload.report.results import ResultsData
 from wsload.report.why import nothing_measured, storm_release, why_rows
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = ["CHART_METRICS", "html_report"]
 
@@ -244,7 +244,8 @@ def _distributions(data: ResultsData, figures: _Figures) -> Iterator[str]:
     labels = list(data.summary.get("behaviours", {}))
     divs = []
     levels = _search_levels(data)
-    for metric in CHART_METRICS:
+    steps = sorted({tag.partition(":")[0] for tag in data.totals if tag.startswith(STEP_PREFIX)})
+    for metric in (*CHART_METRICS, *steps):
         curves: dict[str, HdrHistogram] = {}
         if levels:
             curves = _level_curves(data, metric, levels)

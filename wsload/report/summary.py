@@ -17,7 +17,8 @@ from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
-from wsload.metrics.collector import Collector, Counts
+from wsload.core.script import step_metrics
+from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
 from wsload.metrics.errors import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
@@ -35,6 +36,7 @@ __all__ = [
     "build_summary",
     "errors_section",
     "iso_utc",
+    "summary_metrics",
 ]
 
 SCHEMA_VERSION = 1
@@ -60,6 +62,13 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def summary_metrics(result: RunResult) -> tuple[str, ...]:
+    """The metrics summary.json lists: every fixed one, then the ``step.<name>`` metrics of
+    the scenario's script and any other one with samples (a merge of different scripts)."""
+    steps = {*step_metrics(result.scenario.session.steps), *result.collector.step_metrics}
+    return (*METRICS, *sorted(steps))
+
+
 def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ()) -> dict[str, Any]:
     """The summary.json content of one run (a JSON-able dict; see docs/results.md).
 
@@ -70,6 +79,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     """
     scenario = result.scenario
     collector = result.collector
+    metrics = summary_metrics(result)
     kinds = {spec.label: spec.kind for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
@@ -79,7 +89,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     clean_total: int | None = None
     for label in labels:
         kind = kinds.get(label) or (collector.kind(label) if label in collector.labels else "")
-        behaviour = _behaviour(collector, label, kind)
+        behaviour = _behaviour(collector, label, kind, metrics)
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
@@ -115,6 +125,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "opened": total.opened,
             "clean": clean_total,
             "extensions": _extensions(scenario, total),
+            **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
         "rates": {
             "intended_per_s": _per_second(intended, duration),
@@ -126,7 +137,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
         "errors": errors_section(collector.errors()),
-        "latency_us": {metric: collector.stats(metric) for metric in METRICS},
+        "latency_us": {metric: collector.stats(metric) for metric in metrics},
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
@@ -144,7 +155,9 @@ def attach_thresholds(
     return out
 
 
-def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
+def _behaviour(
+    collector: Collector, label: str, kind: str, metrics: tuple[str, ...]
+) -> dict[str, Any]:
     known = label in collector.labels
     counts = collector.counts(label) if known else Counts()
     clean_outcome = CLEAN_OUTCOMES.get(kind)
@@ -159,8 +172,9 @@ def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
         "http_statuses": _keyed(counts.http_statuses),
         "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
-            metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS
+            metric: collector.stats(metric, label) if known else empty_stats() for metric in metrics
         },
+        **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},
     }
 
 

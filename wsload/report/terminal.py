@@ -23,7 +23,7 @@ from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
 from wsload.report.fit import Col, FitTable
 from wsload.report.why import storm_release, why_rows
-from wsload.scenario.model import Scenario
+from wsload.scenario.model import STEP_PREFIX, Scenario
 
 __all__ = ["LiveProgress", "live_panel", "summary_table"]
 
@@ -76,6 +76,7 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     why = _why_table(summary)
     if why is not None:
         parts.append(why)
+    parts.extend(_message_tables(summary))
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -133,6 +134,9 @@ def _headline(summary: Mapping[str, Any]) -> Text:
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
         + f", {format_count(totals.get('opened', 0))} opened"
     )
+    runs = (summary.get("repeat") or {}).get("count")
+    if runs:  # --repeat: the figures are every run's, merged
+        text.append(f", {runs} runs merged (each in runs/<i>/)")
     dropped = totals.get("dropped", 0)
     if dropped:
         text.append(f", {format_count(dropped)} dropped at max_in_flight", style="yellow")
@@ -228,6 +232,34 @@ def _close_events_table(summary: Mapping[str, Any]) -> FitTable | None:
             format_share(sum(pair.values()), attempted),
         )
     return table
+
+
+def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
+    """Data message totals and step latencies of a session script (none in echo mode)."""
+    if not summary.get("scenario", {}).get("session", {}).get("steps"):
+        return []
+    totals = summary.get("totals", {})
+    names = ("messages_sent", "messages_received", "messages_unmatched", "bytes_sent")
+    columns = tuple(Col(n.replace("messages_", "").replace("_", " "), "right") for n in names)
+    messages = FitTable("Messages", (*columns, Col("bytes received", "right")))
+    messages.add_row(*(format_count(totals.get(n, 0)) for n in (*names, "bytes_received")))
+    latency = summary.get("latency_us", {})
+    steps = [m for m in latency if m.startswith(STEP_PREFIX)]
+    if not steps:
+        return [messages]
+    stats_columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _STEP_STATS))
+    table = FitTable("Steps", (Col("step"), *stats_columns))
+    for metric in steps:
+        stats = latency[metric]
+        table.add_row(
+            Text(metric),
+            format_count(stats.get("count") or 0),
+            *(format_ms(stats.get(s)) for s in _STEP_STATS),
+        )
+    return [messages, table]
+
+
+_STEP_STATS = ("p50", "p99", "max")
 
 
 def _why_table(summary: Mapping[str, Any]) -> FitTable | None:

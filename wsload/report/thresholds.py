@@ -16,7 +16,8 @@ from typing import Any
 
 from wsload.metrics.histograms import HIGHEST_US
 from wsload.report._format import format_us
-from wsload.scenario.model import METRICS, STATS, Threshold
+from wsload.scenario.model import STATS, Threshold, is_metric
+from wsload.scenario.thresholds import metric_parts
 
 __all__ = ["ThresholdResult", "evaluate", "evaluate_one"]
 
@@ -123,7 +124,8 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
         if "close_events" not in scope:
             return None, "no close_events in this summary (an older wsload wrote it)"
         return _counted(threshold.unit, _close_events(scope, parts[1:]), attempted)
-    if len(parts) == 2 and parts[0] in METRICS and parts[1] in STATS:
+    parts = metric_parts(parts)
+    if len(parts) == 2 and is_metric(parts[0]) and parts[1] in STATS:
         stats = scope.get("latency_us", {}).get(parts[0])
         if stats is None:
             return None, f"{parts[0]} not in the summary"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wsload.core.deflate import DeflateSettings
+from wsload.core.script import Step
 
 __all__ = [
     "CLOSE_KINDS",
@@ -18,6 +19,7 @@ __all__ = [
     "METRICS",
     "SEARCH_OVER",
     "STATS",
+    "STEP_PREFIX",
     "CloseSpec",
     "Delay",
     "LoadConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "Stage",
     "TargetConfig",
     "Threshold",
+    "is_metric",
 ]
 
 CloseKind = Literal[
@@ -55,8 +58,23 @@ METRICS: tuple[str, ...] = (
     "server_close_timeout",
     "session",
     "close_start_lag",
+    "push_interval",
 )
-"""Latency metrics (µs), docs/design.md §5; thresholds and results use these names."""
+"""Latency metrics (µs), docs/design.md §5; thresholds and results use these names. Named
+``expect`` steps add one ``step.<name>`` metric each (``is_metric``)."""
+
+STEP_PREFIX = "step."
+"""Metric name prefix of a named expect step's latency (``step.subscribe``)."""
+_STEP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_metric(name: str) -> bool:
+    """A fixed metric of ``METRICS`` or a ``step.<name>`` metric (name: letters, digits, _-)."""
+    if name in METRICS:
+        return True
+    step = name[len(STEP_PREFIX) :] if name.startswith(STEP_PREFIX) else ""
+    return 0 < len(step) <= 64 and set(step) <= _STEP_NAME_CHARS
+
 
 STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
 """Per-metric statistics in summary.json and threshold expressions."""
@@ -111,6 +129,11 @@ class ServerConfig:
             it: a target with a known knee for capacity searches.
         compression: ``deflate``: accept a client's permessage-deflate offer (None: refuse
             every extension, as before).
+        app: ``none``, or ``pubsub``: the application protocol of ``wsload.server.app``
+            (replaces ``messages``: nothing is echoed).
+        app_pushes: pubsub: pushes sent after each subscribe.
+        app_push_interval: pubsub: time between two pushes (and from the ack to the first).
+        app_bye_code: pubsub: the Close code the server answers a ``bye`` message with.
     """
 
     messages: Literal["echo", "sink"] = "echo"
@@ -130,6 +153,10 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     close_capacity: float | None = None
     compression: Literal["deflate"] | None = None
+    app: Literal["none", "pubsub"] = "none"
+    app_pushes: int = 5
+    app_push_interval: float = 0.1
+    app_bye_code: int = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +260,12 @@ class LoadConfig:
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """What a connection does between the upgrade and its close behaviour."""
+    """What a connection does between the upgrade and its close behaviour.
+
+    ``steps`` is the ``[[session.steps]]`` script; empty means echo mode (``messages``,
+    ``message_size``, ``await_echo``, ``message_interval``, ``binary`` are its settings).
+    ``message_timeout``, ``hold``, ``ping_interval`` and ``reflect`` apply to both.
+    """
 
     messages: int = 1
     message_size: int = 64
@@ -244,6 +276,7 @@ class SessionConfig:
     hold: Delay = Delay()
     ping_interval: float = 0.0
     reflect: bool = False
+    steps: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +325,11 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A whole, validated scenario."""
+    """A whole, validated scenario.
+
+    ``secrets`` holds the values ``{env:NAME}`` took from the environment: every output
+    redacts them (``wsload.report.redact``); they are never written themselves.
+    """
 
     name: str
     source: str
@@ -303,3 +340,4 @@ class Scenario:
     session: SessionConfig = SessionConfig()
     close: tuple[CloseSpec, ...] = (CloseSpec(kind="clean", label="clean"),)
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
