@@ -132,6 +132,9 @@ def test_counters_and_histograms_equal_the_collector_they_came_from() -> None:
                     code=str(code),
                 )
                 assert got == n
+        for (code, clean), n in counts.close_events.items():
+            labels = {"code": str(code), "was_clean": "true" if clean else "false"}
+            assert _get(samples, "wsload_close_events_total", behaviour=label, **labels) == n
         for metric in ("connect", "handshake", "close_handshake", "close_total", "session"):
             count = _get(samples, f"wsload_{metric}_seconds_count", behaviour=label)
             assert count == collector.stats(metric, label)["count"], (label, metric)
