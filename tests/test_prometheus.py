@@ -346,20 +346,33 @@ def _assert_equals_summary(samples: Samples, summary: Mapping[str, Any]) -> None
     assert _get(samples, "wsload_generator_saturated") == int(generator["saturated"])
 
 
-@pytest.mark.usefixtures("bounded_slow")
-@pytest.mark.parametrize(
+WORKERS = pytest.mark.parametrize(
     "workers", [pytest.param("1", id="one-process"), pytest.param("2", marks=pytest.mark.slow)]
 )
-def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
-    tmp_path: Path, workers: str
-) -> None:
+
+
+def _scraped_run(
+    tmp_path: Path, workers: str, scenario: str = SCENARIO
+) -> tuple[list[Samples], dict[str, Any]]:
+    """A whole run scraped every 0.1 s until its endpoint closed: the scrapes, summary.json."""
     port = free_port()
-    proc = _run(tmp_path, port, "--workers", workers, "--metrics-linger", "10s")
+    proc = _run(
+        tmp_path, port, *("--workers", workers, "--metrics-linger", "10s"), scenario=scenario
+    )
     scrapes = _scrape_until_closed(proc, f"http://127.0.0.1:{port}/metrics")
     err = _finish(proc)
     assert f"wsload: metrics at http://127.0.0.1:{port}/metrics" not in err  # --quiet
     assert _refused(port)  # closed with the run
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    return scrapes, summary
+
+
+@pytest.mark.usefixtures("bounded_slow")
+@WORKERS
+def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
+    tmp_path: Path, workers: str
+) -> None:
+    scrapes, summary = _scraped_run(tmp_path, workers)
     ended = [sum(_series(s, "wsload_connections_total").values()) for s in scrapes]
     assert ended == sorted(ended)  # counters only grow
     assert any(0 < n < summary["totals"]["attempted"] for n in ended), ended  # live, mid-run
@@ -370,24 +383,13 @@ def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
 
 
 @pytest.mark.usefixtures("bounded_slow")
-@pytest.mark.parametrize(
-    "workers", [pytest.param("1", id="one-process"), pytest.param("2", marks=pytest.mark.slow)]
-)
+@WORKERS
 def test_a_scripted_run_exports_its_step_histograms_and_message_counters(
     tmp_path: Path, workers: str
 ) -> None:
     """scenarios/pubsub.toml (session script against the built-in pubsub app): the final
     scrape has ``step.subscribe`` and every message counter, each equal to summary.json."""
-    port = free_port()
-    proc = _run(
-        tmp_path,
-        port,
-        *("--workers", workers, "--metrics-linger", "10s"),
-        scenario=PUBSUB.read_text(encoding="utf-8"),
-    )
-    scrapes = _scrape_until_closed(proc, f"http://127.0.0.1:{port}/metrics")
-    _finish(proc)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    scrapes, summary = _scraped_run(tmp_path, workers, PUBSUB.read_text(encoding="utf-8"))
     last = scrapes[-1]
     _assert_equals_summary(last, summary)
     behaviour = summary["behaviours"]["await_server_close"]
