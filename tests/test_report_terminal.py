@@ -111,6 +111,12 @@ def test_summary_table_rows() -> None:
     assert "saturated" not in text
 
 
+def test_headline_of_a_repeated_run_says_its_figures_are_merged() -> None:
+    summary = {**_summary(), "repeat": {"count": 3, "runs": [], "figures": {}}}
+    text = render(summary_table(summary))
+    assert "100 opened, 3 runs merged (each in runs/<i>/), 2 dropped" in text
+
+
 def test_saturation_warning_is_red() -> None:
     summary = _summary(saturated=True)
     group = summary_table(summary)

@@ -188,8 +188,8 @@ def run(
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
     Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
-    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
-    still written).
+    fails or no connection was opened at all, 2 on invalid input, 3 when wsload could not run,
+    130 when interrupted (results are still written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.overrides import apply_overrides
@@ -322,8 +322,9 @@ def merge(
 ) -> None:
     """Merge the results of segments (--segment i/N runs) into one result directory.
 
-    Histograms add exactly. Exit 2 when the directories hold different scenarios or
-    overlapping segments; missing segments only warn.
+    Histograms add exactly. Exit 1 when a threshold fails or no segment opened a connection,
+    2 when the directories hold different scenarios or overlapping segments; missing segments
+    only warn.
     """
     from wsload.runner.merge import merge_results
 
@@ -360,9 +361,9 @@ def search(
 
     Same as `wsload run` on a search scenario; refuses any other scenario. With --baseline
     (another search's results) the capacity found is compared too (lower is worse). Exit 0
-    when a capacity was found (and did not regress), 1 when no level passed or it regressed,
-    2 on invalid input, 3 when wsload could not run, 130 when interrupted (the levels
-    measured so far are written).
+    when a capacity was found (and did not regress), 1 when no level passed, it regressed or
+    no connection was opened, 2 on invalid input, 3 when wsload could not run, 130 when
+    interrupted (the levels measured so far are written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import load_scenario

@@ -112,6 +112,9 @@ def _headline(summary: Mapping[str, Any]) -> Text:
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
         + f", {format_count(totals.get('opened', 0))} opened"
     )
+    runs = (summary.get("repeat") or {}).get("count")
+    if runs:  # --repeat: the figures are every run's, merged
+        text.append(f", {runs} runs merged (each in runs/<i>/)")
     dropped = totals.get("dropped", 0)
     if dropped:
         text.append(f", {format_count(dropped)} dropped at max_in_flight", style="yellow")
