@@ -9,8 +9,9 @@ from, and once the last interval is in, its counters and histogram counts equal 
 The metric set is data, not code: every latency metric found in a snapshot becomes a
 histogram family ``wsload_<metric>_seconds`` (a dotted name such as ``step.subscribe``
 becomes ``wsload_step_seconds{step="subscribe"}``), and every counter of the collector's
-``Counts`` becomes a counter family (``_COUNTERS`` only renames the well-known ones). A metric
-or counter added to the collector shows here without a change to this module.
+``Counts`` becomes a counter family (``_COUNTERS`` only renames the well-known ones; the
+message counters are one family each, named as in summary.json). A metric or counter added to
+the collector shows here without a change to this module.
 
 ``prometheus_client`` writes the text format and serves it from a thread of its own (scrapes
 never wait for the Trio loop); the state is guarded by one lock that ``observe`` holds only
@@ -43,7 +44,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from wsload.errors import UsageError
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.collector import MESSAGE_COUNTERS, IntervalSnapshot
 from wsload.metrics.histograms import HIGHEST_US, bucket_counts, new_histogram, record
 
 __all__ = [
@@ -155,6 +156,18 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] =
         (),
     ),
 }
+
+_MESSAGE_HELP = {
+    "messages_sent": "WebSocket data messages sent, by close behaviour.",
+    "messages_received": "WebSocket data messages received, by close behaviour.",
+    "bytes_sent": "Payload bytes of the data messages sent, by close behaviour.",
+    "bytes_received": "Payload bytes of the data messages received, by close behaviour.",
+    "messages_unmatched": "Data messages that did not match the expect step awaiting them.",
+}
+"""The keyed ``Counts.messages`` field, exported as one family per key, named as the
+summary.json field (``messages_sent`` → ``wsload_messages_sent_total{behaviour}``): a sent and
+a received byte count are not one quantity with a label, and the names are the ones users
+already know from the results."""
 
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -343,6 +356,9 @@ def _families(state: _Families) -> list[Metric]:
 def _add_counter(state: _Families, label: str, key: str, n: int) -> None:
     """Add ``n`` to the series of flat collector counter ``key`` (``name`` or ``name.key``)."""
     field_name, dot, item = key.partition(".")
+    if field_name == "messages":
+        _add_message_counter(state, label, item, n)
+        return
     how = _counter_family(field_name)
     if how is None:
         return
@@ -354,6 +370,18 @@ def _add_counter(state: _Families, label: str, key: str, n: int) -> None:
     state.counter_meta[family] = (help_text, ("behaviour", *names))
     series = state.counters.setdefault(family, {})
     series[values] = series.get(values, 0) + n
+
+
+def _add_message_counter(state: _Families, label: str, item: str, n: int) -> None:
+    """Add ``n`` to ``wsload_<item>_total{behaviour}``; a behaviour's first message counter
+    creates all of them, so a count that stays 0 (``messages_unmatched``) is exported as 0,
+    as summary.json writes it, rather than missing."""
+    for name in dict.fromkeys((*MESSAGE_COUNTERS, item)):
+        family = f"wsload_{_name(name)}"
+        help_text = _MESSAGE_HELP.get(name, f"wsload's {name} counter, by close behaviour.")
+        state.counter_meta[family] = (help_text, ("behaviour",))
+        series = state.counters.setdefault(family, {})
+        series[(label,)] = series.get((label,), 0) + (n if name == item else 0)
 
 
 def _histogram_updates(snapshot: IntervalSnapshot) -> Iterator[_Update]:
