@@ -31,12 +31,8 @@ from typer.testing import CliRunner
 from wsload.cli import app
 from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, IntervalSnapshot
 from wsload.metrics.histograms import new_histogram, record
-from wsload.report.prometheus import (
-    NETWORK_BUCKETS_S,
-    Exposition,
-    MetricsEndpoint,
-    serve_metrics,
-)
+from wsload.report.prometheus import NETWORK_BUCKETS_S, Exposition
+from wsload.runner.endpoint import MetricsEndpoint, serve_metrics
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
 PUBSUB = Path(__file__).resolve().parent.parent / "scenarios" / "pubsub.toml"
