@@ -127,7 +127,7 @@ def redact_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str
 
 
 def redact_scenario(scenario: Scenario) -> Scenario:
-    """``scenario`` as it may be written or shown: URL and header secrets replaced.
+    """``scenario`` as it may be written or shown: URL, header and process env secrets replaced.
 
     The result still parses and dumps like any scenario (``REDACTED`` is a valid header value
     and query value), so the resolved copy stays a readable, loadable file.
@@ -135,9 +135,14 @@ def redact_scenario(scenario: Scenario) -> Scenario:
     target = scenario.target
     url = redact_url(target.url)
     headers = redact_headers(target.headers)
-    if url == target.url and headers == target.headers:
+    process = target.process
+    if process is not None and process.env:
+        # a managed server's environment is where its secrets live (design.md §7)
+        env = tuple((name, REDACTED) for name, _ in process.env)
+        process = replace(process, env=env)
+    if url == target.url and headers == target.headers and process is target.process:
         return scenario
-    return replace(scenario, target=replace(target, url=url, headers=headers))
+    return replace(scenario, target=replace(target, url=url, headers=headers, process=process))
 
 
 def redact_text(text: str) -> str:

@@ -17,6 +17,8 @@ from wsload.scenario.model import (
     CloseSpec,
     Delay,
     LoadConfig,
+    ProcessConfig,
+    ReconnectConfig,
     Scenario,
     SearchConfig,
     ServerConfig,
@@ -41,6 +43,7 @@ _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
     "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
+    "ready_timeout", "stop_timeout", "at", "initial", "max",
 }  # fmt: skip
 
 
@@ -69,14 +72,36 @@ def _server(server: ServerConfig) -> dict[str, Any]:
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
-    names = tuple(n for n in TargetConfig.__slots__ if n not in ("headers", "server"))
+    names = tuple(n for n in TargetConfig.__slots__ if n not in ("headers", "server", "process"))
     out = _fields(target, names)
     out["headers"] = dict(target.headers)
     out["subprotocols"] = list(target.subprotocols)
     out["source_addresses"] = list(target.source_addresses)
     if target.is_builtin:
         out["server"] = _server(target.server)
+    if target.process is not None:
+        out["process"] = _process(target.process, builtin=target.is_builtin)
     return out
+
+
+def _process(process: ProcessConfig, *, builtin: bool) -> dict[str, Any]:
+    """``[target.process]``; for the built-in server only its events exist."""
+    names = tuple(n for n in ProcessConfig.__slots__ if n not in ("command", "env", "events"))
+    out: dict[str, Any] = {}
+    if not builtin:
+        out["command"] = list(process.command)
+        out["env"] = dict(process.env)
+        out.update(_fields(process, names))
+    out["events"] = [_fields(event, ("at", "signal")) for event in process.events]
+    return out
+
+
+def _reconnect(reconnect: ReconnectConfig) -> dict[str, Any]:
+    return {
+        "on": list(reconnect.on),
+        "backoff": _fields(reconnect.backoff, ("initial", "max", "multiplier", "jitter")),
+        "max_attempts": reconnect.max_attempts,
+    }
 
 
 def _load(load: LoadConfig) -> dict[str, Any]:
@@ -118,6 +143,8 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     out["session"] = _fields(scenario.session, SessionConfig.__slots__)
     out["close"] = [_close(spec) for spec in scenario.close]
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
+    if scenario.reconnect is not None:
+        out["reconnect"] = _reconnect(scenario.reconnect)
     return out
 
 
@@ -173,7 +200,9 @@ def _table(lines: list[str], header: str, data: dict[str, Any]) -> None:
     lines.append("")
     lines.append(header)
     for key, value in data.items():
-        if not (header == "[target]" and key == "server"):
+        if not (header == "[target]" and key in ("server", "process")) and not (
+            header == "[target.process]" and key == "events"
+        ):
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
 
 
@@ -187,10 +216,17 @@ def scenario_to_toml(scenario: Scenario) -> str:
     _table(lines, "[target]", data["target"])
     if "server" in data["target"]:
         _table(lines, "[target.server]", data["target"]["server"])
+    process = data["target"].get("process")
+    if process is not None:
+        _table(lines, "[target.process]", process)
+        for event in process["events"]:
+            _table(lines, "[[target.process.events]]", event)
     _table(lines, "[load]", data["load"])
     _table(lines, "[session]", data["session"])
     for close in data["close"]:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:
         _table(lines, "[thresholds]", data["thresholds"])
+    if "reconnect" in data:
+        _table(lines, "[reconnect]", data["reconnect"])
     return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
+from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_process, parse_reconnect
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
 from wsload.scenario.thresholds import parse_thresholds
 
@@ -61,11 +62,12 @@ _RESERVED_HEADERS = {
 _HEADER_KEYS = {"origin": "origin", "sec-websocket-protocol": "subprotocols"}
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds"),
+    "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds",
+         "reconnect"),
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-        "server",
+        "server", "process",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
@@ -88,6 +90,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "send_interval", "variant",
     ),
     "delay": ("min", "max"),
+    **DEPLOY_TABLE_KEYS,
 }  # fmt: skip
 """Every key each table accepts (``thresholds`` and ``target.headers`` take free-form keys;
 ``delay`` is the ``{ min, max }`` form of a random delay). docs/scenarios.md documents each one
@@ -180,6 +183,7 @@ def parse_scenario(
             "thresholds",
             'required by model = "search": a level passes when every threshold holds',
         )
+    reconnect = parse_reconnect(root.table("reconnect")) if root.has("reconnect") else None
     root.finish()
     return Scenario(
         name=name,
@@ -191,14 +195,16 @@ def parse_scenario(
         session=session,
         close=closes,
         thresholds=thresholds,
+        reconnect=reconnect,
     )
 
 
 def _target(t: Table, base_dir: Path | None) -> TargetConfig:
     t.allow(TABLE_KEYS["target"])
     url = t.string("url", "builtin")
+    process = parse_process(t.table("process"), url) if t.has("process") else None
     if url != "builtin":
-        _check_url(t, url)
+        _check_url(t, url, managed=process is not None)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -260,6 +266,7 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
         engine=cast(Any, engine),
         max_message_size=t.integer("max_message_size", 1 << 20, minimum=1),
         server=server,
+        process=process,
     )
     t.finish()
     return config
@@ -276,8 +283,10 @@ def _sendable(text: str) -> bool:
     return True
 
 
-def _check_url(t: Table, url: str) -> None:
-    probe = url.replace("{seq}", "1")
+def _check_url(t: Table, url: str, *, managed: bool) -> None:
+    if "{port}" in url and not managed:
+        raise t.error("url", "{port} is only filled in for a managed server ([target.process])")
+    probe = url.replace("{seq}", "1").replace("{port}", "1")
     if not _sendable(url):
         raise t.error(
             "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
