@@ -29,6 +29,7 @@ from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
 from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight, result_files
+from wsload.runner.deploy import check_deploy, open_deploy
 from wsload.runner.loop import Progress
 from wsload.runner.runtime import (
     comparison_text,
@@ -106,6 +107,7 @@ def execute_run(
         raise UsageError(
             "--record-connections needs one generator process: drop --workers/--cluster"
         )
+    check_deploy(scenario, one_process=workers == 1 and cluster is None and segment.whole)
     if cluster is not None:
         from wsload.runner.cluster import scheduler_address
 
@@ -142,12 +144,14 @@ def execute_run(
             if record_connections is not None:
                 log = logs.enter_context(ConnectionLog(record_connections))
             run_args = _RunArgs(
-                segment, start_at, workers, cluster, segment_logs, timeline, late, log
+                segment, start_at, workers, cluster, segment_logs, timeline, late, log, out_dir
             )
-            part, server_stats = trio.run(
+            part, server_stats, extra = trio.run(
                 _run, scenario, writer, console if show_live else None, run_args
             )
-        data, verdicts = result_files.write_result(out_dir, shown, started_at, part, server_stats)
+        data, verdicts = result_files.write_result(
+            out_dir, shown, started_at, part, server_stats, extra
+        )
         comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
         show_result(
             console,
@@ -178,6 +182,7 @@ class _RunArgs:
     timeline: TimelineWriter | None = None
     late: list[int] | None = None  # signals noted before the run listened (_signals_deferred)
     log: ConnectionLog | None = None  # --record-connections
+    out_dir: Path | None = None  # results directory (server.log of a managed target)
 
 
 async def _run(
@@ -185,11 +190,14 @@ async def _run(
     writer: hlog.IntervalLogWriter,
     console: Console | None,
     args: _RunArgs,
-) -> tuple[SegmentResult, dict[str, Any] | None]:
+) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     progress = Progress()
     stop, hard_stop = trio.Event(), trio.Event()
     async with AsyncExitStack() as stack:
         url, target = await open_target(stack, scenario)
+        assert args.out_dir is not None
+        managed_url, deploy = await open_deploy(stack, scenario, args.out_dir, target)
+        url = managed_url or url
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             writer.write_interval(snapshot)
@@ -199,25 +207,37 @@ async def _run(
                 args.log.flush()
 
         def on_record(record: ConnectionRecord) -> None:
-            assert args.log is not None
-            args.log.origin = progress.started
-            args.log.add(record)
+            if deploy is not None:
+                deploy.on_record(record)
+            if args.log is not None:
+                args.log.origin = progress.started
+                args.log.add(record)
 
         failure: WsloadError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_signals, stop, hard_stop, args.late)
             if console is not None:
                 nursery.start_soon(live_progress, console, progress, scenario)
+            if deploy is not None:
+                nursery.start_soon(deploy.run, progress)
             try:
                 part = await _load(
-                    scenario, url, args, progress, on_interval, stop, hard_stop, on_record
+                    scenario,
+                    url,
+                    args,
+                    progress,
+                    on_interval,
+                    stop,
+                    hard_stop,
+                    on_record if args.log is not None or deploy is not None else None,
                 )
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
                 failure = exc
             nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    return part, target.stats if target is not None else None
+    extra = deploy.summary() if deploy is not None else {}
+    return part, target.stats if target is not None else None, extra
 
 
 async def _load(
@@ -228,7 +248,7 @@ async def _load(
     on_interval: Callable[[IntervalSnapshot], None],
     stop: trio.Event,
     hard_stop: trio.Event,
-    on_record: Callable[[ConnectionRecord], None],
+    on_record: Callable[[ConnectionRecord], None] | None,
 ) -> SegmentResult:
     """The load itself: in this process, in worker processes, or on a Dask cluster."""
     if args.cluster is not None:
@@ -260,5 +280,5 @@ async def _load(
         on_interval=on_interval,
         stop=stop,
         hard_stop=hard_stop,
-        on_record=on_record if args.log is not None else None,
+        on_record=on_record,
     )

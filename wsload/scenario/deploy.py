@@ -112,7 +112,7 @@ def _events(t: Table, *, builtin: bool) -> tuple[ProcessEvent, ...]:
         if builtin and signal == "SIGKILL":
             raise et.error(
                 "signal",
-                'the built-in server answers an event with its shutdown storm; SIGKILL has no '
+                "the built-in server answers an event with its shutdown storm; SIGKILL has no "
                 "storm (use a managed process to audit a kill)",
             )
         if events and at < events[-1].at:
@@ -130,8 +130,8 @@ def parse_reconnect(t: Table) -> ReconnectConfig:
     for i, name in enumerate(on):
         if name not in names:
             raise t.error(
-                f"on[{i}]", f"expected an outcome, one of {either(names)}, got {name!r}"
-                f"{hint(name, names)}"
+                f"on[{i}]",
+                f"expected an outcome, one of {either(names)}, got {name!r}{hint(name, names)}",
             )
     if t.has("on") and not on:
         raise t.error("on", "expected at least one outcome (or leave [reconnect] out)")

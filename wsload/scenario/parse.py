@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from wsload.core.codes import is_sendable
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
+from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_process, parse_reconnect
 from wsload.scenario.model import (
     CLOSE_KINDS,
     INVALID_VARIANTS,
@@ -30,7 +31,6 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
-from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_process, parse_reconnect
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
 from wsload.scenario.thresholds import parse_thresholds
 
