@@ -17,6 +17,7 @@ from rich.text import Text
 
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.report.deploys import events_table, reconnect_table
 from wsload.runner.schedule import concurrency_at, rate_at
 from wsload.scenario.model import Scenario
 
@@ -59,6 +60,7 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):

@@ -16,10 +16,14 @@ from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS, Threshold
 
-__all__ = ["parse_thresholds"]
+__all__ = ["EVENT_COUNTS", "EVENT_METRICS", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
-_ROOTS = ("behaviours", "outcomes", "close_codes", "generator")
+_ROOTS = ("behaviours", "outcomes", "close_codes", "generator", "events")
+EVENT_COUNTS = ("open_at_signal", "closed_clean", "closed_abnormal", "still_open_at_exit")
+"""``events.<i>.<count>``: a count, or with a percentage a share of ``open_at_signal``."""
+EVENT_METRICS = ("close_received", "eof")
+"""``events.<i>.<metric>.<stat>``: µs from the event's signal (summary ``latency_us``)."""
 _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
@@ -84,6 +88,8 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
         if parts != ["generator", "saturated"]:
             raise t.error(expr, "expected generator.saturated (the only generator threshold)")
         return "bool"
+    if parts[0] == "events":
+        return _event_unit(t, expr, parts)
     if parts[0] == "behaviours":
         if len(parts) < 3:
             raise t.error(
@@ -125,6 +131,22 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
             expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
         )
     return "count" if parts[1] == "count" else "us"
+
+
+def _event_unit(t: Table, expr: str, parts: list[str]) -> str:
+    """``events.0.closed_clean`` (count/share) or ``events.0.close_received.p99`` (µs)."""
+    shape = (
+        f"expected events.<index>.<{'|'.join(EVENT_COUNTS)}> or "
+        f"events.<index>.<{'|'.join(EVENT_METRICS)}>.<stat>"
+    )
+    if len(parts) < 3 or not _CODE_RE.match(parts[1]):
+        raise t.error(expr, shape)
+    if len(parts) == 3 and parts[2] in EVENT_COUNTS:
+        return "count"
+    if len(parts) == 4 and parts[2] in EVENT_METRICS and parts[3] in STATS:
+        return "count" if parts[3] == "count" else "us"
+    got = parts[2]
+    raise t.error(expr, f"{shape}{hint(got, (*EVENT_COUNTS, *EVENT_METRICS))}")
 
 
 def _condition(t: Table, expr: str, cond: str, unit: str) -> tuple[str, float]:
