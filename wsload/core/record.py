@@ -47,6 +47,7 @@ class ConnectionRecord:
         close_initiator: who sent the first Close frame.
         tcp_closed_first: who closed TCP first (``server`` is the RFC's clean order).
         detail: a short human explanation for non-clean outcomes.
+        attempt: the logical client's attempt number (``[reconnect]``: 1, 2, ...; else 1).
     """
 
     seq: int
@@ -73,6 +74,7 @@ class ConnectionRecord:
     close_initiator: Side | None = None
     tcp_closed_first: Side | None = None
     detail: str = ""
+    attempt: int = 1
 
     def __str__(self) -> str:
         parts = [f"#{self.seq} {self.label}: {self.outcome}"]

@@ -51,6 +51,7 @@ def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, A
     """
     out: dict[str, Any] = {
         "seq": record.seq,
+        "attempt": record.attempt,
         "label": record.label,
         "kind": record.kind,
         "outcome": str(record.outcome),

@@ -1,4 +1,5 @@
-"""A run's deploy side: the managed server process, its timed events and their audit.
+"""A run's deploy side: the managed server process, its timed events and their audit, and the
+logical clients of ``[reconnect]``.
 
 ``open_deploy`` is the one hook ``execute.py`` needs: it starts the ``[target.process]``
 server (or takes the built-in one, whose events are its shutdown storms), fires each
@@ -18,6 +19,7 @@ import trio
 from wsload.core.record import ConnectionRecord
 from wsload.errors import UsageError
 from wsload.metrics.events import EventAudit
+from wsload.metrics.reconnects import ReconnectAudit
 from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.process import ManagedProcess, open_managed
@@ -33,9 +35,16 @@ def check_deploy(scenario: Scenario, *, one_process: bool) -> None:
     """Refuse what the audit cannot do: events need every record in this process.
 
     Raises:
-        UsageError: events with ``--workers``/``--cluster``/``--segment``, or a managed process
-            in a capacity search.
+        UsageError: events or ``[reconnect]`` with ``--workers``/``--cluster``/``--segment``,
+            or either of them or a managed process in a capacity search.
     """
+    if scenario.reconnect is not None and not one_process:
+        raise UsageError(
+            "[reconnect]: its logical clients are reported from every connection's record: "
+            "run it in one generator process (drop --workers/--cluster/--segment)"
+        )
+    if scenario.reconnect is not None and scenario.load.model == "search":
+        raise UsageError("[reconnect] does not apply to a capacity search (yet)")
     process = scenario.target.process
     if process is None:
         return
@@ -49,7 +58,8 @@ def check_deploy(scenario: Scenario, *, one_process: bool) -> None:
 
 
 class DeployRun:
-    """The managed process (or built-in server) and the audit of its events in one run."""
+    """The managed process (or built-in server), the audit of its events and the reconnects of
+    one run."""
 
     def __init__(
         self,
@@ -62,6 +72,8 @@ class DeployRun:
         self.managed = managed
         self.builtin = builtin
         self.audit = EventAudit(tuple((e.at, e.signal) for e in self.events))
+        reconnect = scenario.reconnect
+        self.reconnects = ReconnectAudit(reconnect) if reconnect is not None else None
         self.load_started: float | None = None
 
     async def run(self, progress: Progress) -> None:
@@ -89,7 +101,10 @@ class DeployRun:
             self.audit.signal_sent(index, sent, pid)
 
     def on_record(self, record: ConnectionRecord) -> None:
-        self.audit.add(record)
+        if self.events:
+            self.audit.add(record)
+        if self.reconnects is not None:
+            self.reconnects.add(record)
 
     def summary(self) -> dict[str, Any]:
         """summary.json's ``events`` and ``server_process`` (docs/results.md)."""
@@ -119,6 +134,8 @@ class DeployRun:
             }
         if self.events:
             out["events"] = self.audit.finish()
+        if self.reconnects is not None:
+            out["reconnect"] = self.reconnects.as_dict()
         return out
 
 
@@ -137,12 +154,12 @@ async def open_deploy(
 ) -> tuple[str | None, DeployRun | None]:
     """Start the managed server (stopped when ``stack`` closes); its URL and the deploy run.
 
-    Returns ``(None, None)`` without ``[target.process]``; the URL is None for the built-in
-    server (whose URL the caller already has).
+    Returns ``(None, None)`` without ``[target.process]`` and ``[reconnect]``; the URL is None
+    unless wsload started the server (the caller already has the others').
     """
     process = scenario.target.process
     if process is None:
-        return None, None
+        return None, (DeployRun(scenario, None, None) if scenario.reconnect is not None else None)
     if scenario.target.is_builtin:
         return None, DeployRun(scenario, None, builtin)
     managed = await stack.enter_async_context(open_managed(process, scenario.target.url, out_dir))

@@ -81,6 +81,7 @@ def execute_run(
 
     What is written or shown carries the scenario with its secrets redacted.
     """
+    check_deploy(scenario, one_process=workers == 1 and cluster is None and segment.whole)
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         if workers != 1 or cluster is not None or not segment.whole or start_at is not None:
             raise UsageError(
@@ -107,7 +108,6 @@ def execute_run(
         raise UsageError(
             "--record-connections needs one generator process: drop --workers/--cluster"
         )
-    check_deploy(scenario, one_process=workers == 1 and cluster is None and segment.whole)
     if cluster is not None:
         from wsload.runner.cluster import scheduler_address
 

@@ -23,9 +23,10 @@ from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
+from wsload.runner.reconnect import run_client
 from wsload.runner.schedule import concurrency_at, planned_end
 from wsload.runner.segment import WHOLE, Segment, SegmentMix, segment_offsets
-from wsload.scenario.model import CloseSpec, LoadConfig, Scenario
+from wsload.scenario.model import LoadConfig, Scenario
 
 __all__ = ["LoadRun", "Progress", "run_load"]
 
@@ -107,22 +108,32 @@ class _Runner:
         progress.in_flight += 1
         progress.peak_in_flight = max(progress.peak_in_flight, progress.in_flight)
 
+    def _record(self, record: ConnectionRecord) -> None:
+        """One finished connection (attempt) to the aggregator."""
+        self.collector.add(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        outcomes = self.progress.outcomes
+        outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+
     async def _connection(self, plan: ConnectionPlan) -> None:
-        """Run one connection and hand its record to the aggregator, whatever happens."""
+        """Run one connection (with ``[reconnect]``: one logical client, every attempt) and
+        hand its record(s) to the aggregator, whatever happens."""
         progress = self.progress
         self.lag.record_start(trio.current_time() - plan.scheduled)
-        record: ConnectionRecord | None = None
         try:
-            record = await self.connect(plan, self.ctx)
+            await run_client(
+                plan,
+                self.ctx,
+                self.connect,
+                self._record,
+                _interrupted,
+                self.scenario.reconnect,
+                self.scenario.seed,
+            )
         finally:
-            if record is None:  # cancelled at the end of the drain or a hard stop
-                record = _interrupted(plan.seq, plan.close, plan.scheduled)
-            self.collector.add(record)
-            if self.on_record is not None:
-                self.on_record(record)
             progress.in_flight -= 1
             progress.finished += 1
-            progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
 
     async def _wait_until(self, due: float, stop: trio.Event) -> None:
         """Sleep until ``due`` (or ``stop``); when already late, still yield now and then.
@@ -244,13 +255,15 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-def _interrupted(seq: int, spec: CloseSpec, scheduled: float) -> ConnectionRecord:
+def _interrupted(plan: ConnectionPlan) -> ConnectionRecord:
+    """The record of a connection cancelled at the end of the drain or by a hard stop."""
+    spec = plan.close
     return ConnectionRecord(
-        seq=seq,
+        seq=plan.seq,
         label=spec.label,
         kind=spec.kind,
         outcome=Outcome.INTERRUPTED,
-        scheduled=scheduled,
+        scheduled=plan.scheduled,
         socket_closed=trio.current_time(),
         detail="still open when wsload stopped (end of drain or interrupt)",
     )
