@@ -97,7 +97,7 @@ def _events(t: Table, *, builtin: bool) -> tuple[ProcessEvent, ...]:
     raw = t.get("events")
     if raw is None:
         return ()
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, list):
         raise t.error("events", 'expected [[target.process.events]] tables like { at = "10s" }')
     events: list[ProcessEvent] = []
     for i, item in enumerate(raw):
