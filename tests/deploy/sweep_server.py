@@ -4,7 +4,7 @@ Run by the deploy tests as a managed process (``[target.process]``), never impor
 
     python sweep_server.py --port P [--sweep soft|hard] [--grace S] [--code 1001]
                            [--on-term sweep|ignore] [--exit-at-once] [--no-listen]
-                           [--crash-after S]
+                           [--crash-after S] [--tag TEXT]
 
 On SIGTERM (``--on-term sweep``) it stops accepting, sends Close(code) to every client and
 then, ``soft``: waits up to ``--grace`` seconds for the close handshakes and drops whoever is
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--exit-at-once", action="store_true")
     parser.add_argument("--no-listen", action="store_true")
     parser.add_argument("--crash-after", type=float, default=0.0)
+    parser.add_argument("--tag", default="", help="ignored: lets a test find its processes")
     sys.exit(asyncio.run(_main(parser.parse_args())))
 
 

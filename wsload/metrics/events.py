@@ -36,7 +36,8 @@ The kernel closes a dead process's sockets before its parent can observe the exi
 connection the server never closed reads its EOF a moment *before* wsload sees the exit."""
 
 _CURVE_POINTS = 60
-_CLEAN_ENDINGS = frozenset({Outcome.SERVER_CLOSED, Outcome.CLEAN, Outcome.SERVER_DROPPED})
+# The close handshake completed: both Close frames crossed and the server closed TCP.
+_CLEAN_ENDINGS = frozenset({Outcome.SERVER_CLOSED, Outcome.CLEAN})
 
 
 def close_event(rec: ConnectionRecord) -> tuple[int, bool] | None:
