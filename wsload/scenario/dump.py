@@ -43,7 +43,7 @@ _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
     "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
-    "ready_timeout", "stop_timeout", "at", "initial", "max",
+    "ready_timeout", "stop_timeout",
 }  # fmt: skip
 
 
@@ -92,14 +92,22 @@ def _process(process: ProcessConfig, *, builtin: bool) -> dict[str, Any]:
         out["command"] = list(process.command)
         out["env"] = dict(process.env)
         out.update(_fields(process, names))
-    out["events"] = [_fields(event, ("at", "signal")) for event in process.events]
+    out["events"] = [
+        {"at": format_duration(event.at), "signal": event.signal} for event in process.events
+    ]
     return out
 
 
 def _reconnect(reconnect: ReconnectConfig) -> dict[str, Any]:
+    backoff = reconnect.backoff
     return {
         "on": list(reconnect.on),
-        "backoff": _fields(reconnect.backoff, ("initial", "max", "multiplier", "jitter")),
+        "backoff": {
+            "initial": format_duration(backoff.initial),
+            "max": format_duration(backoff.max),
+            "multiplier": backoff.multiplier,
+            "jitter": backoff.jitter,
+        },
         "max_attempts": reconnect.max_attempts,
     }
 
