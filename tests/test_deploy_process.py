@@ -253,3 +253,24 @@ def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path) -> None:
     assert summary["reconnect"]["clients"] == CONNS
     assert summary["reconnect"]["reconnected"] == 0
     assert (out / "report.html").exists() and (out / "totals.json").exists()
+
+
+def test_an_event_runs_the_builtin_servers_shutdown_storm(tmp_path: Path) -> None:
+    text = (
+        'name = "builtin-deploy"\nseed = 1\n[target]\nurl = "builtin"\n'
+        '[target.server]\nshutdown_grace = "500ms"\n'
+        '[target.process]\n[[target.process.events]]\nat = "1s"\nsignal = "SIGTERM"\n'
+        f'[load]\nmodel = "storm"\nconcurrency = {CONNS}\n'
+        '[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n'
+        '[thresholds]\n"events.0.closed_clean" = "> 99%"\n'
+    )
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["pid"] is not None and event["exit_s"] is None  # the server keeps serving
+    assert event["open_at_signal"] == CONNS and event["closed_clean"] == CONNS
+    assert event["codes"] == {"1001": CONNS}
+    assert event["latency_us"]["close_received"]["max"] < 500_000  # within the grace
+    assert summary["server"]["close_codes_sent"] == {"1001": CONNS}
+    assert "server_process" not in summary

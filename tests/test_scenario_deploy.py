@@ -7,6 +7,7 @@ import pytest
 
 from wsload.errors import ScenarioError
 from wsload.report.redact import REDACTED, redact_scenario
+from wsload.report.thresholds import evaluate
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Backoff, ProcessConfig, ProcessEvent, ReconnectConfig, Scenario
 from wsload.scenario.parse import parse_scenario
@@ -168,3 +169,49 @@ def test_mistakes_name_file_key_and_expectation(text: str, message: str) -> None
     with pytest.raises(ScenarioError) as caught:
         parse(text + '\n[load]\nrate = 1\nduration = "2s"\n' if "[load]" not in text else text)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("events.x.closed_clean", "expected events.<index>.<open_at_signal|closed_clean|"),
+        ("events.0.closed_clear", "(did you mean 'closed_clean'?)"),
+        ("events.0.eof.p98", "expected events.<index>"),
+        ("events.0", "expected events.<index>"),
+    ],
+)
+def test_event_threshold_expressions_are_checked(expr: str, message: str) -> None:
+    text = f'[load]\nrate = 1\nconnections = 1\n[thresholds]\n"{expr}" = "> 1"\n'
+    with pytest.raises(ScenarioError) as caught:
+        parse(text)
+    assert f"d.toml: thresholds.{expr}: " in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_event_thresholds_are_measured_against_open_at_signal() -> None:
+    text = (
+        "[load]\nrate = 1\nconnections = 1\n[thresholds]\n"
+        '"events.0.closed_clean" = "> 99%"\n"events.0.close_received.p99" = "< 2s"\n'
+        '"events.0.still_open_at_exit" = "== 0"\n"events.1.closed_clean" = "> 1"\n'
+    )
+    thresholds = parse(text).thresholds
+    summary = {
+        "events": [
+            {
+                "pid": 7,
+                "open_at_signal": 200,
+                "closed_clean": 199,
+                "still_open_at_exit": 0,
+                "latency_us": {"close_received": {"count": 200, "p99": 2_500_000}},
+            }
+        ]
+    }
+    verdicts = evaluate(thresholds, summary)
+    assert [(v.ok, v.detail) for v in verdicts] == [
+        (True, "99.5 % (199 of 200)"),
+        (False, "2.5 s"),
+        (True, "0"),
+        (False, "no event 1 in this run (1 events)"),
+    ]
+    summary["events"][0]["pid"] = None
+    assert not evaluate(thresholds[:1], summary)[0].ok
