@@ -16,8 +16,9 @@ import pytest
 import trio
 
 from wsload.errors import ToolError
-from wsload.runner.cluster import run_on_cluster
+from wsload.runner.cluster import Cluster
 from wsload.runner.execute import execute_run
+from wsload.runner.executor import LoadFeed
 from wsload.runner.merge import merge_results
 from wsload.runner.result_files import SegmentLogs
 from wsload.scenario.parse import parse_scenario
@@ -109,7 +110,8 @@ def test_a_failed_task_is_reported_without_the_urls_secret(
 
     async def main() -> None:
         with trio.fail_after(60):
-            await run_on_cluster(scenario, url, cluster.scheduler_address, 2, lambda _: None, logs)
+            feed = LoadFeed(lambda _: None, logs)
+            await Cluster(cluster.scheduler_address, 2).run(scenario, url, feed)
 
     try:
         with pytest.raises(ToolError, match="every segment failed"):

@@ -23,8 +23,8 @@ from wsload.engine.driver import run_connection
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats, new_histogram
 from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.plan.schedule import CloseMix
 from wsload.report import files, hlog, summary, thresholds
-from wsload.runner.schedule import CloseMix
 from wsload.scenario.parse import parse_scenario
 
 SCENARIO = """

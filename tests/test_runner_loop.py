@@ -21,9 +21,9 @@ from peers import RawPeer, WebsocketsPeer
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.plan.schedule import arrival_offsets
 from wsload.runner import loop
 from wsload.runner.loop import LoadRun, Progress, run_load
-from wsload.runner.schedule import arrival_offsets
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 

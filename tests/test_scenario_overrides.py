@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wsload.errors import UsageError
-from wsload.runner.schedule import planned_end
+from wsload.plan.schedule import planned_end
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Delay, LoadConfig, Scenario, ServerConfig, Stage
 from wsload.scenario.overrides import apply_overrides

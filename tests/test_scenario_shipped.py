@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from wsload.cli import app
 from wsload.core.outcomes import Outcome
 from wsload.errors import ScenarioError
-from wsload.runner.schedule import planned_end
+from wsload.plan.schedule import planned_end
 from wsload.runner.search_levels import worst_case_seconds
 from wsload.scenario.dump import scenario_to_dict
 from wsload.scenario.model import (

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsload.runner.schedule import CloseMix, arrival_offsets, concurrency_at, planned_end, rate_at
+from wsload.plan.schedule import CloseMix, arrival_offsets, concurrency_at, planned_end, rate_at
 from wsload.scenario.model import CloseSpec, LoadConfig, Stage
 
 

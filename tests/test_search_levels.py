@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from wsload.runner.search_levels import (
     Climb,
+    LevelVerdict,
     Stop,
     max_levels,
     step_scenario,
@@ -126,3 +127,20 @@ def test_step_scenarios_are_plain_arrival_or_storm_runs() -> None:
     storm = LoadConfig(model="search", rate=50.0, search=SearchConfig("storm_size", 10, 100))
     step = step_scenario(Scenario(name="s", source="s.toml", load=storm), 30.0).load
     assert (step.model, step.concurrency, step.rate, step.search) == ("storm", 30, 50.0, None)
+
+
+def test_a_verdict_steers_the_climb_unless_interrupted_or_saturated() -> None:
+    """Neither an interrupted level nor a saturated generator says anything about the target:
+    both end the search whatever ``passed`` says; any other verdict is a pass or a fail."""
+    search = SearchConfig(over="rate", start=50, max=800, factor=2, precision=0.05)
+    climb = Climb(search)
+    climb.judge(50, LevelVerdict(passed=True))
+    assert (climb.passed, climb.next_level()) == (50, 100)
+    climb.judge(100, LevelVerdict(passed=False))
+    assert (climb.failed, climb.next_level()) == (100, 75)
+    saturated = Climb(search)
+    saturated.judge(50, LevelVerdict(passed=True, saturated=True))
+    assert (saturated.stopped, saturated.passed) == (Stop.SATURATED, None)
+    interrupted = Climb(search)
+    interrupted.judge(50, LevelVerdict(passed=True, saturated=True, interrupted=True))
+    assert (interrupted.stopped, interrupted.passed) == (Stop.INTERRUPTED, None)

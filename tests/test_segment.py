@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsload.errors import UsageError
-from wsload.runner.segment import (
+from wsload.plan.segment import (
     WHOLE,
     Segment,
     SegmentMix,

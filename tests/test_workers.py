@@ -19,13 +19,13 @@ from hdrh.log import HistogramLogReader
 
 from wsload.errors import ToolError, UsageError
 from wsload.metrics.histograms import new_histogram
+from wsload.plan.segment import Segment
 from wsload.report.results import load_results
 from wsload.runner.execute import execute_run
-from wsload.runner.loop import Progress
+from wsload.runner.executor import LoadFeed
 from wsload.runner.merge import merge_results
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.segment import Segment
-from wsload.runner.workers import run_workers
+from wsload.runner.workers import Workers
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -228,9 +228,7 @@ def test_a_worker_error_reaches_stderr_without_the_urls_secret(
 
     async def main() -> None:
         with trio.fail_after(60):
-            await run_workers(
-                scenario, url, 2, Progress(), lambda _: None, logs, trio.Event(), trio.Event()
-            )
+            await Workers(2).run(scenario, url, LoadFeed(lambda _: None, logs))
 
     try:
         with pytest.raises(ToolError, match="every worker failed"):

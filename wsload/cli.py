@@ -1,7 +1,8 @@
 """The ``wsload`` command line: load input, call the library, map errors to exit codes.
 
-No logic lives here. Exit codes (README): 0 ok, 1 thresholds or regression failed, 2 invalid
-input, 3 the tool could not run, 130 interrupted (results still written).
+No logic lives here. Exit codes (README; defined in ``wsload.exitcodes``): 0 ok, 1 thresholds
+or regression failed, 2 invalid input, 3 the tool could not run, 130 interrupted (results still
+written).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from rich.console import Console
 
 from wsload import __version__
 from wsload.errors import ScenarioError, UsageError, WsloadError
+from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
+    from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
-    from wsload.runner.segment import Segment
 
 __all__ = ["app", "main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TOOL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     name="wsload",
@@ -74,7 +74,7 @@ def _duration_option(value: str | None, flag: str) -> float | None:
 
 # Comparison options, shared by `run --baseline` and `compare` (parsed in report/outputs.py).
 MaxRegression = Annotated[
-    str, typer.Option(help="Latency percentiles may rise by this much (10%).")
+    str, typer.Option(help="Relative floor: smaller latency changes never count (10%).")
 ]
 MetricTolerance = Annotated[
     list[str] | None,
@@ -95,11 +95,17 @@ MinSamples = Annotated[
     int, typer.Option(help="Percentiles with fewer samples on either side are not judged.")
 ]
 MinChange = Annotated[
-    str, typer.Option(help='Latency changes below this are never a regression ("200us").')
+    str, typer.Option(help='Absolute floor: smaller latency changes never count ("500us").')
+]
+ConfidenceOption = Annotated[
+    str, typer.Option(help="Confidence of the intervals; 1 - it is the rank test's level.")
 ]
 MetricsOption = Annotated[
     str | None,
-    typer.Option(help="Latency metrics compared, comma-separated (default: all measured)."),
+    typer.Option(
+        help="Latency metrics judged, comma-separated; others are informational (default: "
+        "close_handshake,close_teardown,close_total,step.*)."
+    ),
 ]
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
@@ -147,8 +153,9 @@ def run(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
@@ -156,6 +163,9 @@ def run(
         Path | None,
         typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
     ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run N times: one results dir, merged, with each run's figures.")
+    ] = 1,
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -181,10 +191,24 @@ def run(
             min_samples,
             min_change,
             metrics,
+            confidence,
             junit,
             markdown,
             no_report,
         )
+        if repeat != 1:
+            from wsload.runner.repeat import execute_repeat
+
+            if segment or start_at is not None or cluster or record_connections:
+                raise UsageError(
+                    "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
+                    "--record-connections"
+                )
+            code = execute_repeat(
+                loaded, repeat, out=out, quiet=quiet, json_out=json_out,
+                workers=_workers_option(workers), outputs=outputs,
+            )  # fmt: skip
+            raise typer.Exit(code)
         code = execute_run(
             loaded,
             out=out,
@@ -211,6 +235,7 @@ def _run_outputs(
     min_samples: int,
     min_change: str,
     metrics: str | None,
+    confidence: str,
     junit: Path | None,
     markdown: Path | None,
     no_report: bool,
@@ -220,11 +245,12 @@ def _run_outputs(
     The baseline is read here, before anything runs: a wrong path exits 2 at once.
     """
     from wsload.report.outputs import RunOutputs, parse_tolerances
-    from wsload.report.results import load_summary
+    from wsload.report.results import load_histograms, load_summary
 
     return RunOutputs(
         baseline=load_summary(baseline) if baseline is not None else None,
         baseline_name=str(baseline),
+        baseline_histograms=load_histograms(baseline) if baseline is not None else None,
         tolerances=parse_tolerances(
             max_regression=max_regression,
             metric_tolerance=metric_tolerance,
@@ -233,6 +259,7 @@ def _run_outputs(
             min_samples=min_samples,
             min_change=min_change,
             metrics=metrics,
+            confidence=confidence,
         ),
         junit=junit,
         markdown=markdown,
@@ -252,7 +279,7 @@ def _workers_option(value: str) -> int:
 
 
 def _segment_option(value: str | None) -> Segment:
-    from wsload.runner.segment import WHOLE, parse_segment
+    from wsload.plan.segment import WHOLE, parse_segment
 
     return WHOLE if value is None else parse_segment(value)
 
@@ -290,8 +317,9 @@ def search(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
@@ -325,6 +353,7 @@ def search(
             min_samples,
             min_change,
             metrics,
+            confidence,
             junit,
             markdown,
             no_report,
@@ -344,8 +373,9 @@ def compare(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
@@ -369,6 +399,7 @@ def compare(
             min_samples=min_samples,
             min_change=min_change,
             metrics=metrics,
+            confidence=confidence,
         )
         result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
     except WsloadError as exc:

@@ -1,37 +1,57 @@
-"""One exception tree for the whole tool.
+"""One exception tree for the whole tool, with four roots that never mix.
 
-User mistakes and tool failures are exceptions; target misbehaviour never is (it becomes an
-``Outcome`` on the connection's record and the run goes on)::
+Who is to blame decides where an exception sits, and so what happens to it::
 
-    WsloadError                      base; the CLI maps each branch to an exit code
-    ├── ScenarioError                invalid input (exit 2): names file, key path, expectation
-    ├── UsageError                   invalid command-line values (exit 2)
-    ├── ToolError                    wsload itself could not run (exit 3): port in use, ...
-    └── ProtocolViolation            raised inside the sans-IO core only; the driver turns it
-                                     into an outcome (``handshake_invalid``/``protocol_error``)
+    WsloadError                      raised to the user; ``exit_code`` is what the CLI exits with
+    ├── UserError                    a user mistake (exit 2): fix the input and run again
+    │   ├── ScenarioError            a scenario file: names file, key path, expectation
+    │   └── UsageError               a command-line value
+    └── ToolError                    the environment failed wsload (exit 3): port in use,
+                                     missing dependency, no worker produced a result
+
+    ProtocolViolation                the peer misbehaved: carries its ``Outcome`` and, for a
+    └── FrameError (core.frames)     framing error, the Close ``code`` to fail with; raised in
+                                     the sans-IO core, caught by the driver, which records the
+                                     outcome: never escapes to the user, never an exit code
+
+    WsloadBug                        wsload broke its own rules: a traceback worth a bug report
+    └── IllegalTransition            (core.closing) an event the close state machine forbids
+
+``ProtocolViolation`` and ``WsloadBug`` are deliberately not ``WsloadError``: the CLI turns a
+``WsloadError`` into a one-line message, and neither a misbehaving target (an outcome, the run
+goes on) nor a bug in wsload (which must show its traceback) may be reduced to that.
 """
 
 from __future__ import annotations
+
+from wsload.core.outcomes import Outcome
+from wsload.exitcodes import EXIT_INVALID, EXIT_TOOL
 
 __all__ = [
     "ProtocolViolation",
     "ScenarioError",
     "ToolError",
     "UsageError",
+    "UserError",
+    "WsloadBug",
     "WsloadError",
 ]
 
 
 class WsloadError(Exception):
-    """Base of every error wsload raises on purpose."""
+    """Base of every error wsload raises to the user on purpose."""
 
-    exit_code = 3
+    exit_code: int = EXIT_TOOL
 
 
-class ScenarioError(WsloadError):
+class UserError(WsloadError):
+    """The user's input is wrong (exit 2): the message says what to change."""
+
+    exit_code = EXIT_INVALID
+
+
+class ScenarioError(UserError):
     """A scenario file is wrong. ``str()`` reads ``file: key.path: what was expected``."""
-
-    exit_code = 2
 
     def __init__(self, source: str, key: str, message: str) -> None:
         self.source = source
@@ -41,21 +61,33 @@ class ScenarioError(WsloadError):
         super().__init__(where + message)
 
 
-class UsageError(WsloadError):
+class UsageError(UserError):
     """A command-line value is wrong (exit 2)."""
-
-    exit_code = 2
 
 
 class ToolError(WsloadError):
     """wsload could not do its job for a reason outside the scenario (exit 3)."""
 
-    exit_code = 3
+    exit_code = EXIT_TOOL
 
 
-class ProtocolViolation(WsloadError):
-    """The peer broke the protocol; ``outcome`` names how the driver classifies it."""
+class ProtocolViolation(Exception):
+    """The peer broke the protocol; the driver records ``outcome`` and, when set, fails the
+    connection with Close ``code``.
 
-    def __init__(self, message: str, outcome: str = "protocol_error") -> None:
+    Attributes:
+        outcome: how the driver classifies the connection.
+        code: the Close code to fail with (1002, 1007, 1009), None when no Close is due
+            (a malformed upgrade response: there is no WebSocket yet).
+    """
+
+    def __init__(
+        self, message: str, outcome: Outcome = Outcome.PROTOCOL_ERROR, code: int | None = None
+    ) -> None:
         self.outcome = outcome
+        self.code = code
         super().__init__(message)
+
+
+class WsloadBug(Exception):
+    """wsload broke one of its own invariants (never the peer's or the user's doing)."""

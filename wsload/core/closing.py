@@ -26,6 +26,7 @@ from enum import StrEnum
 from wsload.core.codes import label
 from wsload.core.outcomes import Outcome
 from wsload.core.record import Side
+from wsload.errors import WsloadBug
 
 __all__ = [
     "TRANSITIONS",
@@ -74,10 +75,13 @@ TRANSITIONS: dict[tuple[CloseState, CloseEvent], CloseState] = {
 """Every legal ``(state, event) -> next state``; anything else is a bug in the caller."""
 
 
-class IllegalTransition(RuntimeError):
-    """An event that cannot happen in the current state (a driver bug, never the peer's)."""
+class IllegalTransition(WsloadBug):
+    """An event that cannot happen in the current state (a driver bug, never the peer's).
 
-    def __init__(self, state: CloseState, event: CloseEvent) -> None:
+    Raised by every transition table (this one, the built-in server's phases).
+    """
+
+    def __init__(self, state: StrEnum, event: StrEnum) -> None:
         self.state = state
         self.event = event
         super().__init__(f"cannot {event} in state {state}")

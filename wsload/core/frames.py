@@ -20,6 +20,7 @@ from wsproto.frame_protocol import FrameDecoder, MessageDecoder, Opcode, ParseFa
 
 from wsload.core.codes import is_sendable
 from wsload.core.entropy import random_bytes
+from wsload.core.outcomes import Outcome
 from wsload.errors import ProtocolViolation
 
 __all__ = [
@@ -57,9 +58,10 @@ class FrameError(ProtocolViolation):
         code: 1002 (protocol error), 1007 (invalid payload data) or 1009 (message too big).
     """
 
+    code: int
+
     def __init__(self, message: str, code: int = 1002) -> None:
-        super().__init__(message, "protocol_error")
-        self.code = code
+        super().__init__(message, Outcome.PROTOCOL_ERROR, code)
 
 
 def mask(payload: bytes, key: bytes) -> bytes:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from wsload.core.entropy import random_bytes
+from wsload.core.outcomes import Outcome
 from wsload.errors import ProtocolViolation
 
 __all__ = [
@@ -38,7 +39,7 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SEQ = b"{seq}"
 _STATUS_RE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_INVALID = "handshake_invalid"
+_INVALID = Outcome.HANDSHAKE_INVALID
 
 
 def new_key() -> bytes:

@@ -10,18 +10,27 @@ from __future__ import annotations
 import random
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
+from wsload.core.closing import CloseTracker
 from wsload.core.handshake import RequestTemplate, host_header
+from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord
 from wsload.engine.link import Alarm
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 __all__ = ["ConnectionPlan", "DriverContext", "Endpoint", "Opener", "make_ssl_context"]
 
 _SEQ = "{seq}"
+
+_TRACKED = tuple(
+    f.name for f in fields(CloseTracker) if f.name in ConnectionRecord.__dataclass_fields__
+)
+"""The close tracker's stamps, codes and sides: named as the record's fields, copied as they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,29 @@ class ConnectionPlan:
     scheduled: float
     close: CloseSpec
     source_address: str | None = None
+
+    def record(
+        self,
+        outcome: Outcome,
+        detail: str = "",
+        *,
+        tracker: CloseTracker | None = None,
+        **measured: Any,
+    ) -> ConnectionRecord:
+        """The connection's record, built here and nowhere else: who it was (this plan), how
+        it ended, the close ``tracker``'s stamps and codes when it got that far, and the rest
+        of what was ``measured`` (``ConnectionRecord`` field names)."""
+        tracked = {name: getattr(tracker, name) for name in _TRACKED} if tracker is not None else {}
+        return ConnectionRecord(
+            seq=self.seq,
+            label=self.close.label,
+            kind=self.close.kind,
+            outcome=outcome,
+            scheduled=self.scheduled,
+            detail=detail,
+            **tracked,
+            **measured,
+        )
 
 
 @dataclass(frozen=True, slots=True)

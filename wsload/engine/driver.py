@@ -280,31 +280,16 @@ class _Attempt:
             stopped=ending.stopped,
             failure=link.failure,
         )
-        spec = self.plan.close
-        return ConnectionRecord(
-            seq=self.plan.seq,
-            label=spec.label,
-            kind=spec.kind,
-            outcome=outcome,
-            scheduled=self.plan.scheduled,
+        return self.plan.record(
+            outcome,
+            detail,
+            tracker=t,
             connect_start=self.connect_start,
             connect_end=self.connect_end,
             request_sent=self.request_sent,
             upgraded=self.upgraded,
-            close_initiated=t.close_initiated,
-            close_sent=t.close_sent,
-            close_received=t.close_received,
-            eof=t.eof,
-            socket_closed=t.socket_closed,
             message_rtts=tuple(link.message_rtts),
             ping_rtts=tuple(link.ping_rtts),
-            code_sent=t.code_sent,
-            reason_sent=t.reason_sent,
-            code_received=t.code_received,
-            reason_received=t.reason_received,
-            close_initiator=t.close_initiator,
-            tcp_closed_first=t.tcp_closed_first,
-            detail=detail,
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:
@@ -314,13 +299,9 @@ class _Attempt:
             await close_stream_now(stream)
             if self.tcp_closed_first is None:
                 self.tcp_closed_first = Side.CLIENT
-        spec = self.plan.close
-        return ConnectionRecord(
-            seq=self.plan.seq,
-            label=spec.label,
-            kind=spec.kind,
-            outcome=outcome,
-            scheduled=self.plan.scheduled,
+        return self.plan.record(
+            outcome,
+            detail,
             connect_start=self.connect_start,
             connect_end=self.connect_end,
             request_sent=self.request_sent,
@@ -328,7 +309,6 @@ class _Attempt:
             socket_closed=trio.current_time(),
             http_status=self.http_status,
             tcp_closed_first=self.tcp_closed_first,
-            detail=detail,
         )
 
 

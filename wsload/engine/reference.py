@@ -66,13 +66,7 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
     spec = plan.close
     if spec.kind not in REFERENCE_KINDS:
         raise ValueError(f"the trio-websocket engine cannot do close kind {spec.kind!r}")
-    fields: dict[str, Any] = {
-        "seq": plan.seq,
-        "label": spec.label,
-        "kind": spec.kind,
-        "scheduled": plan.scheduled,
-        "connect_start": trio.current_time(),
-    }
+    fields: dict[str, Any] = {"connect_start": trio.current_time()}
     target = ctx.target
     endpoint = ctx.endpoint_for(plan.seq)
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
@@ -89,12 +83,12 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
                     )
                     await stream.do_handshake()
         except trio.TooSlowError:
-            return _record(fields, Outcome.CONNECT_TIMEOUT, "no connection in time")
+            return _record(plan, fields, Outcome.CONNECT_TIMEOUT, "no connection in time")
         except trio.BrokenResourceError as exc:
-            return _record(fields, Outcome.TLS_ERROR, str(exc.__cause__ or exc))
+            return _record(plan, fields, Outcome.TLS_ERROR, str(exc.__cause__ or exc))
         except OSError as exc:
             cause = os_error_in(exc) or exc
-            return _record(fields, connect_outcome(cause), str(cause))
+            return _record(plan, fields, connect_outcome(cause), str(cause))
         fields["connect_end"] = trio.current_time()
         try:
             return await _upgraded(stream, plan, ctx, fields)
@@ -104,10 +98,10 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
                 raise
             if "upgraded" in fields:
                 outcome, detail = _session_failure(group)
-                return _record(fields, outcome, detail)
+                return _record(plan, fields, outcome, detail)
             outcome, detail, status = _handshake_failure(group)
             fields["http_status"] = status
-            return _record(fields, outcome, detail)
+            return _record(plan, fields, outcome, detail)
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
@@ -197,7 +191,7 @@ async def _session_and_close(
             await trio.sleep(session.message_interval)
         await _hold(ctx)
     except trio.TooSlowError:
-        return _record(fields, Outcome.MESSAGE_TIMEOUT, "no echo in time")
+        return _record(plan, fields, Outcome.MESSAGE_TIMEOUT, "no echo in time")
     except trio_websocket.ConnectionClosed:
         pass
     if ws.closed is not None:  # the server closed (trio-websocket answered) or dropped TCP
@@ -205,11 +199,11 @@ async def _session_and_close(
         now = trio.current_time()
         if code == 1006:
             fields["close_initiated"] = None
-            return _record(fields, Outcome.ABNORMAL, "server closed TCP without a Close")
+            return _record(plan, fields, Outcome.ABNORMAL, "server closed TCP without a Close")
         fields.update(close_initiated=now, close_received=now, close_initiator=Side.SERVER)
         fields["code_received"] = None if code == 1005 else code
         return _record(
-            fields, Outcome.SERVER_CLOSED, "answered by trio-websocket; times approximate"
+            plan, fields, Outcome.SERVER_CLOSED, "answered by trio-websocket; times approximate"
         )
     fields["close_initiated"] = trio.current_time()
     if spec.kind == "terminate":
@@ -218,7 +212,7 @@ async def _session_and_close(
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await ws._stream.aclose()
-        return _record(fields, Outcome.TERMINATED, "")
+        return _record(plan, fields, Outcome.TERMINATED, "")
     fields.update(
         close_sent=fields["close_initiated"], code_sent=spec.code, reason_sent=spec.reason
     )
@@ -226,12 +220,14 @@ async def _session_and_close(
     with trio.move_on_after(spec.timeout) as scope:
         await ws.aclose(spec.code, spec.reason or None)
     if scope.cancelled_caught or ws.closed is None:
-        return _record(fields, Outcome.CLOSE_TIMEOUT, "no Close reply in time")
+        return _record(plan, fields, Outcome.CLOSE_TIMEOUT, "no Close reply in time")
     code = ws.closed.code
     if code == 1006:
-        return _record(fields, Outcome.ABNORMAL, "server closed TCP without answering our Close")
+        return _record(
+            plan, fields, Outcome.ABNORMAL, "server closed TCP without answering our Close"
+        )
     fields.update(close_received=trio.current_time(), code_received=None if code == 1005 else code)
-    return _record(fields, Outcome.CLEAN, "closed TCP itself after the reply (no server EOF)")
+    return _record(plan, fields, Outcome.CLEAN, "closed TCP itself after the reply (no server EOF)")
 
 
 async def _hold(ctx: DriverContext) -> None:
@@ -250,14 +246,16 @@ async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-def _record(fields: dict[str, Any], outcome: Outcome, detail: str) -> ConnectionRecord:
+def _record(
+    plan: ConnectionPlan, fields: dict[str, Any], outcome: Outcome, detail: str
+) -> ConnectionRecord:
     """The record from what was gathered; the socket counts as closed now."""
     rtts = fields.pop("message_rtts", [])
-    return ConnectionRecord(
+    return plan.record(
+        outcome,
+        f"{_NAME}: {detail}" if detail else "",
         **fields,
-        outcome=outcome,
         message_rtts=tuple(rtts),
         socket_closed=trio.current_time(),
         tcp_closed_first=Side.CLIENT if fields.get("upgraded") is not None else None,
-        detail=f"{_NAME}: {detail}" if detail else "",
     )

@@ -27,6 +27,7 @@ __all__ = [
     "LOWEST_US",
     "PERCENTILES",
     "SIGNIFICANT_DIGITS",
+    "bucket_bounds",
     "counts",
     "decode",
     "empty_stats",
@@ -170,6 +171,15 @@ def _bucket_values() -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
         highest.append(low + (1 << bucket) - 1)
     median = tuple(lo + ((hi - lo + 1) >> 1) for lo, hi in zip(lowest, highest, strict=True))
     return tuple(lowest), tuple(highest), median
+
+
+def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per counts index: the lowest and the highest value its bucket stands for (µs).
+
+    What turns a rank into a value range (``wsload.report.intervals``); computed once.
+    """
+    lowest, highest, _ = _bucket_values()
+    return lowest, highest
 
 
 def empty_stats(overflow: int = 0) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class RunResult:
         start_lag: how late connection tasks started versus their intended start (µs), if the
             runner measured it.
         segment: which shares of a split scenario this result holds: ``"1/4"``, ``"0,2/4"``;
-            None for the whole scenario (``wsload.runner.segment``).
+            None for the whole scenario (``wsload.plan.segment``).
     """
 
     scenario: Scenario

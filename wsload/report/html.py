@@ -165,24 +165,24 @@ def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _comparison(comparison: CompareResult) -> Iterator[str]:
-    shown = [r for r in comparison.rows if r.verdict in ATTENTION]
+    shown = [r for r in comparison.rows if r.verdict in ATTENTION]  # informational ones too
     unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
     yield f"<h2>Compared with {_e(comparison.baseline_name)}</h2>"
     yield (
         f"<p>{len(comparison.rows)} figures compared: {len(comparison.regressions)} "
-        f"regressions, {unjudged} not judged (too few samples); the rows outside the "
-        "tolerances:</p>"
+        f"regressions, {unjudged} not judged (too few samples); the figures that changed "
+        "beyond the noise (informational ones are not gated on):</p>"
     )
     yield "<table><tr><th>scope</th><th>figure</th><th>baseline</th><th>current</th>"
-    yield "<th>change</th><th>limit</th><th>verdict</th></tr>"
+    yield "<th>change</th><th>floor</th><th>verdict</th><th>why</th></tr>"
     for r in shown:
-        cls = "fail" if r.verdict is Verdict.REGRESSED else ""
+        cls = "fail" if r.fails else ""
         yield (
             f"<tr><td>{_e(r.scope)}</td><td><code>{_e(r.name)}</code></td>"
             f"<td class=n>{_e(r.format_value(r.baseline))}</td>"
             f"<td class=n>{_e(r.format_value(r.current))}</td>"
             f"<td class=n>{_e(r.format_change())}</td><td>{_e(r.limit)}</td>"
-            f'<td class="{cls}">{_e(r.verdict.value)}</td></tr>'
+            f'<td class="{cls}">{_e(r.verdict_text)}</td><td>{_e(r.detail)}</td></tr>'
         )
     yield "</table>"
 

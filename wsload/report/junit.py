@@ -52,13 +52,13 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
             case = _case(suite, f"compare.{row.scope}", row.name)
             message = (
                 f"{row.format_value(row.baseline)} → {row.format_value(row.current)} "
-                f"({row.format_change()}, limit {row.limit}): {row.detail}"
+                f"({row.format_change()}, floor {row.limit}): {row.detail}"
             )
-            if row.verdict is Verdict.REGRESSED:
+            if row.fails:
                 _child(case, "failure", message)
             elif row.verdict in (Verdict.INSUFFICIENT, Verdict.MISSING):
                 _child(case, "skipped", f"{row.verdict.value}: {row.detail}")
-            ET.SubElement(case, "system-out").text = f"{row.verdict.value}: {message}"
+            ET.SubElement(case, "system-out").text = f"{row.verdict_text}: {message}"
     for suite in root:
         cases = suite.findall("testcase")
         suite.set("tests", str(len(cases)))

@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from wsload.metrics.collector import IntervalSnapshot
+from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
 from wsload.report.deploys import events_table, reconnect_table
-from wsload.runner.schedule import concurrency_at, rate_at
 from wsload.scenario.model import Scenario
 
 __all__ = ["LiveProgress", "live_panel", "summary_table"]

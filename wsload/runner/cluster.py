@@ -13,10 +13,9 @@ a local cluster can reach; for remote workers point ``target.url`` at a reachabl
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,17 +23,16 @@ import trio
 
 from wsload.errors import ToolError, UsageError
 from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
-from wsload.report.redact import redact_text
+from wsload.metrics.intervals import snapshot_from_wire, snapshot_to_wire
+from wsload.plan.schedule import planned_end
+from wsload.plan.segment import parse_segment
+from wsload.process import raise_nofile_limit
+from wsload.runner.executor import LoadFeed, SplitResults, error_text
 from wsload.runner.loop import Progress
-from wsload.runner.result_files import SegmentLogs
-from wsload.runner.schedule import planned_end
-from wsload.runner.segment import parse_segment
 from wsload.runner.segment_run import SegmentResult, run_segment
-from wsload.runner.workers import error_text
 from wsload.scenario.model import Scenario
 
-__all__ = ["START_MARGIN", "run_on_cluster", "run_segment_task", "scheduler_address"]
+__all__ = ["START_MARGIN", "Cluster", "run_segment_task", "scheduler_address"]
 
 START_MARGIN = 2.0
 """Seconds from submission to the common start: Dask's task dispatch takes tens of ms, a
@@ -52,8 +50,6 @@ def run_segment_task(scenario: Scenario, url: str, segment: str, start_at: float
     Runs in a Dask worker's thread; ``trio.run`` works there (no signal handling is needed:
     the parent interrupts by cancelling the futures).
     """
-    from wsload.runner.execute import raise_nofile_limit
-
     raise_nofile_limit()
     intervals: list[dict[str, Any]] = []
 
@@ -161,48 +157,49 @@ async def _check_reachable(address: str) -> None:
     raise ToolError(f"--cluster {address}: cannot reach the scheduler in {_REACH_TIMEOUT:g} s")
 
 
-async def run_on_cluster(
-    scenario: Scenario,
-    url: str,
-    address: str,
-    count: int,
-    on_interval: Callable[[IntervalSnapshot], None],
-    segment_logs: SegmentLogs,
-    start_at: float | None = None,
-) -> SegmentResult:
-    """Run the segments on the Dask cluster at ``address``; merge their results.
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """The load as segments on the Dask cluster at ``address``, merged.
 
-    Args:
+    Attributes:
         count: segments (1: one per Dask worker).
-        segment_logs: keeps each segment's own intervals and result.
         start_at: the common start (wall-clock epoch); at the earliest ``START_MARGIN`` after
             submission.
-
-    Raises:
-        UsageError: Dask distributed is not installed.
-        ToolError: the scheduler cannot be reached, or no segment produced a result.
     """
-    await _check_reachable(address)
-    outcomes = await trio.to_thread.run_sync(_run_sync, scenario, url, address, count, start_at)
-    merger = IntervalMerger(len(outcomes))
-    parts: list[SegmentResult] = []
-    for index, (segment, data, error) in enumerate(outcomes):
-        if data is None:
-            error = redact_text(error or "")  # a task's exception can carry the URL's token
-            sys.stderr.write(f"wsload: warning: cluster segment {segment} failed: {error}\n")
-        else:
-            part = SegmentResult.from_wire(data["result"])
-            parts.append(part)
-            for wire in data["intervals"]:
-                snapshot = snapshot_from_wire(wire)
-                segment_logs.write(segment, snapshot)
-                for merged in merger.add(index, snapshot):
-                    on_interval(merged)
-            segment_logs.finish(part)
-        for snapshot in merger.done(index):
-            on_interval(snapshot)
-    for snapshot in merger.finish():
-        on_interval(snapshot)
-    if not parts:
-        raise ToolError(f"--cluster {address}: every segment failed")
-    return SegmentResult.merge(parts, labels=tuple(spec.label for spec in scenario.close))
+
+    address: str
+    count: int = 1
+    start_at: float | None = None
+
+    @property
+    def processes(self) -> int:
+        return self.count  # what the pre-flight check splits the fd limit by, as --workers
+
+    async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
+        """Submit one task per segment, wait for all, merge what came back.
+
+        Raises:
+            UsageError: Dask distributed is not installed.
+            ToolError: the scheduler cannot be reached, or no segment produced a result.
+        """
+        address = self.address
+        await _check_reachable(address)
+        outcomes = await trio.to_thread.run_sync(
+            _run_sync, scenario, url, address, self.count, self.start_at
+        )
+        split = SplitResults(
+            len(outcomes),
+            feed,
+            warning="cluster segment {segment} failed: {error}",
+            none_left=f"--cluster {address}: every segment failed",
+        )
+        for index, (segment, data, error) in enumerate(outcomes):
+            if data is None:
+                split.failed(segment, error or "")
+            else:
+                part = SegmentResult.from_wire(data["result"])
+                for wire in data["intervals"]:
+                    split.interval(index, segment, snapshot_from_wire(wire))
+                split.result(part)
+            split.ended(index)
+        return split.finish(scenario)

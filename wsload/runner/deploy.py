@@ -10,6 +10,7 @@ connection record to the pure ``EventAudit`` and gives summary.json its ``events
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
-from wsload.runner.process import ManagedProcess, open_managed
+from wsload.runner.managed import ManagedProcess, open_managed
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
@@ -105,6 +106,19 @@ class DeployRun:
             self.audit.add(record)
         if self.reconnects is not None:
             self.reconnects.add(record)
+
+    def chain(
+        self, other: Callable[[ConnectionRecord], None] | None
+    ) -> Callable[[ConnectionRecord], None]:
+        """A record callback that feeds this run's audits, then ``other`` (if any)."""
+        if other is None:
+            return self.on_record
+
+        def both(record: ConnectionRecord) -> None:
+            self.on_record(record)
+            other(record)
+
+        return both
 
     def summary(self) -> dict[str, Any]:
         """summary.json's ``events`` and ``server_process`` (docs/results.md)."""

@@ -1,6 +1,7 @@
 """The Trio runner: one nursery of connection tasks, one aggregator, one clock.
 
-Each load model is a small coroutine that decides *when* to call ``_connection``; everything
+Each load model is a small coroutine that decides *when* to call ``_connection`` (``MODELS``
+maps ``load.model`` to it: the table is the list of load models); everything
 else (the close mix, recording, in-flight accounting, draining, stopping) is shared. Records go
 straight into the ``Collector`` (the aggregator) as each connection ends; nothing per connection
 is kept after that.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,13 +23,13 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.plan.schedule import concurrency_at, planned_end
+from wsload.plan.segment import WHOLE, Segment, SegmentMix, segment_offsets
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.reconnect import run_client
-from wsload.runner.schedule import concurrency_at, planned_end
-from wsload.runner.segment import WHOLE, Segment, SegmentMix, segment_offsets
 from wsload.scenario.model import LoadConfig, Scenario
 
-__all__ = ["LoadRun", "Progress", "run_load"]
+__all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 
 _INTERVAL = 1.0
 _OVERDUE_BATCH = 16
@@ -235,6 +236,19 @@ class _Runner:
         self.on_interval(snapshot)
 
 
+ModelTask = Callable[[_Runner, trio.Nursery, float, trio.Event], Awaitable[None]]
+"""A load model: given the connections' nursery, the schedule's start and the stop event,
+start connections until the model's plan is done (or stop is set)."""
+
+MODELS: dict[str, ModelTask] = {
+    "arrival": _Runner.arrival,
+    "concurrency": _Runner.concurrency,
+    "storm": _Runner.storm,
+}
+"""Every ``load.model`` the runner applies (``search`` is a mode made of ``arrival`` or
+``storm`` levels, not a model)."""
+
+
 async def _idle(progress: Progress, stop: trio.Event | None = None) -> None:
     """Return when no connection is in flight (or ``stop`` is set). Polls: cheap and simple."""
     while progress.in_flight and not (stop is not None and stop.is_set()):
@@ -257,15 +271,10 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 def _interrupted(plan: ConnectionPlan) -> ConnectionRecord:
     """The record of a connection cancelled at the end of the drain or by a hard stop."""
-    spec = plan.close
-    return ConnectionRecord(
-        seq=plan.seq,
-        label=spec.label,
-        kind=spec.kind,
-        outcome=Outcome.INTERRUPTED,
-        scheduled=plan.scheduled,
+    return plan.record(
+        Outcome.INTERRUPTED,
+        "still open when wsload stopped (end of drain or interrupt)",
         socket_closed=trio.current_time(),
-        detail="still open when wsload stopped (end of drain or interrupt)",
     )
 
 
@@ -289,7 +298,7 @@ async def run_load(
         stop: set it to stop scheduling and close open connections (graceful stop); the runner
             then waits ``load.shutdown_grace`` before cancelling the rest.
         hard_stop: set it to cancel every connection at once.
-        segment: run only this share of the scenario (``wsload.runner.segment``).
+        segment: run only this share of the scenario (``wsload.plan.segment``).
         on_record: called with each connection's record right after the collector got it
             (``--record-connections`` streams them; nothing here keeps them).
 
@@ -348,7 +357,7 @@ async def _apply(
         async with trio.open_nursery() as connections:
             outer.start_soon(_cancel_on, hard_stop, connections.cancel_scope)
             progress.phase = "running"
-            await getattr(runner, load.model)(connections, start, stop)
+            await MODELS[load.model](runner, connections, start, stop)
             progress.phase = "draining"
             with trio.move_on_after(load.drain):
                 await _idle(progress, stop)

@@ -1,4 +1,4 @@
-"""``wsload merge DIR... --out DIR``: one result from the result directories of segments.
+"""The merge mode, ``wsload merge DIR... --out DIR``: one result from segments' directories.
 
 Segments may run anywhere (another machine, a Kubernetes Indexed Job); each leaves a results
 directory. Merging reads each one's ``totals.json`` (the run's total histograms, encoded, and
@@ -21,21 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
-from rich.console import Console
 
 from wsload.errors import ScenarioError, UsageError
 from wsload.metrics.histograms import new_histogram
 from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
-from wsload.runner.execute import EXIT_OK, EXIT_THRESHOLDS
+from wsload.runner.frame import Output, RunFrame
 from wsload.runner.result_files import write_result
-from wsload.runner.runtime import show_result
 from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario
 
-__all__ = ["merge_hlogs", "merge_results", "merge_timelines"]
+__all__ = ["load_part", "merge_hlogs", "merge_results", "merge_timelines"]
 
 _Key = tuple[int, str]
 
@@ -60,7 +58,12 @@ class _Loaded:
     data: ResultsData
 
 
-def _load_part(directory: Path) -> _Loaded:
+def load_part(directory: Path) -> _Loaded:
+    """A results directory as a mergeable part (``wsload merge``, ``run --repeat``).
+
+    Raises:
+        UsageError: not a complete results directory (totals.json, summary.json).
+    """
     totals = _read_json(directory / "totals.json")
     data = load_results(directory)
     try:
@@ -154,7 +157,7 @@ def merge_results(
     """
     if not dirs:
         raise UsageError("merge: give at least one results directory")
-    loaded = [_load_part(d) for d in dirs]
+    loaded = [load_part(d) for d in dirs]
     first = loaded[0]
     for other in loaded[1:]:
         if other.scenario_hash != first.scenario_hash:
@@ -179,13 +182,14 @@ def merge_results(
         )
     lines = merge_hlogs([each.data.intervals for each in loaded])
     started_at = min(each.started_at for each in loaded)
-    out_dir = files.prepare_results_dir(out)
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(scenario))
-    log = hlog.format_header(started_at) + "".join(
-        hlog.interval_line(tag, start, length, h) for tag, start, length, h in lines
-    )
-    files.write_text_atomic(out_dir / "histograms.hlog", log)
-    _write_timeline(out_dir, [each.data.timeline for each in loaded])
-    data, verdicts = write_result(out_dir, scenario, started_at, part)
-    show_result(Console(highlight=False), data, out_dir, quiet=quiet, json_out=json_out)
-    return EXIT_THRESHOLDS if any(not v.ok for v in verdicts) else EXIT_OK
+    output = Output(out=out, quiet=quiet, json_out=json_out)
+    with RunFrame(scenario.name, output, started_at=started_at) as frame:
+        frame.write_scenario(scenario_to_toml(scenario))
+        log = hlog.format_header(started_at) + "".join(
+            hlog.interval_line(tag, start, length, h) for tag, start, length, h in lines
+        )
+        files.write_text_atomic(frame.out_dir / "histograms.hlog", log)
+        _write_timeline(frame.out_dir, [each.data.timeline for each in loaded])
+        data, verdicts = write_result(frame.out_dir, scenario, started_at, part)
+        frame.finish(data, failed=any(not v.ok for v in verdicts), interrupted=False)
+    return frame.exit_code

@@ -1,60 +1,49 @@
-"""One capacity search (``model = "search"``): levels run one after another against one target.
+"""The search mode (``model = "search"``): levels run one after another against one target.
 
 Each level is an ordinary load run (``run_load``) with a fresh ``Collector``, its own summary
 and its own threshold verdicts; the built-in target is started once for the whole search, so
 the levels measure the same server. After every level summary.json is rewritten with what is
 known so far (nothing measured is lost if the search is stopped or crashes), and the interval
 log gets that level's seconds (one log, levels one after another in time: ``started_s`` in
-``search.levels`` says where each begins).
+``search.levels`` says where each begins). The next level is decided from each level's typed
+``LevelVerdict`` (``search_levels.py``, pure), never from the report's dicts.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import trio
-from rich.console import Console
 
 from wsload.engine.driver import DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
-from wsload.report import files, hlog, summary, thresholds
-from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.metrics.collector import Collector
+from wsload.plan.segment import WHOLE
+from wsload.process import raise_nofile_limit, watch_signals
+from wsload.report import files, summary, thresholds
 from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, level_line, search_section, search_table
-from wsload.report.timeline import TimelineWriter
 from wsload.runner import preflight
-from wsload.runner.execute import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS
+from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
 from wsload.runner.loop import Progress, run_load
 from wsload.runner.result_files import result_of
-from wsload.runner.runtime import (
-    comparison_text,
-    live_progress,
-    open_target,
-    raise_nofile_limit,
-    show_result,
-    signals_deferred,
-    watch_signals,
-    with_seed,
-)
 from wsload.runner.search_levels import (
     Climb,
+    LevelVerdict,
     Stop,
     max_levels,
     step_scenario,
     worst_case_seconds,
 )
-from wsload.runner.segment import WHOLE
 from wsload.runner.segment_run import SegmentResult
+from wsload.runner.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
 
-__all__ = ["execute_search", "stop_reason"]
+__all__ = ["search_mode", "stop_reason"]
 
 
 def stop_reason(search: SearchConfig, climb: Climb, level: float | None) -> str:
@@ -125,196 +114,135 @@ class _Levels:
         return data
 
 
-def execute_search(
-    scenario: Scenario,
-    *,
-    out: Path | None = None,
-    quiet: bool = False,
-    json_out: bool = False,
-    results_base: Path = Path("results"),
-    outputs: RunOutputs | None = None,
-) -> int:
-    """Run a capacity search and write its results; return the process exit code.
+def search_mode(scenario: Scenario, output: Output) -> int:
+    """Run a capacity search of ``scenario`` (seeded) and write its results; the exit code.
 
     Exit 0 when a capacity was found (some level passed), 1 when none passed (or the
-    capacity level regressed against ``outputs.baseline``), 130 when interrupted (results up to
-    the last finished level are written). ``outputs`` as for ``execute_run``: report.html
-    (with the search chart), baseline comparison of the capacity level, JUnit, markdown.
+    capacity level regressed against the baseline in ``output.outputs``), 130 when interrupted
+    (results up to the last finished level are written). Report.html gets the search chart.
     """
     search = scenario.load.search
-    assert search is not None, "execute_search needs a search scenario"
+    assert search is not None, "search_mode needs a search scenario"
     nofile = raise_nofile_limit()
-    for warning in preflight.check_scenario(scenario, processes=1, nofile=nofile):
-        sys.stderr.write(f"wsload: warning: {warning}\n")
-    if scenario.seed is None:
-        scenario = with_seed(scenario)
-    started_at = datetime.now(UTC)
-    out_dir = (
-        files.make_results_dir(results_base, scenario.name, started_at)
-        if out is None
-        else files.prepare_results_dir(out)
-    )
-    with signals_deferred() as late:
-        return _search_in(scenario, search, out_dir, started_at, quiet, json_out, outputs, late)
-
-
-def _search_in(
-    scenario: Scenario,
-    search: SearchConfig,
-    out_dir: Path,
-    started_at: datetime,
-    quiet: bool,
-    json_out: bool,
-    outputs: RunOutputs | None,
-    late: list[int],
-) -> int:
-    """execute_search once the results directory exists, with Ctrl-C deferred to the run."""
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(redact_scenario(scenario)))
-    console = Console(stderr=json_out, highlight=False)
-    if not quiet:
-        console.print(
-            f"capacity search over {search.over}: {search.start:g} x{search.factor:g} up to "
-            f"{search.max:g}, precision {100 * search.precision:g} %; at most "
-            f"{max_levels(search)} levels, worst case {worst_case_seconds(scenario.load):,.0f} s"
+    with RunFrame(scenario.name, output) as frame:
+        for warning in preflight.check_scenario(scenario, processes=1, nofile=nofile):
+            sys.stderr.write(f"wsload: warning: {warning}\n")
+        frame.write_scenario(scenario_to_toml(redact_scenario(scenario)))
+        if not output.quiet:
+            frame.console.print(_announce(search, scenario))
+        levels = _Levels(scenario, Climb(search))
+        run = _Search(scenario, levels, frame, frame.open_logs())
+        levels.server = trio.run(run.run)
+        frame.close_logs()
+        data = levels.summary()
+        files.write_json_atomic(frame.out_dir / "summary.json", data)
+        frame.finish(
+            data,
+            failed=data["search"]["capacity"] is None,
+            interrupted=levels.climb.stopped is Stop.INTERRUPTED,
+            details=[search_table(data["search"])],
         )
-    levels = _Levels(scenario, Climb(search))
+    return frame.exit_code
 
-    def on_level(entry: dict[str, Any], level_summary: dict[str, Any]) -> None:
+
+def _announce(search: SearchConfig, scenario: Scenario) -> str:
+    """The search's plan, printed before the first level."""
+    return (
+        f"capacity search over {search.over}: {search.start:g} x{search.factor:g} up to "
+        f"{search.max:g}, precision {100 * search.precision:g} %; at most "
+        f"{max_levels(search)} levels, worst case {worst_case_seconds(scenario.load):,.0f} s"
+    )
+
+
+class _Search:
+    """The levels of one search inside one ``trio.run``: one target, one signal watcher."""
+
+    def __init__(
+        self, scenario: Scenario, levels: _Levels, frame: RunFrame, logs: IntervalLogs
+    ) -> None:
+        self.scenario = scenario
+        self.levels = levels
+        self.frame = frame
+        self.logs = logs
+        self.console = frame.live_console
+        self.stop, self.hard_stop = trio.Event(), trio.Event()
+
+    async def run(self) -> dict[str, Any] | None:
+        """Start the target once, run levels until the climb stops; the server's statistics."""
+        scenario, levels, climb = self.scenario, self.levels, self.levels.climb
+        search = scenario.load.search
+        assert search is not None
+        async with AsyncExitStack() as stack:
+            url, target = await open_target(stack, scenario)
+            first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+            levels.origin = trio.current_time()
+            self.logs.set_origin(levels.origin)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch_signals, self.stop, self.hard_stop, self.frame.late)
+                while (level := climb.next_level()) is not None:
+                    ctx = DriverContext.create(
+                        scenario.target,
+                        scenario.session,
+                        url,
+                        ssl_context=first.ssl_context,
+                        seed=None if scenario.seed is None else scenario.seed + len(levels.entries),
+                    )
+                    entry, level_summary, verdict = await self._level(level, ctx)
+                    climb.judge(level, verdict)
+                    self._record(entry, level_summary)
+                    if climb.next_level() is not None:
+                        with trio.move_on_after(search.cooldown):
+                            await self.stop.wait()
+                        if self.stop.is_set():
+                            climb.stop(Stop.INTERRUPTED)
+                nursery.cancel_scope.cancel()
+        return target.stats if target is not None else None
+
+    def _record(self, entry: dict[str, Any], level_summary: dict[str, Any]) -> None:
+        """Keep a finished level; summary.json rewritten with everything known so far."""
+        levels = self.levels
         levels.entries.append(entry)
         levels.summaries[entry["level"]] = level_summary
-        files.write_json_atomic(out_dir / "summary.json", levels.summary())
-        if not quiet:
-            console.print(level_line(entry, search.over), markup=False)
+        files.write_json_atomic(self.frame.out_dir / "summary.json", levels.summary())
+        if not self.frame.output.quiet:
+            search = self.scenario.load.search
+            assert search is not None
+            self.frame.console.print(level_line(entry, search.over), markup=False)
 
-    writer = _Logs(
-        hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at),
-        TimelineWriter(out_dir / "timeline.jsonl"),
-    )
-    show_live = not (quiet or json_out) and console.is_terminal
-    try:
-        levels.server = trio.run(
-            _search, scenario, levels, writer, console if show_live else None, on_level, late
-        )
-    finally:
-        writer.close()
-    data = levels.summary()
-    files.write_json_atomic(out_dir / "summary.json", data)
-    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-    show_result(
-        console,
-        data,
-        out_dir,
-        quiet=quiet,
-        json_out=json_out,
-        details=[search_table(data["search"]), *comparison_text(comparison)],
-    )
-    if levels.climb.stopped is Stop.INTERRUPTED or late:
-        return EXIT_INTERRUPTED
-    regressed = comparison is not None and not comparison.ok
-    found = data["search"]["capacity"] is not None
-    return EXIT_OK if found and not regressed else EXIT_THRESHOLDS
-
-
-@dataclass(frozen=True, slots=True)
-class _Logs:
-    """The interval log and the timeline of the whole search: every level's intervals on one
-    time axis (``origin``: the search's start), as a run writes them."""
-
-    hlog: hlog.IntervalLogWriter
-    timeline: TimelineWriter
-
-    def set_origin(self, origin: float) -> None:
-        self.hlog.origin = self.timeline.origin = origin
-
-    def write_interval(self, snapshot: IntervalSnapshot) -> None:
-        self.hlog.write_interval(snapshot)
-        self.timeline.write_interval(snapshot)
-
-    def close(self) -> None:
-        self.hlog.close()
-        self.timeline.close()
-
-
-async def _search(
-    scenario: Scenario,
-    levels: _Levels,
-    writer: _Logs,
-    console: Console | None,
-    on_level: Callable[[dict[str, Any], dict[str, Any]], None],
-    late: list[int] | None = None,
-) -> dict[str, Any] | None:
-    """Start the target once, run levels until the climb stops; the server's statistics."""
-    search, climb = scenario.load.search, levels.climb
-    assert search is not None
-    stop, hard_stop = trio.Event(), trio.Event()
-    async with AsyncExitStack() as stack:
-        url, target = await open_target(stack, scenario)
-        first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
-        levels.origin = trio.current_time()
-        writer.set_origin(levels.origin)
+    async def _level(
+        self, level: float, ctx: DriverContext
+    ) -> tuple[dict[str, Any], dict[str, Any], LevelVerdict]:
+        """Run one level: its ``search.levels`` entry, its own summary, its verdict."""
+        scenario = self.scenario
+        step = step_scenario(scenario, level)
+        collector = Collector(labels=tuple(spec.label for spec in scenario.close))
+        progress = Progress()
+        started_at = datetime.now(UTC)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch_signals, stop, hard_stop, late)
-            while (level := climb.next_level()) is not None:
-                step = step_scenario(scenario, level)
-                ctx = DriverContext.create(
-                    scenario.target,
-                    scenario.session,
-                    url,
-                    ssl_context=first.ssl_context,
-                    seed=None if scenario.seed is None else scenario.seed + len(levels.entries),
-                )
-                entry, level_summary = await _level(
-                    step, scenario, level, ctx, levels.origin, writer, console, stop, hard_stop
-                )
-                if entry["interrupted"]:
-                    climb.stop(Stop.INTERRUPTED)
-                elif entry["saturated"]:
-                    climb.stop(Stop.SATURATED)
-                else:
-                    climb.record(level, entry["ok"])
-                on_level(entry, level_summary)
-                if climb.next_level() is not None:
-                    with trio.move_on_after(search.cooldown):
-                        await stop.wait()
-                    if stop.is_set():
-                        climb.stop(Stop.INTERRUPTED)
+            if self.console is not None:
+                nursery.start_soon(live_progress, self.console, progress, step)
+            load_run = await run_load(
+                step,
+                ctx,
+                collector,
+                progress=progress,
+                on_interval=self.logs.write_interval,
+                stop=self.stop,
+                hard_stop=self.hard_stop,
+            )
             nursery.cancel_scope.cancel()
-    return target.stats if target is not None else None
-
-
-async def _level(
-    step: Scenario,
-    scenario: Scenario,
-    level: float,
-    ctx: DriverContext,
-    origin: float,
-    writer: _Logs,
-    console: Console | None,
-    stop: trio.Event,
-    hard_stop: trio.Event,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run one level; its ``search.levels`` entry and its own summary (with verdicts)."""
-    collector = Collector(labels=tuple(spec.label for spec in scenario.close))
-    progress = Progress()
-    started_at = datetime.now(UTC)
-    async with trio.open_nursery() as nursery:
-        if console is not None:
-            nursery.start_soon(live_progress, console, progress, step)
-        load_run = await run_load(
-            step,
-            ctx,
-            collector,
-            progress=progress,
-            on_interval=writer.write_interval,
-            stop=stop,
-            hard_stop=hard_stop,
+        part = SegmentResult.from_load(collector, load_run, WHOLE)
+        result = result_of(redact_scenario(scenario), started_at, part)
+        data = summary.build_summary(result)
+        verdicts = thresholds.evaluate(scenario.thresholds, data)
+        data = summary.attach_thresholds(data, verdicts)
+        interrupted = load_run.interrupted
+        entry = level_entry(
+            level, data, started_s=load_run.started - self.levels.origin, interrupted=interrupted
         )
-        nursery.cancel_scope.cancel()
-    part = SegmentResult.from_load(collector, load_run, WHOLE)
-    result = result_of(redact_scenario(scenario), started_at, part)
-    data = summary.build_summary(result)
-    data = summary.attach_thresholds(data, thresholds.evaluate(scenario.thresholds, data))
-    entry = level_entry(
-        level, data, started_s=load_run.started - origin, interrupted=load_run.interrupted
-    )
-    return entry, data
+        verdict = LevelVerdict(
+            passed=bool(verdicts) and all(v.ok for v in verdicts) and not interrupted,
+            saturated=part.saturated,
+            interrupted=interrupted,
+        )
+        return entry, data, verdict

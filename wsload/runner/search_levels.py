@@ -14,7 +14,14 @@ from enum import StrEnum
 
 from wsload.scenario.model import LoadConfig, Scenario, SearchConfig
 
-__all__ = ["Climb", "Stop", "max_levels", "step_scenario", "worst_case_seconds"]
+__all__ = [
+    "Climb",
+    "LevelVerdict",
+    "Stop",
+    "max_levels",
+    "step_scenario",
+    "worst_case_seconds",
+]
 
 
 class Stop(StrEnum):
@@ -30,6 +37,22 @@ class Stop(StrEnum):
     """The generator could not apply a level: wsload's limit, not the target's."""
     INTERRUPTED = "interrupted"
     """Ctrl-C / SIGTERM."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelVerdict:
+    """What one level showed, as the climb needs it (summary.json's entry is for people).
+
+    Attributes:
+        passed: every threshold held (there was at least one) and the level ran to its end.
+        saturated: the generator could not apply the level, so ``passed`` says nothing about
+            the target.
+        interrupted: Ctrl-C / SIGTERM during the level.
+    """
+
+    passed: bool
+    saturated: bool = False
+    interrupted: bool = False
 
 
 def _whole(search: SearchConfig, level: float) -> float:
@@ -134,6 +157,16 @@ class Climb:
             self.stopped = Stop.CONVERGED
         else:
             self._level = middle
+
+    def judge(self, level: float, verdict: LevelVerdict) -> None:
+        """Take ``level``'s verdict: an interruption or a saturated generator ends the search
+        (neither says anything about the target); otherwise its pass or fail steers it."""
+        if verdict.interrupted:
+            self.stop(Stop.INTERRUPTED)
+        elif verdict.saturated:
+            self.stop(Stop.SATURATED)
+        else:
+            self.record(level, verdict.passed)
 
     def stop(self, why: Stop) -> None:
         """End the search early (saturated generator, interrupted run)."""

@@ -21,8 +21,8 @@ from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.histograms import decode, encode
 from wsload.metrics.result import new_lag_histogram
+from wsload.plan.segment import WHOLE, Segment, format_segments, parse_segments
 from wsload.runner.loop import LoadRun, Progress, run_load
-from wsload.runner.segment import WHOLE, Segment, format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
 __all__ = ["MAX_START_WAIT", "SegmentResult", "run_segment", "wait_for_start"]

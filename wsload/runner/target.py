@@ -12,15 +12,16 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import signal
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
 import trio
 
 from wsload.errors import ToolError
-from wsload.scenario.model import ServerConfig
+from wsload.scenario.model import Scenario, ServerConfig
 
-__all__ = ["BuiltinTarget"]
+__all__ = ["BuiltinTarget", "open_target"]
 
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
@@ -143,3 +144,14 @@ class BuiltinTarget:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+async def open_target(
+    stack: AsyncExitStack, scenario: Scenario
+) -> tuple[str, BuiltinTarget | None]:
+    """The URL to load, and the built-in server when ``url = "builtin"`` (started in its own
+    process, stopped when ``stack`` closes; its statistics are then in ``target.stats``)."""
+    if not scenario.target.is_builtin:
+        return scenario.target.url, None
+    target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
+    return target.url, target

@@ -1,7 +1,7 @@
 """``wsload run --workers N``: N generator processes on this machine, one segment each.
 
 One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets, so the load is
-split into N segments (``wsload.runner.segment``) run by N ``spawn``ed processes, as the
+split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, as the
 built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
@@ -24,27 +24,25 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from wsload.errors import ToolError
 from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.intervals import IntervalMerger, snapshot_from_wire, snapshot_to_wire
-from wsload.report.redact import redact_text
+from wsload.metrics.intervals import snapshot_from_wire, snapshot_to_wire
+from wsload.plan.schedule import planned_end
+from wsload.plan.segment import Segment
+from wsload.process import raise_nofile_limit
+from wsload.runner.executor import LoadFeed, SplitResults, error_text
 from wsload.runner.loop import Progress
-from wsload.runner.result_files import SegmentLogs
-from wsload.runner.schedule import planned_end
-from wsload.runner.segment import Segment
 from wsload.runner.segment_run import SegmentResult, run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["START_MARGIN", "error_text", "run_workers"]
+__all__ = ["START_MARGIN", "Workers"]
 
 START_MARGIN = 0.2
 """Seconds between "start" being sent and the common start (covers the pipe and a wake-up)."""
@@ -60,12 +58,10 @@ Conn = multiprocessing.connection.Connection
 
 def _worker(
     scenario: Scenario, url: str, segment: Segment, conn: Conn
-) -> None:  # pragma: no cover - runs in the child process (covered through run_workers)
+) -> None:  # pragma: no cover - runs in the child process (covered through Workers.run)
     """Worker process entry: run one segment, stream intervals and progress, send the result."""
     for sig in _STOP_SIGNALS:  # inherited already (_signals_ignored); kept for any other start
         signal.signal(sig, signal.SIG_IGN)
-    from wsload.runner.execute import raise_nofile_limit
-
     raise_nofile_limit()
     try:
         trio.run(_worker_main, scenario, url, segment, conn)
@@ -73,14 +69,6 @@ def _worker(
         conn.send(("error", error_text(exc)))
     finally:
         conn.close()
-
-
-def error_text(exc: BaseException) -> str:
-    """``Type: message`` of what failed, the leaves of an exception group rather than the
-    group ("Exceptions from Trio nursery" says nothing). Not yet redacted: the printer does."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(error_text(leaf) for leaf in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Conn) -> None:
@@ -173,25 +161,13 @@ class _Worker:
 
 
 class _Parent:
-    """Reads every worker's pipe, sums progress, merges intervals, forwards stops."""
+    """Reads every worker's pipe, sums progress, hands intervals and results on, forwards
+    stops."""
 
-    def __init__(
-        self,
-        workers: list[_Worker],
-        progress: Progress,
-        on_interval: Callable[[IntervalSnapshot], None],
-        segment_logs: SegmentLogs,
-    ) -> None:
+    def __init__(self, workers: list[_Worker], feed: LoadFeed, split: SplitResults) -> None:
         self.workers = workers
-        self.progress = progress
-        self.on_interval = on_interval
-        self.segment_logs = segment_logs
-        self.merger = IntervalMerger(len(workers))
-
-    def _emit(self, snapshots: list[IntervalSnapshot]) -> None:
-        for snapshot in snapshots:
-            self.progress.last_interval = snapshot
-            self.on_interval(snapshot)
+        self.progress = feed.progress
+        self.split = split
 
     def _sum_progress(self) -> None:
         progress = self.progress
@@ -221,7 +197,7 @@ class _Parent:
         finally:
             worker.ended.set()
             worker.ready.set()  # never leave the start barrier waiting for a dead worker
-            self._emit(self.merger.done(worker.index))
+            self.split.ended(worker.index)
 
     def _dispatch(self, worker: _Worker, message: Any) -> bool:
         """Handle one message; True when it was the worker's last."""
@@ -230,15 +206,13 @@ class _Parent:
         if kind == "ready":
             worker.ready.set()
         elif kind == "interval":
-            snapshot = snapshot_from_wire(payload)
-            self.segment_logs.write(str(worker.segment), snapshot)
-            self._emit(self.merger.add(worker.index, snapshot))
+            self.split.interval(worker.index, str(worker.segment), snapshot_from_wire(payload))
         elif kind == "progress":
             worker.progress = dict(payload)
             self._sum_progress()
         elif kind == "done":
             worker.result = SegmentResult.from_wire(payload)
-            self.segment_logs.finish(worker.result)
+            self.split.result(worker.result)
             return True
         elif kind == "error":
             worker.error = str(payload)
@@ -306,42 +280,66 @@ async def _reap(worker: _Worker) -> None:
     worker.conn.close()
 
 
-async def run_workers(
-    scenario: Scenario,
-    url: str,
-    count: int,
-    progress: Progress,
-    on_interval: Callable[[IntervalSnapshot], None],
-    segment_logs: SegmentLogs,
-    stop: trio.Event,
-    hard_stop: trio.Event,
-    start_at: float | None = None,
-) -> SegmentResult:
-    """Run ``scenario`` as ``count`` segments in ``count`` worker processes; merge the results.
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """The load as ``count`` segments in ``count`` spawned worker processes, merged.
 
-    ``on_interval`` gets the merged intervals; ``segment_logs`` keeps each worker's own
-    intervals and result (``<out>/segments/<i>of<N>/``, mergeable with ``wsload merge``).
-    ``start_at`` (wall-clock epoch) delays the common start; it is never earlier than the
-    moment every worker is ready plus ``START_MARGIN``.
+    ``feed.on_interval`` gets the merged intervals; ``feed.segment_logs`` keeps each worker's
+    own intervals and result (``<out>/segments/<i>of<N>/``, mergeable with ``wsload merge``).
 
-    Raises:
-        ToolError: no worker produced a result.
+    Attributes:
+        start_at: the common start (wall-clock epoch); never earlier than the moment every
+            worker is ready plus ``START_MARGIN``.
     """
-    workers: list[_Worker] = []
-    try:
-        for index in range(count):
-            workers.append(_spawn(scenario, url, index, count))
-            await trio.lowlevel.checkpoint()  # let the signal task (and others) run between starts
-        parent = _Parent(workers, progress, on_interval, segment_logs)
+
+    count: int
+    start_at: float | None = None
+
+    @property
+    def processes(self) -> int:
+        return self.count
+
+    async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
+        """Spawn the workers, run them from one start, reap them, merge their results.
+
+        Raises:
+            ToolError: no worker produced a result.
+        """
+        split = SplitResults(
+            self.count,
+            feed,
+            warning="worker {segment}: {error}",
+            none_left="every worker failed: no result to write",
+        )
+        workers: list[_Worker] = []
+        try:
+            for index in range(self.count):
+                workers.append(_spawn(scenario, url, index, self.count))
+                await trio.lowlevel.checkpoint()  # let the signal task run between starts
+            await self._gather(scenario, workers, feed, _Parent(workers, feed, split))
+        finally:
+            with trio.CancelScope(shield=True):
+                for worker in workers:
+                    await _reap(worker)
+        for worker in workers:
+            if worker.error is not None:
+                split.failed(str(worker.segment), worker.error)
+        return split.finish(scenario)
+
+    async def _gather(
+        self, scenario: Scenario, workers: list[_Worker], feed: LoadFeed, parent: _Parent
+    ) -> None:
+        """Wait until every worker is ready, start them together, read them to their end."""
+        progress = feed.progress
         async with trio.open_nursery() as nursery:
             for worker in workers:
                 nursery.start_soon(parent.read, worker)
-            nursery.start_soon(parent.forward_stops, stop, hard_stop)
+            nursery.start_soon(parent.forward_stops, feed.stop, feed.hard_stop)
             with trio.move_on_after(_READY_TIMEOUT):
                 for worker in workers:
                     await worker.ready.wait()
             now = time.time()
-            start_at = max(start_at or 0.0, now + START_MARGIN)
+            start_at = max(self.start_at or 0.0, now + START_MARGIN)
             progress.started = trio.current_time() + (start_at - now)
             progress.planned_s = planned_end(scenario.load)
             for worker in workers:
@@ -349,16 +347,3 @@ async def run_workers(
             for worker in workers:
                 await worker.ended.wait()
             nursery.cancel_scope.cancel()
-        parent._emit(parent.merger.finish())
-    finally:
-        with trio.CancelScope(shield=True):
-            for worker in workers:
-                await _reap(worker)
-    for worker in workers:
-        if worker.error is not None:
-            error = redact_text(worker.error)  # an exception's text can carry the URL's token
-            sys.stderr.write(f"wsload: warning: worker {worker.segment}: {error}\n")
-    parts = [worker.result for worker in workers if worker.result is not None]
-    if not parts:
-        raise ToolError("every worker failed: no result to write")
-    return SegmentResult.merge(parts, labels=tuple(spec.label for spec in scenario.close))

@@ -9,14 +9,8 @@ connection whatever it is doing (request timeout, send timeout, a storm's grace)
 deadline of one outer scope. Only the connection's own task writes to its socket, so frames
 never interleave.
 
-Phases after the upgrade (``_Conn.phase``)::
-
-    open ──client Close──▶ reply_delay ──delay──▶ reply sent, TCP closed (server first)
-     │                 ├─▶ mute ──close_timeout──▶ TCP dropped (mute_drops)
-     │                 └─▶ (close_reply = drop) TCP closed, no Close frame
-     ├──close_after / close_after_messages / storm──▶ server_closing
-     │        └─client's Close──▶ TCP closed (server first) | close_timeout ──▶ dropped
-     └──malformed frame──▶ Close 1002/1007 sent, FIN, drain ──EOF or close_timeout──▶ closed
+The phases after the upgrade (``_Conn.phase``) are a transition table with its diagram in
+``server/phases.py``; what each phase's timer does when it fires is ``_ON_DEADLINE`` below.
 
 When the outer deadline expires (even during a send blocked on a client that stopped reading)
 the connection is terminated; which bound it was is told apart afterwards.
@@ -31,6 +25,7 @@ import random
 import select
 import socket
 import struct
+from collections.abc import Callable
 from typing import Literal
 
 import trio
@@ -39,6 +34,7 @@ from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
 from wsload.scenario.model import Delay, ServerConfig
+from wsload.server.phases import READS_FRAMES, Phase, PhaseEvent, next_phase
 from wsload.server.stats import ServerStats
 from wsload.server.upgrade import (
     BadUpgrade,
@@ -74,8 +70,6 @@ _NO_CODE = 1005
 _ABNORMAL = 1006
 _RDHUP = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
 _LINGER_ZERO = struct.pack("ii", 1, 0)
-
-Phase = Literal["open", "server_closing", "reply_delay", "mute", "drain"]
 
 
 class ServerState:
@@ -140,7 +134,6 @@ class _Conn:
         "deadline",
         "done",
         "fd",
-        "finished",
         "first_closer",
         "out",
         "phase",
@@ -168,10 +161,9 @@ class _Conn:
         self.wait_scope: trio.CancelScope | None = None
         self.done = trio.Event()
         self.ws = Connection(ConnectionType.SERVER)
-        self.phase: Phase = "open"
+        self.phase = Phase.OPEN
         self.deadline = math.inf
         self.out = bytearray()
-        self.finished = False
         self.upgraded = False
         self.upgrade_counted = False
         self.close_received = False
@@ -324,7 +316,7 @@ class _Conn:
                 await self._send(out)
             if self.finished:
                 return
-            if self.phase == "drain" and self.first_closer is None:
+            if self.phase is Phase.DRAIN and self.first_closer is None:
                 self.first_closer = "server"
                 try:
                     await self.stream.send_eof()
@@ -341,16 +333,15 @@ class _Conn:
                     self.wait_scope = None
             if wait.cancelled_caught:
                 if self.storm_code is None and trio.current_time() >= self.deadline:
-                    self._on_deadline()
+                    _ON_DEADLINE[self.phase](self)
                 continue
             if not data:
                 if self.first_closer is None:
                     self.first_closer = "client"
                 return
-            if self.phase == "open" or self.phase == "server_closing":
+            if self.phase in READS_FRAMES:
                 self.ws.receive_data(data)
                 self._handle_events()
-            # reply_delay / mute / drain: the client has no business sending more; discard.
 
     def _handle_events(self) -> None:
         """Act on every event wsproto parsed; outgoing bytes collect in ``self.out``."""
@@ -369,7 +360,7 @@ class _Conn:
                     limit is not None
                     and event.message_finished
                     and self.received >= limit
-                    and self.phase == "open"
+                    and self.phase is Phase.OPEN
                 ):
                     self._server_close()
                     if self.finished:
@@ -391,9 +382,9 @@ class _Conn:
         stats.close_codes_received[code] += 1
         if self.ws.state is ConnectionState.CLOSED or config.close_reply == "drop":
             # the answer to our own Close, or a server that drops TCP instead of answering
-            self.finished = True
+            self._go(PhaseEvent.END)
         elif config.close_reply == "never":
-            self.phase = "mute"
+            self._go(PhaseEvent.STAY_MUTE)
             self.deadline = trio.current_time() + config.close_timeout
         else:
             self.reply_code = code
@@ -402,7 +393,7 @@ class _Conn:
                 now = trio.current_time()
                 delay = self.state.close_slot(now + delay) - now
             if delay > 0.0:
-                self.phase = "reply_delay"
+                self._go(PhaseEvent.REPLY_LATER)
                 self.deadline = trio.current_time() + delay
             else:
                 self._reply()
@@ -416,24 +407,24 @@ class _Conn:
         code = CloseReason.NO_STATUS_RCVD if self.reply_code == _NO_CODE else self.reply_code
         self.out += self.ws.send(CloseConnection(code=code))
         self.state.stats.close_codes_sent[self.reply_code] += 1
-        self.finished = True
+        self._go(PhaseEvent.END)
 
     def _on_protocol_error(self, code: int, reason: str) -> None:
         """Fail the connection: Close with wsproto's code (1002, 1007), FIN, drain to EOF."""
         stats = self.state.stats
         stats.protocol_errors += 1
         if self.ws.state is not ConnectionState.OPEN:
-            self.finished = True  # our Close is already out: just drop
+            self._go(PhaseEvent.END)  # our Close is already out: just drop
             return
         self.out += self.ws.send(CloseConnection(code=code, reason=reason))
         stats.close_codes_sent[code] += 1
-        self.phase = "drain"
+        self._go(PhaseEvent.FAIL)
         self.deadline = trio.current_time() + self.state.config.close_timeout
 
     def _send_close(self, code: int, reason: str) -> None:
         self.out += self.ws.send(CloseConnection(code=code, reason=reason))
         self.state.stats.close_codes_sent[code] += 1
-        self.phase = "server_closing"
+        self._go(PhaseEvent.SEND_CLOSE)
         self.deadline = trio.current_time() + self.state.config.close_timeout
 
     def _server_close(self) -> None:
@@ -444,7 +435,7 @@ class _Conn:
             self._send_close(config.close_code, config.close_reason)
         else:
             self.rst = config.close_action == "rst"
-            self.finished = True
+            self._go(PhaseEvent.END)
 
     def _storm(self) -> None:
         assert self.storm_code is not None
@@ -454,22 +445,32 @@ class _Conn:
             self.state.stats.storm_closed += 1
         if self.storm_hard:
             self.storm_killed = True
-            self.finished = True
+            self._go(PhaseEvent.END)
 
-    def _on_deadline(self) -> None:
-        """The current phase's timer fired (see the module docstring's diagram)."""
-        stats = self.state.stats
-        if self.phase == "open":
-            self.deadline = math.inf
-            self._server_close()
-        elif self.phase == "reply_delay":
-            self._reply()
-        else:
-            if self.phase == "server_closing":
-                stats.close_timeouts += 1
-            elif self.phase == "mute":
-                stats.mute_drops += 1
-            self.finished = True
+    @property
+    def finished(self) -> bool:
+        """Nothing more to send or wait for: the session loop ends, the socket is closed."""
+        return self.phase is Phase.FINISHED
+
+    def _go(self, event: PhaseEvent) -> None:
+        self.phase = next_phase(self.phase, event)
+
+    def _close_after_elapsed(self) -> None:
+        self.deadline = math.inf
+        self._server_close()
+
+    def _close_timed_out(self) -> None:
+        """Our Close went unanswered for ``close_timeout``: drop TCP."""
+        self.state.stats.close_timeouts += 1
+        self._go(PhaseEvent.END)
+
+    def _mute_elapsed(self) -> None:
+        """A mute server held the unanswered Close for ``close_timeout``: drop TCP."""
+        self.state.stats.mute_drops += 1
+        self._go(PhaseEvent.END)
+
+    def _drain_elapsed(self) -> None:
+        self._go(PhaseEvent.END)
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -519,6 +520,16 @@ class _Conn:
             stream.socket.close()
         else:
             await trio.aclose_forcefully(stream)
+
+
+_ON_DEADLINE: dict[Phase, Callable[[_Conn], None]] = {
+    Phase.OPEN: _Conn._close_after_elapsed,
+    Phase.REPLY_DELAY: _Conn._reply,
+    Phase.SERVER_CLOSING: _Conn._close_timed_out,
+    Phase.MUTE: _Conn._mute_elapsed,
+    Phase.DRAIN: _Conn._drain_elapsed,
+}
+"""What the timer of each waiting phase does when it fires (``finished`` has none)."""
 
 
 async def serve_connection(state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:

@@ -45,7 +45,7 @@ def _child(
     config: ServerConfig, host: str, port: int, seed: int | None, conn: Conn
 ) -> None:  # pragma: no cover - runs in the child (covered through run_servers_cli)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from wsload.runner.runtime import raise_nofile_limit
+    from wsload.process import raise_nofile_limit
 
     raise_nofile_limit()
     server = BuiltinServer(config, seed=seed)

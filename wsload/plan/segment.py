@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from wsload.errors import UsageError
-from wsload.runner.schedule import CloseMix, arrival_offsets
+from wsload.plan.schedule import CloseMix, arrival_offsets
 from wsload.scenario.model import CloseSpec, LoadConfig
 
 __all__ = [

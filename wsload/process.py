@@ -1,41 +1,26 @@
-"""What a run needs from its process: file limit, seed, signals and the live display.
+"""What a wsload process needs from the operating system: file limit, signals, a seed.
 
-Shared by ``wsload run`` (execute.py), the capacity search (search.py) and the worker
-processes; none of it measures anything.
+Used by every process that generates or serves load (``wsload run``/``search``, worker
+processes, Dask tasks, the built-in server's children); it measures nothing and imports
+nothing from the runner, so a server child loads no more than it needs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import resource
 import signal
-import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import trio
-from rich.console import Console, RenderableType
-from rich.live import Live
-from rich.text import Text
 
-from wsload.report import terminal
-from wsload.report.compare import CompareResult, render_text
-from wsload.runner.loop import Progress
-from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
 __all__ = [
-    "comparison_text",
-    "live_progress",
-    "open_target",
     "raise_nofile_limit",
-    "show_result",
     "signals_deferred",
     "watch_signals",
     "with_seed",
@@ -103,50 +88,3 @@ async def watch_signals(
                 hard_stop.set()
             else:
                 stop.set()
-
-
-async def live_progress(console: Console, progress: Progress, scenario: Scenario) -> None:
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        while True:
-            live.update(terminal.live_panel(progress, scenario, trio.current_time()))
-            await trio.sleep(0.25)
-
-
-async def open_target(
-    stack: AsyncExitStack, scenario: Scenario
-) -> tuple[str, BuiltinTarget | None]:
-    """The URL to load, and the built-in server when ``url = "builtin"`` (started in its own
-    process, stopped when ``stack`` closes; its statistics are then in ``target.stats``)."""
-    if not scenario.target.is_builtin:
-        return scenario.target.url, None
-    target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
-    return target.url, target
-
-
-def show_result(
-    console: Console,
-    data: Mapping[str, Any],
-    out_dir: Path,
-    *,
-    quiet: bool,
-    json_out: bool,
-    details: Sequence[RenderableType] = (),
-) -> None:
-    """The end of every command that writes a result (run, search, merge): summary.json on
-    stdout (``--json``), the path alone (``--quiet``), or the table, ``details`` and the path."""
-    if json_out:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif quiet:
-        sys.stdout.write(f"{out_dir}\n")
-    else:
-        console.print(terminal.summary_table(data))
-        for detail in details:
-            console.print(detail)
-        console.print(f"results: {out_dir}")
-
-
-def comparison_text(comparison: CompareResult | None) -> list[RenderableType]:
-    """The baseline comparison as ``show_result`` details (none without a baseline)."""
-    if comparison is None:
-        return []
-    return [Text(render_text(comparison).rstrip("\n"))]

@@ -1,0 +1,155 @@
+"""Where the load of one run executes: this process, worker processes, or a Dask cluster.
+
+The run mode knows only the ``Executor`` protocol: give it the scenario, the URL and a
+``LoadFeed`` (where intervals and progress go, the stop events), get back one
+``SegmentResult``. ``Local`` runs the load (or one ``--segment`` of it) in this process;
+``wsload.runner.workers.Workers`` and ``wsload.runner.cluster.Cluster`` split it into shares and
+gather them through ``SplitResults``, the one place where shares' intervals are merged, each
+share's own result is kept beside the run's, failed shares are reported and the parts merged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from wsload.core.record import ConnectionRecord
+from wsload.errors import ToolError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.intervals import IntervalMerger
+from wsload.plan.segment import WHOLE, Segment
+from wsload.report.redact import redact_text
+from wsload.runner.loop import Progress
+from wsload.runner.result_files import SegmentLogs
+from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.scenario.model import Scenario
+
+__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text"]
+
+
+@dataclass(slots=True)
+class LoadFeed:
+    """What a running load reports to, and is stopped by, wherever it executes.
+
+    Attributes:
+        on_interval: each second's snapshot (merged across shares for a split run).
+        segment_logs: each share's own interval log and result (split runs only).
+        on_record: each connection's record (--record-connections; ``Local`` only).
+    """
+
+    on_interval: Callable[[IntervalSnapshot], None]
+    segment_logs: SegmentLogs
+    progress: Progress = field(default_factory=Progress)
+    stop: trio.Event = field(default_factory=trio.Event)
+    hard_stop: trio.Event = field(default_factory=trio.Event)
+    on_record: Callable[[ConnectionRecord], None] | None = None
+
+    def emit(self, snapshot: IntervalSnapshot) -> None:
+        """Hand one (merged) interval to the live panel and the run's logs."""
+        self.progress.last_interval = snapshot
+        self.on_interval(snapshot)
+
+
+class Executor(Protocol):
+    """Runs a scenario's load somewhere and returns its (merged) result."""
+
+    @property
+    def processes(self) -> int:
+        """Generator processes on this machine (the pre-flight check splits fds by it)."""
+        ...
+
+    async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """The load in this process: the whole scenario, or one ``--segment`` of it.
+
+    Attributes:
+        start_at: wall-clock epoch seconds at which the schedule starts; None: now.
+    """
+
+    segment: Segment = WHOLE
+    start_at: float | None = None
+
+    @property
+    def processes(self) -> int:
+        return 1
+
+    async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
+        return await run_segment(
+            scenario,
+            url,
+            segment=self.segment,
+            start_at=self.start_at,
+            progress=feed.progress,
+            on_interval=feed.on_interval,
+            stop=feed.stop,
+            hard_stop=feed.hard_stop,
+            on_record=feed.on_record,
+        )
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of what failed, the leaves of an exception group rather than the
+    group ("Exceptions from Trio nursery" says nothing). Not yet redacted: the printer does."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(error_text(leaf) for leaf in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class SplitResults:
+    """The shares of a split run coming back: intervals merged by index, results kept.
+
+    Args:
+        count: the shares.
+        warning: how a failed share is reported (``{segment}``, ``{error}`` filled in).
+        none_left: the ``ToolError`` message when no share produced a result.
+    """
+
+    def __init__(self, count: int, feed: LoadFeed, *, warning: str, none_left: str) -> None:
+        self.feed = feed
+        self.merger = IntervalMerger(count)
+        self.parts: list[SegmentResult] = []
+        self.errors: list[tuple[str, str]] = []
+        self.warning = warning
+        self.none_left = none_left
+
+    def interval(self, index: int, segment: str, snapshot: IntervalSnapshot) -> None:
+        """Share ``index`` (named ``segment``, ``i/N``) measured one more second."""
+        self.feed.segment_logs.write(segment, snapshot)
+        for merged in self.merger.add(index, snapshot):
+            self.feed.emit(merged)
+
+    def result(self, part: SegmentResult) -> None:
+        """A share's result: written into its own directory, kept for the merge."""
+        self.feed.segment_logs.finish(part)
+        self.parts.append(part)
+
+    def failed(self, segment: str, error: str) -> None:
+        self.errors.append((segment, error))
+
+    def ended(self, index: int) -> None:
+        """Share ``index`` sends nothing more: the intervals waiting for it go out."""
+        for merged in self.merger.done(index):
+            self.feed.emit(merged)
+
+    def finish(self, scenario: Scenario) -> SegmentResult:
+        """The last intervals out, failed shares reported, the kept results merged.
+
+        Raises:
+            ToolError: no share produced a result.
+        """
+        for merged in self.merger.finish():
+            self.feed.emit(merged)
+        for segment, error in self.errors:
+            # an exception's text can carry the URL's token
+            text = self.warning.format(segment=segment, error=redact_text(error))
+            sys.stderr.write(f"wsload: warning: {text}\n")
+        if not self.parts:
+            raise ToolError(self.none_left)
+        return SegmentResult.merge(self.parts, labels=tuple(spec.label for spec in scenario.close))

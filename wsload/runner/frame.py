@@ -1,0 +1,203 @@
+"""The frame around every command that writes a result: ``run``, ``search`` and ``merge``.
+
+What the three share is written once here, in the order that keeps "nothing measured is ever
+lost" true: the results directory exists and Ctrl-C is deferred before anything is measured,
+the resolved scenario is written before the first connection, the interval log and timeline
+are appended while the load runs and closed before summary.json, the report/CI files follow
+summary.json, and the exit code is decided last, from what the mode reports and from any
+signal that arrived while the frame was open::
+
+    with RunFrame(scenario.name, output) as frame:
+        frame.write_scenario(resolved)
+        logs = frame.open_logs()             # histograms.hlog + timeline.jsonl
+        ...                                  # the mode: load, levels or merged segments
+        frame.finish(data, failed=..., interrupted=...)   # outputs, shown result
+    return frame.exit_code
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import trio
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.process import signals_deferred
+from wsload.report import files, hlog, terminal
+from wsload.report.compare import render_text
+from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.timeline import TimelineWriter
+from wsload.scenario.model import Scenario
+
+__all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Where a command writes its result and how it shows it.
+
+    Attributes:
+        out: the results directory (``--out``); None: a new one under ``results_base``.
+        quiet: print only the results directory's path.
+        json_out: print summary.json on stdout (everything else goes to stderr).
+        outputs: report.html, baseline comparison, JUnit, markdown; None: none (a merge).
+    """
+
+    out: Path | None = None
+    quiet: bool = False
+    json_out: bool = False
+    results_base: Path = Path("results")
+    outputs: RunOutputs | None = None
+
+
+class IntervalLogs:
+    """histograms.hlog and timeline.jsonl, appended once a second while the load runs."""
+
+    def __init__(self, out_dir: Path, started_at: datetime) -> None:
+        self.hlog = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
+        self.timeline = TimelineWriter(out_dir / "timeline.jsonl")
+
+    def set_origin(self, origin: float) -> None:
+        """Put every interval on one time axis from ``origin`` (a search's levels)."""
+        self.hlog.origin = self.timeline.origin = origin
+
+    def write_interval(self, snapshot: IntervalSnapshot) -> None:
+        self.hlog.write_interval(snapshot)
+        self.timeline.write_interval(snapshot)
+
+    def close(self) -> None:
+        self.hlog.close()
+        self.timeline.close()
+
+
+class RunFrame:
+    """Results directory, deferred signals, interval logs, shown result and exit code.
+
+    Args:
+        name: the scenario's name (the results directory is ``<base>/<name>-<UTC time>``).
+        started_at: the result's wall-clock start; default: now (a merge passes its
+            segments' earliest).
+    """
+
+    def __init__(self, name: str, output: Output, *, started_at: datetime | None = None) -> None:
+        self.output = output
+        self.started_at = started_at if started_at is not None else datetime.now(UTC)
+        self.console = Console(stderr=output.json_out, highlight=False)
+        self.out_dir = (
+            files.make_results_dir(output.results_base, name, self.started_at)
+            if output.out is None
+            else files.prepare_results_dir(output.out)
+        )
+        self.late: list[int] = []
+        self._stack = contextlib.ExitStack()
+        self._logs = contextlib.ExitStack()
+        self._failed = False
+        self._interrupted = False
+
+    def __enter__(self) -> RunFrame:
+        self.late = self._stack.enter_context(signals_deferred())
+        self._stack.push(self._logs)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+
+    @property
+    def live_console(self) -> Console | None:
+        """The console to draw the live panel on; None when quiet, JSON or not a terminal."""
+        shown = not (self.output.quiet or self.output.json_out) and self.console.is_terminal
+        return self.console if shown else None
+
+    def write_scenario(self, resolved: str) -> None:
+        """scenario.toml: the resolved scenario (secrets redacted by the caller)."""
+        files.write_text_atomic(self.out_dir / "scenario.toml", resolved)
+
+    def open_logs(self) -> IntervalLogs:
+        """The interval log and timeline; closed by ``finish`` or when the frame exits."""
+        logs = IntervalLogs(self.out_dir, self.started_at)
+        self._logs.callback(logs.close)
+        return logs
+
+    def close_logs(self) -> None:
+        """Close whatever the mode kept open (before summary.json is written)."""
+        self._logs.close()
+
+    def keep_open(self, resource: contextlib.AbstractContextManager[Any]) -> None:
+        """Close ``resource`` with the interval logs (segment logs, --record-connections)."""
+        self._logs.enter_context(resource)
+
+    def finish(
+        self,
+        data: Mapping[str, Any],
+        *,
+        failed: bool,
+        interrupted: bool,
+        details: Sequence[RenderableType] = (),
+    ) -> None:
+        """Write the report/CI files for summary.json's ``data``, show the result, note the
+        verdict: ``failed`` (thresholds, no capacity) or a regression exits 1, an
+        interruption 130."""
+        comparison = None
+        if self.output.outputs is not None:
+            comparison = write_run_outputs(self.out_dir, data, self.output.outputs)
+        shown = list(details)
+        if comparison is not None:
+            shown.append(Text(render_text(comparison).rstrip("\n")))
+            failed = failed or not comparison.ok
+        show_result(self.console, data, self.out_dir, self.output, details=shown)
+        self._failed, self._interrupted = failed, interrupted
+
+    @property
+    def exit_code(self) -> int:
+        """130 when interrupted (also by a signal while the frame was open), else 1 or 0."""
+        if self._interrupted or self.late:
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED if self._failed else EXIT_OK
+
+
+def show_result(
+    console: Console,
+    data: Mapping[str, Any],
+    out_dir: Path,
+    output: Output,
+    *,
+    details: Sequence[RenderableType] = (),
+) -> None:
+    """summary.json on stdout (``--json``), the path alone (``--quiet``), or the table,
+    ``details`` and the path."""
+    if output.json_out:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif output.quiet:
+        sys.stdout.write(f"{out_dir}\n")
+    else:
+        console.print(terminal.summary_table(data))
+        for detail in details:
+            console.print(detail)
+        console.print(f"results: {out_dir}")
+
+
+async def live_progress(
+    console: Console, progress: terminal.LiveProgress, scenario: Scenario
+) -> None:
+    """Redraw the live panel four times a second until cancelled."""
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        while True:
+            live.update(terminal.live_panel(progress, scenario, trio.current_time()))
+            await trio.sleep(0.25)

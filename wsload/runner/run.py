@@ -1,0 +1,128 @@
+"""The run mode: one load against one target, written as one result.
+
+The frame (``runner/frame.py``) owns the results directory, the signals and the exit code; the
+executor (``runner/executor.py``) decides where the load runs. What is left here is the run
+itself: target up, load applied with its intervals logged, the result written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from wsload.core.record import ConnectionRecord
+from wsload.errors import WsloadError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.plan.segment import WHOLE, Segment
+from wsload.process import raise_nofile_limit, watch_signals
+from wsload.report.records import ConnectionLog
+from wsload.report.redact import redact_scenario
+from wsload.runner import preflight, result_files
+from wsload.runner.deploy import open_deploy
+from wsload.runner.executor import Executor, LoadFeed
+from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
+from wsload.runner.segment_run import SegmentResult
+from wsload.runner.target import open_target
+from wsload.scenario.dump import scenario_to_toml
+from wsload.scenario.model import Scenario
+
+__all__ = ["run_mode"]
+
+
+def run_mode(
+    scenario: Scenario,
+    output: Output,
+    executor: Executor,
+    *,
+    segment: Segment = WHOLE,
+    record_connections: Path | None = None,
+) -> int:
+    """Run ``scenario`` (seeded) on ``executor`` and write its result; the exit code.
+
+    Args:
+        segment: the share ``executor`` runs, named in the resolved scenario's first line.
+        record_connections: also stream every connection's record to this JSON-lines file.
+
+    What is written or shown carries the scenario with its secrets redacted.
+    """
+    nofile = raise_nofile_limit()
+    with RunFrame(scenario.name, output) as frame:
+        checks = preflight.check_scenario(scenario, processes=executor.processes, nofile=nofile)
+        for warning in checks:
+            sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
+        shown = redact_scenario(scenario)
+        resolved = scenario_to_toml(shown)
+        if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
+            resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
+        frame.write_scenario(resolved)
+        logs = frame.open_logs()
+        segment_logs = result_files.SegmentLogs(frame.out_dir, shown, frame.started_at)
+        frame.keep_open(contextlib.closing(segment_logs))
+        records = None
+        if record_connections is not None:
+            records = ConnectionLog(record_connections)
+            frame.keep_open(records)
+        feed = _feed(logs, segment_logs, records)
+        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
+        frame.close_logs()
+        data, verdicts = result_files.write_result(
+            frame.out_dir, shown, frame.started_at, part, server_stats, extra
+        )
+        failed = any(not verdict.ok for verdict in verdicts)
+        frame.finish(data, failed=failed, interrupted=part.interrupted)
+    return frame.exit_code
+
+
+def _feed(
+    logs: IntervalLogs, segment_logs: result_files.SegmentLogs, records: ConnectionLog | None
+) -> LoadFeed:
+    """Intervals to the interval log and timeline (and a flush of the record stream)."""
+    feed = LoadFeed(on_interval=logs.write_interval, segment_logs=segment_logs)
+    if records is None:
+        return feed
+
+    def on_interval(snapshot: IntervalSnapshot) -> None:
+        logs.write_interval(snapshot)
+        records.flush()
+
+    def on_record(record: ConnectionRecord) -> None:
+        records.origin = feed.progress.started
+        records.add(record)
+
+    feed.on_interval, feed.on_record = on_interval, on_record
+    return feed
+
+
+async def _run(
+    scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
+) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
+    """Target up, signals watched, live panel drawn, load run; the result, the built-in
+    server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
+    failure: WsloadError | None = None
+    console = frame.live_console
+    async with AsyncExitStack() as stack:
+        url, target = await open_target(stack, scenario)
+        managed_url, deploy = await open_deploy(stack, scenario, frame.out_dir, target)
+        url = managed_url or url
+        if deploy is not None:
+            feed.on_record = deploy.chain(feed.on_record)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_signals, feed.stop, feed.hard_stop, frame.late)
+            if console is not None:
+                nursery.start_soon(live_progress, console, feed.progress, scenario)
+            if deploy is not None:
+                nursery.start_soon(deploy.run, feed.progress)
+            try:
+                part = await executor.run(scenario, url, feed)
+            except WsloadError as exc:  # leaves the nursery bare, not in an exception group
+                failure = exc
+            nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    extra = deploy.summary() if deploy is not None else {}
+    return part, target.stats if target is not None else None, extra
