@@ -8,6 +8,7 @@ tests in test_deploy_process.py run for real): here what matters is *when* each 
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -69,7 +70,9 @@ def _ctx() -> DriverContext:
     )
 
 
-def _scripted(outcomes: list[Outcome], life: float, starts: list[float]):  # type: ignore[no-untyped-def]
+def _scripted(
+    outcomes: list[Outcome], life: float, starts: list[float]
+) -> Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]:
     """A connect that lives ``life`` seconds and ends with the next outcome of ``outcomes``."""
 
     async def connect(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
@@ -78,24 +81,13 @@ def _scripted(outcomes: list[Outcome], life: float, starts: list[float]):  # typ
         await trio.sleep(life)
         outcome = outcomes.pop(0)
         upgraded = start if outcome != Outcome.REFUSED else None
-        return ConnectionRecord(
-            seq=plan.seq,
-            label=SPEC.label,
-            kind=SPEC.kind,
-            outcome=outcome,
-            scheduled=plan.scheduled,
-            upgraded=upgraded,
-            socket_closed=trio.current_time(),
-        )
+        return plan.record(outcome, upgraded=upgraded, socket_closed=trio.current_time())
 
     return connect
 
 
 def _interrupted(plan: ConnectionPlan) -> ConnectionRecord:
-    return ConnectionRecord(
-        seq=plan.seq, label=SPEC.label, kind=SPEC.kind, outcome=Outcome.INTERRUPTED,
-        scheduled=plan.scheduled, socket_closed=trio.current_time(),
-    )  # fmt: skip
+    return plan.record(Outcome.INTERRUPTED, socket_closed=trio.current_time())
 
 
 async def test_attempts_wait_the_backoff_exactly(autojump_clock: trio.testing.MockClock) -> None:

@@ -70,12 +70,12 @@ async def run_client(
 
     Every attempt's record goes to ``record`` as soon as it ends (``interrupted(plan)`` makes
     the record of an attempt cancelled mid-way); a cancellation during the backoff records
-    nothing more, since no connection was attempted then. Attempt k > 1 is scheduled at the
-    end of its wait: its ``session`` latency counts from there.
+    nothing more, since no connection was attempted then. Attempt k > 1 is a copy of ``plan``
+    with ``attempt = k``, scheduled at the end of its wait: its ``session`` latency counts from
+    there.
     """
     rng = client_rng(seed, plan.seq) if config is not None else None
-    stop = ctx.stop
-    attempt = 1
+    stop = ctx.stop if ctx.stop is not None else trio.Event()
     while True:
         result: ConnectionRecord | None = None
         try:
@@ -83,19 +83,13 @@ async def run_client(
         finally:
             if result is None:
                 result = interrupted(plan)
-            record(replace(result, attempt=attempt) if attempt != 1 else result)
-        if config is None or result.outcome not in config.on or attempt >= config.max_attempts:
+            record(result)
+        if config is None or rng is None or stop.is_set():
             return
-        if stop is not None and stop.is_set():
+        if result.outcome not in config.on or plan.attempt >= config.max_attempts:
             return
-        assert rng is not None
-        delay = backoff_delay(config.backoff, attempt, rng)
-        with trio.move_on_after(delay):
-            if stop is not None:
-                await stop.wait()
-            else:
-                await trio.sleep_forever()
-        if stop is not None and stop.is_set():
+        with trio.move_on_after(backoff_delay(config.backoff, plan.attempt, rng)):
+            await stop.wait()
+        if stop.is_set():
             return
-        attempt += 1
-        plan = replace(plan, scheduled=trio.current_time())
+        plan = replace(plan, scheduled=trio.current_time(), attempt=plan.attempt + 1)
