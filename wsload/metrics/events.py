@@ -91,8 +91,9 @@ class FiredEvent:
         return all(t is None or t >= sent for t in moments)
 
     def add(self, rec: ConnectionRecord) -> None:
+        """Count ``rec`` if it was open at the signal (else it is not this event's)."""
         sent = self.sent
-        if sent is None or not self.was_open(rec):
+        if sent is None or not self.was_open(rec):  # (sent: for the type checker)
             return
         self.open_at_signal += 1
         if rec.close_received is not None:

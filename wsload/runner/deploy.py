@@ -1,11 +1,13 @@
 """A run's deploy side: the managed server process, its timed events and their audit, and the
 logical clients of ``[reconnect]``.
 
-``open_deploy`` is the one hook ``execute.py`` needs: it starts the ``[target.process]``
-server (or takes the built-in one, whose events are its shutdown storms), fires each
-``[[target.process.events]]`` signal at its time from the start of the load, feeds every
-connection record to the pure ``EventAudit`` and gives summary.json its ``events`` and
-``server_process`` entries.
+``open_deploy`` is the one hook the run mode (``runner/run.py``) needs: it starts the
+``[target.process]`` server (or takes the built-in one, whose events are its shutdown storms);
+``DeployRun.run`` fires each ``[[target.process.events]]`` signal at its time from the start of
+the load and keeps the server restarted; every connection record goes to the pure audits
+(``EventAudit``, ``ReconnectAudit``), which give summary.json its ``events``,
+``server_process`` and ``reconnect`` entries. ``check_deploy`` (``execute.py``) refuses the
+options these cannot work with.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from wsload.errors import ToolError
 from wsload.report import files
 from wsload.scenario.model import ProcessConfig
 
-__all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "log_tail", "open_managed"]
+__all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "open_managed"]
 
 LOG_NAME = "server.log"
 _TAIL_LINES = 20
@@ -62,7 +62,7 @@ class ProcessRun:
     status: int | None = None
 
 
-def log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
+def _log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
     """The last ``lines`` lines of ``path`` ("" when it cannot be read)."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -71,7 +71,7 @@ def log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on now (the kernel's pick), for ``port = 0``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -90,7 +90,7 @@ class ManagedProcess:
         self.config = config
         host = urlsplit(url.replace("{port}", "1").replace("{seq}", "1")).hostname
         self.host = host or "127.0.0.1"
-        self.port = config.port or free_port(self.host)
+        self.port = config.port or _free_port(self.host)
         self.url = url.replace("{port}", str(self.port))
         self.argv = tuple(arg.replace("{port}", str(self.port)) for arg in config.command)
         self.log_path = log_path
@@ -101,15 +101,6 @@ class ManagedProcess:
         self._stopping = False
         self._signalled = False  # an event's signal went to the running process
         self.stop_sent: float | None = None  # when wsload's own stop began (run clock)
-
-    @property
-    def pid(self) -> int | None:
-        """The running process's id (None when it is not running)."""
-        process = self._process
-        return process.pid if process is not None and process.returncode is None else None
-
-    def run_of(self, pid: int | None) -> ProcessRun | None:
-        return next((run for run in self.runs if run.pid == pid), None)
 
     def note(self, text: str) -> None:
         """A line of wsload's own in server.log (flushed: the child writes to the same file)."""
@@ -147,7 +138,7 @@ class ManagedProcess:
         failure = await self._wait_ready(process, run)
         if failure is not None:
             await self.stop()
-            tail = log_tail(self.log_path)
+            tail = _log_tail(self.log_path)
             raise ToolError(
                 f"target.process: {failure}"
                 + (f"; last lines of {self.log_path}:\n{tail}" if tail else "")
