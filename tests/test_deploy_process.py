@@ -274,3 +274,30 @@ def test_an_event_runs_the_builtin_servers_shutdown_storm(tmp_path: Path) -> Non
     assert event["latency_us"]["close_received"]["max"] < 500_000  # within the grace
     assert summary["server"]["close_codes_sent"] == {"1001": CONNS}
     assert "server_process" not in summary
+
+
+def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
+    """The built-in server refuses 30 % of upgrades with 503 and closes every connection with
+    1013 Try Again Later after 100 ms: every client retries until max_attempts, then gives
+    up; both kinds of refusal are counted."""
+    text = (
+        'name = "refusals"\nseed = 3\n[target]\nurl = "builtin"\n[target.server]\n'
+        'reject_share = 0.3\nreject_status = 503\nclose_after = "100ms"\nclose_code = 1013\n'
+        '[load]\nrate = 50\nconnections = 20\n'
+        '[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n'
+        '[reconnect]\nbackoff = { initial = "10ms", max = "50ms" }\nmax_attempts = 3\n'
+    )
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    reconnect = summary["reconnect"]
+    assert reconnect["clients"] == 20 and reconnect["gave_up"] == 20
+    assert reconnect["attempts"]["min"] == reconnect["attempts"]["max"] == 3
+    assert summary["totals"]["attempted"] == 60 == sum(summary["outcomes"].values())
+    refused = reconnect["admission_refused"]
+    assert refused["http_503"] == summary["http_statuses"]["503"] > 0
+    assert refused["close_1013"] == summary["close_codes"]["received"]["1013"] > 0
+    assert refused["http_503"] + refused["close_1013"] == 60
+    assert refused["http_502"] == 0
+    delay = reconnect["latency_us"]["reconnect_delay"]
+    assert delay["count"] == 40 and delay["max"] <= 50_000 * 1.01
