@@ -283,7 +283,7 @@ def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
     text = (
         'name = "refusals"\nseed = 3\n[target]\nurl = "builtin"\n[target.server]\n'
         'reject_share = 0.3\nreject_status = 503\nclose_after = "100ms"\nclose_code = 1013\n'
-        '[load]\nrate = 50\nconnections = 20\n'
+        "[load]\nrate = 50\nconnections = 20\n"
         '[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n'
         '[reconnect]\nbackoff = { initial = "10ms", max = "50ms" }\nmax_attempts = 3\n'
     )
@@ -301,3 +301,17 @@ def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
     assert refused["http_502"] == 0
     delay = reconnect["latency_us"]["reconnect_delay"]
     assert delay["count"] == 40 and delay["max"] <= 50_000 * 1.01
+
+
+def test_a_sigkill_leaves_every_connection_to_the_kernel(tmp_path: Path) -> None:
+    events = '[[target.process.events]]\nat = "1s"\nsignal = "SIGKILL"\n'
+    rc, err, summary = run(tmp_path, scenario(tmp_path, events=events))
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < 1.0
+    assert event["open_at_signal"] == CONNS
+    assert event["still_open_at_exit"] == CONNS  # nobody got a Close: the kernel cut them all
+    assert event["closed_abnormal"] == CONNS and event["codes"] == {"1006": CONNS}
+    assert event["latency_us"]["close_received"]["count"] == 0
+    assert event["latency_us"]["eof"]["count"] == CONNS

@@ -29,11 +29,14 @@ from wsload.metrics.histograms import histogram_stats, new_histogram, record, se
 __all__ = ["ABNORMAL_CODE", "EXIT_TOLERANCE", "EventAudit", "FiredEvent", "close_event"]
 
 ABNORMAL_CODE = 1006
-EXIT_TOLERANCE = 0.005
+EXIT_TOLERANCE = 0.05
 """An EOF this close before the process's exit was seen counts as caused by the exit.
 
 The kernel closes a dead process's sockets before its parent can observe the exit, so a
-connection the server never closed reads its EOF a moment *before* wsload sees the exit."""
+connection the server never closed reads its EOF a moment *before* wsload sees the exit (by
+the thread and scheduling delays of a busy machine: several ms were seen on 2 busy cores). On
+the wire a ``terminate()`` in the last 50 ms before the exit looks the same as the kernel's cut,
+so it is counted here too."""
 
 _CURVE_POINTS = 60
 # The close handshake completed: both Close frames crossed and the server closed TCP.

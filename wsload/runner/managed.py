@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,9 +165,22 @@ class ManagedProcess:
             f"within ready_timeout ({self.config.ready_timeout:g} s)"
         )
 
-    def _reaped(self, run: ProcessRun, status: int | None) -> None:
+    async def _wait_exit(self, process: trio.Process, run: ProcessRun) -> None:
+        """Until ``process`` exits; its run gets the exit's instant and status.
+
+        The instant comes from a thread blocked in ``waitid(WNOWAIT)``, which wakes when the
+        process becomes a zombie, not from the task that reaps it: that task may run after a
+        whole batch of connection tasks woken by the same exit (the kernel closed the
+        process's sockets first), which would make the exit look later than their EOFs.
+        """
+        instant = await _exit_instant(process.pid)
+        await process.wait()
+        self._reaped(run, process.returncode, instant)
+
+    def _reaped(self, run: ProcessRun, status: int | None, instant: float | None = None) -> None:
         if run.exited is None:
-            run.exited, run.status = trio.current_time(), status
+            run.exited = instant if instant is not None else trio.current_time()
+            run.status = status
             self.note(f"pid {run.pid} exited with status {status}")
             _kill_group(run.pid)  # what it left behind in its group goes with it
 
@@ -178,8 +192,7 @@ class ManagedProcess:
         """
         while self._process is not None and not self._stopping:
             process, run = self._process, self.runs[-1]
-            await process.wait()
-            self._reaped(run, process.returncode)
+            await self._wait_exit(process, run)
             config = self.config
             if self._stopping or not config.restart or self.restarts >= config.max_restarts:
                 return
@@ -211,10 +224,11 @@ class ManagedProcess:
         process = self._process
         if process is None:
             return
+        run = self.runs[-1]
         with trio.CancelScope(shield=True):
             if process.returncode is None and self._signalled:
                 with trio.move_on_after(self.config.stop_timeout):
-                    await process.wait()
+                    await self._wait_exit(process, run)
             if process.returncode is None:
                 self.stop_sent = trio.current_time()
                 self.send(self.config.stop_signal)
@@ -224,12 +238,31 @@ class ManagedProcess:
                     self.note(f"pid {process.pid} still running after stop_timeout: SIGKILL")
                     _kill_group(process.pid)
                     await process.wait()
-            self._reaped(self.runs[-1], process.returncode)
+            self._reaped(run, process.returncode)
 
     def close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+async def _exit_instant(pid: int) -> float | None:
+    """The run-clock instant ``pid`` exited (None: it was reaped elsewhere first).
+
+    The thread reads ``time.perf_counter``, the monotonic clock Trio's own clock is an offset
+    of; the offset is taken here, in the Trio thread.
+    """
+    offset = trio.current_time() - time.perf_counter()
+
+    def wait() -> float | None:
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            return None
+        return time.perf_counter()
+
+    moment = await trio.to_thread.run_sync(wait, abandon_on_cancel=True)
+    return None if moment is None else moment + offset
 
 
 def _kill_group(pgid: int) -> None:
