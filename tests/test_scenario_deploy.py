@@ -126,7 +126,12 @@ def test_defaults() -> None:
         (
             '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\ncommand = ["x"]\n'
             "env = { A = 1 }\n",
-            "d.toml: target.process.env.A: expected a string, got 1",
+            "d.toml: target.process.env.A: expected a string without NUL (the value is not shown)",
+        ),
+        (
+            '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\n'
+            'command = ["x", "a\\u0000"]\n',
+            "d.toml: target.process.command[1]: contains a NUL character",
         ),
         (
             '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\ncommand = ["x"]\n'

@@ -60,6 +60,9 @@ def parse_process(t: Table, url: str) -> ProcessConfig:
     command = t.string_list("command")
     if not command or not command[0]:
         raise t.error("command", "expected a non-empty argv list (the program first)")
+    for i, arg in enumerate(command):
+        if "\0" in arg:
+            raise t.error(f"command[{i}]", "contains a NUL character (no argv can)")
     env_table = t.table("env")
     env: list[tuple[str, str]] = []
     for name, value in env_table.data.items():
@@ -67,7 +70,8 @@ def parse_process(t: Table, url: str) -> ProcessConfig:
         if not name or "=" in name or "\0" in name:
             raise env_table.error(name, "not a valid environment variable name")
         if not isinstance(value, str) or "\0" in value:
-            raise env_table.error(name, f"expected a string, got {show(value)}")
+            # the value is not echoed: environment values are often secrets
+            raise env_table.error(name, "expected a string without NUL (the value is not shown)")
         env.append((name, value))
     port = t.integer("port", 0, minimum=0)
     if port > 65535:
