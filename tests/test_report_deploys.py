@@ -41,15 +41,15 @@ RECONNECT: dict[str, Any] = {
 
 
 def render(summary: dict[str, Any]) -> str:
-    console = Console(record=True, width=160)
+    console = Console(record=True, width=80)  # a terminal: every cell whole, none cut
     console.print(summary_table(summary))
     return console.export_text()
 
 
 def test_terminal_shows_the_audit_and_the_reconnects() -> None:
     text = render({"events": [EVENT], "reconnect": RECONNECT})
-    assert "Events (from the signal)" in text
-    assert "0: SIGTERM at 4 s" in text
+    assert "Events (times from the signal)" in text
+    assert "0: SIGTERM at 4s" in text
     assert "990 (99.0 %)" in text and "10 (1.0 %)" in text
     assert "120 ms" in text and "256 ms" in text and "0.514 s (0)" in text
     assert "Reconnects (logical clients)" in text

@@ -111,7 +111,8 @@ def test_top_level_shape_and_versions() -> None:
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
         "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
-        "close_code_names", "http_statuses", "latency_us", "behaviours", "generator", "server",
+        "close_code_names", "http_statuses", "errors", "latency_us", "behaviours", "generator",
+        "server",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 1
@@ -164,7 +165,7 @@ def test_behaviours_in_scenario_order_with_their_own_figures() -> None:
     assert list(s["behaviours"]) == ["clean", "terminate", "srv"]
     clean, term, srv = (s["behaviours"][k] for k in ("clean", "terminate", "srv"))
     assert list(clean) == ["kind", "attempted", "opened", "clean", "outcomes", "close_codes",
-                           "http_statuses", "latency_us"]  # fmt: skip
+                           "http_statuses", "errors", "latency_us"]  # fmt: skip
     assert (clean["kind"], clean["attempted"], clean["opened"], clean["clean"]) == (
         "clean", 71, 70, 70
     )  # fmt: skip

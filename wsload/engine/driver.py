@@ -252,6 +252,7 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
+        ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         link = Link(
             stream,
             FrameReader(ctx.target.max_message_size),

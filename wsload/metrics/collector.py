@@ -22,6 +22,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
+from wsload.metrics.errors import EXPECTED_OUTCOMES, ErrorTally
 from wsload.metrics.histograms import (
     HIGHEST_US,
     decode,
@@ -41,8 +42,13 @@ WIRE_VERSION = 1
 _WIRE_FORMAT = "wsload.collector"
 
 
-def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
+def metric_samples(
+    record: ConnectionRecord, release_at: float | None = None
+) -> list[tuple[str, float]]:
     """The latency samples one record yields, as ``(metric, seconds)`` pairs.
+
+    ``release_at``: a storm's release instant (run clock); a connection whose close began at
+    or after it yields ``close_start_lag``, how long wsload took to start *this* close.
 
     A metric is present only when both of its stamps are (a terminated connection has no
     ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
@@ -75,6 +81,8 @@ def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
         if r.eof is not None:
             name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
             out.append((name, r.eof - received))
+    if release_at is not None and r.close_initiated is not None and r.close_initiated >= release_at:
+        out.append(("close_start_lag", r.close_initiated - release_at))
     if r.socket_closed is not None:
         if r.close_initiated is not None:
             out.append(("close_total", r.socket_closed - r.close_initiated))
@@ -124,6 +132,7 @@ class _Label:
         "codes_received",
         "codes_sent",
         "cumulative",
+        "errors",
         "http_statuses",
         "kind",
         "opened",
@@ -141,6 +150,7 @@ class _Label:
         self.codes_received: dict[int, int] = {}
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
+        self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
 
@@ -232,6 +242,8 @@ class Collector:
     def __init__(self, labels: Iterable[str] = (), *, start: float | None = None) -> None:
         self._labels: dict[str, _Label] = {label: _Label("") for label in labels}
         self.dropped = 0
+        self.release_at: float | None = None
+        """A storm's release instant (run clock), set by the runner: ``close_start_lag``."""
         if start is None:
             try:
                 start = trio.current_time()
@@ -270,8 +282,10 @@ class Collector:
             _bump(entry.codes_received, 1005)
         if record.http_status is not None:
             _bump(entry.http_statuses, record.http_status)
+        if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
+            entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
-        for metric, seconds in metric_samples(record):
+        for metric, seconds in metric_samples(record, self.release_at):
             us = round(seconds * 1_000_000)
             if us < 0:
                 continue  # a clock step would be a bug upstream; never a negative latency
@@ -372,6 +386,18 @@ class Collector:
             _merge_counters(total, entry)
         return total.counts()
 
+    def errors(self, label: str | None = None) -> ErrorTally:
+        """Grouped details of non-expected endings, of one behaviour or of all (a copy).
+
+        Raises:
+            KeyError: no such label.
+        """
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        out = ErrorTally()
+        for entry in entries:
+            out.merge(entry.errors)
+        return out
+
     def histogram(self, metric: str, label: str | None = None) -> HdrHistogram:
         """A new histogram with every sample of ``metric`` (one behaviour or all).
 
@@ -459,6 +485,7 @@ class Collector:
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
                 "histograms": histograms,
+                "errors": entry.errors.to_wire(),
             }
         return {
             "format": _WIRE_FORMAT,
@@ -508,6 +535,7 @@ class Collector:
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
             entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
+            entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
@@ -536,6 +564,7 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.codes_received, source.codes_received)
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
+    target.errors.merge(source.errors)
 
 
 def _count(value: Any, where: str) -> int:

@@ -9,10 +9,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import plotly.graph_objects as go
-from rich.table import Table
+from rich.text import Text
 
 from wsload.core.codes import code_name
 from wsload.report._format import format_us
+from wsload.report.fit import Col, FitTable
 
 __all__ = ["closes_after_signal_figure", "event_sections", "events_table", "reconnect_table"]
 
@@ -28,14 +29,33 @@ def _share(count: int, total: int) -> str:
     return f"{count:,}" if total <= 0 else f"{count:,} ({100 * count / total:.1f} %)"
 
 
-def events_table(summary: Mapping[str, Any]) -> Table | None:
+_EVENT_COLUMNS = (
+    Col("event"),
+    Col("open", "right"),
+    Col("clean", "right"),
+    Col("1006", "right"),
+    Col("open at exit", "right"),
+    Col("Close p99", "right"),
+    Col("EOF p99", "right"),
+    Col("exit (status)", "right"),
+)
+_RECONNECT_COLUMNS = (
+    Col("clients", "right"),
+    Col("reconnected", "right"),
+    Col("gave up", "right"),
+    Col("attempts p99", "right"),
+    Col("delay p99", "right"),
+    Col("reconnect p50", "right"),
+    Col("reconnect p99", "right"),
+)
+
+
+def events_table(summary: Mapping[str, Any]) -> FitTable | None:
     """One row per ``[[target.process.events]]`` entry: what the signal did to the clients."""
     events = summary.get("events") or []
     if not events:
         return None
-    table = Table(title="Events (from the signal)", title_justify="left", show_edge=False)
-    for column in ("event", "open", "clean", "1006", "at exit", "Close p99", "EOF p99", "exit"):
-        table.add_column(column, justify="left" if column == "event" else "right")
+    table = FitTable("Events (times from the signal)", _EVENT_COLUMNS)
     for index, event in enumerate(events):
         opened = int(event.get("open_at_signal") or 0)
         latency = event.get("latency_us") or {}
@@ -44,7 +64,7 @@ def events_table(summary: Mapping[str, Any]) -> Table | None:
         ended = "-" if exit_s is None else f"{exit_s:.3f} s ({status})"
         sent = "" if event.get("pid") else " (not running)"
         table.add_row(
-            f"{index}: {event.get('signal')} at {float(event.get('at_s') or 0):g} s{sent}",
+            Text(f"{index}: {event.get('signal')} at {float(event.get('at_s') or 0):g}s{sent}"),
             f"{opened:,}",
             _share(int(event.get("closed_clean") or 0), opened),
             _share(int(event.get("closed_abnormal") or 0), opened),
@@ -56,15 +76,12 @@ def events_table(summary: Mapping[str, Any]) -> Table | None:
     return table
 
 
-def reconnect_table(summary: Mapping[str, Any]) -> Table | None:
+def reconnect_table(summary: Mapping[str, Any]) -> FitTable | None:
     """Logical clients: reconnected, gave up, attempts, and the time to be upgraded again."""
     reconnect = summary.get("reconnect")
     if not reconnect:
         return None
-    table = Table(title="Reconnects (logical clients)", title_justify="left", show_edge=False)
-    for column in ("clients", "reconnected", "gave up", "attempts p99", "delay p99", "ttr p50",
-                   "ttr p99"):  # fmt: skip
-        table.add_column(column, justify="right")
+    table = FitTable("Reconnects (logical clients)", _RECONNECT_COLUMNS)
     clients = int(reconnect.get("clients") or 0)
     latency = reconnect.get("latency_us") or {}
     ttr = latency.get("time_to_reconnect") or {}

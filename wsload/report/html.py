@@ -25,6 +25,7 @@ from wsload.report import charts, deploys
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Verdict
 from wsload.report.results import ResultsData
+from wsload.report.why import nothing_measured, storm_release, why_rows
 from wsload.scenario.model import METRICS
 
 __all__ = ["CHART_METRICS", "html_report"]
@@ -108,9 +109,12 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     thresholds = list(summary.get("thresholds", []))
     failed = sum(1 for t in thresholds if not t.get("ok"))
     regressions = len(comparison.regressions) if comparison is not None else 0
-    ok = not failed and not regressions
+    empty = nothing_measured(summary)
+    ok = not failed and not regressions and empty is None
     saturated = bool(summary.get("generator", {}).get("saturated"))
     verdict = "PASS" if ok else f"FAIL ({failed} thresholds, {regressions} regressions)"
+    if empty is not None:
+        verdict = f"FAIL ({empty})"
     yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
@@ -142,6 +146,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
             )
         yield "</table>"
     yield from _behaviour_table(summary)
+    yield from _why(summary)
     if comparison is not None:
         yield from _comparison(comparison)
 
@@ -161,6 +166,29 @@ def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
             + "".join(f"<td class=n>{format_us(stats.get(s))}</td>" for s in ("p50", "p99", "p999"))
             + "</tr>"
         )
+    yield "</table>"
+
+
+def _why(summary: Mapping[str, Any]) -> Iterator[str]:
+    """The storm's release spread, and why connections failed: the run's rows, then each
+    behaviour's when there are several behaviours."""
+    release = storm_release(summary)
+    if release:
+        yield f"<p id=storm-release>{_e(release)}</p>"
+    sections = [("all", summary.get("errors", {}))]
+    behaviours = summary.get("behaviours", {})
+    if len(behaviours) > 1:
+        sections += [(label, b.get("errors", {})) for label, b in behaviours.items()]
+    if not any(errors for _, errors in sections):
+        return
+    yield "<h2>Why connections failed</h2><table id=why><tr><th>behaviour</th><th>outcome</th>"
+    yield "<th>count</th><th>detail</th><th>example seq</th></tr>"
+    for label, errors in sections:
+        for r in why_rows(errors):
+            yield (
+                f"<tr><td>{_e(label)}</td><td>{_e(r.outcome)}</td><td class=n>{r.count:,}</td>"
+                f"<td>{_e(r.detail)}</td><td class=n>{_e(r.example_seq or '')}</td></tr>"
+            )
     yield "</table>"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict, format_level
 from wsload.report.junit import run_failures
+from wsload.report.why import storm_release, why_rows
 
 __all__ = ["markdown_report"]
 
@@ -52,6 +53,7 @@ def markdown_report(
     if summary is not None:
         lines += _search_line(summary.get("search"))
         lines += _headline(summary)
+        lines += _why(summary)
         if thresholds:
             lines += ["", "| threshold | condition | measured | |", "|---|---|---|---|"]
             lines += [
@@ -132,6 +134,23 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
             first = False
         if first:
             lines.append(f"| {_cell(label)} | {b_att:,} | {share} | - | - | - | - |")
+    return lines
+
+
+def _why(summary: Mapping[str, Any]) -> list[str]:
+    """The storm's release line and the "Why" table (top details per failed outcome)."""
+    lines = []
+    release = storm_release(summary)
+    if release:
+        lines += ["", release + "."]
+    rows = why_rows(summary.get("errors", {}))
+    if rows:
+        lines += ["", "| why | count | detail | e.g. seq |", "|---|---:|---|---:|"]
+        lines += [
+            f"| {r.outcome if r.first else ''} | {r.count:,} | {_cell(r.detail)} | "
+            f"{'' if r.example_seq is None else r.example_seq} |"
+            for r in rows
+        ]
     return lines
 
 

@@ -17,15 +17,28 @@ from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.outcomes import Outcome
 from wsload.metrics.collector import Collector, Counts
+from wsload.metrics.errors import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
 from wsload.scenario.model import METRICS
 
-__all__ = ["CLEAN_OUTCOMES", "SCHEMA_VERSION", "attach_thresholds", "build_summary", "iso_utc"]
+__all__ = [
+    "CLEAN_OUTCOMES",
+    "SCHEMA_VERSION",
+    "TOP_ERRORS",
+    "attach_thresholds",
+    "build_summary",
+    "errors_section",
+    "iso_utc",
+]
 
 SCHEMA_VERSION = 1
+
+TOP_ERRORS = 10
+"""Details listed per outcome in ``errors``; the rest is counted as ``other``."""
 
 CLEAN_OUTCOMES: dict[str, str | None] = {
     "clean": Outcome.CLEAN.value,
@@ -81,6 +94,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     }
     if result.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.start_lag)
+    if result.release_s is not None:
+        first, last = result.release_s
+        generator["storm_release_s"] = {"first": round(first, 6), "last": round(last, 6)}
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "wsload_version": __version__,
@@ -105,6 +121,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "close_codes": _codes(total),
         "close_code_names": _code_names(total),
         "http_statuses": _keyed(total.http_statuses),
+        "errors": errors_section(collector.errors()),
         "latency_us": {metric: collector.stats(metric) for metric in METRICS},
         "behaviours": behaviours,
         "generator": generator,
@@ -135,10 +152,28 @@ def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
         "outcomes": _outcomes(counts),
         "close_codes": _codes(counts),
         "http_statuses": _keyed(counts.http_statuses),
+        "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
             metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS
         },
     }
+
+
+def errors_section(tally: ErrorTally, top: int = TOP_ERRORS) -> dict[str, Any]:
+    """summary.json's ``errors``: per non-expected outcome (most frequent first) its count,
+    its ``top`` most frequent details (redacted) with count and example ``seq``, and ``other``.
+    """
+    sections: list[tuple[str, dict[str, Any]]] = []
+    for outcome in tally.outcomes():
+        groups, other = tally.top(outcome, top)
+        details = [
+            {"detail": redact_text(g.text), "count": g.count, "example_seq": g.example_seq}
+            for g in groups
+        ]
+        count = other + sum(g.count for g in groups)
+        sections.append((outcome, {"count": count, "details": details, "other": other}))
+    sections.sort(key=lambda item: (-item[1]["count"], item[0]))
+    return dict(sections)
 
 
 def _outcomes(counts: Counts) -> dict[str, int]:

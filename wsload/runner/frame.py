@@ -39,6 +39,7 @@ from wsload.report import files, hlog, terminal
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.timeline import TimelineWriter
+from wsload.report.why import nothing_measured
 from wsload.scenario.model import Scenario
 
 __all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
@@ -152,7 +153,8 @@ class RunFrame:
         details: Sequence[RenderableType] = (),
     ) -> None:
         """Write the report/CI files for summary.json's ``data``, show the result, note the
-        verdict: ``failed`` (thresholds, no capacity) or a regression exits 1, an
+        verdict: ``failed`` (thresholds, no capacity), a regression or a result that opened no
+        connection (said on stderr: ``wsload.report.why.nothing_measured``) exits 1, an
         interruption 130."""
         comparison = None
         if self.output.outputs is not None:
@@ -162,7 +164,10 @@ class RunFrame:
             shown.append(Text(render_text(comparison).rstrip("\n")))
             failed = failed or not comparison.ok
         show_result(self.console, data, self.out_dir, self.output, details=shown)
-        self._failed, self._interrupted = failed, interrupted
+        empty = nothing_measured(data)
+        if empty is not None:  # nothing measured is never a pass, thresholds or not
+            sys.stderr.write(f"wsload: error: {empty}\n")
+        self._failed, self._interrupted = failed or empty is not None, interrupted
 
     @property
     def exit_code(self) -> int:

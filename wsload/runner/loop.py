@@ -111,6 +111,7 @@ class _Runner:
 
     def _record(self, record: ConnectionRecord) -> None:
         """One finished connection (attempt) to the aggregator."""
+        self.ctx.upgraded.pop(record.seq, None)  # the next attempt's upgrade is its own
         self.collector.add(record)
         if self.on_record is not None:
             self.on_record(record)
@@ -128,13 +129,23 @@ class _Runner:
                 self.ctx,
                 self.connect,
                 self._record,
-                _interrupted,
+                self._interrupted,
                 self.scenario.reconnect,
                 self.scenario.seed,
             )
         finally:
             progress.in_flight -= 1
             progress.finished += 1
+
+    def _interrupted(self, plan: ConnectionPlan) -> ConnectionRecord:
+        """The record of a connection cancelled at the end of the drain or by a hard stop
+        (its upgrade kept when it got that far: ``opened`` counts it)."""
+        return plan.record(
+            Outcome.INTERRUPTED,
+            "still open when wsload stopped (end of drain or interrupt)",
+            socket_closed=trio.current_time(),
+            upgraded=self.ctx.upgraded.pop(plan.seq, None),
+        )
 
     async def _wait_until(self, due: float, stop: trio.Event) -> None:
         """Sleep until ``due`` (or ``stop``); when already late, still yield now and then.
@@ -218,6 +229,7 @@ class _Runner:
             ):
                 await trio.sleep(0.01)
         self.progress.phase = "storm"
+        self.collector.release_at = trio.current_time()  # close_start_lag counts from here
         release.set()
 
     async def intervals_task(self, start: float) -> None:
@@ -267,15 +279,6 @@ async def _forward_stop(stop: trio.Event, ctx: DriverContext) -> None:
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def _interrupted(plan: ConnectionPlan) -> ConnectionRecord:
-    """The record of a connection cancelled at the end of the drain or by a hard stop."""
-    return plan.record(
-        Outcome.INTERRUPTED,
-        "still open when wsload stopped (end of drain or interrupt)",
-        socket_closed=trio.current_time(),
-    )
 
 
 async def run_load(

@@ -59,6 +59,7 @@ METRICS: tuple[str, ...] = (
     "server_close_wait",
     "server_close_timeout",
     "session",
+    "close_start_lag",
 )
 """Latency metrics (µs), design.md §4; thresholds and results use these names."""
 
