@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 SERVERS = ROOT / "scenarios" / "servers"
 CLIENTS = 100
 

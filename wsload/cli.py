@@ -23,6 +23,7 @@ from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_O
 if TYPE_CHECKING:
     from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
+    from wsload.report.prometheus import MetricsEndpoint
 
 __all__ = ["app", "main"]
 
@@ -123,6 +124,20 @@ BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Serve live Prometheus metrics on this port (/metrics) until the results are "
+        "written; 0: any free port (docs/observability.md).",
+    ),
+]
+MetricsHostOption = Annotated[str, typer.Option(help="Address --metrics-port listens on.")]
+MetricsLingerOption = Annotated[
+    str,
+    typer.Option(help="At the end, wait this long at most for a scrape of the final figures."),
+]
 
 
 @app.command()
@@ -166,6 +181,9 @@ def run(
     repeat: Annotated[
         int, typer.Option(help="Run N times: one results dir, merged, with each run's figures.")
     ] = 1,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -199,10 +217,11 @@ def run(
         if repeat != 1:
             from wsload.runner.repeat import execute_repeat
 
-            if segment or start_at is not None or cluster or record_connections:
+            split = segment or start_at is not None or cluster
+            if split or record_connections or metrics_port is not None:
                 raise UsageError(
                     "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
-                    "--record-connections"
+                    "--record-connections/--metrics-port"
                 )
             code = execute_repeat(
                 loaded, repeat, out=out, quiet=quiet, json_out=json_out,
@@ -220,6 +239,7 @@ def run(
             cluster=cluster,
             outputs=outputs,
             record_connections=record_connections,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
         )
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -265,6 +285,15 @@ def _run_outputs(
         markdown=markdown,
         report=not no_report,
     )
+
+
+def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint | None:
+    """--metrics-port/-host/-linger as one endpoint (None without a port)."""
+    if port is None:
+        return None
+    from wsload.report.prometheus import MetricsEndpoint
+
+    return MetricsEndpoint(port, host, _duration_option(linger, "--metrics-linger") or 0.0)
 
 
 def _workers_option(value: str) -> int:
@@ -323,6 +352,9 @@ def search(
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Find the highest load that meets every threshold ([load] model = "search").
 
@@ -358,7 +390,14 @@ def search(
             markdown,
             no_report,
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out, outputs=outputs)
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            outputs=outputs,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
+        )
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)

@@ -1,4 +1,4 @@
-"""The close behaviours of design.md §3, one small coroutine each, behind one signature.
+"""The close behaviours of docs/design.md §3, one small coroutine each, behind one signature.
 
 Each takes the upgraded :class:`~wsload.engine.link.Link` and its :class:`CloseSpec`, drives the
 close, and returns what it observed that the close tracker cannot know by itself:

@@ -8,13 +8,13 @@ hands them, untouched, to the interval snapshot; totals across behaviours are su
 when somebody reads them. A histogram is allocated only when a metric gets its first sample in
 an interval, because an empty one is ~190 kB of counters.
 
-Metrics (µs, design.md §4) are differences of a record's timestamps; see ``metric_samples``.
+Metrics (µs, docs/design.md §5) are differences of a record's timestamps; see ``metric_samples``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import trio
@@ -139,6 +139,7 @@ class _Label:
         "outcomes",
         "overflow",
         "pending",
+        "reported",
     )
 
     def __init__(self, kind: str) -> None:
@@ -153,10 +154,30 @@ class _Label:
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
+        self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
 
     def parts(self, metric: str) -> list[HdrHistogram]:
         pair = (self.cumulative.get(metric), self.pending.get(metric))
         return [h for h in pair if h is not None]
+
+    def flat(self) -> dict[str, int]:
+        """Every ``Counts`` field as flat ``name`` / ``name.key`` counters (``_COUNT_FIELDS``)."""
+        out: dict[str, int] = {}
+        for name in _COUNT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int):
+                out[name] = value
+            else:
+                for key, n in value.items():
+                    out[f"{name}.{key}"] = n
+        return out
+
+    def take_counters(self) -> dict[str, int]:
+        """The flat counters that changed since the previous call, by how much."""
+        now = self.flat()
+        before = self.reported
+        self.reported = now
+        return {key: n - before.get(key, 0) for key, n in now.items() if n != before.get(key, 0)}
 
     def counts(self) -> Counts:
         return Counts(
@@ -168,6 +189,11 @@ class _Label:
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
         )
+
+
+_COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+"""The counters an interval snapshot carries per behaviour: every field of ``Counts``, so a
+counter added there reaches the snapshots, the workers' merge and ``/metrics`` unchanged."""
 
 
 def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
@@ -196,6 +222,14 @@ class IntervalSnapshot:
         histograms: metric → all behaviours' samples of the interval.
         by_label: behaviour label → metric → that behaviour's samples of the interval.
         overflow: metric → samples over 1 h in the interval.
+        counters: behaviour label → flat counter → how much it grew in the interval: every
+            field of ``Counts``, an integer one by its name (``opened``), a keyed one as
+            ``name.key`` (``outcomes.clean``, ``codes_sent.1000``); behaviours and counters
+            that did not change are absent.
+        loop_lag: the generator's event-loop lag samples of the interval (µs; None when the
+            snapshot was not taken by a runner).
+        saturated: the generator counted as saturated at the end of the interval (over the
+            whole run so far, as ``generator.saturated`` in summary.json).
     """
 
     index: int
@@ -209,6 +243,9 @@ class IntervalSnapshot:
     histograms: Mapping[str, HdrHistogram]
     by_label: Mapping[str, Mapping[str, HdrHistogram]]
     overflow: Mapping[str, int]
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    loop_lag: HdrHistogram | None = None
+    saturated: bool = False
 
     @property
     def length(self) -> float:
@@ -307,19 +344,31 @@ class Collector:
 
     # -- intervals ----------------------------------------------------------------------------
 
-    def take_interval(self, in_flight: int = 0, now: float | None = None) -> IntervalSnapshot:
+    def take_interval(
+        self,
+        in_flight: int = 0,
+        now: float | None = None,
+        *,
+        loop_lag: HdrHistogram | None = None,
+        saturated: bool = False,
+    ) -> IntervalSnapshot:
         """Close the current interval: return its snapshot and start the next one.
 
         Args:
             in_flight: connections open right now (the runner knows, the collector does not).
             now: run-clock time; default ``trio.current_time()``.
+            loop_lag, saturated: the generator's own health, passed through by the runner.
         """
         if now is None:
             now = trio.current_time()
         start = self._interval_start if self._interval_start is not None else now
         by_label: dict[str, dict[str, HdrHistogram]] = {}
         per_metric: dict[str, list[HdrHistogram]] = {}
+        counters: dict[str, dict[str, int]] = {}
         for label, entry in self._labels.items():
+            changed = entry.take_counters()
+            if changed:
+                counters[label] = changed
             if not entry.pending:
                 continue
             for metric, histogram in entry.pending.items():
@@ -346,6 +395,9 @@ class Collector:
             histograms=totals,
             by_label=by_label,
             overflow=self._iv_overflow,
+            counters=counters,
+            loop_lag=loop_lag,
+            saturated=saturated,
         )
         self._interval_index += 1
         self._interval_start = now
@@ -454,6 +506,7 @@ class Collector:
             elif not mine.kind:
                 mine.kind = theirs.kind
             _merge_counters(mine, theirs)
+            _sum_into(mine.reported, theirs.flat())  # merged counts are in no interval
             for metric in {*theirs.cumulative, *theirs.pending}:
                 target = mine.cumulative.get(metric)
                 if target is None:
@@ -546,6 +599,7 @@ class Collector:
                     entry.cumulative[metric] = decode(text)
                 except ValueError as exc:
                     raise ValueError(f"{where}.histograms.{metric}: {exc}") from None
+            entry.reported = entry.flat()
         return out
 
 

@@ -1,6 +1,6 @@
 """Why connections failed: their detail texts, normalised and grouped, with counts.
 
-Every non-expected ending (design.md §3: the outcome a behaviour is not "clean when" or
+Every non-expected ending (docs/design.md §3: the outcome a behaviour is not "clean when" or
 deliberately ends with) carries a short detail text ("[Errno 111] Error connecting to
 ('127.0.0.1', 9): Connection refused", "HTTP 401 Unauthorized"). Kept per connection they would
 grow with the run, so the collector folds them as they arrive into groups of one cause:

@@ -48,7 +48,7 @@ CLEAN_OUTCOMES: dict[str, str | None] = {
     "close_no_wait": None,
     "ignore_server_close": None,
 }
-"""Per close kind, the outcome design.md §3 calls clean ("clean when"); None: never clean."""
+"""Per close kind, the outcome docs/design.md §3 calls clean ("clean when"); None: never clean."""
 
 
 def iso_utc(when: datetime) -> str:

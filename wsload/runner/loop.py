@@ -242,7 +242,11 @@ class _Runner:
             self.emit_interval()
 
     def emit_interval(self) -> None:
-        snapshot = self.collector.take_interval(in_flight=self.progress.in_flight)
+        snapshot = self.collector.take_interval(
+            in_flight=self.progress.in_flight,
+            loop_lag=self.lag.take_interval(),
+            saturated=self.lag.saturated,
+        )
         self.intervals += 1
         self.progress.last_interval = snapshot
         self.on_interval(snapshot)

@@ -61,7 +61,7 @@ METRICS: tuple[str, ...] = (
     "session",
     "close_start_lag",
 )
-"""Latency metrics (µs), design.md §4; thresholds and results use these names."""
+"""Latency metrics (µs), docs/design.md §5; thresholds and results use these names."""
 
 STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
 """Per-metric statistics in summary.json and threshold expressions."""
@@ -296,7 +296,7 @@ class CloseSpec:
     """One entry of the close mix (``[[close]]``).
 
     Attributes:
-        kind: the close behaviour (design.md §3).
+        kind: the close behaviour (docs/design.md §3).
         label: metrics label: the entry's ``name``, else its ``kind``.
         weight: share of connections (weights need not sum to 100).
         code / reason: the Close we send (clean, close_no_wait, await_server_close's fallback).
