@@ -14,7 +14,9 @@ Each client kind runs ``--runs`` times, interleaved, and the median is reported;
 clients (``benchmarks/bare.py``) run in the same invocation so the figures are ratios.
 
 The Node target is installed by the harness (``npm ci`` in benchmarks/node); without node/npm
-the built-in server is used.
+the built-in server is used. Both accept permessage-deflate (a client that does not offer it,
+as in every cycle measurement, never meets it), so the held-connections measurement runs
+without and with compression against the same target.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 KINDS = ("wsload", "raw-trio", "wsproto", "trio-websocket")
+HELD = ("held", "held-deflate")
+"""RSS per held connection without and with permessage-deflate (both targets accept it)."""
 
 
 def _raise_nofile() -> None:
@@ -90,7 +94,7 @@ def _start_target(kind: str) -> tuple[subprocess.Popen[str], str, str]:
         if kind == "node":
             raise SystemExit(f"--target node: {why}")
         print(f"# Node target unavailable ({why}): using the built-in server", file=sys.stderr)
-    cmd = [sys.executable, "-m", "wsload", "serve", "--port", "0"]
+    cmd = [sys.executable, "-m", "wsload", "serve", "--port", "0", "--compression", "deflate"]
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile
     )
@@ -114,10 +118,10 @@ def _worker(args: argparse.Namespace) -> None:
     _raise_nofile()
     sys.path.insert(0, str(HERE))
     out: dict[str, Any]
-    if args.worker == "held":
+    if args.worker in ("held", "held-deflate"):
         from held import measure_held
 
-        out = trio.run(measure_held, args.url, args.held)
+        out = trio.run(measure_held, args.url, args.held, args.worker == "held-deflate")
     elif args.worker == "wsload":
         from wsload.runner.calibrate import measure_cycles
 
@@ -190,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
                 runs[kind].append(_measure(kind, url, args, client_cpu))
                 if not args.json:
                     print(f"# run {i + 1}/{args.runs} {kind}: {runs[kind][-1]}", file=sys.stderr)
-        held = _measure("held", url, args, client_cpu) if args.held > 0 else None
+        held = None
+        if args.held > 0:
+            held = {kind: _measure(kind, url, args, client_cpu) for kind in HELD}
     finally:
         proc.terminate()
         try:
@@ -262,14 +268,16 @@ def _text(report: dict[str, Any]) -> str:
     cpu = report["clients"]["wsload"]["median_cpu_us_per_cycle"]
     if cpu:
         lines.append(f"one process ≈ {1e6 / cpu:,.0f} clean-close cycles/s per core (wsload)")
-    held = report["held"]
-    if held is not None:
+    if report["held"] is not None:
         lines.append("")
-        if "error" in held:
-            lines.append(f"held connections: failed: {held['error']}")
-        else:
+        for kind, held in report["held"].items():
+            what = "held connections" + (" (permessage-deflate)" if kind == "held-deflate" else "")
+            if "error" in held:
+                lines.append(f"{what}: failed: {held['error']}")
+                continue
+            deflated = f", {held['deflated']} deflated" if held.get("compression") else ""
             lines.append(
-                f"held connections: {held['held']}/{held['count']} held, RSS "
+                f"{what}: {held['held']}/{held['count']} held{deflated}, RSS "
                 f"{held['rss_before_bytes'] / 2**20:.1f} MiB -> "
                 f"{held['rss_held_bytes'] / 2**20:.1f} MiB = "
                 f"{held['rss_per_connection_bytes'] / 1024:.2f} KiB per held connection"

@@ -6,15 +6,22 @@ goes to a ``Collector`` as the runner's does, and measures this process's reside
 before (after a warm-up and ``gc.collect``) and once all are held. ``(held - before) / count``
 is what one held connection costs: its task and coroutine frames, its socket object, its
 ``Link``/frame reader, the kernel's socket memory is not in RSS.
+
+With ``compression`` the connections offer permessage-deflate as browsers do; where the target
+accepts it, each held connection also keeps its zlib contexts (a compressor from its first
+message on, with context takeover for the connection's life, and a decompressor once a
+compressed echo came back): the memory a browser-like client pays per connection.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+from dataclasses import replace
 
 import trio
 
+from wsload.core.deflate import NAME, DeflateSettings
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
@@ -32,10 +39,20 @@ def rss_bytes() -> int:
     return resident * os.sysconf("SC_PAGE_SIZE")
 
 
-async def measure_held(url: str, count: int) -> dict[str, float]:
-    """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection."""
+async def measure_held(url: str, count: int, compression: bool = False) -> dict[str, float]:
+    """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
+
+    Args:
+        url: the target.
+        count: connections held at once.
+        compression: offer permessage-deflate (``deflated`` in the result: how many of the
+            held connections the target accepted it on).
+    """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
+    if compression:
+        target = replace(scenario.target, compression=DeflateSettings())
+        scenario = replace(scenario, target=target)
     release = trio.Event()
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
     collector = Collector(labels=("clean",))
@@ -58,11 +75,13 @@ async def measure_held(url: str, count: int) -> dict[str, float]:
             held = ctx.ready_count
             peak = rss_bytes()
             release.set()
-    clean = collector.counts().outcomes.get("clean", 0)
+    counts = collector.counts()
     return {
         "count": count,
+        "compression": compression,
+        "deflated": counts.extensions.get(NAME, 0),
         "held": held,
-        "clean": clean,
+        "clean": counts.outcomes.get("clean", 0),
         "rss_before_bytes": before,
         "rss_held_bytes": peak,
         "rss_per_connection_bytes": round((peak - before) / max(1, held), 1),

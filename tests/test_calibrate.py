@@ -100,7 +100,8 @@ def test_pin_cpus_puts_target_and_client_on_different_cpus() -> None:
 
 
 def test_benchmark_harness_prints_everything_as_json() -> None:
-    """benchmarks/cycle.py end to end: built-in target, wsload + a floor, held connections."""
+    """benchmarks/cycle.py end to end: built-in target, wsload + a floor, held connections
+    without and with permessage-deflate."""
     done = subprocess.run(
         [
             sys.executable,
@@ -131,7 +132,9 @@ def test_benchmark_harness_prints_everything_as_json() -> None:
     assert wsload["runs"][0]["loop_lag_us"]["count"] >= 0
     floor = report["clients"]["raw-trio"]
     assert floor["median_cpu_us_per_cycle"] > 0 and floor["ratio_to_wsload"] > 0
-    held = report["held"]
-    assert held["held"] == 100 and held["clean"] == 100
-    assert held["rss_held_bytes"] > 0 and held["rss_before_bytes"] > 0
-    assert "rss_per_connection_bytes" in held
+    for kind, deflated in (("held", 0), ("held-deflate", 100)):  # without and with compression
+        held = report["held"][kind]
+        assert held["held"] == 100 and held["clean"] == 100, kind
+        assert held["deflated"] == deflated, kind
+        assert held["rss_held_bytes"] > 0 and held["rss_before_bytes"] > 0
+        assert "rss_per_connection_bytes" in held

@@ -132,6 +132,9 @@ def test_counters_and_histograms_equal_the_collector_they_came_from() -> None:
                     code=str(code),
                 )
                 assert got == n
+        for (code, clean), n in counts.close_events.items():
+            labels = {"code": str(code), "was_clean": "true" if clean else "false"}
+            assert _get(samples, "wsload_close_events_total", behaviour=label, **labels) == n
         for metric in ("connect", "handshake", "close_handshake", "close_total", "session"):
             count = _get(samples, f"wsload_{metric}_seconds_count", behaviour=label)
             assert count == collector.stats(metric, label)["count"], (label, metric)
@@ -479,3 +482,20 @@ def test_repeat_refuses_an_endpoint(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(scenario), "--repeat", "2", "--metrics-port", "0"])
     assert result.exit_code == 2, result.output
     assert "--metrics-port" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("bounded_slow")
+def test_the_final_wait_for_a_scrape_is_announced_and_bounded(tmp_path: Path) -> None:
+    """Nobody scrapes: after the results the command says why it has not returned yet, and
+    returns once ``--metrics-linger`` has passed."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.replace('duration = "3s"', 'duration = "1s"'), encoding="utf-8")
+    argv = [sys.executable, "-m", "wsload", "run", str(scenario), "--out", str(tmp_path / "out")]
+    argv += ["--no-report", "--metrics-port", "0", "--metrics-linger", "1.5s"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    url = re.search(r"wsload: metrics at (http://127\.0\.0\.1:\d+/metrics)\n", proc.stderr)
+    assert url is not None, proc.stderr
+    waiting = f"wsload: serving the final figures at {url[1]} for up to 1.5 s, until a scrape"
+    assert waiting in proc.stderr, proc.stderr
+    assert "results:" in proc.stdout

@@ -170,7 +170,7 @@ def test_report_of_a_deploy_event_charts_closes_after_the_signal(
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<h2>Events (shutdown audit)</h2>" in page
-    assert "30 open at the signal, 20 (66.7 %) closed clean" in page
+    assert "30 open at the signal, 30 (100.0 %) closed clean" in page
     charts = _open(chromium, out / "report.html", "report-event")
     (chart,) = [c for c in charts if c["title"].startswith("event 0: SIGTERM at 0.5 s")]
     assert chart["traces"] == ["1001 Going Away"]

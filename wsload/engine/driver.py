@@ -25,9 +25,12 @@ from typing import Any
 import trio
 
 from wsload.core.closing import CloseState, classify
+from wsload.core.deflate import NAME as DEFLATE_NAME
+from wsload.core.deflate import PerMessageDeflate
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
+from wsload.core.protocol import ClientProtocol
 from wsload.core.record import ConnectionRecord, Side
 from wsload.engine.behaviours import Ending, run_behaviour
 from wsload.engine.context import (
@@ -43,6 +46,8 @@ from wsload.engine.session import run_session
 from wsload.errors import ProtocolViolation
 
 __all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
+
+_DEFLATE = (DEFLATE_NAME,)
 
 # Linux: choose the source port at connect() rather than bind(), so that many source
 # addresses x destinations do not exhaust ephemeral ports early.
@@ -143,7 +148,7 @@ class _Attempt:
         self.link = link
         if not link.ended and link.tracker.state is CloseState.OPEN:
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
-            await run_session(link, ctx, hold)
+            await run_session(link, ctx, hold, plan.seq)
         ending = Ending()
         if not link.ended:
             ending = await run_behaviour(link, plan.close, ctx)
@@ -216,7 +221,7 @@ class _Attempt:
         stream = self.stream
         assert stream is not None
         key = new_key()
-        parser = ResponseParser(key, ctx.target.subprotocols)
+        parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
         try:
@@ -252,19 +257,29 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
+        deflate = None
+        if response.deflate is not None:  # the offer was accepted (so compression is set)
+            deflate = PerMessageDeflate(
+                response.deflate,
+                client=True,
+                max_message_size=ctx.target.max_message_size,
+                threshold=ctx.target.compression.threshold if ctx.target.compression else 0,
+            )
         ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
-        link = Link(
-            stream,
-            FrameReader(ctx.target.max_message_size),
-            ctx.session.message_timeout,
-            raw=self.raw,
+        # reflect is on from the first byte: a message in the same read as the 101 is
+        # handled exactly like one that arrives later
+        proto = ClientProtocol(
+            FrameReader(ctx.target.max_message_size, () if deflate is None else (deflate,)),
+            reflect=ctx.session.reflect,
+            encoder=None if deflate is None else deflate.encode,
         )
+        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw)
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
-        t = link.tracker
+        t, proto = link.tracker, link.proto
         if (
             link.fail_code is not None
             and t.can_send_close
@@ -291,6 +306,14 @@ class _Attempt:
             upgraded=self.upgraded,
             message_rtts=tuple(link.message_rtts),
             ping_rtts=tuple(link.ping_rtts),
+            step_latencies=tuple(link.step_latencies),
+            push_intervals=tuple(proto.push_intervals),
+            messages_sent=proto.messages_sent,
+            messages_received=proto.messages_received,
+            bytes_sent=proto.bytes_sent,
+            bytes_received=proto.bytes_received,
+            messages_unmatched=proto.messages_unmatched,
+            extensions=_DEFLATE if proto.encoder is not None else (),  # set iff deflate agreed
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:

@@ -8,8 +8,8 @@ SIGTERM did the last 1 % get their Close", independent of when each connection o
 
 A connection belongs to an event when it was *open at the signal*: upgraded before it, and
 neither side had started to close or dropped TCP yet. Its close event is what a browser's
-``CloseEvent`` would say: the server's Close code with ``wasClean`` when the close handshake
-completed (``closed_clean``), or 1006 when TCP went away without a Close (``closed_abnormal``).
+``CloseEvent`` would say (``wsload.core.browser``): the server's Close code with ``wasClean``
+(``closed_clean``), or 1006 when TCP went away without a Close (``closed_abnormal``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from wsload.core.outcomes import Outcome
+from wsload.core.browser import ABNORMAL_CLOSURE, browser_close_event
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.histograms import histogram_stats, new_histogram, record, seconds_to_us
+from wsload.metrics.wire import close_events_to_json
 
-__all__ = ["ABNORMAL_CODE", "EXIT_TOLERANCE", "EventAudit", "FiredEvent", "close_event"]
+__all__ = ["EXIT_TOLERANCE", "EventAudit", "FiredEvent"]
 
-ABNORMAL_CODE = 1006
 EXIT_TOLERANCE = 0.05
 """An EOF this close before the process's exit was seen counts as caused by the exit.
 
@@ -39,22 +39,6 @@ the wire a ``terminate()`` in the last 50 ms before the exit looks the same as t
 so it is counted here too."""
 
 _CURVE_POINTS = 60
-# The close handshake completed: both Close frames crossed and the server closed TCP.
-_CLEAN_ENDINGS = frozenset({Outcome.SERVER_CLOSED, Outcome.CLEAN})
-
-
-def close_event(rec: ConnectionRecord) -> tuple[int, bool] | None:
-    """``(code, wasClean)`` as a browser's close event would report it; None while open.
-
-    A Close without a status code reads 1005 (RFC 6455 §7.1.5); TCP gone without a Close
-    reads 1006 and is never clean.
-    """
-    if rec.close_received is not None:
-        code = rec.code_received if rec.code_received is not None else 1005
-        return code, rec.outcome in _CLEAN_ENDINGS
-    if rec.eof is not None or rec.outcome in (Outcome.ABNORMAL, Outcome.RESET):
-        return ABNORMAL_CODE, False
-    return None
 
 
 @dataclass(slots=True)
@@ -103,21 +87,19 @@ class FiredEvent:
             record(self.close_received, seconds_to_us(rec.close_received - sent))
         if rec.eof is not None:
             record(self.eof, seconds_to_us(rec.eof - sent))
-        event = close_event(rec)
-        if event is not None:
-            code, clean = event
-            self.codes[code] += 1
-            self.close_events[event] += 1
-            if clean:
-                self.closed_clean += 1
-            elif code == ABNORMAL_CODE:
-                self.closed_abnormal += 1
-            moment = rec.close_received if rec.close_received is not None else rec.eof
-            if moment is None:
-                moment = rec.socket_closed
-            if moment is not None:
-                times = self.close_times.setdefault(code, array("q"))
-                times.append(seconds_to_us(moment - sent))
+        event = browser_close_event(rec)
+        self.codes[event.code] += 1
+        self.close_events[event.code, event.was_clean] += 1
+        if event.was_clean:
+            self.closed_clean += 1
+        elif event.code == ABNORMAL_CLOSURE:
+            self.closed_abnormal += 1
+        moment = rec.close_received if rec.close_received is not None else rec.eof
+        if moment is None:
+            moment = rec.socket_closed
+        if moment is not None:
+            times = self.close_times.setdefault(event.code, array("q"))
+            times.append(seconds_to_us(max(0.0, moment - sent)))
         exited = self.exited
         if (
             exited is not None
@@ -144,10 +126,7 @@ class FiredEvent:
             "closed_abnormal": self.closed_abnormal,
             "still_open_at_exit": self.still_open_at_exit,
             "codes": {str(code): n for code, n in sorted(self.codes.items())},
-            "close_events": [
-                {"code": code, "was_clean": clean, "count": n}
-                for (code, clean), n in sorted(self.close_events.items())
-            ],
+            "close_events": close_events_to_json(self.close_events),
             "latency_us": {
                 "close_received": histogram_stats(self.close_received),
                 "eof": histogram_stats(self.eof),

@@ -136,6 +136,18 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] =
         ("status",),
         (),
     ),
+    "close_events": (
+        "wsload_close_events",
+        "The CloseEvent a browser would have fired, by code and wasClean (docs/outcomes.md).",
+        ("code", "was_clean"),
+        (),
+    ),
+    "extensions": (
+        "wsload_extensions",
+        "Connections that negotiated a WebSocket extension (permessage-deflate).",
+        ("extension",),
+        (),
+    ),
     "overflow": (
         "wsload_latency_overflow",
         "Latency samples above 1 h (in the +Inf bucket, counted at 1 h in the sum).",
@@ -337,7 +349,8 @@ def _add_counter(state: _Families, label: str, key: str, n: int) -> None:
     family, help_text, names, fixed = how
     if not dot:
         names = names[: len(fixed)]  # an integer counter has no key label
-    values = (label, *fixed, item) if dot else (label, *fixed)
+    keyed = item.split(".", len(names) - len(fixed) - 1) if dot else []  # 1006.false: 2 labels
+    values = (label, *fixed, *keyed)
     state.counter_meta[family] = (help_text, ("behaviour", *names))
     series = state.counters.setdefault(family, {})
     series[values] = series.get(values, 0) + n

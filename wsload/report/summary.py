@@ -15,15 +15,18 @@ from typing import Any
 
 from wsload import __version__
 from wsload.core.codes import code_name
+from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
-from wsload.metrics.collector import Collector, Counts
+from wsload.core.script import step_metrics
+from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
 from wsload.metrics.errors import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, Scenario
 
 __all__ = [
     "CLEAN_OUTCOMES",
@@ -33,6 +36,7 @@ __all__ = [
     "build_summary",
     "errors_section",
     "iso_utc",
+    "summary_metrics",
 ]
 
 SCHEMA_VERSION = 1
@@ -58,6 +62,13 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def summary_metrics(result: RunResult) -> tuple[str, ...]:
+    """The metrics summary.json lists: every fixed one, then the ``step.<name>`` metrics of
+    the scenario's script and any other one with samples (a merge of different scripts)."""
+    steps = {*step_metrics(result.scenario.session.steps), *result.collector.step_metrics}
+    return (*METRICS, *sorted(steps))
+
+
 def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ()) -> dict[str, Any]:
     """The summary.json content of one run (a JSON-able dict; see docs/results.md).
 
@@ -68,6 +79,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     """
     scenario = result.scenario
     collector = result.collector
+    metrics = summary_metrics(result)
     kinds = {spec.label: spec.kind for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
@@ -77,7 +89,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     clean_total: int | None = None
     for label in labels:
         kind = kinds.get(label) or (collector.kind(label) if label in collector.labels else "")
-        behaviour = _behaviour(collector, label, kind)
+        behaviour = _behaviour(collector, label, kind, metrics)
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
@@ -112,6 +124,8 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            "extensions": _extensions(scenario, total),
+            **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
         "rates": {
             "intended_per_s": _per_second(intended, duration),
@@ -120,9 +134,10 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "outcomes": _outcomes(total),
         "close_codes": _codes(total),
         "close_code_names": _code_names(total),
+        "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
         "errors": errors_section(collector.errors()),
-        "latency_us": {metric: collector.stats(metric) for metric in METRICS},
+        "latency_us": {metric: collector.stats(metric) for metric in metrics},
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
@@ -140,7 +155,9 @@ def attach_thresholds(
     return out
 
 
-def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
+def _behaviour(
+    collector: Collector, label: str, kind: str, metrics: tuple[str, ...]
+) -> dict[str, Any]:
     known = label in collector.labels
     counts = collector.counts(label) if known else Counts()
     clean_outcome = CLEAN_OUTCOMES.get(kind)
@@ -151,11 +168,13 @@ def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
         "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,
         "outcomes": _outcomes(counts),
         "close_codes": _codes(counts),
+        "close_events": close_events_to_json(counts.close_events),
         "http_statuses": _keyed(counts.http_statuses),
         "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
-            metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS
+            metric: collector.stats(metric, label) if known else empty_stats() for metric in metrics
         },
+        **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},
     }
 
 
@@ -196,6 +215,14 @@ def _codes(counts: Counts) -> dict[str, dict[str, int]]:
 def _code_names(counts: Counts) -> dict[str, str]:
     codes = sorted({*counts.codes_sent, *counts.codes_received})
     return {str(code): code_name(code) for code in codes}
+
+
+def _extensions(scenario: Scenario, counts: Counts) -> dict[str, int]:
+    """Extension name → connections that negotiated it; an offered one is there even at 0."""
+    out = dict(sorted(counts.extensions.items()))
+    if scenario.target.compression is not None:
+        out.setdefault(DEFLATE, 0)
+    return out
 
 
 def _per_second(n: int, seconds: float) -> float | None:

@@ -17,13 +17,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsload.core.codes import label as code_label
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
 from wsload.report.deploys import events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
 from wsload.report.why import storm_release, why_rows
-from wsload.scenario.model import Scenario
+from wsload.scenario.model import STEP_PREFIX, Scenario
 
 __all__ = ["LiveProgress", "live_panel", "summary_table"]
 
@@ -67,9 +68,16 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    events = _close_events_table(summary)
+    if events is not None:
+        parts.append(events)
+    declined = _declined(summary)
+    if declined is not None:
+        parts.append(declined)
     why = _why_table(summary)
     if why is not None:
         parts.append(why)
+    parts.extend(_message_tables(summary))
     parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
@@ -86,6 +94,21 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if summary.get("interrupted"):
         parts.append(Text("interrupted: the run stopped before its planned end", style="yellow"))
     return Group(*parts)
+
+
+def _declined(summary: Mapping[str, Any]) -> Text | None:
+    """A note when the server turned down the permessage-deflate offer (on some connections:
+    the figures then describe its uncompressed path, for those connections)."""
+    totals = summary.get("totals", {})
+    deflated = totals.get("extensions", {}).get("permessage-deflate")
+    opened = totals.get("opened", 0)
+    if deflated is None or deflated >= opened:
+        return None
+    return Text(
+        f"note: permessage-deflate was offered; the server declined it on "
+        f"{format_count(opened - deflated)} of {format_count(opened)} connections opened",
+        style="yellow",
+    )
 
 
 def _starved(summary: Mapping[str, Any]) -> str:
@@ -113,6 +136,9 @@ def _headline(summary: Mapping[str, Any]) -> Text:
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
         + f", {format_count(totals.get('opened', 0))} opened"
     )
+    runs = (summary.get("repeat") or {}).get("count")
+    if runs:  # --repeat: the figures are every run's, merged
+        text.append(f", {runs} runs merged (each in runs/<i>/)")
     dropped = totals.get("dropped", 0)
     if dropped:
         text.append(f", {format_count(dropped)} dropped at max_in_flight", style="yellow")
@@ -189,6 +215,53 @@ def _outcomes_table(summary: Mapping[str, Any]) -> FitTable | None:
         for status, n in statuses.items():
             table.add_row(f"HTTP {status}", format_count(n), format_share(n, attempted))
     return table
+
+
+def _close_events_table(summary: Mapping[str, Any]) -> FitTable | None:
+    """What browsers' ``onclose`` would have seen: code, wasClean true/false, share."""
+    events: Mapping[str, Mapping[str, int]] = summary.get("close_events", {})
+    if not events:
+        return None
+    attempted = summary.get("totals", {}).get("attempted", 0)
+    columns = (Col("code"), Col("clean", "right"), Col("unclean", "right"), Col("share", "right"))
+    table = FitTable("Browser close events", columns)
+    ranked = sorted(events.items(), key=lambda kv: (-sum(kv[1].values()), int(kv[0])))
+    for code, pair in ranked:
+        table.add_row(
+            Text(code_label(int(code))),
+            format_count(pair.get("clean", 0)),
+            format_count(pair.get("unclean", 0)),
+            format_share(sum(pair.values()), attempted),
+        )
+    return table
+
+
+def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
+    """Data message totals and step latencies of a session script (none in echo mode)."""
+    if not summary.get("scenario", {}).get("session", {}).get("steps"):
+        return []
+    totals = summary.get("totals", {})
+    names = ("messages_sent", "messages_received", "messages_unmatched", "bytes_sent")
+    columns = tuple(Col(n.replace("messages_", "").replace("_", " "), "right") for n in names)
+    messages = FitTable("Messages", (*columns, Col("bytes received", "right")))
+    messages.add_row(*(format_count(totals.get(n, 0)) for n in (*names, "bytes_received")))
+    latency = summary.get("latency_us", {})
+    steps = [m for m in latency if m.startswith(STEP_PREFIX)]
+    if not steps:
+        return [messages]
+    stats_columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _STEP_STATS))
+    table = FitTable("Steps", (Col("step"), *stats_columns))
+    for metric in steps:
+        stats = latency[metric]
+        table.add_row(
+            Text(metric),
+            format_count(stats.get("count") or 0),
+            *(format_ms(stats.get(s)) for s in _STEP_STATS),
+        )
+    return [messages, table]
+
+
+_STEP_STATS = ("p50", "p99", "max")
 
 
 def _why_table(summary: Mapping[str, Any]) -> FitTable | None:

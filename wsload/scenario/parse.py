@@ -8,16 +8,19 @@ Nothing here executes code from the file: TOML is data only.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wsload.core.codes import is_sendable
+from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
+from wsload.scenario.compression import parse_compression, parse_server_compression
 from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_process, parse_reconnect
 from wsload.scenario.model import (
     CLOSE_KINDS,
@@ -31,7 +34,9 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
+from wsload.scenario.overrides import apply_settings, blame_settings, parse_setting
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
+from wsload.scenario.steps import Resolve, env_resolver, session_steps
 from wsload.scenario.thresholds import parse_thresholds
 
 __all__ = [
@@ -67,13 +72,15 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
+        "server", "compression",
         "server", "process",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
-        "close_capacity",
+        "close_capacity", "compression", "app", "app_pushes", "app_push_interval",
+        "app_bye_code",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
@@ -83,7 +90,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "load.search": SEARCH_KEYS,
     "session": (
         "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
-        "hold", "ping_interval", "reflect",
+        "hold", "ping_interval", "reflect", "steps",
     ),
     "close": (
         "kind", "name", "weight", "code", "reason", "timeout", "rst", "on_timeout",
@@ -113,11 +120,14 @@ _CLOSE_TIMEOUT_DEFAULT = {
 }
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file.
+def load_scenario(
+    path: str | Path, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> Scenario:
+    """Read and parse a scenario file, with ``--set KEY.PATH=VALUE`` overrides (``sets``;
+    ``environ``: for ``{env:NAME}``, default ``os.environ``).
 
     Raises:
-        ScenarioError: unreadable file, invalid TOML or any invalid key.
+        ScenarioError: unreadable file, invalid TOML, a bad ``--set`` or any invalid key.
     """
     path = Path(path)
     try:
@@ -128,7 +138,14 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), "", "not UTF-8 text") from None
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_scenario(text, source=str(path), default_name=path.stem, base_dir=path.parent)
+    return parse_scenario(
+        text,
+        source=str(path),
+        default_name=path.stem,
+        base_dir=path.parent,
+        sets=sets,
+        environ=environ,
+    )
 
 
 def parse_scenario(
@@ -137,6 +154,8 @@ def parse_scenario(
     source: str = "scenario.toml",
     default_name: str = "scenario",
     base_dir: Path | None = None,
+    sets: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
 
@@ -144,18 +163,37 @@ def parse_scenario(
         text: the TOML text.
         source: the file name that messages start with.
         default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
-        base_dir: where a relative ``target.ca_file`` is looked up (None: the working directory).
+        base_dir: where a relative ``target.ca_file`` or ``send_file`` is looked up (None: the
+            working directory).
+        sets: ``KEY.PATH=VALUE`` overrides (``--set``), written into the document first.
+        environ: where ``{env:NAME}`` reads variables (None: ``os.environ``); the values it
+            takes become ``Scenario.secrets``.
 
     Raises:
         ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
-            what was expected.
+            what was expected (and ``--set`` when the value came from one).
     """
+    settings = [parse_setting(source, text) for text in sets]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses on nested arrays/inline tables
         raise ScenarioError(source, "", "invalid TOML: values nested too deeply") from None
+    apply_settings(source, data, settings)
+    try:
+        return _scenario(data, source, default_name, base_dir, environ)
+    except ScenarioError as exc:
+        raise blame_settings(exc, settings) from None
+
+
+def _scenario(
+    data: dict[str, Any],
+    source: str,
+    default_name: str,
+    base_dir: Path | None,
+    environ: Mapping[str, str] | None,
+) -> Scenario:
     root = Table(source, "", data)
     root.allow(TABLE_KEYS[""])
     name = root.string("name", default_name)
@@ -173,11 +211,17 @@ def parse_scenario(
         )
     seed = root.opt_integer("seed", 0)
     description = root.string("description", "")
-    target = _target(root.table("target"), base_dir)
+    secrets: list[str] = []
+    resolve = env_resolver(os.environ if environ is None else environ, secrets)
+    target = _target(root.table("target"), base_dir, resolve)
     load = _load(root.table("load"))
-    session = _session(root.table("session"), target)
+    session = _session(root.table("session"), target, base_dir, resolve)
     closes = _closes(root, target)
-    thresholds = parse_thresholds(root.table("thresholds"), tuple(c.label for c in closes))
+    thresholds = parse_thresholds(
+        root.table("thresholds"),
+        tuple(c.label for c in closes),
+        step_metrics(session.steps),
+    )
     if load.model == "search" and not thresholds:
         raise root.error(
             "thresholds",
@@ -195,16 +239,18 @@ def parse_scenario(
         session=session,
         close=closes,
         thresholds=thresholds,
+        secrets=tuple(dict.fromkeys(secrets)),
         reconnect=reconnect,
     )
 
 
-def _target(t: Table, base_dir: Path | None) -> TargetConfig:
+def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
     t.allow(TABLE_KEYS["target"])
-    url = t.string("url", "builtin")
+    written = t.string("url", "builtin")
+    url = resolve(t, "url", written)
     process = parse_process(t.table("process"), url) if t.has("process") else None
     if url != "builtin":
-        _check_url(t, url, managed=process is not None)
+        _check_url(t, url, written, managed=process is not None)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -226,14 +272,21 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise headers_table.error(
                 hname, "expected a single-line ISO-8859-1 string (the value is not shown)"
             )
+        hvalue = resolve(headers_table, hname, hvalue)
+        if not _sendable(hvalue):
+            raise headers_table.error(
+                hname, "its {env:...} value is not single-line ISO-8859-1 (not shown)"
+            )
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
         if not _TOKEN_RE.match(proto):
             raise t.error(f"subprotocols[{i}]", f"not a valid token: {proto!r}")
     origin = t.opt_string("origin")
-    if origin is not None and not _sendable(origin):
-        raise t.error("origin", f"expected single-line ISO-8859-1 text, got {origin!r}")
+    if origin is not None:
+        written_origin, origin = origin, resolve(t, "origin", origin)
+        if not _sendable(origin):
+            raise t.error("origin", f"expected single-line ISO-8859-1 text, got {written_origin!r}")
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -251,6 +304,9 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise t.error("ca_file", f"no such file: {str(ca_path)!r}")
         ca_file = str(ca_path.resolve())
     engine = t.choice("engine", ("wsproto", "trio-websocket"), "wsproto")
+    compression = parse_compression(t)
+    if compression is not None and engine != "wsproto":
+        raise t.error("compression", 'needs engine = "wsproto" (the reference engine offers none)')
     server = _server(t.table("server"))
     config = TargetConfig(
         url=url,
@@ -266,6 +322,7 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
         engine=cast(Any, engine),
         max_message_size=t.integer("max_message_size", 1 << 20, minimum=1),
         server=server,
+        compression=compression,
         process=process,
     )
     t.finish()
@@ -283,11 +340,15 @@ def _sendable(text: str) -> bool:
     return True
 
 
-def _check_url(t: Table, url: str, *, managed: bool) -> None:
+def _check_url(t: Table, url: str, written: str, *, managed: bool) -> None:
+    """Check the URL (``{env:...}`` resolved); messages show it as ``written`` (no secrets).
+
+    ``{port}`` is only filled in for a ``managed`` server (``[target.process]``)."""
     if "{port}" in url and not managed:
         raise t.error("url", "{port} is only filled in for a managed server ([target.process])")
     probe = url.replace("{seq}", "1").replace("{port}", "1")
-    if not _sendable(url):
+    url = written
+    if not _sendable(probe):
         raise t.error(
             "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
         )
@@ -335,6 +396,11 @@ def _server(t: Table) -> ServerConfig:
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
         close_capacity=t.opt_number("close_capacity"),
+        compression=parse_server_compression(t),
+        app=cast(Any, t.choice("app", ("none", "pubsub"), "none")),
+        app_pushes=t.integer("app_pushes", 5, minimum=0),
+        app_push_interval=t.duration("app_push_interval", 0.1),
+        app_bye_code=_code(t, "app_bye_code", 4000, ""),
     )
     t.finish()
     return config
@@ -474,23 +540,27 @@ def _stages(t: Table, model: str) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def _session(t: Table, target: TargetConfig) -> SessionConfig:
+def _session(
+    t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
+) -> SessionConfig:
     t.allow(TABLE_KEYS["session"])
     size = t.integer("message_size", 64, minimum=0)
     if size > target.max_message_size:
         raise t.error(
             "message_size", f"{size} exceeds target.max_message_size ({target.max_message_size})"
         )
+    timeout = t.duration("message_timeout", 10.0, positive=True)
     config = SessionConfig(
         messages=t.integer("messages", 1, minimum=0),
         message_size=size,
         binary=t.boolean("binary", False),
         message_interval=t.duration("message_interval", 0.0),
         await_echo=t.boolean("await_echo", True),
-        message_timeout=t.duration("message_timeout", 10.0, positive=True),
+        message_timeout=timeout,
         hold=t.delay("hold"),
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
+        steps=session_steps(t, target.engine, timeout, base_dir, resolve),
     )
     t.finish()
     return config

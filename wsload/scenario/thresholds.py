@@ -14,12 +14,12 @@ from typing import Any, cast
 from wsload.core.outcomes import Outcome
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS, Threshold
+from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 
-__all__ = ["EVENT_COUNTS", "EVENT_METRICS", "parse_thresholds"]
+__all__ = ["EVENT_COUNTS", "EVENT_METRICS", "metric_parts", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
-_ROOTS = ("behaviours", "outcomes", "close_codes", "generator", "events")
+_ROOTS = ("behaviours", "outcomes", "close_codes", "close_events", "generator", "events")
 EVENT_COUNTS = ("open_at_signal", "closed_clean", "closed_abnormal", "still_open_at_exit")
 """``events.<i>.<count>``: a count, or with a percentage a share of ``open_at_signal``."""
 EVENT_METRICS = ("close_received", "eof")
@@ -27,8 +27,20 @@ EVENT_METRICS = ("close_received", "eof")
 _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
-def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]:
+def metric_parts(parts: list[str]) -> list[str]:
+    """``["step", "subscribe", "p99"]`` → ``["step.subscribe", "p99"]``: the one metric name
+    with a dot in it (``step.<name>``) as one part; anything else unchanged."""
+    if len(parts) >= 2 and parts[0] == STEP_PREFIX[:-1]:
+        return [STEP_PREFIX + parts[1], *parts[2:]]
+    return parts
+
+
+def parse_thresholds(
+    t: Table, labels: tuple[str, ...], steps: tuple[str, ...] = ()
+) -> tuple[Threshold, ...]:
     """Parse ``[thresholds]``: one ``Threshold`` per expression, in file order.
+
+    ``steps`` are the scenario's ``step.<name>`` metrics (its named expect steps).
 
     Expressions may be quoted (``"close_handshake.p99" = "< 50ms"``) or written as TOML dotted
     keys (``close_handshake.p99 = "< 50ms"``, which TOML turns into nested tables); both mean
@@ -46,7 +58,7 @@ def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]
             raise t.error(
                 expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
             )
-        unit = _threshold_unit(t, expr, labels)
+        unit = _threshold_unit(t, expr, labels, (*METRICS, *steps))
         op, value = _condition(t, expr, cond, unit)
         if unit == "count" and cond.strip().endswith("%"):
             unit = "share"
@@ -77,7 +89,7 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, object
             stack.pop()
 
 
-def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
+def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple[str, ...]) -> str:
     """Validate an expression's shape; return its unit.
 
     ``count`` (outcomes, close codes, ``<metric>.count``) becomes ``share`` when the condition
@@ -95,7 +107,8 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
             raise t.error(
                 expr,
                 "expected behaviours.<label>.<metric>.<stat>, behaviours.<label>.outcomes."
-                "<outcome> or behaviours.<label>.close_codes.<sent|received>.<code>",
+                "<outcome>, behaviours.<label>.close_codes.<sent|received>.<code> or "
+                "behaviours.<label>.close_events.<...>",
             )
         if parts[1] not in labels:
             raise t.error(expr, f"no close behaviour labelled {parts[1]!r}{hint(parts[1], labels)}")
@@ -111,26 +124,45 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
     if parts[0] == "close_codes":
         if len(parts) != 3 or parts[1] not in ("sent", "received"):
             raise t.error(expr, "expected close_codes.sent.<code> or close_codes.received.<code>")
-        code = parts[2]
-        # Results key codes by their decimal spelling: "01000" or "1e3" would never match.
-        if not _CODE_RE.match(code) or int(code) > 65535:
-            raise t.error(
-                expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
-            )
+        _check_code(t, expr, parts[2])
         return "count"
-    if len(parts) != 2 or parts[0] not in METRICS or parts[1] not in STATS:
-        if parts[0] not in METRICS:
-            suggestion = hint(parts[0], (*METRICS, *_ROOTS))
+    if parts[0] == "close_events":
+        # close_events.<code>, close_events.<code>.<clean|unclean>, close_events.<clean|unclean>
+        rest = parts[1:]
+        tail = rest[-1:] == ["clean"] or rest[-1:] == ["unclean"]
+        code = rest[:-1] if tail else rest
+        if len(code) > 1 or not (code or tail) or code[:1] in (["clean"], ["unclean"]):
             raise t.error(
                 expr,
-                f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(METRICS)} "
-                "(or outcomes.*, close_codes.*, behaviours.*, generator.saturated)",
+                "expected close_events.<code> (like close_events.1006), "
+                "close_events.<code>.<clean|unclean> or close_events.<clean|unclean>",
+            )
+        if code:
+            _check_code(t, expr, code[0])
+        return "count"
+    parts = metric_parts(parts)
+    if len(parts) != 2 or parts[0] not in metrics or parts[1] not in STATS:
+        if parts[0] not in metrics:
+            suggestion = hint(parts[0], (*metrics, *_ROOTS))
+            raise t.error(
+                expr,
+                f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(metrics)} "
+                "(or outcomes.*, close_codes.*, close_events.*, behaviours.*, "
+                "generator.saturated; step.<name> for a named expect step)",
             )
         got = parts[1] if len(parts) > 1 else ""
         raise t.error(
             expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
         )
     return "count" if parts[1] == "count" else "us"
+
+
+def _check_code(t: Table, expr: str, code: str) -> None:
+    # Results key codes by their decimal spelling: "01000" or "1e3" would never match.
+    if not _CODE_RE.match(code) or int(code) > 65535:
+        raise t.error(
+            expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
+        )
 
 
 def _event_unit(t: Table, expr: str, parts: list[str]) -> str:

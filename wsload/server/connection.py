@@ -26,18 +26,21 @@ import select
 import socket
 import struct
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
+from wsload.core.deflate import PerMessageDeflate, accept_offer
 from wsload.scenario.model import Delay, ServerConfig
+from wsload.server.app import PubSub
 from wsload.server.phases import READS_FRAMES, Phase, PhaseEvent, next_phase
 from wsload.server.stats import ServerStats
 from wsload.server.upgrade import (
     BadUpgrade,
+    UpgradeRequest,
     accept_response,
     error_response,
     parse_request,
@@ -47,6 +50,7 @@ from wsload.server.upgrade import (
 
 __all__ = [
     "HARD_SEND_LIMIT",
+    "MAX_INFLATED",
     "RECEIVE_SIZE",
     "REQUEST_TIMEOUT",
     "SEND_TIMEOUT",
@@ -65,6 +69,9 @@ SEND_TIMEOUT = 30.0
 
 HARD_SEND_LIMIT = 1.0
 """A hard storm (grace 0) still writes its Close; this bounds that write on a full buffer."""
+
+MAX_INFLATED = 16 * 1024 * 1024
+"""The most one compressed client message may inflate to (a bomb is failed with 1009)."""
 
 _NO_CODE = 1005
 _ABNORMAL = 1006
@@ -130,8 +137,12 @@ class _Conn:
     """State of one connection; only its own task touches the socket."""
 
     __slots__ = (
+        "app",
+        "app_next",
+        "app_parts",
         "close_received",
         "deadline",
+        "deflate",
         "done",
         "fd",
         "first_closer",
@@ -161,6 +172,7 @@ class _Conn:
         self.wait_scope: trio.CancelScope | None = None
         self.done = trio.Event()
         self.ws = Connection(ConnectionType.SERVER)
+        self.deflate: PerMessageDeflate | None = None
         self.phase = Phase.OPEN
         self.deadline = math.inf
         self.out = bytearray()
@@ -175,6 +187,12 @@ class _Conn:
         self.storm_deadline = math.inf
         self.storm_hard = False
         self.storm_killed = False
+        config = state.config
+        self.app = (
+            PubSub(config.app_pushes, config.app_bye_code) if config.app == "pubsub" else None
+        )
+        self.app_next = math.inf  # when the next pubsub push is due
+        self.app_parts: list[str] = []
 
     # -- called from other tasks -------------------------------------------------------------
 
@@ -296,12 +314,27 @@ class _Conn:
             self.upgrade_counted = True
             await self._send(reject_response(status))
             return None
-        await self._send(accept_response(request))
+        await self._send(accept_response(request, self._accept_deflate(request)))
         stats.upgrades_ok += 1
         stats.opened()
         self.upgraded = True
         state.open.add(self)
         return split[1]
+
+    def _accept_deflate(self, request: UpgradeRequest) -> str | None:
+        """With ``compression = "deflate"``, take the client's permessage-deflate offer: the
+        wsproto connection then inflates (bounded) and compresses through it."""
+        offer = request.headers.get("sec-websocket-extensions")
+        if self.state.config.compression is None or not offer:
+            return None
+        accepted = accept_offer(offer)
+        if accepted is None:
+            return None
+        params, header = accepted
+        self.deflate = PerMessageDeflate(params, client=False, max_message_size=MAX_INFLATED)
+        self.ws = Connection(ConnectionType.SERVER, extensions=[self.deflate])
+        self.state.stats.deflate_connections += 1
+        return header
 
     async def _session(self, rest: bytes) -> None:
         config = self.state.config
@@ -325,15 +358,18 @@ class _Conn:
             if self.storm_code is not None:
                 self._storm()
                 continue
-            with trio.CancelScope(deadline=self.deadline) as wait:
+            with trio.CancelScope(deadline=min(self.deadline, self.app_next)) as wait:
                 self.wait_scope = wait
                 try:
                     data = await self._receive()
                 finally:
                     self.wait_scope = None
             if wait.cancelled_caught:
-                if self.storm_code is None and trio.current_time() >= self.deadline:
+                now = trio.current_time()
+                if self.storm_code is None and now >= self.deadline:
                     _ON_DEADLINE[self.phase](self)
+                elif now >= self.app_next:
+                    self._app_push(now)
                 continue
             if not data:
                 if self.first_closer is None:
@@ -351,7 +387,11 @@ class _Conn:
                 if event.message_finished:
                     stats.messages_in += 1
                     self.received += 1
-                if config.messages == "echo" and ws.state is ConnectionState.OPEN:
+                if self.app is not None:
+                    self._app_message(event)
+                    if self.finished or self.phase is not Phase.OPEN:
+                        return
+                elif config.messages == "echo" and ws.state is ConnectionState.OPEN:
                     self.out += ws.send(event)
                     if event.message_finished:
                         stats.messages_out += 1
@@ -375,6 +415,41 @@ class _Conn:
                 else:
                     self._on_protocol_error(int(event.code), event.reason or "")
                 return
+
+    def _app_message(self, event: Message[Any]) -> None:
+        """Application mode: act on a client message (reassembled when fragmented)."""
+        assert self.app is not None
+        if isinstance(event.data, str):
+            self.app_parts.append(event.data)
+        if not event.message_finished:
+            return
+        text, self.app_parts = "".join(self.app_parts), []
+        reply = self.app.on_message(text)
+        if self.ws.state is not ConnectionState.OPEN or self.phase is not Phase.OPEN:
+            return
+        for message in reply.messages:
+            self.out += self.ws.send(Message(data=message))
+            self.state.stats.messages_out += 1
+        if reply.start_pushes:
+            self.app_next = trio.current_time() + self.state.config.app_push_interval
+        if reply.close is not None:
+            self.app_next = math.inf
+            self._send_close(reply.close, "bye")
+
+    def _app_push(self, now: float) -> None:
+        """Application mode: the push timer fired; send the push and arm the next one."""
+        assert self.app is not None
+        push = self.app.next_push()
+        if (
+            push is None
+            or self.ws.state is not ConnectionState.OPEN
+            or self.phase is not Phase.OPEN
+        ):
+            self.app_next = math.inf
+            return
+        self.out += self.ws.send(Message(data=push))
+        self.state.stats.messages_out += 1
+        self.app_next = now + self.state.config.app_push_interval
 
     def _on_client_close(self, code: int) -> None:
         stats, config = self.state.stats, self.state.config
@@ -510,6 +585,8 @@ class _Conn:
             stats.close_codes_received[_ABNORMAL] += 1
         if self.storm_killed:
             stats.storm_terminated += 1
+        if self.deflate is not None:
+            stats.compressed_messages_in += self.deflate.compressed_received
 
     async def _close_stream(self) -> None:
         stream = self.stream
