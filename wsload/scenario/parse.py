@@ -72,8 +72,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-        "server", "compression",
-        "server", "process",
+        "server", "compression", "process",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
