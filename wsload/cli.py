@@ -23,7 +23,7 @@ from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_O
 if TYPE_CHECKING:
     from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
-    from wsload.report.prometheus import MetricsEndpoint
+    from wsload.runner.endpoint import MetricsEndpoint
 
 __all__ = ["app", "main"]
 
@@ -302,7 +302,7 @@ def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint
     """--metrics-port/-host/-linger as one endpoint (None without a port)."""
     if port is None:
         return None
-    from wsload.report.prometheus import MetricsEndpoint
+    from wsload.runner.endpoint import MetricsEndpoint
 
     return MetricsEndpoint(port, host, _duration_option(linger, "--metrics-linger") or 0.0)
 

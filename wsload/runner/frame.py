@@ -46,7 +46,8 @@ from wsload.report.why import nothing_measured
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from wsload.report.prometheus import Exposition, MetricsEndpoint
+    from wsload.report.prometheus import Exposition
+    from wsload.runner.endpoint import MetricsEndpoint
 
 __all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
 
@@ -209,7 +210,7 @@ def _metrics_endpoint(output: Output) -> Iterator[Exposition | None]:
     if output.metrics is None:
         yield None
         return
-    from wsload.report.prometheus import serve_metrics  # only when asked: it costs start-up
+    from wsload.runner.endpoint import serve_metrics  # only when asked: it costs start-up
 
     with serve_metrics(output.metrics) as exposition:
         if not output.quiet:
