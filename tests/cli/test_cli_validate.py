@@ -98,7 +98,7 @@ def test_every_file_is_checked_and_one_error_fails_the_command(tmp_path: Path) -
     assert result.stdout == f"{good}: ok\n"
     assert result.stderr.splitlines() == [
         f"wsload: error: {bad}: sesion: unknown key (did you mean 'session'?) (allowed here: "
-        "close, description, load, name, seed, session, target, thresholds)",
+        "close, description, load, name, reconnect, seed, session, target, thresholds)",
         f"wsload: error: {missing}: no such file",
     ]
 
@@ -205,11 +205,17 @@ def _paths() -> list[list[Any]]:
         "session": ["session"],
         "close": ["close", 0],
         "delay": ["session", "hold"],
+        "target.process": ["target", "process"],
+        "target.process.events": ["target", "process", "events", 0],
+        "reconnect": ["reconnect"],
+        "reconnect.backoff": ["reconnect", "backoff"],
     }
     paths = [[*prefix[t], key] for t, keys in TABLE_KEYS.items() for key in keys]
     paths += [["close", 1, key] for key in TABLE_KEYS["close"]]
     paths += [["thresholds", f"{m}.p99"] for m in METRICS]
     paths += [["thresholds", e] for e in ("outcomes.clean", "behaviours.clean.connect.max")]
+    paths += [["thresholds", e] for e in ("events.0.closed_clean", "events.0.eof.p99")]
+    paths += [["target", "url"], ["target", "process", "env", "X"]]
     paths += [["target", "headers", "X-Test"], ["thresholds"], ["close"], ["load", "stages"]]
     return paths
 

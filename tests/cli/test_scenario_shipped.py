@@ -29,6 +29,10 @@ from wsload.scenario.parse import CLOSE_KIND_KEYS, TABLE_KEYS, load_scenario, pa
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
+# The deploy scenarios manage a real server (scenarios/servers/) instead of the built-in one and
+# hold 1,000 connections through a restart: tests/test_deploy_node.py runs them.
+DEPLOYS = [p for p in SHIPPED if p.stem.startswith("deploy_")]
+BUILTIN_SHIPPED = [p for p in SHIPPED if p not in DEPLOYS]
 DOCS = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
 
 
@@ -78,7 +82,7 @@ def test_shipped_scenario_says_which_question_it_answers(path: Path) -> None:
     assert f"`{path.name}`" in DOCS, f"{path.name} is not listed in docs/scenarios.md"
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+@pytest.mark.parametrize("path", BUILTIN_SHIPPED, ids=[p.name for p in BUILTIN_SHIPPED])
 def test_shipped_scenario_targets_a_configured_builtin_server(path: Path) -> None:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     assert raw["target"]["url"] == "builtin"
@@ -119,7 +123,16 @@ def _peak_rate(s: Scenario) -> float:
     return max([load.rate or 0.0, *(st.rate or 0.0 for st in load.stages)])
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+@pytest.mark.parametrize("path", DEPLOYS, ids=[p.name for p in DEPLOYS])
+def test_deploy_scenario_manages_a_shipped_server_and_reconnects(path: Path) -> None:
+    scenario = load_scenario(path)
+    process = scenario.target.process
+    assert process is not None and process.events and process.restart
+    assert scenario.reconnect is not None and scenario.seed is not None
+    assert (SCENARIOS / "servers" / "deploy_server.js").is_file()
+
+
+@pytest.mark.parametrize("path", BUILTIN_SHIPPED, ids=[p.name for p in BUILTIN_SHIPPED])
 def test_shipped_scenario_is_short_and_modest(path: Path) -> None:
     scenario = load_scenario(path)
     assert _expected_seconds(scenario) <= 8.0
@@ -143,6 +156,10 @@ _HEADINGS = {
     "session": "## `[session]`",
     "close": "## `[[close]]`",
     "delay": "## Values: durations, delays, sizes",
+    "target.process": "## `[target.process]`",
+    "target.process.events": "### `[[target.process.events]]`",
+    "reconnect": "## `[reconnect]`",
+    "reconnect.backoff": "### `backoff`",
 }
 _ROW = re.compile(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|$", re.M)
 
@@ -176,6 +193,12 @@ _SEARCH = {
     "thresholds": {'"outcomes.clean"': '"> 99%"'},
 }
 _CONTEXTS.append(_SEARCH)
+_MANAGED = {
+    "target": {"url": '"ws://127.0.0.1:{port}/"'},
+    "target.process": {"command": '["x"]'},
+    "load": {"rate": "10", "duration": '"1s"'},
+}
+_CONTEXTS.append(_MANAGED)
 
 
 def _document(context: dict[str, dict[str, str]], table: str, key: str, literal: str) -> str:
@@ -194,6 +217,11 @@ def _document(context: dict[str, dict[str, str]], table: str, key: str, literal:
         tables["load"]["stages"] = f"[{literal}]"
     elif table == "delay":
         tables.setdefault("session", {})["hold"] = literal
+    elif table == "target.process.events":
+        at = "" if key == "at" else 'at = "1s", '
+        tables.setdefault("target.process", {})["events"] = f"[{{ {at}{key} = {literal} }}]"
+    elif table == "reconnect.backoff":
+        tables.setdefault("reconnect", {})["backoff"] = f"{{ {key} = {literal} }}"
     else:
         tables.setdefault(table, {})[key] = literal
     lines = top + [
@@ -224,8 +252,9 @@ _NONE_DEFAULTS = [(t, k) for t, k in _DOCUMENTED if _rows(t)[k][1].startswith("n
 
 
 def test_most_documented_defaults_are_checked() -> None:
-    # 18: prose defaults such as "required" (3 of them: load.search's over, start and max)
-    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 18
+    # 21: prose defaults such as "required" (5 of them: load.search's over, start and max,
+    # target.process's command and an event's at) or "see below" (reconnect.backoff)
+    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 21
 
 
 @pytest.mark.parametrize(("table", "key", "literal"), _VALUE_DEFAULTS)
@@ -234,6 +263,13 @@ def test_documented_defaults_are_the_real_defaults(table: str, key: str, literal
     if table == "load.search":  # a search table only exists in a search scenario
         plain = parse_scenario(_document(_SEARCH, table, "over", '"rate"'))
         assert parse_scenario(_document(_SEARCH, table, key, literal)) == plain
+        return
+    if table.startswith(("target.process", "reconnect")):  # compare with the bare table
+        context = _MANAGED if table.startswith("target.process") else {**_BASE, "reconnect": {}}
+        bare = ("target.process.events", "at", '"1s"')  # an event needs its time
+        plain_key = bare if table == bare[0] else ("", "description", '""')
+        plain = parse_scenario(_document(context, *plain_key))
+        assert parse_scenario(_document(context, table, key, literal)) == plain
         return
     if table == "close":  # compare with a bare [[close]] of a kind that takes the key
         kind = next((k for k, keys in CLOSE_KIND_KEYS.items() if key in keys), "clean")

@@ -18,9 +18,13 @@ from wsload.core.templates import Template
 from wsload.errors import ScenarioError
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import (
+    Backoff,
     CloseSpec,
     Delay,
     LoadConfig,
+    ProcessConfig,
+    ProcessEvent,
+    ReconnectConfig,
     Scenario,
     SearchConfig,
     ServerConfig,
@@ -253,6 +257,62 @@ for _key in TABLE_KEYS["delay"]:
         Delay(),
     )
 
+# [target.process] needs a URL with {port} and a command; [reconnect] stands alone.
+_MANAGED = {"target": {"url": '"ws://127.0.0.1:{port}/"'}}
+_PROCESS = ProcessConfig(command=("x",))
+_PROCESS_VALUES: dict[str, tuple[str, object]] = {
+    "command": ('["x"]', ("x",)),
+    "env": ('{ A = "b" }', (("A", "b"),)),
+    "port": ("0", 0),
+    "ready_timeout": ('"10s"', 10.0),
+    "restart": ("false", False),
+    "max_restarts": ("10", 10),
+    "stop_signal": ('"SIGTERM"', "SIGTERM"),
+    "stop_timeout": ('"10s"', 10.0),
+    "events": ('[{ at = "1s" }]', (ProcessEvent(at=1.0),)),
+}
+KEY_ROWS["target", "process"] = (
+    {**_MANAGED, "target.process": {"command": '["x"]'}},
+    attrgetter("target.process"),
+    _PROCESS,
+)
+for _key, (_literal, _value) in _PROCESS_VALUES.items():
+    KEY_ROWS["target.process", _key] = (
+        {**_MANAGED, "target.process": {"command": '["x"]', _key: _literal}},
+        lambda s, key=_key: getattr(s.target.process, key, None),
+        _value,
+    )
+for _key, _event in (("at", '{ at = "1s" }'), ("signal", '{ at = "1s", signal = "SIGTERM" }')):
+    KEY_ROWS["target.process.events", _key] = (
+        {"target.process": {"events": f"[{_event}]"}},
+        lambda s: getattr(s.target.process, "events", None),
+        (ProcessEvent(at=1.0),),
+    )
+KEY_ROWS["", "reconnect"] = ({"reconnect": {}}, attrgetter("reconnect"), ReconnectConfig())
+_RECONNECT_VALUES: dict[str, tuple[str, object]] = {
+    "on": ('["reset"]', ("reset",)),
+    "backoff": ("{}", Backoff()),
+    "max_attempts": ("20", 20),
+}
+for _key, (_literal, _value) in _RECONNECT_VALUES.items():
+    KEY_ROWS["reconnect", _key] = (
+        {"reconnect": {_key: _literal}},
+        lambda s, key=_key: getattr(s.reconnect, key, None),
+        _value,
+    )
+_BACKOFF_VALUES: dict[str, tuple[str, object]] = {
+    "initial": ('"100ms"', 0.1),
+    "max": ('"10s"', 10.0),
+    "multiplier": ("2", 2.0),
+    "jitter": ('"full"', "full"),
+}
+for _key, (_literal, _value) in _BACKOFF_VALUES.items():
+    KEY_ROWS["reconnect.backoff", _key] = (
+        {"reconnect": {"backoff": f"{{ {_key} = {_literal} }}"}},
+        lambda s, key=_key: getattr(getattr(s.reconnect, "backoff", None), key, None),
+        _value,
+    )
+
 
 def test_every_key_the_parser_accepts_has_a_row() -> None:
     wanted = {(table, key) for table, keys in TABLE_KEYS.items() for key in keys}
@@ -297,6 +357,10 @@ def test_a_close_key_set_to_its_default_changes_nothing(key: str, kind: str) -> 
         ("close", CloseSpec, {"label": "name"}),
         ("delay", Delay, {}),
         ("", Scenario, {"source": None, "secrets": None}),
+        ("target.process", ProcessConfig, {}),
+        ("target.process.events", ProcessEvent, {}),
+        ("reconnect", ReconnectConfig, {}),
+        ("reconnect.backoff", Backoff, {}),
     ],
 )
 def test_table_keys_match_the_model(table: str, cls: type, renamed: dict[str, str | None]) -> None:

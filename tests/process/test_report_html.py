@@ -26,7 +26,13 @@ from wsload.report.outputs import write_report
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # a search is many runs in one directory: test_report_of_a_real_capacity_search has it
-SHIPPED = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml") if p.stem != "search")
+# deploy_* manage a Node server and hold 1,000 clients: test_deploy_node.py runs them, and
+# test_report_of_a_deploy_event_charts_closes_after_the_signal covers their report section.
+SHIPPED = sorted(
+    p.stem
+    for p in (ROOT / "scenarios").glob("*.toml")
+    if p.stem != "search" and not p.stem.startswith("deploy_")
+)
 # long enough for a few intervals, short enough for CI; the storm model has no duration
 SHORT = {"storm": [], "shutdown_storm": [], "ignore_server_close": ["--duration", "1s"]}
 
@@ -142,6 +148,33 @@ def test_report_of_a_run_where_nothing_connected(tmp_path: Path, chromium: Chrom
     (outcomes,) = [c for c in charts if c["title"] == "outcomes per interval"]
     assert outcomes["traces"] == ["refused"]
     assert not [c for c in charts if c["title"].startswith("close_handshake")]
+
+
+@pytest.mark.usefixtures("bounded_slow")
+def test_report_of_a_deploy_event_charts_closes_after_the_signal(
+    tmp_path: Path, chromium: Chromium
+) -> None:
+    """An event sent to the built-in server (its shutdown storm): the audit's line and its
+    chart of closes over time after the signal, one curve per close code."""
+    scenario = tmp_path / "event.toml"
+    scenario.write_text(
+        'name = "event"\nseed = 1\n[target]\nurl = "builtin"\n[target.server]\n'
+        'shutdown_grace = "300ms"\n[target.process]\n[[target.process.events]]\nat = "500ms"\n'
+        '[load]\nmodel = "storm"\nconcurrency = 30\n'
+        '[[close]]\nkind = "await_server_close"\nname = "answers"\nweight = 2\n'
+        '[[close]]\nkind = "ignore_server_close"\nname = "mute"\ntimeout = "5s"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Events (shutdown audit)</h2>" in page
+    assert "30 open at the signal, 30 (100.0 %) closed clean" in page
+    charts = _open(chromium, out / "report.html", "report-event")
+    (chart,) = [c for c in charts if c["title"].startswith("event 0: SIGTERM at 0.5 s")]
+    assert chart["traces"] == ["1001 Going Away"]
+    assert chart["points"] >= 2 and chart["drawn"] >= 1
 
 
 @pytest.fixture(scope="module")

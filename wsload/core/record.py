@@ -55,6 +55,7 @@ class ConnectionRecord:
         reset: the server's TCP close (``eof``) was a reset (RST), not a FIN.
         extensions: the WebSocket extensions the server accepted (``permessage-deflate``).
         detail: a short human explanation for non-clean outcomes.
+        attempt: the logical client's attempt number (``[reconnect]``: 1, 2, ...; else 1).
     """
 
     seq: int
@@ -90,6 +91,7 @@ class ConnectionRecord:
     reset: bool = False
     extensions: tuple[str, ...] = ()
     detail: str = ""
+    attempt: int = 1
 
     def __str__(self) -> str:
         parts = [f"#{self.seq} {self.label}: {self.outcome}"]

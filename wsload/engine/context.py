@@ -43,12 +43,14 @@ class ConnectionPlan:
         scheduled: the ``trio.current_time()`` at which the connection was meant to start.
         close: the close behaviour it gets.
         source_address: local address to ``bind()`` before connecting (None: the OS picks).
+        attempt: the logical client's attempt (``[reconnect]``: 1, 2, ...; else 1).
     """
 
     seq: int
     scheduled: float
     close: CloseSpec
     source_address: str | None = None
+    attempt: int = 1
 
     def record(
         self,
@@ -69,6 +71,7 @@ class ConnectionPlan:
             outcome=outcome,
             scheduled=self.scheduled,
             detail=detail,
+            attempt=self.attempt,
             **tracked,
             **measured,
         )

@@ -22,7 +22,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.core.codes import label as code_label
 from wsload.metrics.histograms import new_histogram
-from wsload.report import charts
+from wsload.report import charts, deploys
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Verdict
 from wsload.report.results import ResultsData
@@ -66,6 +66,7 @@ def html_report(data: ResultsData, comparison: CompareResult | None = None) -> s
         *_codes(summary, figures),
         *_generator(summary, figures),
         *_server(summary, figures),
+        *_events(summary, figures),
         *_search(summary, figures),
     ]
     name = html.escape(str(summary.get("scenario", {}).get("name", "")))
@@ -354,6 +355,13 @@ def _server(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
         yield f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>"
     yield "</table>"
+
+
+def _events(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
+    for text, fig in deploys.event_sections(summary):
+        yield text
+        if fig is not None:
+            yield figures.div(fig)
 
 
 def _search(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:

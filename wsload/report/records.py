@@ -56,6 +56,7 @@ def record_to_dict(
     """
     out: dict[str, Any] = {
         "seq": record.seq,
+        "attempt": record.attempt,
         "label": record.label,
         "kind": record.kind,
         "outcome": str(record.outcome),

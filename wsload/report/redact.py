@@ -142,7 +142,8 @@ def redact_secrets(text: str, secrets: Iterable[str]) -> str:
 
 def redact_scenario(scenario: Scenario) -> Scenario:
     """``scenario`` as it may be written or shown: URL, header and ``{env:NAME}`` secrets
-    replaced (the environment's values wherever they went: URL, headers, origin, payloads).
+    replaced (the environment's values wherever they went: URL, headers, origin, payloads),
+    and every value of a managed server's ``[target.process] env``.
 
     The result still parses and dumps like any scenario (``REDACTED`` is a valid header value
     and query value), so the resolved copy stays a readable, loadable file.
@@ -154,16 +155,21 @@ def redact_scenario(scenario: Scenario) -> Scenario:
     )
     origin = None if target.origin is None else redact_secrets(target.origin, secrets)
     steps = _redact_steps(scenario.session.steps, secrets) if secrets else scenario.session.steps
-    if (url, headers, origin, steps) == (
+    process = target.process
+    if process is not None and process.env:
+        # a managed server's environment is where its secrets live (design.md §7)
+        process = replace(process, env=tuple((name, REDACTED) for name, _ in process.env))
+    if (url, headers, origin, steps, process) == (
         target.url,
         target.headers,
         target.origin,
         scenario.session.steps,
+        target.process,
     ):
         return scenario
     return replace(
         scenario,
-        target=replace(target, url=url, headers=headers, origin=origin),
+        target=replace(target, url=url, headers=headers, origin=origin, process=process),
         session=replace(scenario.session, steps=steps),
     )
 

@@ -21,6 +21,7 @@ from wsload.core.codes import label as code_label
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.report.deploys import events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
@@ -77,6 +78,7 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if why is not None:
         parts.append(why)
     parts.extend(_message_tables(summary))
+    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):

@@ -107,6 +107,8 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
         return (1.0 if saturated else 0.0), ("true" if saturated else "false")
     scope: Mapping[str, Any] = summary
     attempted = int(summary.get("totals", {}).get("attempted", 0))
+    if parts[0] == "events" and len(parts) >= 3:
+        return _event(threshold, summary, parts)
     if parts[0] == "behaviours":
         if len(parts) < 3:
             return None, "incomplete expression"
@@ -143,6 +145,28 @@ def _close_events(scope: Mapping[str, Any], path: list[str]) -> int:
         codes = [path[0]] if len(path) == 2 else list(events)
         return sum(int(events.get(code, {}).get(path[-1], 0)) for code in codes)
     return sum(int(n) for n in events.get(path[0], {}).values())
+
+
+def _event(
+    threshold: Threshold, summary: Mapping[str, Any], parts: list[str]
+) -> tuple[float | None, str]:
+    """``events.<i>.<count>`` (share: of ``open_at_signal``) or ``events.<i>.<metric>.<stat>``."""
+    events = summary.get("events") or []
+    index = int(parts[1]) if parts[1].isdigit() else -1
+    if not 0 <= index < len(events):
+        return None, f"no event {parts[1]} in this run ({len(events)} events)"
+    event = events[index]
+    if event.get("pid") is None:
+        return None, "the signal was not sent (the target was not running)"
+    opened = int(event.get("open_at_signal") or 0)
+    if len(parts) == 3:
+        return _counted(threshold.unit, int(event.get(parts[2]) or 0), opened)
+    stats = event.get("latency_us", {}).get(parts[2])
+    if stats is None:
+        return None, f"{parts[2]} not in the event"
+    if parts[3] == "count":
+        return _counted(threshold.unit, int(stats.get("count") or 0), opened)
+    return _latency(stats, parts[3])
 
 
 def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:

@@ -17,6 +17,7 @@ from wsload.plan.segment import WHOLE, Segment
 from wsload.process import with_seed
 from wsload.report.outputs import RunOutputs
 from wsload.runner.cluster import Cluster, scheduler_address
+from wsload.runner.deploy import check_deploy
 from wsload.runner.executor import Executor, Local
 from wsload.runner.frame import Output
 from wsload.runner.run import run_mode
@@ -65,8 +66,10 @@ def execute_run(
             runs or is written).
 
     Raises:
-        UsageError: options that do not go together.
+        UsageError: options that do not go together (``check_deploy``: a deploy's events and
+            reconnects need one generator process).
     """
+    check_deploy(scenario, one_process=workers == 1 and cluster is None and segment.whole)
     output = Output(
         out, quiet, json_out, results_base, outputs=outputs or RunOutputs(), metrics=metrics
     )

@@ -32,6 +32,7 @@ from wsload.plan.segment import (
     shared_release_offset,
 )
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
+from wsload.runner.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
 
 __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
@@ -114,28 +115,43 @@ class _Runner:
         progress.in_flight += 1
         progress.peak_in_flight = max(progress.peak_in_flight, progress.in_flight)
 
+    def _record(self, record: ConnectionRecord) -> None:
+        """One finished connection (attempt) to the aggregator."""
+        self.ctx.upgraded.pop(record.seq, None)  # the next attempt's upgrade is its own
+        self.collector.add(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        outcomes = self.progress.outcomes
+        outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+
     async def _connection(self, plan: ConnectionPlan) -> None:
-        """Run one connection and hand its record to the aggregator, whatever happens."""
+        """Run one connection (with ``[reconnect]``: one logical client, every attempt) and
+        hand its record(s) to the aggregator, whatever happens."""
         progress = self.progress
         self.lag.record_start(trio.current_time() - plan.scheduled)
-        record: ConnectionRecord | None = None
         try:
-            record = await self.connect(plan, self.ctx)
+            await run_client(
+                plan,
+                self.ctx,
+                self.connect,
+                self._record,
+                self._interrupted,
+                self.scenario.reconnect,
+                self.scenario.seed,
+            )
         finally:
-            upgraded = self.ctx.upgraded.pop(plan.seq, None)
-            if record is None:  # cancelled at the end of the drain or a hard stop
-                record = plan.record(
-                    Outcome.INTERRUPTED,
-                    "still open when wsload stopped (end of drain or interrupt)",
-                    socket_closed=trio.current_time(),
-                    upgraded=upgraded,
-                )
-            self.collector.add(record)
-            if self.on_record is not None:
-                self.on_record(record)
             progress.in_flight -= 1
             progress.finished += 1
-            progress.outcomes[record.outcome] = progress.outcomes.get(record.outcome, 0) + 1
+
+    def _interrupted(self, plan: ConnectionPlan) -> ConnectionRecord:
+        """The record of a connection cancelled at the end of the drain or by a hard stop
+        (its upgrade kept when it got that far: ``opened`` counts it)."""
+        return plan.record(
+            Outcome.INTERRUPTED,
+            "still open when wsload stopped (end of drain or interrupt)",
+            socket_closed=trio.current_time(),
+            upgraded=self.ctx.upgraded.pop(plan.seq, None),
+        )
 
     async def _wait_until(self, due: float, stop: trio.Event) -> None:
         """Sleep until ``due`` (or ``stop``); when already late, still yield now and then.

@@ -56,11 +56,17 @@ def write_result(
     started_at: datetime,
     part: SegmentResult,
     server: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[ThresholdResult]]:
-    """Write totals.json and summary.json (thresholds evaluated); return both."""
+    """Write totals.json and summary.json (thresholds evaluated); return both.
+
+    ``extra``: top-level summary entries measured outside the collector (a deploy's
+    ``events`` and ``server_process``, ``wsload.runner.deploy``).
+    """
     totals = {"scenario_hash": scenario_hash(scenario), "result": part.to_wire()}
     files.write_json_atomic(out_dir / "totals.json", totals)
     data = summary.build_summary(result_of(scenario, started_at, part, server))
+    data.update(extra or {})
     verdicts = thresholds.evaluate(scenario.thresholds, data)
     data = summary.attach_thresholds(data, verdicts)
     files.write_json_atomic(out_dir / "summary.json", data)

@@ -23,6 +23,7 @@ from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
 from wsload.runner import preflight, result_files
+from wsload.runner.deploy import open_deploy
 from wsload.runner.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
 from wsload.runner.segment_run import SegmentResult
@@ -67,10 +68,10 @@ def run_mode(
             records = ConnectionLog(record_connections, secrets=scenario.secrets)
             frame.keep_open(records)
         feed = _feed(logs, segment_logs, records)
-        part, server_stats = trio.run(_run, scenario, executor, feed, frame)
+        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
         frame.close_logs()
         data, verdicts = result_files.write_result(
-            frame.out_dir, shown, frame.started_at, part, server_stats
+            frame.out_dir, shown, frame.started_at, part, server_stats, extra
         )
         failed = any(not verdict.ok for verdict in verdicts)
         frame.finish(data, failed=failed, interrupted=part.interrupted)
@@ -99,17 +100,23 @@ def _feed(
 
 async def _run(
     scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
-) -> tuple[SegmentResult, dict[str, Any] | None]:
-    """Target up, signals watched, live panel drawn, load run; the result and the built-in
-    server's statistics."""
+) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
+    """Target up, signals watched, live panel drawn, load run; the result, the built-in
+    server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
         url, target = await open_target(stack, scenario)
+        managed_url, deploy = await open_deploy(stack, scenario, frame.out_dir, target)
+        url = managed_url or url
+        if deploy is not None:
+            feed.on_record = deploy.chain(feed.on_record)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_signals, feed.stop, feed.hard_stop, frame.late)
             if console is not None:
                 nursery.start_soon(live_progress, console, feed.progress, scenario)
+            if deploy is not None:
+                nursery.start_soon(deploy.run, feed.progress)
             try:
                 part = await executor.run(scenario, url, feed)
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
@@ -117,4 +124,5 @@ async def _run(
             nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    return part, target.stats if target is not None else None
+    extra = deploy.summary() if deploy is not None else {}
+    return part, target.stats if target is not None else None, extra

@@ -18,6 +18,8 @@ from wsload.scenario.model import (
     CloseSpec,
     Delay,
     LoadConfig,
+    ProcessConfig,
+    ReconnectConfig,
     Scenario,
     SearchConfig,
     ServerConfig,
@@ -44,6 +46,7 @@ _DURATION_FIELDS = {
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
     "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
     "app_push_interval",
+    "ready_timeout", "stop_timeout",
 }  # fmt: skip
 
 
@@ -80,7 +83,7 @@ def _server(server: ServerConfig) -> dict[str, Any]:
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
-    skip = ("headers", "server", "compression")
+    skip = ("headers", "server", "compression", "process")
     out = _fields(target, tuple(n for n in TargetConfig.__slots__ if n not in skip))
     if target.compression is not None:
         out["compression"] = compression_to_toml(target.compression)
@@ -89,7 +92,37 @@ def _target(target: TargetConfig) -> dict[str, Any]:
     out["source_addresses"] = list(target.source_addresses)
     if target.is_builtin:
         out["server"] = _server(target.server)
+    if target.process is not None:
+        out["process"] = _process(target.process, builtin=target.is_builtin)
     return out
+
+
+def _process(process: ProcessConfig, *, builtin: bool) -> dict[str, Any]:
+    """``[target.process]``; for the built-in server only its events exist."""
+    names = tuple(n for n in ProcessConfig.__slots__ if n not in ("command", "env", "events"))
+    out: dict[str, Any] = {}
+    if not builtin:
+        out["command"] = list(process.command)
+        out["env"] = dict(process.env)
+        out.update(_fields(process, names))
+    out["events"] = [
+        {"at": format_duration(event.at), "signal": event.signal} for event in process.events
+    ]
+    return out
+
+
+def _reconnect(reconnect: ReconnectConfig) -> dict[str, Any]:
+    backoff = reconnect.backoff
+    return {
+        "on": list(reconnect.on),
+        "backoff": {
+            "initial": format_duration(backoff.initial),
+            "max": format_duration(backoff.max),
+            "multiplier": backoff.multiplier,
+            "jitter": backoff.jitter,
+        },
+        "max_attempts": reconnect.max_attempts,
+    }
 
 
 def _load(load: LoadConfig) -> dict[str, Any]:
@@ -140,6 +173,8 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     out["session"] = _session(scenario.session)
     out["close"] = [_close(spec) for spec in scenario.close]
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
+    if scenario.reconnect is not None:
+        out["reconnect"] = _reconnect(scenario.reconnect)
     return out
 
 
@@ -195,7 +230,9 @@ def _table(lines: list[str], header: str, data: dict[str, Any]) -> None:
     lines.append("")
     lines.append(header)
     for key, value in data.items():
-        if not (header == "[target]" and key == "server"):
+        if not (header == "[target]" and key in ("server", "process")) and not (
+            header == "[target.process]" and key == "events"
+        ):
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
 
 
@@ -209,6 +246,11 @@ def scenario_to_toml(scenario: Scenario) -> str:
     _table(lines, "[target]", data["target"])
     if "server" in data["target"]:
         _table(lines, "[target.server]", data["target"]["server"])
+    process = data["target"].get("process")
+    if process is not None:
+        _table(lines, "[target.process]", process)
+        for event in process["events"]:
+            _table(lines, "[[target.process.events]]", event)
     _table(lines, "[load]", data["load"])
     session = dict(data["session"])
     steps = session.pop("steps", [])
@@ -219,4 +261,6 @@ def scenario_to_toml(scenario: Scenario) -> str:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:
         _table(lines, "[thresholds]", data["thresholds"])
+    if "reconnect" in data:
+        _table(lines, "[reconnect]", data["reconnect"])
     return "\n".join(lines) + "\n"

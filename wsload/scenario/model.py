@@ -14,15 +14,22 @@ from wsload.core.script import Step
 
 __all__ = [
     "CLOSE_KINDS",
+    "EVENT_SIGNALS",
     "INVALID_VARIANTS",
+    "JITTERS",
     "LOAD_MODELS",
     "METRICS",
+    "RECONNECT_ON",
     "SEARCH_OVER",
     "STATS",
     "STEP_PREFIX",
+    "Backoff",
     "CloseSpec",
     "Delay",
     "LoadConfig",
+    "ProcessConfig",
+    "ProcessEvent",
+    "ReconnectConfig",
     "Scenario",
     "SearchConfig",
     "ServerConfig",
@@ -159,6 +166,50 @@ class ServerConfig:
     app_bye_code: int = 4000
 
 
+EventSignal = Literal["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]
+EVENT_SIGNALS: tuple[str, ...] = EventSignal.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    """``[[target.process.events]]``: send ``signal`` to the target ``at`` seconds into the load.
+
+    The shutdown audit (``events`` in summary.json) times every close from this moment.
+    """
+
+    at: float
+    signal: EventSignal = "SIGTERM"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessConfig:
+    """``[target.process]``: the server under test as a child process wsload owns.
+
+    Attributes:
+        command: argv (never a shell); ``{port}`` is replaced by ``port``.
+        env: extra environment variables (added to wsload's own environment).
+        port: the port the server listens on; 0: a free loopback port picked by wsload.
+        ready_timeout: how long the port may take to accept connections.
+        restart: start the command again when it exits during the load (a deploy).
+        max_restarts: at most this many restarts.
+        stop_signal / stop_timeout: how the process is stopped at the end (then SIGKILL).
+        events: signals sent during the load, each audited.
+
+    With ``url = "builtin"`` only ``events`` is allowed (``command`` is empty): the built-in
+    server answers each event with its shutdown storm.
+    """
+
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    port: int = 0
+    ready_timeout: float = 10.0
+    restart: bool = False
+    max_restarts: int = 10
+    stop_signal: EventSignal = "SIGTERM"
+    stop_timeout: float = 10.0
+    events: tuple[ProcessEvent, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class TargetConfig:
     """Where and how to connect.
@@ -182,6 +233,7 @@ class TargetConfig:
     server: ServerConfig = ServerConfig()
     compression: DeflateSettings | None = None
     """permessage-deflate offered (``[target] compression``); None: no extension offered."""
+    process: ProcessConfig | None = None
 
     @property
     def is_builtin(self) -> bool:
@@ -323,6 +375,48 @@ class Threshold:
     text: str
 
 
+Jitter = Literal["full", "equal", "none"]
+JITTERS: tuple[str, ...] = Jitter.__args__  # type: ignore[attr-defined]
+
+RECONNECT_ON: tuple[str, ...] = (
+    "server_closed",
+    "abnormal",
+    "refused",
+    "reset",
+    "handshake_rejected",
+)
+"""The outcomes that make a logical client reconnect by default (``[reconnect] on``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff: attempt n waits ``min(max, initial * multiplier**(n-1))``, jittered.
+
+    ``full`` jitter draws uniformly from [0, that]; ``equal`` from [that/2, that]; ``none``
+    waits exactly that (the AWS Architecture Blog's "Exponential Backoff And Jitter").
+    """
+
+    initial: float = 0.1
+    max: float = 10.0
+    multiplier: float = 2.0
+    jitter: Jitter = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectConfig:
+    """``[reconnect]``: a logical client (one ``seq``) connects again after these outcomes.
+
+    Attributes:
+        on: outcome names that trigger a reconnect.
+        backoff: the wait before each new attempt.
+        max_attempts: connections per logical client, the first included; then it gives up.
+    """
+
+    on: tuple[str, ...] = RECONNECT_ON
+    backoff: Backoff = Backoff()
+    max_attempts: int = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole, validated scenario.
@@ -341,3 +435,4 @@ class Scenario:
     close: tuple[CloseSpec, ...] = (CloseSpec(kind="clean", label="clean"),)
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    reconnect: ReconnectConfig | None = None

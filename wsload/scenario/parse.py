@@ -21,6 +21,7 @@ from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.compression import parse_compression, parse_server_compression
+from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_process, parse_reconnect
 from wsload.scenario.model import (
     CLOSE_KINDS,
     INVALID_VARIANTS,
@@ -66,11 +67,12 @@ _RESERVED_HEADERS = {
 _HEADER_KEYS = {"origin": "origin", "sec-websocket-protocol": "subprotocols"}
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds"),
+    "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds",
+         "reconnect"),
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-        "server", "compression",
+        "server", "compression", "process",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
@@ -94,6 +96,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "send_interval", "variant",
     ),
     "delay": ("min", "max"),
+    **DEPLOY_TABLE_KEYS,
 }  # fmt: skip
 """Every key each table accepts (``thresholds`` and ``target.headers`` take free-form keys;
 ``delay`` is the ``{ min, max }`` form of a random delay). docs/scenarios.md documents each one
@@ -223,6 +226,7 @@ def _scenario(
             "thresholds",
             'required by model = "search": a level passes when every threshold holds',
         )
+    reconnect = parse_reconnect(root.table("reconnect")) if root.has("reconnect") else None
     root.finish()
     return Scenario(
         name=name,
@@ -235,6 +239,7 @@ def _scenario(
         close=closes,
         thresholds=thresholds,
         secrets=tuple(dict.fromkeys(secrets)),
+        reconnect=reconnect,
     )
 
 
@@ -242,8 +247,9 @@ def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
     t.allow(TABLE_KEYS["target"])
     written = t.string("url", "builtin")
     url = resolve(t, "url", written)
+    process = parse_process(t.table("process"), url) if t.has("process") else None
     if url != "builtin":
-        _check_url(t, url, written)
+        _check_url(t, url, written, managed=process is not None)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -316,6 +322,7 @@ def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
         max_message_size=t.integer("max_message_size", 1 << 20, minimum=1),
         server=server,
         compression=compression,
+        process=process,
     )
     t.finish()
     return config
@@ -332,9 +339,13 @@ def _sendable(text: str) -> bool:
     return True
 
 
-def _check_url(t: Table, url: str, written: str) -> None:
-    """Check the URL (``{env:...}`` resolved); messages show it as ``written`` (no secrets)."""
-    probe = url.replace("{seq}", "1")
+def _check_url(t: Table, url: str, written: str, *, managed: bool) -> None:
+    """Check the URL (``{env:...}`` resolved); messages show it as ``written`` (no secrets).
+
+    ``{port}`` is only filled in for a ``managed`` server (``[target.process]``)."""
+    if "{port}" in url and not managed:
+        raise t.error("url", "{port} is only filled in for a managed server ([target.process])")
+    probe = url.replace("{seq}", "1").replace("{port}", "1")
     url = written
     if not _sendable(probe):
         raise t.error(

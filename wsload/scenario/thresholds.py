@@ -16,10 +16,14 @@ from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 
-__all__ = ["metric_parts", "parse_thresholds"]
+__all__ = ["EVENT_COUNTS", "EVENT_METRICS", "metric_parts", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
-_ROOTS = ("behaviours", "outcomes", "close_codes", "close_events", "generator")
+_ROOTS = ("behaviours", "outcomes", "close_codes", "close_events", "generator", "events")
+EVENT_COUNTS = ("open_at_signal", "closed_clean", "closed_abnormal", "still_open_at_exit")
+"""``events.<i>.<count>``: a count, or with a percentage a share of ``open_at_signal``."""
+EVENT_METRICS = ("close_received", "eof")
+"""``events.<i>.<metric>.<stat>``: µs from the event's signal (summary ``latency_us``)."""
 _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
@@ -96,6 +100,8 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
         if parts != ["generator", "saturated"]:
             raise t.error(expr, "expected generator.saturated (the only generator threshold)")
         return "bool"
+    if parts[0] == "events":
+        return _event_unit(t, expr, parts)
     if parts[0] == "behaviours":
         if len(parts) < 3:
             raise t.error(
@@ -157,6 +163,22 @@ def _check_code(t: Table, expr: str, code: str) -> None:
         raise t.error(
             expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
         )
+
+
+def _event_unit(t: Table, expr: str, parts: list[str]) -> str:
+    """``events.0.closed_clean`` (count/share) or ``events.0.close_received.p99`` (µs)."""
+    shape = (
+        f"expected events.<index>.<{'|'.join(EVENT_COUNTS)}> or "
+        f"events.<index>.<{'|'.join(EVENT_METRICS)}>.<stat>"
+    )
+    if len(parts) < 3 or not _CODE_RE.match(parts[1]):
+        raise t.error(expr, shape)
+    if len(parts) == 3 and parts[2] in EVENT_COUNTS:
+        return "count"
+    if len(parts) == 4 and parts[2] in EVENT_METRICS and parts[3] in STATS:
+        return "count" if parts[3] == "count" else "us"
+    got = parts[2]
+    raise t.error(expr, f"{shape}{hint(got, (*EVENT_COUNTS, *EVENT_METRICS))}")
 
 
 def _condition(t: Table, expr: str, cond: str, unit: str) -> tuple[str, float]:

@@ -1,0 +1,82 @@
+// A Node `ws` 8 echo server that shuts down like the seeds' sweeps (scenarios/deploy_*.toml).
+//
+// Usage: node deploy_server.js --port P [--sweep soft|hard] [--grace MS] [--code 1001]
+//
+// On SIGTERM (what a supervisor sends on a deploy) it stops accepting and closes every client:
+//   soft: socket.close(code) to everyone, then after --grace ms terminate() whoever is still
+//         OPEN or CLOSING (the seeds' "soft shutdown": give clients time, but not 30 s);
+//   hard: socket.close(code), then terminate() on the next tick (the seeds' "hard landing").
+// It exits 0 once no client is left. Without node_modules it runs `npm ci` here first (its
+// output goes to wsload's server.log), so a fresh clone needs nothing but node and npm.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+if (!fs.existsSync(path.join(__dirname, 'node_modules', 'ws', 'package.json'))) {
+  console.log('deploy_server: installing ws (npm ci) ...');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: __dirname,
+    stdio: 'inherit',
+  });
+}
+const { WebSocket, WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : fallback;
+};
+const port = Number(option('--port', '0'));
+const sweep = option('--sweep', 'soft');
+const grace = Number(option('--grace', '10000'));
+const code = Number(option('--code', '1001'));
+
+const wss = new WebSocketServer({ host: '127.0.0.1', port, clientTracking: true });
+wss.on('connection', (ws) => {
+  ws.on('error', () => {});
+  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+});
+wss.on('listening', () => console.log(`deploy_server: listening on ${wss.address().port}`));
+
+const stillThere = (socket) => [WebSocket.OPEN, WebSocket.CLOSING].includes(socket.readyState);
+
+const exitWhenEmpty = () => {
+  const timer = setInterval(() => {
+    if (wss.clients.size === 0) {
+      clearInterval(timer);
+      console.log('deploy_server: every client gone, exiting');
+      process.exit(0);
+    }
+  }, 5);
+};
+
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`deploy_server: SIGTERM, ${sweep} sweep of ${wss.clients.size} clients`);
+  wss.close(); // stop accepting; open clients stay until the sweep below
+  if (sweep === 'hard') {
+    for (const socket of wss.clients) {
+      socket.close(code, 'going away');
+      process.nextTick(() => {
+        if (stillThere(socket)) socket.terminate();
+      });
+    }
+  } else {
+    for (const socket of wss.clients) socket.close(code, 'going away');
+    setTimeout(() => {
+      let left = 0;
+      for (const socket of wss.clients) {
+        if (stillThere(socket)) {
+          socket.terminate();
+          left += 1;
+        }
+      }
+      console.log(`deploy_server: grace over, terminated ${left}`);
+    }, grace).unref();
+  }
+  exitWhenEmpty();
+});

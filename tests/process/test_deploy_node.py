@@ -1,0 +1,114 @@
+"""The shipped deploy scenarios against the shipped Node ``ws`` server (scenarios/servers/),
+scaled down to 100 clients: the soft sweep's clean 1001s, the hard sweep's dropped handshakes,
+the restart and the reconnect herd. Skipped without node and npm."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+SERVERS = ROOT / "scenarios" / "servers"
+CLIENTS = 100
+
+
+def _node_skip_reason() -> str | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node and npm are needed for the shipped Node ws server"
+    if not (SERVERS / "node_modules" / "ws" / "package.json").exists():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=SERVERS,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            return f"npm ci in {SERVERS} failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _node() -> None:
+    reason = _node_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def run_shipped(name: str, tmp_path: Path) -> dict[str, Any]:
+    """``scenarios/<name>.toml`` with 100 clients (opened at 200/s, the deploy at 1.5 s)."""
+    text = (ROOT / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
+    for old, new in (
+        ("concurrency = 1000", f"concurrency = {CLIENTS}"),
+        ("rate = 500 ", "rate = 200 "),
+        ('at = "4s"', 'at = "1.5s"'),
+        ('timeout = "6s"', 'timeout = "2s"'),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet"],
+        cwd=ROOT,  # the scenario's command is relative to the repository root
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    log = (out / "server.log").read_text(encoding="utf-8")
+    assert log.count("every client gone, exiting") == 2  # the deploy and wsload's own stop
+    return summary
+
+
+def _reconnected_after_one_restart(summary: dict[str, Any]) -> None:
+    process = summary["server_process"]
+    assert process["restarts"] == 1
+    assert [run["exit_status"] for run in process["runs"]] == [0, 0]
+    reconnect = summary["reconnect"]
+    assert (reconnect["clients"], reconnect["reconnected"], reconnect["gave_up"]) == (
+        CLIENTS,
+        CLIENTS,
+        0,
+    )
+    assert reconnect["latency_us"]["time_to_reconnect"]["count"] == CLIENTS
+    assert reconnect["latency_us"]["reconnect_delay"]["max"] <= 5_000_000 * 1.001
+    assert summary["totals"]["opened"] == 2 * CLIENTS
+    assert summary["totals"]["attempted"] == sum(summary["outcomes"].values())
+
+
+def test_soft_deploy_every_client_gets_a_clean_1001_and_reconnects(tmp_path: Path) -> None:
+    summary = run_shipped("deploy_soft", tmp_path)
+    (event,) = summary["events"]
+    assert event["open_at_signal"] == CLIENTS
+    assert event["codes"] == {"1001": CLIENTS}
+    assert event["closed_clean"] == CLIENTS and event["closed_abnormal"] == 0
+    assert event["still_open_at_exit"] == 0
+    # everyone answered at once: the 5 s second sweep never had anyone to terminate
+    assert event["latency_us"]["eof"]["max"] < 2_000_000
+    assert event["exit_status"] == 0 and event["exit_s"] < 2.5
+    assert all(t["ok"] for t in summary["thresholds"])
+    _reconnected_after_one_restart(summary)
+
+
+def test_hard_deploy_drops_everyone_at_once_and_they_reconnect(tmp_path: Path) -> None:
+    summary = run_shipped("deploy_hard", tmp_path)
+    (event,) = summary["events"]
+    assert event["open_at_signal"] == CLIENTS
+    assert set(event["codes"]) <= {"1001", "1006"}
+    assert sum(sum(c.values()) for c in event["close_events"].values()) == CLIENTS
+    assert event["latency_us"]["eof"]["max"] < 1_000_000
+    assert event["exit_status"] == 0 and event["exit_s"] < 1.0
+    _reconnected_after_one_restart(summary)

@@ -1,0 +1,319 @@
+"""A real managed server process (tests/deploy/sweep_server.py, websockets) under ``wsload run``:
+the soft and hard shutdown sweeps audited from the signal, a restart with every logical client
+reconnected, the failure paths, Ctrl-C during a reconnect storm, and never a child left behind
+(the process table is checked after each run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
+
+# tests/deploy/sweep_server.py, wherever this file's tier folder puts it
+SERVER = next(
+    p / "deploy" / "sweep_server.py"
+    for p in Path(__file__).resolve().parents
+    if (p / "deploy" / "sweep_server.py").is_file()
+)
+CONNS = 40
+
+
+def scenario(
+    tag: Path,
+    *server_args: str,
+    events: str = '[[target.process.events]]\nat = "1s"\n',
+    process: str = "",
+    load: str = f'model = "storm"\nconcurrency = {CONNS}\ndrain = "10s"\n',
+    close: str = '[[close]]\nkind = "await_server_close"\ntimeout = "8s"\n',
+    extra: str = "",
+) -> str:
+    argv = [sys.executable, str(SERVER), "--port", "{port}", "--tag", str(tag), *server_args]
+    return (
+        'name = "deploy"\nseed = 1\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
+        f'[target.process]\ncommand = {json.dumps(argv)}\nstop_timeout = "3s"\n{process}'
+        f"{events}[load]\n{load}{close}{extra}"
+    )
+
+
+def children_left(tag: Path) -> list[int]:
+    """Processes whose command line carries ``tag``: what wsload started and left running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(tag).encode() in cmdline and b"sweep_server" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def run(tmp_path: Path, text: str, timeout: float = 60) -> tuple[int, str, dict[str, Any] | None]:
+    path = tmp_path / "deploy.toml"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert children_left(tmp_path) == [], "wsload left its server running"
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return proc.returncode, proc.stderr, summary
+
+
+# 30 clients answer the server's Close; 10 never do (the sweep's second pass is for them)
+MIXED = (
+    '[[close]]\nkind = "await_server_close"\nname = "answers"\nweight = 3\ntimeout = "8s"\n'
+    '[[close]]\nkind = "ignore_server_close"\nname = "mute"\nweight = 1\ntimeout = "8s"\n'
+)
+
+
+def test_soft_sweep_every_client_gets_1001_within_the_grace(tmp_path: Path) -> None:
+    close = MIXED
+    thresholds = '[thresholds]\n"events.0.close_received.p99" = "< 1s"\n'
+    rc, err, summary = run(
+        tmp_path,
+        scenario(tmp_path, "--sweep", "soft", "--grace", "1", close=close, extra=thresholds),
+    )
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["open_at_signal"] == CONNS
+    assert event["codes"] == {"1001": CONNS}
+    # a browser would have answered too: every close event is a clean 1001
+    assert event["closed_clean"] == CONNS
+    assert event["close_events"] == {"1001": {"clean": CONNS, "unclean": 0}}
+    assert event["closed_abnormal"] == 0 and event["still_open_at_exit"] == 0
+    assert event["exit_status"] == 0 and 1.0 <= event["exit_s"] < 3.0
+    close_us, eof_us = event["latency_us"]["close_received"], event["latency_us"]["eof"]
+    assert close_us["count"] == CONNS and close_us["max"] < 1_000_000  # all Closes at once
+    # the mute ones are dropped by the second sweep: 1 s (the grace) after the signal
+    assert eof_us["count"] == CONNS and 1_000_000 <= eof_us["max"] < 1_600_000
+    assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
+    assert summary["behaviours"]["answers"]["outcomes"]["server_closed"] == 30
+    assert [t["ok"] for t in summary["thresholds"]] == [True]
+    log = (tmp_path / "out" / "server.log").read_text()
+    assert "soft sweep of 40" in log and "[wsload] sent SIGTERM" in log
+
+
+def test_hard_sweep_drops_everyone_on_the_next_tick(tmp_path: Path) -> None:
+    rc, err, summary = run(tmp_path, scenario(tmp_path, "--sweep", "hard", close=MIXED))
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["open_at_signal"] == CONNS
+    # the Close frames leave, then the sockets are dropped on the next tick: whether a client's
+    # answer made it first is a race (clean or not), but nobody waits, the mute ones included
+    assert event["codes"] == {"1001": CONNS}
+    assert sum(sum(c.values()) for c in event["close_events"].values()) == CONNS
+    eof = event["latency_us"]["eof"]
+    assert eof["count"] == CONNS and eof["max"] < 500_000  # soft: the mute ones at 1 s
+    assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
+    assert event["exit_status"] == 0 and event["exit_s"] < 1.0
+
+
+def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
+    reconnect = (
+        '[reconnect]\nbackoff = { initial = "50ms", max = "500ms", jitter = "full" }\n'
+        "max_attempts = 40\n"
+    )
+    rc, err, summary = run(
+        tmp_path,
+        scenario(
+            tmp_path,
+            "--grace",
+            "1",
+            process="restart = true\nmax_restarts = 1\n",
+            close='[[close]]\nkind = "await_server_close"\ntimeout = "2s"\n',
+            extra=reconnect,
+        ),
+    )
+    assert rc == 0, err
+    assert summary is not None
+    process = summary["server_process"]
+    assert process["restarts"] == 1 and len(process["runs"]) == 2
+    assert process["runs"][0]["exit_status"] == 0
+    reconnects = summary["reconnect"]
+    assert reconnects["clients"] == CONNS
+    assert reconnects["reconnected"] == CONNS and reconnects["gave_up"] == 0
+    attempts = reconnects["attempts"]
+    assert attempts["min"] >= 2 and attempts["max"] <= 40
+    ttr = reconnects["latency_us"]["time_to_reconnect"]
+    assert ttr["count"] == CONNS
+    # nobody could reconnect before the new process was ready
+    outage = process["runs"][1]["ready_s"] - summary["events"][0]["at_s"]
+    assert ttr["min"] >= 0.9 * outage * 1e6 - 50_000
+    delay = reconnects["latency_us"]["reconnect_delay"]
+    assert delay["max"] <= 500_000 * 1.001
+    attempted = summary["totals"]["attempted"]
+    assert attempted == sum(summary["outcomes"].values()) > CONNS
+    assert summary["outcomes"]["server_closed"] == CONNS  # the sweep
+    assert summary["totals"]["opened"] == 2 * CONNS  # every client upgraded twice
+
+
+@pytest.mark.parametrize(
+    ("args", "process", "message"),
+    [
+        ((), 'command = ["/nonexistent/wsload-test-server"]\n', "cannot run"),
+        (("--exit-at-once",), "", "exiting at once as asked"),
+        (("--no-listen",), 'ready_timeout = "1s"\n', "did not accept connections"),
+    ],
+)
+def test_a_failed_start_exits_3_with_the_log(
+    tmp_path: Path, args: tuple[str, ...], process: str, message: str
+) -> None:
+    text = scenario(tmp_path, *args, events="", load='rate = 10\nduration = "1s"\n')
+    if process.startswith("command"):  # replaces the real command line
+        text = "\n".join(
+            process.rstrip() if line.startswith("command = ") else line
+            for line in text.splitlines()
+        )
+    else:
+        text = text.replace("stop_timeout", process + "stop_timeout", 1)
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 3, err
+    assert message in err and "Traceback" not in err
+    assert summary is None  # no load ran
+
+
+def test_a_server_that_ignores_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:
+    text = scenario(
+        tmp_path, "--on-term", "ignore", events="", load='rate = 20\nduration = "1s"\n'
+    ).replace('stop_timeout = "3s"', 'stop_timeout = "1s"')
+    started = time.monotonic()
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    (only,) = summary["server_process"]["runs"]
+    assert only["exit_status"] == -signal.SIGKILL
+    assert time.monotonic() - started >= 2.0  # 1 s of load, then the 1 s stop_timeout
+    assert "SIGKILL" in (tmp_path / "out" / "server.log").read_text()
+
+
+def test_a_crash_mid_run_is_an_outcome_not_an_error(tmp_path: Path) -> None:
+    text = scenario(tmp_path, "--crash-after", "0.8", events="")
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    (only,) = summary["server_process"]["runs"]
+    assert only["exit_status"] == 7 and 0.5 < only["exit_s"] < 2.0
+    assert summary["outcomes"]["abnormal"] + summary["outcomes"]["reset"] == CONNS
+
+
+def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path) -> None:
+    # the server goes away at 1 s and is never restarted: every client keeps reconnecting
+    text = scenario(
+        tmp_path,
+        "--grace",
+        "0.2",
+        extra='[reconnect]\nbackoff = { initial = "20ms", max = "200ms" }\nmax_attempts = 1000\n',
+    )
+    path = tmp_path / "deploy.toml"
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        log = out / "server.log"
+        deadline = time.monotonic() + 20
+        while not (log.exists() and "exited with status" in log.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(1.0)  # the storm of refused reconnects is under way
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert children_left(tmp_path) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["totals"]["attempted"] == sum(summary["outcomes"].values())
+    assert summary["outcomes"]["refused"] > CONNS
+    assert summary["reconnect"]["clients"] == CONNS
+    assert summary["reconnect"]["reconnected"] == 0
+    assert (out / "report.html").exists() and (out / "totals.json").exists()
+
+
+def test_an_event_runs_the_builtin_servers_shutdown_storm(tmp_path: Path) -> None:
+    text = (
+        'name = "builtin-deploy"\nseed = 1\n[target]\nurl = "builtin"\n'
+        '[target.server]\nshutdown_grace = "500ms"\n'
+        '[target.process]\n[[target.process.events]]\nat = "1s"\nsignal = "SIGTERM"\n'
+        f'[load]\nmodel = "storm"\nconcurrency = {CONNS}\n'
+        '[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n'
+        '[thresholds]\n"events.0.closed_clean" = "> 99%"\n'
+    )
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["pid"] is not None and event["exit_s"] is None  # the server keeps serving
+    assert event["open_at_signal"] == CONNS and event["closed_clean"] == CONNS
+    assert event["codes"] == {"1001": CONNS}
+    assert event["latency_us"]["close_received"]["max"] < 500_000  # within the grace
+    assert summary["server"]["close_codes_sent"] == {"1001": CONNS}
+    assert "server_process" not in summary
+
+
+def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
+    """The built-in server refuses 30 % of upgrades with 503 and closes every connection with
+    1013 Try Again Later after 100 ms: every client retries until max_attempts, then gives
+    up; both kinds of refusal are counted."""
+    text = (
+        'name = "refusals"\nseed = 3\n[target]\nurl = "builtin"\n[target.server]\n'
+        'reject_share = 0.3\nreject_status = 503\nclose_after = "100ms"\nclose_code = 1013\n'
+        "[load]\nrate = 50\nconnections = 20\n"
+        '[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n'
+        '[reconnect]\nbackoff = { initial = "10ms", max = "50ms" }\nmax_attempts = 3\n'
+    )
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0, err
+    assert summary is not None
+    reconnect = summary["reconnect"]
+    assert reconnect["clients"] == 20 and reconnect["gave_up"] == 20
+    assert reconnect["attempts"]["min"] == reconnect["attempts"]["max"] == 3
+    assert summary["totals"]["attempted"] == 60 == sum(summary["outcomes"].values())
+    refused = reconnect["admission_refused"]
+    assert refused["http_503"] == summary["http_statuses"]["503"] > 0
+    assert refused["close_1013"] == summary["close_codes"]["received"]["1013"] > 0
+    assert refused["http_503"] + refused["close_1013"] == 60
+    assert refused["http_502"] == 0
+    delay = reconnect["latency_us"]["reconnect_delay"]
+    assert delay["count"] == 40 and delay["max"] <= 50_000 * 1.01
+
+
+def test_a_sigkill_leaves_every_connection_to_the_kernel(tmp_path: Path) -> None:
+    events = '[[target.process.events]]\nat = "1s"\nsignal = "SIGKILL"\n'
+    rc, err, summary = run(tmp_path, scenario(tmp_path, events=events))
+    assert rc == 0, err
+    assert summary is not None
+    (event,) = summary["events"]
+    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < 1.0
+    assert event["open_at_signal"] == CONNS
+    assert event["still_open_at_exit"] == CONNS  # nobody got a Close: the kernel cut them all
+    assert event["closed_abnormal"] == CONNS and event["codes"] == {"1006": CONNS}
+    assert event["latency_us"]["close_received"]["count"] == 0
+    assert event["latency_us"]["eof"]["count"] == CONNS

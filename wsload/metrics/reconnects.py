@@ -1,0 +1,93 @@
+"""The logical clients of a ``[reconnect]`` run, from their connections' records.
+
+Pure bookkeeping (no Trio, no I/O), fed every record as it ends: one logical client is one
+``seq``, its attempts arrive in order (``attempt`` 1, 2, ...). ``as_dict()`` is summary.json's
+``reconnect``. Only a few numbers per client are kept, never the records.
+
+- ``reconnect_delay``: each wait between an attempt's end and the next one's start (the
+  backoff as it happened);
+- ``time_to_reconnect``: from losing the connection (the server's Close or TCP EOF, whichever
+  came first; for a client that never got upgraded, its first failed attempt's end) to being
+  upgraded again: the outage a user of that client saw.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from wsload.core.record import ConnectionRecord
+from wsload.metrics.histograms import histogram_stats, new_histogram, record, seconds_to_us
+from wsload.scenario.model import ReconnectConfig
+
+__all__ = ["ADMISSION_REFUSALS", "ReconnectAudit"]
+
+ADMISSION_REFUSALS = {"http_502": 502, "http_503": 503}
+_TRY_AGAIN_LATER = 1013
+
+
+@dataclass(slots=True)
+class _Client:
+    attempts: int = 0
+    ended: float | None = None  # the last attempt's socket_closed
+    lost: float | None = None  # connection lost, not upgraded again yet
+    reconnected: bool = False
+    last_outcome: str = ""
+
+
+class ReconnectAudit:
+    """Logical clients, attempts, backoff waits and times to reconnect of one run."""
+
+    def __init__(self, config: ReconnectConfig) -> None:
+        self.config = config
+        self.clients: dict[int, _Client] = {}
+        self.delay = new_histogram()
+        self.time_to_reconnect = new_histogram()
+        self.refusals: Counter[str] = Counter()
+
+    def add(self, rec: ConnectionRecord) -> None:
+        client = self.clients.get(rec.seq)
+        if client is None:
+            client = self.clients[rec.seq] = _Client()
+        elif client.ended is not None and rec.attempt > 1:
+            record(self.delay, seconds_to_us(max(0.0, rec.scheduled - client.ended)))
+        client.attempts = max(client.attempts, rec.attempt)
+        if rec.upgraded is not None and client.lost is not None:
+            record(self.time_to_reconnect, seconds_to_us(max(0.0, rec.upgraded - client.lost)))
+            client.reconnected, client.lost = True, None
+        if rec.outcome in self.config.on and client.lost is None:
+            moments = (rec.close_received, rec.eof) if rec.upgraded is not None else ()
+            seen = [t for t in (*moments, rec.socket_closed) if t is not None]
+            client.lost = min(seen) if seen else None
+        client.ended = rec.socket_closed
+        client.last_outcome = str(rec.outcome)
+        if rec.http_status in ADMISSION_REFUSALS.values():
+            self.refusals[f"http_{rec.http_status}"] += 1
+        if rec.code_received == _TRY_AGAIN_LATER:
+            self.refusals["close_1013"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """summary.json ``reconnect`` (docs/results.md)."""
+        attempts = new_histogram()
+        gave_up = 0
+        on, most = self.config.on, self.config.max_attempts
+        for client in self.clients.values():
+            record(attempts, client.attempts)
+            if client.last_outcome in on and client.attempts >= most:
+                gave_up += 1
+        return {
+            "clients": len(self.clients),
+            "reconnected": sum(1 for c in self.clients.values() if c.reconnected),
+            "gave_up": gave_up,
+            "attempts": histogram_stats(attempts),
+            "admission_refused": {
+                "http_502": self.refusals["http_502"],
+                "http_503": self.refusals["http_503"],
+                "close_1013": self.refusals["close_1013"],
+            },
+            "latency_us": {
+                "reconnect_delay": histogram_stats(self.delay),
+                "time_to_reconnect": histogram_stats(self.time_to_reconnect),
+            },
+        }

@@ -1,0 +1,95 @@
+"""``[reconnect]``: a logical client (one ``seq``) that connects again after losing its connection.
+
+The loop sits *around* the driver: each attempt is an ordinary connection with its own record
+(``attempt`` = 1, 2, ...), so outcome counts keep summing to the connections attempted, and the
+driver knows nothing about reconnecting. Between attempts the client waits the backoff; the
+schedule is the pure ``backoff_delay`` (exponential, capped, jittered like the AWS
+Architecture Blog's "Exponential Backoff And Jitter"), drawn from a per-client generator seeded
+from the run's seed and the ``seq``, so a seeded run repeats its reconnect schedule exactly.
+
+A client stops when its connection ends any other way (its planned close), after
+``max_attempts`` connections (it gives up), or when the run stops (graceful stop).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import trio
+
+from wsload.core.record import ConnectionRecord
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.scenario.model import Backoff, ReconnectConfig
+
+__all__ = ["backoff_delay", "client_rng", "run_client"]
+
+Connect = Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]
+
+
+def backoff_delay(backoff: Backoff, retry: int, rng: random.Random) -> float:
+    """The wait before reconnect number ``retry`` (1: the first reconnect), in seconds.
+
+    ``min(max, initial * multiplier ** (retry - 1))``, then jittered: ``full`` draws from
+    [0, it], ``equal`` from [it/2, it], ``none`` is it. Computed without overflow for any
+    ``retry`` (the exponent is compared in log space first).
+    """
+    if retry < 1:
+        raise ValueError(f"retry counts from 1, got {retry}")
+    ceiling = min(backoff.initial, backoff.max)
+    if backoff.multiplier > 1 and retry > 1:
+        if (retry - 1) * math.log(backoff.multiplier) >= math.log(backoff.max / ceiling):
+            ceiling = backoff.max
+        else:
+            ceiling = min(backoff.max, ceiling * backoff.multiplier ** (retry - 1))
+    if backoff.jitter == "full":
+        return rng.uniform(0.0, ceiling)
+    if backoff.jitter == "equal":
+        return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
+    return ceiling
+
+
+def client_rng(seed: int | None, seq: int) -> random.Random:
+    """The jitter generator of logical client ``seq``: the same seed, the same schedule."""
+    return random.Random(f"wsload-reconnect:{seed}:{seq}")
+
+
+async def run_client(
+    plan: ConnectionPlan,
+    ctx: DriverContext,
+    connect: Connect,
+    record: Callable[[ConnectionRecord], None],
+    interrupted: Callable[[ConnectionPlan], ConnectionRecord],
+    config: ReconnectConfig | None,
+    seed: int | None,
+) -> None:
+    """Run logical client ``plan.seq``: connect, and again after each outcome in ``config.on``
+    (``config`` None: no ``[reconnect]``, one connection).
+
+    Every attempt's record goes to ``record`` as soon as it ends (``interrupted(plan)`` makes
+    the record of an attempt cancelled mid-way); a cancellation during the backoff records
+    nothing more, since no connection was attempted then. Attempt k > 1 is a copy of ``plan``
+    with ``attempt = k``, scheduled at the end of its wait: its ``session`` latency counts from
+    there.
+    """
+    rng = client_rng(seed, plan.seq) if config is not None else None
+    stop = ctx.stop if ctx.stop is not None else trio.Event()
+    while True:
+        result: ConnectionRecord | None = None
+        try:
+            result = await connect(plan, ctx)
+        finally:
+            if result is None:
+                result = interrupted(plan)
+            record(result)
+        if config is None or rng is None or stop.is_set():
+            return
+        if result.outcome not in config.on or plan.attempt >= config.max_attempts:
+            return
+        with trio.move_on_after(backoff_delay(config.backoff, plan.attempt, rng)):
+            await stop.wait()
+        if stop.is_set():
+            return
+        plan = replace(plan, scheduled=trio.current_time(), attempt=plan.attempt + 1)
