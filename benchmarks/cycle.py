@@ -32,8 +32,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
-# wsload-pure: wsload with its compiled modules switched off (WSLOAD_PURE=1, wsload/_compiled.py)
-KINDS = ("wsload", "wsload-pure", "raw-trio", "wsproto", "trio-websocket")
+KINDS = ("wsload", "raw-trio", "wsproto", "trio-websocket")
 
 
 def _raise_nofile() -> None:
@@ -119,12 +118,11 @@ def _worker(args: argparse.Namespace) -> None:
         from held import measure_held
 
         out = trio.run(measure_held, args.url, args.held)
-    elif args.worker in ("wsload", "wsload-pure"):
-        from wsload._compiled import status
+    elif args.worker == "wsload":
         from wsload.runner.calibrate import measure_cycles
 
         run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency)
-        out = {**run.as_dict(), "build": status().reason}
+        out = run.as_dict()
     else:
         from bare import measure_bare
 
@@ -144,8 +142,7 @@ def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> 
     cmd += ["--held", str(args.held)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
-    env = {**os.environ, "WSLOAD_PURE": "1"} if kind == "wsload-pure" else None
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -230,16 +227,6 @@ def _report(
     for entry in clients.values():
         value = entry["median_cpu_us_per_cycle"]
         entry["ratio_to_wsload"] = round(value / base, 2) if value and base else None
-    if "raw-trio" in runs:  # run i of each kind ran back to back: the ratio cancels the load
-        for kind, results in runs.items():
-            ratios = [
-                r["cpu_us_per_cycle"] / f["cpu_us_per_cycle"]
-                for r, f in zip(results, runs["raw-trio"], strict=True)
-                if "error" not in r and "error" not in f
-            ]
-            clients[kind]["median_ratio_to_raw_trio"] = (
-                round(statistics.median(ratios), 2) if ratios else None
-            )
     return {
         "target": description,
         "cycles": args.cycles,
@@ -256,8 +243,7 @@ def _text(report: dict[str, Any]) -> str:
         f"target: {report['target']}; {report['runs']} runs x {report['cycles']} cycles, "
         f"concurrency {report['concurrency']}, CPUs {report['cpus']}",
         "",
-        f"{'client':<16}{'CPU µs/cycle':>14}{'user':>8}{'sys':>8}{'cycles/s':>10}{'x wsload':>10}"
-        f"{'x raw-trio':>12}",
+        f"{'client':<16}{'CPU µs/cycle':>14}{'user':>8}{'sys':>8}{'cycles/s':>10}{'x wsload':>10}",
     ]
     for kind, c in report["clients"].items():
         rate = c["median_cycles_per_s"]
@@ -265,7 +251,6 @@ def _text(report: dict[str, Any]) -> str:
             f"{kind:<16}{c['median_cpu_us_per_cycle'] or '-':>14}"
             f"{c['median_user_us_per_cycle'] or '-':>8}{c['median_sys_us_per_cycle'] or '-':>8}"
             f"{rate if rate is not None else '-':>10}{c['ratio_to_wsload'] or '-':>10}"
-            f"{c.get('median_ratio_to_raw_trio') or '-':>12}"
         )
     ws = report["clients"]["wsload"]["runs"]
     lags = [r["loop_lag_us"] for r in ws if "loop_lag_us" in r]
