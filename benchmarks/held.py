@@ -6,18 +6,24 @@ goes to a ``Collector`` as the runner's does, and measures this process's reside
 before (after a warm-up and ``gc.collect``) and once all are held. ``(held - before) / count``
 is what one held connection costs: its task and coroutine frames, its socket object, its
 ``Link``/frame reader, the kernel's socket memory is not in RSS.
+
+Then it releases them all at one instant, as a storm run does, and measures how long the
+release takes: from ``release.set()`` to the last Close written (``close_sent``), and the CPU
+this process spent until every connection had ended.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
 
 import trio
 
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
+from wsload.runner.heap import load_heap, release_held
 
 __all__ = ["measure_held", "rss_bytes"]
 
@@ -40,13 +46,17 @@ async def measure_held(url: str, count: int) -> dict[str, float]:
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
     collector = Collector(labels=("clean",))
     spec = scenario.close[0]
+    close_sent: list[float] = []
 
     async def connection(plan: ConnectionPlan) -> None:
-        collector.add(await run_connection(plan, ctx))
+        record = await run_connection(plan, ctx)
+        if record.close_sent is not None:
+            close_sent.append(record.close_sent)
+        collector.add(record)
 
     gc.collect()
     before = rss_bytes()
-    with trio.fail_after(120):
+    with trio.fail_after(120), load_heap():  # the runner's GC policy, as in a storm run
         async with trio.open_nursery() as nursery:
             for start in range(0, count, _BATCH):
                 for seq in range(start + 1, min(count, start + _BATCH) + 1):
@@ -57,7 +67,11 @@ async def measure_held(url: str, count: int) -> dict[str, float]:
             gc.collect()
             held = ctx.ready_count
             peak = rss_bytes()
-            release.set()
+            cpu = resource.getrusage(resource.RUSAGE_SELF)
+            released = trio.current_time()
+            release_held(release)
+    ended = trio.current_time()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     clean = collector.counts().outcomes.get("clean", 0)
     return {
         "count": count,
@@ -66,4 +80,10 @@ async def measure_held(url: str, count: int) -> dict[str, float]:
         "rss_before_bytes": before,
         "rss_held_bytes": peak,
         "rss_per_connection_bytes": round((peak - before) / max(1, held), 1),
+        "release_to_first_close_ms": round((min(close_sent) - released) * 1e3, 1),
+        "release_to_last_close_ms": round((max(close_sent) - released) * 1e3, 1),
+        "release_to_all_ended_ms": round((ended - released) * 1e3, 1),
+        "release_cpu_us_per_connection": round(
+            (after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1e6 / max(1, held), 1
+        ),
     }
