@@ -15,8 +15,6 @@ import base64
 import contextlib
 import inspect
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from debian_packages import apt_install_skip_reason
 from websockets.sync.client import ClientConnection, connect
 
 __all__ = ["CHROMIUM", "Chromium", "PageLoad", "chromium_skip_reason"]
@@ -42,34 +41,7 @@ _LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:", "chrome:", "devtools:")
 
 def chromium_skip_reason() -> str | None:
     """None when Chromium is there (installing it first if possible), else why not."""
-    if os.access(CHROMIUM, os.X_OK):
-        return None
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return "chromium is not installed and apt-get is not available"
-    if os.geteuid() != 0:
-        return "chromium is not installed and installing it needs root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.monotonic() + _INSTALL_TIMEOUT
-    for args in (
-        [apt, "update"],
-        [apt, "install", "-y", "--no-install-recommends", "chromium"],
-    ):
-        try:
-            done = subprocess.run(
-                args,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=max(1.0, deadline - time.monotonic()),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"installing chromium timed out ({' '.join(args[1:])})"
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            return f"{' '.join(args)} failed: {tail}"
-    return None if os.access(CHROMIUM, os.X_OK) else "apt-get installed no /usr/bin/chromium"
+    return apt_install_skip_reason("chromium", CHROMIUM, _INSTALL_TIMEOUT)
 
 
 @dataclass

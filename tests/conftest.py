@@ -1,13 +1,49 @@
-"""Shared test plumbing."""
+"""Shared test plumbing: the tiers, and the bounds of synchronous tests.
+
+The tests live in one folder per tier (docs/testing.md), and each folder's tests get its
+marker here, so ``-m "core or engine"`` picks the quick tier wherever the files are run from:
+
+    core      pure code: the sans-IO core, scenario parsing, plans, metrics, report renderers
+    engine    the driver and the built-in server on memory streams or loopback, in-process
+    runner    whole runs in-process (``run_load``, ``execute_run``)
+    cli       the commands through Typer's ``CliRunner``
+    process   real processes as the subject: ``wsload`` children, signals, worker processes,
+              a Dask cluster, headless Chromium, ruff and mypy
+
+The shared helpers (``peers``, ``hostile``, ``browser``, ``tests/node``) stay in ``tests/``; this
+file puts ``tests/`` and every tier folder on ``sys.path``, so ``from peers import ...`` and the
+few imports of another test module's helpers (``from test_server_clients import ...``) work
+from any tier.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import pytest
+
+TIERS = ("core", "engine", "runner", "cli", "process")
+"""The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
+
+_TESTS = Path(__file__).resolve().parent
+
+for _folder in (_TESTS, *(_TESTS / tier for tier in TIERS)):
+    if _folder.is_dir() and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the tier of the folder it lives in (``tests/<tier>/...``)."""
+    for item in items:
+        path = item.path.resolve()
+        tier = path.relative_to(_TESTS).parts[0] if path.is_relative_to(_TESTS) else ""
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @contextmanager

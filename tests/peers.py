@@ -24,6 +24,7 @@ writes raw bytes and decodes the client's frames by hand, for misbehaviour no li
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import ssl
@@ -68,6 +69,8 @@ class Route:
     after: float = 0.0
     code: int = 1000
     reason: str = ""
+    pushes: int = 5
+    interval: float = 0.01
 
     @classmethod
     def parse(cls, path: str) -> Route:
@@ -78,6 +81,8 @@ class Route:
             after=float(query.get("after", "0")) / 1000,
             code=int(query.get("code", "1000")),
             reason=query.get("reason", ""),
+            pushes=int(query.get("pushes", "5")),
+            interval=float(query.get("interval", "10")) / 1000,
         )
 
 
@@ -185,6 +190,9 @@ class WebsocketsPeer:
 
     async def _handle(self, ws: Any) -> None:
         route = Route.parse(ws.request.path)
+        if route.mode == "pubsub":
+            await _pubsub(ws, route)
+            return
 
         async def pump() -> None:
             try:
@@ -202,6 +210,33 @@ class WebsocketsPeer:
             await asyncio.sleep(route.after)
             ws.transport.abort()
         await task
+
+
+async def _pubsub(ws: Any, route: Route) -> None:
+    """An application server, not an echo: subscribe → ack → pushes; bye → Close(code)."""
+    pushing: asyncio.Task[None] | None = None
+
+    async def push(topic: str) -> None:
+        for n in range(1, route.pushes + 1):
+            await asyncio.sleep(route.interval)
+            await ws.send(json.dumps({"op": "push", "topic": topic, "n": n}))
+
+    try:
+        async for text in ws:
+            message = json.loads(text)
+            if message.get("op") == "subscribe":
+                topic = str(message.get("topic", ""))
+                await ws.send(json.dumps({"op": "subscribed", "topic": topic}))
+                pushing = asyncio.create_task(push(topic))
+            elif message.get("op") == "bye":
+                if pushing is not None:
+                    await pushing
+                await ws.close(route.code, "bye")
+    except Exception:  # the client went away
+        pass
+    finally:
+        if pushing is not None:
+            pushing.cancel()
 
 
 # --- Node ws 8 (child process) --------------------------------------------------------------

@@ -176,7 +176,17 @@ def test_invalid_101_responses(
     assert info.value.outcome == "handshake_invalid"
 
 
-@pytest.mark.parametrize("line", [b"HTTP/2 101", b"ICY 200 OK", b"HTTP/1.1 1O1 x", b"garbage"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"HTTP/2 101",
+        b"ICY 200 OK",
+        b"HTTP/1.1 1O1 x",
+        b"HTTP/1.1 001",
+        b"HTTP/1.1 099 x",
+        b"garbage",
+    ],
+)
 def test_bad_status_line(line: bytes) -> None:
     with pytest.raises(ProtocolViolation, match="status line"):
         ResponseParser(KEY).feed(line + b"\r\n\r\n")

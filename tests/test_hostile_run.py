@@ -3,8 +3,10 @@ server of tests/hostile.py, and the whole-run bound (duration + drain) against s
 would otherwise hold connections for ever.
 
 For each case: the run ends on time, every connection gets the case's outcome, summary.json
-counts sum to the attempts, nothing on stderr looks like a traceback, the exit code is 0 (no
-thresholds: target misbehaviour is data, not a wsload failure), and no file descriptor stays open.
+counts sum to the attempts, its ``errors`` group the connections' details into one cause,
+nothing on stderr looks like a traceback, the exit code is 0 (no thresholds: target
+misbehaviour is data, not a wsload failure) unless no connection was opened at all (1: nothing
+measured, said in one ``wsload: error:`` line), and no file descriptor stays open.
 """
 
 from __future__ import annotations
@@ -63,8 +65,12 @@ def _run(
     code = execute_run(parse_scenario(text), out=out, quiet=True)
     elapsed = time.monotonic() - started
     _, err = capfd.readouterr()
-    assert "Traceback" not in err and "Error" not in err, err
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    if summary["totals"]["opened"] == 0:
+        assert code == 1
+        line, err = err.split("\n", 1)
+        assert line.startswith("wsload: error: no connection opened: "), line
+    assert "Traceback" not in err and "Error" not in err, err
     assert sum(summary["outcomes"].values()) == summary["totals"]["attempted"]
     return code, elapsed, summary
 
@@ -78,9 +84,17 @@ def test_run_against_a_hostile_server(
         code, elapsed, summary = _run(tmp_path, capfd, server.url, messages=case.messages)
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before  # no socket (or file) left open
-    assert code == 0
+    assert code == (1 if case.outcome.startswith("handshake_") else 0)
     outcomes = {k: v for k, v in summary["outcomes"].items() if v}
     assert outcomes == {case.outcome: CONNECTIONS}
+    errors = summary["errors"]
+    if case.outcome == "clean":
+        assert errors == {}
+    else:  # every connection failed alike: one cause, whatever address, port or key it had
+        assert list(errors) == [case.outcome]
+        (detail,) = errors[case.outcome]["details"]
+        assert (detail["count"], detail["example_seq"]) == (CONNECTIONS, 1)
+        assert errors[case.outcome]["count"] == CONNECTIONS and errors[case.outcome]["other"] == 0
     sent = summary["close_codes"]["sent"]
     assert sent == ({str(case.code_sent): CONNECTIONS} if case.code_sent else {})
     # starts over 80 ms, then each connection's own bound; the rest is the run's fixed cost
@@ -111,7 +125,7 @@ def test_the_whole_run_is_bounded_by_duration_plus_drain(
             close_timeout="60s",
             timeout="60s",
         )
-    assert code == 0
+    assert code == (1 if mode == "never_upgrade" else 0)  # that one never opened any
     attempted = summary["totals"]["attempted"]
     assert 40 <= attempted <= 52  # 50/s for 1 s
     assert summary["outcomes"]["interrupted"] == attempted, what

@@ -374,3 +374,39 @@ def test_from_wire_names_the_bad_field(mutate: Any, message: str) -> None:
     mutate(wire)
     with pytest.raises(ValueError, match=message):
         Collector.from_wire(wire)
+
+
+def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
+    """Each snapshot carries what every ``Counts`` field of a behaviour grew by in its
+    interval (the live ``/metrics`` endpoint sums them): over all intervals, exactly the
+    collector's counts; counts merged in from another collector are in no interval."""
+    c = Collector(("clean", "terminate"), start=0.0)
+    c.add(clean_record(1))
+    c.add(terminated_record(2))
+    first = c.take_interval(now=1.0)
+    assert first.counters == {
+        "clean": {
+            "attempted": 1,
+            "opened": 1,
+            "outcomes.clean": 1,
+            "codes_sent.1000": 1,
+            "codes_received.1000": 1,
+        },
+        "terminate": {"attempted": 1, "opened": 1, "outcomes.terminated": 1},
+    }
+    other = Collector(start=0.0)
+    other.add(clean_record(3))
+    c.merge(other)
+    c.add(clean_record(4, code_received=None))  # a Close without a code counts as 1005
+    second = c.take_interval(now=2.0)
+    assert second.counters == {
+        "clean": {
+            "attempted": 1,
+            "opened": 1,
+            "outcomes.clean": 1,
+            "codes_sent.1000": 1,
+            "codes_received.1005": 1,
+        }
+    }
+    assert c.take_interval(now=3.0).counters == {}
+    assert c.counts("clean").outcomes == {"clean": 3}  # the merged one is counted, not shown

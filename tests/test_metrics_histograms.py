@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import gc
 import weakref
 import zlib
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from wsload.metrics.histograms import (
     HIGHEST_US,
+    bucket_counts,
     decode,
     encode,
     histogram_stats,
@@ -190,3 +192,28 @@ def test_a_dropped_histogram_is_freed_at_once_without_the_cycle_collector() -> N
         assert [ref() for ref in refs] == [None, None]
     finally:
         gc.enable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(values_us, max_size=200),
+    st.lists(values_us, min_size=1, max_size=20, unique=True),
+)
+def test_bucket_counts_agree_with_counting_each_sample(
+    values: list[int], bounds: list[int]
+) -> None:
+    """Coarse buckets (``/metrics``) hold what counting each sample by its reported value gives.
+
+    A sample is placed by the highest value of its HDR bucket (what the percentiles report),
+    so the reference counts that value against the bounds; the sum is over median values.
+    """
+    bounds_us = tuple(sorted(bounds))
+    h = new_histogram()
+    for value in values:
+        record(h, value)
+    got, sum_us = bucket_counts(h, bounds_us)
+    expected = [0] * (len(bounds_us) + 1)
+    for value in values:
+        expected[bisect.bisect_left(bounds_us, h.get_highest_equivalent_value(value))] += 1
+    assert got == expected
+    assert sum_us == sum(h._hdr_median_equiv_value(value) for value in values)

@@ -20,7 +20,15 @@ from wsload.core.record import ConnectionRecord, Side
 from wsload.errors import UsageError
 from wsload.metrics.collector import Collector
 from wsload.metrics.result import RunResult, new_lag_histogram
-from wsload.report.compare import Tolerances, Verdict, compare, render_text
+from wsload.report.compare import (
+    Histograms,
+    Tolerances,
+    Verdict,
+    compare,
+    judged_metric,
+    render_text,
+)
+from wsload.report.hlog import format_header, interval_line, make_tag
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.outputs import parse_tolerances
@@ -29,6 +37,7 @@ from wsload.report.summary import attach_thresholds, build_summary
 from wsload.report.thresholds import evaluate
 from wsload.runner.search import stop_reason
 from wsload.runner.search_levels import Climb, Stop, max_levels, worst_case_seconds
+from wsload.scenario.model import METRICS
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -102,7 +111,27 @@ def make_summary(
         interrupted=interrupted,
     )
     summary = build_summary(result)
-    return attach_thresholds(summary, evaluate(parsed.thresholds, summary))
+    summary = attach_thresholds(summary, evaluate(parsed.thresholds, summary))
+    _HISTOGRAMS[id(summary)] = {
+        make_tag(metric, label): collector.histogram(metric, label)
+        for label in (None, *collector.labels)
+        for metric in METRICS
+    }
+    return summary
+
+
+_HISTOGRAMS: dict[int, Histograms] = {}
+"""Each summary's histograms, as its histograms.hlog gives them to ``wsload compare``."""
+
+
+def compare_runs(
+    base: dict[str, Any], current: dict[str, Any], tol: Tolerances | None = None, **kw: Any
+) -> Any:
+    """``compare`` as ``wsload compare`` calls it: with both runs' histograms."""
+    return compare(
+        base, current, tol, baseline_histograms=_HISTOGRAMS.get(id(base)),
+        current_histograms=_HISTOGRAMS.get(id(current)), **kw,
+    )  # fmt: skip
 
 
 BASE = make_summary()
@@ -114,84 +143,104 @@ def row(result: Any, name: str, scope: str = "total") -> Any:
 
 
 def test_same_run_passes_everything() -> None:
-    result = compare(BASE, BASE)
+    result = compare_runs(BASE, BASE)
     assert result.ok and result.warnings == ()
     unjudged = {(r.scope, r.name) for r in result.rows if r.verdict is Verdict.INSUFFICIENT}
-    # 200 terminates: p999 would be their maximum
-    assert unjudged == {("terminate", f"{m}.p999") for m in ("close_total", "session")}
-    assert {r.verdict for r in result.rows} == {Verdict.PASS, Verdict.INSUFFICIENT}
+    # at 99 %, p999 needs 5,296 samples to be bounded and p99 528: not the 200 terminates
+    assert unjudged == {
+        (r.scope, r.name)
+        for r in result.rows
+        if r.name.endswith(".p999") or (r.scope == "terminate" and r.name.endswith(".p99"))
+    }
+    assert {r.verdict for r in result.rows} == {Verdict.WITHIN_NOISE, Verdict.INSUFFICIENT}
     names = {(r.scope, r.name) for r in result.rows}
     assert ("total", "close_handshake.p99") in names and ("clean", "clean share") in names
     assert ("terminate", "close_total.p50") in names
+    p99 = row(result, "close_handshake.p99")
+    assert p99.method == "interval" and "99 % intervals [" in p99.detail and "overlap" in p99.detail
 
 
 def test_slower_closes_are_a_regression_with_the_change_in_percent() -> None:
-    result = compare(BASE, make_summary(close_us=1500))
+    result = compare_runs(BASE, make_summary(close_us=1600))
     p99 = row(result, "close_handshake.p99")
     assert p99.verdict is Verdict.REGRESSED
-    assert p99.baseline == 1098 and p99.current == 1598
-    assert p99.change == pytest.approx((1598 - 1098) / 1098)
-    assert p99.format_change() == "+45.5 %"
+    assert p99.baseline == 1098 and p99.current == 1698
+    assert p99.change == pytest.approx((1698 - 1098) / 1098)
+    assert p99.format_change() == "+54.6 %"
     assert not result.ok and p99 in result.regressions
+    assert "apart; +600 µs beyond the floor 500 µs" in p99.detail
     assert row(result, "close_handshake.p99", "clean").verdict is Verdict.REGRESSED
     # the terminate behaviour did not change
-    assert row(result, "close_total.p99", "terminate").verdict is Verdict.PASS
+    assert row(result, "close_total.p50", "terminate").verdict is Verdict.WITHIN_NOISE
 
 
 def test_faster_closes_are_an_improvement_not_a_failure() -> None:
-    result = compare(BASE, make_summary(close_us=500))
+    result = compare_runs(BASE, make_summary(close_us=400))
     assert row(result, "close_handshake.p50").verdict is Verdict.IMPROVED
     assert result.ok
 
 
-def test_noise_within_the_tolerance_passes() -> None:
-    result = compare(BASE, make_summary(close_us=1050))  # +4.6 % at p99
-    assert row(result, "close_handshake.p99").verdict is Verdict.PASS
+def test_noise_within_the_floor_passes() -> None:
+    """+50 µs: the intervals are apart (a real change), but far below what matters."""
+    result = compare_runs(BASE, make_summary(close_us=1050))  # +4.6 % at p99
+    p99 = row(result, "close_handshake.p99")
+    assert p99.verdict is Verdict.WITHIN_NOISE
+    assert "apart, but +50 µs is within the floor 500 µs" in p99.detail
     assert result.ok
 
 
 def test_per_metric_tolerance_and_absolute_floor() -> None:
-    current = make_summary(close_us=1300)  # +27 %
-    assert not compare(BASE, current).ok
-    loose = Tolerances(metric_tolerance={"close_handshake": 0.5, "close_total": 0.5})
-    assert compare(BASE, current, loose).ok
-    only_p99 = Tolerances(metric_tolerance={"close_handshake.p99": 0.5})
-    result = compare(BASE, current, only_p99)
-    assert row(result, "close_handshake.p99").verdict is Verdict.PASS
+    current = make_summary(close_us=1300)  # +27 %, +300 µs
+    no_floor = Tolerances(min_change_us=0)
+    assert not compare_runs(BASE, current, no_floor).ok
+    loose = Tolerances(min_change_us=0, metric_tolerance={"close_handshake": 0.5,
+                                                          "close_total": 0.5})  # fmt: skip
+    assert compare_runs(BASE, current, loose).ok
+    only_p99 = Tolerances(min_change_us=0, metric_tolerance={"close_handshake.p99": 0.5})
+    result = compare_runs(BASE, current, only_p99)
+    assert row(result, "close_handshake.p99").verdict is Verdict.WITHIN_NOISE
     assert row(result, "close_handshake.p50").verdict is Verdict.REGRESSED
-    assert row(result, "close_handshake.p99").limit == "+50 %"
-    # +300 µs is under a 500 µs floor: noise on a loopback run, whatever the percentage
-    floor = Tolerances(min_change_us=500)
-    assert compare(BASE, current, floor).ok
+    assert row(result, "close_handshake.p99").limit == "+50 % / 0 µs"
+    # +300 µs is under the default 500 µs floor: noise on a loopback run, whatever the percentage
+    assert compare_runs(BASE, current).ok
 
 
-def test_only_the_chosen_metrics_are_compared() -> None:
-    result = compare(BASE, make_summary(close_us=1500), Tolerances(metrics=("session",)))
-    assert {r.name.split(".")[0] for r in result.rows if r.unit == "us"} == {"session"}
-    assert result.ok  # 500 µs more on a ~1 s session is noise
+def test_only_the_chosen_metrics_are_judged_the_others_are_informational() -> None:
+    slower = make_summary(close_us=1600)
+    result = compare_runs(BASE, slower, Tolerances(metrics=("session",)))
+    assert {r.name.split(".")[0] for r in result.rows if r.unit == "us" and r.judged} == {"session"}
+    informational = row(result, "close_handshake.p50")
+    assert not informational.judged and informational.verdict is Verdict.REGRESSED
+    assert informational.verdict_text == "regressed (informational)"
+    assert result.ok  # 600 µs more on a ~1 s session is noise
+    assert "informational figures changed" in render_text(result)
+    # by default the close metrics (and step.* metrics) are judged, session is informational
+    default = compare_runs(BASE, slower)
+    assert not row(default, "session.p50").judged and row(default, "close_total.p50").judged
+    assert not default.ok
 
 
 def test_too_few_samples_are_not_judged() -> None:
     small_base = make_summary(clean=50, terminated=10)
     small_current = make_summary(clean=50, terminated=10, close_us=3000)
-    result = compare(small_base, small_current)
+    result = compare_runs(small_base, small_current)
     assert row(result, "close_handshake.p99").verdict is Verdict.INSUFFICIENT
-    assert "50 vs 50 samples; 100 needed" in row(result, "close_handshake.p99").detail
+    assert "50 vs 50 samples; --min-samples 100" in row(result, "close_handshake.p99").detail
     assert result.ok
-    judged = compare(small_base, small_current, Tolerances(min_samples=10))
+    judged = compare_runs(small_base, small_current, Tolerances(min_samples=10))
     assert row(judged, "close_handshake.p50").verdict is Verdict.REGRESSED
-    # p99 of 50 samples is the maximum: never judged as a percentile, whatever --min-samples
-    assert row(judged, "close_handshake.p99").verdict is Verdict.INSUFFICIENT
-    # p999 needs 1000 samples on both sides
-    assert row(compare(BASE, BASE), "close_handshake.p999").verdict is Verdict.PASS
-    assert row(compare(BASE, make_summary(clean=999)), "close_handshake.p999").verdict is (
-        Verdict.INSUFFICIENT
-    )
+    # p99 of 50 samples cannot be bounded: never judged as a percentile, whatever --min-samples
+    p99 = row(judged, "close_handshake.p99")
+    assert p99.verdict is Verdict.INSUFFICIENT and "too few to bound p99 at 99 %" in p99.detail
+    # p999 needs 5,296 samples on both sides at 99 %
+    big = make_summary(clean=5300, terminated=0)
+    assert row(compare_runs(big, big), "close_handshake.p999").verdict is Verdict.WITHIN_NOISE
+    assert row(compare_runs(big, BASE), "close_handshake.p999").verdict is Verdict.INSUFFICIENT
 
 
 def test_clean_share_drop_and_error_outcome_rise() -> None:
     current = make_summary(clean=990, timeouts=10)  # clean 83.3 % → 82.5 %, timeouts +0.8 pt
-    result = compare(BASE, current)
+    result = compare_runs(BASE, current)
     share = row(result, "clean share", "clean")
     assert share.verdict is Verdict.REGRESSED and share.unit == "share"
     assert share.change == pytest.approx(-1.0)
@@ -200,16 +249,18 @@ def test_clean_share_drop_and_error_outcome_rise() -> None:
     assert timeouts.verdict is Verdict.REGRESSED and timeouts.change == pytest.approx(1.0)
     # terminated is what terminate is for: its share is not an error share
     assert not [r for r in result.rows if r.name == "outcome terminated share"]
+    assert "interval of the difference [" in timeouts.detail
+    # the timed-out closes took 5 s, but they are 1 % of the closes: no percentile up to p99
+    # moved (p999 cannot be bounded with 1,200 samples); the shares are what says it
     lenient = Tolerances(max_share_drop={"clean": 2.0}, max_share_rise={"errors": 2.0})
-    # (the timed-out closes took 5 s: close_total's tail regressed, that is right)
-    assert {r.unit for r in compare(BASE, current, lenient).regressions} == {"us"}
+    assert compare_runs(BASE, current, lenient).ok
     per_outcome = Tolerances(max_share_drop={"clean": 2.0}, max_share_rise={"close_timeout": 2})
-    assert {r.unit for r in compare(BASE, current, per_outcome).regressions} == {"us"}
+    assert compare_runs(BASE, current, per_outcome).ok
 
 
 def test_mismatched_scenarios_warn_in_every_output_and_still_compare() -> None:
     other = make_summary(scenario=SCENARIO.replace("rate = 10", "rate = 20"), close_us=2000)
-    result = compare(BASE, other)
+    result = compare_runs(BASE, other)
     (warning,) = result.warnings
     assert "different scenarios" in warning and BASE["scenario_hash"] in warning
     assert row(result, "close_handshake.p99").verdict is Verdict.REGRESSED
@@ -222,7 +273,7 @@ def test_saturation_interruption_and_missing_behaviour_are_warnings() -> None:
     text = SCENARIO + '[[close]]\nkind = "clean"\nname = "extra"\nweight = 1\n'
     current = make_summary(scenario=text, saturated=True)
     current["interrupted"] = True
-    warnings = compare(BASE, current).warnings
+    warnings = compare_runs(BASE, current).warnings
     assert any("current run was saturated" in w for w in warnings)
     assert any("current run was interrupted" in w for w in warnings)
     assert any("'extra' is only in the current run" in w for w in warnings)
@@ -234,7 +285,9 @@ def test_junit_has_a_case_per_rule_and_threshold() -> None:
         {"expr": "close_handshake.p99", "condition": "< 1ms", "unit": "us", "value": 1599,
          "ok": False, "detail": "1.6 ms"},
     ]  # fmt: skip
-    result = compare(make_summary(clean=50, terminated=10), current, Tolerances(min_samples=10))
+    result = compare_runs(
+        make_summary(clean=50, terminated=10), current, Tolerances(min_samples=10)
+    )
     root = ET.fromstring(junit_xml(current, result))
     thresholds, rules = root.findall("testsuite")
     assert thresholds.get("tests") == "1" and thresholds.get("failures") == "1"
@@ -250,18 +303,19 @@ def test_junit_has_a_case_per_rule_and_threshold() -> None:
 
 
 def test_markdown_puts_the_verdict_and_the_regressions_first() -> None:
-    result = compare(BASE, make_summary(close_us=1500), baseline_name="results/baselines/ci")
-    text = markdown_report(make_summary(close_us=1500), result)
+    slower = make_summary(close_us=1600)
+    result = compare_runs(BASE, slower, baseline_name="results/baselines/ci")
+    text = markdown_report(slower, result)
     first = text.splitlines()[0]
     assert first.startswith("### ❌ wsload cmp:") and "regressions" in first
     attention = text.split("<details>")[0]
     assert (
-        "| total | `close_handshake.p99` | 1.1 ms | 1.6 ms | +45.5 % | +10 % | ❌ regressed |"
-        in attention
+        "| total | `close_handshake.p99` | 1.1 ms | 1.7 ms | +54.6 % | +10 % / 500 µs | "
+        "❌ regressed | 99 % intervals [" in attention
     )
     assert "results/baselines/ci" in text
-    ok = markdown_report(BASE, compare(BASE, BASE))
-    assert ok.startswith("### ✅ wsload cmp: pass") and "within tolerance" in ok
+    ok = markdown_report(BASE, compare_runs(BASE, BASE))
+    assert ok.startswith("### ✅ wsload cmp: pass") and "within noise" in ok
 
 
 def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
@@ -282,6 +336,16 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
     assert tol.rise_limit("close_timeout") == 2 and tol.rise_limit("reset") == 0.25
     assert tol.rise_limit("terminated") is None and tol.drop_limit("clean") == 1
     assert tol.min_change_us == pytest.approx(200) and tol.min_samples == 10
+    defaults = parse_tolerances()
+    assert defaults.min_change_us == 500 and defaults.confidence == pytest.approx(0.99)
+    assert defaults.metrics == ("close_handshake", "close_teardown", "close_total", "step.*")
+    steps = parse_tolerances(metrics="step.*,close_total", confidence="95%",
+                             metric_tolerance=["step.login.p99=20%"])  # fmt: skip
+    assert steps.confidence == pytest.approx(0.95)
+    assert steps.latency_limit("step.login", "p99") == pytest.approx(0.2)
+    assert judged_metric("step.login", steps.metrics) and not judged_metric(
+        "connect", steps.metrics
+    )
     for kwargs, flag in [
         ({"max_regression": "ten"}, "--max-regression"),
         ({"max_regression": "-5%"}, "--max-regression"),
@@ -294,20 +358,30 @@ def test_tolerance_options_parse_and_name_the_flag_on_errors() -> None:
         ({"min_change": "fast"}, "--min-change"),
         ({"metrics": "close_handshake,close"}, "--metrics"),
         ({"metrics": ","}, "--metrics"),
+        ({"confidence": "100%"}, "--confidence"),
+        ({"confidence": "sure"}, "--confidence"),
     ]:
         with pytest.raises(UsageError, match=flag):
             parse_tolerances(**kwargs)  # type: ignore[arg-type]
 
 
 def _write(path: Path, summary: dict[str, Any]) -> Path:
+    """A results directory: summary.json and the histograms.hlog ``wsload compare`` reads."""
     path.mkdir(parents=True)
     (path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    lines = [
+        interval_line(tag, 0.0, 1.0, histogram)
+        for tag, histogram in _HISTOGRAMS[id(summary)].items()
+        if histogram.get_total_count()
+    ]
+    log = format_header(datetime(2026, 1, 1, tzinfo=UTC)) + "".join(lines)
+    (path / "histograms.hlog").write_text(log, encoding="utf-8")
     return path
 
 
 def test_cli_compare_exit_codes_and_ci_files(tmp_path: Path, monkeypatch: Any) -> None:
     base = _write(tmp_path / "base", BASE)
-    slow = _write(tmp_path / "slow", make_summary(close_us=1500))
+    slow = _write(tmp_path / "slow", make_summary(close_us=1600))
     step_summary = tmp_path / "step.md"
     step_summary.write_text("earlier step\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
@@ -334,7 +408,11 @@ def test_cli_compare_exit_codes_and_ci_files(tmp_path: Path, monkeypatch: Any) -
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
     assert data["ok"] is True and data["regressions"] == 0
-    assert {r["verdict"] for r in data["rows"]} <= {"pass", "improved", "insufficient samples"}
+    assert {r["verdict"] for r in data["rows"]} <= {
+        "within noise",
+        "improved",
+        "insufficient samples",
+    }
 
 
 @pytest.mark.parametrize(
@@ -377,21 +455,29 @@ def test_committed_baseline_matches_the_ci_scenario(tmp_path: Path) -> None:
         == (baseline.summary["latency_us"]["close_handshake"]["count"])
     )
     assert sum(e["attempted"] for e in baseline.timeline) == baseline.summary["totals"]["attempted"]
-    assert compare(baseline.summary, baseline.summary).ok
+    same = compare(
+        baseline.summary, baseline.summary,
+        baseline_histograms=baseline.totals, current_histograms=baseline.totals,
+    )  # fmt: skip
+    assert same.ok and same.warnings == ()
 
 
 def test_latencies_past_the_one_hour_range_compare_as_at_least_an_hour() -> None:
     """An overflow (a close that took over 1 h) is not "no samples": up to it is a regression."""
     current = json.loads(json.dumps(BASE))
-    current["latency_us"]["close_handshake"].update(p999=3_600_000_000, max=3_600_000_000)
-    result = compare(BASE, current)
-    p999 = row(result, "close_handshake.p999")
-    assert p999.verdict is Verdict.REGRESSED and p999.change is None
-    assert p999.detail == "1.1 ms → >= 1 h"
-    assert p999.as_dict()["current"] is None  # strict JSON: no Infinity
+    current["latency_us"]["close_handshake"].update(
+        p99=3_600_000_000, p999=3_600_000_000, max=3_600_000_000
+    )
+    result = compare_runs(BASE, current)
+    p99 = row(result, "close_handshake.p99")
+    assert p99.verdict is Verdict.REGRESSED and p99.change is None
+    assert p99.detail.startswith("1.1 ms → >= 1 h: past the 1 h range")
+    assert p99.as_dict()["current"] is None  # strict JSON: no Infinity
     json.dumps(result.as_dict(), allow_nan=False)
-    assert row(compare(current, current), "close_handshake.p999").verdict is Verdict.PASS
-    assert row(compare(current, BASE), "close_handshake.p999").verdict is Verdict.IMPROVED
+    assert row(compare_runs(current, current), "close_handshake.p99").verdict is (
+        Verdict.WITHIN_NOISE
+    )
+    assert row(compare_runs(current, BASE), "close_handshake.p99").verdict is Verdict.IMPROVED
 
 
 SEARCH = """
@@ -441,6 +527,7 @@ def make_search(
             climb.stop(Stop.INTERRUPTED)
     main = climb.passed if climb.passed is not None else entries[0]["level"]
     data = dict(summaries[main])
+    _HISTOGRAMS[id(data)] = _HISTOGRAMS[id(summaries[main])]
     if climb.stopped is Stop.INTERRUPTED:
         data["interrupted"] = True
     data["search"] = search_section(
@@ -494,7 +581,7 @@ def test_a_saturated_generator_fails_unless_a_threshold_already_judges_it() -> N
     assert cases[("thresholds", "generator.saturated == false")].find("failure") is not None
     assert markdown_report(gated).startswith("### ❌ wsload cmp: 1 threshold failed\n")
     # a comparison with a saturated current run: the warning, and the run case still fails
-    result = compare(BASE, saturated)
+    result = compare_runs(BASE, saturated)
     assert result.ok and any("current run was saturated" in w for w in result.warnings)
     assert ("run", "generator.saturated") in junit_cases(junit_xml(saturated, result))
 
@@ -502,7 +589,7 @@ def test_a_saturated_generator_fails_unless_a_threshold_already_judges_it() -> N
 def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
     base, lower, close = make_search(300), make_search(250), make_search(290)
     assert base["search"]["stopped"] == "converged" and base["search"]["capacity"] > 250
-    result = compare(base, lower)
+    result = compare_runs(base, lower)
     capacity = row(result, "capacity", "search")
     assert capacity.verdict is Verdict.REGRESSED and capacity in result.regressions
     assert (capacity.baseline, capacity.current) == (
@@ -515,15 +602,15 @@ def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
     (warning,) = result.warnings
     assert "main levels differ" in warning and "different loads" in warning
     assert f"{base['search']['main_level']:g}/s" in warning
-    assert row(compare(lower, base), "capacity", "search").verdict is Verdict.IMPROVED
+    assert row(compare_runs(lower, base), "capacity", "search").verdict is Verdict.IMPROVED
     # within --max-regression: passes; a tighter tolerance catches it
-    near = row(compare(base, close), "capacity", "search")
-    assert near.verdict is Verdict.PASS and -0.10 < near.change < 0
+    near = row(compare_runs(base, close), "capacity", "search")
+    assert near.verdict is Verdict.WITHIN_NOISE and -0.10 < near.change < 0
     tight = Tolerances(max_regression=-near.change / 2)
-    assert row(compare(base, close, tight), "capacity", "search").verdict is Verdict.REGRESSED
-    same = compare(base, base)
+    assert row(compare_runs(base, close, tight), "capacity", "search").verdict is Verdict.REGRESSED
+    same = compare_runs(base, base)
     assert same.ok and same.warnings == ()
-    assert row(same, "capacity", "search").verdict is Verdict.PASS
+    assert row(same, "capacity", "search").verdict is Verdict.WITHIN_NOISE
     assert "search/capacity" in render_text(result) and "| search | `capacity` |" in (
         markdown_report(lower, result)
     )
@@ -534,9 +621,13 @@ def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
 def test_no_capacity_at_all_is_the_worst_capacity() -> None:
     none = make_search(50)  # the first level (100/s) already fails
     assert none["search"]["capacity"] is None and none["search"]["stopped"] == "first_failed"
-    assert row(compare(make_search(300), none), "capacity", "search").verdict is Verdict.REGRESSED
-    assert row(compare(none, make_search(300)), "capacity", "search").verdict is Verdict.IMPROVED
-    neither = row(compare(none, none), "capacity", "search")
+    assert (
+        row(compare_runs(make_search(300), none), "capacity", "search").verdict is Verdict.REGRESSED
+    )
+    assert (
+        row(compare_runs(none, make_search(300)), "capacity", "search").verdict is Verdict.IMPROVED
+    )
+    neither = row(compare_runs(none, none), "capacity", "search")
     assert neither.verdict is Verdict.MISSING and neither.format_value(neither.current) == "-"
     assert "capacity **none** (first_failed: the first level (100) already failed" in (
         markdown_report(none)
@@ -546,12 +637,15 @@ def test_no_capacity_at_all_is_the_worst_capacity() -> None:
 def test_a_search_against_a_single_run_or_another_parameter_warns() -> None:
     search = make_search(300)
     level = f"{search['search']['main_level']:g}/s"
-    for result, side in ((compare(BASE, search), "current"), (compare(search, BASE), "baseline")):
+    for result, side in (
+        (compare_runs(BASE, search), "current"),
+        (compare_runs(search, BASE), "baseline"),
+    ):
         assert not [r for r in result.rows if r.scope == "search"]
         (warning,) = [w for w in result.warnings if "capacity search" in w]
         assert f"the {side} run is a capacity search" in warning and level in warning
     storm_text = SEARCH.replace('over = "rate"', 'over = "storm_size"')
-    result = compare(search, make_search(300, text=storm_text))
+    result = compare_runs(search, make_search(300, text=storm_text))
     assert not [r for r in result.rows if r.scope == "search"]
     assert any("different parameters (rate vs storm_size)" in w for w in result.warnings)
 
@@ -559,7 +653,7 @@ def test_a_search_against_a_single_run_or_another_parameter_warns() -> None:
 def test_an_interrupted_search_is_a_lower_bound_and_fails_its_junit() -> None:
     cut = make_search(300, interrupt_after=2)  # 100/s and 200/s passed, then Ctrl-C
     assert cut["search"]["stopped"] == "interrupted" and cut["interrupted"] is True
-    result = compare(make_search(300), cut)
+    result = compare_runs(make_search(300), cut)
     assert row(result, "capacity", "search").verdict is Verdict.REGRESSED
     assert any("current run was interrupted" in w for w in result.warnings)
     failure = junit_cases(junit_xml(cut, result))[("run", "interrupted")].find("failure")
@@ -572,7 +666,7 @@ def test_an_interrupted_search_is_a_lower_bound_and_fails_its_junit() -> None:
 def test_a_search_stopped_by_saturation_warns_its_capacity_is_a_lower_bound() -> None:
     stopped = make_search(300, saturate_at=400)  # 100/s and 200/s passed, 400/s saturated
     assert stopped["search"]["stopped"] == "saturated" and stopped["search"]["capacity"] == 200
-    result = compare(make_search(300), stopped)
+    result = compare_runs(make_search(300), stopped)
     assert row(result, "capacity", "search").verdict is Verdict.REGRESSED
     assert "the current search stopped on a saturated generator: its capacity is a lower bound" in (
         result.warnings

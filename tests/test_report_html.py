@@ -129,12 +129,15 @@ def test_report_of_a_run_where_nothing_connected(tmp_path: Path, chromium: Chrom
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # nothing measured is not a pass
+    assert "no connection opened: 20 refused (Connection refused)" in result.output
     assert (
         json.loads((out / "summary.json").read_text(encoding="utf-8"))["outcomes"]["refused"] == 20
     )
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "No Close frame was sent or received." in page
+    assert "FAIL (no connection opened: 20 refused (Connection refused))" in page
+    assert "<td>refused</td><td class=n>20</td><td>Connection refused</td>" in page
     charts = _open(chromium, out / "report.html", "report-refused")
     (outcomes,) = [c for c in charts if c["title"] == "outcomes per interval"]
     assert outcomes["traces"] == ["refused"]

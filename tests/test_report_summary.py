@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from wsload import __version__
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.metrics.collector import Collector
+from wsload.metrics.collector import MESSAGE_COUNTERS, Collector
 from wsload.metrics.histograms import record
 from wsload.metrics.result import RunResult, new_lag_histogram
 from wsload.report.summary import SCHEMA_VERSION, attach_thresholds, build_summary, iso_utc
@@ -111,7 +111,8 @@ def test_top_level_shape_and_versions() -> None:
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
         "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
-        "close_code_names", "http_statuses", "latency_us", "behaviours", "generator", "server",
+        "close_code_names", "http_statuses", "errors", "latency_us", "behaviours", "generator",
+        "server",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 1
@@ -126,7 +127,7 @@ def test_top_level_shape_and_versions() -> None:
 def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
-                           "clean": 80}  # fmt: skip
+                           "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0)}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20
@@ -164,7 +165,7 @@ def test_behaviours_in_scenario_order_with_their_own_figures() -> None:
     assert list(s["behaviours"]) == ["clean", "terminate", "srv"]
     clean, term, srv = (s["behaviours"][k] for k in ("clean", "terminate", "srv"))
     assert list(clean) == ["kind", "attempted", "opened", "clean", "outcomes", "close_codes",
-                           "http_statuses", "latency_us"]  # fmt: skip
+                           "http_statuses", "errors", "latency_us", *MESSAGE_COUNTERS]  # fmt: skip
     assert (clean["kind"], clean["attempted"], clean["opened"], clean["clean"]) == (
         "clean", 71, 70, 70
     )  # fmt: skip

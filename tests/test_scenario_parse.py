@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from wsload.core.script import Send
+from wsload.core.templates import Template
 from wsload.errors import ScenarioError
 from wsload.scenario.model import (
     CloseSpec,
@@ -133,6 +135,10 @@ _SERVER_VALUES = {
     "shutdown_code": ("1001", 1001),
     "shutdown_grace": ('"10s"', 10.0),
     "close_capacity": ("200", 200.0),
+    "app": ('"pubsub"', "pubsub"),
+    "app_pushes": ("5", 5),
+    "app_push_interval": ('"100ms"', 0.1),
+    "app_bye_code": ("4000", 4000),
 }
 _LOAD_VALUES = {
     "model": ({"model": '"arrival"'}, "arrival"),
@@ -223,6 +229,11 @@ for _key, (_literal, _value) in _SESSION_VALUES.items():
         attrgetter(f"session.{_key}"),
         _value,
     )
+KEY_ROWS["session", "steps"] = (
+    {"session": {"steps": '[{ send = "hi {seq}" }]'}},
+    attrgetter("session.steps"),
+    (Send(Template.compile("hi {seq}")),),
+)
 for _key, (_kind, _literal, _value) in _CLOSE_VALUES.items():
     _attr = "label" if _key == "name" else _key
     KEY_ROWS["close", _key] = (
@@ -280,7 +291,7 @@ def test_a_close_key_set_to_its_default_changes_nothing(key: str, kind: str) -> 
         ("session", SessionConfig, {}),
         ("close", CloseSpec, {"label": "name"}),
         ("delay", Delay, {}),
-        ("", Scenario, {"source": None}),
+        ("", Scenario, {"source": None, "secrets": None}),
     ],
 )
 def test_table_keys_match_the_model(table: str, cls: type, renamed: dict[str, str | None]) -> None:

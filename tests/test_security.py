@@ -8,6 +8,7 @@ file by file and stream by stream, for any of them.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -317,3 +318,87 @@ def test_no_secret_in_any_file_of_a_split_run_or_a_search(
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["scenario"]["target"]["headers"]["Authorization"] == REDACTED
     assert summary["totals"]["clean"] > 0  # the secrets were really sent: the run worked
+
+
+# --- {env:NAME}: values from the environment are secrets everywhere ------------------------------
+
+ENV_SECRETS = {"WSL_PATH": "envpath-1A2B", "WSL_TOKEN": "envtok-3C4D", "WSL_ORIGIN": "envorg-5E6F"}
+
+
+def _env_scenario_text(base: str) -> str:
+    host = base.split("//", 1)[1]
+    return f"""
+name = "env-secret"
+[target]
+url = "ws://{host}/echo?p={{env:WSL_PATH}}&n={{seq}}"
+origin = "https://{{env:WSL_ORIGIN}}"
+[target.headers]
+X-Session = "s-{{env:WSL_TOKEN}}"
+[load]
+model = "arrival"
+rate = 50
+connections = 6
+[[session.steps]]
+send = '{{"auth":"{{env:WSL_TOKEN}}","n":{{seq}}}}'
+[[session.steps]]
+expect = {{ regex = "{{env:WSL_TOKEN}}" }}
+name = "auth"
+[[close]]
+kind = "clean"
+timeout = "2s"
+"""
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--json"], ["--workers", "2"]], ids=["plain", "json", "workers"]
+)
+def test_env_values_are_redacted_in_every_output(
+    ws_peer: WebsocketsPeer, tmp_path: Path, extra: list[str]
+) -> None:
+    """Planted secrets in the URL, a header, the origin and a payload, taken from the
+    environment: the run works (the echo matched the secret), and no file, stream or resolved
+    copy holds any of them."""
+    path = tmp_path / "s.toml"
+    path.write_text(_env_scenario_text(f"ws://127.0.0.1:{ws_peer.port}"), encoding="utf-8")
+    out, records = tmp_path / "out", tmp_path / "connections.jsonl"
+    env = {**os.environ, **ENV_SECRETS}
+    record = [] if "--workers" in extra else ["--record-connections", str(records)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), *record, *extra],
+        capture_output=True, text=True, timeout=90, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    leaks = [v for v in ENV_SECRETS.values() if v in proc.stdout + proc.stderr]
+    assert leaks == []
+    written = [*sorted(p for p in out.rglob("*") if p.is_file()), *([records] if record else [])]
+    assert {"summary.json", "scenario.toml", "totals.json", "histograms.hlog"} <= {
+        p.name for p in written
+    }
+    for file in written:
+        text = file.read_text(encoding="utf-8")
+        assert [v for v in ENV_SECRETS.values() if v in text] == [], file
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["outcomes"]["clean"] == 6  # the secrets were really used
+    assert summary["latency_us"]["step.auth"]["count"] == 6
+    assert REDACTED in summary["scenario"]["target"]["url"]
+    validate = subprocess.run(
+        [sys.executable, "-m", "wsload", "validate", str(path)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert validate.returncode == 0
+    assert [v for v in ENV_SECRETS.values() if v in validate.stdout + validate.stderr] == []
+
+
+def test_an_unset_env_variable_is_exit_2_without_any_value(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(_env_scenario_text("ws://127.0.0.1:9"), encoding="utf-8")
+    env = {**os.environ, **ENV_SECRETS}
+    del env["WSL_ORIGIN"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"{path}: target.origin: environment variable WSL_ORIGIN is not set" in proc.stderr
+    assert [v for v in ENV_SECRETS.values() if v in proc.stdout + proc.stderr] == []
+    assert not (tmp_path / "o").exists()

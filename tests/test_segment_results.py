@@ -92,6 +92,40 @@ def test_snapshot_wire_round_trip_and_merge() -> None:
         snapshot_from_wire({"index": 0})
 
 
+def test_snapshot_counters_loop_lag_and_saturation_cross_the_wire_and_merge() -> None:
+    """What the live ``/metrics`` endpoint reads with ``--workers``: per-behaviour counter
+    deltas summed, loop lag added exactly, saturated if any worker was."""
+    a, b = _collector(1, 30), _collector(2, 45)
+    lag_a, lag_b = new_histogram(), new_histogram()
+    record(lag_a, 150)
+    record(lag_b, 25_000)
+    sa = a.take_interval(1, now=1.0, loop_lag=lag_a, saturated=False)
+    sb = b.take_interval(2, now=1.0, loop_lag=lag_b, saturated=True)
+    wa, wb = snapshot_from_wire(snapshot_to_wire(sa)), snapshot_from_wire(snapshot_to_wire(sb))
+    assert (wa.counters, wa.saturated) == (sa.counters, False)
+    assert wa.loop_lag is not None and wa.loop_lag.get_total_count() == 1
+    merged = merge_snapshots([wa, wb])
+    assert merged.saturated is True
+    assert merged.loop_lag is not None and merged.loop_lag.get_total_count() == 2
+    for label in ("clean", "terminate"):
+        both = a.counts(label).outcomes
+        for name, n in b.counts(label).outcomes.items():
+            both[name] = both.get(name, 0) + n
+        outcomes = {
+            k.removeprefix("outcomes."): n
+            for k, n in merged.counters[label].items()
+            if k.startswith("outcomes.")
+        }
+        assert outcomes == both
+    assert merged.counters["clean"]["codes_sent.1000"] == (
+        a.counts("clean").codes_sent[1000] + b.counts("clean").codes_sent[1000]
+    )
+    old = snapshot_to_wire(sa)
+    for key in ("counters", "loop_lag", "saturated"):  # from a wsload that sent none of them
+        del old[key]
+    assert snapshot_from_wire(old).counters == {}
+
+
 def test_interval_merger_waits_for_every_live_worker() -> None:
     snaps = [_collector(i, 5).take_interval(now=1.0) for i in range(2)]
     merger = IntervalMerger(2)

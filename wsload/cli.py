@@ -23,6 +23,7 @@ from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_O
 if TYPE_CHECKING:
     from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
+    from wsload.report.prometheus import MetricsEndpoint
 
 __all__ = ["app", "main"]
 
@@ -74,7 +75,7 @@ def _duration_option(value: str | None, flag: str) -> float | None:
 
 # Comparison options, shared by `run --baseline` and `compare` (parsed in report/outputs.py).
 MaxRegression = Annotated[
-    str, typer.Option(help="Latency percentiles may rise by this much (10%).")
+    str, typer.Option(help="Relative floor: smaller latency changes never count (10%).")
 ]
 MetricTolerance = Annotated[
     list[str] | None,
@@ -95,11 +96,17 @@ MinSamples = Annotated[
     int, typer.Option(help="Percentiles with fewer samples on either side are not judged.")
 ]
 MinChange = Annotated[
-    str, typer.Option(help='Latency changes below this are never a regression ("200us").')
+    str, typer.Option(help='Absolute floor: smaller latency changes never count ("500us").')
+]
+ConfidenceOption = Annotated[
+    str, typer.Option(help="Confidence of the intervals; 1 - it is the rank test's level.")
 ]
 MetricsOption = Annotated[
     str | None,
-    typer.Option(help="Latency metrics compared, comma-separated (default: all measured)."),
+    typer.Option(
+        help="Latency metrics judged, comma-separated; others are informational (default: "
+        "close_handshake,close_teardown,close_total,step.*)."
+    ),
 ]
 JunitOption = Annotated[
     Path | None, typer.Option("--junit", help="Write JUnit XML (each threshold/rule a test).")
@@ -117,6 +124,20 @@ BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Serve live Prometheus metrics on this port (/metrics) until the results are "
+        "written; 0: any free port (docs/observability.md).",
+    ),
+]
+MetricsHostOption = Annotated[str, typer.Option(help="Address --metrics-port listens on.")]
+MetricsLingerOption = Annotated[
+    str,
+    typer.Option(help="At the end, wait this long at most for a scrape of the final figures."),
+]
 
 
 @app.command()
@@ -147,8 +168,9 @@ def run(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
@@ -156,6 +178,12 @@ def run(
         Path | None,
         typer.Option(help="Also stream one JSON line per connection to FILE (redacted)."),
     ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run N times: one results dir, merged, with each run's figures.")
+    ] = 1,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
@@ -181,10 +209,25 @@ def run(
             min_samples,
             min_change,
             metrics,
+            confidence,
             junit,
             markdown,
             no_report,
         )
+        if repeat != 1:
+            from wsload.runner.repeat import execute_repeat
+
+            split = segment or start_at is not None or cluster
+            if split or record_connections or metrics_port is not None:
+                raise UsageError(
+                    "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
+                    "--record-connections/--metrics-port"
+                )
+            code = execute_repeat(
+                loaded, repeat, out=out, quiet=quiet, json_out=json_out,
+                workers=_workers_option(workers), outputs=outputs,
+            )  # fmt: skip
+            raise typer.Exit(code)
         code = execute_run(
             loaded,
             out=out,
@@ -196,6 +239,7 @@ def run(
             cluster=cluster,
             outputs=outputs,
             record_connections=record_connections,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
         )
     except WsloadError as exc:
         raise _fail(exc) from None
@@ -211,6 +255,7 @@ def _run_outputs(
     min_samples: int,
     min_change: str,
     metrics: str | None,
+    confidence: str,
     junit: Path | None,
     markdown: Path | None,
     no_report: bool,
@@ -220,11 +265,12 @@ def _run_outputs(
     The baseline is read here, before anything runs: a wrong path exits 2 at once.
     """
     from wsload.report.outputs import RunOutputs, parse_tolerances
-    from wsload.report.results import load_summary
+    from wsload.report.results import load_histograms, load_summary
 
     return RunOutputs(
         baseline=load_summary(baseline) if baseline is not None else None,
         baseline_name=str(baseline),
+        baseline_histograms=load_histograms(baseline) if baseline is not None else None,
         tolerances=parse_tolerances(
             max_regression=max_regression,
             metric_tolerance=metric_tolerance,
@@ -233,11 +279,21 @@ def _run_outputs(
             min_samples=min_samples,
             min_change=min_change,
             metrics=metrics,
+            confidence=confidence,
         ),
         junit=junit,
         markdown=markdown,
         report=not no_report,
     )
+
+
+def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint | None:
+    """--metrics-port/-host/-linger as one endpoint (None without a port)."""
+    if port is None:
+        return None
+    from wsload.report.prometheus import MetricsEndpoint
+
+    return MetricsEndpoint(port, host, _duration_option(linger, "--metrics-linger") or 0.0)
 
 
 def _workers_option(value: str) -> int:
@@ -290,11 +346,15 @@ def search(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     no_report: NoReportOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_linger: MetricsLingerOption = "5s",
 ) -> None:
     """Find the highest load that meets every threshold ([load] model = "search").
 
@@ -325,11 +385,19 @@ def search(
             min_samples,
             min_change,
             metrics,
+            confidence,
             junit,
             markdown,
             no_report,
         )
-        code = execute_run(loaded, out=out, quiet=quiet, json_out=json_out, outputs=outputs)
+        code = execute_run(
+            loaded,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            outputs=outputs,
+            metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
+        )
     except WsloadError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -344,8 +412,9 @@ def compare(
     max_share_drop: MaxShareDrop = None,
     max_share_rise: MaxShareRise = None,
     min_samples: MinSamples = 100,
-    min_change: MinChange = "0s",
+    min_change: MinChange = "500us",
     metrics: MetricsOption = None,
+    confidence: ConfidenceOption = "99%",
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
@@ -369,6 +438,7 @@ def compare(
             min_samples=min_samples,
             min_change=min_change,
             metrics=metrics,
+            confidence=confidence,
         )
         result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
     except WsloadError as exc:
@@ -478,6 +548,17 @@ def serve(
         float | None,
         typer.Option(help="At most this many Close replies per second; the excess queues."),
     ] = None,
+    app_mode: Annotated[
+        str,
+        typer.Option("--app", help="none | pubsub (an application protocol instead of echo)."),
+    ] = "none",
+    app_pushes: Annotated[int, typer.Option(help="pubsub: pushes after a subscribe.")] = 5,
+    app_push_interval: Annotated[
+        str, typer.Option(help="pubsub: time between two pushes.")
+    ] = "100ms",
+    app_bye_code: Annotated[
+        int, typer.Option(help="pubsub: Close code answering a bye message.")
+    ] = 4000,
 ) -> None:
     """Run the built-in target server until Ctrl-C; SIGUSR1 starts a shutdown storm.
 
@@ -492,6 +573,10 @@ def serve(
         "close_reply_delay": _range(close_reply_delay),
         "close_after": close_after,
         "close_after_messages": close_after_messages,
+        "app": app_mode,
+        "app_pushes": app_pushes,
+        "app_push_interval": app_push_interval,
+        "app_bye_code": app_bye_code,
         "close_code": close_code,
         "close_reason": close_reason,
         "close_action": close_action,

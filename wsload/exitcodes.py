@@ -14,7 +14,8 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_T
 EXIT_OK: Final = 0
 """The command did what was asked; every threshold held, no regression."""
 EXIT_FAILED: Final = 1
-"""A threshold failed, a search found no capacity, or a baseline comparison regressed."""
+"""A threshold failed, a search found no capacity, a baseline comparison regressed, or the
+result opened no connection at all (nothing measured is never a pass)."""
 EXIT_INVALID: Final = 2
 """A user mistake: the scenario file or a command-line value is wrong."""
 EXIT_TOOL: Final = 3

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import codecs
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from wsproto.extensions import Extension
 from wsproto.frame_protocol import FrameDecoder, MessageDecoder, Opcode, ParseFailed
 
 from wsload.core.codes import is_sendable
@@ -191,9 +193,21 @@ class FrameReader:
     needed. After the Close frame nothing more is parsed (RFC 6455 §5.5.1).
     """
 
-    __slots__ = ("_closed", "_frames", "_limit", "_messages", "_pending", "_pos", "_size")
+    __slots__ = (
+        "_closed",
+        "_extensions",
+        "_frames",
+        "_limit",
+        "_messages",
+        "_pending",
+        "_pos",
+        "_size",
+    )
 
-    def __init__(self, max_message_size: int) -> None:
+    def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
+        """``extensions``: negotiated wsproto extensions (permessage-deflate) for the decoder;
+        frames with an RSV bit never take the fast path, so they always reach them."""
+        self._extensions = list(extensions)
         self._frames: FrameDecoder | None = None  # wsproto's decoders: made on first need
         self._messages = MessageDecoder()
         self._limit = max_message_size
@@ -223,7 +237,7 @@ class FrameReader:
 
     def _decoder(self) -> FrameDecoder:
         if self._frames is None:
-            self._frames = FrameDecoder(client=True, extensions=[])
+            self._frames = FrameDecoder(client=True, extensions=self._extensions)
         return self._frames
 
     def _fast(self) -> tuple[int, bytes | str, bool] | ReceivedClose | Literal[False] | None:

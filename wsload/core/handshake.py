@@ -37,7 +37,7 @@ MAX_HEADER_BYTES = 16 * 1024
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SEQ = b"{seq}"
-_STATUS_RE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
+_STATUS_RE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9]{2})(?: (.*))?")  # RFC 9110 §15: 100-999
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _INVALID = Outcome.HANDSHAKE_INVALID
 

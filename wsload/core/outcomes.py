@@ -62,7 +62,8 @@ DESCRIPTIONS: dict[Outcome, str] = {
     Outcome.HANDSHAKE_INVALID: "The 101 response broke RFC 6455 §4 (accept key, headers, "
     "unrequested subprotocol or extension) or TCP closed mid-handshake.",
     Outcome.TLS_ERROR: "The TLS handshake failed (certificate, protocol).",
-    Outcome.MESSAGE_TIMEOUT: "An echo or pong did not arrive within message_timeout.",
+    Outcome.MESSAGE_TIMEOUT: "An echo or pong did not arrive within message_timeout, or a "
+    "session script step (expect, receive, ping) timed out; the detail names the step.",
     Outcome.RESET: "The server reset the TCP connection (RST) outside a terminate.",
     Outcome.PROTOCOL_ERROR: "The server sent bytes that break RFC 6455 framing, or a message "
     "over max_message_size; the client failed the connection.",

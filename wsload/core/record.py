@@ -41,6 +41,12 @@ class ConnectionRecord:
         eof: TCP EOF (or reset) from the server observed.
         socket_closed: our socket closed; the connection's end.
         message_rtts / ping_rtts: seconds, one per echoed message / answered ping.
+        step_latencies: ``(metric, seconds)`` per matched named expect step (``step.<name>``).
+        push_intervals: seconds between consecutive server pushes (messages not awaited).
+        messages_sent / bytes_sent: data messages we sent (reflections too), payload bytes.
+        messages_received / bytes_received: complete data messages received, payload bytes
+            (also those after the session: during the hold and the close).
+        messages_unmatched: data messages that did not match the expect step awaiting them.
         code_sent / reason_sent: what our Close carried (None: no Close or no code).
         code_received / reason_received: what the peer's Close carried.
         http_status: upgrade response status when not 101.
@@ -65,6 +71,13 @@ class ConnectionRecord:
     socket_closed: float | None = None
     message_rtts: tuple[float, ...] = ()
     ping_rtts: tuple[float, ...] = ()
+    step_latencies: tuple[tuple[str, float], ...] = ()
+    push_intervals: tuple[float, ...] = ()
+    messages_sent: int = 0
+    messages_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    messages_unmatched: int = 0
     code_sent: int | None = None
     reason_sent: str | None = None
     code_received: int | None = None

@@ -1,4 +1,4 @@
-"""The close behaviours of design.md §3, one small coroutine each, behind one signature.
+"""The close behaviours of docs/design.md §3, one small coroutine each, behind one signature.
 
 Each takes the upgraded :class:`~wsload.engine.link.Link` and its :class:`CloseSpec`, drives the
 close, and returns what it observed that the close tracker cannot know by itself:
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import trio
 
-from wsload.core.frames import OP_BINARY, OP_TEXT, encode_frame, invalid_close
+from wsload.core.frames import invalid_close
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
 from wsload.scenario.model import CloseSpec
@@ -107,7 +107,6 @@ async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bo
     deadline = start + spec.timeout
     every = spec.send_interval if send else 0.0
     next_send = start + every if every > 0 else math.inf
-    frame_opcode = OP_BINARY if ctx.session.binary else OP_TEXT
     stop = ctx.stop
     ctx.alarm.add(link)
     try:
@@ -118,7 +117,8 @@ async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bo
             if now >= deadline:
                 return Ending(timed_out=True)
             if now >= next_send:
-                await link.send(encode_frame(frame_opcode, ctx.payload), deadline)
+                frame = link.proto.message(ctx.payload, binary=ctx.session.binary)
+                await link.send(frame, deadline)
                 next_send = max(next_send + every, now)
                 continue
             await link.pump(min(deadline, next_send))

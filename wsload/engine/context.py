@@ -20,6 +20,7 @@ from wsload.core.closing import CloseTracker
 from wsload.core.handshake import RequestTemplate, host_header
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
+from wsload.core.script import Step, echo_script
 from wsload.engine.link import Alarm
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
@@ -161,8 +162,12 @@ class DriverContext:
         opener: replaces TCP/TLS connect (tests: memory streams).
         endpoint: the parsed URL (None when the host contains ``{seq}``: parsed per connection).
         payload: the data message body (``message_size`` bytes; ASCII for text messages).
+        script: the session's steps: ``session.steps``, or echo mode's built-in script.
         alarm: wakes parked connections when ``stop``/``release`` is set.
         addresses: resolved ``(host, port) -> (family, sockaddr)`` cache.
+        upgraded: upgrade instants by ``seq``, set by the driver; the runner takes each out
+            when the connection ends, so the record it writes for a connection cancelled
+            mid-run (``interrupted``) still counts it as opened.
     """
 
     target: TargetConfig
@@ -176,8 +181,10 @@ class DriverContext:
     opener: Opener | None = None
     endpoint: Endpoint | None = field(default=None, init=False)
     payload: bytes = field(default=b"", init=False)
+    script: tuple[Step, ...] = field(default=(), init=False)
     alarm: Alarm = field(default_factory=Alarm, init=False)
     addresses: dict[tuple[str, int], tuple[int, object]] = field(default_factory=dict, init=False)
+    upgraded: dict[int, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         host_part = self.url.split("//", 1)[-1].split("/", 1)[0]
@@ -185,6 +192,15 @@ class DriverContext:
         if self.endpoint is None:
             Endpoint.parse(self.url.replace(_SEQ, "1"), self.target)  # fail fast on bad URLs
         self.payload = _payload(self.session)
+        s = self.session
+        self.script = s.steps or echo_script(
+            self.payload,
+            binary=s.binary,
+            messages=s.messages,
+            interval=s.message_interval,
+            await_echo=s.await_echo,
+            timeout=s.message_timeout,
+        )
         if self.ssl_context is None and self.url.startswith("wss:"):
             self.ssl_context = make_ssl_context(self.target)
 

@@ -28,6 +28,7 @@ from wsload.core.closing import CloseState, classify
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
+from wsload.core.protocol import ClientProtocol
 from wsload.core.record import ConnectionRecord, Side
 from wsload.engine.behaviours import Ending, run_behaviour
 from wsload.engine.context import (
@@ -143,7 +144,7 @@ class _Attempt:
         self.link = link
         if not link.ended and link.tracker.state is CloseState.OPEN:
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
-            await run_session(link, ctx, hold)
+            await run_session(link, ctx, hold, plan.seq)
         ending = Ending()
         if not link.ended:
             ending = await run_behaviour(link, plan.close, ctx)
@@ -252,18 +253,19 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
-        link = Link(
-            stream,
-            FrameReader(ctx.target.max_message_size),
-            ctx.session.message_timeout,
-            raw=self.raw,
+        ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
+        # reflect is on from the first byte: a message in the same read as the 101 is
+        # handled exactly like one that arrives later
+        proto = ClientProtocol(
+            FrameReader(ctx.target.max_message_size), reflect=ctx.session.reflect
         )
+        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw)
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
-        t = link.tracker
+        t, proto = link.tracker, link.proto
         if (
             link.fail_code is not None
             and t.can_send_close
@@ -290,6 +292,13 @@ class _Attempt:
             upgraded=self.upgraded,
             message_rtts=tuple(link.message_rtts),
             ping_rtts=tuple(link.ping_rtts),
+            step_latencies=tuple(link.step_latencies),
+            push_intervals=tuple(proto.push_intervals),
+            messages_sent=proto.messages_sent,
+            messages_received=proto.messages_received,
+            bytes_sent=proto.bytes_sent,
+            bytes_received=proto.bytes_received,
+            messages_unmatched=proto.messages_unmatched,
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:

@@ -3,8 +3,10 @@
 Why one object and no reader task: the hot path must stay at one Trio task per connection.
 Every phase (session, hold, close behaviours) drives the connection the same way: decide what to
 send, then :meth:`Link.pump` once with a deadline (one ``receive_some`` inside a cancel scope),
-then look at what the pump recorded (echo arrived, pong, the server's Close, EOF, a protocol
-failure). Control replies (pong, reflected messages) are written by the pump itself.
+then look at what the protocol object recorded (a match arrived, pong, the server's Close, EOF,
+a protocol failure). The protocol decisions are all in
+:class:`~wsload.core.protocol.ClientProtocol`; the link only moves bytes and reads the clock,
+and writes the replies (pongs, reflected messages) the protocol returns.
 
 :class:`Alarm` is how a run-wide event (graceful stop, storm release) reaches connections parked
 in a pump without giving each its own waiting task: links register while they may be woken, and
@@ -20,19 +22,10 @@ import struct
 
 import trio
 
-from wsload.core.closing import CloseState, CloseTracker
-from wsload.core.frames import (
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameError,
-    FrameReader,
-    ReceivedClose,
-    close_payload,
-    encode_frame,
-)
+from wsload.core.closing import CloseState
+from wsload.core.frames import OP_CLOSE, close_payload, encode_frame
 from wsload.core.outcomes import Outcome
+from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RawSocketStream, stream_error
 
 __all__ = [
@@ -86,35 +79,25 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
 
 
 class Link:
-    """An upgraded WebSocket connection as the driver sees it.
+    """An upgraded WebSocket connection as the driver sees it: the stream and its protocol.
 
     Attributes:
-        tracker: the close handshake record (state, stamps, codes).
-        failure: ``(outcome, detail)`` once the connection failed outside a normal close.
-        fail_code: the Close code to fail with after a protocol failure (1002/1007/1009).
+        proto: the sans-IO protocol state (close tracker, failure, matches, counters).
+        tracker: ``proto.tracker``, the close handshake record.
         write_broken: a write did not complete; nothing more may be written.
-        expect_echo: the next complete data message is the echo of ours (not reflected).
-        echo_at: when that echo arrived.
-        reflect: send every other complete data message back (session ``reflect``).
-        pongs: ``(payload, arrival time)`` of pongs not yet matched by the session.
         message_rtts / ping_rtts: measured round trips, seconds.
+        step_latencies: ``(metric, seconds)`` of named expect steps.
     """
 
     __slots__ = (
         "_eager",
-        "_parts",
         "_sent",
-        "echo_at",
-        "expect_echo",
-        "fail_code",
-        "failure",
         "message_rtts",
         "ping_rtts",
-        "pongs",
+        "proto",
         "raw",
-        "reader",
-        "reflect",
         "scope",
+        "step_latencies",
         "stream",
         "tracker",
         "write_broken",
@@ -124,7 +107,7 @@ class Link:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        reader: FrameReader,
+        proto: ClientProtocol,
         write_timeout: float,
         raw: _stdlib_socket.socket | None = None,
     ) -> None:
@@ -132,25 +115,29 @@ class Link:
         self.raw = raw
         self._eager = 0
         self._sent = False  # wrote since the last read: the answer cannot be there yet
-        self.reader = reader
-        self.tracker = CloseTracker()
+        self.proto = proto
+        self.tracker = proto.tracker
         self.write_timeout = write_timeout
-        self.failure: tuple[Outcome, str] | None = None
-        self.fail_code: int | None = None
         self.write_broken = False
         self.scope: trio.CancelScope | None = None
-        self.expect_echo = False
-        self.echo_at: float | None = None
-        self.reflect = False
-        self.pongs: list[tuple[bytes, float]] = []
         self.message_rtts: list[float] = []
         self.ping_rtts: list[float] = []
-        self._parts: list[bytes | str] = []
+        self.step_latencies: list[tuple[str, float]] = []
+
+    @property
+    def failure(self) -> tuple[Outcome, str] | None:
+        """``(outcome, detail)`` once the connection failed outside a normal close."""
+        return self.proto.failure
+
+    @property
+    def fail_code(self) -> int | None:
+        """The Close code to fail with after a protocol failure (1002/1007/1009)."""
+        return self.proto.fail_code
 
     @property
     def ended(self) -> bool:
         """Nothing more can be read: failed, or the server's TCP close was seen."""
-        return self.failure is not None or self.tracker.eof is not None
+        return self.proto.ended
 
     def wake(self) -> None:
         """Cut the current pump short (it returns as if its deadline had passed)."""
@@ -236,68 +223,16 @@ class Link:
 
     async def absorb(self, data: bytes | bytearray, now: float) -> None:
         """Process received bytes (also the bytes that followed the 101) and send replies."""
-        out = self._process(data, now)
+        out = self.proto.receive_data(data, now)
         if out:
             await self.send(out, now + self.write_timeout)
-
-    def _process(self, data: bytes | bytearray, now: float) -> bytes:
-        """Feed the frame reader; record what arrived; return control replies to write."""
-        reader = self.reader
-        reader.feed(data)
-        out = b""
-        while True:
-            try:
-                item = reader.next()
-            except FrameError as exc:
-                self.fail_protocol(exc.code, str(exc))
-                return out
-            if item is None:
-                return out
-            if isinstance(item, ReceivedClose):
-                self.tracker.receive_close(now, item.code, item.reason)
-                if item.error:
-                    self.fail_protocol(
-                        item.fail_code, f"invalid Close from the server: {item.error}"
-                    )
-                return out
-            opcode, payload, finished = item
-            if opcode == OP_PING:
-                if self.tracker.state is CloseState.OPEN:
-                    assert isinstance(payload, bytes)
-                    out += encode_frame(OP_PONG, payload)
-            elif opcode == OP_PONG:
-                assert isinstance(payload, bytes)
-                self.pongs.append((payload, now))
-            elif not finished:
-                if self.reflect:
-                    self._parts.append(payload)
-            elif self.expect_echo:
-                self.expect_echo = False
-                self.echo_at = now
-                self._parts.clear()
-            elif self.reflect and self.tracker.state is CloseState.OPEN:
-                out += self._reflection(opcode, payload)
-
-    def _reflection(self, opcode: int, last: bytes | str) -> bytes:
-        parts, self._parts = [*self._parts, last], []
-        if opcode == OP_TEXT:
-            text = "".join(p for p in parts if isinstance(p, str))
-            return encode_frame(OP_TEXT, text.encode("utf-8"))
-        return encode_frame(opcode, b"".join(p for p in parts if isinstance(p, bytes)))
-
-    def fail_protocol(self, code: int, detail: str) -> None:
-        """The server broke the protocol: fail with Close ``code`` (sent when the link ends)."""
-        if self.failure is None:
-            self.failure = (Outcome.PROTOCOL_ERROR, detail)
-            self.fail_code = code
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
         self.write_broken = True
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
-            if self.failure is None:
-                self.failure = (Outcome.TLS_ERROR, f"TLS failed after the upgrade: {cause}")
+            self.proto.fail(Outcome.TLS_ERROR, f"TLS failed after the upgrade: {cause}")
             return
         if self.tracker.eof is None:
             self.tracker.receive_eof(trio.current_time(), reset=True)

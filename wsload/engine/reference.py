@@ -176,7 +176,7 @@ async def _session_and_close(
     fields: dict[str, Any],
 ) -> ConnectionRecord:
     session, spec = ctx.session, plan.close
-    fields["upgraded"] = trio.current_time()
+    fields["upgraded"] = ctx.upgraded[plan.seq] = trio.current_time()
     message: str | bytes = ctx.payload if session.binary else ctx.payload.decode("ascii")
     rtts: list[float] = []
     fields["message_rtts"] = rtts

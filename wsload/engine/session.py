@@ -1,9 +1,12 @@
-"""The session: data messages with echo RTTs, pings with pong RTTs, reflect, then the hold.
+"""The session: a small interpreter of the script's steps, then the hold, in the connection's task.
 
-All of it in the connection's one task: each turn sends what is due, then pumps the link until
-the nearest deadline (next message, next ping, an echo or pong timeout, the end of the hold).
-The session ends early when the server closes, the link fails, or wsload's graceful stop is set;
-the driver then decides what comes next.
+Echo mode (``messages``, ``await_echo``, ...) is the built-in script
+:func:`~wsload.core.script.echo_script`; ``[[session.steps]]`` replace it. Every wait is the
+same loop (:meth:`_Session.wait`): take the pongs the protocol recorded, send the background
+pings that are due (``ping_interval``), and pump the link until the nearest deadline. A wait
+ends early when the server closes, the link fails, or wsload's graceful stop is set; the
+session then returns and the driver decides what comes next. A step that times out fails the
+connection with ``message_timeout`` and a detail naming the step.
 """
 
 from __future__ import annotations
@@ -12,106 +15,238 @@ import math
 
 import trio
 
-from wsload.core.frames import OP_BINARY, OP_PING, OP_TEXT, encode_frame
+from wsload.core.frames import OP_PING, encode_frame
 from wsload.core.outcomes import Outcome
+from wsload.core.script import MESSAGE_RTT, Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
 
 __all__ = ["run_session"]
 
-
-def _timeout(link: Link, what: str, seconds: float) -> None:
-    if link.failure is None:
-        link.failure = (Outcome.MESSAGE_TIMEOUT, f"no {what} within {seconds:g}s")
+# what a wait waits for besides its deadline
+_TIME, _MATCH, _COUNT, _PONG, _RELEASE = range(5)
 
 
-async def run_session(link: Link, ctx: DriverContext, hold: float) -> None:
-    """Run the session on ``link`` (open, upgraded) and return when its close should start.
+class _Interrupted(Exception):
+    """The session cannot go on: the server closed, the link ended, a step failed, or stop."""
+
+
+class _Session:
+    """The state of one connection's script run (sends counted, pings in flight)."""
+
+    __slots__ = (
+        "consumed",
+        "ctx",
+        "last_send",
+        "link",
+        "next_ping",
+        "next_send",
+        "ping_count",
+        "pings",
+        "proto",
+        "sends",
+        "target",
+        "timeout",
+    )
+
+    def __init__(self, link: Link, ctx: DriverContext, seq: int) -> None:
+        self.link = link
+        self.proto = link.proto
+        self.ctx = ctx
+        self.timeout = ctx.session.message_timeout
+        self.sends = 0
+        self.target = 0  # the messages_received a count wait waits for
+        self.consumed = 0  # messages_received up to the last message a step took
+        self.last_send: float | None = None
+        self.next_send = -math.inf
+        every = ctx.session.ping_interval
+        self.next_ping = trio.current_time() + every if every > 0 else math.inf
+        self.ping_count = 0
+        self.pings: dict[bytes, tuple[float, float]] = {}  # payload -> (sent, pong due)
+
+    def fail(self, detail: str) -> _Interrupted:
+        self.proto.fail(Outcome.MESSAGE_TIMEOUT, detail)
+        return _Interrupted()
+
+    def check(self) -> None:
+        """Raise when the session cannot go on."""
+        link, stop = self.link, self.ctx.stop
+        if link.ended or link.tracker.close_received is not None:
+            raise _Interrupted
+        if stop is not None and stop.is_set():
+            raise _Interrupted
+
+    async def send(self, frame: bytes, now: float) -> None:
+        if not await self.link.send(frame, now + self.timeout):
+            if not self.link.ended:
+                raise self.fail(f"could not write within {self.timeout:g}s")
+            raise _Interrupted
+
+    async def wait(self, deadline: float, want: int, key: bytes = b"") -> bool:
+        """Pump until ``want`` holds (True) or ``deadline`` passes (False); pings meanwhile."""
+        link, proto, pings = self.link, self.proto, self.pings
+        while True:
+            self.check()
+            now = trio.current_time()
+            if proto.pongs:
+                for data, arrived in proto.pongs:
+                    ping = pings.pop(data, None)
+                    if ping is not None:
+                        link.ping_rtts.append(arrived - ping[0])
+                proto.pongs.clear()
+            if want == _MATCH:
+                if proto.matched_at is not None:
+                    return True
+            elif want == _COUNT:
+                if proto.messages_received >= self.target:
+                    return True
+            elif want == _PONG:
+                if key not in pings:
+                    return True
+            elif want == _RELEASE:
+                release = self.ctx.release
+                if release is not None and release.is_set():
+                    return True
+            first_ping = min(due for _, due in pings.values()) if pings else math.inf
+            if now >= first_ping:
+                if want == _PONG and pings.get(key, (0.0, 0.0))[1] == first_ping:
+                    return False  # the ping step's own timeout: it names itself
+                raise self.fail(f"no pong within {self.timeout:g}s")
+            if now >= deadline:
+                return False
+            if now >= self.next_ping:
+                await self.ping(now, self.timeout)
+                self.next_ping = max(self.next_ping + self.ctx.session.ping_interval, now)
+                continue
+            await link.pump(min(deadline, self.next_ping, first_ping))
+
+    async def ping(self, now: float, timeout: float) -> bytes:
+        """Send one ping whose pong is due within ``timeout``; return its payload."""
+        self.ping_count += 1
+        data = self.ping_count.to_bytes(8, "big")
+        await self.send(encode_frame(OP_PING, data), now)
+        self.pings[data] = (now, now + timeout)
+        return data
+
+    async def run(self, steps: tuple[Step, ...], seq: int) -> None:
+        for step in steps:
+            if isinstance(step, Send):
+                await self.run_send(step, seq)
+            elif isinstance(step, Expect):
+                await self.run_expect(step)
+            elif isinstance(step, Repeat):
+                await self.run_repeat(step, seq)
+            elif isinstance(step, Receive):
+                await self.run_receive(step)
+            elif isinstance(step, Sleep):
+                await self.wait(trio.current_time() + self.draw(step), _TIME)
+            else:
+                await self.run_ping(step)
+
+    def draw(self, step: Sleep) -> float:
+        """One draw of a sleep (fixed, or uniform between ``min`` and ``max``)."""
+        return step.min if step.max <= step.min else self.ctx.rng.uniform(step.min, step.max)
+
+    async def run_send(self, step: Send, seq: int) -> None:
+        if trio.current_time() < self.next_send:
+            await self.wait(self.next_send, _TIME)
+        self.check()
+        self.sends += 1
+        payload = step.data if step.template is None else step.template.render(seq, self.sends)
+        now = trio.current_time()
+        await self.send(self.proto.message(payload, binary=step.binary), now)
+        self.last_send = now  # stamped before the write, like every send (Link.send_raw_close)
+        self.next_send = now + step.pace
+
+    async def run_expect(self, step: Expect) -> None:
+        proto = self.proto
+        start = trio.current_time()
+        proto.matched_at = None
+        proto.expecting = step.matcher
+        try:
+            matched = await self.wait(start + step.timeout, _MATCH)
+        finally:
+            proto.expecting = None
+        if not matched:
+            if step.metric == MESSAGE_RTT:
+                raise self.fail(f"no echo within {step.timeout:g}s")
+            raise self.fail(f"no message matching step '{step.name}' within {step.timeout:g}s")
+        arrived = proto.matched_at
+        assert arrived is not None
+        proto.matched_at = None
+        self.consumed = proto.matched_count
+        if step.metric:
+            since = self.last_send if self.last_send is not None else start
+            if step.metric == MESSAGE_RTT:
+                self.link.message_rtts.append(arrived - since)
+            else:
+                self.link.step_latencies.append((step.metric, arrived - since))
+
+    async def run_receive(self, step: Receive) -> None:
+        start = trio.current_time()
+        if step.count is None:
+            assert step.duration is not None
+            await self.wait(start + step.duration, _TIME)
+            self.consumed = self.proto.messages_received
+            return
+        # counted from the last message a step took: pushes right behind an awaited reply
+        # (maybe in the same read) or during a sleep are this step's too
+        before = self.consumed
+        self.target = self.consumed = before + step.count
+        if not await self.wait(start + step.timeout, _COUNT):
+            got = self.proto.messages_received - before
+            raise self.fail(
+                f"received {got} of {step.count} messages (receive step) within {step.timeout:g}s"
+            )
+
+    async def run_ping(self, step: Ping) -> None:
+        now = trio.current_time()
+        key = await self.ping(now, step.timeout)
+        if not await self.wait(now + step.timeout, _PONG, key):
+            raise self.fail(f"no pong within {step.timeout:g}s (ping step)")
+
+    async def run_repeat(self, step: Repeat, seq: int) -> None:
+        if step.times is not None:
+            for _ in range(step.times):
+                await self.run(step.steps, seq)
+            return
+        assert step.duration is not None
+        end = trio.current_time() + step.duration
+        while trio.current_time() < end:
+            await self.run(step.steps, seq)
+
+    async def hold(self, hold: float) -> None:
+        """Hold the connection (still pinging and taking pushes) until its close is due."""
+        ctx = self.ctx
+        release = ctx.release
+        if release is None:
+            await self.wait(trio.current_time() + hold, _TIME)
+            return
+        if release.is_set():
+            return
+        ctx.ready_count += 1
+        try:
+            await self.wait(math.inf, _RELEASE)
+        finally:
+            ctx.ready_count -= 1
+
+
+async def run_session(link: Link, ctx: DriverContext, hold: float, seq: int = 1) -> None:
+    """Run the script, then the hold, on ``link`` (open, upgraded); return when to close.
 
     Args:
         link: the upgraded connection.
-        ctx: the run's context (session settings, payload, ``stop``/``release``).
-        hold: seconds to hold after the last message (ignored when ``ctx.release`` is set:
-            then hold until it is set, counted in ``ctx.ready_count``).
+        ctx: the run's context (the script, session settings, ``stop``/``release``).
+        hold: seconds to hold after the script (ignored when ``ctx.release`` is set: then
+            hold until it is set, counted in ``ctx.ready_count``).
+        seq: the connection number (``{seq}`` in payloads).
     """
-    s = ctx.session
-    stop, release = ctx.stop, ctx.release
-    timeout = s.message_timeout
-    opcode = OP_BINARY if s.binary else OP_TEXT
-    payload = ctx.payload
-    remaining = s.messages
-    now = trio.current_time()
-    next_message = now
-    awaiting: float | None = None  # send time of the message whose echo is awaited
-    ping_every = s.ping_interval
-    next_ping = now + ping_every if ping_every > 0 else math.inf
-    pings: dict[bytes, float] = {}
-    ping_count = 0
-    hold_end: float | None = None
-    parked = False
-    link.reflect = s.reflect
+    session = _Session(link, ctx, seq)
     ctx.alarm.add(link)
     try:
-        while not link.ended and link.tracker.close_received is None:
-            if stop is not None and stop.is_set():
-                return
-            now = trio.current_time()
-            if link.echo_at is not None and awaiting is not None:
-                link.message_rtts.append(link.echo_at - awaiting)
-                awaiting = link.echo_at = None
-            if link.pongs:
-                for data, arrived in link.pongs:
-                    sent = pings.pop(data, None)
-                    if sent is not None:
-                        link.ping_rtts.append(arrived - sent)
-                link.pongs.clear()
-            if awaiting is not None and now >= awaiting + timeout:
-                return _timeout(link, "echo", timeout)
-            if pings and now >= min(pings.values()) + timeout:
-                return _timeout(link, "pong", timeout)
-            if remaining and awaiting is None and now >= next_message:
-                link.expect_echo = s.await_echo
-                if not await link.send(encode_frame(opcode, payload), now + timeout):
-                    return _write_failed(link, timeout)
-                remaining -= 1
-                next_message = now + s.message_interval
-                if s.await_echo:
-                    awaiting = now
-                continue
-            if now >= next_ping:
-                ping_count += 1
-                data = ping_count.to_bytes(8, "big")
-                if not await link.send(encode_frame(OP_PING, data), now + timeout):
-                    return _write_failed(link, timeout)
-                pings[data] = now
-                next_ping = max(next_ping + ping_every, now)
-                continue
-            deadline = min(next_ping, min(pings.values()) + timeout if pings else math.inf)
-            if awaiting is not None:
-                deadline = min(deadline, awaiting + timeout)
-            elif remaining:
-                deadline = min(deadline, next_message)
-            elif release is not None:
-                if release.is_set():
-                    return
-                if not parked:
-                    parked = True
-                    ctx.ready_count += 1
-            else:
-                if hold_end is None:
-                    hold_end = now + hold
-                if now >= hold_end:
-                    return
-                deadline = min(deadline, hold_end)
-            await link.pump(deadline)
+        await session.run(ctx.script, seq)
+        await session.hold(hold)
+    except _Interrupted:
+        return
     finally:
         ctx.alarm.discard(link)
-        if parked:
-            ctx.ready_count -= 1
-        link.reflect = link.expect_echo = False
-
-
-def _write_failed(link: Link, timeout: float) -> None:
-    """A session write failed: a reset (already recorded) or a peer that stopped reading."""
-    if not link.ended:
-        link.failure = (Outcome.MESSAGE_TIMEOUT, f"could not write within {timeout:g}s")

@@ -8,13 +8,13 @@ hands them, untouched, to the interval snapshot; totals across behaviours are su
 when somebody reads them. A histogram is allocated only when a metric gets its first sample in
 an interval, because an empty one is ~190 kB of counters.
 
-Metrics (µs, design.md §4) are differences of a record's timestamps; see ``metric_samples``.
+Metrics (µs, docs/design.md §5) are differences of a record's timestamps; see ``metric_samples``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import trio
@@ -22,6 +22,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
+from wsload.metrics.errors import EXPECTED_OUTCOMES, ErrorTally
 from wsload.metrics.histograms import (
     HIGHEST_US,
     decode,
@@ -31,9 +32,25 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
 
-__all__ = ["WIRE_VERSION", "Collector", "Counts", "IntervalSnapshot", "metric_samples"]
+__all__ = [
+    "MESSAGE_COUNTERS",
+    "WIRE_VERSION",
+    "Collector",
+    "Counts",
+    "IntervalSnapshot",
+    "metric_samples",
+]
+
+MESSAGE_COUNTERS = (
+    "messages_sent",
+    "messages_received",
+    "bytes_sent",
+    "bytes_received",
+    "messages_unmatched",
+)
+"""Per-connection message counters summed per behaviour (summary.json ``totals``)."""
 
 WIRE_VERSION = 1
 """Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
@@ -41,8 +58,13 @@ WIRE_VERSION = 1
 _WIRE_FORMAT = "wsload.collector"
 
 
-def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
+def metric_samples(
+    record: ConnectionRecord, release_at: float | None = None
+) -> list[tuple[str, float]]:
     """The latency samples one record yields, as ``(metric, seconds)`` pairs.
+
+    ``release_at``: a storm's release instant (run clock); a connection whose close began at
+    or after it yields ``close_start_lag``, how long wsload took to start *this* close.
 
     A metric is present only when both of its stamps are (a terminated connection has no
     ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
@@ -61,6 +83,9 @@ def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
         out.append(("message_rtt", rtt))
     for rtt in r.ping_rtts:
         out.append(("ping_rtt", rtt))
+    out.extend(r.step_latencies)
+    for gap in r.push_intervals:
+        out.append(("push_interval", gap))
     received = r.close_received
     if received is not None:
         initiator = r.close_initiator
@@ -75,6 +100,8 @@ def metric_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
         if r.eof is not None:
             name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
             out.append((name, r.eof - received))
+    if release_at is not None and r.close_initiated is not None and r.close_initiated >= release_at:
+        out.append(("close_start_lag", r.close_initiated - release_at))
     if r.socket_closed is not None:
         if r.close_initiated is not None:
             out.append(("close_total", r.socket_closed - r.close_initiated))
@@ -105,6 +132,7 @@ class Counts:
             (see the ``abnormal`` outcome).
         http_statuses: non-101 upgrade status → count.
         overflow: metric → samples above 1 h (not in the histogram).
+        messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
     """
 
     attempted: int = 0
@@ -114,6 +142,7 @@ class Counts:
     codes_received: dict[int, int] = field(default_factory=dict)
     http_statuses: dict[int, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
 
 
 class _Label:
@@ -124,12 +153,15 @@ class _Label:
         "codes_received",
         "codes_sent",
         "cumulative",
+        "errors",
         "http_statuses",
         "kind",
+        "messages",
         "opened",
         "outcomes",
         "overflow",
         "pending",
+        "reported",
     )
 
     def __init__(self, kind: str) -> None:
@@ -141,12 +173,34 @@ class _Label:
         self.codes_received: dict[int, int] = {}
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
+        self.messages: dict[str, int] = dict.fromkeys(MESSAGE_COUNTERS, 0)
+        self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
+        self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
 
     def parts(self, metric: str) -> list[HdrHistogram]:
         pair = (self.cumulative.get(metric), self.pending.get(metric))
         return [h for h in pair if h is not None]
+
+    def flat(self) -> dict[str, int]:
+        """Every ``Counts`` field as flat ``name`` / ``name.key`` counters (``_COUNT_FIELDS``)."""
+        out: dict[str, int] = {}
+        for name in _COUNT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int):
+                out[name] = value
+            else:
+                for key, n in value.items():
+                    out[f"{name}.{key}"] = n
+        return out
+
+    def take_counters(self) -> dict[str, int]:
+        """The flat counters that changed since the previous call, by how much."""
+        now = self.flat()
+        before = self.reported
+        self.reported = now
+        return {key: n - before.get(key, 0) for key, n in now.items() if n != before.get(key, 0)}
 
     def counts(self) -> Counts:
         return Counts(
@@ -157,7 +211,13 @@ class _Label:
             codes_received=dict(self.codes_received),
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
+            messages=dict(self.messages),
         )
+
+
+_COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+"""The counters an interval snapshot carries per behaviour: every field of ``Counts``, so a
+counter added there reaches the snapshots, the workers' merge and ``/metrics`` unchanged."""
 
 
 def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
@@ -186,6 +246,14 @@ class IntervalSnapshot:
         histograms: metric → all behaviours' samples of the interval.
         by_label: behaviour label → metric → that behaviour's samples of the interval.
         overflow: metric → samples over 1 h in the interval.
+        counters: behaviour label → flat counter → how much it grew in the interval: every
+            field of ``Counts``, an integer one by its name (``opened``), a keyed one as
+            ``name.key`` (``outcomes.clean``, ``codes_sent.1000``); behaviours and counters
+            that did not change are absent.
+        loop_lag: the generator's event-loop lag samples of the interval (µs; None when the
+            snapshot was not taken by a runner).
+        saturated: the generator counted as saturated at the end of the interval (over the
+            whole run so far, as ``generator.saturated`` in summary.json).
     """
 
     index: int
@@ -199,6 +267,9 @@ class IntervalSnapshot:
     histograms: Mapping[str, HdrHistogram]
     by_label: Mapping[str, Mapping[str, HdrHistogram]]
     overflow: Mapping[str, int]
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    loop_lag: HdrHistogram | None = None
+    saturated: bool = False
 
     @property
     def length(self) -> float:
@@ -232,6 +303,8 @@ class Collector:
     def __init__(self, labels: Iterable[str] = (), *, start: float | None = None) -> None:
         self._labels: dict[str, _Label] = {label: _Label("") for label in labels}
         self.dropped = 0
+        self.release_at: float | None = None
+        """A storm's release instant (run clock), set by the runner: ``close_start_lag``."""
         if start is None:
             try:
                 start = trio.current_time()
@@ -270,8 +343,14 @@ class Collector:
             _bump(entry.codes_received, 1005)
         if record.http_status is not None:
             _bump(entry.http_statuses, record.http_status)
+        if record.messages_sent or record.messages_received:
+            messages = entry.messages
+            for name in MESSAGE_COUNTERS:
+                messages[name] += getattr(record, name)
+        if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
+            entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
-        for metric, seconds in metric_samples(record):
+        for metric, seconds in metric_samples(record, self.release_at):
             us = round(seconds * 1_000_000)
             if us < 0:
                 continue  # a clock step would be a bug upstream; never a negative latency
@@ -293,19 +372,31 @@ class Collector:
 
     # -- intervals ----------------------------------------------------------------------------
 
-    def take_interval(self, in_flight: int = 0, now: float | None = None) -> IntervalSnapshot:
+    def take_interval(
+        self,
+        in_flight: int = 0,
+        now: float | None = None,
+        *,
+        loop_lag: HdrHistogram | None = None,
+        saturated: bool = False,
+    ) -> IntervalSnapshot:
         """Close the current interval: return its snapshot and start the next one.
 
         Args:
             in_flight: connections open right now (the runner knows, the collector does not).
             now: run-clock time; default ``trio.current_time()``.
+            loop_lag, saturated: the generator's own health, passed through by the runner.
         """
         if now is None:
             now = trio.current_time()
         start = self._interval_start if self._interval_start is not None else now
         by_label: dict[str, dict[str, HdrHistogram]] = {}
         per_metric: dict[str, list[HdrHistogram]] = {}
+        counters: dict[str, dict[str, int]] = {}
         for label, entry in self._labels.items():
+            changed = entry.take_counters()
+            if changed:
+                counters[label] = changed
             if not entry.pending:
                 continue
             for metric, histogram in entry.pending.items():
@@ -332,6 +423,9 @@ class Collector:
             histograms=totals,
             by_label=by_label,
             overflow=self._iv_overflow,
+            counters=counters,
+            loop_lag=loop_lag,
+            saturated=saturated,
         )
         self._interval_index += 1
         self._interval_start = now
@@ -350,6 +444,17 @@ class Collector:
     def kind(self, label: str) -> str:
         """The close kind of ``label`` ("" when no record with that label arrived yet)."""
         return self._labels[label].kind
+
+    @property
+    def step_metrics(self) -> tuple[str, ...]:
+        """The ``step.<name>`` metrics with samples, sorted by name."""
+        names = {
+            metric
+            for entry in self._labels.values()
+            for metric in (*entry.cumulative, *entry.pending)
+            if metric.startswith(STEP_PREFIX)
+        }
+        return tuple(sorted(names))
 
     @property
     def attempted(self) -> int:
@@ -372,13 +477,25 @@ class Collector:
             _merge_counters(total, entry)
         return total.counts()
 
+    def errors(self, label: str | None = None) -> ErrorTally:
+        """Grouped details of non-expected endings, of one behaviour or of all (a copy).
+
+        Raises:
+            KeyError: no such label.
+        """
+        entries = self._labels.values() if label is None else [self._labels[label]]
+        out = ErrorTally()
+        for entry in entries:
+            out.merge(entry.errors)
+        return out
+
     def histogram(self, metric: str, label: str | None = None) -> HdrHistogram:
         """A new histogram with every sample of ``metric`` (one behaviour or all).
 
         Raises:
             KeyError: unknown metric or label.
         """
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         return _sum([part for entry in entries for part in entry.parts(metric)])
@@ -390,7 +507,7 @@ class Collector:
 
     def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
         """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
-        if metric not in METRICS:
+        if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         parts = [part for entry in entries for part in entry.parts(metric)]
@@ -428,6 +545,7 @@ class Collector:
             elif not mine.kind:
                 mine.kind = theirs.kind
             _merge_counters(mine, theirs)
+            _sum_into(mine.reported, theirs.flat())  # merged counts are in no interval
             for metric in {*theirs.cumulative, *theirs.pending}:
                 target = mine.cumulative.get(metric)
                 if target is None:
@@ -445,7 +563,7 @@ class Collector:
         labels: dict[str, Any] = {}
         for label, entry in self._labels.items():
             histograms = {}
-            for metric in METRICS:
+            for metric in sorted({*entry.cumulative, *entry.pending}, key=_metric_order):
                 parts = entry.parts(metric)
                 if parts:
                     histograms[metric] = encode(parts[0] if len(parts) == 1 else _sum(parts))
@@ -458,7 +576,9 @@ class Collector:
                 "codes_received": {str(k): n for k, n in entry.codes_received.items()},
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
+                "messages": dict(entry.messages),
                 "histograms": histograms,
+                "errors": entry.errors.to_wire(),
             }
         return {
             "format": _WIRE_FORMAT,
@@ -508,24 +628,29 @@ class Collector:
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
             entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
+            messages = _counter(item.get("messages", {}), f"{where}.messages", str)
+            for name in MESSAGE_COUNTERS:  # absent in a collector from before the counters: 0
+                entry.messages[name] = messages.get(name, 0)
+            entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
                 raise ValueError(f"{where}.histograms: expected an object")
             for metric, text in histograms.items():
-                if metric not in METRICS or not isinstance(text, str):
+                if not is_metric(metric) or not isinstance(text, str):
                     raise ValueError(f"{where}.histograms.{metric}: unknown metric or not text")
                 try:
                     entry.cumulative[metric] = decode(text)
                 except ValueError as exc:
                     raise ValueError(f"{where}.histograms.{metric}: {exc}") from None
+            entry.reported = entry.flat()
         return out
 
 
 _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 
-def _metric_order(metric: str) -> int:
-    return _METRIC_INDEX.get(metric, len(METRICS))
+def _metric_order(metric: str) -> tuple[int, str]:
+    return _METRIC_INDEX.get(metric, len(METRICS)), metric
 
 
 def _merge_counters(target: _Label, source: _Label) -> None:
@@ -536,6 +661,8 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.codes_received, source.codes_received)
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
+    _sum_into(target.messages, source.messages)
+    target.errors.merge(source.errors)
 
 
 def _count(value: Any, where: str) -> int:

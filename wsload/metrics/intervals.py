@@ -2,8 +2,9 @@
 
 Workers started at one agreed instant tick their intervals together, so interval ``i`` of every
 worker covers the same second: the parent adds them (histograms bucket-wise, counters summed)
-into one snapshot and writes one histograms.hlog, as a single process would. Times on the wire
-are seconds since the worker's schedule start (each process has its own run clock).
+into one snapshot and writes one histograms.hlog, as a single process would; the live
+``/metrics`` endpoint reads the same merged snapshots. Times on the wire are seconds since the
+worker's schedule start (each process has its own run clock).
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ def snapshot_to_wire(snapshot: IntervalSnapshot, origin: float = 0.0) -> dict[st
             for label, metrics in snapshot.by_label.items()
         },
         "overflow": dict(snapshot.overflow),
+        "counters": {label: dict(c) for label, c in snapshot.counters.items()},
+        "loop_lag": None if snapshot.loop_lag is None else encode(snapshot.loop_lag),
+        "saturated": snapshot.saturated,
     }
 
 
 def snapshot_from_wire(data: Mapping[str, Any]) -> IntervalSnapshot:
-    """The inverse of ``snapshot_to_wire``.
+    """The inverse of ``snapshot_to_wire``. ``counters``, ``loop_lag`` and ``saturated`` may be
+    absent (a snapshot from a wsload that did not send them yet).
 
     Raises:
         ValueError: a field is missing or malformed.
@@ -61,6 +66,12 @@ def snapshot_from_wire(data: Mapping[str, Any]) -> IntervalSnapshot:
                 for label, metrics in data["by_label"].items()
             },
             overflow={str(k): int(n) for k, n in data["overflow"].items()},
+            counters={
+                str(label): {str(k): int(n) for k, n in counters.items()}
+                for label, counters in data.get("counters", {}).items()
+            },
+            loop_lag=None if data.get("loop_lag") is None else decode(data["loop_lag"]),
+            saturated=bool(data.get("saturated", False)),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed interval snapshot: {exc!r}") from None
@@ -93,12 +104,21 @@ def merge_snapshots(snapshots: Iterable[IntervalSnapshot]) -> IntervalSnapshot:
     by_label: dict[str, dict[str, HdrHistogram]] = {}
     outcomes: dict[str, int] = {}
     overflow: dict[str, int] = {}
+    counters: dict[str, dict[str, int]] = {}
+    lags = [part.loop_lag for part in parts if part.loop_lag is not None]
     for part in parts:
         _add(histograms, part.histograms)
         for label, metrics in part.by_label.items():
             _add(by_label.setdefault(label, {}), metrics)
         _sum(outcomes, part.outcomes)
         _sum(overflow, part.overflow)
+        for label, counts in part.counters.items():
+            _sum(counters.setdefault(label, {}), counts)
+    loop_lag = None
+    if lags:
+        loop_lag = new_histogram()
+        for lag in lags:
+            loop_lag.add(lag)
     return IntervalSnapshot(
         index=parts[0].index,
         start=min(p.start for p in parts),
@@ -111,6 +131,9 @@ def merge_snapshots(snapshots: Iterable[IntervalSnapshot]) -> IntervalSnapshot:
         histograms=histograms,
         by_label=by_label,
         overflow=overflow,
+        counters=counters,
+        loop_lag=loop_lag,
+        saturated=any(p.saturated for p in parts),
     )
 
 

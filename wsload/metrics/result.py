@@ -50,6 +50,8 @@ class RunResult:
             runner measured it.
         segment: which shares of a split scenario this result holds: ``"1/4"``, ``"0,2/4"``;
             None for the whole scenario (``wsload.plan.segment``).
+        release_s: a storm's release instant in seconds after the schedule start, the
+            ``(first, last)`` of the segments (``SegmentResult.release_s``); None otherwise.
     """
 
     scenario: Scenario
@@ -67,3 +69,4 @@ class RunResult:
     intended: int | None = None
     start_lag: HdrHistogram | None = None
     segment: str | None = None
+    release_s: tuple[float, float] | None = None

@@ -1,57 +1,86 @@
-"""Baseline vs current: two summary.json dicts and tolerances → rows with verdicts.
+"""Baseline vs current: two summary.json dicts and the noise rules → rows with verdicts.
 
-Pure: no files, no printing. ``wsload compare`` and ``wsload run --baseline`` call it and hand
-the result to the renderers (terminal, markdown, JUnit).
+Pure: no files, no printing. ``wsload compare`` and ``wsload run --baseline`` call it (with
+the histograms of histograms.hlog when the results directories have them) and hand the
+result to the renderers (terminal, markdown, JUnit, report.html).
 
-The direction of "worse" is explicit per rule, never inferred from a sign:
+A figure changes only when the measured noise cannot explain the change *and* the change
+clears a floor (``wsload.report.judge``): confidence intervals of the percentiles from the
+histograms (``wsload.report.intervals``), the baseline's run-to-run spread when it was made
+with ``--repeat``, a Mann-Whitney U test when both sides were. The direction of "worse" is
+explicit per rule, never inferred from a sign:
 
-- latency statistics (p50, p90, p99, p999): **up** is worse, by more than a relative tolerance
-  (``--max-regression 10%``, per ``metric[.stat]`` overrides) *and* more than an absolute floor
-  (``--min-change``), because on loopback a p99 going from 40 µs to 48 µs is +20 % and noise;
+- latency statistics (p50, p90, p99, p999): **up** is worse; the floor is
+  ``max(--max-regression × baseline, --min-change)`` (defaults 10 % and 500 µs);
 - the clean share (connections that closed the way their kind calls clean) **down** is worse,
-  by more than ``max_share_drop`` percentage points;
+  by more than ``max_share_drop`` percentage points (intervals: Wilson's);
 - the share of every error outcome (anything but the outcome a kind is meant to end with,
   ``EXPECTED_OUTCOMES``) **up** is worse, by more than ``max_share_rise`` points.
 
-Noise-aware: a percentile with fewer than ``min_samples`` samples on either side gets the
-verdict ``insufficient samples`` (neither pass nor fail), and runs of different scenarios
-(``scenario_hash``) are still compared, with a warning every output repeats.
+What is judged: the close metrics (``close_handshake``, ``close_teardown``, ``close_total``
+and every ``step.*`` metric of a scripted session) and the shares; every other measured
+metric is compared too but *informational* (shown, never failing) unless named with
+``--metrics``. A percentile whose interval cannot be bounded (too few samples for that
+percentile at that confidence) or with fewer than ``min_samples`` samples on either side is
+``insufficient samples``. Runs of different scenarios (``scenario_hash``) are still compared,
+with a warning every output repeats.
 
-Capacity searches (summaries with a ``search`` section) add one row, ``search/capacity``:
-**down** is worse, by more than ``max_regression``. The rest of such a summary holds the
-figures of one level, ``search.main_level``; when the two main levels differ the percentiles
-compare different loads, and a warning says so (as it does for a search against a single run).
+Capacity searches (summaries with a ``search`` section) add one row, ``search/capacity``
+(``wsload.report.compare_search``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from hdrh.histogram import HdrHistogram
+
 from wsload.core.outcomes import Outcome
-from wsload.metrics.histograms import HIGHEST_US
+from wsload.metrics.histograms import HIGHEST_US, PERCENTILES
 from wsload.report._format import format_us
-from wsload.scenario.model import METRICS
+from wsload.report.compare_search import capacity_rows, search_warnings
+from wsload.report.hlog import make_tag
+from wsload.report.intervals import (
+    DEFAULT_CONFIDENCE,
+    percentile_intervals,
+    percentile_ranks,
+    share_interval,
+)
+from wsload.report.judge import Evidence, Floor, Judgement, Verdict, judge
+from wsload.report.rows import Row, format_level
+from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = [
     "ALL_ERRORS",
     "ATTENTION",
     "COMPARED_STATS",
     "EXPECTED_OUTCOMES",
+    "JUDGED_METRICS",
+    "STEP_PREFIX",
     "CompareResult",
+    "Histograms",
     "Row",
     "Tolerances",
     "Verdict",
     "compare",
     "format_level",
+    "judged_metric",
     "render_text",
 ]
 
-COMPARED_STATS: tuple[str, ...] = ("p50", "p90", "p99", "p999")
+COMPARED_STATS: tuple[str, ...] = tuple(PERCENTILES)
 """Latency statistics compared (min/max/mean are one sample or skewed by one: pure noise)."""
+
+JUDGED_METRICS: tuple[str, ...] = (
+    "close_handshake",
+    "close_teardown",
+    "close_total",
+    f"{STEP_PREFIX}*",
+)
+"""Metrics a comparison gates on by default: what a close scenario is about. ``step.*``
+matches every metric of a scripted session's steps (``step.<name>``)."""
 
 EXPECTED_OUTCOMES: frozenset[str] = frozenset(
     {
@@ -68,47 +97,49 @@ EXPECTED_OUTCOMES: frozenset[str] = frozenset(
 ALL_ERRORS = "errors"
 """``max_share_rise`` key that sets the limit of every error outcome without its own."""
 
-
-class Verdict(StrEnum):
-    """One row's judgement. Only ``REGRESSED`` fails the comparison."""
-
-    PASS = "pass"
-    IMPROVED = "improved"
-    REGRESSED = "regressed"
-    INSUFFICIENT = "insufficient samples"
-    MISSING = "missing"
-
-
 ATTENTION: tuple[Verdict, ...] = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.MISSING)
-"""Verdicts the outputs list up front (``pass`` and ``insufficient samples`` are counted)."""
+"""Verdicts the outputs list up front (``within noise`` and ``insufficient samples`` are
+counted)."""
+
+Histograms = Mapping[str, HdrHistogram]
+"""A run's total histograms by hlog tag (``close_handshake``, ``close_handshake:clean``)."""
+
+
+def judged_metric(metric: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``metric`` is named by ``patterns`` (a name, or a ``prefix.*``)."""
+    return any(metric == p or (p.endswith(".*") and metric.startswith(p[:-1])) for p in patterns)
 
 
 @dataclass(frozen=True, slots=True)
 class Tolerances:
-    """How much worse counts as a regression.
+    """What counts as a change, and which figures are gated on.
 
     Attributes:
-        max_regression: relative latency rise allowed (0.10 = +10 %).
-        metric_tolerance: ``metric`` or ``metric.stat`` → its own relative allowance
+        max_regression: the relative floor: latency changes smaller than this share of the
+            baseline value (0.10 = 10 %) never count, whatever the noise says.
+        metric_tolerance: ``metric`` or ``metric.stat`` → its own relative floor
             (``close_handshake.p99`` → 0.20); ``metric.stat`` wins over ``metric``.
-        min_change_us: latency changes smaller than this (µs) are never a regression.
+        min_change_us: the absolute floor (µs): smaller latency changes never count.
         max_share_drop: ``clean`` or an outcome → percentage points its share may fall.
         max_share_rise: an error outcome (or ``errors``: all of them) → points it may rise.
         min_samples: a percentile needs this many samples on both sides to be judged.
-        metrics: the latency metrics compared (default: every metric either run measured);
-            CI gates pick the close metrics, whose tails are their subject.
+        metrics: the latency metrics judged (names or ``prefix.*``); every other measured
+            metric is compared as informational.
+        confidence: of the percentile and share intervals; ``1 - confidence`` is the rank
+            test's one-sided significance level.
     """
 
     max_regression: float = 0.10
     metric_tolerance: Mapping[str, float] = field(default_factory=dict)
-    min_change_us: float = 0.0
+    min_change_us: float = 500.0
     max_share_drop: Mapping[str, float] = field(default_factory=lambda: {"clean": 0.5})
     max_share_rise: Mapping[str, float] = field(default_factory=lambda: {ALL_ERRORS: 0.5})
     min_samples: int = 100
-    metrics: tuple[str, ...] = METRICS
+    metrics: tuple[str, ...] = JUDGED_METRICS
+    confidence: float = DEFAULT_CONFIDENCE
 
     def latency_limit(self, metric: str, stat: str) -> float:
-        """The relative rise allowed for ``metric.stat``."""
+        """The relative floor of ``metric.stat``."""
         specific = self.metric_tolerance.get(f"{metric}.{stat}")
         if specific is not None:
             return specific
@@ -127,73 +158,6 @@ class Tolerances:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
-    """One compared figure.
-
-    Attributes:
-        scope: ``total`` or the behaviour's label.
-        name: ``close_handshake.p99``, ``clean share``, ``outcome close_timeout share``.
-        unit: ``us``, ``share`` (0..1), or the searched parameter (``rate``: connections/s,
-            ``storm_size``: connections) for a search's capacity.
-        baseline / current: the two values (None: not measured on that side; ``inf``: at
-            or past the histogram's 1 h top, i.e. overflow samples).
-        change: relative change for latencies and capacities, point change (current -
-            baseline, in percentage points) for shares; None when not computable.
-        limit: the allowance in words (``+10 %``, ``-0.5 pt``).
-        verdict: the judgement.
-        detail: why, for people.
-    """
-
-    scope: str
-    name: str
-    unit: str  # "us", "share", or a search's parameter ("rate", "storm_size")
-    baseline: float | None
-    current: float | None
-    change: float | None
-    limit: str
-    verdict: Verdict
-    detail: str
-
-    @property
-    def test_name(self) -> str:
-        """A stable identifier (JUnit test case name): ``total/close_handshake.p99``."""
-        return f"{self.scope}/{self.name}"
-
-    def format_value(self, value: float | None) -> str:
-        """A value of this row for people (``1.12 ms``, ``81.2 %``, ``200/s``, ``-``)."""
-        if value is None:
-            return "-"
-        if self.unit == "us":
-            return format_us(value)
-        if self.unit == "share":
-            return f"{100 * value:.2f} %"
-        return format_level(value, self.unit)
-
-    def format_change(self) -> str:
-        """``+12.3 %`` for latencies and capacities, ``-0.80 pt`` for shares, ``-`` when
-        unknown."""
-        if self.change is None:
-            return "-"
-        if self.unit == "share":
-            return f"{self.change:+.2f} pt"
-        return f"{100 * self.change:+.1f} %"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form (``wsload compare --json``)."""
-        return {
-            "scope": self.scope,
-            "name": self.name,
-            "unit": self.unit,
-            "baseline": _json_number(self.baseline),
-            "current": _json_number(self.current),
-            "change": self.change,
-            "limit": self.limit,
-            "verdict": self.verdict.value,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class CompareResult:
     """Every compared row, the warnings that qualify them, and the overall verdict."""
 
@@ -204,8 +168,8 @@ class CompareResult:
 
     @property
     def regressions(self) -> tuple[Row, ...]:
-        """Rows judged worse than the tolerances allow."""
-        return tuple(r for r in self.rows if r.verdict is Verdict.REGRESSED)
+        """Judged rows that regressed (informational regressions are shown, never counted)."""
+        return tuple(r for r in self.rows if r.fails)
 
     @property
     def ok(self) -> bool:
@@ -231,33 +195,64 @@ def compare(
     *,
     baseline_name: str = "baseline",
     current_name: str = "current",
+    baseline_histograms: Histograms | None = None,
+    current_histograms: Histograms | None = None,
 ) -> CompareResult:
-    """Compare two summary.json dicts (total and every behaviour present in both)."""
+    """Compare two summary.json dicts (total and every behaviour present in both).
+
+    Args:
+        baseline_histograms / current_histograms: the runs' total histograms by hlog tag
+            (``wsload.report.results.load_histograms``), for the percentiles' intervals;
+            without them latencies are judged by their floors alone (and a warning says so).
+    """
     tol = tolerances if tolerances is not None else Tolerances()
-    rows = list(_capacity_rows(baseline.get("search"), current.get("search"), tol))
+    sides = (
+        _Side(baseline, baseline_histograms, tol.confidence),
+        _Side(current, current_histograms, tol.confidence),
+    )
+    rows = list(capacity_rows(baseline.get("search"), current.get("search"), tol.max_regression))
     for scope, base_scope, cur_scope in _scopes(baseline, current):
-        rows.extend(_latency_rows(scope, base_scope, cur_scope, tol))
-        rows.extend(_share_rows(scope, base_scope, cur_scope, tol))
+        rows.extend(_latency_rows(scope, base_scope, cur_scope, sides, tol))
+        rows.extend(_share_rows(scope, base_scope, cur_scope, sides, tol))
+    notes = warnings(baseline, current)
+    for name, histograms in (("baseline", baseline_histograms), ("current", current_histograms)):
+        if histograms is None:
+            notes.append(
+                f"no histograms.hlog for the {name}: its percentiles have no intervals and "
+                "are judged by the floors alone"
+            )
     return CompareResult(
         rows=tuple(rows),
-        warnings=tuple(warnings(baseline, current)),
+        warnings=tuple(notes),
         baseline_name=baseline_name,
         current_name=current_name,
     )
 
 
 def render_text(result: CompareResult) -> str:
-    """Plain text for the terminal: warnings, the ``ATTENTION`` rows, the verdict."""
+    """Plain text for the terminal: warnings, the ``ATTENTION`` rows with why, the verdict."""
     lines = [f"warning: {w}" for w in result.warnings]
+    informational = 0
     for row in result.rows:
         if row.verdict in ATTENTION:
+            if not row.judged:
+                informational += 1
+                continue
             lines.append(
                 f"{row.verdict.value:>20}  {row.test_name}: {row.format_value(row.baseline)} → "
-                f"{row.format_value(row.current)} ({row.format_change()}, limit {row.limit})"
+                f"{row.format_value(row.current)} ({row.format_change()}): {row.detail}"
             )
+    if informational:
+        lines.append(
+            f"{informational} informational figures changed (not gated on; --metrics names the "
+            "gated ones): see --json or the report"
+        )
     unjudged = sum(1 for r in result.rows if r.verdict is Verdict.INSUFFICIENT)
     if unjudged:
-        lines.append(f"{unjudged} percentiles not judged: too few samples (--min-samples)")
+        lines.append(
+            f"{unjudged} percentiles not judged: too few samples to bound them (--min-samples, "
+            "--confidence)"
+        )
     regressions = len(result.regressions)
     lines.append(
         f"compared {len(result.rows)} figures with {result.baseline_name}: "
@@ -280,7 +275,7 @@ def warnings(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
             out.append(f"the {side} run was saturated: its latencies include wsload's own lag")
         if summary.get("interrupted"):
             out.append(f"the {side} run was interrupted before its planned end")
-    out.extend(_search_warnings(baseline.get("search"), current.get("search")))
+    out.extend(search_warnings(baseline.get("search"), current.get("search")))
     base_labels = set(baseline.get("behaviours", {}))
     cur_labels = set(current.get("behaviours", {}))
     for label in sorted(base_labels ^ cur_labels):
@@ -310,70 +305,129 @@ def _total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One summary with what judging its figures needs: histograms and per-run figures."""
+
+    summary: Mapping[str, Any]
+    histograms: Histograms | None
+    confidence: float
+
+    def runs(self, scope: str) -> Mapping[str, Any]:
+        """The per-run figures of ``scope`` in a ``--repeat`` summary (empty otherwise)."""
+        figures = self.summary.get("repeat", {}).get("figures", {})
+        found = (
+            figures.get("total") if scope == "total" else figures.get("behaviours", {}).get(scope)
+        )
+        return found or {}
+
+    def intervals(
+        self, scope: str, metric: str, overflow: int
+    ) -> dict[str, tuple[float, float] | None] | None:
+        """Each percentile's interval of ``metric`` in ``scope``; None without histograms."""
+        if self.histograms is None:
+            return None
+        histogram = self.histograms.get(make_tag(metric, None if scope == "total" else scope))
+        if histogram is None:
+            return None
+        return percentile_intervals(histogram, overflow, self.confidence)
+
+
 def _latency_rows(
-    scope: str, base: Mapping[str, Any], cur: Mapping[str, Any], tol: Tolerances
+    scope: str,
+    base: Mapping[str, Any],
+    cur: Mapping[str, Any],
+    sides: tuple[_Side, _Side],
+    tol: Tolerances,
 ) -> Iterator[Row]:
     base_lat, cur_lat = base.get("latency_us", {}), cur.get("latency_us", {})
-    for metric in tol.metrics:
+    known = [m for m in METRICS if m in base_lat or m in cur_lat]
+    others = sorted((set(base_lat) | set(cur_lat)) - set(METRICS))
+    for metric in [*known, *others]:
         b_stats, c_stats = base_lat.get(metric) or {}, cur_lat.get(metric) or {}
         b_count, c_count = int(b_stats.get("count") or 0), int(c_stats.get("count") or 0)
         if b_count == 0 and c_count == 0:
             continue  # not measured by either run: nothing to say
+        figure = _Figure(scope, metric, b_stats, c_stats, judged_metric(metric, tol.metrics))
+        b_int = sides[0].intervals(scope, metric, int(b_stats.get("overflow") or 0))
+        c_int = sides[1].intervals(scope, metric, int(c_stats.get("overflow") or 0))
+        b_runs = sides[0].runs(scope).get("latency_us", {}).get(metric, {})
+        c_runs = sides[1].runs(scope).get("latency_us", {}).get(metric, {})
         for stat in COMPARED_STATS:
-            yield _latency_row(scope, metric, stat, b_stats, c_stats, b_count, c_count, tol)
+            yield figure.row(
+                stat,
+                tol,
+                (None if b_int is None else b_int[stat], None if c_int is None else c_int[stat]),
+                (_known(b_runs.get(stat)), _known(c_runs.get(stat))),
+            )
 
 
-def _latency_row(
-    scope: str,
-    metric: str,
-    stat: str,
-    b_stats: Mapping[str, Any],
-    c_stats: Mapping[str, Any],
-    b_count: int,
-    c_count: int,
-    tol: Tolerances,
-) -> Row:
-    limit = tol.latency_limit(metric, stat)
-    b_val, c_val = _value(b_stats.get(stat)), _value(c_stats.get(stat))
-    finite = b_val is not None and c_val is not None and max(b_val, c_val) < math.inf
-    change = (c_val - b_val) / b_val if finite and b_val and c_val is not None else None
+@dataclass(frozen=True, slots=True)
+class _Figure:
+    """One latency metric in one scope, both sides' statistics."""
 
-    def make(verdict: Verdict, detail: str) -> Row:
-        return Row(scope, f"{metric}.{stat}", "us", b_val, c_val, change,
-                   f"+{100 * limit:g} %", verdict, detail)  # fmt: skip
+    scope: str
+    metric: str
+    b_stats: Mapping[str, Any]
+    c_stats: Mapping[str, Any]
+    judged: bool
 
-    if b_val is None or c_val is None:
-        side = "baseline" if b_val is None else "current"
-        return make(Verdict.MISSING, f"no samples in the {side} run")
-    needed = max(tol.min_samples, _tail_samples(stat))
-    if min(b_count, c_count) < needed:
-        detail = f"{b_count:,} vs {c_count:,} samples; {needed:,} needed to judge {stat}"
-        return make(Verdict.INSUFFICIENT, detail)
-    if not finite:  # beyond the histogram's 1 h: only "more" or "the same" can be said
-        verdict = (
-            Verdict.PASS
-            if b_val == c_val
-            else (Verdict.REGRESSED if c_val > b_val else Verdict.IMPROVED)
+    def row(
+        self,
+        stat: str,
+        tol: Tolerances,
+        intervals: tuple[tuple[float, float] | None, tuple[float, float] | None],
+        runs: tuple[tuple[float, ...], tuple[float, ...]],
+    ) -> Row:
+        relative = tol.latency_limit(self.metric, stat)
+        floor = Floor(relative, tol.min_change_us)
+        b_val, c_val = _value(self.b_stats.get(stat)), _value(self.c_stats.get(stat))
+        b_count = int(self.b_stats.get("count") or 0)
+        c_count = int(self.c_stats.get("count") or 0)
+        finite = b_val is not None and c_val is not None and max(b_val, c_val) < float("inf")
+        change = (c_val - b_val) / b_val if finite and b_val and c_val is not None else None
+
+        def make(verdict: Verdict, detail: str, judgement: Judgement | None = None) -> Row:
+            return Row(
+                self.scope, f"{self.metric}.{stat}", "us", b_val, c_val, change,
+                f"+{100 * relative:g} % / {format_us(tol.min_change_us)}", verdict, detail,
+                judged=self.judged,
+                method=None if judgement is None else judgement.method,
+                intervals=intervals,
+                p_value=None if judgement is None else judgement.p_value,
+            )  # fmt: skip
+
+        if b_val is None or c_val is None:
+            side = "baseline" if b_val is None else "current"
+            return make(Verdict.MISSING, f"no samples in the {side} run")
+        num, den = PERCENTILES[stat]
+        unbounded = any(
+            percentile_ranks(count, num / den, tol.confidence) is None
+            for count in (b_count, c_count)
         )
-        return make(verdict, f"{format_us(b_val)} → {format_us(c_val)}")
-    delta = c_val - b_val
-    if abs(delta) < tol.min_change_us or (change is not None and abs(change) <= limit):
-        verdict = Verdict.PASS
-    else:
-        verdict = Verdict.REGRESSED if delta > 0 else Verdict.IMPROVED
-    sign = "+" if delta >= 0 else "-"
-    detail = f"{format_us(b_val)} → {format_us(c_val)} ({sign}{format_us(abs(delta))})"
-    return make(verdict, detail)
+        samples = f"{b_count:,} vs {c_count:,} samples"
+        if min(b_count, c_count) < tol.min_samples:
+            return make(Verdict.INSUFFICIENT, f"{samples}; --min-samples {tol.min_samples:,}")
+        if unbounded:
+            level = f"{100 * tol.confidence:g} %"
+            return make(Verdict.INSUFFICIENT, f"{samples}: too few to bound {stat} at {level}")
+        judgement = judge(
+            Evidence(b_val, intervals[0], runs[0]),
+            Evidence(c_val, intervals[1], runs[1]),
+            floor,
+            worse_up=True,
+            alpha=1 - tol.confidence,
+            fmt=format_us,
+            confidence=tol.confidence,
+        )
+        return make(judgement.verdict, judgement.why, judgement)
 
 
-def _json_number(value: float | None) -> float | None:
-    """Strict JSON has no infinity: a value past the 1 h range is null (``detail`` says why)."""
-    return None if value is None or math.isinf(value) else value
-
-
-def _tail_samples(stat: str) -> int:
-    """Samples for ``stat`` to be more than the maximum: p99 needs 100, p999 1000."""
-    return {"p50": 2, "p90": 10, "p99": 100, "p999": 1000}.get(stat, 1)
+def _known(values: Any) -> tuple[float, ...]:
+    """Per-run values of one figure, when every run has one (a run without is no spread)."""
+    if not isinstance(values, list) or not values or any(v is None for v in values):
+        return ()
+    return tuple(v if float(v) < HIGHEST_US else float("inf") for v in map(float, values))
 
 
 def _value(raw: Any) -> float | None:
@@ -381,143 +435,96 @@ def _value(raw: Any) -> float | None:
     if raw is None:
         return None
     value = float(raw)
-    return value if value < HIGHEST_US else math.inf
+    return value if value < HIGHEST_US else float("inf")
 
 
 def _share_rows(
-    scope: str, base: Mapping[str, Any], cur: Mapping[str, Any], tol: Tolerances
+    scope: str,
+    base: Mapping[str, Any],
+    cur: Mapping[str, Any],
+    sides: tuple[_Side, _Side],
+    tol: Tolerances,
 ) -> Iterator[Row]:
     b_att, c_att = int(base.get("attempted") or 0), int(cur.get("attempted") or 0)
     if b_att == 0 or c_att == 0:
         return
+    b_runs, c_runs = sides[0].runs(scope), sides[1].runs(scope)
+    share = _Shares(scope, b_att, c_att, tol.confidence)
     if base.get("clean") is not None and cur.get("clean") is not None:
         drop = tol.drop_limit("clean")
         if drop is not None:
-            yield _share_row(scope, "clean share", base["clean"], b_att, cur["clean"], c_att,
-                             limit=drop, worse_up=False)  # fmt: skip
+            runs = (_run_shares(b_runs, "clean"), _run_shares(c_runs, "clean"))
+            yield share.row("clean share", base["clean"], cur["clean"], drop, worse_up=False,
+                            runs=runs)  # fmt: skip
     b_out, c_out = base.get("outcomes", {}), cur.get("outcomes", {})
     for outcome in [*b_out, *(o for o in c_out if o not in b_out)]:
         b_n, c_n = int(b_out.get(outcome, 0)), int(c_out.get(outcome, 0))
         rise, drop = tol.rise_limit(outcome), tol.drop_limit(outcome)
+        runs = (_run_shares(b_runs, outcome), _run_shares(c_runs, outcome))
         if rise is not None and (b_n or c_n):
-            yield _share_row(scope, f"outcome {outcome} share", b_n, b_att, c_n, c_att,
-                             limit=rise, worse_up=True)  # fmt: skip
+            yield share.row(f"outcome {outcome} share", b_n, c_n, rise, worse_up=True, runs=runs)
         elif drop is not None and outcome != "clean" and (b_n or c_n):
-            yield _share_row(scope, f"outcome {outcome} share", b_n, b_att, c_n, c_att,
-                             limit=drop, worse_up=False)  # fmt: skip
+            yield share.row(f"outcome {outcome} share", b_n, c_n, drop, worse_up=False, runs=runs)
 
 
-def _share_row(
-    scope: str,
-    name: str,
-    b_n: int,
-    b_att: int,
-    c_n: int,
-    c_att: int,
-    *,
-    limit: float,
-    worse_up: bool,
-) -> Row:
-    b_share, c_share = b_n / b_att, c_n / c_att
-    points = 100 * (c_share - b_share)
-    worse = points if worse_up else -points
-    if worse > limit + 1e-9:
-        verdict = Verdict.REGRESSED
-    elif -worse > limit + 1e-9:
-        verdict = Verdict.IMPROVED
-    else:
-        verdict = Verdict.PASS
-    return Row(
-        scope=scope,
-        name=name,
-        unit="share",
-        baseline=b_share,
-        current=c_share,
-        change=round(points, 6),
-        limit=f"{'+' if worse_up else '-'}{limit:g} pt",
-        verdict=verdict,
-        detail=f"{b_n:,} of {b_att:,} → {c_n:,} of {c_att:,}",
-    )
+def _run_shares(runs: Mapping[str, Any], name: str) -> tuple[float, ...]:
+    """Per-run shares of ``clean`` or an outcome from a ``--repeat`` summary's figures."""
+    attempted = runs.get("attempted")
+    counts = runs.get("clean") if name == "clean" else runs.get("outcomes", {}).get(name)
+    if not isinstance(attempted, list) or not attempted:
+        return ()
+    if counts is None:
+        counts = [0] * len(attempted)  # an outcome no run ended with: 0 % in every run
+    if len(counts) != len(attempted) or any(a is None or not a for a in attempted):
+        return ()
+    return tuple(int(c or 0) / int(a) for c, a in zip(counts, attempted, strict=True))
 
 
-_LEVEL_UNITS = {"rate": "/s", "storm_size": " connections"}
+@dataclass(frozen=True, slots=True)
+class _Shares:
+    """Share rows of one scope: Wilson intervals, per-run spreads, a points floor."""
 
+    scope: str
+    b_att: int
+    c_att: int
+    confidence: float
 
-def format_level(value: float | None, parameter: str) -> str:
-    """A capacity search's level for people: ``200/s``, ``5000 connections``, ``-``."""
-    return "-" if value is None else f"{value:g}{_LEVEL_UNITS.get(parameter, '')}"
-
-
-def _search_warnings(base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None) -> list[str]:
-    """Why the figures of a search's summary may not compare like with like.
-
-    A search's summary holds the figures of its main level: against another level, or against
-    a single run at some other load, its percentiles and shares measure a different load.
-    """
-    if base is None or cur is None:
-        for search, side, other in ((base, "baseline", "current"), (cur, "current", "baseline")):
-            if search is not None:
-                level = format_level(search.get("main_level"), str(search.get("parameter")))
-                return [
-                    f"the {side} run is a capacity search and the {other} is not: its figures "
-                    f"are those of its main level ({level}), compared with a single run"
-                ]
-        return []
-    parameter = str(cur.get("parameter"))
-    if base.get("parameter") != parameter:
-        return [
-            f"the searches are over different parameters ({base.get('parameter')} vs "
-            f"{parameter}): their capacities and figures are not comparable"
-        ]
-    out: list[str] = []
-    b_main, c_main = base.get("main_level"), cur.get("main_level")
-    if b_main != c_main:
-        out.append(
-            f"the searches' main levels differ ({format_level(b_main, parameter)} vs "
-            f"{format_level(c_main, parameter)}): the other figures compare different loads"
+    def row(
+        self,
+        name: str,
+        b_n: int,
+        c_n: int,
+        limit: float,
+        *,
+        worse_up: bool,
+        runs: tuple[tuple[float, ...], tuple[float, ...]],
+    ) -> Row:
+        b_share, c_share = b_n / self.b_att, c_n / self.c_att
+        intervals = (
+            share_interval(b_n, self.b_att, self.confidence),
+            share_interval(c_n, self.c_att, self.confidence),
         )
-    for side, search in (("baseline", base), ("current", cur)):
-        if search.get("stopped") == "saturated":
-            out.append(
-                f"the {side} search stopped on a saturated generator: its capacity is a lower bound"
-            )
-    return out
-
-
-def _capacity_rows(
-    base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None, tol: Tolerances
-) -> Iterator[Row]:
-    """``search/capacity`` when both summaries are searches over the same parameter.
-
-    A capacity is a level the search found, not a sample of a distribution: no sample count
-    to judge, and ``None`` (no level passed) is the worst capacity there is.
-    """
-    if base is None or cur is None or base.get("parameter") != cur.get("parameter"):
-        return
-    unit = str(cur.get("parameter"))
-    limit = tol.max_regression
-    b_val, c_val = _number(base.get("capacity")), _number(cur.get("capacity"))
-    change = (c_val - b_val) / b_val if b_val and c_val is not None else None
-    if b_val is None and c_val is None:
-        verdict, detail = Verdict.MISSING, "no level passed in either search"
-    elif c_val is None:
-        verdict, detail = Verdict.REGRESSED, "no level passed in the current search"
-    elif b_val is None:
-        verdict, detail = Verdict.IMPROVED, "no level passed in the baseline search"
-    else:
-        if change is not None and change < -limit - 1e-9:
-            verdict = Verdict.REGRESSED
-        elif change is not None and change > limit + 1e-9:
-            verdict = Verdict.IMPROVED
-        else:
-            verdict = Verdict.PASS
-        detail = (
-            f"{format_level(b_val, unit)} ({base.get('stopped')}) → "
-            f"{format_level(c_val, unit)} ({cur.get('stopped')})"
+        judgement = judge(
+            Evidence(b_share, intervals[0], runs[0]),
+            Evidence(c_share, intervals[1], runs[1]),
+            Floor(0.0, limit / 100),
+            worse_up=worse_up,
+            alpha=1 - self.confidence,
+            fmt=lambda v: f"{100 * v:.2f} %",
+            confidence=self.confidence,
+            difference=True,
         )
-    yield Row("search", "capacity", unit, b_val, c_val, change, f"-{100 * limit:g} %",
-              verdict, detail)  # fmt: skip
-
-
-def _number(raw: Any) -> float | None:
-    return None if raw is None else float(raw)
+        return Row(
+            scope=self.scope,
+            name=name,
+            unit="share",
+            baseline=b_share,
+            current=c_share,
+            change=round(100 * (c_share - b_share), 6),
+            limit=f"{'+' if worse_up else '-'}{limit:g} pt",
+            verdict=judgement.verdict,
+            detail=f"{b_n:,} of {self.b_att:,} → {c_n:,} of {self.c_att:,}: {judgement.why}",
+            method=judgement.method,
+            intervals=intervals,
+            p_value=judgement.p_value,
+        )

@@ -6,7 +6,8 @@ a crash keeps every line written). HdrHistogram's own tools read it: Java
 
 Tags (the log format forbids spaces and commas in them): ``<metric>`` for all behaviours and
 ``<metric>:<label>`` for one behaviour (``close_handshake:clean``). Metric names are fixed
-snake_case and labels are ``[A-Za-z0-9_-]`` (the scenario parser enforces it), so the first
+snake_case or ``step.<name>`` (a named expect step: ``step.subscribe:clean``), and labels are
+``[A-Za-z0-9_-]`` (the scenario parser enforces it), so the first
 ``:`` splits a tag unambiguously. Values are µs; ``Interval_Max`` is in ms. Timestamps are
 seconds since ``StartTime`` (written as ``BaseTime`` too, so readers need not guess).
 

@@ -25,7 +25,8 @@ from wsload.report import charts
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Verdict
 from wsload.report.results import ResultsData
-from wsload.scenario.model import METRICS
+from wsload.report.why import nothing_measured, storm_release, why_rows
+from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = ["CHART_METRICS", "html_report"]
 
@@ -107,9 +108,12 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     thresholds = list(summary.get("thresholds", []))
     failed = sum(1 for t in thresholds if not t.get("ok"))
     regressions = len(comparison.regressions) if comparison is not None else 0
-    ok = not failed and not regressions
+    empty = nothing_measured(summary)
+    ok = not failed and not regressions and empty is None
     saturated = bool(summary.get("generator", {}).get("saturated"))
     verdict = "PASS" if ok else f"FAIL ({failed} thresholds, {regressions} regressions)"
+    if empty is not None:
+        verdict = f"FAIL ({empty})"
     yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
@@ -141,6 +145,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
             )
         yield "</table>"
     yield from _behaviour_table(summary)
+    yield from _why(summary)
     if comparison is not None:
         yield from _comparison(comparison)
 
@@ -163,25 +168,48 @@ def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
     yield "</table>"
 
 
+def _why(summary: Mapping[str, Any]) -> Iterator[str]:
+    """The storm's release spread, and why connections failed: the run's rows, then each
+    behaviour's when there are several behaviours."""
+    release = storm_release(summary)
+    if release:
+        yield f"<p id=storm-release>{_e(release)}</p>"
+    sections = [("all", summary.get("errors", {}))]
+    behaviours = summary.get("behaviours", {})
+    if len(behaviours) > 1:
+        sections += [(label, b.get("errors", {})) for label, b in behaviours.items()]
+    if not any(errors for _, errors in sections):
+        return
+    yield "<h2>Why connections failed</h2><table id=why><tr><th>behaviour</th><th>outcome</th>"
+    yield "<th>count</th><th>detail</th><th>example seq</th></tr>"
+    for label, errors in sections:
+        for r in why_rows(errors):
+            yield (
+                f"<tr><td>{_e(label)}</td><td>{_e(r.outcome)}</td><td class=n>{r.count:,}</td>"
+                f"<td>{_e(r.detail)}</td><td class=n>{_e(r.example_seq or '')}</td></tr>"
+            )
+    yield "</table>"
+
+
 def _comparison(comparison: CompareResult) -> Iterator[str]:
-    shown = [r for r in comparison.rows if r.verdict in ATTENTION]
+    shown = [r for r in comparison.rows if r.verdict in ATTENTION]  # informational ones too
     unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
     yield f"<h2>Compared with {_e(comparison.baseline_name)}</h2>"
     yield (
         f"<p>{len(comparison.rows)} figures compared: {len(comparison.regressions)} "
-        f"regressions, {unjudged} not judged (too few samples); the rows outside the "
-        "tolerances:</p>"
+        f"regressions, {unjudged} not judged (too few samples); the figures that changed "
+        "beyond the noise (informational ones are not gated on):</p>"
     )
     yield "<table><tr><th>scope</th><th>figure</th><th>baseline</th><th>current</th>"
-    yield "<th>change</th><th>limit</th><th>verdict</th></tr>"
+    yield "<th>change</th><th>floor</th><th>verdict</th><th>why</th></tr>"
     for r in shown:
-        cls = "fail" if r.verdict is Verdict.REGRESSED else ""
+        cls = "fail" if r.fails else ""
         yield (
             f"<tr><td>{_e(r.scope)}</td><td><code>{_e(r.name)}</code></td>"
             f"<td class=n>{_e(r.format_value(r.baseline))}</td>"
             f"<td class=n>{_e(r.format_value(r.current))}</td>"
             f"<td class=n>{_e(r.format_change())}</td><td>{_e(r.limit)}</td>"
-            f'<td class="{cls}">{_e(r.verdict.value)}</td></tr>'
+            f'<td class="{cls}">{_e(r.verdict_text)}</td><td>{_e(r.detail)}</td></tr>'
         )
     yield "</table>"
 
@@ -190,7 +218,8 @@ def _distributions(data: ResultsData, figures: _Figures) -> Iterator[str]:
     labels = list(data.summary.get("behaviours", {}))
     divs = []
     levels = _search_levels(data)
-    for metric in CHART_METRICS:
+    steps = sorted({tag.partition(":")[0] for tag in data.totals if tag.startswith(STEP_PREFIX)})
+    for metric in (*CHART_METRICS, *steps):
         curves: dict[str, HdrHistogram] = {}
         if levels:
             curves = _level_curves(data, metric, levels)

@@ -7,8 +7,8 @@ judged, not passed); everything else passes.
 
 A run whose thresholds all held can still not be trusted: cut short by Ctrl-C (its figures
 cover part of the planned load) or limited by wsload's own event loop (its figures describe
-the generator, not the target). Such a run gets a failing ``run`` test case, so CI never
-shows green for it.
+the generator, not the target), or one that opened no connection at all (it measured nothing).
+Such a run gets a failing ``run`` test case, so CI never shows green for it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from wsload.report._format import format_us
 from wsload.report.compare import CompareResult, Verdict
+from wsload.report.why import nothing_measured
 
 __all__ = ["junit_xml", "run_failures"]
 
@@ -52,13 +53,13 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
             case = _case(suite, f"compare.{row.scope}", row.name)
             message = (
                 f"{row.format_value(row.baseline)} → {row.format_value(row.current)} "
-                f"({row.format_change()}, limit {row.limit}): {row.detail}"
+                f"({row.format_change()}, floor {row.limit}): {row.detail}"
             )
-            if row.verdict is Verdict.REGRESSED:
+            if row.fails:
                 _child(case, "failure", message)
             elif row.verdict in (Verdict.INSUFFICIENT, Verdict.MISSING):
                 _child(case, "skipped", f"{row.verdict.value}: {row.detail}")
-            ET.SubElement(case, "system-out").text = f"{row.verdict.value}: {message}"
+            ET.SubElement(case, "system-out").text = f"{row.verdict_text}: {message}"
     for suite in root:
         cases = suite.findall("testcase")
         suite.set("tests", str(len(cases)))
@@ -75,8 +76,12 @@ def run_failures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     ``interrupted``: the run (or search) stopped before its planned end. ``generator.saturated``:
     the generator fell behind; left out when a ``generator.saturated`` threshold exists, whose
     own verdict already says it (the user chose what saturation means for this scenario).
+    ``nothing_measured``: no connection was opened (``wsload.report.why``).
     """
     out = []
+    empty = nothing_measured(summary)
+    if empty is not None:
+        out.append(("nothing_measured", empty))
     if summary.get("interrupted"):
         what = (
             "the search was interrupted: its capacity is a lower bound"

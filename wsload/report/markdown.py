@@ -17,12 +17,13 @@ from typing import Any
 from wsload.report._format import format_share, format_us
 from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict, format_level
 from wsload.report.junit import run_failures
+from wsload.report.why import storm_release, why_rows
 
 __all__ = ["markdown_report"]
 
 _CLOSE_METRICS = ("close_handshake", "close_teardown", "close_total", "session")
 _MARK = {
-    Verdict.PASS: "✅",
+    Verdict.WITHIN_NOISE: "✅",
     Verdict.IMPROVED: "🟢",
     Verdict.REGRESSED: "❌",
     Verdict.INSUFFICIENT: "⚪",
@@ -52,6 +53,7 @@ def markdown_report(
     if summary is not None:
         lines += _search_line(summary.get("search"))
         lines += _headline(summary)
+        lines += _why(summary)
         if thresholds:
             lines += ["", "| threshold | condition | measured | |", "|---|---|---|---|"]
             lines += [
@@ -61,14 +63,17 @@ def markdown_report(
             ]
     if comparison is not None:
         lines += ["", f"**Compared with {_cell(comparison.baseline_name)}**", ""]
-        attention = [r for r in comparison.rows if r.verdict in ATTENTION]
+        attention = [r for r in comparison.rows if r.verdict in ATTENTION and r.judged]
         if attention:
             lines += _rows_table(attention)
         else:
-            lines.append(f"All {len(comparison.rows)} compared figures within tolerance.")
+            lines.append(f"All {len(comparison.rows)} compared figures within noise.")
+        informational = sum(1 for r in comparison.rows if r.verdict in ATTENTION and not r.judged)
+        if informational:
+            lines += ["", f"{informational} informational figures changed (not gated on)."]
         unjudged = sum(1 for r in comparison.rows if r.verdict is Verdict.INSUFFICIENT)
         if unjudged:
-            lines += ["", f"{unjudged} percentiles not judged: too few samples (--min-samples)."]
+            lines += ["", f"{unjudged} percentiles not judged: too few samples to bound them."]
         lines += ["", "<details><summary>every compared figure</summary>", ""]
         lines += _rows_table(comparison.rows)
         lines += ["", "</details>"]
@@ -132,15 +137,32 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _why(summary: Mapping[str, Any]) -> list[str]:
+    """The storm's release line and the "Why" table (top details per failed outcome)."""
+    lines = []
+    release = storm_release(summary)
+    if release:
+        lines += ["", release + "."]
+    rows = why_rows(summary.get("errors", {}))
+    if rows:
+        lines += ["", "| why | count | detail | e.g. seq |", "|---|---:|---|---:|"]
+        lines += [
+            f"| {r.outcome if r.first else ''} | {r.count:,} | {_cell(r.detail)} | "
+            f"{'' if r.example_seq is None else r.example_seq} |"
+            for r in rows
+        ]
+    return lines
+
+
 def _rows_table(rows: Sequence[Row] | Iterable[Row]) -> list[str]:
     lines = [
-        "| scope | figure | baseline | current | change | limit | verdict |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| scope | figure | baseline | current | change | floor | verdict | why |",
+        "|---|---|---:|---:|---:|---:|---|---|",
     ]
     lines += [
         f"| {_cell(r.scope)} | `{r.name}` | {r.format_value(r.baseline)} | "
         f"{r.format_value(r.current)} | {r.format_change()} | {r.limit} | "
-        f"{_MARK[r.verdict]} {r.verdict.value} |"
+        f"{_MARK[r.verdict]} {r.verdict_text} | {_cell(r.detail)} |"
         for r in rows
     ]
     return lines

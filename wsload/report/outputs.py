@@ -18,11 +18,19 @@ from typing import Any
 from wsload.core.outcomes import Outcome
 from wsload.errors import UsageError
 from wsload.report import files
-from wsload.report.compare import ALL_ERRORS, CompareResult, Tolerances, compare
+from wsload.report.compare import (
+    ALL_ERRORS,
+    JUDGED_METRICS,
+    STEP_PREFIX,
+    CompareResult,
+    Histograms,
+    Tolerances,
+    compare,
+)
 from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
-from wsload.report.results import load_results, load_summary
+from wsload.report.results import load_histograms, load_results, load_summary
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS
 
@@ -47,6 +55,8 @@ class RunOutputs:
     Attributes:
         baseline: a baseline summary.json dict to compare the run with (None: no comparison).
         baseline_name: how outputs name the baseline (its path).
+        baseline_histograms: the baseline's histograms (its histograms.hlog), for the
+            percentiles' intervals; None: judged by the floors alone.
         tolerances: the comparison's rules.
         junit / markdown: files to write (None: not written).
         report: write report.html into the results directory.
@@ -54,6 +64,7 @@ class RunOutputs:
 
     baseline: Mapping[str, Any] | None = None
     baseline_name: str = "baseline"
+    baseline_histograms: Histograms | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
     junit: Path | None = None
     markdown: Path | None = None
@@ -76,6 +87,8 @@ def write_run_outputs(
             outputs.tolerances,
             baseline_name=outputs.baseline_name,
             current_name=str(out_dir),
+            baseline_histograms=outputs.baseline_histograms,
+            current_histograms=load_histograms(out_dir),
         )
     write_ci_outputs(summary, comparison, junit=outputs.junit, markdown=outputs.markdown)
     if outputs.report:
@@ -132,6 +145,8 @@ def compare_files(
         tolerances,
         baseline_name=str(baseline),
         current_name=str(current),
+        baseline_histograms=load_histograms(baseline),
+        current_histograms=load_histograms(current),
     )
     write_ci_outputs({**current_summary, "thresholds": []}, result, junit=junit, markdown=markdown)
     return result
@@ -158,10 +173,12 @@ def parse_tolerances(
     max_share_drop: Iterable[str] | None = (),
     max_share_rise: Iterable[str] | None = (),
     min_samples: int = 100,
-    min_change: str = "0s",
+    min_change: str = "500us",
     metrics: str | None = None,
+    confidence: str = "99%",
 ) -> Tolerances:
-    """``Tolerances`` from the command-line texts; defaults: clean -0.5 pt, errors +0.5 pt.
+    """``Tolerances`` from the command-line texts; defaults: floors 10 % and 500 µs, clean
+    -0.5 pt, errors +0.5 pt, the close metrics judged, 99 % confidence.
 
     Raises:
         UsageError: a value is malformed, naming the flag and the expected form.
@@ -169,8 +186,10 @@ def parse_tolerances(
     per_metric = {}
     for item in metric_tolerance or ():
         key, value = _pair(item, "--metric-tolerance", "close_handshake.p99=20%")
-        metric, _, stat = key.partition(".")
-        if metric not in METRICS or (stat and stat not in STATS):
+        metric, _, stat = key.rpartition(".") if key.rpartition(".")[2] in STATS else (key, "", "")
+        if (metric not in METRICS and not metric.startswith(STEP_PREFIX)) or (
+            stat and stat not in STATS
+        ):
             raise UsageError(
                 f"--metric-tolerance {item}: {key!r} is not <metric> or <metric>.<stat> "
                 f"(metrics: {', '.join(METRICS)})"
@@ -195,15 +214,20 @@ def parse_tolerances(
         min_change_us = parse_duration(min_change) * 1_000_000
     except ValueError as exc:
         raise UsageError(f"--min-change: {exc}") from None
-    chosen = METRICS
+    chosen = JUDGED_METRICS
     if metrics is not None:
         chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
-        unknown = [m for m in chosen if m not in METRICS]
+        unknown = [m for m in chosen if m not in METRICS and not m.startswith(STEP_PREFIX)]
         if unknown or not chosen:
             raise UsageError(
-                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)}"
+                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)}, "
+                f"{STEP_PREFIX}<name> or {STEP_PREFIX}*"
             )
+    level = _percent(confidence, "--confidence")
+    if not 0.5 <= level < 1:
+        raise UsageError(f"--confidence: must be at least 50% and below 100%, got {confidence!r}")
     return Tolerances(
+        confidence=level,
         metrics=chosen,
         max_regression=_percent(max_regression, "--max-regression"),
         metric_tolerance=per_metric,

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from wsload.core.record import ConnectionRecord
+from wsload.metrics.collector import MESSAGE_COUNTERS
 from wsload.report import files
 from wsload.report.redact import redact_text
 
@@ -42,12 +43,15 @@ def _stamp(value: float | None, origin: float) -> float | None:
     return None if value is None else round(value - origin, 6)
 
 
-def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, Any]:
+def record_to_dict(
+    record: ConnectionRecord, origin: float = 0.0, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One connection as a JSON-able dict (docs/results.md, "connections.jsonl").
 
     Args:
         record: the connection.
         origin: the run's start on the same clock; stamps are made relative to it.
+        secrets: the scenario's ``{env:NAME}`` values, redacted from the detail.
     """
     out: dict[str, Any] = {
         "seq": record.seq,
@@ -59,6 +63,13 @@ def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, A
         out[name] = _stamp(getattr(record, name), origin)
     out["message_rtts"] = [round(v, 6) for v in record.message_rtts]
     out["ping_rtts"] = [round(v, 6) for v in record.ping_rtts]
+    steps: dict[str, list[float]] = {}
+    for metric, seconds in record.step_latencies:
+        steps.setdefault(metric, []).append(round(seconds, 6))
+    out["step_latencies"] = steps
+    out["push_intervals"] = [round(v, 6) for v in record.push_intervals]
+    for name in MESSAGE_COUNTERS:
+        out[name] = getattr(record, name)
     out["code_sent"] = record.code_sent
     out["reason_sent"] = record.reason_sent
     out["code_received"] = record.code_received
@@ -68,7 +79,7 @@ def record_to_dict(record: ConnectionRecord, origin: float = 0.0) -> dict[str, A
     out["tcp_closed_first"] = (
         None if record.tcp_closed_first is None else str(record.tcp_closed_first)
     )
-    out["detail"] = redact_text(record.detail)
+    out["detail"] = redact_text(record.detail, secrets)
     return out
 
 
@@ -78,14 +89,17 @@ class ConnectionLog:
     Use as a context manager; :meth:`add` per record, :meth:`flush` per interval.
     """
 
-    def __init__(self, path: Path, *, max_buffer: int = _DEFAULT_BUFFER) -> None:
-        """Create (truncate) ``path``.
+    def __init__(
+        self, path: Path, *, max_buffer: int = _DEFAULT_BUFFER, secrets: tuple[str, ...] = ()
+    ) -> None:
+        """Create (truncate) ``path`` (``secrets``: ``{env:NAME}`` values to redact).
 
         Raises:
             ToolError: the file cannot be created.
         """
         self.path = Path(path)
         self.max_buffer = max(1, max_buffer)
+        self.secrets = secrets
         self.origin = 0.0
         self.written = 0
         self._buffer: list[str] = []
@@ -94,7 +108,11 @@ class ConnectionLog:
     def add(self, record: ConnectionRecord) -> None:
         """Buffer one record's line; write the buffer out when it is full."""
         self._buffer.append(
-            json.dumps(record_to_dict(record, self.origin), ensure_ascii=False, allow_nan=False)
+            json.dumps(
+                record_to_dict(record, self.origin, self.secrets),
+                ensure_ascii=False,
+                allow_nan=False,
+            )
         )
         if len(self._buffer) >= self.max_buffer:
             self.flush()

@@ -12,8 +12,13 @@ names stay, so a reader still sees *that* a token was sent. Over-redacting a har
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
+from wsload.core.matching import Matcher
+from wsload.core.script import Expect, Repeat, Send, Step
+from wsload.core.templates import Template
 from wsload.scenario.model import Scenario
 
 __all__ = [
@@ -24,6 +29,7 @@ __all__ = [
     "is_secret_param",
     "redact_headers",
     "redact_scenario",
+    "redact_secrets",
     "redact_text",
     "redact_url",
 ]
@@ -126,28 +132,87 @@ def redact_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str
     return tuple((name, REDACTED if is_secret_header(name) else value) for name, value in headers)
 
 
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret (``{env:NAME}`` values) replaced."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def redact_scenario(scenario: Scenario) -> Scenario:
-    """``scenario`` as it may be written or shown: URL and header secrets replaced.
+    """``scenario`` as it may be written or shown: URL, header and ``{env:NAME}`` secrets
+    replaced (the environment's values wherever they went: URL, headers, origin, payloads).
 
     The result still parses and dumps like any scenario (``REDACTED`` is a valid header value
     and query value), so the resolved copy stays a readable, loadable file.
     """
-    target = scenario.target
-    url = redact_url(target.url)
-    headers = redact_headers(target.headers)
-    if url == target.url and headers == target.headers:
+    target, secrets = scenario.target, scenario.secrets
+    url = redact_url(redact_secrets(target.url, secrets))
+    headers = tuple(
+        (name, redact_secrets(value, secrets)) for name, value in redact_headers(target.headers)
+    )
+    origin = None if target.origin is None else redact_secrets(target.origin, secrets)
+    steps = _redact_steps(scenario.session.steps, secrets) if secrets else scenario.session.steps
+    if (url, headers, origin, steps) == (
+        target.url,
+        target.headers,
+        target.origin,
+        scenario.session.steps,
+    ):
         return scenario
-    return replace(scenario, target=replace(target, url=url, headers=headers))
+    return replace(
+        scenario,
+        target=replace(target, url=url, headers=headers, origin=origin),
+        session=replace(scenario.session, steps=steps),
+    )
 
 
-def redact_text(text: str) -> str:
+def _redact_steps(steps: tuple[Step, ...], secrets: tuple[str, ...]) -> tuple[Step, ...]:
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, Send):
+            if step.template is not None:
+                source = redact_secrets(step.template.source, secrets)
+                step = replace(step, template=Template.compile(source))
+            else:
+                data = step.data
+                for secret in secrets:
+                    data = data.replace(secret.encode("utf-8"), REDACTED.encode("ascii"))
+                step = replace(step, data=data)
+        elif isinstance(step, Expect) and step.matcher.kind != "any":
+            value = _redact_value(step.matcher.value, secrets)
+            try:
+                matcher = Matcher.build(step.matcher.kind, value)
+            except ValueError:  # a regex that no longer compiles: shown as text
+                matcher = Matcher.build("equals", REDACTED)
+            step = replace(step, matcher=matcher)
+        elif isinstance(step, Repeat):
+            step = replace(step, steps=_redact_steps(step.steps, secrets))
+        out.append(step)
+    return tuple(out)
+
+
+def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact_secrets(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v, secrets) for v in value]
+    return value
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Free text (an error, a log line, a connection's detail) with secrets replaced.
 
     Catches URLs (userinfo, secret query values), ``name=value`` pairs with a secret name,
-    and ``Authorization: ...``-style header values up to the end of the line or quote.
+    ``Authorization: ...``-style header values up to the end of the line or quote, and every
+    one of ``secrets`` (the scenario's ``{env:NAME}`` values).
     """
     if not text:
         return text
+    text = redact_secrets(text, secrets)
     text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
     text = _PARAM_RE.sub(
         lambda m: f"{m['name']}={REDACTED}" if is_secret_param(m["name"]) else m.group(0), text

@@ -22,6 +22,7 @@ from wsload.metrics.histograms import decode, new_histogram
 __all__ = [
     "Interval",
     "ResultsData",
+    "load_histograms",
     "load_results",
     "load_summary",
     "read_hlog_intervals",
@@ -106,13 +107,28 @@ def load_results(directory: Path) -> ResultsData:
 
 
 def _read_hlog(path: Path, data: ResultsData) -> None:
-    intervals = read_hlog_intervals(path)
+    data.intervals = read_hlog_intervals(path)
+    data.totals = _totals(data.intervals)
+
+
+def _totals(intervals: dict[str, list[Interval]]) -> dict[str, HdrHistogram]:
+    totals = {}
     for tag, items in intervals.items():
         total = new_histogram()
         for item in items:
             total.add(item.histogram)
-        data.totals[tag] = total
-    data.intervals = intervals
+        totals[tag] = total
+    return totals
+
+
+def load_histograms(path: Path) -> dict[str, HdrHistogram] | None:
+    """The total histograms by hlog tag of the results directory ``path`` (or of the
+    directory holding summary.json ``path``), None when it has no histograms.hlog: what
+    ``wsload compare`` needs for the percentiles' confidence intervals."""
+    log = summary_path(path).parent / "histograms.hlog"
+    if not log.is_file():
+        return None
+    return _totals(read_hlog_intervals(log))
 
 
 def read_hlog_intervals(path: Path) -> dict[str, list[Interval]]:

@@ -16,16 +16,31 @@ from typing import Any
 from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.outcomes import Outcome
-from wsload.metrics.collector import Collector, Counts
+from wsload.core.script import step_metrics
+from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
+from wsload.metrics.errors import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
 from wsload.scenario.model import METRICS
 
-__all__ = ["CLEAN_OUTCOMES", "SCHEMA_VERSION", "attach_thresholds", "build_summary", "iso_utc"]
+__all__ = [
+    "CLEAN_OUTCOMES",
+    "SCHEMA_VERSION",
+    "TOP_ERRORS",
+    "attach_thresholds",
+    "build_summary",
+    "errors_section",
+    "iso_utc",
+    "summary_metrics",
+]
 
 SCHEMA_VERSION = 1
+
+TOP_ERRORS = 10
+"""Details listed per outcome in ``errors``; the rest is counted as ``other``."""
 
 CLEAN_OUTCOMES: dict[str, str | None] = {
     "clean": Outcome.CLEAN.value,
@@ -35,7 +50,7 @@ CLEAN_OUTCOMES: dict[str, str | None] = {
     "close_no_wait": None,
     "ignore_server_close": None,
 }
-"""Per close kind, the outcome design.md §3 calls clean ("clean when"); None: never clean."""
+"""Per close kind, the outcome docs/design.md §3 calls clean ("clean when"); None: never clean."""
 
 
 def iso_utc(when: datetime) -> str:
@@ -43,6 +58,13 @@ def iso_utc(when: datetime) -> str:
     if when.tzinfo is None or when.utcoffset() is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def summary_metrics(result: RunResult) -> tuple[str, ...]:
+    """The metrics summary.json lists: every fixed one, then the ``step.<name>`` metrics of
+    the scenario's script and any other one with samples (a merge of different scripts)."""
+    steps = {*step_metrics(result.scenario.session.steps), *result.collector.step_metrics}
+    return (*METRICS, *sorted(steps))
 
 
 def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ()) -> dict[str, Any]:
@@ -55,6 +77,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     """
     scenario = result.scenario
     collector = result.collector
+    metrics = summary_metrics(result)
     kinds = {spec.label: spec.kind for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
@@ -64,7 +87,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     clean_total: int | None = None
     for label in labels:
         kind = kinds.get(label) or (collector.kind(label) if label in collector.labels else "")
-        behaviour = _behaviour(collector, label, kind)
+        behaviour = _behaviour(collector, label, kind, metrics)
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
@@ -81,6 +104,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     }
     if result.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.start_lag)
+    if result.release_s is not None:
+        first, last = result.release_s
+        generator["storm_release_s"] = {"first": round(first, 6), "last": round(last, 6)}
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "wsload_version": __version__,
@@ -96,6 +122,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
         "rates": {
             "intended_per_s": _per_second(intended, duration),
@@ -105,7 +132,8 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "close_codes": _codes(total),
         "close_code_names": _code_names(total),
         "http_statuses": _keyed(total.http_statuses),
-        "latency_us": {metric: collector.stats(metric) for metric in METRICS},
+        "errors": errors_section(collector.errors()),
+        "latency_us": {metric: collector.stats(metric) for metric in metrics},
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
@@ -123,7 +151,9 @@ def attach_thresholds(
     return out
 
 
-def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
+def _behaviour(
+    collector: Collector, label: str, kind: str, metrics: tuple[str, ...]
+) -> dict[str, Any]:
     known = label in collector.labels
     counts = collector.counts(label) if known else Counts()
     clean_outcome = CLEAN_OUTCOMES.get(kind)
@@ -135,10 +165,29 @@ def _behaviour(collector: Collector, label: str, kind: str) -> dict[str, Any]:
         "outcomes": _outcomes(counts),
         "close_codes": _codes(counts),
         "http_statuses": _keyed(counts.http_statuses),
+        "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
-            metric: collector.stats(metric, label) if known else empty_stats() for metric in METRICS
+            metric: collector.stats(metric, label) if known else empty_stats() for metric in metrics
         },
+        **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},
     }
+
+
+def errors_section(tally: ErrorTally, top: int = TOP_ERRORS) -> dict[str, Any]:
+    """summary.json's ``errors``: per non-expected outcome (most frequent first) its count,
+    its ``top`` most frequent details (redacted) with count and example ``seq``, and ``other``.
+    """
+    sections: list[tuple[str, dict[str, Any]]] = []
+    for outcome in tally.outcomes():
+        groups, other = tally.top(outcome, top)
+        details = [
+            {"detail": redact_text(g.text), "count": g.count, "example_seq": g.example_seq}
+            for g in groups
+        ]
+        count = other + sum(g.count for g in groups)
+        sections.append((outcome, {"count": count, "details": details, "other": other}))
+    sections.sort(key=lambda item: (-item[1]["count"], item[0]))
+    return dict(sections)
 
 
 def _outcomes(counts: Counts) -> dict[str, int]:

@@ -2,7 +2,9 @@
 
 Both are pure functions of their inputs; the caller prints them (``Console.print``,
 ``rich.live.Live.update``). The summary table reads only the summary dict, so ``wsload`` can
-re-render any results directory exactly as it was shown at the end of its run.
+re-render any results directory exactly as it was shown at the end of its run. Its tables are
+``FitTable``s: laid out for the console's width when printed, split rather than cut when the
+width is short (an 80-column CI log keeps every number whole).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from rich.text import Text
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
-from wsload.scenario.model import Scenario
+from wsload.report.fit import Col, FitTable
+from wsload.report.why import storm_release, why_rows
+from wsload.scenario.model import STEP_PREFIX, Scenario
 
 __all__ = ["LiveProgress", "live_panel", "summary_table"]
 
@@ -56,9 +60,16 @@ class LiveProgress(Protocol):
 def summary_table(summary: Mapping[str, Any]) -> Group:
     """The end-of-run report: headline, behaviours table, outcomes, thresholds, warnings."""
     parts: list[RenderableType] = [_headline(summary), _behaviours_table(summary)]
+    release = storm_release(summary)
+    if release is not None:
+        parts.append(Text(release))
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    why = _why_table(summary)
+    if why is not None:
+        parts.append(why)
+    parts.extend(_message_tables(summary))
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -116,17 +127,21 @@ def _clean_cell(clean: int | None, attempted: int) -> str:
     return "n/a" if clean is None else format_share(clean, attempted)
 
 
-def _behaviours_table(summary: Mapping[str, Any]) -> Table:
-    table = Table(title="Close behaviours", title_justify="left", show_edge=False)
-    table.add_column("behaviour")
-    table.add_column("kind")
-    table.add_column("conns", justify="right")
-    table.add_column("clean", justify="right")
-    table.add_column("codes sent", justify="right")
-    table.add_column("codes received", justify="right")
-    table.add_column("close p50 ms", justify="right")
-    table.add_column("p99 ms", justify="right")
-    table.add_column("max ms", justify="right")
+_BEHAVIOUR_COLUMNS = (
+    Col("behaviour"),
+    Col("kind"),
+    Col("conns", "right"),
+    Col("clean", "right"),
+    Col("codes sent", "right"),
+    Col("codes received", "right"),
+    Col("close p50 ms", "right"),
+    Col("p99 ms", "right"),
+    Col("max ms", "right"),
+)
+
+
+def _behaviours_table(summary: Mapping[str, Any]) -> FitTable:
+    table = FitTable("Close behaviours", _BEHAVIOUR_COLUMNS)
     behaviours: Mapping[str, Any] = summary.get("behaviours", {})
     for label, b in behaviours.items():
         close = b.get("latency_us", {}).get("close_handshake", {})
@@ -159,15 +174,12 @@ def _behaviours_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
-def _outcomes_table(summary: Mapping[str, Any]) -> Table | None:
+def _outcomes_table(summary: Mapping[str, Any]) -> FitTable | None:
     outcomes = {k: n for k, n in summary.get("outcomes", {}).items() if n}
     if not outcomes:
         return None
     attempted = summary.get("totals", {}).get("attempted", 0)
-    table = Table(title="Outcomes", title_justify="left", show_edge=False)
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    table.add_column("share", justify="right")
+    table = FitTable("Outcomes", (Col("outcome"), Col("count", "right"), Col("share", "right")))
     for name, n in sorted(outcomes.items(), key=lambda kv: -kv[1]):
         table.add_row(Text(name), format_count(n), format_share(n, attempted))
     statuses = summary.get("http_statuses", {})
@@ -178,12 +190,64 @@ def _outcomes_table(summary: Mapping[str, Any]) -> Table | None:
     return table
 
 
-def _thresholds_table(summary: Mapping[str, Any]) -> Table:
-    table = Table(title="Thresholds", title_justify="left", show_edge=False)
-    table.add_column("threshold")
-    table.add_column("condition")
-    table.add_column("measured", justify="right")
-    table.add_column("result")
+def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
+    """Data message totals and step latencies of a session script (none in echo mode)."""
+    if not summary.get("scenario", {}).get("session", {}).get("steps"):
+        return []
+    totals = summary.get("totals", {})
+    names = ("messages_sent", "messages_received", "messages_unmatched", "bytes_sent")
+    columns = tuple(Col(n.replace("messages_", "").replace("_", " "), "right") for n in names)
+    messages = FitTable("Messages", (*columns, Col("bytes received", "right")))
+    messages.add_row(*(format_count(totals.get(n, 0)) for n in (*names, "bytes_received")))
+    latency = summary.get("latency_us", {})
+    steps = [m for m in latency if m.startswith(STEP_PREFIX)]
+    if not steps:
+        return [messages]
+    stats_columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _STEP_STATS))
+    table = FitTable("Steps", (Col("step"), *stats_columns))
+    for metric in steps:
+        stats = latency[metric]
+        table.add_row(
+            Text(metric),
+            format_count(stats.get("count") or 0),
+            *(format_ms(stats.get(s)) for s in _STEP_STATS),
+        )
+    return [messages, table]
+
+
+_STEP_STATS = ("p50", "p99", "max")
+
+
+def _why_table(summary: Mapping[str, Any]) -> FitTable | None:
+    """Why connections ended other than as their behaviour intends (summary ``errors``)."""
+    rows = why_rows(summary.get("errors", {}))
+    if not rows:
+        return None
+    columns = (
+        Col("outcome"),
+        Col("count", "right"),
+        Col("detail", wrap=True),
+        Col("e.g. seq", "right"),
+    )
+    table = FitTable("Why", columns)
+    for r in rows:
+        table.add_row(
+            Text(r.outcome if r.first else ""),
+            format_count(r.count),
+            Text(r.detail),
+            "" if r.example_seq is None else f"#{r.example_seq}",
+        )
+    return table
+
+
+def _thresholds_table(summary: Mapping[str, Any]) -> FitTable:
+    columns = (
+        Col("threshold"),
+        Col("condition"),
+        Col("measured", "right", wrap=True),
+        Col("result"),
+    )
+    table = FitTable("Thresholds", columns)
     for t in summary.get("thresholds", []):
         verdict = Text("pass", style="green") if t.get("ok") else Text("FAIL", style="bold red")
         table.add_row(

@@ -16,7 +16,8 @@ from typing import Any
 
 from wsload.metrics.histograms import HIGHEST_US
 from wsload.report._format import format_us
-from wsload.scenario.model import METRICS, STATS, Threshold
+from wsload.scenario.model import STATS, Threshold, is_metric
+from wsload.scenario.thresholds import metric_parts
 
 __all__ = ["ThresholdResult", "evaluate", "evaluate_one"]
 
@@ -119,7 +120,8 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
     if parts[0] == "close_codes" and len(parts) == 3 and parts[1] in ("sent", "received"):
         count = int(scope.get("close_codes", {}).get(parts[1], {}).get(parts[2], 0))
         return _counted(threshold.unit, count, attempted)
-    if len(parts) == 2 and parts[0] in METRICS and parts[1] in STATS:
+    parts = metric_parts(parts)
+    if len(parts) == 2 and is_metric(parts[0]) and parts[1] in STATS:
         stats = scope.get("latency_us", {}).get(parts[0])
         if stats is None:
             return None, f"{parts[0]} not in the summary"

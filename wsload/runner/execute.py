@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wsload.errors import UsageError
 from wsload.plan.segment import WHOLE, Segment
@@ -24,6 +25,9 @@ from wsload.runner.segment_run import MAX_START_WAIT
 from wsload.runner.workers import Workers
 from wsload.scenario.dump import scenario_hash
 from wsload.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from wsload.report.prometheus import MetricsEndpoint
 
 __all__ = ["execute_run"]
 
@@ -41,6 +45,7 @@ def execute_run(
     cluster: str | None = None,
     outputs: RunOutputs | None = None,
     record_connections: Path | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> int:
     """Run ``scenario`` (a load, or a capacity search) and write its results; the exit code.
 
@@ -55,11 +60,16 @@ def execute_run(
             only); a regression against the baseline exits 1 like a failed threshold.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
+        metrics: serve live Prometheus metrics there until the results are written
+            (``wsload.report.prometheus``; a port in use is a ``UsageError`` before anything
+            runs or is written).
 
     Raises:
         UsageError: options that do not go together.
     """
-    output = Output(out, quiet, json_out, results_base, outputs=outputs or RunOutputs())
+    output = Output(
+        out, quiet, json_out, results_base, outputs=outputs or RunOutputs(), metrics=metrics
+    )
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         if workers != 1 or cluster is not None or not segment.whole or start_at is not None:
             raise UsageError(

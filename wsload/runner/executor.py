@@ -148,7 +148,8 @@ class SplitResults:
             self.feed.emit(merged)
         for segment, error in self.errors:
             # an exception's text can carry the URL's token
-            text = self.warning.format(segment=segment, error=redact_text(error))
+            error = redact_text(error, scenario.secrets)
+            text = self.warning.format(segment=segment, error=error)
             sys.stderr.write(f"wsload: warning: {text}\n")
         if not self.parts:
             raise ToolError(self.none_left)

@@ -5,7 +5,9 @@ lost" true: the results directory exists and Ctrl-C is deferred before anything 
 the resolved scenario is written before the first connection, the interval log and timeline
 are appended while the load runs and closed before summary.json, the report/CI files follow
 summary.json, and the exit code is decided last, from what the mode reports and from any
-signal that arrived while the frame was open::
+signal that arrived while the frame was open. With ``--metrics-port`` the live ``/metrics``
+endpoint listens before the results directory exists and is fed what the interval logs are
+fed; it closes last, once a scrape has read the final figures (``Output.metrics``)::
 
     with RunFrame(scenario.name, output) as frame:
         frame.write_scenario(resolved)
@@ -20,12 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from rich.console import Console, RenderableType
@@ -39,7 +41,11 @@ from wsload.report import files, hlog, terminal
 from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.timeline import TimelineWriter
+from wsload.report.why import nothing_measured
 from wsload.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from wsload.report.prometheus import Exposition, MetricsEndpoint
 
 __all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
 
@@ -53,6 +59,8 @@ class Output:
         quiet: print only the results directory's path.
         json_out: print summary.json on stdout (everything else goes to stderr).
         outputs: report.html, baseline comparison, JUnit, markdown; None: none (a merge).
+        metrics: serve live Prometheus metrics there while the frame is open
+            (``--metrics-port``, docs/observability.md); None: no endpoint.
     """
 
     out: Path | None = None
@@ -60,14 +68,19 @@ class Output:
     json_out: bool = False
     results_base: Path = Path("results")
     outputs: RunOutputs | None = None
+    metrics: MetricsEndpoint | None = None
 
 
 class IntervalLogs:
-    """histograms.hlog and timeline.jsonl, appended once a second while the load runs."""
+    """histograms.hlog and timeline.jsonl, appended once a second while the load runs; and
+    the ``/metrics`` endpoint's exposition, fed the same snapshots, when there is one."""
 
-    def __init__(self, out_dir: Path, started_at: datetime) -> None:
+    def __init__(
+        self, out_dir: Path, started_at: datetime, exposition: Exposition | None = None
+    ) -> None:
         self.hlog = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
         self.timeline = TimelineWriter(out_dir / "timeline.jsonl")
+        self.exposition = exposition
 
     def set_origin(self, origin: float) -> None:
         """Put every interval on one time axis from ``origin`` (a search's levels)."""
@@ -76,6 +89,8 @@ class IntervalLogs:
     def write_interval(self, snapshot: IntervalSnapshot) -> None:
         self.hlog.write_interval(snapshot)
         self.timeline.write_interval(snapshot)
+        if self.exposition is not None:
+            self.exposition.observe(snapshot)
 
     def close(self) -> None:
         self.hlog.close()
@@ -95,13 +110,19 @@ class RunFrame:
         self.output = output
         self.started_at = started_at if started_at is not None else datetime.now(UTC)
         self.console = Console(stderr=output.json_out, highlight=False)
-        self.out_dir = (
-            files.make_results_dir(output.results_base, name, self.started_at)
-            if output.out is None
-            else files.prepare_results_dir(output.out)
-        )
-        self.late: list[int] = []
         self._stack = contextlib.ExitStack()
+        # listening before the results directory exists: a port in use leaves nothing behind
+        self.exposition = self._stack.enter_context(_metrics_endpoint(output))
+        try:
+            self.out_dir = (
+                files.make_results_dir(output.results_base, name, self.started_at)
+                if output.out is None
+                else files.prepare_results_dir(output.out)
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+        self.late: list[int] = []
         self._logs = contextlib.ExitStack()
         self._failed = False
         self._interrupted = False
@@ -131,7 +152,7 @@ class RunFrame:
 
     def open_logs(self) -> IntervalLogs:
         """The interval log and timeline; closed by ``finish`` or when the frame exits."""
-        logs = IntervalLogs(self.out_dir, self.started_at)
+        logs = IntervalLogs(self.out_dir, self.started_at, self.exposition)
         self._logs.callback(logs.close)
         return logs
 
@@ -152,7 +173,8 @@ class RunFrame:
         details: Sequence[RenderableType] = (),
     ) -> None:
         """Write the report/CI files for summary.json's ``data``, show the result, note the
-        verdict: ``failed`` (thresholds, no capacity) or a regression exits 1, an
+        verdict: ``failed`` (thresholds, no capacity), a regression or a result that opened no
+        connection (said on stderr: ``wsload.report.why.nothing_measured``) exits 1, an
         interruption 130."""
         comparison = None
         if self.output.outputs is not None:
@@ -162,7 +184,10 @@ class RunFrame:
             shown.append(Text(render_text(comparison).rstrip("\n")))
             failed = failed or not comparison.ok
         show_result(self.console, data, self.out_dir, self.output, details=shown)
-        self._failed, self._interrupted = failed, interrupted
+        empty = nothing_measured(data)
+        if empty is not None:  # nothing measured is never a pass, thresholds or not
+            sys.stderr.write(f"wsload: error: {empty}\n")
+        self._failed, self._interrupted = failed or empty is not None, interrupted
 
     @property
     def exit_code(self) -> int:
@@ -170,6 +195,27 @@ class RunFrame:
         if self._interrupted or self.late:
             return EXIT_INTERRUPTED
         return EXIT_FAILED if self._failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _metrics_endpoint(output: Output) -> Iterator[Exposition | None]:
+    """``--metrics-port``: the live Prometheus endpoint (None without).
+
+    Left after the frame's own signal deferral: it first waits (``linger_s`` at most) for a
+    scrape to read the final figures, so that the scraper's last sample equals summary.json;
+    a Ctrl-C meanwhile ends the wait, neither the process nor the exit code.
+    """
+    if output.metrics is None:
+        yield None
+        return
+    from wsload.report.prometheus import serve_metrics  # only when asked: it costs start-up
+
+    with serve_metrics(output.metrics) as exposition:
+        if not output.quiet:
+            sys.stderr.write(f"wsload: metrics at {exposition.url}\n")  # stdout stays --json's
+        yield exposition
+        with signals_deferred() as late:
+            exposition.wait_scraped(output.metrics.linger_s, stop=lambda: bool(late))
 
 
 def show_result(

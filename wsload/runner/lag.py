@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from hdrh.histogram import HdrHistogram
 
 from wsload.metrics.histograms import HIGHEST_US, record
 from wsload.metrics.result import new_lag_histogram
@@ -31,11 +32,14 @@ class LagMonitor:
     """Sleeps ``_TICK`` repeatedly and records how late each wake-up was (µs).
 
     Also keeps ``start_lag``: how late connection tasks began versus their intended start,
-    recorded by the runner through ``record_start``.
+    recorded by the runner through ``record_start``. The loop lag of the current interval is
+    kept apart as well (``take_interval``), for the interval snapshots and the live
+    ``/metrics`` endpoint.
     """
 
     def __init__(self) -> None:
         self.loop_lag = new_lag_histogram()
+        self._interval_lag = new_lag_histogram()
         self.start_lag = new_lag_histogram()
         self.max_start_lag_us = 0  # exact; the histogram keeps 3 significant digits
         self.loop_stalls = 0  # ticks later than SATURATION_US
@@ -59,9 +63,16 @@ class LagMonitor:
             intended = trio.current_time() + _TICK
             await trio.sleep_until(intended)
             late_us = int((trio.current_time() - intended) * 1e6)
-            record(self.loop_lag, max(1, min(late_us, HIGHEST_US)))
+            us = max(1, min(late_us, HIGHEST_US))
+            record(self.loop_lag, us)
+            record(self._interval_lag, us)
             if late_us > SATURATION_US:
                 self.loop_stalls += 1
+
+    def take_interval(self) -> HdrHistogram:
+        """The loop lag recorded since the previous call (the caller owns it)."""
+        taken, self._interval_lag = self._interval_lag, new_lag_histogram()
+        return taken
 
     @property
     def saturated(self) -> bool:

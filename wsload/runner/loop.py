@@ -115,11 +115,13 @@ class _Runner:
         try:
             record = await self.connect(plan, self.ctx)
         finally:
+            upgraded = self.ctx.upgraded.pop(plan.seq, None)
             if record is None:  # cancelled at the end of the drain or a hard stop
                 record = plan.record(
                     Outcome.INTERRUPTED,
                     "still open when wsload stopped (end of drain or interrupt)",
                     socket_closed=trio.current_time(),
+                    upgraded=upgraded,
                 )
             self.collector.add(record)
             if self.on_record is not None:
@@ -210,6 +212,7 @@ class _Runner:
             ):
                 await trio.sleep(0.01)
         self.progress.phase = "storm"
+        self.collector.release_at = trio.current_time()  # close_start_lag counts from here
         release_held(release)
 
     async def intervals_task(self, start: float) -> None:
@@ -222,7 +225,11 @@ class _Runner:
             self.emit_interval()
 
     def emit_interval(self) -> None:
-        snapshot = self.collector.take_interval(in_flight=self.progress.in_flight)
+        snapshot = self.collector.take_interval(
+            in_flight=self.progress.in_flight,
+            loop_lag=self.lag.take_interval(),
+            saturated=self.lag.saturated,
+        )
         self.intervals += 1
         self.progress.last_interval = snapshot
         self.on_interval(snapshot)

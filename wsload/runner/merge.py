@@ -33,7 +33,7 @@ from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario
 
-__all__ = ["merge_hlogs", "merge_results", "merge_timelines"]
+__all__ = ["load_part", "merge_hlogs", "merge_results", "merge_timelines"]
 
 _Key = tuple[int, str]
 
@@ -58,7 +58,12 @@ class _Loaded:
     data: ResultsData
 
 
-def _load_part(directory: Path) -> _Loaded:
+def load_part(directory: Path) -> _Loaded:
+    """A results directory as a mergeable part (``wsload merge``, ``run --repeat``).
+
+    Raises:
+        UsageError: not a complete results directory (totals.json, summary.json).
+    """
     totals = _read_json(directory / "totals.json")
     data = load_results(directory)
     try:
@@ -152,7 +157,7 @@ def merge_results(
     """
     if not dirs:
         raise UsageError("merge: give at least one results directory")
-    loaded = [_load_part(d) for d in dirs]
+    loaded = [load_part(d) for d in dirs]
     first = loaded[0]
     for other in loaded[1:]:
         if other.scenario_hash != first.scenario_hash:

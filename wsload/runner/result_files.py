@@ -46,6 +46,7 @@ def result_of(
         intended=part.intended,
         start_lag=part.start_lag,
         segment=part.segment,
+        release_s=part.release_s,
     )
 
 

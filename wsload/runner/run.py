@@ -64,7 +64,7 @@ def run_mode(
         frame.keep_open(contextlib.closing(segment_logs))
         records = None
         if record_connections is not None:
-            records = ConnectionLog(record_connections)
+            records = ConnectionLog(record_connections, secrets=scenario.secrets)
             frame.keep_open(records)
         feed = _feed(logs, segment_logs, records)
         part, server_stats = trio.run(_run, scenario, executor, feed, frame)

@@ -42,6 +42,9 @@ class SegmentResult:
         segment: ``generator.segment``: ``"i/N"`` (one share), ``"0,2/4"`` (some shares
             merged) or None (the whole scenario).
         processes: generator processes that contributed.
+        release_s: a storm's release instant, seconds after the (common) schedule start:
+            ``(first, last)`` over the segments held (equal for one segment); None when no
+            storm was released.
     """
 
     segment: str | None
@@ -56,6 +59,7 @@ class SegmentResult:
     intended: int
     processes: int = 1
     cpu_wait_seconds: float | None = None
+    release_s: tuple[float, float] | None = None
 
     @classmethod
     def from_load(cls, collector: Collector, run: LoadRun, segment: Segment) -> SegmentResult:
@@ -71,6 +75,7 @@ class SegmentResult:
             intervals=run.intervals,
             intended=run.intended,
             cpu_wait_seconds=run.cpu_wait_seconds,
+            release_s=_release(collector.release_at, run.started),
         )
 
     def indices(self) -> tuple[frozenset[int], int]:
@@ -93,6 +98,7 @@ class SegmentResult:
             "intended": self.intended,
             "processes": self.processes,
             "cpu_wait_seconds": self.cpu_wait_seconds,
+            "release_s": None if self.release_s is None else list(self.release_s),
         }
 
     @classmethod
@@ -119,8 +125,9 @@ class SegmentResult:
                 intended=int(data["intended"]),
                 processes=int(data["processes"]),
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
+                release_s=_release_pair(data.get("release_s")),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
 
     @classmethod
@@ -161,11 +168,35 @@ class SegmentResult:
             intended=sum(p.intended for p in parts),
             processes=sum(p.processes for p in parts),
             cpu_wait_seconds=_sum_known(p.cpu_wait_seconds for p in parts),
+            release_s=_release_span(p.release_s for p in parts),
         )
 
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _release(release_at: float | None, started: float) -> tuple[float, float] | None:
+    if release_at is None:
+        return None
+    return (release_at - started, release_at - started)
+
+
+def _release_pair(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    first, last = value
+    return (float(first), float(last))
+
+
+def _release_span(
+    spans: Iterable[tuple[float, float] | None],
+) -> tuple[float, float] | None:
+    """The earliest and the latest release of the parts that released a storm."""
+    known = [span for span in spans if span is not None]
+    if not known:
+        return None
+    return (min(s[0] for s in known), max(s[1] for s in known))
 
 
 def _sum_known(values: Iterable[float | None]) -> float | None:

@@ -24,6 +24,7 @@ from wsload.scenario.model import (
     TargetConfig,
 )
 from wsload.scenario.parse import CLOSE_KIND_KEYS
+from wsload.scenario.steps import ECHO_KEYS, steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
 
@@ -41,6 +42,7 @@ _DURATION_FIELDS = {
     "connect_timeout", "handshake_timeout", "close_after", "close_timeout", "shutdown_after",
     "shutdown_grace", "duration", "open_deadline", "drain", "message_interval",
     "message_timeout", "ping_interval", "timeout", "send_interval", "step_duration", "cooldown",
+    "app_push_interval",
 }  # fmt: skip
 
 
@@ -64,8 +66,16 @@ def _fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+_APP_FIELDS = ("app", "app_pushes", "app_push_interval", "app_bye_code")
+
+
 def _server(server: ServerConfig) -> dict[str, Any]:
-    return _fields(server, ServerConfig.__slots__)
+    """The server's keys; the application mode's only when it is on, so that the resolved copy
+    and the hash of every echo-mode scenario stay what they were before it existed."""
+    names: tuple[str, ...] = ServerConfig.__slots__
+    if server.app == "none":
+        names = tuple(n for n in names if n not in _APP_FIELDS)
+    return _fields(server, names)
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
@@ -100,6 +110,15 @@ def _search(search: SearchConfig) -> dict[str, Any]:
     return out
 
 
+def _session(session: SessionConfig) -> dict[str, Any]:
+    """Echo mode's keys, or (with a script) the shared keys and the steps."""
+    skip = ("steps", *ECHO_KEYS) if session.steps else ("steps",)
+    out = _fields(session, tuple(n for n in SessionConfig.__slots__ if n not in skip))
+    if session.steps:
+        out["steps"] = steps_to_list(session.steps, session.message_timeout)
+    return out
+
+
 def _close(spec: CloseSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": spec.kind, "name": spec.label, "weight": spec.weight}
     out.update(_fields(spec, _CLOSE_FIELDS[spec.kind]))
@@ -115,7 +134,7 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         out["description"] = scenario.description
     out["target"] = _target(scenario.target)
     out["load"] = _load(scenario.load)
-    out["session"] = _fields(scenario.session, SessionConfig.__slots__)
+    out["session"] = _session(scenario.session)
     out["close"] = [_close(spec) for spec in scenario.close]
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
     return out
@@ -188,7 +207,11 @@ def scenario_to_toml(scenario: Scenario) -> str:
     if "server" in data["target"]:
         _table(lines, "[target.server]", data["target"]["server"])
     _table(lines, "[load]", data["load"])
-    _table(lines, "[session]", data["session"])
+    session = dict(data["session"])
+    steps = session.pop("steps", [])
+    _table(lines, "[session]", session)
+    for step in steps:
+        _table(lines, "[[session.steps]]", step)
     for close in data["close"]:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wsload.core.script import Step
+
 __all__ = [
     "CLOSE_KINDS",
     "INVALID_VARIANTS",
@@ -16,6 +18,7 @@ __all__ = [
     "METRICS",
     "SEARCH_OVER",
     "STATS",
+    "STEP_PREFIX",
     "CloseSpec",
     "Delay",
     "LoadConfig",
@@ -26,6 +29,7 @@ __all__ = [
     "Stage",
     "TargetConfig",
     "Threshold",
+    "is_metric",
 ]
 
 CloseKind = Literal[
@@ -52,8 +56,24 @@ METRICS: tuple[str, ...] = (
     "server_close_wait",
     "server_close_timeout",
     "session",
+    "close_start_lag",
+    "push_interval",
 )
-"""Latency metrics (µs), design.md §4; thresholds and results use these names."""
+"""Latency metrics (µs), docs/design.md §5; thresholds and results use these names. Named
+``expect`` steps add one ``step.<name>`` metric each (``is_metric``)."""
+
+STEP_PREFIX = "step."
+"""Metric name prefix of a named expect step's latency (``step.subscribe``)."""
+_STEP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_metric(name: str) -> bool:
+    """A fixed metric of ``METRICS`` or a ``step.<name>`` metric (name: letters, digits, _-)."""
+    if name in METRICS:
+        return True
+    step = name[len(STEP_PREFIX) :] if name.startswith(STEP_PREFIX) else ""
+    return 0 < len(step) <= 64 and set(step) <= _STEP_NAME_CHARS
+
 
 STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
 """Per-metric statistics in summary.json and threshold expressions."""
@@ -106,6 +126,11 @@ class ServerConfig:
         close_capacity: at most this many Close replies per second (None: unlimited); the
             excess queues, so close latency stays flat below it and grows without bound above
             it: a target with a known knee for capacity searches.
+        app: ``none``, or ``pubsub``: the application protocol of ``wsload.server.app``
+            (replaces ``messages``: nothing is echoed).
+        app_pushes: pubsub: pushes sent after each subscribe.
+        app_push_interval: pubsub: time between two pushes (and from the ack to the first).
+        app_bye_code: pubsub: the Close code the server answers a ``bye`` message with.
     """
 
     messages: Literal["echo", "sink"] = "echo"
@@ -124,6 +149,10 @@ class ServerConfig:
     shutdown_code: int = 1001
     shutdown_grace: float = 10.0
     close_capacity: float | None = None
+    app: Literal["none", "pubsub"] = "none"
+    app_pushes: int = 5
+    app_push_interval: float = 0.1
+    app_bye_code: int = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +254,12 @@ class LoadConfig:
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """What a connection does between the upgrade and its close behaviour."""
+    """What a connection does between the upgrade and its close behaviour.
+
+    ``steps`` is the ``[[session.steps]]`` script; empty means echo mode (``messages``,
+    ``message_size``, ``await_echo``, ``message_interval``, ``binary`` are its settings).
+    ``message_timeout``, ``hold``, ``ping_interval`` and ``reflect`` apply to both.
+    """
 
     messages: int = 1
     message_size: int = 64
@@ -236,6 +270,7 @@ class SessionConfig:
     hold: Delay = Delay()
     ping_interval: float = 0.0
     reflect: bool = False
+    steps: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +278,7 @@ class CloseSpec:
     """One entry of the close mix (``[[close]]``).
 
     Attributes:
-        kind: the close behaviour (design.md §3).
+        kind: the close behaviour (docs/design.md §3).
         label: metrics label: the entry's ``name``, else its ``kind``.
         weight: share of connections (weights need not sum to 100).
         code / reason: the Close we send (clean, close_no_wait, await_server_close's fallback).
@@ -284,7 +319,11 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A whole, validated scenario."""
+    """A whole, validated scenario.
+
+    ``secrets`` holds the values ``{env:NAME}`` took from the environment: every output
+    redacts them (``wsload.report.redact``); they are never written themselves.
+    """
 
     name: str
     source: str
@@ -295,3 +334,4 @@ class Scenario:
     session: SessionConfig = SessionConfig()
     close: tuple[CloseSpec, ...] = (CloseSpec(kind="clean", label="clean"),)
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
+    secrets: tuple[str, ...] = field(default=(), repr=False)

@@ -8,6 +8,7 @@ Nothing here executes code from the file: TOML is data only.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wsload.core.codes import is_sendable
+from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.model import (
@@ -31,6 +33,7 @@ from wsload.scenario.model import (
     TargetConfig,
 )
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
+from wsload.scenario.steps import Resolve, env_resolver, session_steps
 from wsload.scenario.thresholds import parse_thresholds
 
 __all__ = [
@@ -71,7 +74,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
-        "close_capacity",
+        "close_capacity", "app", "app_pushes", "app_push_interval", "app_bye_code",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
@@ -81,7 +84,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "load.search": SEARCH_KEYS,
     "session": (
         "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
-        "hold", "ping_interval", "reflect",
+        "hold", "ping_interval", "reflect", "steps",
     ),
     "close": (
         "kind", "name", "weight", "code", "reason", "timeout", "rst", "on_timeout",
@@ -110,8 +113,8 @@ _CLOSE_TIMEOUT_DEFAULT = {
 }
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and parse a scenario file.
+def load_scenario(path: str | Path, environ: Mapping[str, str] | None = None) -> Scenario:
+    """Read and parse a scenario file (``environ``: for ``{env:NAME}``, default ``os.environ``).
 
     Raises:
         ScenarioError: unreadable file, invalid TOML or any invalid key.
@@ -125,7 +128,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(str(path), "", "not UTF-8 text") from None
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_scenario(text, source=str(path), default_name=path.stem, base_dir=path.parent)
+    return parse_scenario(
+        text, source=str(path), default_name=path.stem, base_dir=path.parent, environ=environ
+    )
 
 
 def parse_scenario(
@@ -134,6 +139,7 @@ def parse_scenario(
     source: str = "scenario.toml",
     default_name: str = "scenario",
     base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
 
@@ -141,7 +147,10 @@ def parse_scenario(
         text: the TOML text.
         source: the file name that messages start with.
         default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
-        base_dir: where a relative ``target.ca_file`` is looked up (None: the working directory).
+        base_dir: where a relative ``target.ca_file`` or ``send_file`` is looked up (None: the
+            working directory).
+        environ: where ``{env:NAME}`` reads variables (None: ``os.environ``); the values it
+            takes become ``Scenario.secrets``.
 
     Raises:
         ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
@@ -170,11 +179,17 @@ def parse_scenario(
         )
     seed = root.opt_integer("seed", 0)
     description = root.string("description", "")
-    target = _target(root.table("target"), base_dir)
+    secrets: list[str] = []
+    resolve = env_resolver(os.environ if environ is None else environ, secrets)
+    target = _target(root.table("target"), base_dir, resolve)
     load = _load(root.table("load"))
-    session = _session(root.table("session"), target)
+    session = _session(root.table("session"), target, base_dir, resolve)
     closes = _closes(root, target)
-    thresholds = parse_thresholds(root.table("thresholds"), tuple(c.label for c in closes))
+    thresholds = parse_thresholds(
+        root.table("thresholds"),
+        tuple(c.label for c in closes),
+        step_metrics(session.steps),
+    )
     if load.model == "search" and not thresholds:
         raise root.error(
             "thresholds",
@@ -191,14 +206,16 @@ def parse_scenario(
         session=session,
         close=closes,
         thresholds=thresholds,
+        secrets=tuple(dict.fromkeys(secrets)),
     )
 
 
-def _target(t: Table, base_dir: Path | None) -> TargetConfig:
+def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
     t.allow(TABLE_KEYS["target"])
-    url = t.string("url", "builtin")
+    written = t.string("url", "builtin")
+    url = resolve(t, "url", written)
     if url != "builtin":
-        _check_url(t, url)
+        _check_url(t, url, written)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -220,14 +237,21 @@ def _target(t: Table, base_dir: Path | None) -> TargetConfig:
             raise headers_table.error(
                 hname, "expected a single-line ISO-8859-1 string (the value is not shown)"
             )
+        hvalue = resolve(headers_table, hname, hvalue)
+        if not _sendable(hvalue):
+            raise headers_table.error(
+                hname, "its {env:...} value is not single-line ISO-8859-1 (not shown)"
+            )
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
         if not _TOKEN_RE.match(proto):
             raise t.error(f"subprotocols[{i}]", f"not a valid token: {proto!r}")
     origin = t.opt_string("origin")
-    if origin is not None and not _sendable(origin):
-        raise t.error("origin", f"expected single-line ISO-8859-1 text, got {origin!r}")
+    if origin is not None:
+        written_origin, origin = origin, resolve(t, "origin", origin)
+        if not _sendable(origin):
+            raise t.error("origin", f"expected single-line ISO-8859-1 text, got {written_origin!r}")
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -276,9 +300,11 @@ def _sendable(text: str) -> bool:
     return True
 
 
-def _check_url(t: Table, url: str) -> None:
+def _check_url(t: Table, url: str, written: str) -> None:
+    """Check the URL (``{env:...}`` resolved); messages show it as ``written`` (no secrets)."""
     probe = url.replace("{seq}", "1")
-    if not _sendable(url):
+    url = written
+    if not _sendable(probe):
         raise t.error(
             "url", f"expected ISO-8859-1 text without line breaks (percent-encode), got {url!r}"
         )
@@ -326,6 +352,10 @@ def _server(t: Table) -> ServerConfig:
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
         close_capacity=t.opt_number("close_capacity"),
+        app=cast(Any, t.choice("app", ("none", "pubsub"), "none")),
+        app_pushes=t.integer("app_pushes", 5, minimum=0),
+        app_push_interval=t.duration("app_push_interval", 0.1),
+        app_bye_code=_code(t, "app_bye_code", 4000, ""),
     )
     t.finish()
     return config
@@ -465,23 +495,27 @@ def _stages(t: Table, model: str) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def _session(t: Table, target: TargetConfig) -> SessionConfig:
+def _session(
+    t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
+) -> SessionConfig:
     t.allow(TABLE_KEYS["session"])
     size = t.integer("message_size", 64, minimum=0)
     if size > target.max_message_size:
         raise t.error(
             "message_size", f"{size} exceeds target.max_message_size ({target.max_message_size})"
         )
+    timeout = t.duration("message_timeout", 10.0, positive=True)
     config = SessionConfig(
         messages=t.integer("messages", 1, minimum=0),
         message_size=size,
         binary=t.boolean("binary", False),
         message_interval=t.duration("message_interval", 0.0),
         await_echo=t.boolean("await_echo", True),
-        message_timeout=t.duration("message_timeout", 10.0, positive=True),
+        message_timeout=timeout,
         hold=t.delay("hold"),
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
+        steps=session_steps(t, target.engine, timeout, base_dir, resolve),
     )
     t.finish()
     return config

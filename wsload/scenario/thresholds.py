@@ -14,17 +14,29 @@ from typing import Any, cast
 from wsload.core.outcomes import Outcome
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS, Threshold
+from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 
-__all__ = ["parse_thresholds"]
+__all__ = ["metric_parts", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
 _ROOTS = ("behaviours", "outcomes", "close_codes", "generator")
 _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
-def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]:
+def metric_parts(parts: list[str]) -> list[str]:
+    """``["step", "subscribe", "p99"]`` → ``["step.subscribe", "p99"]``: the one metric name
+    with a dot in it (``step.<name>``) as one part; anything else unchanged."""
+    if len(parts) >= 2 and parts[0] == STEP_PREFIX[:-1]:
+        return [STEP_PREFIX + parts[1], *parts[2:]]
+    return parts
+
+
+def parse_thresholds(
+    t: Table, labels: tuple[str, ...], steps: tuple[str, ...] = ()
+) -> tuple[Threshold, ...]:
     """Parse ``[thresholds]``: one ``Threshold`` per expression, in file order.
+
+    ``steps`` are the scenario's ``step.<name>`` metrics (its named expect steps).
 
     Expressions may be quoted (``"close_handshake.p99" = "< 50ms"``) or written as TOML dotted
     keys (``close_handshake.p99 = "< 50ms"``, which TOML turns into nested tables); both mean
@@ -42,7 +54,7 @@ def parse_thresholds(t: Table, labels: tuple[str, ...]) -> tuple[Threshold, ...]
             raise t.error(
                 expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
             )
-        unit = _threshold_unit(t, expr, labels)
+        unit = _threshold_unit(t, expr, labels, (*METRICS, *steps))
         op, value = _condition(t, expr, cond, unit)
         if unit == "count" and cond.strip().endswith("%"):
             unit = "share"
@@ -73,7 +85,7 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, object
             stack.pop()
 
 
-def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
+def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple[str, ...]) -> str:
     """Validate an expression's shape; return its unit.
 
     ``count`` (outcomes, close codes, ``<metric>.count``) becomes ``share`` when the condition
@@ -112,13 +124,15 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...]) -> str:
                 expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
             )
         return "count"
-    if len(parts) != 2 or parts[0] not in METRICS or parts[1] not in STATS:
-        if parts[0] not in METRICS:
-            suggestion = hint(parts[0], (*METRICS, *_ROOTS))
+    parts = metric_parts(parts)
+    if len(parts) != 2 or parts[0] not in metrics or parts[1] not in STATS:
+        if parts[0] not in metrics:
+            suggestion = hint(parts[0], (*metrics, *_ROOTS))
             raise t.error(
                 expr,
-                f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(METRICS)} "
-                "(or outcomes.*, close_codes.*, behaviours.*, generator.saturated)",
+                f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(metrics)} "
+                "(or outcomes.*, close_codes.*, behaviours.*, generator.saturated; step.<name> "
+                "for a named expect step)",
             )
         got = parts[1] if len(parts) > 1 else ""
         raise t.error(

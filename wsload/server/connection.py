@@ -26,7 +26,7 @@ import select
 import socket
 import struct
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -34,6 +34,7 @@ from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
 from wsload.scenario.model import Delay, ServerConfig
+from wsload.server.app import PubSub
 from wsload.server.phases import READS_FRAMES, Phase, PhaseEvent, next_phase
 from wsload.server.stats import ServerStats
 from wsload.server.upgrade import (
@@ -130,6 +131,9 @@ class _Conn:
     """State of one connection; only its own task touches the socket."""
 
     __slots__ = (
+        "app",
+        "app_next",
+        "app_parts",
         "close_received",
         "deadline",
         "done",
@@ -175,6 +179,12 @@ class _Conn:
         self.storm_deadline = math.inf
         self.storm_hard = False
         self.storm_killed = False
+        config = state.config
+        self.app = (
+            PubSub(config.app_pushes, config.app_bye_code) if config.app == "pubsub" else None
+        )
+        self.app_next = math.inf  # when the next pubsub push is due
+        self.app_parts: list[str] = []
 
     # -- called from other tasks -------------------------------------------------------------
 
@@ -325,15 +335,18 @@ class _Conn:
             if self.storm_code is not None:
                 self._storm()
                 continue
-            with trio.CancelScope(deadline=self.deadline) as wait:
+            with trio.CancelScope(deadline=min(self.deadline, self.app_next)) as wait:
                 self.wait_scope = wait
                 try:
                     data = await self._receive()
                 finally:
                     self.wait_scope = None
             if wait.cancelled_caught:
-                if self.storm_code is None and trio.current_time() >= self.deadline:
+                now = trio.current_time()
+                if self.storm_code is None and now >= self.deadline:
                     _ON_DEADLINE[self.phase](self)
+                elif now >= self.app_next:
+                    self._app_push(now)
                 continue
             if not data:
                 if self.first_closer is None:
@@ -351,7 +364,11 @@ class _Conn:
                 if event.message_finished:
                     stats.messages_in += 1
                     self.received += 1
-                if config.messages == "echo" and ws.state is ConnectionState.OPEN:
+                if self.app is not None:
+                    self._app_message(event)
+                    if self.finished or self.phase is not Phase.OPEN:
+                        return
+                elif config.messages == "echo" and ws.state is ConnectionState.OPEN:
                     self.out += ws.send(event)
                     if event.message_finished:
                         stats.messages_out += 1
@@ -375,6 +392,41 @@ class _Conn:
                 else:
                     self._on_protocol_error(int(event.code), event.reason or "")
                 return
+
+    def _app_message(self, event: Message[Any]) -> None:
+        """Application mode: act on a client message (reassembled when fragmented)."""
+        assert self.app is not None
+        if isinstance(event.data, str):
+            self.app_parts.append(event.data)
+        if not event.message_finished:
+            return
+        text, self.app_parts = "".join(self.app_parts), []
+        reply = self.app.on_message(text)
+        if self.ws.state is not ConnectionState.OPEN or self.phase is not Phase.OPEN:
+            return
+        for message in reply.messages:
+            self.out += self.ws.send(Message(data=message))
+            self.state.stats.messages_out += 1
+        if reply.start_pushes:
+            self.app_next = trio.current_time() + self.state.config.app_push_interval
+        if reply.close is not None:
+            self.app_next = math.inf
+            self._send_close(reply.close, "bye")
+
+    def _app_push(self, now: float) -> None:
+        """Application mode: the push timer fired; send the push and arm the next one."""
+        assert self.app is not None
+        push = self.app.next_push()
+        if (
+            push is None
+            or self.ws.state is not ConnectionState.OPEN
+            or self.phase is not Phase.OPEN
+        ):
+            self.app_next = math.inf
+            return
+        self.out += self.ws.send(Message(data=push))
+        self.state.stats.messages_out += 1
+        self.app_next = now + self.state.config.app_push_interval
 
     def _on_client_close(self, code: int) -> None:
         stats, config = self.state.stats, self.state.config

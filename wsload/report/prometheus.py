@@ -1,0 +1,462 @@
+"""The live ``/metrics`` endpoint: interval snapshots in, Prometheus metric families out.
+
+People running a capacity test watch the server's own Grafana dashboards while it goes; this
+puts wsload's figures on the same screen and time axis. The endpoint is fed the interval
+snapshots the live panel and histograms.hlog already get (once a second; with ``--workers``
+the merged ones), so it is built from the very samples and counters summary.json is built
+from, and once the last interval is in, its counters and histogram counts equal summary.json's.
+
+The metric set is data, not code: every latency metric found in a snapshot becomes a
+histogram family ``wsload_<metric>_seconds`` (a dotted name such as ``step.subscribe``
+becomes ``wsload_step_seconds{step="subscribe"}``), and every counter of the collector's
+``Counts`` becomes a counter family (``_COUNTERS`` only renames the well-known ones). A metric
+or counter added to the collector shows here without a change to this module.
+
+``prometheus_client`` writes the text format and serves it from a thread of its own (scrapes
+never wait for the Trio loop); the state is guarded by one lock that ``observe`` holds only
+to add numbers already converted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from hdrh.histogram import HdrHistogram
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
+
+from wsload.errors import UsageError
+from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.histograms import HIGHEST_US, bucket_counts, new_histogram, record
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_LINGER_S",
+    "LAG_BUCKETS_S",
+    "NETWORK_BUCKETS_S",
+    "Exposition",
+    "MetricsEndpoint",
+    "serve_metrics",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_LINGER_S = 5.0
+
+NETWORK_BUCKETS_S: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
+"""Upper bounds (s) of every latency histogram: loopback and LAN round trips (0.5-5 ms),
+WAN and TLS handshakes (10-250 ms), slow closes and close timeouts (1-120 s: Node ws waits
+30 s for a Close answer, so a server's close timeout lands just above the 30 s bound)."""
+
+LAG_BUCKETS_S: tuple[float, ...] = (
+    0.0001,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+"""Upper bounds (s) of the loop-lag histogram; 0.02 is the saturation limit (runner/lag.py)."""
+
+_NETWORK_US = tuple(round(b * 1e6) for b in NETWORK_BUCKETS_S)
+_LAG_US = tuple(round(b * 1e6) for b in LAG_BUCKETS_S)
+_CLOSE_TIMEOUT = 5.0
+
+_COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] = {
+    # Counts field: (family, help, its own label names, fixed values); the key of a keyed
+    # field fills the last label. None: not exported (attempted = the sum of connections).
+    "attempted": None,
+    "outcomes": (
+        "wsload_connections",
+        "Connections that ended, by close behaviour and outcome (docs/outcomes.md).",
+        ("outcome",),
+        (),
+    ),
+    "opened": (
+        "wsload_connections_opened",
+        "Connections whose WebSocket upgrade succeeded.",
+        (),
+        (),
+    ),
+    "codes_sent": (
+        "wsload_close_codes",
+        "Close frames by direction and close code (received without a code: 1005).",
+        ("direction", "code"),
+        ("sent",),
+    ),
+    "codes_received": (
+        "wsload_close_codes",
+        "Close frames by direction and close code (received without a code: 1005).",
+        ("direction", "code"),
+        ("received",),
+    ),
+    "http_statuses": (
+        "wsload_http_statuses",
+        "Upgrade answers that were not 101, by HTTP status.",
+        ("status",),
+        (),
+    ),
+    "overflow": (
+        "wsload_latency_overflow",
+        "Latency samples above 1 h (in the +Inf bucket, counted at 1 h in the sum).",
+        ("metric",),
+        (),
+    ),
+}
+
+_NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _name(text: str) -> str:
+    """``text`` as a Prometheus metric or label name (other characters become ``_``)."""
+    out = _NOT_NAME.sub("_", text)
+    return out if out and not out[0].isdigit() else f"_{out}"
+
+
+def _counter_family(field_name: str) -> tuple[str, str, tuple[str, ...], tuple[str, ...]] | None:
+    """How the collector counter ``field_name`` is exported (a generic family if not named)."""
+    if field_name in _COUNTERS:
+        return _COUNTERS[field_name]
+    family = f"wsload_{_name(field_name)}"
+    return family, f"wsload's {field_name} counter, by close behaviour.", ("key",), ()
+
+
+def _histogram_family(metric: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """Family name, extra label names and values of latency metric ``metric``."""
+    prefix, dot, rest = metric.partition(".")
+    if dot:
+        return f"wsload_{_name(prefix)}_seconds", (_name(prefix),), (rest,)
+    return f"wsload_{_name(metric)}_seconds", (), ()
+
+
+@dataclass(slots=True)
+class _Buckets:
+    """One histogram series: counts per bucket (the last is +Inf) and the sum in µs."""
+
+    counts: list[int]
+    sum_us: int = 0
+
+    def add(self, counts: Iterable[int], sum_us: int) -> None:
+        for i, n in enumerate(counts):
+            self.counts[i] += n
+        self.sum_us += sum_us
+
+    def buckets(self, bounds_s: tuple[float, ...]) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip((*bounds_s, float("inf")), self.counts, strict=True):
+            running += n
+            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return out
+
+
+@dataclass(slots=True)
+class _Families:
+    """Everything exported, as plain numbers (the lock-guarded state of ``Exposition``)."""
+
+    counters: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)
+    counter_meta: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    histograms: dict[str, dict[tuple[str, ...], _Buckets]] = field(default_factory=dict)
+    histogram_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    loop_lag: _Buckets = field(default_factory=lambda: _Buckets([0] * (len(_LAG_US) + 1)))
+    attempted: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+    saturated: bool = False
+
+
+_Update = tuple[str, tuple[str, ...], tuple[str, ...], list[int], int]
+
+
+class Exposition(Collector):
+    """A ``prometheus_client`` collector of wsload's live figures.
+
+    ``observe`` takes each interval snapshot (in the run's thread); ``collect`` is what
+    ``prometheus_client`` calls for every scrape (in the server's thread).
+    """
+
+    def __init__(self) -> None:
+        self.url = ""  # set by serve_metrics once the endpoint listens
+        self._lock = threading.Lock()
+        self._scraped = threading.Condition(self._lock)
+        self._state = _Families()
+        self._version = 0  # snapshots observed
+        self._served = 0  # the version the last completed scrape showed at least
+        warm = new_histogram()
+        record(warm, 1)
+        for bounds in (_NETWORK_US, _LAG_US):  # the cached tables: now, not on the run's loop
+            bucket_counts(warm, bounds)
+
+    @property
+    def version(self) -> int:
+        """How many snapshots were observed so far."""
+        with self._lock:
+            return self._version
+
+    def served(self, version: int) -> None:
+        """A scrape that began at ``version`` has been sent (called by the server thread)."""
+        with self._scraped:
+            self._served = max(self._served, version)
+            self._scraped.notify_all()
+
+    def wait_scraped(self, timeout: float, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until a scrape has sent everything observed (at most ``timeout`` seconds, or
+        until ``stop()`` says so); whether it happened."""
+        deadline = time.monotonic() + timeout
+        with self._scraped:
+            while self._served < self._version:
+                left = deadline - time.monotonic()
+                if left <= 0 or stop():
+                    return False
+                self._scraped.wait(min(left, 0.1))
+        return True
+
+    def observe(self, snapshot: IntervalSnapshot) -> None:
+        """Add one interval's samples and counters."""
+        histograms = list(_histogram_updates(snapshot))
+        lag = bucket_counts(snapshot.loop_lag, _LAG_US) if snapshot.loop_lag is not None else None
+        with self._lock:
+            state = self._state
+            for label, counters in snapshot.counters.items():
+                for key, n in counters.items():
+                    _add_counter(state, label, key, n)
+            for family, names, values, counts, sum_us in histograms:
+                state.histogram_labels[family] = names
+                series = state.histograms.setdefault(family, {})
+                buckets = series.get(values)
+                if buckets is None:
+                    buckets = series[values] = _Buckets([0] * (len(_NETWORK_US) + 1))
+                buckets.add(counts, sum_us)
+            if lag is not None:
+                state.loop_lag.add(*lag)
+            state.attempted += snapshot.attempted
+            state.dropped += snapshot.dropped
+            state.in_flight = snapshot.in_flight
+            state.saturated = snapshot.saturated
+            self._version += 1
+
+    def collect(self) -> list[Metric]:
+        """The metric families as they stand (``prometheus_client``'s collector protocol)."""
+        with self._lock:
+            return _families(self._state)
+
+
+def _families(state: _Families) -> list[Metric]:
+    out: list[Metric] = []
+    for family, counters in sorted(state.counters.items()):
+        help_text, names = state.counter_meta[family]
+        counter = CounterMetricFamily(family, help_text, labels=names)
+        for values, n in sorted(counters.items()):
+            counter.add_metric(values, n)
+        out.append(counter)
+    for family, series in sorted(state.histograms.items()):
+        histogram = HistogramMetricFamily(
+            family, _histogram_help(family), labels=state.histogram_labels[family]
+        )
+        for values, buckets in sorted(series.items()):
+            histogram.add_metric(values, buckets.buckets(NETWORK_BUCKETS_S), buckets.sum_us / 1e6)
+        out.append(histogram)
+    lag = HistogramMetricFamily(
+        "wsload_generator_loop_lag_seconds",
+        "How late the generator's event loop woke up (10 ms ticks).",
+        labels=(),
+    )
+    lag.add_metric((), state.loop_lag.buckets(LAG_BUCKETS_S), state.loop_lag.sum_us / 1e6)
+    out += [
+        lag,
+        GaugeMetricFamily(
+            "wsload_generator_saturated",
+            "1 when the generator, not the target, is the bottleneck (loop or start lag).",
+            value=int(state.saturated),
+        ),
+        GaugeMetricFamily(
+            "wsload_connections_in_flight",
+            "Connections open at the end of the last interval.",
+            value=state.in_flight,
+        ),
+        CounterMetricFamily(
+            "wsload_connections_dropped",
+            "Open-loop connections dropped at max_in_flight (never attempted).",
+            value=state.dropped,
+        ),
+        CounterMetricFamily(
+            "wsload_connections_intended",
+            "Connections the schedule started or dropped (ended + dropped + in flight).",
+            value=state.attempted + state.dropped + state.in_flight,
+        ),
+    ]
+    return out
+
+
+def _add_counter(state: _Families, label: str, key: str, n: int) -> None:
+    """Add ``n`` to the series of flat collector counter ``key`` (``name`` or ``name.key``)."""
+    field_name, dot, item = key.partition(".")
+    how = _counter_family(field_name)
+    if how is None:
+        return
+    family, help_text, names, fixed = how
+    if not dot:
+        names = names[: len(fixed)]  # an integer counter has no key label
+    values = (label, *fixed, item) if dot else (label, *fixed)
+    state.counter_meta[family] = (help_text, ("behaviour", *names))
+    series = state.counters.setdefault(family, {})
+    series[values] = series.get(values, 0) + n
+
+
+def _histogram_updates(snapshot: IntervalSnapshot) -> Iterator[_Update]:
+    """Per behaviour and metric of the interval: its samples in ``NETWORK_BUCKETS_S``.
+
+    Samples above 1 h (the collector's ``overflow``, not in the HDR histogram) go to +Inf and
+    count 1 h each in the sum, so the count stays the summary's ``count``.
+    """
+    for label, metrics in snapshot.by_label.items():
+        overflow = _overflow(snapshot.counters.get(label, {}))
+        for metric, histogram in metrics.items():
+            yield _update(label, metric, histogram, overflow.pop(metric, 0))
+        for metric, n in overflow.items():  # overflow samples only, none recorded
+            yield _update(label, metric, None, n)
+    for label, counters in snapshot.counters.items():
+        if label not in snapshot.by_label:
+            for metric, n in _overflow(counters).items():
+                yield _update(label, metric, None, n)
+
+
+def _overflow(counters: Mapping[str, int]) -> dict[str, int]:
+    return {k.partition(".")[2]: n for k, n in counters.items() if k.startswith("overflow.")}
+
+
+def _update(label: str, metric: str, histogram: HdrHistogram | None, overflow: int) -> _Update:
+    family, names, values = _histogram_family(metric)
+    if histogram is None:
+        counts, sum_us = [0] * (len(_NETWORK_US) + 1), 0
+    else:
+        counts, sum_us = bucket_counts(histogram, _NETWORK_US)
+    counts[-1] += overflow
+    return family, ("behaviour", *names), (label, *values), counts, sum_us + overflow * HIGHEST_US
+
+
+def _histogram_help(family: str) -> str:
+    metric = family.removeprefix("wsload_").removesuffix("_seconds")
+    return f"wsload {metric} latency (s), per close behaviour (docs/observability.md)."
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsEndpoint:
+    """Where ``/metrics`` is served, and how long it waits for a last scrape at the end.
+
+    Attributes:
+        port: TCP port (0: any free one; ``Exposition.url`` names it).
+        host: address to listen on (loopback by default: the figures name the target).
+        linger_s: once the results are written, keep serving until a scrape has read the
+            final figures, at most this long (0: close at once). A scraper polling every
+            ``scrape_interval`` gets its last scrape in if this is at least that interval.
+    """
+
+    port: int
+    host: str = DEFAULT_HOST
+    linger_s: float = DEFAULT_LINGER_S
+
+
+class _Body:
+    """A WSGI response body that reports when the server has finished sending it."""
+
+    def __init__(self, chunks: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def close(self) -> None:  # wsgiref calls it once the response is written (or failed)
+        self._done()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line on stderr per scrape."""
+
+
+@contextlib.contextmanager
+def serve_metrics(endpoint: MetricsEndpoint) -> Iterator[Exposition]:
+    """Serve ``/metrics`` for the duration of the ``with`` block, from a daemon thread.
+
+    Listens at once, so a port in use fails before anything is run or written. On leaving
+    the block the server stops within a second (it polls for shutdown every 0.5 s); a scrape
+    still being answered runs in a daemon thread of its own and is not waited for (the final
+    one is, through ``Exposition.wait_scraped``).
+
+    Raises:
+        UsageError: the address cannot be listened on (port in use, unknown host, ...).
+    """
+    host, port = endpoint.host, endpoint.port
+    exposition = Exposition()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(exposition)
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> _Body:
+        version = exposition.version  # what this scrape will show at least
+        body = metrics_app(environ, start_response)
+        return _Body(body, lambda: exposition.served(version))
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("_Server", (ThreadingWSGIServer,), {"address_family": family})
+        server: WSGIServer = make_server(host, port, app, server_class, _QuietHandler)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (another wsload or exporter?)"
+        raise UsageError(
+            f"--metrics-port {port}: cannot serve metrics on {host}:{port}: {reason}"
+        ) from None
+    thread = threading.Thread(target=server.serve_forever, name="wsload-metrics", daemon=True)
+    thread.start()
+    where = f"[{host}]" if ":" in host else host
+    exposition.url = f"http://{where}:{server.server_port}/metrics"
+    try:
+        yield exposition
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(_CLOSE_TIMEOUT)
