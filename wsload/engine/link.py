@@ -48,6 +48,22 @@ _EAGER_READS = 8
 """Reads in a row that found data without waiting before the task yields anyway (fairness)."""
 
 
+def _recv_now(raw: _stdlib_socket.socket) -> bytes | OSError | None:
+    """One non-blocking ``recv``: the bytes, None when there are none yet (EAGAIN), or the error.
+
+    A plain function so that the EAGAIN exception's traceback holds only this short-lived
+    frame: raised inside the ``Link`` coroutine, it would make CPython materialise a frame
+    object for that coroutine (≈ 240 B) that lives as long as the connection waits, e.g. every
+    connection held in a storm.
+    """
+    try:
+        return raw.recv(RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return exc
+
+
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
     """The OS socket under ``stream`` (plain or TLS over TCP), or None (e.g. memory streams)."""
     if isinstance(stream, trio.SocketStream):
@@ -197,13 +213,10 @@ class Link:
         wait_first, self._sent = self._sent, False
         while True:
             if not wait_first:  # right after a write, a recv() would only say EAGAIN
-                try:
-                    data = raw.recv(RECEIVE_SIZE)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    return stream_error(exc)
-                else:
+                data = _recv_now(raw)
+                if isinstance(data, OSError):
+                    return stream_error(data)
+                if data is not None:
                     self._eager += 1
                     if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
