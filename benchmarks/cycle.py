@@ -119,7 +119,7 @@ def _worker(args: argparse.Namespace) -> None:
     if args.worker == "held":
         from held import measure_held
 
-        out = trio.run(measure_held, args.url, args.held)
+        out = trio.run(measure_held, args.url, args.held, args.held_session)
     elif args.worker in ("wsload", "wsload-arrival"):
         from wsload.runner.calibrate import measure_cycles
 
@@ -143,6 +143,7 @@ def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
     cmd += ["--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
     cmd += ["--held", str(args.held), "--rate", str(args.rate)]
+    cmd += ["--held-session", args.held_session]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -172,6 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         help="comparison clients, comma-separated ('' for none)",
     )
     parser.add_argument("--held", type=int, default=10000, help="held connections (0: skip)")
+    parser.add_argument(
+        "--held-session",
+        choices=("echo", "script"),
+        default="echo",
+        help="what each held connection did before parking (held.py's SCRIPT for script)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -251,6 +258,7 @@ def _report(
         "cpus": {"target": pinned[0], "client": pinned[1]} if pinned else None,
         "clients": clients,
         "held": held,
+        "held_session": args.held_session,
     }
 
 
@@ -288,7 +296,8 @@ def _text(report: dict[str, Any]) -> str:
             lines.append(f"held connections: failed: {held['error']}")
         else:
             lines.append(
-                f"held connections: {held['held']}/{held['count']} held, RSS "
+                f"held connections ({report['held_session']} session): "
+                f"{held['held']}/{held['count']} held, RSS "
                 f"{held['rss_before_bytes'] / 2**20:.1f} MiB -> "
                 f"{held['rss_held_bytes'] / 2**20:.1f} MiB = "
                 f"{held['rss_per_connection_bytes'] / 1024:.2f} KiB per held connection"

@@ -24,8 +24,28 @@ from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
 from wsload.runner.heap import load_heap, release_held
+from wsload.scenario.parse import parse_scenario
 
-__all__ = ["measure_held", "rss_bytes"]
+__all__ = ["SCRIPT", "measure_held", "rss_bytes"]
+
+SCRIPT = """
+[target]
+url = "{url}"
+[load]
+model = "concurrency"
+concurrency = 1
+connections = 1
+[[session.steps]]
+send = '{{"op":"hello","seq":{{seq}},"id":"{{uuid}}"}}'
+[[session.steps]]
+expect = {{ json = {{ op = "hello" }} }}
+name = "hello"
+[[close]]
+kind = "clean"
+timeout = "5s"
+"""
+"""The scripted session held: a templated JSON message and a named ``expect`` of its echo
+(``--held-session script``); the default is echo mode, one 64-byte message echoed."""
 
 _BATCH = 250
 """Connections opened per step: a burst of 10,000 SYNs overflows the target's listen backlog."""
@@ -38,10 +58,15 @@ def rss_bytes() -> int:
     return resident * os.sysconf("SC_PAGE_SIZE")
 
 
-async def measure_held(url: str, count: int) -> dict[str, float]:
-    """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection."""
+async def measure_held(url: str, count: int, session: str = "echo") -> dict[str, float]:
+    """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
+
+    ``session``: ``echo`` (one message echoed) or ``script`` (:data:`SCRIPT`'s steps).
+    """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
+    if session == "script":
+        scenario = parse_scenario(SCRIPT.format(url=url), source="held")
     release = trio.Event()
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
     collector = Collector(labels=("clean",))
