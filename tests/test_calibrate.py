@@ -41,7 +41,6 @@ async def test_measure_cycles_records_every_cycle_clean() -> None:
     assert "warning" not in text
 
 
-@pytest.mark.usefixtures("bounded_sync")
 async def test_measure_cycles_open_loop_keeps_its_rate() -> None:
     """With ``rate`` the same cycles run open loop: 60 at 200/s take ≈ 0.3 s, all clean."""
     with trio.fail_after(60):
@@ -51,6 +50,7 @@ async def test_measure_cycles_open_loop_keeps_its_rate() -> None:
     assert run.wall_s >= 59 / 200  # the schedule, not the closed loop's as-fast-as-possible
 
 
+@pytest.mark.usefixtures("bounded_sync")
 def test_render_warns_when_cycles_were_not_clean() -> None:
     run = CycleRun(cycles=10, clean=7, user_s=0.002, sys_s=0.001, wall_s=0.01)
     text = render(Calibration("builtin", 5, 1, (run,)))

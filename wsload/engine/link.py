@@ -42,10 +42,10 @@ __all__ = [
 ]
 
 RECEIVE_SIZE = 16384
+"""Bytes per read: also the most a flooding server gets processed before the task yields."""
 _SIOCOUTQ: int | None = 0x5411 if sys.platform == "linux" else None
 """Linux ``ioctl``: bytes in a TCP socket's send queue (not yet acknowledged)."""
 _INT = bytes(4)
-"""Bytes per read: also the most a flooding server gets processed before the task yields."""
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
