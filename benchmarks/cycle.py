@@ -14,7 +14,9 @@ Each client kind runs ``--runs`` times, interleaved, and the median is reported;
 clients (``benchmarks/bare.py``) run in the same invocation so the figures are ratios.
 
 The Node target is installed by the harness (``npm ci`` in benchmarks/node); without node/npm
-the built-in server is used.
+the built-in server is used. Both accept permessage-deflate (a client that does not offer it,
+as in every cycle measurement, never meets it), so the held-connections measurement runs
+without and with compression against the same target.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ NODE_DIR = HERE / "node"
 # wsload-arrival: the same cycle, open loop (``load.model = "arrival"`` at --rate), for the
 # per-connection cost of the schedule against the closed loop of the ``wsload`` kind
 KINDS = ("wsload", "wsload-arrival", "raw-trio", "wsproto", "trio-websocket")
+HELD = ("held", "held-deflate", "held-script")
+"""RSS per held connection without and with permessage-deflate (both targets accept it), and
+with a session script (held.py's ``SCRIPT``) instead of echo mode; each then a storm release."""
+
+
+_HELD_NOTE = {"held-deflate": " (permessage-deflate)", "held-script": " (session script)"}
 
 
 def _raise_nofile() -> None:
@@ -92,7 +100,7 @@ def _start_target(kind: str) -> tuple[subprocess.Popen[str], str, str]:
         if kind == "node":
             raise SystemExit(f"--target node: {why}")
         print(f"# Node target unavailable ({why}): using the built-in server", file=sys.stderr)
-    cmd = [sys.executable, "-m", "wsload", "serve", "--port", "0"]
+    cmd = [sys.executable, "-m", "wsload", "serve", "--port", "0", "--compression", "deflate"]
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile
     )
@@ -116,10 +124,11 @@ def _worker(args: argparse.Namespace) -> None:
     _raise_nofile()
     sys.path.insert(0, str(HERE))
     out: dict[str, Any]
-    if args.worker == "held":
+    if args.worker in HELD:
         from held import measure_held
 
-        out = trio.run(measure_held, args.url, args.held, args.held_session)
+        deflate, script = args.worker == "held-deflate", args.worker == "held-script"
+        out = trio.run(measure_held, args.url, args.held, deflate, script)
     elif args.worker in ("wsload", "wsload-arrival"):
         from wsload.runner.calibrate import measure_cycles
 
@@ -143,7 +152,6 @@ def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> 
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
     cmd += ["--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
     cmd += ["--held", str(args.held), "--rate", str(args.rate)]
-    cmd += ["--held-session", args.held_session]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -173,12 +181,6 @@ def main(argv: list[str] | None = None) -> None:
         help="comparison clients, comma-separated ('' for none)",
     )
     parser.add_argument("--held", type=int, default=10000, help="held connections (0: skip)")
-    parser.add_argument(
-        "--held-session",
-        choices=("echo", "script"),
-        default="echo",
-        help="what each held connection did before parking (held.py's SCRIPT for script)",
-    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
                 runs[kind].append(_measure(kind, url, args, client_cpu))
                 if not args.json:
                     print(f"# run {i + 1}/{args.runs} {kind}: {runs[kind][-1]}", file=sys.stderr)
-        held = _measure("held", url, args, client_cpu) if args.held > 0 else None
+        held = None
+        if args.held > 0:
+            held = {kind: _measure(kind, url, args, client_cpu) for kind in HELD}
     finally:
         proc.terminate()
         try:
@@ -258,7 +262,6 @@ def _report(
         "cpus": {"target": pinned[0], "client": pinned[1]} if pinned else None,
         "clients": clients,
         "held": held,
-        "held_session": args.held_session,
     }
 
 
@@ -289,22 +292,23 @@ def _text(report: dict[str, Any]) -> str:
     cpu = report["clients"]["wsload"]["median_cpu_us_per_cycle"]
     if cpu:
         lines.append(f"one process ≈ {1e6 / cpu:,.0f} clean-close cycles/s per core (wsload)")
-    held = report["held"]
-    if held is not None:
+    if report["held"] is not None:
         lines.append("")
-        if "error" in held:
-            lines.append(f"held connections: failed: {held['error']}")
-        else:
+        for kind, held in report["held"].items():
+            what = "held connections" + _HELD_NOTE.get(kind, "")
+            if "error" in held:
+                lines.append(f"{what}: failed: {held['error']}")
+                continue
+            deflated = f", {held['deflated']} deflated" if held.get("compression") else ""
             lines.append(
-                f"held connections ({report['held_session']} session): "
-                f"{held['held']}/{held['count']} held, RSS "
+                f"{what}: {held['held']}/{held['count']} held{deflated}, RSS "
                 f"{held['rss_before_bytes'] / 2**20:.1f} MiB -> "
                 f"{held['rss_held_bytes'] / 2**20:.1f} MiB = "
                 f"{held['rss_per_connection_bytes'] / 1024:.2f} KiB per held connection"
             )
             lines.append(
-                f"storm release: first Close {held['release_to_first_close_ms']} ms, last Close "
-                f"{held['release_to_last_close_ms']} ms, all ended "
+                f"  storm release: first Close {held['release_to_first_close_ms']} ms, last "
+                f"Close {held['release_to_last_close_ms']} ms, all ended "
                 f"{held['release_to_all_ended_ms']} ms after the release; "
                 f"{held['release_cpu_us_per_connection']} µs CPU per connection"
             )

@@ -7,9 +7,16 @@ before (after a warm-up and ``gc.collect``) and once all are held. ``(held - bef
 is what one held connection costs: its task and coroutine frames, its socket object, its
 ``Link``/frame reader, the kernel's socket memory is not in RSS.
 
-Then it releases them all at one instant, as a storm run does, and measures how long the
-release takes: from ``release.set()`` to the last Close written (``close_sent``), and the CPU
-this process spent until every connection had ended.
+With ``compression`` the connections offer permessage-deflate as browsers do; where the target
+accepts it, each held connection also keeps its zlib contexts (a compressor from its first
+message on, with context takeover for the connection's life, and a decompressor once a
+compressed echo came back): the memory a browser-like client pays per connection. With
+``script`` each connection runs :data:`SCRIPT` (a session script) instead of echo mode.
+
+Then it releases them all at one instant, as a storm run does (with the runner's GC policy,
+``wsload/runner/heap.py``), and measures how long the release takes: from the release to the
+first and the last Close written (``close_sent``), to every connection's end, and the CPU this
+process spent meanwhile.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from __future__ import annotations
 import gc
 import os
 import resource
+from dataclasses import replace
 
 import trio
 
+from wsload.core.deflate import NAME, DeflateSettings
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
@@ -44,8 +53,8 @@ name = "hello"
 kind = "clean"
 timeout = "5s"
 """
-"""The scripted session held: a templated JSON message and a named ``expect`` of its echo
-(``--held-session script``); the default is echo mode, one 64-byte message echoed."""
+"""The scripted session held (``script``): a templated JSON message and a named ``expect``
+of its echo; the default is echo mode, one 64-byte message echoed."""
 
 _BATCH = 250
 """Connections opened per step: a burst of 10,000 SYNs overflows the target's listen backlog."""
@@ -58,15 +67,25 @@ def rss_bytes() -> int:
     return resident * os.sysconf("SC_PAGE_SIZE")
 
 
-async def measure_held(url: str, count: int, session: str = "echo") -> dict[str, float]:
+async def measure_held(
+    url: str, count: int, compression: bool = False, script: bool = False
+) -> dict[str, float]:
     """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
 
-    ``session``: ``echo`` (one message echoed) or ``script`` (:data:`SCRIPT`'s steps).
+    Args:
+        url: the target.
+        count: connections held at once.
+        compression: offer permessage-deflate (``deflated`` in the result: how many of the
+            held connections the target accepted it on).
+        script: run :data:`SCRIPT` before parking instead of echo mode.
     """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
-    if session == "script":
+    if script:
         scenario = parse_scenario(SCRIPT.format(url=url), source="held")
+    if compression:
+        target = replace(scenario.target, compression=DeflateSettings())
+        scenario = replace(scenario, target=target)
     release = trio.Event()
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
     collector = Collector(labels=("clean",))
@@ -97,11 +116,13 @@ async def measure_held(url: str, count: int, session: str = "echo") -> dict[str,
             release_held(release)
     ended = trio.current_time()
     after = resource.getrusage(resource.RUSAGE_SELF)
-    clean = collector.counts().outcomes.get("clean", 0)
+    counts = collector.counts()
     return {
         "count": count,
+        "compression": compression,
+        "deflated": counts.extensions.get(NAME, 0),
         "held": held,
-        "clean": clean,
+        "clean": counts.outcomes.get("clean", 0),
         "rss_before_bytes": before,
         "rss_held_bytes": peak,
         "rss_per_connection_bytes": round((peak - before) / max(1, held), 1),

@@ -56,8 +56,14 @@ class PageLoad:
 class Chromium:
     """Headless Chromium on a temporary profile; a context manager that always ends it."""
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, *, loopback: bool = False) -> None:
+        """Args:
+        timeout: bound on start-up and on every DevTools call.
+        loopback: let the page reach 127.0.0.1 (WebSockets to test servers); everything
+            else still goes to the dead proxy.
+        """
         self.timeout = timeout
+        self.loopback = loopback
         # ignore_cleanup_errors: Chromium's helper processes may still be writing into the
         # profile for a moment after the browser process exited (seen once: "Directory not
         # empty: 'Default'" at teardown)
@@ -84,7 +90,8 @@ class Chromium:
                 "--disable-component-update",
                 "--disable-sync",
                 "--proxy-server=http://127.0.0.1:9",  # offline: nothing may load from outside
-                "--proxy-bypass-list=<-loopback>",
+                # Chromium bypasses the proxy for loopback unless told not to
+                *(() if self.loopback else ("--proxy-bypass-list=<-loopback>",)),
                 "--remote-debugging-port=0",
                 "--remote-debugging-address=127.0.0.1",
                 f"--user-data-dir={profile}",
@@ -169,6 +176,15 @@ class Chromium:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, promise: str) -> Any:
+        """The JSON value ``promise`` (a JS expression giving a Promise) resolves to."""
+        result = self.call(
+            "Runtime.evaluate", expression=promise, awaitPromise=True, returnByValue=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{promise}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
     def load(self, url: str, probe: str, ready: str) -> PageLoad:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
+from browser import Chromium, chromium_skip_reason
 
 TIERS = ("core", "engine", "runner", "cli", "process")
 """The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
@@ -76,3 +77,14 @@ def bounded_slow() -> Iterator[None]:
     """``bounded_sync`` at 180 s, for synchronous tests that make whole runs (CLI, browser)."""
     with _alarm(180):
         yield
+
+
+@pytest.fixture(scope="module")
+def loopback_chromium() -> Iterator[Chromium]:
+    """One headless Chromium per module whose pages may reach 127.0.0.1 (WebSockets to test
+    servers); skipped with the reason when it cannot run."""
+    reason = chromium_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with Chromium(loopback=True) as browser:
+        yield browser

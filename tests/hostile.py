@@ -15,9 +15,11 @@ before the client gave up: the proof that wsload stops reading, instead of buffe
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import struct
 import threading
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,7 +27,7 @@ from types import TracebackType
 import trio
 from peers import RawPeer, server_frame
 
-__all__ = ["CASES", "HUGE", "MODES", "TIMEOUT", "Case", "HostileServer"]
+__all__ = ["BOMBS", "CASES", "HUGE", "MODES", "TIMEOUT", "Case", "HostileServer", "bomb"]
 
 HUGE = 100 * 1024 * 1024
 """The size the ``huge_frame`` mode announces: 100 MB."""
@@ -93,6 +95,15 @@ async def _close_invalid_code(server: HostileServer, peer: RawPeer) -> None:
     await peer.accept()
     await peer.send_close(1005)  # reserved: may never be sent on the wire
     await _drain(peer)
+
+
+async def _close_without_code(server: HostileServer, peer: RawPeer) -> None:
+    """An empty Close right behind the 101 (a browser reports 1005), then the client's answer,
+    then FIN."""
+    await peer.accept(then=server_frame(0x8, b""))
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    # returning closes TCP (FIN) after the closing handshake: the RFC's clean order
 
 
 async def _close_invalid_utf8(server: HostileServer, peer: RawPeer) -> None:
@@ -176,6 +187,68 @@ async def _ping_flood(server: HostileServer, peer: RawPeer) -> None:
             done = True
 
 
+BOMBS = {"deflate_bomb": 3 * 1024 * 1024 // 2, "deflate_bomb_huge": 100 * 1024 * 1024}
+"""Bytes each bomb inflates to: 1.5 MiB from about 1.5 KiB (over the default 1 MiB
+max_message_size), and 100 MiB from about 100 KiB (for the RSS bound)."""
+
+
+@functools.cache
+def bomb(size: int) -> bytes:
+    """``size`` zero bytes as one permessage-deflate message body (raw deflate, sync flush,
+    the trailing 00 00 ff ff cut)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = bytes(1 << 20)  # never the whole size in memory: the test measures RSS
+    parts = [
+        compressor.compress(chunk[: min(len(chunk), size - at)])
+        for at in range(0, size, len(chunk))
+    ]
+    return (b"".join(parts) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+async def _deflate_bomb(server: HostileServer, peer: RawPeer) -> None:
+    """Accept permessage-deflate, then send one compressed binary message (RSV1) that inflates
+    far past the client's max_message_size."""
+    size = BOMBS["deflate_bomb_huge" if server.mode == "deflate_bomb_huge" else "deflate_bomb"]
+    await peer.accept("Sec-WebSocket-Extensions: permessage-deflate")
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await peer.send(server_frame(0x2 | 0x40, bomb(size)))
+    await _drain(peer)
+
+
+def _selects(header: str) -> Script:
+    """A server whose 101 selects ``header`` as its Sec-WebSocket-Extensions."""
+
+    async def script(server: HostileServer, peer: RawPeer) -> None:
+        await peer.accept(f"Sec-WebSocket-Extensions: {header}")
+        await _drain(peer)
+
+    return script
+
+
+async def _close_then_hold(server: HostileServer, peer: RawPeer) -> None:
+    """Close 4000 right behind the 101, then keep TCP open whatever the client does."""
+    await peer.accept(then=server_frame(0x8, struct.pack("!H", 4000)))
+    await _drain(peer)
+
+
+async def _close_then_reset(server: HostileServer, peer: RawPeer) -> None:
+    """Close 4000 right behind the 101; when the client answers, reset TCP."""
+    await peer.accept(then=server_frame(0x8, struct.pack("!H", 4000)))
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    _reset(peer)
+
+
+async def _answer_then_hold(server: HostileServer, peer: RawPeer) -> None:
+    """Answer the client's Close with its code, then keep TCP open (never the server's FIN)."""
+    await peer.accept()
+    while (frame := await peer.frame()) is not None and frame[0] != 0x8:
+        pass
+    if frame is not None:
+        await peer.send(server_frame(0x8, frame[1][:2]))
+    await _drain(peer)
+
+
 def _reset(peer: RawPeer) -> None:
     """Close the server's socket with RST (SO_LINGER 0)."""
     stream = peer.stream
@@ -192,6 +265,7 @@ MODES: dict[str, Script] = {
     "huge_frame": _huge_frame,
     "close_invalid_code": _close_invalid_code,
     "close_invalid_utf8": _close_invalid_utf8,
+    "close_without_code": _close_without_code,
     "reset_mid_frame": _reset_mid_frame,
     "close_mid_handshake": _close_mid_handshake,
     "huge_headers": _huge_headers,
@@ -199,6 +273,14 @@ MODES: dict[str, Script] = {
     "fragmented_ping": _fragmented_ping,
     "eof_after_upgrade": _eof_after_upgrade,
     "ping_flood": _ping_flood,
+    "close_then_hold": _close_then_hold,
+    "close_then_reset": _close_then_reset,
+    "answer_then_hold": _answer_then_hold,
+    "deflate_bomb": _deflate_bomb,
+    "deflate_bomb_huge": _deflate_bomb,
+    "extension_not_offered": _selects("x-webkit-deflate-frame"),
+    "deflate_param_not_offered": _selects("permessage-deflate; mystery_bits=10"),
+    "deflate_twice": _selects("permessage-deflate, permessage-deflate"),
 }
 
 
@@ -210,13 +292,16 @@ class HostileServer:
         url: ``ws://127.0.0.1:port/``.
         sent: ``huge_frame``: most payload bytes written to one connection.
         connections: connections accepted so far.
+        requests: the upgrade request heads read, as text (connections that got that far).
     """
 
     def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.script = MODES[mode]
         self.port = 0
         self.sent = 0
         self.connections = 0
+        self.requests: list[str] = []
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
@@ -270,10 +355,13 @@ class HostileServer:
                 await trio.aclose_forcefully(listener)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
         try:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
-                await self.script(self, RawPeer(stream))
+                await self.script(self, peer)
         finally:
+            if peer.request:
+                self.requests.append(peer.request)
             await trio.aclose_forcefully(stream)
 
 
@@ -321,4 +409,5 @@ CASES = (
     Case("fragmented_ping", 1, "protocol_error", code_sent=1002),
     Case("eof_after_upgrade", 1, "abnormal"),
     Case("ping_flood", 1, "clean", code_sent=1000),
+    Case("close_without_code", 0, "server_closed"),
 )

@@ -31,6 +31,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -138,9 +139,18 @@ class WebsocketsPeer:
     Use as a context manager (blocking start/stop, bounded); ``port`` is set once started.
     """
 
-    def __init__(self, *, close_timeout: float = 5.0, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        *,
+        close_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        compression: bool = False,
+    ):
         self.close_timeout = close_timeout
         self.ssl_context = ssl_context
+        self.compression = compression
+        self.compressed_in = 0
+        """``compression``: client messages that arrived compressed (RSV1 set)."""
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,6 +193,7 @@ class WebsocketsPeer:
             close_timeout=self.close_timeout,
             ssl=self.ssl_context,
             compression=None,
+            extensions=_counting_deflate(self) if self.compression else None,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
@@ -210,6 +221,31 @@ class WebsocketsPeer:
             await asyncio.sleep(route.after)
             ws.transport.abort()
         await task
+
+
+def _counting_deflate(peer: WebsocketsPeer) -> list[Any]:
+    """websockets' default server compression (``compression="deflate"``: windows of 12 bits,
+    memLevel 5), counting the client's compressed messages into ``peer.compressed_in``."""
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    class Counting(ServerPerMessageDeflateFactory):
+        def process_request_params(self, params: Any, accepted: Any) -> Any:
+            response, extension = super().process_request_params(params, accepted)
+            decode = extension.decode
+
+            def counting(frame: Any, *, max_size: int | None = None) -> Any:
+                if frame.rsv1:  # only a message's first frame carries it
+                    peer.compressed_in += 1
+                return decode(frame, max_size=max_size)
+
+            extension.decode = counting
+            return response, extension
+
+    return [
+        Counting(
+            server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
+        )
+    ]
 
 
 async def _pubsub(ws: Any, route: Route) -> None:
@@ -264,16 +300,25 @@ def node_skip_reason() -> str | None:
 class NodePeer:
     """``node tests/node/server.js`` in a child process; a context manager, ``port`` once up."""
 
-    def __init__(self, *, close_timeout: float = 30.0) -> None:
+    def __init__(self, *, close_timeout: float = 30.0, deflate: bool = False) -> None:
         self.close_timeout = close_timeout
+        self.deflate = deflate
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
+
+    def compressed_in(self) -> int:
+        """Client messages that arrived compressed (``deflate`` only), from ``GET /stats``."""
+        url = f"http://127.0.0.1:{self.port}/stats"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        with opener.open(url, timeout=_START_TIMEOUT) as response:
+            return int(json.loads(response.read())["compressed_in"])
 
     def __enter__(self) -> NodePeer:
         node = shutil.which("node") or "node"
         ms = str(round(self.close_timeout * 1000))
         process = subprocess.Popen(
-            [node, str(NODE_DIR / "server.js"), "--close-timeout", ms],
+            [node, str(NODE_DIR / "server.js"), "--close-timeout", ms]
+            + (["--deflate"] if self.deflate else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")},

@@ -109,7 +109,8 @@ def test_pin_cpus_puts_target_and_client_on_different_cpus() -> None:
 
 
 def test_benchmark_harness_prints_everything_as_json() -> None:
-    """benchmarks/cycle.py end to end: built-in target, wsload + a floor, held connections."""
+    """benchmarks/cycle.py end to end: built-in target, wsload + a floor, held connections
+    without and with permessage-deflate."""
     done = subprocess.run(
         [
             sys.executable,
@@ -146,11 +147,14 @@ def test_benchmark_harness_prints_everything_as_json() -> None:
     assert wsload["median_run_ratio_to_raw_trio"] > 0
     arrival = report["clients"]["wsload-arrival"]
     assert arrival["runs"][0]["clean"] == 100 and arrival["median_run_ratio_to_wsload"] > 0
-    held = report["held"]
-    assert held["held"] == 100 and held["clean"] == 100
-    assert held["rss_held_bytes"] > 0 and held["rss_before_bytes"] > 0
-    assert "rss_per_connection_bytes" in held
-    # the storm release: every Close written after the release, the last not before the first
-    assert 0 <= held["release_to_first_close_ms"] <= held["release_to_last_close_ms"]
-    assert held["release_to_last_close_ms"] <= held["release_to_all_ended_ms"]
-    assert held["release_cpu_us_per_connection"] > 0
+    # without and with compression, and with a session script
+    for kind, deflated in (("held", 0), ("held-deflate", 100), ("held-script", 0)):
+        held = report["held"][kind]
+        assert held["held"] == 100 and held["clean"] == 100, kind
+        assert held["deflated"] == deflated, kind
+        assert held["rss_held_bytes"] > 0 and held["rss_before_bytes"] > 0
+        assert "rss_per_connection_bytes" in held
+        # the storm release: every Close after the release, the last not before the first
+        assert 0 <= held["release_to_first_close_ms"] <= held["release_to_last_close_ms"], kind
+        assert held["release_to_last_close_ms"] <= held["release_to_all_ended_ms"], kind
+        assert held["release_cpu_us_per_connection"] > 0, kind

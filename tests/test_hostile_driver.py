@@ -104,6 +104,7 @@ REFERENCE: dict[str, tuple[str, ...]] = {
     "eof_after_upgrade-1msg": ("abnormal",),
     # its reader task may fall behind, or fail on a Ping that comes after our Close
     "ping_flood-1msg": ("clean", "message_timeout", "protocol_error"),
+    "close_without_code-0msg": ("server_closed",),
 }
 """What the reference engine records: coarser than the driver (docs/engine.md), never a crash.
 A malformed 101 (and a Ping after our Close) used to escape trio-websocket's reader task as

@@ -97,6 +97,13 @@ def test_run_against_a_hostile_server(
         assert errors[case.outcome]["count"] == CONNECTIONS and errors[case.outcome]["other"] == 0
     sent = summary["close_codes"]["sent"]
     assert sent == ({str(case.code_sent): CONNECTIONS} if case.code_sent else {})
+    # what browsers would have fired: only a completed handshake then a FIN is clean, 1005 for
+    # a Close without code, and 1006 for everything the server broke or left undone
+    clean = {"clean": "1000", "server_closed": "1005"}.get(case.outcome)
+    expected = {clean or "1006": {"clean": CONNECTIONS if clean else 0,
+                                  "unclean": 0 if clean else CONNECTIONS}}  # fmt: skip
+    assert summary["close_events"] == expected
+    assert summary["behaviours"]["clean"]["close_events"] == expected
     # starts over 80 ms, then each connection's own bound; the rest is the run's fixed cost
     assert elapsed < 0.08 + (TIMEOUT if case.waits else 0.0) + 2.5
     assert summary["interrupted"] is False

@@ -364,6 +364,15 @@ def test_merge_puts_samples_in_the_cumulative_view_not_the_interval() -> None:
         (lambda w: w["labels"]["clean"]["outcomes"].update(nope=1), "unknown outcome 'nope'"),
         (lambda w: w["labels"]["clean"]["codes_sent"].update(abc=1), "codes_sent: bad key"),
         (lambda w: w["labels"]["clean"]["histograms"].update(bogus="x"), "histograms.bogus"),
+        (lambda w: w["labels"]["clean"]["close_events"].update(x={}), "close_events: bad key"),
+        (
+            lambda w: w["labels"]["clean"]["close_events"].update({"1000": {"clean": -1}}),
+            "close_events.1000.clean",
+        ),
+        (
+            lambda w: w["labels"]["clean"]["close_events"].update({"1000": {"dirty": 1}}),
+            "close_events.1000: expected",
+        ),
         (lambda w: w["labels"]["clean"]["histograms"].update(connect="AAAA"), "connect"),
     ],
 )
@@ -391,8 +400,14 @@ def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
             "outcomes.clean": 1,
             "codes_sent.1000": 1,
             "codes_received.1000": 1,
+            "close_events.1000.true": 1,  # the browser's close event: code, wasClean
         },
-        "terminate": {"attempted": 1, "opened": 1, "outcomes.terminated": 1},
+        "terminate": {
+            "attempted": 1,
+            "opened": 1,
+            "outcomes.terminated": 1,
+            "close_events.1006.false": 1,
+        },
     }
     other = Collector(start=0.0)
     other.add(clean_record(3))
@@ -406,6 +421,7 @@ def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
             "outcomes.clean": 1,
             "codes_sent.1000": 1,
             "codes_received.1005": 1,
+            "close_events.1005.true": 1,
         }
     }
     assert c.take_interval(now=3.0).counters == {}

@@ -29,16 +29,13 @@ from test_metrics_collector import clean_record, terminated_record
 from typer.testing import CliRunner
 
 from wsload.cli import app
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, IntervalSnapshot
 from wsload.metrics.histograms import new_histogram, record
-from wsload.report.prometheus import (
-    NETWORK_BUCKETS_S,
-    Exposition,
-    MetricsEndpoint,
-    serve_metrics,
-)
+from wsload.report.prometheus import NETWORK_BUCKETS_S, Exposition
+from wsload.runner.endpoint import MetricsEndpoint, serve_metrics
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
+PUBSUB = Path(__file__).resolve().parent.parent / "scenarios" / "pubsub.toml"
 
 SCENARIO = """
 name = "prom"
@@ -81,6 +78,14 @@ def _get(samples: Samples, name: str, **labels: str) -> float:
 
 def _series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+def _count_series(metric: str, behaviour: str) -> tuple[str, dict[str, str]]:
+    """The ``_count`` sample of latency ``metric``: a dotted one (``step.subscribe``) is the
+    prefix's family with the rest as label (``wsload_step_seconds_count{step="subscribe"}``)."""
+    prefix, dot, rest = metric.partition(".")
+    labels = {"behaviour": behaviour, **({prefix: rest} if dot else {})}
+    return f"wsload_{prefix}_seconds_count", labels
 
 
 def _exposed(exposition: Exposition) -> str:
@@ -132,6 +137,9 @@ def test_counters_and_histograms_equal_the_collector_they_came_from() -> None:
                     code=str(code),
                 )
                 assert got == n
+        for (code, clean), n in counts.close_events.items():
+            labels = {"code": str(code), "was_clean": "true" if clean else "false"}
+            assert _get(samples, "wsload_close_events_total", behaviour=label, **labels) == n
         for metric in ("connect", "handshake", "close_handshake", "close_total", "session"):
             count = _get(samples, f"wsload_{metric}_seconds_count", behaviour=label)
             assert count == collector.stats(metric, label)["count"], (label, metric)
@@ -173,8 +181,9 @@ def test_new_metrics_and_counters_appear_without_code_changes() -> None:
         counters={
             "chat": {
                 "outcomes.clean": 2,
-                "messages_received": 7,
+                "messages.messages_received": 7,
                 "events.restart": 1,
+                "reconnects": 3,
                 "overflow.session": 1,
             }
         },
@@ -186,8 +195,12 @@ def test_new_metrics_and_counters_appear_without_code_changes() -> None:
     labels = {"behaviour": "chat", "step": "subscribe"}
     assert _get(samples, "wsload_step_seconds_count", **labels) == 2
     assert _get(samples, "wsload_step_seconds_bucket", le="0.005", **labels) == 1
-    assert _get(samples, "wsload_messages_received_total", behaviour="chat") == 7
+    # the message counters: one family each, all of them once one moved (0 is exported as 0)
+    for name in MESSAGE_COUNTERS:
+        want = 7 if name == "messages_received" else 0
+        assert samples[(f"wsload_{name}_total", frozenset({("behaviour", "chat")}))] == want
     assert _get(samples, "wsload_events_total", behaviour="chat", key="restart") == 1
+    assert _get(samples, "wsload_reconnects_total", behaviour="chat") == 3
     # the sample over 1 h is in +Inf only, and counted, as summary.json counts it
     assert _get(samples, "wsload_session_seconds_count", behaviour="chat") == 1
     assert _get(samples, "wsload_session_seconds_bucket", behaviour="chat", le="120.0") == 0
@@ -258,9 +271,9 @@ def test_a_port_in_use_exits_2_before_anything_is_written(tmp_path: Path, comman
 # --- whole runs, scraped -----------------------------------------------------------------------
 
 
-def _run(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+def _run(tmp_path: Path, port: int, *extra: str, scenario: str = SCENARIO) -> subprocess.Popen[str]:
     path = tmp_path / "s.toml"
-    path.write_text(SCENARIO, encoding="utf-8")
+    path.write_text(scenario, encoding="utf-8")
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "wsload", "run", str(path), "--out", str(tmp_path / "out")),
@@ -319,8 +332,11 @@ def _assert_equals_summary(samples: Samples, summary: Mapping[str, Any]) -> None
                 labels = {"behaviour": label, "direction": direction, "code": code}
                 assert _get(samples, "wsload_close_codes_total", **labels) == n
         for metric, stats in behaviour["latency_us"].items():
-            count = _get(samples, f"wsload_{metric}_seconds_count", behaviour=label)
-            assert count == stats["count"], (label, metric)
+            name, labels = _count_series(metric, label)
+            assert _get(samples, name, **labels) == stats["count"], (label, metric)
+        for counter in MESSAGE_COUNTERS:
+            got = _get(samples, f"wsload_{counter}_total", behaviour=label)
+            assert got == behaviour[counter], (label, counter)
     generator = summary["generator"]
     assert (
         _get(samples, "wsload_generator_loop_lag_seconds_count")
@@ -329,26 +345,60 @@ def _assert_equals_summary(samples: Samples, summary: Mapping[str, Any]) -> None
     assert _get(samples, "wsload_generator_saturated") == int(generator["saturated"])
 
 
-@pytest.mark.usefixtures("bounded_slow")
-@pytest.mark.parametrize(
+WORKERS = pytest.mark.parametrize(
     "workers", [pytest.param("1", id="one-process"), pytest.param("2", marks=pytest.mark.slow)]
 )
-def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
-    tmp_path: Path, workers: str
-) -> None:
+
+
+def _scraped_run(
+    tmp_path: Path, workers: str, scenario: str = SCENARIO
+) -> tuple[list[Samples], dict[str, Any]]:
+    """A whole run scraped every 0.1 s until its endpoint closed: the scrapes, summary.json."""
     port = free_port()
-    proc = _run(tmp_path, port, "--workers", workers, "--metrics-linger", "10s")
+    proc = _run(
+        tmp_path, port, *("--workers", workers, "--metrics-linger", "10s"), scenario=scenario
+    )
     scrapes = _scrape_until_closed(proc, f"http://127.0.0.1:{port}/metrics")
     err = _finish(proc)
     assert f"wsload: metrics at http://127.0.0.1:{port}/metrics" not in err  # --quiet
     assert _refused(port)  # closed with the run
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    return scrapes, summary
+
+
+@pytest.mark.usefixtures("bounded_slow")
+@WORKERS
+def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
+    tmp_path: Path, workers: str
+) -> None:
+    scrapes, summary = _scraped_run(tmp_path, workers)
     ended = [sum(_series(s, "wsload_connections_total").values()) for s in scrapes]
     assert ended == sorted(ended)  # counters only grow
     assert any(0 < n < summary["totals"]["attempted"] for n in ended), ended  # live, mid-run
     _assert_equals_summary(scrapes[-1], summary)
     clean = summary["behaviours"]["clean"]
     assert clean["latency_us"]["close_handshake"]["count"] == clean["attempted"] > 0
+    assert clean["messages_sent"] == clean["attempted"]  # [session] messages = 1
+
+
+@pytest.mark.usefixtures("bounded_slow")
+@WORKERS
+def test_a_scripted_run_exports_its_step_histograms_and_message_counters(
+    tmp_path: Path, workers: str
+) -> None:
+    """scenarios/pubsub.toml (session script against the built-in pubsub app): the final
+    scrape has ``step.subscribe`` and every message counter, each equal to summary.json."""
+    scrapes, summary = _scraped_run(tmp_path, workers, PUBSUB.read_text(encoding="utf-8"))
+    last = scrapes[-1]
+    _assert_equals_summary(last, summary)
+    behaviour = summary["behaviours"]["await_server_close"]
+    step = {"behaviour": "await_server_close", "step": "subscribe"}
+    assert _get(last, "wsload_step_seconds_count", **step) == behaviour["attempted"] > 0
+    assert _get(last, "wsload_step_seconds_bucket", le="+Inf", **step) == behaviour["attempted"]
+    assert behaviour["messages_received"] >= 6 * behaviour["attempted"]  # ack + 5 pushes
+    for name in MESSAGE_COUNTERS:  # every one a series, messages_unmatched (0) included
+        series = _series(last, f"wsload_{name}_total")
+        assert series == {frozenset({("behaviour", "await_server_close")}): behaviour[name]}
 
 
 # --- a real Prometheus -------------------------------------------------------------------------
@@ -385,6 +435,7 @@ def _last_values(prom: Prometheus) -> Samples:
         *(f"wsload_{m}_seconds_count" for m in ("connect", "handshake", "close_handshake")),
         *(f"wsload_{m}_seconds_count" for m in ("close_teardown", "close_total", "session")),
         *(f"wsload_{m}_seconds_count" for m in ("message_rtt",)),
+        *(f"wsload_{name}_total" for name in MESSAGE_COUNTERS),
     ]:
         for (_, labels), value in _instant(prom, f"last_over_time({name}[10m])").items():
             out[(name, labels)] = value
@@ -479,3 +530,20 @@ def test_repeat_refuses_an_endpoint(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(scenario), "--repeat", "2", "--metrics-port", "0"])
     assert result.exit_code == 2, result.output
     assert "--metrics-port" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("bounded_slow")
+def test_the_final_wait_for_a_scrape_is_announced_and_bounded(tmp_path: Path) -> None:
+    """Nobody scrapes: after the results the command says why it has not returned yet, and
+    returns once ``--metrics-linger`` has passed."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.replace('duration = "3s"', 'duration = "1s"'), encoding="utf-8")
+    argv = [sys.executable, "-m", "wsload", "run", str(scenario), "--out", str(tmp_path / "out")]
+    argv += ["--no-report", "--metrics-port", "0", "--metrics-linger", "1.5s"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    url = re.search(r"wsload: metrics at (http://127\.0\.0\.1:\d+/metrics)\n", proc.stderr)
+    assert url is not None, proc.stderr
+    waiting = f"wsload: serving the final figures at {url[1]} for up to 1.5 s, until a scrape"
+    assert waiting in proc.stderr, proc.stderr
+    assert "results:" in proc.stdout

@@ -111,8 +111,8 @@ def test_top_level_shape_and_versions() -> None:
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
         "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
-        "close_code_names", "http_statuses", "errors", "latency_us", "behaviours", "generator",
-        "server",
+        "close_code_names", "close_events", "http_statuses", "errors", "latency_us",
+        "behaviours", "generator", "server",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 1
@@ -127,7 +127,8 @@ def test_top_level_shape_and_versions() -> None:
 def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
-                           "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0)}  # fmt: skip
+                           "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0),
+                           "extensions": {}}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20
@@ -165,7 +166,8 @@ def test_behaviours_in_scenario_order_with_their_own_figures() -> None:
     assert list(s["behaviours"]) == ["clean", "terminate", "srv"]
     clean, term, srv = (s["behaviours"][k] for k in ("clean", "terminate", "srv"))
     assert list(clean) == ["kind", "attempted", "opened", "clean", "outcomes", "close_codes",
-                           "http_statuses", "errors", "latency_us", *MESSAGE_COUNTERS]  # fmt: skip
+                           "close_events", "http_statuses", "errors", "latency_us",
+                           *MESSAGE_COUNTERS]  # fmt: skip
     assert (clean["kind"], clean["attempted"], clean["opened"], clean["clean"]) == (
         "clean", 71, 70, 70
     )  # fmt: skip

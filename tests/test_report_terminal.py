@@ -111,6 +111,12 @@ def test_summary_table_rows() -> None:
     assert "saturated" not in text
 
 
+def test_headline_of_a_repeated_run_says_its_figures_are_merged() -> None:
+    summary = {**_summary(), "repeat": {"count": 3, "runs": [], "figures": {}}}
+    text = render(summary_table(summary))
+    assert "100 opened, 3 runs merged (each in runs/<i>/), 2 dropped" in text
+
+
 def test_saturation_warning_is_red() -> None:
     summary = _summary(saturated=True)
     group = summary_table(summary)
@@ -176,3 +182,18 @@ def test_live_panel_before_the_first_interval() -> None:
     text = render(live_panel(Progress(started=5.0, phase="holding"), storm, now=6.0))
     assert "storm of 500" in text and "achieved -" in text and "1.0 s · holding" in text
     assert "close handshake" not in text
+
+
+def test_browser_close_events_table_fits_80_columns() -> None:
+    table = summary_table(_summary()).renderables[3]
+    console = Console(width=80, record=True, color_system=None, file=open("/dev/null", "w"))  # noqa: SIM115
+    try:
+        console.print(table)
+        text = console.export_text()
+    finally:
+        console.file.close()
+    assert text.splitlines()[0].strip() == "Browser close events"
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 60
+    assert _row(text, "1000 (Normal Closure)")[1:] == ["70", "0", "70.0 %"]
+    assert _row(text, "1006 (Abnormal Closure)")[1:] == ["0", "20", "20.0 %"]
+    assert _row(text, "4001 (Private Use)")[1:] == ["10", "0", "10.0 %"]

@@ -147,3 +147,33 @@ def test_a_search_is_not_repeated(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     code, output = _invoke("run", str(root / "scenarios" / "search.toml"), "--repeat", "2")
     assert code == 2 and "--repeat does not apply to a capacity search" in output, output
+
+
+STORM = """
+name = "storms"
+seed = 3
+[target]
+url = "builtin"
+[load]
+model = "storm"
+concurrency = 20
+rate = 200
+open_deadline = "3s"
+[[close]]
+kind = "clean"
+timeout = "2s"
+"""
+
+
+def test_repeated_storms_are_not_reported_as_segments_released_apart(tmp_path: Path) -> None:
+    """Each run releases its own storm: the merged result keeps every close_start_lag sample
+    but no segments' release spread (the runs' release offsets are not segments')."""
+    path, out = tmp_path / "storms.toml", tmp_path / "out"
+    path.write_text(STORM, encoding="utf-8")
+    code, output = _invoke("run", str(path), "--repeat", "2", "--out", str(out), "--no-report")
+    assert code == 0, output
+    merged = _summary(out)
+    assert merged["latency_us"]["close_start_lag"]["count"] == 40
+    assert "storm_release_s" not in merged["generator"]
+    assert all("storm_release_s" in _summary(out / "runs" / i)["generator"] for i in ("1", "2"))
+    assert "released 40 closes in" in output and "segments released" not in output

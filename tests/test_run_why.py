@@ -115,6 +115,25 @@ def test_a_closed_port_exits_1_and_says_why(tmp_path: Path, closed_port: int, wo
     assert "| refused | 50 | Connection refused | 1 |" in md
 
 
+def test_a_repeated_run_that_opens_nothing_says_why_for_the_merged_result(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """``--repeat`` goes through the same frame as a run: each run and the merged result of
+    both say why they measured nothing, and the exit code is 1."""
+    url = f"ws://127.0.0.1:{closed_port}/"
+    code, stdout, stderr, summary = wsload(
+        tmp_path, SIMPLE.format(name="closed", url=url, target="", n=20), "--repeat", "2"
+    )
+    assert code == 1
+    each = "wsload: error: no connection opened: 20 refused (Connection refused)\n"
+    merged = "wsload: error: no connection opened: 40 refused (Connection refused)\n"
+    assert stderr.count(each) == 2 and stderr.endswith(merged), stderr
+    assert summary["repeat"]["count"] == 2
+    assert summary["errors"]["refused"]["details"] == [_detail("Connection refused", 40, 1)]
+    assert why_lines(stdout) == [["refused", "40", "Connection refused", "#1"]]
+    assert (tmp_path / "out" / "scenario.toml").is_file()
+
+
 def _detail(text: str, count: int, seq: int) -> dict[str, Any]:
     return {"detail": text, "count": count, "example_seq": seq}
 

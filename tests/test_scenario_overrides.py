@@ -141,6 +141,7 @@ CLI_DEFAULTS: dict[str, Any] = {  # what `wsload serve` passes when no flag is g
     "shutdown_after": None,
     "shutdown_code": 1001,
     "shutdown_grace": "10s",
+    "compression": "none",
 }
 
 
@@ -163,6 +164,7 @@ def test_serve_options_use_the_scenario_rules() -> None:
             "upgrade_delay": "5ms",
             "shutdown_after": "1m",
             "shutdown_grace": "0s",
+            "compression": "deflate",
         }
     )
     assert config == ServerConfig(
@@ -176,6 +178,7 @@ def test_serve_options_use_the_scenario_rules() -> None:
         upgrade_delay=Delay(0.005, 0.005),
         shutdown_after=60.0,
         shutdown_grace=0.0,
+        compression="deflate",
     )
 
 
@@ -193,6 +196,7 @@ def test_serve_options_use_the_scenario_rules() -> None:
         ("reject_status", 101, "--reject-status: expected an HTTP status 200-599 other than 101"),
         ("close_reason", "x" * 124, "--close-reason: must be at most 123 UTF-8 bytes, got 124"),
         ("shutdown_grace", "-1s", "--shutdown-grace: expected a duration"),
+        ("compression", "gzip", "--compression: expected one of 'none', 'deflate'"),
         ("bogus", 1, "--bogus: unknown key"),
     ],
 )

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from wsload.core.deflate import DeflateSettings
 from wsload.core.script import Send
 from wsload.core.templates import Template
 from wsload.errors import ScenarioError
+from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import (
     CloseSpec,
     Delay,
@@ -117,6 +119,8 @@ KEY_ROWS: dict[tuple[str, str], Row] = {
     ("target", "max_message_size"): (
         {"target": {"max_message_size": "1048576"}}, lambda s: s.target.max_message_size, 1 << 20),
     ("target", "server"): ({"target.server": {}}, lambda s: s.target.server, ServerConfig()),
+    ("target", "compression"): (
+        {"target": {"compression": '"none"'}}, lambda s: s.target.compression, None),
 }
 _SERVER_VALUES = {
     "messages": ('"echo"', "echo"),
@@ -135,6 +139,7 @@ _SERVER_VALUES = {
     "shutdown_code": ("1001", 1001),
     "shutdown_grace": ('"10s"', 10.0),
     "close_capacity": ("200", 200.0),
+    "compression": ('"none"', None),
     "app": ('"pubsub"', "pubsub"),
     "app_pushes": ("5", 5),
     "app_push_interval": ('"100ms"', 0.1),
@@ -378,6 +383,20 @@ BAD: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
     ({"target": {"url": '"ws://a.test/"', "server": "{}"}}, "target.server",
      ('only allowed with url = "builtin"',)),
     ({"target": {"ulr": '"ws://a.test/"'}}, "target.ulr", ("did you mean 'url'?",)),
+    ({"target": {"compression": '"gzip"'}}, "target.compression",
+     ('expected "none", "deflate" or a table, got \'gzip\'',)),
+    ({"target": {"compression": "{ client_max_window_bits = 16 }"}},
+     "target.compression.client_max_window_bits", ("must be 8-15",)),
+    ({"target": {"compression": "{ server_max_window_bits = 7 }"}},
+     "target.compression.server_max_window_bits", ("must be >= 8, got 7",)),
+    ({"target": {"compression": "{ threshold = -1 }"}}, "target.compression.threshold",
+     ("must be >= 0",)),
+    ({"target": {"compression": "{ client_no_context_takeover = 1 }"}},
+     "target.compression.client_no_context_takeover", ("expected true or false",)),
+    ({"target": {"compression": "{ windowbits = 9 }"}}, "target.compression.windowbits",
+     ("unknown key", "allowed here: client_max_window_bits")),
+    ({"target": {"compression": '"deflate"', "engine": '"trio-websocket"'}},
+     "target.compression", ('needs engine = "wsproto"',)),
     # [target.server]
     ({"target.server": {"messages": '"eco"'}}, "target.server.messages", ("did you mean 'echo'",)),
     ({"target.server": {"close_reply": '"nevr"'}}, "target.server.close_reply",
@@ -409,6 +428,8 @@ BAD: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
     ({"target.server": {"shutdown_code": "1006"}}, "target.server.shutdown_code",
      ("1006 may not be sent",)),
     ({"target.server": {"shutdown_grace": '"soon"'}}, "target.server.shutdown_grace", ("'soon'",)),
+    ({"target.server": {"compression": '"deflat"'}}, "target.server.compression",
+     ("did you mean 'deflate'",)),
     ({"target.server": {"close_afer": '"1s"'}}, "target.server.close_afer",
      ("did you mean 'close_after'?",)),
     # [load]
@@ -544,3 +565,39 @@ def test_unreadable_files(tmp_path: Path, setup: Callable[[Path], object], fragm
     assert str(info.value) == f"{path}: {fragment}" or str(info.value).startswith(
         f"{path}: {fragment}: "
     )
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected", "dumped"),
+    [
+        ('"deflate"', DeflateSettings(), '"deflate"'),
+        ("{}", DeflateSettings(), '"deflate"'),
+        (
+            "{ client_max_window_bits = 10, server_max_window_bits = 12, "
+            "client_no_context_takeover = true, server_no_context_takeover = true, "
+            "threshold = 128 }",
+            DeflateSettings(10, 12, True, True, 128),
+            "{ client_max_window_bits = 10, server_max_window_bits = 12, "
+            "client_no_context_takeover = true, server_no_context_takeover = true, "
+            "threshold = 128 }",
+        ),
+        ("{ threshold = 16 }", DeflateSettings(threshold=16), None),
+    ],
+)
+def test_compression(literal: str, expected: DeflateSettings, dumped: str | None) -> None:
+    scenario = parse({"target": {"compression": literal}})
+    assert scenario.target.compression == expected
+    text = scenario_to_toml(scenario)
+    if dumped is not None:
+        assert f"compression = {dumped}" in text
+    assert parse_scenario(text, source=SOURCE) == scenario
+
+
+def test_no_compression_leaves_the_resolved_scenario_and_its_hash_as_they_were() -> None:
+    plain = parse({})
+    assert "compression" not in scenario_to_toml(plain)
+    assert parse({"target": {"compression": '"none"'}}) == plain
+    assert scenario_hash(parse({"target": {"compression": '"deflate"'}})) != scenario_hash(plain)
+    server = parse({"target.server": {"compression": '"deflate"'}})
+    assert server.target.server.compression == "deflate"
+    assert 'compression = "deflate"' in scenario_to_toml(server)

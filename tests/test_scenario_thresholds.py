@@ -104,6 +104,32 @@ def test_close_code_shape(expr: str) -> None:
     assert exc.message == "expected close_codes.sent.<code> or close_codes.received.<code>"
 
 
+@pytest.mark.parametrize(
+    "expr",
+    ["close_events.1006", "close_events.1000.clean", "close_events.4000.unclean",
+     "close_events.unclean", "close_events.clean"],
+)  # fmt: skip
+def test_close_event_counters(expr: str) -> None:
+    assert one(expr, "== 0") == Threshold(expr, "==", 0.0, "count", "== 0")
+    assert one(expr, "< 1%").unit == "share"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["close_events", "close_events.1006.x", "close_events.1006.clean.x", "close_events.clean.1000",
+     "close_events.clean.unclean", "close_events.1000.1001"],
+)  # fmt: skip
+def test_close_event_shape(expr: str) -> None:
+    exc = error(f'"{expr}" = "== 0"')
+    assert "close_events." in exc.message, exc.message
+
+
+@pytest.mark.parametrize("code", ["01006", "1e3", "65536", "clean1"])
+def test_close_event_codes_are_written_plainly(code: str) -> None:
+    exc = error(f'"close_events.{code}" = "== 0"')
+    assert exc.message.startswith("expected a close code 0-65535 written plainly")
+
+
 def test_generator_saturated_is_a_boolean() -> None:
     assert one("generator.saturated", "== false") == Threshold(
         "generator.saturated", "==", 0.0, "bool", "== false"

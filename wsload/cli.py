@@ -23,7 +23,7 @@ from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_O
 if TYPE_CHECKING:
     from wsload.plan.segment import Segment
     from wsload.report.outputs import RunOutputs
-    from wsload.report.prometheus import MetricsEndpoint
+    from wsload.runner.endpoint import MetricsEndpoint
 
 __all__ = ["app", "main"]
 
@@ -34,6 +34,7 @@ app = typer.Typer(
         "Examples:\n\n"
         "  wsload run scenarios/quickstart.toml\n\n"
         "  wsload run my.toml --duration 30s --rate 500 --out results/today\n\n"
+        "  wsload run my.toml --set target.url=wss://staging.example/ws --set load.rate=500\n\n"
         "  wsload validate scenarios/*.toml\n\n"
         "  wsload search scenarios/search.toml\n\n"
         "  wsload compare results/baselines/ci results/ci-20261121T180000Z\n\n"
@@ -124,6 +125,15 @@ BaselineOption = Annotated[
     Path | None, typer.Option(help="Compare with this results dir or summary.json.")
 ]
 NoReportOption = Annotated[bool, typer.Option("--no-report", help="Do not write report.html.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Override a scenario key (repeatable): load.rate=500, close[0].timeout=2s, "
+        "target.url='\"wss://staging/ws\"' (TOML value, or a plain string).",
+    ),
+]
 MetricsPortOption = Annotated[
     int | None,
     typer.Option(
@@ -144,6 +154,7 @@ MetricsLingerOption = Annotated[
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
     out: OutOption = None,
+    set_: SetOption = None,
     duration: Annotated[
         str | None, typer.Option(help='Override load.duration ("30s", "2m").')
     ] = None,
@@ -188,15 +199,15 @@ def run(
     """Run a scenario and write results/<name>-<time>/ (summary.json, histograms.hlog, ...).
 
     Exit 0 when every threshold holds (and no regression against --baseline), 1 when one
-    fails, 2 on invalid input, 3 when wsload could not run, 130 when interrupted (results are
-    still written).
+    fails or no connection was opened at all, 2 on invalid input, 3 when wsload could not run,
+    130 when interrupted (results are still written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.overrides import apply_overrides
     from wsload.scenario.parse import load_scenario
 
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, set_ or ())
         loaded = apply_overrides(
             loaded, duration=_duration_option(duration, "--duration"), rate=rate
         )
@@ -291,7 +302,7 @@ def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint
     """--metrics-port/-host/-linger as one endpoint (None without a port)."""
     if port is None:
         return None
-    from wsload.report.prometheus import MetricsEndpoint
+    from wsload.runner.endpoint import MetricsEndpoint
 
     return MetricsEndpoint(port, host, _duration_option(linger, "--metrics-linger") or 0.0)
 
@@ -322,8 +333,9 @@ def merge(
 ) -> None:
     """Merge the results of segments (--segment i/N runs) into one result directory.
 
-    Histograms add exactly. Exit 2 when the directories hold different scenarios or
-    overlapping segments; missing segments only warn.
+    Histograms add exactly. Exit 1 when a threshold fails or no segment opened a connection,
+    2 when the directories hold different scenarios or overlapping segments; missing segments
+    only warn.
     """
     from wsload.runner.merge import merge_results
 
@@ -338,6 +350,7 @@ def merge(
 def search(
     scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
     out: OutOption = None,
+    set_: SetOption = None,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     baseline: BaselineOption = None,
@@ -360,15 +373,15 @@ def search(
 
     Same as `wsload run` on a search scenario; refuses any other scenario. With --baseline
     (another search's results) the capacity found is compared too (lower is worse). Exit 0
-    when a capacity was found (and did not regress), 1 when no level passed or it regressed,
-    2 on invalid input, 3 when wsload could not run, 130 when interrupted (the levels
-    measured so far are written).
+    when a capacity was found (and did not regress), 1 when no level passed, it regressed or
+    no connection was opened, 2 on invalid input, 3 when wsload could not run, 130 when
+    interrupted (the levels measured so far are written).
     """
     from wsload.runner.execute import execute_run
     from wsload.scenario.parse import load_scenario
 
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, set_ or ())
         if loaded.load.model != "search":
             raise ScenarioError(
                 str(scenario),
@@ -473,6 +486,7 @@ def validate(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only errors and 'ok' lines.")
     ] = False,
+    set_: SetOption = None,
 ) -> None:
     """Check scenario files and print each one resolved (every default filled in).
 
@@ -486,7 +500,7 @@ def validate(
     failed = False
     for path in scenarios:
         try:
-            loaded = load_scenario(path)
+            loaded = load_scenario(path, set_ or ())
         except ScenarioError as exc:
             _error(exc)
             failed = True
@@ -548,6 +562,9 @@ def serve(
         float | None,
         typer.Option(help="At most this many Close replies per second; the excess queues."),
     ] = None,
+    compression: Annotated[
+        str, typer.Option(help="deflate: accept permessage-deflate offers (none: refuse).")
+    ] = "none",
     app_mode: Annotated[
         str,
         typer.Option("--app", help="none | pubsub (an application protocol instead of echo)."),
@@ -588,6 +605,7 @@ def serve(
         "shutdown_code": shutdown_code,
         "shutdown_grace": shutdown_grace,
         "close_capacity": close_capacity,
+        "compression": compression,
     }
     try:
         config = parse_server_options(options)

@@ -1,7 +1,10 @@
 // A Node `ws` 8 server for wsload's loopback tests (started by tests/peers.py).
 //
-// Usage: node server.js [--close-timeout MS]
+// Usage: node server.js [--close-timeout MS] [--deflate]
 // Listens on 127.0.0.1 (port chosen by the OS) and prints "PORT <n>" once listening.
+// --deflate turns on ws's perMessageDeflate (off by default in ws); GET /stats (plain HTTP) then
+// answers {"compressed_in": N}: client messages that arrived compressed (RSV1), counted where ws
+// inflates them, the server-side evidence that the client really compressed.
 // What each connection does comes from its request path, so one server serves a whole test file:
 //   /echo (default)                      echo every message back
 //   /sink                                read messages, never answer them
@@ -15,7 +18,8 @@
 // Close before destroying the socket (ws's default: 30 s).
 'use strict';
 
-const { WebSocketServer } = require('ws');
+const http = require('http');
+const { Receiver, WebSocketServer } = require('ws');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -23,10 +27,21 @@ const option = (name, fallback) => {
   return index >= 0 ? Number(args[index + 1]) : fallback;
 };
 
+let compressedIn = 0;
+const inflate = Receiver.prototype.decompress;
+Receiver.prototype.decompress = function decompress(data, cb) {
+  if (this._fin) compressedIn += 1;  // the last frame of a compressed message
+  return inflate.call(this, data, cb);
+};
+
+const server = http.createServer((request, response) => {
+  response.writeHead(request.url === '/stats' ? 200 : 404, { 'Content-Type': 'application/json' });
+  response.end(JSON.stringify({ compressed_in: compressedIn }));
+});
 const wss = new WebSocketServer({
-  host: '127.0.0.1',
-  port: 0,
+  server,
   closeTimeout: option('--close-timeout', 30000),
+  perMessageDeflate: args.includes('--deflate'),
 });
 
 wss.on('connection', (ws, request) => {
@@ -87,13 +102,14 @@ function pubsub(ws, params) {
   });
 }
 
-wss.on('listening', () => {
-  process.stdout.write(`PORT ${wss.address().port}\n`);
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`PORT ${server.address().port}\n`);
 });
 
 const stop = () => {
   for (const client of wss.clients) client.terminate();
-  wss.close(() => process.exit(0));
+  wss.close();
+  server.close(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -18,6 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from wsload.core.deflate import DeflateParams, DeflateSettings, negotiate
 from wsload.core.entropy import random_bytes
 from wsload.core.outcomes import Outcome
 from wsload.errors import ProtocolViolation
@@ -95,6 +96,7 @@ class RequestTemplate:
         origin: str | None = None,
         subprotocols: tuple[str, ...] = (),
         headers: tuple[tuple[str, str], ...] = (),
+        extensions: str | None = None,
     ) -> RequestTemplate:
         """Build the template.
 
@@ -104,6 +106,7 @@ class RequestTemplate:
             origin: an Origin header, if any.
             subprotocols: offered in Sec-WebSocket-Protocol, in preference order.
             headers: user headers, sent as given after the protocol's own.
+            extensions: a Sec-WebSocket-Extensions offer (``DeflateSettings.offer()``).
 
         Raises:
             ValueError: a value that cannot be put on the wire (line break, non-Latin-1).
@@ -120,6 +123,8 @@ class RequestTemplate:
         if subprotocols:
             offered = ", ".join(subprotocols)
             lines.append(b"Sec-WebSocket-Protocol: " + _check_field("subprotocols", offered))
+        if extensions is not None:
+            lines.append(b"Sec-WebSocket-Extensions: " + _check_field("extensions", extensions))
         for name, value in headers:
             if not _TOKEN_RE.fullmatch(name):
                 raise ValueError(f"invalid header name {name!r}")
@@ -144,6 +149,7 @@ class UpgradeResponse:
         headers: ``(lower-case name, value)`` pairs in arrival order.
         subprotocol: the subprotocol the server selected (101 only).
         trailing: bytes that followed the header block (frames for the frame layer).
+        deflate: the permessage-deflate parameters agreed (None: not offered or declined).
     """
 
     status: int
@@ -151,6 +157,7 @@ class UpgradeResponse:
     headers: tuple[tuple[str, str], ...]
     subprotocol: str | None
     trailing: bytes
+    deflate: DeflateParams | None = None
 
     @property
     def accepted(self) -> bool:
@@ -164,19 +171,25 @@ class ResponseParser:
     Feed it what the socket returns; it answers ``None`` until the header block is complete.
     """
 
-    __slots__ = ("_buf", "_expected_accept", "_limit", "_offered", "_scanned")
+    __slots__ = ("_buf", "_deflate", "_expected_accept", "_limit", "_offered", "_scanned")
 
     def __init__(
-        self, key: bytes, offered: tuple[str, ...] = (), limit: int = MAX_HEADER_BYTES
+        self,
+        key: bytes,
+        offered: tuple[str, ...] = (),
+        limit: int = MAX_HEADER_BYTES,
+        deflate: DeflateSettings | None = None,
     ) -> None:
         """Args:
         key: the Sec-WebSocket-Key sent (the accept value is derived from it).
         offered: the subprotocols we offered; the server may select only one of these.
         limit: the largest header block accepted, in bytes.
+        deflate: the permessage-deflate offer made (None: no extension offered).
         """
         self._buf = bytearray()
         self._expected_accept = accept_key(key).decode("ascii")
         self._offered = offered
+        self._deflate = deflate
         self._limit = limit
         self._scanned = 0
 
@@ -231,11 +244,12 @@ class ResponseParser:
             return UpgradeResponse(status, reason, tuple(headers), None, trailing)
         if match.group(1) != "1":
             raise ProtocolViolation("101 response must be HTTP/1.1", _INVALID)
-        subprotocol = self._validate(headers)
-        return UpgradeResponse(status, reason, tuple(headers), subprotocol, trailing)
+        subprotocol, deflate = self._validate(headers)
+        return UpgradeResponse(status, reason, tuple(headers), subprotocol, trailing, deflate)
 
-    def _validate(self, headers: list[tuple[str, str]]) -> str | None:
-        """RFC 6455 §4.1 (client requirements for the server's 101); returns the subprotocol."""
+    def _validate(self, headers: list[tuple[str, str]]) -> tuple[str | None, DeflateParams | None]:
+        """RFC 6455 §4.1 (client requirements for the server's 101): the subprotocol and the
+        permessage-deflate parameters selected."""
         values: dict[str, list[str]] = {}
         for name, value in headers:
             values.setdefault(name, []).append(value)
@@ -255,17 +269,20 @@ class ResponseParser:
                 _INVALID,
             )
         extensions = [v for v in values.get("sec-websocket-extensions", ()) if v]
-        if extensions:
+        deflate = None
+        if self._deflate is not None:
+            deflate = negotiate(self._deflate, extensions)
+        elif extensions:
             raise ProtocolViolation(
                 f"server selected extension {extensions[0][:60]!r}; none was offered", _INVALID
             )
         protocol = values.get("sec-websocket-protocol")
         if protocol is None:
-            return None
+            return None, deflate
         if len(protocol) != 1 or protocol[0] not in self._offered:
             raise ProtocolViolation(
                 f"server selected subprotocol {', '.join(protocol)[:60]!r}; offered "
                 f"{list(self._offered)}",
                 _INVALID,
             )
-        return protocol[0]
+        return protocol[0], deflate

@@ -52,6 +52,8 @@ class ConnectionRecord:
         http_status: upgrade response status when not 101.
         close_initiator: who sent the first Close frame.
         tcp_closed_first: who closed TCP first (``server`` is the RFC's clean order).
+        reset: the server's TCP close (``eof``) was a reset (RST), not a FIN.
+        extensions: the WebSocket extensions the server accepted (``permessage-deflate``).
         detail: a short human explanation for non-clean outcomes.
     """
 
@@ -85,6 +87,8 @@ class ConnectionRecord:
     http_status: int | None = None
     close_initiator: Side | None = None
     tcp_closed_first: Side | None = None
+    reset: bool = False
+    extensions: tuple[str, ...] = ()
     detail: str = ""
 
     def __str__(self) -> str:

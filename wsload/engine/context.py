@@ -115,6 +115,7 @@ class Endpoint:
             origin=target.origin,
             subprotocols=target.subprotocols,
             headers=target.headers,
+            extensions=None if target.compression is None else target.compression.offer(),
         )
         return cls(
             secure=secure,

@@ -25,6 +25,8 @@ from typing import Any
 import trio
 
 from wsload.core.closing import CloseState, classify
+from wsload.core.deflate import NAME as DEFLATE_NAME
+from wsload.core.deflate import PerMessageDeflate
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
@@ -44,6 +46,8 @@ from wsload.engine.session import run_session
 from wsload.errors import ProtocolViolation
 
 __all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
+
+_DEFLATE = (DEFLATE_NAME,)
 
 # Linux: choose the source port at connect() rather than bind(), so that many source
 # addresses x destinations do not exhaust ephemeral ports early.
@@ -219,7 +223,7 @@ class _Attempt:
         stream = self.stream
         assert stream is not None
         key = new_key()
-        parser = ResponseParser(key, ctx.target.subprotocols)
+        parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
         try:
@@ -255,11 +259,21 @@ class _Attempt:
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
         self.upgraded = now = trio.current_time()
+        deflate = None
+        if response.deflate is not None:  # the offer was accepted (so compression is set)
+            deflate = PerMessageDeflate(
+                response.deflate,
+                client=True,
+                max_message_size=ctx.target.max_message_size,
+                threshold=ctx.target.compression.threshold if ctx.target.compression else 0,
+            )
         ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         # reflect is on from the first byte: a message in the same read as the 101 is
         # handled exactly like one that arrives later
         proto = ClientProtocol(
-            FrameReader(ctx.target.max_message_size), reflect=ctx.session.reflect
+            FrameReader(ctx.target.max_message_size, () if deflate is None else (deflate,)),
+            reflect=ctx.session.reflect,
+            encoder=None if deflate is None else deflate.encode,
         )
         link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw)
         if response.trailing:
@@ -301,6 +315,7 @@ class _Attempt:
             bytes_sent=proto.bytes_sent,
             bytes_received=proto.bytes_received,
             messages_unmatched=proto.messages_unmatched,
+            extensions=_DEFLATE if proto.encoder is not None else (),  # set iff deflate agreed
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:

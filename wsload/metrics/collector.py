@@ -20,6 +20,7 @@ from typing import Any
 import trio
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.browser import browser_close_event
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.errors import EXPECTED_OUTCOMES, ErrorTally
@@ -32,6 +33,7 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
+from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
 from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
 
 __all__ = [
@@ -132,6 +134,9 @@ class Counts:
             (see the ``abnormal`` outcome).
         http_statuses: non-101 upgrade status → count.
         overflow: metric → samples above 1 h (not in the histogram).
+        close_events: ``(code, wasClean)`` of the browser's close event
+            (``wsload.core.browser``) → count; sums to ``attempted``.
+        extensions: WebSocket extension name → connections that negotiated it.
         messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
     """
 
@@ -142,6 +147,8 @@ class Counts:
     codes_received: dict[int, int] = field(default_factory=dict)
     http_statuses: dict[int, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
+    close_events: dict[tuple[int, bool], int] = field(default_factory=dict)
+    extensions: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
 
 
@@ -150,10 +157,12 @@ class _Label:
 
     __slots__ = (
         "attempted",
+        "close_events",
         "codes_received",
         "codes_sent",
         "cumulative",
         "errors",
+        "extensions",
         "http_statuses",
         "kind",
         "messages",
@@ -173,6 +182,8 @@ class _Label:
         self.codes_received: dict[int, int] = {}
         self.http_statuses: dict[int, int] = {}
         self.overflow: dict[str, int] = {}
+        self.close_events: dict[tuple[int, bool], int] = {}
+        self.extensions: dict[str, int] = {}
         self.messages: dict[str, int] = dict.fromkeys(MESSAGE_COUNTERS, 0)
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
@@ -192,7 +203,7 @@ class _Label:
                 out[name] = value
             else:
                 for key, n in value.items():
-                    out[f"{name}.{key}"] = n
+                    out[f"{name}.{_flat_key(key)}"] = n
         return out
 
     def take_counters(self) -> dict[str, int]:
@@ -211,8 +222,18 @@ class _Label:
             codes_received=dict(self.codes_received),
             http_statuses=dict(self.http_statuses),
             overflow=dict(self.overflow),
+            close_events=dict(self.close_events),
+            extensions=dict(self.extensions),
             messages=dict(self.messages),
         )
+
+
+def _flat_key(key: Any) -> str:
+    """A counter's key in flat form: a close event ``(1006, False)`` reads ``1006.false``."""
+    if isinstance(key, tuple):
+        code, clean = key
+        return f"{code}.{'true' if clean else 'false'}"
+    return str(key)
 
 
 _COUNT_FIELDS = tuple(f.name for f in fields(Counts))
@@ -343,6 +364,10 @@ class Collector:
             _bump(entry.codes_received, 1005)
         if record.http_status is not None:
             _bump(entry.http_statuses, record.http_status)
+        event = browser_close_event(record)
+        _bump(entry.close_events, (event.code, event.was_clean))
+        for name in record.extensions:
+            _bump(entry.extensions, name)
         if record.messages_sent or record.messages_received:
             messages = entry.messages
             for name in MESSAGE_COUNTERS:
@@ -576,6 +601,8 @@ class Collector:
                 "codes_received": {str(k): n for k, n in entry.codes_received.items()},
                 "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
                 "overflow": dict(entry.overflow),
+                "close_events": close_events_to_json(entry.close_events),
+                "extensions": dict(entry.extensions),
                 "messages": dict(entry.messages),
                 "histograms": histograms,
                 "errors": entry.errors.to_wire(),
@@ -603,7 +630,7 @@ class Collector:
             )
         out = cls(start=None)
         out._interval_start = None
-        out.dropped = _count(data.get("dropped"), "dropped")
+        out.dropped = count(data.get("dropped"), "dropped")
         labels = data.get("labels")
         if not isinstance(labels, Mapping):
             raise ValueError("labels: expected an object")
@@ -612,23 +639,25 @@ class Collector:
             if not isinstance(item, Mapping):
                 raise ValueError(f"{where}: expected an object")
             entry = out._labels[str(label)] = _Label(str(item.get("kind", "")))
-            entry.attempted = _count(item.get("attempted"), f"{where}.attempted")
-            entry.opened = _count(item.get("opened"), f"{where}.opened")
-            outcomes = _counter(item.get("outcomes", {}), f"{where}.outcomes", str)
+            entry.attempted = count(item.get("attempted"), f"{where}.attempted")
+            entry.opened = count(item.get("opened"), f"{where}.opened")
+            outcomes = counter(item.get("outcomes", {}), f"{where}.outcomes", str)
             valid = {o.value for o in Outcome}
             for name in outcomes:
                 if name not in valid:
                     raise ValueError(f"{where}.outcomes: unknown outcome {name!r}")
             entry.outcomes = outcomes
-            entry.codes_sent = _counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
-            entry.codes_received = _counter(
+            entry.codes_sent = counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
+            entry.codes_received = counter(
                 item.get("codes_received", {}), f"{where}.codes_received", int
             )
-            entry.http_statuses = _counter(
+            entry.http_statuses = counter(
                 item.get("http_statuses", {}), f"{where}.http_statuses", int
             )
-            entry.overflow = _counter(item.get("overflow", {}), f"{where}.overflow", str)
-            messages = _counter(item.get("messages", {}), f"{where}.messages", str)
+            entry.overflow = counter(item.get("overflow", {}), f"{where}.overflow", str)
+            entry.close_events = parse_close_events(item.get("close_events", {}), f"{where}")
+            entry.extensions = counter(item.get("extensions", {}), f"{where}.extensions", str)
+            messages = counter(item.get("messages", {}), f"{where}.messages", str)
             for name in MESSAGE_COUNTERS:  # absent in a collector from before the counters: 0
                 entry.messages[name] = messages.get(name, 0)
             entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
@@ -661,24 +690,7 @@ def _merge_counters(target: _Label, source: _Label) -> None:
     _sum_into(target.codes_received, source.codes_received)
     _sum_into(target.http_statuses, source.http_statuses)
     _sum_into(target.overflow, source.overflow)
+    _sum_into(target.close_events, source.close_events)
+    _sum_into(target.extensions, source.extensions)
     _sum_into(target.messages, source.messages)
     target.errors.merge(source.errors)
-
-
-def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where}: expected a count >= 0, got {value!r}")
-    return value
-
-
-def _counter(value: Any, where: str, key_type: type[Any]) -> dict[Any, int]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected an object")
-    out: dict[Any, int] = {}
-    for key, n in value.items():
-        try:
-            typed = key_type(key)
-        except ValueError:
-            raise ValueError(f"{where}: bad key {key!r}") from None
-        out[typed] = _count(n, f"{where}.{key}")
-    return out

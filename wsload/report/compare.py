@@ -37,7 +37,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from wsload.core.outcomes import Outcome
+from wsload.metrics.errors import EXPECTED_OUTCOMES as KIND_ENDINGS
 from wsload.metrics.histograms import HIGHEST_US, PERCENTILES
 from wsload.report._format import format_us
 from wsload.report.compare_search import capacity_rows, search_warnings
@@ -68,6 +68,7 @@ __all__ = [
     "format_level",
     "judged_metric",
     "render_text",
+    "total_scope",
 ]
 
 COMPARED_STATS: tuple[str, ...] = tuple(PERCENTILES)
@@ -82,17 +83,9 @@ JUDGED_METRICS: tuple[str, ...] = (
 """Metrics a comparison gates on by default: what a close scenario is about. ``step.*``
 matches every metric of a scripted session's steps (``step.<name>``)."""
 
-EXPECTED_OUTCOMES: frozenset[str] = frozenset(
-    {
-        Outcome.CLEAN.value,
-        Outcome.SERVER_CLOSED.value,
-        Outcome.INVALID_REJECTED.value,
-        Outcome.TERMINATED.value,
-        Outcome.CLOSE_NO_WAIT.value,
-        Outcome.SERVER_DROPPED.value,
-    }
-)
-"""Outcomes some close kind is *meant* to end with; every other outcome is an error."""
+EXPECTED_OUTCOMES: frozenset[str] = frozenset(o.value for o in KIND_ENDINGS.values())
+"""Outcomes some close kind is *meant* to end with; every other outcome is an error (the
+endings the Why table leaves out, ``wsload.metrics.errors``)."""
 
 ALL_ERRORS = "errors"
 """``max_share_rise`` key that sets the limit of every error outcome without its own."""
@@ -288,14 +281,16 @@ def _scopes(
     baseline: Mapping[str, Any], current: Mapping[str, Any]
 ) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """``total`` (the summary's top level), then every behaviour label both runs have."""
-    yield "total", _total_scope(baseline), _total_scope(current)
+    yield "total", total_scope(baseline), total_scope(current)
     cur_behaviours = current.get("behaviours", {})
     for label, base_scope in baseline.get("behaviours", {}).items():
         if label in cur_behaviours:
             yield label, base_scope, cur_behaviours[label]
 
 
-def _total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
+def total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole run's figures shaped like a ``behaviours.<label>`` entry (one code path for
+    both scopes, here and in ``--repeat``'s per-run figures)."""
     totals = summary.get("totals", {})
     return {
         "attempted": totals.get("attempted", 0),

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.codes import label as code_label
 from wsload.metrics.histograms import new_histogram
 from wsload.report import charts
 from wsload.report._format import format_share, format_us
@@ -145,6 +146,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
             )
         yield "</table>"
     yield from _behaviour_table(summary)
+    yield from _close_events_table(summary)
     yield from _why(summary)
     if comparison is not None:
         yield from _comparison(comparison)
@@ -165,6 +167,30 @@ def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
             + "".join(f"<td class=n>{format_us(stats.get(s))}</td>" for s in ("p50", "p99", "p999"))
             + "</tr>"
         )
+    yield "</table>"
+
+
+def _close_events_table(summary: Mapping[str, Any]) -> Iterator[str]:
+    """The ``CloseEvent`` browsers would have fired: total and per behaviour (clean/unclean)."""
+    events: Mapping[str, Mapping[str, int]] = summary.get("close_events", {})
+    if not events:
+        return
+    attempted = int(summary.get("totals", {}).get("attempted") or 0)
+    behaviours: Mapping[str, Any] = summary.get("behaviours", {})
+    yield '<h2>Browser close events</h2><table id="close-events"><tr><th>code</th>'
+    yield "<th>wasClean true</th><th>wasClean false</th><th>share</th>"
+    yield "".join(f"<th>{_e(label)} (clean / unclean)</th>" for label in behaviours) + "</tr>"
+    for code, pair in events.items():
+        cells = [
+            f"<td>{_e(code_label(int(code)))}</td>",
+            f"<td class=n>{pair.get('clean', 0):,}</td>",
+            f"<td class=n>{pair.get('unclean', 0):,}</td>",
+            f"<td class=n>{format_share(sum(pair.values()), attempted)}</td>",
+        ]
+        for b in behaviours.values():
+            mine = b.get("close_events", {}).get(code, {})
+            cells.append(f"<td class=n>{mine.get('clean', 0):,} / {mine.get('unclean', 0):,}</td>")
+        yield "<tr>" + "".join(cells) + "</tr>"
     yield "</table>"
 
 

@@ -9,55 +9,41 @@ from, and once the last interval is in, its counters and histogram counts equal 
 The metric set is data, not code: every latency metric found in a snapshot becomes a
 histogram family ``wsload_<metric>_seconds`` (a dotted name such as ``step.subscribe``
 becomes ``wsload_step_seconds{step="subscribe"}``), and every counter of the collector's
-``Counts`` becomes a counter family (``_COUNTERS`` only renames the well-known ones). A metric
-or counter added to the collector shows here without a change to this module.
+``Counts`` becomes a counter family (``_COUNTERS`` only renames the well-known ones; the
+message counters are one family each, named as in summary.json). A metric or counter added to
+the collector shows here without a change to this module.
 
-``prometheus_client`` writes the text format and serves it from a thread of its own (scrapes
-never wait for the Trio loop); the state is guarded by one lock that ``observe`` holds only
-to add numbers already converted.
+``prometheus_client`` writes the text format; ``wsload.runner.endpoint`` serves it from a thread
+of its own (scrapes never wait for the Trio loop). The state is guarded by one lock that
+``observe`` holds only to add numbers already converted.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-from wsgiref.types import StartResponse, WSGIEnvironment
 
 from hdrh.histogram import HdrHistogram
-from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from wsload.errors import UsageError
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.collector import MESSAGE_COUNTERS, IntervalSnapshot
 from wsload.metrics.histograms import HIGHEST_US, bucket_counts, new_histogram, record
 
 __all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_LINGER_S",
     "LAG_BUCKETS_S",
     "NETWORK_BUCKETS_S",
     "Exposition",
-    "MetricsEndpoint",
-    "serve_metrics",
 ]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_LINGER_S = 5.0
 
 NETWORK_BUCKETS_S: tuple[float, ...] = (
     0.0005,
@@ -100,7 +86,6 @@ LAG_BUCKETS_S: tuple[float, ...] = (
 
 _NETWORK_US = tuple(round(b * 1e6) for b in NETWORK_BUCKETS_S)
 _LAG_US = tuple(round(b * 1e6) for b in LAG_BUCKETS_S)
-_CLOSE_TIMEOUT = 5.0
 
 _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] = {
     # Counts field: (family, help, its own label names, fixed values); the key of a keyed
@@ -136,6 +121,18 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] =
         ("status",),
         (),
     ),
+    "close_events": (
+        "wsload_close_events",
+        "The CloseEvent a browser would have fired, by code and wasClean (docs/outcomes.md).",
+        ("code", "was_clean"),
+        (),
+    ),
+    "extensions": (
+        "wsload_extensions",
+        "Connections that negotiated a WebSocket extension (permessage-deflate).",
+        ("extension",),
+        (),
+    ),
     "overflow": (
         "wsload_latency_overflow",
         "Latency samples above 1 h (in the +Inf bucket, counted at 1 h in the sum).",
@@ -143,6 +140,18 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] =
         (),
     ),
 }
+
+_MESSAGE_HELP = {
+    "messages_sent": "WebSocket data messages sent, by close behaviour.",
+    "messages_received": "WebSocket data messages received, by close behaviour.",
+    "bytes_sent": "Payload bytes of the data messages sent, by close behaviour.",
+    "bytes_received": "Payload bytes of the data messages received, by close behaviour.",
+    "messages_unmatched": "Data messages that did not match the expect step awaiting them.",
+}
+"""The keyed ``Counts.messages`` field, exported as one family per key, named as the
+summary.json field (``messages_sent`` → ``wsload_messages_sent_total{behaviour}``): a sent and
+a received byte count are not one quantity with a label, and the names are the ones users
+already know from the results."""
 
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -331,16 +340,32 @@ def _families(state: _Families) -> list[Metric]:
 def _add_counter(state: _Families, label: str, key: str, n: int) -> None:
     """Add ``n`` to the series of flat collector counter ``key`` (``name`` or ``name.key``)."""
     field_name, dot, item = key.partition(".")
+    if field_name == "messages":
+        _add_message_counter(state, label, item, n)
+        return
     how = _counter_family(field_name)
     if how is None:
         return
     family, help_text, names, fixed = how
     if not dot:
         names = names[: len(fixed)]  # an integer counter has no key label
-    values = (label, *fixed, item) if dot else (label, *fixed)
+    keyed = item.split(".", len(names) - len(fixed) - 1) if dot else []  # 1006.false: 2 labels
+    values = (label, *fixed, *keyed)
     state.counter_meta[family] = (help_text, ("behaviour", *names))
     series = state.counters.setdefault(family, {})
     series[values] = series.get(values, 0) + n
+
+
+def _add_message_counter(state: _Families, label: str, item: str, n: int) -> None:
+    """Add ``n`` to ``wsload_<item>_total{behaviour}``; a behaviour's first message counter
+    creates all of them, so a count that stays 0 (``messages_unmatched``) is exported as 0,
+    as summary.json writes it, rather than missing."""
+    for name in dict.fromkeys((*MESSAGE_COUNTERS, item)):
+        family = f"wsload_{_name(name)}"
+        help_text = _MESSAGE_HELP.get(name, f"wsload's {name} counter, by close behaviour.")
+        state.counter_meta[family] = (help_text, ("behaviour",))
+        series = state.counters.setdefault(family, {})
+        series[(label,)] = series.get((label,), 0) + (n if name == item else 0)
 
 
 def _histogram_updates(snapshot: IntervalSnapshot) -> Iterator[_Update]:
@@ -378,85 +403,3 @@ def _update(label: str, metric: str, histogram: HdrHistogram | None, overflow: i
 def _histogram_help(family: str) -> str:
     metric = family.removeprefix("wsload_").removesuffix("_seconds")
     return f"wsload {metric} latency (s), per close behaviour (docs/observability.md)."
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsEndpoint:
-    """Where ``/metrics`` is served, and how long it waits for a last scrape at the end.
-
-    Attributes:
-        port: TCP port (0: any free one; ``Exposition.url`` names it).
-        host: address to listen on (loopback by default: the figures name the target).
-        linger_s: once the results are written, keep serving until a scrape has read the
-            final figures, at most this long (0: close at once). A scraper polling every
-            ``scrape_interval`` gets its last scrape in if this is at least that interval.
-    """
-
-    port: int
-    host: str = DEFAULT_HOST
-    linger_s: float = DEFAULT_LINGER_S
-
-
-class _Body:
-    """A WSGI response body that reports when the server has finished sending it."""
-
-    def __init__(self, chunks: Iterable[bytes], done: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._done = done
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
-
-    def close(self) -> None:  # wsgiref calls it once the response is written (or failed)
-        self._done()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No line on stderr per scrape."""
-
-
-@contextlib.contextmanager
-def serve_metrics(endpoint: MetricsEndpoint) -> Iterator[Exposition]:
-    """Serve ``/metrics`` for the duration of the ``with`` block, from a daemon thread.
-
-    Listens at once, so a port in use fails before anything is run or written. On leaving
-    the block the server stops within a second (it polls for shutdown every 0.5 s); a scrape
-    still being answered runs in a daemon thread of its own and is not waited for (the final
-    one is, through ``Exposition.wait_scraped``).
-
-    Raises:
-        UsageError: the address cannot be listened on (port in use, unknown host, ...).
-    """
-    host, port = endpoint.host, endpoint.port
-    exposition = Exposition()
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(exposition)
-    metrics_app = make_wsgi_app(registry)
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> _Body:
-        version = exposition.version  # what this scrape will show at least
-        body = metrics_app(environ, start_response)
-        return _Body(body, lambda: exposition.served(version))
-
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        server_class = type("_Server", (ThreadingWSGIServer,), {"address_family": family})
-        server: WSGIServer = make_server(host, port, app, server_class, _QuietHandler)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            reason = "address already in use (another wsload or exporter?)"
-        raise UsageError(
-            f"--metrics-port {port}: cannot serve metrics on {host}:{port}: {reason}"
-        ) from None
-    thread = threading.Thread(target=server.serve_forever, name="wsload-metrics", daemon=True)
-    thread.start()
-    where = f"[{host}]" if ":" in host else host
-    exposition.url = f"http://{where}:{server.server_port}/metrics"
-    try:
-        yield exposition
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(_CLOSE_TIMEOUT)

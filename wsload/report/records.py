@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from wsload.core.browser import browser_close_event
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.collector import MESSAGE_COUNTERS
 from wsload.report import files
@@ -79,6 +80,10 @@ def record_to_dict(
     out["tcp_closed_first"] = (
         None if record.tcp_closed_first is None else str(record.tcp_closed_first)
     )
+    out["reset"] = record.reset
+    out["extensions"] = list(record.extensions)
+    event = browser_close_event(record)
+    out["close_event"] = {"code": event.code, "reason": event.reason, "wasClean": event.was_clean}
     out["detail"] = redact_text(record.detail, secrets)
     return out
 

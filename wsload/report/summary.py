@@ -15,16 +15,18 @@ from typing import Any
 
 from wsload import __version__
 from wsload.core.codes import code_name
+from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
 from wsload.core.script import step_metrics
 from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
 from wsload.metrics.errors import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, Scenario
 
 __all__ = [
     "CLEAN_OUTCOMES",
@@ -122,6 +124,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            "extensions": _extensions(scenario, total),
             **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
         "rates": {
@@ -131,6 +134,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "outcomes": _outcomes(total),
         "close_codes": _codes(total),
         "close_code_names": _code_names(total),
+        "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
         "errors": errors_section(collector.errors()),
         "latency_us": {metric: collector.stats(metric) for metric in metrics},
@@ -164,6 +168,7 @@ def _behaviour(
         "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,
         "outcomes": _outcomes(counts),
         "close_codes": _codes(counts),
+        "close_events": close_events_to_json(counts.close_events),
         "http_statuses": _keyed(counts.http_statuses),
         "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
@@ -210,6 +215,14 @@ def _codes(counts: Counts) -> dict[str, dict[str, int]]:
 def _code_names(counts: Counts) -> dict[str, str]:
     codes = sorted({*counts.codes_sent, *counts.codes_received})
     return {str(code): code_name(code) for code in codes}
+
+
+def _extensions(scenario: Scenario, counts: Counts) -> dict[str, int]:
+    """Extension name → connections that negotiated it; an offered one is there even at 0."""
+    out = dict(sorted(counts.extensions.items()))
+    if scenario.target.compression is not None:
+        out.setdefault(DEFLATE, 0)
+    return out
 
 
 def _per_second(n: int, seconds: float) -> float | None:

@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsload.core.codes import label as code_label
 from wsload.metrics.collector import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
@@ -66,6 +67,12 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     outcomes = _outcomes_table(summary)
     if outcomes is not None:
         parts.append(outcomes)
+    events = _close_events_table(summary)
+    if events is not None:
+        parts.append(events)
+    declined = _declined(summary)
+    if declined is not None:
+        parts.append(declined)
     why = _why_table(summary)
     if why is not None:
         parts.append(why)
@@ -85,6 +92,21 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if summary.get("interrupted"):
         parts.append(Text("interrupted: the run stopped before its planned end", style="yellow"))
     return Group(*parts)
+
+
+def _declined(summary: Mapping[str, Any]) -> Text | None:
+    """A note when the server turned down the permessage-deflate offer (on some connections:
+    the figures then describe its uncompressed path, for those connections)."""
+    totals = summary.get("totals", {})
+    deflated = totals.get("extensions", {}).get("permessage-deflate")
+    opened = totals.get("opened", 0)
+    if deflated is None or deflated >= opened:
+        return None
+    return Text(
+        f"note: permessage-deflate was offered; the server declined it on "
+        f"{format_count(opened - deflated)} of {format_count(opened)} connections opened",
+        style="yellow",
+    )
 
 
 def _starved(summary: Mapping[str, Any]) -> str:
@@ -112,6 +134,9 @@ def _headline(summary: Mapping[str, Any]) -> Text:
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
         + f", {format_count(totals.get('opened', 0))} opened"
     )
+    runs = (summary.get("repeat") or {}).get("count")
+    if runs:  # --repeat: the figures are every run's, merged
+        text.append(f", {runs} runs merged (each in runs/<i>/)")
     dropped = totals.get("dropped", 0)
     if dropped:
         text.append(f", {format_count(dropped)} dropped at max_in_flight", style="yellow")
@@ -187,6 +212,25 @@ def _outcomes_table(summary: Mapping[str, Any]) -> FitTable | None:
         table.add_section()
         for status, n in statuses.items():
             table.add_row(f"HTTP {status}", format_count(n), format_share(n, attempted))
+    return table
+
+
+def _close_events_table(summary: Mapping[str, Any]) -> FitTable | None:
+    """What browsers' ``onclose`` would have seen: code, wasClean true/false, share."""
+    events: Mapping[str, Mapping[str, int]] = summary.get("close_events", {})
+    if not events:
+        return None
+    attempted = summary.get("totals", {}).get("attempted", 0)
+    columns = (Col("code"), Col("clean", "right"), Col("unclean", "right"), Col("share", "right"))
+    table = FitTable("Browser close events", columns)
+    ranked = sorted(events.items(), key=lambda kv: (-sum(kv[1].values()), int(kv[0])))
+    for code, pair in ranked:
+        table.add_row(
+            Text(code_label(int(code))),
+            format_count(pair.get("clean", 0)),
+            format_count(pair.get("unclean", 0)),
+            format_share(sum(pair.values()), attempted),
+        )
     return table
 
 

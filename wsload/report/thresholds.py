@@ -120,6 +120,10 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
     if parts[0] == "close_codes" and len(parts) == 3 and parts[1] in ("sent", "received"):
         count = int(scope.get("close_codes", {}).get(parts[1], {}).get(parts[2], 0))
         return _counted(threshold.unit, count, attempted)
+    if parts[0] == "close_events" and 2 <= len(parts) <= 3:
+        if "close_events" not in scope:
+            return None, "no close_events in this summary (an older wsload wrote it)"
+        return _counted(threshold.unit, _close_events(scope, parts[1:]), attempted)
     parts = metric_parts(parts)
     if len(parts) == 2 and is_metric(parts[0]) and parts[1] in STATS:
         stats = scope.get("latency_us", {}).get(parts[0])
@@ -129,6 +133,16 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
             return _counted(threshold.unit, int(stats.get("count") or 0), attempted)
         return _latency(stats, parts[1])
     return None, "not an expression wsload knows"
+
+
+def _close_events(scope: Mapping[str, Any], path: list[str]) -> int:
+    """Connections whose browser close event matches ``<code>``, ``<code>.<clean|unclean>``
+    or ``<clean|unclean>`` (all codes)."""
+    events: Mapping[str, Mapping[str, int]] = scope.get("close_events", {})
+    if path[-1] in ("clean", "unclean"):
+        codes = [path[0]] if len(path) == 2 else list(events)
+        return sum(int(events.get(code, {}).get(path[-1], 0)) for code in codes)
+    return sum(int(n) for n in events.get(path[0], {}).values())
 
 
 def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:

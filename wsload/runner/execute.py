@@ -27,7 +27,7 @@ from wsload.scenario.dump import scenario_hash
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from wsload.report.prometheus import MetricsEndpoint
+    from wsload.runner.endpoint import MetricsEndpoint
 
 __all__ = ["execute_run"]
 
@@ -61,7 +61,7 @@ def execute_run(
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
         metrics: serve live Prometheus metrics there until the results are written
-            (``wsload.report.prometheus``; a port in use is a ``UsageError`` before anything
+            (``wsload.runner.endpoint``; a port in use is a ``UsageError`` before anything
             runs or is written).
 
     Raises:

@@ -1,4 +1,5 @@
-"""The frame around every command that writes a result: ``run``, ``search`` and ``merge``.
+"""The frame around every command that writes a result: ``run`` (``--repeat`` too), ``search``
+and ``merge``.
 
 What the three share is written once here, in the order that keeps "nothing measured is ever
 lost" true: the results directory exists and Ctrl-C is deferred before anything is measured,
@@ -45,7 +46,8 @@ from wsload.report.why import nothing_measured
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from wsload.report.prometheus import Exposition, MetricsEndpoint
+    from wsload.report.prometheus import Exposition
+    from wsload.runner.endpoint import MetricsEndpoint
 
 __all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
 
@@ -208,14 +210,21 @@ def _metrics_endpoint(output: Output) -> Iterator[Exposition | None]:
     if output.metrics is None:
         yield None
         return
-    from wsload.report.prometheus import serve_metrics  # only when asked: it costs start-up
+    from wsload.runner.endpoint import serve_metrics  # only when asked: it costs start-up
 
     with serve_metrics(output.metrics) as exposition:
         if not output.quiet:
             sys.stderr.write(f"wsload: metrics at {exposition.url}\n")  # stdout stays --json's
         yield exposition
+        linger = output.metrics.linger_s
+        if linger > 0 and not output.quiet and not exposition.wait_scraped(0):
+            # the results are out: say why the command has not returned yet
+            sys.stderr.write(
+                f"wsload: serving the final figures at {exposition.url} for up to "
+                f"{linger:g} s, until a scrape reads them (--metrics-linger)\n"
+            )
         with signals_deferred() as late:
-            exposition.wait_scraped(output.metrics.linger_s, stop=lambda: bool(late))
+            exposition.wait_scraped(linger, stop=lambda: bool(late))
 
 
 def show_result(

@@ -9,7 +9,8 @@ Layout: ``<out>/runs/<i>/`` is each run's complete results directory (what ``wsl
 writes, without report.html); ``<out>/`` holds the merged result (every run's connections,
 histograms added exactly) with a ``repeat`` section in summary.json listing each run's
 figures (docs/results.md). The interval log and timeline of the merged result put the runs one
-after another at their real start times.
+after another at their real start times. The whole of it is one ``RunFrame`` (results
+directory, deferred signals, outputs, exit code); each run is an ``execute_run`` of its own.
 
 Every run gets the same seed (the same close mix, in the same order). Searches are not
 repeated: a search is already many runs and its capacity converges to its ``precision``.
@@ -22,24 +23,21 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.text import Text
-
 from wsload.errors import UsageError
-from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from wsload.exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from wsload.metrics.histograms import PERCENTILES
 from wsload.process import with_seed
 from wsload.report import files, hlog
-from wsload.report.compare import render_text
-from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.compare import total_scope
+from wsload.report.outputs import RunOutputs
 from wsload.report.redact import redact_scenario
 from wsload.report.results import Interval, ResultsData
 from wsload.runner.execute import execute_run
-from wsload.runner.frame import Output, show_result
+from wsload.runner.frame import Output, RunFrame
 from wsload.runner.merge import load_part, merge_hlogs
 from wsload.runner.result_files import write_result
 from wsload.runner.segment_run import SegmentResult
@@ -81,36 +79,31 @@ def execute_repeat(
             "capacity converges to its precision (docs/ci.md)"
         )
     scenario = with_seed(scenario) if scenario.seed is None else scenario
-    started_at = datetime.now(UTC)
-    out_dir = (
-        files.make_results_dir(results_base, scenario.name, started_at)
-        if out is None
-        else files.prepare_results_dir(out)
-    )
-    codes: list[int] = []
-    for index in range(1, repeat + 1):
-        sys.stderr.write(f"wsload: run {index} of {repeat}\n")
-        with contextlib.redirect_stdout(sys.stderr):  # stdout stays the merged result's
-            code = execute_run(
-                scenario,
-                out=out_dir / RUNS_DIR / str(index),
-                quiet=True,
-                workers=workers,
-                outputs=RunOutputs(report=False),
-            )
-        codes.append(code)
-        if code == EXIT_INTERRUPTED:
-            break
-    run_dirs = [out_dir / RUNS_DIR / str(i) for i in range(1, len(codes) + 1)]
-    data, merged_ok = _write_merged(out_dir, scenario, run_dirs)
-    comparison = write_run_outputs(out_dir, data, outputs or RunOutputs())
-    console = Console(stderr=json_out, highlight=False)
-    details = [] if comparison is None else [Text(render_text(comparison).rstrip("\n"))]
-    show_result(console, data, out_dir, Output(quiet=quiet, json_out=json_out), details=details)
-    if EXIT_INTERRUPTED in codes or len(codes) < repeat:
-        return EXIT_INTERRUPTED
-    failed = not merged_ok or any(c != EXIT_OK for c in codes)
-    return EXIT_FAILED if failed or (comparison and not comparison.ok) else EXIT_OK
+    output = Output(out, quiet, json_out, results_base, outputs=outputs or RunOutputs())
+    with RunFrame(scenario.name, output) as frame:
+        frame.write_scenario(scenario_to_toml(redact_scenario(scenario)))
+        codes: list[int] = []
+        for index in range(1, repeat + 1):
+            sys.stderr.write(f"wsload: run {index} of {repeat}\n")
+            with contextlib.redirect_stdout(sys.stderr):  # stdout stays the merged result's
+                code = execute_run(
+                    scenario,
+                    out=frame.out_dir / RUNS_DIR / str(index),
+                    quiet=True,
+                    workers=workers,
+                    outputs=RunOutputs(report=False),
+                )
+            codes.append(code)
+            if code == EXIT_INTERRUPTED or frame.late:  # Ctrl-C during a run or between two
+                break
+        run_dirs = [frame.out_dir / RUNS_DIR / str(i) for i in range(1, len(codes) + 1)]
+        data, merged_ok = _write_merged(frame.out_dir, scenario, run_dirs)
+        frame.finish(
+            data,
+            failed=not merged_ok or any(c != EXIT_OK for c in codes),
+            interrupted=EXIT_INTERRUPTED in codes or len(codes) < repeat,
+        )
+    return frame.exit_code
 
 
 def _write_merged(
@@ -120,7 +113,6 @@ def _write_merged(
     loaded = [load_part(d) for d in run_dirs]
     started = [each.started_at for each in loaded]
     shown = redact_scenario(scenario)
-    files.write_text_atomic(out_dir / "scenario.toml", scenario_to_toml(shown))
     _write_series(out_dir, started, [each.data for each in loaded])
     part = merge_runs([each.part for each in loaded], tuple(s.label for s in scenario.close))
     data, verdicts = write_result(out_dir, shown, started[0], part)
@@ -135,8 +127,9 @@ def merge_runs(parts: Sequence[SegmentResult], labels: tuple[str, ...]) -> Segme
 
     Reuses the segment merge (each run taken as one share of N) and then corrects what
     differs between shares of one run and runs one after another: the time under load and
-    the intervals add up (so rates are the runs' average), and the processes are those of
-    one run.
+    the intervals add up (so rates are the runs' average), the processes are those of one
+    run, and a storm's release instants are not compared (each run released its own storm;
+    how far apart segments released says nothing about runs).
     """
     count = len(parts)
     shares = [replace(p, segment=f"{i}/{count}") for i, p in enumerate(parts)]
@@ -147,6 +140,7 @@ def merge_runs(parts: Sequence[SegmentResult], labels: tuple[str, ...]) -> Segme
         duration_s=sum(p.duration_s for p in parts),
         intervals=sum(p.intervals for p in parts),
         processes=max(p.processes for p in parts),
+        release_s=None,
     )
 
 
@@ -199,22 +193,12 @@ def repeat_section(
             for d, s in zip(run_dirs, summaries, strict=True)
         ],
         "figures": {
-            "total": _scope_figures([_total_scope(s) for s in summaries]),
+            "total": _scope_figures([total_scope(s) for s in summaries]),
             "behaviours": {
                 label: _scope_figures([s.get("behaviours", {}).get(label, {}) for s in summaries])
                 for label in labels
             },
         },
-    }
-
-
-def _total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
-    totals = summary.get("totals", {})
-    return {
-        "attempted": totals.get("attempted"),
-        "clean": totals.get("clean"),
-        "outcomes": summary.get("outcomes", {}),
-        "latency_us": summary.get("latency_us", {}),
     }
 
 

@@ -19,7 +19,7 @@ from wsload.errors import ScenarioError
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import Delay
 
-__all__ = ["Table", "either", "hint", "show"]
+__all__ = ["Table", "either", "hint", "key_name", "show"]
 
 T = TypeVar("T")
 
@@ -42,10 +42,7 @@ class Table:
 
     def key(self, name: str) -> str:
         """The key path of ``name`` in messages: ``load.rate``, ``target.headers."X Y"``."""
-        if not _PLAIN_KEY.match(name):
-            # Quoted like TOML, so that a key with spaces, a newline or nothing at all still
-            # reads as one key on one line.
-            name = json.dumps(name, ensure_ascii=False).replace("\x7f", "\\u007f")
+        name = key_name(name)
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, message: str) -> ScenarioError:
@@ -193,6 +190,14 @@ class Table:
         for name in self.data:
             if name not in self.known:
                 raise self.unknown(name, self.known)
+
+
+def key_name(name: str) -> str:
+    """One key as messages show it: plain, or quoted like TOML when it has spaces, a newline
+    or nothing at all (so that it still reads as one key on one line)."""
+    if _PLAIN_KEY.match(name):
+        return name
+    return json.dumps(name, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def show(value: object) -> str:

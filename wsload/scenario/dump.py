@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from wsload.scenario.compression import compression_to_toml
 from wsload.scenario.durations import format_duration
 from wsload.scenario.model import (
     CloseSpec,
@@ -79,8 +80,10 @@ def _server(server: ServerConfig) -> dict[str, Any]:
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
-    names = tuple(n for n in TargetConfig.__slots__ if n not in ("headers", "server"))
-    out = _fields(target, names)
+    skip = ("headers", "server", "compression")
+    out = _fields(target, tuple(n for n in TargetConfig.__slots__ if n not in skip))
+    if target.compression is not None:
+        out["compression"] = compression_to_toml(target.compression)
     out["headers"] = dict(target.headers)
     out["subprotocols"] = list(target.subprotocols)
     out["source_addresses"] = list(target.source_addresses)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wsload.core.deflate import DeflateSettings
 from wsload.core.script import Step
 
 __all__ = [
@@ -126,6 +127,8 @@ class ServerConfig:
         close_capacity: at most this many Close replies per second (None: unlimited); the
             excess queues, so close latency stays flat below it and grows without bound above
             it: a target with a known knee for capacity searches.
+        compression: ``deflate``: accept a client's permessage-deflate offer (None: refuse
+            every extension, as before).
         app: ``none``, or ``pubsub``: the application protocol of ``wsload.server.app``
             (replaces ``messages``: nothing is echoed).
         app_pushes: pubsub: pushes sent after each subscribe.
@@ -149,6 +152,7 @@ class ServerConfig:
     shutdown_code: int = 1001
     shutdown_grace: float = 10.0
     close_capacity: float | None = None
+    compression: Literal["deflate"] | None = None
     app: Literal["none", "pubsub"] = "none"
     app_pushes: int = 5
     app_push_interval: float = 0.1
@@ -176,6 +180,8 @@ class TargetConfig:
     engine: Literal["wsproto", "trio-websocket"] = "wsproto"
     max_message_size: int = 1 << 20
     server: ServerConfig = ServerConfig()
+    compression: DeflateSettings | None = None
+    """permessage-deflate offered (``[target] compression``); None: no extension offered."""
 
     @property
     def is_builtin(self) -> bool:

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from wsload.core.codes import is_sendable
 from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
+from wsload.scenario.compression import parse_compression, parse_server_compression
 from wsload.scenario.model import (
     CLOSE_KINDS,
     INVALID_VARIANTS,
@@ -32,6 +33,7 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
+from wsload.scenario.overrides import apply_settings, blame_settings, parse_setting
 from wsload.scenario.search import SEARCH_KEYS, check_search_load, parse_search
 from wsload.scenario.steps import Resolve, env_resolver, session_steps
 from wsload.scenario.thresholds import parse_thresholds
@@ -68,13 +70,14 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "target": (
         "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
         "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-        "server",
+        "server", "compression",
     ),
     "target.server": (
         "messages", "close_reply", "close_reply_delay", "close_after", "close_after_messages",
         "close_code", "close_reason", "close_action", "close_timeout", "reject_share",
         "reject_status", "upgrade_delay", "shutdown_after", "shutdown_code", "shutdown_grace",
-        "close_capacity", "app", "app_pushes", "app_push_interval", "app_bye_code",
+        "close_capacity", "compression", "app", "app_pushes", "app_push_interval",
+        "app_bye_code",
     ),
     "load": (
         "model", "rate", "concurrency", "duration", "connections", "stages", "max_in_flight",
@@ -113,11 +116,14 @@ _CLOSE_TIMEOUT_DEFAULT = {
 }
 
 
-def load_scenario(path: str | Path, environ: Mapping[str, str] | None = None) -> Scenario:
-    """Read and parse a scenario file (``environ``: for ``{env:NAME}``, default ``os.environ``).
+def load_scenario(
+    path: str | Path, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> Scenario:
+    """Read and parse a scenario file, with ``--set KEY.PATH=VALUE`` overrides (``sets``;
+    ``environ``: for ``{env:NAME}``, default ``os.environ``).
 
     Raises:
-        ScenarioError: unreadable file, invalid TOML or any invalid key.
+        ScenarioError: unreadable file, invalid TOML, a bad ``--set`` or any invalid key.
     """
     path = Path(path)
     try:
@@ -129,7 +135,12 @@ def load_scenario(path: str | Path, environ: Mapping[str, str] | None = None) ->
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     return parse_scenario(
-        text, source=str(path), default_name=path.stem, base_dir=path.parent, environ=environ
+        text,
+        source=str(path),
+        default_name=path.stem,
+        base_dir=path.parent,
+        sets=sets,
+        environ=environ,
     )
 
 
@@ -139,6 +150,7 @@ def parse_scenario(
     source: str = "scenario.toml",
     default_name: str = "scenario",
     base_dir: Path | None = None,
+    sets: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Parse scenario TOML text into a frozen ``Scenario``. docs/scenarios.md has every key.
@@ -149,19 +161,35 @@ def parse_scenario(
         default_name: ``name`` when the file sets none (``load_scenario``: the file's stem).
         base_dir: where a relative ``target.ca_file`` or ``send_file`` is looked up (None: the
             working directory).
+        sets: ``KEY.PATH=VALUE`` overrides (``--set``), written into the document first.
         environ: where ``{env:NAME}`` reads variables (None: ``os.environ``); the values it
             takes become ``Scenario.secrets``.
 
     Raises:
         ScenarioError: invalid TOML or any invalid key, naming ``source``, the key path and
-            what was expected.
+            what was expected (and ``--set`` when the value came from one).
     """
+    settings = [parse_setting(source, text) for text in sets]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses on nested arrays/inline tables
         raise ScenarioError(source, "", "invalid TOML: values nested too deeply") from None
+    apply_settings(source, data, settings)
+    try:
+        return _scenario(data, source, default_name, base_dir, environ)
+    except ScenarioError as exc:
+        raise blame_settings(exc, settings) from None
+
+
+def _scenario(
+    data: dict[str, Any],
+    source: str,
+    default_name: str,
+    base_dir: Path | None,
+    environ: Mapping[str, str] | None,
+) -> Scenario:
     root = Table(source, "", data)
     root.allow(TABLE_KEYS[""])
     name = root.string("name", default_name)
@@ -269,6 +297,9 @@ def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
             raise t.error("ca_file", f"no such file: {str(ca_path)!r}")
         ca_file = str(ca_path.resolve())
     engine = t.choice("engine", ("wsproto", "trio-websocket"), "wsproto")
+    compression = parse_compression(t)
+    if compression is not None and engine != "wsproto":
+        raise t.error("compression", 'needs engine = "wsproto" (the reference engine offers none)')
     server = _server(t.table("server"))
     config = TargetConfig(
         url=url,
@@ -284,6 +315,7 @@ def _target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
         engine=cast(Any, engine),
         max_message_size=t.integer("max_message_size", 1 << 20, minimum=1),
         server=server,
+        compression=compression,
     )
     t.finish()
     return config
@@ -352,6 +384,7 @@ def _server(t: Table) -> ServerConfig:
         shutdown_code=shutdown_code,
         shutdown_grace=t.duration("shutdown_grace", 10.0),
         close_capacity=t.opt_number("close_capacity"),
+        compression=parse_server_compression(t),
         app=cast(Any, t.choice("app", ("none", "pubsub"), "none")),
         app_pushes=t.integer("app_pushes", 5, minimum=0),
         app_push_interval=t.duration("app_push_interval", 0.1),

@@ -19,7 +19,7 @@ from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 __all__ = ["metric_parts", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
-_ROOTS = ("behaviours", "outcomes", "close_codes", "generator")
+_ROOTS = ("behaviours", "outcomes", "close_codes", "close_events", "generator")
 _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
@@ -101,7 +101,8 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
             raise t.error(
                 expr,
                 "expected behaviours.<label>.<metric>.<stat>, behaviours.<label>.outcomes."
-                "<outcome> or behaviours.<label>.close_codes.<sent|received>.<code>",
+                "<outcome>, behaviours.<label>.close_codes.<sent|received>.<code> or "
+                "behaviours.<label>.close_events.<...>",
             )
         if parts[1] not in labels:
             raise t.error(expr, f"no close behaviour labelled {parts[1]!r}{hint(parts[1], labels)}")
@@ -117,12 +118,21 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
     if parts[0] == "close_codes":
         if len(parts) != 3 or parts[1] not in ("sent", "received"):
             raise t.error(expr, "expected close_codes.sent.<code> or close_codes.received.<code>")
-        code = parts[2]
-        # Results key codes by their decimal spelling: "01000" or "1e3" would never match.
-        if not _CODE_RE.match(code) or int(code) > 65535:
+        _check_code(t, expr, parts[2])
+        return "count"
+    if parts[0] == "close_events":
+        # close_events.<code>, close_events.<code>.<clean|unclean>, close_events.<clean|unclean>
+        rest = parts[1:]
+        tail = rest[-1:] == ["clean"] or rest[-1:] == ["unclean"]
+        code = rest[:-1] if tail else rest
+        if len(code) > 1 or not (code or tail) or code[:1] in (["clean"], ["unclean"]):
             raise t.error(
-                expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
+                expr,
+                "expected close_events.<code> (like close_events.1006), "
+                "close_events.<code>.<clean|unclean> or close_events.<clean|unclean>",
             )
+        if code:
+            _check_code(t, expr, code[0])
         return "count"
     parts = metric_parts(parts)
     if len(parts) != 2 or parts[0] not in metrics or parts[1] not in STATS:
@@ -131,14 +141,22 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
             raise t.error(
                 expr,
                 f"unknown metric {parts[0]!r}{suggestion}; metrics: {', '.join(metrics)} "
-                "(or outcomes.*, close_codes.*, behaviours.*, generator.saturated; step.<name> "
-                "for a named expect step)",
+                "(or outcomes.*, close_codes.*, close_events.*, behaviours.*, "
+                "generator.saturated; step.<name> for a named expect step)",
             )
         got = parts[1] if len(parts) > 1 else ""
         raise t.error(
             expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
         )
     return "count" if parts[1] == "count" else "us"
+
+
+def _check_code(t: Table, expr: str, code: str) -> None:
+    # Results key codes by their decimal spelling: "01000" or "1e3" would never match.
+    if not _CODE_RE.match(code) or int(code) > 65535:
+        raise t.error(
+            expr, f"expected a close code 0-65535 written plainly (like 1000), got {code!r}"
+        )
 
 
 def _condition(t: Table, expr: str, cond: str, unit: str) -> tuple[str, float]:

@@ -33,12 +33,14 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
+from wsload.core.deflate import PerMessageDeflate, accept_offer
 from wsload.scenario.model import Delay, ServerConfig
 from wsload.server.app import PubSub
 from wsload.server.phases import READS_FRAMES, Phase, PhaseEvent, next_phase
 from wsload.server.stats import ServerStats
 from wsload.server.upgrade import (
     BadUpgrade,
+    UpgradeRequest,
     accept_response,
     error_response,
     parse_request,
@@ -48,6 +50,7 @@ from wsload.server.upgrade import (
 
 __all__ = [
     "HARD_SEND_LIMIT",
+    "MAX_INFLATED",
     "RECEIVE_SIZE",
     "REQUEST_TIMEOUT",
     "SEND_TIMEOUT",
@@ -66,6 +69,9 @@ SEND_TIMEOUT = 30.0
 
 HARD_SEND_LIMIT = 1.0
 """A hard storm (grace 0) still writes its Close; this bounds that write on a full buffer."""
+
+MAX_INFLATED = 16 * 1024 * 1024
+"""The most one compressed client message may inflate to (a bomb is failed with 1009)."""
 
 _NO_CODE = 1005
 _ABNORMAL = 1006
@@ -136,6 +142,7 @@ class _Conn:
         "app_parts",
         "close_received",
         "deadline",
+        "deflate",
         "done",
         "fd",
         "first_closer",
@@ -165,6 +172,7 @@ class _Conn:
         self.wait_scope: trio.CancelScope | None = None
         self.done = trio.Event()
         self.ws = Connection(ConnectionType.SERVER)
+        self.deflate: PerMessageDeflate | None = None
         self.phase = Phase.OPEN
         self.deadline = math.inf
         self.out = bytearray()
@@ -306,12 +314,27 @@ class _Conn:
             self.upgrade_counted = True
             await self._send(reject_response(status))
             return None
-        await self._send(accept_response(request))
+        await self._send(accept_response(request, self._accept_deflate(request)))
         stats.upgrades_ok += 1
         stats.opened()
         self.upgraded = True
         state.open.add(self)
         return split[1]
+
+    def _accept_deflate(self, request: UpgradeRequest) -> str | None:
+        """With ``compression = "deflate"``, take the client's permessage-deflate offer: the
+        wsproto connection then inflates (bounded) and compresses through it."""
+        offer = request.headers.get("sec-websocket-extensions")
+        if self.state.config.compression is None or not offer:
+            return None
+        accepted = accept_offer(offer)
+        if accepted is None:
+            return None
+        params, header = accepted
+        self.deflate = PerMessageDeflate(params, client=False, max_message_size=MAX_INFLATED)
+        self.ws = Connection(ConnectionType.SERVER, extensions=[self.deflate])
+        self.state.stats.deflate_connections += 1
+        return header
 
     async def _session(self, rest: bytes) -> None:
         config = self.state.config
@@ -562,6 +585,8 @@ class _Conn:
             stats.close_codes_received[_ABNORMAL] += 1
         if self.storm_killed:
             stats.storm_terminated += 1
+        if self.deflate is not None:
+            stats.compressed_messages_in += self.deflate.compressed_received
 
     async def _close_stream(self) -> None:
         stream = self.stream

@@ -58,6 +58,9 @@ class ServerStats:
         storms: shutdown storms run.
         storm_closed: Close frames sent by shutdown storms.
         storm_terminated: connections terminated because a storm's grace ran out.
+        deflate_connections: upgrades that accepted permessage-deflate (``compression``).
+        compressed_messages_in: data messages that arrived compressed (RSV1 set): the
+            server's evidence that the clients really compressed.
     """
 
     connections_accepted: int = 0
@@ -83,6 +86,8 @@ class ServerStats:
     storms: int = 0
     storm_closed: int = 0
     storm_terminated: int = 0
+    deflate_connections: int = 0
+    compressed_messages_in: int = 0
 
     def opened(self) -> None:
         """Count an upgraded connection as open (keeps ``peak_open`` current)."""
@@ -118,6 +123,8 @@ class ServerStats:
             "storms": self.storms,
             "storm_closed": self.storm_closed,
             "storm_terminated": self.storm_terminated,
+            "deflate_connections": self.deflate_connections,
+            "compressed_messages_in": self.compressed_messages_in,
         }
 
     def render(self) -> str:
@@ -159,6 +166,10 @@ class ServerStats:
             (
                 "storms: run / closed / terminated",
                 f"{self.storms} / {self.storm_closed} / {self.storm_terminated}",
+            ),
+            (
+                "permessage-deflate: connections / compressed messages in",
+                f"{self.deflate_connections} / {self.compressed_messages_in}",
             ),
         ]
         width = max(len(name) for name, _ in rows)

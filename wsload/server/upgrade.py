@@ -171,11 +171,12 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
-def accept_response(request: UpgradeRequest) -> bytes:
+def accept_response(request: UpgradeRequest, extensions: str | None = None) -> bytes:
     """The 101 response; it selects the first offered subprotocol, if any.
 
     Selecting instead of ignoring the offer lets users point clients that insist on a
-    subprotocol at the built-in server unchanged.
+    subprotocol at the built-in server unchanged. ``extensions``: the accepted
+    Sec-WebSocket-Extensions value (permessage-deflate), if any.
     """
     lines = [
         b"HTTP/1.1 101 Switching Protocols",
@@ -185,6 +186,8 @@ def accept_response(request: UpgradeRequest) -> bytes:
     ]
     if request.subprotocols:
         lines.append(b"Sec-WebSocket-Protocol: " + request.subprotocols[0].encode("latin-1"))
+    if extensions is not None:
+        lines.append(b"Sec-WebSocket-Extensions: " + extensions.encode("latin-1"))
     return b"\r\n".join(lines) + _END
 
 

@@ -1,0 +1,72 @@
+"""``[target] compression``: ``"none"``, ``"deflate"`` (what browsers offer) or a table.
+
+Kept apart from the parser so that the parser stays one readable file; the parsed value is the
+core's :class:`~wsload.core.deflate.DeflateSettings` (None for ``"none"``), and ``dump`` writes
+it back the way it reads (``"deflate"`` for the browsers' offer, else the table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from wsload.core.deflate import DeflateSettings
+from wsload.scenario._table import Table, show
+
+__all__ = [
+    "COMPRESSION_KEYS",
+    "compression_to_toml",
+    "parse_compression",
+    "parse_server_compression",
+]
+
+COMPRESSION_KEYS = (
+    "client_max_window_bits",
+    "server_max_window_bits",
+    "client_no_context_takeover",
+    "server_no_context_takeover",
+    "threshold",
+)
+_BROWSER = DeflateSettings()
+
+
+def parse_compression(t: Table, name: str = "compression") -> DeflateSettings | None:
+    """Read ``t[name]``: None for ``"none"`` (the default), settings for ``"deflate"`` or a
+    table of :data:`COMPRESSION_KEYS` (a table means deflate)."""
+    value = t.get(name)
+    if value is None or value == "none":
+        return None
+    if value == "deflate":
+        return _BROWSER
+    if not isinstance(value, dict):
+        raise t.error(name, f'expected "none", "deflate" or a table, got {show(value)}')
+    table = Table(t.source, t.key(name), value)
+    table.allow(COMPRESSION_KEYS)
+    settings = DeflateSettings(
+        client_max_window_bits=_window(table, "client_max_window_bits"),
+        server_max_window_bits=_window(table, "server_max_window_bits"),
+        client_no_context_takeover=table.boolean("client_no_context_takeover", False),
+        server_no_context_takeover=table.boolean("server_no_context_takeover", False),
+        threshold=table.integer("threshold", 0, minimum=0),
+    )
+    table.finish()
+    return settings
+
+
+def parse_server_compression(t: Table) -> Literal["deflate"] | None:
+    """``[target.server] compression``: ``"deflate"`` accepts clients' offers (None: refuse)."""
+    return None if t.choice("compression", ("none", "deflate"), "none") == "none" else "deflate"
+
+
+def _window(t: Table, name: str) -> int | None:
+    bits = t.opt_integer(name, 8)
+    if bits is not None and bits > 15:
+        raise t.error(name, f"must be 8-15 (a window of 2^bits bytes), got {bits}")
+    return bits
+
+
+def compression_to_toml(settings: DeflateSettings) -> str | dict[str, Any]:
+    """``"deflate"`` for the browsers' offer, else the table (unset window bits left out)."""
+    if settings == _BROWSER:
+        return "deflate"
+    return {key: value for key, value in asdict(settings).items() if value is not None}
