@@ -5,7 +5,7 @@ Users of a WebSocket server mostly meet its closes through browsers: ``ws.onclos
 wsload's outcomes say more, but in wsload's words; this module says it in the browser's.
 
 The rules are RFC 6455 §7.1.4-7.1.5 as browsers apply them (checked against headless Chromium
-in tests/test_browser_close_events.py), read off the finished
+in tests/process/test_browser_close_events.py), read off the finished
 :class:`~wsload.core.record.ConnectionRecord` alone (pure: the collector calls it per record):
 
 - ``code`` is the code of the Close frame received, 1005 when that Close carried no code, and

@@ -246,7 +246,7 @@ class Link:
         costs one syscall and no checkpoint; only an actual wait pays for a cancel scope.
         After a full read (more is probably waiting) or :data:`_EAGER_READS` reads in a row
         without a wait the task yields once, so a server that streams without pause cannot
-        starve the other connections (tests/test_engine_flood.py).
+        starve the other connections (tests/engine/test_engine_flood.py).
         """
         raw = self.raw
         assert raw is not None

@@ -61,12 +61,14 @@ _WIRE_FORMAT = "wsload.collector"
 
 
 def metric_samples(
-    record: ConnectionRecord, release_at: float | None = None
+    record: ConnectionRecord, release_at: float | None = None, lag_from: float | None = None
 ) -> list[tuple[str, float]]:
     """The latency samples one record yields, as ``(metric, seconds)`` pairs.
 
     ``release_at``: a storm's release instant (run clock); a connection whose close began at
-    or after it yields ``close_start_lag``, how long wsload took to start *this* close.
+    or after it yields ``close_start_lag``, how long wsload took to start *this* close,
+    counted from ``lag_from`` (a segmented storm's shared instant, at or before ``release_at``:
+    a segment's lateness is in the metric) or else from ``release_at``.
 
     A metric is present only when both of its stamps are (a terminated connection has no
     ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
@@ -103,7 +105,8 @@ def metric_samples(
             name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
             out.append((name, r.eof - received))
     if release_at is not None and r.close_initiated is not None and r.close_initiated >= release_at:
-        out.append(("close_start_lag", r.close_initiated - release_at))
+        origin = release_at if lag_from is None else lag_from
+        out.append(("close_start_lag", r.close_initiated - origin))
     if r.socket_closed is not None:
         if r.close_initiated is not None:
             out.append(("close_total", r.socket_closed - r.close_initiated))
@@ -326,6 +329,9 @@ class Collector:
         self.dropped = 0
         self.release_at: float | None = None
         """A storm's release instant (run clock), set by the runner: ``close_start_lag``."""
+        self.lag_from: float | None = None
+        """A segmented storm's shared release instant (run clock): ``close_start_lag`` counts
+        from it instead of ``release_at`` (``wsload.plan.segment.shared_release_offset``)."""
         if start is None:
             try:
                 start = trio.current_time()
@@ -375,7 +381,7 @@ class Collector:
         if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
             entry.errors.add(outcome, record.detail, record.seq)
         pending = entry.pending
-        for metric, seconds in metric_samples(record, self.release_at):
+        for metric, seconds in metric_samples(record, self.release_at, self.lag_from):
             us = round(seconds * 1_000_000)
             if us < 0:
                 continue  # a clock step would be a bug upstream; never a negative latency

@@ -16,7 +16,7 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import new_histogram
 from wsload.scenario.model import Scenario
 
-__all__ = ["RunResult", "new_lag_histogram"]
+__all__ = ["RunResult", "StormRelease", "new_lag_histogram"]
 
 
 def new_lag_histogram() -> HdrHistogram:
@@ -25,6 +25,23 @@ def new_lag_histogram() -> HdrHistogram:
     The same layout means a worker's lag histogram adds exactly into the parent's.
     """
     return new_histogram()
+
+
+@dataclass(frozen=True, slots=True)
+class StormRelease:
+    """When a storm was released, in seconds after the (common) schedule start.
+
+    Attributes:
+        first: the earliest segment's release (the only one for one process).
+        last: the latest segment's release (``first`` for one process).
+        planned: the segments' shared release instant, which ``close_start_lag`` counts from
+            (``wsload.plan.segment.shared_release_offset``); None for an unsegmented storm,
+            which counts from its own release.
+    """
+
+    first: float
+    last: float
+    planned: float | None = None
 
 
 @dataclass(slots=True)
@@ -50,8 +67,7 @@ class RunResult:
             runner measured it.
         segment: which shares of a split scenario this result holds: ``"1/4"``, ``"0,2/4"``;
             None for the whole scenario (``wsload.plan.segment``).
-        release_s: a storm's release instant in seconds after the schedule start, the
-            ``(first, last)`` of the segments (``SegmentResult.release_s``); None otherwise.
+        release_s: a storm's release (``SegmentResult.release_s``); None otherwise.
     """
 
     scenario: Scenario
@@ -69,4 +85,4 @@ class RunResult:
     intended: int | None = None
     start_lag: HdrHistogram | None = None
     segment: str | None = None
-    release_s: tuple[float, float] | None = None
+    release_s: StormRelease | None = None

@@ -7,7 +7,8 @@ satisfies ``k % N == i`` (arrival and storm models) and the closed-loop slots ``
 ``CloseMix``'s choice for ``k`` and its source address is the global round-robin's, so the union
 of all segments is exactly the unsegmented plan: the same intended starts, the same close mix,
 the same source addresses, whichever machine runs which share. Every segment starts its schedule
-at one agreed wall-clock instant (``--start-at``).
+at one agreed wall-clock instant (``--start-at``), so a storm's segments can also agree on one
+release instant without talking to each other (``shared_release_offset``).
 
 Index ``i`` is 0-based so that a Kubernetes Indexed Job can pass ``JOB_COMPLETION_INDEX``
 straight through.
@@ -24,6 +25,7 @@ from wsload.plan.schedule import CloseMix, arrival_offsets
 from wsload.scenario.model import CloseSpec, LoadConfig
 
 __all__ = [
+    "RELEASE_SETTLE",
     "WHOLE",
     "Segment",
     "SegmentMix",
@@ -32,7 +34,12 @@ __all__ = [
     "parse_segments",
     "planned_connections",
     "segment_offsets",
+    "shared_release_offset",
 ]
+
+RELEASE_SETTLE = 1.0
+"""Seconds between the whole storm's last intended start and its segments' shared release:
+room for that connection to connect, upgrade and run its session (docs/scale-out.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +123,37 @@ def segment_offsets(load: LoadConfig, segment: Segment) -> Iterator[tuple[int, f
     opened ``1/rate`` apart (all at once without a rate), filtered the same way.
     """
     if load.model == "storm":
-        interval = 1.0 / load.rate if load.rate else 0.0
+        interval = _storm_interval(load)
         for k in range(segment.index, load.concurrency or 0, segment.count):
             yield k, k * interval
         return
     for k, offset in enumerate(arrival_offsets(load)):
         if segment.owns(k):
             yield k, offset
+
+
+def _storm_interval(load: LoadConfig) -> float:
+    """Seconds between two storm connections' intended starts (0: all at once)."""
+    return 1.0 / load.rate if load.rate else 0.0
+
+
+def shared_release_offset(load: LoadConfig, segment: Segment) -> float | None:
+    """When the segments of a storm release it, in seconds after the common schedule start.
+
+    Each segment computes the same instant from the scenario alone: the *whole* storm's last
+    intended start plus :data:`RELEASE_SETTLE`, at the latest ``open_deadline`` (which bounds
+    every hold). A segment releases at this instant, or later while its own connections are
+    still opening (never past ``open_deadline``), and measures ``close_start_lag`` from it, so
+    the merged metric spans the whole storm and a late segment shows its lateness.
+
+    Returns:
+        None for an unsegmented run or another model: one process releases its storm as soon
+        as all its connections are open, and measures from that moment.
+    """
+    if load.model != "storm" or segment.whole:
+        return None
+    last = max(0, (load.concurrency or 0) - 1) * _storm_interval(load)
+    return min(last + RELEASE_SETTLE, load.open_deadline)
 
 
 class SegmentMix:

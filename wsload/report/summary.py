@@ -106,9 +106,13 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     }
     if result.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.start_lag)
-    if result.release_s is not None:
-        first, last = result.release_s
-        generator["storm_release_s"] = {"first": round(first, 6), "last": round(last, 6)}
+    release = result.release_s
+    if release is not None:
+        generator["storm_release_s"] = {
+            "planned": None if release.planned is None else round(release.planned, 6),
+            "first": round(release.first, 6),
+            "last": round(release.last, 6),
+        }
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "wsload_version": __version__,

@@ -87,18 +87,23 @@ def nothing_measured(summary: Mapping[str, Any]) -> str | None:
 
 def storm_release(summary: Mapping[str, Any]) -> str | None:
     """``"released 10,000 closes in 312 ms"`` for a storm (None when nothing was released):
-    from the release instant to the last close wsload started (``close_start_lag``), and how
-    far apart the segments' release instants were when there were several."""
+    from the release instant to the last close wsload started (``close_start_lag``). Segments
+    count from their shared release instant, so the line says so and how long after it they
+    actually released (each also waited for its own connections to open)."""
     stats = summary.get("latency_us", {}).get("close_start_lag") or {}
     count, latest = int(stats.get("count") or 0), stats.get("max")
     if not count or latest is None:
         return None
+    release = summary.get("generator", {}).get("storm_release_s") or {}
+    planned = release.get("planned")
     text = f"released {count:,} closes in {format_us(latest)}"
+    if planned is not None:
+        text += " from the segments' shared release instant"
     p50, p99 = stats.get("p50"), stats.get("p99")
     if p50 is not None and p99 is not None:
         text += f" (close_start_lag p50 {format_us(p50)}, p99 {format_us(p99)})"
-    spread = summary.get("generator", {}).get("storm_release_s")
-    if spread and spread["last"] > spread["first"]:
-        gap = 1e6 * (spread["last"] - spread["first"])
-        text += f"; the segments released within {format_us(gap)} of each other"
+    if planned is not None:
+        first, last = (format_us(1e6 * (release[k] - planned)) for k in ("first", "last"))
+        when = first if first == last else f"{first} to {last}"
+        text += f"; the segments released {when} after it"
     return text

@@ -1,6 +1,6 @@
 """Turning a scenario into load and a result: the Trio loop, where it runs, and the modes.
 
-Imports go one way, downwards (``tests/test_architecture.py`` checks it)::
+Imports go one way, downwards (``tests/core/test_architecture.py`` checks it)::
 
     execute.py          options checked, seed fixed, mode and executor chosen (the only module
        │                that knows every mode and every executor)

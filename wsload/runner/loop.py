@@ -22,7 +22,13 @@ from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, planned_end
-from wsload.plan.segment import WHOLE, Segment, SegmentMix, segment_offsets
+from wsload.plan.segment import (
+    WHOLE,
+    Segment,
+    SegmentMix,
+    segment_offsets,
+    shared_release_offset,
+)
 from wsload.runner.heap import load_heap, release_held
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
 from wsload.scenario.model import LoadConfig, Scenario
@@ -211,8 +217,15 @@ class _Runner:
                 and not stop.is_set()
             ):
                 await trio.sleep(0.01)
+        shared = shared_release_offset(load, self.segment)
+        if shared is not None:  # segments release together (and count from) the shared instant
+            with trio.move_on_at(start + shared):
+                await stop.wait()
         self.progress.phase = "storm"
-        self.collector.release_at = trio.current_time()  # close_start_lag counts from here
+        now = trio.current_time()
+        self.collector.release_at = now  # closes that begin from here on are the storm's
+        if shared is not None:  # a stop may release before the shared instant: count from then
+            self.collector.lag_from = min(now, start + shared)
         release_held(release)
 
     async def intervals_task(self, start: float) -> None:

@@ -20,7 +20,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.histograms import decode, encode
-from wsload.metrics.result import new_lag_histogram
+from wsload.metrics.result import StormRelease, new_lag_histogram
 from wsload.plan.segment import WHOLE, Segment, format_segments, parse_segments
 from wsload.runner.loop import LoadRun, Progress, run_load
 from wsload.scenario.model import Scenario
@@ -42,9 +42,9 @@ class SegmentResult:
         segment: ``generator.segment``: ``"i/N"`` (one share), ``"0,2/4"`` (some shares
             merged) or None (the whole scenario).
         processes: generator processes that contributed.
-        release_s: a storm's release instant, seconds after the (common) schedule start:
-            ``(first, last)`` over the segments held (equal for one segment); None when no
-            storm was released.
+        release_s: a storm's release instants, seconds after the (common) schedule start:
+            ``first`` and ``last`` over the segments held (equal for one segment) and the
+            shared ``planned`` one of a segmented storm; None when no storm was released.
     """
 
     segment: str | None
@@ -59,7 +59,7 @@ class SegmentResult:
     intended: int
     processes: int = 1
     cpu_wait_seconds: float | None = None
-    release_s: tuple[float, float] | None = None
+    release_s: StormRelease | None = None
 
     @classmethod
     def from_load(cls, collector: Collector, run: LoadRun, segment: Segment) -> SegmentResult:
@@ -75,7 +75,7 @@ class SegmentResult:
             intervals=run.intervals,
             intended=run.intended,
             cpu_wait_seconds=run.cpu_wait_seconds,
-            release_s=_release(collector.release_at, run.started),
+            release_s=_release(collector, run.started),
         )
 
     def indices(self) -> tuple[frozenset[int], int]:
@@ -98,7 +98,7 @@ class SegmentResult:
             "intended": self.intended,
             "processes": self.processes,
             "cpu_wait_seconds": self.cpu_wait_seconds,
-            "release_s": None if self.release_s is None else list(self.release_s),
+            **_release_wire(self.release_s),
         }
 
     @classmethod
@@ -125,7 +125,7 @@ class SegmentResult:
                 intended=int(data["intended"]),
                 processes=int(data["processes"]),
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
-                release_s=_release_pair(data.get("release_s")),
+                release_s=_release_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -176,27 +176,39 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _release(release_at: float | None, started: float) -> tuple[float, float] | None:
-    if release_at is None:
+def _release(collector: Collector, started: float) -> StormRelease | None:
+    if collector.release_at is None:
         return None
-    return (release_at - started, release_at - started)
+    released = collector.release_at - started
+    planned = None if collector.lag_from is None else collector.lag_from - started
+    return StormRelease(released, released, planned)
 
 
-def _release_pair(value: Any) -> tuple[float, float] | None:
+def _release_wire(release: StormRelease | None) -> dict[str, Any]:
+    """``release_s: [first, last]`` and ``release_planned_s`` (absent from older wire forms)."""
+    if release is None:
+        return {"release_s": None, "release_planned_s": None}
+    return {"release_s": [release.first, release.last], "release_planned_s": release.planned}
+
+
+def _release_from_wire(data: Mapping[str, Any]) -> StormRelease | None:
+    value = data.get("release_s")
     if value is None:
         return None
     first, last = value
-    return (float(first), float(last))
+    return StormRelease(float(first), float(last), _optional_float(data.get("release_planned_s")))
 
 
-def _release_span(
-    spans: Iterable[tuple[float, float] | None],
-) -> tuple[float, float] | None:
-    """The earliest and the latest release of the parts that released a storm."""
-    known = [span for span in spans if span is not None]
+def _release_span(releases: Iterable[StormRelease | None]) -> StormRelease | None:
+    """The earliest and the latest release of the parts that released a storm; the planned
+    instant is the same in every segment (computed from the scenario), the earliest if not."""
+    known = [r for r in releases if r is not None]
     if not known:
         return None
-    return (min(s[0] for s in known), max(s[1] for s in known))
+    planned = [r.planned for r in known if r.planned is not None]
+    return StormRelease(
+        min(r.first for r in known), max(r.last for r in known), min(planned, default=None)
+    )
 
 
 def _sum_known(values: Iterable[float | None]) -> float | None:

@@ -21,7 +21,7 @@ from wsload.cli import app
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import TABLE_KEYS, load_scenario, parse_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 TEXTS = [path.read_text(encoding="utf-8") for path in SHIPPED]
 GOOD = '[load]\nrate = 10\nduration = "1s"\n'

@@ -23,7 +23,7 @@ from wsload.metrics.histograms import new_histogram
 from wsload.report.charts import percentile_figure, percentile_points
 from wsload.report.outputs import write_report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # a search is many runs in one directory: test_report_of_a_real_capacity_search has it
 SHIPPED = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml") if p.stem != "search")

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from wsload.cli import app
 from wsload.runner.calibrate import Calibration, CycleRun, measure_cycles, pin_cpus, render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_measure_cycles_records_every_cycle_clean() -> None:

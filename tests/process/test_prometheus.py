@@ -34,8 +34,8 @@ from wsload.metrics.histograms import new_histogram, record
 from wsload.report.prometheus import NETWORK_BUCKETS_S, Exposition
 from wsload.runner.endpoint import MetricsEndpoint, serve_metrics
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
-PUBSUB = Path(__file__).resolve().parent.parent / "scenarios" / "pubsub.toml"
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+PUBSUB = Path(__file__).resolve().parents[2] / "scenarios" / "pubsub.toml"
 
 SCENARIO = """
 name = "prom"
@@ -251,7 +251,7 @@ def _one_interval() -> IntervalSnapshot:
 @pytest.mark.parametrize("command", ["run", "search"])
 def test_a_port_in_use_exits_2_before_anything_is_written(tmp_path: Path, command: str) -> None:
     scenario = tmp_path / "s.toml"
-    shipped = Path(__file__).resolve().parent.parent / "scenarios" / "search.toml"
+    shipped = Path(__file__).resolve().parents[2] / "scenarios" / "search.toml"
     scenario.write_text(shipped.read_text() if command == "search" else SCENARIO)
     out = tmp_path / "out"
     with socket.socket() as taken:

@@ -27,7 +27,7 @@ from wsload.scenario.model import (
 )
 from wsload.scenario.parse import load_scenario, parse_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 SOURCE = "gen.toml"
 

@@ -13,7 +13,7 @@ from wsload.cli import app
 from wsload.metrics.histograms import new_histogram
 from wsload.scenario.parse import load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = """
 name = "e2e"

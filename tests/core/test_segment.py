@@ -1,4 +1,5 @@
-"""Segments: the union of all shares is exactly the unsegmented plan (pure, hypothesis)."""
+"""Segments: the union of all shares is exactly the unsegmented plan, and a storm's segments
+agree on one release instant (pure, hypothesis)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from wsload.errors import UsageError
 from wsload.plan.segment import (
+    RELEASE_SETTLE,
     WHOLE,
     Segment,
     SegmentMix,
@@ -15,6 +17,8 @@ from wsload.plan.segment import (
     parse_segment,
     parse_segments,
     planned_connections,
+    segment_offsets,
+    shared_release_offset,
 )
 from wsload.scenario.model import CloseSpec, LoadConfig, Stage
 
@@ -62,6 +66,35 @@ def test_union_of_segments_is_the_whole_plan(
     for i, part in enumerate(parts):  # disjoint and balanced: shares differ by at most one
         assert all(k % n == i for k, _, _ in part)
         assert Segment(i, n).share(len(whole)) == len(part)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    concurrency=st.integers(1, 300),
+    rate=st.one_of(st.none(), st.integers(1, 500).map(float)),
+    deadline=st.sampled_from([0.5, 2.0, 30.0]),
+    n=st.integers(2, 7),
+)
+def test_every_segment_of_a_storm_computes_the_same_release_instant(
+    concurrency: int, rate: float | None, deadline: float, n: int
+) -> None:
+    load = LoadConfig(model="storm", concurrency=concurrency, rate=rate, open_deadline=deadline)
+    offsets = {shared_release_offset(load, Segment(i, n)) for i in range(n)}
+    assert len(offsets) == 1  # no segment needs to ask the others
+    last = max(offset for i in range(n) for _, offset in segment_offsets(load, Segment(i, n)))
+    assert offsets.pop() == pytest.approx(min(last + RELEASE_SETTLE, deadline))
+
+
+def test_shared_release_offset_examples() -> None:
+    storm = LoadConfig(model="storm", concurrency=200, rate=500.0)
+    # the whole storm's last start (199 / 500 s), not the segment's, plus the settle margin
+    assert shared_release_offset(storm, Segment(0, 2)) == pytest.approx(0.398 + RELEASE_SETTLE)
+    at_once = LoadConfig(model="storm", concurrency=200)
+    assert shared_release_offset(at_once, Segment(3, 4)) == RELEASE_SETTLE
+    slow = LoadConfig(model="storm", concurrency=100, rate=10.0, open_deadline=5.0)
+    assert shared_release_offset(slow, Segment(1, 2)) == 5.0  # open_deadline bounds every hold
+    assert shared_release_offset(storm, WHOLE) is None  # one process releases when all are open
+    assert shared_release_offset(LoadConfig(model="arrival", rate=5.0), Segment(0, 2)) is None
 
 
 def test_segment_mix_refuses_going_back() -> None:

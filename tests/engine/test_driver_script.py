@@ -2,7 +2,7 @@
 
 The server end is scripted byte by byte (``peers.RawPeer``); the scripts here are built as the
 parser builds them (``wsload.core.script``), so these tests pin the interpreter, and
-tests/test_scenario_steps.py pins the parsing.
+tests/cli/test_scenario_steps.py pins the parsing.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from wsload.scenario.model import (
 )
 from wsload.scenario.parse import CLOSE_KIND_KEYS, TABLE_KEYS, load_scenario, parse_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 DOCS = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")

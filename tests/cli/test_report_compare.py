@@ -446,7 +446,7 @@ def test_committed_baseline_matches_the_ci_scenario(tmp_path: Path) -> None:
     from wsload.scenario.dump import scenario_hash
     from wsload.scenario.parse import load_scenario
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     baseline = load_results(root / "results" / "baselines" / "ci")
     scenario = load_scenario(root / "scenarios" / "ci.toml")
     assert baseline.summary["scenario_hash"] == scenario_hash(scenario)

@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from wsload.errors import ToolError
+from wsload.plan.segment import RELEASE_SETTLE
 from wsload.runner.cluster import Cluster
 from wsload.runner.execute import execute_run
 from wsload.runner.executor import LoadFeed
@@ -83,6 +84,11 @@ def test_cluster_run_merges_and_matches_the_merge_schema(tmp_path: Path, cluster
     assert summary["outcomes"]["clean"] == 30
     assert summary["outcomes"]["terminated"] == 30
     assert summary["server"]["connections_accepted"] == 60
+    # both tasks released at (and counted from) one instant: the last start (59 / 300 s) + 1 s
+    release = summary["generator"]["storm_release_s"]
+    assert release["planned"] == pytest.approx(59 / 300 + RELEASE_SETTLE, abs=1e-5)
+    assert release["planned"] <= release["first"] <= release["last"]
+    assert summary["latency_us"]["close_start_lag"]["count"] == 60
     parts = sorted((out / "segments").iterdir())
     assert [p.name for p in parts] == ["0of2", "1of2"]
     assert merge_results(parts, tmp_path / "merged", quiet=True) == 0

@@ -10,6 +10,7 @@ compare directly with the records'). Records are observed with a spy around the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,12 +23,15 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
+from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
 from wsload.runner import loop
 from wsload.runner.loop import LoadRun, Progress, run_load
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 
 PEER_CLOSE_TIMEOUT = 0.5
+HDR = 1 - 1e-3
+"""Histogram statistics are exact to 3 significant digits: a bound on one is this much looser."""
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,7 @@ async def run(
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
     ctx_stop: bool = True,
+    segment: Segment = WHOLE,
 ) -> Run:
     """Parse ``text`` with ``url`` as its target and run it to the end."""
     scenario = parse_scenario(f'name = "t"\nseed = 7\n[target]\nurl = "{url}"\n' + text)
@@ -102,6 +107,7 @@ async def run(
         on_interval=intervals.append,
         stop=stop,
         hard_stop=hard_stop,
+        segment=segment,
     )
     return Run(scenario, collector, progress, result, intervals, trio.current_time() - t0)
 
@@ -369,6 +375,75 @@ messages = 1
     # opened at 200/s: the last of the 30 was scheduled 145 ms after the first
     start = r.progress.started
     assert max(rec.scheduled for rec in records) - start == pytest.approx(29 / 200)
+
+
+async def test_a_segmented_storm_releases_at_the_shared_instant(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    """Segment 1/2 of a storm of 20 at 200/s: its 10 connections are open after ~0.1 s, but it
+    holds them until the whole storm's last start (19 / 200 s) plus RELEASE_SETTLE, the instant
+    the other segment computes too, and counts close_start_lag from there."""
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "storm"
+concurrency = 20
+rate = 200
+[session]
+messages = 1
+"""
+    with trio.fail_after(20):
+        r = await run(text, url, segment=Segment(1, 2))
+    check_sums(r)
+    assert r.progress.attempted == 10 == len(records)
+    assert r.collector.counts().outcomes == {"clean": 10}
+    shared = r.progress.started + 19 / 200 + RELEASE_SETTLE
+    assert max(rec.upgraded or math.inf for rec in records) < shared - 0.5  # open long before
+    assert r.collector.lag_from == shared
+    release = r.collector.release_at
+    assert release is not None and shared <= release < shared + 0.1  # a wake-up, no more
+    initiated = [rec.close_initiated or math.inf for rec in records]
+    assert min(initiated) >= release
+    lag = r.collector.stats("close_start_lag")
+    assert lag["count"] == 10
+    assert lag["min"] >= (release - shared) * 1e6 * HDR - 1  # counted from the shared instant
+    assert lag["max"] == pytest.approx((max(initiated) - shared) * 1e6, rel=1e-3, abs=2)
+
+
+async def test_a_late_segment_shows_its_lateness_in_close_start_lag(
+    nursery: trio.Nursery,
+) -> None:
+    """A segment whose own connection opens after the shared instant releases when it is open
+    (no earlier: the storm holds its connections), and its lag counts from the shared instant."""
+    server = PoliteServer()
+    accepted = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        if accepted == 2:
+            await trio.sleep(RELEASE_SETTLE + 0.5)  # the upgrade answer comes late
+        await server(stream)
+
+    url = await raw_server(nursery, handler)
+    text = """handshake_timeout = "5s"
+[load]
+model = "storm"
+concurrency = 6
+[session]
+messages = 0
+"""
+    with trio.fail_after(20):
+        r = await run(text, url, segment=Segment(0, 2))
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"clean": 3}
+    shared = r.progress.started + RELEASE_SETTLE  # all at once: the settle margin alone
+    release = r.collector.release_at
+    assert r.collector.lag_from == shared
+    assert release is not None and release >= max(server.upgraded_times) >= shared + 0.4
+    lag = r.collector.stats("close_start_lag")
+    assert lag["count"] == 3 and lag["min"] >= (release - shared) * 1e6 * HDR - 1
 
 
 async def test_storm_release_writes_every_clean_close_before_any_task_runs(

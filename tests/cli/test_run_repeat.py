@@ -144,7 +144,7 @@ def test_bad_repeat_options_exit_2(tmp_path: Path, args: list[str], message: str
 
 
 def test_a_search_is_not_repeated(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     code, output = _invoke("run", str(root / "scenarios" / "search.toml"), "--repeat", "2")
     assert code == 2 and "--repeat does not apply to a capacity search" in output, output
 

@@ -21,6 +21,7 @@ from wsload.metrics.intervals import (
     snapshot_from_wire,
     snapshot_to_wire,
 )
+from wsload.metrics.result import StormRelease
 from wsload.report.hlog import format_interval
 from wsload.report.results import read_hlog_intervals
 from wsload.runner.merge import merge_hlogs, merge_timelines
@@ -162,6 +163,21 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
         SegmentResult.merge([merged, _part(4, 1, "1/2")])
     with pytest.raises(ValueError, match=r"not a wsload\.segment"):
         SegmentResult.from_wire({"format": "x"})
+
+
+def test_storm_release_instants_cross_the_wire_and_span_the_segments() -> None:
+    """Each segment's actual release and the shared planned instant survive the wire; a merge
+    keeps the earliest and the latest release beside the one planned instant."""
+    parts = [_part(1, 4, "0/2"), _part(2, 4, "1/2")]
+    parts[0].release_s = StormRelease(1.4012, 1.4012, 1.398)
+    parts[1].release_s = StormRelease(1.3991, 1.3991, 1.398)
+    back = [SegmentResult.from_wire(p.to_wire()) for p in parts]
+    assert [b.release_s for b in back] == [p.release_s for p in parts]
+    assert SegmentResult.merge(back).release_s == StormRelease(1.3991, 1.4012, 1.398)
+    old = {**parts[0].to_wire(), "release_s": [2.0, 2.0]}  # written before release_planned_s
+    del old["release_planned_s"]
+    assert SegmentResult.from_wire(old).release_s == StormRelease(2.0, 2.0, None)
+    assert SegmentResult.merge([_part(3, 4, None)]).release_s is None  # not a storm
 
 
 def test_merge_hlogs_sums_the_same_second_of_each_log(tmp_path: Path) -> None:
