@@ -34,9 +34,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
-KINDS = ("wsload", "raw-trio", "wsproto", "trio-websocket")
-HELD = ("held", "held-deflate")
-"""RSS per held connection without and with permessage-deflate (both targets accept it)."""
+# wsload-arrival: the same cycle, open loop (``load.model = "arrival"`` at --rate), for the
+# per-connection cost of the schedule against the closed loop of the ``wsload`` kind
+KINDS = ("wsload", "wsload-arrival", "raw-trio", "wsproto", "trio-websocket")
+HELD = ("held", "held-deflate", "held-script")
+"""RSS per held connection without and with permessage-deflate (both targets accept it), and
+with a session script (held.py's ``SCRIPT``) instead of echo mode; each then a storm release."""
+
+
+_HELD_NOTE = {"held-deflate": " (permessage-deflate)", "held-script": " (session script)"}
 
 
 def _raise_nofile() -> None:
@@ -118,14 +124,16 @@ def _worker(args: argparse.Namespace) -> None:
     _raise_nofile()
     sys.path.insert(0, str(HERE))
     out: dict[str, Any]
-    if args.worker in ("held", "held-deflate"):
+    if args.worker in HELD:
         from held import measure_held
 
-        out = trio.run(measure_held, args.url, args.held, args.worker == "held-deflate")
-    elif args.worker == "wsload":
+        deflate, script = args.worker == "held-deflate", args.worker == "held-script"
+        out = trio.run(measure_held, args.url, args.held, deflate, script)
+    elif args.worker in ("wsload", "wsload-arrival"):
         from wsload.runner.calibrate import measure_cycles
 
-        run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency)
+        rate = args.rate if args.worker == "wsload-arrival" else None
+        run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency, rate)
         out = run.as_dict()
     else:
         from bare import measure_bare
@@ -143,7 +151,7 @@ def _worker(args: argparse.Namespace) -> None:
 def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
     cmd += ["--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
-    cmd += ["--held", str(args.held)]
+    cmd += ["--held", str(args.held), "--rate", str(args.rate)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -164,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cycles", type=int, default=3000, help="cycles per measured run")
     parser.add_argument("--runs", type=int, default=5, help="runs per client (median)")
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="wsload-arrival: connections/s (open loop)"
+    )
     parser.add_argument(
         "--compare",
         default="raw-trio,wsproto,trio-websocket",
@@ -233,6 +244,16 @@ def _report(
     for entry in clients.values():
         value = entry["median_cpu_us_per_cycle"]
         entry["ratio_to_wsload"] = round(value / base, 2) if value and base else None
+    for other in ("raw-trio", "wsload"):  # run i of each kind ran back to back: the ratio
+        for kind, results in runs.items():  # of the two cancels most of the machine's load
+            ratios = [
+                r["cpu_us_per_cycle"] / f["cpu_us_per_cycle"]
+                for r, f in zip(results, runs.get(other, []), strict=False)
+                if "error" not in r and "error" not in f
+            ]
+            clients[kind][f"median_run_ratio_to_{other.replace('-', '_')}"] = (
+                round(statistics.median(ratios), 2) if ratios else None
+            )
     return {
         "target": description,
         "cycles": args.cycles,
@@ -249,7 +270,8 @@ def _text(report: dict[str, Any]) -> str:
         f"target: {report['target']}; {report['runs']} runs x {report['cycles']} cycles, "
         f"concurrency {report['concurrency']}, CPUs {report['cpus']}",
         "",
-        f"{'client':<16}{'CPU µs/cycle':>14}{'user':>8}{'sys':>8}{'cycles/s':>10}{'x wsload':>10}",
+        f"{'client':<16}{'CPU µs/cycle':>14}{'user':>8}{'sys':>8}{'cycles/s':>10}{'x wsload':>10}"
+        f"{'runs x wsload':>15}{'runs x raw-trio':>17}",
     ]
     for kind, c in report["clients"].items():
         rate = c["median_cycles_per_s"]
@@ -257,6 +279,8 @@ def _text(report: dict[str, Any]) -> str:
             f"{kind:<16}{c['median_cpu_us_per_cycle'] or '-':>14}"
             f"{c['median_user_us_per_cycle'] or '-':>8}{c['median_sys_us_per_cycle'] or '-':>8}"
             f"{rate if rate is not None else '-':>10}{c['ratio_to_wsload'] or '-':>10}"
+            f"{c['median_run_ratio_to_wsload'] or '-':>15}"
+            f"{c['median_run_ratio_to_raw_trio'] or '-':>17}"
         )
     ws = report["clients"]["wsload"]["runs"]
     lags = [r["loop_lag_us"] for r in ws if "loop_lag_us" in r]
@@ -271,7 +295,7 @@ def _text(report: dict[str, Any]) -> str:
     if report["held"] is not None:
         lines.append("")
         for kind, held in report["held"].items():
-            what = "held connections" + (" (permessage-deflate)" if kind == "held-deflate" else "")
+            what = "held connections" + _HELD_NOTE.get(kind, "")
             if "error" in held:
                 lines.append(f"{what}: failed: {held['error']}")
                 continue
@@ -281,6 +305,12 @@ def _text(report: dict[str, Any]) -> str:
                 f"{held['rss_before_bytes'] / 2**20:.1f} MiB -> "
                 f"{held['rss_held_bytes'] / 2**20:.1f} MiB = "
                 f"{held['rss_per_connection_bytes'] / 1024:.2f} KiB per held connection"
+            )
+            lines.append(
+                f"  storm release: first Close {held['release_to_first_close_ms']} ms, last "
+                f"Close {held['release_to_last_close_ms']} ms, all ended "
+                f"{held['release_to_all_ended_ms']} ms after the release; "
+                f"{held['release_cpu_us_per_connection']} µs CPU per connection"
             )
     return "\n".join(lines)
 

@@ -10,13 +10,20 @@ is what one held connection costs: its task and coroutine frames, its socket obj
 With ``compression`` the connections offer permessage-deflate as browsers do; where the target
 accepts it, each held connection also keeps its zlib contexts (a compressor from its first
 message on, with context takeover for the connection's life, and a decompressor once a
-compressed echo came back): the memory a browser-like client pays per connection.
+compressed echo came back): the memory a browser-like client pays per connection. With
+``script`` each connection runs :data:`SCRIPT` (a session script) instead of echo mode.
+
+Then it releases them all at one instant, as a storm run does (with the runner's GC policy,
+``wsload/runner/heap.py``), and measures how long the release takes: from the release to the
+first and the last Close written (``close_sent``), to every connection's end, and the CPU this
+process spent meanwhile.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
 from dataclasses import replace
 
 import trio
@@ -25,8 +32,29 @@ from wsload.core.deflate import NAME, DeflateSettings
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
+from wsload.runner.heap import load_heap, release_held
+from wsload.scenario.parse import parse_scenario
 
-__all__ = ["measure_held", "rss_bytes"]
+__all__ = ["SCRIPT", "measure_held", "rss_bytes"]
+
+SCRIPT = """
+[target]
+url = "{url}"
+[load]
+model = "concurrency"
+concurrency = 1
+connections = 1
+[[session.steps]]
+send = '{{"op":"hello","seq":{{seq}},"id":"{{uuid}}"}}'
+[[session.steps]]
+expect = {{ json = {{ op = "hello" }} }}
+name = "hello"
+[[close]]
+kind = "clean"
+timeout = "5s"
+"""
+"""The scripted session held (``script``): a templated JSON message and a named ``expect``
+of its echo; the default is echo mode, one 64-byte message echoed."""
 
 _BATCH = 250
 """Connections opened per step: a burst of 10,000 SYNs overflows the target's listen backlog."""
@@ -39,7 +67,9 @@ def rss_bytes() -> int:
     return resident * os.sysconf("SC_PAGE_SIZE")
 
 
-async def measure_held(url: str, count: int, compression: bool = False) -> dict[str, float]:
+async def measure_held(
+    url: str, count: int, compression: bool = False, script: bool = False
+) -> dict[str, float]:
     """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
 
     Args:
@@ -47,9 +77,12 @@ async def measure_held(url: str, count: int, compression: bool = False) -> dict[
         count: connections held at once.
         compression: offer permessage-deflate (``deflated`` in the result: how many of the
             held connections the target accepted it on).
+        script: run :data:`SCRIPT` before parking instead of echo mode.
     """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
+    if script:
+        scenario = parse_scenario(SCRIPT.format(url=url), source="held")
     if compression:
         target = replace(scenario.target, compression=DeflateSettings())
         scenario = replace(scenario, target=target)
@@ -57,13 +90,17 @@ async def measure_held(url: str, count: int, compression: bool = False) -> dict[
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
     collector = Collector(labels=("clean",))
     spec = scenario.close[0]
+    close_sent: list[float] = []
 
     async def connection(plan: ConnectionPlan) -> None:
-        collector.add(await run_connection(plan, ctx))
+        record = await run_connection(plan, ctx)
+        if record.close_sent is not None:
+            close_sent.append(record.close_sent)
+        collector.add(record)
 
     gc.collect()
     before = rss_bytes()
-    with trio.fail_after(120):
+    with trio.fail_after(120), load_heap():  # the runner's GC policy, as in a storm run
         async with trio.open_nursery() as nursery:
             for start in range(0, count, _BATCH):
                 for seq in range(start + 1, min(count, start + _BATCH) + 1):
@@ -74,7 +111,11 @@ async def measure_held(url: str, count: int, compression: bool = False) -> dict[
             gc.collect()
             held = ctx.ready_count
             peak = rss_bytes()
-            release.set()
+            cpu = resource.getrusage(resource.RUSAGE_SELF)
+            released = trio.current_time()
+            release_held(release)
+    ended = trio.current_time()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     counts = collector.counts()
     return {
         "count": count,
@@ -85,4 +126,10 @@ async def measure_held(url: str, count: int, compression: bool = False) -> dict[
         "rss_before_bytes": before,
         "rss_held_bytes": peak,
         "rss_per_connection_bytes": round((peak - before) / max(1, held), 1),
+        "release_to_first_close_ms": round((min(close_sent) - released) * 1e3, 1),
+        "release_to_last_close_ms": round((max(close_sent) - released) * 1e3, 1),
+        "release_to_all_ended_ms": round((ended - released) * 1e3, 1),
+        "release_cpu_us_per_connection": round(
+            (after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1e6 / max(1, held), 1
+        ),
     }

@@ -41,6 +41,15 @@ async def test_measure_cycles_records_every_cycle_clean() -> None:
     assert "warning" not in text
 
 
+async def test_measure_cycles_open_loop_keeps_its_rate() -> None:
+    """With ``rate`` the same cycles run open loop: 60 at 200/s take ≈ 0.3 s, all clean."""
+    with trio.fail_after(60):
+        async with running() as target:
+            run = await measure_cycles(target.url, 60, concurrency=10, rate=200.0)
+    assert run.cycles == 60 and run.clean == 60
+    assert run.wall_s >= 59 / 200  # the schedule, not the closed loop's as-fast-as-possible
+
+
 @pytest.mark.usefixtures("bounded_sync")
 def test_render_warns_when_cycles_were_not_clean() -> None:
     run = CycleRun(cycles=10, clean=7, user_s=0.002, sys_s=0.001, wall_s=0.01)
@@ -113,7 +122,9 @@ def test_benchmark_harness_prints_everything_as_json() -> None:
             "--cycles",
             "100",
             "--compare",
-            "raw-trio",
+            "wsload-arrival,raw-trio",
+            "--rate",
+            "400",
             "--held",
             "100",
             "--json",
@@ -132,9 +143,18 @@ def test_benchmark_harness_prints_everything_as_json() -> None:
     assert wsload["runs"][0]["loop_lag_us"]["count"] >= 0
     floor = report["clients"]["raw-trio"]
     assert floor["median_cpu_us_per_cycle"] > 0 and floor["ratio_to_wsload"] > 0
-    for kind, deflated in (("held", 0), ("held-deflate", 100)):  # without and with compression
+    assert floor["median_run_ratio_to_raw_trio"] == 1.0
+    assert wsload["median_run_ratio_to_raw_trio"] > 0
+    arrival = report["clients"]["wsload-arrival"]
+    assert arrival["runs"][0]["clean"] == 100 and arrival["median_run_ratio_to_wsload"] > 0
+    # without and with compression, and with a session script
+    for kind, deflated in (("held", 0), ("held-deflate", 100), ("held-script", 0)):
         held = report["held"][kind]
         assert held["held"] == 100 and held["clean"] == 100, kind
         assert held["deflated"] == deflated, kind
         assert held["rss_held_bytes"] > 0 and held["rss_before_bytes"] > 0
         assert "rss_per_connection_bytes" in held
+        # the storm release: every Close after the release, the last not before the first
+        assert 0 <= held["release_to_first_close_ms"] <= held["release_to_last_close_ms"], kind
+        assert held["release_to_last_close_ms"] <= held["release_to_all_ended_ms"], kind
+        assert held["release_cpu_us_per_connection"] > 0, kind

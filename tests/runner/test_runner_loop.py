@@ -446,6 +446,83 @@ messages = 0
     assert lag["count"] == 3 and lag["min"] >= (release - shared) * 1e6 * HDR - 1
 
 
+async def test_storm_release_writes_every_clean_close_before_any_task_runs(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    """The release itself writes the parked ``clean`` connections' Closes (Alarm), one pass.
+
+    A Close written by the releaser is stamped once: its close starts when it is written
+    (close_initiated == close_sent); a connection task that writes its own stamps the start
+    first, then the write. ``terminate`` connections are woken and close on their own.
+    """
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "storm"
+concurrency = 24
+rate = 400
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+weight = 3
+[[close]]
+kind = "terminate"
+weight = 1
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"clean": 18, "terminated": 6}
+    clean = [rec for rec in records if rec.kind == "clean"]
+    for rec in clean:
+        assert rec.close_sent is not None and rec.close_sent == rec.close_initiated, rec
+    replies = [rec.close_received for rec in clean if rec.close_received is not None]
+    assert len(replies) == 18
+    assert max(rec.close_sent or 0.0 for rec in clean) < min(replies)
+    assert all(rec.close_sent is None for rec in records if rec.kind == "terminate")
+
+
+async def test_storm_release_close_unanswered_times_out_from_its_write(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    """A Close the release wrote keeps the clean behaviour's timeout, counted from the write."""
+
+    async def deaf(stream: trio.SocketStream) -> None:  # echoes, never answers a Close
+        peer = RawPeer(stream)
+        try:
+            await peer.accept()
+            while (frame := await peer.frame()) is not None:
+                if frame[0] in (0x1, 0x2):
+                    await peer.send(bytes((0x80 | frame[0], len(frame[1]))) + frame[1])
+        except (trio.BrokenResourceError, EOFError):
+            pass
+        finally:
+            await stream.aclose()
+
+    url = await raw_server(nursery, deaf)
+    text = """
+[load]
+model = "storm"
+concurrency = 5
+drain = "5s"
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+timeout = "300ms"
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"close_timeout": 5}
+    for rec in records:
+        assert rec.close_sent is not None and rec.close_sent == rec.close_initiated
+        assert rec.socket_closed is not None
+        assert 0.3 <= rec.socket_closed - rec.close_sent < 1.0, rec
+
+
 async def test_storm_open_deadline_releases_stragglers(nursery: trio.Nursery) -> None:
     """A connection that never gets its 101 cannot hold the storm beyond open_deadline."""
     server = PoliteServer()

@@ -207,9 +207,10 @@ class FrameReader:
     def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
         """``extensions``: negotiated wsproto extensions (permessage-deflate) for the decoder;
         frames with an RSV bit never take the fast path, so they always reach them."""
-        self._extensions = list(extensions)
-        self._frames: FrameDecoder | None = None  # wsproto's decoders: made on first need
-        self._messages = MessageDecoder()
+        self._extensions = tuple(extensions)  # a list only for wsproto, if it is ever built
+        # wsproto's decoders: made together on first need (most connections never need them)
+        self._frames: FrameDecoder | None = None
+        self._messages: MessageDecoder | None = None
         self._limit = max_message_size
         self._size = 0
         self._closed = False
@@ -233,11 +234,14 @@ class FrameReader:
         frames = self._frames
         if frames is None:
             return True
-        return frames.header is None and not len(frames.buffer) and self._messages.opcode is None
+        messages = self._messages
+        assert messages is not None  # made with ``_frames``
+        return frames.header is None and not len(frames.buffer) and messages.opcode is None
 
     def _decoder(self) -> FrameDecoder:
         if self._frames is None:
-            self._frames = FrameDecoder(client=True, extensions=self._extensions)
+            self._frames = FrameDecoder(client=True, extensions=list(self._extensions))
+            self._messages = MessageDecoder()
         return self._frames
 
     def _fast(self) -> tuple[int, bytes | str, bool] | ReceivedClose | Literal[False] | None:
@@ -300,6 +304,8 @@ class FrameReader:
                 return fast
             self._decoder().receive_bytes(self._pending[self._pos :])
             self._pending, self._pos = b"", 0
+        elif self._frames is None:
+            return None  # nothing buffered and wsproto never had a byte: do not build it
         try:
             frame = self._decoder().process_buffer()
             if frame is None:
@@ -312,6 +318,7 @@ class FrameReader:
             if opcode.iscontrol():
                 assert isinstance(frame.payload, bytes)
                 return int(opcode), frame.payload, True
+            assert self._messages is not None  # made with ``_frames`` by ``_decoder()``
             frame = self._messages.process_frame(frame)
         except ParseFailed as exc:
             raise FrameError(str(exc), int(exc.code)) from None

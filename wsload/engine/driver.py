@@ -133,7 +133,7 @@ class _Attempt:
     async def run(self) -> ConnectionRecord:
         ctx, plan = self.ctx, self.plan
         ctx.alarm.watch(ctx.stop)
-        ctx.alarm.watch(ctx.release)
+        ctx.alarm.watch(ctx.release, release=True)
         self.connect_start = trio.current_time()
         try:
             endpoint = ctx.endpoint_for(plan.seq)
@@ -146,6 +146,8 @@ class _Attempt:
         if isinstance(link, ConnectionRecord):
             return link
         self.link = link
+        if ctx.release is not None and plan.close.kind == "clean":
+            link.release_close = (plan.close.code, plan.close.reason)
         if not link.ended and link.tracker.state is CloseState.OPEN:
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
             await run_session(link, ctx, hold, plan.seq)

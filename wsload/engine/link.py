@@ -16,9 +16,11 @@ one system task per event cancels their pump's scope when the event is set.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket as _stdlib_socket
 import ssl
 import struct
+import sys
 
 import trio
 
@@ -41,11 +43,30 @@ __all__ = [
 
 RECEIVE_SIZE = 16384
 """Bytes per read: also the most a flooding server gets processed before the task yields."""
+_SIOCOUTQ: int | None = 0x5411 if sys.platform == "linux" else None
+"""Linux ``ioctl``: bytes in a TCP socket's send queue (not yet acknowledged)."""
+_INT = bytes(4)
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _EAGER_READS = 8
 """Reads in a row that found data without waiting before the task yields anyway (fairness)."""
+
+
+def _recv_now(raw: _stdlib_socket.socket) -> bytes | OSError | None:
+    """One non-blocking ``recv``: the bytes, None when there are none yet (EAGAIN), or the error.
+
+    A plain function so that the EAGAIN exception's traceback holds only this short-lived
+    frame: raised inside the ``Link`` coroutine, it would make CPython materialise a frame
+    object for that coroutine (≈ 240 B) that lives as long as the connection waits, e.g. every
+    connection held in a storm.
+    """
+    try:
+        return raw.recv(RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return exc
 
 
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -87,15 +108,21 @@ class Link:
         write_broken: a write did not complete; nothing more may be written.
         message_rtts / ping_rtts: measured round trips, seconds.
         step_latencies: ``(metric, seconds)`` of named expect steps.
+        release_close: ``(code, reason)`` of the Close a storm's release writes for this link
+            while it is ``parked`` in the session's hold (:meth:`Alarm.watch`), None: none
+            (the close behaviour is not ``clean``, or no storm).
+        parked: the session holds this link until the storm's release.
     """
 
     __slots__ = (
         "_eager",
         "_sent",
         "message_rtts",
+        "parked",
         "ping_rtts",
         "proto",
         "raw",
+        "release_close",
         "scope",
         "step_latencies",
         "stream",
@@ -120,6 +147,8 @@ class Link:
         self.write_timeout = write_timeout
         self.write_broken = False
         self.scope: trio.CancelScope | None = None
+        self.release_close: tuple[int | None, str] | None = None
+        self.parked = False
         self.message_rtts: list[float] = []
         self.ping_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
@@ -143,6 +172,36 @@ class Link:
         """Cut the current pump short (it returns as if its deadline had passed)."""
         if self.scope is not None:
             self.scope.cancel()
+
+    def write_release_close(self) -> None:
+        """Write :attr:`release_close` now, from the releasing task, if parked and writable.
+
+        Written only when the socket's send queue is empty (``SIOCOUTQ``), so that the frame
+        (at most 131 bytes) goes out whole in one ``send()``; otherwise, or on any error, the
+        connection's own ``clean`` behaviour sends and judges the Close once woken, exactly as
+        without a storm. Stamped as ``send_close`` stamps: when the bytes went out, which is
+        also when the close starts. Saves the release a task switch and a cancellation per
+        connection before its Close can go out.
+        """
+        close, raw = self.release_close, self.raw
+        if close is None or raw is None or not self.parked or self.write_broken:
+            return
+        if self.proto.ended or not self.tracker.can_send_close:
+            return
+        code, reason = close
+        frame = encode_frame(OP_CLOSE, close_payload(code, reason))
+        now = trio.current_time()
+        try:
+            if _SIOCOUTQ is None or fcntl.ioctl(raw, _SIOCOUTQ, _INT) != _INT:
+                return  # bytes still queued (or no way to know): the task writes its Close
+            sent = raw.send(frame)
+        except OSError:  # EAGAIN or a reset: the task's own close behaviour finds out
+            return
+        self._sent = True
+        if sent != len(frame):  # not with an empty queue; if ever, the frame is broken
+            self.write_broken = True
+            return
+        self.tracker.send_close(now, code, reason if code is not None else "")
 
     async def pump(self, deadline: float) -> bool:
         """Receive once (until ``deadline``) and process what arrived.
@@ -197,13 +256,10 @@ class Link:
         wait_first, self._sent = self._sent, False
         while True:
             if not wait_first:  # right after a write, a recv() would only say EAGAIN
-                try:
-                    data = raw.recv(RECEIVE_SIZE)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    return stream_error(exc)
-                else:
+                data = _recv_now(raw)
+                if isinstance(data, OSError):
+                    return stream_error(data)
+                if data is not None:
                     self._eager += 1
                     if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
@@ -344,7 +400,10 @@ class Alarm:
 
     One system task per watched event (not per connection): it waits for the event, then calls
     :meth:`Link.wake` on every registered link. Links re-check the events themselves before
-    every pump, so a wake-up that finds a link between two pumps is never lost.
+    every pump, so a wake-up that finds a link between two pumps is never lost. For a storm's
+    release it first writes every parked link's Close itself (:meth:`Link.write_release_close`),
+    in one pass, before any connection task runs: a release of 10,000 connections no longer
+    waits for 10,000 cancellations and task switches before its last Close goes out.
     """
 
     __slots__ = ("_links", "_watched")
@@ -353,19 +412,23 @@ class Alarm:
         self._links: set[Link] = set()
         self._watched: dict[int, trio.Event] = {}
 
-    def watch(self, event: trio.Event | None) -> None:
-        """Start ringing for ``event`` (once per event and Trio run)."""
+    def watch(self, event: trio.Event | None, *, release: bool = False) -> None:
+        """Start ringing for ``event`` (once per event and Trio run); ``release``: a storm's."""
         if event is None or event.is_set() or id(event) in self._watched:
             return
         self._watched[id(event)] = event
-        trio.lowlevel.spawn_system_task(self._ring, event, name="wsload.engine.alarm")
+        trio.lowlevel.spawn_system_task(self._ring, event, release, name="wsload.engine.alarm")
 
-    async def _ring(self, event: trio.Event) -> None:
+    async def _ring(self, event: trio.Event, release: bool) -> None:
         try:
             await event.wait()
         finally:
             self._watched.pop(id(event), None)
-        for link in list(self._links):
+        links = list(self._links)
+        if release:
+            for link in links:
+                link.write_release_close()
+        for link in links:
             link.wake()
 
     def add(self, link: Link) -> None:

@@ -225,9 +225,11 @@ class _Session:
         if release.is_set():
             return
         ctx.ready_count += 1
+        self.link.parked = True  # the release may write this link's Close (Alarm)
         try:
             await self.wait(math.inf, _RELEASE)
         finally:
+            self.link.parked = False
             ctx.ready_count -= 1
 
 

@@ -14,6 +14,7 @@ Imports go one way, downwards (``tests/core/test_architecture.py`` checks it)::
     segment_run.py      one segment's load anywhere; SegmentResult and its wire form
     loop.py             the Trio load loop: MODELS table (arrival, concurrency, storm)
     lag.py, target.py   loop-lag monitor; the built-in server in a child process
+    heap.py             the garbage collector's settings during a load (freeze, thresholds)
     frame.py            RunFrame: results dir, deferred signals, logs, live panel, exit code
     preflight.py        fd / port / TIME_WAIT limits vs the plan (pure)
     calibrate.py        ``wsload calibrate``: CPU per clean-close cycle

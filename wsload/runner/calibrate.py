@@ -51,14 +51,23 @@ _WARMUP = 100
 """Cycles run (and discarded) before measuring: imports, caches, first allocations."""
 
 
-def cycle_scenario(url: str, cycles: int, concurrency: int) -> Scenario:
-    """The benchmark cycle as a scenario: ``cycles`` connections, ``concurrency`` at a time."""
+def cycle_scenario(url: str, cycles: int, concurrency: int, rate: float | None = None) -> Scenario:
+    """The benchmark cycle as a scenario: ``cycles`` connections, ``concurrency`` at a time.
+
+    With ``rate``, the same cycles open loop instead (``arrival`` at ``rate`` per second), to
+    measure what the schedule costs per connection against the closed loop.
+    """
+    load = (
+        LoadConfig(model="concurrency", concurrency=concurrency, connections=cycles)
+        if rate is None
+        else LoadConfig(model="arrival", rate=rate, connections=cycles)
+    )
     return Scenario(
         name="calibrate",
         source="calibrate",
         seed=1,
         target=TargetConfig(url=url),
-        load=LoadConfig(model="concurrency", concurrency=concurrency, connections=cycles),
+        load=load,
         session=SessionConfig(messages=1, message_size=64),
         close=(CloseSpec(kind="clean", label="clean", timeout=5.0),),
     )
@@ -104,8 +113,10 @@ class CycleRun:
         }
 
 
-async def _run_once(url: str, cycles: int, concurrency: int) -> tuple[Collector, Any, float, float]:
-    scenario = cycle_scenario(url, cycles, concurrency)
+async def _run_once(
+    url: str, cycles: int, concurrency: int, rate: float | None
+) -> tuple[Collector, Any, float, float]:
+    scenario = cycle_scenario(url, cycles, concurrency, rate)
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1)
     collector = Collector(labels=("clean",))
     gc.collect()
@@ -115,13 +126,16 @@ async def _run_once(url: str, cycles: int, concurrency: int) -> tuple[Collector,
     return collector, load_run, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
 
 
-async def measure_cycles(url: str, cycles: int, concurrency: int = 20) -> CycleRun:
+async def measure_cycles(
+    url: str, cycles: int, concurrency: int = 20, rate: float | None = None
+) -> CycleRun:
     """Run ``cycles`` clean-close cycles against ``url`` (after a short warm-up) and measure.
 
     Call inside ``trio.run``. The target must echo data messages and answer a Close normally.
+    ``rate``: open loop at this many connections/s instead of ``concurrency`` slots.
     """
-    await _run_once(url, min(_WARMUP, cycles), min(concurrency, cycles))
-    collector, load_run, user, sys_ = await _run_once(url, cycles, concurrency)
+    await _run_once(url, min(_WARMUP, cycles), min(concurrency, cycles), rate)
+    collector, load_run, user, sys_ = await _run_once(url, cycles, concurrency, rate)
     counts = collector.counts()
     return CycleRun(
         cycles=counts.attempted,

@@ -9,11 +9,9 @@ is kept after that.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -31,6 +29,7 @@ from wsload.plan.segment import (
     segment_offsets,
     shared_release_offset,
 )
+from wsload.runner.heap import load_heap, release_held
 from wsload.runner.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
@@ -243,7 +242,7 @@ class _Runner:
         self.collector.release_at = now  # closes that begin from here on are the storm's
         if shared is not None:  # a stop may release before the shared instant: count from then
             self.collector.lag_from = min(now, start + shared)
-        release.set()
+        release_held(release)
 
     async def intervals_task(self, start: float) -> None:
         next_tick = start + _INTERVAL
@@ -335,27 +334,8 @@ async def run_load(
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
     runner = _Runner(scenario, ctx, collector, progress, on_interval, segment, on_record)
-    with _frozen_heap():
+    with load_heap():
         return await _apply(runner, load, ctx, progress, stop, hard_stop)
-
-
-@contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """Keep the full garbage collection out of the measured window.
-
-    A full (generation 2) collection walks every object alive, imported modules included
-    (plotly, rich, hdrh): 20-30 ms on these machines, a stall of the whole loop that lands in
-    whatever latencies are being timed (it showed as a 25-45 ms start-lag p99 at 160/s).
-    Freezing what exists before the load moves it out of the collector's sight; what the run
-    itself creates is still collected. Unfrozen afterwards so that a process running many loads
-    (a search, the tests) does not keep their garbage for ever.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 async def _apply(
