@@ -168,7 +168,7 @@ class DriverContext:
         payload: the data message body (``message_size`` bytes; ASCII for text messages).
         script: the session's steps: ``session.steps``, or echo mode's built-in script.
         alarm: wakes parked connections when ``stop``/``release`` is set.
-        addresses: resolved ``(host, port) -> (family, sockaddr)`` cache.
+        addresses: resolved ``(host, port, family wanted) -> (family, sockaddr)`` cache.
         upgraded: upgrade instants by ``seq``, set by the driver; the runner takes each out
             when the connection ends, so the record it writes for a connection cancelled
             mid-run (``interrupted``) still counts it as opened.
@@ -187,7 +187,9 @@ class DriverContext:
     payload: bytes = field(default=b"", init=False)
     script: tuple[Step, ...] = field(default=(), init=False)
     alarm: Alarm = field(default_factory=Alarm, init=False)
-    addresses: dict[tuple[str, int], tuple[int, object]] = field(default_factory=dict, init=False)
+    addresses: dict[tuple[str, int, int], tuple[int, object]] = field(
+        default_factory=dict, init=False
+    )
     upgraded: dict[int, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import socket as _stdlib_socket
 import sys
@@ -56,34 +57,54 @@ _IP_BIND_ADDRESS_NO_PORT: int | None = getattr(
 )
 
 
-async def _resolve(ctx: DriverContext, host: str, port: int, source: str | None) -> tuple[int, Any]:
-    """``(family, sockaddr)`` for ``host:port``, resolved once per run and family."""
+class _TimedOut(Exception):
+    """A bounded wait of the TCP connect (resolving, connecting) reached its deadline."""
+
+
+def _address_key(host: str, port: int, source: str | None) -> tuple[str, int, int]:
     want = (
         0
         if source is None
         else (_stdlib_socket.AF_INET6 if ":" in source else _stdlib_socket.AF_INET)
     )
-    key = (f"{host}/{want}", port)
+    return (host, port, want)
+
+
+async def _resolve(
+    ctx: DriverContext, key: tuple[str, int, int], deadline: float
+) -> tuple[int, Any]:
+    """``(family, sockaddr)`` for ``key`` (host, port, family wanted), resolved once per run.
+
+    Raises:
+        _TimedOut: not resolved by ``deadline``.
+    """
     cached = ctx.addresses.get(key)
     if cached is not None:
         return cached
-    infos = await trio.socket.getaddrinfo(host, port, family=want, type=_stdlib_socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
-    family, _, _, _, sockaddr = infos[0]
-    resolved = (int(family), sockaddr)
-    ctx.addresses[key] = resolved
-    return resolved
+    host, port, want = key
+    with trio.move_on_at(deadline):
+        infos = await trio.socket.getaddrinfo(
+            host, port, family=want, type=_stdlib_socket.SOCK_STREAM
+        )
+        if not infos:
+            raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
+        family, _, _, _, sockaddr = infos[0]
+        resolved = (int(family), sockaddr)
+        ctx.addresses[key] = resolved
+        return resolved
+    raise _TimedOut
 
 
-async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
+async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any, deadline: float) -> None:
     """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
-    already resolved): start a non-blocking connect, wait until writable, read the result.
-    When the connection is already established as ``connect()`` returns (loopback: the
-    kernel completes the handshake synchronously), there is nothing to wait for.
+    already resolved): start a non-blocking connect, wait until writable (by ``deadline``),
+    read the result. When the connection is already established as ``connect()`` returns
+    (loopback: the kernel completes the handshake synchronously), there is nothing to wait
+    for, and no cancel scope is made.
 
     Raises:
         OSError: the connect failed (``errno`` set: refused, unreachable, ...).
+        _TimedOut: not connected by ``deadline``.
     """
     err = raw.connect_ex(sockaddr)
     if err in (errno.EINPROGRESS, errno.EAGAIN):
@@ -92,7 +113,10 @@ async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
             return
         except OSError:
             pass
-        await trio.lowlevel.wait_writable(raw)
+        with trio.move_on_at(deadline) as scope:
+            await trio.lowlevel.wait_writable(raw)
+        if scope.cancelled_caught:
+            raise _TimedOut
         err = raw.getsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_ERROR)
     if err:
         raise OSError(err, f"Error connecting to {sockaddr!r}: {os.strerror(err)}")
@@ -167,17 +191,20 @@ class _Attempt:
     async def _connect(self, endpoint: Endpoint) -> ConnectionRecord | None:
         ctx = self.ctx
         timeout = ctx.target.connect_timeout
+        deadline = self.connect_start + timeout
         tls_started = False
         try:
-            with trio.move_on_at(self.connect_start + timeout) as scope:
-                if ctx.opener is not None:
-                    self.stream = await ctx.opener(self.plan, endpoint)
-                else:
-                    raw = await self._open_tcp(endpoint)
-                    if not endpoint.secure:
-                        self.stream = RawSocketStream(raw)
-                        self.raw = raw
+            if ctx.opener is None and not endpoint.secure:
+                # the hot path: a cancel scope only around a wait that actually happens
+                raw = await self._open_tcp(endpoint, deadline)
+                self.stream = RawSocketStream(raw)
+                self.raw = raw
+            else:
+                with trio.move_on_at(deadline) as scope:
+                    if ctx.opener is not None:
+                        self.stream = await ctx.opener(self.plan, endpoint)
                     else:
+                        raw = await self._open_tcp(endpoint, math.inf)
                         tls_started = True
                         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
                         tls = trio.SSLStream(
@@ -188,21 +215,29 @@ class _Attempt:
                         )
                         self.stream = tls
                         await tls.do_handshake()
+                if scope.cancelled_caught:
+                    raise _TimedOut
+        except _TimedOut:
+            what = "TLS handshake" if tls_started else "TCP connect"
+            return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
         except OSError as exc:
             return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
         except trio.BrokenResourceError as exc:
             cause = exc.__cause__ or exc
             return await self._fail(Outcome.TLS_ERROR, f"TLS handshake failed: {cause}")
-        if scope.cancelled_caught:
-            what = "TLS handshake" if tls_started else "TCP connect"
-            return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
         self.connect_end = trio.current_time()
         return None
 
-    async def _open_tcp(self, endpoint: Endpoint) -> _stdlib_socket.socket:
-        """A connected non-blocking TCP socket (closed again if anything fails)."""
+    async def _open_tcp(self, endpoint: Endpoint, deadline: float) -> _stdlib_socket.socket:
+        """A connected non-blocking TCP socket (closed again if anything fails).
+
+        Raises:
+            OSError: resolving or connecting failed.
+            _TimedOut: not connected by ``deadline``.
+        """
         source = self.plan.source_address
-        family, sockaddr = await _resolve(self.ctx, endpoint.host, endpoint.port, source)
+        key = _address_key(endpoint.host, endpoint.port, source)
+        family, sockaddr = await _resolve(self.ctx, key, deadline)
         raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
         try:
             raw.setblocking(False)
@@ -211,7 +246,7 @@ class _Attempt:
                     with contextlib.suppress(OSError):
                         raw.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
                 raw.bind((source, 0))
-            await _connect_raw(raw, sockaddr)
+            await _connect_raw(raw, sockaddr, deadline)
         except BaseException:
             trio.lowlevel.notify_closing(raw)
             raw.close()
