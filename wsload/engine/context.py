@@ -172,6 +172,9 @@ class DriverContext:
         upgraded: upgrade instants by ``seq``, set by the driver; the runner takes each out
             when the connection ends, so the record it writes for a connection cancelled
             mid-run (``interrupted``) still counts it as opened.
+        now: reads the run's clock: the bound ``current_time`` of the Trio run's clock, which
+            is what ``trio.current_time()`` returns, in one Python call instead of three
+            (≈ 15 reads per cycle); bound by :meth:`bind_clock` in each connection's task.
     """
 
     target: TargetConfig
@@ -191,6 +194,8 @@ class DriverContext:
         default_factory=dict, init=False
     )
     upgraded: dict[int, float] = field(default_factory=dict, init=False)
+    now: Callable[[], float] = field(default=trio.current_time, init=False)
+    _clock: trio.abc.Clock | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         host_part = self.url.split("//", 1)[-1].split("/", 1)[0]
@@ -238,6 +243,14 @@ class DriverContext:
             rng=random.Random(seed),
             opener=opener,
         )
+
+    def bind_clock(self) -> Callable[[], float]:
+        """:attr:`now` for the current Trio run (a context may outlive one run: tests)."""
+        clock = trio.lowlevel.current_clock()
+        if clock is not self._clock:
+            self._clock = clock
+            self.now = clock.current_time
+        return self.now
 
     def endpoint_for(self, seq: int) -> Endpoint:
         """The endpoint of connection ``seq`` (parsed once per run unless the host varies)."""

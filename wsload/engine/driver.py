@@ -158,7 +158,7 @@ class _Attempt:
         ctx, plan = self.ctx, self.plan
         ctx.alarm.watch(ctx.stop)
         ctx.alarm.watch(ctx.release, release=True)
-        self.connect_start = trio.current_time()
+        self.connect_start = ctx.bind_clock()()
         try:
             endpoint = ctx.endpoint_for(plan.seq)
         except ValueError as exc:
@@ -225,7 +225,7 @@ class _Attempt:
         except trio.BrokenResourceError as exc:
             cause = exc.__cause__ or exc
             return await self._fail(Outcome.TLS_ERROR, f"TLS handshake failed: {cause}")
-        self.connect_end = trio.current_time()
+        self.connect_end = ctx.now()
         return None
 
     async def _open_tcp(self, endpoint: Endpoint, deadline: float) -> _stdlib_socket.socket:
@@ -261,10 +261,10 @@ class _Attempt:
         parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
+        request = endpoint.template.render(key, self.plan.seq)
+        sent = ctx.now()  # before the write: see Link.send_raw_close
         try:
-            with trio.move_on_after(timeout):
-                request = endpoint.template.render(key, self.plan.seq)
-                sent = trio.current_time()  # before the write: see Link.send_raw_close
+            with trio.CancelScope(deadline=sent + timeout):
                 await send_all(stream, self.raw, request)
                 self.request_sent = sent
                 wait_first = True
@@ -272,7 +272,7 @@ class _Attempt:
                     data = await receive_some(stream, self.raw, wait_first=wait_first)
                     wait_first = False
                     if not data:
-                        self.eof = trio.current_time()
+                        self.eof = ctx.now()
                         self.tcp_closed_first = Side.SERVER
                         raise parser.eof()
                     response = parser.feed(data)
@@ -282,7 +282,7 @@ class _Attempt:
             tls = tls_cause(exc)
             if tls is not None:
                 return await self._fail(Outcome.TLS_ERROR, f"TLS failed in the upgrade: {tls}")
-            self.eof = trio.current_time()
+            self.eof = ctx.now()
             self.tcp_closed_first = Side.SERVER
             cause = exc.__cause__ or exc
             return await self._fail(Outcome.HANDSHAKE_INVALID, f"reset during the upgrade: {cause}")
@@ -293,7 +293,7 @@ class _Attempt:
             self.http_status = response.status
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
-        self.upgraded = now = trio.current_time()
+        self.upgraded = now = ctx.now()
         deflate = None
         if response.deflate is not None:  # the offer was accepted (so compression is set)
             deflate = PerMessageDeflate(
@@ -310,7 +310,7 @@ class _Attempt:
             reflect=ctx.session.reflect,
             encoder=None if deflate is None else deflate.encode,
         )
-        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw)
+        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw, now=ctx.now)
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
@@ -323,7 +323,7 @@ class _Attempt:
             and not link.write_broken
             and t.eof is None
         ):
-            await link.send_close(link.fail_code, "", trio.current_time() + link.write_timeout)
+            await link.send_close(link.fail_code, "", link.now() + link.write_timeout)
         await link.close(rst=ending.rst)
         self.stream = None
         outcome, detail = classify(
@@ -367,7 +367,7 @@ class _Attempt:
             connect_end=self.connect_end,
             request_sent=self.request_sent,
             eof=self.eof,
-            socket_closed=trio.current_time(),
+            socket_closed=self.ctx.now(),
             http_status=self.http_status,
             tcp_closed_first=self.tcp_closed_first,
         )
