@@ -316,7 +316,7 @@ class _Attempt:
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
-        t, proto = link.tracker, link.proto
+        t = link.tracker
         if (
             link.fail_code is not None
             and t.can_send_close
@@ -333,24 +333,15 @@ class _Attempt:
             stopped=ending.stopped,
             failure=link.failure,
         )
-        return self.plan.record(
+        return self.plan.upgraded_record(
             outcome,
             detail,
-            tracker=t,
-            connect_start=self.connect_start,
-            connect_end=self.connect_end,
-            request_sent=self.request_sent,
-            upgraded=self.upgraded,
-            message_rtts=tuple(link.message_rtts),
-            ping_rtts=tuple(link.ping_rtts),
-            step_latencies=tuple(link.step_latencies),
-            push_intervals=tuple(proto.push_intervals),
-            messages_sent=proto.messages_sent,
-            messages_received=proto.messages_received,
-            bytes_sent=proto.bytes_sent,
-            bytes_received=proto.bytes_received,
-            messages_unmatched=proto.messages_unmatched,
-            extensions=_DEFLATE if proto.encoder is not None else (),  # set iff deflate agreed
+            link,
+            self.connect_start,
+            self.connect_end,
+            self.request_sent,
+            self.upgraded,
+            _DEFLATE if link.proto.encoder is not None else (),  # set iff deflate agreed
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:
