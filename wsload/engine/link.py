@@ -172,7 +172,7 @@ class Link:
     @property
     def ended(self) -> bool:
         """Nothing more can be read: failed, or the server's TCP close was seen."""
-        return self.proto.ended
+        return self.proto.failure is not None or self.tracker.eof is not None  # proto.ended
 
     def wake(self) -> None:
         """Cut the current pump short (it returns as if its deadline had passed)."""
