@@ -110,7 +110,7 @@ def test_repeat_writes_the_merged_result_and_each_runs_figures(tmp_path: Path) -
     code, output, stdout = _invoke_streams("compare", str(out), str(again), "--json", *NOISE_GUARD)
     rows = {(r["scope"], r["name"]): r for r in json.loads(stdout)["rows"]}
     p50 = rows[("total", "close_handshake.p50")]
-    assert p50["method"] == "spread" and "3-run spread" in p50["detail"], p50
+    assert p50["method"] == "spread" and "3-run band" in p50["detail"], p50
     assert p50["verdict"] == "within noise"
 
 

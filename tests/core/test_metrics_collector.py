@@ -426,3 +426,12 @@ def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
     }
     assert c.take_interval(now=3.0).counters == {}
     assert c.counts("clean").outcomes == {"clean": 3}  # the merged one is counted, not shown
+
+
+def test_the_first_interval_starts_where_the_load_starts() -> None:
+    collector = Collector(["clean"], start=10.0)
+    collector.start_intervals(12.0)  # the set-up between creation and start is no interval's
+    first = collector.take_interval(now=13.0)
+    assert (first.start, first.length) == (12.0, 1.0)
+    collector.start_intervals(20.0)  # once intervals run, a late call changes nothing
+    assert collector.take_interval(now=14.0).start == 13.0

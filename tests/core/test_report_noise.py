@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from wsload.metrics.histograms import histogram_stats, new_histogram, record
 from wsload.report.compare import Tolerances, Verdict, compare
-from wsload.report.intervals import percentile_intervals, percentile_ranks, share_interval
-from wsload.report.judge import Evidence, Floor, Method, judge
+from wsload.report.intervals import percentile_intervals, percentile_ranks, share_interval, t_value
+from wsload.report.judge import Evidence, Floor, Method, judge, spread_band
 from wsload.report.ranktest import mann_whitney, min_p_value
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -146,7 +146,8 @@ def test_judge_says_why_with_each_method() -> None:
     spread = judge(Evidence(2700, runs=(2650, 2700, 2760, 2720, 2690)), Evidence(3700), floor,
                    worse_up=True, **common)  # fmt: skip
     assert spread.verdict is Verdict.REGRESSED and spread.method is Method.SPREAD
-    assert "outside the baseline's 5-run spread [2650 us, 2760 us]" in spread.why
+    low, high = spread_band((2650, 2700, 2760, 2720, 2690), 0.01)
+    assert f"outside the baseline's 5-run band [{low:g} us, {high:g} us]" in spread.why
     inside = judge(Evidence(2700, runs=(2650, 2760)), Evidence(3100), floor, worse_up=True,
                    **common)  # fmt: skip
     assert inside.verdict is Verdict.WITHIN_NOISE and "± the floor 500 us" in inside.why
@@ -271,7 +272,7 @@ def test_a_repeated_baseline_finds_a_1ms_shift_and_not_the_noise() -> None:
                      current_histograms=same[1])  # fmt: skip
     assert result.ok
     p50 = next(r for r in result.rows if r.name == "close_handshake.p50")
-    assert p50.method is Method.SPREAD and "5-run spread" in p50.detail
+    assert p50.method is Method.SPREAD and "5-run band" in p50.detail
     assert _verdicts(baseline, shifted)["close_handshake.p50"] is Verdict.REGRESSED
     # repeats on both sides: the rank test
     both = compare(baseline[0], _repeated(_lognormal(2700, 0.15, 1000.0), rng, 5, 1000)[0])
@@ -279,3 +280,26 @@ def test_a_repeated_baseline_finds_a_1ms_shift_and_not_the_noise() -> None:
     assert ranked.verdict is Verdict.REGRESSED and ranked.method is Method.RANK_TEST
     assert ranked.p_value == pytest.approx(1 / 252)
     assert compare(baseline[0], _repeated(sampler, rng, 5, 1000)[0]).ok
+
+
+@pytest.mark.parametrize(
+    ("tail", "df", "table"),
+    [(0.01, 1, 31.821), (0.01, 2, 6.965), (0.01, 3, 4.541), (0.01, 4, 3.747), (0.01, 9, 2.821),
+     (0.01, 29, 2.462), (0.05, 4, 2.132), (0.005, 4, 4.604)],
+)  # fmt: skip
+def test_t_quantiles_match_the_tables(tail: float, df: int, table: float) -> None:
+    assert t_value(tail, df) == pytest.approx(table, rel=0.005)
+
+
+def test_the_spread_band_is_the_prediction_interval_when_the_runs_bunch_up() -> None:
+    # five p99s of an unchanged target (ms), as measured on scenarios/ci.toml: the next run's
+    # 5.0 ms is outside [min, max] but not outside the prediction band for one more run
+    runs = (3.14, 3.6, 3.83, 4.2, 3.7)
+    low, high = spread_band(runs, 0.01)
+    mean = sum(runs) / 5
+    sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / 4)
+    assert high == pytest.approx(mean + t_value(0.01, 4) * sd * math.sqrt(1.2))
+    assert low < 3.14 and high > 5.0
+    # runs that are already spread wide keep their own range
+    assert spread_band((1.0, 1.0, 1.0, 1.0, 9.0), 0.01)[0] <= 1.0
+    assert spread_band((1.0, 2.0), 0.01)[1] > 2.0

@@ -32,6 +32,7 @@ __all__ = [
     "percentile_intervals",
     "percentile_ranks",
     "share_interval",
+    "t_value",
     "z_value",
 ]
 
@@ -48,6 +49,27 @@ the normal approximation is accurate to well under one rank."""
 def z_value(confidence: float) -> float:
     """The two-sided standard normal quantile: 2.576 for 99 %, 1.960 for 95 %."""
     return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def t_value(tail: float, df: int) -> float:
+    """The Student t quantile cutting ``tail`` from the upper end, with ``df`` degrees of freedom.
+
+    Exact for 1 and 2 degrees of freedom (closed forms); from 3 on, the Cornish-Fisher
+    expansion around the normal quantile (Abramowitz & Stegun 26.7.5), within 0.5 % of the
+    tables at the tails used here (``t_value(0.01, 4)``: 3.742 vs 3.747). Enough for a
+    prediction band, and no SciPy.
+    """
+    p = 1.0 - tail
+    if df == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if df == 2:
+        return (2 * p - 1) * math.sqrt(2 / (4 * p * (1 - p)))
+    z = NormalDist().inv_cdf(p)
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
 def percentile_ranks(n: int, p: float, confidence: float) -> tuple[int, int] | None:

@@ -358,6 +358,7 @@ async def _apply(
     cpu0, wait0 = time.process_time(), cpu_wait_seconds()
     start = trio.current_time() + 0.001
     progress.started = start
+    runner.collector.start_intervals(start)
     progress.planned_s = planned_end(load)
     async with trio.open_nursery() as outer:
         outer.start_soon(runner.lag.run)
