@@ -20,8 +20,6 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import trio
-
 from wsload.core.frames import invalid_close
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
@@ -48,9 +46,9 @@ class Ending:
 async def _wait_while(link: Link, deadline: float, waiting: Callable[[], bool]) -> bool:
     """Pump while ``waiting()`` and the link can still read; True when the deadline came first."""
     while waiting() and not link.ended:
-        if trio.current_time() >= deadline:
+        # the pump checks the deadline first: no bytes (False) and the deadline passed
+        if not await link.pump(deadline) and link.now() >= deadline:
             return True
-        await link.pump(deadline)
     return False
 
 
@@ -69,9 +67,11 @@ async def answer_server_close(link: Link, spec: CloseSpec) -> Ending:
     return Ending(timed_out=await await_eof(link, deadline))
 
 
-async def _clean(link: Link, spec: CloseSpec, start: float) -> Ending:
+async def _clean(link: Link, spec: CloseSpec, start: float, now: float) -> Ending:
+    """``clean`` from ``start`` (the close's start); ``now``: the clock read just before (no
+    await since), which is also the instant of the Close's write."""
     deadline = start + spec.timeout
-    if _can_send_close(link) and not await link.send_close(spec.code, spec.reason, deadline):
+    if _can_send_close(link) and not await link.send_close(spec.code, spec.reason, deadline, now):
         return Ending(timed_out=not link.ended)
     return Ending(timed_out=await await_eof(link, deadline))
 
@@ -82,20 +82,22 @@ def _can_send_close(link: Link) -> bool:
 
 async def clean(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Send Close(code, reason), await the peer's Close and then its TCP EOF, in ``timeout``."""
-    return await _clean(link, spec, link.tracker.initiate(trio.current_time()))
+    now = link.now()
+    return await _clean(link, spec, link.tracker.initiate(now), now)
 
 
 async def terminate(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """No Close frame: drop TCP now (FIN, or RST when ``rst``)."""
-    link.tracker.initiate(trio.current_time())
+    link.tracker.initiate(link.now())
     await link.close(rst=spec.rst)
     return Ending(rst=spec.rst)
 
 
 async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Send Close and drop TCP at once, without waiting for any answer."""
-    now = link.tracker.initiate(trio.current_time())
-    await link.send_close(spec.code, spec.reason, now + spec.timeout)
+    now = link.now()
+    start = link.tracker.initiate(now)
+    await link.send_close(spec.code, spec.reason, start + spec.timeout, now)
     await link.close()
     return Ending()
 
@@ -103,7 +105,7 @@ async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Endi
 async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bool) -> Ending:
     """Wait (wakeable by ``stop``) for the server's Close; maybe keep sending meanwhile."""
     t = link.tracker
-    start = t.initiate(trio.current_time())
+    start = t.initiate(link.now())
     deadline = start + spec.timeout
     every = spec.send_interval if send else 0.0
     next_send = start + every if every > 0 else math.inf
@@ -113,15 +115,15 @@ async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bo
         while t.close_received is None and not link.ended:
             if stop is not None and stop.is_set():
                 return Ending(stopped=True)
-            now = trio.current_time()
+            now = link.now()
             if now >= deadline:
                 return Ending(timed_out=True)
             if now >= next_send:
                 frame = link.proto.message(ctx.payload, binary=ctx.session.binary)
-                await link.send(frame, deadline)
+                await link.send(frame, deadline, now)
                 next_send = max(next_send + every, now)
                 continue
-            await link.pump(min(deadline, next_send))
+            await link.pump(min(deadline, next_send), now)
     finally:
         ctx.alarm.discard(link)
     return Ending()
@@ -138,7 +140,8 @@ async def await_server_close(link: Link, spec: CloseSpec, ctx: DriverContext) ->
     if spec.on_timeout == "terminate":
         await link.close(rst=spec.rst)
         return Ending(timed_out=waited.timed_out, stopped=waited.stopped, rst=spec.rst)
-    fallback = await _clean(link, spec, trio.current_time())
+    now = link.now()
+    fallback = await _clean(link, spec, now, now)
     return Ending(timed_out=waited.timed_out or fallback.timed_out, stopped=waited.stopped)
 
 
@@ -160,9 +163,10 @@ async def ignore_after_close(link: Link, spec: CloseSpec) -> Ending:
 async def invalid_close_(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Send the malformed Close of ``variant``; record the server's answer (or its silence)."""
     t = link.tracker
-    deadline = t.initiate(trio.current_time()) + spec.timeout
+    now = link.now()
+    deadline = t.initiate(now) + spec.timeout
     frame, code, reason = invalid_close(spec.variant)
-    if not await link.send_raw_close(frame, code, reason, deadline):
+    if not await link.send_raw_close(frame, code, reason, deadline, now):
         return Ending(timed_out=not link.ended)
     if await _wait_while(link, deadline, lambda: t.close_received is None):
         return Ending(timed_out=True)  # no answer at all

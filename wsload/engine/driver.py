@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import socket as _stdlib_socket
 import sys
@@ -56,34 +57,54 @@ _IP_BIND_ADDRESS_NO_PORT: int | None = getattr(
 )
 
 
-async def _resolve(ctx: DriverContext, host: str, port: int, source: str | None) -> tuple[int, Any]:
-    """``(family, sockaddr)`` for ``host:port``, resolved once per run and family."""
+class _TimedOut(Exception):
+    """A bounded wait of the TCP connect (resolving, connecting) reached its deadline."""
+
+
+def _address_key(host: str, port: int, source: str | None) -> tuple[str, int, int]:
     want = (
         0
         if source is None
         else (_stdlib_socket.AF_INET6 if ":" in source else _stdlib_socket.AF_INET)
     )
-    key = (f"{host}/{want}", port)
+    return (host, port, want)
+
+
+async def _resolve(
+    ctx: DriverContext, key: tuple[str, int, int], deadline: float
+) -> tuple[int, Any]:
+    """``(family, sockaddr)`` for ``key`` (host, port, family wanted), resolved once per run.
+
+    Raises:
+        _TimedOut: not resolved by ``deadline``.
+    """
     cached = ctx.addresses.get(key)
     if cached is not None:
         return cached
-    infos = await trio.socket.getaddrinfo(host, port, family=want, type=_stdlib_socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
-    family, _, _, _, sockaddr = infos[0]
-    resolved = (int(family), sockaddr)
-    ctx.addresses[key] = resolved
-    return resolved
+    host, port, want = key
+    with trio.move_on_at(deadline):
+        infos = await trio.socket.getaddrinfo(
+            host, port, family=want, type=_stdlib_socket.SOCK_STREAM
+        )
+        if not infos:
+            raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
+        family, _, _, _, sockaddr = infos[0]
+        resolved = (int(family), sockaddr)
+        ctx.addresses[key] = resolved
+        return resolved
+    raise _TimedOut
 
 
-async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
+async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any, deadline: float) -> None:
     """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
-    already resolved): start a non-blocking connect, wait until writable, read the result.
-    When the connection is already established as ``connect()`` returns (loopback: the
-    kernel completes the handshake synchronously), there is nothing to wait for.
+    already resolved): start a non-blocking connect, wait until writable (by ``deadline``),
+    read the result. When the connection is already established as ``connect()`` returns
+    (loopback: the kernel completes the handshake synchronously), there is nothing to wait
+    for, and no cancel scope is made.
 
     Raises:
         OSError: the connect failed (``errno`` set: refused, unreachable, ...).
+        _TimedOut: not connected by ``deadline``.
     """
     err = raw.connect_ex(sockaddr)
     if err in (errno.EINPROGRESS, errno.EAGAIN):
@@ -92,7 +113,10 @@ async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any) -> None:
             return
         except OSError:
             pass
-        await trio.lowlevel.wait_writable(raw)
+        with trio.move_on_at(deadline) as scope:
+            await trio.lowlevel.wait_writable(raw)
+        if scope.cancelled_caught:
+            raise _TimedOut
         err = raw.getsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_ERROR)
     if err:
         raise OSError(err, f"Error connecting to {sockaddr!r}: {os.strerror(err)}")
@@ -134,7 +158,7 @@ class _Attempt:
         ctx, plan = self.ctx, self.plan
         ctx.alarm.watch(ctx.stop)
         ctx.alarm.watch(ctx.release, release=True)
-        self.connect_start = trio.current_time()
+        self.connect_start = ctx.bind_clock()()
         try:
             endpoint = ctx.endpoint_for(plan.seq)
         except ValueError as exc:
@@ -167,17 +191,20 @@ class _Attempt:
     async def _connect(self, endpoint: Endpoint) -> ConnectionRecord | None:
         ctx = self.ctx
         timeout = ctx.target.connect_timeout
+        deadline = self.connect_start + timeout
         tls_started = False
         try:
-            with trio.move_on_at(self.connect_start + timeout) as scope:
-                if ctx.opener is not None:
-                    self.stream = await ctx.opener(self.plan, endpoint)
-                else:
-                    raw = await self._open_tcp(endpoint)
-                    if not endpoint.secure:
-                        self.stream = RawSocketStream(raw)
-                        self.raw = raw
+            if ctx.opener is None and not endpoint.secure:
+                # the hot path: a cancel scope only around a wait that actually happens
+                raw = await self._open_tcp(endpoint, deadline)
+                self.stream = RawSocketStream(raw)
+                self.raw = raw
+            else:
+                with trio.move_on_at(deadline) as scope:
+                    if ctx.opener is not None:
+                        self.stream = await ctx.opener(self.plan, endpoint)
                     else:
+                        raw = await self._open_tcp(endpoint, math.inf)
                         tls_started = True
                         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
                         tls = trio.SSLStream(
@@ -188,21 +215,29 @@ class _Attempt:
                         )
                         self.stream = tls
                         await tls.do_handshake()
+                if scope.cancelled_caught:
+                    raise _TimedOut
+        except _TimedOut:
+            what = "TLS handshake" if tls_started else "TCP connect"
+            return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
         except OSError as exc:
             return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
         except trio.BrokenResourceError as exc:
             cause = exc.__cause__ or exc
             return await self._fail(Outcome.TLS_ERROR, f"TLS handshake failed: {cause}")
-        if scope.cancelled_caught:
-            what = "TLS handshake" if tls_started else "TCP connect"
-            return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
-        self.connect_end = trio.current_time()
+        self.connect_end = ctx.now()
         return None
 
-    async def _open_tcp(self, endpoint: Endpoint) -> _stdlib_socket.socket:
-        """A connected non-blocking TCP socket (closed again if anything fails)."""
+    async def _open_tcp(self, endpoint: Endpoint, deadline: float) -> _stdlib_socket.socket:
+        """A connected non-blocking TCP socket (closed again if anything fails).
+
+        Raises:
+            OSError: resolving or connecting failed.
+            _TimedOut: not connected by ``deadline``.
+        """
         source = self.plan.source_address
-        family, sockaddr = await _resolve(self.ctx, endpoint.host, endpoint.port, source)
+        key = _address_key(endpoint.host, endpoint.port, source)
+        family, sockaddr = await _resolve(self.ctx, key, deadline)
         raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
         try:
             raw.setblocking(False)
@@ -211,7 +246,7 @@ class _Attempt:
                     with contextlib.suppress(OSError):
                         raw.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
                 raw.bind((source, 0))
-            await _connect_raw(raw, sockaddr)
+            await _connect_raw(raw, sockaddr, deadline)
         except BaseException:
             trio.lowlevel.notify_closing(raw)
             raw.close()
@@ -226,10 +261,10 @@ class _Attempt:
         parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
+        request = endpoint.template.render(key, self.plan.seq)
+        sent = ctx.now()  # before the write: see Link.send_raw_close
         try:
-            with trio.move_on_after(timeout):
-                request = endpoint.template.render(key, self.plan.seq)
-                sent = trio.current_time()  # before the write: see Link.send_raw_close
+            with trio.CancelScope(deadline=sent + timeout):
                 await send_all(stream, self.raw, request)
                 self.request_sent = sent
                 wait_first = True
@@ -237,7 +272,7 @@ class _Attempt:
                     data = await receive_some(stream, self.raw, wait_first=wait_first)
                     wait_first = False
                     if not data:
-                        self.eof = trio.current_time()
+                        self.eof = ctx.now()
                         self.tcp_closed_first = Side.SERVER
                         raise parser.eof()
                     response = parser.feed(data)
@@ -247,7 +282,7 @@ class _Attempt:
             tls = tls_cause(exc)
             if tls is not None:
                 return await self._fail(Outcome.TLS_ERROR, f"TLS failed in the upgrade: {tls}")
-            self.eof = trio.current_time()
+            self.eof = ctx.now()
             self.tcp_closed_first = Side.SERVER
             cause = exc.__cause__ or exc
             return await self._fail(Outcome.HANDSHAKE_INVALID, f"reset during the upgrade: {cause}")
@@ -258,7 +293,7 @@ class _Attempt:
             self.http_status = response.status
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
-        self.upgraded = now = trio.current_time()
+        self.upgraded = now = ctx.now()
         deflate = None
         if response.deflate is not None:  # the offer was accepted (so compression is set)
             deflate = PerMessageDeflate(
@@ -275,20 +310,20 @@ class _Attempt:
             reflect=ctx.session.reflect,
             encoder=None if deflate is None else deflate.encode,
         )
-        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw)
+        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw, now=ctx.now)
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
-        t, proto = link.tracker, link.proto
+        t = link.tracker
         if (
             link.fail_code is not None
             and t.can_send_close
             and not link.write_broken
             and t.eof is None
         ):
-            await link.send_close(link.fail_code, "", trio.current_time() + link.write_timeout)
+            await link.send_close(link.fail_code, "", link.now() + link.write_timeout)
         await link.close(rst=ending.rst)
         self.stream = None
         outcome, detail = classify(
@@ -298,24 +333,15 @@ class _Attempt:
             stopped=ending.stopped,
             failure=link.failure,
         )
-        return self.plan.record(
+        return self.plan.upgraded_record(
             outcome,
             detail,
-            tracker=t,
-            connect_start=self.connect_start,
-            connect_end=self.connect_end,
-            request_sent=self.request_sent,
-            upgraded=self.upgraded,
-            message_rtts=tuple(link.message_rtts),
-            ping_rtts=tuple(link.ping_rtts),
-            step_latencies=tuple(link.step_latencies),
-            push_intervals=tuple(proto.push_intervals),
-            messages_sent=proto.messages_sent,
-            messages_received=proto.messages_received,
-            bytes_sent=proto.bytes_sent,
-            bytes_received=proto.bytes_received,
-            messages_unmatched=proto.messages_unmatched,
-            extensions=_DEFLATE if proto.encoder is not None else (),  # set iff deflate agreed
+            link,
+            self.connect_start,
+            self.connect_end,
+            self.request_sent,
+            self.upgraded,
+            _DEFLATE if link.proto.encoder is not None else (),  # set iff deflate agreed
         )
 
     async def _fail(self, outcome: Outcome, detail: str) -> ConnectionRecord:
@@ -332,7 +358,7 @@ class _Attempt:
             connect_end=self.connect_end,
             request_sent=self.request_sent,
             eof=self.eof,
-            socket_closed=trio.current_time(),
+            socket_closed=self.ctx.now(),
             http_status=self.http_status,
             tcp_closed_first=self.tcp_closed_first,
         )

@@ -21,6 +21,7 @@ import socket as _stdlib_socket
 import ssl
 import struct
 import sys
+from collections.abc import Callable
 
 import trio
 
@@ -112,12 +113,15 @@ class Link:
             while it is ``parked`` in the session's hold (:meth:`Alarm.watch`), None: none
             (the close behaviour is not ``clean``, or no storm).
         parked: the session holds this link until the storm's release.
+        now: reads the run's clock (``trio.current_time``, or the same clock's bound
+            ``current_time``: :meth:`DriverContext.bind_clock`).
     """
 
     __slots__ = (
         "_eager",
         "_sent",
         "message_rtts",
+        "now",
         "parked",
         "ping_rtts",
         "proto",
@@ -137,8 +141,10 @@ class Link:
         proto: ClientProtocol,
         write_timeout: float,
         raw: _stdlib_socket.socket | None = None,
+        now: Callable[[], float] = trio.current_time,
     ) -> None:
         self.stream = stream
+        self.now = now
         self.raw = raw
         self._eager = 0
         self._sent = False  # wrote since the last read: the answer cannot be there yet
@@ -166,7 +172,7 @@ class Link:
     @property
     def ended(self) -> bool:
         """Nothing more can be read: failed, or the server's TCP close was seen."""
-        return self.proto.ended
+        return self.proto.failure is not None or self.tracker.eof is not None  # proto.ended
 
     def wake(self) -> None:
         """Cut the current pump short (it returns as if its deadline had passed)."""
@@ -190,7 +196,7 @@ class Link:
             return
         code, reason = close
         frame = encode_frame(OP_CLOSE, close_payload(code, reason))
-        now = trio.current_time()
+        now = self.now()
         try:
             if _SIOCOUTQ is None or fcntl.ioctl(raw, _SIOCOUTQ, _INT) != _INT:
                 return  # bytes still queued (or no way to know): the task writes its Close
@@ -203,15 +209,18 @@ class Link:
             return
         self.tracker.send_close(now, code, reason if code is not None else "")
 
-    async def pump(self, deadline: float) -> bool:
+    async def pump(self, deadline: float, now: float | None = None) -> bool:
         """Receive once (until ``deadline``) and process what arrived.
+
+        ``now``: the caller read the clock just before (no await since): the deadline check
+        before the read uses it instead of reading again.
 
         Returns:
             False when the deadline passed (or :meth:`wake` was called) before any bytes came.
         """
         data: bytes | bytearray
         if self.raw is not None:
-            received = await self._receive_raw(deadline)
+            received = await self._receive_raw(deadline, now)
             if received is None:
                 return False
             if isinstance(received, trio.BrokenResourceError):
@@ -231,14 +240,16 @@ class Link:
                 self.scope = None
             if scope.cancelled_caught:
                 return False
-        now = trio.current_time()
+        now = self.now()
         if not data:
             self.tracker.receive_eof(now)
             return True
         await self.absorb(data, now)
         return True
 
-    async def _receive_raw(self, deadline: float) -> bytes | trio.BrokenResourceError | None:
+    async def _receive_raw(
+        self, deadline: float, now: float | None
+    ) -> bytes | trio.BrokenResourceError | None:
         """``receive_some`` on the plain TCP socket without the stream layers (the hot path).
 
         Same semantics as a ``receive_some`` inside a cancel scope with ``deadline`` (None:
@@ -250,7 +261,7 @@ class Link:
         """
         raw = self.raw
         assert raw is not None
-        if trio.current_time() >= deadline:
+        if (self.now() if now is None else now) >= deadline:
             await trio.lowlevel.checkpoint_if_cancelled()
             return None
         wait_first, self._sent = self._sent, False
@@ -281,7 +292,7 @@ class Link:
         """Process received bytes (also the bytes that followed the 101) and send replies."""
         out = self.proto.receive_data(data, now)
         if out:
-            await self.send(out, now + self.write_timeout)
+            await self.send(out, now + self.write_timeout, now)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
@@ -291,15 +302,19 @@ class Link:
             self.proto.fail(Outcome.TLS_ERROR, f"TLS failed after the upgrade: {cause}")
             return
         if self.tracker.eof is None:
-            self.tracker.receive_eof(trio.current_time(), reset=True)
+            self.tracker.receive_eof(self.now(), reset=True)
 
-    async def send(self, data: bytes, deadline: float) -> bool:
-        """Write ``data`` by ``deadline``; False (and no more writes) when it could not."""
+    async def send(self, data: bytes, deadline: float, now: float | None = None) -> bool:
+        """Write ``data`` by ``deadline``; False (and no more writes) when it could not.
+
+        ``now``: the caller read the clock just before (no await since), e.g. to compute
+        ``deadline``: the check before the write uses it instead of reading again.
+        """
         if self.write_broken:
             return False
         raw = self.raw
         if raw is not None:  # the hot path: one send() syscall when the socket can take it all
-            if trio.current_time() >= deadline:
+            if (self.now() if now is None else now) >= deadline:
                 self.write_broken = True
                 return False
             try:
@@ -324,22 +339,33 @@ class Link:
             return False
         return True
 
-    async def send_close(self, code: int | None, reason: str, deadline: float) -> bool:
+    async def send_close(
+        self, code: int | None, reason: str, deadline: float, now: float | None = None
+    ) -> bool:
         """Write a valid Close frame and record it (``code`` None: an empty Close)."""
         frame = encode_frame(OP_CLOSE, close_payload(code, reason))
-        return await self.send_raw_close(frame, code, reason if code is not None else "", deadline)
+        reason = reason if code is not None else ""
+        return await self.send_raw_close(frame, code, reason, deadline, now)
 
     async def send_raw_close(
-        self, frame: bytes, code: int | None, reason: str | None, deadline: float
+        self,
+        frame: bytes,
+        code: int | None,
+        reason: str | None,
+        deadline: float,
+        now: float | None = None,
     ) -> bool:
         """Write a prepared Close frame (maybe malformed on purpose) and record it.
 
         The write gets at least :data:`CLOSE_WRITE_GRACE` even when ``deadline`` has passed:
         ``timeout = "0s"`` means "Close, then terminate at once", and the Close must still go
-        out when the socket can take it without waiting.
+        out when the socket can take it without waiting. ``now``: the stamp the caller read
+        right before, with no await since (the behaviour's start of the close, which is then
+        also this write's instant), instead of reading the clock again.
         """
-        now = trio.current_time()
-        if not await self.send(frame, max(deadline, now + CLOSE_WRITE_GRACE)):
+        if now is None:
+            now = self.now()
+        if not await self.send(frame, max(deadline, now + CLOSE_WRITE_GRACE), now):
             return False
         # stamped before the write: trio's send_all yields after the syscall, and a busy loop
         # resumes this task late, which would shorten every close_handshake by that lateness
@@ -351,7 +377,7 @@ class Link:
         if self.tracker.state is CloseState.CLOSED:
             return
         await close_stream_now(self.stream, rst=rst)
-        self.tracker.close_socket(trio.current_time())
+        self.tracker.close_socket(self.now())
 
 
 async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, data: bytes) -> None:

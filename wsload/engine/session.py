@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 
-import trio
-
 from wsload.core.frames import OP_PING, encode_frame
 from wsload.core.outcomes import Outcome
 from wsload.core.script import MESSAGE_RTT, Expect, Ping, Receive, Repeat, Send, Sleep, Step
@@ -60,7 +58,7 @@ class _Session:
         self.last_send: float | None = None
         self.next_send = -math.inf
         every = ctx.session.ping_interval
-        self.next_ping = trio.current_time() + every if every > 0 else math.inf
+        self.next_ping = link.now() + every if every > 0 else math.inf
         self.ping_count = 0
         self.pings: dict[bytes, tuple[float, float]] = {}  # payload -> (sent, pong due)
 
@@ -77,17 +75,22 @@ class _Session:
             raise _Interrupted
 
     async def send(self, frame: bytes, now: float) -> None:
-        if not await self.link.send(frame, now + self.timeout):
+        if not await self.link.send(frame, now + self.timeout, now):
             if not self.link.ended:
                 raise self.fail(f"could not write within {self.timeout:g}s")
             raise _Interrupted
 
-    async def wait(self, deadline: float, want: int, key: bytes = b"") -> bool:
-        """Pump until ``want`` holds (True) or ``deadline`` passes (False); pings meanwhile."""
+    async def wait(
+        self, deadline: float, want: int, key: bytes = b"", now: float | None = None
+    ) -> bool:
+        """Pump until ``want`` holds (True) or ``deadline`` passes (False); pings meanwhile.
+
+        ``now``: the caller's clock reading right before (no await since), used for the first
+        round's deadline checks instead of reading the clock again.
+        """
         link, proto, pings = self.link, self.proto, self.pings
         while True:
             self.check()
-            now = trio.current_time()
             if proto.pongs:
                 for data, arrived in proto.pongs:
                     ping = pings.pop(data, None)
@@ -107,6 +110,8 @@ class _Session:
                 release = self.ctx.release
                 if release is not None and release.is_set():
                     return True
+            if now is None:
+                now = link.now()
             first_ping = min(due for _, due in pings.values()) if pings else math.inf
             if now >= first_ping:
                 if want == _PONG and pings.get(key, (0.0, 0.0))[1] == first_ping:
@@ -117,8 +122,10 @@ class _Session:
             if now >= self.next_ping:
                 await self.ping(now, self.timeout)
                 self.next_ping = max(self.next_ping + self.ctx.session.ping_interval, now)
+                now = None
                 continue
-            await link.pump(min(deadline, self.next_ping, first_ping))
+            await link.pump(min(deadline, self.next_ping, first_ping), now)
+            now = None
 
     async def ping(self, now: float, timeout: float) -> bytes:
         """Send one ping whose pong is due within ``timeout``; return its payload."""
@@ -139,7 +146,8 @@ class _Session:
             elif isinstance(step, Receive):
                 await self.run_receive(step)
             elif isinstance(step, Sleep):
-                await self.wait(trio.current_time() + self.draw(step), _TIME)
+                now = self.link.now()
+                await self.wait(now + self.draw(step), _TIME, now=now)
             else:
                 await self.run_ping(step)
 
@@ -148,23 +156,25 @@ class _Session:
         return step.min if step.max <= step.min else self.ctx.rng.uniform(step.min, step.max)
 
     async def run_send(self, step: Send, seq: int) -> None:
-        if trio.current_time() < self.next_send:
+        now = self.link.now
+        if self.next_send > -math.inf and now() < self.next_send:
             await self.wait(self.next_send, _TIME)
         self.check()
         self.sends += 1
         payload = step.data if step.template is None else step.template.render(seq, self.sends)
-        now = trio.current_time()
-        await self.send(self.proto.message(payload, binary=step.binary), now)
-        self.last_send = now  # stamped before the write, like every send (Link.send_raw_close)
-        self.next_send = now + step.pace
+        sent = now()
+        await self.send(self.proto.message(payload, binary=step.binary), sent)
+        self.last_send = sent  # stamped before the write, like every send (Link.send_raw_close)
+        # no pace: nothing to wait for (the clock never reads below this stamp again)
+        self.next_send = sent + step.pace if step.pace > 0 else -math.inf
 
     async def run_expect(self, step: Expect) -> None:
         proto = self.proto
-        start = trio.current_time()
+        start = self.link.now()
         proto.matched_at = None
         proto.expecting = step.matcher
         try:
-            matched = await self.wait(start + step.timeout, _MATCH)
+            matched = await self.wait(start + step.timeout, _MATCH, now=start)
         finally:
             proto.expecting = None
         if not matched:
@@ -183,24 +193,24 @@ class _Session:
                 self.link.step_latencies.append((step.metric, arrived - since))
 
     async def run_receive(self, step: Receive) -> None:
-        start = trio.current_time()
+        start = self.link.now()
         if step.count is None:
             assert step.duration is not None
-            await self.wait(start + step.duration, _TIME)
+            await self.wait(start + step.duration, _TIME, now=start)
             self.consumed = self.proto.messages_received
             return
         # counted from the last message a step took: pushes right behind an awaited reply
         # (maybe in the same read) or during a sleep are this step's too
         before = self.consumed
         self.target = self.consumed = before + step.count
-        if not await self.wait(start + step.timeout, _COUNT):
+        if not await self.wait(start + step.timeout, _COUNT, now=start):
             got = self.proto.messages_received - before
             raise self.fail(
                 f"received {got} of {step.count} messages (receive step) within {step.timeout:g}s"
             )
 
     async def run_ping(self, step: Ping) -> None:
-        now = trio.current_time()
+        now = self.link.now()
         key = await self.ping(now, step.timeout)
         if not await self.wait(now + step.timeout, _PONG, key):
             raise self.fail(f"no pong within {step.timeout:g}s (ping step)")
@@ -211,8 +221,9 @@ class _Session:
                 await self.run(step.steps, seq)
             return
         assert step.duration is not None
-        end = trio.current_time() + step.duration
-        while trio.current_time() < end:
+        now = self.link.now
+        end = now() + step.duration
+        while now() < end:
             await self.run(step.steps, seq)
 
     async def hold(self, hold: float) -> None:
@@ -220,7 +231,10 @@ class _Session:
         ctx = self.ctx
         release = ctx.release
         if release is None:
-            await self.wait(trio.current_time() + hold, _TIME)
+            if hold <= 0 and not self.pings:  # a wait that would only see its deadline passed
+                return
+            now = self.link.now()
+            await self.wait(now + hold, _TIME, now=now)
             return
         if release.is_set():
             return

@@ -143,6 +143,10 @@ class CloseMix:
         """The close behaviour of the next connection."""
         n = self._picked + 1
         shares, counts = self._shares, self._counts
+        if len(shares) == 1:  # one behaviour (the common case): no apportionment to do
+            counts[0] += 1
+            self._picked = n
+            return self.specs[0]
         indices = range(len(shares))
         eligible = [i for i in indices if counts[i] < math.ceil(n * shares[i] - 1e-9)]
         best = max(

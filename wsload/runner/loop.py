@@ -123,11 +123,16 @@ class _Runner:
         outcomes = self.progress.outcomes
         outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
 
-    async def _connection(self, plan: ConnectionPlan) -> None:
+    async def _connection(self, plan: ConnectionPlan, started: float | None = None) -> None:
         """Run one connection (with ``[reconnect]``: one logical client, every attempt) and
-        hand its record(s) to the aggregator, whatever happens."""
+        hand its record(s) to the aggregator, whatever happens.
+
+        ``started``: the closed loop's slot read the clock, planned the connection at that
+        instant and starts it now without an await: its start lag is 0 by construction.
+        """
         progress = self.progress
-        self.lag.record_start(trio.current_time() - plan.scheduled)
+        now = trio.current_time() if started is None else started
+        self.lag.record_start(now - plan.scheduled)
         try:
             await run_client(
                 plan,
@@ -192,26 +197,30 @@ class _Runner:
         end = planned_end(load)
         limit = None if load.connections is None else self.segment.share(load.connections)
         deadline = start + end if end is not None else math.inf
+        clock = self.ctx.bind_clock()
 
-        def more() -> bool:
-            if stop.is_set() or trio.current_time() >= deadline:
+        def more(now: float) -> bool:
+            if stop.is_set() or now >= deadline:
                 return False
             return limit is None or self.progress.attempted < limit
 
         async def slot(index: int) -> None:
-            while more():
-                if index >= concurrency_at(load, trio.current_time() - start):
+            now = clock()  # one reading per start: the checks and the plan share the instant
+            while more(now):
+                if index >= concurrency_at(load, now - start):
                     await trio.sleep(0.05)
+                    now = clock()
                     continue
                 self._count_start()
                 self.progress.intended += 1
                 k = self.segment.global_seq(self.seq)
-                await self._connection(self._plan(k, trio.current_time()))
+                await self._connection(self._plan(k, now), now)
+                now = clock()
 
         peak = max([load.concurrency or 0, *(s.concurrency or 0 for s in load.stages)])
         for index in range(self.segment.index, peak, self.segment.count):
             nursery.start_soon(slot, index)
-        while more():  # the slots finish their current connection during the drain
+        while more(clock()):  # the slots finish their current connection during the drain
             with trio.move_on_after(0.05):
                 await stop.wait()
 
