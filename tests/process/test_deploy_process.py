@@ -317,3 +317,33 @@ def test_a_sigkill_leaves_every_connection_to_the_kernel(tmp_path: Path) -> None
     assert event["closed_abnormal"] == CONNS and event["codes"] == {"1006": CONNS}
     assert event["latency_us"]["close_received"]["count"] == 0
     assert event["latency_us"]["eof"]["count"] == CONNS
+
+
+def test_a_sigkilled_wsload_takes_its_server_with_it(tmp_path: Path) -> None:
+    """kill -9 runs none of wsload's code: the kernel ends the server (PR_SET_PDEATHSIG)."""
+    hold = '[[close]]\nkind = "await_server_close"\ntimeout = "30s"\n'
+    path = tmp_path / "deploy.toml"
+    path.write_text(scenario(tmp_path, events="", close=hold), encoding="utf-8")
+    command = [sys.executable, "-m", "wsload", "run", str(path), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            not (tmp_path / "out" / "server.log").exists()
+            or "started pid" not in (tmp_path / "out" / "server.log").read_text()
+        ):
+            assert time.monotonic() < deadline and proc.poll() is None, "the server never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # the load is holding its connections
+        assert children_left(tmp_path), "no server process to look for"
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while children_left(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children_left(tmp_path) == [], "the server outlived a SIGKILLed wsload"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for pid in children_left(tmp_path):
+            os.kill(pid, signal.SIGKILL)

@@ -13,6 +13,12 @@ copying task in wsload's event loop (a chatty server must not add to the generat
 wsload's own lines (``[wsload] started pid ...``) go through the same file description, so the
 two share one offset and never overwrite each other.
 
+A SIGKILL of wsload itself (``kill -9``, the OOM killer) runs none of wsload's code, so the
+server is started through ``_DIE_WITH_PARENT``: a one-line launcher that asks Linux to SIGKILL
+it when wsload dies (``PR_SET_PDEATHSIG``, which survives the ``exec``) and then replaces itself
+with the command (same pid, same session). ``subprocess``'s ``preexec_fn`` could set it too,
+but is unsafe in a process with threads, and wsload has some.
+
 Every instant here is ``trio.current_time()``: the run's one clock, so event times, exits and
 the connections' records compare directly.
 """
@@ -21,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,6 +50,18 @@ __all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "open_managed"]
 LOG_NAME = "server.log"
 _TAIL_LINES = 20
 _READY_POLL = 0.05
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL\n"
+    "except (OSError, AttributeError):\n"
+    "    pass  # not Linux: the command runs without the guard\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)  # wsload died before the guard was set\n"
+    "os.execv(sys.argv[2], sys.argv[3:])\n"
+)
+"""``python -I -c _DIE_WITH_PARENT WSLOAD_PID EXECUTABLE ARGV...``: the command, killed by the
+kernel if wsload dies first (Linux; elsewhere the command runs unguarded)."""
 
 
 @dataclass(slots=True)
@@ -119,9 +139,16 @@ class ManagedProcess:
         if self._log is None:
             self._log = files.open_log(self.log_path)
         env = {**os.environ, **dict(self.config.env)}
+        executable = shutil.which(self.argv[0], path=env.get("PATH"))
+        if executable is None:
+            raise ToolError(
+                f"target.process: cannot run {self.argv[0]!r}: not found or not executable"
+                + ("" if os.sep in self.argv[0] else " on PATH")
+            )
+        guarded = [sys.executable, "-I", "-c", _DIE_WITH_PARENT, str(os.getpid()), executable]
         try:
             process = await trio.lowlevel.open_process(
-                list(self.argv),
+                [*guarded, *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log.fileno(),
                 stderr=self._log.fileno(),
