@@ -185,7 +185,7 @@ def test_mistakes_name_file_key_and_expectation(text: str, message: str) -> None
     [
         ("events.x.closed_clean", "expected events.<index>.<open_at_signal|closed_clean|"),
         ("events.0.closed_clear", "(did you mean 'closed_clean'?)"),
-        ("events.0.eof.p98", "expected events.<index>"),
+        ("events.0.eof.p100", "expected events.<index>"),
         ("events.0", "expected events.<index>"),
     ],
 )

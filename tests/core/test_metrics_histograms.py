@@ -98,8 +98,10 @@ def test_empty_histogram_has_no_statistics_not_zero_latency() -> None:
         "mean": None,
         "p50": None,
         "p90": None,
+        "p95": None,
         "p99": None,
         "p999": None,
+        "p99.99": None,
         "max": None,
         "overflow": 0,
     }

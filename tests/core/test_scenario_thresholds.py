@@ -194,8 +194,8 @@ def test_thresholds_keep_file_order() -> None:
         ),
         ('"outcome.clean" = "> 1"', "outcome.clean", "did you mean 'outcomes'?"),
         (
-            '"connect.p95" = "< 1s"',
-            "connect.p95",
+            '"connect.p100" = "< 1s"',
+            "connect.p100",
             "expected <metric>.<stat> with stat one of count",
         ),
         ('"connect" = "< 1s"', "connect", "expected <metric>.<stat>"),

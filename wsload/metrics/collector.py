@@ -548,16 +548,18 @@ class Collector:
         entries = self._labels.values() if label is None else [self._labels[label]]
         return sum(entry.overflow.get(metric, 0) for entry in entries)
 
-    def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
-        """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
+    def stats(
+        self, metric: str, label: str | None = None, extra: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """``histogram_stats`` of a metric, in µs (``extra``: more percentile keys)."""
         if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
         entries = self._labels.values() if label is None else [self._labels[label]]
         parts = [part for entry in entries for part in entry.parts(metric)]
         overflow = self.overflow(metric, label)
         if not parts:
-            return empty_stats(overflow)
-        return histogram_stats(parts[0] if len(parts) == 1 else _sum(parts), overflow)
+            return empty_stats(overflow, extra)
+        return histogram_stats(parts[0] if len(parts) == 1 else _sum(parts), overflow, extra)
 
     # -- combining ----------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.percentiles import SUMMARY_PERCENTILES, fraction
+
 __all__ = [
     "HIGHEST_US",
     "LOWEST_US",
@@ -45,13 +47,9 @@ HIGHEST_US = 3_600_000_000
 """1 h in µs: larger values go to a metric's ``overflow`` counter, never into the histogram."""
 SIGNIFICANT_DIGITS = 3
 
-PERCENTILES: dict[str, tuple[int, int]] = {
-    "p50": (50, 100),
-    "p90": (90, 100),
-    "p99": (99, 100),
-    "p999": (999, 1000),
-}
-"""Percentile stats as exact fractions (numerator, denominator) of the sample count."""
+PERCENTILES: dict[str, tuple[int, int]] = {key: fraction(key) for key in SUMMARY_PERCENTILES}
+"""Percentile stats as exact fractions (numerator, denominator) of the sample count
+(``wsload.core.percentiles``: p50, p90, p95, p99, p999 = p99.9, p99.99)."""
 
 
 def new_histogram() -> HdrHistogram:
@@ -183,17 +181,20 @@ def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return lowest, highest
 
 
-def empty_stats(overflow: int = 0) -> dict[str, Any]:
+def empty_stats(overflow: int = 0, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Statistics of a metric with no recorded sample (every value ``None``)."""
     out: dict[str, Any] = {"count": overflow, "min": None, "mean": None}
-    out.update(dict.fromkeys(PERCENTILES))
+    out.update(dict.fromkeys([*PERCENTILES, *extra]))
     out["max"] = None
     out["overflow"] = overflow
     return out
 
 
-def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any]:
-    """``count, min, mean, p50, p90, p99, p999, max, overflow`` of one metric, in µs.
+def histogram_stats(
+    histogram: HdrHistogram, overflow: int = 0, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``count, min, mean, p50, p90, p95, p99, p999, p99.99, max, overflow`` of one metric, in
+    µs, and the percentiles ``extra`` names (keys of ``wsload.core.percentiles``).
 
     ``count`` includes the ``overflow`` samples (values over 1 h, not in the histogram); they
     rank above every recorded value, so a percentile or the max that falls among them reads
@@ -208,7 +209,7 @@ def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any
     cumulative = list(accumulate(values))
     recorded = cumulative[-1]  # the buckets themselves, not a running total kept beside them
     if recorded == 0:
-        return empty_stats(overflow)
+        return empty_stats(overflow, extra)
     total = recorded + overflow
     first = bisect_left(cumulative, 1)
     last = bisect_left(cumulative, recorded)
@@ -217,7 +218,7 @@ def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any
         "min": lowest[first],
         "mean": round(sum(map(mul, values, median)) / recorded, 1),
     }
-    for name, (num, den) in PERCENTILES.items():
+    for name, (num, den) in [*PERCENTILES.items(), *((key, fraction(key)) for key in extra)]:
         rank = max(1, -(-num * total // den))  # ceil without floats
         out[name] = HIGHEST_US if rank > recorded else highest[bisect_left(cumulative, rank)]
     out["max"] = HIGHEST_US if overflow else highest[last]

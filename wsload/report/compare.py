@@ -71,8 +71,9 @@ __all__ = [
     "total_scope",
 ]
 
-COMPARED_STATS: tuple[str, ...] = tuple(PERCENTILES)
-"""Latency statistics compared (min/max/mean are one sample or skewed by one: pure noise)."""
+COMPARED_STATS: tuple[str, ...] = ("p50", "p90", "p99", "p999")
+"""Latency statistics compared by default (min/max/mean are one sample or skewed by one: pure
+noise); ``--metrics close_handshake.p95`` adds any other percentile summary.json holds."""
 
 JUDGED_METRICS: tuple[str, ...] = (
     "close_handshake",
@@ -120,6 +121,7 @@ class Tolerances:
             metric is compared as informational.
         confidence: of the percentile and share intervals; ``1 - confidence`` is the rank
             test's one-sided significance level.
+        stats: the latency percentiles compared (keys of summary.json's ``latency_us``).
     """
 
     max_regression: float = 0.10
@@ -130,6 +132,7 @@ class Tolerances:
     min_samples: int = 100
     metrics: tuple[str, ...] = JUDGED_METRICS
     confidence: float = DEFAULT_CONFIDENCE
+    stats: tuple[str, ...] = COMPARED_STATS
 
     def latency_limit(self, metric: str, stat: str) -> float:
         """The relative floor of ``metric.stat``."""
@@ -348,7 +351,7 @@ def _latency_rows(
         c_int = sides[1].intervals(scope, metric, int(c_stats.get("overflow") or 0))
         b_runs = sides[0].runs(scope).get("latency_us", {}).get(metric, {})
         c_runs = sides[1].runs(scope).get("latency_us", {}).get(metric, {})
-        for stat in COMPARED_STATS:
+        for stat in tol.stats:
             yield figure.row(
                 stat,
                 tol,

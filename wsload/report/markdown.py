@@ -103,6 +103,10 @@ def _search_line(search: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+_SHOWN = {"p50": "p50", "p95": "p95", "p99": "p99", "p99.9": "p999"}
+"""The percentiles of the behaviour table: column → summary.json key."""
+
+
 def _headline(summary: Mapping[str, Any]) -> list[str]:
     totals = summary.get("totals", {})
     attempted = int(totals.get("attempted") or 0)
@@ -114,8 +118,8 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
         f"generator {'**saturated**' if generator.get('saturated') else 'not saturated'} "
         f"(loop lag p99 {format_us(generator.get('loop_lag_us', {}).get('p99'))}).",
         "",
-        "| behaviour | attempted | clean | metric | p50 | p99 | p999 |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| behaviour | attempted | clean | metric | " + " | ".join(_SHOWN) + " |",
+        "|---|---:|---:|---|" + "---:|" * len(_SHOWN),
     ]
     for label, behaviour in summary.get("behaviours", {}).items():
         b_att = int(behaviour.get("attempted") or 0)
@@ -127,13 +131,13 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
             if not stats.get("count"):
                 continue
             head = f"| {_cell(label)} | {b_att:,} | {share}" if first else "| | |"
-            lines.append(
-                f"{head} | {metric} | {format_us(stats.get('p50'))} | "
-                f"{format_us(stats.get('p99'))} | {format_us(stats.get('p999'))} |"
-            )
+            shown = " | ".join(format_us(stats.get(key)) for key in _SHOWN.values())
+            lines.append(f"{head} | {metric} | {shown} |")
             first = False
         if first:
-            lines.append(f"| {_cell(label)} | {b_att:,} | {share} | - | - | - | - |")
+            lines.append(
+                f"| {_cell(label)} | {b_att:,} | {share} | -" + " | -" * len(_SHOWN) + " |"
+            )
     return lines
 
 

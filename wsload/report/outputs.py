@@ -9,6 +9,7 @@ any error (exit 2).
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from wsload.core.outcomes import Outcome
+from wsload.core.percentiles import percentile_key
 from wsload.errors import UsageError
+from wsload.metrics.histograms import PERCENTILES
 from wsload.report import files
 from wsload.report.compare import (
     ALL_ERRORS,
+    COMPARED_STATS,
     JUDGED_METRICS,
     STEP_PREFIX,
     CompareResult,
@@ -32,7 +36,8 @@ from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_histograms, load_results, load_summary
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS
+from wsload.scenario.model import METRICS
+from wsload.scenario.thresholds import metric_parts
 
 __all__ = [
     "REPORT_NAME",
@@ -184,17 +189,14 @@ def parse_tolerances(
         UsageError: a value is malformed, naming the flag and the expected form.
     """
     per_metric = {}
+    stats = dict.fromkeys(COMPARED_STATS)
     for item in metric_tolerance or ():
         key, value = _pair(item, "--metric-tolerance", "close_handshake.p99=20%")
-        metric, _, stat = key.rpartition(".") if key.rpartition(".")[2] in STATS else (key, "", "")
-        if (metric not in METRICS and not metric.startswith(STEP_PREFIX)) or (
-            stat and stat not in STATS
-        ):
-            raise UsageError(
-                f"--metric-tolerance {item}: {key!r} is not <metric> or <metric>.<stat> "
-                f"(metrics: {', '.join(METRICS)})"
-            )
-        per_metric[key] = _percent(value, f"--metric-tolerance {item}")
+        metric, stat = _metric_stat(key, f"--metric-tolerance {item}")
+        stats.update(dict.fromkeys([stat] if stat else []))
+        per_metric[f"{metric}.{stat}" if stat else metric] = _percent(
+            value, f"--metric-tolerance {item}"
+        )
     outcomes = {o.value for o in Outcome}
     drops = {"clean": 0.5}
     for item in max_share_drop or ():
@@ -216,13 +218,11 @@ def parse_tolerances(
         raise UsageError(f"--min-change: {exc}") from None
     chosen = JUDGED_METRICS
     if metrics is not None:
-        chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
-        unknown = [m for m in chosen if m not in METRICS and not m.startswith(STEP_PREFIX)]
-        if unknown or not chosen:
-            raise UsageError(
-                f"--metrics {metrics}: expected a comma-separated list of {', '.join(METRICS)}, "
-                f"{STEP_PREFIX}<name> or {STEP_PREFIX}*"
-            )
+        named = [_metric_stat(m.strip(), f"--metrics {metrics}") for m in metrics.split(",")]
+        chosen = tuple(dict.fromkeys(metric for metric, _ in named if metric))
+        stats.update(dict.fromkeys(stat for _, stat in named if stat))
+        if not chosen:
+            raise UsageError(f"--metrics {metrics}: {_METRICS_FORM}")
     level = _percent(confidence, "--confidence")
     if not 0.5 <= level < 1:
         raise UsageError(f"--confidence: must be at least 50% and below 100%, got {confidence!r}")
@@ -235,7 +235,34 @@ def parse_tolerances(
         max_share_drop=drops,
         max_share_rise=rises,
         min_samples=min_samples,
+        stats=tuple(stats),
     )
+
+
+_METRICS_FORM = (
+    f"expected a comma-separated list of {', '.join(METRICS)}, {STEP_PREFIX}<name> or "
+    f"{STEP_PREFIX}*, each optionally with a percentile (close_handshake.p95, close_total.p99.9)"
+)
+
+
+def _metric_stat(text: str, flag: str) -> tuple[str, str]:
+    """``close_handshake`` → (close_handshake, ""); ``close_handshake.p99.9`` →
+    (close_handshake, p999): a metric and the summary.json key of a percentile compared."""
+    parts = metric_parts(text.split("."))
+    metric, stat = parts[0], ".".join(parts[1:])
+    if metric not in METRICS and not metric.startswith(STEP_PREFIX):
+        close = difflib.get_close_matches(metric, METRICS, n=1, cutoff=0.6)
+        mean = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{flag}: unknown metric {metric!r}{mean}; {_METRICS_FORM}")
+    if not stat:
+        return metric, ""
+    key = percentile_key(stat)
+    if key not in PERCENTILES:
+        raise UsageError(
+            f"{flag}: {text!r}: compared percentiles are the ones summary.json holds: "
+            f"{', '.join(PERCENTILES)} (p99.9 = p999)"
+        )
+    return metric, key
 
 
 def _pair(item: str, flag: str, example: str) -> tuple[str, str]:

@@ -17,16 +17,18 @@ from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
+from wsload.core.percentiles import percentile_key
 from wsload.core.script import step_metrics
 from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
 from wsload.metrics.errors import ErrorTally
-from wsload.metrics.histograms import empty_stats, histogram_stats
+from wsload.metrics.histograms import PERCENTILES, empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
-from wsload.scenario.model import METRICS, Scenario
+from wsload.scenario.model import METRICS, Scenario, Threshold
+from wsload.scenario.thresholds import metric_parts
 
 __all__ = [
     "CLEAN_OUTCOMES",
@@ -37,6 +39,7 @@ __all__ = [
     "errors_section",
     "iso_utc",
     "summary_metrics",
+    "threshold_percentiles",
 ]
 
 SCHEMA_VERSION = 1
@@ -80,6 +83,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     scenario = result.scenario
     collector = result.collector
     metrics = summary_metrics(result)
+    extra = threshold_percentiles(scenario.thresholds)
     kinds = {spec.label: spec.kind for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
@@ -89,7 +93,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     clean_total: int | None = None
     for label in labels:
         kind = kinds.get(label) or (collector.kind(label) if label in collector.labels else "")
-        behaviour = _behaviour(collector, label, kind, metrics)
+        behaviour = _behaviour(collector, label, kind, metrics, extra)
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
@@ -141,7 +145,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
         "errors": errors_section(collector.errors()),
-        "latency_us": {metric: collector.stats(metric) for metric in metrics},
+        "latency_us": {metric: collector.stats(metric, extra=extra) for metric in metrics},
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
@@ -159,8 +163,19 @@ def attach_thresholds(
     return out
 
 
+def threshold_percentiles(thresholds: Iterable[Threshold]) -> tuple[str, ...]:
+    """Percentile keys the thresholds name beyond the ones every summary has (``p75``,
+    ``p99.999``): summary.json gives them too, so the verdict is recomputed from it alone."""
+    keys = (percentile_key(metric_parts(t.expr.split("."))[-1]) for t in thresholds)
+    return tuple(dict.fromkeys(k for k in keys if k is not None and k not in PERCENTILES))
+
+
 def _behaviour(
-    collector: Collector, label: str, kind: str, metrics: tuple[str, ...]
+    collector: Collector,
+    label: str,
+    kind: str,
+    metrics: tuple[str, ...],
+    extra: tuple[str, ...],
 ) -> dict[str, Any]:
     known = label in collector.labels
     counts = collector.counts(label) if known else Counts()
@@ -176,7 +191,8 @@ def _behaviour(
         "http_statuses": _keyed(counts.http_statuses),
         "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
-            metric: collector.stats(metric, label) if known else empty_stats() for metric in metrics
+            metric: collector.stats(metric, label, extra) if known else empty_stats(0, extra)
+            for metric in metrics
         },
         **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},
     }

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wsload.core.percentiles import percentile_key
 from wsload.metrics.histograms import HIGHEST_US
 from wsload.report._format import format_us
-from wsload.scenario.model import STATS, Threshold, is_metric
+from wsload.scenario.model import Threshold, is_metric, is_stat
 from wsload.scenario.thresholds import metric_parts
 
 __all__ = ["ThresholdResult", "evaluate", "evaluate_one"]
@@ -127,7 +128,7 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
             return None, "no close_events in this summary (an older wsload wrote it)"
         return _counted(threshold.unit, _close_events(scope, parts[1:]), attempted)
     parts = metric_parts(parts)
-    if len(parts) == 2 and is_metric(parts[0]) and parts[1] in STATS:
+    if len(parts) == 2 and is_metric(parts[0]) and is_stat(parts[1]):
         stats = scope.get("latency_us", {}).get(parts[0])
         if stats is None:
             return None, f"{parts[0]} not in the summary"
@@ -179,7 +180,10 @@ def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:
 
 
 def _latency(stats: Mapping[str, Any], stat: str) -> tuple[float | None, str]:
-    value = stats.get(stat)
+    key = percentile_key(stat) or stat
+    if key not in stats:
+        return None, f"{stat} not in this summary (an older wsload wrote it)"
+    value = stats.get(key)
     overflow = int(stats.get("overflow") or 0)
     if overflow and (value is None or value >= HIGHEST_US or stat == "mean"):
         # Samples over 1 h are counted, not binned: the statistic is "at least 1 h".

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wsload.core.deflate import DeflateSettings
+from wsload.core.percentiles import percentile_key
 from wsload.core.script import Step
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TargetConfig",
     "Threshold",
     "is_metric",
+    "is_stat",
 ]
 
 CloseKind = Literal[
@@ -83,8 +85,15 @@ def is_metric(name: str) -> bool:
     return 0 < len(step) <= 64 and set(step) <= _STEP_NAME_CHARS
 
 
-STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p99", "p999", "max")
-"""Per-metric statistics in summary.json and threshold expressions."""
+STATS: tuple[str, ...] = ("count", "min", "mean", "p50", "p90", "p95", "p99", "p999", "max")
+"""Per-metric statistics named in messages; any percentile is a stat too (``is_stat``)."""
+
+
+def is_stat(name: str) -> bool:
+    """A statistic of a latency metric: ``count``, ``min``, ``mean``, ``max`` or a percentile
+    (``p95``, ``p99.9``, ``p999``: ``wsload.core.percentiles``)."""
+    return name in ("count", "min", "mean", "max") or percentile_key(name) is not None
+
 
 InvalidVariant = Literal[
     "code_1005",

@@ -14,7 +14,7 @@ from typing import Any, cast
 from wsload.core.outcomes import Outcome
 from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
+from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold, is_stat
 
 __all__ = ["EVENT_COUNTS", "EVENT_METRICS", "metric_parts", "parse_thresholds"]
 
@@ -28,10 +28,13 @@ _CODE_RE = re.compile(r"^(0|[1-9][0-9]{0,4})$")
 
 
 def metric_parts(parts: list[str]) -> list[str]:
-    """``["step", "subscribe", "p99"]`` → ``["step.subscribe", "p99"]``: the one metric name
-    with a dot in it (``step.<name>``) as one part; anything else unchanged."""
+    """``["step", "subscribe", "p99", "9"]`` → ``["step.subscribe", "p99.9"]``: the names
+    with a dot in them (``step.<name>``, a percentile with decimals) as one part each;
+    anything else unchanged."""
     if len(parts) >= 2 and parts[0] == STEP_PREFIX[:-1]:
-        return [STEP_PREFIX + parts[1], *parts[2:]]
+        parts = [STEP_PREFIX + parts[1], *parts[2:]]
+    if len(parts) == 3 and parts[1][:1] == "p" and parts[2].isdigit():
+        parts = [parts[0], f"{parts[1]}.{parts[2]}"]
     return parts
 
 
@@ -141,7 +144,7 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
             _check_code(t, expr, code[0])
         return "count"
     parts = metric_parts(parts)
-    if len(parts) != 2 or parts[0] not in metrics or parts[1] not in STATS:
+    if len(parts) != 2 or parts[0] not in metrics or not is_stat(parts[1]):
         if parts[0] not in metrics:
             suggestion = hint(parts[0], (*metrics, *_ROOTS))
             raise t.error(
@@ -152,7 +155,9 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
             )
         got = parts[1] if len(parts) > 1 else ""
         raise t.error(
-            expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
+            expr,
+            f"expected <metric>.<stat> with stat one of {', '.join(STATS)} or any percentile "
+            f"(p75, p99.9, p99.99){hint(got, STATS)}",
         )
     return "count" if parts[1] == "count" else "us"
 
@@ -175,7 +180,7 @@ def _event_unit(t: Table, expr: str, parts: list[str]) -> str:
         raise t.error(expr, shape)
     if len(parts) == 3 and parts[2] in EVENT_COUNTS:
         return "count"
-    if len(parts) == 4 and parts[2] in EVENT_METRICS and parts[3] in STATS:
+    if len(parts) == 4 and parts[2] in EVENT_METRICS and is_stat(parts[3]):
         return "count" if parts[3] == "count" else "us"
     got = parts[2]
     raise t.error(expr, f"{shape}{hint(got, (*EVENT_COUNTS, *EVENT_METRICS))}")
