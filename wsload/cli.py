@@ -439,8 +439,8 @@ def compare(
     """
     import json
 
-    from wsload.report.compare import render_text
     from wsload.report.outputs import compare_files, parse_tolerances
+    from wsload.report.terminal import comparison_text
 
     try:
         tolerances = parse_tolerances(
@@ -459,7 +459,7 @@ def compare(
     if json_out:
         typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
-        typer.echo(render_text(result), nl=False)
+        typer.echo(comparison_text(result), nl=False)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
