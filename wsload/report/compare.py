@@ -37,7 +37,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from wsload.metrics.errors import EXPECTED_OUTCOMES as KIND_ENDINGS
+from wsload.core.kinds import KINDS
 from wsload.metrics.histograms import HIGHEST_US, PERCENTILES
 from wsload.report._format import format_us
 from wsload.report.compare_search import capacity_rows, search_warnings
@@ -83,7 +83,7 @@ JUDGED_METRICS: tuple[str, ...] = (
 """Metrics a comparison gates on by default: what a close scenario is about. ``step.*``
 matches every metric of a scripted session's steps (``step.<name>``)."""
 
-EXPECTED_OUTCOMES: frozenset[str] = frozenset(o.value for o in KIND_ENDINGS.values())
+EXPECTED_OUTCOMES: frozenset[str] = frozenset(info.expected.value for info in KINDS.values())
 """Outcomes some close kind is *meant* to end with; every other outcome is an error (the
 endings the Why table leaves out, ``wsload.metrics.errors``)."""
 

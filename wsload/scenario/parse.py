@@ -17,6 +17,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from wsload.core.codes import is_sendable
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table, either, hint, show
@@ -103,20 +104,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 and a test keeps the two in sync."""
 
 CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "clean": ("code", "reason", "timeout"),
-    "terminate": ("rst",),
-    "close_no_wait": ("code", "reason"),
-    "await_server_close": ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
-    "ignore_server_close": ("timeout",),
-    "invalid_close": ("variant", "timeout"),
+    kind.value: info.keys for kind, info in KINDS.items()
 }
 """Keys each close kind accepts besides ``kind``, ``name`` and ``weight``."""
-_CLOSE_TIMEOUT_DEFAULT = {
-    "clean": 10.0,
-    "await_server_close": 30.0,
-    "ignore_server_close": 60.0,
-    "invalid_close": 10.0,
-}
 
 
 def load_scenario(
@@ -568,7 +558,7 @@ def _session(
 def _closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
     raw = root.get("close")
     if raw is None:
-        return (CloseSpec(kind="clean", label="clean"),)
+        return (CloseSpec(kind=CloseKind.CLEAN, label="clean"),)
     if not isinstance(raw, list) or not raw:
         raise root.error("close", "expected one or more [[close]] tables")
     specs: list[CloseSpec] = []
@@ -593,8 +583,9 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         typos = [k for k in t.data if k not in TABLE_KEYS["close"] and hint(k, ["kind"])]
         typo = f" ({typos[0]!r} looks like a misspelt 'kind')" if typos else ""
         raise t.error("kind", f"required: one of {either(CLOSE_KINDS)}{typo}")
-    kind = t.choice("kind", CLOSE_KINDS, "clean")
-    name = t.string("name", kind)
+    kind = CloseKind(t.choice("kind", CLOSE_KINDS, "clean"))
+    info = KINDS[kind]
+    name = t.string("name", kind.value)
     if not _LABEL_RE.match(name):
         raise t.error(
             "name",
@@ -602,12 +593,13 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
             f"and in thresholds like behaviours.<name>.close_total.p99), got {name!r}",
         )
     weight = t.number("weight", 1.0, positive=True)
-    if target.engine == "trio-websocket" and kind not in ("clean", "terminate"):
+    if target.engine == "trio-websocket" and not info.reference:
+        supported = ", ".join(k.value for k, i in KINDS.items() if i.reference)
         raise t.error(
             "kind",
-            f'{kind!r} is not possible with engine = "trio-websocket" (only clean, terminate)',
+            f'{kind.value!r} is not possible with engine = "trio-websocket" (only {supported})',
         )
-    allowed = CLOSE_KIND_KEYS[kind]
+    allowed = info.keys
     for key in t.data:
         if key not in ("kind", "name", "weight") and key not in allowed:
             owners = [k for k, keys in CLOSE_KIND_KEYS.items() if key in keys]
@@ -617,7 +609,7 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
                 else f"unknown key{hint(key, TABLE_KEYS['close'])}"
             )
             takes = ", ".join(("kind", "name", "weight", *allowed))
-            raise t.error(key, f"{why} (kind {kind!r} takes: {takes})")
+            raise t.error(key, f"{why} (kind {kind.value!r} takes: {takes})")
     fields: dict[str, Any] = {}
     if "code" in allowed:
         fields["code"] = _code(
@@ -625,7 +617,8 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         )
         fields["reason"] = _reason(t, "reason")
     if "timeout" in allowed:
-        fields["timeout"] = t.duration("timeout", _CLOSE_TIMEOUT_DEFAULT[kind])
+        assert info.timeout is not None  # every kind with a timeout key has its default
+        fields["timeout"] = t.duration("timeout", info.timeout)
     if "rst" in allowed:
         fields["rst"] = t.boolean("rst", False)
     if "on_timeout" in allowed:
@@ -635,7 +628,7 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
     if "variant" in allowed:
         fields["variant"] = t.choice("variant", INVALID_VARIANTS, "code_1005")
     t.finish()
-    return CloseSpec(kind=cast(Any, kind), label=name, weight=weight, **fields)
+    return CloseSpec(kind=kind, label=name, weight=weight, **fields)
 
 
 def parse_server_options(options: Mapping[str, Any]) -> ServerConfig:
