@@ -30,8 +30,8 @@ def compare(
     """
     import json
 
-    from wsload.report.terminal import comparison_text
     from wsload.report.outputs import compare_files
+    from wsload.report.terminal import comparison_text
 
     try:
         result = compare_files(
