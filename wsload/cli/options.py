@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from wsload.report.compare import Tolerances
+    from wsload.report.compare.tolerances import Tolerances
     from wsload.report.outputs import RunOutputs
 
 __all__ = [

@@ -30,8 +30,8 @@ def compare(
     """
     import json
 
-    from wsload.report.compare import render_text
     from wsload.report.outputs import compare_files
+    from wsload.report.terminal import comparison_text
 
     try:
         result = compare_files(
@@ -46,7 +46,7 @@ def compare(
     if json_out:
         typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
-        typer.echo(render_text(result), nl=False)
+        typer.echo(comparison_text(result), nl=False)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 

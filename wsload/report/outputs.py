@@ -21,22 +21,20 @@ from wsload.core.percentiles import percentile_key
 from wsload.errors import UsageError
 from wsload.metrics.histograms import PERCENTILES
 from wsload.report import files
-from wsload.report.compare import (
+from wsload.report.compare.engine import CompareResult, compare
+from wsload.report.compare.figures import Histograms
+from wsload.report.compare.tolerances import (
     ALL_ERRORS,
     COMPARED_STATS,
     JUDGED_METRICS,
-    STEP_PREFIX,
-    CompareResult,
-    Histograms,
     Tolerances,
-    compare,
 )
 from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_histograms, load_results, load_summary
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS
+from wsload.scenario.model import METRICS, STEP_PREFIX
 from wsload.scenario.thresholds import metric_parts
 
 __all__ = [
