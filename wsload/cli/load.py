@@ -19,6 +19,7 @@ from wsload.cli.options import (
     MetricsPortOption,
     NoReportOption,
     OutOption,
+    ProgressOption,
     QuietOption,
     SetOption,
     option_group,
@@ -44,6 +45,7 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
+    progress_interval: ProgressOption = "10s",
     workers: Annotated[
         str, typer.Option(help="Generator processes, one segment each: N or auto (= cores).")
     ] = "1",
@@ -106,7 +108,13 @@ def run(
             )  # fmt: skip
             raise typer.Exit(code)
         code = execute_run(
-            loaded, options, out=out, quiet=quiet, json_out=json_out, outputs=outputs
+            loaded,
+            options,
+            out=out,
+            quiet=quiet,
+            json_out=json_out,
+            outputs=outputs,
+            progress_s=_progress_option(progress_interval),
         )
     except WsloadError as exc:
         raise fail(exc) from None
@@ -120,6 +128,13 @@ def _metrics_option(port: int | None, host: str, linger: str) -> MetricsEndpoint
     from wsload.runner.endpoint import MetricsEndpoint
 
     return MetricsEndpoint(port, host, duration_option(linger, "--metrics-linger") or 0.0)
+
+
+def _progress_option(value: str) -> float:
+    """``--progress-interval``: a duration, or 0 for no progress lines."""
+    if value.strip() == "0":
+        return 0.0
+    return duration_option(value, "--progress-interval") or 0.0
 
 
 def _workers_option(value: str) -> int:

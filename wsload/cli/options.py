@@ -33,6 +33,7 @@ __all__ = [
     "MetricsPortOption",
     "NoReportOption",
     "OutOption",
+    "ProgressOption",
     "QuietOption",
     "SetOption",
     "option_group",
@@ -168,6 +169,10 @@ DEFAULT_COMPARISON = Comparison()
 
 OutOption = Annotated[
     Path | None, typer.Option(help="Results directory (default results/<name>-<UTC time>).")
+]
+ProgressOption = Annotated[
+    str,
+    typer.Option(help="Not on a terminal (a CI log), print a progress line this often; 0: never."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]

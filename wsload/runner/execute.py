@@ -34,6 +34,7 @@ def execute_run(
     json_out: bool = False,
     results_base: Path = Path("results"),
     outputs: RunOutputs | None = None,
+    progress_s: float = 10.0,
 ) -> int:
     """Run ``scenario`` (a load, or a capacity search) and write its results; the exit code.
 
@@ -43,6 +44,7 @@ def execute_run(
             process, the whole scenario).
         outputs: report.html, baseline comparison, JUnit and markdown (default: the report
             only); a regression against the baseline exits 1 like a failed threshold.
+        progress_s: not on a terminal, a progress line this often (0: none).
 
     Raises:
         UsageError: options that do not go together (``RunOptions.check``); a
@@ -51,7 +53,13 @@ def execute_run(
     options = options or RunOptions()
     options.check(scenario)
     output = Output(
-        out, quiet, json_out, results_base, outputs=outputs or RunOutputs(), metrics=options.metrics
+        out,
+        quiet,
+        json_out,
+        results_base,
+        outputs=outputs or RunOutputs(),
+        metrics=options.metrics,
+        progress_s=progress_s,
     )
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         return search_mode(scenario if scenario.seed is not None else with_seed(scenario), output)

@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import trio
 from rich.console import Console, RenderableType
@@ -40,6 +40,7 @@ from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.process import signals_deferred
 from wsload.report import files, hlog, terminal
 from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.progress import progress_line
 from wsload.report.terminal import comparison_text
 from wsload.report.timeline import TimelineWriter
 from wsload.report.why import nothing_measured
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from wsload.report.prometheus import Exposition
     from wsload.runner.endpoint import MetricsEndpoint
 
-__all__ = ["IntervalLogs", "Output", "RunFrame", "live_progress", "show_result"]
+__all__ = ["IntervalLogs", "Output", "ProgressLines", "RunFrame", "live_progress", "show_result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class Output:
         outputs: report.html, baseline comparison, JUnit, markdown; None: none (a merge).
         metrics: serve live Prometheus metrics there while the frame is open
             (``--metrics-port``, docs/observability.md); None: no endpoint.
+        progress_s: not on a terminal, print a progress line this often (seconds;
+            ``--progress-interval``; 0: never).
     """
 
     out: Path | None = None
@@ -71,6 +74,7 @@ class Output:
     results_base: Path = Path("results")
     outputs: RunOutputs | None = None
     metrics: MetricsEndpoint | None = None
+    progress_s: float = 10.0
 
 
 class IntervalLogs:
@@ -147,6 +151,15 @@ class RunFrame:
         """The console to draw the live panel on; None when quiet, JSON or not a terminal."""
         shown = not (self.output.quiet or self.output.json_out) and self.console.is_terminal
         return self.console if shown else None
+
+    @property
+    def progress_lines(self) -> ProgressLines | None:
+        """Where progress lines go when the live panel is not drawn: the result's own stream
+        (stdout; stderr with ``--json``), unless quiet or ``--progress-interval 0``."""
+        output = self.output
+        if output.quiet or output.progress_s <= 0 or self.console.is_terminal:
+            return None
+        return ProgressLines(self.console.file, output.progress_s)
 
     def write_scenario(self, resolved: str) -> None:
         """scenario.toml: the resolved scenario (secrets redacted by the caller)."""
@@ -246,6 +259,40 @@ def show_result(
         for detail in details:
             console.print(detail)
         console.print(f"results: {out_dir}")
+
+
+class ProgressLines:
+    """One progress line every ``every`` seconds (``wsload.report.progress``), over the
+    interval snapshots that arrived since the previous line."""
+
+    def __init__(self, stream: IO[str], every: float) -> None:
+        self.stream = stream
+        self.every = every
+        self.window: list[IntervalSnapshot] = []
+
+    def watch(
+        self, on_interval: Callable[[IntervalSnapshot], None]
+    ) -> Callable[[IntervalSnapshot], None]:
+        """``on_interval`` that also keeps each snapshot for the next line."""
+
+        def watched(snapshot: IntervalSnapshot) -> None:
+            self.window.append(snapshot)
+            on_interval(snapshot)
+
+        return watched
+
+    async def run(self, progress: terminal.LiveProgress, scenario: Scenario) -> None:
+        """Print a line at every ``every`` seconds from now until cancelled."""
+        due = trio.current_time()
+        while True:
+            due += self.every
+            await trio.sleep_until(due)
+            if not progress.started or progress.started > due:
+                continue  # the load has not started yet (workers still starting up)
+            window, self.window = self.window, []
+            line = progress_line(progress, scenario, trio.current_time(), window)
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
 
 async def live_progress(

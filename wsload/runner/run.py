@@ -113,8 +113,12 @@ async def _run(
             feed.on_record = deploy.chain(feed.on_record)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_signals, feed.stop, feed.hard_stop, frame.late)
+            lines = frame.progress_lines
             if console is not None:
                 nursery.start_soon(live_progress, console, feed.progress, scenario)
+            elif lines is not None:
+                feed.on_interval = lines.watch(feed.on_interval)
+                nursery.start_soon(lines.run, feed.progress, scenario)
             if deploy is not None:
                 nursery.start_soon(deploy.run, feed.progress)
             try:
