@@ -13,6 +13,7 @@ from wsload.cli.options import (
     DEFAULT_COMPARISON,
     BaselineOption,
     Comparison,
+    ForceOption,
     JsonOption,
     MetricsHostOption,
     MetricsLingerOption,
@@ -43,6 +44,7 @@ def run(
         str | None, typer.Option(help='Override load.duration ("30s", "2m").')
     ] = None,
     rate: Annotated[float | None, typer.Option(help="Override load.rate (connections/s).")] = None,
+    force: ForceOption = False,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     progress_interval: ProgressOption = "10s",
@@ -88,7 +90,7 @@ def run(
         loaded = apply_overrides(
             loaded, duration=duration_option(duration, "--duration"), rate=rate
         )
-        outputs = comparison.run_outputs(baseline, report=not no_report)
+        outputs = comparison.run_outputs(baseline, report=not no_report, out=out)
         options = RunOptions(
             workers=_workers_option(workers),
             segment=_segment_option(segment),
@@ -104,7 +106,7 @@ def run(
             options.check(loaded)
             code = execute_repeat(
                 loaded, repeat, out=out, quiet=quiet, json_out=json_out,
-                workers=options.workers, outputs=outputs,
+                workers=options.workers, outputs=outputs, force=force,
             )  # fmt: skip
             raise typer.Exit(code)
         code = execute_run(
@@ -115,6 +117,7 @@ def run(
             json_out=json_out,
             outputs=outputs,
             progress_s=_progress_option(progress_interval),
+            force=force,
         )
     except WsloadError as exc:
         raise fail(exc) from None
@@ -156,6 +159,7 @@ def _segment_option(value: str | None) -> Segment:
 def merge(
     dirs: Annotated[list[Path], typer.Argument(help="Results directories of segments.")],
     out: Annotated[Path, typer.Option(help="Directory for the merged result.")],
+    force: ForceOption = False,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -168,7 +172,7 @@ def merge(
     from wsload.runner.merge import merge_results
 
     try:
-        code = merge_results(dirs, out, quiet=quiet, json_out=json_out)
+        code = merge_results(dirs, out, quiet=quiet, json_out=json_out, force=force)
     except WsloadError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
@@ -180,6 +184,7 @@ def search(
     scenario: Annotated[Path, typer.Argument(help='Scenario TOML file with model = "search".')],
     out: OutOption = None,
     set_: SetOption = None,
+    force: ForceOption = False,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
     baseline: BaselineOption = None,
@@ -210,10 +215,10 @@ def search(
                 f'wsload search needs model = "search" and a [load.search] table, '
                 f'got "{loaded.load.model}"',
             )
-        outputs = comparison.run_outputs(baseline, report=not no_report)
+        outputs = comparison.run_outputs(baseline, report=not no_report, out=out)
         options = RunOptions(metrics=_metrics_option(metrics_port, metrics_host, metrics_linger))
         code = execute_run(
-            loaded, options, out=out, quiet=quiet, json_out=json_out, outputs=outputs
+            loaded, options, out=out, quiet=quiet, json_out=json_out, outputs=outputs, force=force
         )
     except WsloadError as exc:
         raise fail(exc) from None

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from wsload.errors import UsageError
+
 if TYPE_CHECKING:
     from wsload.report.compare.tolerances import Tolerances
     from wsload.report.outputs import RunOutputs
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_COMPARISON",
     "BaselineOption",
     "Comparison",
+    "ForceOption",
     "JsonOption",
     "MetricsHostOption",
     "MetricsLingerOption",
@@ -145,14 +148,22 @@ class Comparison:
             confidence=self.confidence,
         )
 
-    def run_outputs(self, baseline: Path | None, *, report: bool) -> RunOutputs:
+    def run_outputs(
+        self, baseline: Path | None, *, report: bool, out: Path | None = None
+    ) -> RunOutputs:
         """What ``run`` and ``search`` write besides the results: report, comparison, CI files.
 
-        The baseline is read here, before anything runs: a wrong path exits 2 at once.
+        The baseline is read here, before anything runs: a wrong path exits 2 at once, and so
+        does a baseline inside ``out`` (the run would replace what it is judged against).
         """
         from wsload.report.outputs import RunOutputs
         from wsload.report.results import load_histograms, load_summary
 
+        if baseline is not None and out is not None and _inside(baseline, out):
+            raise UsageError(
+                f"--baseline {baseline} is inside --out {out}: the run would replace the "
+                "baseline it is judged against; write the results elsewhere"
+            )
         return RunOutputs(
             baseline=load_summary(baseline) if baseline is not None else None,
             baseline_name=str(baseline),
@@ -164,6 +175,12 @@ class Comparison:
         )
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or under it (symbolic links resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
 DEFAULT_COMPARISON = Comparison()
 """The defaults, standing in for the option group in a command's signature."""
 
@@ -173,6 +190,12 @@ OutOption = Annotated[
 ProgressOption = Annotated[
     str,
     typer.Option(help="Not on a terminal (a CI log), print a progress line this often; 0: never."),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="--out may hold another result: wsload's files in it are replaced."
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the path.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +23,8 @@ from wsload.errors import ToolError, UsageError
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "OWN_DIRS",
+    "OWN_FILES",
     "append_text",
     "make_results_dir",
     "open_log",
@@ -103,15 +107,33 @@ def make_results_dir(base: Path, name: str, when: datetime) -> Path:
     raise ToolError(f"cannot create a results directory in {base}: {stem}-* all exist")
 
 
-def prepare_results_dir(path: Path) -> Path:
-    """Make ``path`` (``--out``) ready for results: created 0o700 if missing.
+OWN_FILES = (
+    "summary.json",
+    "scenario.toml",
+    "histograms.hlog",
+    "timeline.jsonl",
+    "totals.json",
+    "report.html",
+    "server.log",
+)
+"""The files wsload writes in a results directory (``--force`` removes these and no others)."""
+OWN_DIRS = ("segments", "runs")
+"""Its subdirectories: each share's results (split runs), each run's (``--repeat``)."""
 
-    An existing directory is used as it is (its mode is the user's choice); the files a run
-    writes replace any earlier ones atomically.
+
+def prepare_results_dir(path: Path, name: str = "", *, force: bool = False) -> Path:
+    """Make ``path`` (``--out``) ready for the results of scenario ``name``: created 0o700 if
+    missing, never holding another run's files.
+
+    Two runs' files in one folder would be read as one result (an old report.html beside a new
+    summary.json), so a folder that is not empty is refused, unless it holds only wsload's
+    files of an unfinished run of the same scenario (interrupted, failed: the run is being
+    redone) or ``force`` is set; either way wsload's own files are removed first (anything
+    else in it is left alone). An existing directory keeps its mode (the user's choice).
 
     Raises:
-        UsageError: ``path`` exists and is not a directory.
-        ToolError: it cannot be created.
+        UsageError: ``path`` exists and is not a directory, or holds another result.
+        ToolError: it cannot be created or emptied.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -121,9 +143,47 @@ def prepare_results_dir(path: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir(mode=DIR_MODE, exist_ok=True)
             os.chmod(path, DIR_MODE)
+            return path
+        entries = sorted(entry.name for entry in path.iterdir())
+        if not entries:
+            return path
+        if not (force or _unfinished_run_of(path, entries, name)):
+            shown = ", ".join(entries[:3]) + (
+                f" +{len(entries) - 3} more" if len(entries) > 3 else ""
+            )
+            raise UsageError(
+                f"--out {path}: not empty ({shown}): wsload does not mix two runs' files in one "
+                "folder; choose a new folder, or add --force to replace wsload's files in it"
+            )
+        for entry in entries:
+            if entry in OWN_FILES or _temporary(entry):
+                (path / entry).unlink()
+            elif entry in OWN_DIRS:
+                shutil.rmtree(path / entry)
     except OSError as exc:
-        raise ToolError(f"cannot create {path}: {exc}") from exc
+        raise ToolError(f"cannot prepare {path}: {exc}") from exc
     return path
+
+
+def _temporary(entry: str) -> bool:
+    """A temporary sibling of an atomic write, left by a crash (``.summary.json.x1y2.tmp``)."""
+    return entry.startswith(".") and entry.endswith(".tmp")
+
+
+def _unfinished_run_of(path: Path, entries: list[str], name: str) -> bool:
+    """Only wsload's files, of scenario ``name``, without a finished summary.json."""
+    own = set(OWN_FILES) | set(OWN_DIRS)
+    if not name or not all(entry in own or _temporary(entry) for entry in entries):
+        return False
+    try:
+        scenario = tomllib.loads((path / "scenario.toml").read_text(encoding="utf-8"))
+        summary_path = path / "summary.json"
+        summary = json.loads(summary_path.read_text("utf-8")) if summary_path.exists() else {}
+    except (OSError, ValueError):
+        return False
+    if scenario.get("name") != name or not isinstance(summary, dict):
+        return False
+    return not summary or bool(summary.get("interrupted") or summary.get("error"))
 
 
 def open_log(path: Path) -> TextIO:

@@ -118,6 +118,10 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     verdict = "PASS" if ok else f"FAIL ({failed} thresholds, {regressions} regressions)"
     if empty is not None:
         verdict = f"FAIL ({empty})"
+    if summary.get("aborted"):  # runner/abort.py: an abort threshold stopped the run
+        ok, verdict = False, f"FAIL ({summary['aborted'].get('reason', 'aborted')})"
+    if summary.get("error"):  # files.py: a run that stopped on an error
+        ok, verdict = False, f"FAIL (the run did not finish: {summary['error']})"
     yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
@@ -129,7 +133,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
         f"{_e(summary.get('scenario_hash'))} · wsload {_e(summary.get('wsload_version'))}</p>"
     )
     yield (
-        f'<p>Verdict: <span class="{"ok" if ok else "fail"}" id="verdict">{verdict}</span> · '
+        f'<p>Verdict: <span class="{"ok" if ok else "fail"}" id="verdict">{_e(verdict)}</span> · '
         f"{attempted:,} connections, clean "
         f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
         f"{' · <b>interrupted</b>' if summary.get('interrupted') else ''}"

@@ -42,6 +42,7 @@ __all__ = [
     "iso_utc",
     "summary_metrics",
     "threshold_percentiles",
+    "unfinished_summary",
 ]
 
 SCHEMA_VERSION = 1
@@ -149,6 +150,29 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "thresholds": [],
     }
     return attach_thresholds(summary, thresholds)
+
+
+def unfinished_summary(name: str, started_at: datetime, error: str) -> dict[str, Any]:
+    """summary.json of a run that stopped on an error before its result was written: its
+    verdict (``fail``) and reason, so that the folder still says what happened and
+    ``wsload report`` renders it (docs/results.md, "A run that did not finish")."""
+    reason = redact_text(error)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "wsload_version": __version__,
+        "scenario": {"name": name},
+        "started_at": iso_utc(started_at),
+        "duration_s": round((datetime.now(UTC) - started_at).total_seconds(), 6),
+        "interrupted": False,
+        "error": reason,
+        "verdict": "fail",
+        "reasons": [f"the run did not finish: {reason}"],
+        "totals": {"attempted": 0, "opened": 0},
+        "outcomes": {},
+        "latency_us": {},
+        "behaviours": {},
+        "thresholds": [],
+    }
 
 
 def attach_thresholds(

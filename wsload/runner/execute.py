@@ -35,6 +35,7 @@ def execute_run(
     results_base: Path = Path("results"),
     outputs: RunOutputs | None = None,
     progress_s: float = 10.0,
+    force: bool = False,
 ) -> int:
     """Run ``scenario`` (a load, or a capacity search) and write its results; the exit code.
 
@@ -45,6 +46,7 @@ def execute_run(
         outputs: report.html, baseline comparison, JUnit and markdown (default: the report
             only); a regression against the baseline exits 1 like a failed threshold.
         progress_s: not on a terminal, a progress line this often (0: none).
+        force: ``out`` may hold another result (its wsload files are replaced).
 
     Raises:
         UsageError: options that do not go together (``RunOptions.check``); a
@@ -60,6 +62,7 @@ def execute_run(
         outputs=outputs or RunOutputs(),
         metrics=options.metrics,
         progress_s=progress_s,
+        force=force,
     )
     if scenario.load.model == "search":  # a capacity search: many runs, one results directory
         return search_mode(scenario if scenario.seed is not None else with_seed(scenario), output)

@@ -41,6 +41,7 @@ from wsload.process import signals_deferred
 from wsload.report import files, hlog, terminal
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.progress import progress_line
+from wsload.report.summary import unfinished_summary
 from wsload.report.terminal import comparison_text
 from wsload.report.timeline import TimelineWriter
 from wsload.report.why import nothing_measured
@@ -66,6 +67,8 @@ class Output:
             (``--metrics-port``, docs/observability.md); None: no endpoint.
         progress_s: not on a terminal, print a progress line this often (seconds;
             ``--progress-interval``; 0: never).
+        force: ``--out`` may hold another result: wsload's files in it are replaced
+            (``--force``; ``wsload.report.files.prepare_results_dir``).
     """
 
     out: Path | None = None
@@ -75,6 +78,7 @@ class Output:
     outputs: RunOutputs | None = None
     metrics: MetricsEndpoint | None = None
     progress_s: float = 10.0
+    force: bool = False
 
 
 class IntervalLogs:
@@ -123,11 +127,12 @@ class RunFrame:
             self.out_dir = (
                 files.make_results_dir(output.results_base, name, self.started_at)
                 if output.out is None
-                else files.prepare_results_dir(output.out)
+                else files.prepare_results_dir(output.out, name, force=output.force)
             )
         except BaseException:
             self._stack.close()
             raise
+        self.name = name
         self.late: list[int] = []
         self._logs = contextlib.ExitStack()
         self._failed = False
@@ -144,7 +149,13 @@ class RunFrame:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stack.close()
+        try:
+            if isinstance(exc, Exception) and not (self.out_dir / "summary.json").exists():
+                # the folder must still say what happened, in the form every reader takes
+                unfinished = unfinished_summary(self.name, self.started_at, str(exc))
+                files.write_json_atomic(self.out_dir / "summary.json", unfinished)
+        finally:
+            self._stack.close()
 
     @property
     def live_console(self) -> Console | None:

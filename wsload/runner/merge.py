@@ -147,7 +147,12 @@ def _order(item: tuple[_Key, list[Any]]) -> tuple[int, bool, int, str]:
 
 
 def merge_results(
-    dirs: Sequence[Path], out: Path, *, quiet: bool = False, json_out: bool = False
+    dirs: Sequence[Path],
+    out: Path,
+    *,
+    quiet: bool = False,
+    json_out: bool = False,
+    force: bool = False,
 ) -> int:
     """Merge segment result directories into ``out``; return the exit code (0, or 1 when a
     threshold fails on the merged result).
@@ -182,7 +187,7 @@ def merge_results(
         )
     lines = merge_hlogs([each.data.intervals for each in loaded])
     started_at = min(each.started_at for each in loaded)
-    output = Output(out=out, quiet=quiet, json_out=json_out)
+    output = Output(out=out, quiet=quiet, json_out=json_out, force=force)
     with RunFrame(scenario.name, output, started_at=started_at) as frame:
         frame.write_scenario(scenario_to_toml(scenario))
         log = hlog.format_header(started_at) + "".join(

@@ -63,6 +63,7 @@ def execute_repeat(
     results_base: Path = Path("results"),
     workers: int = 1,
     outputs: RunOutputs | None = None,
+    force: bool = False,
 ) -> int:
     """Run ``scenario`` ``repeat`` times, merge, compare, report; return the exit code.
 
@@ -80,7 +81,9 @@ def execute_repeat(
             "capacity converges to its precision (docs/ci.md)"
         )
     scenario = with_seed(scenario) if scenario.seed is None else scenario
-    output = Output(out, quiet, json_out, results_base, outputs=outputs or RunOutputs())
+    output = Output(
+        out, quiet, json_out, results_base, outputs=outputs or RunOutputs(), force=force
+    )
     with RunFrame(scenario.name, output) as frame:
         frame.write_scenario(scenario_to_toml(redact_scenario(scenario)))
         codes: list[int] = []

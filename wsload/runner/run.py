@@ -24,6 +24,7 @@ from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
 from wsload.runner import preflight, result_files
+from wsload.runner.abort import AbortWatch
 from wsload.runner.deploy import open_deploy
 from wsload.runner.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
@@ -68,12 +69,20 @@ def run_mode(
             records = ConnectionLog(record_connections, secrets=scenario.secrets)
             frame.keep_open(records)
         feed = _feed(logs, segment_logs, records)
+        watch = None
+        if any(threshold.abort for threshold in scenario.thresholds):
+            watch = AbortWatch(scenario, feed.stop)
+            feed.on_interval = watch.watch(feed.on_interval)
         part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
+        aborted = watch.aborted if watch is not None else None
+        if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
+            part.interrupted = False
+            extra = {**extra, "aborted": aborted.as_dict()}
         frame.close_logs()
         data, verdicts = result_files.write_result(
             frame.out_dir, shown, frame.started_at, part, server_stats, extra
         )
-        failed = any(not verdict.ok for verdict in verdicts)
+        failed = aborted is not None or any(not verdict.ok for verdict in verdicts)
         frame.finish(data, failed=failed, interrupted=part.interrupted)
     return frame.exit_code
 

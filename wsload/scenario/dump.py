@@ -172,7 +172,14 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     out["load"] = _load(scenario.load)
     out["session"] = _session(scenario.session)
     out["close"] = [_close(spec) for spec in scenario.close]
-    out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
+    out["thresholds"] = {
+        t.expr: (
+            {"condition": t.text, "abort": True, "after": format_duration(t.after_s)}
+            if t.abort
+            else t.text
+        )
+        for t in scenario.thresholds
+    }
     if scenario.reconnect is not None:
         out["reconnect"] = _reconnect(scenario.reconnect)
     return out

@@ -373,7 +373,9 @@ class Threshold:
     """``"close_handshake.p99" = "< 50ms"`` parsed.
 
     ``value`` is in the metric's unit: µs for latencies, a fraction 0..1 for shares, a count for
-    counters, 0/1 for booleans. ``text`` keeps the user's spelling for reports.
+    counters, 0/1 for booleans. ``text`` keeps the user's spelling for reports. ``abort``: the
+    run stops as soon as the threshold fails on the live figures, once ``after_s`` seconds of
+    load have passed (``{ condition = "< 50ms", abort = true, after = "10s" }``).
     """
 
     expr: str
@@ -381,6 +383,8 @@ class Threshold:
     value: float
     unit: Literal["us", "share", "count", "bool"]
     text: str
+    abort: bool = False
+    after_s: float = 0.0
 
 
 Jitter = Literal["full", "equal", "none"]

@@ -56,18 +56,31 @@ def parse_thresholds(
         if expr in flat:
             raise t.error(expr, "given twice (once quoted, once as a dotted key)")
         flat[expr] = cond
-    for expr, cond in flat.items():
+    for expr, given in flat.items():
+        cond, abort, after_s = _abort_table(t, expr, given)
         if not isinstance(cond, str):
             raise t.error(
                 expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
             )
         unit = _threshold_unit(t, expr, labels, (*METRICS, *steps))
+        if abort and expr.split(".")[0] not in ABORT_ROOTS and expr.split(".")[0] not in METRICS:
+            raise t.error(
+                expr,
+                "abort = true applies to <metric>.<stat>, outcomes.<outcome>, behaviours.<label>"
+                ".<those> and generator.saturated (the live figures)",
+            )
         op, value = _condition(t, expr, cond, unit)
         if unit == "count" and cond.strip().endswith("%"):
             unit = "share"
         out.append(
             Threshold(
-                expr=expr, op=cast(Any, op), value=value, unit=cast(Any, unit), text=cond.strip()
+                expr=expr,
+                op=cast(Any, op),
+                value=value,
+                unit=cast(Any, unit),
+                text=cond.strip(),
+                abort=abort,
+                after_s=after_s,
             )
         )
     t.finish()
@@ -84,12 +97,41 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, object
         items, base = stack[-1]
         for key, value in items:
             expr = f"{base}{key}"
-            if isinstance(value, dict) and value:
+            if isinstance(value, dict) and value and "condition" not in value:
                 stack.append((iter(value.items()), expr + "."))
                 break
             yield expr, value
         else:
             stack.pop()
+
+
+ABORT_ROOTS = ("outcomes", "behaviours", "generator", "step")
+"""Expression roots an abort threshold may have besides a metric: what the live figures hold."""
+
+
+def _abort_table(t: Table, expr: str, given: object) -> tuple[object, bool, float]:
+    """``{ condition = "< 50ms", abort = true, after = "10s" }`` → (condition, abort, after
+    seconds); a plain condition → (it, False, 0)."""
+    if not isinstance(given, dict):
+        return given, False, 0.0
+    unknown = sorted(set(given) - {"condition", "abort", "after"})
+    if unknown:
+        raise t.error(
+            f"{expr}.{unknown[0]}",
+            f"unknown key{hint(unknown[0], ('condition', 'abort', 'after'))}; a threshold table "
+            'is { condition = "< 50ms", abort = true, after = "10s" }',
+        )
+    abort = given.get("abort", False)
+    if not isinstance(abort, bool):
+        raise t.error(f"{expr}.abort", f"expected true or false, got {show(abort)}")
+    after = given.get("after", "0s")
+    try:
+        after_s = parse_duration(after) if isinstance(after, str) else -1.0
+    except ValueError as exc:
+        raise t.error(f"{expr}.after", str(exc)) from None
+    if after_s < 0:
+        raise t.error(f"{expr}.after", f'expected a duration like "10s", got {show(after)}')
+    return given.get("condition"), abort, after_s
 
 
 def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple[str, ...]) -> str:
