@@ -1,4 +1,4 @@
-"""report.html: one self-contained page per run (works offline: plotly's JS inlined once).
+"""report.html: one self-contained page per run (works offline: plotly.js inlined once).
 
 A pure function from the results data (and an optional comparison) to HTML text; only the
 CLI/execute write it (``wsload.report.outputs``). Sections: header with the scenario and
@@ -14,6 +14,7 @@ import html
 import json
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
+from importlib import resources
 from typing import Any
 
 import plotly.graph_objects as go
@@ -31,7 +32,7 @@ from wsload.report.results import ResultsData
 from wsload.report.why import nothing_measured, storm_release, why_rows
 from wsload.scenario.model import METRICS, STEP_PREFIX
 
-__all__ = ["CHART_METRICS", "html_report"]
+__all__ = ["CHART_METRICS", "PLOTLY_JS", "html_report"]
 
 CHART_METRICS: tuple[str, ...] = (
     "close_handshake",
@@ -80,6 +81,11 @@ def html_report(data: ResultsData, comparison: CompareResult | None = None) -> s
     )
 
 
+PLOTLY_JS = resources.files("wsload.report") / "vendor" / "plotly-basic.min.js"
+"""plotly.js's basic bundle (scatter, bar, pie: every trace the charts use), vendored from npm:
+a quarter of the full bundle the Python package ships (wsload/report/vendor/README.md)."""
+
+
 class _Figures:
     """Renders figures to divs; the first one carries plotly.js, inlined (no CDN)."""
 
@@ -88,11 +94,14 @@ class _Figures:
 
     def div(self, fig: go.Figure) -> str:
         self.count += 1
-        return str(
+        script = ""
+        if self.count == 1:
+            script = f'<script type="text/javascript">{PLOTLY_JS.read_text("utf-8")}</script>\n'
+        return script + str(
             pio.to_html(
                 fig,
                 full_html=False,
-                include_plotlyjs=self.count == 1,
+                include_plotlyjs=False,
                 include_mathjax=False,
                 div_id=f"chart-{self.count}",
                 config={"displaylogo": False, "responsive": True},
