@@ -2,19 +2,70 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from wsload.errors import UsageError, WsloadError
 from wsload.exitcodes import EXIT_INTERRUPTED
 
-__all__ = ["app", "duration_option", "err", "error", "fail", "main"]
+__all__ = ["app", "duration_option", "err", "error", "fail", "main", "usage_error"]
+
+
+class _OneLineErrors(TyperGroup):
+    """The command group, with Click's usage errors (``--rate abc``, ``--metrics-port 70000``,
+    an unknown option) printed as wsload prints every error: one line, exit 2, not Click's
+    usage block."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except _CLICK_ERROR as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `wsload` alone: the help
+                exc.show()
+            else:
+                err.print(f"wsload: error: {usage_error(exc)}", markup=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("wsload: interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code or 0)
+
+
+_CLICK_ERROR: type[Any] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+"""Click's error base, from whichever Click Typer runs on (its own copy or the package)."""
+
+_INVALID = re.compile(r"^Invalid value for '([^']+)': ")
+
+
+def usage_error(exc: Any) -> str:
+    """Click's message on one line, the option first: ``--rate: 'abc' is not a valid float``
+    (and where to read more)."""
+    text = _INVALID.sub(r"\1: ", " ".join(exc.format_message().split())).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    return f"{text} (see {ctx.command_path} --help)" if ctx is not None else text
+
 
 app = typer.Typer(
     name="wsload",
+    cls=_OneLineErrors,
     help=(
         "WebSocket close-handshake load tester.\n\n"
         "Examples:\n\n"

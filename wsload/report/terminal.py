@@ -29,7 +29,7 @@ from wsload.report.fit import Col, FitTable
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
 
-__all__ = ["LiveProgress", "comparison_text", "live_panel", "summary_table"]
+__all__ = ["LiveProgress", "comparison_text", "live_panel", "one_process_only", "summary_table"]
 
 _TOP_CODES = 2
 
@@ -114,12 +114,25 @@ def _declined(summary: Mapping[str, Any]) -> Text | None:
     )
 
 
+def one_process_only(scenario: Mapping[str, Any]) -> bool:
+    """The scenario (summary.json's ``scenario``) refuses ``--workers``: a capacity search,
+    ``[reconnect]`` or deploy events (``wsload.runner.deploy.check_deploy``)."""
+    process = scenario.get("target", {}).get("process") or {}
+    return (
+        scenario.get("load", {}).get("model") == "search"
+        or bool(scenario.get("reconnect"))
+        or bool(process.get("events"))
+    )
+
+
 def _starved(summary: Mapping[str, Any]) -> str:
     """Why the generator lagged, when the kernel says other processes had its CPU."""
     generator = summary["generator"]
     wait, duration = generator.get("cpu_wait_s"), summary.get("duration_s") or 0.0
     processes = generator.get("processes") or 1
     if wait is None or duration <= 0 or wait < 0.1 * duration * processes:
+        if one_process_only(summary.get("scenario", {})):
+            return "; lower the load (this scenario runs in one generator process)"
         return "; add --workers, or lower the load"
     return (
         f"; it waited {wait:.2f} s for a CPU taken by other processes "
@@ -149,8 +162,11 @@ def _headline(summary: Mapping[str, Any]) -> Text:
 
 
 def _top_codes(counter: Mapping[str, int]) -> str:
-    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], int(kv[0])))[:_TOP_CODES]
-    return " ".join(f"{code}×{n:,}" for code, n in ranked) or "-"
+    """The most frequent codes, and how many others there are (never dropped silently)."""
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], int(kv[0])))
+    shown = " ".join(f"{code}×{n:,}" for code, n in ranked[:_TOP_CODES]) or "-"
+    more = len(ranked) - _TOP_CODES
+    return f"{shown} +{more} more" if more > 0 else shown
 
 
 def _clean_cell(clean: int | None, attempted: int) -> str:

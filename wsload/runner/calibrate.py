@@ -27,6 +27,8 @@ from wsload.core.kinds import CloseKind
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats
+from wsload.report._format import format_us
+from wsload.runner.lag import SATURATION_US
 from wsload.runner.loop import run_load
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import (
@@ -238,18 +240,28 @@ def render(result: Calibration) -> str:
         f"{len(result.runs)} runs of {result.runs[0].cycles} clean-close cycles"
         + (f", client pinned to CPU {result.pinned_cpu}" if result.pinned_cpu is not None else ""),
     ]
+    saturated = 0
     for i, run in enumerate(result.runs, 1):
-        lag = run.loop_lag
+        lag_p99 = run.loop_lag.get("p99")
+        over = lag_p99 is not None and lag_p99 > SATURATION_US
+        saturated += over
         lines.append(
             f"  run {i}: {run.cpu_us_per_cycle:7.1f} µs CPU/cycle "
             f"({run.user_s * 1e6 / max(1, run.cycles):.0f} user + "
             f"{run.sys_s * 1e6 / max(1, run.cycles):.0f} sys), "
             f"{run.cycles_per_s:7.0f} cycles/s, {run.clean}/{run.cycles} clean, "
-            f"loop lag p99 {lag.get('p99')} µs"
+            f"loop lag p99 {format_us(lag_p99)}" + (" (SATURATED)" if over else "")
         )
     unclean = sum(run.cycles - run.clean for run in result.runs)
     if unclean:
         lines.append(f"warning: {unclean} cycles did not end clean: the figures are suspect")
+    if saturated:
+        every = "every run was" if saturated == len(result.runs) else f"{saturated} runs were"
+        lines.append(
+            f"warning: {every} over the saturation line (loop lag p99 > "
+            f"{format_us(SATURATION_US)}): the machine was busy or the concurrency too high, "
+            "so the capacity below is a floor, not this machine's measure"
+        )
     lines.append(
         f"median: {result.cpu_us_per_cycle:.1f} µs client CPU per cycle → one process ≈ "
         f"{result.cycles_per_s_per_core:,.0f} clean-close cycles/s per core "

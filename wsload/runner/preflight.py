@@ -110,6 +110,9 @@ def check(
         more = (
             "lower the search's `max` (a search runs in one process)"
             if scenario.load.model == "search"
+            else "lower the load (its reconnects or deploy events need one process)"
+            if scenario.reconnect is not None
+            or (scenario.target.process is not None and scenario.target.process.events)
             else f"use --workers {needed} or more (each process has its own limit)"
         )
         out.append(
