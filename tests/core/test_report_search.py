@@ -23,7 +23,7 @@ def _summary(p99: int | None, clean: int | None, attempted: int, ok: bool, **gen
     return {
         "duration_s": 1.5,
         "totals": {"attempted": attempted, "clean": clean},
-        "latency_us": {"close_handshake": {"p99": p99}},
+        "latency_us": {"close_handshake": {"count": attempted, "p99": p99}},
         "generator": {"saturated": False, "loop_lag_us": {"p99": 900}, **gen},
         "thresholds": [{"expr": "close_handshake.p99", "ok": ok, "value": p99}],
     }
@@ -46,6 +46,10 @@ def test_a_level_entry_is_cut_from_its_summary() -> None:
         "cpu_wait_s": 0.4,
         "started_s": 4.25,
         "duration_s": 1.5,
+        "few_samples": [
+            "close_handshake.p99 rests on 300 samples; 528 are needed to bound it at 99 % "
+            "(lengthen load.search.step_duration)"
+        ],
     }
 
 

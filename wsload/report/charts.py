@@ -245,8 +245,13 @@ def server_figure(server: Mapping[str, Any]) -> go.Figure:
 
 
 def search_figure(search: Mapping[str, Any]) -> go.Figure:
-    """Capacity search: close p99 and clean share against the load level."""
-    levels = list(search.get("levels", []))
+    """Capacity search: close p99 and clean share against the load level, the levels sorted by
+    load (a line between two levels then joins neighbours, never levels visited one after
+    the other with others between them), each labelled with its place in the visit order."""
+    visited = list(search.get("levels", []))
+    order = sorted(range(len(visited)), key=lambda i: float(visited[i].get("level") or 0))
+    levels = [visited[i] for i in order]
+    labels = [f"#{i + 1}" for i in order]
     x = [lv.get("level") for lv in levels]
     p99 = [None if lv.get("close_p99_us") is None else lv["close_p99_us"] / 1000 for lv in levels]
     share = [None if lv.get("clean_share") is None else 100 * lv["clean_share"] for lv in levels]
@@ -256,7 +261,9 @@ def search_figure(search: Mapping[str, Any]) -> go.Figure:
         go.Scatter(
             x=x,
             y=p99,
-            mode="lines+markers",
+            mode="lines+markers+text",
+            text=labels,
+            textposition="top center",
             name="close p99 (ms)",
             marker={"color": colours, "size": 10},
         )
@@ -272,7 +279,13 @@ def search_figure(search: Mapping[str, Any]) -> go.Figure:
         title=f"capacity search by {parameter}",
         xaxis_title=parameter,
         yaxis={"title": "close p99 (ms)", "rangemode": "tozero"},
-        yaxis2={"title": "clean share (%)", "overlaying": "y", "side": "right", "range": [0, 101]},
+        yaxis2={
+            "title": "clean share (%)",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 101],
+            "tickvals": [0, 20, 40, 60, 80, 100],
+        },
         **_LAYOUT,
     )
     return fig

@@ -29,6 +29,7 @@ from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.results import ResultsData
+from wsload.report.search import capacity_line
 from wsload.report.why import nothing_measured, storm_release, why_rows
 from wsload.scenario.model import METRICS, STEP_PREFIX
 
@@ -131,7 +132,12 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
         ok, verdict = False, f"FAIL ({summary['aborted'].get('reason', 'aborted')})"
     if summary.get("error"):  # files.py: a run that stopped on an error
         ok, verdict = False, f"FAIL (the run did not finish: {summary['error']})"
-    yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
+    capacity = capacity_line(summary)
+    if capacity is not None:  # a search: its answer is the header's first line
+        yield f'<h1 id="capacity">{_e(capacity)}</h1>'
+        yield f"<p><b>wsload: {_e(scenario.get('name', ''))}</b></p>"
+    else:
+        yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
     yield (

@@ -20,6 +20,7 @@ from wsload.report.compare.judge import Verdict
 from wsload.report.compare.rows import Row, format_level
 from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.junit import run_failures
+from wsload.report.search import capacity_line
 from wsload.report.why import storm_release, why_rows
 
 __all__ = ["markdown_report"]
@@ -46,6 +47,9 @@ def markdown_report(
     ok = not failed and not regressions and not run_failed
     verdict = "pass" if ok else _failures(run_failed, len(failed), len(regressions))
     lines = [f"### {'✅' if ok else '❌'} wsload {name}: {verdict}".replace("  ", " "), ""]
+    capacity = capacity_line(summary or {})
+    if capacity is not None:
+        lines[0] = f"### {'✅' if ok else '❌'} wsload {name}: {capacity}"
     lines += [f"> ❌ **{case}**: {_cell(message)}" for case, message in run_failed]
     if run_failed:
         lines.append("")

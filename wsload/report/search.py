@@ -8,15 +8,26 @@ figures, and the terminal table reads only the ``search`` section.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from wsload.core.percentiles import fraction, percentile_key
 from wsload.report._format import format_us
+from wsload.report.compare.confidence import DEFAULT_CONFIDENCE, percentile_ranks
 
-__all__ = ["level_entry", "level_line", "search_section", "search_table"]
+__all__ = [
+    "capacity_line",
+    "few_samples",
+    "level_entry",
+    "level_line",
+    "min_samples",
+    "search_section",
+    "search_table",
+]
 
 
 def level_entry(
@@ -46,7 +57,43 @@ def level_entry(
         "cpu_wait_s": generator.get("cpu_wait_s"),
         "started_s": round(started_s, 3),
         "duration_s": summary.get("duration_s"),
+        "few_samples": few_samples(summary),
     }
+
+
+@cache
+def min_samples(key: str, confidence: float = DEFAULT_CONFIDENCE) -> int:
+    """The fewest samples whose percentile ``key`` can be bounded at ``confidence`` (what
+    ``wsload compare`` needs to judge it: p50 8, p90 51, p99 528, p999 5,296 at 99 %)."""
+    num, den = fraction(key)
+    low, high = 1, 1
+    while percentile_ranks(high, num / den, confidence) is None:
+        low, high = high, high * 2
+    while low < high:  # the first n that can be bounded (bounding only gets easier with n)
+        mid = (low + high) // 2
+        low, high = (
+            (mid + 1, high) if percentile_ranks(mid, num / den, confidence) is None else (low, mid)
+        )
+    return low
+
+
+def few_samples(summary: Mapping[str, Any]) -> list[str]:
+    """The latency percentiles the thresholds judge that rest on fewer samples than compare
+    needs to bound them: the level's verdict on them is a coin more than a measure."""
+    out = []
+    for threshold in summary.get("thresholds", []):
+        metric, _, stat = str(threshold.get("expr", "")).partition(".")
+        key = percentile_key(stat)
+        stats = summary.get("latency_us", {}).get(metric)
+        if key is None or not isinstance(stats, Mapping):
+            continue
+        count, needed = int(stats.get("count") or 0), min_samples(key)
+        if count < needed:
+            out.append(
+                f"{threshold['expr']} rests on {count:,} samples; {needed:,} are needed to "
+                f"bound it at {100 * DEFAULT_CONFIDENCE:g} % (lengthen load.search.step_duration)"
+            )
+    return out
 
 
 def search_section(
@@ -99,6 +146,22 @@ def _verdict(entry: Mapping[str, Any]) -> Text:
     return Text("fail" + (f" ({', '.join(failed)})" if failed else ""), style="red")
 
 
+def capacity_line(summary: Mapping[str, Any]) -> str | None:
+    """What a capacity search found, first in every output: ``capacity 400/s (SLO:
+    close_handshake.p99 < 50ms, outcomes.clean > 99%)``; None when the run is not a search."""
+    search = summary.get("search")
+    if not isinstance(search, Mapping):
+        return None
+    parameter = str(search.get("parameter", "rate"))
+    capacity = search.get("capacity")
+    found = _level(capacity, parameter) if capacity is not None else "none (no level passed)"
+    slo = ", ".join(
+        f"{expr} {cond.get('condition', '') if isinstance(cond, Mapping) else cond}"
+        for expr, cond in (summary.get("scenario", {}).get("thresholds") or {}).items()
+    )
+    return f"capacity {found}" + (f" (SLO: {slo})" if slo else "")
+
+
 def level_line(entry: Mapping[str, Any], parameter: str) -> str:
     """One line per level as the search goes (the table comes at the end)."""
     p99 = entry.get("close_p99_us")
@@ -131,4 +194,9 @@ def search_table(search: Mapping[str, Any]) -> Group:
     capacity = search.get("capacity")
     style = "bold green" if capacity is not None else "bold red"
     line = Text(f"capacity: {_level(capacity, parameter)}", style=style)
-    return Group(table, line, Text(str(search.get("reason", ""))))
+    warnings = [
+        Text(f"warning: level {_level(entry.get('level'), parameter)}: {text}", style="yellow")
+        for entry in search.get("levels", [])
+        for text in entry.get("few_samples") or ()
+    ]
+    return Group(table, line, Text(str(search.get("reason", ""))), *warnings)

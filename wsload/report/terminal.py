@@ -26,6 +26,7 @@ from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.deploys import events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
+from wsload.report.search import capacity_line
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
 
@@ -152,6 +153,12 @@ def _headline(summary: Mapping[str, Any]) -> Text:
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
         + f", {format_count(totals.get('opened', 0))} opened"
     )
+    capacity = capacity_line(summary)
+    if capacity is not None:  # a search: its answer first, its main level's figures after
+        text = Text(capacity + "\n", style="bold green" if "none" not in capacity else "bold red")
+        text.append(str(name), style="bold")
+        text.append(f": main level, {format_count(totals.get('attempted', 0))} connections")
+        return text
     runs = (summary.get("repeat") or {}).get("count")
     if runs:  # --repeat: the figures are every run's, merged
         text.append(f", {runs} runs merged (each in runs/<i>/)")
