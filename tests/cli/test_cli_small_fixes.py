@@ -108,3 +108,10 @@ def test_calibrate_formats_the_lag_and_flags_saturated_runs() -> None:
     calm = render(Calibration("builtin", 20, None, (_cycle_run(800), _cycle_run(25_000))))
     assert "loop lag p99 800 µs\n" in calm
     assert "warning: 1 runs were over the saturation line" in calm
+
+
+def test_connect_and_upgrade_latencies_are_shown(summary: dict[str, Any]) -> None:
+    shown = _shown(summary)
+    assert "Connection setup" in shown
+    assert "TCP connect" in shown and "upgrade (HTTP 101)" in shown
+    assert summary["latency_us"]["connect"]["count"] == 20

@@ -198,6 +198,8 @@ def test_the_quickstart_report_is_small_and_renders_every_chart(
     assert result.exit_code in (0, 1), result.output
     report = out / "report.html"
     assert report.stat().st_size <= 1_500_000
+    text = report.read_text(encoding="utf-8")
+    assert '<table id="setup">' in text and "upgrade (HTTP 101)" in text
     charts = _open(chromium, report, "report-quickstart-full")
     assert len(charts) >= 6
 

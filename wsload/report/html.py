@@ -65,6 +65,7 @@ def html_report(data: ResultsData, comparison: CompareResult | None = None) -> s
     figures = _Figures()
     body = [
         *_header(summary, comparison),
+        *_setup(summary),
         *_distributions(data, figures),
         *_time_series(data, figures),
         *_codes(summary, figures),
@@ -108,6 +109,25 @@ class _Figures:
                 config={"displaylogo": False, "responsive": True},
             )
         )
+
+
+_SETUP = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
+
+
+def _setup(summary: Mapping[str, Any]) -> Iterator[str]:
+    """Connection setup: the TCP connect and the upgrade, as the terminal shows them."""
+    latency = summary.get("latency_us", {})
+    measured = [m for m in _SETUP if (latency.get(m) or {}).get("count")]
+    if not measured:
+        return
+    stats = ("p50", "p95", "p99", "max")
+    yield '<h2>Connection setup</h2><table id="setup"><tr><th>phase</th><th>count</th>'
+    yield "".join(f"<th>{s}</th>" for s in stats) + "</tr>"
+    for metric in measured:
+        row = latency[metric]
+        cells = "".join(f"<td class=n>{format_us(row.get(s))}</td>" for s in stats)
+        yield f"<tr><td>{_SETUP[metric]}</td><td class=n>{int(row['count']):,}</td>{cells}</tr>"
+    yield "</table>"
 
 
 def _e(value: object) -> str:

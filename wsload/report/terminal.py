@@ -66,6 +66,9 @@ class LiveProgress(Protocol):
 def summary_table(summary: Mapping[str, Any]) -> Group:
     """The end-of-run report: headline, behaviours table, outcomes, thresholds, warnings."""
     parts: list[RenderableType] = [_headline(summary), _behaviours_table(summary)]
+    setup = _setup_table(summary)
+    if setup is not None:
+        parts.append(setup)
     release = storm_release(summary)
     if release is not None:
         parts.append(Text(release))
@@ -288,6 +291,28 @@ def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
 
 
 _STEP_STATS = ("p50", "p99", "max")
+
+_SETUP = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
+_SETUP_STATS = ("p50", "p95", "p99", "max")
+
+
+def _setup_table(summary: Mapping[str, Any]) -> FitTable | None:
+    """How long connections took to open: the TCP connect and the upgrade, before any close
+    (a slow accept queue shows here first)."""
+    latency = summary.get("latency_us", {})
+    measured = [m for m in _SETUP if (latency.get(m) or {}).get("count")]
+    if not measured:
+        return None
+    columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _SETUP_STATS))
+    table = FitTable("Connection setup", (Col("phase"), *columns))
+    for metric in measured:
+        stats = latency[metric]
+        table.add_row(
+            Text(_SETUP[metric]),
+            format_count(stats.get("count") or 0),
+            *(format_ms(stats.get(s)) for s in _SETUP_STATS),
+        )
+    return table
 
 
 def _why_table(summary: Mapping[str, Any]) -> FitTable | None:
