@@ -49,6 +49,7 @@ Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
   points: (gd.data || []).reduce((n, t) => n + ((t.y && t.y.length) || 0), 0),
   paths: gd.querySelectorAll('svg.main-svg path').length,
   drawn: gd.querySelectorAll('.scatterlayer .trace path.js-line, .barlayer .point path').length,
+  marks: ((gd._fullLayout && gd._fullLayout.shapes) || []).length,
 }))
 """
 READY = """
@@ -178,6 +179,9 @@ def test_report_of_a_deploy_event_charts_closes_after_the_signal(
     (chart,) = [c for c in charts if c["title"].startswith("event 0: SIGTERM at 0.5 s")]
     assert chart["traces"] == ["1001 Going Away"]
     assert chart["points"] >= 2 and chart["drawn"] >= 1
+    # every time chart marks the signal (0.5 s after the start of the load)
+    over_time = [c for c in charts if c["title"] in ("in flight", "outcomes per interval")]
+    assert len(over_time) == 2 and all(c["marks"] >= 1 for c in over_time)
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +204,11 @@ def test_the_quickstart_report_is_small_and_renders_every_chart(
     assert report.stat().st_size <= 1_500_000
     text = report.read_text(encoding="utf-8")
     assert '<table id="setup">' in text and "upgrade (HTTP 101)" in text
+    assert "<td>1000 (Normal Closure) × 800" in text  # the server table in words
     charts = _open(chromium, report, "report-quickstart-full")
     assert len(charts) >= 6
+    bands = [c for c in charts if c["title"] == "close_handshake: percentiles per interval"]
+    assert len(bands) == 1 and bands[0]["traces"] == ["p50", "p90", "p99", "max"]
 
 
 def test_the_vendored_plotly_js_is_the_python_packages_version() -> None:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from hdrh.histogram import HdrHistogram
 
 from wsload.core.codes import code_name
+from wsload.metrics.histograms import histogram_stats
 from wsload.report.results import Interval
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "generator_figure",
     "in_flight_figure",
     "interval_p99_figure",
+    "mark_events",
     "outcomes_figure",
+    "percentile_bands_figure",
     "percentile_figure",
     "percentile_points",
     "rate_figure",
@@ -36,6 +39,7 @@ _LAYOUT: dict[str, Any] = {
     "height": 360,
     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
     "legend": {"orientation": "h", "y": -0.2},
+    "showlegend": True,  # a single-series chart names its series too
 }
 _STEPS_PER_DECADE = 20
 
@@ -175,6 +179,40 @@ def interval_p99_figure(series: Mapping[str, Sequence[Interval]]) -> go.Figure:
     fig.update_layout(
         title="close p99 per interval", xaxis_title="seconds", yaxis_title="ms", **_LAYOUT
     )
+    return fig
+
+
+_BANDS = (("p50", None), ("p90", "tonexty"), ("p99", "tonexty"))
+
+
+def percentile_bands_figure(metric: str, intervals: Sequence[Interval]) -> go.Figure:
+    """p50, p90 and p99 of ``metric`` per interval with the bands between them filled, and the
+    max dotted: how the distribution moved over the run (Gatling's percentiles over time)."""
+    t = [i.t for i in intervals]
+    stats = [histogram_stats(i.histogram) for i in intervals]
+    fig = go.Figure()
+    for key, fill in (*_BANDS, ("max", None)):
+        y = [None if s[key] is None else s[key] / 1000 for s in stats]
+        line = {"dash": "dot"} if key == "max" else {}
+        fig.add_trace(go.Scatter(x=t, y=y, mode="lines", name=key, fill=fill, line=line))
+    fig.update_layout(
+        title=f"{metric}: percentiles per interval",
+        xaxis_title="seconds",
+        yaxis_title="ms",
+        **_LAYOUT,
+    )
+    return fig
+
+
+def mark_events(fig: go.Figure, events: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """A dotted line at each deploy event's signal (``events[].at_s``, seconds from the start
+    of the load: the time axis of every time chart)."""
+    for event in events:
+        at = event.get("at_s")
+        if isinstance(at, int | float):
+            fig.add_vline(
+                x=at, line_dash="dot", line_color="#6c757d", annotation_text=str(event["signal"])
+            )
     return fig
 
 

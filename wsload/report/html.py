@@ -43,6 +43,9 @@ CHART_METRICS: tuple[str, ...] = (
 )
 """Percentile charts in page order: the close metrics first, then every other one measured."""
 
+_BANDED = ("close_handshake", "close_teardown", "close_total")
+"""The judged latencies (compare's defaults): each gets its percentile bands over time."""
+
 _INTERVAL_TAGS = ("close_handshake", "close_teardown", "close_total", "server_close_timeout")
 
 _STYLE = """
@@ -111,6 +114,13 @@ class _Figures:
         )
 
 
+def _target_url(summary: Mapping[str, Any]) -> str:
+    """The URL the run connected to: a managed server's ``{port}`` filled in."""
+    url = str(summary.get("scenario", {}).get("target", {}).get("url", "?"))
+    port = (summary.get("server_process") or {}).get("port")
+    return url.replace("{port}", str(port)) if port is not None else url
+
+
 _SETUP = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
 
 
@@ -164,7 +174,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
         f'<p class="meta">started {_e(summary.get("started_at"))} · '
         f"{float(summary.get('duration_s') or 0):.2f} s · load model "
         f"{_e(scenario.get('load', {}).get('model', '?'))} · target "
-        f"{_e(scenario.get('target', {}).get('url', '?'))} · scenario hash "
+        f"{_e(_target_url(summary))} · scenario hash "
         f"{_e(summary.get('scenario_hash'))} · wsload {_e(summary.get('wsload_version'))}</p>"
     )
     yield (
@@ -345,16 +355,21 @@ def _level_curves(
 
 def _time_series(data: ResultsData, figures: _Figures) -> Iterator[str]:
     yield "<h2>Over time</h2>"
-    divs = []
+    events = data.summary.get("events") or []
+    timed = []
     if data.timeline:
-        divs.append(figures.div(charts.rate_figure(data.timeline)))
-        divs.append(figures.div(charts.in_flight_figure(data.timeline)))
-        divs.append(figures.div(charts.outcomes_figure(data.timeline)))
+        timed.append(charts.rate_figure(data.timeline))
+        timed.append(charts.in_flight_figure(data.timeline))
+        timed.append(charts.outcomes_figure(data.timeline))
     else:
         yield "<p>No timeline.jsonl in this results directory: no rate or outcome series.</p>"
     series = {tag: data.intervals[tag] for tag in _INTERVAL_TAGS if data.intervals.get(tag)}
     if series:
-        divs.append(figures.div(charts.interval_p99_figure(series)))
+        timed.append(charts.interval_p99_figure(series))
+    for metric in _BANDED:
+        if data.intervals.get(metric):
+            timed.append(charts.percentile_bands_figure(metric, data.intervals[metric]))
+    divs = [figures.div(charts.mark_events(fig, events)) for fig in timed]
     yield '<div class="charts">' + "".join(divs) + "</div>"
 
 
@@ -391,11 +406,28 @@ def _server(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
         return
     yield "<h2>Server side (built-in server)</h2>"
     yield figures.div(charts.server_figure(server))
-    yield "<table>"
+    yield '<table id="server">'
     for key, value in server.items():
-        shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        yield f"<tr><th>{_e(key)}</th><td>{_e(shown)}</td></tr>"
+        yield f"<tr><th>{_e(key.replace('_', ' '))}</th><td>{_e(_in_words(key, value))}</td></tr>"
     yield "</table>"
+
+
+def _in_words(key: str, value: object) -> str:
+    """A server counter for people: ``1000 (Normal Closure) × 800, 1006 (Abnormal Closure) × 200``
+    for a code table, ``server 800, client 200`` for another table, ``-`` for an empty one."""
+    if isinstance(value, Mapping):
+        if not value:
+            return "-"
+        coded = key.startswith("close_codes")
+        return ", ".join(
+            f"{code_label(int(name)) if coded and str(name).isdigit() else name} × {n:,}"
+            if isinstance(n, int)
+            else f"{name}: {n}"
+            for name, n in value.items()
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return json.dumps(value) if isinstance(value, list) else str(value)
 
 
 def _events(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
