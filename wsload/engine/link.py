@@ -175,7 +175,7 @@ class Link:
             return
         if kind is CloseKind.TERMINATE:
             proto.start_close(now)
-            self._close_parked(rst=spec.rst)
+            self._close_parked(now, rst=spec.rst)
             return
         try:
             if _SIOCOUTQ is None or fcntl.ioctl(io.fd, _SIOCOUTQ, _INT) != _INT:
@@ -196,16 +196,16 @@ class Link:
                 proto.write_failed()
             return
         if kind is CloseKind.CLOSE_NO_WAIT:
-            self._close_parked(rst=False)
+            self._close_parked(now, rst=False)
 
-    def _close_parked(self, *, rst: bool) -> None:
+    def _close_parked(self, now: float, *, rst: bool) -> None:
         """Close the socket of a link whose task waits in :meth:`pump` (it wakes with None)."""
         stream = self.stream
         assert isinstance(stream, RawSocketStream)
         if rst:
             _linger_zero(stream.sock)
         stream.close_now()  # tells Trio first: the parked wait ends
-        self.proto.socket_closed(self.now())
+        self.proto.socket_closed(now)
 
     async def pump(self, deadline: float, now: float | None = None) -> bool:
         """Receive once (until ``deadline``) and hand what arrived to the protocol object.
