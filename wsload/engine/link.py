@@ -129,6 +129,8 @@ class Link:
         self.stream = stream
         self.now = now
         self.io = io
+        if io is not None:
+            io.wakeable = True  # the alarm may wake any pump of the link
         self.proto = proto
         self.tracker = proto.tracker
         self.write_timeout = write_timeout

@@ -332,6 +332,8 @@ class _Conn:
         stats.upgrades_ok += 1
         stats.opened()
         self.upgraded = True
+        if self.io is not None:
+            self.io.wakeable = True  # a storm may wake it from now on (request_storm)
         state.open.add(self)
         return split[1]
 
