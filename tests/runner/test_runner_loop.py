@@ -495,16 +495,16 @@ weight = 1
 async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_together(
     nursery: trio.Nursery, records: list[ConnectionRecord]
 ) -> None:
-    """clean, terminate, close_no_wait and invalid_close parked together against the built-in
-    server start their closes in the release pass: each kind's close_start_lag maximum is the
-    pass's length, so no kind's starts wait for its tasks while another's are written at once
-    (before: terminate's minimum lag was above clean's maximum)."""
+    """clean, terminate (FIN and RST), close_no_wait and invalid_close parked together against
+    the built-in server start their closes in the release pass: each kind's close_start_lag
+    maximum is the pass's length, so no kind's starts wait for its tasks while another's are
+    written at once (before: terminate's minimum lag was above clean's maximum)."""
     server = BuiltinServer(ServerConfig(close_timeout=1.0))
     host, port = await nursery.start(server.serve, "127.0.0.1", 0)
     text = """
 [load]
 model = "storm"
-concurrency = 160
+concurrency = 200
 rate = 2000
 [session]
 messages = 1
@@ -512,6 +512,10 @@ messages = 1
 kind = "clean"
 [[close]]
 kind = "terminate"
+[[close]]
+kind = "terminate"
+name = "rst"
+rst = true
 [[close]]
 kind = "close_no_wait"
 [[close]]
@@ -522,7 +526,7 @@ kind = "invalid_close"
     check_sums(r)
     assert r.collector.counts().outcomes == {
         "clean": 40,
-        "terminated": 40,
+        "terminated": 80,
         "close_no_wait": 40,
         "invalid_rejected": 40,
     }
@@ -532,7 +536,7 @@ kind = "invalid_close"
     replies = [rec.close_received for rec in records if rec.close_received is not None]
     assert len(replies) == 80  # clean and invalid_close are answered
     assert release <= min(starts) and max(starts) < min(replies)
-    kinds = ("clean", "terminate", "close_no_wait", "invalid_close")
+    kinds = ("clean", "terminate", "rst", "close_no_wait", "invalid_close")
     lag_max = {kind: r.collector.stats("close_start_lag", kind)["max"] for kind in kinds}
     assert all(lag is not None for lag in lag_max.values()), lag_max
     slowest, fastest = max(lag_max.values()), min(lag_max.values())
