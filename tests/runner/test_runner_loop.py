@@ -20,7 +20,7 @@ import trio
 from peers import RawPeer, WebsocketsPeer
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment

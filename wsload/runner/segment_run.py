@@ -17,7 +17,7 @@ import trio
 from hdrh.histogram import HdrHistogram
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector, IntervalSnapshot
 from wsload.metrics.histograms import decode, encode
 from wsload.metrics.result import StormRelease, new_lag_histogram
