@@ -9,11 +9,12 @@ from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.outcomes import Outcome
 from wsload.engine.behaviours import BEHAVIOURS
 from wsload.engine.reference import REFERENCE_KINDS
-from wsload.metrics.errors import EXPECTED_OUTCOMES
-from wsload.report.compare import EXPECTED_OUTCOMES as COMPARED_EXPECTED
+from wsload.metrics.failures import EXPECTED_OUTCOMES
+from wsload.report.compare.tolerances import EXPECTED_OUTCOMES as COMPARED_EXPECTED
 from wsload.report.summary import CLEAN_OUTCOMES
+from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.model import CLOSE_KINDS, CloseSpec
-from wsload.scenario.parse import CLOSE_KIND_KEYS, TABLE_KEYS, parse_scenario
+from wsload.scenario.parse import TABLE_KEYS, parse_scenario
 
 
 def test_every_kind_has_one_row_and_one_behaviour() -> None:

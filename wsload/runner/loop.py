@@ -21,7 +21,8 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, planned_end
 from wsload.plan.segment import (
     WHOLE,
