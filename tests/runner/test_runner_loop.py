@@ -537,6 +537,7 @@ kind = "invalid_close"
     replies = [rec.close_received for rec in records if rec.close_received is not None]
     assert len(replies) == 80  # clean and invalid_close are answered
     assert release <= min(starts) and max(starts) < min(replies)
+    assert r.collector.stats("close_start_lag")["count"] == 200  # "released 200 closes"
     kinds = ("clean", "terminate", "rst", "close_no_wait", "invalid_close")
     lag_max = {kind: r.collector.stats("close_start_lag", kind)["max"] for kind in kinds}
     assert all(lag is not None for lag in lag_max.values()), lag_max

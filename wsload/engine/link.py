@@ -271,9 +271,15 @@ class Link:
 
     async def absorb(self, data: bytes | bytearray, now: float) -> None:
         """Process received bytes (also the bytes that followed the 101) and send replies."""
+        t = self.tracker
+        closed = t.close_sent is not None
         out = self.proto.receive_data(data, now)
-        if out:
+        if not out:
+            return
+        if closed or t.close_sent is None:
             await self.send(out, now + self.write_timeout, now)
+        else:  # the replies end with the Close that fails the connection (a protocol error)
+            await self._write_close(out, now + self.write_timeout, now)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
