@@ -87,9 +87,10 @@ def test_a_run_that_stops_on_an_error_leaves_a_summary_report_renders(tmp_path: 
         pass
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["verdict"] == "fail"
-    assert summary["reasons"] == [
+    assert [r["message"] for r in summary["reasons"]] == [
         "the run did not finish: the target process exited with 1 before listening"
     ]
+    assert summary["reasons"][0]["verdict"] == "fail"
     html = write_report(out).read_text(encoding="utf-8")
     assert "FAIL (the run did not finish: the target process exited with 1" in html
     # and the folder is redone in place by the same scenario

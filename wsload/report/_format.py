@@ -6,7 +6,7 @@ import math
 
 from wsload.metrics.histograms import HIGHEST_US
 
-__all__ = ["format_count", "format_ms", "format_share", "format_us"]
+__all__ = ["SETUP_PHASES", "format_count", "format_ms", "format_share", "format_us"]
 
 
 def format_us(us: float | None) -> str:
@@ -45,3 +45,7 @@ def format_share(part: int, whole: int) -> str:
 def format_count(n: int) -> str:
     """Thousands separated with a thin space-free comma: ``12,345``."""
     return f"{n:,}"
+
+
+SETUP_PHASES = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
+"""The metrics of opening a connection, named for people (terminal and report.html)."""

@@ -24,7 +24,7 @@ from hdrh.histogram import HdrHistogram
 from wsload.core.codes import label as code_label
 from wsload.metrics.histograms import new_histogram
 from wsload.report import charts, deploys
-from wsload.report._format import format_share, format_us
+from wsload.report._format import SETUP_PHASES, format_share, format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
@@ -121,13 +121,10 @@ def _target_url(summary: Mapping[str, Any]) -> str:
     return url.replace("{port}", str(port)) if port is not None else url
 
 
-_SETUP = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
-
-
 def _setup(summary: Mapping[str, Any]) -> Iterator[str]:
     """Connection setup: the TCP connect and the upgrade, as the terminal shows them."""
     latency = summary.get("latency_us", {})
-    measured = [m for m in _SETUP if (latency.get(m) or {}).get("count")]
+    measured = [m for m in SETUP_PHASES if (latency.get(m) or {}).get("count")]
     if not measured:
         return
     stats = ("p50", "p95", "p99", "max")
@@ -136,7 +133,8 @@ def _setup(summary: Mapping[str, Any]) -> Iterator[str]:
     for metric in measured:
         row = latency[metric]
         cells = "".join(f"<td class=n>{format_us(row.get(s))}</td>" for s in stats)
-        yield f"<tr><td>{_SETUP[metric]}</td><td class=n>{int(row['count']):,}</td>{cells}</tr>"
+        count = f"<td class=n>{int(row['count']):,}</td>"
+        yield f"<tr><td>{SETUP_PHASES[metric]}</td>{count}{cells}</tr>"
     yield "</table>"
 
 

@@ -15,9 +15,8 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.metrics.histograms import histogram_stats, new_histogram
 from wsload.metrics.snapshots import IntervalSnapshot
-from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_us
-from wsload.report.terminal import LiveProgress
+from wsload.report.terminal import LiveProgress, intended_load
 from wsload.scenario.model import Scenario
 
 __all__ = ["progress_line"]
@@ -45,7 +44,7 @@ def progress_line(
     parts = [f"{elapsed:.0f} s" + (f" of {planned:.0f} s" if planned is not None else "")]
     span = sum(s.length for s in window)
     achieved = f"{sum(s.attempted for s in window) / span:,.1f}/s" if span > 0 else "-"
-    parts.append(f"{achieved} (intended {_intended(scenario, elapsed)})")
+    parts.append(f"{achieved} (intended {intended_load(scenario, elapsed)})")
     parts.append(f"in flight {progress.in_flight:,}")
     outcomes = progress.outcomes
     ranked = sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -76,12 +75,3 @@ def _p99(histogram: HdrHistogram | None) -> str:
     if histogram is None:
         return "-"
     return format_us(histogram_stats(histogram).get("p99"))
-
-
-def _intended(scenario: Scenario, elapsed: float) -> str:
-    load = scenario.load
-    if load.model == "arrival":
-        return f"{rate_at(load, elapsed):,.1f}/s"
-    if load.model == "concurrency":
-        return f"{concurrency_at(load, elapsed):,} slots"
-    return f"storm of {load.concurrency or 0:,}"

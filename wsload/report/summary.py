@@ -166,7 +166,14 @@ def unfinished_summary(name: str, started_at: datetime, error: str) -> dict[str,
         "interrupted": False,
         "error": reason,
         "verdict": "fail",
-        "reasons": [f"the run did not finish: {reason}"],
+        "reasons": [  # the form of wsload.report.verdict's reasons (issue 29)
+            {
+                "code": "error",
+                "verdict": "fail",
+                "message": f"the run did not finish: {reason}",
+                "advice": "",
+            }
+        ],
         "totals": {"attempted": 0, "opened": 0},
         "outcomes": {},
         "latency_us": {},

@@ -20,7 +20,13 @@ from rich.text import Text
 from wsload.core.codes import label as code_label
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
-from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.report._format import (
+    SETUP_PHASES,
+    format_count,
+    format_ms,
+    format_share,
+    format_us,
+)
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
@@ -30,7 +36,14 @@ from wsload.report.search import capacity_line
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
 
-__all__ = ["LiveProgress", "comparison_text", "live_panel", "one_process_only", "summary_table"]
+__all__ = [
+    "LiveProgress",
+    "comparison_text",
+    "intended_load",
+    "live_panel",
+    "one_process_only",
+    "summary_table",
+]
 
 _TOP_CODES = 2
 
@@ -292,7 +305,6 @@ def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
 
 _STEP_STATS = ("p50", "p99", "max")
 
-_SETUP = {"connect": "TCP connect", "handshake": "upgrade (HTTP 101)"}
 _SETUP_STATS = ("p50", "p95", "p99", "max")
 
 
@@ -300,7 +312,7 @@ def _setup_table(summary: Mapping[str, Any]) -> FitTable | None:
     """How long connections took to open: the TCP connect and the upgrade, before any close
     (a slow accept queue shows here first)."""
     latency = summary.get("latency_us", {})
-    measured = [m for m in _SETUP if (latency.get(m) or {}).get("count")]
+    measured = [m for m in SETUP_PHASES if (latency.get(m) or {}).get("count")]
     if not measured:
         return None
     columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _SETUP_STATS))
@@ -308,7 +320,7 @@ def _setup_table(summary: Mapping[str, Any]) -> FitTable | None:
     for metric in measured:
         stats = latency[metric]
         table.add_row(
-            Text(_SETUP[metric]),
+            Text(SETUP_PHASES[metric]),
             format_count(stats.get("count") or 0),
             *(format_ms(stats.get(s)) for s in _SETUP_STATS),
         )
@@ -372,7 +384,8 @@ def _interval_close_stats(snapshot: IntervalSnapshot) -> dict[str, Any]:
     return stats
 
 
-def _intended(scenario: Scenario, elapsed: float) -> str:
+def intended_load(scenario: Scenario, elapsed: float) -> str:
+    """What the load model asks for at ``elapsed`` seconds: a rate, slots or a storm."""
     load = scenario.load
     if load.model == "arrival":
         return f"{rate_at(load, max(0.0, elapsed)):,.1f}/s"
@@ -401,7 +414,7 @@ def live_panel(progress: LiveProgress, scenario: Scenario, now: float) -> Panel:
     grid.add_row("time", Text(f"{time_text} · {progress.phase}"))
     last = progress.last_interval
     achieved = f"{last.rate:,.1f}/s" if last is not None else "-"
-    grid.add_row("rate", Text(f"intended {_intended(scenario, elapsed)}, achieved {achieved}"))
+    grid.add_row("rate", Text(f"intended {intended_load(scenario, elapsed)}, achieved {achieved}"))
     grid.add_row(
         "connections",
         Text(
