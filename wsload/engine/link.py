@@ -31,6 +31,7 @@ from wsload.core.closing import CloseState
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
+from wsload.engine.wireclock import WireClock
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -102,6 +103,8 @@ class Link:
         parked: the session holds this link until the storm's release.
         now: reads the run's clock (``trio.current_time``, or the same clock's bound
             ``current_time``: :meth:`DriverContext.bind_clock`).
+        wire: maps the kernel's arrival stamps of ``io``'s reads onto the run clock (and
+            counts the loop's notice lag): received frames are stamped when they arrived.
     """
 
     __slots__ = (
@@ -115,6 +118,7 @@ class Link:
         "step_latencies",
         "stream",
         "tracker",
+        "wire",
         "write_timeout",
     )
 
@@ -125,9 +129,11 @@ class Link:
         write_timeout: float,
         io: RawIO | None = None,
         now: Callable[[], float] = trio.current_time,
+        wire: WireClock | None = None,
     ) -> None:
         self.stream = stream
         self.now = now
+        self.wire = WireClock() if wire is None else wire
         self.io = io
         self.proto = proto
         self.tracker = proto.tracker
@@ -245,15 +251,24 @@ class Link:
                 return False
         now = self.now()
         if not data:
-            self.proto.receive_eof(now)
+            self.proto.receive_eof(now)  # a FIN carries no kernel stamp
             return True
-        await self.absorb(data, now)
+        await self.absorb(data, self.wire.arrival(io, now), now)
         return True
 
-    async def absorb(self, data: bytes | bytearray, now: float) -> None:
-        """Process received bytes (also the bytes that followed the 101) and send replies."""
-        out = self.proto.receive_data(data, now)
+    async def absorb(
+        self, data: bytes | bytearray, arrived: float, now: float | None = None
+    ) -> None:
+        """Process received bytes (also the bytes that followed the 101) and send replies.
+
+        ``arrived``: when the bytes arrived (the kernel's stamp where there is one), which
+        stamps every phase they end; ``now``: the loop's reading after the read (default
+        ``arrived``), from which the replies' write deadline counts.
+        """
+        out = self.proto.receive_data(data, arrived)
         if out:
+            if now is None:
+                now = arrived
             await self.send(out, now + self.write_timeout, now)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:

@@ -20,6 +20,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
+from wsload.engine.wireclock import WireClock
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, planned_end
@@ -71,6 +72,7 @@ class LoadRun:
     intervals: int
     intended: int
     cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
+    wire: WireClock = field(default_factory=WireClock)  # kernel stamps, notice lag
 
 
 class _Runner:
@@ -389,6 +391,7 @@ async def _apply(
         intervals=runner.intervals,
         intended=progress.intended,
         cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
+        wire=ctx.wire,
     )
 
 
