@@ -153,33 +153,47 @@ def _packets(path: Path) -> list[tuple[float, int, int, int, int, bytes]]:
     return out
 
 
+class _Direction:
+    """One direction of one connection: its bytes in order, with ``(end offset, packet time)``
+    of each packet (a gap in the capture makes it unusable)."""
+
+    def __init__(self, first: int) -> None:
+        self.data = bytearray()
+        self.ends: list[tuple[int, float]] = []
+        self.expected: int | None = first
+
+    def add(self, seq: int, payload: bytes, stamp: float) -> None:
+        if self.expected is None or seq > self.expected:  # a gap: the capture lost a packet
+            self.expected = None
+            return
+        new = payload[self.expected - seq :]
+        if new:
+            self.data += new
+            self.expected += len(new)
+            self.ends.append((len(self.data), stamp))
+
+
 def _streams(
     packets: list[tuple[float, int, int, int, int, bytes]], port: int
-) -> dict[int, dict[str, tuple[bytes, list[tuple[int, float]]]]]:
-    """Per client port, each direction's bytes in order with ``(end offset, packet time)``."""
-    flows: dict[tuple[int, str], tuple[bytearray, list[tuple[int, float]], list[int]]] = {}
+) -> list[dict[str, _Direction]]:
+    """Each captured connection (a client port may be reused): its two directions."""
+    connections: list[dict[str, _Direction]] = []
+    current: dict[int, dict[str, _Direction]] = {}
     for stamp, sport, dport, seq, flags, payload in packets:
-        key = (sport, "up") if dport == port else (dport, "down")
-        if flags & 0x02:  # SYN: the stream starts after it
-            flows[key] = (bytearray(), [], [seq + 1])
+        client, direction = (sport, "up") if dport == port else (dport, "down")
+        if flags & 0x02:  # SYN (a new connection) or SYN-ACK: the stream starts after it
+            if direction == "up":
+                current[client] = {}
+                connections.append(current[client])
+            if client in current:
+                current[client][direction] = _Direction(seq + 1)
             continue
-        flow = flows.get(key)
-        if flow is None or not payload:
-            continue
-        buffer, ends, expected = flow
-        new = payload[max(0, expected[0] - seq) :] if seq <= expected[0] else b""
-        if seq > expected[0]:  # a gap: the capture lost a packet; this flow is unusable
-            expected[0] = 1 << 40
-            continue
-        buffer += new
-        expected[0] += len(new)
-        if new:
-            ends.append((len(buffer), stamp))
-    out: dict[int, dict[str, tuple[bytes, list[tuple[int, float]]]]] = {}
-    for (client, direction), (buffer, ends, expected) in flows.items():
-        if expected[0] < 1 << 40:
-            out.setdefault(client, {})[direction] = (bytes(buffer), ends)
-    return out
+        flow = current.get(client, {}).get(direction)
+        if flow is not None and payload:
+            flow.add(seq, payload, stamp)
+    return [
+        c for c in connections if all(d in c and c[d].expected is not None for d in ("up", "down"))
+    ]
 
 
 def _time_at(ends: list[tuple[int, float]], offset: int) -> float | None:
@@ -213,10 +227,9 @@ def _frames(data: bytes, start: int) -> list[tuple[int, int]]:
 def wire_times(pcap: Path, port: int) -> dict[int, dict[str, float]]:
     """Per connection ``c``: the capture's ``handshake``, ``message_rtt``, ``close_handshake``."""
     out: dict[int, dict[str, float]] = {}
-    for flow in _streams(_packets(pcap), port).values():
-        if "up" not in flow or "down" not in flow:
-            continue
-        (up, up_ends), (down, down_ends) = flow["up"], flow["down"]
+    for flow in _streams(_packets(pcap), port):
+        up, up_ends = bytes(flow["up"].data), flow["up"].ends
+        down, down_ends = bytes(flow["down"].data), flow["down"].ends
         match = _SEQ.search(up[: up.find(b"\r\n")])
         up_body, down_body = up.find(b"\r\n\r\n"), down.find(b"\r\n\r\n")
         if match is None or up_body < 0 or down_body < 0:
@@ -275,6 +288,7 @@ def compare(ours: dict[int, dict[str, float]], wire: dict[int, dict[str, float]]
         out[metric] = {
             "matched": len(diffs),
             "p50_us": at(0.5),
+            "p90_us": at(0.9),
             "p99_us": at(0.99),
             "max_us": round(diffs[-1], 1),
             "wire_p50_us": round(wire_p50, 1),
