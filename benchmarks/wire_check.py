@@ -25,6 +25,7 @@ tcpdump and every child are stopped in ``finally``. Needs root (tcpdump) and
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -49,6 +50,14 @@ _LINK_HEADER = {0: 4, 1: 14, 113: 16, 276: 20}  # DLT_NULL, EN10MB (lo), LINUX_S
 
 
 # -- children ----------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In each child (``preexec_fn``): SIGKILL when this script dies, however it dies (a
+    test's timeout kills it with SIGKILL, and then no ``finally`` runs): no hog, capture or
+    peer outlives it. Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -83,6 +92,7 @@ def _start_peer(kind: str) -> tuple[subprocess.Popen[str], int, str]:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
+                preexec_fn=_die_with_parent,
             )
             said = _readline(proc, 30).split()
             if len(said) == 2 and said[0] == "PORT":
@@ -95,6 +105,7 @@ def _start_peer(kind: str) -> tuple[subprocess.Popen[str], int, str]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     match = re.search(r"ws://127\.0\.0\.1:(\d+)", _readline(proc, 30))
     if match is None:
@@ -116,7 +127,8 @@ def _stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM) -> None
 
 
 def _hogs(count: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)]
+    hog = [sys.executable, "-c", "while 1: pass"]
+    return [subprocess.Popen(hog, preexec_fn=_die_with_parent) for _ in range(count)]
 
 
 # -- the capture -------------------------------------------------------------------------------
@@ -333,11 +345,22 @@ def check(connections: int, rate: float, *, hog: bool, peer: str, wsload: list[s
             _SCENARIO.format(port=port, rate=rate, duration=f"{duration:g}"), encoding="utf-8"
         )
         pcap = tmp / "c.pcap"
-        capture = ["-i", "lo", "-n", "-U", "-B", "65536", "--time-stamp-precision=nano"]
+        capture = [
+            "-i",
+            "lo",
+            "-n",
+            "-U",
+            "-Z",
+            "root",
+            "-B",
+            "65536",
+            "--time-stamp-precision=nano",
+        ]
         tcpdump = subprocess.Popen(
             [TCPDUMP, *capture, "-w", str(pcap), f"tcp port {port}"],
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_die_with_parent,
         )
         assert tcpdump.stderr is not None
         os.set_blocking(tcpdump.stderr.fileno(), False)
@@ -355,6 +378,7 @@ def check(connections: int, rate: float, *, hog: bool, peer: str, wsload: list[s
             text=True,
             timeout=duration + 120,
             check=False,
+            preexec_fn=_die_with_parent,
         )
         for proc in hogs:
             _stop(proc, signal.SIGKILL)
@@ -414,6 +438,7 @@ def main() -> None:
     parser.add_argument("--wsload", default=None, help="the wsload executable to measure")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the cleanup in ``finally``
     wsload = [args.wsload] if args.wsload else [sys.executable, "-m", "wsload"]
     result = check(args.connections, args.rate, hog=args.hog, peer=args.peer, wsload=wsload)
     print(json.dumps(result) if args.json else _table(result))
