@@ -52,6 +52,9 @@ CLOSE_WRITE_GRACE = 0.005
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
 """Kinds whose first close action is to start waiting for the server's Close."""
+_LOOP_CLOCK = WireClock()
+"""The wire clock of a link made without one (tests): its reads are not stamped, so every
+arrival is the loop's reading and nothing is ever recorded in it."""
 
 
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -129,11 +132,11 @@ class Link:
         write_timeout: float,
         io: RawIO | None = None,
         now: Callable[[], float] = trio.current_time,
-        wire: WireClock | None = None,
+        wire: WireClock = _LOOP_CLOCK,
     ) -> None:
         self.stream = stream
         self.now = now
-        self.wire = WireClock() if wire is None else wire
+        self.wire = wire
         self.io = io
         self.proto = proto
         self.tracker = proto.tracker

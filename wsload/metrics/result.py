@@ -173,7 +173,7 @@ class SegmentResult:
                 processes=int(data["processes"]),
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
                 release_s=_release_from_wire(data),
-                **_wire_clock_from_wire(data),
+                **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -255,7 +255,7 @@ def _release_wire(release: StormRelease | None) -> dict[str, Any]:
     return {"release_s": [release.first, release.last], "release_planned_s": release.planned}
 
 
-def _wire_clock_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+def _receive_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
     """``notice_lag`` and ``receive_clocks`` (absent from older wire forms: none read)."""
     out: dict[str, Any] = {}
     if data.get("notice_lag") is not None:
