@@ -9,6 +9,7 @@ read comes.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,22 +23,38 @@ needs_stamps = pytest.mark.skipif(SO_TIMESTAMPNS is None, reason="no SO_TIMESTAM
 _OFFSET_SLACK = 0.0002  # the offset is read between two clock readings a few µs apart
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _stamping_switched_on() -> Iterator[None]:
+    """Linux switches receive timestamping on from a work queue, a moment after the first
+    socket asks for it (wsload's process keeps one asking: ``wireclock._keep_timestamping``):
+    wait for it once, holding a socket that asks, so the first test's packets are stamped."""
+    if SO_TIMESTAMPNS is None:
+        yield
+        return
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        probe.connect(listener.getsockname())
+        peer, _ = listener.accept()
+        with peer:
+            deadline = time.monotonic() + 10
+            while True:
+                peer.sendall(b"x")
+                _, ancillary, _, _ = probe.recvmsg(16, 64)
+                if ancillary or time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+            yield
+
+
 @pytest.fixture
 def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """A connected loopback pair: (our non-blocking client, the peer)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.socket()
-        yield_pair = None
-        try:
-            client.setblocking(False)
-            client.connect_ex(listener.getsockname())
-            peer, _ = listener.accept()
-            yield_pair = (client, peer)
-            yield yield_pair
-        finally:
-            client.close()
-            if yield_pair is not None:
-                yield_pair[1].close()
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.socket() as client:
+        client.setblocking(False)
+        client.connect_ex(listener.getsockname())
+        peer, _ = listener.accept()
+        with peer:
+            yield client, peer
 
 
 @needs_stamps

@@ -21,6 +21,12 @@ advances CLOCK_REALTIME and CLOCK_MONOTONIC at the same rate: NTP's frequency co
 slewing apply to both, and only a *step* of the wall clock (``settimeofday``, chrony's
 ``makestep``, a leap second) moves one against the other. A step during a run would shift the
 stamps; a stamp is never taken later than the loop's own reading (it is clamped to it).
+
+Linux stamps incoming packets only while some socket asks for it, and switches that on and off
+from a work queue, a moment after the first such socket appears or the last one closes: between
+two connections of a slow run no socket would ask, and the first packets of the next one would
+arrive unstamped. One socket per process therefore keeps asking for as long as the process
+lives (:func:`_keep_timestamping`). A read that still finds no stamp keeps the loop's reading.
 """
 
 from __future__ import annotations
@@ -46,6 +52,17 @@ SO_TIMESTAMPNS: int | None = (
 )
 """The socket option, where its number and stamp layout are known (Python does not name it)."""
 _TRIES = 5
+_KEEPER: list[_stdlib_socket.socket] = []
+"""The process's socket that keeps the kernel's receive timestamping on (never closed)."""
+
+
+def _keep_timestamping(option: int) -> None:
+    """Keep the kernel stamping received packets for the rest of the process's life."""
+    if _KEEPER:
+        return
+    keeper = _stdlib_socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_DGRAM)
+    keeper.setsockopt(_stdlib_socket.SOL_SOCKET, option, 1)
+    _KEEPER.append(keeper)
 
 
 class WireClock:
@@ -76,6 +93,10 @@ class WireClock:
         follow real time, and its runs keep the loop's stamps.
         """
         if SO_TIMESTAMPNS is None or type(clock).__name__ != "SystemClock":
+            return cls()
+        try:
+            _keep_timestamping(SO_TIMESTAMPNS)
+        except OSError:  # the option is refused here: no kernel stamps
             return cls()
         best: tuple[float, int] | None = None
         for _ in range(_TRIES):
