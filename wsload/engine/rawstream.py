@@ -13,6 +13,7 @@ the ``Stream`` contract: every operation is a checkpoint, errors are translated 
 from __future__ import annotations
 
 import errno
+import math
 import operator
 import os
 import socket as _stdlib_socket
@@ -180,18 +181,26 @@ class RawIO:
 
     Attributes:
         fd: the socket's descriptor.
+        wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
+            no cancel scope (the client's upgrade: its caller's scope bounds it).
         scope: the cancel scope of the wait in progress (None: not waiting).
         arrived: the kernel's arrival time of the last read's bytes (run clock, seconds);
             None when the read was not stamped (no ``stamped`` socket, the FIN: the kernel
             stamps data only).
     """
 
-    __slots__ = ("_eager", "_offset_ns", "_sock", "_wrote", "arrived", "fd", "scope")
+    __slots__ = ("_eager", "_offset_ns", "_sock", "_wrote", "arrived", "fd", "scope", "wakeable")
 
     def __init__(
-        self, fd: int, stamped: _stdlib_socket.socket | None = None, offset_ns: int = 0
+        self,
+        fd: int,
+        stamped: _stdlib_socket.socket | None = None,
+        offset_ns: int = 0,
+        *,
+        wakeable: bool = False,
     ) -> None:
         self.fd = fd
+        self.wakeable = wakeable
         self.scope: trio.CancelScope | None = None
         self.arrived: float | None = None
         self._sock = stamped
@@ -233,6 +242,9 @@ class RawIO:
                     return data
             wait_first = False
             self._eager = 0
+            if deadline == math.inf and not self.wakeable:
+                await trio.lowlevel.wait_readable(fd)
+                continue
             scope = trio.CancelScope(deadline=deadline)
             self.scope = scope
             try:
