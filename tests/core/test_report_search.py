@@ -48,7 +48,7 @@ def test_a_level_entry_is_cut_from_its_summary() -> None:
         "duration_s": 1.5,
         "few_samples": [
             "close_handshake.p99 rests on 300 samples; 528 are needed to bound it at 99 % "
-            "(lengthen load.search.step_duration)"
+            "(raise load.search.max_step_duration)"
         ],
     }
 

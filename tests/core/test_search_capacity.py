@@ -7,12 +7,21 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from wsload.errors import ScenarioError
 from wsload.report.charts import search_figure
 from wsload.report.markdown import markdown_report
 from wsload.report.search import capacity_line, few_samples, min_samples, search_table
 from wsload.report.terminal import summary_table
+from wsload.runner.search_levels import (
+    max_levels,
+    step_duration_at,
+    step_scenario,
+    worst_case_seconds,
+)
+from wsload.scenario.parse import parse_scenario
 
 VISITED = (40, 80, 160, 120, 100, 110)
 
@@ -81,9 +90,43 @@ def test_levels_on_too_few_samples_are_warned_about() -> None:
     warned = few_samples(_level_summary(160))
     assert warned == [
         "close_handshake.p99 rests on 160 samples; 528 are needed to bound it at 99 % "
-        "(lengthen load.search.step_duration)"
+        "(raise load.search.max_step_duration)"
     ]
     console = Console(width=300, file=io.StringIO())
     console.print(search_table(_summary()["search"]))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "warning: level 160/s: close_handshake.p99 rests on 160 samples" in text
+
+
+def test_a_rate_step_is_lengthened_to_the_samples_its_percentiles_need() -> None:
+    """p99 needs 528 samples: at 400/s a 1 s step is lengthened to 1.25 × 528 / 400 = 1.65 s;
+    at 40/s it would need 16.5 s and stops at max_step_duration; p50 (8) needs nothing more."""
+    text = """
+name = "s"
+[target]
+url = "builtin"
+[load]
+model = "search"
+[load.search]
+over = "rate"
+start = 40
+max = 400
+step_duration = "1s"
+max_step_duration = "{longest}"
+[[close]]
+kind = "clean"
+[thresholds]
+"close_handshake.{stat}" = "< 50ms"
+"""
+    p99 = parse_scenario(text.format(longest="4s", stat="p99"))
+    assert step_duration_at(p99, 400) == pytest.approx(1.65)
+    assert step_duration_at(p99, 40) == 4.0
+    assert step_scenario(p99, 400).load.duration == pytest.approx(1.65)
+    search, load = p99.load.search, p99.load
+    assert search is not None
+    per_level = 4.0 + load.drain + search.cooldown  # at its longest
+    assert worst_case_seconds(load) == pytest.approx(max_levels(search) * per_level)
+    assert step_duration_at(parse_scenario(text.format(longest="4s", stat="p50")), 40) == 1.0
+    assert step_duration_at(parse_scenario(text.format(longest="1s", stat="p99")), 40) == 1.0
+    with pytest.raises(ScenarioError, match="max_step_duration: must be >= step_duration"):
+        parse_scenario(text.format(longest="500ms", stat="p99"))

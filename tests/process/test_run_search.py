@@ -68,6 +68,7 @@ start = 30
 factor = 2
 max = 500
 step_duration = "1.5s"
+max_step_duration = "1.5s"  # never lengthened: the expected knee is a 1.5 s step's
 precision = "{100 * PRECISION:g}%"
 cooldown = "200ms"
 [[close]]

@@ -446,4 +446,8 @@ def _search(summary: Mapping[str, Any], figures: _Figures) -> Iterator[str]:
         f"<b>{_e('not found' if capacity is None else f'{capacity:g}')}</b> "
         f"({_e(search.get('reason', ''))})</p>"
     )
+    for entry in search.get("levels", []):
+        for text in entry.get("few_samples") or ():
+            level = float(entry.get("level") or 0)
+            yield f'<p class="warn">level {level:g}: {_e(text)}</p>'
     yield figures.div(charts.search_figure(search))

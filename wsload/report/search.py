@@ -91,7 +91,7 @@ def few_samples(summary: Mapping[str, Any]) -> list[str]:
         if count < needed:
             out.append(
                 f"{threshold['expr']} rests on {count:,} samples; {needed:,} are needed to "
-                f"bound it at {100 * DEFAULT_CONFIDENCE:g} % (lengthen load.search.step_duration)"
+                f"bound it at {100 * DEFAULT_CONFIDENCE:g} % (raise load.search.max_step_duration)"
             )
     return out
 

@@ -18,7 +18,6 @@ from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.kinds import KINDS
 from wsload.core.outcomes import Outcome
-from wsload.core.percentiles import percentile_key
 from wsload.core.script import step_metrics
 from wsload.metrics.collector import Collector
 from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
@@ -27,10 +26,9 @@ from wsload.metrics.histograms import PERCENTILES, empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
-from wsload.report.thresholds import ThresholdResult
+from wsload.report.thresholds import ThresholdResult, judged_percentiles
 from wsload.scenario.dump import scenario_hash, scenario_to_dict
 from wsload.scenario.model import METRICS, Scenario, Threshold
-from wsload.scenario.thresholds import metric_parts
 
 __all__ = [
     "CLEAN_OUTCOMES",
@@ -196,8 +194,7 @@ def attach_thresholds(
 def threshold_percentiles(thresholds: Iterable[Threshold]) -> tuple[str, ...]:
     """Percentile keys the thresholds name beyond the ones every summary has (``p75``,
     ``p99.999``): summary.json gives them too, so the verdict is recomputed from it alone."""
-    keys = (percentile_key(metric_parts(t.expr.split("."))[-1]) for t in thresholds)
-    return tuple(dict.fromkeys(k for k in keys if k is not None and k not in PERCENTILES))
+    return tuple(k for k in judged_percentiles(thresholds) if k not in PERCENTILES)
 
 
 def _behaviour(

@@ -20,7 +20,7 @@ from wsload.report._format import format_us
 from wsload.scenario.model import Threshold, is_metric, is_stat
 from wsload.scenario.thresholds import metric_parts
 
-__all__ = ["ThresholdResult", "evaluate", "evaluate_one"]
+__all__ = ["ThresholdResult", "evaluate", "evaluate_one", "judged_percentiles"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -136,6 +136,13 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
             return _counted(threshold.unit, int(stats.get("count") or 0), attempted)
         return _latency(stats, parts[1])
     return None, "not an expression wsload knows"
+
+
+def judged_percentiles(thresholds: Iterable[Threshold]) -> tuple[str, ...]:
+    """The percentile keys the thresholds judge, once each (``close_handshake.p99`` →
+    ``p99``; ``p99.9`` → ``p999``)."""
+    keys = (percentile_key(metric_parts(t.expr.split("."))[-1]) for t in thresholds)
+    return tuple(dict.fromkeys(key for key in keys if key is not None))
 
 
 def _close_events(scope: Mapping[str, Any], path: list[str]) -> int:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from wsload.report.search import min_samples
+from wsload.report.thresholds import judged_percentiles
 from wsload.scenario.model import LoadConfig, Scenario, SearchConfig
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "LevelVerdict",
     "Stop",
     "max_levels",
+    "step_duration_at",
     "step_scenario",
     "worst_case_seconds",
 ]
@@ -96,16 +99,34 @@ def max_levels(search: SearchConfig) -> int:
     return _climb_levels(search) + bisect
 
 
+SAMPLE_MARGIN = 1.25
+"""A lengthened step plans this many times the samples it needs: not every connection has every
+metric (a terminate has no close handshake), and the first ones start late."""
+
+
+def step_duration_at(scenario: Scenario, level: float) -> float:
+    """How long a ``rate`` step at ``level`` runs: ``step_duration``, lengthened (up to
+    ``max_step_duration``) until the percentiles its thresholds judge can get the samples
+    ``wsload compare`` needs to bound them (p99: 528 at 99 %), so a level's verdict is a
+    measure rather than a coin; the level's ``few_samples`` says when the cap was not enough."""
+    search = scenario.load.search
+    assert search is not None
+    needed = max((min_samples(key) for key in judged_percentiles(scenario.thresholds)), default=0)
+    wanted = SAMPLE_MARGIN * needed / level if level > 0 else 0.0
+    return max(search.step_duration, min(wanted, search.max_step_duration))
+
+
 def worst_case_seconds(load: LoadConfig) -> float:
     """An upper bound on a search's length: every level at its longest, plus the cool-downs.
 
-    A rate step schedules for ``step_duration`` then drains for at most ``drain``; a storm step
-    opens for at most ``open_deadline`` then drains. Connections still open after the drain
-    are cancelled, so neither can take longer.
+    A rate step schedules for ``max_step_duration`` at most (``step_duration_at``) then drains
+    for at most ``drain``; a storm step opens for at most ``open_deadline`` then drains.
+    Connections still open after the drain are cancelled, so neither can take longer.
     """
     search = load.search
     assert search is not None
-    step = search.step_duration if search.over == "rate" else load.open_deadline
+    longest = max(search.step_duration, search.max_step_duration)
+    step = longest if search.over == "rate" else load.open_deadline
     return max_levels(search) * (step + load.drain + search.cooldown)
 
 
@@ -175,13 +196,13 @@ class Climb:
 
 def step_scenario(scenario: Scenario, level: float) -> Scenario:
     """The scenario of one search step: an ``arrival`` run at rate ``level`` for
-    ``step_duration``, or a ``storm`` of ``level`` connections; everything else unchanged."""
+    ``step_duration`` (lengthened: ``step_duration_at``), or a ``storm`` of ``level``
+    connections; everything else unchanged."""
     load, search = scenario.load, scenario.load.search
     assert search is not None
     if search.over == "rate":
-        step = replace(
-            load, model="arrival", rate=level, duration=search.step_duration, search=None
-        )
+        duration = step_duration_at(scenario, level)
+        step = replace(load, model="arrival", rate=level, duration=duration, search=None)
     else:
         step = replace(load, model="storm", concurrency=int(level), search=None)
     return replace(scenario, load=step)

@@ -143,6 +143,7 @@ def _search(search: SearchConfig) -> dict[str, Any]:
     if search.over == "storm_size":
         out["start"], out["max"] = int(search.start), int(search.max)
         out.pop("step_duration")
+        out.pop("max_step_duration")
     return out
 
 

@@ -269,6 +269,8 @@ class SearchConfig:
         step_duration: how long each ``rate`` step schedules arrivals.
         precision: bisect until (first fail - last pass) / last pass <= this fraction.
         cooldown: pause between steps, so one step's tail does not load the next.
+        max_step_duration: a ``rate`` step whose judged percentiles would rest on fewer
+            samples than ``wsload compare`` needs is lengthened up to this (0: never).
     """
 
     over: SearchOver
@@ -278,6 +280,7 @@ class SearchConfig:
     step_duration: float = 5.0
     precision: float = 0.05
     cooldown: float = 1.0
+    max_step_duration: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,13 @@ __all__ = ["SEARCH_KEYS", "check_search_load", "parse_search"]
 
 SEARCH_KEYS: tuple[str, ...] = (
     "over", "start", "max", "factor", "step_duration", "precision", "cooldown",
+    "max_step_duration",
 )  # fmt: skip
 """Every key ``[load.search]`` accepts (docs/scenarios.md lists each)."""
 
 _MAX_FACTOR = 1000.0
+_STRETCH = 4.0
+"""Default ``max_step_duration``: a rate step may be lengthened to 4 × ``step_duration``."""
 
 
 def parse_search(t: Table) -> SearchConfig:
@@ -47,14 +50,25 @@ def parse_search(t: Table) -> SearchConfig:
     factor = t.number("factor", 2.0, positive=True)
     if not 1.0 < factor <= _MAX_FACTOR:
         raise t.error("factor", f"must be > 1 and <= {_MAX_FACTOR:g}, got {show(factor)}")
+    step = t.duration("step_duration", 5.0, positive=True)
+    longest = 0.0
+    if over == "rate":
+        longest = t.duration("max_step_duration", _STRETCH * step)
+        if longest < step:
+            raise t.error(
+                "max_step_duration", f"must be >= step_duration ({step:g} s), got {longest:g} s"
+            )
+    elif t.has("max_step_duration"):
+        raise t.error("max_step_duration", 'not used with over = "storm_size"')
     config = SearchConfig(
         over=cast(Any, over),
         start=float(start),
         max=float(top),
         factor=factor,
-        step_duration=t.duration("step_duration", 5.0, positive=True),
+        step_duration=step,
         precision=_precision(t),
         cooldown=t.duration("cooldown", 1.0),
+        max_step_duration=longest,
     )
     t.finish()
     return config
