@@ -211,6 +211,7 @@ _SEARCH_VALUES = {
     "step_duration": ('"2s"', 2.0),
     "precision": ('"10%"', 0.1),
     "cooldown": ('"0s"', 0.0),
+    "max_step_duration": ('"30s"', 30.0),
 }
 
 
@@ -225,7 +226,7 @@ def _search_over(**keys: str) -> dict[str, Any]:
 KEY_ROWS["load", "search"] = (
     _search_over(),
     lambda s: s.load.search,
-    SearchConfig(over="rate", start=10.0, max=100.0),
+    SearchConfig(over="rate", start=10.0, max=100.0, max_step_duration=20.0),  # 4 × 5 s
 )
 for _key, (_literal, _value) in _SEARCH_VALUES.items():
     KEY_ROWS["load.search", _key] = (
