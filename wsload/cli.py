@@ -453,14 +453,18 @@ def compare(
             metrics=metrics,
             confidence=confidence,
         )
-        result = compare_files(baseline, current, tolerances, junit=junit, markdown=markdown)
+        result, verdict = compare_files(
+            baseline, current, tolerances, junit=junit, markdown=markdown
+        )
     except WsloadError as exc:
         raise _fail(exc) from None
     if json_out:
         typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
         typer.echo(comparison_text(result), nl=False)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+        if not verdict.passed:
+            typer.echo(f"verdict: {verdict.headline()}")
+    raise typer.Exit(EXIT_OK if verdict.passed else EXIT_FAILED)
 
 
 @app.command()

@@ -102,10 +102,11 @@ def test_summary_table_rows() -> None:
     assert "quick: 100 connections in 2.00 s (50.0/s), 100 opened, 2 dropped" in text
     clean = _row(text, "clean")
     assert clean[1:5] == ["clean", "80", "100.0 %", "1000×70 4001×10"]
-    assert clean[6:] == ["1.39", "1.79", "1.79"]  # close_handshake in ms
+    assert clean[6:] == ["close_handshake", "1.39", "1.79", "1.79"]  # each kind's figure, ms
     terminate = _row(text, "terminate")
     assert terminate[1:4] == ["terminate", "20", "n/a"]
-    assert terminate[4:] == ["-", "-", "-", "-", "-"]
+    assert terminate[4:] == ["-", "-", "close_total", "0.10", "0.10", "0.10"]  # not empty
+    assert "close figure" in text  # the behaviours' figures differ: named per row
     total = _row(text, "total")
     assert total[2:4] == ["100", "80.0 %"]
     assert _row(text, "terminated")[1:] == ["20", "20.0 %"]

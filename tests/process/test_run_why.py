@@ -109,10 +109,11 @@ def test_a_closed_port_exits_1_and_says_why(tmp_path: Path, closed_port: int, wo
     assert summary["behaviours"]["clean"]["errors"] == {"refused": refused}
     assert why_lines(stdout) == [["refused", "50", "Connection refused", "#1"]]
     xml = junit.read_text(encoding="utf-8")
-    assert 'failures="1"' in xml and 'name="nothing_measured"' in xml
+    assert 'failures="1"' in xml and 'name="nothing_opened"' in xml
     assert "no connection opened: 50 refused (Connection refused)" in xml
     md = markdown.read_text(encoding="utf-8")
-    assert md.startswith("### ❌ wsload closed: nothing_measured")
+    assert md.startswith("### ❌ wsload closed: fail")
+    assert "> ❌ **nothing_opened** (fail): no connection opened: 50 refused" in md
     assert "| refused | 50 | Connection refused | 1 |" in md
 
 

@@ -127,6 +127,7 @@ class ConnectionPlan:
             extensions,
             detail,
             self.attempt,
+            tuple(link.censored),
         )
 
 

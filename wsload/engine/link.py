@@ -120,6 +120,7 @@ class Link:
     __slots__ = (
         "_eager",
         "_sent",
+        "censored",
         "message_rtts",
         "now",
         "parked",
@@ -158,6 +159,7 @@ class Link:
         self.message_rtts: list[float] = []
         self.ping_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
+        self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
 
     @property
     def failure(self) -> tuple[Outcome, str] | None:

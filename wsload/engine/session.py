@@ -178,6 +178,9 @@ class _Session:
         finally:
             proto.expecting = None
         if not matched:
+            if step.metric:
+                since = self.last_send if self.last_send is not None else start
+                self.link.censored.append((step.metric, self.link.now() - since))
             if step.metric == MESSAGE_RTT:
                 raise self.fail(f"no echo within {step.timeout:g}s")
             raise self.fail(f"no message matching step '{step.name}' within {step.timeout:g}s")
@@ -213,6 +216,7 @@ class _Session:
         now = self.link.now()
         key = await self.ping(now, step.timeout)
         if not await self.wait(now + step.timeout, _PONG, key):
+            self.link.censored.append(("ping_rtt", self.link.now() - now))
             raise self.fail(f"no pong within {step.timeout:g}s (ping step)")
 
     async def run_repeat(self, step: Repeat, seq: int) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsload.metrics.histograms import HIGHEST_US
-from wsload.report._format import format_us
+from wsload.report._format import format_stat, format_us
 from wsload.scenario.model import STATS, Threshold, is_metric
 from wsload.scenario.thresholds import metric_parts
 
@@ -179,6 +179,8 @@ def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:
 
 
 def _latency(stats: Mapping[str, Any], stat: str) -> tuple[float | None, str]:
+    if stats.get(f"{stat}_censored"):  # unknown, beyond a timeout: an unknown value never passes
+        return None, f"{format_stat(stats, stat)}: among the censored (unknown, never passes)"
     value = stats.get(stat)
     overflow = int(stats.get("overflow") or 0)
     if overflow and (value is None or value >= HIGHEST_US or stat == "mean"):

@@ -15,7 +15,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from wsload.metrics.histograms import HIGHEST_US, PERCENTILES
-from wsload.report._format import format_us
+from wsload.report._format import format_stat, format_us
 from wsload.report.compare.confidence import (
     percentile_intervals,
     percentile_ranks,
@@ -73,12 +73,12 @@ def latency_rows(
     others = sorted((set(base_lat) | set(cur_lat)) - set(METRICS))
     for metric in [*known, *others]:
         b_stats, c_stats = base_lat.get(metric) or {}, cur_lat.get(metric) or {}
-        b_count, c_count = int(b_stats.get("count") or 0), int(c_stats.get("count") or 0)
+        b_count, c_count = _started(b_stats), _started(c_stats)
         if b_count == 0 and c_count == 0:
             continue  # not measured by either run: nothing to say
         figure = _Figure(scope, metric, b_stats, c_stats, judged_metric(metric, tol.metrics))
-        b_int = sides[0].intervals(scope, metric, int(b_stats.get("overflow") or 0))
-        c_int = sides[1].intervals(scope, metric, int(c_stats.get("overflow") or 0))
+        b_int = sides[0].intervals(scope, metric, _above(b_stats))
+        c_int = sides[1].intervals(scope, metric, _above(c_stats))
         b_runs = sides[0].runs(scope).get("latency_us", {}).get(metric, {})
         c_runs = sides[1].runs(scope).get("latency_us", {}).get(metric, {})
         for stat in COMPARED_STATS:
@@ -110,8 +110,7 @@ class _Figure:
         relative = tol.latency_limit(self.metric, stat)
         floor = Floor(relative, tol.min_change_us)
         b_val, c_val = _value(self.b_stats.get(stat)), _value(self.c_stats.get(stat))
-        b_count = int(self.b_stats.get("count") or 0)
-        c_count = int(self.c_stats.get("count") or 0)
+        b_count, c_count = _started(self.b_stats), _started(self.c_stats)
         finite = b_val is not None and c_val is not None and max(b_val, c_val) < float("inf")
         change = (c_val - b_val) / b_val if finite and b_val and c_val is not None else None
 
@@ -125,7 +124,8 @@ class _Figure:
                 p_value=None if judgement is None else judgement.p_value,
             )  # fmt: skip
 
-        if b_val is None or c_val is None:
+        censored = self._censored(stat, b_val, c_val)
+        if censored is None and (b_val is None or c_val is None):
             side = "baseline" if b_val is None else "current"
             return make(Verdict.MISSING, f"no samples in the {side} run")
         num, den = PERCENTILES[stat]
@@ -139,6 +139,9 @@ class _Figure:
         if unbounded:
             level = f"{100 * tol.confidence:g} %"
             return make(Verdict.INSUFFICIENT, f"{samples}: too few to bound {stat} at {level}")
+        if censored is not None:
+            return make(*censored)
+        assert b_val is not None and c_val is not None
         judgement = judge(
             Evidence(b_val, intervals[0], runs[0]),
             Evidence(c_val, intervals[1], runs[1]),
@@ -149,6 +152,35 @@ class _Figure:
             confidence=tol.confidence,
         )
         return make(judgement.verdict, judgement.why, judgement)
+
+    def _censored(
+        self, stat: str, b_val: float | None, c_val: float | None
+    ) -> tuple[Verdict, str] | None:
+        """The verdict when ``stat`` lies among the censored on either side: unknown now but
+        a number before is a regression (an unknown value never passes), and the reverse an
+        improvement; None when neither side is censored."""
+        b_cens = bool(self.b_stats.get(f"{stat}_censored"))
+        c_cens = bool(self.c_stats.get(f"{stat}_censored"))
+        was = format_stat(self.b_stats, stat)
+        now = format_stat(self.c_stats, stat)
+        if c_cens and b_val is not None:
+            return Verdict.REGRESSED, f"{was} → {now}: now among the censored (unknown)"
+        if b_cens and c_val is not None:
+            return Verdict.IMPROVED, f"{was} → {now}: no longer among the censored"
+        if b_cens or c_cens:
+            return Verdict.MISSING, f"{was} → {now}: censored, not comparable"
+        return None
+
+
+def _started(stats: Mapping[str, Any]) -> int:
+    """Measurements of a latency, the censored ones included (older summaries: ``count``)."""
+    return int(stats.get("started") or stats.get("count") or 0)
+
+
+def _above(stats: Mapping[str, Any]) -> int:
+    """Measurements ranked above the histogram: over 1 h, and the censored (both are longer
+    than every recorded sample, which is all a percentile's interval needs to know)."""
+    return int(stats.get("overflow") or 0) + int(stats.get("censored") or 0)
 
 
 def _known(values: Any) -> tuple[float, ...]:
