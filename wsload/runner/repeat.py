@@ -41,6 +41,7 @@ from wsload.report.verdict import Reason, Word
 from wsload.runner.execute import execute_run
 from wsload.runner.frame import Output, RunFrame
 from wsload.runner.merge import load_part, merge_hlogs
+from wsload.runner.options import RunOptions
 from wsload.runner.result_files import write_result
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
@@ -89,9 +90,9 @@ def execute_repeat(
             with contextlib.redirect_stdout(sys.stderr):  # stdout stays the merged result's
                 code = execute_run(
                     scenario,
+                    RunOptions(workers=workers),
                     out=frame.out_dir / RUNS_DIR / str(index),
                     quiet=True,
-                    workers=workers,
                     outputs=RunOutputs(report=False),
                 )
             codes.append(code)
