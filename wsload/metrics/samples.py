@@ -7,21 +7,15 @@ started and never ended is *censored* (``censored_samples``): counted, never dro
 
 from __future__ import annotations
 
+from wsload.core.kinds import KINDS
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 
 __all__ = ["CENSORING", "CLOSE_METRIC", "censored_samples", "metric_samples"]
 
-CLOSE_METRIC: dict[str, str] = {
-    "clean": "close_handshake",
-    "invalid_close": "close_total",
-    "terminate": "close_total",
-    "close_no_wait": "close_total",
-    "await_server_close": "close_teardown",
-    "ignore_server_close": "server_close_timeout",
-}
-"""Per close kind, its one headline close figure (docs/outcomes.md, "One close figure"): our
-Close → theirs for a clean close; the server's Close → its TCP EOF where the server closes
+CLOSE_METRIC: dict[str, str] = {kind.value: info.close_metric for kind, info in KINDS.items()}
+"""Per close kind, its one headline close figure (``KindInfo.close_metric``, docs/outcomes.md):
+our Close → theirs for a clean close; the server's Close → its TCP EOF where the server closes
 (``ignore_server_close``: the server's own close timeout); the close action → socket closed
 where nothing is awaited (``terminate``, ``close_no_wait``) or the reply may be a dropped TCP
 (``invalid_close``). Every output's close column is this figure, named."""

@@ -112,6 +112,13 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     clean = totals.get("clean")
     verdict = verdict_of(summary, comparison)
     saturated = bool(summary.get("generator", {}).get("saturated"))
+    reconnect = summary.get("reconnect")
+    counted = (
+        deploys.clients_line(reconnect)  # logical clients first: the clean share is theirs
+        if reconnect
+        else f"{attempted:,} connections, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+    )
     yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
@@ -124,9 +131,7 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     )
     yield (
         f'<p>Verdict: <span class="{"ok" if verdict.passed else "fail"}" id="verdict">'
-        f"{verdict.word.value.upper()}</span> · "
-        f"{attempted:,} connections, clean "
-        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+        f"{verdict.word.value.upper()}</span> · {_e(counted)}"
         f"{' · <b>interrupted</b>' if summary.get('interrupted') else ''}"
         f"{' · <b>generator saturated</b>' if saturated else ''}"
         "</p>"

@@ -19,6 +19,7 @@ from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.rows import Row, format_level
 from wsload.report.compare.tolerances import ATTENTION
+from wsload.report.deploys import clients_line
 from wsload.report.verdict import Word, verdict_of
 from wsload.report.why import storm_release, why_rows
 
@@ -103,9 +104,15 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
     attempted = int(totals.get("attempted") or 0)
     clean = totals.get("clean")
     generator = summary.get("generator", {})
+    reconnect = summary.get("reconnect")
+    counted = (
+        clients_line(reconnect)  # logical clients first: the clean share is theirs
+        if reconnect
+        else f"{attempted:,} connections, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+    )
     lines = [
-        f"{attempted:,} connections in {summary.get('duration_s', 0):.1f} s, clean "
-        f"{format_share(clean, attempted) if clean is not None else 'n/a'}; "
+        f"{counted} in {summary.get('duration_s', 0):.1f} s; "
         f"generator {'**saturated**' if generator.get('saturated') else 'not saturated'} "
         f"(loop lag p99 {format_us(generator.get('loop_lag_us', {}).get('p99'))}).",
         "",

@@ -26,7 +26,7 @@ from wsload.report._format import format_count, format_ms, format_share, format_
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
-from wsload.report.deploys import events_table, reconnect_table
+from wsload.report.deploys import clients_line, events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
 from wsload.report.verdict import Word, verdict_of
 from wsload.report.why import storm_release, why_rows
@@ -78,7 +78,10 @@ def verdict_text(summary: Mapping[str, Any]) -> Text:
 
 def summary_table(summary: Mapping[str, Any]) -> Group:
     """The end-of-run report: headline, behaviours table, outcomes, thresholds, warnings."""
-    parts: list[RenderableType] = [_headline(summary), _behaviours_table(summary)]
+    parts: list[RenderableType] = [_headline(summary)]
+    # a deploy's own figures first: its events, its logical clients
+    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
+    parts.append(_behaviours_table(summary))
     release = storm_release(summary)
     if release is not None:
         parts.append(Text(release))
@@ -95,7 +98,6 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if why is not None:
         parts.append(why)
     parts.extend(_message_tables(summary))
-    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -148,6 +150,10 @@ def _headline(summary: Mapping[str, Any]) -> Text:
     rate = summary.get("rates", {}).get("attempted_per_s")
     text = Text()
     text.append(str(name), style="bold")
+    reconnect = summary.get("reconnect")
+    if reconnect:  # logical clients first: their attempts are connections too
+        text.append(f": {clients_line(reconnect)} in {duration:.2f} s")
+        return text
     text.append(
         f": {format_count(totals.get('attempted', 0))} connections in {duration:.2f} s"
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
@@ -264,13 +270,22 @@ def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
     steps = [m for m in latency if m.startswith(STEP_PREFIX)]
     if not steps:
         return [messages]
-    stats_columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _STEP_STATS))
+    reconnect = summary.get("reconnect") or {}
+    clients = int(reconnect.get("clients") or 0)
+    per_client = (Col("clients", "right"),) if reconnect else ()
+    stats_columns = (
+        Col("attempts' count" if reconnect else "count", "right"),
+        *per_client,
+        *(Col(f"{s} ms", "right") for s in _STEP_STATS),
+    )
     table = FitTable("Steps", (Col("step"), *stats_columns))
     for metric in steps:
         stats = latency[metric]
+        matched = int((reconnect.get("steps") or {}).get(metric, 0))
         table.add_row(
             Text(metric),
             format_count(stats.get("count") or 0),
+            *((f"{matched:,} ({format_share(matched, clients)})",) if reconnect else ()),
             *(format_stat(stats, s, format_ms) for s in _STEP_STATS),
         )
     return [messages, table]
