@@ -315,7 +315,9 @@ def test_a_storm_reports_its_release_spread(tmp_path: Path, workers: int) -> Non
     code, stdout, stderr, summary = wsload(
         tmp_path, STORM.format(n=n), "--workers", str(workers), columns=120
     )
-    assert code == 0, stdout + stderr
+    # a saturated generator (a busy machine) makes the latency threshold's run inconclusive
+    assert code == (0 if summary["verdict"] == "pass" else 1), stdout + stderr
+    assert {r["code"] for r in summary["reasons"]} <= {"saturated"}
     lag = summary["latency_us"]["close_start_lag"]
     assert lag["count"] == n == summary["totals"]["opened"]
     assert 0 <= lag["min"] <= lag["p50"] <= lag["max"] < summary["duration_s"] * 1e6

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from wsload.metrics.collector import Collector
-from wsload.metrics.result import RunResult, SegmentResult
+from wsload.metrics.histograms import record
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.outputs import RunOutputs
 from wsload.report.summary import attach_thresholds, build_summary
 from wsload.report.thresholds import evaluate
@@ -63,6 +65,13 @@ def _summary(
     return attach_thresholds(data, evaluate(scenario.thresholds, data))
 
 
+def _lagged(us: int) -> HdrHistogram:
+    lag = new_lag_histogram()
+    for _ in range(100):
+        record(lag, us)
+    return lag
+
+
 def _crashed(data: dict[str, Any]) -> dict[str, Any]:
     run = {"pid": 4242, "started_s": -0.5, "ready_s": -0.4, "exit_s": 1.2, "exit_status": -11}
     return {**data, "server_process": {"command": ["srv"], "port": 1, "restarts": 0, "runs": [run]}}
@@ -82,6 +91,12 @@ END_STATES: dict[str, tuple[Callable[[], dict[str, Any]], bool, str, str | None]
     "saturated": (lambda: _summary(saturated=True), False, "inconclusive", "saturated"),
     "server_crashed": (lambda: _crashed(_summary()), False, "fail", "server_crashed"),
     "gave_up": (lambda: _gave_up(_summary()), False, "fail", "gave_up"),
+    "generator_slower": (  # close p99 +3 ms beside a loop lag p99 of 8.6 ms (baseline 1.2 ms)
+        lambda: _summary(4000, loop_lag=_lagged(8600)),
+        False,
+        "inconclusive",
+        "generator_slower",
+    ),
     "saturated_and_crashed": (
         lambda: _crashed(_summary(saturated=True)),
         False,
@@ -98,7 +113,7 @@ def test_every_output_prints_the_one_verdict(
     make, interrupted, word, code = END_STATES[state]
     out = tmp_path / "out"
     outputs = RunOutputs(
-        baseline=_summary(),
+        baseline=_summary(loop_lag=_lagged(1200)),
         baseline_name="base",
         junit=tmp_path / "junit.xml",
         markdown=tmp_path / "summary.md",
@@ -124,6 +139,8 @@ def test_every_output_prints_the_one_verdict(
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert word in cases and cases[word].find("failure") is None
     assert (suite.get("failures") == "0") is (word == "pass")
+    if code == "generator_slower":
+        assert "generator slower than the baseline (loop lag p99 8.6" in markdown
     if code is not None:
         assert cases[code].find("failure") is not None
         for reason in summary["reasons"]:  # each reason in every output

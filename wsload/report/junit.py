@@ -61,7 +61,7 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
             )
             if row.fails:
                 _child(case, "failure", message)
-            elif row.verdict in (Verdict.INSUFFICIENT, Verdict.MISSING):
+            elif row.verdict in _NOT_JUDGED:
                 _child(case, "skipped", f"{row.verdict.value}: {row.detail}")
             ET.SubElement(case, "system-out").text = f"{row.verdict_text}: {message}"
     for suite in root:
@@ -72,6 +72,10 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
         suite.set("errors", "0")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+_NOT_JUDGED = (Verdict.INSUFFICIENT, Verdict.MISSING, Verdict.NOISY, Verdict.INCONCLUSIVE)
+"""Rows skipped (not judged, not passed); an inconclusive row makes the run's verdict so."""
 
 
 def _suite(root: ET.Element, name: str) -> ET.Element:

@@ -33,6 +33,8 @@ _MARK = {
     Verdict.REGRESSED: "❌",
     Verdict.INSUFFICIENT: "⚪",
     Verdict.MISSING: "⚪",
+    Verdict.NOISY: "🟡",
+    Verdict.INCONCLUSIVE: "⚠️",
 }
 
 

@@ -179,11 +179,10 @@ def _clean_cell(clean: int | None, attempted: int) -> str:
 
 def _behaviours_table(summary: Mapping[str, Any]) -> FitTable:
     """One row per behaviour with its headline close figure (``close_metric``): named in the
-    header when every behaviour has the same one, else in a column of its own."""
+    table's title when every behaviour has the same one, else in a column of its own."""
     behaviours: Mapping[str, Any] = summary.get("behaviours", {})
     totals = summary.get("totals", {})
     shared = totals.get("close_metric")
-    name = shared or "close"
     columns = [
         Col("behaviour"),
         Col("kind"),
@@ -192,11 +191,11 @@ def _behaviours_table(summary: Mapping[str, Any]) -> FitTable:
         Col("codes sent", "right"),
         Col("codes received", "right"),
         *(() if shared else (Col("close figure"),)),
-        Col(f"{name} p50 ms", "right"),
-        Col("p99 ms", "right"),
-        Col("max ms", "right"),
+        Col("p50", "right"),
+        Col("p99", "right"),
+        Col("max", "right"),
     ]
-    table = FitTable("Close behaviours", tuple(columns))
+    table = FitTable(f"Close behaviours ({shared or 'close figure'} in ms)", tuple(columns))
 
     def row(head: Text, kind: str, scope: Mapping[str, Any], metric: str | None) -> None:
         stats = scope.get("latency_us", {}).get(metric) if metric else None

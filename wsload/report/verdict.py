@@ -164,6 +164,22 @@ def _regressions(_: Mapping[str, Any], comparison: CompareResult | None) -> Reas
     )
 
 
+def _generator_slower(_: Mapping[str, Any], comparison: CompareResult | None) -> Reason | None:
+    rows = comparison.inconclusive if comparison is not None else ()
+    if comparison is None or comparison.slower is None or not rows:
+        return None
+    base, current = comparison.slower
+    names = ", ".join(f"{r.scope} {r.name}" for r in rows[:3])
+    return Reason(
+        "generator_slower",
+        Word.INCONCLUSIVE,
+        f"generator slower than the baseline (loop lag p99 {format_us(current)} vs "
+        f"{format_us(base)}): {len(rows)} latency change{'s' if len(rows) > 1 else ''} it could "
+        f"explain ({names}{' ...' if len(rows) > 3 else ''})",
+        "compare on a machine as quiet as the baseline's",
+    )
+
+
 def _interrupted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
     if not summary.get("interrupted"):
         return None
@@ -176,11 +192,13 @@ def _interrupted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason 
 
 
 def _saturated(summary: Mapping[str, Any], comparison: CompareResult | None) -> Reason | None:
-    """A saturated generator makes a gated run inconclusive (its latencies are wsload's); a
-    ``generator.saturated`` threshold judges saturation itself instead."""
+    """A saturated generator makes a run that judges latencies (a latency threshold, a
+    baseline) inconclusive: its latencies are wsload's. Counts and shares it does not
+    invalidate; a ``generator.saturated`` threshold judges saturation itself instead."""
     generator = summary.get("generator") or {}
     thresholds = summary.get("thresholds") or []
-    if not generator.get("saturated") or not (thresholds or comparison is not None):
+    latencies = comparison is not None or any(t.get("unit") == "us" for t in thresholds)
+    if not generator.get("saturated") or not latencies:
         return None
     if any(t.get("expr") == "generator.saturated" for t in thresholds):
         return None
@@ -205,6 +223,7 @@ CHECKS: tuple[Check, ...] = (
     _no_capacity,
     _thresholds,
     _regressions,
+    _generator_slower,
     _interrupted,
     _saturated,
 )

@@ -27,7 +27,7 @@ from wsload.report.compare.tolerances import COMPARED_STATS, Tolerances, judged_
 from wsload.report.hlog import make_tag
 from wsload.scenario.model import METRICS
 
-__all__ = ["Histograms", "Side", "latency_rows", "share_rows"]
+__all__ = ["Histograms", "Side", "generator_slower", "latency_rows", "share_rows"]
 
 Histograms = Mapping[str, HdrHistogram]
 """A run's total histograms by hlog tag (``close_handshake``, ``close_handshake:clean``)."""
@@ -69,6 +69,7 @@ def latency_rows(
     tol: Tolerances,
 ) -> Iterator[Row]:
     base_lat, cur_lat = base.get("latency_us", {}), cur.get("latency_us", {})
+    slower = generator_slower(sides[0].summary, sides[1].summary)
     known = [m for m in METRICS if m in base_lat or m in cur_lat]
     others = sorted((set(base_lat) | set(cur_lat)) - set(METRICS))
     for metric in [*known, *others]:
@@ -76,7 +77,8 @@ def latency_rows(
         b_count, c_count = _started(b_stats), _started(c_stats)
         if b_count == 0 and c_count == 0:
             continue  # not measured by either run: nothing to say
-        figure = _Figure(scope, metric, b_stats, c_stats, judged_metric(metric, tol.metrics))
+        judged = judged_metric(metric, tol.metrics)
+        figure = _Figure(scope, metric, b_stats, c_stats, judged, slower)
         b_int = sides[0].intervals(scope, metric, _above(b_stats))
         c_int = sides[1].intervals(scope, metric, _above(c_stats))
         b_runs = sides[0].runs(scope).get("latency_us", {}).get(metric, {})
@@ -99,6 +101,7 @@ class _Figure:
     b_stats: Mapping[str, Any]
     c_stats: Mapping[str, Any]
     judged: bool
+    slower: tuple[float, float] | None = None  # loop lag p99 (µs), baseline vs current
 
     def row(
         self,
@@ -151,6 +154,14 @@ class _Figure:
             fmt=format_us,
             confidence=tol.confidence,
         )
+        if self.slower is not None and judgement.verdict is Verdict.REGRESSED:
+            b_lag, c_lag = self.slower
+            if c_val - b_val <= c_lag:  # the generator's own delay could add this much
+                why = (
+                    f"generator slower than the baseline (loop lag p99 {format_us(c_lag)} vs "
+                    f"{format_us(b_lag)}): {judgement.why}"
+                )
+                return make(Verdict.INCONCLUSIVE, why, judgement)
         return make(judgement.verdict, judgement.why, judgement)
 
     def _censored(
@@ -170,6 +181,26 @@ class _Figure:
         if b_cens or c_cens:
             return Verdict.MISSING, f"{was} → {now}: censored, not comparable"
         return None
+
+
+def generator_slower(
+    baseline: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[float, float] | None:
+    """The two runs' loop lag p99 (µs) when the current generator was distinguishably slower
+    than the baseline's: at least twice its p99 and 1 ms more. Its own delay is then inside
+    every latency it measured, so a latency that rose by no more than the current lag p99 is
+    ``inconclusive``, not ``regressed``."""
+    lags = [
+        (s.get("generator") or {}).get("loop_lag_us", {}).get("p99") for s in (baseline, current)
+    ]
+    if lags[0] is None or lags[1] is None:
+        return None
+    b_lag, c_lag = float(lags[0]), float(lags[1])
+    return (b_lag, c_lag) if c_lag >= max(2 * b_lag, b_lag + 1000) else None
+
+
+def _lag_p99(summary: Mapping[str, Any]) -> Any:
+    return (summary.get("generator") or {}).get("loop_lag_us", {}).get("p99")
 
 
 def _started(stats: Mapping[str, Any]) -> int:
