@@ -184,6 +184,29 @@ def test_live_panel_from_the_runners_progress() -> None:
     assert "p50 2.00 ms, p99 2.00 ms (last 1.0 s, 40 closes)" in text
 
 
+def test_live_panel_shows_each_close_figure_and_its_censored_percentiles() -> None:
+    c = Collector(start=10.0)
+    for i in range(30):
+        c.add(_clean(i, rtt=0.002))
+    for i in range(30, 40):  # no Close reply within the clean timeout (10 s): censored
+        c.add(
+            ConnectionRecord(
+                seq=i, label="clean", kind="clean", outcome=Outcome.CLOSE_TIMEOUT,
+                scheduled=1.0, upgraded=1.001, close_initiated=1.01, close_sent=1.01,
+                socket_closed=11.01, close_initiator=Side.CLIENT,
+            )
+        )  # fmt: skip
+    progress = Progress(
+        started=10.0, planned_s=10.0, attempted=40, dropped=0, in_flight=0, peak_in_flight=9,
+        finished=40, intended=40, phase="running",
+        last_interval=c.take_interval(in_flight=0, now=11.0),
+        outcomes={Outcome.CLEAN: 30, Outcome.CLOSE_TIMEOUT: 10},
+    )  # fmt: skip
+    text = render(live_panel(progress, scenario(), now=11.5))
+    assert "close_handshake" in text and "close_total" in text  # clean's and terminate's
+    assert "p50 2.00 ms, p99 > 10 s (timeout) (last 1.0 s, 30 closes, 10 censored)" in text
+
+
 def test_live_panel_before_the_first_interval() -> None:
     storm = parse_scenario(
         'name = "s"\n[load]\nmodel = "storm"\nconcurrency = 500\n', source="s.toml"

@@ -367,8 +367,8 @@ def _live_close_rows(snapshot: IntervalSnapshot, scenario: Scenario) -> Iterator
         metrics[metric] = min(metrics.get(metric, spec.timeout), spec.timeout)
     for metric, timeout in metrics.items():
         stats = _interval_close_stats(snapshot, metric)
-        stats["censored_after_us"] = round(timeout * 1e6)
-        stats["censored_by"] = {"timeout": stats["censored"]}
+        bound = {"censored_after_us": round(timeout * 1e6), "censored_by": {"timeout": 1}}
+        stats = {**stats, **bound}
         yield (
             metric,
             (
