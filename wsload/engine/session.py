@@ -105,6 +105,8 @@ class _Session:
             if now >= first_ping:
                 if want == _PONG and proto.pings.get(key, (0.0, 0.0))[1] == first_ping:
                     return False  # the ping step's own timeout: it names itself
+                sent = min(sent for sent, due in proto.pings.values() if due == first_ping)
+                link.censored.append(("ping_rtt", now - sent))  # its pong never came
                 raise self.fail(f"no pong within {self.timeout:g}s")
             if now >= deadline:
                 return False
