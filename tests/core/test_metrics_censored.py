@@ -77,6 +77,11 @@ def test_answered_failures_and_expected_endings_are_not_censored() -> None:
         connect_start=0.0, socket_closed=2.0,
     )  # fmt: skip
     assert censored_samples(timeout) == [("connect", 2.0)]
+    cut = ConnectionRecord(
+        seq=4, label="n", kind="close_no_wait", outcome=Outcome.INTERRUPTED, scheduled=0.0,
+        upgraded=0.001, close_initiated=1.0, close_sent=1.0, socket_closed=1.0,
+    )  # fmt: skip
+    assert censored_samples(cut) == []  # it never waits for a reply: nothing unseen
 
 
 def test_a_server_close_that_never_came_censors_the_wait() -> None:

@@ -124,8 +124,8 @@ def censored_samples(record: ConnectionRecord) -> list[tuple[str, float]]:
         assert r.upgraded is not None
         cut("server_close_wait", r.upgraded, r.close_sent)  # the wait ended at our fallback
     if r.close_received is None:
-        if r.close_sent is not None and not server_first:
-            cut("close_handshake", r.close_sent)
+        if r.close_sent is not None and not server_first and r.kind != "close_no_wait":
+            cut("close_handshake", r.close_sent)  # close_no_wait never waits for the reply
     elif r.eof is None:
         name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
         cut(name, r.close_received)
