@@ -298,8 +298,9 @@ def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
         '[reconnect]\nbackoff = { initial = "10ms", max = "50ms" }\nmax_attempts = 3\n'
     )
     rc, err, summary = run(tmp_path, text)
-    assert rc == 0, err
+    assert rc == 1, err  # clients that gave up fail the verdict
     assert summary is not None
+    assert summary["verdict"] == "fail" and "gave_up" in [r["code"] for r in summary["reasons"]]
     reconnect = summary["reconnect"]
     assert reconnect["clients"] == 20 and reconnect["gave_up"] == 20
     assert reconnect["attempts"]["min"] == reconnect["attempts"]["max"] == 3
