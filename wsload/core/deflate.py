@@ -75,7 +75,8 @@ CLIENT_MEM_LEVEL = 5
 """The client compressor's zlib memLevel (its hash table and block buffer: 16 KiB at 5)."""
 CLIENT_HISTORY = 1024
 """Bytes of the client's last compressed messages kept for context takeover (a preset
-dictionary for the next message's compressor; none under ``client_no_context_takeover``)."""
+dictionary for the next message's compressor; no more than its window, so 512 with a 9-bit
+one; none under ``client_no_context_takeover``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,12 +313,15 @@ class PerMessageDeflate(Extension):
     def __init__(
         self, params: DeflateParams, *, client: bool, max_message_size: int, threshold: int = 0
     ) -> None:
+        self._keep = 0  # bytes of history the client keeps (0: none)
         if client:
             bits = params.client_max_window_bits
             self._out_bits = bits if bits == 8 else min(bits, CLIENT_WINDOW_BITS)
             self._in_bits = params.server_max_window_bits
             self._out_reset = params.client_no_context_takeover
             self._in_reset = params.server_no_context_takeover
+            if not self._out_reset and self._out_bits > 8:  # no more than the window can reach
+                self._keep = min(CLIENT_HISTORY, 1 << self._out_bits)
         else:
             self._out_bits, self._in_bits = (
                 params.server_max_window_bits,
@@ -347,9 +351,9 @@ class PerMessageDeflate(Extension):
             return payload, False
         history = self._history
         out = _flushed(_compressor(self._out_bits, CLIENT_MEM_LEVEL, history), payload)
-        if not self._out_reset and self._out_bits > 8:
-            kept = payload if len(payload) >= CLIENT_HISTORY else history + payload
-            self._history = kept[-CLIENT_HISTORY:]
+        keep = self._keep
+        if keep:
+            self._history = (payload if len(payload) >= keep else history + payload)[-keep:]
         return out, True
 
     def _deflate(self, data: bytes, fin: bool) -> bytes:
