@@ -125,7 +125,7 @@ async def measure_held(
     return {
         "count": count,
         "compression": offer,
-        "message_size": size,
+        "message_size": None if script else size,
         "deflated": counts.extensions.get(NAME, 0),
         "held": held,
         "clean": counts.outcomes.get("clean", 0),

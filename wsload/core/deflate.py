@@ -28,12 +28,11 @@ each message with a fresh, small zlib context (:data:`CLIENT_WINDOW_BITS`,
 :data:`CLIENT_MEM_LEVEL`) freed when the message is sent, and keeps context takeover by
 handing the new context, as a preset dictionary, the last :data:`CLIENT_HISTORY` bytes of what
 it sent compressed: the very bytes the server's inflater holds at the end of its window, so the
-references stay valid. A held connection pays those bytes instead of a ~40 KiB zlib context.
+references stay valid. A held connection pays those bytes instead of a zlib context.
 
 zlib cannot *compress* with an 8-bit window in raw mode (zlib 1.2.9 on refuses ``-8``; older
-versions silently used 9, whose output a strict 256-byte inflater may reject): when the peer
-requires one, messages are sent as stored (uncompressed) deflate blocks, which never reference
-back and so are valid for any window.
+versions silently used 9): when the peer requires one, messages are sent as stored
+(uncompressed) deflate blocks, which never reference back and so are valid for any window.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ the lean one, else the whole table).
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any, Literal
 
 from wsload.core.deflate import OFFERS, DeflateSettings
@@ -46,17 +46,19 @@ def parse_compression(t: Table, name: str = "compression") -> DeflateSettings | 
     table = Table(t.source, t.key(name), value)
     table.allow(("offer", *COMPRESSION_KEYS))
     base = OFFERS[table.choice("offer", tuple(OFFERS), "browser")]
-    changed: dict[str, Any] = {}
-    for key in ("client_max_window_bits", "server_max_window_bits"):
-        if table.has(key):
-            changed[key] = _window(table, key)
-    for key in ("client_no_context_takeover", "server_no_context_takeover"):
-        if table.has(key):
-            changed[key] = table.boolean(key, False)
-    if table.has("threshold"):
-        changed["threshold"] = table.integer("threshold", 0, minimum=0)
+    client_bits = _window(table, "client_max_window_bits")
+    server_bits = _window(table, "server_max_window_bits")
+    client_reset = table.boolean("client_no_context_takeover", base.client_no_context_takeover)
+    server_reset = table.boolean("server_no_context_takeover", base.server_no_context_takeover)
+    settings = DeflateSettings(
+        client_max_window_bits=base.client_max_window_bits if client_bits is None else client_bits,
+        server_max_window_bits=base.server_max_window_bits if server_bits is None else server_bits,
+        client_no_context_takeover=client_reset,
+        server_no_context_takeover=server_reset,
+        threshold=table.integer("threshold", base.threshold, minimum=0),
+    )
     table.finish()
-    return replace(base, **changed)
+    return settings
 
 
 def parse_server_compression(t: Table) -> Literal["deflate"] | None:
