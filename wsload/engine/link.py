@@ -220,9 +220,10 @@ class Link:
         An RST needs the close itself, done now; a FIN goes out now (``shutdown``) and the
         socket is closed after the pass. Either way the connection's end is stamped now.
         """
-        stream = self.stream
-        assert isinstance(stream, RawSocketStream)
+        stream, io = self.stream, self.io
+        assert isinstance(stream, RawSocketStream) and io is not None
         self.proto.socket_closed(now)
+        io.detach()
         if rst:
             _linger_zero(stream.sock)
             stream.close_now()  # tells Trio first: the parked wait ends
