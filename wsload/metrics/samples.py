@@ -59,7 +59,9 @@ def metric_samples(
             initiator = Side.CLIENT if first else Side.SERVER
         if initiator is Side.CLIENT:
             if r.close_sent is not None:
-                out.append(("close_handshake", received - r.close_sent))
+                # Kernel stamps (docs/results.md, wire time) can put the server's Close on the
+                # wire before ours when the two crossed: its reply took no time, not less.
+                out.append(("close_handshake", max(0.0, received - r.close_sent)))
         elif r.upgraded is not None:
             out.append(("server_close_wait", received - r.upgraded))
         if r.eof is not None:
