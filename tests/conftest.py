@@ -10,10 +10,10 @@ marker here, so ``-m "core or engine"`` picks the quick tier wherever the files 
     process   real processes as the subject: ``wsload`` children, signals, worker processes,
               a Dask cluster, headless Chromium, ruff and mypy
 
-The shared helpers (``peers``, ``hostile``, ``browser``, ``tests/node``) stay in ``tests/``; this
-file puts ``tests/`` and every tier folder on ``sys.path``, so ``from peers import ...`` and the
-few imports of another test module's helpers (``from test_server_clients import ...``) work
-from any tier.
+The shared helpers are modules in ``tests/`` itself (``peers``, ``hostile``, ``server_clients``,
+``runs``, ``records``, ``timing``, ``browser``; ``tests/node``); this file puts ``tests/`` and
+every tier folder on ``sys.path``, so ``from peers import ...`` works from any tier. A test
+module never imports another test module: what two of them share moves to a helper module.
 """
 
 from __future__ import annotations

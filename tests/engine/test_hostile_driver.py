@@ -14,6 +14,7 @@ import resource
 import pytest
 import trio
 from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
+from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
@@ -21,7 +22,6 @@ from wsload.engine.reference import run_connection_reference
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 TARGET = TargetConfig(connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
-SLACK = 1.0  # loopback + a shared, noisy machine (as in the other server tests)
 
 
 def _open_fds() -> int:
