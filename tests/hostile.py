@@ -313,6 +313,8 @@ class HostileServer:
         return f"ws://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> HostileServer:
+        if self.mode in BOMBS:  # ready before any client: 100 MiB take seconds to compress
+            bomb(BOMBS[self.mode])  # on a busy machine, while the clients' timeouts would run
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT) or self._error is not None:
             raise RuntimeError(f"hostile server did not start: {self._error!r}")
