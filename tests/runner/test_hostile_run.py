@@ -105,8 +105,10 @@ def test_run_against_a_hostile_server(
                                   "unclean": 0 if clean else CONNECTIONS}}  # fmt: skip
     assert summary["close_events"] == expected
     assert summary["behaviours"]["clean"]["close_events"] == expected
-    # starts over 80 ms, then each connection's own bound; then the results are written
-    assert summary["duration_s"] < 0.08 + (TIMEOUT if case.waits else 0.0) + SLACK
+    # starts over 80 ms, then each connection's own bound, plus whatever time other processes
+    # held the CPU the run wanted (measured by the run itself); then the results are written
+    ran = summary["duration_s"] - (summary["generator"]["cpu_wait_s"] or 0.0)
+    assert ran < 0.08 + (TIMEOUT if case.waits else 0.0) + SLACK, summary["generator"]
     assert elapsed < summary["duration_s"] + EXIT_SLACK
     assert summary["interrupted"] is False
 
