@@ -27,6 +27,7 @@ from types import FrameType
 
 import pytest
 from browser import Chromium, chromium_skip_reason
+from shipped import ShippedRuns
 
 TIERS = ("core", "engine", "runner", "cli", "process")
 """The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
@@ -88,3 +89,10 @@ def loopback_chromium() -> Iterator[Chromium]:
         pytest.skip(reason)
     with Chromium(loopback=True) as browser:
         yield browser
+
+
+@pytest.fixture(scope="session")
+def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
+    """Each shipped scenario run once per session, shared by the tiers that read its results
+    (the CLI tier's summary checks, the process tier's browser); see tests/shipped.py."""
+    return ShippedRuns(tmp_path_factory.mktemp("shipped"))
