@@ -17,7 +17,8 @@ from peers import RawPeer
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
 from wsload.runner import loop
 from wsload.runner.loop import LoadRun, Progress, run_load

@@ -15,6 +15,7 @@ from wsload.core.outcomes import Outcome
 from wsload.errors import ScenarioError
 from wsload.plan.schedule import planned_end
 from wsload.runner.search_levels import worst_case_seconds
+from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.dump import scenario_to_dict
 from wsload.scenario.model import (
     CLOSE_KINDS,
@@ -24,7 +25,7 @@ from wsload.scenario.model import (
     STATS,
     Scenario,
 )
-from wsload.scenario.parse import CLOSE_KIND_KEYS, TABLE_KEYS, load_scenario, parse_scenario
+from wsload.scenario.parse import TABLE_KEYS, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

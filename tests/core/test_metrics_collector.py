@@ -13,8 +13,9 @@ from records import clean_record, terminated_record
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.metrics.collector import Collector, metric_samples
+from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import HIGHEST_US, same_counts
+from wsload.metrics.samples import metric_samples
 from wsload.scenario.model import METRICS
 
 

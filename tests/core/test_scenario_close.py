@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from wsload.core.codes import is_sendable
 from wsload.errors import ScenarioError
+from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.model import CLOSE_KINDS, INVALID_VARIANTS, CloseSpec, Scenario
-from wsload.scenario.parse import CLOSE_KIND_KEYS, parse_scenario
+from wsload.scenario.parse import parse_scenario
 
 SOURCE = "mix.toml"
 HEAD = '[load]\nrate = 10\nduration = "1s"\n'

@@ -16,6 +16,7 @@ from wsload.core.deflate import DeflateSettings
 from wsload.core.script import Send
 from wsload.core.templates import Template
 from wsload.errors import ScenarioError
+from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import (
     Backoff,
@@ -32,7 +33,7 @@ from wsload.scenario.model import (
     Stage,
     TargetConfig,
 )
-from wsload.scenario.parse import CLOSE_KIND_KEYS, TABLE_KEYS, load_scenario, parse_scenario
+from wsload.scenario.parse import TABLE_KEYS, load_scenario, parse_scenario
 
 SOURCE = "bad.toml"
 BASE: dict[str, dict[str, str]] = {"load": {"rate": "10", "duration": '"1s"'}}

@@ -20,7 +20,8 @@ from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, Segment
 from wsload.runner.loop import Progress, run_load

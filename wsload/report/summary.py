@@ -16,10 +16,12 @@ from typing import Any
 from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
+from wsload.core.kinds import KINDS
 from wsload.core.outcomes import Outcome
 from wsload.core.script import step_metrics
-from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
-from wsload.metrics.errors import ErrorTally
+from wsload.metrics.collector import Collector
+from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
+from wsload.metrics.failures import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.metrics.wire import close_events_to_json
@@ -45,12 +47,7 @@ TOP_ERRORS = 10
 """Details listed per outcome in ``errors``; the rest is counted as ``other``."""
 
 CLEAN_OUTCOMES: dict[str, str | None] = {
-    "clean": Outcome.CLEAN.value,
-    "await_server_close": Outcome.SERVER_CLOSED.value,
-    "invalid_close": Outcome.INVALID_REJECTED.value,
-    "terminate": None,
-    "close_no_wait": None,
-    "ignore_server_close": None,
+    kind.value: None if info.clean is None else info.clean.value for kind, info in KINDS.items()
 }
 """Per close kind, the outcome docs/design.md §3 calls clean ("clean when"); None: never clean."""
 
@@ -65,7 +62,7 @@ def iso_utc(when: datetime) -> str:
 def summary_metrics(result: RunResult) -> tuple[str, ...]:
     """The metrics summary.json lists: every fixed one, then the ``step.<name>`` metrics of
     the scenario's script and any other one with samples (a merge of different scripts)."""
-    steps = {*step_metrics(result.scenario.session.steps), *result.collector.step_metrics}
+    steps = {*step_metrics(result.scenario.session.steps), *result.load.collector.step_metrics}
     return (*METRICS, *sorted(steps))
 
 
@@ -78,13 +75,13 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             built without them; ``attach_thresholds`` adds them without recomputing).
     """
     scenario = result.scenario
-    collector = result.collector
+    collector = result.load.collector
     metrics = summary_metrics(result)
-    kinds = {spec.label: spec.kind for spec in scenario.close}
+    kinds = {spec.label: spec.kind.value for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
     attempted, dropped = total.attempted, collector.dropped
-    intended = result.intended if result.intended is not None else attempted + dropped
+    intended = result.load.intended if result.load.intended is not None else attempted + dropped
     behaviours: dict[str, Any] = {}
     clean_total: int | None = None
     for label in labels:
@@ -93,20 +90,20 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
-    duration = result.duration_s
+    duration = result.load.duration_s
     generator: dict[str, Any] = {
-        "loop_lag_us": histogram_stats(result.loop_lag),
-        "saturated": bool(result.saturated),
-        "cpu_seconds": round(result.cpu_seconds, 3),
+        "loop_lag_us": histogram_stats(result.load.loop_lag),
+        "saturated": bool(result.load.saturated),
+        "cpu_seconds": round(result.load.cpu_seconds, 3),
         "cpu_wait_s": (
-            None if result.cpu_wait_seconds is None else round(result.cpu_wait_seconds, 3)
+            None if result.load.cpu_wait_seconds is None else round(result.load.cpu_wait_seconds, 3)
         ),
-        "processes": result.processes,
-        "segment": result.segment,
+        "processes": result.load.processes,
+        "segment": result.load.segment,
     }
-    if result.start_lag is not None:
-        generator["start_lag_us"] = histogram_stats(result.start_lag)
-    release = result.release_s
+    if result.load.start_lag is not None:
+        generator["start_lag_us"] = histogram_stats(result.load.start_lag)
+    release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {
             "planned": None if release.planned is None else round(release.planned, 6),
@@ -120,8 +117,8 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "scenario_hash": scenario_hash(scenario),
         "started_at": iso_utc(result.started_at),
         "duration_s": round(duration, 6),
-        "interrupted": bool(result.interrupted),
-        "intervals": result.intervals,
+        "interrupted": bool(result.load.interrupted),
+        "intervals": result.load.intervals,
         "totals": {
             "intended": intended,
             "attempted": attempted,

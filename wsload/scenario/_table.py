@@ -15,13 +15,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from wsload.core.codes import is_sendable
 from wsload.errors import ScenarioError
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import Delay
 
-__all__ = ["Table", "either", "hint", "key_name", "show"]
+__all__ = ["Table", "close_reason", "either", "hint", "key_name", "sendable_code", "show"]
 
 T = TypeVar("T")
+
+_MAX_REASON_BYTES = 123
 
 # Keys shown bare in messages (dots for threshold expressions, [i] for array items).
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+(\[[0-9]+\])?$")
@@ -221,3 +224,25 @@ def either(choices: tuple[str, ...] | list[str]) -> str:
 def hint(word: str, candidates: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def sendable_code(t: Table, name: str, default: int, more: str) -> int:
+    """A close code an endpoint may put on the wire (``is_sendable``)."""
+    code = t.integer(name, default)
+    if not is_sendable(code):
+        raise t.error(
+            name,
+            f"{code} may not be sent in a Close frame (RFC 6455 §7.4: use 1000-1003, 1007-1014 "
+            f"or 3000-4999{more})",
+        )
+    return code
+
+
+def close_reason(t: Table, name: str) -> str:
+    """A Close reason that fits in a control frame (at most 123 UTF-8 bytes)."""
+    reason = t.string(name, "")
+    if len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
+        raise t.error(
+            name, f"must be at most {_MAX_REASON_BYTES} UTF-8 bytes, got {len(reason.encode())}"
+        )
+    return reason

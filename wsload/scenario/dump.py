@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.compression import compression_to_toml
 from wsload.scenario.durations import format_duration
 from wsload.scenario.model import (
@@ -26,7 +27,6 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
-from wsload.scenario.parse import CLOSE_KIND_KEYS
 from wsload.scenario.steps import ECHO_KEYS, steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
@@ -156,7 +156,7 @@ def _session(session: SessionConfig) -> dict[str, Any]:
 
 
 def _close(spec: CloseSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": spec.kind, "name": spec.label, "weight": spec.weight}
+    out: dict[str, Any] = {"kind": spec.kind.value, "name": spec.label, "weight": spec.weight}
     out.update(_fields(spec, _CLOSE_FIELDS[spec.kind]))
     return out
 
