@@ -28,11 +28,14 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def _connect(server: HostileServer, messages: int) -> tuple[ConnectionRecord, float]:
-    session = SessionConfig(messages=messages, message_timeout=TIMEOUT)
-    ctx = DriverContext.create(TARGET, session, server.url)
+async def _connect(
+    server: HostileServer, messages: int, timeout: float = TIMEOUT
+) -> tuple[ConnectionRecord, float]:
+    target = TargetConfig(connect_timeout=timeout, handshake_timeout=timeout)
+    session = SessionConfig(messages=messages, message_timeout=timeout)
+    ctx = DriverContext.create(target, session, server.url)
     started = trio.current_time()
-    plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=TIMEOUT))
+    plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=timeout))
     with trio.fail_after(10):
         record = await run_connection(plan, ctx)
     return record, trio.current_time() - started
@@ -42,7 +45,7 @@ async def _connect(server: HostileServer, messages: int) -> tuple[ConnectionReco
 async def test_hostile_server_gets_its_outcome_in_time(case: Case) -> None:
     before = _open_fds()
     with HostileServer(case.mode) as server:
-        record, elapsed = await _connect(server, case.messages)
+        record, elapsed = await _connect(server, case.messages, case.timeout)
     gc.collect()
     assert record.outcome == case.outcome, str(record)
     assert record.code_sent == case.code_sent, str(record)

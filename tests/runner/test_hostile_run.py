@@ -82,7 +82,14 @@ def test_run_against_a_hostile_server(
 ) -> None:
     before = len(os.listdir("/proc/self/fd"))
     with HostileServer(case.mode) as server:
-        code, elapsed, summary = _run(tmp_path, capfd, server.url, messages=case.messages)
+        code, elapsed, summary = _run(
+            tmp_path,
+            capfd,
+            server.url,
+            messages=case.messages,
+            close_timeout=f"{case.timeout}s",
+            timeout=f"{case.timeout}s",
+        )
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before  # no socket (or file) left open
     assert code == (1 if case.outcome.startswith("handshake_") else 0)
