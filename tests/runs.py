@@ -16,7 +16,7 @@ import trio
 from peers import RawPeer
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment

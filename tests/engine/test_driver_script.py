@@ -21,7 +21,8 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.core.templates import Template
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 
 CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)
@@ -113,6 +114,7 @@ async def test_expect_timeout_names_the_step(
     assert r.outcome is Outcome.MESSAGE_TIMEOUT
     assert r.detail == "no message matching step 'subscribe' within 5s"
     assert r.socket_closed == approx(t0 + 5.0)
+    assert r.censored == (("step.subscribe", approx(5.0)),)  # counted as longer, not dropped
 
 
 async def test_receive_count_timeout_says_how_many_came(

@@ -20,7 +20,8 @@ from peers import RawPeer, memory_opener, server_frame
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 
 Script = Callable[[RawPeer], Awaitable[None]]
@@ -349,6 +350,8 @@ async def test_unanswered_ping_is_message_timeout(
     assert r.outcome is Outcome.MESSAGE_TIMEOUT
     assert r.detail == "no pong within 2s"
     assert r.socket_closed == approx(t0 + 3.0)
+    ((metric, waited),) = r.censored  # the ping sent at 1 s: censored, not dropped
+    assert metric == "ping_rtt" and waited == approx(2.0)
 
 
 async def test_reflect_echoes_server_messages_but_not_the_awaited_echo(

@@ -13,7 +13,7 @@ from timing import SLACK
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.reference import REFERENCE_KINDS, run_connection_reference
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 

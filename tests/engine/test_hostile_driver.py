@@ -17,7 +17,8 @@ from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
 from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 

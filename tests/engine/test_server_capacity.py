@@ -12,7 +12,7 @@ from server_clients import running, trio_ws, until
 from timing import SLACK
 
 from wsload.scenario.model import Delay, ServerConfig
-from wsload.server.connection import ServerState
+from wsload.server.policy import ServerState
 
 
 def test_replies_leave_one_interval_apart_in_arrival_order() -> None:

@@ -31,6 +31,7 @@ from wsload.core.closing import CloseState
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
+from wsload.engine.wireclock import WireClock
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -51,6 +52,9 @@ CLOSE_WRITE_GRACE = 0.005
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
 """Kinds whose first close action is to start waiting for the server's Close."""
+_LOOP_CLOCK = WireClock()
+"""The wire clock of a link made without one (tests): its reads are not stamped, so every
+arrival is the loop's reading and nothing is ever recorded in it."""
 
 
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -102,9 +106,12 @@ class Link:
         parked: the session holds this link until the storm's release.
         now: reads the run's clock (``trio.current_time``, or the same clock's bound
             ``current_time``: :meth:`DriverContext.bind_clock`).
+        wire: maps the kernel's arrival stamps of ``io``'s reads onto the run clock (and
+            counts the loop's notice lag): received frames are stamped when they arrived.
     """
 
     __slots__ = (
+        "censored",
         "io",
         "message_rtts",
         "now",
@@ -115,6 +122,7 @@ class Link:
         "step_latencies",
         "stream",
         "tracker",
+        "wire",
         "write_timeout",
     )
 
@@ -125,10 +133,14 @@ class Link:
         write_timeout: float,
         io: RawIO | None = None,
         now: Callable[[], float] = trio.current_time,
+        wire: WireClock = _LOOP_CLOCK,
     ) -> None:
         self.stream = stream
         self.now = now
+        self.wire = wire
         self.io = io
+        if io is not None:
+            io.wakeable = True  # the alarm may wake any pump of the link
         self.proto = proto
         self.tracker = proto.tracker
         self.write_timeout = write_timeout
@@ -137,6 +149,7 @@ class Link:
         self.parked = False
         self.message_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
+        self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
 
     @property
     def ended(self) -> bool:
@@ -150,7 +163,7 @@ class Link:
         if self.scope is not None:
             self.scope.cancel()
 
-    def release_now(self) -> None:
+    def release_now(self) -> bool:
         """A storm's release: do this parked link's first close action now, whatever its kind.
 
         Called from the releasing task for every parked link in one pass, before any
@@ -164,24 +177,28 @@ class Link:
         socket's send queue is empty (``SIOCOUTQ``), so that it (at most 131 bytes) goes out
         whole in one write; otherwise, or on any error, the connection's own behaviour does
         the action once woken, exactly as without a storm.
+
+        Returns:
+            True when a FIN went out and the socket is to be closed after the pass
+            (:meth:`close_released`): the wire event now, Trio's bookkeeping after every
+            link's start, so that a ``terminate`` costs the pass no more than a Close does.
         """
         spec, io, proto = self.release, self.io, self.proto
         if spec is None or io is None or not self.parked or proto.close_expected():
-            return
+            return False
         kind = spec.kind
         now = self.now()
         if kind in _WAITING:
             proto.start_close(now)
-            return
+            return False
         if kind is CloseKind.TERMINATE:
             proto.start_close(now)
-            self._close_parked(rst=spec.rst)
-            return
+            return self._drop(now, rst=spec.rst)
         try:
             if _SIOCOUTQ is None or fcntl.ioctl(io.fd, _SIOCOUTQ, _INT) != _INT:
-                return  # bytes still queued (or no way to know): the task writes its Close
+                return False  # bytes still queued (or no way to know): the task writes it
         except OSError:
-            return
+            return False
         if kind is CloseKind.INVALID_CLOSE:
             frame = proto.send_invalid_close(spec.variant, now)
         else:
@@ -194,18 +211,31 @@ class Link:
             proto.close_unwritten()
             if sent:  # not with an empty queue; if ever, the frame is broken
                 proto.write_failed()
-            return
-        if kind is CloseKind.CLOSE_NO_WAIT:
-            self._close_parked(rst=False)
+            return False
+        return kind is CloseKind.CLOSE_NO_WAIT and self._drop(now, rst=False)
 
-    def _close_parked(self, *, rst: bool) -> None:
-        """Close the socket of a link whose task waits in :meth:`pump` (it wakes with None)."""
+    def _drop(self, now: float, *, rst: bool) -> bool:
+        """Drop TCP from the release pass (the link's task waits in :meth:`pump`).
+
+        An RST needs the close itself, done now; a FIN goes out now (``shutdown``) and the
+        socket is closed after the pass. Either way the connection's end is stamped now.
+        """
         stream = self.stream
         assert isinstance(stream, RawSocketStream)
+        self.proto.socket_closed(now)
         if rst:
             _linger_zero(stream.sock)
-        stream.close_now()  # tells Trio first: the parked wait ends
-        self.proto.socket_closed(self.now())
+            stream.close_now()  # tells Trio first: the parked wait ends
+            return False
+        with contextlib.suppress(OSError):  # already reset: the close after the pass is all
+            stream.sock.shutdown(_stdlib_socket.SHUT_WR)
+        return True
+
+    def close_released(self) -> None:
+        """Close the socket whose FIN :meth:`release_now` sent (the parked wait ends)."""
+        stream = self.stream
+        assert isinstance(stream, RawSocketStream)
+        stream.close_now()  # tells Trio first
 
     async def pump(self, deadline: float, now: float | None = None) -> bool:
         """Receive once (until ``deadline``) and hand what arrived to the protocol object.
@@ -245,16 +275,31 @@ class Link:
                 return False
         now = self.now()
         if not data:
-            self.proto.receive_eof(now)
+            self.proto.receive_eof(now)  # a FIN carries no kernel stamp
             return True
-        await self.absorb(data, now)
+        await self.absorb(data, self.wire.arrival(io, now), now)
         return True
 
-    async def absorb(self, data: bytes | bytearray, now: float) -> None:
-        """Process received bytes (also the bytes that followed the 101) and send replies."""
-        out = self.proto.receive_data(data, now)
-        if out:
+    async def absorb(
+        self, data: bytes | bytearray, arrived: float, now: float | None = None
+    ) -> None:
+        """Process received bytes (also the bytes that followed the 101) and send replies.
+
+        ``arrived``: when the bytes arrived (the kernel's stamp where there is one), which
+        stamps every phase they end; ``now``: the loop's reading after the read (default
+        ``arrived``), from which the replies' write deadline counts.
+        """
+        t = self.tracker
+        closed = t.close_sent is not None
+        out = self.proto.receive_data(data, arrived)
+        if not out:
+            return
+        if now is None:
+            now = arrived
+        if closed or t.close_sent is None:
             await self.send(out, now + self.write_timeout, now)
+        else:  # the replies end with the Close that fails the connection (a protocol error)
+            await self._write_close(out, now + self.write_timeout, now)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
@@ -413,8 +458,9 @@ class Alarm:
             self._watched.pop(id(event), None)
         links = list(self._links)
         if release:
-            for link in links:
-                link.release_now()
+            dropped = [link for link in links if link.release_now()]
+            for link in dropped:
+                link.close_released()
         for link in links:
             link.wake()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from wsload.engine.driver import DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.plan.segment import WHOLE
 from wsload.process import raise_nofile_limit, watch_signals
@@ -138,7 +138,6 @@ def search_mode(scenario: Scenario, output: Output) -> int:
         files.write_json_atomic(frame.out_dir / "summary.json", data)
         frame.finish(
             data,
-            failed=data["search"]["capacity"] is None,
             interrupted=levels.climb.stopped is Stop.INTERRUPTED,
             details=[search_table(data["search"])],
         )
