@@ -62,7 +62,9 @@ def test_an_abort_threshold_stops_a_failing_run_early(tmp_path: Path, workers: s
     assert attempted == sum(summary["outcomes"].values()) > 0  # complete: every one counted
     assert "close_handshake.p99" in aborted["reason"]
     html = write_report(out).read_text(encoding="utf-8")
-    assert "FAIL (aborted at" in html
+    assert 'id="verdict">FAIL' in html and "aborted at" in html
+    assert summary["verdict"] == "fail"
+    assert [r["code"] for r in summary["reasons"]][:1] == ["aborted"]
 
 
 def test_abort_tables_parse_dump_and_refuse_bad_keys() -> None:

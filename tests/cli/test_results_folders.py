@@ -92,6 +92,7 @@ def test_a_run_that_stops_on_an_error_leaves_a_summary_report_renders(tmp_path: 
     ]
     assert summary["reasons"][0]["verdict"] == "fail"
     html = write_report(out).read_text(encoding="utf-8")
-    assert "FAIL (the run did not finish: the target process exited with 1" in html
+    assert 'id="verdict">FAIL' in html
+    assert "the run did not finish: the target process exited with 1" in html
     # and the folder is redone in place by the same scenario
     assert _run(tmp_path, out, name="broken")[0] == 0

@@ -86,7 +86,7 @@ def test_thresholds_on_any_percentile_read_the_exact_nearest_rank() -> None:
     passing = parse_scenario(scenario_with(+1_000))  # HDR: within 0.1 % of the exact value
     extra = threshold_percentiles(passing.thresholds)
     assert extra == ("p75",)
-    stats = histogram_stats(histogram, 0, extra)
+    stats = histogram_stats(histogram, 0, extra=extra)
     for key, value in exact.items():
         assert value <= stats[key] <= value + value // 1000 + 1, key
     summary = {"latency_us": {"close_handshake": stats}, "totals": {"attempted": len(values)}}

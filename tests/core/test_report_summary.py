@@ -119,7 +119,7 @@ def test_top_level_shape_and_versions() -> None:
         "behaviours", "generator", "server",
         "thresholds",
     ]  # fmt: skip
-    assert s["schema_version"] == SCHEMA_VERSION == 1
+    assert s["schema_version"] == SCHEMA_VERSION == 2
     assert s["wsload_version"] == __version__
     assert s["scenario"] == scenario_to_dict(scenario())
     assert s["started_at"] == "2026-11-21T17:00:01.250000Z"
@@ -132,7 +132,7 @@ def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
                            "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0),
-                           "extensions": {}}  # fmt: skip
+                           "extensions": {}, "close_metric": None}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20
@@ -152,11 +152,25 @@ def test_close_codes_are_string_keys_with_rfc_names() -> None:
     assert s["close_code_names"] == {"1000": "Normal Closure", "4000": "Private Use"}
 
 
+CENSORED_FIELDS = [
+    "started", "censored", *(f"{p}_censored" for p in PERCENTILES), "max_censored",
+    "censored_after_us", "censored_by",
+]  # fmt: skip
+
+
 def test_latency_has_every_metric_and_stat_and_null_without_samples() -> None:
     s = build_summary(make_result())
     assert list(s["latency_us"]) == list(METRICS)
     for stats in s["latency_us"].values():
-        assert list(stats) == ["count", "min", "mean", *PERCENTILES, "max", "overflow"]
+        assert list(stats) == [
+            "count",
+            "min",
+            "mean",
+            *PERCENTILES,
+            "max",
+            "overflow",
+            *CENSORED_FIELDS,
+        ]
     close = s["latency_us"]["close_handshake"]
     assert close["count"] == 70 and close["min"] == 1000 and close["overflow"] == 0
     assert close["max"] == 1960  # i = 96: 1 ms + 96 × 10 µs
@@ -169,8 +183,8 @@ def test_behaviours_in_scenario_order_with_their_own_figures() -> None:
     s = build_summary(make_result())
     assert list(s["behaviours"]) == ["clean", "terminate", "srv"]
     clean, term, srv = (s["behaviours"][k] for k in ("clean", "terminate", "srv"))
-    assert list(clean) == ["kind", "attempted", "opened", "clean", "outcomes", "close_codes",
-                           "close_events", "http_statuses", "errors", "latency_us",
+    assert list(clean) == ["kind", "close_metric", "attempted", "opened", "clean", "outcomes",
+                           "close_codes", "close_events", "http_statuses", "errors", "latency_us",
                            *MESSAGE_COUNTERS]  # fmt: skip
     assert (clean["kind"], clean["attempted"], clean["opened"], clean["clean"]) == (
         "clean", 71, 70, 70

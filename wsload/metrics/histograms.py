@@ -52,6 +52,11 @@ PERCENTILES: dict[str, tuple[int, int]] = {key: fraction(key) for key in SUMMARY
 (``wsload.core.percentiles``: p50, p90, p95, p99, p999 = p99.9, p99.99)."""
 
 
+def _fractions(extra: tuple[str, ...]) -> list[tuple[str, tuple[int, int]]]:
+    """Every percentile a stats dict gives: the summary's, and ``extra`` (percentile keys)."""
+    return [*PERCENTILES.items(), *((key, fraction(key)) for key in extra)]
+
+
 def new_histogram() -> HdrHistogram:
     """An empty µs histogram, 1 µs … 1 h, 3 significant digits (about 190 kB of counters)."""
     return _acyclic(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS))
@@ -181,17 +186,47 @@ def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return lowest, highest
 
 
-def empty_stats(overflow: int = 0, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def empty_stats(
+    overflow: int = 0, censored: int | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Statistics of a metric with no recorded sample (every value ``None``)."""
     out: dict[str, Any] = {"count": overflow, "min": None, "mean": None}
-    out.update(dict.fromkeys([*PERCENTILES, *extra]))
+    out.update(dict.fromkeys(name for name, _ in _fractions(extra)))
     out["max"] = None
     out["overflow"] = overflow
+    return _with_censored(out, overflow, censored, extra)
+
+
+def _with_censored(
+    out: dict[str, Any], finished: int, censored: int | None, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``out`` with ``started``, ``censored`` and a ``<stat>_censored`` flag per percentile
+    and for the max, when the caller counts censored measurements (``censored`` not None).
+
+    A percentile whose rank falls above the ``finished`` samples lies among the censored
+    ones: its value is unknown (``None``), never the largest finished one.
+    """
+    if censored is None:
+        return out
+    total = finished + censored
+    out["started"] = total
+    out["censored"] = censored
+    for name, (num, den) in _fractions(extra):
+        beyond = censored > 0 and max(1, -(-num * total // den)) > finished
+        if beyond:
+            out[name] = None
+        out[f"{name}_censored"] = beyond
+    if censored:
+        out["max"] = None
+    out["max_censored"] = censored > 0
     return out
 
 
 def histogram_stats(
-    histogram: HdrHistogram, overflow: int = 0, extra: tuple[str, ...] = ()
+    histogram: HdrHistogram,
+    overflow: int = 0,
+    censored: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``count, min, mean, p50, p90, p95, p99, p999, p99.99, max, overflow`` of one metric, in
     µs, and the percentiles ``extra`` names (keys of ``wsload.core.percentiles``).
@@ -201,6 +236,12 @@ def histogram_stats(
     ``HIGHEST_US`` (1 h, "at least") and the ``overflow`` field says why. ``mean`` is over the
     recorded samples only (an overflow sample has no known value). A metric without any
     sample has ``None`` statistics: "no samples" is not zero latency.
+
+    ``censored``: measurements that started and never ended (``wsload.metrics.samples``);
+    they rank above every finished one (right-censoring), so the percentiles are taken over
+    ``started = count + censored`` and one that falls among them is ``None`` with
+    ``<stat>_censored: true`` (``_with_censored``). None: the metric cannot be censored (the
+    generator's own figures), and the output has no censored fields.
     """
     lowest, highest, median = _bucket_values()
     values = counts(histogram)
@@ -209,21 +250,21 @@ def histogram_stats(
     cumulative = list(accumulate(values))
     recorded = cumulative[-1]  # the buckets themselves, not a running total kept beside them
     if recorded == 0:
-        return empty_stats(overflow, extra)
-    total = recorded + overflow
+        return empty_stats(overflow, censored, extra)
+    total = recorded + overflow + (censored or 0)
     first = bisect_left(cumulative, 1)
     last = bisect_left(cumulative, recorded)
     out: dict[str, Any] = {
-        "count": total,
+        "count": recorded + overflow,
         "min": lowest[first],
         "mean": round(sum(map(mul, values, median)) / recorded, 1),
     }
-    for name, (num, den) in [*PERCENTILES.items(), *((key, fraction(key)) for key in extra)]:
+    for name, (num, den) in _fractions(extra):
         rank = max(1, -(-num * total // den))  # ceil without floats
         out[name] = HIGHEST_US if rank > recorded else highest[bisect_left(cumulative, rank)]
     out["max"] = HIGHEST_US if overflow else highest[last]
     out["overflow"] = overflow
-    return out
+    return _with_censored(out, recorded + overflow, censored, extra)
 
 
 @cache

@@ -1,4 +1,4 @@
-"""``RunResult`` → the summary.json dict (schema_version 1), documented in docs/results.md.
+"""``RunResult`` → the summary.json dict (schema_version 2), documented in docs/results.md.
 
 The summary is a public, versioned interface that CI parses, so its shape does not depend on
 what happened: every outcome and every metric is present (zero counts, ``null`` statistics for
@@ -24,6 +24,7 @@ from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
 from wsload.metrics.failures import ErrorTally
 from wsload.metrics.histograms import PERCENTILES, empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.metrics.samples import CLOSE_METRIC
 from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult, judged_percentiles
@@ -43,7 +44,7 @@ __all__ = [
     "unfinished_summary",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TOP_ERRORS = 10
 """Details listed per outcome in ``errors``; the rest is counted as ``other``."""
@@ -130,6 +131,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            "close_metric": shared_close_metric(behaviours),
             "extensions": _extensions(scenario, total),
             **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
@@ -150,6 +152,13 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "thresholds": [],
     }
     return attach_thresholds(summary, thresholds)
+
+
+def shared_close_metric(behaviours: Mapping[str, Any]) -> str | None:
+    """The headline close metric every behaviour shares (the total's close figure), None
+    when they differ: the total of two different figures is no figure."""
+    metrics = {b.get("close_metric") for b in behaviours.values()}
+    return metrics.pop() if len(metrics) == 1 else None
 
 
 def unfinished_summary(name: str, started_at: datetime, error: str) -> dict[str, Any]:
@@ -209,6 +218,7 @@ def _behaviour(
     clean_outcome = CLEAN_OUTCOMES.get(kind)
     return {
         "kind": kind,
+        "close_metric": CLOSE_METRIC.get(kind),
         "attempted": counts.attempted,
         "opened": counts.opened,
         "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,
@@ -218,7 +228,7 @@ def _behaviour(
         "http_statuses": _keyed(counts.http_statuses),
         "errors": errors_section(collector.errors(label)) if known else {},
         "latency_us": {
-            metric: collector.stats(metric, label, extra) if known else empty_stats(0, extra)
+            metric: collector.stats(metric, label, extra) if known else empty_stats(0, 0, extra)
             for metric in metrics
         },
         **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},

@@ -79,11 +79,10 @@ def run_mode(
             part.interrupted = False
             extra = {**extra, "aborted": aborted.as_dict()}
         frame.close_logs()
-        data, verdicts = result_files.write_result(
+        data, _ = result_files.write_result(
             frame.out_dir, shown, frame.started_at, part, server_stats, extra
         )
-        failed = aborted is not None or any(not verdict.ok for verdict in verdicts)
-        frame.finish(data, failed=failed, interrupted=part.interrupted)
+        frame.finish(data, interrupted=part.interrupted)
     return frame.exit_code
 
 
