@@ -39,6 +39,8 @@ class LoadFeed:
         on_interval: each second's snapshot (merged across shares for a split run).
         segment_logs: each share's own interval log and result (split runs only).
         on_record: each connection's record (--record-connections; ``Local`` only).
+        on_event: a deploy's event was sent, ``(index, seconds after the start or None)``:
+            set by an executor whose processes audit their own connections (``Workers``).
     """
 
     on_interval: Callable[[IntervalSnapshot], None]
@@ -47,6 +49,7 @@ class LoadFeed:
     stop: trio.Event = field(default_factory=trio.Event)
     hard_stop: trio.Event = field(default_factory=trio.Event)
     on_record: Callable[[ConnectionRecord], None] | None = None
+    on_event: Callable[[int, float | None], None] | None = None
 
     def emit(self, snapshot: IntervalSnapshot) -> None:
         """Hand one (merged) interval to the live panel and the run's logs."""

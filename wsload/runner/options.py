@@ -3,8 +3,8 @@ checked together in one place.
 
 A wrong combination must exit 2 before anything is measured or written, and whether two
 options go together often depends on the scenario (a search runs in one process; a deploy's
-events need every record in this process): so the checks live with the options, and
-``RunOptions.check`` is the one gate ``execute_run`` passes them through.
+events are fired by this process and audited by its own workers): so the checks live with the
+options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
 """
 
 from __future__ import annotations
@@ -54,11 +54,6 @@ class RunOptions:
     repeat: int = 1
 
     @property
-    def one_process(self) -> bool:
-        """The whole load in this process: every connection's record is seen here."""
-        return self.workers == 1 and self.cluster is None and self.segment.whole
-
-    @property
     def _shared(self) -> bool:
         """A share of the scenario, or a start time agreed with other shares."""
         return not self.segment.whole or self.start_at is not None
@@ -68,7 +63,7 @@ class RunOptions:
 
         Raises:
             UsageError: naming the options to drop (``check_deploy`` for a deploy's events
-                and reconnects, which need one generator process).
+                and reconnects, which this process's own workers must run).
         """
         elsewhere = self._shared or self.cluster is not None
         if self.repeat != 1 and (
@@ -78,7 +73,7 @@ class RunOptions:
                 "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
                 "--record-connections/--metrics-port"
             )
-        check_deploy(scenario, one_process=self.one_process)
+        check_deploy(scenario, elsewhere=self.cluster is not None or not self.segment.whole)
         if scenario.load.model == "search":
             self._check_search()
         else:
