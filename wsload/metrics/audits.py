@@ -1,9 +1,11 @@
-"""A segment's share of a deploy's audits, for a run split over processes (``--workers``).
+"""A segment's share of a deploy's audits, for a run split over processes (``--workers``,
+``--cluster``).
 
 The coordinator (the ``wsload run`` process) owns the server and fires the events; each
 segment holds connections, so each audits its own: ``SegmentAudit`` is fed the segment's
-records and the events' instants as the coordinator announces them (on this process's clock),
-and leaves its tallies on the segment's result, which the coordinator adds up
+records and the events' instants on this process's clock, as the coordinator announces them
+or, when nothing can reach the segment while it runs (a Dask task), at their planned instants.
+It leaves its tallies on the segment's result, which the coordinator adds up
 (``SegmentResult.merge``) into the summary's ``events`` and ``reconnect``. Pure bookkeeping.
 """
 
@@ -45,6 +47,13 @@ class SegmentAudit:
         events = self.events
         if events is not None and events.origin is not None:
             events.announce(index, None if offset is None else events.origin + offset)
+
+    def announce_schedule(self) -> None:
+        """Every event at its planned instant (a segment the parent cannot reach while it
+        runs: a Dask task)."""
+        if self.events is not None:
+            for index, event in enumerate(self.events.events):
+                self.announce(index, event.at_s)
 
     def waiting(self, now: float) -> bool:
         """An event due by ``now`` has not been announced yet (its message is on its way)."""

@@ -284,9 +284,11 @@ class EventAudit:
         return [event.tally for event in self.events]
 
     def absorb(self, tallies: list[EventTally]) -> None:
-        """Add other processes' tallies of the same events (a split run's segments)."""
+        """Add other processes' tallies of the same events (a split run's segments); an
+        event that was not sent has no connections, whatever a segment assumed."""
         for event, tally in zip(self.events, tallies, strict=True):
-            event.tally.merge(tally)
+            if event.sent is not None:
+                event.tally.merge(tally)
 
     def finish(self) -> list[dict[str, Any]]:
         """Audit every record against every event; summary.json ``events``."""

@@ -9,12 +9,19 @@ instant agreed before submission. Install with ``pip install 'wsload[cluster]'``
 
 With ``url = "builtin"`` the target runs on *this* machine's loopback, which only the workers of
 a local cluster can reach; for remote workers point ``target.url`` at a reachable server.
+
+A deploy (``[target.process]`` events, ``[reconnect]``) stays this process's, as for
+``--workers``, but a task has no channel back from the parent while it runs: each task audits
+its connections against the events' *planned* instants (the common start plus ``at``, on its
+own clock), and the parent, which fires each signal at that instant, audits from it too
+(``LoadFeed.audit_from_schedule``): the few ms a signal leaves late are inside its latencies.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +29,7 @@ from urllib.parse import urlsplit
 import trio
 
 from wsload.errors import ToolError, UsageError
+from wsload.metrics.audits import SegmentAudit
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
@@ -55,18 +63,26 @@ def run_segment_task(scenario: Scenario, url: str, segment: str, start_at: float
 
     async def main() -> SegmentResult:
         progress = Progress()
+        audit = SegmentAudit.of(scenario)
+        if audit is not None:  # the events at their planned instants, on this clock
+            audit.start(trio.current_time() + (start_at - time.time()))
+            audit.announce_schedule()
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             intervals.append(snapshot_to_wire(snapshot, progress.started))
 
-        return await run_segment(
+        part = await run_segment(
             scenario,
             url,
             segment=parse_segment(segment),
             start_at=start_at,
             progress=progress,
             on_interval=on_interval,
+            on_record=None if audit is None else audit.on_record,
         )
+        if audit is not None:
+            audit.attach(part)
+        return part
 
     part = trio.run(main)
     return {"result": part.to_wire(), "intervals": intervals}
@@ -81,8 +97,14 @@ def _bound(scenario: Scenario) -> float:
 
 
 def _run_sync(
-    scenario: Scenario, url: str, address: str, count: int, start_at: float | None
+    scenario: Scenario,
+    url: str,
+    address: str,
+    count: int,
+    start_at: float | None,
+    on_start: Callable[[float], None],
 ) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """Connect, submit the tasks (``on_start`` gets their common start), wait for them."""
     try:
         import distributed
     except ImportError:
@@ -100,6 +122,7 @@ def _run_sync(
             raise ToolError(f"--cluster {address}: the cluster has no workers")
         n = count if count > 1 else len(names)
         start_at = max(start_at or 0.0, time.time() + START_MARGIN)
+        on_start(start_at)
         run_id = uuid.uuid4().hex[:8]
         futures: list[Any] = [
             client.submit(
@@ -184,8 +207,18 @@ class Cluster:
         """
         address = self.address
         await _check_reachable(address)
+        feed.audit_from_schedule = True
+        progress = feed.progress
+
+        def started(start_at: float) -> None:  # in the Trio thread: the start on its clock
+            progress.started = trio.current_time() + (start_at - time.time())
+            progress.planned_s = planned_end(scenario.load)
+
+        def on_start(start_at: float) -> None:
+            trio.from_thread.run_sync(started, start_at)
+
         outcomes = await trio.to_thread.run_sync(
-            _run_sync, scenario, url, address, self.count, self.start_at
+            _run_sync, scenario, url, address, self.count, self.start_at, on_start
         )
         split = SplitResults(
             len(outcomes),

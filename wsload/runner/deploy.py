@@ -40,22 +40,22 @@ _START_POLL = 0.005
 
 
 def check_deploy(scenario: Scenario, *, elsewhere: bool) -> None:
-    """Refuse what the audit cannot do: the coordinator must own the server and see the load.
+    """Refuse what the audit cannot do: the coordinator must own the server and the load.
 
     Args:
-        elsewhere: the load runs in other processes than this one's workers (``--cluster``)
-            or is one share of it (``--segment``): no server here to fire events at.
+        elsewhere: the run is one share of the load (``--segment``): other processes run
+            the rest, and nobody here owns the server.
 
     Raises:
-        UsageError: events or ``[reconnect]`` with ``--cluster``/``--segment``, or either of
-            them or a managed process in a capacity search.
+        UsageError: events or ``[reconnect]`` with ``--segment``, or either of them or a
+            managed process in a capacity search.
     """
     if scenario.reconnect is not None and scenario.load.model == "search":
         raise UsageError("[reconnect] does not apply to a capacity search (yet)")
     if scenario.reconnect is not None and elsewhere:
         raise UsageError(
             "[reconnect]: its logical clients are audited by this run's own generator "
-            "processes: drop --cluster/--segment (--workers works)"
+            "processes: drop --segment (--workers and --cluster work)"
         )
     process = scenario.target.process
     if process is None:
@@ -65,7 +65,7 @@ def check_deploy(scenario: Scenario, *, elsewhere: bool) -> None:
     if process.events and elsewhere:
         raise UsageError(
             "target.process.events are fired and audited by this run's own generator "
-            "processes: drop --cluster/--segment (--workers works)"
+            "processes: drop --segment (--workers and --cluster work)"
         )
 
 
@@ -112,6 +112,8 @@ class DeployRun:
                 assert self.builtin is not None
                 pid = self.builtin.pid
                 await self.builtin.storm()
+            if feed.audit_from_schedule:  # as the segments audit it (``runner/cluster.py``)
+                sent = progress.started + event.at
             self.audit.signal_sent(index, sent, pid)
             if feed.on_event is not None:
                 feed.on_event(index, None if pid is None else sent - progress.started)

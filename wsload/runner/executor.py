@@ -41,6 +41,8 @@ class LoadFeed:
         on_record: each connection's record (--record-connections; ``Local`` only).
         on_event: a deploy's event was sent, ``(index, seconds after the start or None)``:
             set by an executor whose processes audit their own connections (``Workers``).
+        audit_from_schedule: the executor's processes audit against each event's planned
+            instant, so the parent's audit counts from it too (``Cluster``).
     """
 
     on_interval: Callable[[IntervalSnapshot], None]
@@ -50,6 +52,7 @@ class LoadFeed:
     hard_stop: trio.Event = field(default_factory=trio.Event)
     on_record: Callable[[ConnectionRecord], None] | None = None
     on_event: Callable[[int, float | None], None] | None = None
+    audit_from_schedule: bool = False
 
     def emit(self, snapshot: IntervalSnapshot) -> None:
         """Hand one (merged) interval to the live panel and the run's logs."""

@@ -73,7 +73,7 @@ class RunOptions:
                 "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
                 "--record-connections/--metrics-port"
             )
-        check_deploy(scenario, elsewhere=self.cluster is not None or not self.segment.whole)
+        check_deploy(scenario, elsewhere=not self.segment.whole)
         if scenario.load.model == "search":
             self._check_search()
         else:
