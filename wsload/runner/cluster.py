@@ -19,23 +19,24 @@ own clock), and the parent, which fires each signal at that instant, audits from
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
-from wsload.errors import ToolError, UsageError
+from wsload.errors import ToolError, UsageError, WsloadError
 from wsload.metrics.audits import SegmentAudit
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import parse_segment
 from wsload.process import raise_nofile_limit
-from wsload.runner.executor import LoadFeed, SplitResults, error_text
+from wsload.runner.executor import LoadFeed, SplitResults, error_text, progress_to_wire
 from wsload.runner.loop import Progress
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
@@ -48,21 +49,32 @@ cold worker importing wsload takes longer."""
 
 _CONNECT_TIMEOUT = 30.0
 _REACH_TIMEOUT = 5.0
+_LIVE_PERIOD = 1.0
+"""Seconds between a task's live reports, and the bound of each of its Dask waits."""
+_LIVE_POLL = 0.25
+"""Seconds between the parent's looks at the queue and its stop flags."""
 _UNBOUNDED_RUN = 3600.0
 """Bound on a run without duration (``connections`` only) waiting for its tasks."""
 
 
-def run_segment_task(scenario: Scenario, url: str, segment: str, start_at: float) -> dict[str, Any]:
+def run_segment_task(
+    scenario: Scenario, url: str, segment: str, start_at: float, channel: str | None = None
+) -> dict[str, Any]:
     """The Dask task: run one segment in this worker process; return its result and intervals.
 
-    Runs in a Dask worker's thread; ``trio.run`` works there (no signal handling is needed:
-    the parent interrupts by cancelling the futures).
+    Runs in a Dask worker's thread; ``trio.run`` works there (no signal handling is needed).
+    ``channel``: the run's Dask names (``_Channel``): each second the task puts its new
+    intervals and its progress on the run's queue (the parent's live panel), and it stops
+    gracefully (or at once) when the parent sets the run's stop (or hard stop) event.
     """
     raise_nofile_limit()
     intervals: list[dict[str, Any]] = []
+    live = _Channel.in_task(channel) if channel is not None else None
+    index = parse_segment(segment).index
 
     async def main() -> SegmentResult:
         progress = Progress()
+        stop, hard_stop = trio.Event(), trio.Event()
         audit = SegmentAudit.of(scenario)
         if audit is not None:  # the events at their planned instants, on this clock
             audit.start(trio.current_time() + (start_at - time.time()))
@@ -71,21 +83,76 @@ def run_segment_task(scenario: Scenario, url: str, segment: str, start_at: float
         def on_interval(snapshot: IntervalSnapshot) -> None:
             intervals.append(snapshot_to_wire(snapshot, progress.started))
 
-        part = await run_segment(
-            scenario,
-            url,
-            segment=parse_segment(segment),
-            start_at=start_at,
-            progress=progress,
-            on_interval=on_interval,
-            on_record=None if audit is None else audit.on_record,
-        )
+        async with trio.open_nursery() as nursery:
+            if live is not None:
+                nursery.start_soon(live.report, index, intervals, progress)
+                nursery.start_soon(live.watch, stop, hard_stop)
+            part = await run_segment(
+                scenario,
+                url,
+                segment=parse_segment(segment),
+                start_at=start_at,
+                progress=progress,
+                on_interval=on_interval,
+                stop=stop,
+                hard_stop=hard_stop,
+                on_record=None if audit is None else audit.on_record,
+            )
+            nursery.cancel_scope.cancel()
         if audit is not None:
             audit.attach(part)
         return part
 
     part = trio.run(main)
     return {"result": part.to_wire(), "intervals": intervals}
+
+
+class _Channel:
+    """A run's live line between the parent and its tasks, made of Dask's own primitives (no
+    port of ours): a ``distributed.Queue`` the tasks put ``(index, new intervals, progress)``
+    on each second, and two ``distributed.Event``s the parent sets to stop them (graceful,
+    then hard). Every call is a blocking Dask call: tasks make them in a Trio worker thread,
+    the parent in the thread that waits for the tasks."""
+
+    def __init__(self, name: str, client: Any) -> None:
+        import distributed
+
+        dask: Any = distributed  # untyped library
+        self.name = name
+        self.queue: Any = dask.Queue(f"{name}-live", client=client)
+        self.stop: Any = dask.Event(f"{name}-stop", client=client)
+        self.hard: Any = dask.Event(f"{name}-hard", client=client)
+
+    @classmethod
+    def in_task(cls, name: str) -> _Channel:
+        import distributed
+
+        return cls(name, distributed.get_client())
+
+    async def report(self, index: int, intervals: list[dict[str, Any]], progress: Progress) -> None:
+        """Each second: the intervals taken since the last report, and the progress."""
+        sent = 0
+        while True:
+            await trio.sleep(_LIVE_PERIOD)
+            new, sent = intervals[sent:], len(intervals)
+            item = (index, new, progress_to_wire(progress))
+            await trio.to_thread.run_sync(self.queue.put, item, _LIVE_PERIOD)
+
+    async def watch(self, stop: trio.Event, hard_stop: trio.Event) -> None:
+        """Until the parent's stop (then its hard stop) is set; bounded waits, so a cancel
+        ends this within ``_LIVE_PERIOD``."""
+        for dask_event, event in ((self.stop, stop), (self.hard, hard_stop)):
+            while not await trio.to_thread.run_sync(dask_event.wait, _LIVE_PERIOD):
+                pass
+            event.set()
+
+    def take(self) -> list[Any]:
+        """What the tasks put since the last call (never blocks)."""
+        items: list[Any] = self.queue.get(batch=True)
+        return items
+
+    def close(self) -> None:
+        self.queue.close()
 
 
 def _bound(scenario: Scenario) -> float:
@@ -96,15 +163,23 @@ def _bound(scenario: Scenario) -> float:
     return START_MARGIN + run + load.open_deadline + load.drain + load.shutdown_grace + 60.0
 
 
+@dataclass(slots=True)
+class _Hooks:
+    """How the thread that waits for the tasks talks to the Trio side: ``on_start`` gets the
+    common start and the number of segments, ``on_live`` what the tasks put on the queue;
+    ``stop``/``hard_stop`` are set from Trio when the run is stopped."""
+
+    on_start: Callable[[float, int], None]
+    on_live: Callable[[list[Any]], None]
+    stop: threading.Event = field(default_factory=threading.Event)
+    hard_stop: threading.Event = field(default_factory=threading.Event)
+
+
 def _run_sync(
-    scenario: Scenario,
-    url: str,
-    address: str,
-    count: int,
-    start_at: float | None,
-    on_start: Callable[[float], None],
+    scenario: Scenario, url: str, address: str, count: int, start_at: float | None, hooks: _Hooks
 ) -> list[tuple[str, dict[str, Any] | None, str | None]]:
-    """Connect, submit the tasks (``on_start`` gets their common start), wait for them."""
+    """Connect, submit the tasks, relay their live reports and the parent's stops until they
+    end (bounded), collect their results."""
     try:
         import distributed
     except ImportError:
@@ -122,8 +197,9 @@ def _run_sync(
             raise ToolError(f"--cluster {address}: the cluster has no workers")
         n = count if count > 1 else len(names)
         start_at = max(start_at or 0.0, time.time() + START_MARGIN)
-        on_start(start_at)
-        run_id = uuid.uuid4().hex[:8]
+        hooks.on_start(start_at, n)
+        run_id = f"wsload-{uuid.uuid4().hex[:8]}"
+        channel = _Channel(run_id, client)
         futures: list[Any] = [
             client.submit(
                 run_segment_task,
@@ -131,13 +207,15 @@ def _run_sync(
                 url,
                 f"{i}/{n}",
                 start_at,
-                key=f"wsload-{run_id}-{i}",
+                run_id,
+                key=f"{run_id}-{i}",
                 workers=[names[i % len(names)]],
                 pure=False,
             )
             for i in range(n)
         ]
         deadline = time.monotonic() + _bound(scenario)
+        _relay(futures, channel, hooks, deadline)
         out: list[tuple[str, dict[str, Any] | None, str | None]] = []
         for i, future in enumerate(futures):
             segment = f"{i}/{n}"
@@ -148,7 +226,28 @@ def _run_sync(
             else:
                 out.append((segment, data, None))
         client.cancel(futures)
+        channel.close()
     return out
+
+
+def _relay(futures: list[Any], channel: _Channel, hooks: _Hooks, deadline: float) -> None:
+    """Until every task ended (or ``deadline``): their live reports to ``hooks.on_live``,
+    the parent's stops to the tasks."""
+    stopped = hard = False
+    while True:
+        if hooks.stop.is_set() and not stopped:
+            channel.stop.set()
+            stopped = True
+        if hooks.hard_stop.is_set() and not hard:
+            channel.hard.set()
+            hard = True
+        ended = all(future.done() for future in futures)
+        items = channel.take()
+        if items:
+            hooks.on_live(items)
+        if ended or time.monotonic() >= deadline:
+            return
+        time.sleep(_LIVE_POLL)
 
 
 def scheduler_address(address: str) -> tuple[str, int]:
@@ -209,23 +308,44 @@ class Cluster:
         await _check_reachable(address)
         feed.audit_from_schedule = True
         progress = feed.progress
+        splits: list[SplitResults] = []
 
-        def started(start_at: float) -> None:  # in the Trio thread: the start on its clock
+        def started(start_at: float, count: int) -> None:  # in the Trio thread
             progress.started = trio.current_time() + (start_at - time.time())
             progress.planned_s = planned_end(scenario.load)
+            splits.append(
+                SplitResults(
+                    count,
+                    feed,
+                    warning="cluster segment {segment} failed: {error}",
+                    none_left=f"--cluster {address}: every segment failed",
+                )
+            )
 
-        def on_start(start_at: float) -> None:
-            trio.from_thread.run_sync(started, start_at)
+        def live(items: list[Any]) -> None:  # in the Trio thread
+            for index, intervals, share in items:
+                for wire in intervals:
+                    splits[0].live_interval(int(index), snapshot_from_wire(wire))
+                splits[0].progress(int(index), share)
 
-        outcomes = await trio.to_thread.run_sync(
-            _run_sync, scenario, url, address, self.count, self.start_at, on_start
+        hooks = _Hooks(
+            on_start=lambda start_at, n: trio.from_thread.run_sync(started, start_at, n),
+            on_live=lambda items: trio.from_thread.run_sync(live, items),
         )
-        split = SplitResults(
-            len(outcomes),
-            feed,
-            warning="cluster segment {segment} failed: {error}",
-            none_left=f"--cluster {address}: every segment failed",
-        )
+        failure: WsloadError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_forward, feed.stop, hooks.stop)
+            nursery.start_soon(_forward, feed.hard_stop, hooks.hard_stop)
+            try:
+                outcomes = await trio.to_thread.run_sync(
+                    _run_sync, scenario, url, address, self.count, self.start_at, hooks
+                )
+            except WsloadError as exc:  # raised bare, not in the nursery's exception group
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        split = splits[0]
         for index, (segment, data, error) in enumerate(outcomes):
             if data is None:
                 split.failed(segment, error or "")
@@ -236,3 +356,8 @@ class Cluster:
                 split.result(part)
             split.ended(index)
         return split.finish(scenario)
+
+
+async def _forward(event: trio.Event, flag: threading.Event) -> None:
+    await event.wait()
+    flag.set()

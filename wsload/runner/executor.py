@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -28,7 +28,9 @@ from wsload.runner.result_files import SegmentLogs
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text"]
+__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text", "progress_to_wire"]
+
+_PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
 
 
 @dataclass(slots=True)
@@ -108,6 +110,14 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def progress_to_wire(progress: Progress) -> dict[str, Any]:
+    """A share's live figures as it sends them (``SplitResults.progress`` sums them)."""
+    out: dict[str, Any] = {name: getattr(progress, name) for name in _PROGRESS_FIELDS}
+    out["phase"] = progress.phase
+    out["outcomes"] = dict(progress.outcomes)
+    return out
+
+
 class SplitResults:
     """The shares of a split run coming back: intervals merged by index, results kept.
 
@@ -120,6 +130,9 @@ class SplitResults:
     def __init__(self, count: int, feed: LoadFeed, *, warning: str, none_left: str) -> None:
         self.feed = feed
         self.merger = IntervalMerger(count)
+        self.live = IntervalMerger(count)
+        self.shares: dict[int, dict[str, Any]] = {}
+        self.done: set[int] = set()
         self.parts: list[SegmentResult] = []
         self.errors: list[tuple[str, str]] = []
         self.warning = warning
@@ -131,6 +144,26 @@ class SplitResults:
         for merged in self.merger.add(index, snapshot):
             self.feed.emit(merged)
 
+    def live_interval(self, index: int, snapshot: IntervalSnapshot) -> None:
+        """Share ``index``'s second, for the live panel only (its result brings the logged
+        intervals later: a share that cannot stream them as it runs, a Dask task)."""
+        for merged in self.live.add(index, snapshot):
+            self.feed.progress.last_interval = merged
+
+    def progress(self, index: int, data: dict[str, Any]) -> None:
+        """Share ``index``'s live figures (``progress_to_wire``): the run's are their sum."""
+        self.shares[index] = dict(data)
+        progress, shares = self.feed.progress, self.shares.values()
+        for name in _PROGRESS_FIELDS:
+            setattr(progress, name, sum(int(share.get(name, 0)) for share in shares))
+        outcomes: dict[str, int] = {}
+        for share in shares:
+            for name, n in share.get("outcomes", {}).items():
+                outcomes[name] = outcomes.get(name, 0) + int(n)
+        progress.outcomes = outcomes
+        phases = [d.get("phase") for i, d in self.shares.items() if i not in self.done]
+        progress.phase = str(phases[0]) if phases and phases[0] else progress.phase
+
     def result(self, part: SegmentResult) -> None:
         """A share's result: written into its own directory, kept for the merge."""
         self.feed.segment_logs.finish(part)
@@ -141,6 +174,7 @@ class SplitResults:
 
     def ended(self, index: int) -> None:
         """Share ``index`` sends nothing more: the intervals waiting for it go out."""
+        self.done.add(index)
         for merged in self.merger.done(index):
             self.feed.emit(merged)
 

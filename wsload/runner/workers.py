@@ -46,7 +46,7 @@ from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snaps
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
-from wsload.runner.executor import LoadFeed, SplitResults, error_text
+from wsload.runner.executor import LoadFeed, SplitResults, error_text, progress_to_wire
 from wsload.runner.loop import Progress
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
@@ -61,7 +61,6 @@ _KILL_AFTER = 10.0
 _PROGRESS_PERIOD = 0.25
 _ANNOUNCE_WAIT = 2.0
 _ANNOUNCE_POLL = 0.01
-_PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 Conn = multiprocessing.connection.Connection
@@ -126,7 +125,7 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
     async def report_progress() -> None:
         while True:
             await trio.sleep(_PROGRESS_PERIOD)
-            conn.send(("progress", _progress_dict(progress)))
+            conn.send(("progress", progress_to_wire(progress)))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(commands)
@@ -148,7 +147,7 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
                     await trio.sleep(_ANNOUNCE_POLL)
             audit.attach(part)
         nursery.cancel_scope.cancel()
-    conn.send(("progress", _progress_dict(progress)))
+    conn.send(("progress", progress_to_wire(progress)))
     conn.send(("done", part.to_wire()))
 
 
@@ -157,13 +156,6 @@ def _recv(conn: Conn) -> Any:
         return conn.recv()
     except (EOFError, OSError):
         return None
-
-
-def _progress_dict(progress: Progress) -> dict[str, Any]:
-    out: dict[str, Any] = {name: getattr(progress, name) for name in _PROGRESS_FIELDS}
-    out["phase"] = progress.phase
-    out["outcomes"] = dict(progress.outcomes)
-    return out
 
 
 @dataclass(slots=True)
@@ -176,7 +168,6 @@ class _Worker:
     ended: trio.Event = field(default_factory=trio.Event)
     result: SegmentResult | None = None
     error: str | None = None
-    progress: dict[str, Any] = field(default_factory=dict)
 
     def send(self, message: Any) -> None:
         if not self.ended.is_set():
@@ -188,22 +179,9 @@ class _Parent:
     """Reads every worker's pipe, sums progress, hands intervals and results on, forwards
     stops."""
 
-    def __init__(self, workers: list[_Worker], feed: LoadFeed, split: SplitResults) -> None:
+    def __init__(self, workers: list[_Worker], split: SplitResults) -> None:
         self.workers = workers
-        self.progress = feed.progress
         self.split = split
-
-    def _sum_progress(self) -> None:
-        progress = self.progress
-        for name in _PROGRESS_FIELDS:
-            setattr(progress, name, sum(w.progress.get(name, 0) for w in self.workers))
-        outcomes: dict[str, int] = {}
-        for worker in self.workers:
-            for name, n in worker.progress.get("outcomes", {}).items():
-                outcomes[name] = outcomes.get(name, 0) + n
-        progress.outcomes = outcomes
-        phases = [w.progress.get("phase") for w in self.workers if not w.ended.is_set()]
-        progress.phase = str(phases[0]) if phases and phases[0] else progress.phase
 
     async def read(self, worker: _Worker) -> None:
         try:
@@ -232,8 +210,7 @@ class _Parent:
         elif kind == "interval":
             self.split.interval(worker.index, str(worker.segment), snapshot_from_wire(payload))
         elif kind == "progress":
-            worker.progress = dict(payload)
-            self._sum_progress()
+            self.split.progress(worker.index, payload)
         elif kind == "done":
             worker.result = SegmentResult.from_wire(payload)
             self.split.result(worker.result)
@@ -345,7 +322,7 @@ class Workers:
             for index in range(self.count):
                 workers.append(_spawn(scenario, url, index, self.count))
                 await trio.lowlevel.checkpoint()  # let the signal task run between starts
-            await self._gather(scenario, workers, feed, _Parent(workers, feed, split))
+            await self._gather(scenario, workers, feed, _Parent(workers, split))
         finally:
             with trio.CancelScope(shield=True):
                 for worker in workers:

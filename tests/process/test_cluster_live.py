@@ -1,20 +1,30 @@
-"""``--cluster`` with a deploy: this process owns the managed server (tests/deploy/sweep_server.py)
-and fires its event; the segments run as tasks on a real Dask ``LocalCluster`` of 2 worker
-processes, audit their own clients against the event's planned instant and reconnect on their
-own. The merged summary counts what the one-process run of the same scenario counts."""
+"""``--cluster`` runs you can watch, stop and deploy in, on a real Dask ``LocalCluster`` of 2
+worker processes: the tasks' live reports reach the parent's progress while they run, a stop
+reaches every task, and with a deploy this process owns the managed server
+(tests/deploy/sweep_server.py) and fires its event while the tasks audit their own clients
+against the event's planned instant and reconnect on their own: the merged summary counts what
+the one-process run of the same scenario counts."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from wsload.metrics.result import SegmentResult
+from wsload.runner.cluster import Cluster
 from wsload.runner.execute import execute_run
+from wsload.runner.executor import LoadFeed
 from wsload.runner.options import RunOptions
+from wsload.runner.result_files import SegmentLogs
+from wsload.runner.target import open_target
 from wsload.scenario.parse import parse_scenario
 
 distributed = pytest.importorskip("distributed")
@@ -90,3 +100,53 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
     (event,) = summary["events"]
     assert event["exit_s"] > 0 and event["exit_status"] == 0
     assert event["latency_us"]["close_received"]["max"] < 1_000_000
+
+
+LONG = """
+name = "live"
+seed = 5
+[target]
+url = "builtin"
+[load]
+model = "arrival"
+rate = 40
+duration = "60s"
+[session]
+hold = "200ms"
+"""
+
+
+def test_a_cluster_run_reports_live_and_stops_when_asked(tmp_path: Path, cluster: Any) -> None:
+    """Progress and the merged live interval come from both tasks while they run; the stop
+    reaches both tasks, which end their 60 s schedule early with their results."""
+    scenario = parse_scenario(LONG)
+    logs = SegmentLogs(tmp_path, scenario, datetime.now(UTC))
+    seen: dict[str, Any] = {}
+
+    async def main() -> SegmentResult:
+        async with AsyncExitStack() as stack:
+            url, _ = await open_target(stack, scenario)
+            feed = LoadFeed(lambda _: None, logs)
+            progress = feed.progress
+
+            async def watch() -> None:
+                while progress.last_interval is None or progress.attempted < 40:
+                    await trio.sleep(0.05)
+                seen["attempted"], seen["interval"] = progress.attempted, progress.last_interval
+                feed.stop.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                part = await Cluster(cluster.scheduler_address, 2).run(scenario, url, feed)
+                nursery.cancel_scope.cancel()
+            return part
+
+    try:
+        part = trio.run(main)
+    finally:
+        logs.close()
+    # a merged interval exists only once both tasks reported that second
+    assert seen["attempted"] >= 40 and seen["interval"].index >= 0
+    assert part.interrupted and part.processes == 2
+    # stopped long before the schedule's 60 s (2,400 connections) could have run
+    assert part.intended is not None and seen["attempted"] <= part.intended < 2_400
