@@ -12,7 +12,7 @@ from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.counts import MESSAGE_COUNTERS
 from wsload.metrics.histograms import record
-from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
+from wsload.metrics.result import ReceiveClocks, RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import SCHEMA_VERSION, attach_thresholds, build_summary, iso_utc
 from wsload.report.thresholds import evaluate
 from wsload.scenario.dump import scenario_to_dict
@@ -204,7 +204,22 @@ def test_generator_and_server_sections() -> None:
     assert g["loop_lag_us"]["count"] == 3 and g["loop_lag_us"]["p50"] == 200
     assert 15_000 <= g["loop_lag_us"]["max"] <= 15_015
     assert g["start_lag_us"]["max"] == 40
+    assert g["receive_clock"] is None and g["notice_lag_us"]["count"] == 0  # nothing was read
     assert s["server"] == server and s["server"] is not server
+
+
+def test_receive_clock_names_the_clock_of_the_received_frames() -> None:
+    notice = new_lag_histogram()
+    for us in (30, 40, 9_000):
+        record(notice, us)
+    for clocks, name in (
+        (ReceiveClocks(kernel=5), "kernel"),
+        (ReceiveClocks(loop=5), "loop"),
+        (ReceiveClocks(kernel=4, loop=1), "mixed"),
+    ):
+        g = build_summary(make_result(notice_lag=notice, receive_clocks=clocks))["generator"]
+        assert g["receive_clock"] == name
+        assert g["notice_lag_us"]["count"] == 3 and g["notice_lag_us"]["min"] == 30
 
 
 def test_started_at_is_always_utc() -> None:

@@ -23,7 +23,7 @@ from wsload.metrics.reconnects import ReconnectTotals
 from wsload.plan.segment import format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
-__all__ = ["RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
+__all__ = ["ReceiveClocks", "RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
 
 _FORMAT = "wsload.segment"
 _VERSION = 1
@@ -54,6 +54,33 @@ class StormRelease:
     planned: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiveClocks:
+    """Which clock stamped the received frames: connections read with kernel receive stamps
+    and connections read on the event loop's clock (``wsload.engine.wireclock``).
+
+    Attributes:
+        kernel: connections whose received frames carry the kernel's arrival time.
+        loop: connections stamped when the loop read them (TLS, the reference engine, a
+            platform or clock without kernel stamps).
+    """
+
+    kernel: int = 0
+    loop: int = 0
+
+    @property
+    def name(self) -> str | None:
+        """``generator.receive_clock``: "kernel", "loop", "mixed", None (nothing was read)."""
+        if self.kernel and self.loop:
+            return "mixed"
+        if self.kernel:
+            return "kernel"
+        return "loop" if self.loop else None
+
+    def __add__(self, other: ReceiveClocks) -> ReceiveClocks:
+        return ReceiveClocks(self.kernel + other.kernel, self.loop + other.loop)
+
+
 @dataclass(slots=True)
 class SegmentResult:
     """The load side of a run: one segment, or several merged (all workers of a run).
@@ -81,6 +108,9 @@ class SegmentResult:
             (a split run's segments: the coordinator adds them into summary ``events``);
             None when the segment did not audit them (one process audits in place).
         reconnect: ``[reconnect]``'s logical clients of this segment, likewise.
+        notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
+            delay, kept out of the latencies where kernel stamps are read).
+        receive_clocks: which clock stamped the received frames, per connection.
     """
 
     collector: Collector
@@ -98,6 +128,8 @@ class SegmentResult:
     release_s: StormRelease | None = None
     events: list[EventTally] | None = None
     reconnect: ReconnectTotals | None = None
+    notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
+    receive_clocks: ReceiveClocks = ReceiveClocks()
 
     def indices(self) -> tuple[frozenset[int], int]:
         """The segment indices this result holds, and the N they are shares of."""
@@ -121,6 +153,8 @@ class SegmentResult:
             "cpu_wait_seconds": self.cpu_wait_seconds,
             **_release_wire(self.release_s),
             **_audit_wire(self.events, self.reconnect),
+            "notice_lag": encode(self.notice_lag),
+            "receive_clocks": [self.receive_clocks.kernel, self.receive_clocks.loop],
         }
 
     @classmethod
@@ -154,6 +188,7 @@ class SegmentResult:
                     if data.get("reconnect") is None
                     else ReconnectTotals.from_wire(data["reconnect"])
                 ),
+                **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -171,6 +206,7 @@ class SegmentResult:
         collector = Collector(labels, start=0.0)
         intended = [p.intended for p in parts]
         loop_lag, start_lag = new_lag_histogram(), new_lag_histogram()
+        notice_lag, clocks = new_lag_histogram(), ReceiveClocks()
         seen: set[int] = set()
         count = parts[0].indices()[1]
         for part in parts:
@@ -183,6 +219,8 @@ class SegmentResult:
             seen |= indices
             collector.merge(part.collector)
             loop_lag.add(part.loop_lag)
+            notice_lag.add(part.notice_lag)
+            clocks += part.receive_clocks
             if part.start_lag is not None:
                 start_lag.add(part.start_lag)
         return cls(
@@ -201,6 +239,8 @@ class SegmentResult:
             release_s=_release_span(p.release_s for p in parts),
             events=_merge_events([p.events for p in parts]),
             reconnect=_merge_reconnects([p.reconnect for p in parts]),
+            notice_lag=notice_lag,
+            receive_clocks=clocks,
         )
 
 
@@ -230,6 +270,17 @@ def _release_wire(release: StormRelease | None) -> dict[str, Any]:
     if release is None:
         return {"release_s": None, "release_planned_s": None}
     return {"release_s": [release.first, release.last], "release_planned_s": release.planned}
+
+
+def _receive_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``notice_lag`` and ``receive_clocks`` (absent from older wire forms: none read)."""
+    out: dict[str, Any] = {}
+    if data.get("notice_lag") is not None:
+        out["notice_lag"] = decode(data["notice_lag"])
+    if data.get("receive_clocks") is not None:
+        kernel, loop = data["receive_clocks"]
+        out["receive_clocks"] = ReceiveClocks(int(kernel), int(loop))
+    return out
 
 
 def _release_from_wire(data: Mapping[str, Any]) -> StormRelease | None:

@@ -21,6 +21,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
+from wsload.engine.wireclock import WireClock
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, planned_end
@@ -72,6 +73,7 @@ class LoadRun:
     intervals: int
     intended: int
     cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
+    wire: WireClock = field(default_factory=WireClock)  # kernel stamps, notice lag
 
 
 class _Runner:
@@ -390,6 +392,7 @@ async def _apply(
         intervals=runner.intervals,
         intended=progress.intended,
         cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
+        wire=ctx.wire,
     )
 
 
