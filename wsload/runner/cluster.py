@@ -1,4 +1,4 @@
-"""``wsload run --cluster tcp://scheduler:8786``: the segments as tasks on a Dask cluster.
+"""``wsload run --cluster tls://scheduler:8786``: the segments as tasks on a Dask cluster.
 
 No protocol of our own: Dask ships the (frozen, picklable) scenario to its workers, runs one
 task per segment (``run_segment_task``, a whole ``trio.run`` in the Dask worker process), and
@@ -6,6 +6,14 @@ returns what a local worker would pipe: the ``SegmentResult`` wire form and the 
 snapshots. The parent merges them exactly, as for ``--workers``. Each task is pinned to its own
 Dask worker (round-robin), so N segments use N worker processes, and all start at one wall-clock
 instant agreed before submission. Install with ``pip install 'wsload[cluster]'``.
+
+A Dask scheduler runs whatever code a client that reaches it sends, so a cluster others can
+reach must be a ``tls://`` one, secured as Dask secures it (``distributed.Security``: a CA that
+signs the scheduler's, the workers' and this client's certificates): the CA, certificate and
+key come from ``ClusterTLS`` (``--cluster-ca/-cert/-key``) or else from Dask's configuration
+(``distributed.comm.tls.*``). The scheduler's certificate is checked against that CA with one
+handshake before Dask connects, so a scheduler that does not verify is a clear error in
+seconds, not Dask's retries until its connect timeout.
 
 With ``url = "builtin"`` the target runs on *this* machine's loopback, which only the workers of
 a local cluster can reach; for remote workers point ``target.url`` at a reachable server.
@@ -19,11 +27,13 @@ own clock), and the parent, which fires each signal at that instant, audits from
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +51,7 @@ from wsload.runner.loop import Progress
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["START_MARGIN", "Cluster", "run_segment_task", "scheduler_address"]
+__all__ = ["START_MARGIN", "Cluster", "ClusterTLS", "run_segment_task", "scheduler_address"]
 
 START_MARGIN = 2.0
 """Seconds from submission to the common start: Dask's task dispatch takes tens of ms, a
@@ -176,19 +186,21 @@ class _Hooks:
 
 
 def _run_sync(
-    scenario: Scenario, url: str, address: str, count: int, start_at: float | None, hooks: _Hooks
+    scenario: Scenario,
+    url: str,
+    address: str,
+    security: Any,
+    count: int,
+    start_at: float | None,
+    hooks: _Hooks,
 ) -> list[tuple[str, dict[str, Any] | None, str | None]]:
     """Connect, submit the tasks, relay their live reports and the parent's stops until they
     end (bounded), collect their results."""
+    make_client: Any = _distributed().Client  # untyped library
     try:
-        import distributed
-    except ImportError:
-        raise UsageError(
-            "--cluster needs Dask distributed: pip install 'wsload[cluster]'"
-        ) from None
-    make_client: Any = distributed.Client  # untyped library
-    try:
-        client = make_client(address, timeout=_CONNECT_TIMEOUT, set_as_default=False)
+        client = make_client(
+            address, timeout=_CONNECT_TIMEOUT, set_as_default=False, security=security
+        )
     except OSError as exc:
         raise ToolError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
     with client:
@@ -251,32 +263,112 @@ def _relay(futures: list[Any], channel: _Channel, hooks: _Hooks, deadline: float
 
 
 def scheduler_address(address: str) -> tuple[str, int]:
-    """``tcp://host:port`` (or ``host:port``) → ``(host, port)``.
+    """``tcp://host:port``, ``tls://host:port`` (or ``host:port``: tcp) → ``(host, port)``.
 
     Raises:
-        UsageError: not an address.
+        UsageError: not an address, or another scheme.
     """
     split = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
         host, port = split.hostname, split.port
     except ValueError:
         host = port = None
-    if not host or port is None:
-        raise UsageError(f"--cluster: expected tcp://host:port, got {address!r}")
+    if split.scheme not in ("tcp", "tls") or not host or port is None:
+        raise UsageError(f"--cluster: expected tcp://host:port or tls://host:port, got {address!r}")
     return host, port
 
 
-async def _check_reachable(address: str) -> None:
-    """Fail in seconds, not after Dask's connect retries, when nobody listens there."""
+@dataclass(frozen=True, slots=True)
+class ClusterTLS:
+    """``--cluster-ca``, ``--cluster-cert``, ``--cluster-key``: this client's side of a
+    ``tls://`` cluster (unset: Dask's configuration, ``distributed.comm.tls.ca-file`` and
+    ``distributed.comm.tls.client.cert``/``key``)."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(path is not None for path in (self.ca, self.cert, self.key))
+
+    def check(self, address: str) -> None:
+        """Raises: UsageError: files given for a plain address, or not readable."""
+        if not self.given:
+            return
+        if not address.startswith("tls://"):
+            raise UsageError("--cluster-ca/--cluster-cert/--cluster-key need --cluster tls://...")
+        for option, path in (("ca", self.ca), ("cert", self.cert), ("key", self.key)):
+            if path is not None and not path.is_file():
+                raise UsageError(f"--cluster-{option}: {path}: no such file")
+
+    def security(self, address: str) -> Any:
+        """The ``distributed.Security`` for ``address`` (None: a plain ``tcp://`` one).
+
+        Raises:
+            UsageError: Dask is not installed, or a ``tls://`` address without a CA and a
+                certificate, given or configured.
+        """
+        if not address.startswith("tls://"):
+            return None
+        distributed = _distributed()
+        given = {
+            "tls_ca_file": self.ca,
+            "tls_client_cert": self.cert,
+            "tls_client_key": self.key,
+        }
+        kwargs = {name: str(path) for name, path in given.items() if path is not None}
+        security = distributed.Security(require_encryption=True, **kwargs)
+        if not security.tls_ca_file or not security.tls_client_cert:
+            raise UsageError(
+                f"--cluster {address}: a tls:// cluster needs a CA and a client certificate: "
+                "--cluster-ca/--cluster-cert/--cluster-key, or distributed.comm.tls.ca-file and "
+                "distributed.comm.tls.client.cert/key in Dask's configuration"
+            )
+        return security
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(
+            "--cluster needs Dask distributed: pip install 'wsload[cluster]'"
+        ) from None
+    return distributed
+
+
+async def _check_reachable(address: str, security: Any) -> None:
+    """Fail in seconds, not after Dask's connect retries, when nobody listens there or (TLS)
+    the scheduler's certificate does not verify against the CA."""
     host, port = scheduler_address(address)
     with trio.move_on_after(_REACH_TIMEOUT):
         try:
             stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
             raise ToolError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
+        if security is not None:
+            await _check_certificate(address, stream, security)
         await stream.aclose()
         return
     raise ToolError(f"--cluster {address}: cannot reach the scheduler in {_REACH_TIMEOUT:g} s")
+
+
+async def _check_certificate(address: str, stream: trio.SocketStream, security: Any) -> None:
+    """One TLS handshake with Dask's own client context (its CA, this client's certificate)."""
+    context: ssl.SSLContext = security.get_connection_args("client")["ssl_context"]
+    tls = trio.SSLStream(stream, context, server_hostname=scheduler_address(address)[0])
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise ToolError(
+                f"--cluster {address}: the scheduler's certificate does not verify against "
+                f"the CA {security.tls_ca_file}: {cause.verify_message}"
+            ) from None
+        raise ToolError(f"--cluster {address}: TLS handshake failed: {cause or exc}") from None
+    await tls.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +384,7 @@ class Cluster:
     address: str
     count: int = 1
     start_at: float | None = None
+    tls: ClusterTLS = field(default_factory=ClusterTLS)
 
     @property
     def processes(self) -> int:
@@ -305,7 +398,8 @@ class Cluster:
             ToolError: the scheduler cannot be reached, or no segment produced a result.
         """
         address = self.address
-        await _check_reachable(address)
+        security = self.tls.security(address)
+        await _check_reachable(address, security)
         feed.audit_from_schedule = True
         progress = feed.progress
         splits: list[SplitResults] = []
@@ -338,7 +432,7 @@ class Cluster:
             nursery.start_soon(_forward, feed.hard_stop, hooks.hard_stop)
             try:
                 outcomes = await trio.to_thread.run_sync(
-                    _run_sync, scenario, url, address, self.count, self.start_at, hooks
+                    _run_sync, scenario, url, address, security, self.count, self.start_at, hooks
                 )
             except WsloadError as exc:  # raised bare, not in the nursery's exception group
                 failure = exc
