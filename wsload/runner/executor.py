@@ -21,7 +21,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.errors import ToolError
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalMerger, IntervalSnapshot
-from wsload.plan.segment import WHOLE, Segment
+from wsload.plan.segment import WHOLE, Segment, parse_segment
 from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.result_files import SegmentLogs
@@ -45,6 +45,8 @@ class LoadFeed:
             set by an executor whose processes audit their own connections (``Workers``).
         audit_from_schedule: the executor's processes audit against each event's planned
             instant, so the parent's audit counts from it too (``Cluster``).
+        failed_segments: the shares that died or failed, each with its error and what the
+            parent had received of its measurements (summary ``failed_segments``).
     """
 
     on_interval: Callable[[IntervalSnapshot], None]
@@ -55,6 +57,7 @@ class LoadFeed:
     on_record: Callable[[ConnectionRecord], None] | None = None
     on_event: Callable[[int, float | None], None] | None = None
     audit_from_schedule: bool = False
+    failed_segments: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, snapshot: IntervalSnapshot) -> None:
         """Hand one (merged) interval to the live panel and the run's logs."""
@@ -132,6 +135,7 @@ class SplitResults:
         self.merger = IntervalMerger(count)
         self.live = IntervalMerger(count)
         self.shares: dict[int, dict[str, Any]] = {}
+        self.measured: dict[int, dict[int, tuple[int, int]]] = {}  # share → second → counts
         self.done: set[int] = set()
         self.parts: list[SegmentResult] = []
         self.errors: list[tuple[str, str]] = []
@@ -141,14 +145,20 @@ class SplitResults:
     def interval(self, index: int, segment: str, snapshot: IntervalSnapshot) -> None:
         """Share ``index`` (named ``segment``, ``i/N``) measured one more second."""
         self.feed.segment_logs.write(segment, snapshot)
+        self._measure(index, snapshot)
         for merged in self.merger.add(index, snapshot):
             self.feed.emit(merged)
 
     def live_interval(self, index: int, snapshot: IntervalSnapshot) -> None:
         """Share ``index``'s second, for the live panel only (its result brings the logged
         intervals later: a share that cannot stream them as it runs, a Dask task)."""
+        self._measure(index, snapshot)
         for merged in self.live.add(index, snapshot):
             self.feed.progress.last_interval = merged
+
+    def _measure(self, index: int, snapshot: IntervalSnapshot) -> None:
+        seconds = self.measured.setdefault(index, {})
+        seconds[snapshot.index] = (snapshot.attempted, snapshot.opened)
 
     def progress(self, index: int, data: dict[str, Any]) -> None:
         """Share ``index``'s live figures (``progress_to_wire``): the run's are their sum."""
@@ -191,6 +201,16 @@ class SplitResults:
             error = redact_text(error, scenario.secrets)
             text = self.warning.format(segment=segment, error=error)
             sys.stderr.write(f"wsload: warning: {text}\n")
+            seconds = self.measured.get(parse_segment(segment).index, {}).values()
+            self.feed.failed_segments.append(
+                {
+                    "segment": segment,
+                    "error": error,
+                    "intervals": len(seconds),
+                    "attempted": sum(attempted for attempted, _ in seconds),
+                    "opened": sum(opened for _, opened in seconds),
+                }
+            )
         if not self.parts:
             raise ToolError(self.none_left)
         return SegmentResult.merge(self.parts, labels=tuple(spec.label for spec in scenario.close))

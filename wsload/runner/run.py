@@ -73,7 +73,8 @@ def run_mode(
         data, verdicts = result_files.write_result(
             frame.out_dir, shown, frame.started_at, part, server_stats, extra
         )
-        failed = any(not verdict.ok for verdict in verdicts)
+        # a share that died leaves the figures short: the run cannot pass
+        failed = any(not verdict.ok for verdict in verdicts) or bool(feed.failed_segments)
         frame.finish(data, failed=failed, interrupted=part.interrupted)
     return frame.exit_code
 
@@ -125,4 +126,6 @@ async def _run(
     if failure is not None:
         raise failure
     extra = deploy.summary(part) if deploy is not None else {}
+    if feed.failed_segments:
+        extra["failed_segments"] = feed.failed_segments
     return part, target.stats if target is not None else None, extra
