@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from records import clean_record, terminated_record
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
@@ -16,59 +18,6 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import HIGHEST_US, same_counts
 from wsload.metrics.samples import metric_samples
 from wsload.scenario.model import METRICS
-
-
-def clean_record(
-    seq: int = 1,
-    *,
-    label: str = "clean",
-    t: float = 10.0,
-    close_rtt: float = 0.0025,
-    teardown: float = 0.0004,
-    code_sent: int | None = 1000,
-    code_received: int | None = 1000,
-) -> ConnectionRecord:
-    """A client-initiated clean close with round, known stamps (seconds)."""
-    return ConnectionRecord(
-        seq=seq,
-        label=label,
-        kind="clean",
-        outcome=Outcome.CLEAN,
-        scheduled=t,
-        connect_start=t + 0.001,
-        connect_end=t + 0.0012,
-        request_sent=t + 0.0013,
-        upgraded=t + 0.0019,
-        close_initiated=t + 0.01,
-        close_sent=t + 0.01,
-        close_received=t + 0.01 + close_rtt,
-        eof=t + 0.01 + close_rtt + teardown,
-        socket_closed=t + 0.01 + close_rtt + teardown + 0.0001,
-        message_rtts=(0.0002, 0.0003),
-        ping_rtts=(0.0001,),
-        code_sent=code_sent,
-        reason_sent="bye",
-        code_received=code_received,
-        close_initiator=Side.CLIENT,
-        tcp_closed_first=Side.SERVER,
-    )
-
-
-def terminated_record(seq: int = 2, *, label: str = "terminate", t: float = 10.0) -> Any:
-    return ConnectionRecord(
-        seq=seq,
-        label=label,
-        kind="terminate",
-        outcome=Outcome.TERMINATED,
-        scheduled=t,
-        connect_start=t,
-        connect_end=t + 0.0002,
-        request_sent=t + 0.0003,
-        upgraded=t + 0.0008,
-        close_initiated=t + 0.005,
-        socket_closed=t + 0.0051,
-        tcp_closed_first=Side.CLIENT,
-    )
 
 
 def test_metric_samples_of_a_clean_close() -> None:
@@ -84,6 +33,13 @@ def test_metric_samples_of_a_clean_close() -> None:
         "session": 13000,
     }
     assert [m for m, _ in metric_samples(clean_record())].count("message_rtt") == 2
+
+
+def test_crossed_closes_measure_a_zero_close_handshake_not_a_dropped_one() -> None:
+    """The server's Close reached the kernel before ours was written (kernel stamps): 0 µs."""
+    r = dataclasses.replace(clean_record(), close_sent=0.0055, close_received=0.0054)
+    samples = {m: round(s * 1e6) for m, s in metric_samples(r)}
+    assert samples["close_handshake"] == 0
 
 
 def test_server_initiated_close_yields_server_close_wait_not_close_handshake() -> None:

@@ -128,6 +128,7 @@ class ConnectionPlan:
             extensions,
             detail,
             self.attempt,
+            tuple(link.censored),
         )
 
 

@@ -111,6 +111,7 @@ class Link:
     """
 
     __slots__ = (
+        "censored",
         "io",
         "message_rtts",
         "now",
@@ -148,6 +149,7 @@ class Link:
         self.parked = False
         self.message_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
+        self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
 
     @property
     def ended(self) -> bool:

@@ -6,6 +6,10 @@ Pure bookkeeping (no Trio, no I/O), fed every record as it ends: one logical cli
 
 - ``reconnect_delay``: each wait between an attempt's end and the next one's start (the
   backoff as it happened);
+- ``clean``: clients that ended the way their kind calls clean at least once and did not give
+  up (a deploy's clients closed cleanly at the signal, then reconnected: clean), and ``steps``:
+  per ``step.<name>``, the clients that matched it at least once: the per-client shares the
+  headline and the ``step.<name>.count`` thresholds use (per attempt: the connections' own);
 - ``time_to_reconnect``: from losing the connection (the server's Close or TCP EOF, whichever
   came first; for a client that never got upgraded, its first failed attempt's end) to being
   upgraded again: the outage a user of that client saw.
@@ -20,6 +24,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.histograms import (
     decode,
@@ -36,6 +41,7 @@ __all__ = ["ADMISSION_REFUSALS", "ReconnectAudit", "ReconnectTotals"]
 
 ADMISSION_REFUSALS = {"http_502": 502, "http_503": 503}
 _TRY_AGAIN_LATER = 1013
+_KIND_NAMES = frozenset(kind.value for kind in CloseKind)
 
 
 @dataclass(slots=True)
@@ -45,6 +51,8 @@ class _Client:
     lost: float | None = None  # connection lost, not upgraded again yet
     reconnected: bool = False
     last_outcome: str = ""
+    clean: bool = False  # some attempt ended the way its kind calls clean
+    steps: set[str] = field(default_factory=set)  # step metrics it matched at least once
 
 
 class ReconnectAudit:
@@ -73,6 +81,10 @@ class ReconnectAudit:
             client.lost = min(seen) if seen else None
         client.ended = rec.socket_closed
         client.last_outcome = str(rec.outcome)
+        kind = KINDS.get(CloseKind(rec.kind)) if rec.kind in _KIND_NAMES else None
+        if kind is not None and rec.outcome is kind.clean:
+            client.clean = True
+        client.steps.update(metric for metric, _ in rec.step_latencies)
         if rec.http_status in ADMISSION_REFUSALS.values():
             self.refusals[f"http_{rec.http_status}"] += 1
         if rec.code_received == _TRY_AGAIN_LATER:
@@ -82,6 +94,7 @@ class ReconnectAudit:
         """The figures of these clients, in a form other processes' add to exactly."""
         totals = ReconnectTotals(
             clients=len(self.clients),
+            attempts_total=sum(c.attempts for c in self.clients.values()),
             reconnected=sum(1 for c in self.clients.values() if c.reconnected),
             delay=self.delay,
             time_to_reconnect=self.time_to_reconnect,
@@ -90,8 +103,10 @@ class ReconnectAudit:
         on, most = self.config.on, self.config.max_attempts
         for client in self.clients.values():
             record(totals.attempts, client.attempts)
-            if client.last_outcome in on and client.attempts >= most:
-                totals.gave_up += 1
+            given_up = client.last_outcome in on and client.attempts >= most
+            totals.gave_up += given_up
+            totals.clean += client.clean and not given_up
+            totals.steps.update(client.steps)
         return totals
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,8 +120,11 @@ class ReconnectTotals:
     lives in one segment, so the segments' counts add and their histograms merge exactly."""
 
     clients: int = 0
+    attempts_total: int = 0
     reconnected: int = 0
     gave_up: int = 0
+    clean: int = 0
+    steps: Counter[str] = field(default_factory=Counter)
     attempts: HdrHistogram = field(default_factory=new_histogram)
     delay: HdrHistogram = field(default_factory=new_histogram)
     time_to_reconnect: HdrHistogram = field(default_factory=new_histogram)
@@ -114,8 +132,11 @@ class ReconnectTotals:
 
     def merge(self, other: ReconnectTotals) -> None:
         self.clients += other.clients
+        self.attempts_total += other.attempts_total
         self.reconnected += other.reconnected
         self.gave_up += other.gave_up
+        self.clean += other.clean
+        self.steps.update(other.steps)
         self.attempts.add(other.attempts)
         self.delay.add(other.delay)
         self.time_to_reconnect.add(other.time_to_reconnect)
@@ -125,8 +146,11 @@ class ReconnectTotals:
         """summary.json ``reconnect`` (docs/results.md)."""
         return {
             "clients": self.clients,
+            "attempts_total": self.attempts_total,
             "reconnected": self.reconnected,
             "gave_up": self.gave_up,
+            "clean": self.clean,
+            "steps": dict(sorted(self.steps.items())),
             "attempts": histogram_stats(self.attempts),
             "admission_refused": {
                 "http_502": self.refusals["http_502"],
@@ -142,8 +166,11 @@ class ReconnectTotals:
     def to_wire(self) -> dict[str, Any]:
         return {
             "clients": self.clients,
+            "attempts_total": self.attempts_total,
             "reconnected": self.reconnected,
             "gave_up": self.gave_up,
+            "clean": self.clean,
+            "steps": dict(self.steps),
             "attempts": encode(self.attempts),
             "delay": encode(self.delay),
             "time_to_reconnect": encode(self.time_to_reconnect),
@@ -158,8 +185,11 @@ class ReconnectTotals:
         try:
             return cls(
                 clients=count(data["clients"], "reconnect.clients"),
+                attempts_total=count(data["attempts_total"], "reconnect.attempts_total"),
                 reconnected=count(data["reconnected"], "reconnect.reconnected"),
                 gave_up=count(data["gave_up"], "reconnect.gave_up"),
+                clean=count(data["clean"], "reconnect.clean"),
+                steps=Counter(counter(data["steps"], "reconnect.steps", str)),
                 attempts=decode(data["attempts"]),
                 delay=decode(data["delay"]),
                 time_to_reconnect=decode(data["time_to_reconnect"]),

@@ -19,7 +19,15 @@ from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 __all__ = ["EVENT_COUNTS", "EVENT_METRICS", "metric_parts", "parse_thresholds"]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
-_ROOTS = ("behaviours", "outcomes", "close_codes", "close_events", "generator", "events")
+_ROOTS = (
+    "behaviours",
+    "outcomes",
+    "close_codes",
+    "close_events",
+    "generator",
+    "events",
+    "attempts",
+)
 EVENT_COUNTS = ("open_at_signal", "closed_clean", "closed_abnormal", "still_open_at_exit")
 """``events.<i>.<count>``: a count, or with a percentage a share of ``open_at_signal``."""
 EVENT_METRICS = ("close_received", "eof")
@@ -96,6 +104,11 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
     is a percentage: a share of the connections attempted (in that behaviour).
     """
     parts = expr.split(".")
+    if parts[0] == "attempts":  # [reconnect]: a step's count per attempt, not per client
+        metric = metric_parts(parts[1:])
+        if len(metric) != 2 or metric[0] not in metrics or metric[1] != "count":
+            raise t.error(expr, "expected attempts.<metric>.count (a count per attempt)")
+        return "count"
     if parts[0] == "generator":
         if parts != ["generator", "saturated"]:
             raise t.error(expr, "expected generator.saturated (the only generator threshold)")
