@@ -16,6 +16,7 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import SegmentResult
+from wsload.report.verdict import Word, decide
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -149,3 +150,19 @@ def test_a_segment_without_events_or_reconnect_audits_nothing() -> None:
     part = SegmentResult(collector=Collector(), duration_s=1.0)
     assert "events" not in part.to_wire() and "reconnect" not in part.to_wire()
     assert SegmentResult.merge([part]).events is None
+
+
+def test_a_failed_segment_makes_the_verdict_inconclusive_and_names_it() -> None:
+    failed = {
+        "segment": "1/2",
+        "error": "exited with code -9 before sending its result",
+        "intervals": 3,
+        "attempted": 1200,
+        "opened": 1190,
+    }
+    verdict = decide({"failed_segments": [failed]})
+    (reason,) = [r for r in verdict.reasons if r.code == "segment_failed"]
+    assert verdict.word is Word.INCONCLUSIVE and reason.word is Word.INCONCLUSIVE
+    assert "1/2 (exited with code -9" in reason.message
+    assert "1,200 connections in 3 s" in reason.message
+    assert not [r for r in decide({}).reasons if r.code == "segment_failed"]

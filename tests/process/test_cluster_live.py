@@ -7,6 +7,7 @@ the one-process run of the same scenario counts."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ def cluster() -> Iterator[Any]:
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
     ) as local:
+        with distributed.Client(local) as client:  # warm: a cold worker's imports take seconds
+            client.run(importlib.import_module, "wsload.runner.cluster")
         yield local
 
 
@@ -81,7 +84,7 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
     scenario = parse_scenario(
         'name = "deploy"\nseed = 3\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
         f'[target.process]\ncommand = {json.dumps(argv)}\nstop_timeout = "3s"\n'
-        'restart = true\nmax_restarts = 1\n[[target.process.events]]\nat = "1s"\n'
+        'restart = true\nmax_restarts = 1\n[[target.process.events]]\nat = "2s"\n'
         '[load]\nmodel = "storm"\nconcurrency = 20\ndrain = "10s"\n'
         '[[close]]\nkind = "await_server_close"\ntimeout = "2s"\n'
         '[reconnect]\nbackoff = { initial = "50ms", max = "500ms" }\nmax_attempts = 40\n'

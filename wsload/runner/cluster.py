@@ -347,9 +347,9 @@ async def _check_reachable(address: str, security: Any) -> None:
             stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
             raise ToolError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
-        if security is not None:
-            await _check_certificate(address, stream, security)
-        await stream.aclose()
+        async with stream:
+            if security is not None:
+                await _check_certificate(address, stream, security)
         return
     raise ToolError(f"--cluster {address}: cannot reach the scheduler in {_REACH_TIMEOUT:g} s")
 
