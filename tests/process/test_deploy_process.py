@@ -206,6 +206,7 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
         "--grace",
         "1",
         process="restart = true\nmax_restarts = 1\n",
+        events='[[target.process.events]]\nat = "2s"\n',  # every client open by then
         close=MIXED.replace('"8s"', '"3s"'),
         extra='[reconnect]\nbackoff = { initial = "50ms", max = "500ms" }\nmax_attempts = 40\n',
     )

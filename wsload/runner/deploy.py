@@ -8,7 +8,9 @@ the load and keeps the server restarted; every connection record goes to the pur
 (``EventAudit``, ``ReconnectAudit``), which give summary.json its ``events``,
 ``server_process`` and ``reconnect`` entries. In a run split over ``--workers`` the records
 stay in the workers: each event's instant is announced to them (``LoadFeed.on_event``) and
-their tallies come back on the merged result (``wsload.metrics.audits``), added here.
+their tallies come back on the merged result (``wsload.metrics.audits``), added here. The
+tasks of ``--cluster`` cannot be told while they run: they and this audit count from each
+event's planned instant instead (``LoadFeed.audit_from_schedule``).
 ``check_deploy`` (``options.py``) refuses the options these cannot work with.
 """
 
