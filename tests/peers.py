@@ -152,6 +152,8 @@ class WebsocketsPeer:
         self.compressed_in = 0
         """``compression``: client messages that arrived compressed (RSV1 set)."""
         self.port = 0
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        """Every upgrade request's path and headers, in arrival order."""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Future[None] | None = None
@@ -200,6 +202,7 @@ class WebsocketsPeer:
             await self._stop
 
     async def _handle(self, ws: Any) -> None:
+        self.requests.append((ws.request.path, dict(ws.request.headers)))
         route = Route.parse(ws.request.path)
         if route.mode == "pubsub":
             await _pubsub(ws, route)

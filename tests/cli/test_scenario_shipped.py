@@ -161,6 +161,7 @@ _HEADINGS = {
     "target.process.events": "### `[[target.process.events]]`",
     "reconnect": "## `[reconnect]`",
     "reconnect.backoff": "### `backoff`",
+    "data": "## `[data]`",
 }
 _ROW = re.compile(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|$", re.M)
 
@@ -259,8 +260,17 @@ def test_most_documented_defaults_are_checked() -> None:
 
 
 @pytest.mark.parametrize(("table", "key", "literal"), _VALUE_DEFAULTS)
-def test_documented_defaults_are_the_real_defaults(table: str, key: str, literal: str) -> None:
+def test_documented_defaults_are_the_real_defaults(
+    table: str, key: str, literal: str, tmp_path: Path
+) -> None:
     plain = parse_scenario('[load]\nrate = 10\nduration = "1s"\n')
+    if table == "data":  # compare with a bare [data] table
+        (tmp_path / "users.csv").write_text("user,token\nu1,t1\n", encoding="utf-8")
+        context = {**_BASE, "data": {"file": '"users.csv"'}}
+        plain = parse_scenario(_document(context, "", "description", '""'), base_dir=tmp_path)
+        got = parse_scenario(_document(context, table, key, literal), base_dir=tmp_path)
+        assert got == plain
+        return
     if table == "load.search":  # a search table only exists in a search scenario
         plain = parse_scenario(_document(_SEARCH, table, "over", '"rate"'))
         assert parse_scenario(_document(_SEARCH, table, key, literal)) == plain
@@ -295,6 +305,10 @@ def test_documented_none_defaults_are_unset(table: str, key: str) -> None:
 def test_documented_examples_are_valid(table: str, key: str, tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("x", encoding="utf-8")
+    (tmp_path / "users.csv").write_text("user,token\nu1,t1\n", encoding="utf-8")
+    contexts = _CONTEXTS
+    if table == "data":  # a [data] table needs its file
+        contexts = [{**c, "data": {"file": '"users.csv"'}} for c in _CONTEXTS]
     example = _rows(table)[key][2].strip("`")
     if example.startswith("[") and example.endswith("]") and " " not in example:
         return  # a table header such as `[target]`
@@ -304,7 +318,7 @@ def test_documented_examples_are_valid(table: str, key: str, tmp_path: Path) -> 
         name, _, literal = example.partition(" = ")
         assert name == key, f"example {example!r} does not set {key}"
     assert any(
-        _parses(_document(context, table, key, literal), tmp_path) for context in _CONTEXTS
+        _parses(_document(context, table, key, literal), tmp_path) for context in contexts
     ), f"example {example!r} is not accepted in any load model"
 
 

@@ -110,7 +110,8 @@ def test_top_level_shape_and_versions() -> None:
     s = build_summary(make_result())
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
-        "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
+        "duration_s", "interrupted", "ended_by", "intervals", "totals", "rates", "outcomes",
+        "close_codes",
         "close_code_names", "close_events", "http_statuses", "errors", "latency_us",
         "behaviours", "generator", "server",
         "thresholds",

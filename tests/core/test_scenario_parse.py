@@ -21,6 +21,7 @@ from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import (
     Backoff,
     CloseSpec,
+    DataConfig,
     Delay,
     LoadConfig,
     ProcessConfig,
@@ -315,6 +316,22 @@ for _key, (_literal, _value) in _BACKOFF_VALUES.items():
     )
 
 
+USERS = Path(__file__).parent / "data" / "users.csv"
+_DATA = DataConfig(file=str(USERS.resolve()), columns=("user", "token"))
+KEY_ROWS["", "data"] = ({"data": {"file": json.dumps(str(USERS))}}, attrgetter("data"), _DATA)
+_DATA_VALUES: dict[str, tuple[str, object]] = {
+    "file": (json.dumps(str(USERS)), _DATA.file),
+    "order": ('"sequential"', "sequential"),
+    "secret_columns": ('["token"]', ("token",)),
+}
+for _key, (_literal, _value) in _DATA_VALUES.items():
+    KEY_ROWS["data", _key] = (
+        {"data": {"file": json.dumps(str(USERS)), _key: _literal}},
+        lambda s, key=_key: getattr(s.data, key, None),
+        _value,
+    )
+
+
 def test_every_key_the_parser_accepts_has_a_row() -> None:
     wanted = {(table, key) for table, keys in TABLE_KEYS.items() for key in keys}
     assert set(KEY_ROWS) == wanted
@@ -362,6 +379,7 @@ def test_a_close_key_set_to_its_default_changes_nothing(key: str, kind: str) -> 
         ("target.process.events", ProcessEvent, {}),
         ("reconnect", ReconnectConfig, {}),
         ("reconnect.backoff", Backoff, {}),
+        ("data", DataConfig, {"columns": None, "rows": None}),
     ],
 )
 def test_table_keys_match_the_model(table: str, cls: type, renamed: dict[str, str | None]) -> None:

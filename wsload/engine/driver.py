@@ -174,7 +174,7 @@ class _Attempt:
             link.release_close = (plan.close.code, plan.close.reason)
         if not link.ended and link.tracker.state is CloseState.OPEN:
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
-            await run_session(link, ctx, hold, plan.seq)
+            await run_session(link, ctx, hold, plan.seq, plan.row)
         ending = Ending()
         if not link.ended:
             ending = await run_behaviour(link, plan.close, ctx)
@@ -261,7 +261,7 @@ class _Attempt:
         parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
-        request = endpoint.template.render(key, self.plan.seq)
+        request = endpoint.template.render(key, self.plan.seq, self.plan.row)
         sent = ctx.now()  # before the write: see Link.send_raw_close
         try:
             with trio.CancelScope(deadline=sent + timeout):

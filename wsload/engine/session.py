@@ -42,13 +42,15 @@ class _Session:
         "ping_count",
         "pings",
         "proto",
+        "row",
         "sends",
         "target",
         "timeout",
     )
 
-    def __init__(self, link: Link, ctx: DriverContext, seq: int) -> None:
+    def __init__(self, link: Link, ctx: DriverContext, seq: int, row: tuple[str, ...]) -> None:
         self.link = link
+        self.row = row
         self.proto = link.proto
         self.ctx = ctx
         self.timeout = ctx.session.message_timeout
@@ -161,7 +163,8 @@ class _Session:
             await self.wait(self.next_send, _TIME)
         self.check()
         self.sends += 1
-        payload = step.data if step.template is None else step.template.render(seq, self.sends)
+        template = step.template
+        payload = step.data if template is None else template.render(seq, self.sends, self.row)
         sent = now()
         await self.send(self.proto.message(payload, binary=step.binary), sent)
         self.last_send = sent  # stamped before the write, like every send (Link.send_raw_close)
@@ -247,7 +250,9 @@ class _Session:
             ctx.ready_count -= 1
 
 
-async def run_session(link: Link, ctx: DriverContext, hold: float, seq: int = 1) -> None:
+async def run_session(
+    link: Link, ctx: DriverContext, hold: float, seq: int = 1, row: tuple[str, ...] = ()
+) -> None:
     """Run the script, then the hold, on ``link`` (open, upgraded); return when to close.
 
     Args:
@@ -256,8 +261,9 @@ async def run_session(link: Link, ctx: DriverContext, hold: float, seq: int = 1)
         hold: seconds to hold after the script (ignored when ``ctx.release`` is set: then
             hold until it is set, counted in ``ctx.ready_count``).
         seq: the connection number (``{seq}`` in payloads).
+        row: the logical client's ``[data]`` row (``{data:COLUMN}`` in payloads).
     """
-    session = _Session(link, ctx, seq)
+    session = _Session(link, ctx, seq, row)
     ctx.alarm.add(link)
     try:
         await session.run(ctx.script, seq)

@@ -68,6 +68,7 @@ class RunResult:
         segment: which shares of a split scenario this result holds: ``"1/4"``, ``"0,2/4"``;
             None for the whole scenario (``wsload.plan.segment``).
         release_s: a storm's release (``SegmentResult.release_s``); None otherwise.
+        ended_by: why the load ended before its plan (``[data]`` rows ran out), else None.
     """
 
     scenario: Scenario
@@ -86,3 +87,4 @@ class RunResult:
     start_lag: HdrHistogram | None = None
     segment: str | None = None
     release_s: StormRelease | None = None
+    ended_by: str | None = None

@@ -154,7 +154,9 @@ def redact_scenario(scenario: Scenario) -> Scenario:
         (name, redact_secrets(value, secrets)) for name, value in redact_headers(target.headers)
     )
     origin = None if target.origin is None else redact_secrets(target.origin, secrets)
-    steps = _redact_steps(scenario.session.steps, secrets) if secrets else scenario.session.steps
+    steps = scenario.session.steps
+    if secrets:
+        steps = _redact_steps(steps, secrets, scenario.columns)
     process = target.process
     if process is not None and process.env:
         # a managed server's environment is where its secrets live (design.md §7)
@@ -174,13 +176,15 @@ def redact_scenario(scenario: Scenario) -> Scenario:
     )
 
 
-def _redact_steps(steps: tuple[Step, ...], secrets: tuple[str, ...]) -> tuple[Step, ...]:
+def _redact_steps(
+    steps: tuple[Step, ...], secrets: tuple[str, ...], columns: tuple[str, ...]
+) -> tuple[Step, ...]:
     out: list[Step] = []
     for step in steps:
         if isinstance(step, Send):
             if step.template is not None:
                 source = redact_secrets(step.template.source, secrets)
-                step = replace(step, template=Template.compile(source))
+                step = replace(step, template=Template.compile(source, columns))
             else:
                 data = step.data
                 for secret in secrets:
@@ -194,7 +198,7 @@ def _redact_steps(steps: tuple[Step, ...], secrets: tuple[str, ...]) -> tuple[St
                 matcher = Matcher.build("equals", REDACTED)
             step = replace(step, matcher=matcher)
         elif isinstance(step, Repeat):
-            step = replace(step, steps=_redact_steps(step.steps, secrets))
+            step = replace(step, steps=_redact_steps(step.steps, secrets, columns))
         out.append(step)
     return tuple(out)
 

@@ -121,6 +121,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "started_at": iso_utc(result.started_at),
         "duration_s": round(duration, 6),
         "interrupted": bool(result.interrupted),
+        "ended_by": result.ended_by,
         "intervals": result.intervals,
         "totals": {
             "intended": intended,

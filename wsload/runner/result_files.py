@@ -47,6 +47,7 @@ def result_of(
         start_lag=part.start_lag,
         segment=part.segment,
         release_s=part.release_s,
+        ended_by=part.ended_by,
     )
 
 

@@ -60,6 +60,7 @@ class SegmentResult:
     processes: int = 1
     cpu_wait_seconds: float | None = None
     release_s: StormRelease | None = None
+    ended_by: str | None = None
 
     @classmethod
     def from_load(cls, collector: Collector, run: LoadRun, segment: Segment) -> SegmentResult:
@@ -76,6 +77,7 @@ class SegmentResult:
             intended=run.intended,
             cpu_wait_seconds=run.cpu_wait_seconds,
             release_s=_release(collector, run.started),
+            ended_by=run.ended_by,
         )
 
     def indices(self) -> tuple[frozenset[int], int]:
@@ -98,6 +100,7 @@ class SegmentResult:
             "intended": self.intended,
             "processes": self.processes,
             "cpu_wait_seconds": self.cpu_wait_seconds,
+            "ended_by": self.ended_by,
             **_release_wire(self.release_s),
         }
 
@@ -126,6 +129,7 @@ class SegmentResult:
                 processes=int(data["processes"]),
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
                 release_s=_release_from_wire(data),
+                ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -169,6 +173,7 @@ class SegmentResult:
             processes=sum(p.processes for p in parts),
             cpu_wait_seconds=_sum_known(p.cpu_wait_seconds for p in parts),
             release_s=_release_span(p.release_s for p in parts),
+            ended_by=next((p.ended_by for p in parts if p.ended_by), None),
         )
 
 
@@ -255,7 +260,9 @@ async def run_segment(
     stop = stop if stop is not None else trio.Event()
     await wait_for_start(start_at, stop)
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
-    ctx = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+    ctx = DriverContext.create(
+        scenario.target, scenario.session, url, seed=scenario.seed, columns=scenario.columns
+    )
     load_run = await run_load(
         scenario,
         ctx,

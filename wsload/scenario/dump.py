@@ -175,6 +175,11 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
     if scenario.reconnect is not None:
         out["reconnect"] = _reconnect(scenario.reconnect)
+    if scenario.data is not None:
+        data = scenario.data
+        out["data"] = {"file": data.file, "order": data.order}
+        if data.secret_columns:
+            out["data"]["secret_columns"] = list(data.secret_columns)
     return out
 
 
@@ -263,4 +268,6 @@ def scenario_to_toml(scenario: Scenario) -> str:
         _table(lines, "[thresholds]", data["thresholds"])
     if "reconnect" in data:
         _table(lines, "[reconnect]", data["reconnect"])
+    if "data" in data:
+        _table(lines, "[data]", data["data"])
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from wsload.core.script import Step
 
 __all__ = [
     "CLOSE_KINDS",
+    "DATA_ORDERS",
     "EVENT_SIGNALS",
     "INVALID_VARIANTS",
     "JITTERS",
@@ -25,6 +26,7 @@ __all__ = [
     "STEP_PREFIX",
     "Backoff",
     "CloseSpec",
+    "DataConfig",
     "Delay",
     "LoadConfig",
     "ProcessConfig",
@@ -49,6 +51,9 @@ CloseKind = Literal[
     "invalid_close",
 ]
 CLOSE_KINDS: tuple[str, ...] = CloseKind.__args__  # type: ignore[attr-defined]
+
+DataOrder = Literal["sequential", "random", "unique"]
+DATA_ORDERS: tuple[str, ...] = DataOrder.__args__  # type: ignore[attr-defined]
 
 LoadModel = Literal["arrival", "concurrency", "storm", "search"]
 LOAD_MODELS: tuple[str, ...] = LoadModel.__args__  # type: ignore[attr-defined]
@@ -418,11 +423,37 @@ class ReconnectConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DataConfig:
+    """``[data]``: one row of a file per logical client (``{data:COLUMN}`` in templates).
+
+    The rows are read when the scenario loads, so every worker process and cluster segment
+    gets the same rows, and which row a client takes depends only on its ``seq`` (and the
+    seed): ``unique`` needs no coordination to hand each row out once
+    (``wsload.plan.data``).
+
+    Attributes:
+        file: the file as written (``users.csv``, ``.jsonl``); relative to the scenario.
+        order: ``sequential`` (row ``(seq - 1) % rows``), ``random`` (a seeded draw per
+            client) or ``unique`` (row ``seq - 1``; the load ends when the rows run out).
+        secret_columns: columns whose values are secrets (redacted from every output).
+        columns: the header (CSV) or the first object's keys (JSONL), in order.
+        rows: the values, one tuple per row, in ``columns`` order.
+    """
+
+    file: str
+    order: DataOrder = "sequential"
+    secret_columns: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole, validated scenario.
 
-    ``secrets`` holds the values ``{env:NAME}`` took from the environment: every output
-    redacts them (``wsload.report.redact``); they are never written themselves.
+    ``secrets`` holds the values ``{env:NAME}`` took from the environment and those of the
+    ``[data]`` file's ``secret_columns``: every output redacts them (``wsload.report.redact``);
+    they are never written themselves.
     """
 
     name: str
@@ -436,3 +467,9 @@ class Scenario:
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     reconnect: ReconnectConfig | None = None
+    data: DataConfig | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The ``[data]`` file's columns (``()`` without one): what ``{data:COLUMN}`` names."""
+        return () if self.data is None else self.data.columns

@@ -21,7 +21,11 @@ SESSION_KEYS = (
 
 
 def parse_session(
-    t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
+    t: Table,
+    target: TargetConfig,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
 ) -> SessionConfig:
     """``[session]`` → ``SessionConfig``: what each connection does before its close."""
     t.allow(SESSION_KEYS)
@@ -41,7 +45,7 @@ def parse_session(
         hold=t.delay("hold"),
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
-        steps=session_steps(t, target.engine, timeout, base_dir, resolve),
+        steps=session_steps(t, target.engine, timeout, base_dir, resolve, columns),
     )
     t.finish()
     return config

@@ -85,7 +85,12 @@ def env_resolver(environ: Mapping[str, str], secrets: list[str]) -> Resolve:
 
 
 def session_steps(
-    t: Table, engine: str, timeout: float, base_dir: Path | None, resolve: Resolve
+    t: Table,
+    engine: str,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
 ) -> tuple[Step, ...]:
     """The script of the ``[session]`` table ``t`` (``()``: echo mode).
 
@@ -101,11 +106,20 @@ def session_steps(
             )
     if engine == "trio-websocket":
         raise t.error("steps", 'not possible with engine = "trio-websocket"')
-    return parse_steps(t, t.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve)
+    return parse_steps(
+        t, t.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve, columns=columns
+    )
 
 
 def parse_steps(
-    t: Table, raw: Any, *, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int = 0
+    t: Table,
+    raw: Any,
+    *,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
+    depth: int = 0,
 ) -> tuple[Step, ...]:
     """The steps of ``raw`` (the ``steps`` list of table ``t``).
 
@@ -115,6 +129,7 @@ def parse_steps(
         timeout: the default ``timeout`` of expect/receive/ping steps (``message_timeout``).
         base_dir: where ``send_file`` paths are relative to (None: the working directory).
         resolve: resolves ``{env:NAME}`` in payload text.
+        columns: the ``[data]`` file's columns (what ``{data:COLUMN}`` may name).
     """
     if not isinstance(raw, list) or not raw:
         raise t.error("steps", "expected one or more [[session.steps]] tables")
@@ -125,11 +140,18 @@ def parse_steps(
         if not isinstance(item, dict):
             raise t.error(f"steps[{i}]", f"expected a table, got {show(item)}")
         st = Table(t.source, t.key(f"steps[{i}]"), item)
-        steps.append(_step(st, timeout, base_dir, resolve, depth))
+        steps.append(_step(st, timeout, base_dir, resolve, columns, depth))
     return tuple(steps)
 
 
-def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int) -> Step:
+def _step(
+    st: Table,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...],
+    depth: int,
+) -> Step:
     actions = [key for key in st.data if key in ACTIONS]
     if len(actions) != 1:
         got = f"got {either(actions)}" if actions else "got none"
@@ -145,7 +167,7 @@ def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, de
             raise st.error(key, f"{why} (a {action} step takes: {', '.join(allowed)})")
     step: Step
     if action.startswith("send"):
-        step = _send(st, action, base_dir, resolve)
+        step = _send(st, action, base_dir, resolve, columns)
     elif action == "expect":
         step = _expect(st, timeout, resolve)
     elif action == "receive":
@@ -158,16 +180,18 @@ def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, de
             raise st.error("ping", f"expected true, got {show(st.data['ping'])}")
         step = Ping(st.duration("timeout", timeout, positive=True))
     else:
-        step = _repeat(st, timeout, base_dir, resolve, depth)
+        step = _repeat(st, timeout, base_dir, resolve, columns, depth)
     st.finish()
     return step
 
 
-def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Send:
+def _send(
+    st: Table, action: str, base_dir: Path | None, resolve: Resolve, columns: tuple[str, ...]
+) -> Send:
     text = st.string(action, "")
     binary = st.boolean("binary", action in ("send_hex", "send_base64"))
     if action == "send":
-        return Send(_template(st, action, resolve(st, action, text)), binary=binary)
+        return Send(_template(st, action, resolve(st, action, text), columns), binary=binary)
     if action == "send_file":
         path = Path(text) if base_dir is None else base_dir / text
         try:
@@ -179,7 +203,7 @@ def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Se
                 content = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise st.error(action, "not UTF-8 text (set binary = true)") from None
-            return Send(_template(st, action, resolve(st, action, content)))
+            return Send(_template(st, action, resolve(st, action, content), columns))
         return Send(data=data, binary=True)
     try:
         if action == "send_hex":
@@ -197,9 +221,9 @@ def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Se
     return Send(data=data, binary=binary)
 
 
-def _template(st: Table, key: str, text: str) -> Template:
+def _template(st: Table, key: str, text: str, columns: tuple[str, ...]) -> Template:
     try:
-        return Template.compile(text)
+        return Template.compile(text, columns)
     except TemplateError as exc:
         raise st.error(key, str(exc)) from None
 
@@ -274,7 +298,12 @@ def _receive(st: Table, timeout: float) -> Receive:
 
 
 def _repeat(
-    st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int
+    st: Table,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...],
+    depth: int,
 ) -> Repeat:
     rt = st.table("repeat")
     rt.allow(("times", "duration", "steps"))
@@ -283,7 +312,13 @@ def _repeat(
     times = rt.opt_integer("times", 1)
     duration = rt.opt_duration("duration")
     steps = parse_steps(
-        rt, rt.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve, depth=depth + 1
+        rt,
+        rt.get("steps"),
+        timeout=timeout,
+        base_dir=base_dir,
+        resolve=resolve,
+        columns=columns,
+        depth=depth + 1,
     )
     rt.finish()
     return Repeat(steps, times, duration)
