@@ -159,6 +159,7 @@ def _scenario(
         root.table("thresholds"),
         tuple(c.label for c in closes),
         step_metrics(session.steps),
+        reconnect=root.has("reconnect"),
     )
     if load.model == "search" and not thresholds:
         raise root.error(
