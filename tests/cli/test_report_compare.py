@@ -19,21 +19,18 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.errors import UsageError
 from wsload.metrics.collector import Collector
-from wsload.metrics.result import RunResult, new_lag_histogram
-from wsload.report.compare import (
-    Histograms,
-    Tolerances,
-    Verdict,
-    compare,
-    judged_metric,
-    render_text,
-)
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
+from wsload.report.compare.engine import compare
+from wsload.report.compare.figures import Histograms
+from wsload.report.compare.judge import Verdict
+from wsload.report.compare.tolerances import Tolerances, judged_metric
 from wsload.report.hlog import format_header, interval_line, make_tag
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.outputs import parse_tolerances
 from wsload.report.search import level_entry, search_section
 from wsload.report.summary import attach_thresholds, build_summary
+from wsload.report.terminal import comparison_text
 from wsload.report.thresholds import evaluate
 from wsload.runner.search import stop_reason
 from wsload.runner.search_levels import Climb, Stop, max_levels, worst_case_seconds
@@ -104,11 +101,13 @@ def make_summary(
     result = RunResult(
         scenario=parsed,
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        duration_s=1.0,
-        collector=collector,
-        loop_lag=new_lag_histogram(),
-        saturated=saturated,
-        interrupted=interrupted,
+        load=SegmentResult(
+            duration_s=1.0,
+            collector=collector,
+            loop_lag=new_lag_histogram(),
+            saturated=saturated,
+            interrupted=interrupted,
+        ),
     )
     summary = build_summary(result)
     summary = attach_thresholds(summary, evaluate(parsed.thresholds, summary))
@@ -213,7 +212,7 @@ def test_only_the_chosen_metrics_are_judged_the_others_are_informational() -> No
     assert not informational.judged and informational.verdict is Verdict.REGRESSED
     assert informational.verdict_text == "regressed (informational)"
     assert result.ok  # 600 µs more on a ~1 s session is noise
-    assert "informational figures changed" in render_text(result)
+    assert "informational figures changed" in comparison_text(result)
     # by default the close metrics (and step.* metrics) are judged, session is informational
     default = compare_runs(BASE, slower)
     assert not row(default, "session.p50").judged and row(default, "close_total.p50").judged
@@ -264,7 +263,7 @@ def test_mismatched_scenarios_warn_in_every_output_and_still_compare() -> None:
     (warning,) = result.warnings
     assert "different scenarios" in warning and BASE["scenario_hash"] in warning
     assert row(result, "close_handshake.p99").verdict is Verdict.REGRESSED
-    assert warning in render_text(result)
+    assert warning in comparison_text(result)
     assert warning in markdown_report(other, result)
     assert warning in junit_xml(other, result)
 
@@ -611,7 +610,7 @@ def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
     same = compare_runs(base, base)
     assert same.ok and same.warnings == ()
     assert row(same, "capacity", "search").verdict is Verdict.WITHIN_NOISE
-    assert "search/capacity" in render_text(result) and "| search | `capacity` |" in (
+    assert "search/capacity" in comparison_text(result) and "| search | `capacity` |" in (
         markdown_report(lower, result)
     )
     failed = junit_cases(junit_xml(lower, result))[("compare.search", "capacity")]

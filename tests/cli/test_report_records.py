@@ -16,6 +16,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.report.records import STAMPS, ConnectionLog, record_to_dict
 from wsload.runner.execute import execute_run
+from wsload.runner.options import RunOptions
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -85,7 +86,9 @@ weight = 1
 """
     path = tmp_path / "connections.jsonl"
     out = tmp_path / "out"
-    code = execute_run(parse_scenario(text), out=out, quiet=True, record_connections=path)
+    code = execute_run(
+        parse_scenario(text), RunOptions(record_connections=path), out=out, quiet=True
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -15,17 +15,16 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import new_histogram, record
-from wsload.metrics.intervals import (
+from wsload.metrics.result import SegmentResult, StormRelease
+from wsload.metrics.snapshots import (
     IntervalMerger,
     merge_snapshots,
     snapshot_from_wire,
     snapshot_to_wire,
 )
-from wsload.metrics.result import StormRelease
 from wsload.report.hlog import format_interval
 from wsload.report.results import read_hlog_intervals
 from wsload.runner.merge import merge_hlogs, merge_timelines
-from wsload.runner.segment_run import SegmentResult
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

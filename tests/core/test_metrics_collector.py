@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.metrics.collector import Collector, metric_samples
+from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import HIGHEST_US, same_counts
+from wsload.metrics.samples import metric_samples
 from wsload.scenario.model import METRICS
 
 

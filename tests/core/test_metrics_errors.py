@@ -9,8 +9,9 @@ import pytest
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.collector import Collector, metric_samples
-from wsload.metrics.errors import MAX_GROUPS, ErrorTally, normalise
+from wsload.metrics.collector import Collector
+from wsload.metrics.failures import MAX_GROUPS, ErrorTally, normalise
+from wsload.metrics.samples import metric_samples
 from wsload.report.summary import errors_section
 from wsload.report.why import nothing_measured, storm_release, why_rows
 

@@ -13,7 +13,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats, new_histogram
-from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.hlog import (
     IntervalLogWriter,
     format_header,
@@ -80,9 +80,12 @@ def test_hlog_read_back_with_hdrhistogram_gives_the_summary_figures(tmp_path: Pa
         writer.write_interval(collector.take_interval(now=54.0))  # an empty interval
         assert writer.intervals == 4
     result = RunResult(
-        scenario=scenario, started_at=STARTED, duration_s=3.0, collector=collector,
-        loop_lag=new_lag_histogram(), intervals=4,
-    )  # fmt: skip
+        scenario=scenario,
+        started_at=STARTED,
+        load=SegmentResult(
+            duration_s=3.0, collector=collector, loop_lag=new_lag_histogram(), intervals=4
+        ),
+    )
     summary = build_summary(result)
 
     intervals, start_time = _read_all(path)

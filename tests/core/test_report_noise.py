@@ -16,10 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsload.metrics.histograms import histogram_stats, new_histogram, record
-from wsload.report.compare import Tolerances, Verdict, compare
-from wsload.report.intervals import percentile_intervals, percentile_ranks, share_interval, t_value
-from wsload.report.judge import Evidence, Floor, Method, judge, spread_band
-from wsload.report.ranktest import mann_whitney, min_p_value
+from wsload.report.compare.confidence import (
+    percentile_intervals,
+    percentile_ranks,
+    share_interval,
+    t_value,
+)
+from wsload.report.compare.engine import compare
+from wsload.report.compare.judge import Evidence, Floor, Method, Verdict, judge, spread_band
+from wsload.report.compare.ranktest import mann_whitney, min_p_value
+from wsload.report.compare.tolerances import Tolerances
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

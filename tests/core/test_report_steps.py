@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.collector import MESSAGE_COUNTERS, Collector
-from wsload.metrics.result import RunResult, new_lag_histogram
-from wsload.report.compare import compare
+from wsload.metrics.collector import Collector
+from wsload.metrics.counts import MESSAGE_COUNTERS
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
+from wsload.report.compare.engine import compare
 from wsload.report.hlog import format_interval
 from wsload.report.summary import build_summary
 from wsload.report.thresholds import evaluate
@@ -57,12 +58,14 @@ def _summary(c: Collector) -> dict[str, object]:
     result = RunResult(
         scenario=SCENARIO,
         started_at=datetime(2026, 12, 1, tzinfo=UTC),
-        duration_s=1.0,
-        collector=c,
-        loop_lag=new_lag_histogram(),
-        cpu_seconds=0.1,
-        processes=1,
-        intervals=1,
+        load=SegmentResult(
+            duration_s=1.0,
+            collector=c,
+            loop_lag=new_lag_histogram(),
+            cpu_seconds=0.1,
+            processes=1,
+            intervals=1,
+        ),
     )
     return build_summary(result)
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from wsload import __version__
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.metrics.collector import MESSAGE_COUNTERS, Collector
+from wsload.metrics.collector import Collector
+from wsload.metrics.counts import MESSAGE_COUNTERS
 from wsload.metrics.histograms import record
-from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import SCHEMA_VERSION, attach_thresholds, build_summary, iso_utc
 from wsload.report.thresholds import evaluate
 from wsload.scenario.dump import scenario_to_dict
@@ -103,7 +104,10 @@ def make_result(**overrides: object) -> RunResult:
         "intervals": 2,
     }
     fields.update(overrides)
-    return RunResult(**fields)  # type: ignore[arg-type]
+    outer = {
+        name: fields.pop(name) for name in ("scenario", "started_at", "server") if name in fields
+    }
+    return RunResult(load=SegmentResult(**fields), **outer)  # type: ignore[arg-type]
 
 
 def test_top_level_shape_and_versions() -> None:

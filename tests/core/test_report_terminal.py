@@ -13,7 +13,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import record
-from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import attach_thresholds, build_summary
 from wsload.report.terminal import LiveProgress, live_panel, summary_table
 from wsload.report.thresholds import evaluate
@@ -70,9 +70,12 @@ def _summary(saturated: bool = False) -> dict[str, Any]:
     lag = new_lag_histogram()
     record(lag, 45_000)
     result = RunResult(
-        scenario=scenario(), started_at=datetime(2026, 1, 1, tzinfo=UTC), duration_s=2.0,
-        collector=_collector(), loop_lag=lag, saturated=saturated,
-    )  # fmt: skip
+        scenario=scenario(),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load=SegmentResult(
+            duration_s=2.0, collector=_collector(), loop_lag=lag, saturated=saturated
+        ),
+    )
     data = build_summary(result)
     return attach_thresholds(data, evaluate(result.scenario.thresholds, data))
 
@@ -145,10 +148,15 @@ def test_saturation_warning_says_who_took_the_cpu(wait: float | None, advice: st
 
 def test_summary_table_of_an_empty_run() -> None:
     result = RunResult(
-        scenario=scenario(), started_at=datetime(2026, 1, 1, tzinfo=UTC), duration_s=0.0,
-        collector=Collector(labels=("clean", "terminate")), loop_lag=new_lag_histogram(),
-        interrupted=True,
-    )  # fmt: skip
+        scenario=scenario(),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        load=SegmentResult(
+            duration_s=0.0,
+            collector=Collector(labels=("clean", "terminate")),
+            loop_lag=new_lag_histogram(),
+            interrupted=True,
+        ),
+    )
     text = render(summary_table(build_summary(result)))
     assert "quick: 0 connections in 0.00 s, 0 opened" in text
     assert _row(text, "clean")[2:4] == ["0", "-"]

@@ -12,7 +12,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.reconnects import ReconnectAudit
-from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import build_summary
 from wsload.report.thresholds import ThresholdResult, evaluate, evaluate_one
 from wsload.scenario.model import ReconnectConfig, Scenario, Threshold
@@ -72,10 +72,9 @@ def summary(*, saturated: bool = False, overflow: bool = False) -> dict[str, Any
     result = RunResult(
         scenario=scenario({}),
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
-        duration_s=1.0,
-        collector=c,
-        loop_lag=new_lag_histogram(),
-        saturated=saturated,
+        load=SegmentResult(
+            duration_s=1.0, collector=c, loop_lag=new_lag_histogram(), saturated=saturated
+        ),
     )
     return build_summary(result)
 

@@ -22,7 +22,7 @@ from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats, new_histogram
-from wsload.metrics.result import RunResult, new_lag_histogram
+from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.plan.schedule import CloseMix
 from wsload.report import files, hlog, summary, thresholds
 from wsload.scenario.parse import parse_scenario
@@ -93,10 +93,12 @@ async def test_real_connections_through_collector_summary_and_hlog(tmp_path: Pat
         result = RunResult(
             scenario=scenario,
             started_at=started_at,
-            duration_s=trio.current_time() - start,
-            collector=collector,
-            loop_lag=new_lag_histogram(),
-            intervals=2,
+            load=SegmentResult(
+                duration_s=trio.current_time() - start,
+                collector=collector,
+                loop_lag=new_lag_histogram(),
+                intervals=2,
+            ),
         )
         data = summary.build_summary(result)
         data = summary.attach_thresholds(data, thresholds.evaluate(scenario.thresholds, data))

@@ -21,6 +21,7 @@ from wsload.runner.cluster import Cluster
 from wsload.runner.execute import execute_run
 from wsload.runner.executor import LoadFeed
 from wsload.runner.merge import merge_results
+from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
 from wsload.scenario.parse import parse_scenario
 
@@ -76,7 +77,10 @@ def _summary(path: Path) -> dict[str, Any]:
 def test_cluster_run_merges_and_matches_the_merge_schema(tmp_path: Path, cluster: Any) -> None:
     scenario = parse_scenario(SCENARIO)
     out = tmp_path / "run"
-    assert execute_run(scenario, out=out, quiet=True, cluster=cluster.scheduler_address) == 0
+    assert (
+        execute_run(scenario, RunOptions(cluster=cluster.scheduler_address), out=out, quiet=True)
+        == 0
+    )
     summary = _summary(out)
     assert summary["generator"]["processes"] == 2
     assert summary["generator"]["segment"] is None
@@ -102,7 +106,9 @@ def test_cluster_run_merges_and_matches_the_merge_schema(tmp_path: Path, cluster
 def test_unreachable_scheduler_is_a_tool_error(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO)
     with pytest.raises(ToolError, match="cannot reach the scheduler"):
-        execute_run(scenario, out=tmp_path / "x", quiet=True, cluster="tcp://127.0.0.1:9")
+        execute_run(
+            scenario, RunOptions(cluster="tcp://127.0.0.1:9"), out=tmp_path / "x", quiet=True
+        )
 
 
 def test_a_failed_task_is_reported_without_the_urls_secret(

@@ -29,8 +29,10 @@ from test_metrics_collector import clean_record, terminated_record
 from typer.testing import CliRunner
 
 from wsload.cli import app
-from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.counts import MESSAGE_COUNTERS
 from wsload.metrics.histograms import new_histogram, record
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.report.prometheus import NETWORK_BUCKETS_S, Exposition
 from wsload.runner.endpoint import MetricsEndpoint, serve_metrics
 

@@ -24,6 +24,7 @@ from wsload.report.results import load_results
 from wsload.runner.execute import execute_run
 from wsload.runner.executor import LoadFeed
 from wsload.runner.merge import merge_results
+from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
 from wsload.runner.workers import Workers
 from wsload.scenario.parse import parse_scenario
@@ -89,7 +90,7 @@ def _counts(summary: dict[str, Any]) -> dict[str, Any]:
 def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO.format(seed="seed = 3"))
     out = tmp_path / "run"
-    assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+    assert execute_run(scenario, RunOptions(workers=2), out=out, quiet=True) == 0
     whole = _summary(out)
     assert whole["generator"]["processes"] == 2
     assert whole["generator"]["segment"] is None
@@ -117,7 +118,7 @@ def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
     dirs = []
     for i in range(2):
         out = tmp_path / f"seg{i}"
-        assert execute_run(scenario, out=out, quiet=True, segment=Segment(i, 2)) == 0
+        assert execute_run(scenario, RunOptions(segment=Segment(i, 2)), out=out, quiet=True) == 0
         dirs.append(out)
     assert (dirs[1] / "scenario.toml").read_text(encoding="utf-8").startswith("# segment 1/2 ")
     seeds = {_summary(d)["scenario"]["seed"] for d in dirs}
@@ -137,8 +138,8 @@ def test_merge_refuses_overlaps_and_other_scenarios_and_warns_on_gaps(
 ) -> None:
     a = parse_scenario(SCENARIO.format(seed="seed = 1"))
     b = parse_scenario(SCENARIO.format(seed="seed = 2"))
-    execute_run(a, out=tmp_path / "a0", quiet=True, segment=Segment(0, 3))
-    execute_run(b, out=tmp_path / "b1", quiet=True, segment=Segment(1, 3))
+    execute_run(a, RunOptions(segment=Segment(0, 3)), out=tmp_path / "a0", quiet=True)
+    execute_run(b, RunOptions(segment=Segment(1, 3)), out=tmp_path / "b1", quiet=True)
     with pytest.raises(UsageError, match="not segments of one scenario"):
         merge_results([tmp_path / "a0", tmp_path / "b1"], tmp_path / "m")
     with pytest.raises(UsageError, match="overlaps"):
@@ -155,19 +156,23 @@ def test_merge_refuses_overlaps_and_other_scenarios_and_warns_on_gaps(
 def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO.format(seed="seed = 4"))
     t0 = time.time()
-    execute_run(scenario, out=tmp_path / "r", quiet=True, segment=Segment(1, 3), start_at=t0 + 1)
+    execute_run(
+        scenario, RunOptions(segment=Segment(1, 3), start_at=t0 + 1), out=tmp_path / "r", quiet=True
+    )
     assert time.time() - t0 >= 1.0
     assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
     t0 = time.time()
-    execute_run(scenario, out=tmp_path / "w", quiet=True, workers=2, start_at=t0 + 2)
+    execute_run(scenario, RunOptions(workers=2, start_at=t0 + 2), out=tmp_path / "w", quiet=True)
     assert time.time() - t0 >= 2.0  # the workers' common start honours --start-at
     assert _summary(tmp_path / "w")["totals"]["attempted"] == 90
     with pytest.raises(UsageError, match="more than 24 h ahead"):
-        execute_run(scenario, out=tmp_path / "x", quiet=True, start_at=t0 + 2 * 86400)
+        execute_run(scenario, RunOptions(start_at=t0 + 2 * 86400), out=tmp_path / "x", quiet=True)
     with pytest.raises(UsageError, match="drop --workers"):
-        execute_run(scenario, out=tmp_path / "y", quiet=True, workers=2, segment=Segment(0, 2))
+        execute_run(
+            scenario, RunOptions(workers=2, segment=Segment(0, 2)), out=tmp_path / "y", quiet=True
+        )
     with pytest.raises(UsageError, match="--workers: must be >= 1"):
-        execute_run(scenario, out=tmp_path / "z", quiet=True, workers=0)
+        execute_run(scenario, RunOptions(workers=0), out=tmp_path / "z", quiet=True)
 
 
 def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:
@@ -176,7 +181,7 @@ def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:
         'concurrency = 6\nconnections = 61\ndrain = "5s"\n'
     )
     out = tmp_path / "run"
-    assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+    assert execute_run(scenario, RunOptions(workers=2), out=out, quiet=True) == 0
     assert _summary(out)["totals"]["attempted"] == 61
     parts = [_summary(p)["totals"]["attempted"] for p in sorted((out / "segments").iterdir())]
     assert parts == [31, 30]  # connections k % 2 == i: 0..60 gives 31 and 30
@@ -188,7 +193,7 @@ def test_merge_skips_a_truncated_hlog_line_and_sums_the_timelines(tmp_path: Path
     scenario = parse_scenario(SCENARIO.format(seed="seed = 5"))
     dirs = [tmp_path / f"seg{i}" for i in range(2)]
     for i, out in enumerate(dirs):
-        assert execute_run(scenario, out=out, quiet=True, segment=Segment(i, 2)) == 0
+        assert execute_run(scenario, RunOptions(segment=Segment(i, 2)), out=out, quiet=True) == 0
     intact = _hlog_counts(dirs[1])
     log = dirs[1] / "histograms.hlog"
     last = [line for line in log.read_text(encoding="utf-8").splitlines() if "Tag=" in line][-1]

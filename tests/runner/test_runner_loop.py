@@ -21,7 +21,8 @@ from peers import RawPeer, WebsocketsPeer
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
 from wsload.runner import loop

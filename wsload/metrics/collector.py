@@ -2,28 +2,26 @@
 
 One ``Collector.add(record)`` per finished connection is the hot path (thousands per second on
 the runner's event loop), so it does the least that keeps every number exact: each latency
-sample is recorded once, into its behaviour's *pending* (current-interval) histogram.
-``take_interval()`` (once a second) folds the pending histograms into the cumulative ones and
-hands them, untouched, to the interval snapshot; totals across behaviours are sums computed
-when somebody reads them. A histogram is allocated only when a metric gets its first sample in
-an interval, because an empty one is ~190 kB of counters.
-
-Metrics (µs, docs/design.md §5) are differences of a record's timestamps; see ``metric_samples``.
+sample (``wsload.metrics.samples``) is recorded once, into its behaviour's *pending*
+(current-interval) histogram. ``take_interval()`` (once a second) folds the pending histograms
+into the cumulative ones and hands them, untouched, to the interval snapshot
+(``wsload.metrics.snapshots``); totals across behaviours are sums computed when somebody reads
+them. A histogram is allocated only when a metric gets its first sample in an interval,
+because an empty one is ~190 kB of counters. The counters are ``wsload.metrics.counts``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 import trio
 from hdrh.histogram import HdrHistogram
 
 from wsload.core.browser import browser_close_event
-from wsload.core.outcomes import Outcome
-from wsload.core.record import ConnectionRecord, Side
-from wsload.metrics.errors import EXPECTED_OUTCOMES, ErrorTally
+from wsload.core.record import ConnectionRecord
+from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
+from wsload.metrics.failures import EXPECTED_OUTCOMES, ErrorTally
 from wsload.metrics.histograms import (
     HIGHEST_US,
     decode,
@@ -33,26 +31,12 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
-from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
+from wsload.metrics.samples import metric_samples
+from wsload.metrics.snapshots import IntervalSnapshot
+from wsload.metrics.wire import count
 from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
 
-__all__ = [
-    "MESSAGE_COUNTERS",
-    "WIRE_VERSION",
-    "Collector",
-    "Counts",
-    "IntervalSnapshot",
-    "metric_samples",
-]
-
-MESSAGE_COUNTERS = (
-    "messages_sent",
-    "messages_received",
-    "bytes_sent",
-    "bytes_received",
-    "messages_unmatched",
-)
-"""Per-connection message counters summed per behaviour (summary.json ``totals``)."""
+__all__ = ["WIRE_VERSION", "Collector"]
 
 WIRE_VERSION = 1
 """Version of ``Collector.to_wire()``'s form; ``from_wire`` refuses any other."""
@@ -60,135 +44,21 @@ WIRE_VERSION = 1
 _WIRE_FORMAT = "wsload.collector"
 
 
-def metric_samples(
-    record: ConnectionRecord, release_at: float | None = None, lag_from: float | None = None
-) -> list[tuple[str, float]]:
-    """The latency samples one record yields, as ``(metric, seconds)`` pairs.
-
-    ``release_at``: a storm's release instant (run clock); a connection whose close began at
-    or after it yields ``close_start_lag``, how long wsload took to start *this* close,
-    counted from ``lag_from`` (a segmented storm's shared instant, at or before ``release_at``:
-    a segment's lateness is in the metric) or else from ``release_at``.
-
-    A metric is present only when both of its stamps are (a terminated connection has no
-    ``close_handshake``). Who sent the first Close is ``record.close_initiator``; when the
-    driver left it unset it is read from the stamps (our Close before theirs: client first).
-    ``close_teardown`` excludes ``ignore_server_close``: there the same interval is the
-    *server's* close timeout (``server_close_timeout``, typically 30 s), which would swamp the
-    teardown of every behaviour that answered.
-    """
-    out: list[tuple[str, float]] = []
-    r = record
-    if r.connect_start is not None and r.connect_end is not None:
-        out.append(("connect", r.connect_end - r.connect_start))
-    if r.request_sent is not None and r.upgraded is not None:
-        out.append(("handshake", r.upgraded - r.request_sent))
-    for rtt in r.message_rtts:
-        out.append(("message_rtt", rtt))
-    for rtt in r.ping_rtts:
-        out.append(("ping_rtt", rtt))
-    out.extend(r.step_latencies)
-    for gap in r.push_intervals:
-        out.append(("push_interval", gap))
-    received = r.close_received
-    if received is not None:
-        initiator = r.close_initiator
-        if initiator is None:
-            first = r.close_sent is not None and r.close_sent <= received
-            initiator = Side.CLIENT if first else Side.SERVER
-        if initiator is Side.CLIENT:
-            if r.close_sent is not None:
-                out.append(("close_handshake", received - r.close_sent))
-        elif r.upgraded is not None:
-            out.append(("server_close_wait", received - r.upgraded))
-        if r.eof is not None:
-            name = "server_close_timeout" if r.kind == "ignore_server_close" else "close_teardown"
-            out.append((name, r.eof - received))
-    if release_at is not None and r.close_initiated is not None and r.close_initiated >= release_at:
-        origin = release_at if lag_from is None else lag_from
-        out.append(("close_start_lag", r.close_initiated - origin))
-    if r.socket_closed is not None:
-        if r.close_initiated is not None:
-            out.append(("close_total", r.socket_closed - r.close_initiated))
-        out.append(("session", r.socket_closed - r.scheduled))
-    return out
-
-
 def _bump(counter: dict[Any, int], key: Any, n: int = 1) -> None:
     counter[key] = counter.get(key, 0) + n
 
 
-def _sum_into(target: dict[Any, int], source: Mapping[Any, int]) -> None:
-    for key, n in source.items():
-        target[key] = target.get(key, 0) + n
+class _Label(Counts):
+    """Everything one behaviour label accumulated (mutable, private to the collector): its
+    counters (``Counts``, updated in place), why its non-expected endings happened, and its
+    histograms."""
 
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """Counters of one behaviour (or of all): a copy, safe to keep.
-
-    Attributes:
-        attempted: connections that got a record (dropped ones are not attempted).
-        opened: connections whose upgrade succeeded (``upgraded`` stamped).
-        outcomes: outcome name → count; sums to ``attempted``.
-        codes_sent: close code → count of our Close frames that carried it.
-        codes_received: close code → count of peer Close frames; a Close without a code counts
-            as 1005, the code RFC 6455 §7.1.5 assigns to it. 1006 never appears: no Close came
-            (see the ``abnormal`` outcome).
-        http_statuses: non-101 upgrade status → count.
-        overflow: metric → samples above 1 h (not in the histogram).
-        close_events: ``(code, wasClean)`` of the browser's close event
-            (``wsload.core.browser``) → count; sums to ``attempted``.
-        extensions: WebSocket extension name → connections that negotiated it.
-        messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
-    """
-
-    attempted: int = 0
-    opened: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    codes_sent: dict[int, int] = field(default_factory=dict)
-    codes_received: dict[int, int] = field(default_factory=dict)
-    http_statuses: dict[int, int] = field(default_factory=dict)
-    overflow: dict[str, int] = field(default_factory=dict)
-    close_events: dict[tuple[int, bool], int] = field(default_factory=dict)
-    extensions: dict[str, int] = field(default_factory=dict)
-    messages: dict[str, int] = field(default_factory=dict)
-
-
-class _Label:
-    """Everything one behaviour label accumulated (mutable, private to the collector)."""
-
-    __slots__ = (
-        "attempted",
-        "close_events",
-        "codes_received",
-        "codes_sent",
-        "cumulative",
-        "errors",
-        "extensions",
-        "http_statuses",
-        "kind",
-        "messages",
-        "opened",
-        "outcomes",
-        "overflow",
-        "pending",
-        "reported",
-    )
+    __slots__ = ("cumulative", "errors", "kind", "pending", "reported")
 
     def __init__(self, kind: str) -> None:
+        super().__init__()
         self.kind = kind
-        self.attempted = 0
-        self.opened = 0
-        self.outcomes: dict[str, int] = {}
-        self.codes_sent: dict[int, int] = {}
-        self.codes_received: dict[int, int] = {}
-        self.http_statuses: dict[int, int] = {}
-        self.overflow: dict[str, int] = {}
-        self.close_events: dict[tuple[int, bool], int] = {}
-        self.extensions: dict[str, int] = {}
-        self.messages: dict[str, int] = dict.fromkeys(MESSAGE_COUNTERS, 0)
-        self.errors = ErrorTally()  # why non-expected endings happened (metrics/errors.py)
+        self.errors = ErrorTally()  # why non-expected endings happened (metrics/failures.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
         self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
@@ -197,18 +67,6 @@ class _Label:
         pair = (self.cumulative.get(metric), self.pending.get(metric))
         return [h for h in pair if h is not None]
 
-    def flat(self) -> dict[str, int]:
-        """Every ``Counts`` field as flat ``name`` / ``name.key`` counters (``_COUNT_FIELDS``)."""
-        out: dict[str, int] = {}
-        for name in _COUNT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, int):
-                out[name] = value
-            else:
-                for key, n in value.items():
-                    out[f"{name}.{_flat_key(key)}"] = n
-        return out
-
     def take_counters(self) -> dict[str, int]:
         """The flat counters that changed since the previous call, by how much."""
         now = self.flat()
@@ -216,32 +74,9 @@ class _Label:
         self.reported = now
         return {key: n - before.get(key, 0) for key, n in now.items() if n != before.get(key, 0)}
 
-    def counts(self) -> Counts:
-        return Counts(
-            attempted=self.attempted,
-            opened=self.opened,
-            outcomes=dict(self.outcomes),
-            codes_sent=dict(self.codes_sent),
-            codes_received=dict(self.codes_received),
-            http_statuses=dict(self.http_statuses),
-            overflow=dict(self.overflow),
-            close_events=dict(self.close_events),
-            extensions=dict(self.extensions),
-            messages=dict(self.messages),
-        )
-
-
-def _flat_key(key: Any) -> str:
-    """A counter's key in flat form: a close event ``(1006, False)`` reads ``1006.false``."""
-    if isinstance(key, tuple):
-        code, clean = key
-        return f"{code}.{'true' if clean else 'false'}"
-    return str(key)
-
-
-_COUNT_FIELDS = tuple(f.name for f in fields(Counts))
-"""The counters an interval snapshot carries per behaviour: every field of ``Counts``, so a
-counter added there reaches the snapshots, the workers' merge and ``/metrics`` unchanged."""
+    def merge(self, other: _Label) -> None:
+        self.add(other)
+        self.errors.merge(other.errors)
 
 
 def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
@@ -250,69 +85,6 @@ def _sum(parts: list[HdrHistogram]) -> HdrHistogram:
     for part in parts:
         out.add(part)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class IntervalSnapshot:
-    """What happened between two ``take_interval`` calls (the time series' unit).
-
-    The histograms hold only this interval's samples and are handed over by the collector,
-    which keeps no reference to them: treat them as read-only (``histograms[m]`` may be the
-    same object as ``by_label[label][m]`` when only one behaviour had samples). Metrics
-    without a sample in the interval are absent.
-
-    Attributes:
-        index: 0-based interval number.
-        start / end: run-clock seconds (``trio.current_time()``).
-        in_flight: connections open at ``end`` (gauge supplied by the runner).
-        attempted / opened / dropped: connections finished / upgraded / dropped in it.
-        outcomes: outcome name → count of connections that finished in it.
-        histograms: metric → all behaviours' samples of the interval.
-        by_label: behaviour label → metric → that behaviour's samples of the interval.
-        overflow: metric → samples over 1 h in the interval.
-        counters: behaviour label → flat counter → how much it grew in the interval: every
-            field of ``Counts``, an integer one by its name (``opened``), a keyed one as
-            ``name.key`` (``outcomes.clean``, ``codes_sent.1000``); behaviours and counters
-            that did not change are absent.
-        loop_lag: the generator's event-loop lag samples of the interval (µs; None when the
-            snapshot was not taken by a runner).
-        saturated: the generator counted as saturated at the end of the interval (over the
-            whole run so far, as ``generator.saturated`` in summary.json).
-    """
-
-    index: int
-    start: float
-    end: float
-    in_flight: int
-    attempted: int
-    opened: int
-    dropped: int
-    outcomes: Mapping[str, int]
-    histograms: Mapping[str, HdrHistogram]
-    by_label: Mapping[str, Mapping[str, HdrHistogram]]
-    overflow: Mapping[str, int]
-    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    loop_lag: HdrHistogram | None = None
-    saturated: bool = False
-
-    @property
-    def length(self) -> float:
-        """Seconds the interval covers."""
-        return self.end - self.start
-
-    @property
-    def rate(self) -> float:
-        """Connections finished per second in the interval (0.0 for an empty interval)."""
-        return self.attempted / self.length if self.length > 0 else 0.0
-
-    def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
-        """``histogram_stats`` of one metric in this interval (all ``None`` without samples)."""
-        source = self.histograms if label is None else self.by_label.get(label, {})
-        histogram = source.get(metric)
-        overflow = self.overflow.get(metric, 0) if label is None else 0
-        if histogram is None:
-            return histogram_stats(new_histogram(), overflow)
-        return histogram_stats(histogram, overflow)
 
 
 class Collector:
@@ -514,11 +286,11 @@ class Collector:
             KeyError: no such label.
         """
         if label is not None:
-            return self._labels[label].counts()
-        total = _Label("")
+            return self._labels[label].copy()
+        total = Counts()
         for entry in self._labels.values():
-            _merge_counters(total, entry)
-        return total.counts()
+            total.add(entry)
+        return total
 
     def errors(self, label: str | None = None) -> ErrorTally:
         """Grouped details of non-expected endings, of one behaviour or of all (a copy).
@@ -587,8 +359,9 @@ class Collector:
                 mine = self._labels[label] = _Label(theirs.kind)
             elif not mine.kind:
                 mine.kind = theirs.kind
-            _merge_counters(mine, theirs)
-            _sum_into(mine.reported, theirs.flat())  # merged counts are in no interval
+            mine.merge(theirs)
+            for key, n in theirs.flat().items():  # merged counts are in no interval
+                _bump(mine.reported, key, n)
             for metric in {*theirs.cumulative, *theirs.pending}:
                 target = mine.cumulative.get(metric)
                 if target is None:
@@ -612,16 +385,7 @@ class Collector:
                     histograms[metric] = encode(parts[0] if len(parts) == 1 else _sum(parts))
             labels[label] = {
                 "kind": entry.kind,
-                "attempted": entry.attempted,
-                "opened": entry.opened,
-                "outcomes": dict(entry.outcomes),
-                "codes_sent": {str(k): n for k, n in entry.codes_sent.items()},
-                "codes_received": {str(k): n for k, n in entry.codes_received.items()},
-                "http_statuses": {str(k): n for k, n in entry.http_statuses.items()},
-                "overflow": dict(entry.overflow),
-                "close_events": close_events_to_json(entry.close_events),
-                "extensions": dict(entry.extensions),
-                "messages": dict(entry.messages),
+                **entry.to_wire(),
                 "histograms": histograms,
                 "errors": entry.errors.to_wire(),
             }
@@ -657,27 +421,7 @@ class Collector:
             if not isinstance(item, Mapping):
                 raise ValueError(f"{where}: expected an object")
             entry = out._labels[str(label)] = _Label(str(item.get("kind", "")))
-            entry.attempted = count(item.get("attempted"), f"{where}.attempted")
-            entry.opened = count(item.get("opened"), f"{where}.opened")
-            outcomes = counter(item.get("outcomes", {}), f"{where}.outcomes", str)
-            valid = {o.value for o in Outcome}
-            for name in outcomes:
-                if name not in valid:
-                    raise ValueError(f"{where}.outcomes: unknown outcome {name!r}")
-            entry.outcomes = outcomes
-            entry.codes_sent = counter(item.get("codes_sent", {}), f"{where}.codes_sent", int)
-            entry.codes_received = counter(
-                item.get("codes_received", {}), f"{where}.codes_received", int
-            )
-            entry.http_statuses = counter(
-                item.get("http_statuses", {}), f"{where}.http_statuses", int
-            )
-            entry.overflow = counter(item.get("overflow", {}), f"{where}.overflow", str)
-            entry.close_events = parse_close_events(item.get("close_events", {}), f"{where}")
-            entry.extensions = counter(item.get("extensions", {}), f"{where}.extensions", str)
-            messages = counter(item.get("messages", {}), f"{where}.messages", str)
-            for name in MESSAGE_COUNTERS:  # absent in a collector from before the counters: 0
-                entry.messages[name] = messages.get(name, 0)
+            entry.add(Counts.from_wire(item, where))
             entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
@@ -698,17 +442,3 @@ _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 def _metric_order(metric: str) -> tuple[int, str]:
     return _METRIC_INDEX.get(metric, len(METRICS)), metric
-
-
-def _merge_counters(target: _Label, source: _Label) -> None:
-    target.attempted += source.attempted
-    target.opened += source.opened
-    _sum_into(target.outcomes, source.outcomes)
-    _sum_into(target.codes_sent, source.codes_sent)
-    _sum_into(target.codes_received, source.codes_received)
-    _sum_into(target.http_statuses, source.http_statuses)
-    _sum_into(target.overflow, source.overflow)
-    _sum_into(target.close_events, source.close_events)
-    _sum_into(target.extensions, source.extensions)
-    _sum_into(target.messages, source.messages)
-    target.errors.merge(source.errors)

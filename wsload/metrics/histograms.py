@@ -177,7 +177,7 @@ def _bucket_values() -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Per counts index: the lowest and the highest value its bucket stands for (µs).
 
-    What turns a rank into a value range (``wsload.report.intervals``); computed once.
+    What turns a rank into a value range (``wsload.report.compare.confidence``); computed once.
     """
     lowest, highest, _ = _bucket_values()
     return lowest, highest

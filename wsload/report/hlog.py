@@ -26,8 +26,8 @@ from typing import TextIO
 from hdrh.histogram import HdrHistogram
 
 from wsload import __version__
-from wsload.metrics.collector import IntervalSnapshot
 from wsload.metrics.histograms import encode
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.report import files
 
 __all__ = [

@@ -24,7 +24,9 @@ from wsload.core.codes import label as code_label
 from wsload.metrics.histograms import new_histogram
 from wsload.report import charts, deploys
 from wsload.report._format import format_share, format_us
-from wsload.report.compare import ATTENTION, CompareResult, Verdict
+from wsload.report.compare.engine import CompareResult
+from wsload.report.compare.judge import Verdict
+from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.results import ResultsData
 from wsload.report.why import nothing_measured, storm_release, why_rows
 from wsload.scenario.model import METRICS, STEP_PREFIX

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from wsload.report._format import format_us
-from wsload.report.compare import CompareResult, Verdict
+from wsload.report.compare.engine import CompareResult
+from wsload.report.compare.judge import Verdict
 from wsload.report.why import nothing_measured
 
 __all__ = ["junit_xml", "run_failures"]

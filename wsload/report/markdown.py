@@ -15,7 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from wsload.report._format import format_share, format_us
-from wsload.report.compare import ATTENTION, CompareResult, Row, Verdict, format_level
+from wsload.report.compare.engine import CompareResult
+from wsload.report.compare.judge import Verdict
+from wsload.report.compare.rows import Row, format_level
+from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.junit import run_failures
 from wsload.report.why import storm_release, why_rows
 

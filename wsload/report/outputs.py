@@ -18,21 +18,15 @@ from typing import Any
 from wsload.core.outcomes import Outcome
 from wsload.errors import UsageError
 from wsload.report import files
-from wsload.report.compare import (
-    ALL_ERRORS,
-    JUDGED_METRICS,
-    STEP_PREFIX,
-    CompareResult,
-    Histograms,
-    Tolerances,
-    compare,
-)
+from wsload.report.compare.engine import CompareResult, compare
+from wsload.report.compare.figures import Histograms
+from wsload.report.compare.tolerances import ALL_ERRORS, JUDGED_METRICS, Tolerances
 from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_histograms, load_results, load_summary
 from wsload.scenario.durations import parse_duration
-from wsload.scenario.model import METRICS, STATS
+from wsload.scenario.model import METRICS, STATS, STEP_PREFIX
 
 __all__ = [
     "REPORT_NAME",

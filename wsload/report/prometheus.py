@@ -35,8 +35,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from wsload.metrics.collector import MESSAGE_COUNTERS, IntervalSnapshot
+from wsload.metrics.counts import MESSAGE_COUNTERS
 from wsload.metrics.histograms import HIGHEST_US, bucket_counts, new_histogram, record
+from wsload.metrics.snapshots import IntervalSnapshot
 
 __all__ = [
     "LAG_BUCKETS_S",

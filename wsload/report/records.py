@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from wsload.core.browser import browser_close_event
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.collector import MESSAGE_COUNTERS
+from wsload.metrics.counts import MESSAGE_COUNTERS
 from wsload.report import files
 from wsload.report.redact import redact_text
 

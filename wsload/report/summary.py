@@ -18,8 +18,9 @@ from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.outcomes import Outcome
 from wsload.core.script import step_metrics
-from wsload.metrics.collector import MESSAGE_COUNTERS, Collector, Counts
-from wsload.metrics.errors import ErrorTally
+from wsload.metrics.collector import Collector
+from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
+from wsload.metrics.failures import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
 from wsload.metrics.wire import close_events_to_json
@@ -65,7 +66,7 @@ def iso_utc(when: datetime) -> str:
 def summary_metrics(result: RunResult) -> tuple[str, ...]:
     """The metrics summary.json lists: every fixed one, then the ``step.<name>`` metrics of
     the scenario's script and any other one with samples (a merge of different scripts)."""
-    steps = {*step_metrics(result.scenario.session.steps), *result.collector.step_metrics}
+    steps = {*step_metrics(result.scenario.session.steps), *result.load.collector.step_metrics}
     return (*METRICS, *sorted(steps))
 
 
@@ -78,13 +79,13 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             built without them; ``attach_thresholds`` adds them without recomputing).
     """
     scenario = result.scenario
-    collector = result.collector
+    collector = result.load.collector
     metrics = summary_metrics(result)
     kinds = {spec.label: spec.kind for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
     attempted, dropped = total.attempted, collector.dropped
-    intended = result.intended if result.intended is not None else attempted + dropped
+    intended = result.load.intended if result.load.intended is not None else attempted + dropped
     behaviours: dict[str, Any] = {}
     clean_total: int | None = None
     for label in labels:
@@ -93,20 +94,20 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         behaviours[label] = behaviour
         if behaviour["clean"] is not None:
             clean_total = (clean_total or 0) + behaviour["clean"]
-    duration = result.duration_s
+    duration = result.load.duration_s
     generator: dict[str, Any] = {
-        "loop_lag_us": histogram_stats(result.loop_lag),
-        "saturated": bool(result.saturated),
-        "cpu_seconds": round(result.cpu_seconds, 3),
+        "loop_lag_us": histogram_stats(result.load.loop_lag),
+        "saturated": bool(result.load.saturated),
+        "cpu_seconds": round(result.load.cpu_seconds, 3),
         "cpu_wait_s": (
-            None if result.cpu_wait_seconds is None else round(result.cpu_wait_seconds, 3)
+            None if result.load.cpu_wait_seconds is None else round(result.load.cpu_wait_seconds, 3)
         ),
-        "processes": result.processes,
-        "segment": result.segment,
+        "processes": result.load.processes,
+        "segment": result.load.segment,
     }
-    if result.start_lag is not None:
-        generator["start_lag_us"] = histogram_stats(result.start_lag)
-    release = result.release_s
+    if result.load.start_lag is not None:
+        generator["start_lag_us"] = histogram_stats(result.load.start_lag)
+    release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {
             "planned": None if release.planned is None else round(release.planned, 6),
@@ -120,9 +121,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "scenario_hash": scenario_hash(scenario),
         "started_at": iso_utc(result.started_at),
         "duration_s": round(duration, 6),
-        "interrupted": bool(result.interrupted),
-        "ended_by": result.ended_by,
-        "intervals": result.intervals,
+        "interrupted": bool(result.load.interrupted),
+        "ended_by": result.load.ended_by,
+        "intervals": result.load.intervals,
         "totals": {
             "intended": intended,
             "attempted": attempted,

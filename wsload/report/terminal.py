@@ -18,15 +18,18 @@ from rich.table import Table
 from rich.text import Text
 
 from wsload.core.codes import label as code_label
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
 from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.report.compare.engine import CompareResult
+from wsload.report.compare.judge import Verdict
+from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.deploys import events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
 
-__all__ = ["LiveProgress", "live_panel", "summary_table"]
+__all__ = ["LiveProgress", "comparison_text", "live_panel", "summary_table"]
 
 _TOP_CODES = 2
 
@@ -371,3 +374,35 @@ def live_panel(progress: LiveProgress, scenario: Scenario, now: float) -> Panel:
             ),
         )
     return Panel(grid, title=Text(f"wsload: {scenario.name}"), title_align="left")
+
+
+def comparison_text(result: CompareResult) -> str:
+    """Plain text for the terminal: warnings, the ``ATTENTION`` rows with why, the verdict."""
+    lines = [f"warning: {w}" for w in result.warnings]
+    informational = 0
+    for row in result.rows:
+        if row.verdict in ATTENTION:
+            if not row.judged:
+                informational += 1
+                continue
+            lines.append(
+                f"{row.verdict.value:>20}  {row.test_name}: {row.format_value(row.baseline)} → "
+                f"{row.format_value(row.current)} ({row.format_change()}): {row.detail}"
+            )
+    if informational:
+        lines.append(
+            f"{informational} informational figures changed (not gated on; --metrics names the "
+            "gated ones): see --json or the report"
+        )
+    unjudged = sum(1 for r in result.rows if r.verdict is Verdict.INSUFFICIENT)
+    if unjudged:
+        lines.append(
+            f"{unjudged} percentiles not judged: too few samples to bound them (--min-samples, "
+            "--confidence)"
+        )
+    regressions = len(result.regressions)
+    lines.append(
+        f"compared {len(result.rows)} figures with {result.baseline_name}: "
+        + (f"{regressions} regression{'s' if regressions != 1 else ''}" if regressions else "ok")
+    )
+    return "\n".join(lines) + "\n"

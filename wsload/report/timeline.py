@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.report import files
 
 __all__ = ["TimelineWriter", "timeline_entry"]

@@ -22,14 +22,14 @@ from urllib.parse import urlsplit
 import trio
 
 from wsload.errors import ToolError, UsageError
-from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.intervals import snapshot_from_wire, snapshot_to_wire
+from wsload.metrics.result import SegmentResult
+from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import parse_segment
 from wsload.process import raise_nofile_limit
 from wsload.runner.executor import LoadFeed, SplitResults, error_text
 from wsload.runner.loop import Progress
-from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
 __all__ = ["START_MARGIN", "Cluster", "run_segment_task", "scheduler_address"]

@@ -19,13 +19,13 @@ import trio
 
 from wsload.core.record import ConnectionRecord
 from wsload.errors import ToolError
-from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.intervals import IntervalMerger
+from wsload.metrics.result import SegmentResult
+from wsload.metrics.snapshots import IntervalMerger, IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
 from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
 __all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text"]

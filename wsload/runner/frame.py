@@ -36,11 +36,11 @@ from rich.live import Live
 from rich.text import Text
 
 from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.process import signals_deferred
 from wsload.report import files, hlog, terminal
-from wsload.report.compare import render_text
 from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.terminal import comparison_text
 from wsload.report.timeline import TimelineWriter
 from wsload.report.why import nothing_measured
 from wsload.scenario.model import Scenario
@@ -183,7 +183,7 @@ class RunFrame:
             comparison = write_run_outputs(self.out_dir, data, self.output.outputs)
         shown = list(details)
         if comparison is not None:
-            shown.append(Text(render_text(comparison).rstrip("\n")))
+            shown.append(Text(comparison_text(comparison).rstrip("\n")))
             failed = failed or not comparison.ok
         show_result(self.console, data, self.out_dir, self.output, details=shown)
         empty = nothing_measured(data)

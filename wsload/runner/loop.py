@@ -20,7 +20,8 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
 from wsload.engine.reference import run_connection_reference
-from wsload.metrics.collector import Collector, IntervalSnapshot
+from wsload.metrics.collector import Collector
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.data import exhausted_reason, row_for
 from wsload.plan.schedule import concurrency_at, planned_end
 from wsload.plan.segment import (

@@ -24,11 +24,11 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.errors import ScenarioError, UsageError
 from wsload.metrics.histograms import new_histogram
+from wsload.metrics.result import SegmentResult
 from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
 from wsload.runner.frame import Output, RunFrame
 from wsload.runner.result_files import write_result
-from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario

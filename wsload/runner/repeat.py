@@ -3,7 +3,7 @@
 A single run says what the target did once; two runs of an unchanged target already differ
 (scheduling, caches, other load on the machine). Running the scenario N times against the same
 target measures that run-to-run spread, and a baseline that carries it lets ``wsload compare``
-judge a change against it (``wsload.report.judge``: spread, rank test).
+judge a change against it (``wsload.report.compare.judge``: spread, rank test).
 
 Layout: ``<out>/runs/<i>/`` is each run's complete results directory (what ``wsload run``
 writes, without report.html); ``<out>/`` holds the merged result (every run's connections,
@@ -30,17 +30,18 @@ from typing import Any
 from wsload.errors import UsageError
 from wsload.exitcodes import EXIT_INTERRUPTED, EXIT_OK
 from wsload.metrics.histograms import PERCENTILES
+from wsload.metrics.result import SegmentResult
 from wsload.process import with_seed
 from wsload.report import files, hlog
-from wsload.report.compare import total_scope
+from wsload.report.compare.engine import total_scope
 from wsload.report.outputs import RunOutputs
 from wsload.report.redact import redact_scenario
 from wsload.report.results import Interval, ResultsData
 from wsload.runner.execute import execute_run
 from wsload.runner.frame import Output, RunFrame
 from wsload.runner.merge import load_part, merge_hlogs
+from wsload.runner.options import RunOptions
 from wsload.runner.result_files import write_result
-from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
 
@@ -88,9 +89,9 @@ def execute_repeat(
             with contextlib.redirect_stdout(sys.stderr):  # stdout stays the merged result's
                 code = execute_run(
                     scenario,
+                    RunOptions(workers=workers),
                     out=frame.out_dir / RUNS_DIR / str(index),
                     quiet=True,
-                    workers=workers,
                     outputs=RunOutputs(report=False),
                 )
             codes.append(code)

@@ -12,11 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.result import RunResult
+from wsload.metrics.result import RunResult, SegmentResult
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.report import files, hlog, summary, thresholds
 from wsload.report.thresholds import ThresholdResult
-from wsload.runner.segment_run import SegmentResult
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import Scenario
 
@@ -30,25 +29,7 @@ def result_of(
     server: dict[str, Any] | None = None,
 ) -> RunResult:
     """The ``RunResult`` of a run (or a merge) whose load side is ``part``."""
-    return RunResult(
-        scenario=scenario,
-        started_at=started_at,
-        duration_s=part.duration_s,
-        collector=part.collector,
-        loop_lag=part.loop_lag,
-        saturated=part.saturated,
-        cpu_seconds=part.cpu_seconds,
-        cpu_wait_seconds=part.cpu_wait_seconds,
-        processes=part.processes,
-        server=server,
-        interrupted=part.interrupted,
-        intervals=part.intervals,
-        intended=part.intended,
-        start_lag=part.start_lag,
-        segment=part.segment,
-        release_s=part.release_s,
-        ended_by=part.ended_by,
-    )
+    return RunResult(scenario=scenario, started_at=started_at, load=part, server=server)
 
 
 def write_result(

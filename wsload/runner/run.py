@@ -17,7 +17,8 @@ import trio
 
 from wsload.core.record import ConnectionRecord
 from wsload.errors import WsloadError
-from wsload.metrics.collector import IntervalSnapshot
+from wsload.metrics.result import SegmentResult
+from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
 from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
@@ -26,7 +27,6 @@ from wsload.runner import preflight, result_files
 from wsload.runner.deploy import open_deploy
 from wsload.runner.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
-from wsload.runner.segment_run import SegmentResult
 from wsload.runner.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario

@@ -38,7 +38,7 @@ from wsload.runner.search_levels import (
     step_scenario,
     worst_case_seconds,
 )
-from wsload.runner.segment_run import SegmentResult
+from wsload.runner.segment_run import segment_result
 from wsload.runner.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
@@ -234,7 +234,7 @@ class _Search:
                 hard_stop=self.hard_stop,
             )
             nursery.cancel_scope.cancel()
-        part = SegmentResult.from_load(collector, load_run, WHOLE)
+        part = segment_result(collector, load_run, WHOLE)
         result = result_of(redact_scenario(scenario), started_at, part)
         data = summary.build_summary(result)
         verdicts = thresholds.evaluate(scenario.thresholds, data)

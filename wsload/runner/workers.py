@@ -32,14 +32,14 @@ from typing import Any
 
 import trio
 
-from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.intervals import snapshot_from_wire, snapshot_to_wire
+from wsload.metrics.result import SegmentResult
+from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
 from wsload.runner.executor import LoadFeed, SplitResults, error_text
 from wsload.runner.loop import Progress
-from wsload.runner.segment_run import SegmentResult, run_segment
+from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
 __all__ = ["START_MARGIN", "Workers"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsload.report._format import format_us
-from wsload.report.judge import Method, Verdict
+from wsload.report.compare.judge import Method, Verdict
 
 __all__ = ["Row", "format_level"]
 
@@ -43,7 +43,7 @@ class Row:
             floor the verdict rests on.
         judged: False for an informational figure (a metric the comparison does not gate
             on): its verdict is shown, never fails.
-        method: what the verdict rests on (``wsload.report.judge.Method``); None when
+        method: what the verdict rests on (``wsload.report.compare.judge.Method``); None when
             nothing was judged (missing, insufficient samples).
         intervals: the (baseline, current) confidence intervals, when known.
         p_value: the rank test's one-sided p-value, when one ran.

@@ -4,7 +4,7 @@ A change counts only when the noise cannot explain it *and* it is large enough t
 Which noise depends on what the two sides carry, strongest evidence first:
 
 1. **rank test** — per-run values on both sides (``--repeat``), enough runs for the test to
-   reach ``alpha``: one-sided Mann-Whitney U over the runs (``wsload.report.ranktest``);
+   reach ``alpha``: one-sided Mann-Whitney U over the runs (``wsload.report.compare.ranktest``);
 2. **spread** — per-run values in the baseline only: the current value must lie outside the
    baseline's run-to-run band by more than the floor. The band is the wider of the runs'
    ``[min, max]`` and the prediction interval for one more run, ``mean ± t·s·√(1 + 1/n)``
@@ -12,7 +12,7 @@ Which noise depends on what the two sides carry, strongest evidence first:
    same target a third of the time (2/(n+1)), and a p99 that wanders by a millisecond from run
    to run then looks like a regression (measured: 1 false alarm in 10 with ``[min, max]``);
 3. **interval** — one run a side (or merged runs against one run): the two confidence
-   intervals (``wsload.report.intervals``) must be apart; for shares, the interval of the
+   intervals (``wsload.report.compare.confidence``) must be apart; for shares, the interval of the
    *difference* (Newcombe's hybrid score method, from the two Wilson intervals) must exclude
    0, because two Wilson intervals, one of them at 0 %, overlap long after the change is
    clear (0 vs 10 timeouts in 1,000 closes: overlapping intervals, difference interval
@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from wsload.report.intervals import t_value
-from wsload.report.ranktest import mann_whitney, min_p_value
+from wsload.report.compare.confidence import t_value
+from wsload.report.compare.ranktest import mann_whitney, min_p_value
 
 __all__ = ["Evidence", "Floor", "Judgement", "Method", "Verdict", "judge", "spread_band"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from wsload.report.judge import Method, Verdict
-from wsload.report.rows import Row, format_level
+from wsload.report.compare.judge import Method, Verdict
+from wsload.report.compare.rows import Row, format_level
 
 __all__ = ["capacity_rows", "search_warnings"]
 

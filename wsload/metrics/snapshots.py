@@ -1,4 +1,4 @@
-"""Interval snapshots across processes: a wire form, and merging them by interval index.
+"""Interval snapshots: what happened in one interval, its wire form, merges by interval index.
 
 Workers started at one agreed instant tick their intervals together, so interval ``i`` of every
 worker covers the same second: the parent adds them (histograms bucket-wise, counters summed)
@@ -10,14 +10,83 @@ worker's schedule start (each process has its own run clock).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from wsload.metrics.collector import IntervalSnapshot
-from wsload.metrics.histograms import decode, encode, new_histogram
+from wsload.metrics.histograms import decode, encode, histogram_stats, new_histogram
 
-__all__ = ["IntervalMerger", "merge_snapshots", "snapshot_from_wire", "snapshot_to_wire"]
+__all__ = [
+    "IntervalMerger",
+    "IntervalSnapshot",
+    "merge_snapshots",
+    "snapshot_from_wire",
+    "snapshot_to_wire",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSnapshot:
+    """What happened between two ``take_interval`` calls (the time series' unit).
+
+    The histograms hold only this interval's samples and are handed over by the collector,
+    which keeps no reference to them: treat them as read-only (``histograms[m]`` may be the
+    same object as ``by_label[label][m]`` when only one behaviour had samples). Metrics
+    without a sample in the interval are absent.
+
+    Attributes:
+        index: 0-based interval number.
+        start / end: run-clock seconds (``trio.current_time()``).
+        in_flight: connections open at ``end`` (gauge supplied by the runner).
+        attempted / opened / dropped: connections finished / upgraded / dropped in it.
+        outcomes: outcome name → count of connections that finished in it.
+        histograms: metric → all behaviours' samples of the interval.
+        by_label: behaviour label → metric → that behaviour's samples of the interval.
+        overflow: metric → samples over 1 h in the interval.
+        counters: behaviour label → flat counter → how much it grew in the interval: every
+            field of ``Counts``, an integer one by its name (``opened``), a keyed one as
+            ``name.key`` (``outcomes.clean``, ``codes_sent.1000``); behaviours and counters
+            that did not change are absent.
+        loop_lag: the generator's event-loop lag samples of the interval (µs; None when the
+            snapshot was not taken by a runner).
+        saturated: the generator counted as saturated at the end of the interval (over the
+            whole run so far, as ``generator.saturated`` in summary.json).
+    """
+
+    index: int
+    start: float
+    end: float
+    in_flight: int
+    attempted: int
+    opened: int
+    dropped: int
+    outcomes: Mapping[str, int]
+    histograms: Mapping[str, HdrHistogram]
+    by_label: Mapping[str, Mapping[str, HdrHistogram]]
+    overflow: Mapping[str, int]
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    loop_lag: HdrHistogram | None = None
+    saturated: bool = False
+
+    @property
+    def length(self) -> float:
+        """Seconds the interval covers."""
+        return self.end - self.start
+
+    @property
+    def rate(self) -> float:
+        """Connections finished per second in the interval (0.0 for an empty interval)."""
+        return self.attempted / self.length if self.length > 0 else 0.0
+
+    def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
+        """``histogram_stats`` of one metric in this interval (all ``None`` without samples)."""
+        source = self.histograms if label is None else self.by_label.get(label, {})
+        histogram = source.get(metric)
+        overflow = self.overflow.get(metric, 0) if label is None else 0
+        if histogram is None:
+            return histogram_stats(new_histogram(), overflow)
+        return histogram_stats(histogram, overflow)
 
 
 def snapshot_to_wire(snapshot: IntervalSnapshot, origin: float = 0.0) -> dict[str, Any]:

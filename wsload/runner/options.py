@@ -1,0 +1,108 @@
+"""The options of ``wsload run`` and ``wsload search`` that say where and how the load runs,
+checked together in one place.
+
+A wrong combination must exit 2 before anything is measured or written, and whether two
+options go together often depends on the scenario (a search runs in one process; a deploy's
+events need every record in this process): so the checks live with the options, and
+``RunOptions.check`` is the one gate ``execute_run`` passes them through.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wsload.errors import UsageError
+from wsload.plan.segment import WHOLE, Segment
+from wsload.runner.cluster import scheduler_address
+from wsload.runner.deploy import check_deploy
+from wsload.runner.segment_run import MAX_START_WAIT
+from wsload.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from wsload.runner.endpoint import MetricsEndpoint
+
+__all__ = ["RunOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Where the load runs and what is recorded besides the results.
+
+    Attributes:
+        workers: generator processes on this machine, each running one segment (1: this
+            process, no start-up cost).
+        segment: run only this share of the scenario (``wsload.plan.segment``).
+        start_at: wall-clock epoch seconds at which the schedule starts (segments run
+            apart agree on it); None: now.
+        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        record_connections: also stream every connection's record to this JSON-lines file
+            (one generator process only).
+        metrics: serve live Prometheus metrics there until the results are written
+            (``wsload.runner.endpoint``).
+        repeat: whole runs of the scenario, merged into one result (``wsload.runner.repeat``).
+    """
+
+    workers: int = 1
+    segment: Segment = WHOLE
+    start_at: float | None = None
+    cluster: str | None = None
+    record_connections: Path | None = None
+    metrics: MetricsEndpoint | None = None
+    repeat: int = 1
+
+    @property
+    def one_process(self) -> bool:
+        """The whole load in this process: every connection's record is seen here."""
+        return self.workers == 1 and self.cluster is None and self.segment.whole
+
+    @property
+    def _shared(self) -> bool:
+        """A share of the scenario, or a start time agreed with other shares."""
+        return not self.segment.whole or self.start_at is not None
+
+    def check(self, scenario: Scenario) -> None:
+        """Refuse options that do not go together, with each other or with ``scenario``.
+
+        Raises:
+            UsageError: naming the options to drop (``check_deploy`` for a deploy's events
+                and reconnects, which need one generator process).
+        """
+        elsewhere = self._shared or self.cluster is not None
+        if self.repeat != 1 and (
+            elsewhere or self.record_connections is not None or self.metrics is not None
+        ):
+            raise UsageError(
+                "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
+                "--record-connections/--metrics-port"
+            )
+        check_deploy(scenario, one_process=self.one_process)
+        if scenario.load.model == "search":
+            self._check_search()
+        else:
+            self._check_split()
+
+    def _check_search(self) -> None:
+        if self.workers != 1 or self.cluster is not None or self._shared:
+            raise UsageError(
+                "a search runs in one process: drop --workers/--cluster/--segment/--start-at"
+            )
+        if self.record_connections is not None:
+            raise UsageError("--record-connections does not apply to a search (many runs)")
+
+    def _check_split(self) -> None:
+        if self.workers < 1:
+            raise UsageError(f"--workers: must be >= 1, got {self.workers}")
+        many = self.workers > 1 or self.cluster is not None
+        if many and not self.segment.whole:
+            raise UsageError("--segment runs one share in this process: drop --workers/--cluster")
+        if self.record_connections is not None and many:
+            raise UsageError(
+                "--record-connections needs one generator process: drop --workers/--cluster"
+            )
+        if self.cluster is not None:
+            scheduler_address(self.cluster)
+        if self.start_at is not None and self.start_at - time.time() > MAX_START_WAIT:
+            raise UsageError(f"--start-at: {self.start_at:.0f} is more than 24 h ahead")
