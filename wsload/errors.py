@@ -19,23 +19,16 @@ Who is to blame decides where an exception sits, and so what happens to it::
 
 ``ProtocolViolation`` and ``WsloadBug`` are deliberately not ``WsloadError``: the CLI turns a
 ``WsloadError`` into a one-line message, and neither a misbehaving target (an outcome, the run
-goes on) nor a bug in wsload (which must show its traceback) may be reduced to that.
+goes on) nor a bug in wsload (which must show its traceback) may be reduced to that. Both are
+raised in the sans-IO core and live there (:mod:`wsload.core.faults`), so the core imports
+nothing above it.
 """
 
 from __future__ import annotations
 
-from wsload.core.outcomes import Outcome
 from wsload.exitcodes import EXIT_INVALID, EXIT_TOOL
 
-__all__ = [
-    "ProtocolViolation",
-    "ScenarioError",
-    "ToolError",
-    "UsageError",
-    "UserError",
-    "WsloadBug",
-    "WsloadError",
-]
+__all__ = ["ScenarioError", "ToolError", "UsageError", "UserError", "WsloadError"]
 
 
 class WsloadError(Exception):
@@ -69,25 +62,3 @@ class ToolError(WsloadError):
     """wsload could not do its job for a reason outside the scenario (exit 3)."""
 
     exit_code = EXIT_TOOL
-
-
-class ProtocolViolation(Exception):
-    """The peer broke the protocol; the driver records ``outcome`` and, when set, fails the
-    connection with Close ``code``.
-
-    Attributes:
-        outcome: how the driver classifies the connection.
-        code: the Close code to fail with (1002, 1007, 1009), None when no Close is due
-            (a malformed upgrade response: there is no WebSocket yet).
-    """
-
-    def __init__(
-        self, message: str, outcome: Outcome = Outcome.PROTOCOL_ERROR, code: int | None = None
-    ) -> None:
-        self.outcome = outcome
-        self.code = code
-        super().__init__(message)
-
-
-class WsloadBug(Exception):
-    """wsload broke one of its own invariants (never the peer's or the user's doing)."""

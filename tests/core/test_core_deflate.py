@@ -20,10 +20,10 @@ from wsload.core.deflate import (
     accept_offer,
     negotiate,
 )
+from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameError, FrameReader
 from wsload.core.handshake import RequestTemplate, ResponseParser, accept_key
 from wsload.core.protocol import ClientProtocol
-from wsload.errors import ProtocolViolation
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

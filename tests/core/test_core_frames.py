@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol
 
+from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -24,7 +25,6 @@ from wsload.core.frames import (
     invalid_close,
     mask,
 )
-from wsload.errors import ProtocolViolation
 
 
 def unmask_client_frame(data: bytes) -> tuple[int, bool, bytes, bytes]:

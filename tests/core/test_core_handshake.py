@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wsload.core.faults import ProtocolViolation
 from wsload.core.handshake import (
     MAX_HEADER_BYTES,
     RequestTemplate,
@@ -16,7 +17,6 @@ from wsload.core.handshake import (
     host_header,
     new_key,
 )
-from wsload.errors import ProtocolViolation
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # ... and its accept value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -11,10 +12,11 @@ from peers import server_frame
 from wsproto.extensions import PerMessageDeflate
 
 from wsload.core.closing import CloseState
-from wsload.core.frames import OP_BINARY, OP_PONG, OP_TEXT, FrameReader
+from wsload.core.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
 from wsload.core.protocol import ClientProtocol
+from wsload.core.record import Side
 
 
 def _unmask(frame: bytes) -> tuple[int, bytes, int]:
@@ -27,6 +29,17 @@ def _unmask(frame: bytes) -> tuple[int, bytes, int]:
 
 def _protocol(**kwargs: object) -> ClientProtocol:
     return ClientProtocol(FrameReader(1 << 20), **kwargs)  # type: ignore[arg-type]
+
+
+def _close_of(frame: bytes) -> int | None:
+    """The code of one masked client Close frame (None: an empty Close)."""
+    opcode, payload, _ = _unmask(frame)
+    assert opcode == OP_CLOSE
+    return struct.unpack("!H", payload[:2])[0] if payload else None
+
+
+def _server_close(code: int, reason: bytes = b"") -> bytes:
+    return server_frame(OP_CLOSE, struct.pack("!H", code) + reason)
 
 
 def test_ping_is_answered_with_its_payload_while_open() -> None:
@@ -64,12 +77,18 @@ def test_no_reflection_once_the_server_closed() -> None:
     assert p.tracker.code_received == 4000
 
 
-def test_protocol_error_fails_with_its_code_and_first_failure_wins() -> None:
+def test_protocol_error_fails_with_a_close_of_its_code_and_first_failure_wins() -> None:
     p = _protocol()
-    p.receive_data(bytes((0x81 | 0x40, 1)) + b"x", 1.0)  # RSV1 without an extension
+    out = p.receive_data(bytes((0x81 | 0x40, 1)) + b"x", 1.0)  # RSV1 without an extension
     assert p.failure is not None and p.failure[0] is Outcome.PROTOCOL_ERROR
-    assert p.fail_code == 1002
-    p.fail(Outcome.MESSAGE_TIMEOUT, "later")
+    assert _close_of(out) == 1002
+    assert (p.tracker.state, p.tracker.close_sent, p.tracker.code_sent) == (
+        CloseState.CLOSE_SENT,
+        1.0,
+        1002,
+    )
+    assert p.ended and p.close_expected() and not p.can_send_close
+    assert p.fail(Outcome.MESSAGE_TIMEOUT, "later") is None
     assert p.failure[0] is Outcome.PROTOCOL_ERROR
 
 
@@ -102,3 +121,176 @@ def test_a_negotiated_extension_decompresses_through_the_reader() -> None:
     out = p.receive_data(bytes((0x80 | 0x40 | OP_TEXT, len(body))) + body, 1.0)
     assert (p.messages_received, p.bytes_received, p.failure) == (1, 120, None)
     assert len(out) == 2 + 4 + 120 and out[0] & 0x0F == OP_TEXT  # reflected, uncompressed
+
+
+# -- every close rule, bytes and times in, bytes and state out ---------------------------------
+
+
+def test_send_close_builds_the_frame_and_records_it_in_one_call() -> None:
+    p = _protocol()
+    assert p.start_close(1.0) == 1.0
+    frame = p.send_close(4000, "bye", 1.5)
+    assert _unmask(frame)[:2] == (OP_CLOSE, struct.pack("!H", 4000) + b"bye")
+    t = p.tracker
+    assert (t.state, t.close_initiated, t.close_sent, t.code_sent, t.reason_sent) == (
+        CloseState.CLOSE_SENT,
+        1.0,
+        1.5,
+        4000,
+        "bye",
+    )
+    assert t.close_initiator is Side.CLIENT
+    assert p.close_expected() and not p.can_send_close
+
+
+def test_an_empty_close_has_no_code_and_no_reason() -> None:
+    p = _protocol()
+    assert _close_of(p.send_close(None, "ignored", 2.0)) is None
+    assert (p.tracker.code_sent, p.tracker.reason_sent, p.tracker.close_initiated) == (
+        None,
+        "",
+        2.0,
+    )
+
+
+def test_an_unwritten_close_is_taken_back() -> None:
+    p = _protocol()
+    p.send_close(1000, "", 1.0)
+    p.close_unwritten()
+    t = p.tracker
+    assert (t.state, t.close_sent, t.code_sent, t.close_initiator) == (
+        CloseState.OPEN,
+        None,
+        None,
+        None,
+    )
+    assert t.close_initiated == 1.0  # the close did start
+    p.receive_data(_server_close(1001), 2.0)  # the server's Close, then our answer fails
+    p.send_close(1001, "", 2.1)
+    p.close_unwritten()
+    assert (t.state, t.close_initiator) == (CloseState.CLOSE_RECEIVED, Side.SERVER)
+
+
+def test_invalid_close_is_recorded_with_what_went_on_the_wire() -> None:
+    p = _protocol()
+    frame = p.send_invalid_close("code_1005", 3.0)
+    assert _close_of(frame) == 1005
+    assert (p.tracker.code_sent, p.tracker.close_sent) == (1005, 3.0)
+    p = _protocol()
+    frame = p.send_invalid_close("one_byte", 3.0)
+    assert _unmask(frame)[1] == b"\x03"
+    assert (p.tracker.code_sent, p.tracker.reason_sent) == (None, None)
+
+
+def test_the_servers_close_is_answered_with_its_own_code_once() -> None:
+    p = _protocol()
+    assert p.answer_close(1.0) is None  # nothing to answer yet
+    p.receive_data(_server_close(4002, b"maintenance"), 2.0)
+    assert p.close_expected() and p.can_send_close
+    answer = p.answer_close(2.5)
+    assert answer is not None and _close_of(answer) == 4002
+    t = p.tracker
+    assert (t.state, t.close_received, t.close_sent, t.close_initiator) == (
+        CloseState.CLOSING,
+        2.0,
+        2.5,
+        Side.SERVER,
+    )
+    assert p.answer_close(3.0) is None  # one answer only
+
+
+def test_an_empty_server_close_is_answered_with_an_empty_close() -> None:
+    p = _protocol()
+    p.receive_data(server_frame(OP_CLOSE), 1.0)
+    answer = p.answer_close(1.0)
+    assert answer is not None and _close_of(answer) is None
+
+
+def test_no_close_answer_after_the_eof_or_a_broken_write() -> None:
+    p = _protocol()
+    p.receive_data(_server_close(1000), 1.0)
+    p.receive_eof(1.5)
+    assert p.answer_close(2.0) is None and p.ended
+    p = _protocol()
+    p.receive_data(_server_close(1000), 1.0)
+    p.write_failed()
+    assert p.answer_close(2.0) is None
+    assert p.fail(Outcome.PROTOCOL_ERROR, "x", 1002, 2.0) is None  # failed, but no Close
+
+
+def test_an_invalid_server_close_fails_with_its_code_and_answers_once() -> None:
+    p = _protocol()
+    out = p.receive_data(_server_close(1005), 1.0)  # 1005 may never be sent
+    assert p.failure is not None and p.failure[0] is Outcome.PROTOCOL_ERROR
+    assert _close_of(out) == 1002
+    assert p.tracker.code_received == 1005 and p.tracker.state is CloseState.CLOSING
+
+
+def test_fail_without_a_code_writes_nothing() -> None:
+    p = _protocol()
+    assert p.fail(Outcome.MESSAGE_TIMEOUT, "no echo within 1s") is None
+    assert p.failure == (Outcome.MESSAGE_TIMEOUT, "no echo within 1s")
+    assert p.tracker.state is CloseState.OPEN and p.close_expected() and p.ended
+
+
+def test_eof_is_recorded_once_with_the_state_it_came_in() -> None:
+    p = _protocol()
+    p.send_close(1000, "", 1.0)
+    p.receive_eof(2.0)
+    p.receive_eof(3.0, reset=True)  # a later reset of the same socket: the first report stands
+    t = p.tracker
+    assert (t.eof, t.reset, t.eof_state, t.tcp_closed_first) == (
+        2.0,
+        False,
+        CloseState.CLOSE_SENT,
+        Side.SERVER,
+    )
+
+
+def test_a_lost_connection_is_a_reset_or_a_tls_failure() -> None:
+    p = _protocol()
+    p.connection_lost(1.0)
+    assert (p.tracker.eof, p.tracker.reset, p.write_broken) == (1.0, True, True)
+    assert p.failure is None
+    p = _protocol()
+    p.connection_lost(1.0, "bad record mac")
+    assert p.failure == (Outcome.TLS_ERROR, "TLS failed after the upgrade: bad record mac")
+    assert p.tracker.eof is None and not p.can_send_close
+
+
+def test_socket_closed_ends_the_tracker_once() -> None:
+    p = _protocol()
+    p.socket_closed(1.0)
+    p.socket_closed(2.0)
+    assert (p.tracker.state, p.tracker.socket_closed) == (CloseState.CLOSED, 1.0)
+    assert p.tracker.tcp_closed_first is Side.CLIENT
+
+
+def test_pings_are_matched_with_their_pongs() -> None:
+    p = _protocol()
+    frame, key = p.ping(1.0, 5.0)
+    assert _unmask(frame)[:2] == (OP_PING, key)
+    _, other = p.ping(1.5, 1.0)
+    assert p.pong_due() == 2.5
+    p.receive_data(server_frame(OP_PONG, b"unsolicited") + server_frame(OP_PONG, key), 1.25)
+    assert p.ping_rtts == [0.25] and key not in p.pings and other in p.pings
+    assert p.pong_due() == 2.5
+    p.receive_data(server_frame(OP_PONG, other), 2.0)
+    assert p.ping_rtts == [0.25, 0.5] and p.pong_due() == math.inf
+
+
+def test_no_pong_once_a_close_went_out() -> None:
+    p = _protocol()
+    p.send_close(1000, "", 1.0)
+    assert p.receive_data(server_frame(OP_PING, b"late"), 1.5) == b""
+
+
+def test_expect_and_take_match() -> None:
+    p = _protocol()
+    p.expect(Matcher.build("equals", "ok"))
+    p.receive_data(server_frame(OP_TEXT, b"no") + server_frame(OP_TEXT, b"ok"), 4.0)
+    assert (p.take_match(), p.expecting, p.matched_count) == (4.0, None, 2)
+    assert p.take_match() is None
+    p.expect(Matcher.build("equals", "never"))
+    p.receive_data(server_frame(OP_TEXT, b"ok"), 5.0)
+    assert p.take_match() is None and p.expecting is None

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from wsload.core.closing import IllegalTransition
-from wsload.errors import WsloadBug
+from wsload.core.faults import WsloadBug
 from wsload.server.connection import _ON_DEADLINE
 from wsload.server.phases import READS_FRAMES, TRANSITIONS, Phase, PhaseEvent, next_phase
 

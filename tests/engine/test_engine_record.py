@@ -35,7 +35,7 @@ def _measured_link() -> Link:
     t.code_sent, t.reason_sent, t.code_received, t.reason_received = 1000, "a", 4001, "b"
     t.close_initiator, t.tcp_closed_first, t.reset = Side.CLIENT, Side.SERVER, True
     link.message_rtts.extend([0.1, 0.2])
-    link.ping_rtts.append(0.3)
+    proto.ping_rtts.append(0.3)
     link.step_latencies.append(("step.x", 0.4))
     proto.push_intervals.append(0.5)
     proto.messages_sent, proto.messages_received = 21, 22

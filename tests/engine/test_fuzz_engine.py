@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from peers import RawPeer, server_frame
 
 from wsload.core.closing import TRANSITIONS, CloseEvent, CloseTracker, IllegalTransition, classify
+from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameError, FrameReader, ReceivedClose
 from wsload.core.handshake import ResponseParser, accept_key
 from wsload.core.outcomes import Outcome
 from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
-from wsload.errors import ProtocolViolation
 from wsload.scenario.model import CLOSE_KINDS, CloseSpec, SessionConfig, TargetConfig
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")

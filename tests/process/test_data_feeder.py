@@ -11,6 +11,7 @@ import pytest
 
 from tests.peers import WebsocketsPeer
 from wsload.runner.execute import execute_run
+from wsload.runner.options import RunOptions
 from wsload.scenario.parse import load_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -45,7 +46,7 @@ expect = {{ regex = "^hello u[0-9]+ secret-" }}
         )
         scenario = load_scenario(tmp_path / "feed.toml")
         out = tmp_path / "out"
-        assert execute_run(scenario, out=out, quiet=True, workers=2) == 0
+        assert execute_run(scenario, RunOptions(workers=2), out=out, quiet=True) == 0
     users_seen = [path.split("user=")[1] for path, _ in peer.requests]
     tokens_seen = [headers["x-token"] for _, headers in peer.requests]
     assert sorted(users_seen) == sorted(f"u{i}" for i in range(1, ROWS + 1))  # each row once

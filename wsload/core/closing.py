@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from wsload.core.codes import label
+from wsload.core.faults import WsloadBug
+from wsload.core.kinds import CloseKind
 from wsload.core.outcomes import Outcome
 from wsload.core.record import Side
-from wsload.errors import WsloadBug
 
 __all__ = [
     "TRANSITIONS",
@@ -139,6 +140,20 @@ class CloseTracker:
         if self.close_initiator is None:
             self.close_initiator = Side.CLIENT
 
+    def unsend_close(self) -> None:
+        """Take back the :meth:`send_close` just recorded: its frame could not be written.
+
+        Legal only right after ``send_close`` (nothing else happened since): the protocol
+        object records a Close when it builds it and calls this when the write then fails.
+        """
+        back = {_S.CLOSE_SENT: _S.OPEN, _S.CLOSING: _S.CLOSE_RECEIVED}.get(self.state)
+        if back is None or self.close_sent is None:
+            raise IllegalTransition(self.state, CloseEvent.SEND_CLOSE)
+        self.state = back
+        self.close_sent = self.code_sent = self.reason_sent = None
+        if self.close_received is None:
+            self.close_initiator = None
+
     def receive_close(self, now: float, code: int | None, reason: str) -> None:
         """The server's Close frame was parsed (``code`` None: empty payload, i.e. 1005)."""
         self._go(CloseEvent.RECEIVE_CLOSE)
@@ -189,7 +204,7 @@ _REJECTING = frozenset({1002, 1007})
 
 
 def classify(
-    kind: str,
+    kind: CloseKind,
     t: CloseTracker,
     *,
     timed_out: bool = False,
@@ -212,7 +227,7 @@ def classify(
     over the behaviour that never got to run.
     """
     if (
-        kind == "invalid_close"
+        kind == CloseKind.INVALID_CLOSE
         and t.close_initiator is Side.CLIENT
         and t.close_received is not None
     ):
@@ -227,13 +242,13 @@ def classify(
         return Outcome.INTERRUPTED, "wsload stopped while waiting for the server's Close"
     if t.close_initiator is Side.SERVER:
         return _server_initiated(kind, t, timed_out)
-    if kind == "terminate":
+    if kind == CloseKind.TERMINATE:
         return Outcome.TERMINATED, ""
-    if kind == "close_no_wait":
+    if kind == CloseKind.CLOSE_NO_WAIT:
         return Outcome.CLOSE_NO_WAIT, ""
-    if kind in ("await_server_close", "ignore_server_close"):
+    if kind in (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE):
         return Outcome.NO_SERVER_CLOSE, _fallback_detail(t)
-    if kind == "invalid_close":
+    if kind == CloseKind.INVALID_CLOSE:
         if t.eof is not None:
             return Outcome.INVALID_REJECTED, "server dropped TCP without a Close"
         return Outcome.CLOSE_TIMEOUT, "server ignored the invalid Close"
@@ -248,8 +263,8 @@ def _invalid_answer(t: CloseTracker) -> tuple[Outcome, str]:
     return Outcome.INVALID_ACCEPTED, f"server answered {what}"
 
 
-def _server_initiated(kind: str, t: CloseTracker, timed_out: bool) -> tuple[Outcome, str]:
-    if kind == "ignore_server_close":
+def _server_initiated(kind: CloseKind, t: CloseTracker, timed_out: bool) -> tuple[Outcome, str]:
+    if kind == CloseKind.IGNORE_SERVER_CLOSE:
         if t.eof is not None:
             how = "reset" if t.reset else "closed"
             return Outcome.SERVER_DROPPED, f"server {how} TCP with its Close unanswered"

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
+from wsload.core.faults import ProtocolViolation
 from wsload.core.outcomes import Outcome
-from wsload.errors import ProtocolViolation
 
 __all__ = [
     "NAME",

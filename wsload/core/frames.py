@@ -22,8 +22,8 @@ from wsproto.frame_protocol import FrameDecoder, MessageDecoder, Opcode, ParseFa
 
 from wsload.core.codes import is_sendable
 from wsload.core.entropy import random_bytes
+from wsload.core.faults import ProtocolViolation
 from wsload.core.outcomes import Outcome
-from wsload.errors import ProtocolViolation
 
 __all__ = [
     "OP_BINARY",

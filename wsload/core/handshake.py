@@ -5,7 +5,7 @@ the upgrade, and wsload's hot path is "many short connections". The request is a
 template with two holes (``{seq}`` and the key); the response parser is strict, because a load
 tester that tolerates a broken upgrade would hide exactly the server bugs it is run to find.
 
-Every malformed response raises :class:`~wsload.errors.ProtocolViolation` with outcome
+Every malformed response raises :class:`~wsload.core.faults.ProtocolViolation` with outcome
 ``handshake_invalid``; a well-formed non-101 response is returned (the driver records it as
 ``handshake_rejected`` with its status). Bytes after the header block (a frame the server sent
 right behind its 101) are kept in :attr:`UpgradeResponse.trailing` for the frame layer.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from wsload.core.deflate import DeflateParams, DeflateSettings, negotiate
 from wsload.core.entropy import random_bytes
+from wsload.core.faults import ProtocolViolation
 from wsload.core.outcomes import Outcome
-from wsload.errors import ProtocolViolation
 
 __all__ = [
     "MAX_HEADER_BYTES",

@@ -1,10 +1,20 @@
-"""The client side of an upgraded connection, without I/O: bytes in, replies and events out.
+"""The client side of an upgraded connection, without I/O: bytes and times in, bytes out.
 
-In the manner of h11 and websockets' ``Protocol``: the engine hands received bytes to
-:meth:`ClientProtocol.receive_data` with the time they arrived and writes back what it returns
-(pongs, reflected messages); everything the session and the close behaviours decide on is kept
-here as plain state (the close tracker, the failure, the awaited match, the pongs, the message
-counters), so no event object is allocated per message on the echo hot path.
+In the manner of h11 and websockets' ``Protocol`` (h11's rule: everything that affects the
+state machine lives here): the engine hands received bytes to
+:meth:`ClientProtocol.receive_data` with the time they arrived, the server's TCP close to
+:meth:`~ClientProtocol.receive_eof`, a failed write to :meth:`~ClientProtocol.connection_lost`,
+and writes back whatever bytes a call returns (pongs, reflected messages, our Close). Every
+close decision is a method here: sending a Close (valid or malformed on purpose) records it in
+the close tracker in the same call, answering the server's Close echoes its code, failing the
+connection returns the Close to fail with (or None when none may go out), pings are matched
+with their pongs. What the session and the close behaviours wait for is kept as plain state
+(the close tracker, the failure, the awaited match, the message counters), so no event object
+is allocated per message on the echo hot path. The engine only writes the bytes and waits.
+
+A Close is recorded when it is built, stamped with the instant before its write (a loop that
+resumes the task late must not shorten the close); a write that then fails takes it back
+(:meth:`ClientProtocol.close_unwritten`), so a record never claims a Close that did not go out.
 
 Data messages are dispatched in this order: the message the session is waiting for (an
 ``expect`` step's :class:`~wsload.core.matching.Matcher`, echo mode's ``any``) is recorded as
@@ -22,18 +32,22 @@ decoder takes wsproto extensions; its fast path leaves every frame with an RSV b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from wsload.core.closing import CloseState, CloseTracker
 from wsload.core.frames import (
     OP_BINARY,
+    OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FrameError,
     FrameReader,
     ReceivedClose,
+    close_payload,
     encode_frame,
+    invalid_close,
 )
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
@@ -49,15 +63,16 @@ class ClientProtocol:
 
     Attributes:
         reader: the frame parser (strict; size limit applied).
-        tracker: the close handshake record.
+        tracker: the close handshake record (written only by this object).
         failure: ``(outcome, detail)`` once the connection failed (first failure wins).
-        fail_code: the Close code to fail with after a protocol failure (1002/1007/1009).
+        write_broken: a write did not complete; nothing more may be written.
         reflect: send back every push while open (session ``reflect``).
         expecting: the matcher of the message awaited now (None: nothing awaited).
-        matched_at: when the awaited message arrived (cleared by whoever awaits).
+        matched_at: when the awaited message arrived (taken by :meth:`take_match`).
         matched_count: ``messages_received`` right after the awaited message (messages after
             it, maybe in the same read, are the session's to take).
-        pongs: ``(payload, arrival time)`` of pongs not yet taken by the session.
+        pings: ``payload -> (sent, pong due)`` of the pings whose pong has not arrived.
+        ping_rtts: seconds from each ping to its pong.
         messages_sent / bytes_sent: data messages (and their payload bytes) we sent.
         messages_received / bytes_received: complete data messages (payload bytes) received.
         messages_unmatched: data messages that arrived while a match was awaited and did not
@@ -69,23 +84,25 @@ class ClientProtocol:
     __slots__ = (
         "_last_push",
         "_parts",
+        "_ping_count",
         "_size",
         "bytes_received",
         "bytes_sent",
         "encoder",
         "expecting",
-        "fail_code",
         "failure",
         "matched_at",
         "matched_count",
         "messages_received",
         "messages_sent",
         "messages_unmatched",
-        "pongs",
+        "ping_rtts",
+        "pings",
         "push_intervals",
         "reader",
         "reflect",
         "tracker",
+        "write_broken",
     )
 
     def __init__(
@@ -94,13 +111,15 @@ class ClientProtocol:
         self.reader = reader
         self.tracker = CloseTracker()
         self.failure: tuple[Outcome, str] | None = None
-        self.fail_code: int | None = None
+        self.write_broken = False
         self.reflect = reflect
         self.encoder = encoder
         self.expecting: Matcher | None = None
         self.matched_at: float | None = None
         self.matched_count = 0
-        self.pongs: list[tuple[bytes, float]] = []
+        self.pings: dict[bytes, tuple[float, float]] = {}
+        self.ping_rtts: list[float] = []
+        self._ping_count = 0
         self.messages_sent = self.bytes_sent = 0
         self.messages_received = self.bytes_received = self.messages_unmatched = 0
         self.push_intervals: list[float] = []
@@ -108,21 +127,123 @@ class ClientProtocol:
         self._parts: list[bytes | str] = []
         self._size = 0  # bytes of the message being assembled
 
+    # -- what the waits look at --------------------------------------------------------------
+
     @property
     def ended(self) -> bool:
         """Nothing more can be read: failed, or the server's TCP close was seen."""
         return self.failure is not None or self.tracker.eof is not None
 
-    def fail(self, outcome: Outcome, detail: str) -> None:
-        """Record how the connection failed (a later failure does not replace the first)."""
-        if self.failure is None:
-            self.failure = (outcome, detail)
+    def close_expected(self) -> bool:
+        """The connection is closing: a Close went either way, TCP is gone, or it failed.
 
-    def fail_protocol(self, code: int, detail: str) -> None:
-        """The server broke the protocol: fail with Close ``code`` (sent when the link ends)."""
-        if self.failure is None:
-            self.failure = (Outcome.PROTOCOL_ERROR, detail)
-            self.fail_code = code
+        Nothing but the close remains: a session (or a hold) stops here.
+        """
+        return self.failure is not None or self.tracker.state is not CloseState.OPEN
+
+    @property
+    def can_send_close(self) -> bool:
+        """A Close frame may still be written: none sent, TCP up, nothing failed or broken."""
+        return self.tracker.can_send_close and not self.ended and not self.write_broken
+
+    # -- the close ---------------------------------------------------------------------------
+
+    def start_close(self, now: float) -> float:
+        """The close behaviour starts at ``now`` (the first call wins); returns the start."""
+        return self.tracker.initiate(now)
+
+    def send_close(self, code: int | None, reason: str, now: float) -> bytes:
+        """Our Close frame (``code`` None: an empty Close), recorded as sent at ``now``."""
+        if code is None:
+            reason = ""
+        self.tracker.send_close(now, code, reason)
+        return encode_frame(OP_CLOSE, close_payload(code, reason))
+
+    def send_invalid_close(self, variant: str, now: float) -> bytes:
+        """The malformed Close of an ``invalid_close`` ``variant``, recorded as sent at ``now``."""
+        frame, code, reason = invalid_close(variant)
+        self.tracker.send_close(now, code, reason)
+        return frame
+
+    def close_unwritten(self) -> None:
+        """The Close just recorded by :meth:`send_close` could not be written after all."""
+        self.tracker.unsend_close()
+
+    def answer_close(self, now: float) -> bytes | None:
+        """The answer to the server's Close: the same code (RFC 6455 §5.5.1), if one may go."""
+        t = self.tracker
+        if t.close_received is None or not self.can_send_close:
+            return None
+        return self.send_close(t.code_received, "", now)
+
+    def fail(
+        self, outcome: Outcome, detail: str, code: int | None = None, now: float = 0.0
+    ) -> bytes | None:
+        """Fail the connection (a later failure does not replace the first).
+
+        Args:
+            outcome: how the connection ends.
+            detail: why, for the record.
+            code: fail with a Close of this code (1002/1007/1009: the server broke the
+                protocol); None: no Close (the socket is closed at once).
+            now: the clock (stamps the Close).
+
+        Returns:
+            The Close frame to write (recorded as sent), or None when no Close is due or none
+            may go out any more.
+        """
+        if self.failure is not None:
+            return None
+        self.failure = (outcome, detail)
+        if code is None or not self.tracker.can_send_close or self.write_broken:
+            return None
+        return self.send_close(code, "", now)
+
+    def receive_eof(self, now: float, *, reset: bool = False) -> None:
+        """The server closed TCP (FIN, or RST when ``reset``); a second report is ignored."""
+        if self.tracker.eof is None:
+            self.tracker.receive_eof(now, reset=reset)
+
+    def write_failed(self) -> None:
+        """A write did not complete in time (maybe part of a frame is out): write no more."""
+        self.write_broken = True
+
+    def connection_lost(self, now: float, tls_error: str | None = None) -> None:
+        """A read or write failed: a reset (ECONNRESET/EPIPE), or TLS (``tls_error``)."""
+        self.write_broken = True
+        if tls_error is not None:
+            self.fail(Outcome.TLS_ERROR, f"TLS failed after the upgrade: {tls_error}")
+        else:
+            self.receive_eof(now, reset=True)
+
+    def socket_closed(self, now: float) -> None:
+        """Our socket was closed (FIN or RST): the connection's end."""
+        if self.tracker.state is not CloseState.CLOSED:
+            self.tracker.close_socket(now)
+
+    # -- the session -------------------------------------------------------------------------
+
+    def ping(self, now: float, timeout: float) -> tuple[bytes, bytes]:
+        """A ping whose pong is due within ``timeout``: ``(frame, payload)``."""
+        self._ping_count += 1
+        data = self._ping_count.to_bytes(8, "big")
+        self.pings[data] = (now, now + timeout)
+        return encode_frame(OP_PING, data), data
+
+    def pong_due(self) -> float:
+        """When the earliest outstanding pong is due (infinity: none outstanding)."""
+        pings = self.pings
+        return min(due for _, due in pings.values()) if pings else math.inf
+
+    def expect(self, matcher: Matcher) -> None:
+        """Await the message ``matcher`` matches (recorded in :attr:`matched_at`)."""
+        self.matched_at = None
+        self.expecting = matcher
+
+    def take_match(self) -> float | None:
+        """Stop awaiting; when the awaited message arrived (None: it did not)."""
+        arrived, self.matched_at, self.expecting = self.matched_at, None, None
+        return arrived
 
     def message(self, payload: bytes, *, binary: bool = False) -> bytes:
         """The frame of one outgoing data message (counted as sent)."""
@@ -146,16 +267,14 @@ class ClientProtocol:
             try:
                 item = reader.next()
             except FrameError as exc:
-                self.fail_protocol(exc.code, str(exc))
-                return out
+                return out + (self.fail(Outcome.PROTOCOL_ERROR, str(exc), exc.code, now) or b"")
             if item is None:
                 return out
             if isinstance(item, ReceivedClose):
                 self.tracker.receive_close(now, item.code, item.reason)
                 if item.error:
-                    self.fail_protocol(
-                        item.fail_code, f"invalid Close from the server: {item.error}"
-                    )
+                    detail = f"invalid Close from the server: {item.error}"
+                    out += self.fail(Outcome.PROTOCOL_ERROR, detail, item.fail_code, now) or b""
                 return out
             opcode, payload, finished = item
             if opcode == OP_PING:
@@ -165,7 +284,9 @@ class ClientProtocol:
                 continue
             if opcode == OP_PONG:
                 assert isinstance(payload, bytes)
-                self.pongs.append((payload, now))
+                ping = self.pings.pop(payload, None)
+                if ping is not None:  # an unsolicited pong is allowed and ignored
+                    self.ping_rtts.append(now - ping[0])
                 continue
             self._size += (
                 len(payload)

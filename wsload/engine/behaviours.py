@@ -5,6 +5,13 @@ close, and returns what it observed that the close tracker cannot know by itself
 :class:`Ending` (a wait hit its deadline; wsload's stop cut the wait short; how to drop TCP).
 The driver then closes the socket if it is still open and classifies
 (:func:`wsload.core.closing.classify`). No behaviour ever raises for what the server does.
+Every decision about the protocol (may a Close go out, which code answers the server's) is the
+protocol object's (:class:`~wsload.core.protocol.ClientProtocol`); a behaviour writes what it
+returns and waits, and every wait reads through :meth:`Link.pump`.
+
+A storm's release may already have done a behaviour's first action (:meth:`Link.release_now`):
+each behaviour goes on from what the protocol object recorded (a Close already sent is not
+sent again, a closed socket not closed again, the close's start is the first one stamped).
 
 Deadlines: ``clean`` and ``invalid_close`` bound the whole close by ``timeout`` from the moment
 the close began. ``await_server_close`` and ``ignore_server_close`` bound each of their two
@@ -20,7 +27,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from wsload.core.frames import invalid_close
+from wsload.core.kinds import CloseKind
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
 from wsload.scenario.model import CloseSpec
@@ -59,11 +66,10 @@ async def await_eof(link: Link, deadline: float) -> bool:
 
 async def answer_server_close(link: Link, spec: CloseSpec) -> Ending:
     """Answer the server's Close with its own code (RFC 6455 §5.5.1) and wait for its EOF."""
-    t = link.tracker
-    assert t.close_received is not None
-    deadline = t.close_received + spec.timeout
-    if _can_send_close(link):
-        await link.send_close(t.code_received, "", deadline)
+    received = link.tracker.close_received
+    assert received is not None
+    deadline = received + spec.timeout
+    await link.answer_close(deadline)
     return Ending(timed_out=await await_eof(link, deadline))
 
 
@@ -71,24 +77,22 @@ async def _clean(link: Link, spec: CloseSpec, start: float, now: float) -> Endin
     """``clean`` from ``start`` (the close's start); ``now``: the clock read just before (no
     await since), which is also the instant of the Close's write."""
     deadline = start + spec.timeout
-    if _can_send_close(link) and not await link.send_close(spec.code, spec.reason, deadline, now):
+    if link.proto.can_send_close and not await link.send_close(
+        spec.code, spec.reason, deadline, now
+    ):
         return Ending(timed_out=not link.ended)
     return Ending(timed_out=await await_eof(link, deadline))
-
-
-def _can_send_close(link: Link) -> bool:
-    return link.tracker.can_send_close and not link.ended and not link.write_broken
 
 
 async def clean(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Send Close(code, reason), await the peer's Close and then its TCP EOF, in ``timeout``."""
     now = link.now()
-    return await _clean(link, spec, link.tracker.initiate(now), now)
+    return await _clean(link, spec, link.proto.start_close(now), now)
 
 
 async def terminate(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """No Close frame: drop TCP now (FIN, or RST when ``rst``)."""
-    link.tracker.initiate(link.now())
+    link.proto.start_close(link.now())
     await link.close(rst=spec.rst)
     return Ending(rst=spec.rst)
 
@@ -96,8 +100,9 @@ async def terminate(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
 async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Send Close and drop TCP at once, without waiting for any answer."""
     now = link.now()
-    start = link.tracker.initiate(now)
-    await link.send_close(spec.code, spec.reason, start + spec.timeout, now)
+    start = link.proto.start_close(now)
+    if link.proto.can_send_close:
+        await link.send_close(spec.code, spec.reason, start + spec.timeout, now)
     await link.close()
     return Ending()
 
@@ -105,7 +110,7 @@ async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Endi
 async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bool) -> Ending:
     """Wait (wakeable by ``stop``) for the server's Close; maybe keep sending meanwhile."""
     t = link.tracker
-    start = t.initiate(link.now())
+    start = link.proto.start_close(link.now())
     deadline = start + spec.timeout
     every = spec.send_interval if send else 0.0
     next_send = start + every if every > 0 else math.inf
@@ -164,9 +169,8 @@ async def invalid_close_(link: Link, spec: CloseSpec, ctx: DriverContext) -> End
     """Send the malformed Close of ``variant``; record the server's answer (or its silence)."""
     t = link.tracker
     now = link.now()
-    deadline = t.initiate(now) + spec.timeout
-    frame, code, reason = invalid_close(spec.variant)
-    if not await link.send_raw_close(frame, code, reason, deadline, now):
+    deadline = link.proto.start_close(now) + spec.timeout
+    if t.close_sent is None and not await link.send_invalid_close(spec.variant, deadline, now):
         return Ending(timed_out=not link.ended)
     if await _wait_while(link, deadline, lambda: t.close_received is None):
         return Ending(timed_out=True)  # no answer at all
@@ -175,21 +179,21 @@ async def invalid_close_(link: Link, spec: CloseSpec, ctx: DriverContext) -> End
 
 Behaviour = Callable[[Link, CloseSpec, DriverContext], Awaitable[Ending]]
 
-BEHAVIOURS: dict[str, Behaviour] = {
-    "clean": clean,
-    "terminate": terminate,
-    "close_no_wait": close_no_wait,
-    "await_server_close": await_server_close,
-    "ignore_server_close": ignore_server_close,
-    "invalid_close": invalid_close_,
+BEHAVIOURS: dict[CloseKind, Behaviour] = {
+    CloseKind.CLEAN: clean,
+    CloseKind.TERMINATE: terminate,
+    CloseKind.CLOSE_NO_WAIT: close_no_wait,
+    CloseKind.AWAIT_SERVER_CLOSE: await_server_close,
+    CloseKind.IGNORE_SERVER_CLOSE: ignore_server_close,
+    CloseKind.INVALID_CLOSE: invalid_close_,
 }
-"""Close kind -> behaviour; every kind of ``wsload.scenario.model.CLOSE_KINDS``."""
+"""Close kind -> behaviour; every kind of :data:`wsload.core.kinds.KINDS`."""
 
 
 async def run_behaviour(link: Link, spec: CloseSpec, ctx: DriverContext) -> Ending:
     """Run ``spec``'s close on ``link``, or the answer to a Close the server already sent."""
     if link.tracker.close_received is not None:
-        if spec.kind == "ignore_server_close":
+        if spec.kind is CloseKind.IGNORE_SERVER_CLOSE:
             return await ignore_after_close(link, spec)
         return await answer_server_close(link, spec)
     return await BEHAVIOURS[spec.kind](link, spec, ctx)

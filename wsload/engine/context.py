@@ -69,7 +69,7 @@ class ConnectionPlan:
         return ConnectionRecord(
             seq=self.seq,
             label=self.close.label,
-            kind=self.close.kind,
+            kind=self.close.kind.value,
             outcome=outcome,
             scheduled=self.scheduled,
             detail=detail,
@@ -97,7 +97,7 @@ class ConnectionPlan:
         return ConnectionRecord(
             self.seq,
             close.label,
-            close.kind,
+            close.kind.value,
             outcome,
             self.scheduled,
             connect_start,
@@ -110,7 +110,7 @@ class ConnectionPlan:
             t.eof,
             t.socket_closed,
             tuple(link.message_rtts),
-            tuple(link.ping_rtts),
+            tuple(proto.ping_rtts),
             tuple(link.step_latencies),
             tuple(proto.push_intervals),
             proto.messages_sent,

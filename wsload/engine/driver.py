@@ -28,6 +28,7 @@ import trio
 from wsload.core.closing import CloseState, classify
 from wsload.core.deflate import NAME as DEFLATE_NAME
 from wsload.core.deflate import PerMessageDeflate
+from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
@@ -42,9 +43,8 @@ from wsload.engine.context import (
 )
 from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
-from wsload.engine.rawstream import RawSocketStream
+from wsload.engine.rawstream import RawIO, RawSocketStream
 from wsload.engine.session import run_session
-from wsload.errors import ProtocolViolation
 
 __all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
 
@@ -131,9 +131,9 @@ class _Attempt:
         "ctx",
         "eof",
         "http_status",
+        "io",
         "link",
         "plan",
-        "raw",
         "request_sent",
         "stream",
         "tcp_closed_first",
@@ -145,7 +145,7 @@ class _Attempt:
         self.ctx = ctx
         self.stream: trio.abc.Stream | None = None
         self.link: Link | None = None
-        self.raw: _stdlib_socket.socket | None = None  # plain TCP only: the Link's fast path
+        self.io: RawIO | None = None  # plain TCP only: the one raw fast path
         self.connect_start: float = 0.0
         self.connect_end: float | None = None
         self.request_sent: float | None = None
@@ -170,9 +170,9 @@ class _Attempt:
         if isinstance(link, ConnectionRecord):
             return link
         self.link = link
-        if ctx.release is not None and plan.close.kind == "clean":
-            link.release_close = (plan.close.code, plan.close.reason)
-        if not link.ended and link.tracker.state is CloseState.OPEN:
+        if ctx.release is not None:
+            link.release = plan.close
+        if not link.proto.close_expected():
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
             await run_session(link, ctx, hold, plan.seq, plan.row)
         ending = Ending()
@@ -198,7 +198,7 @@ class _Attempt:
                 # the hot path: a cancel scope only around a wait that actually happens
                 raw = await self._open_tcp(endpoint, deadline)
                 self.stream = RawSocketStream(raw)
-                self.raw = raw
+                self.io = RawIO(raw.fileno())
             else:
                 with trio.move_on_at(deadline) as scope:
                     if ctx.opener is not None:
@@ -262,15 +262,13 @@ class _Attempt:
         timeout = ctx.target.handshake_timeout
         response = None
         request = endpoint.template.render(key, self.plan.seq, self.plan.row)
-        sent = ctx.now()  # before the write: see Link.send_raw_close
+        sent = ctx.now()  # before the write: see Link._write_close
         try:
             with trio.CancelScope(deadline=sent + timeout):
-                await send_all(stream, self.raw, request)
+                await send_all(stream, self.io, request)
                 self.request_sent = sent
-                wait_first = True
                 while response is None:
-                    data = await receive_some(stream, self.raw, wait_first=wait_first)
-                    wait_first = False
+                    data = await receive_some(stream, self.io)
                     if not data:
                         self.eof = ctx.now()
                         self.tcp_closed_first = Side.SERVER
@@ -310,28 +308,20 @@ class _Attempt:
             reflect=ctx.session.reflect,
             encoder=None if deflate is None else deflate.encode,
         )
-        link = Link(stream, proto, ctx.session.message_timeout, raw=self.raw, now=ctx.now)
+        link = Link(stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now)
         if response.trailing:
             await link.absorb(response.trailing, now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
-        t = link.tracker
-        if (
-            link.fail_code is not None
-            and t.can_send_close
-            and not link.write_broken
-            and t.eof is None
-        ):
-            await link.send_close(link.fail_code, "", link.now() + link.write_timeout)
         await link.close(rst=ending.rst)
         self.stream = None
         outcome, detail = classify(
             self.plan.close.kind,
-            t,
+            link.tracker,
             timed_out=ending.timed_out,
             stopped=ending.stopped,
-            failure=link.failure,
+            failure=link.proto.failure,
         )
         return self.plan.upgraded_record(
             outcome,

@@ -1,12 +1,13 @@
-"""One upgraded connection: the stream, the frame reader, the close tracker, and the only reads.
+"""One upgraded connection: the stream, its protocol object, and the only reads and writes.
 
 Why one object and no reader task: the hot path must stay at one Trio task per connection.
-Every phase (session, hold, close behaviours) drives the connection the same way: decide what to
-send, then :meth:`Link.pump` once with a deadline (one ``receive_some`` inside a cancel scope),
-then look at what the protocol object recorded (a match arrived, pong, the server's Close, EOF,
-a protocol failure). The protocol decisions are all in
-:class:`~wsload.core.protocol.ClientProtocol`; the link only moves bytes and reads the clock,
-and writes the replies (pongs, reflected messages) the protocol returns.
+Every phase (session, hold, close behaviours) drives the connection the same way: ask the
+protocol object what to send, write it, then :meth:`Link.pump` once with a deadline (one read
+inside a cancel scope), then look at what the protocol object recorded (a match arrived, a
+pong, the server's Close, EOF, a protocol failure). Every protocol decision is in
+:class:`~wsload.core.protocol.ClientProtocol`; the link only moves bytes (through the one raw
+fast path, :class:`~wsload.engine.rawstream.RawIO`, on plain TCP), reads the clock, and tells
+the protocol object what the socket did (data, EOF, a failed write).
 
 :class:`Alarm` is how a run-wide event (graceful stop, storm release) reaches connections parked
 in a pump without giving each its own waiting task: links register while they may be woken, and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import socket as _stdlib_socket
 import ssl
 import struct
@@ -26,14 +28,13 @@ from collections.abc import Callable
 import trio
 
 from wsload.core.closing import CloseState
-from wsload.core.frames import OP_CLOSE, close_payload, encode_frame
-from wsload.core.outcomes import Outcome
+from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
-from wsload.engine.rawstream import RawSocketStream, stream_error
+from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
+from wsload.scenario.model import CloseSpec
 
 __all__ = [
     "CLOSE_WRITE_GRACE",
-    "RECEIVE_SIZE",
     "Alarm",
     "Link",
     "close_stream_now",
@@ -42,32 +43,14 @@ __all__ = [
     "socket_of",
 ]
 
-RECEIVE_SIZE = 16384
-"""Bytes per read: also the most a flooding server gets processed before the task yields."""
 _SIOCOUTQ: int | None = 0x5411 if sys.platform == "linux" else None
 """Linux ``ioctl``: bytes in a TCP socket's send queue (not yet acknowledged)."""
 _INT = bytes(4)
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
-_EAGER_READS = 8
-"""Reads in a row that found data without waiting before the task yields anyway (fairness)."""
-
-
-def _recv_now(raw: _stdlib_socket.socket) -> bytes | OSError | None:
-    """One non-blocking ``recv``: the bytes, None when there are none yet (EAGAIN), or the error.
-
-    A plain function so that the EAGAIN exception's traceback holds only this short-lived
-    frame: raised inside the ``Link`` coroutine, it would make CPython materialise a frame
-    object for that coroutine (≈ 240 B) that lives as long as the connection waits, e.g. every
-    connection held in a storm.
-    """
-    try:
-        return raw.recv(RECEIVE_SIZE)
-    except BlockingIOError:
-        return None
-    except OSError as exc:
-        return exc
+_WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
+"""Kinds whose first close action is to start waiting for the server's Close."""
 
 
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -92,46 +75,46 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
         await trio.aclose_forcefully(stream)
         return
     if rst:
-        with contextlib.suppress(OSError):  # already dead: closing is all that is left
-            sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO)
+        _linger_zero(sock)
     if isinstance(stream, RawSocketStream):
         stream.close_unwatched()  # only the connection's own task ever uses its stream
     else:
         sock.close()
 
 
+def _linger_zero(sock: _stdlib_socket.socket | trio.socket.SocketType) -> None:
+    """Make the socket's close an RST (SO_LINGER 0)."""
+    with contextlib.suppress(OSError):  # already dead: closing is all that is left
+        sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO)
+
+
 class Link:
     """An upgraded WebSocket connection as the driver sees it: the stream and its protocol.
 
     Attributes:
-        proto: the sans-IO protocol state (close tracker, failure, matches, counters).
-        tracker: ``proto.tracker``, the close handshake record.
-        write_broken: a write did not complete; nothing more may be written.
-        message_rtts / ping_rtts: measured round trips, seconds.
+        proto: the sans-IO protocol (close tracker, failure, matches, pings, counters).
+        tracker: ``proto.tracker``, the close handshake record (read here, written by proto).
+        io: the raw fast path on plain TCP (None: TLS or another stream; the stream is used).
+        message_rtts: measured echo round trips, seconds.
         step_latencies: ``(metric, seconds)`` of named expect steps.
-        release_close: ``(code, reason)`` of the Close a storm's release writes for this link
-            while it is ``parked`` in the session's hold (:meth:`Alarm.watch`), None: none
-            (the close behaviour is not ``clean``, or no storm).
+        release: the close a storm's release starts for this link while it is ``parked``
+            (:meth:`release_now`), None: no storm.
         parked: the session holds this link until the storm's release.
         now: reads the run's clock (``trio.current_time``, or the same clock's bound
             ``current_time``: :meth:`DriverContext.bind_clock`).
     """
 
     __slots__ = (
-        "_eager",
-        "_sent",
+        "io",
         "message_rtts",
         "now",
         "parked",
-        "ping_rtts",
         "proto",
-        "raw",
-        "release_close",
+        "release",
         "scope",
         "step_latencies",
         "stream",
         "tracker",
-        "write_broken",
         "write_timeout",
     )
 
@@ -140,34 +123,20 @@ class Link:
         stream: trio.abc.Stream,
         proto: ClientProtocol,
         write_timeout: float,
-        raw: _stdlib_socket.socket | None = None,
+        io: RawIO | None = None,
         now: Callable[[], float] = trio.current_time,
     ) -> None:
         self.stream = stream
         self.now = now
-        self.raw = raw
-        self._eager = 0
-        self._sent = False  # wrote since the last read: the answer cannot be there yet
+        self.io = io
         self.proto = proto
         self.tracker = proto.tracker
         self.write_timeout = write_timeout
-        self.write_broken = False
         self.scope: trio.CancelScope | None = None
-        self.release_close: tuple[int | None, str] | None = None
+        self.release: CloseSpec | None = None
         self.parked = False
         self.message_rtts: list[float] = []
-        self.ping_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
-
-    @property
-    def failure(self) -> tuple[Outcome, str] | None:
-        """``(outcome, detail)`` once the connection failed outside a normal close."""
-        return self.proto.failure
-
-    @property
-    def fail_code(self) -> int | None:
-        """The Close code to fail with after a protocol failure (1002/1007/1009)."""
-        return self.proto.fail_code
 
     @property
     def ended(self) -> bool:
@@ -176,55 +145,89 @@ class Link:
 
     def wake(self) -> None:
         """Cut the current pump short (it returns as if its deadline had passed)."""
+        if self.io is not None:
+            self.io.wake()
         if self.scope is not None:
             self.scope.cancel()
 
-    def write_release_close(self) -> None:
-        """Write :attr:`release_close` now, from the releasing task, if parked and writable.
+    def release_now(self) -> None:
+        """A storm's release: do this parked link's first close action now, whatever its kind.
 
-        Written only when the socket's send queue is empty (``SIOCOUTQ``), so that the frame
-        (at most 131 bytes) goes out whole in one ``send()``; otherwise, or on any error, the
-        connection's own ``clean`` behaviour sends and judges the Close once woken, exactly as
-        without a storm. Stamped as ``send_close`` stamps: when the bytes went out, which is
-        also when the close starts. Saves the release a task switch and a cancellation per
-        connection before its Close can go out.
+        Called from the releasing task for every parked link in one pass, before any
+        connection task runs, so that every kind starts its close at the same instant: the
+        Close frame (``clean``, ``close_no_wait``, ``invalid_close``), the TCP drop
+        (``terminate``; ``close_no_wait`` after its Close), or the start of the wait for the
+        server's Close (``await_server_close``, ``ignore_server_close``). The connection's own
+        behaviour then goes on from there once woken (a Close already recorded is not sent
+        again, a closed socket not closed again). Only on the raw fast path and only when the
+        whole action can be done without waiting: a Close frame is written only when the
+        socket's send queue is empty (``SIOCOUTQ``), so that it (at most 131 bytes) goes out
+        whole in one write; otherwise, or on any error, the connection's own behaviour does
+        the action once woken, exactly as without a storm.
         """
-        close, raw = self.release_close, self.raw
-        if close is None or raw is None or not self.parked or self.write_broken:
+        spec, io, proto = self.release, self.io, self.proto
+        if spec is None or io is None or not self.parked or proto.close_expected():
             return
-        if self.proto.ended or not self.tracker.can_send_close:
-            return
-        code, reason = close
-        frame = encode_frame(OP_CLOSE, close_payload(code, reason))
+        kind = spec.kind
         now = self.now()
+        if kind in _WAITING:
+            proto.start_close(now)
+            return
+        if kind is CloseKind.TERMINATE:
+            proto.start_close(now)
+            self._close_parked(rst=spec.rst)
+            return
         try:
-            if _SIOCOUTQ is None or fcntl.ioctl(raw, _SIOCOUTQ, _INT) != _INT:
+            if _SIOCOUTQ is None or fcntl.ioctl(io.fd, _SIOCOUTQ, _INT) != _INT:
                 return  # bytes still queued (or no way to know): the task writes its Close
-            sent = raw.send(frame)
-        except OSError:  # EAGAIN or a reset: the task's own close behaviour finds out
+        except OSError:
             return
-        self._sent = True
-        if sent != len(frame):  # not with an empty queue; if ever, the frame is broken
-            self.write_broken = True
+        if kind is CloseKind.INVALID_CLOSE:
+            frame = proto.send_invalid_close(spec.variant, now)
+        else:
+            frame = proto.send_close(spec.code, spec.reason, now)
+        try:
+            sent = io.write(frame)
+        except OSError:  # a reset: the task's own close behaviour finds out
+            sent = 0
+        if sent != len(frame):
+            proto.close_unwritten()
+            if sent:  # not with an empty queue; if ever, the frame is broken
+                proto.write_failed()
             return
-        self.tracker.send_close(now, code, reason if code is not None else "")
+        if kind is CloseKind.CLOSE_NO_WAIT:
+            self._close_parked(rst=False)
+
+    def _close_parked(self, *, rst: bool) -> None:
+        """Close the socket of a link whose task waits in :meth:`pump` (it wakes with None)."""
+        stream = self.stream
+        assert isinstance(stream, RawSocketStream)
+        if rst:
+            _linger_zero(stream.sock)
+        stream.close_now()  # tells Trio first: the parked wait ends
+        self.proto.socket_closed(self.now())
 
     async def pump(self, deadline: float, now: float | None = None) -> bool:
-        """Receive once (until ``deadline``) and process what arrived.
+        """Receive once (until ``deadline``) and hand what arrived to the protocol object.
 
-        ``now``: the caller read the clock just before (no await since): the deadline check
-        before the read uses it instead of reading again.
+        The one read path of every wait (session, hold, each close behaviour). ``now``: the
+        caller read the clock just before (no await since): the deadline check before the
+        read uses it instead of reading again.
 
         Returns:
             False when the deadline passed (or :meth:`wake` was called) before any bytes came.
         """
         data: bytes | bytearray
-        if self.raw is not None:
-            received = await self._receive_raw(deadline, now)
+        io = self.io
+        if io is not None:
+            if (self.now() if now is None else now) >= deadline:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                return False
+            received = await io.read(deadline)
             if received is None:
                 return False
-            if isinstance(received, trio.BrokenResourceError):
-                self._broken(received)
+            if isinstance(received, OSError):
+                self._broken(stream_error(received))
                 return True
             data = received
         else:
@@ -242,51 +245,10 @@ class Link:
                 return False
         now = self.now()
         if not data:
-            self.tracker.receive_eof(now)
+            self.proto.receive_eof(now)
             return True
         await self.absorb(data, now)
         return True
-
-    async def _receive_raw(
-        self, deadline: float, now: float | None
-    ) -> bytes | trio.BrokenResourceError | None:
-        """``receive_some`` on the plain TCP socket without the stream layers (the hot path).
-
-        Same semantics as a ``receive_some`` inside a cancel scope with ``deadline`` (None:
-        the deadline passed or :meth:`wake` was called first), but a read that finds data
-        costs one syscall and no checkpoint; only an actual wait pays for a cancel scope.
-        After a full read (more is probably waiting) or :data:`_EAGER_READS` reads in a row
-        without a wait the task yields once, so a server that streams without pause cannot
-        starve the other connections (tests/engine/test_engine_flood.py).
-        """
-        raw = self.raw
-        assert raw is not None
-        if (self.now() if now is None else now) >= deadline:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            return None
-        wait_first, self._sent = self._sent, False
-        while True:
-            if not wait_first:  # right after a write, a recv() would only say EAGAIN
-                data = _recv_now(raw)
-                if isinstance(data, OSError):
-                    return stream_error(data)
-                if data is not None:
-                    self._eager += 1
-                    if self._eager >= _EAGER_READS or len(data) == RECEIVE_SIZE:
-                        self._eager = 0
-                        await trio.lowlevel.checkpoint()
-                    return data
-            wait_first = False
-            self._eager = 0
-            scope = trio.CancelScope(deadline=deadline)
-            self.scope = scope
-            try:
-                with scope:
-                    await trio.lowlevel.wait_readable(raw)
-            finally:
-                self.scope = None
-            if scope.cancelled_caught:
-                return None
 
     async def absorb(self, data: bytes | bytearray, now: float) -> None:
         """Process received bytes (also the bytes that followed the 101) and send replies."""
@@ -296,13 +258,9 @@ class Link:
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
-        self.write_broken = True
         cause = exc.__cause__
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
-            self.proto.fail(Outcome.TLS_ERROR, f"TLS failed after the upgrade: {cause}")
-            return
-        if self.tracker.eof is None:
-            self.tracker.receive_eof(self.now(), reset=True)
+        tls = isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError)
+        self.proto.connection_lost(self.now(), str(cause) if tls else None)
 
     async def send(self, data: bytes, deadline: float, now: float | None = None) -> bool:
         """Write ``data`` by ``deadline``; False (and no more writes) when it could not.
@@ -310,87 +268,95 @@ class Link:
         ``now``: the caller read the clock just before (no await since), e.g. to compute
         ``deadline``: the check before the write uses it instead of reading again.
         """
-        if self.write_broken:
+        failed = await self._write(data, deadline, now)
+        if failed is None:
+            return True
+        self._failed(failed)
+        return False
+
+    async def _write(
+        self, data: bytes, deadline: float, now: float | None
+    ) -> trio.BrokenResourceError | bool | None:
+        """Write ``data`` by ``deadline``: None when written; else the reset, or False (the
+        deadline came first, maybe with part of the frame out: the stream is unusable)."""
+        if self.proto.write_broken:
             return False
-        raw = self.raw
-        if raw is not None:  # the hot path: one send() syscall when the socket can take it all
+        io = self.io
+        if io is not None:  # the hot path: one write() when the socket can take it all
             if (self.now() if now is None else now) >= deadline:
-                self.write_broken = True
                 return False
             try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
+                sent = io.write(data)
             except OSError as exc:
-                self._broken(stream_error(exc))
-                return False
-            self._sent = True
+                return stream_error(exc)
             if sent == len(data):
-                return True
+                return None
             data = data[sent:]
         try:
             with trio.CancelScope(deadline=deadline) as scope:
                 await self.stream.send_all(data)
         except trio.BrokenResourceError as exc:
-            self._broken(exc)
-            return False
-        if scope.cancelled_caught:  # part of a frame may be out: the stream is unusable
-            self.write_broken = True
-            return False
-        return True
+            return exc
+        return False if scope.cancelled_caught else None
+
+    def _failed(self, failed: trio.BrokenResourceError | bool) -> None:
+        if isinstance(failed, trio.BrokenResourceError):
+            self._broken(failed)
+        else:
+            self.proto.write_failed()
 
     async def send_close(
         self, code: int | None, reason: str, deadline: float, now: float | None = None
     ) -> bool:
-        """Write a valid Close frame and record it (``code`` None: an empty Close)."""
-        frame = encode_frame(OP_CLOSE, close_payload(code, reason))
-        reason = reason if code is not None else ""
-        return await self.send_raw_close(frame, code, reason, deadline, now)
+        """Write our Close (``code`` None: an empty Close); see :meth:`_write_close`."""
+        if now is None:
+            now = self.now()
+        return await self._write_close(self.proto.send_close(code, reason, now), deadline, now)
 
-    async def send_raw_close(
-        self,
-        frame: bytes,
-        code: int | None,
-        reason: str | None,
-        deadline: float,
-        now: float | None = None,
-    ) -> bool:
-        """Write a prepared Close frame (maybe malformed on purpose) and record it.
+    async def send_invalid_close(self, variant: str, deadline: float, now: float) -> bool:
+        """Write the malformed Close of ``variant``; see :meth:`_write_close`."""
+        return await self._write_close(self.proto.send_invalid_close(variant, now), deadline, now)
+
+    async def answer_close(self, deadline: float) -> None:
+        """Answer the server's Close with its own code, if a Close may still go out."""
+        now = self.now()
+        frame = self.proto.answer_close(now)
+        if frame is not None:
+            await self._write_close(frame, deadline, now)
+
+    async def _write_close(self, frame: bytes, deadline: float, now: float) -> bool:
+        """Write a Close the protocol object just recorded as sent at ``now``.
 
         The write gets at least :data:`CLOSE_WRITE_GRACE` even when ``deadline`` has passed:
         ``timeout = "0s"`` means "Close, then terminate at once", and the Close must still go
-        out when the socket can take it without waiting. ``now``: the stamp the caller read
-        right before, with no await since (the behaviour's start of the close, which is then
-        also this write's instant), instead of reading the clock again.
+        out when the socket can take it without waiting. A write that fails takes the record
+        back (it is stamped before the write: trio's send_all yields after the syscall, and a
+        busy loop resumes this task late, which would shorten every close_handshake).
         """
-        if now is None:
-            now = self.now()
-        if not await self.send(frame, max(deadline, now + CLOSE_WRITE_GRACE), now):
-            return False
-        # stamped before the write: trio's send_all yields after the syscall, and a busy loop
-        # resumes this task late, which would shorten every close_handshake by that lateness
-        self.tracker.send_close(now, code, reason)
-        return True
+        failed = await self._write(frame, max(deadline, now + CLOSE_WRITE_GRACE), now)
+        if failed is None:
+            return True
+        self.proto.close_unwritten()
+        self._failed(failed)
+        return False
 
     async def close(self, *, rst: bool = False) -> None:
         """Close our socket (FIN, or RST when ``rst``) and stamp the connection's end."""
-        if self.tracker.state is CloseState.CLOSED:
+        if self.proto.tracker.state is CloseState.CLOSED:
             return
         await close_stream_now(self.stream, rst=rst)
-        self.tracker.close_socket(self.now())
+        self.proto.socket_closed(self.now())
 
 
-async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, data: bytes) -> None:
-    """``stream.send_all(data)``; with ``raw`` (the plain TCP socket under it) one ``send()``
-    syscall and no checkpoint when the socket takes it all, the stream for the rest.
+async def send_all(stream: trio.abc.Stream, io: RawIO | None, data: bytes) -> None:
+    """``stream.send_all(data)``; with ``io`` (the plain TCP socket under it) one ``write()``
+    and no checkpoint when the socket takes it all, the stream for the rest.
 
     Raises what ``stream.send_all`` raises (``BrokenResourceError`` on a reset).
     """
-    if raw is not None:
+    if io is not None:
         try:
-            sent = raw.send(data)
-        except BlockingIOError:
-            sent = 0
+            sent = io.write(data)
         except OSError as exc:
             raise stream_error(exc) from exc
         if sent == len(data):
@@ -399,26 +365,20 @@ async def send_all(stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, d
     await stream.send_all(data)
 
 
-async def receive_some(
-    stream: trio.abc.Stream, raw: _stdlib_socket.socket | None, *, wait_first: bool = False
-) -> bytes:
-    """``stream.receive_some(RECEIVE_SIZE)``; with ``raw``, straight on the socket (one
-    ``recv()`` when data is there, else ``wait_readable`` and retry; ``wait_first``: we just
-    wrote the request, so skip the ``recv()`` that could only say EAGAIN). Callers bound it
-    with their own cancel scope, as they would the stream's.
+async def receive_some(stream: trio.abc.Stream, io: RawIO | None) -> bytes:
+    """``stream.receive_some(RECEIVE_SIZE)``; with ``io``, its read (the one read path).
+    Callers bound it with their own cancel scope, as they would the stream's.
+
+    Raises what ``stream.receive_some`` raises (``BrokenResourceError`` on a reset).
     """
-    if raw is None:
+    if io is None:
         return bytes(await stream.receive_some(RECEIVE_SIZE))
-    if wait_first:
-        await trio.lowlevel.wait_readable(raw)
-    while True:
-        try:
-            return raw.recv(RECEIVE_SIZE)
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            raise stream_error(exc) from exc
-        await trio.lowlevel.wait_readable(raw)
+    data = await io.read(math.inf)
+    if isinstance(data, OSError):
+        raise stream_error(data) from data
+    if data is None:  # nobody wakes a connection before its upgrade: the socket was closed
+        raise trio.ClosedResourceError("the socket was closed")
+    return data
 
 
 class Alarm:
@@ -427,9 +387,10 @@ class Alarm:
     One system task per watched event (not per connection): it waits for the event, then calls
     :meth:`Link.wake` on every registered link. Links re-check the events themselves before
     every pump, so a wake-up that finds a link between two pumps is never lost. For a storm's
-    release it first writes every parked link's Close itself (:meth:`Link.write_release_close`),
-    in one pass, before any connection task runs: a release of 10,000 connections no longer
-    waits for 10,000 cancellations and task switches before its last Close goes out.
+    release it first does every parked link's first close action itself, whatever the kind
+    (:meth:`Link.release_now`), in one pass, before any connection task runs: a release of
+    10,000 connections does not wait for 10,000 cancellations and task switches before its
+    last close starts, and no kind waits for its task while another is written at once.
     """
 
     __slots__ = ("_links", "_watched")
@@ -453,7 +414,7 @@ class Alarm:
         links = list(self._links)
         if release:
             for link in links:
-                link.write_release_close()
+                link.release_now()
         for link in links:
             link.wake()
 

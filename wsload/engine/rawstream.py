@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import errno
 import operator
+import os
 import socket as _stdlib_socket
 
 import trio
 
-__all__ = ["RawSocketStream", "stream_error"]
+__all__ = ["EAGER_READS", "RECEIVE_SIZE", "RawIO", "RawSocketStream", "stream_error"]
+
+RECEIVE_SIZE = 16384
+"""Bytes per read: also the most a flooding peer gets processed before the task yields."""
+EAGER_READS = 8
+"""Reads in a row that found data without waiting before the task yields anyway (fairness)."""
 
 _CLOSED_ERRNOS = frozenset((errno.EBADF, errno.ENOTSOCK))
 
@@ -148,3 +154,96 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
     async def aclose(self) -> None:
         self.close_now()
         await trio.lowlevel.checkpoint()
+
+
+class RawIO:
+    """One connection's non-blocking socket read and written straight, without stream layers.
+
+    The one fast path of the client's link and the built-in server's connections: a write is
+    one ``write()`` syscall and no checkpoint when the socket buffer takes it all (callers hand
+    the rest to their stream under their own deadline); a read that finds data is one
+    ``read()`` and no checkpoint, and only an actual wait pays for a cancel scope. After a
+    full read (more is probably waiting) or :data:`EAGER_READS` reads in a row without a wait
+    the task yields once, so a peer that streams without pause cannot starve the other
+    connections (tests/engine/test_engine_flood.py). Only the connection's own task reads or
+    writes; another task may :meth:`wake` it.
+
+    Attributes:
+        fd: the socket's descriptor.
+        scope: the cancel scope of the wait in progress (None: not waiting).
+    """
+
+    __slots__ = ("_eager", "_wrote", "fd", "scope")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.scope: trio.CancelScope | None = None
+        self._eager = 0
+        self._wrote = False  # wrote since the last read: the answer cannot be there yet
+
+    def write(self, data: bytes | bytearray) -> int:
+        """Write what the socket buffer takes now; the bytes written (0: it is full).
+
+        Raises:
+            OSError: the peer reset the connection (EPIPE, ECONNRESET), or the socket closed.
+        """
+        self._wrote = True
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+
+    async def read(self, deadline: float) -> bytes | OSError | None:
+        """Receive up to :data:`RECEIVE_SIZE` bytes by ``deadline`` (``b""``: the peer's FIN).
+
+        Returns:
+            The bytes; the ``OSError`` of a failed read (a reset); None when ``deadline``
+            passed, :meth:`wake` was called, or the socket was closed under the wait.
+        """
+        fd = self.fd
+        wait_first, self._wrote = self._wrote, False
+        while True:
+            if not wait_first:  # right after a write, a read would only say EAGAIN
+                data = _read_now(fd)
+                if data is not None:
+                    if isinstance(data, OSError):
+                        return data
+                    self._eager += 1
+                    if self._eager >= EAGER_READS or len(data) == RECEIVE_SIZE:
+                        self._eager = 0
+                        await trio.lowlevel.checkpoint()
+                    return data
+            wait_first = False
+            self._eager = 0
+            scope = trio.CancelScope(deadline=deadline)
+            self.scope = scope
+            try:
+                with scope:
+                    await trio.lowlevel.wait_readable(fd)
+            except trio.ClosedResourceError:  # a storm's release closed the socket (wake)
+                return None
+            finally:
+                self.scope = None
+            if scope.cancelled_caught:
+                return None
+
+    def wake(self) -> None:
+        """Cut the wait in progress short (its read returns None)."""
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+def _read_now(fd: int) -> bytes | OSError | None:
+    """One non-blocking ``read``: the bytes, None when there are none yet (EAGAIN), or the error.
+
+    A plain function so that the EAGAIN exception's traceback holds only this short-lived
+    frame: raised inside a connection's coroutine, it would make CPython materialise a frame
+    object for that coroutine (≈ 240 B) that lives as long as the connection waits, e.g. every
+    connection held in a storm.
+    """
+    try:
+        return os.read(fd, RECEIVE_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return exc

@@ -30,6 +30,7 @@ import trio_websocket
 import wsproto.utilities
 
 from wsload.core.handshake import host_header
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.engine.context import ConnectionPlan, DriverContext, make_ssl_context
@@ -38,7 +39,8 @@ from wsload.engine.oserrors import connect_outcome, os_error_in
 
 __all__ = ["REFERENCE_KINDS", "run_connection_reference"]
 
-REFERENCE_KINDS = ("clean", "terminate")
+REFERENCE_KINDS: tuple[CloseKind, ...] = tuple(k for k, info in KINDS.items() if info.reference)
+"""The close kinds this engine can do (:data:`wsload.core.kinds.KINDS`)."""
 _NAME = "trio-websocket reference engine"
 
 
@@ -65,7 +67,7 @@ async def run_connection_reference(plan: ConnectionPlan, ctx: DriverContext) -> 
     """
     spec = plan.close
     if spec.kind not in REFERENCE_KINDS:
-        raise ValueError(f"the trio-websocket engine cannot do close kind {spec.kind!r}")
+        raise ValueError(f"the trio-websocket engine cannot do close kind {spec.kind.value!r}")
     fields: dict[str, Any] = {"connect_start": trio.current_time()}
     target = ctx.target
     endpoint = ctx.endpoint_for(plan.seq)

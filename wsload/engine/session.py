@@ -2,8 +2,8 @@
 
 Echo mode (``messages``, ``await_echo``, ...) is the built-in script
 :func:`~wsload.core.script.echo_script`; ``[[session.steps]]`` replace it. Every wait is the
-same loop (:meth:`_Session.wait`): take the pongs the protocol recorded, send the background
-pings that are due (``ping_interval``), and pump the link until the nearest deadline. A wait
+same loop (:meth:`_Session.wait`): send the background pings that are due (``ping_interval``;
+the protocol object matches their pongs), and pump the link until the nearest deadline. A wait
 ends early when the server closes, the link fails, or wsload's graceful stop is set; the
 session then returns and the driver decides what comes next. A step that times out fails the
 connection with ``message_timeout`` and a detail naming the step.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-from wsload.core.frames import OP_PING, encode_frame
 from wsload.core.outcomes import Outcome
 from wsload.core.script import MESSAGE_RTT, Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.engine.context import DriverContext
@@ -39,8 +38,6 @@ class _Session:
         "link",
         "next_ping",
         "next_send",
-        "ping_count",
-        "pings",
         "proto",
         "row",
         "sends",
@@ -61,8 +58,6 @@ class _Session:
         self.next_send = -math.inf
         every = ctx.session.ping_interval
         self.next_ping = link.now() + every if every > 0 else math.inf
-        self.ping_count = 0
-        self.pings: dict[bytes, tuple[float, float]] = {}  # payload -> (sent, pong due)
 
     def fail(self, detail: str) -> _Interrupted:
         self.proto.fail(Outcome.MESSAGE_TIMEOUT, detail)
@@ -70,8 +65,8 @@ class _Session:
 
     def check(self) -> None:
         """Raise when the session cannot go on."""
-        link, stop = self.link, self.ctx.stop
-        if link.ended or link.tracker.close_received is not None:
+        stop = self.ctx.stop
+        if self.proto.close_expected():
             raise _Interrupted
         if stop is not None and stop.is_set():
             raise _Interrupted
@@ -90,15 +85,9 @@ class _Session:
         ``now``: the caller's clock reading right before (no await since), used for the first
         round's deadline checks instead of reading the clock again.
         """
-        link, proto, pings = self.link, self.proto, self.pings
+        link, proto = self.link, self.proto
         while True:
             self.check()
-            if proto.pongs:
-                for data, arrived in proto.pongs:
-                    ping = pings.pop(data, None)
-                    if ping is not None:
-                        link.ping_rtts.append(arrived - ping[0])
-                proto.pongs.clear()
             if want == _MATCH:
                 if proto.matched_at is not None:
                     return True
@@ -106,7 +95,7 @@ class _Session:
                 if proto.messages_received >= self.target:
                     return True
             elif want == _PONG:
-                if key not in pings:
+                if key not in proto.pings:
                     return True
             elif want == _RELEASE:
                 release = self.ctx.release
@@ -114,9 +103,9 @@ class _Session:
                     return True
             if now is None:
                 now = link.now()
-            first_ping = min(due for _, due in pings.values()) if pings else math.inf
+            first_ping = proto.pong_due()
             if now >= first_ping:
-                if want == _PONG and pings.get(key, (0.0, 0.0))[1] == first_ping:
+                if want == _PONG and proto.pings.get(key, (0.0, 0.0))[1] == first_ping:
                     return False  # the ping step's own timeout: it names itself
                 raise self.fail(f"no pong within {self.timeout:g}s")
             if now >= deadline:
@@ -131,10 +120,8 @@ class _Session:
 
     async def ping(self, now: float, timeout: float) -> bytes:
         """Send one ping whose pong is due within ``timeout``; return its payload."""
-        self.ping_count += 1
-        data = self.ping_count.to_bytes(8, "big")
-        await self.send(encode_frame(OP_PING, data), now)
-        self.pings[data] = (now, now + timeout)
+        frame, data = self.proto.ping(now, timeout)
+        await self.send(frame, now)
         return data
 
     async def run(self, steps: tuple[Step, ...], seq: int) -> None:
@@ -167,26 +154,22 @@ class _Session:
         payload = step.data if template is None else template.render(seq, self.sends, self.row)
         sent = now()
         await self.send(self.proto.message(payload, binary=step.binary), sent)
-        self.last_send = sent  # stamped before the write, like every send (Link.send_raw_close)
+        self.last_send = sent  # stamped before the write, like every send (Link._write_close)
         # no pace: nothing to wait for (the clock never reads below this stamp again)
         self.next_send = sent + step.pace if step.pace > 0 else -math.inf
 
     async def run_expect(self, step: Expect) -> None:
         proto = self.proto
         start = self.link.now()
-        proto.matched_at = None
-        proto.expecting = step.matcher
+        proto.expect(step.matcher)
         try:
-            matched = await self.wait(start + step.timeout, _MATCH, now=start)
+            await self.wait(start + step.timeout, _MATCH, now=start)
         finally:
-            proto.expecting = None
-        if not matched:
+            arrived = proto.take_match()
+        if arrived is None:
             if step.metric == MESSAGE_RTT:
                 raise self.fail(f"no echo within {step.timeout:g}s")
             raise self.fail(f"no message matching step '{step.name}' within {step.timeout:g}s")
-        arrived = proto.matched_at
-        assert arrived is not None
-        proto.matched_at = None
         self.consumed = proto.matched_count
         if step.metric:
             since = self.last_send if self.last_send is not None else start
@@ -234,7 +217,7 @@ class _Session:
         ctx = self.ctx
         release = ctx.release
         if release is None:
-            if hold <= 0 and not self.pings:  # a wait that would only see its deadline passed
+            if hold <= 0 and not self.proto.pings:  # a wait would only see its deadline passed
                 return
             now = self.link.now()
             await self.wait(now + hold, _TIME, now=now)
@@ -242,7 +225,7 @@ class _Session:
         if release.is_set():
             return
         ctx.ready_count += 1
-        self.link.parked = True  # the release may write this link's Close (Alarm)
+        self.link.parked = True  # the release may start this link's close (Alarm)
         try:
             await self.wait(math.inf, _RELEASE)
         finally:

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wsload.core.kinds import KINDS
 from wsload.core.outcomes import Outcome
 
 __all__ = [
@@ -39,14 +40,7 @@ __all__ = [
     "normalise",
 ]
 
-EXPECTED_OUTCOMES: dict[str, Outcome] = {
-    "clean": Outcome.CLEAN,
-    "terminate": Outcome.TERMINATED,
-    "close_no_wait": Outcome.CLOSE_NO_WAIT,
-    "await_server_close": Outcome.SERVER_CLOSED,
-    "ignore_server_close": Outcome.SERVER_DROPPED,
-    "invalid_close": Outcome.INVALID_REJECTED,
-}
+EXPECTED_OUTCOMES: dict[str, Outcome] = {kind.value: info.expected for kind, info in KINDS.items()}
 """Per close kind, the ending it is built for: these outcomes need no explanation."""
 
 MAX_GROUPS = 64

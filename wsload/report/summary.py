@@ -16,6 +16,7 @@ from typing import Any
 from wsload import __version__
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
+from wsload.core.kinds import KINDS
 from wsload.core.outcomes import Outcome
 from wsload.core.script import step_metrics
 from wsload.metrics.collector import Collector
@@ -46,12 +47,7 @@ TOP_ERRORS = 10
 """Details listed per outcome in ``errors``; the rest is counted as ``other``."""
 
 CLEAN_OUTCOMES: dict[str, str | None] = {
-    "clean": Outcome.CLEAN.value,
-    "await_server_close": Outcome.SERVER_CLOSED.value,
-    "invalid_close": Outcome.INVALID_REJECTED.value,
-    "terminate": None,
-    "close_no_wait": None,
-    "ignore_server_close": None,
+    kind.value: None if info.clean is None else info.clean.value for kind, info in KINDS.items()
 }
 """Per close kind, the outcome docs/design.md §3 calls clean ("clean when"); None: never clean."""
 
@@ -81,7 +77,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     scenario = result.scenario
     collector = result.load.collector
     metrics = summary_metrics(result)
-    kinds = {spec.label: spec.kind for spec in scenario.close}
+    kinds = {spec.label: spec.kind.value for spec in scenario.close}
     labels = [*kinds, *(label for label in collector.labels if label not in kinds)]
     total = collector.counts()
     attempted, dropped = total.attempted, collector.dropped

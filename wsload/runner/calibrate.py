@@ -23,6 +23,7 @@ from typing import Any
 
 import trio
 
+from wsload.core.kinds import CloseKind
 from wsload.engine.driver import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats
@@ -69,7 +70,7 @@ def cycle_scenario(url: str, cycles: int, concurrency: int, rate: float | None =
         target=TargetConfig(url=url),
         load=load,
         session=SessionConfig(messages=1, message_size=64),
-        close=(CloseSpec(kind="clean", label="clean", timeout=5.0),),
+        close=(CloseSpec(kind=CloseKind.CLEAN, label="clean", timeout=5.0),),
     )
 
 

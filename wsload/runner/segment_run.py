@@ -88,7 +88,9 @@ async def run_segment(
     stop = stop if stop is not None else trio.Event()
     await wait_for_start(start_at, stop)
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
-    ctx = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+    ctx = DriverContext.create(
+        scenario.target, scenario.session, url, seed=scenario.seed, columns=scenario.columns
+    )
     load_run = await run_load(
         scenario,
         ctx,

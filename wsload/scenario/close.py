@@ -7,8 +7,9 @@ such rather than reported as unknown.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.scenario._table import Table, close_reason, either, hint, sendable_code, show
 from wsload.scenario.model import CLOSE_KINDS, INVALID_VARIANTS, CloseSpec, TargetConfig
 
@@ -21,20 +22,9 @@ CLOSE_KEYS = (
 """Every key of a ``[[close]]`` table (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
 CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "clean": ("code", "reason", "timeout"),
-    "terminate": ("rst",),
-    "close_no_wait": ("code", "reason"),
-    "await_server_close": ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
-    "ignore_server_close": ("timeout",),
-    "invalid_close": ("variant", "timeout"),
+    kind.value: info.keys for kind, info in KINDS.items()
 }
 """Keys each close kind accepts besides ``kind``, ``name`` and ``weight``."""
-_CLOSE_TIMEOUT_DEFAULT = {
-    "clean": 10.0,
-    "await_server_close": 30.0,
-    "ignore_server_close": 60.0,
-    "invalid_close": 10.0,
-}
 # Close labels appear in dotted threshold expressions and histogram-log tags: no '.' there.
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -43,7 +33,7 @@ def parse_closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
     """The ``[[close]]`` tables → one ``CloseSpec`` each (default: one clean close)."""
     raw = root.get("close")
     if raw is None:
-        return (CloseSpec(kind="clean", label="clean"),)
+        return (CloseSpec(kind=CloseKind.CLEAN, label="clean"),)
     if not isinstance(raw, list) or not raw:
         raise root.error("close", "expected one or more [[close]] tables")
     specs: list[CloseSpec] = []
@@ -68,8 +58,9 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         typos = [k for k in t.data if k not in CLOSE_KEYS and hint(k, ["kind"])]
         typo = f" ({typos[0]!r} looks like a misspelt 'kind')" if typos else ""
         raise t.error("kind", f"required: one of {either(CLOSE_KINDS)}{typo}")
-    kind = t.choice("kind", CLOSE_KINDS, "clean")
-    name = t.string("name", kind)
+    kind = CloseKind(t.choice("kind", CLOSE_KINDS, "clean"))
+    info = KINDS[kind]
+    name = t.string("name", kind.value)
     if not _LABEL_RE.match(name):
         raise t.error(
             "name",
@@ -77,12 +68,13 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
             f"and in thresholds like behaviours.<name>.close_total.p99), got {name!r}",
         )
     weight = t.number("weight", 1.0, positive=True)
-    if target.engine == "trio-websocket" and kind not in ("clean", "terminate"):
+    if target.engine == "trio-websocket" and not info.reference:
+        supported = ", ".join(k.value for k, i in KINDS.items() if i.reference)
         raise t.error(
             "kind",
-            f'{kind!r} is not possible with engine = "trio-websocket" (only clean, terminate)',
+            f'{kind.value!r} is not possible with engine = "trio-websocket" (only {supported})',
         )
-    allowed = CLOSE_KIND_KEYS[kind]
+    allowed = info.keys
     for key in t.data:
         if key not in ("kind", "name", "weight") and key not in allowed:
             owners = [k for k, keys in CLOSE_KIND_KEYS.items() if key in keys]
@@ -92,7 +84,7 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
                 else f"unknown key{hint(key, CLOSE_KEYS)}"
             )
             takes = ", ".join(("kind", "name", "weight", *allowed))
-            raise t.error(key, f"{why} (kind {kind!r} takes: {takes})")
+            raise t.error(key, f"{why} (kind {kind.value!r} takes: {takes})")
     fields: dict[str, Any] = {}
     if "code" in allowed:
         fields["code"] = sendable_code(
@@ -100,7 +92,8 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         )
         fields["reason"] = close_reason(t, "reason")
     if "timeout" in allowed:
-        fields["timeout"] = t.duration("timeout", _CLOSE_TIMEOUT_DEFAULT[kind])
+        assert info.timeout is not None  # every kind with a timeout key has its default
+        fields["timeout"] = t.duration("timeout", info.timeout)
     if "rst" in allowed:
         fields["rst"] = t.boolean("rst", False)
     if "on_timeout" in allowed:
@@ -110,4 +103,4 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
     if "variant" in allowed:
         fields["variant"] = t.choice("variant", INVALID_VARIANTS, "code_1005")
     t.finish()
-    return CloseSpec(kind=cast(Any, kind), label=name, weight=weight, **fields)
+    return CloseSpec(kind=kind, label=name, weight=weight, **fields)

@@ -156,7 +156,7 @@ def _session(session: SessionConfig) -> dict[str, Any]:
 
 
 def _close(spec: CloseSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": spec.kind, "name": spec.label, "weight": spec.weight}
+    out: dict[str, Any] = {"kind": spec.kind.value, "name": spec.label, "weight": spec.weight}
     out.update(_fields(spec, _CLOSE_FIELDS[spec.kind]))
     return out
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wsload.core.deflate import DeflateSettings
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.script import Step
 
 __all__ = [
@@ -42,15 +43,8 @@ __all__ = [
     "is_metric",
 ]
 
-CloseKind = Literal[
-    "clean",
-    "terminate",
-    "close_no_wait",
-    "await_server_close",
-    "ignore_server_close",
-    "invalid_close",
-]
-CLOSE_KINDS: tuple[str, ...] = CloseKind.__args__  # type: ignore[attr-defined]
+CLOSE_KINDS: tuple[str, ...] = tuple(kind.value for kind in KINDS)
+"""The ``[[close]] kind`` spellings (:data:`wsload.core.kinds.KINDS`)."""
 
 DataOrder = Literal["sequential", "random", "unique"]
 DATA_ORDERS: tuple[str, ...] = DataOrder.__args__  # type: ignore[attr-defined]
@@ -364,6 +358,11 @@ class CloseSpec:
     send_interval: float = 0.0
     variant: InvalidVariant = "code_1005"
 
+    def __post_init__(self) -> None:
+        # a spec built from the TOML spelling (tests, overrides) gets the enum member
+        if not isinstance(self.kind, CloseKind):
+            object.__setattr__(self, "kind", CloseKind(self.kind))
+
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
@@ -463,7 +462,7 @@ class Scenario:
     target: TargetConfig = TargetConfig()
     load: LoadConfig = LoadConfig()
     session: SessionConfig = SessionConfig()
-    close: tuple[CloseSpec, ...] = (CloseSpec(kind="clean", label="clean"),)
+    close: tuple[CloseSpec, ...] = (CloseSpec(kind=CloseKind.CLEAN, label="clean"),)
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     reconnect: ReconnectConfig | None = None

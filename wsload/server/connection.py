@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import select
 import socket
@@ -34,6 +33,7 @@ from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
 from wsload.core.deflate import PerMessageDeflate, accept_offer
+from wsload.engine.rawstream import RECEIVE_SIZE, RawIO
 from wsload.scenario.model import Delay, ServerConfig
 from wsload.server.app import PubSub
 from wsload.server.phases import READS_FRAMES, Phase, PhaseEvent, next_phase
@@ -51,15 +51,11 @@ from wsload.server.upgrade import (
 __all__ = [
     "HARD_SEND_LIMIT",
     "MAX_INFLATED",
-    "RECEIVE_SIZE",
     "REQUEST_TIMEOUT",
     "SEND_TIMEOUT",
     "ServerState",
     "serve_connection",
 ]
-
-RECEIVE_SIZE = 16 * 1024
-"""Bytes asked of one receive: small, because thousands of connections each allocate it."""
 
 REQUEST_TIMEOUT = 10.0
 """How long a client may take to send its whole upgrade request."""
@@ -144,8 +140,8 @@ class _Conn:
         "deadline",
         "deflate",
         "done",
-        "fd",
         "first_closer",
+        "io",
         "out",
         "phase",
         "received",
@@ -167,7 +163,8 @@ class _Conn:
     def __init__(self, state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:
         self.state = state
         self.stream = stream
-        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        # the one raw fast path (shared with the client's link) on a plain TCP socket
+        self.io = RawIO(stream.socket.fileno()) if isinstance(stream, trio.SocketStream) else None
         self.scope = trio.CancelScope()
         self.wait_scope: trio.CancelScope | None = None
         self.done = trio.Event()
@@ -202,6 +199,8 @@ class _Conn:
         self.storm_hard = self.storm_hard or hard
         self.storm_deadline = min(self.storm_deadline, deadline)
         self.scope.deadline = min(self.scope.deadline, deadline)
+        if self.io is not None:
+            self.io.wake()
         if self.wait_scope is not None:
             self.wait_scope.cancel()
 
@@ -251,17 +250,16 @@ class _Conn:
     async def _send(self, data: bytes | bytearray) -> None:
         """Send all of ``data`` within :data:`SEND_TIMEOUT` (or the storm's grace).
 
-        Fast path: a frame or a 101 nearly always fits in the socket buffer, so it is written
-        straight to the non-blocking descriptor; only what does not fit goes through Trio's
-        ``send_all`` under a deadline. That skips a checkpoint and two deadline changes per
-        send, a fifth of the server's CPU per short connection. Only this task writes to the
-        socket, so the two paths never interleave.
+        Fast path (:class:`~wsload.engine.rawstream.RawIO`): a frame or a 101 nearly always
+        fits in the socket buffer, so it is written straight to the non-blocking descriptor;
+        only what does not fit goes through Trio's ``send_all`` under a deadline. That skips a
+        checkpoint and two deadline changes per send, a fifth of the server's CPU per short
+        connection. Only this task writes to the socket, so the two paths never interleave.
         """
-        if self.fd >= 0:
+        io = self.io
+        if io is not None:
             try:
-                sent = os.write(self.fd, data)
-            except BlockingIOError:
-                sent = 0
+                sent = io.write(data)
             except OSError:  # EPIPE, ECONNRESET: the client is gone
                 raise _Gone from None
             if sent == len(data):
@@ -274,11 +272,25 @@ class _Conn:
             raise _Gone from None
         self.scope.deadline = self.storm_deadline
 
-    async def _receive(self) -> bytes:
-        try:
-            return bytes(await self.stream.receive_some(RECEIVE_SIZE))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise _Gone from None
+    async def _receive(self, deadline: float = math.inf) -> bytes | None:
+        """Receive by ``deadline`` (``b""``: the client's FIN); None: the deadline passed or
+        :meth:`request_storm` woke the wait. The one read path, shared with the client's link
+        on plain TCP (:class:`~wsload.engine.rawstream.RawIO`)."""
+        io = self.io
+        if io is not None:
+            data = await io.read(deadline)
+            if isinstance(data, OSError):
+                raise _Gone from None
+            return data
+        with trio.CancelScope(deadline=deadline) as wait:
+            self.wait_scope = wait
+            try:
+                return bytes(await self.stream.receive_some(RECEIVE_SIZE))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise _Gone from None
+            finally:
+                self.wait_scope = None
+        return None
 
     async def _upgrade(self) -> bytes | None:
         """Read and answer the upgrade request; the bytes after its head if upgraded."""
@@ -289,6 +301,8 @@ class _Conn:
         try:
             while split is None and not eof:  # bounded by REQUEST_TIMEOUT (the outer scope)
                 data = await self._receive()
+                if data is None:  # a storm's wake-up: not for a connection not yet upgraded
+                    continue
                 eof = not data
                 buffer += data
                 split = split_head(buffer)
@@ -358,13 +372,8 @@ class _Conn:
             if self.storm_code is not None:
                 self._storm()
                 continue
-            with trio.CancelScope(deadline=min(self.deadline, self.app_next)) as wait:
-                self.wait_scope = wait
-                try:
-                    data = await self._receive()
-                finally:
-                    self.wait_scope = None
-            if wait.cancelled_caught:
+            data = await self._receive(min(self.deadline, self.app_next))
+            if data is None:
                 now = trio.current_time()
                 if self.storm_code is None and now >= self.deadline:
                     _ON_DEADLINE[self.phase](self)

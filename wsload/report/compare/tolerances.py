@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wsload.metrics.failures import EXPECTED_OUTCOMES as KIND_ENDINGS
+from wsload.core.kinds import KINDS
 from wsload.metrics.histograms import PERCENTILES
 from wsload.report.compare.confidence import DEFAULT_CONFIDENCE
 from wsload.report.compare.judge import Verdict
@@ -37,7 +37,7 @@ JUDGED_METRICS: tuple[str, ...] = (
 """Metrics a comparison gates on by default: what a close scenario is about. ``step.*``
 matches every metric of a scripted session's steps (``step.<name>``)."""
 
-EXPECTED_OUTCOMES: frozenset[str] = frozenset(o.value for o in KIND_ENDINGS.values())
+EXPECTED_OUTCOMES: frozenset[str] = frozenset(info.expected.value for info in KINDS.values())
 """Outcomes some close kind is *meant* to end with; every other outcome is an error (the
 endings the Why table leaves out, ``wsload.metrics.failures``)."""
 
