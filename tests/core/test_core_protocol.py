@@ -289,7 +289,7 @@ def test_expect_and_take_match() -> None:
     p = _protocol()
     p.expect(Matcher.build("equals", "ok"))
     p.receive_data(server_frame(OP_TEXT, b"no") + server_frame(OP_TEXT, b"ok"), 4.0)
-    assert (p.take_match(), p.expecting, p.matched_count) == (4.0, None, 2)
+    assert (p.matched, p.take_match(), p.expecting, p.messages_unmatched) == ("ok", 4.0, None, 1)
     assert p.take_match() is None
     p.expect(Matcher.build("equals", "never"))
     p.receive_data(server_frame(OP_TEXT, b"ok"), 5.0)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from wsload.core.deflate import DeflateSettings
-from wsload.core.script import Send
+from wsload.core.matching import Matcher
+from wsload.core.script import Rule, Send
 from wsload.core.templates import Template
 from wsload.errors import ScenarioError
 from wsload.scenario.close import CLOSE_KIND_KEYS
@@ -240,6 +241,11 @@ for _key, (_literal, _value) in _SESSION_VALUES.items():
         attrgetter(f"session.{_key}"),
         _value,
     )
+KEY_ROWS["session", "on"] = (
+    {"session": {"on": '[{ match = { equals = "2" }, send = "3" }]'}},
+    attrgetter("session.on"),
+    (Rule(Matcher.build("equals", "2"), Template.compile("3")),),
+)
 KEY_ROWS["session", "steps"] = (
     {"session": {"steps": '[{ send = "hi {seq}" }]'}},
     attrgetter("session.steps"),
@@ -252,6 +258,11 @@ for _key, (_kind, _literal, _value) in _CLOSE_VALUES.items():
         _first_close(_attr),
         _value,
     )
+KEY_ROWS["close", "send_payload"] = (  # no literal means "unset": not in _CLOSE_VALUES
+    {"close": [{"kind": '"await_server_close"', "send_payload": '"2{seq}"'}]},
+    _first_close("send_payload"),
+    Template.compile("2{seq}"),
+)
 for _key in TABLE_KEYS["delay"]:
     KEY_ROWS["delay", _key] = (
         {"session": {"hold": f'{{ {_key} = "0s" }}'}},

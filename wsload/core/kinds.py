@@ -59,7 +59,7 @@ KINDS: dict[CloseKind, KindInfo] = {
     _K.AWAIT_SERVER_CLOSE: KindInfo(
         Outcome.SERVER_CLOSED,
         Outcome.SERVER_CLOSED,
-        ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
+        ("timeout", "on_timeout", "code", "reason", "send_interval", "send_payload", "rst"),
         30.0,
     ),
     _K.IGNORE_SERVER_CLOSE: KindInfo(Outcome.SERVER_DROPPED, None, ("timeout",), 60.0),

@@ -56,6 +56,8 @@ class ConnectionRecord:
         extensions: the WebSocket extensions the server accepted (``permessage-deflate``).
         detail: a short human explanation for non-clean outcomes.
         attempt: the logical client's attempt number (``[reconnect]``: 1, 2, ...; else 1).
+        messages_auto_replied: data messages a ``[[session.on]]`` rule took and answered.
+        inbox_overflow: data messages dropped from the script's full inbox, unread.
     """
 
     seq: int
@@ -92,6 +94,8 @@ class ConnectionRecord:
     extensions: tuple[str, ...] = ()
     detail: str = ""
     attempt: int = 1
+    messages_auto_replied: int = 0
+    inbox_overflow: int = 0
 
     def __str__(self) -> str:
         parts = [f"#{self.seq} {self.label}: {self.outcome}"]

@@ -129,6 +129,8 @@ class ConnectionPlan:
             extensions,
             detail,
             self.attempt,
+            proto.messages_auto_replied,
+            proto.inbox_overflow,
         )
 
 

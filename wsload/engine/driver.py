@@ -32,7 +32,7 @@ from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
-from wsload.core.protocol import ClientProtocol
+from wsload.core.protocol import INBOX_SIZE, ClientProtocol
 from wsload.core.record import ConnectionRecord, Side
 from wsload.engine.behaviours import Ending, run_behaviour
 from wsload.engine.context import (
@@ -303,10 +303,15 @@ class _Attempt:
         ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         # reflect is on from the first byte: a message in the same read as the 101 is
         # handled exactly like one that arrives later
+        session = ctx.session
         proto = ClientProtocol(
             FrameReader(ctx.target.max_message_size, () if deflate is None else (deflate,)),
-            reflect=ctx.session.reflect,
+            reflect=session.reflect,
             encoder=None if deflate is None else deflate.encode,
+            rules=session.on,
+            inbox_size=INBOX_SIZE if session.steps else 0,  # echo mode: the echo, not a push
+            seq=self.plan.seq,
+            row=self.plan.row,
         )
         link = Link(stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now)
         if response.trailing:
@@ -323,6 +328,12 @@ class _Attempt:
             stopped=ending.stopped,
             failure=link.proto.failure,
         )
+        step = link.proto.step
+        if outcome is Outcome.SERVER_CLOSED and not detail and step:
+            t = link.tracker
+            code = "without a code" if t.code_received is None else str(t.code_received)
+            reason = f" {t.reason_received!r}" if t.reason_received else ""
+            detail = f"server closed {code}{reason} during step '{step}'"
         return self.plan.upgraded_record(
             outcome,
             detail,

@@ -23,6 +23,8 @@ MESSAGE_COUNTERS = (
     "bytes_sent",
     "bytes_received",
     "messages_unmatched",
+    "messages_auto_replied",
+    "inbox_overflow",
 )
 """Per-connection message counters summed per behaviour (summary.json ``totals``)."""
 

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from wsload.core.templates import Template
 from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.compression import compression_to_toml
 from wsload.scenario.durations import format_duration
@@ -27,6 +28,7 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
+from wsload.scenario.rules import rules_to_list
 from wsload.scenario.steps import ECHO_KEYS, steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
@@ -55,6 +57,8 @@ def _value(name: str, value: Any) -> Any:
         if value.min == value.max:
             return format_duration(value.min)
         return {"min": format_duration(value.min), "max": format_duration(value.max)}
+    if isinstance(value, Template):
+        return value.source
     if name in _DURATION_FIELDS and isinstance(value, float):
         return format_duration(value)
     return value
@@ -148,10 +152,12 @@ def _search(search: SearchConfig) -> dict[str, Any]:
 
 def _session(session: SessionConfig) -> dict[str, Any]:
     """Echo mode's keys, or (with a script) the shared keys and the steps."""
-    skip = ("steps", *ECHO_KEYS) if session.steps else ("steps",)
+    skip = ("steps", "on", *ECHO_KEYS) if session.steps else ("steps", "on")
     out = _fields(session, tuple(n for n in SessionConfig.__slots__ if n not in skip))
     if session.steps:
         out["steps"] = steps_to_list(session.steps, session.message_timeout)
+    if session.on:
+        out["on"] = rules_to_list(session.on)
     return out
 
 
@@ -259,9 +265,12 @@ def scenario_to_toml(scenario: Scenario) -> str:
     _table(lines, "[load]", data["load"])
     session = dict(data["session"])
     steps = session.pop("steps", [])
+    rules = session.pop("on", [])
     _table(lines, "[session]", session)
     for step in steps:
         _table(lines, "[[session.steps]]", step)
+    for rule in rules:
+        _table(lines, "[[session.on]]", rule)
     for close in data["close"]:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:

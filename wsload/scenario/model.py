@@ -11,7 +11,8 @@ from typing import Literal
 
 from wsload.core.deflate import DeflateSettings
 from wsload.core.kinds import KINDS, CloseKind
-from wsload.core.script import Step
+from wsload.core.script import Rule, Step
+from wsload.core.templates import Template
 
 __all__ = [
     "CLOSE_KINDS",
@@ -315,7 +316,8 @@ class SessionConfig:
 
     ``steps`` is the ``[[session.steps]]`` script; empty means echo mode (``messages``,
     ``message_size``, ``await_echo``, ``message_interval``, ``binary`` are its settings).
-    ``message_timeout``, ``hold``, ``ping_interval`` and ``reflect`` apply to both.
+    ``message_timeout``, ``hold``, ``ping_interval``, ``reflect`` and the ``[[session.on]]``
+    reply rules (``on``) apply to both.
     """
 
     messages: int = 1
@@ -328,6 +330,7 @@ class SessionConfig:
     ping_interval: float = 0.0
     reflect: bool = False
     steps: tuple[Step, ...] = ()
+    on: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +347,8 @@ class CloseSpec:
         rst: terminate with RST (SO_LINGER 0) instead of FIN.
         on_timeout: await_server_close: what to do when the server never closes.
         send_interval: await_server_close: keep sending a message this often while waiting.
+        send_payload: what ``send_interval`` sends (a text template; None: the session's
+            filler payload).
         variant: invalid_close: which malformed Close to send.
     """
 
@@ -356,6 +361,7 @@ class CloseSpec:
     rst: bool = False
     on_timeout: Literal["clean", "terminate"] = "clean"
     send_interval: float = 0.0
+    send_payload: Template | None = None
     variant: InvalidVariant = "code_1005"
 
     def __post_init__(self) -> None:

@@ -154,7 +154,7 @@ def _scenario(
     load = parse_load(root.table("load"))
     columns = () if feed is None else feed.columns
     session = parse_session(root.table("session"), target, base_dir, resolve, columns)
-    closes = parse_closes(root, target)
+    closes = parse_closes(root, target, columns)
     thresholds = parse_thresholds(
         root.table("thresholds"),
         tuple(c.label for c in closes),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wsload.core.capture import Capture
 from wsload.core.matching import Matcher
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.core.templates import Template, TemplateError, resolve_env
@@ -30,6 +31,8 @@ __all__ = [
     "STEP_KEYS",
     "Resolve",
     "env_resolver",
+    "parse_matcher",
+    "parse_save",
     "parse_steps",
     "session_steps",
     "steps_to_list",
@@ -52,7 +55,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "send_hex": ("binary",),
     "send_base64": ("binary",),
     "send_file": ("binary",),
-    "expect": ("name", "timeout"),
+    "expect": ("name", "timeout", "save"),
     "receive": ("timeout",),
     "sleep": (),
     "ping": ("timeout",),
@@ -61,6 +64,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
 """Keys each action takes besides itself."""
 _EXPECT_KEYS = ("json", "regex", "equals", "any")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_DEPTH = 8
 
 Resolve = Callable[[Table, str, str], str]
@@ -229,12 +233,45 @@ def _template(st: Table, key: str, text: str, columns: tuple[str, ...]) -> Templ
 
 
 def _expect(st: Table, timeout: float, resolve: Resolve) -> Expect:
-    et = st.table("expect")
+    matcher = parse_matcher(st.table("expect"), resolve)
+    name = st.string("name", "")
+    if name and not _NAME_RE.match(name):
+        raise st.error(
+            "name",
+            "must be 1-64 letters, digits, '_' or '-' (it names the metric step.<name>), "
+            f"got {name!r}",
+        )
+    step_timeout = st.duration("timeout", timeout, positive=True)
+    save = parse_save(st.table("save")) if st.has("save") else ()
+    return Expect(matcher, step_timeout, name, STEP_PREFIX + name if name else "", save)
+
+
+def parse_save(t: Table) -> tuple[Capture, ...]:
+    """A ``save = { NAME = "json:path" | "regex:PATTERN" }`` table."""
+    out = []
+    for name in t.data:
+        t.known.append(name)
+        if not _VAR_RE.match(name):
+            raise t.error(name, "a variable name is 1-64 letters, digits or '_' ({var:NAME})")
+        spec = t.data[name]
+        if not isinstance(spec, str):
+            raise t.error(name, f'expected "json:dotted.path" or "regex:PATTERN", got {show(spec)}')
+        try:
+            out.append(Capture.build(name, spec))
+        except ValueError as exc:
+            raise t.error(name, str(exc)) from None
+    if not out:
+        raise ScenarioError(t.source, t.path, 'expected at least one NAME = "json:path" entry')
+    return tuple(out)
+
+
+def parse_matcher(et: Table, resolve: Resolve) -> Matcher:
+    """An ``expect``-style matcher table (``{ json = ... }``, ``regex``, ``equals``, ``any``)."""
     given = [key for key in et.data if key in _EXPECT_KEYS]
     et.allow(_EXPECT_KEYS)
     if len(given) != 1:
         raise ScenarioError(
-            st.source, et.path, f"expected exactly one of {either(_EXPECT_KEYS)}, got {len(given)}"
+            et.source, et.path, f"expected exactly one of {either(_EXPECT_KEYS)}, got {len(given)}"
         )
     kind = given[0]
     matcher: Matcher
@@ -259,15 +296,7 @@ def _expect(st: Table, timeout: float, resolve: Resolve) -> Expect:
         except ValueError as exc:
             raise et.error(kind, str(exc)) from None
     et.finish()
-    name = st.string("name", "")
-    if name and not _NAME_RE.match(name):
-        raise st.error(
-            "name",
-            "must be 1-64 letters, digits, '_' or '-' (it names the metric step.<name>), "
-            f"got {name!r}",
-        )
-    step_timeout = st.duration("timeout", timeout, positive=True)
-    return Expect(matcher, step_timeout, name, STEP_PREFIX + name if name else "")
+    return matcher
 
 
 def _plain(value: Any) -> Any:
@@ -347,6 +376,8 @@ def steps_to_list(steps: tuple[Step, ...], timeout: float) -> list[dict[str, Any
             if step.name:
                 item["name"] = step.name
             item["timeout"] = format_duration(step.timeout)
+            if step.save:
+                item["save"] = {c.name: c.spec for c in step.save}
         elif isinstance(step, Receive):
             if step.count is None:
                 assert step.duration is not None
