@@ -183,10 +183,12 @@ class _Session:
                 )
         if step.metric:
             since = self.last_send if self.last_send is not None else start
+            # a message already waiting in the inbox when the step began took no time
+            latency = max(0.0, arrived - since)
             if step.metric == MESSAGE_RTT:
-                self.link.message_rtts.append(arrived - since)
+                self.link.message_rtts.append(latency)
             else:
-                self.link.step_latencies.append((step.metric, arrived - since))
+                self.link.step_latencies.append((step.metric, latency))
 
     async def run_receive(self, step: Receive) -> None:
         proto = self.proto
