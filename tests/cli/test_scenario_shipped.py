@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 # The deploy scenarios manage a real server (scenarios/servers/) instead of the built-in one and
-# hold 1,000 connections through a restart: tests/test_deploy_node.py runs them.
+# hold 1,000 connections through a restart: tests/test_deploy_node.py runs them. The Socket.IO
+# and graphql-ws ones also manage a real server: tests/process/test_real_protocols.py.
 DEPLOYS = [p for p in SHIPPED if p.stem.startswith("deploy_")]
-BUILTIN_SHIPPED = [p for p in SHIPPED if p not in DEPLOYS]
+MANAGED = [p for p in SHIPPED if "process" in tomllib.loads(p.read_text("utf-8"))["target"]]
+BUILTIN_SHIPPED = [p for p in SHIPPED if p not in MANAGED]
 DOCS = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
 
 
@@ -122,6 +124,17 @@ def _peak_rate(s: Scenario) -> float:
         cycle = s.session.messages * s.session.message_interval + s.session.hold.min
         return max([load.concurrency or 0, *(st.concurrency or 0 for st in load.stages)]) / cycle
     return max([load.rate or 0.0, *(st.rate or 0.0 for st in load.stages)])
+
+
+@pytest.mark.parametrize("path", MANAGED, ids=[p.name for p in MANAGED])
+def test_managed_scenario_runs_a_shipped_server(path: Path) -> None:
+    scenario = load_scenario(path)
+    process = scenario.target.process
+    assert process is not None and scenario.seed is not None
+    assert process.command[0] == "node"
+    assert (ROOT / process.command[1]).is_file() and process.command[1].startswith(
+        "scenarios/servers/"
+    )
 
 
 @pytest.mark.parametrize("path", DEPLOYS, ids=[p.name for p in DEPLOYS])
