@@ -5,6 +5,7 @@ a whole test file):
 
     /echo (default)                     echo every data message back
     /sink                               read messages, never answer them
+    /greet                              send "hello" on connection (websockets), then echo
     /close?after=MS&code=C&reason=TEXT  echo, then the server sends Close(C, TEXT) after MS
     /terminate?after=MS                 echo, then drop TCP with no Close frame (websockets, Node)
 
@@ -216,6 +217,8 @@ class WebsocketsPeer:
             except Exception:  # the client went away: nothing to echo to
                 pass
 
+        if route.mode == "greet":  # the server speaks first, right behind its 101
+            await ws.send("hello")
         task = asyncio.create_task(pump())
         if route.mode == "close":
             await asyncio.sleep(route.after)
