@@ -164,3 +164,80 @@ def test_unique_rows_across_segments_without_coordination() -> None:
     ]
     used = [row for row in taken if row is not None]
     assert len(used) == len(set(used)) == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[session.steps]]\nexpect = { any = true }\nsave = { sid = "xpath:a" }\n',
+            's.toml: session.steps[0].save.sid: expected "json:dotted.path" or "regex:PATTERN"',
+        ),
+        (
+            '[[session.steps]]\nexpect = { any = true }\nsave = { sid = "regex:(" }\n',
+            "s.toml: session.steps[0].save.sid: invalid regex '('",
+        ),
+        (
+            '[[session.steps]]\nexpect = { any = true }\nsave = { "1x" = "json:a" }\n',
+            "s.toml: session.steps[0].save.1x: a variable name is 1-64 letters",
+        ),
+        (
+            '[[session.steps]]\nexpect = { any = true }\nsave = { sid = "json:a..b" }\n',
+            "s.toml: session.steps[0].save.sid: empty part in the JSON path",
+        ),
+        ('[[session.steps]]\nsend = "{var:}"\n', "s.toml: session.steps[0].send: {var:}: expected"),
+        ('[[session.on]]\nsend = "3"\n', "s.toml: session.on[0].match: required"),
+        (
+            '[[session.on]]\nmatch = { equals = "2" }\n',
+            "s.toml: session.on[0]: a rule needs send, ping = true, close or save",
+        ),
+        (
+            '[[session.on]]\nmatch = { equals = "2" }\nsend = "3"\nsnd = 1\n',
+            "s.toml: session.on[0].snd: unknown key (did you mean 'send'?)",
+        ),
+        (
+            '[[session.on]]\nmatch = { equls = "2" }\nsend = "3"\n',
+            "s.toml: session.on[0].match.equls: unknown key (did you mean 'equals'?)",
+        ),
+        (
+            "[[session.on]]\nmatch = { any = true }\nclose = { code = 1005 }\n",
+            "s.toml: session.on[0].close.code: 1005 may not be sent",
+        ),
+        (
+            '[[session.on]]\nmatch = { any = true }\nsend = "{data:x}"\n',
+            "s.toml: session.on[0].send: {data:x}: needs a [data] file",
+        ),
+        ("[session]\non = 5\n", "s.toml: session.on: expected one or more [[session.on]] tables"),
+        (
+            '[[close]]\nkind = "await_server_close"\nsend_payload = "{sequence}"\n',
+            "s.toml: close[0].send_payload: unknown template {sequence}",
+        ),
+        (
+            '[[close]]\nkind = "clean"\nsend_payload = "2"\n',
+            "s.toml: close[0].send_payload: only for kind 'await_server_close'",
+        ),
+    ],
+)
+def test_bad_rules_captures_and_payloads_name_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    got = _error(tmp_path, text)
+    assert got.startswith(message), got
+    assert "\n" not in got
+
+
+def test_rules_and_captures_read_back_from_the_resolved_copy(tmp_path: Path) -> None:
+    text = (
+        '[data]\nfile = "users.csv"\n'
+        '[[session.on]]\nmatch = { json = { type = "ping" } }\nsend = \'{"type":"pong"}\'\n'
+        'save = { last = "json:payload.n" }\n'
+        '[[session.on]]\nmatch = { equals = "bye" }\nping = true\n'
+        'close = { code = 4000, reason = "ok" }\n'
+        '[[session.steps]]\nexpect = { regex = "^0" }\nsave = { sid = \'regex:"sid":"(\\w+)"\' }\n'
+        '[[session.steps]]\nsend = "40{var:sid} {data:user}"\n'
+        '[[close]]\nkind = "await_server_close"\nsend_interval = "1s"\n'
+        'send_payload = "2{var:sid}"\n'
+    )
+    s = _parse(tmp_path, text)
+    assert len(s.session.on) == 2 and s.session.on[1].close == (4000, "ok")
+    assert parse_scenario(scenario_to_toml(s), source="s.toml") == s
