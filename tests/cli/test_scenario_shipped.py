@@ -214,6 +214,7 @@ _MANAGED = {
     "load": {"rate": "10", "duration": '"1s"'},
 }
 _CONTEXTS.append(_MANAGED)
+_CONTEXTS.append({**_BASE, "target": {"subprotocols": '["chat"]'}})  # require_subprotocol
 
 
 def _document(context: dict[str, dict[str, str]], table: str, key: str, literal: str) -> str:

@@ -116,7 +116,8 @@ def test_top_level_shape_and_versions() -> None:
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
         "duration_s", "interrupted", "ended_by", "intervals", "totals", "rates", "outcomes",
         "close_codes",
-        "close_code_names", "close_events", "http_statuses", "errors", "latency_us",
+        "close_code_names", "close_events", "http_statuses", "close_reasons", "errors",
+        "latency_us",
         "behaviours", "generator", "server",
         "thresholds",
     ]  # fmt: skip
@@ -133,7 +134,7 @@ def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
                            "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0),
-                           "extensions": {}}  # fmt: skip
+                           "extensions": {}, "subprotocols": {}}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20

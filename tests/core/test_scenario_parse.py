@@ -284,6 +284,11 @@ _PROCESS_VALUES: dict[str, tuple[str, object]] = {
     "stop_timeout": ('"10s"', 10.0),
     "events": ('[{ at = "1s" }]', (ProcessEvent(at=1.0),)),
 }
+KEY_ROWS["target", "require_subprotocol"] = (
+    {"target": {"subprotocols": '["chat"]', "require_subprotocol": "true"}},
+    attrgetter("target.require_subprotocol"),
+    True,
+)
 KEY_ROWS["target", "process"] = (
     {**_MANAGED, "target.process": {"command": '["x"]'}},
     attrgetter("target.process"),

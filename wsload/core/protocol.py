@@ -90,6 +90,7 @@ class ClientProtocol:
         messages_auto_replied: data messages a rule took (and answered).
         variables: captured values (``{var:NAME}``), by name.
         seq / row: the connection's number and ``[data]`` row, for templates.
+        subprotocol: the subprotocol the server selected in its 101 ("" for none).
         step: the script step running now (its name, or ``3 (expect)``), "" outside the
             script: named in the detail when the server closes mid-script.
         pings: ``payload -> (sent, pong due)`` of the pings whose pong has not arrived.
@@ -130,6 +131,7 @@ class ClientProtocol:
         "rules",
         "seq",
         "step",
+        "subprotocol",
         "tracker",
         "variables",
         "write_broken",
@@ -163,6 +165,7 @@ class ClientProtocol:
         self.variables: dict[str, str] = {}
         self.seq, self.row = seq, row
         self.step = ""
+        self.subprotocol = ""
         self.pings: dict[bytes, tuple[float, float]] = {}
         self.ping_rtts: list[float] = []
         self._ping_count = 0

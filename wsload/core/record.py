@@ -58,6 +58,7 @@ class ConnectionRecord:
         attempt: the logical client's attempt number (``[reconnect]``: 1, 2, ...; else 1).
         messages_auto_replied: data messages a ``[[session.on]]`` rule took and answered.
         inbox_overflow: data messages dropped from the script's full inbox, unread.
+        subprotocol: the subprotocol the server selected (``""``: none; None: not upgraded).
     """
 
     seq: int
@@ -96,6 +97,7 @@ class ConnectionRecord:
     attempt: int = 1
     messages_auto_replied: int = 0
     inbox_overflow: int = 0
+    subprotocol: str | None = None
 
     def __str__(self) -> str:
         parts = [f"#{self.seq} {self.label}: {self.outcome}"]

@@ -131,6 +131,7 @@ class ConnectionPlan:
             self.attempt,
             proto.messages_auto_replied,
             proto.inbox_overflow,
+            proto.subprotocol,
         )
 
 

@@ -291,6 +291,10 @@ class _Attempt:
             self.http_status = response.status
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
+        if response.subprotocol is None and ctx.target.require_subprotocol:
+            offered = ", ".join(ctx.target.subprotocols)
+            detail = f"the server selected no subprotocol (offered {offered}; required)"
+            return await self._fail(Outcome.HANDSHAKE_INVALID, detail)
         self.upgraded = now = ctx.now()
         deflate = None
         if response.deflate is not None:  # the offer was accepted (so compression is set)
@@ -313,6 +317,7 @@ class _Attempt:
             seq=self.plan.seq,
             row=self.plan.row,
         )
+        proto.subprotocol = response.subprotocol or ""
         link = Link(stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now)
         if response.trailing:
             await link.absorb(response.trailing, now)

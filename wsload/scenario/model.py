@@ -234,6 +234,8 @@ class TargetConfig:
     compression: DeflateSettings | None = None
     """permessage-deflate offered (``[target] compression``); None: no extension offered."""
     process: ProcessConfig | None = None
+    require_subprotocol: bool = False
+    """A 101 without one of ``subprotocols`` selected is ``handshake_invalid``."""
 
     @property
     def is_builtin(self) -> bool:

@@ -25,7 +25,7 @@ __all__ = ["TARGET_KEYS", "parse_target"]
 TARGET_KEYS = (
     "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
     "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-    "server", "compression", "process",
+    "server", "compression", "process", "require_subprotocol",
 )  # fmt: skip
 """Every key of ``[target]`` (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
@@ -139,7 +139,14 @@ def parse_target(
         server=server,
         compression=compression,
         process=process,
+        require_subprotocol=t.boolean("require_subprotocol", False),
     )
+    if config.require_subprotocol and not subprotocols:
+        raise t.error(
+            "require_subprotocol", "needs target.subprotocols (what the server must pick)"
+        )
+    if config.require_subprotocol and engine != "wsproto":
+        raise t.error("require_subprotocol", 'needs engine = "wsproto"')
     t.finish()
     return config
 

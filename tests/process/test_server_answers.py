@@ -1,0 +1,59 @@
+"""What the server answered, recorded and checkable: the subprotocol it selected (and
+``require_subprotocol`` when it selects none), the reasons of its Close frames per code, and
+thresholds on them. Against a real ``websockets`` server on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers import WebsocketsPeer
+
+from wsload.runner.execute import execute_run
+from wsload.scenario.parse import parse_scenario
+
+pytestmark = pytest.mark.usefixtures("bounded_slow")
+
+N = 30
+
+
+def _run(tmp_path: Path, text: str) -> tuple[int, dict[str, Any]]:
+    scenario = parse_scenario(f"seed = 1\n{text}\n[load]\nrate = 200\nconnections = {N}\n")
+    code = execute_run(scenario, out=tmp_path / "out", quiet=True)
+    data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    return code, data
+
+
+def test_no_subprotocol_selected_is_counted_and_can_be_required(tmp_path: Path) -> None:
+    with WebsocketsPeer() as peer:  # it supports no subprotocol: it selects none
+        url = f"ws://127.0.0.1:{peer.port}/echo"
+        code, summary = _run(
+            tmp_path / "a",
+            f'[target]\nurl = "{url}"\nsubprotocols = ["chat"]\n'
+            '[thresholds]\n"subprotocols.none" = "== 100%"\n"subprotocols.chat" = "== 0"\n',
+        )
+        assert code == 0
+        assert summary["totals"]["subprotocols"] == {"": N}
+        code, summary = _run(
+            tmp_path / "b",
+            f'[target]\nurl = "{url}"\nsubprotocols = ["chat"]\nrequire_subprotocol = true\n',
+        )
+    assert code == 1  # nothing opened
+    assert summary["outcomes"]["handshake_invalid"] == N
+    (detail,) = summary["errors"]["handshake_invalid"]["details"]
+    assert detail["detail"] == "the server selected no subprotocol (offered chat; required)"
+
+
+def test_close_reasons_per_code_in_the_summary(tmp_path: Path) -> None:
+    with WebsocketsPeer() as peer:
+        url = f"ws://127.0.0.1:{peer.port}/close?after=50&code=4001&reason=unsubscribed%20{{seq}}"
+        code, summary = _run(
+            tmp_path,
+            f'[target]\nurl = "{url}"\n[[close]]\nkind = "await_server_close"\ntimeout = "5s"\n',
+        )
+    assert code == 0
+    assert summary["outcomes"]["server_closed"] == N
+    # the connection number in each reason is folded, like an error detail
+    assert summary["close_reasons"] == {"4001": [{"reason": "unsubscribed <n>", "count": N}]}
