@@ -57,3 +57,23 @@ def test_close_reasons_per_code_in_the_summary(tmp_path: Path) -> None:
     assert summary["outcomes"]["server_closed"] == N
     # the connection number in each reason is folded, like an error detail
     assert summary["close_reasons"] == {"4001": [{"reason": "unsubscribed <n>", "count": N}]}
+
+
+@pytest.mark.parametrize(("threshold", "code"), [('"== 0"', 1), ('"== 100%"', 0)])
+def test_reconnect_gave_up_gates_the_run(tmp_path: Path, threshold: str, code: int) -> None:
+    """Every connection is closed by the server at once, every client reconnects once and then
+    gives up: ``reconnect.gave_up`` decides the exit code."""
+    with WebsocketsPeer() as peer:
+        url = f"ws://127.0.0.1:{peer.port}/close?after=10&code=1001"
+        got, summary = _run(
+            tmp_path,
+            f'[target]\nurl = "{url}"\n[session]\nhold = "1s"\n'
+            '[[close]]\nkind = "clean"\ntimeout = "2s"\n'
+            '[reconnect]\non = ["server_closed"]\nmax_attempts = 2\n'
+            'backoff = { initial = "10ms", max = "20ms" }\n'
+            f'[thresholds]\n"reconnect.gave_up" = {threshold}\n',
+        )
+    assert summary["reconnect"]["clients"] == N and summary["reconnect"]["gave_up"] == N
+    (verdict,) = summary["thresholds"]
+    assert verdict["ok"] is (code == 0)
+    assert got == code
