@@ -13,7 +13,7 @@ from wsload.core.templates import Template, TemplateError
 from wsload.errors import ScenarioError
 from wsload.plan.data import row_for
 from wsload.plan.segment import Segment
-from wsload.report.redact import redact_secrets
+from wsload.report.redact import redact_scenario, redact_secrets
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import DataConfig, Scenario
 from wsload.scenario.parse import parse_scenario
@@ -241,3 +241,13 @@ def test_rules_and_captures_read_back_from_the_resolved_copy(tmp_path: Path) -> 
     s = _parse(tmp_path, text)
     assert len(s.session.on) == 2 and s.session.on[1].close == (4000, "ok")
     assert parse_scenario(scenario_to_toml(s), source="s.toml") == s
+
+
+def test_a_rules_reply_is_redacted_like_a_payload() -> None:
+    text = '[[session.on]]\nmatch = { equals = "2" }\nsend = "3 {env:TOKEN}"\n' + LOAD
+    s = parse_scenario(text, environ={"TOKEN": "s3cr3t-value"})
+    assert s.session.on[0].send is not None and "s3cr3t-value" in s.session.on[0].send.source
+    shown = redact_scenario(s)
+    assert shown.session.on[0].send is not None
+    assert shown.session.on[0].send.source == "3 REDACTED"
+    assert "s3cr3t-value" not in scenario_to_toml(shown)
