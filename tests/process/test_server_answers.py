@@ -59,10 +59,14 @@ def test_close_reasons_per_code_in_the_summary(tmp_path: Path) -> None:
     assert summary["close_reasons"] == {"4001": [{"reason": "unsubscribed <n>", "count": N}]}
 
 
-@pytest.mark.parametrize(("threshold", "code"), [('"== 0"', 1), ('"== 100%"', 0)])
-def test_reconnect_gave_up_gates_the_run(tmp_path: Path, threshold: str, code: int) -> None:
+@pytest.mark.parametrize(("threshold", "code"), [('"== 0"', 1), ('"== 100%"', 0), (None, 1)])
+def test_reconnect_gave_up_gates_the_run(
+    tmp_path: Path, threshold: str | None, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every connection is closed by the server at once, every client reconnects once and then
-    gives up: ``reconnect.gave_up`` decides the exit code."""
+    gives up: ``reconnect.gave_up`` decides the exit code, and without such a threshold the
+    clients that gave up fail the run."""
+    gate = "" if threshold is None else f'[thresholds]\n"reconnect.gave_up" = {threshold}\n'
     with WebsocketsPeer() as peer:
         url = f"ws://127.0.0.1:{peer.port}/close?after=10&code=1001"
         got, summary = _run(
@@ -70,10 +74,11 @@ def test_reconnect_gave_up_gates_the_run(tmp_path: Path, threshold: str, code: i
             f'[target]\nurl = "{url}"\n[session]\nhold = "1s"\n'
             '[[close]]\nkind = "clean"\ntimeout = "2s"\n'
             '[reconnect]\non = ["server_closed"]\nmax_attempts = 2\n'
-            'backoff = { initial = "10ms", max = "20ms" }\n'
-            f'[thresholds]\n"reconnect.gave_up" = {threshold}\n',
+            'backoff = { initial = "10ms", max = "20ms" }\n' + gate,
         )
     assert summary["reconnect"]["clients"] == N and summary["reconnect"]["gave_up"] == N
-    (verdict,) = summary["thresholds"]
-    assert verdict["ok"] is (code == 0)
+    assert [t["ok"] for t in summary["thresholds"]] == ([] if threshold is None else [code == 0])
     assert got == code
+    stderr = capsys.readouterr().err
+    said = f"wsload: error: {N} of {N} clients gave up reconnecting" in stderr
+    assert said is (threshold is None)

@@ -20,7 +20,7 @@ from typing import Any
 from wsload.report._format import format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
-from wsload.report.why import nothing_measured
+from wsload.report.why import gave_up, nothing_measured
 
 __all__ = ["junit_xml", "run_failures"]
 
@@ -78,11 +78,15 @@ def run_failures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     the generator fell behind; left out when a ``generator.saturated`` threshold exists, whose
     own verdict already says it (the user chose what saturation means for this scenario).
     ``nothing_measured``: no connection was opened (``wsload.report.why``).
+    ``reconnect_gave_up``: logical clients gave up reconnecting and no threshold allows it.
     """
     out = []
     empty = nothing_measured(summary)
     if empty is not None:
         out.append(("nothing_measured", empty))
+    lost = gave_up(summary)
+    if lost is not None:
+        out.append(("reconnect_gave_up", lost))
     if summary.get("interrupted"):
         what = (
             "the search was interrupted: its capacity is a lower bound"

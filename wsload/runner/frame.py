@@ -42,7 +42,7 @@ from wsload.report import files, hlog, terminal
 from wsload.report.outputs import RunOutputs, write_run_outputs
 from wsload.report.terminal import comparison_text
 from wsload.report.timeline import TimelineWriter
-from wsload.report.why import nothing_measured
+from wsload.report.why import gave_up, nothing_measured
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
@@ -189,7 +189,11 @@ class RunFrame:
         empty = nothing_measured(data)
         if empty is not None:  # nothing measured is never a pass, thresholds or not
             sys.stderr.write(f"wsload: error: {empty}\n")
-        self._failed, self._interrupted = failed or empty is not None, interrupted
+        lost = gave_up(data)
+        if lost is not None:  # clients that gave up are a failure unless a threshold allows them
+            sys.stderr.write(f"wsload: error: {lost}\n")
+        failed = failed or empty is not None or lost is not None
+        self._failed, self._interrupted = failed, interrupted
 
     @property
     def exit_code(self) -> int:
