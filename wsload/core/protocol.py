@@ -244,7 +244,7 @@ class ClientProtocol:
         if self.failure is not None:
             return None
         for value in sorted(self.variables.values(), key=len, reverse=True):
-            if value:  # captured values are secrets, like the scenario's
+            if len(value) >= 4:  # captured values are secrets (a 1-3 character one is no key)
                 detail = detail.replace(value, "REDACTED")
         self.failure = (outcome, detail)
         if code is None or not self.tracker.can_send_close or self.write_broken:
