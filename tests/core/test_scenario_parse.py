@@ -312,6 +312,11 @@ _RECONNECT_VALUES: dict[str, tuple[str, object]] = {
     "backoff": ("{}", Backoff()),
     "max_attempts": ("20", 20),
 }
+KEY_ROWS["reconnect", "hold"] = (  # no literal means "unset"
+    {"reconnect": {"hold": '"5s"'}},
+    lambda s: getattr(s.reconnect, "hold", None),
+    5.0,
+)
 for _key, (_literal, _value) in _RECONNECT_VALUES.items():
     KEY_ROWS["reconnect", _key] = (
         {"reconnect": {_key: _literal}},

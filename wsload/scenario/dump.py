@@ -126,6 +126,7 @@ def _reconnect(reconnect: ReconnectConfig) -> dict[str, Any]:
             "jitter": backoff.jitter,
         },
         "max_attempts": reconnect.max_attempts,
+        **({} if reconnect.hold is None else {"hold": format_duration(reconnect.hold)}),
     }
 
 

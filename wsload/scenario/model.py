@@ -422,11 +422,15 @@ class ReconnectConfig:
         on: outcome names that trigger a reconnect.
         backoff: the wait before each new attempt.
         max_attempts: connections per logical client, the first included; then it gives up.
+        hold: a reconnected connection's wait for the server's Close (``await_server_close``,
+            ``ignore_server_close``) is bounded by this instead of the close's ``timeout``,
+            which then only bounds the first connection's wait (None: ``timeout`` for all).
     """
 
     on: tuple[str, ...] = RECONNECT_ON
     backoff: Backoff = Backoff()
     max_attempts: int = 20
+    hold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
