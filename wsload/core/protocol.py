@@ -59,7 +59,7 @@ from wsload.core.frames import (
 )
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
-from wsload.core.script import Rule
+from wsload.core.script import Rule, Step
 from wsload.core.templates import Template
 
 __all__ = ["INBOX_SIZE", "ClientProtocol", "Encoder"]
@@ -91,8 +91,8 @@ class ClientProtocol:
         variables: captured values (``{var:NAME}``), by name.
         seq / row: the connection's number and ``[data]`` row, for templates.
         subprotocol: the subprotocol the server selected in its 101 ("" for none).
-        step: the script step running now (its name, or ``3 (expect)``), "" outside the
-            script: named in the detail when the server closes mid-script.
+        step: the script step running now and its 1-based place in its list (None outside
+            the script): named in the detail when the server closes mid-script.
         pings: ``payload -> (sent, pong due)`` of the pings whose pong has not arrived.
         ping_rtts: seconds from each ping to its pong.
         messages_sent / bytes_sent: data messages (and their payload bytes) we sent.
@@ -164,7 +164,7 @@ class ClientProtocol:
         self.messages_auto_replied = 0
         self.variables: dict[str, str] = {}
         self.seq, self.row = seq, row
-        self.step = ""
+        self.step: tuple[int, Step] | None = None
         self.subprotocol = ""
         self.pings: dict[bytes, tuple[float, float]] = {}
         self.ping_rtts: list[float] = []

@@ -44,7 +44,7 @@ from wsload.engine.context import (
 from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
 from wsload.engine.rawstream import RawIO, RawSocketStream
-from wsload.engine.session import run_session
+from wsload.engine.session import run_session, step_label
 
 __all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
 
@@ -174,7 +174,7 @@ class _Attempt:
             link.release = plan.close
         if not link.proto.close_expected():
             hold = 0.0 if ctx.release is not None else ctx.hold_seconds()
-            await run_session(link, ctx, hold, plan.seq, plan.row)
+            await run_session(link, ctx, hold, plan.seq)
         ending = Ending()
         if not link.ended:
             ending = await run_behaviour(link, plan.close, ctx)
@@ -334,11 +334,11 @@ class _Attempt:
             failure=link.proto.failure,
         )
         step = link.proto.step
-        if outcome is Outcome.SERVER_CLOSED and not detail and step:
+        if outcome is Outcome.SERVER_CLOSED and not detail and step is not None:
             t = link.tracker
             code = "without a code" if t.code_received is None else str(t.code_received)
             reason = f" {t.reason_received!r}" if t.reason_received else ""
-            detail = f"server closed {code}{reason} during step '{step}'"
+            detail = f"server closed {code}{reason} during step '{step_label(*step)}'"
         return self.plan.upgraded_record(
             outcome,
             detail,

@@ -18,11 +18,17 @@ from wsload.core.script import MESSAGE_RTT, Expect, Ping, Receive, Repeat, Send,
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
 
-__all__ = ["run_session"]
+__all__ = ["run_session", "step_label"]
 
 # what a wait waits for besides its deadline
 _TIME, _MATCH, _INBOX, _PONG, _RELEASE = range(5)
 _ACTIONS = {Send: "send", Expect: "expect", Receive: "receive", Sleep: "sleep", Ping: "ping"}
+
+
+def step_label(index: int, step: Step) -> str:
+    """How a detail names step ``index`` (1-based, in its list): its name, else ``3 (expect)``."""
+    name = step.name if isinstance(step, Expect) else ""
+    return name or f"{index} ({_ACTIONS[type(step)]})"
 
 
 class _Interrupted(Exception):
@@ -39,14 +45,12 @@ class _Session:
         "next_ping",
         "next_send",
         "proto",
-        "row",
         "sends",
         "timeout",
     )
 
-    def __init__(self, link: Link, ctx: DriverContext, seq: int, row: tuple[str, ...]) -> None:
+    def __init__(self, link: Link, ctx: DriverContext, seq: int) -> None:
         self.link = link
-        self.row = row
         self.proto = link.proto
         self.ctx = ctx
         self.timeout = ctx.session.message_timeout
@@ -124,9 +128,8 @@ class _Session:
     async def run(self, steps: tuple[Step, ...], seq: int) -> None:
         proto = self.proto
         for index, step in enumerate(steps, 1):
-            if not isinstance(step, Repeat):  # what the Why table names if the server closes
-                name = step.name if isinstance(step, Expect) else ""
-                proto.step = name or f"{index} ({_ACTIONS[type(step)]})"
+            if not isinstance(step, Repeat):  # named by the Why table if the server closes
+                proto.step = (index, step)
             if isinstance(step, Send):
                 await self.run_send(step, seq)
             elif isinstance(step, Expect):
@@ -155,7 +158,8 @@ class _Session:
         if template is None:
             payload = step.data
         else:
-            payload = template.render(seq, self.sends, self.row, self.proto.variables)
+            proto = self.proto
+            payload = template.render(seq, self.sends, proto.row, proto.variables)
         sent = now()
         await self.send(self.proto.message(payload, binary=step.binary), sent)
         self.last_send = sent  # stamped before the write, like every send (Link._write_close)
@@ -247,9 +251,7 @@ class _Session:
             ctx.ready_count -= 1
 
 
-async def run_session(
-    link: Link, ctx: DriverContext, hold: float, seq: int = 1, row: tuple[str, ...] = ()
-) -> None:
+async def run_session(link: Link, ctx: DriverContext, hold: float, seq: int = 1) -> None:
     """Run the script, then the hold, on ``link`` (open, upgraded); return when to close.
 
     Args:
@@ -258,13 +260,12 @@ async def run_session(
         hold: seconds to hold after the script (ignored when ``ctx.release`` is set: then
             hold until it is set, counted in ``ctx.ready_count``).
         seq: the connection number (``{seq}`` in payloads).
-        row: the logical client's ``[data]`` row (``{data:COLUMN}`` in payloads).
     """
-    session = _Session(link, ctx, seq, row)
+    session = _Session(link, ctx, seq)
     ctx.alarm.add(link)
     try:
         await session.run(ctx.script, seq)
-        link.proto.step = ""
+        link.proto.step = None
         link.proto.close_inbox()
         await session.hold(hold)
     except _Interrupted:
