@@ -29,7 +29,8 @@ from dataclasses import replace
 import trio
 
 from wsload.core.deflate import NAME, DeflateSettings
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.metrics.collector import Collector
 from wsload.runner.calibrate import cycle_scenario, measure_cycles
 from wsload.runner.heap import load_heap, release_held

@@ -8,9 +8,9 @@ import pytest
 
 from wsload.core.closing import (
     TRANSITIONS,
-    CloseEvent,
     CloseState,
     CloseTracker,
+    HandshakeEvent,
     IllegalTransition,
     classify,
 )
@@ -18,10 +18,10 @@ from wsload.core.outcomes import DESCRIPTIONS, Outcome
 from wsload.core.record import Side
 from wsload.scenario.model import CLOSE_KINDS
 
-S, E = CloseState, CloseEvent
+S, E = CloseState, HandshakeEvent
 
 
-def fire(t: CloseTracker, event: CloseEvent, now: float = 1.0) -> None:
+def fire(t: CloseTracker, event: HandshakeEvent, now: float = 1.0) -> None:
     if event is E.SEND_CLOSE:
         t.send_close(now, 1000, "")
     elif event is E.RECEIVE_CLOSE:
@@ -50,7 +50,7 @@ def tracker_in(state: CloseState) -> CloseTracker:
 
 @pytest.mark.parametrize(("state", "event"), list(itertools.product(S, E)))
 def test_every_state_event_pair_is_legal_or_raises_naming_the_state(
-    state: CloseState, event: CloseEvent
+    state: CloseState, event: HandshakeEvent
 ) -> None:
     t = tracker_in(state)
     expected = TRANSITIONS.get((state, event))

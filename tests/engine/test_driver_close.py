@@ -13,7 +13,8 @@ from peers import RawPeer, memory_opener, server_frame
 from wsload.core.frames import invalid_close
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 
 QUIET = SessionConfig(messages=0)

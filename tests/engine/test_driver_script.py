@@ -21,7 +21,8 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.core.templates import Template
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 
 CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)

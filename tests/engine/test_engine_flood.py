@@ -16,7 +16,8 @@ import trio
 
 from wsload.core.handshake import accept_key
 from wsload.core.outcomes import Outcome
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 
 

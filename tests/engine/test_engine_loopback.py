@@ -20,7 +20,8 @@ from peers import NodePeer, RawPeer, WebsocketsPeer, node_skip_reason, start_tri
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import INVALID_VARIANTS, CloseSpec, Delay, SessionConfig, TargetConfig
 
 PYTHON_CLOSE_TIMEOUT = 0.5

@@ -12,7 +12,7 @@ from peers import RawPeer, start_trio_websocket
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
-from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.reference import REFERENCE_KINDS, run_connection_reference
 from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
 

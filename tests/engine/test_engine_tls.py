@@ -13,7 +13,8 @@ from peers import WebsocketsPeer, start_trio_websocket
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext, make_ssl_context, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext, make_ssl_context
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)

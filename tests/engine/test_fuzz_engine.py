@@ -21,12 +21,19 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from peers import RawPeer, server_frame
 
-from wsload.core.closing import TRANSITIONS, CloseEvent, CloseTracker, IllegalTransition, classify
+from wsload.core.closing import (
+    TRANSITIONS,
+    CloseTracker,
+    HandshakeEvent,
+    IllegalTransition,
+    classify,
+)
 from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameError, FrameReader, ReceivedClose
 from wsload.core.handshake import ResponseParser, accept_key
 from wsload.core.outcomes import Outcome
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CLOSE_KINDS, CloseSpec, SessionConfig, TargetConfig
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
@@ -130,7 +137,9 @@ def test_mutated_upgrade_responses_parse_or_are_invalid(
 # --- the close state machine ------------------------------------------------------------------
 
 _events = st.lists(
-    st.tuples(st.sampled_from(list(CloseEvent)), st.booleans(), st.none() | st.integers(0, 5000)),
+    st.tuples(
+        st.sampled_from(list(HandshakeEvent)), st.booleans(), st.none() | st.integers(0, 5000)
+    ),
     max_size=8,
 )
 
@@ -138,16 +147,16 @@ _events = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(_events, st.sampled_from(CLOSE_KINDS), st.booleans(), st.booleans())
 def test_any_event_order_is_legal_or_refused_and_always_classified(
-    events: list[tuple[CloseEvent, bool, int | None]], kind: str, timed_out: bool, stopped: bool
+    events: list[tuple[HandshakeEvent, bool, int | None]], kind: str, timed_out: bool, stopped: bool
 ) -> None:
     """Events in any order: each is a legal transition or IllegalTransition (state unchanged),
     and whatever state is reached, ``classify`` names exactly one outcome."""
     t = CloseTracker()
-    calls: dict[CloseEvent, Callable[[float, bool, int | None], None]] = {
-        CloseEvent.SEND_CLOSE: lambda now, _, code: t.send_close(now, code, ""),
-        CloseEvent.RECEIVE_CLOSE: lambda now, _, code: t.receive_close(now, code, ""),
-        CloseEvent.RECEIVE_EOF: lambda now, flag, _: t.receive_eof(now, reset=flag),
-        CloseEvent.CLOSE_SOCKET: lambda now, _, __: t.close_socket(now),
+    calls: dict[HandshakeEvent, Callable[[float, bool, int | None], None]] = {
+        HandshakeEvent.SEND_CLOSE: lambda now, _, code: t.send_close(now, code, ""),
+        HandshakeEvent.RECEIVE_CLOSE: lambda now, _, code: t.receive_close(now, code, ""),
+        HandshakeEvent.RECEIVE_EOF: lambda now, flag, _: t.receive_eof(now, reset=flag),
+        HandshakeEvent.CLOSE_SOCKET: lambda now, _, __: t.close_socket(now),
     }
     for now, (what, flag, code) in enumerate(events):
         before = t.state

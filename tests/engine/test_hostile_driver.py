@@ -16,7 +16,8 @@ import trio
 from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 

@@ -11,7 +11,7 @@ import trio
 from test_server_clients import running, trio_ws
 
 from wsload.scenario.model import Delay, ServerConfig
-from wsload.server.connection import ServerState
+from wsload.server.policy import ServerState
 
 SLACK = 1.0  # seconds a wait may overrun on a busy 2-core machine
 

@@ -20,7 +20,8 @@ from peers import WebsocketsPeer
 
 from wsload.core.browser import BrowserCloseEvent, browser_close_event
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]

@@ -19,7 +19,8 @@ from browser import Chromium
 from hostile import HostileServer
 
 from wsload.core.deflate import DeflateSettings
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]

@@ -20,15 +20,16 @@ import trio
 from peers import RawPeer, WebsocketsPeer
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
 from wsload.runner import loop
 from wsload.runner.loop import LoadRun, Progress, run_load
-from wsload.scenario.model import Scenario
+from wsload.scenario.model import Scenario, ServerConfig
 from wsload.scenario.parse import parse_scenario
+from wsload.server.server import BuiltinServer
 
 PEER_CLOSE_TIMEOUT = 0.5
 HDR = 1 - 1e-3
@@ -451,14 +452,15 @@ messages = 0
     assert lag["count"] == 3 and lag["min"] >= (release - shared) * 1e6 * HDR - 1
 
 
-async def test_storm_release_writes_every_clean_close_before_any_task_runs(
+async def test_storm_release_starts_every_kind_before_any_task_runs(
     nursery: trio.Nursery, records: list[ConnectionRecord]
 ) -> None:
-    """The release itself writes the parked ``clean`` connections' Closes (Alarm), one pass.
+    """The release itself does every parked connection's first close action (Alarm), one pass.
 
     A Close written by the releaser is stamped once: its close starts when it is written
-    (close_initiated == close_sent); a connection task that writes its own stamps the start
-    first, then the write. ``terminate`` connections are woken and close on their own.
+    (close_initiated == close_sent); a ``terminate`` dropped by the releaser closes its socket
+    at its close's start. No server reply can come before the pass ends (the peer runs in this
+    Trio run), so every start precedes every reply.
     """
     server = PoliteServer()
     url = await raw_server(nursery, server)
@@ -485,8 +487,63 @@ weight = 1
         assert rec.close_sent is not None and rec.close_sent == rec.close_initiated, rec
     replies = [rec.close_received for rec in clean if rec.close_received is not None]
     assert len(replies) == 18
-    assert max(rec.close_sent or 0.0 for rec in clean) < min(replies)
-    assert all(rec.close_sent is None for rec in records if rec.kind == "terminate")
+    assert max(rec.close_initiated or math.inf for rec in records) < min(replies)
+    for rec in records:
+        if rec.kind == "terminate":
+            assert rec.close_sent is None and rec.socket_closed == rec.close_initiated, rec
+
+
+async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_together(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    """clean, terminate (FIN and RST), close_no_wait and invalid_close parked together against
+    the built-in server start their closes in the release pass: each kind's close_start_lag
+    maximum is the pass's length, so no kind's starts wait for its tasks while another's are
+    written at once (before: terminate's minimum lag was above clean's maximum)."""
+    server = BuiltinServer(ServerConfig(close_timeout=1.0))
+    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
+    text = """
+[load]
+model = "storm"
+concurrency = 200
+rate = 2000
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+[[close]]
+kind = "terminate"
+[[close]]
+kind = "terminate"
+name = "rst"
+rst = true
+[[close]]
+kind = "close_no_wait"
+[[close]]
+kind = "invalid_close"
+"""
+    with trio.fail_after(30):
+        r = await run(text, f"ws://{host}:{port}/")
+    check_sums(r)
+    assert r.collector.counts().outcomes == {
+        "clean": 40,
+        "terminated": 80,
+        "close_no_wait": 40,
+        "invalid_rejected": 40,
+    }
+    release = r.collector.release_at
+    assert release is not None
+    starts = [rec.close_initiated or math.inf for rec in records]
+    replies = [rec.close_received for rec in records if rec.close_received is not None]
+    assert len(replies) == 80  # clean and invalid_close are answered
+    assert release <= min(starts) and max(starts) < min(replies)
+    assert r.collector.stats("close_start_lag")["count"] == 200  # "released 200 closes"
+    kinds = ("clean", "terminate", "rst", "close_no_wait", "invalid_close")
+    lag_max = {kind: r.collector.stats("close_start_lag", kind)["max"] for kind in kinds}
+    assert all(lag is not None for lag in lag_max.values()), lag_max
+    slowest, fastest = max(lag_max.values()), min(lag_max.values())
+    # the maxima are the last starts of one pass over randomly ordered links: close together
+    assert slowest - fastest <= slowest / 2 + 1000, lag_max
 
 
 async def test_storm_release_close_unanswered_times_out_from_its_write(

@@ -31,9 +31,9 @@ from wsload.core.record import Side
 
 __all__ = [
     "TRANSITIONS",
-    "CloseEvent",
     "CloseState",
     "CloseTracker",
+    "HandshakeEvent",
     "IllegalTransition",
     "classify",
 ]
@@ -52,7 +52,7 @@ class CloseState(StrEnum):
     CLOSED = "closed"
 
 
-class CloseEvent(StrEnum):
+class HandshakeEvent(StrEnum):
     """What can happen to a connection's close handshake."""
 
     SEND_CLOSE = "send_close"
@@ -61,8 +61,8 @@ class CloseEvent(StrEnum):
     CLOSE_SOCKET = "close_socket"
 
 
-_S, _E = CloseState, CloseEvent
-TRANSITIONS: dict[tuple[CloseState, CloseEvent], CloseState] = {
+_S, _E = CloseState, HandshakeEvent
+TRANSITIONS: dict[tuple[CloseState, HandshakeEvent], CloseState] = {
     (_S.OPEN, _E.SEND_CLOSE): _S.CLOSE_SENT,
     (_S.OPEN, _E.RECEIVE_CLOSE): _S.CLOSE_RECEIVED,
     (_S.CLOSE_SENT, _E.RECEIVE_CLOSE): _S.CLOSING,
@@ -113,7 +113,7 @@ class CloseTracker:
     eof_state: CloseState | None = None
     """The state the connection was in when the server's EOF (or reset) arrived."""
 
-    def _go(self, event: CloseEvent) -> None:
+    def _go(self, event: HandshakeEvent) -> None:
         try:
             self.state = TRANSITIONS[self.state, event]
         except KeyError:
@@ -132,7 +132,7 @@ class CloseTracker:
 
     def send_close(self, now: float, code: int | None, reason: str | None) -> None:
         """Our Close frame was written."""
-        self._go(CloseEvent.SEND_CLOSE)
+        self._go(HandshakeEvent.SEND_CLOSE)
         self.initiate(now)
         self.close_sent = now
         self.code_sent = code
@@ -148,7 +148,7 @@ class CloseTracker:
         """
         back = {_S.CLOSE_SENT: _S.OPEN, _S.CLOSING: _S.CLOSE_RECEIVED}.get(self.state)
         if back is None or self.close_sent is None:
-            raise IllegalTransition(self.state, CloseEvent.SEND_CLOSE)
+            raise IllegalTransition(self.state, HandshakeEvent.SEND_CLOSE)
         self.state = back
         self.close_sent = self.code_sent = self.reason_sent = None
         if self.close_received is None:
@@ -156,7 +156,7 @@ class CloseTracker:
 
     def receive_close(self, now: float, code: int | None, reason: str) -> None:
         """The server's Close frame was parsed (``code`` None: empty payload, i.e. 1005)."""
-        self._go(CloseEvent.RECEIVE_CLOSE)
+        self._go(HandshakeEvent.RECEIVE_CLOSE)
         self.initiate(now)
         self.close_received = now
         self.code_received = code
@@ -167,7 +167,7 @@ class CloseTracker:
     def receive_eof(self, now: float, *, reset: bool = False) -> None:
         """The server closed TCP (FIN, or RST when ``reset``)."""
         self.eof_state = self.state
-        self._go(CloseEvent.RECEIVE_EOF)
+        self._go(HandshakeEvent.RECEIVE_EOF)
         self.eof = now
         self.reset = reset
         if self.tcp_closed_first is None:
@@ -175,7 +175,7 @@ class CloseTracker:
 
     def close_socket(self, now: float) -> None:
         """Our socket was closed: the connection's end."""
-        self._go(CloseEvent.CLOSE_SOCKET)
+        self._go(HandshakeEvent.CLOSE_SOCKET)
         self.socket_closed = now
         if self.tcp_closed_first is None:
             self.tcp_closed_first = Side.CLIENT

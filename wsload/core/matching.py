@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["MATCH_KINDS", "Matcher", "json_contains"]
+__all__ = ["Matcher", "json_contains"]
 
 MatchKind = Literal["json", "regex", "equals", "any"]
-MATCH_KINDS: tuple[str, ...] = MatchKind.__args__  # type: ignore[attr-defined]
 
 
 def json_contains(message: Any, pattern: Any) -> bool:

@@ -46,7 +46,7 @@ from wsload.engine.oserrors import connect_outcome, tls_cause
 from wsload.engine.rawstream import RawIO, RawSocketStream
 from wsload.engine.session import run_session, step_label
 
-__all__ = ["ConnectionPlan", "DriverContext", "make_ssl_context", "run_connection"]
+__all__ = ["run_connection"]
 
 _DEFLATE = (DEFLATE_NAME,)
 

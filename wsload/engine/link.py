@@ -129,6 +129,8 @@ class Link:
         self.stream = stream
         self.now = now
         self.io = io
+        if io is not None:
+            io.wakeable = True  # the alarm may wake any pump of the link
         self.proto = proto
         self.tracker = proto.tracker
         self.write_timeout = write_timeout
@@ -150,7 +152,7 @@ class Link:
         if self.scope is not None:
             self.scope.cancel()
 
-    def release_now(self) -> None:
+    def release_now(self) -> bool:
         """A storm's release: do this parked link's first close action now, whatever its kind.
 
         Called from the releasing task for every parked link in one pass, before any
@@ -164,24 +166,28 @@ class Link:
         socket's send queue is empty (``SIOCOUTQ``), so that it (at most 131 bytes) goes out
         whole in one write; otherwise, or on any error, the connection's own behaviour does
         the action once woken, exactly as without a storm.
+
+        Returns:
+            True when a FIN went out and the socket is to be closed after the pass
+            (:meth:`close_released`): the wire event now, Trio's bookkeeping after every
+            link's start, so that a ``terminate`` costs the pass no more than a Close does.
         """
         spec, io, proto = self.release, self.io, self.proto
         if spec is None or io is None or not self.parked or proto.close_expected():
-            return
+            return False
         kind = spec.kind
         now = self.now()
         if kind in _WAITING:
             proto.start_close(now)
-            return
+            return False
         if kind is CloseKind.TERMINATE:
             proto.start_close(now)
-            self._close_parked(rst=spec.rst)
-            return
+            return self._drop(now, rst=spec.rst)
         try:
             if _SIOCOUTQ is None or fcntl.ioctl(io.fd, _SIOCOUTQ, _INT) != _INT:
-                return  # bytes still queued (or no way to know): the task writes its Close
+                return False  # bytes still queued (or no way to know): the task writes it
         except OSError:
-            return
+            return False
         if kind is CloseKind.INVALID_CLOSE:
             frame = proto.send_invalid_close(spec.variant, now)
         else:
@@ -194,18 +200,31 @@ class Link:
             proto.close_unwritten()
             if sent:  # not with an empty queue; if ever, the frame is broken
                 proto.write_failed()
-            return
-        if kind is CloseKind.CLOSE_NO_WAIT:
-            self._close_parked(rst=False)
+            return False
+        return kind is CloseKind.CLOSE_NO_WAIT and self._drop(now, rst=False)
 
-    def _close_parked(self, *, rst: bool) -> None:
-        """Close the socket of a link whose task waits in :meth:`pump` (it wakes with None)."""
+    def _drop(self, now: float, *, rst: bool) -> bool:
+        """Drop TCP from the release pass (the link's task waits in :meth:`pump`).
+
+        An RST needs the close itself, done now; a FIN goes out now (``shutdown``) and the
+        socket is closed after the pass. Either way the connection's end is stamped now.
+        """
         stream = self.stream
         assert isinstance(stream, RawSocketStream)
+        self.proto.socket_closed(now)
         if rst:
             _linger_zero(stream.sock)
-        stream.close_now()  # tells Trio first: the parked wait ends
-        self.proto.socket_closed(self.now())
+            stream.close_now()  # tells Trio first: the parked wait ends
+            return False
+        with contextlib.suppress(OSError):  # already reset: the close after the pass is all
+            stream.sock.shutdown(_stdlib_socket.SHUT_WR)
+        return True
+
+    def close_released(self) -> None:
+        """Close the socket whose FIN :meth:`release_now` sent (the parked wait ends)."""
+        stream = self.stream
+        assert isinstance(stream, RawSocketStream)
+        stream.close_now()  # tells Trio first
 
     async def pump(self, deadline: float, now: float | None = None) -> bool:
         """Receive once (until ``deadline``) and hand what arrived to the protocol object.
@@ -252,9 +271,15 @@ class Link:
 
     async def absorb(self, data: bytes | bytearray, now: float) -> None:
         """Process received bytes (also the bytes that followed the 101) and send replies."""
+        t = self.tracker
+        closed = t.close_sent is not None
         out = self.proto.receive_data(data, now)
-        if out:
+        if not out:
+            return
+        if closed or t.close_sent is None:
             await self.send(out, now + self.write_timeout, now)
+        else:  # the replies end with the Close that fails the connection (a protocol error)
+            await self._write_close(out, now + self.write_timeout, now)
 
     def _broken(self, exc: trio.BrokenResourceError) -> None:
         """A read or write failed: a reset (ECONNRESET/EPIPE), or a TLS failure."""
@@ -413,8 +438,9 @@ class Alarm:
             self._watched.pop(id(event), None)
         links = list(self._links)
         if release:
-            for link in links:
-                link.release_now()
+            dropped = [link for link in links if link.release_now()]
+            for link in dropped:
+                link.close_released()
         for link in links:
             link.wake()
 

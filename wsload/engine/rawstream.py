@@ -13,6 +13,7 @@ the ``Stream`` contract: every operation is a checkpoint, errors are translated 
 from __future__ import annotations
 
 import errno
+import math
 import operator
 import os
 import socket as _stdlib_socket
@@ -170,13 +171,16 @@ class RawIO:
 
     Attributes:
         fd: the socket's descriptor.
+        wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
+            no cancel scope (the client's upgrade: its caller's scope bounds it).
         scope: the cancel scope of the wait in progress (None: not waiting).
     """
 
-    __slots__ = ("_eager", "_wrote", "fd", "scope")
+    __slots__ = ("_eager", "_wrote", "fd", "scope", "wakeable")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, wakeable: bool = False) -> None:
         self.fd = fd
+        self.wakeable = wakeable
         self.scope: trio.CancelScope | None = None
         self._eager = 0
         self._wrote = False  # wrote since the last read: the answer cannot be there yet
@@ -215,6 +219,9 @@ class RawIO:
                     return data
             wait_first = False
             self._eager = 0
+            if deadline == math.inf and not self.wakeable:
+                await trio.lowlevel.wait_readable(fd)
+                continue
             scope = trio.CancelScope(deadline=deadline)
             self.scope = scope
             try:

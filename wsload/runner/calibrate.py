@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from wsload.core.kinds import CloseKind
-from wsload.engine.driver import DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats
 from wsload.runner.loop import run_load

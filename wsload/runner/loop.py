@@ -18,7 +18,8 @@ import trio
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot

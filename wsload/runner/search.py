@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from wsload.engine.driver import DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.plan.segment import WHOLE
 from wsload.process import raise_nofile_limit, watch_signals

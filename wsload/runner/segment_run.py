@@ -13,7 +13,7 @@ from collections.abc import Callable
 import trio
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.driver import DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.result import SegmentResult, StormRelease
 from wsload.metrics.snapshots import IntervalSnapshot

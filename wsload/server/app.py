@@ -19,10 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["APPS", "AppReply", "PubSub"]
-
-APPS = ("none", "pubsub")
-"""The values of ``[target.server] app``."""
+__all__ = ["AppReply", "PubSub"]
 
 
 @dataclass(frozen=True, slots=True)

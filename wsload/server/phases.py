@@ -3,7 +3,7 @@
 Like the client's close tracker (``wsload.core.closing``), the phases are a table of legal
 ``(phase, event) -> next phase`` transitions, so that every way a server connection can end is
 listed in one place and an impossible step is a loud bug (``IllegalTransition``) instead of a
-silently wrong counter. Pure: ``server/connection.py`` fires the events and owns the timers.
+silently wrong counter. Pure: ``server/policy.py`` fires the events and arms the timers.
 
 Phases after the upgrade::
 
@@ -20,7 +20,7 @@ Phases after the upgrade::
 
 ``end`` is legal from every phase but ``finished``: the connection may always be done. Each
 phase but ``finished`` has a timer (``close_after``, the reply delay, ``close_timeout``); what
-its expiry does is ``connection.py``'s ``_ON_DEADLINE`` table.
+its expiry does is ``policy.py``'s ``_ON_DEADLINE`` table.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ import trio
 
 from wsload.errors import ToolError
 from wsload.scenario.model import ServerConfig
-from wsload.server.connection import HARD_SEND_LIMIT, ServerState, serve_connection
+from wsload.server.connection import HARD_SEND_LIMIT, serve_connection
+from wsload.server.policy import ServerState
 from wsload.server.stats import ServerStats
 
 __all__ = ["BACKLOG", "STORM_SLACK", "BuiltinServer", "run_server_cli", "ws_url"]
@@ -161,7 +162,7 @@ class BuiltinServer:
             conn.request_storm(code, deadline, hard)
         with trio.move_on_at(deadline + STORM_SLACK):
             for conn in swept:
-                await conn.done.wait()
+                await conn.closed()
 
     async def _storm_later(self, delay: float) -> None:
         await trio.sleep(delay)
