@@ -87,7 +87,9 @@ def test_graphql_ws_completes_every_subscription_with_its_captured_id(tmp_path: 
     assert server["acked"] == CLIENTS and server["forbidden"] == 0  # one token each, all valid
     assert server["subscribed"] == CLIENTS
     assert server["cancelled"] == CLIENTS  # completed by the client with the id it captured
-    assert server["pongs"] == summary["totals"]["messages_auto_replied"] > 0
+    # every client answered pings (2 at least in its 1.2 s sleep); a pong written as the
+    # client closes may not be read by the server any more: at most as many as we sent
+    assert 2 * CLIENTS <= server["pongs"] <= summary["totals"]["messages_auto_replied"]
     text = (tmp_path / "out" / "summary.json").read_text(encoding="utf-8")
     scenario = (tmp_path / "out" / "scenario.toml").read_text(encoding="utf-8")
     tokens = (ROOT / "scenarios" / "data" / "graphql_users.csv").read_text(encoding="utf-8")

@@ -71,8 +71,8 @@ class Capture:
             found = self._regex.search(message)
             if found is None:
                 return None
-            value = found.group(1) if self._regex.groups else found.group(0)
-            return value if value is not None else None
+            value: str | None = found.group(1) if self._regex.groups else found.group(0)
+            return value  # None: the group took no part in the match
         try:
             node: Any = json.loads(message)
         except ValueError:
