@@ -24,7 +24,7 @@ __all__ = ["DATA_KEYS", "data_holes", "parse_data"]
 DATA_KEYS = ("file", "order", "secret_columns")
 """Every key of ``[data]`` (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
-MAX_DATA_BYTES = 64 * 1024 * 1024
+_MAX_DATA_BYTES = 64 * 1024 * 1024
 """Largest ``[data]`` file read (it is held in memory and sent to every worker)."""
 
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -42,8 +42,8 @@ def parse_data(t: Table, base_dir: Path | None, secrets: list[str]) -> DataConfi
     order = t.choice("order", DATA_ORDERS, "sequential")
     wanted = t.string_list("secret_columns")
     try:
-        if path.stat().st_size > MAX_DATA_BYTES:
-            raise t.error("file", f"{str(path)!r} is larger than {MAX_DATA_BYTES >> 20} MiB")
+        if path.stat().st_size > _MAX_DATA_BYTES:
+            raise t.error("file", f"{str(path)!r} is larger than {_MAX_DATA_BYTES >> 20} MiB")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise t.error("file", f"no such file: {str(path)!r}") from None
