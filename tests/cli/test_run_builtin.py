@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,7 @@ def test_failed_threshold_exits_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")))
 def test_shipped_scenarios_run(tmp_path: Path, name: str) -> None:
     text = (ROOT / "scenarios" / f"{name}.toml").read_text(encoding="utf-8")
+    shutil.copytree(ROOT / "scenarios" / "data", tmp_path / "data")  # [data] files, relative
     code, summary, _ = _run(tmp_path, text)
     totals = summary["totals"]
     outcomes = summary["outcomes"]

@@ -42,6 +42,8 @@ def parse_data(t: Table, base_dir: Path | None, secrets: list[str]) -> DataConfi
     order = t.choice("order", DATA_ORDERS, "sequential")
     wanted = t.string_list("secret_columns")
     try:
+        if not path.is_file():  # a directory, a device, a pipe: never read
+            raise t.error("file", f"no such file: {str(path)!r}")
         if path.stat().st_size > _MAX_DATA_BYTES:
             raise t.error("file", f"{str(path)!r} is larger than {_MAX_DATA_BYTES >> 20} MiB")
         text = path.read_text(encoding="utf-8")

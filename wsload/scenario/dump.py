@@ -87,8 +87,10 @@ def _server(server: ServerConfig) -> dict[str, Any]:
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
-    skip = ("headers", "server", "compression", "process")
+    skip = ("headers", "server", "compression", "process", "require_subprotocol")
     out = _fields(target, tuple(n for n in TargetConfig.__slots__ if n not in skip))
+    if target.require_subprotocol:  # only when set: older resolved copies hash the same
+        out["require_subprotocol"] = True
     if target.compression is not None:
         out["compression"] = compression_to_toml(target.compression)
     out["headers"] = dict(target.headers)
