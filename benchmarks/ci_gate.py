@@ -5,6 +5,7 @@ run the gate, every ``wsload`` a fresh process, default comparison options::
 
     python benchmarks/ci_gate.py                       # the full campaign (~10 min)
     python benchmarks/ci_gate.py --pairs 1 --trials 1 --duration 1s   # a quick check
+    python benchmarks/ci_gate.py --repeat 1,3,5 --shift 5ms --hog   # issue 29's campaign
     python benchmarks/ci_gate.py --json
 
 Three checks, on ``scenarios/ci.toml`` (its built-in server answers Close after 2 ms):
@@ -13,9 +14,18 @@ Three checks, on ``scenarios/ci.toml`` (its built-in server answers Close after 
    any exit 1 is a false regression (the target did not change);
 2. **a slower server** — each pair's first run against one more run whose server answers Close
    3 ms later (``close_reply_delay`` 2 ms → 5 ms): it must be flagged (exit 1);
-3. **a repeated baseline** — ``--trials`` times: a ``--repeat`` baseline (default 5 runs), then
-   one run with ``close_reply_delay`` 3 ms (a 1 ms shift) that must be flagged, and one
-   unchanged run that must not.
+3. **a repeated baseline** — ``--trials`` times for each of ``--repeat`` (default 5 runs;
+   ``--repeat 1,3,5`` runs the checks against each size): a baseline of that many runs, then
+   one run with ``close_reply_delay`` ``--shift`` (default 3 ms: a 1 ms shift) that must be
+   flagged, and one unchanged run that must not;
+4. **a busy machine** (``--hog``) — the current run of an unchanged pair, and of each repeated
+   baseline's unchanged run, again with a CPU hog on every core (``python -c "while 1: pass"``
+   × ``os.cpu_count()``, during the current run only): never a regression. The comparison
+   judges the generator (docs/ci.md): such a run is ``inconclusive``, with the reason.
+
+A comparison ends in one of three verdicts (``wsload compare`` exit 0, or 1 with ``verdict:
+inconclusive`` or a regression); the table counts regressions ("flagged") and inconclusive
+ones apart.
 
 Run it on an otherwise idle machine: it measures the gate against the machine's own noise,
 and other load on the machine is noise too. Nothing is measured by this script itself: the
@@ -25,10 +35,13 @@ verdicts are ``wsload compare``'s exit codes; the script counts them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +59,7 @@ class Check:
     goal: str
     should_flag: bool
     flagged: int = 0
+    inconclusive: int = 0
     total: int = 0
     details: list[str] = field(default_factory=list)
 
@@ -53,8 +67,11 @@ class Check:
         if code not in (0, 1):
             raise RuntimeError(f"wsload compare exited {code}:\n{output}")
         self.total += 1
-        self.flagged += code == 1
-        if (code == 1) != self.should_flag:  # keep what went wrong, for the report
+        undecided = code == 1 and "verdict: inconclusive" in output
+        self.inconclusive += undecided
+        flagged = code == 1 and not undecided
+        self.flagged += flagged
+        if flagged != self.should_flag:  # keep what went wrong, for the report
             lines = [line for line in output.splitlines() if "regressed" in line]
             self.details.append("; ".join(lines) or output.strip().splitlines()[-1])
 
@@ -62,6 +79,7 @@ class Check:
         return {
             "check": self.name,
             "flagged": self.flagged,
+            "inconclusive": self.inconclusive,
             "total": self.total,
             "rate": self.flagged / self.total if self.total else None,
             "goal": self.goal,
@@ -86,6 +104,19 @@ def _scenario(work: Path, delay: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def cpu_hog(processes: int) -> Iterator[None]:
+    """``processes`` busy loops (one per core: the machine is busy) until the block ends."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(timeout=10)
+
+
 class Campaign:
     """Runs and compares in ``work``; every run its own results directory."""
 
@@ -94,60 +125,85 @@ class Campaign:
         self.extra = ["--duration", duration] if duration else []
         self.count = 0
 
-    def run(self, scenario: Path, *args: str) -> Path:
+    def run(self, scenario: Path, *args: str, hog: bool = False) -> Path:
         self.count += 1
         out = self.work / f"run-{self.count:03d}"
-        code, output = _wsload(
-            "run", str(scenario), "--out", str(out), "--quiet", "--no-report", *self.extra, *args
-        )
+        with cpu_hog(os.cpu_count() or 1) if hog else contextlib.nullcontext():
+            code, output = _wsload(
+                "run", str(scenario), "--out", str(out), "--quiet", "--no-report",
+                *self.extra, *args,
+            )  # fmt: skip
         if code not in (0, 1):  # 1: a threshold of ci.toml failed; still a result to compare
             raise RuntimeError(f"wsload run {scenario.name} exited {code}:\n{output}")
         return out
 
     def compare(self, check: Check, baseline: Path, current: Path) -> None:
         check.add(*_wsload("compare", str(baseline), str(current)))
-        sys.stderr.write(f"  {check.name}: {check.flagged}/{check.total} flagged\n")
+        sys.stderr.write(
+            f"  {check.name}: {check.flagged}/{check.total} flagged, "
+            f"{check.inconclusive} inconclusive\n"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10, help="back-to-back pairs (checks 1, 2)")
     parser.add_argument("--trials", type=int, default=10, help="repeated baselines (check 3)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per repeated baseline")
+    parser.add_argument(
+        "--repeat", default="5", help="runs per repeated baseline; several: --repeat 1,3,5"
+    )
+    parser.add_argument("--shift", default="3ms", help="the repeated checks' slower server")
+    parser.add_argument(
+        "--hog", action="store_true", help="also the unchanged current runs under a CPU hog"
+    )
     parser.add_argument("--duration", help="override ci.toml's load.duration (quick checks)")
     parser.add_argument("--work", type=Path, help="keep the results here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     args = parser.parse_args(argv)
+    repeats = [int(n) for n in str(args.repeat).split(",")]
 
     with tempfile.TemporaryDirectory(prefix="wsload-ci-gate-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         campaign = Campaign(work, args.duration)
-        normal, slow, shifted = (_scenario(work, d) for d in ("2ms", "5ms", "3ms"))
+        normal, slow, shifted = (_scenario(work, d) for d in ("2ms", "5ms", args.shift))
         same = Check("back-to-back runs, default options", "0 flagged", should_flag=False)
         slower = Check("close_reply_delay 2 ms → 5 ms", "all flagged", should_flag=True)
-        found = Check(f"--repeat {args.repeat} baseline, 2 ms → 3 ms", ">= 90 % flagged", True)
-        quiet = Check(f"--repeat {args.repeat} baseline, unchanged run", "0 flagged", False)
+        hogged = Check("unchanged, CPU hog on every core in the current run", "0 flagged", False)
+        checks = [same, slower, *([hogged] if args.hog else [])]
         for pair in range(args.pairs):
             sys.stderr.write(f"pair {pair + 1} of {args.pairs}\n")
             first, second = campaign.run(normal), campaign.run(normal)
             campaign.compare(same, first, second)
             campaign.compare(slower, first, campaign.run(slow))
-        for trial in range(args.trials):
-            sys.stderr.write(f"repeated baseline {trial + 1} of {args.trials}\n")
-            baseline = campaign.run(normal, "--repeat", str(args.repeat))
-            campaign.compare(found, baseline, campaign.run(shifted))
-            campaign.compare(quiet, baseline, campaign.run(normal))
-        checks = [same, slower, found, quiet]
+            if args.hog:
+                campaign.compare(hogged, first, campaign.run(normal, hog=True))
+        for repeat in repeats:
+            runs = ("--repeat", str(repeat)) if repeat > 1 else ()
+            name = f"--repeat {repeat} baseline" if repeat > 1 else "1-run baseline"
+            found = Check(f"{name}, 2 ms → {args.shift}", "all flagged", should_flag=True)
+            quiet = Check(f"{name}, unchanged run", "0 flagged", should_flag=False)
+            busy = Check(f"{name}, unchanged run under a CPU hog", "0 flagged", False)
+            checks += [found, quiet, *([busy] if args.hog else [])]
+            for trial in range(args.trials):
+                sys.stderr.write(f"{name} {trial + 1} of {args.trials}\n")
+                baseline = campaign.run(normal, *runs)
+                campaign.compare(found, baseline, campaign.run(shifted))
+                campaign.compare(quiet, baseline, campaign.run(normal))
+                if args.hog:
+                    campaign.compare(busy, baseline, campaign.run(normal, hog=True))
     if args.json:
         print(json.dumps([c.as_dict() for c in checks], indent=2, ensure_ascii=False))
         return 0
     print(f"scenarios/ci.toml{' --duration ' + args.duration if args.duration else ''}")
-    print("| check | flagged | rate | goal |")
-    print("|---|---:|---:|---|")
+    print("| check | flagged | inconclusive | rate | goal |")
+    print("|---|---:|---:|---:|---|")
     for check in checks:
         rate = f"{100 * check.flagged / check.total:.0f} %" if check.total else "-"
-        print(f"| {check.name} | {check.flagged}/{check.total} | {rate} | {check.goal} |")
+        print(
+            f"| {check.name} | {check.flagged}/{check.total} | {check.inconclusive} | {rate} "
+            f"| {check.goal} |"
+        )
     for check in checks:
         for detail in check.details:
             print(f"wrong ({check.name}): {detail}")

@@ -37,12 +37,17 @@ NODE_DIR = HERE / "node"
 # wsload-arrival: the same cycle, open loop (``load.model = "arrival"`` at --rate), for the
 # per-connection cost of the schedule against the closed loop of the ``wsload`` kind
 KINDS = ("wsload", "wsload-arrival", "raw-trio", "wsproto", "trio-websocket")
-HELD = ("held", "held-deflate", "held-script")
-"""RSS per held connection without and with permessage-deflate (both targets accept it), and
-with a session script (held.py's ``SCRIPT``) instead of echo mode; each then a storm release."""
+HELD = ("held", "held-deflate", "held-lean", "held-script")
+"""RSS per held connection without and with permessage-deflate (both targets accept it; the
+browsers' offer, then the lean one), and with a session script (held.py's ``SCRIPT``) instead of
+echo mode; each then a storm release."""
 
 
-_HELD_NOTE = {"held-deflate": " (permessage-deflate)", "held-script": " (session script)"}
+_HELD_NOTE = {
+    "held-deflate": " (permessage-deflate, the browsers' offer)",
+    "held-lean": " (permessage-deflate, the lean offer)",
+    "held-script": " (session script)",
+}
 
 
 def _raise_nofile() -> None:
@@ -127,8 +132,9 @@ def _worker(args: argparse.Namespace) -> None:
     if args.worker in HELD:
         from held import measure_held
 
-        deflate, script = args.worker == "held-deflate", args.worker == "held-script"
-        out = trio.run(measure_held, args.url, args.held, deflate, script)
+        offer = {"held-deflate": "browser", "held-lean": "lean"}.get(args.worker)
+        script = args.worker == "held-script"
+        out = trio.run(measure_held, args.url, args.held, offer, script, args.held_size)
     elif args.worker in ("wsload", "wsload-arrival"):
         from wsload.runner.calibrate import measure_cycles
 
@@ -151,7 +157,7 @@ def _worker(args: argparse.Namespace) -> None:
 def _measure(kind: str, url: str, args: argparse.Namespace, cpu: int | None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--url", url]
     cmd += ["--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
-    cmd += ["--held", str(args.held), "--rate", str(args.rate)]
+    cmd += ["--held", str(args.held), "--held-size", str(args.held_size), "--rate", str(args.rate)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -181,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
         help="comparison clients, comma-separated ('' for none)",
     )
     parser.add_argument("--held", type=int, default=10000, help="held connections (0: skip)")
+    parser.add_argument(
+        "--held-size", type=int, default=64, help="bytes of the message each held one echoes"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

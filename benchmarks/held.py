@@ -7,10 +7,11 @@ before (after a warm-up and ``gc.collect``) and once all are held. ``(held - bef
 is what one held connection costs: its task and coroutine frames, its socket object, its
 ``Link``/frame reader, the kernel's socket memory is not in RSS.
 
-With ``compression`` the connections offer permessage-deflate as browsers do; where the target
-accepts it, each held connection also keeps its zlib contexts (a compressor from its first
-message on, with context takeover for the connection's life, and a decompressor once a
-compressed echo came back): the memory a browser-like client pays per connection. With
+With ``offer`` the connections offer permessage-deflate (``"browser"``: as browsers do,
+``"lean"``: 512-byte windows; ``wsload.core.deflate.OFFERS``); where the target accepts it,
+each held connection also keeps what deflate needs between messages: the inflater for the
+server's messages (once a compressed echo came back; its window is the server's) and up to
+1 KiB of history for our own compressor's context takeover. With
 ``script`` each connection runs :data:`SCRIPT` (a session script) instead of echo mode.
 
 Then it releases them all at one instant, as a storm run does (with the runner's GC policy,
@@ -28,7 +29,7 @@ from dataclasses import replace
 
 import trio
 
-from wsload.core.deflate import NAME, DeflateSettings
+from wsload.core.deflate import NAME, OFFERS
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.metrics.collector import Collector
@@ -69,23 +70,26 @@ def rss_bytes() -> int:
 
 
 async def measure_held(
-    url: str, count: int, compression: bool = False, script: bool = False
-) -> dict[str, float]:
+    url: str, count: int, offer: str | None = None, script: bool = False, size: int = 64
+) -> dict[str, float | str | None]:
     """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
 
     Args:
         url: the target.
         count: connections held at once.
-        compression: offer permessage-deflate (``deflated`` in the result: how many of the
-            held connections the target accepted it on).
+        offer: offer permessage-deflate, this named offer (``deflated`` in the result: how
+            many of the held connections the target accepted it on); None: no extension.
         script: run :data:`SCRIPT` before parking instead of echo mode.
+        size: the echoed message's size in echo mode (from 32 KiB on, a 15-bit inflater's
+            window is written whole, as over a connection's life it eventually is).
     """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
+    scenario = replace(scenario, session=replace(scenario.session, message_size=size))
     if script:
         scenario = parse_scenario(SCRIPT.format(url=url), source="held")
-    if compression:
-        target = replace(scenario.target, compression=DeflateSettings())
+    if offer is not None:
+        target = replace(scenario.target, compression=OFFERS[offer])
         scenario = replace(scenario, target=target)
     release = trio.Event()
     ctx = DriverContext.create(scenario.target, scenario.session, url, seed=1, release=release)
@@ -120,7 +124,8 @@ async def measure_held(
     counts = collector.counts()
     return {
         "count": count,
-        "compression": compression,
+        "compression": offer,
+        "message_size": None if script else size,
         "deflated": counts.extensions.get(NAME, 0),
         "held": held,
         "clean": counts.outcomes.get("clean", 0),

@@ -5,6 +5,7 @@ a whole test file):
 
     /echo (default)                     echo every data message back
     /sink                               read messages, never answer them
+    /fragments?parts=N                  echo every message back as N fragments (websockets, Node)
     /greet                              send "hello" on connection (websockets), then echo
     /close?after=MS&code=C&reason=TEXT  echo, then the server sends Close(C, TEXT) after MS
     /terminate?after=MS                 echo, then drop TCP with no Close frame (websockets, Node)
@@ -73,6 +74,7 @@ class Route:
     reason: str = ""
     pushes: int = 5
     interval: float = 0.01
+    parts: int = 1
 
     @classmethod
     def parse(cls, path: str) -> Route:
@@ -85,6 +87,7 @@ class Route:
             reason=query.get("reason", ""),
             pushes=int(query.get("pushes", "5")),
             interval=float(query.get("interval", "10")) / 1000,
+            parts=int(query.get("parts", "1")),
         )
 
 
@@ -212,7 +215,11 @@ class WebsocketsPeer:
         async def pump() -> None:
             try:
                 async for message in ws:
-                    if route.mode != "sink":
+                    if route.mode == "fragments":
+                        step = max(1, -(-len(message) // route.parts))
+                        parts = [message[i : i + step] for i in range(0, len(message), step)]
+                        await ws.send(parts or message)
+                    elif route.mode != "sink":
                         await ws.send(message)
             except Exception:  # the client went away: nothing to echo to
                 pass

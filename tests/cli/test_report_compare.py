@@ -288,7 +288,8 @@ def test_junit_has_a_case_per_rule_and_threshold() -> None:
         make_summary(clean=50, terminated=10), current, Tolerances(min_samples=10)
     )
     root = ET.fromstring(junit_xml(current, result))
-    thresholds, rules = root.findall("testsuite")
+    thresholds, verdict, rules = root.findall("testsuite")
+    assert verdict.get("name") == "wsload.verdict.cmp" and verdict.get("failures") == "2"
     assert thresholds.get("tests") == "1" and thresholds.get("failures") == "1"
     assert thresholds.find("testcase/failure") is not None
     cases = rules.findall("testcase")
@@ -306,7 +307,8 @@ def test_markdown_puts_the_verdict_and_the_regressions_first() -> None:
     result = compare_runs(BASE, slower, baseline_name="results/baselines/ci")
     text = markdown_report(slower, result)
     first = text.splitlines()[0]
-    assert first.startswith("### ❌ wsload cmp:") and "regressions" in first
+    assert first == "### ❌ wsload cmp: fail"
+    assert "> ❌ **regression** (fail): 12 regressions against results/baselines/ci: " in text
     attention = text.split("<details>")[0]
     assert (
         "| total | `close_handshake.p99` | 1.1 ms | 1.7 ms | +54.6 % | +10 % / 500 µs | "
@@ -541,48 +543,53 @@ def junit_cases(xml: str) -> dict[tuple[str | None, str | None], ET.Element]:
     return {(c.get("classname"), c.get("name")): c for c in ET.fromstring(xml).iter("testcase")}
 
 
-def test_an_interrupted_run_fails_in_junit_and_markdown_even_with_its_thresholds_held() -> None:
+def test_an_interrupted_run_is_inconclusive_though_its_thresholds_held() -> None:
     gated = SCENARIO + '[thresholds]\n"close_handshake.p99" = "< 2ms"\n'
     partial = make_summary(scenario=gated, interrupted=True)
     assert [t["ok"] for t in partial["thresholds"]] == [True]
     root = ET.fromstring(junit_xml(partial))
-    (suite,) = root.findall("testsuite")
-    assert suite.get("tests") == "2" and suite.get("failures") == "1"
-    failure = junit_cases(junit_xml(partial))[("run", "interrupted")].find("failure")
+    thresholds, verdict = root.findall("testsuite")
+    assert thresholds.get("failures") == "0" and verdict.get("failures") == "1"
+    cases = junit_cases(junit_xml(partial))
+    assert ("verdict", "inconclusive") in cases
+    failure = cases[("verdict", "interrupted")].find("failure")
     assert failure is not None and "interrupted before its planned end" in failure.get(
         "message", ""
     )
     text = markdown_report(partial)
-    assert text.startswith("### ❌ wsload cmp: interrupted\n")
-    assert "> ❌ **interrupted**: the run was interrupted before its planned end" in text
-    # the complete run of the same scenario: green, no run case
+    assert text.startswith("### ⚠️ wsload cmp: inconclusive\n")
+    assert "> ⚠️ **interrupted** (inconclusive): the run was interrupted before its planned" in text
+    # the complete run of the same scenario: green, no reason
     complete = make_summary(scenario=gated)
-    assert ("run", "interrupted") not in junit_cases(junit_xml(complete))
+    assert ("verdict", "interrupted") not in junit_cases(junit_xml(complete))
+    assert ("verdict", "pass") in junit_cases(junit_xml(complete))
     assert markdown_report(complete).startswith("### ✅ wsload cmp: pass")
 
 
-def test_a_saturated_generator_fails_unless_a_threshold_already_judges_it() -> None:
-    saturated = make_summary(saturated=True)
-    case = junit_cases(junit_xml(saturated))[("run", "generator.saturated")]
+def test_a_saturated_generator_makes_a_gated_run_inconclusive() -> None:
+    gate = SCENARIO + '[thresholds]\n"close_handshake.p99" = "< 2ms"\n'
+    saturated = make_summary(scenario=gate, saturated=True)
+    case = junit_cases(junit_xml(saturated))[("verdict", "saturated")]
     failure = case.find("failure")
     assert failure is not None and "describe wsload, not the target" in failure.get("message", "")
     text = markdown_report(saturated)
-    assert text.startswith("### ❌ wsload cmp: generator.saturated\n")
-    assert "> ❌ **generator.saturated**: the load generator was saturated: the figures" in text
-    both = make_summary(saturated=True, interrupted=True)
-    assert markdown_report(both).startswith("### ❌ wsload cmp: interrupted, generator.saturated\n")
-    # a generator.saturated threshold is the verdict on it: one failing case, not two
+    assert text.startswith("### ⚠️ wsload cmp: inconclusive\n")
+    assert "> ⚠️ **saturated** (inconclusive): the load generator was saturated: the" in text
+    # nothing gated (no threshold, no baseline): nothing to be inconclusive about
+    assert markdown_report(make_summary(saturated=True)).startswith("### ✅ wsload cmp: pass")
+    # a generator.saturated threshold is the verdict on it: its failure, no second reason
     gated = make_summary(
         scenario=SCENARIO + '[thresholds]\n"generator.saturated" = "== false"\n', saturated=True
     )
     cases = junit_cases(junit_xml(gated))
-    assert ("run", "generator.saturated") not in cases
+    assert ("verdict", "saturated") not in cases
     assert cases[("thresholds", "generator.saturated == false")].find("failure") is not None
-    assert markdown_report(gated).startswith("### ❌ wsload cmp: 1 threshold failed\n")
-    # a comparison with a saturated current run: the warning, and the run case still fails
-    result = compare_runs(BASE, saturated)
+    assert markdown_report(gated).startswith("### ❌ wsload cmp: fail\n")
+    # a comparison with a saturated current run: the warning, and the verdict inconclusive
+    ungated = make_summary(saturated=True)
+    result = compare_runs(BASE, ungated)
     assert result.ok and any("current run was saturated" in w for w in result.warnings)
-    assert ("run", "generator.saturated") in junit_cases(junit_xml(saturated, result))
+    assert ("verdict", "saturated") in junit_cases(junit_xml(ungated, result))
 
 
 def test_a_lower_capacity_is_a_regression_of_its_own_row() -> None:
@@ -655,7 +662,7 @@ def test_an_interrupted_search_is_a_lower_bound_and_fails_its_junit() -> None:
     result = compare_runs(make_search(300), cut)
     assert row(result, "capacity", "search").verdict is Verdict.REGRESSED
     assert any("current run was interrupted" in w for w in result.warnings)
-    failure = junit_cases(junit_xml(cut, result))[("run", "interrupted")].find("failure")
+    failure = junit_cases(junit_xml(cut, result))[("verdict", "interrupted")].find("failure")
     assert failure is not None and "capacity is a lower bound" in failure.get("message", "")
     text = markdown_report(cut, result)
     assert "Capacity search over rate: capacity **200/s** (interrupted:" in text
@@ -672,4 +679,4 @@ def test_a_search_stopped_by_saturation_warns_its_capacity_is_a_lower_bound() ->
     )
     # the main level (200/s) itself was not saturated: no run case, the warning carries it
     xml = junit_xml(stopped, result)
-    assert ("run", "generator.saturated") not in junit_cases(xml) and "lower bound" in xml
+    assert ("verdict", "saturated") not in junit_cases(xml) and "lower bound" in xml

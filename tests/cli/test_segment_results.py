@@ -15,7 +15,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import new_histogram, record
-from wsload.metrics.result import SegmentResult, StormRelease
+from wsload.metrics.result import ReceiveClocks, SegmentResult, StormRelease
 from wsload.metrics.snapshots import (
     IntervalMerger,
     merge_snapshots,
@@ -58,9 +58,13 @@ def _collector(seed: int, n: int, start: float = 0.0) -> Collector:
 
 
 def _part(seed: int, n: int, segment: str | None) -> SegmentResult:
-    lag = new_histogram()
+    lag, notice = new_histogram(), new_histogram()
     record(lag, 100 + seed)
+    for us in range(seed * 10):
+        record(notice, us)
     return SegmentResult(
+        notice_lag=notice,
+        receive_clocks=ReceiveClocks(kernel=n, loop=seed - 1),
         segment=segment,
         collector=_collector(seed, n),
         loop_lag=lag,
@@ -154,6 +158,9 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
         assert merged.collector.stats(metric) == direct.stats(metric)
     assert merged.collector.counts() == direct.counts()
     assert merged.loop_lag.get_total_count() == 2
+    assert merged.notice_lag.get_total_count() == 30 and merged.notice_lag.get_max_value() == 19
+    assert merged.receive_clocks == ReceiveClocks(kernel=100, loop=1)
+    assert merged.receive_clocks.name == "mixed" and back[0].receive_clocks.name == "kernel"
     whole = SegmentResult.merge([merged, SegmentResult.from_wire(_part(3, 5, "1/3").to_wire())])
     assert whole.segment is None
     with pytest.raises(ValueError, match="overlaps"):
@@ -162,6 +169,9 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
         SegmentResult.merge([merged, _part(4, 1, "1/2")])
     with pytest.raises(ValueError, match=r"not a wsload\.segment"):
         SegmentResult.from_wire({"format": "x"})
+    old = parts[0].to_wire()
+    del old["notice_lag"], old["receive_clocks"]  # a totals.json from before kernel stamps
+    assert SegmentResult.from_wire(old).receive_clocks.name is None
 
 
 def test_storm_release_instants_cross_the_wire_and_span_the_segments() -> None:

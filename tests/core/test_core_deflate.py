@@ -4,6 +4,7 @@ threshold, fragmentation, and bombs that must stop at the size limit)."""
 
 from __future__ import annotations
 
+import random
 import tracemalloc
 import zlib
 
@@ -386,3 +387,76 @@ def test_a_message_exactly_at_the_limit_passes() -> None:
     client, _ = _pair(DeflateParams(), 4096)
     got = _client_reads(FrameReader(4096, (client,)), _frame(bomb(4096)))
     assert b"".join(p for p in got if isinstance(p, bytes)) == bytes(4096)
+
+
+# --- the client's lean compressor and what a held connection keeps ----------------------------
+
+
+def _payload(frame: bytes) -> bytes:
+    """The unmasked payload of one client frame (7- or 16-bit length)."""
+    length = frame[1] & 0x7F
+    start = 2 if length < 126 else 4
+    key, body = frame[start : start + 4], frame[start + 4 :]
+    return bytes(b ^ key[i % 4] for i, b in enumerate(body))
+
+
+_TEXT = b"".join(
+    b'{"op":"msg","seq":%d,"room":"lobby","text":"%s"}' % (n, b"hello world " * (n % 7))
+    for n in range(400)
+)
+
+
+@pytest.mark.parametrize("takeover", [True, False], ids=["takeover", "no_takeover"])
+@pytest.mark.parametrize("agreed", [9, 10, 12, 15])
+def test_the_client_output_inflates_with_the_agreed_window_and_with_15_bits(
+    agreed: int, takeover: bool
+) -> None:
+    params = DeflateParams(client_max_window_bits=agreed, client_no_context_takeover=not takeover)
+    client = PerMessageDeflate(params, client=True, max_message_size=LIMIT)
+    messages = [_TEXT[i * 2000 : i * 2000 + size] for i, size in enumerate([40, 700] * 5)]
+    messages += [_TEXT[:20_000], _TEXT[:20_000]]  # a repeat: found through the kept history
+    strict, wide = zlib.decompressobj(-agreed), zlib.decompressobj(-15)  # a server's streams
+    sent = 0
+    for message in messages:
+        data = _payload(_send(client, message)) + b"\x00\x00\xff\xff"
+        sent += len(data) - 4
+        assert strict.decompress(data) == message  # never a reference beyond the agreed window
+        assert wide.decompress(data) == message
+        if not takeover:
+            strict, wide = zlib.decompressobj(-agreed), zlib.decompressobj(-15)
+    assert sent < sum(map(len, messages)) / 3  # it compresses, with a 4 KiB window at most
+    noise = random.Random(7).randbytes(200)  # within reach of even a 9-bit window
+    first = _payload(_send(client, noise))
+    again = _payload(_send(client, noise))  # with takeover: references into the history
+    assert len(first) > 200 and (len(again) < 20) is takeover
+
+
+def _kept(params: DeflateParams, *, messages: int = 1, n: int = 100) -> float:
+    """Bytes that ``n`` client codecs still hold (tracemalloc sees zlib's allocations) after
+    ``messages`` messages each way: what a held connection pays for deflate."""
+    _, server = _pair(params)
+    protocol = FrameProtocol(client=False, extensions=[server])
+    sent = [_TEXT[m * 3000 : (m + 1) * 3000] for m in range(messages)]
+    wire = [protocol.send_data(message, fin=True) for message in sent]  # the server's stream
+    tracemalloc.start()
+    try:
+        clients = [PerMessageDeflate(params, client=True, max_message_size=LIMIT) for _ in range(n)]
+        baseline = tracemalloc.get_traced_memory()[0]
+        for client in clients:
+            reader = FrameReader(LIMIT, (client,))
+            for message, frame in zip(sent, wire, strict=True):
+                _send(client, message)
+                assert _client_reads(reader, frame) == [message]
+        return (tracemalloc.get_traced_memory()[0] - baseline) / n
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_held_client_connection_keeps_only_its_inflater_and_1_kib_of_history() -> None:
+    assert _kept(DeflateParams(), messages=0) < 100  # nothing before the first message
+    browser = _kept(DeflateParams(), messages=3)  # a 15-bit inflater: 32 KiB window + state
+    assert 32 * 1024 < browser < 32 * 1024 + 8 * 1024 + 1024 + 256
+    lean = _kept(DeflateParams(9, 9), messages=3)  # the lean offer's: 512-byte window, history
+    assert lean < 512 + 8 * 1024 + 512 + 256
+    reset = DeflateParams(client_no_context_takeover=True, server_no_context_takeover=True)
+    assert _kept(reset, messages=3) < 256  # no takeover either way: nothing kept at all

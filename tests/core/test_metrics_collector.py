@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -84,6 +85,13 @@ def test_metric_samples_of_a_clean_close() -> None:
         "session": 13000,
     }
     assert [m for m, _ in metric_samples(clean_record())].count("message_rtt") == 2
+
+
+def test_crossed_closes_measure_a_zero_close_handshake_not_a_dropped_one() -> None:
+    """The server's Close reached the kernel before ours was written (kernel stamps): 0 µs."""
+    r = dataclasses.replace(clean_record(), close_sent=0.0055, close_received=0.0054)
+    samples = {m: round(s * 1e6) for m, s in metric_samples(r)}
+    assert samples["close_handshake"] == 0
 
 
 def test_server_initiated_close_yields_server_close_wait_not_close_handshake() -> None:

@@ -156,7 +156,11 @@ def test_judge_says_why_with_each_method() -> None:
     assert f"outside the baseline's 5-run band [{low:g} us, {high:g} us]" in spread.why
     inside = judge(Evidence(2700, runs=(2650, 2760)), Evidence(3100), floor, worse_up=True,
                    **common)  # fmt: skip
-    assert inside.verdict is Verdict.WITHIN_NOISE and "± the floor 500 us" in inside.why
+    # two runs: their band (the prediction interval of one more run) is wider than its median
+    assert inside.verdict is Verdict.NOISY and "record it with --repeat 5 or more" in inside.why
+    steady = judge(Evidence(2700, runs=(2650, 2700, 2760, 2720, 2690)), Evidence(3100), floor,
+                   worse_up=True, **common)  # fmt: skip
+    assert steady.verdict is Verdict.WITHIN_NOISE and "± the floor 500 us" in steady.why
     ranked = judge(
         Evidence(2700, runs=(2650, 2700, 2760, 2720, 2690)),
         Evidence(3700, runs=(3650, 3700, 3760, 3720, 3690)),
@@ -309,3 +313,23 @@ def test_the_spread_band_is_the_prediction_interval_when_the_runs_bunch_up() -> 
     # runs that are already spread wide keep their own range
     assert spread_band((1.0, 1.0, 1.0, 1.0, 9.0), 0.01)[0] <= 1.0
     assert spread_band((1.0, 2.0), 0.01)[1] > 2.0
+
+
+def test_a_band_never_goes_below_zero() -> None:
+    low, high = spread_band((5170.0, 1000.0, 9300.0), 0.01)
+    assert low == 0.0 and high > 9300
+
+
+def test_a_noisy_baseline_says_so_and_its_pooled_samples_still_judge() -> None:
+    """A 3-run baseline recorded on a busy machine: 5.17 ms p99 whose runs disagree. Its band
+    cannot judge; the merged result's intervals (the pooled samples) still catch a real rise."""
+    common: dict[str, Any] = {"alpha": 0.01, "fmt": lambda v: f"{v:g} us", "confidence": 0.99}
+    runs = (3000.0, 5170.0, 9000.0)
+    floor = Floor(0.10, 500)
+    apart = judge(Evidence(5170, (5000, 5400), runs), Evidence(9200, (9000, 9400)), floor,
+                  worse_up=True, **common)  # fmt: skip
+    assert apart.verdict is Verdict.REGRESSED and apart.method is Method.INTERVAL
+    assert "baseline too noisy" in apart.why and "--repeat 5" in apart.why
+    overlap = judge(Evidence(5170, (4000, 7000), runs), Evidence(6000, (5000, 7500)), floor,
+                    worse_up=True, **common)  # fmt: skip
+    assert overlap.verdict is Verdict.NOISY and "pooled samples" in overlap.why

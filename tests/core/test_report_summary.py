@@ -11,8 +11,8 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.counts import MESSAGE_COUNTERS
-from wsload.metrics.histograms import record
-from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
+from wsload.metrics.histograms import PERCENTILES, record
+from wsload.metrics.result import ReceiveClocks, RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import SCHEMA_VERSION, attach_thresholds, build_summary, iso_utc
 from wsload.report.thresholds import evaluate
 from wsload.scenario.dump import scenario_to_dict
@@ -134,7 +134,7 @@ def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
                            "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0),
-                           "extensions": {}, "subprotocols": {}}  # fmt: skip
+                           "extensions": {}, "subprotocols": {}, "close_metric": None}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20
@@ -154,11 +154,17 @@ def test_close_codes_are_string_keys_with_rfc_names() -> None:
     assert s["close_code_names"] == {"1000": "Normal Closure", "4000": "Private Use"}
 
 
+CENSORED_FIELDS = [
+    "started", "censored", *(f"{p}_censored" for p in PERCENTILES), "max_censored",
+    "censored_after_us", "censored_by",
+]  # fmt: skip
+
+
 def test_latency_has_every_metric_and_stat_and_null_without_samples() -> None:
     s = build_summary(make_result())
     assert list(s["latency_us"]) == list(METRICS)
     for stats in s["latency_us"].values():
-        assert list(stats) == [*STATS, "overflow"]
+        assert list(stats) == [*STATS, "overflow", *CENSORED_FIELDS]
     close = s["latency_us"]["close_handshake"]
     assert close["count"] == 70 and close["min"] == 1000 and close["overflow"] == 0
     assert close["max"] == 1960  # i = 96: 1 ms + 96 × 10 µs
@@ -171,8 +177,8 @@ def test_behaviours_in_scenario_order_with_their_own_figures() -> None:
     s = build_summary(make_result())
     assert list(s["behaviours"]) == ["clean", "terminate", "srv"]
     clean, term, srv = (s["behaviours"][k] for k in ("clean", "terminate", "srv"))
-    assert list(clean) == ["kind", "attempted", "opened", "clean", "outcomes", "close_codes",
-                           "close_events", "http_statuses", "errors", "latency_us",
+    assert list(clean) == ["kind", "close_metric", "attempted", "opened", "clean", "outcomes",
+                           "close_codes", "close_events", "http_statuses", "errors", "latency_us",
                            *MESSAGE_COUNTERS]  # fmt: skip
     assert (clean["kind"], clean["attempted"], clean["opened"], clean["clean"]) == (
         "clean", 71, 70, 70
@@ -206,7 +212,22 @@ def test_generator_and_server_sections() -> None:
     assert g["loop_lag_us"]["count"] == 3 and g["loop_lag_us"]["p50"] == 200
     assert 15_000 <= g["loop_lag_us"]["max"] <= 15_015
     assert g["start_lag_us"]["max"] == 40
+    assert g["receive_clock"] is None and g["notice_lag_us"]["count"] == 0  # nothing was read
     assert s["server"] == server and s["server"] is not server
+
+
+def test_receive_clock_names_the_clock_of_the_received_frames() -> None:
+    notice = new_lag_histogram()
+    for us in (30, 40, 9_000):
+        record(notice, us)
+    for clocks, name in (
+        (ReceiveClocks(kernel=5), "kernel"),
+        (ReceiveClocks(loop=5), "loop"),
+        (ReceiveClocks(kernel=4, loop=1), "mixed"),
+    ):
+        g = build_summary(make_result(notice_lag=notice, receive_clocks=clocks))["generator"]
+        assert g["receive_clock"] == name
+        assert g["notice_lag_us"]["count"] == 3 and g["notice_lag_us"]["min"] == 30
 
 
 def test_started_at_is_always_utc() -> None:

@@ -102,10 +102,11 @@ def test_summary_table_rows() -> None:
     assert "quick: 100 connections in 2.00 s (50.0/s), 100 opened, 2 dropped" in text
     clean = _row(text, "clean")
     assert clean[1:5] == ["clean", "80", "100.0 %", "1000×70 4001×10"]
-    assert clean[6:] == ["1.39", "1.79", "1.79"]  # close_handshake in ms
+    assert clean[6:] == ["close_handshake", "1.39", "1.79", "1.79"]  # each kind's figure, ms
     terminate = _row(text, "terminate")
     assert terminate[1:4] == ["terminate", "20", "n/a"]
-    assert terminate[4:] == ["-", "-", "-", "-", "-"]
+    assert terminate[4:] == ["-", "-", "close_total", "0.10", "0.10", "0.10"]  # not empty
+    assert "close figure" in text  # the behaviours' figures differ: named per row
     total = _row(text, "total")
     assert total[2:4] == ["100", "80.0 %"]
     assert _row(text, "terminated")[1:] == ["20", "20.0 %"]
@@ -181,6 +182,29 @@ def test_live_panel_from_the_runners_progress() -> None:
     assert "240 attempted, 228 finished, 12 in flight (peak 30), 3 dropped" in text
     assert "clean 200  terminated 28" in text
     assert "p50 2.00 ms, p99 2.00 ms (last 1.0 s, 40 closes)" in text
+
+
+def test_live_panel_shows_each_close_figure_and_its_censored_percentiles() -> None:
+    c = Collector(start=10.0)
+    for i in range(30):
+        c.add(_clean(i, rtt=0.002))
+    for i in range(30, 40):  # no Close reply within the clean timeout (10 s): censored
+        c.add(
+            ConnectionRecord(
+                seq=i, label="clean", kind="clean", outcome=Outcome.CLOSE_TIMEOUT,
+                scheduled=1.0, upgraded=1.001, close_initiated=1.01, close_sent=1.01,
+                socket_closed=11.01, close_initiator=Side.CLIENT,
+            )
+        )  # fmt: skip
+    progress = Progress(
+        started=10.0, planned_s=10.0, attempted=40, dropped=0, in_flight=0, peak_in_flight=9,
+        finished=40, intended=40, phase="running",
+        last_interval=c.take_interval(in_flight=0, now=11.0),
+        outcomes={Outcome.CLEAN: 30, Outcome.CLOSE_TIMEOUT: 10},
+    )  # fmt: skip
+    text = render(live_panel(progress, scenario(), now=11.5))
+    assert "close_handshake" in text and "close_total" in text  # clean's and terminate's
+    assert "p50 2.00 ms, p99 > 10 s (timeout) (last 1.0 s, 30 closes, 10 censored)" in text
 
 
 def test_live_panel_before_the_first_interval() -> None:

@@ -499,6 +499,16 @@ BAD: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
      "target.compression.client_no_context_takeover", ("expected true or false",)),
     ({"target": {"compression": "{ windowbits = 9 }"}}, "target.compression.windowbits",
      ("unknown key", "allowed here: client_max_window_bits")),
+    ({"target": {"compression": '{ offer = "leen" }'}}, "target.compression.offer",
+     ("expected one of 'browser', 'lean', got 'leen'", "did you mean 'lean'?")),
+    ({"target": {"compression": "{ offer = 9 }"}}, "target.compression.offer",
+     ("expected a string, got 9",)),
+    ({"target": {"compression": '{ ofer = "lean" }'}}, "target.compression.ofer",
+     ("did you mean 'offer'?",)),
+    ({"target": {"compression": '{ offer = "lean", server_max_window_bits = 16 }'}},
+     "target.compression.server_max_window_bits", ("must be 8-15", "got 16")),
+    ({"target": {"compression": '"lean"'}}, "target.compression",
+     ('expected "none", "deflate" or a table, got \'lean\'',)),
     ({"target": {"compression": '"deflate"', "engine": '"trio-websocket"'}},
      "target.compression", ('needs engine = "wsproto"',)),
     # [target.server]
@@ -686,6 +696,20 @@ def test_unreadable_files(tmp_path: Path, setup: Callable[[Path], object], fragm
             "threshold = 128 }",
         ),
         ("{ threshold = 16 }", DeflateSettings(threshold=16), None),
+        ('{ offer = "browser" }', DeflateSettings(), '"deflate"'),
+        ('{ offer = "lean" }', DeflateSettings(9, 9), '{ offer = "lean" }'),
+        (
+            '{ offer = "lean", server_max_window_bits = 10, client_no_context_takeover = true }',
+            DeflateSettings(9, 10, client_no_context_takeover=True),
+            None,
+        ),
+        (  # the named offer's own values win only where the table says nothing
+            '{ offer = "lean", threshold = 64 }',
+            DeflateSettings(9, 9, threshold=64),
+            "{ client_max_window_bits = 9, server_max_window_bits = 9, "
+            "client_no_context_takeover = false, server_no_context_takeover = false, "
+            "threshold = 64 }",
+        ),
     ],
 )
 def test_compression(literal: str, expected: DeflateSettings, dumped: str | None) -> None:

@@ -114,6 +114,7 @@ async def test_expect_timeout_names_the_step(
     assert r.outcome is Outcome.MESSAGE_TIMEOUT
     assert r.detail == "no message matching step 'subscribe' within 5s"
     assert r.socket_closed == approx(t0 + 5.0)
+    assert r.censored == (("step.subscribe", approx(5.0)),)  # counted as longer, not dropped
 
 
 async def test_receive_count_timeout_says_how_many_came(

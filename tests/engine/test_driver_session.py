@@ -350,6 +350,8 @@ async def test_unanswered_ping_is_message_timeout(
     assert r.outcome is Outcome.MESSAGE_TIMEOUT
     assert r.detail == "no pong within 2s"
     assert r.socket_closed == approx(t0 + 3.0)
+    ((metric, waited),) = r.censored  # the ping sent at 1 s: censored, not dropped
+    assert metric == "ping_rtt" and waited == approx(2.0)
 
 
 async def test_reflect_echoes_server_messages_but_not_the_awaited_echo(

@@ -8,6 +8,7 @@
 // What each connection does comes from its request path, so one server serves a whole test file:
 //   /echo (default)                      echo every message back
 //   /sink                                read messages, never answer them
+//   /fragments?parts=N                   echo every message back as N fragments
 //   /close?after=MS&code=C&reason=TEXT   echo, then ws.close(code, reason) after MS
 //   /terminate?after=MS                  echo, then ws.terminate() (no Close frame) after MS
 //   /pubsub?pushes=N&interval=MS&code=C  an application server, not an echo: a JSON
@@ -53,8 +54,18 @@ wss.on('connection', (ws, request) => {
     pubsub(ws, url.searchParams);
     return;
   }
+  const parts = Number(url.searchParams.get('parts') || 1);
   ws.on('message', (data, isBinary) => {
-    if (mode !== 'sink') ws.send(data, { binary: isBinary });
+    if (mode === 'fragments') {
+      const step = Math.max(1, Math.ceil(data.length / parts));
+      let at = 0;
+      do {
+        ws.send(data.subarray(at, at + step), { binary: isBinary, fin: at + step >= data.length });
+        at += step;
+      } while (at < data.length);
+    } else if (mode !== 'sink') {
+      ws.send(data, { binary: isBinary });
+    }
   });
   if (mode === 'close') {
     const code = Number(url.searchParams.get('code') || 1000);

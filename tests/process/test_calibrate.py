@@ -148,7 +148,12 @@ def test_benchmark_harness_prints_everything_as_json() -> None:
     arrival = report["clients"]["wsload-arrival"]
     assert arrival["runs"][0]["clean"] == 100 and arrival["median_run_ratio_to_wsload"] > 0
     # without and with compression, and with a session script
-    for kind, deflated in (("held", 0), ("held-deflate", 100), ("held-script", 0)):
+    for kind, deflated in (
+        ("held", 0),
+        ("held-deflate", 100),
+        ("held-lean", 100),
+        ("held-script", 0),
+    ):
         held = report["held"][kind]
         assert held["held"] == 100 and held["clean"] == 100, kind
         assert held["deflated"] == deflated, kind

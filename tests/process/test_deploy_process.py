@@ -163,6 +163,12 @@ def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
     assert attempted == sum(summary["outcomes"].values()) > CONNS
     assert summary["outcomes"]["server_closed"] == CONNS  # the sweep
     assert summary["totals"]["opened"] == 2 * CONNS  # every client upgraded twice
+    # clients, not attempts: the refused reconnects are attempts, every client closed cleanly
+    assert reconnects["attempts_total"] == attempted and reconnects["clean"] == CONNS
+    assert summary["outcomes"]["refused"] > 0  # the restart's window was really hit
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert f"{CONNS:,} clients, {attempted:,} attempts, {CONNS:,} reconnected, 0 gave up; " \
+        "clean 100.0 % of clients" in page  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -204,11 +210,13 @@ def test_a_server_that_ignores_sigterm_is_killed_after_stop_timeout(tmp_path: Pa
     assert "SIGKILL" in (tmp_path / "out" / "server.log").read_text()
 
 
-def test_a_crash_mid_run_is_an_outcome_not_an_error(tmp_path: Path) -> None:
+def test_a_crash_mid_run_is_an_outcome_and_fails_the_verdict(tmp_path: Path) -> None:
     text = scenario(tmp_path, "--crash-after", "0.8", events="")
     rc, err, summary = run(tmp_path, text)
-    assert rc == 0, err
+    assert rc == 1, err  # a verdict (the target crashed), not a tool error (3)
     assert summary is not None
+    assert summary["verdict"] == "fail"
+    assert [r["code"] for r in summary["reasons"]] == ["server_crashed"]
     (only,) = summary["server_process"]["runs"]
     assert only["exit_status"] == 7 and 0.5 < only["exit_s"] < 2.0
     assert summary["outcomes"]["abnormal"] + summary["outcomes"]["reset"] == CONNS
@@ -291,8 +299,9 @@ def test_admission_refusals_and_giving_up(tmp_path: Path) -> None:
         '[thresholds]\n"reconnect.gave_up" = "== 100%"\n'  # else giving up fails the run
     )
     rc, err, summary = run(tmp_path, text)
-    assert rc == 0, err
+    assert rc == 1, err  # clients that gave up fail the verdict
     assert summary is not None
+    assert summary["verdict"] == "fail" and "gave_up" in [r["code"] for r in summary["reasons"]]
     reconnect = summary["reconnect"]
     assert reconnect["clients"] == 20 and reconnect["gave_up"] == 20
     assert reconnect["attempts"]["min"] == reconnect["attempts"]["max"] == 3

@@ -142,7 +142,8 @@ def test_report_of_a_run_where_nothing_connected(tmp_path: Path, chromium: Chrom
     )
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "No Close frame was sent or received." in page
-    assert "FAIL (no connection opened: 20 refused (Connection refused))" in page
+    assert 'id="verdict">FAIL</span>' in page
+    assert "(nothing_opened)</b>: no connection opened: 20 refused (Connection refused)" in page
     assert "<td>refused</td><td class=n>20</td><td>Connection refused</td>" in page
     charts = _open(chromium, out / "report.html", "report-refused")
     (outcomes,) = [c for c in charts if c["title"] == "outcomes per interval"]

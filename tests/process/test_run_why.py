@@ -109,10 +109,11 @@ def test_a_closed_port_exits_1_and_says_why(tmp_path: Path, closed_port: int, wo
     assert summary["behaviours"]["clean"]["errors"] == {"refused": refused}
     assert why_lines(stdout) == [["refused", "50", "Connection refused", "#1"]]
     xml = junit.read_text(encoding="utf-8")
-    assert 'failures="1"' in xml and 'name="nothing_measured"' in xml
+    assert 'failures="1"' in xml and 'name="nothing_opened"' in xml
     assert "no connection opened: 50 refused (Connection refused)" in xml
     md = markdown.read_text(encoding="utf-8")
-    assert md.startswith("### ❌ wsload closed: nothing_measured")
+    assert md.startswith("### ❌ wsload closed: fail")
+    assert "> ❌ **nothing_opened** (fail): no connection opened: 50 refused" in md
     assert "| refused | 50 | Connection refused | 1 |" in md
 
 
@@ -335,7 +336,9 @@ def test_a_storm_reports_its_release_spread(tmp_path: Path, workers: int) -> Non
     code, stdout, stderr, summary = wsload(
         tmp_path, STORM.format(n=n), "--workers", str(workers), columns=120
     )
-    assert code == 0, stdout + stderr
+    # a saturated generator (a busy machine) makes the latency threshold's run inconclusive
+    assert code == (0 if summary["verdict"] == "pass" else 1), stdout + stderr
+    assert {r["code"] for r in summary["reasons"]} <= {"saturated"}
     lag = summary["latency_us"]["close_start_lag"]
     assert lag["count"] == n == summary["totals"]["opened"]
     assert 0 <= lag["min"] <= lag["p50"] <= lag["max"] < summary["duration_s"] * 1e6

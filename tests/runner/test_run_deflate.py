@@ -123,6 +123,40 @@ def test_all_clean_and_every_message_arrived_compressed(
     assert summary["scenario"]["target"]["compression"] == "deflate"
 
 
+OFFERS = {
+    "browser": '"deflate"',
+    "browser-no-takeover": (
+        '{ offer = "browser", client_no_context_takeover = true, '
+        "server_no_context_takeover = true }"
+    ),
+    "lean": '{ offer = "lean" }',
+    "lean-no-takeover": '{ offer = "lean", server_no_context_takeover = true }',
+}
+
+
+@pytest.mark.parametrize("offer", list(OFFERS))
+def test_each_offer_with_messages_across_many_frames_and_reads(
+    tmp_path: Path, server: Compressing, offer: str
+) -> None:
+    """20 KB messages, echoed as 10 compressed fragments each (one deflate stream over the
+    frames, continued across messages with context takeover, reset without it): every echo
+    inflates, with the window each offer agreed, and every message reached the server
+    compressed. A reference beyond an agreed window or a broken stream would be a 1007."""
+    before = server.compressed_in()
+    summary = _run(
+        tmp_path,
+        server.url + "/fragments?parts=10",
+        compression=OFFERS[offer],
+        connections=4,
+        messages=5,
+        size=20_000,
+    )
+    assert _only(summary) == {"clean": 4}
+    assert summary["totals"]["extensions"] == {"permessage-deflate": 4}
+    assert summary["latency_us"]["message_rtt"]["count"] == 4 * 5
+    assert server.compressed_in() - before == 4 * 5
+
+
 def test_every_close_kind_with_deflate(tmp_path: Path, server: Compressing) -> None:
     mix = "".join(
         f'[[close]]\nkind = "{kind}"\nweight = 1\n{extra}'

@@ -16,6 +16,7 @@ import pytest
 from hdrh.log import HistogramLogReader
 from peers import WebsocketsPeer
 
+from wsload.engine.wireclock import SO_TIMESTAMPNS
 from wsload.metrics.histograms import new_histogram
 from wsload.runner.execute import execute_run
 from wsload.scenario.parse import load_scenario, parse_scenario
@@ -88,6 +89,10 @@ def test_execute_run_writes_consistent_results(
     assert summary["intervals"] >= 1
     assert summary["generator"]["saturated"] is False
     assert summary["generator"]["loop_lag_us"]["count"] > 0
+    if SO_TIMESTAMPNS is not None:  # Linux: every received frame stamped by the kernel
+        assert summary["generator"]["receive_clock"] == "kernel"
+        # at least the 101 and an echo of each connection, one stamped read each
+        assert summary["generator"]["notice_lag_us"]["count"] >= 60 * 2
     latency = summary["latency_us"]
     assert latency["close_handshake"]["count"] == 40
     assert latency["message_rtt"]["count"] == 120

@@ -26,7 +26,8 @@ def compare(
     """Compare a run with a baseline: per metric and behaviour, the change and a verdict.
 
     Latency up, clean share down and error-outcome shares up are worse. Exit 1 on a
-    regression, 0 otherwise (insufficient samples do not fail), 2 on invalid input.
+    regression or when the current run cannot be judged (interrupted, saturated: the verdict
+    is inconclusive), 0 otherwise (insufficient samples do not fail), 2 on invalid input.
     """
     import json
 
@@ -34,7 +35,7 @@ def compare(
     from wsload.report.terminal import comparison_text
 
     try:
-        result = compare_files(
+        result, verdict = compare_files(
             baseline,
             current,
             comparison.tolerances(),
@@ -47,7 +48,9 @@ def compare(
         typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
         typer.echo(comparison_text(result), nl=False)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+        if not verdict.passed:
+            typer.echo(f"verdict: {verdict.headline()}")
+    raise typer.Exit(EXIT_OK if verdict.passed else EXIT_FAILED)
 
 
 @app.command()

@@ -19,9 +19,20 @@ Everything here is pure (no I/O), for both ends:
   per frame. Inflating never produces more than the message size limit plus one byte: a
   decompression bomb is a 1009 ``Message Too Big``, not an out-of-memory.
 
-zlib cannot *compress* with an 8-bit window in raw mode; when the peer requires one, messages
-are sent as stored (uncompressed) deflate blocks, which never reference back and so are valid
-for any window.
+What a connection holds is what the protocol needs, no more. The inflater must follow the
+window the peer compresses with (it is allocated at the first compressed message and freed
+after each one when the peer resets its context). The client's compressor is ours to size:
+``client_max_window_bits`` only caps the window we may use (RFC 7692 §7.1.2.2), and §7.2.3.2
+lets a sender reference its earlier messages, never obliges it to. So the client compresses
+each message with a fresh, small zlib context (:data:`CLIENT_WINDOW_BITS`,
+:data:`CLIENT_MEM_LEVEL`) freed when the message is sent, and keeps context takeover by
+handing the new context, as a preset dictionary, the last :data:`CLIENT_HISTORY` bytes of what
+it sent compressed: the very bytes the server's inflater holds at the end of its window, so the
+references stay valid. A held connection pays those bytes instead of a zlib context.
+
+zlib cannot *compress* with an 8-bit window in raw mode (zlib 1.2.9 on refuses ``-8``; older
+versions silently used 9): when the peer requires one, messages are sent as stored
+(uncompressed) deflate blocks, which never reference back and so are valid for any window.
 """
 
 from __future__ import annotations
@@ -37,7 +48,11 @@ from wsload.core.faults import ProtocolViolation
 from wsload.core.outcomes import Outcome
 
 __all__ = [
+    "CLIENT_HISTORY",
+    "CLIENT_MEM_LEVEL",
+    "CLIENT_WINDOW_BITS",
     "NAME",
+    "OFFERS",
     "DeflateParams",
     "DeflateSettings",
     "PerMessageDeflate",
@@ -51,6 +66,16 @@ _TAIL = b"\x00\x00\xff\xff"
 _BITS = range(8, 16)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _INVALID = Outcome.HANDSHAKE_INVALID
+
+CLIENT_WINDOW_BITS = 12
+"""The client compressor's window when the agreed one allows it (4 KiB): a message longer than
+that still compresses, with matches found within the last 4 KiB (websockets' default too)."""
+CLIENT_MEM_LEVEL = 5
+"""The client compressor's zlib memLevel (its hash table and block buffer: 16 KiB at 5)."""
+CLIENT_HISTORY = 1024
+"""Bytes of the client's last compressed messages kept for context takeover (a preset
+dictionary for the next message's compressor; no more than its window, so 512 with a 9-bit
+one; none under ``client_no_context_takeover``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +108,16 @@ class DeflateSettings:
         if self.server_no_context_takeover:
             parts.append("server_no_context_takeover")
         return "; ".join(parts)
+
+
+OFFERS = {
+    "browser": DeflateSettings(),
+    "lean": DeflateSettings(client_max_window_bits=9, server_max_window_bits=9),
+}
+"""The named offers of ``[target] compression = { offer = ... }``. ``browser`` is Chromium's
+and Firefox's exact ``permessage-deflate; client_max_window_bits``. ``lean`` asks for 512-byte
+windows both ways: the inflater we hold for the server's messages is then 512 bytes instead of
+32 KiB (and the server's for ours too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,23 +275,34 @@ def accept_offer(value: str) -> tuple[DeflateParams, str] | None:
     return None
 
 
-def _compressor(bits: int) -> zlib._Compress:
+def _compressor(bits: int, mem_level: int = 8, history: bytes = b"") -> zlib._Compress:
     if bits == 8:  # zlib's raw deflate has no 8-bit window: stored blocks fit any window
         return zlib.compressobj(0, zlib.DEFLATED, -9)
-    return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits)
+    if history:
+        return zlib.compressobj(-1, zlib.DEFLATED, -bits, mem_level, zdict=history)
+    return zlib.compressobj(-1, zlib.DEFLATED, -bits, mem_level)
+
+
+def _flushed(compressor: zlib._Compress, data: bytes) -> bytes:
+    """RFC 7692 §7.2.1: the message ends with a sync flush, its ``00 00 ff ff`` cut."""
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(_TAIL) else out
 
 
 class PerMessageDeflate(Extension):
     """One connection's compressor and bounded decompressor (a wsproto extension).
 
-    Both zlib contexts are made on first use and, with context takeover, kept for the
-    connection's life: that is the memory a server pays per connection, and the client the
-    same (browsers keep theirs too).
+    Each zlib context is made on first use: the inflater at the first compressed message,
+    kept with the peer's context takeover and freed after each message without it. The
+    server's compressor is what a server typically runs (zlib's defaults within the agreed
+    window, kept with context takeover). The client's is made per message and freed at
+    once; with context takeover only :data:`CLIENT_HISTORY` bytes stay (see the module's
+    docstring), so a held client connection costs its inflater and nothing else.
 
     Args:
         params: the agreed parameters.
         client: this end is the client (chooses which window and takeover applies to which
-            direction).
+            direction, and the client's lean compressor).
         max_message_size: the most bytes one incoming message may inflate to.
         threshold: outgoing messages shorter than this go uncompressed.
     """
@@ -266,13 +312,15 @@ class PerMessageDeflate(Extension):
     def __init__(
         self, params: DeflateParams, *, client: bool, max_message_size: int, threshold: int = 0
     ) -> None:
+        self._keep = 0  # bytes of history the client keeps (0: none)
         if client:
-            self._out_bits, self._in_bits = (
-                params.client_max_window_bits,
-                params.server_max_window_bits,
-            )
+            bits = params.client_max_window_bits
+            self._out_bits = bits if bits == 8 else min(bits, CLIENT_WINDOW_BITS)
+            self._in_bits = params.server_max_window_bits
             self._out_reset = params.client_no_context_takeover
             self._in_reset = params.server_no_context_takeover
+            if not self._out_reset and self._out_bits > 8:  # no more than the window can reach
+                self._keep = min(CLIENT_HISTORY, 1 << self._out_bits)
         else:
             self._out_bits, self._in_bits = (
                 params.server_max_window_bits,
@@ -284,6 +332,7 @@ class PerMessageDeflate(Extension):
         self.threshold = threshold
         self.compressed_received = 0
         """Messages that arrived compressed (RSV1 set): the evidence that deflate was used."""
+        self._history = b""  # the client's last compressed bytes sent (context takeover)
         self._compress: zlib._Compress | None = None
         self._decompress: zlib._Decompress | None = None
         self._deflating = False  # the current outgoing message is compressed
@@ -293,25 +342,28 @@ class PerMessageDeflate(Extension):
 
     # -- sending ------------------------------------------------------------------------------
 
+    def encode(self, payload: bytes) -> tuple[bytes, bool]:
+        """The client's encoder (``ClientProtocol.encoder``): one whole outgoing message as
+        ``(payload on the wire, RSV1)``: compressed, or plain under the threshold (RSV1 clear
+        is always allowed, and such a message never enters the server's inflater window)."""
+        if len(payload) < self.threshold:
+            return payload, False
+        history = self._history
+        out = _flushed(_compressor(self._out_bits, CLIENT_MEM_LEVEL, history), payload)
+        keep = self._keep
+        if keep:
+            self._history = (payload if len(payload) >= keep else history + payload)[-keep:]
+        return out, True
+
     def _deflate(self, data: bytes, fin: bool) -> bytes:
         compressor = self._compress
         if compressor is None:
             compressor = self._compress = _compressor(self._out_bits)
-        out = compressor.compress(data)
-        if fin:  # RFC 7692 §7.2.1: end the message with a sync flush, its 00 00 ff ff cut
-            out += compressor.flush(zlib.Z_SYNC_FLUSH)
-            out = out[:-4] if out.endswith(_TAIL) else out
-            if self._out_reset:
-                self._compress = None
-        return out
-
-    def encode(self, payload: bytes) -> tuple[bytes, bool]:
-        """The client's encoder (``ClientProtocol.encoder``): one whole outgoing message as
-        ``(payload on the wire, RSV1)``: compressed, or plain under the threshold (RSV1 clear
-        is always allowed)."""
-        if len(payload) < self.threshold:
-            return payload, False
-        return self._deflate(payload, True), True
+        if not fin:
+            return compressor.compress(data)
+        if self._out_reset:
+            self._compress = None
+        return _flushed(compressor, data)
 
     def frame_outbound(
         self,

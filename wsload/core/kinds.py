@@ -40,6 +40,8 @@ class KindInfo:
         keys: scenario keys the kind accepts besides ``kind``, ``name`` and ``weight``.
         timeout: the default of its ``timeout`` key, seconds (None: it has none).
         reference: the trio-websocket reference engine can do it.
+        close_metric: the kind's one headline close figure (docs/outcomes.md, "One close
+            figure per behaviour").
     """
 
     expected: Outcome
@@ -47,12 +49,18 @@ class KindInfo:
     keys: tuple[str, ...]
     timeout: float | None = None
     reference: bool = False
+    close_metric: str = "close_total"
 
 
 _K = CloseKind
 KINDS: dict[CloseKind, KindInfo] = {
     _K.CLEAN: KindInfo(
-        Outcome.CLEAN, Outcome.CLEAN, ("code", "reason", "timeout"), 10.0, reference=True
+        Outcome.CLEAN,
+        Outcome.CLEAN,
+        ("code", "reason", "timeout"),
+        10.0,
+        reference=True,
+        close_metric="close_handshake",
     ),
     _K.TERMINATE: KindInfo(Outcome.TERMINATED, None, ("rst",), reference=True),
     _K.CLOSE_NO_WAIT: KindInfo(Outcome.CLOSE_NO_WAIT, None, ("code", "reason")),
@@ -61,8 +69,11 @@ KINDS: dict[CloseKind, KindInfo] = {
         Outcome.SERVER_CLOSED,
         ("timeout", "on_timeout", "code", "reason", "send_interval", "send_payload", "rst"),
         30.0,
+        close_metric="close_teardown",
     ),
-    _K.IGNORE_SERVER_CLOSE: KindInfo(Outcome.SERVER_DROPPED, None, ("timeout",), 60.0),
+    _K.IGNORE_SERVER_CLOSE: KindInfo(
+        Outcome.SERVER_DROPPED, None, ("timeout",), 60.0, close_metric="server_close_timeout"
+    ),
     _K.INVALID_CLOSE: KindInfo(
         Outcome.INVALID_REJECTED, Outcome.INVALID_REJECTED, ("variant", "timeout"), 10.0
     ),

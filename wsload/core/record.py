@@ -56,6 +56,10 @@ class ConnectionRecord:
         extensions: the WebSocket extensions the server accepted (``permessage-deflate``).
         detail: a short human explanation for non-clean outcomes.
         attempt: the logical client's attempt number (``[reconnect]``: 1, 2, ...; else 1).
+        censored: ``(metric, seconds)`` per session measurement that started and never got its
+            end (an expect or ping step that timed out): the seconds waited, a lower bound.
+            The close phases' censored measurements are read from the stamps
+            (``wsload.metrics.samples.censored_samples``).
         messages_auto_replied: data messages a ``[[session.on]]`` rule took and answered.
         inbox_overflow: data messages dropped from the script's full inbox, unread.
         subprotocol: the subprotocol the server selected (``""``: none; None: not upgraded).
@@ -95,6 +99,7 @@ class ConnectionRecord:
     extensions: tuple[str, ...] = ()
     detail: str = ""
     attempt: int = 1
+    censored: tuple[tuple[str, float], ...] = ()
     messages_auto_replied: int = 0
     inbox_overflow: int = 0
     subprotocol: str | None = None

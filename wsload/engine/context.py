@@ -22,6 +22,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Step, echo_script
 from wsload.engine.link import Alarm, Link
+from wsload.engine.wireclock import WireClock
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 __all__ = ["ConnectionPlan", "DriverContext", "Endpoint", "Opener", "make_ssl_context"]
@@ -129,6 +130,7 @@ class ConnectionPlan:
             extensions,
             detail,
             self.attempt,
+            tuple(link.censored),
             proto.messages_auto_replied,
             proto.inbox_overflow,
             proto.subprotocol,
@@ -236,6 +238,8 @@ class DriverContext:
         now: reads the run's clock: the bound ``current_time`` of the Trio run's clock, which
             is what ``trio.current_time()`` returns, in one Python call instead of three
             (≈ 15 reads per cycle); bound by :meth:`bind_clock` in each connection's task.
+        wire: the kernel receive stamps' mapping onto that clock, and the connections and
+            notice lag it saw (``wsload.engine.wireclock``); new with each Trio run's clock.
     """
 
     target: TargetConfig
@@ -257,6 +261,7 @@ class DriverContext:
     )
     upgraded: dict[int, float] = field(default_factory=dict, init=False)
     now: Callable[[], float] = field(default=trio.current_time, init=False)
+    wire: WireClock = field(default_factory=WireClock, init=False)
     _clock: trio.abc.Clock | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -317,6 +322,7 @@ class DriverContext:
         if clock is not self._clock:
             self._clock = clock
             self.now = clock.current_time
+            self.wire = WireClock.for_clock(clock)
         return self.now
 
     def endpoint_for(self, seq: int) -> Endpoint:

@@ -198,7 +198,7 @@ class _Attempt:
                 # the hot path: a cancel scope only around a wait that actually happens
                 raw = await self._open_tcp(endpoint, deadline)
                 self.stream = RawSocketStream(raw)
-                self.io = RawIO(raw.fileno())
+                self.io = ctx.wire.raw_io(raw)
             else:
                 with trio.move_on_at(deadline) as scope:
                     if ctx.opener is not None:
@@ -217,6 +217,7 @@ class _Attempt:
                         await tls.do_handshake()
                 if scope.cancelled_caught:
                     raise _TimedOut
+                ctx.wire.loop += 1  # TLS (or a test's opener): the loop's stamps
         except _TimedOut:
             what = "TLS handshake" if tls_started else "TCP connect"
             return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
@@ -295,7 +296,8 @@ class _Attempt:
             offered = ", ".join(ctx.target.subprotocols)
             detail = f"the server selected no subprotocol (offered {offered}; required)"
             return await self._fail(Outcome.HANDSHAKE_INVALID, detail)
-        self.upgraded = now = ctx.now()
+        loop_now = ctx.now()
+        self.upgraded = now = ctx.wire.arrival(self.io, loop_now)
         deflate = None
         if response.deflate is not None:  # the offer was accepted (so compression is set)
             deflate = PerMessageDeflate(
@@ -318,9 +320,11 @@ class _Attempt:
             row=self.plan.row,
         )
         proto.subprotocol = response.subprotocol or ""
-        link = Link(stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now)
+        link = Link(
+            stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now, wire=ctx.wire
+        )
         if response.trailing:
-            await link.absorb(response.trailing, now)
+            await link.absorb(response.trailing, now, loop_now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:

@@ -31,6 +31,7 @@ from wsload.core.closing import CloseState
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
+from wsload.engine.wireclock import WireClock
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -51,6 +52,9 @@ CLOSE_WRITE_GRACE = 0.005
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
 """Kinds whose first close action is to start waiting for the server's Close."""
+_LOOP_CLOCK = WireClock()
+"""The wire clock of a link made without one (tests): its reads are not stamped, so every
+arrival is the loop's reading and nothing is ever recorded in it."""
 
 
 def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -102,9 +106,12 @@ class Link:
         parked: the session holds this link until the storm's release.
         now: reads the run's clock (``trio.current_time``, or the same clock's bound
             ``current_time``: :meth:`DriverContext.bind_clock`).
+        wire: maps the kernel's arrival stamps of ``io``'s reads onto the run clock (and
+            counts the loop's notice lag): received frames are stamped when they arrived.
     """
 
     __slots__ = (
+        "censored",
         "io",
         "message_rtts",
         "now",
@@ -115,6 +122,7 @@ class Link:
         "step_latencies",
         "stream",
         "tracker",
+        "wire",
         "write_timeout",
     )
 
@@ -125,9 +133,11 @@ class Link:
         write_timeout: float,
         io: RawIO | None = None,
         now: Callable[[], float] = trio.current_time,
+        wire: WireClock = _LOOP_CLOCK,
     ) -> None:
         self.stream = stream
         self.now = now
+        self.wire = wire
         self.io = io
         if io is not None:
             io.wakeable = True  # the alarm may wake any pump of the link
@@ -139,6 +149,7 @@ class Link:
         self.parked = False
         self.message_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
+        self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
 
     @property
     def ended(self) -> bool:
@@ -264,18 +275,27 @@ class Link:
                 return False
         now = self.now()
         if not data:
-            self.proto.receive_eof(now)
+            self.proto.receive_eof(now)  # a FIN carries no kernel stamp
             return True
-        await self.absorb(data, now)
+        await self.absorb(data, self.wire.arrival(io, now), now)
         return True
 
-    async def absorb(self, data: bytes | bytearray, now: float) -> None:
-        """Process received bytes (also the bytes that followed the 101) and send replies."""
+    async def absorb(
+        self, data: bytes | bytearray, arrived: float, now: float | None = None
+    ) -> None:
+        """Process received bytes (also the bytes that followed the 101) and send replies.
+
+        ``arrived``: when the bytes arrived (the kernel's stamp where there is one), which
+        stamps every phase they end; ``now``: the loop's reading after the read (default
+        ``arrived``), from which the replies' write deadline counts.
+        """
         t = self.tracker
         closed = t.close_sent is not None
-        out = self.proto.receive_data(data, now)
+        out = self.proto.receive_data(data, arrived)
         if not out:
             return
+        if now is None:
+            now = arrived
         if closed or t.close_sent is None:
             await self.send(out, now + self.write_timeout, now)
         else:  # the replies end with the Close that fails the connection (a protocol error)

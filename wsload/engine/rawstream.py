@@ -17,6 +17,7 @@ import math
 import operator
 import os
 import socket as _stdlib_socket
+import struct
 
 import trio
 
@@ -28,6 +29,10 @@ EAGER_READS = 8
 """Reads in a row that found data without waiting before the task yields anyway (fairness)."""
 
 _CLOSED_ERRNOS = frozenset((errno.EBADF, errno.ENOTSOCK))
+_ANCILLARY = 64
+"""Bytes of ancillary buffer for a stamped read: one ``SCM_TIMESTAMPNS`` message is 32."""
+_TIMESPEC = struct.Struct("@qq")
+"""``struct timespec`` on 64-bit Linux: seconds, nanoseconds."""
 
 
 def stream_error(exc: OSError) -> trio.BrokenResourceError:
@@ -169,19 +174,37 @@ class RawIO:
     connections (tests/engine/test_engine_flood.py). Only the connection's own task reads or
     writes; another task may :meth:`wake` it.
 
+    With ``stamped`` (the client's socket, ``SO_TIMESTAMPNS`` set: ``wsload.engine.wireclock``)
+    a read is one ``recvmsg()`` instead of one ``read()``, and :attr:`arrived` is when the
+    kernel received the bytes it returned, on the run's clock (``offset_ns``: the kernel's
+    CLOCK_REALTIME minus the run clock, in ns). The built-in server does not stamp.
+
     Attributes:
         fd: the socket's descriptor.
         wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
             no cancel scope (the client's upgrade: its caller's scope bounds it).
         scope: the cancel scope of the wait in progress (None: not waiting).
+        arrived: the kernel's arrival time of the last read's bytes (run clock, seconds);
+            None when the read was not stamped (no ``stamped`` socket, the FIN: the kernel
+            stamps data only).
     """
 
-    __slots__ = ("_eager", "_wrote", "fd", "scope", "wakeable")
+    __slots__ = ("_eager", "_offset_ns", "_sock", "_wrote", "arrived", "fd", "scope", "wakeable")
 
-    def __init__(self, fd: int, *, wakeable: bool = False) -> None:
+    def __init__(
+        self,
+        fd: int,
+        stamped: _stdlib_socket.socket | None = None,
+        offset_ns: int = 0,
+        *,
+        wakeable: bool = False,
+    ) -> None:
         self.fd = fd
         self.wakeable = wakeable
         self.scope: trio.CancelScope | None = None
+        self.arrived: float | None = None
+        self._sock = stamped
+        self._offset_ns = offset_ns
         self._eager = 0
         self._wrote = False  # wrote since the last read: the answer cannot be there yet
 
@@ -204,11 +227,11 @@ class RawIO:
             The bytes; the ``OSError`` of a failed read (a reset); None when ``deadline``
             passed, :meth:`wake` was called, or the socket was closed under the wait.
         """
-        fd = self.fd
+        fd, sock = self.fd, self._sock
         wait_first, self._wrote = self._wrote, False
         while True:
             if not wait_first:  # right after a write, a read would only say EAGAIN
-                data = _read_now(fd)
+                data = _read_now(fd) if sock is None else self._receive_stamped(sock)
                 if data is not None:
                     if isinstance(data, OSError):
                         return data
@@ -239,6 +262,18 @@ class RawIO:
         if self.scope is not None:
             self.scope.cancel()
 
+    def _receive_stamped(self, sock: _stdlib_socket.socket) -> bytes | OSError | None:
+        """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`."""
+        received = _recvmsg_now(sock)
+        if received is None or isinstance(received, OSError):
+            return received
+        data, ancillary = received
+        self.arrived = None
+        if ancillary:  # only SO_TIMESTAMPNS is on: the one message is its timespec
+            seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
+            self.arrived = (seconds * 1_000_000_000 + nanoseconds - self._offset_ns) * 1e-9
+        return data
+
 
 def _read_now(fd: int) -> bytes | OSError | None:
     """One non-blocking ``read``: the bytes, None when there are none yet (EAGAIN), or the error.
@@ -254,3 +289,17 @@ def _read_now(fd: int) -> bytes | OSError | None:
         return None
     except OSError as exc:
         return exc
+
+
+def _recvmsg_now(
+    sock: _stdlib_socket.socket,
+) -> tuple[bytes, list[tuple[int, int, bytes]]] | OSError | None:
+    """One non-blocking ``recvmsg``: ``(bytes, ancillary messages)``, None (EAGAIN), or the
+    error; a plain function for the reason :func:`_read_now` is one."""
+    try:
+        data, ancillary, _, _ = sock.recvmsg(RECEIVE_SIZE, _ANCILLARY)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return exc
+    return data, ancillary

@@ -179,6 +179,7 @@ async def _session_and_close(
 ) -> ConnectionRecord:
     session, spec = ctx.session, plan.close
     fields["upgraded"] = ctx.upgraded[plan.seq] = trio.current_time()
+    ctx.wire.loop += 1  # trio-websocket reads for us: the loop's stamps
     message: str | bytes = ctx.payload if session.binary else ctx.payload.decode("ascii")
     rtts: list[float] = []
     fields["message_rtts"] = rtts

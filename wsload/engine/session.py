@@ -108,6 +108,8 @@ class _Session:
             if now >= first_ping:
                 if want == _PONG and proto.pings.get(key, (0.0, 0.0))[1] == first_ping:
                     return False  # the ping step's own timeout: it names itself
+                sent = min(sent for sent, due in proto.pings.values() if due == first_ping)
+                link.censored.append(("ping_rtt", now - sent))  # its pong never came
                 raise self.fail(f"no pong within {self.timeout:g}s")
             if now >= deadline:
                 return False
@@ -175,6 +177,9 @@ class _Session:
         finally:
             arrived = proto.take_match()
         if arrived is None:
+            if step.metric:
+                since = self.last_send if self.last_send is not None else start
+                self.link.censored.append((step.metric, self.link.now() - since))
             if step.metric == MESSAGE_RTT:
                 raise self.fail(f"no echo within {step.timeout:g}s")
             raise self.fail(f"no message matching step '{step.name}' within {step.timeout:g}s")
@@ -217,6 +222,7 @@ class _Session:
         now = self.link.now()
         key = await self.ping(now, step.timeout)
         if not await self.wait(now + step.timeout, _PONG, key):
+            self.link.censored.append(("ping_rtt", self.link.now() - now))
             raise self.fail(f"no pong within {step.timeout:g}s (ping step)")
 
     async def run_repeat(self, step: Repeat, seq: int) -> None:

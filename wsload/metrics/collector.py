@@ -31,7 +31,7 @@ from wsload.metrics.histograms import (
     new_histogram,
 )
 from wsload.metrics.histograms import record as _record_us
-from wsload.metrics.samples import metric_samples
+from wsload.metrics.samples import CENSORING, censored_samples, metric_samples
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.metrics.wire import count
 from wsload.scenario.model import METRICS, STEP_PREFIX, is_metric
@@ -53,7 +53,7 @@ class _Label(Counts):
     counters (``Counts``, updated in place), why its non-expected endings happened, and its
     histograms."""
 
-    __slots__ = ("cumulative", "errors", "kind", "pending", "reported")
+    __slots__ = ("bounds", "cumulative", "errors", "kind", "pending", "reported")
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -62,6 +62,24 @@ class _Label(Counts):
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
         self.pending: dict[str, HdrHistogram] = {}  # the current interval only
         self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
+        self.bounds: dict[str, dict[str, list[int]]] = {}  # censored: metric → why → [n, min µs]
+
+    def censor(self, metric: str, reason: str, us: int) -> None:
+        """Count one censored measurement of ``metric`` known to be longer than ``us``."""
+        _bump(self.censored, metric)
+        entry = self.bounds.setdefault(metric, {}).get(reason)
+        if entry is None:
+            self.bounds[metric][reason] = [1, us]
+        else:
+            entry[0] += 1
+            entry[1] = min(entry[1], us)
+
+    def merge_bounds(self, bounds: Mapping[str, Mapping[str, list[int]]]) -> None:
+        for metric, reasons in bounds.items():
+            for reason, (n, us) in reasons.items():
+                mine = self.bounds.setdefault(metric, {}).setdefault(reason, [0, us])
+                mine[0] += n
+                mine[1] = min(mine[1], us)
 
     def parts(self, metric: str) -> list[HdrHistogram]:
         pair = (self.cumulative.get(metric), self.pending.get(metric))
@@ -76,6 +94,7 @@ class _Label(Counts):
 
     def merge(self, other: _Label) -> None:
         self.add(other)
+        self.merge_bounds(other.bounds)
         self.errors.merge(other.errors)
 
 
@@ -162,6 +181,10 @@ class Collector:
                 messages[name] += getattr(record, name)
         if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
             entry.errors.add(outcome, record.detail, record.seq)
+        reason = CENSORING.get(record.outcome)
+        if reason is not None:
+            for metric, seconds in censored_samples(record):
+                entry.censor(metric, reason, round(seconds * 1_000_000))
         pending = entry.pending
         for metric, seconds in metric_samples(record, self.release_at, self.lag_from):
             us = round(seconds * 1_000_000)
@@ -308,7 +331,7 @@ class Collector:
         Raises:
             KeyError: no such label.
         """
-        entries = self._labels.values() if label is None else [self._labels[label]]
+        entries = self._entries(label)
         out = ErrorTally()
         for entry in entries:
             out.merge(entry.errors)
@@ -322,24 +345,42 @@ class Collector:
         """
         if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
-        entries = self._labels.values() if label is None else [self._labels[label]]
+        entries = self._entries(label)
         return _sum([part for entry in entries for part in entry.parts(metric)])
 
     def overflow(self, metric: str, label: str | None = None) -> int:
         """Samples of ``metric`` above 1 h (counted, not in the histogram)."""
-        entries = self._labels.values() if label is None else [self._labels[label]]
+        entries = self._entries(label)
         return sum(entry.overflow.get(metric, 0) for entry in entries)
 
     def stats(self, metric: str, label: str | None = None) -> dict[str, Any]:
-        """``count, min, mean, p50, p90, p99, p999, max, overflow`` of a metric, in µs."""
+        """``count, started, censored, min, mean, p50, p90, p99, p999, max, overflow`` of a
+        metric in µs, the censored percentiles flagged (``histogram_stats``), and
+        ``censored_after_us`` / ``censored_by``: the smallest known lower bound of a censored
+        measurement and the censored ones by why (``timeout``, ``reset``, ...)."""
         if not is_metric(metric):
             raise KeyError(f"unknown metric {metric!r}")
-        entries = self._labels.values() if label is None else [self._labels[label]]
+        entries = self._entries(label)
         parts = [part for entry in entries for part in entry.parts(metric)]
         overflow = self.overflow(metric, label)
+        censored = sum(entry.censored.get(metric, 0) for entry in entries)
         if not parts:
-            return empty_stats(overflow)
-        return histogram_stats(parts[0] if len(parts) == 1 else _sum(parts), overflow)
+            out = empty_stats(overflow, censored)
+        else:
+            out = histogram_stats(parts[0] if len(parts) == 1 else _sum(parts), overflow, censored)
+        by: dict[str, int] = {}
+        after: int | None = None
+        for entry in entries:
+            for reason, (n, us) in entry.bounds.get(metric, {}).items():
+                by[reason] = by.get(reason, 0) + n
+                after = us if after is None else min(after, us)
+        out["censored_after_us"] = after
+        out["censored_by"] = dict(sorted(by.items(), key=lambda kv: (-kv[1], kv[0])))
+        return out
+
+    def _entries(self, label: str | None) -> list[_Label]:
+        """Every behaviour's entry, or one's (KeyError: no such label)."""
+        return list(self._labels.values()) if label is None else [self._labels[label]]
 
     # -- combining ----------------------------------------------------------------------------
 
@@ -397,6 +438,7 @@ class Collector:
                 "kind": entry.kind,
                 **entry.to_wire(),
                 "histograms": histograms,
+                "censored_by": entry.bounds,
                 "errors": entry.errors.to_wire(),
             }
         return {
@@ -432,6 +474,7 @@ class Collector:
                 raise ValueError(f"{where}: expected an object")
             entry = out._labels[str(label)] = _Label(str(item.get("kind", "")))
             entry.add(Counts.from_wire(item, where))
+            entry.merge_bounds(_bounds(item.get("censored_by", {}), f"{where}.censored_by"))
             entry.errors = ErrorTally.from_wire(item.get("errors", {}), f"{where}.errors")
             histograms = item.get("histograms", {})
             if not isinstance(histograms, Mapping):
@@ -452,3 +495,19 @@ _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 
 def _metric_order(metric: str) -> tuple[int, str]:
     return _METRIC_INDEX.get(metric, len(METRICS)), metric
+
+
+def _bounds(value: Any, where: str) -> dict[str, dict[str, list[int]]]:
+    """The wire form of ``_Label.bounds`` read back: metric → why → ``[count, min µs]``."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    out: dict[str, dict[str, list[int]]] = {}
+    for metric, reasons in value.items():
+        if not is_metric(metric) or not isinstance(reasons, Mapping):
+            raise ValueError(f"{where}.{metric}: unknown metric or not an object")
+        for reason, pair in reasons.items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"{where}.{metric}.{reason}: expected [count, µs]")
+            n, us = (count(v, f"{where}.{metric}.{reason}") for v in pair)
+            out.setdefault(metric, {})[str(reason)] = [n, us]
+    return out

@@ -59,6 +59,8 @@ class Counts:
             (see the ``abnormal`` outcome).
         http_statuses: non-101 upgrade status → count.
         overflow: metric → samples above 1 h (not in the histogram).
+        censored: metric → measurements that started and never ended (timeout, reset,
+            interrupted: ``wsload.metrics.samples.censored_samples``; not in the histogram).
         close_events: ``(code, wasClean)`` of the browser's close event
             (``wsload.core.browser``) → count; sums to ``attempted``.
         extensions: WebSocket extension name → connections that negotiated it.
@@ -77,6 +79,7 @@ class Counts:
     codes_received: dict[int, int] = field(default_factory=dict, metadata=_INT_KEYS)
     http_statuses: dict[int, int] = field(default_factory=dict, metadata=_INT_KEYS)
     overflow: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
+    censored: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
     close_events: dict[tuple[int, bool], int] = field(default_factory=dict, metadata=_PAIR_KEYS)
     extensions: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
     subprotocols: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)

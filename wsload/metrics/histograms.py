@@ -183,16 +183,41 @@ def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return lowest, highest
 
 
-def empty_stats(overflow: int = 0) -> dict[str, Any]:
+def empty_stats(overflow: int = 0, censored: int | None = None) -> dict[str, Any]:
     """Statistics of a metric with no recorded sample (every value ``None``)."""
     out: dict[str, Any] = {"count": overflow, "min": None, "mean": None}
     out.update(dict.fromkeys(PERCENTILES))
     out["max"] = None
     out["overflow"] = overflow
+    return _with_censored(out, overflow, censored)
+
+
+def _with_censored(out: dict[str, Any], finished: int, censored: int | None) -> dict[str, Any]:
+    """``out`` with ``started``, ``censored`` and a ``<stat>_censored`` flag per percentile
+    and for the max, when the caller counts censored measurements (``censored`` not None).
+
+    A percentile whose rank falls above the ``finished`` samples lies among the censored
+    ones: its value is unknown (``None``), never the largest finished one.
+    """
+    if censored is None:
+        return out
+    total = finished + censored
+    out["started"] = total
+    out["censored"] = censored
+    for name, (num, den) in PERCENTILES.items():
+        beyond = censored > 0 and max(1, -(-num * total // den)) > finished
+        if beyond:
+            out[name] = None
+        out[f"{name}_censored"] = beyond
+    if censored:
+        out["max"] = None
+    out["max_censored"] = censored > 0
     return out
 
 
-def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any]:
+def histogram_stats(
+    histogram: HdrHistogram, overflow: int = 0, censored: int | None = None
+) -> dict[str, Any]:
     """``count, min, mean, p50, p90, p99, p999, max, overflow`` of one metric, in µs.
 
     ``count`` includes the ``overflow`` samples (values over 1 h, not in the histogram); they
@@ -200,6 +225,12 @@ def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any
     ``HIGHEST_US`` (1 h, "at least") and the ``overflow`` field says why. ``mean`` is over the
     recorded samples only (an overflow sample has no known value). A metric without any
     sample has ``None`` statistics: "no samples" is not zero latency.
+
+    ``censored``: measurements that started and never ended (``wsload.metrics.samples``);
+    they rank above every finished one (right-censoring), so the percentiles are taken over
+    ``started = count + censored`` and one that falls among them is ``None`` with
+    ``<stat>_censored: true`` (``_with_censored``). None: the metric cannot be censored (the
+    generator's own figures), and the output has no censored fields.
     """
     lowest, highest, median = _bucket_values()
     values = counts(histogram)
@@ -208,12 +239,12 @@ def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any
     cumulative = list(accumulate(values))
     recorded = cumulative[-1]  # the buckets themselves, not a running total kept beside them
     if recorded == 0:
-        return empty_stats(overflow)
-    total = recorded + overflow
+        return empty_stats(overflow, censored)
+    total = recorded + overflow + (censored or 0)
     first = bisect_left(cumulative, 1)
     last = bisect_left(cumulative, recorded)
     out: dict[str, Any] = {
-        "count": total,
+        "count": recorded + overflow,
         "min": lowest[first],
         "mean": round(sum(map(mul, values, median)) / recorded, 1),
     }
@@ -222,7 +253,7 @@ def histogram_stats(histogram: HdrHistogram, overflow: int = 0) -> dict[str, Any
         out[name] = HIGHEST_US if rank > recorded else highest[bisect_left(cumulative, rank)]
     out["max"] = HIGHEST_US if overflow else highest[last]
     out["overflow"] = overflow
-    return out
+    return _with_censored(out, recorded + overflow, censored)
 
 
 @cache

@@ -6,6 +6,10 @@ Pure bookkeeping (no Trio, no I/O), fed every record as it ends: one logical cli
 
 - ``reconnect_delay``: each wait between an attempt's end and the next one's start (the
   backoff as it happened);
+- ``clean``: clients that ended the way their kind calls clean at least once and did not give
+  up (a deploy's clients closed cleanly at the signal, then reconnected: clean), and ``steps``:
+  per ``step.<name>``, the clients that matched it at least once: the per-client shares the
+  headline and the ``step.<name>.count`` thresholds use (per attempt: the connections' own);
 - ``time_to_reconnect``: from losing the connection (the server's Close or TCP EOF, whichever
   came first; for a client that never got upgraded, its first failed attempt's end) to being
   upgraded again: the outage a user of that client saw.
@@ -14,9 +18,10 @@ Pure bookkeeping (no Trio, no I/O), fed every record as it ends: one logical cli
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.record import ConnectionRecord
 from wsload.metrics.histograms import histogram_stats, new_histogram, record, seconds_to_us
 from wsload.scenario.model import ReconnectConfig
@@ -25,6 +30,7 @@ __all__ = ["ADMISSION_REFUSALS", "ReconnectAudit"]
 
 ADMISSION_REFUSALS = {"http_502": 502, "http_503": 503}
 _TRY_AGAIN_LATER = 1013
+_KIND_NAMES = frozenset(kind.value for kind in CloseKind)
 
 
 @dataclass(slots=True)
@@ -34,6 +40,8 @@ class _Client:
     lost: float | None = None  # connection lost, not upgraded again yet
     reconnected: bool = False
     last_outcome: str = ""
+    clean: bool = False  # some attempt ended the way its kind calls clean
+    steps: set[str] = field(default_factory=set)  # step metrics it matched at least once
 
 
 class ReconnectAudit:
@@ -62,6 +70,10 @@ class ReconnectAudit:
             client.lost = min(seen) if seen else None
         client.ended = rec.socket_closed
         client.last_outcome = str(rec.outcome)
+        kind = KINDS.get(CloseKind(rec.kind)) if rec.kind in _KIND_NAMES else None
+        if kind is not None and rec.outcome is kind.clean:
+            client.clean = True
+        client.steps.update(metric for metric, _ in rec.step_latencies)
         if rec.http_status in ADMISSION_REFUSALS.values():
             self.refusals[f"http_{rec.http_status}"] += 1
         if rec.code_received == _TRY_AGAIN_LATER:
@@ -70,16 +82,22 @@ class ReconnectAudit:
     def as_dict(self) -> dict[str, Any]:
         """summary.json ``reconnect`` (docs/results.md)."""
         attempts = new_histogram()
-        gave_up = 0
+        gave_up = clean = 0
+        steps: Counter[str] = Counter()
         on, most = self.config.on, self.config.max_attempts
         for client in self.clients.values():
             record(attempts, client.attempts)
-            if client.last_outcome in on and client.attempts >= most:
-                gave_up += 1
+            given_up = client.last_outcome in on and client.attempts >= most
+            gave_up += given_up
+            clean += client.clean and not given_up
+            steps.update(client.steps)
         return {
             "clients": len(self.clients),
+            "attempts_total": sum(c.attempts for c in self.clients.values()),
             "reconnected": sum(1 for c in self.clients.values() if c.reconnected),
             "gave_up": gave_up,
+            "clean": clean,
+            "steps": dict(sorted(steps.items())),
             "attempts": histogram_stats(attempts),
             "admission_refused": {
                 "http_502": self.refusals["http_502"],

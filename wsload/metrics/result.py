@@ -21,7 +21,7 @@ from wsload.metrics.histograms import decode, encode, new_histogram
 from wsload.plan.segment import format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
-__all__ = ["RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
+__all__ = ["ReceiveClocks", "RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
 
 _FORMAT = "wsload.segment"
 _VERSION = 1
@@ -52,6 +52,33 @@ class StormRelease:
     planned: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiveClocks:
+    """Which clock stamped the received frames: connections read with kernel receive stamps
+    and connections read on the event loop's clock (``wsload.engine.wireclock``).
+
+    Attributes:
+        kernel: connections whose received frames carry the kernel's arrival time.
+        loop: connections stamped when the loop read them (TLS, the reference engine, a
+            platform or clock without kernel stamps).
+    """
+
+    kernel: int = 0
+    loop: int = 0
+
+    @property
+    def name(self) -> str | None:
+        """``generator.receive_clock``: "kernel", "loop", "mixed", None (nothing was read)."""
+        if self.kernel and self.loop:
+            return "mixed"
+        if self.kernel:
+            return "kernel"
+        return "loop" if self.loop else None
+
+    def __add__(self, other: ReceiveClocks) -> ReceiveClocks:
+        return ReceiveClocks(self.kernel + other.kernel, self.loop + other.loop)
+
+
 @dataclass(slots=True)
 class SegmentResult:
     """The load side of a run: one segment, or several merged (all workers of a run).
@@ -76,6 +103,9 @@ class SegmentResult:
             ``first`` and ``last`` over the segments held (equal for one segment) and the
             shared ``planned`` one of a segmented storm; None when no storm was released.
         ended_by: why the load ended before its plan (``[data]`` rows ran out), else None.
+        notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
+            delay, kept out of the latencies where kernel stamps are read).
+        receive_clocks: which clock stamped the received frames, per connection.
     """
 
     collector: Collector
@@ -92,6 +122,8 @@ class SegmentResult:
     segment: str | None = None
     release_s: StormRelease | None = None
     ended_by: str | None = None
+    notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
+    receive_clocks: ReceiveClocks = ReceiveClocks()
 
     def indices(self) -> tuple[frozenset[int], int]:
         """The segment indices this result holds, and the N they are shares of."""
@@ -115,6 +147,8 @@ class SegmentResult:
             "cpu_wait_seconds": self.cpu_wait_seconds,
             "ended_by": self.ended_by,
             **_release_wire(self.release_s),
+            "notice_lag": encode(self.notice_lag),
+            "receive_clocks": [self.receive_clocks.kernel, self.receive_clocks.loop],
         }
 
     @classmethod
@@ -143,6 +177,7 @@ class SegmentResult:
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
                 release_s=_release_from_wire(data),
                 ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
+                **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{_FORMAT}: missing or malformed field {exc}") from None
@@ -160,6 +195,7 @@ class SegmentResult:
         collector = Collector(labels, start=0.0)
         intended = [p.intended for p in parts]
         loop_lag, start_lag = new_lag_histogram(), new_lag_histogram()
+        notice_lag, clocks = new_lag_histogram(), ReceiveClocks()
         seen: set[int] = set()
         count = parts[0].indices()[1]
         for part in parts:
@@ -172,6 +208,8 @@ class SegmentResult:
             seen |= indices
             collector.merge(part.collector)
             loop_lag.add(part.loop_lag)
+            notice_lag.add(part.notice_lag)
+            clocks += part.receive_clocks
             if part.start_lag is not None:
                 start_lag.add(part.start_lag)
         return cls(
@@ -189,6 +227,8 @@ class SegmentResult:
             cpu_wait_seconds=_sum_known(p.cpu_wait_seconds for p in parts),
             release_s=_release_span(p.release_s for p in parts),
             ended_by=next((p.ended_by for p in parts if p.ended_by), None),
+            notice_lag=notice_lag,
+            receive_clocks=clocks,
         )
 
 
@@ -218,6 +258,17 @@ def _release_wire(release: StormRelease | None) -> dict[str, Any]:
     if release is None:
         return {"release_s": None, "release_planned_s": None}
     return {"release_s": [release.first, release.last], "release_planned_s": release.planned}
+
+
+def _receive_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``notice_lag`` and ``receive_clocks`` (absent from older wire forms: none read)."""
+    out: dict[str, Any] = {}
+    if data.get("notice_lag") is not None:
+        out["notice_lag"] = decode(data["notice_lag"])
+    if data.get("receive_clocks") is not None:
+        kernel, loop = data["receive_clocks"]
+        out["receive_clocks"] = ReceiveClocks(int(kernel), int(loop))
+    return out
 
 
 def _release_from_wire(data: Mapping[str, Any]) -> StormRelease | None:

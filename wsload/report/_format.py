@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from wsload.metrics.histograms import HIGHEST_US
 
-__all__ = ["format_count", "format_ms", "format_share", "format_us"]
+__all__ = ["format_count", "format_ms", "format_share", "format_stat", "format_us"]
 
 
 def format_us(us: float | None) -> str:
@@ -45,3 +47,21 @@ def format_share(part: int, whole: int) -> str:
 def format_count(n: int) -> str:
     """Thousands separated with a thin space-free comma: ``12,345``."""
     return f"{n:,}"
+
+
+def format_stat(
+    stats: Mapping[str, Any] | None, stat: str, fmt: Callable[[float | None], str] = format_us
+) -> str:
+    """One statistic of a summary.json latency entry, in ``fmt`` (``format_us``, ``format_ms``).
+
+    A percentile (or max) that lies among the censored measurements has no value: it reads
+    ``> 500 ms (timeout)``: the smallest known lower bound of a censored one and the most
+    common reason (docs/results.md, censored latencies), whatever ``fmt`` is.
+    """
+    if not stats:
+        return fmt(None)
+    if stats.get(f"{stat}_censored"):
+        why = next(iter(stats.get("censored_by") or {}), "censored")
+        after = stats.get("censored_after_us")
+        return f"> {format_us(after)} ({why})" if after is not None else f"unknown ({why})"
+    return fmt(stats.get(stat))

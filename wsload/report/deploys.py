@@ -15,7 +15,13 @@ from wsload.core.codes import code_name
 from wsload.report._format import format_us
 from wsload.report.fit import Col, FitTable
 
-__all__ = ["closes_after_signal_figure", "event_sections", "events_table", "reconnect_table"]
+__all__ = [
+    "clients_line",
+    "closes_after_signal_figure",
+    "event_sections",
+    "events_table",
+    "reconnect_table",
+]
 
 _LAYOUT: dict[str, Any] = {
     "template": "plotly_white",
@@ -136,3 +142,17 @@ def event_sections(summary: Mapping[str, Any]) -> Iterator[tuple[str, go.Figure 
             f"{int(event.get('still_open_at_exit') or 0):,} still open at exit"
         )
         yield f"<p>{html.escape(text)}</p>", closes_after_signal_figure(index, event)
+
+
+def clients_line(reconnect: Mapping[str, Any]) -> str:
+    """``1,000 clients, 3,075 attempts, 1,000 reconnected, 0 gave up; clean 100.0 % of
+    clients``: a ``[reconnect]`` run counted in logical clients (every attempt is a
+    connection of the outcome tables; the clean share here is per client)."""
+    clients = int(reconnect.get("clients") or 0)
+    attempts = int(reconnect.get("attempts_total") or 0)
+    clean = int(reconnect.get("clean") or 0)
+    share = f"{100 * clean / clients:.1f} %" if clients else "-"
+    return (
+        f"{clients:,} clients, {attempts:,} attempts, {int(reconnect.get('reconnected') or 0):,} "
+        f"reconnected, {int(reconnect.get('gave_up') or 0):,} gave up; clean {share} of clients"
+    )

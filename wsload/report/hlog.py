@@ -4,6 +4,9 @@ One line per interval, metric and behaviour, written as the run goes (flushed ea
 a crash keeps every line written). HdrHistogram's own tools read it: Java
 ``HistogramLogProcessor -tag close_handshake``, hdrh's ``HistogramLogReader``, HdrHistogramJS.
 
+The log holds the finished measurements only: a censored one (started, never finished: a
+timeout) has no value; summary.json counts them (docs/results.md), and the first line says so.
+
 Tags (the log format forbids spaces and commas in them): ``<metric>`` for all behaviours and
 ``<metric>:<label>`` for one behaviour (``close_handshake:clean``). Metric names are fixed
 snake_case or ``step.<name>`` (a named expect step: ``step.subscribe:clean``), and labels are
@@ -70,7 +73,8 @@ def format_header(started_at: datetime) -> str:
     human = started_at.astimezone(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
     return (
         f"#[Logged with wsload {__version__}: values in microseconds, Interval_Max in ms; "
-        "tags <metric> and <metric>:<behaviour>]\n"
+        "tags <metric> and <metric>:<behaviour>; finished measurements only: censored ones "
+        "(timeouts) are counted in summary.json]\n"
         f"#[Histogram log format version {LOG_FORMAT_VERSION}]\n"
         f"#[StartTime: {epoch:.3f} (seconds since epoch), {human}]\n"
         f"#[BaseTime: {epoch:.3f} (seconds since epoch)]\n"

@@ -23,12 +23,13 @@ from hdrh.histogram import HdrHistogram
 from wsload.core.codes import label as code_label
 from wsload.metrics.histograms import new_histogram
 from wsload.report import charts, deploys
-from wsload.report._format import format_share, format_us
+from wsload.report._format import format_share, format_stat, format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
 from wsload.report.results import ResultsData
-from wsload.report.why import nothing_measured, storm_release, why_rows
+from wsload.report.verdict import verdict_of
+from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import METRICS, STEP_PREFIX
 
 __all__ = ["CHART_METRICS", "html_report"]
@@ -109,15 +110,15 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
     totals = summary.get("totals", {})
     attempted = int(totals.get("attempted") or 0)
     clean = totals.get("clean")
-    thresholds = list(summary.get("thresholds", []))
-    failed = sum(1 for t in thresholds if not t.get("ok"))
-    regressions = len(comparison.regressions) if comparison is not None else 0
-    empty = nothing_measured(summary)
-    ok = not failed and not regressions and empty is None
+    verdict = verdict_of(summary, comparison)
     saturated = bool(summary.get("generator", {}).get("saturated"))
-    verdict = "PASS" if ok else f"FAIL ({failed} thresholds, {regressions} regressions)"
-    if empty is not None:
-        verdict = f"FAIL ({empty})"
+    reconnect = summary.get("reconnect")
+    counted = (
+        deploys.clients_line(reconnect)  # logical clients first: the clean share is theirs
+        if reconnect
+        else f"{attempted:,} connections, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+    )
     yield f"<h1>wsload: {_e(scenario.get('name', ''))}</h1>"
     if scenario.get("description"):
         yield f"<p>{_e(scenario['description'])}</p>"
@@ -129,15 +130,24 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
         f"{_e(summary.get('scenario_hash'))} · wsload {_e(summary.get('wsload_version'))}</p>"
     )
     yield (
-        f'<p>Verdict: <span class="{"ok" if ok else "fail"}" id="verdict">{verdict}</span> · '
-        f"{attempted:,} connections, clean "
-        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+        f'<p>Verdict: <span class="{"ok" if verdict.passed else "fail"}" id="verdict">'
+        f"{verdict.word.value.upper()}</span> · {_e(counted)}"
         f"{' · <b>interrupted</b>' if summary.get('interrupted') else ''}"
         f"{' · <b>generator saturated</b>' if saturated else ''}"
         "</p>"
     )
+    if verdict.reasons:
+        yield (
+            '<ul id="reasons">'
+            + "".join(
+                f"<li><b>{_e(r.word.value)} ({_e(r.code)})</b>: {_e(r.text())}</li>"
+                for r in verdict.reasons
+            )
+            + "</ul>"
+        )
     if comparison is not None:
         yield from (f'<p class="warn">{_e(w)}</p>' for w in comparison.warnings)
+    thresholds = list(summary.get("thresholds", []))
     if thresholds:
         yield "<h2>Thresholds</h2><table><tr><th>expression</th><th>condition</th>"
         yield "<th>measured</th><th>verdict</th></tr>"
@@ -155,19 +165,26 @@ def _header(summary: Mapping[str, Any], comparison: CompareResult | None) -> Ite
         yield from _comparison(comparison)
 
 
+_PERCENTILES = ("p50", "p99", "p999")
+
+
 def _behaviour_table(summary: Mapping[str, Any]) -> Iterator[str]:
     yield "<h2>Behaviours</h2><table><tr><th>behaviour</th><th>kind</th><th>attempted</th>"
-    yield "<th>clean</th><th>outcomes</th><th>close_total p50</th><th>p99</th><th>p999</th></tr>"
+    yield "<th>clean</th><th>outcomes</th><th>close figure</th>"
+    yield "<th>p50</th><th>p99</th><th>p999</th></tr>"
     for label, b in summary.get("behaviours", {}).items():
         attempted = int(b.get("attempted") or 0)
         clean = b.get("clean")
         outcomes = ", ".join(f"{k} {v:,}" for k, v in b.get("outcomes", {}).items() if v)
-        stats = b.get("latency_us", {}).get("close_total") or {}
+        metric = b.get("close_metric")
+        stats = b.get("latency_us", {}).get(metric) if metric else None
         yield (
             f"<tr><td>{_e(label)}</td><td>{_e(b.get('kind'))}</td><td class=n>{attempted:,}</td>"
             f"<td class=n>{format_share(clean, attempted) if clean is not None else 'n/a'}</td>"
-            f"<td>{_e(outcomes or '-')}</td>"
-            + "".join(f"<td class=n>{format_us(stats.get(s))}</td>" for s in ("p50", "p99", "p999"))
+            f"<td>{_e(outcomes or '-')}</td><td>{_e(metric or '-')}</td>"
+            + "".join(
+                f"<td class=n>{_e(format_stat(stats, s))}</td>" for s in ("p50", "p99", "p999")
+            )
             + "</tr>"
         )
     yield "</table>"

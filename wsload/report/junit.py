@@ -5,10 +5,10 @@ gate shows as a failed test with the measured value as its message. Verdicts map
 not ok / regressed → ``<failure>``; insufficient samples / missing figure → ``<skipped>`` (not
 judged, not passed); everything else passes.
 
-A run whose thresholds all held can still not be trusted: cut short by Ctrl-C (its figures
-cover part of the planned load) or limited by wsload's own event loop (its figures describe
-the generator, not the target), or one that opened no connection at all (it measured nothing).
-Such a run gets a failing ``run`` test case, so CI never shows green for it.
+The run's one verdict (``wsload.report.verdict``) is its own suite, ``wsload.verdict.<name>``: a
+case named after the word (``pass``, ``fail``, ``inconclusive``) and a failing case per reason
+(``interrupted``, ``saturated``, ``nothing_opened``, ...), so CI never shows green for a run
+whose verdict is not a pass.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from wsload.report._format import format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
-from wsload.report.why import gave_up, nothing_measured
+from wsload.report.verdict import verdict_of
 
-__all__ = ["junit_xml", "run_failures"]
+__all__ = ["junit_xml"]
 
 
 def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | None = None) -> str:
@@ -42,8 +41,12 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
             if not verdict.get("ok"):
                 _child(case, "failure", f"measured {verdict.get('detail')}")
             ET.SubElement(case, "system-out").text = str(verdict.get("detail"))
-        for case_name, message in run_failures(summary):
-            _child(_case(suite, "run", case_name), "failure", message)
+    verdict = verdict_of(summary, comparison)
+    run = _suite(root, f"wsload.verdict.{name}")
+    case = _case(run, "verdict", verdict.word.value)
+    ET.SubElement(case, "system-out").text = verdict.headline()
+    for reason in verdict.reasons:  # every reason, fail or inconclusive: never green
+        _child(_case(run, "verdict", reason.code), "failure", f"{reason.word}: {reason.text()}")
     if comparison is not None:
         suite = _suite(root, f"wsload.compare.{name}")
         if comparison.warnings:
@@ -58,7 +61,7 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
             )
             if row.fails:
                 _child(case, "failure", message)
-            elif row.verdict in (Verdict.INSUFFICIENT, Verdict.MISSING):
+            elif row.verdict in _NOT_JUDGED:
                 _child(case, "skipped", f"{row.verdict.value}: {row.detail}")
             ET.SubElement(case, "system-out").text = f"{row.verdict_text}: {message}"
     for suite in root:
@@ -71,46 +74,8 @@ def junit_xml(summary: Mapping[str, Any] | None, comparison: CompareResult | Non
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-def run_failures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What makes a run's figures untrustworthy whatever its thresholds say: (name, message).
-
-    ``interrupted``: the run (or search) stopped before its planned end. ``generator.saturated``:
-    the generator fell behind; left out when a ``generator.saturated`` threshold exists, whose
-    own verdict already says it (the user chose what saturation means for this scenario).
-    ``nothing_measured``: no connection was opened (``wsload.report.why``).
-    ``reconnect_gave_up``: logical clients gave up reconnecting and no threshold allows it.
-    """
-    out = []
-    empty = nothing_measured(summary)
-    if empty is not None:
-        out.append(("nothing_measured", empty))
-    lost = gave_up(summary)
-    if lost is not None:
-        out.append(("reconnect_gave_up", lost))
-    if summary.get("interrupted"):
-        what = (
-            "the search was interrupted: its capacity is a lower bound"
-            if summary.get("search")
-            else "the run was interrupted before its planned end: its figures cover part of it"
-        )
-        out.append(("interrupted", what))
-    generator = summary.get("generator", {})
-    gated = any(t.get("expr") == "generator.saturated" for t in summary.get("thresholds", []))
-    if generator.get("saturated") and not gated:
-        lags = [
-            f"{what} lag p99 {format_us(p99)}"
-            for what in ("loop", "start")
-            if (p99 := (generator.get(f"{what}_lag_us") or {}).get("p99")) is not None
-        ]
-        why = f" ({', '.join(lags)})" if lags else ""
-        out.append(
-            (
-                "generator.saturated",
-                f"the load generator was saturated{why}: the figures describe wsload, not the "
-                "target",
-            )
-        )
-    return out
+_NOT_JUDGED = (Verdict.INSUFFICIENT, Verdict.MISSING, Verdict.NOISY, Verdict.INCONCLUSIVE)
+"""Rows skipped (not judged, not passed); an inconclusive row makes the run's verdict so."""
 
 
 def _suite(root: ET.Element, name: str) -> ET.Element:

@@ -4,9 +4,9 @@ Fit for ``$GITHUB_STEP_SUMMARY``: a one-line verdict first, the warnings that qu
 headline figures, the thresholds, then the comparison with the rows that need attention (not
 ``pass``) up front and the full table folded in ``<details>``.
 
-An interrupted run or a saturated generator fails the verdict line like a failed threshold
-(as ``junit.run_failures`` fails a JUnit case), and a capacity search says which level the
-figures are from: a summary must not read as a clean, complete run when it is not.
+The verdict line is the run's one verdict (``wsload.report.verdict``: pass, fail or
+inconclusive, each reason with its advice), and a capacity search says which level the figures
+are from: a summary must not read as a clean, complete run when it is not.
 """
 
 from __future__ import annotations
@@ -14,23 +14,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wsload.report._format import format_share, format_us
+from wsload.report._format import format_share, format_stat, format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.rows import Row, format_level
 from wsload.report.compare.tolerances import ATTENTION
-from wsload.report.junit import run_failures
+from wsload.report.deploys import clients_line
+from wsload.report.verdict import Word, verdict_of
 from wsload.report.why import storm_release, why_rows
 
 __all__ = ["markdown_report"]
 
-_CLOSE_METRICS = ("close_handshake", "close_teardown", "close_total", "session")
+_WORD_MARK = {Word.PASS: "✅", Word.FAIL: "❌", Word.INCONCLUSIVE: "⚠️"}
+
 _MARK = {
     Verdict.WITHIN_NOISE: "✅",
     Verdict.IMPROVED: "🟢",
     Verdict.REGRESSED: "❌",
     Verdict.INSUFFICIENT: "⚪",
     Verdict.MISSING: "⚪",
+    Verdict.NOISY: "🟡",
+    Verdict.INCONCLUSIVE: "⚠️",
 }
 
 
@@ -40,14 +44,14 @@ def markdown_report(
     """Markdown for a run's summary (None: comparison only) and an optional comparison."""
     name = str((summary or {}).get("scenario", {}).get("name", ""))
     thresholds = list((summary or {}).get("thresholds", []))
-    failed = [t for t in thresholds if not t.get("ok")]
-    regressions = comparison.regressions if comparison is not None else ()
-    run_failed = run_failures(summary) if summary is not None else []
-    ok = not failed and not regressions and not run_failed
-    verdict = "pass" if ok else _failures(run_failed, len(failed), len(regressions))
-    lines = [f"### {'✅' if ok else '❌'} wsload {name}: {verdict}".replace("  ", " "), ""]
-    lines += [f"> ❌ **{case}**: {_cell(message)}" for case, message in run_failed]
-    if run_failed:
+    verdict = verdict_of(summary, comparison)
+    mark = _WORD_MARK[verdict.word]
+    lines = [f"### {mark} wsload {name}: {verdict.word.value}".replace("  ", " "), ""]
+    lines += [
+        f"> {_WORD_MARK[r.word]} **{r.code}** ({r.word.value}): {_cell(r.text())}"
+        for r in verdict.reasons
+    ]
+    if verdict.reasons:
         lines.append("")
     if comparison is not None:
         lines += [f"> ⚠️ {_cell(w)}" for w in comparison.warnings]
@@ -83,15 +87,6 @@ def markdown_report(
     return "\n".join(lines) + "\n"
 
 
-def _failures(run_failed: Sequence[tuple[str, str]], thresholds: int, regressions: int) -> str:
-    parts = [case for case, _ in run_failed]
-    if thresholds:
-        parts.append(f"{thresholds} threshold{'s' if thresholds > 1 else ''} failed")
-    if regressions:
-        parts.append(f"{regressions} regression{'s' if regressions > 1 else ''}")
-    return ", ".join(parts)
-
-
 def _search_line(search: Mapping[str, Any] | None) -> list[str]:
     """A search's summary holds one level's figures: say which, and what the search found."""
     if not search:
@@ -111,9 +106,15 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
     attempted = int(totals.get("attempted") or 0)
     clean = totals.get("clean")
     generator = summary.get("generator", {})
+    reconnect = summary.get("reconnect")
+    counted = (
+        clients_line(reconnect)  # logical clients first: the clean share is theirs
+        if reconnect
+        else f"{attempted:,} connections, clean "
+        f"{format_share(clean, attempted) if clean is not None else 'n/a'}"
+    )
     lines = [
-        f"{attempted:,} connections in {summary.get('duration_s', 0):.1f} s, clean "
-        f"{format_share(clean, attempted) if clean is not None else 'n/a'}; "
+        f"{counted} in {summary.get('duration_s', 0):.1f} s; "
         f"generator {'**saturated**' if generator.get('saturated') else 'not saturated'} "
         f"(loop lag p99 {format_us(generator.get('loop_lag_us', {}).get('p99'))}).",
         "",
@@ -124,19 +125,10 @@ def _headline(summary: Mapping[str, Any]) -> list[str]:
         b_att = int(behaviour.get("attempted") or 0)
         b_clean = behaviour.get("clean")
         share = format_share(b_clean, b_att) if b_clean is not None else "n/a"
-        first = True
-        for metric in _CLOSE_METRICS:
-            stats = behaviour.get("latency_us", {}).get(metric) or {}
-            if not stats.get("count"):
-                continue
-            head = f"| {_cell(label)} | {b_att:,} | {share}" if first else "| | |"
-            lines.append(
-                f"{head} | {metric} | {format_us(stats.get('p50'))} | "
-                f"{format_us(stats.get('p99'))} | {format_us(stats.get('p999'))} |"
-            )
-            first = False
-        if first:
-            lines.append(f"| {_cell(label)} | {b_att:,} | {share} | - | - | - | - |")
+        metric = behaviour.get("close_metric")
+        stats = behaviour.get("latency_us", {}).get(metric) if metric else None
+        cells = " | ".join(format_stat(stats, s) for s in ("p50", "p99", "p999"))
+        lines.append(f"| {_cell(label)} | {b_att:,} | {share} | {metric or '-'} | {cells} |")
     return lines
 
 

@@ -25,12 +25,14 @@ from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_histograms, load_results, load_summary
+from wsload.report.verdict import Verdict, decide
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS, STEP_PREFIX
 
 __all__ = [
     "REPORT_NAME",
     "RunOutputs",
+    "baseline_comparison",
     "compare_files",
     "parse_tolerances",
     "write_ci_outputs",
@@ -65,29 +67,31 @@ class RunOutputs:
     report: bool = True
 
 
-def write_run_outputs(
+def baseline_comparison(
     out_dir: Path, summary: Mapping[str, Any], outputs: RunOutputs
 ) -> CompareResult | None:
-    """Compare with the baseline (if any) and write every requested file.
+    """The run compared with its baseline (None without one); a regression in it fails the
+    run's verdict (``wsload.report.verdict``)."""
+    if outputs.baseline is None:
+        return None
+    return compare(
+        outputs.baseline,
+        summary,
+        outputs.tolerances,
+        baseline_name=outputs.baseline_name,
+        current_name=str(out_dir),
+        baseline_histograms=outputs.baseline_histograms,
+        current_histograms=load_histograms(out_dir),
+    )
 
-    Returns:
-        The comparison (None without a baseline); a regression in it makes the run exit 1.
-    """
-    comparison = None
-    if outputs.baseline is not None:
-        comparison = compare(
-            outputs.baseline,
-            summary,
-            outputs.tolerances,
-            baseline_name=outputs.baseline_name,
-            current_name=str(out_dir),
-            baseline_histograms=outputs.baseline_histograms,
-            current_histograms=load_histograms(out_dir),
-        )
+
+def write_run_outputs(
+    out_dir: Path, summary: Mapping[str, Any], comparison: CompareResult | None, outputs: RunOutputs
+) -> None:
+    """Write every requested file for ``summary`` (its verdict attached) and ``comparison``."""
     write_ci_outputs(summary, comparison, junit=outputs.junit, markdown=outputs.markdown)
     if outputs.report:
         write_report(out_dir, comparison=comparison)
-    return comparison
 
 
 def write_ci_outputs(
@@ -123,11 +127,12 @@ def compare_files(
     *,
     junit: Path | None = None,
     markdown: Path | None = None,
-) -> CompareResult:
-    """``wsload compare``: load both summaries, compare, write the CI files.
+) -> tuple[CompareResult, Verdict]:
+    """``wsload compare``: load both summaries, compare, decide, write the CI files.
 
-    The CI files carry the comparison only: the current run's own thresholds were judged (and
-    reported) by that run.
+    The CI files and the verdict carry the comparison only: the current run's own thresholds
+    were judged (and reported) by that run; its measurement still counts (a saturated or
+    interrupted current run makes the comparison inconclusive).
 
     Raises:
         UsageError: a summary is missing or not a wsload summary.json.
@@ -142,8 +147,10 @@ def compare_files(
         baseline_histograms=load_histograms(baseline),
         current_histograms=load_histograms(current),
     )
-    write_ci_outputs({**current_summary, "thresholds": []}, result, junit=junit, markdown=markdown)
-    return result
+    shown = {**current_summary, "thresholds": [], "verdict": None}  # decided for the comparison
+    verdict = decide(shown, result)
+    write_ci_outputs(shown, result, junit=junit, markdown=markdown)
+    return result, verdict
 
 
 def write_report(

@@ -134,6 +134,12 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]] | None] =
         ("extension",),
         (),
     ),
+    "censored": (
+        "wsload_latency_censored",
+        "Latency measurements that started and never ended (timeout, reset, interrupted).",
+        ("metric",),
+        (),
+    ),
     "overflow": (
         "wsload_latency_overflow",
         "Latency samples above 1 h (in the +Inf bucket, counted at 1 h in the sum).",

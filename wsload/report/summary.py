@@ -24,6 +24,7 @@ from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
 from wsload.metrics.failures import ErrorTally
 from wsload.metrics.histograms import empty_stats, histogram_stats
 from wsload.metrics.result import RunResult
+from wsload.metrics.samples import CLOSE_METRIC
 from wsload.metrics.wire import close_events_to_json
 from wsload.report.redact import redact_text
 from wsload.report.thresholds import ThresholdResult
@@ -104,6 +105,8 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     }
     if result.load.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
+    generator["receive_clock"] = result.load.receive_clocks.name
+    generator["notice_lag_us"] = histogram_stats(result.load.notice_lag)
     release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {
@@ -127,6 +130,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "dropped": dropped,
             "opened": total.opened,
             "clean": clean_total,
+            "close_metric": shared_close_metric(behaviours),
             "extensions": _extensions(scenario, total),
             "subprotocols": dict(sorted(total.subprotocols.items())),
             **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
@@ -151,6 +155,13 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     return attach_thresholds(summary, thresholds)
 
 
+def shared_close_metric(behaviours: Mapping[str, Any]) -> str | None:
+    """The headline close metric every behaviour shares (the total's close figure), None
+    when they differ: the total of two different figures is no figure."""
+    metrics = {b.get("close_metric") for b in behaviours.values()}
+    return metrics.pop() if len(metrics) == 1 else None
+
+
 def attach_thresholds(
     summary: Mapping[str, Any], thresholds: Iterable[ThresholdResult]
 ) -> dict[str, Any]:
@@ -168,6 +179,7 @@ def _behaviour(
     clean_outcome = CLEAN_OUTCOMES.get(kind)
     return {
         "kind": kind,
+        "close_metric": CLOSE_METRIC.get(kind),
         "attempted": counts.attempted,
         "opened": counts.opened,
         "clean": counts.outcomes.get(clean_outcome, 0) if clean_outcome else None,

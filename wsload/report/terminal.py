@@ -9,7 +9,7 @@ width is short (an 80-column CI log keeps every number whole).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from rich.console import Group, RenderableType
@@ -18,18 +18,21 @@ from rich.table import Table
 from rich.text import Text
 
 from wsload.core.codes import label as code_label
+from wsload.metrics.histograms import empty_stats, histogram_stats
+from wsload.metrics.samples import CLOSE_METRIC
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import concurrency_at, rate_at
-from wsload.report._format import format_count, format_ms, format_share, format_us
+from wsload.report._format import format_count, format_ms, format_share, format_stat, format_us
 from wsload.report.compare.engine import CompareResult
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.tolerances import ATTENTION
-from wsload.report.deploys import events_table, reconnect_table
+from wsload.report.deploys import clients_line, events_table, reconnect_table
 from wsload.report.fit import Col, FitTable
+from wsload.report.verdict import Word, verdict_of
 from wsload.report.why import storm_release, why_rows
 from wsload.scenario.model import STEP_PREFIX, Scenario
 
-__all__ = ["LiveProgress", "comparison_text", "live_panel", "summary_table"]
+__all__ = ["LiveProgress", "comparison_text", "live_panel", "summary_table", "verdict_text"]
 
 _TOP_CODES = 2
 
@@ -61,10 +64,24 @@ class LiveProgress(Protocol):
 
 # -- end-of-run summary ------------------------------------------------------------------------
 
+_VERDICT_STYLE = {Word.PASS: "bold green", Word.FAIL: "bold red", Word.INCONCLUSIVE: "bold yellow"}
+
+
+def verdict_text(summary: Mapping[str, Any]) -> Text:
+    """The run's one verdict (``wsload.report.verdict``) and each reason with its advice."""
+    verdict = verdict_of(summary)
+    text = Text(f"verdict: {verdict.word.value.upper()}", style=_VERDICT_STYLE[verdict.word])
+    for reason in verdict.reasons:
+        text.append(f"\n  {reason.word.value} ({reason.code}): {reason.text()}")
+    return text
+
 
 def summary_table(summary: Mapping[str, Any]) -> Group:
     """The end-of-run report: headline, behaviours table, outcomes, thresholds, warnings."""
-    parts: list[RenderableType] = [_headline(summary), _behaviours_table(summary)]
+    parts: list[RenderableType] = [_headline(summary)]
+    # a deploy's own figures first: its events, its logical clients
+    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
+    parts.append(_behaviours_table(summary))
     release = storm_release(summary)
     if release is not None:
         parts.append(Text(release))
@@ -81,7 +98,6 @@ def summary_table(summary: Mapping[str, Any]) -> Group:
     if why is not None:
         parts.append(why)
     parts.extend(_message_tables(summary))
-    parts.extend(t for t in (events_table(summary), reconnect_table(summary)) if t is not None)
     if summary.get("thresholds"):
         parts.append(_thresholds_table(summary))
     if summary.get("generator", {}).get("saturated"):
@@ -134,6 +150,10 @@ def _headline(summary: Mapping[str, Any]) -> Text:
     rate = summary.get("rates", {}).get("attempted_per_s")
     text = Text()
     text.append(str(name), style="bold")
+    reconnect = summary.get("reconnect")
+    if reconnect:  # logical clients first: their attempts are connections too
+        text.append(f": {clients_line(reconnect)} in {duration:.2f} s")
+        return text
     text.append(
         f": {format_count(totals.get('attempted', 0))} connections in {duration:.2f} s"
         + (f" ({rate:,.1f}/s)" if rate is not None else "")
@@ -157,50 +177,47 @@ def _clean_cell(clean: int | None, attempted: int) -> str:
     return "n/a" if clean is None else format_share(clean, attempted)
 
 
-_BEHAVIOUR_COLUMNS = (
-    Col("behaviour"),
-    Col("kind"),
-    Col("conns", "right"),
-    Col("clean", "right"),
-    Col("codes sent", "right"),
-    Col("codes received", "right"),
-    Col("close p50 ms", "right"),
-    Col("p99 ms", "right"),
-    Col("max ms", "right"),
-)
-
-
 def _behaviours_table(summary: Mapping[str, Any]) -> FitTable:
-    table = FitTable("Close behaviours", _BEHAVIOUR_COLUMNS)
+    """One row per behaviour with its headline close figure (``close_metric``): named in the
+    table's title when every behaviour has the same one, else in a column of its own."""
     behaviours: Mapping[str, Any] = summary.get("behaviours", {})
-    for label, b in behaviours.items():
-        close = b.get("latency_us", {}).get("close_handshake", {})
-        table.add_row(
-            Text(label),
-            Text(b.get("kind", "")),
-            format_count(b.get("attempted", 0)),
-            _clean_cell(b.get("clean"), b.get("attempted", 0)),
-            _top_codes(b.get("close_codes", {}).get("sent", {})),
-            _top_codes(b.get("close_codes", {}).get("received", {})),
-            format_ms(close.get("p50")),
-            format_ms(close.get("p99")),
-            format_ms(close.get("max")),
-        )
     totals = summary.get("totals", {})
-    close = summary.get("latency_us", {}).get("close_handshake", {})
-    codes = summary.get("close_codes", {})
+    shared = totals.get("close_metric")
+    columns = [
+        Col("behaviour"),
+        Col("kind"),
+        Col("conns", "right"),
+        Col("clean", "right"),
+        Col("codes sent", "right"),
+        Col("codes received", "right"),
+        *(() if shared else (Col("close figure"),)),
+        Col("p50", "right"),
+        Col("p99", "right"),
+        Col("max", "right"),
+    ]
+    table = FitTable(f"Close behaviours ({shared or 'close figure'} in ms)", tuple(columns))
+
+    def row(head: Text, kind: str, scope: Mapping[str, Any], metric: str | None) -> None:
+        stats = scope.get("latency_us", {}).get(metric) if metric else None
+        codes = scope.get("close_codes", {})
+        attempted = scope.get("attempted", 0)
+        table.add_row(
+            head,
+            Text(kind),
+            format_count(attempted),
+            _clean_cell(scope.get("clean"), attempted),
+            _top_codes(codes.get("sent", {})),
+            _top_codes(codes.get("received", {})),
+            *(() if shared else (Text(metric or "-"),)),
+            *(format_stat(stats, s, format_ms) for s in ("p50", "p99", "max")),
+        )
+
+    for label, b in behaviours.items():
+        row(Text(label), b.get("kind", ""), b, b.get("close_metric"))
     table.add_section()
-    table.add_row(
-        Text("total", style="bold"),
-        "",
-        format_count(totals.get("attempted", 0)),
-        _clean_cell(totals.get("clean"), totals.get("attempted", 0)),
-        _top_codes(codes.get("sent", {})),
-        _top_codes(codes.get("received", {})),
-        format_ms(close.get("p50")),
-        format_ms(close.get("p99")),
-        format_ms(close.get("max")),
-    )
+    total = {**totals, "close_codes": summary.get("close_codes", {})}
+    total["latency_us"] = summary.get("latency_us", {})
+    row(Text("total", style="bold"), "", total, shared)
     return table
 
 
@@ -267,14 +284,23 @@ def _message_tables(summary: Mapping[str, Any]) -> list[FitTable]:
     steps = [m for m in latency if m.startswith(STEP_PREFIX)]
     if not steps:
         return [messages]
-    stats_columns = (Col("count", "right"), *(Col(f"{s} ms", "right") for s in _STEP_STATS))
+    reconnect = summary.get("reconnect") or {}
+    clients = int(reconnect.get("clients") or 0)
+    per_client = (Col("clients", "right"),) if reconnect else ()
+    stats_columns = (
+        Col("attempts' count" if reconnect else "count", "right"),
+        *per_client,
+        *(Col(f"{s} ms", "right") for s in _STEP_STATS),
+    )
     table = FitTable("Steps", (Col("step"), *stats_columns))
     for metric in steps:
         stats = latency[metric]
+        matched = int((reconnect.get("steps") or {}).get(metric, 0))
         table.add_row(
             Text(metric),
             format_count(stats.get("count") or 0),
-            *(format_ms(stats.get(s)) for s in _STEP_STATS),
+            *((f"{matched:,} ({format_share(matched, clients)})",) if reconnect else ()),
+            *(format_stat(stats, s, format_ms) for s in _STEP_STATS),
         )
     return [messages, table]
 
@@ -325,18 +351,51 @@ def _thresholds_table(summary: Mapping[str, Any]) -> FitTable:
 
 # -- live panel --------------------------------------------------------------------------------
 
-_stats_cache: dict[int, tuple[IntervalSnapshot, dict[str, Any]]] = {}
+_stats_cache: dict[tuple[int, str], tuple[IntervalSnapshot, dict[str, Any]]] = {}
 
 
-def _interval_close_stats(snapshot: IntervalSnapshot) -> dict[str, Any]:
-    """The last interval's close_handshake stats, computed once per snapshot (~2 ms each)."""
-    cached = _stats_cache.get(id(snapshot))
+def _interval_close_stats(snapshot: IntervalSnapshot, metric: str) -> dict[str, Any]:
+    """The last interval's stats of a close metric, its censored ones counted (the
+    ``censored.<metric>`` counters), computed once per snapshot (~2 ms each)."""
+    cached = _stats_cache.get((id(snapshot), metric))
     if cached is not None and cached[0] is snapshot:
         return cached[1]
-    stats = snapshot.stats("close_handshake")
-    _stats_cache.clear()
-    _stats_cache[id(snapshot)] = (snapshot, stats)
+    censored = sum(c.get(f"censored.{metric}", 0) for c in snapshot.counters.values())
+    histogram = snapshot.histograms.get(metric)
+    overflow = snapshot.overflow.get(metric, 0)
+    if histogram is None:
+        stats = empty_stats(overflow, censored)
+    else:
+        stats = histogram_stats(histogram, overflow, censored)
+    if len(_stats_cache) > 8:
+        _stats_cache.clear()
+    _stats_cache[id(snapshot), metric] = (snapshot, stats)
     return stats
+
+
+def _live_close_rows(snapshot: IntervalSnapshot, scenario: Scenario) -> Iterator[tuple[str, str]]:
+    """One line per headline close metric of the scenario's behaviours; a censored percentile
+    reads ``> <timeout> (timeout)``: the shortest timeout of the behaviours it belongs to."""
+    metrics: dict[str, float] = {}
+    for spec in scenario.close:
+        metric = CLOSE_METRIC[spec.kind]
+        metrics[metric] = min(metrics.get(metric, spec.timeout), spec.timeout)
+    for metric, timeout in metrics.items():
+        stats = _interval_close_stats(snapshot, metric)
+        bound = {"censored_after_us": round(timeout * 1e6), "censored_by": {"timeout": 1}}
+        stats = {**stats, **bound}
+        yield (
+            metric,
+            (
+                f"p50 {format_stat(stats, 'p50', _ms)}, p99 {format_stat(stats, 'p99', _ms)} "
+                f"(last {snapshot.length:.1f} s, {stats['count']:,} closes"
+                + (f", {stats['censored']:,} censored)" if stats["censored"] else ")")
+            ),
+        )
+
+
+def _ms(us: float | None) -> str:
+    return f"{format_ms(us)} ms"
 
 
 def _intended(scenario: Scenario, elapsed: float) -> str:
@@ -380,14 +439,8 @@ def live_panel(progress: LiveProgress, scenario: Scenario, now: float) -> Panel:
     ranked = sorted(progress.outcomes.items(), key=lambda kv: -kv[1])
     grid.add_row("outcomes", Text("  ".join(f"{name} {n:,}" for name, n in ranked) or "-"))
     if last is not None:
-        stats = _interval_close_stats(last)
-        grid.add_row(
-            "close handshake",
-            Text(
-                f"p50 {format_ms(stats['p50'])} ms, p99 {format_ms(stats['p99'])} ms "
-                f"(last {last.length:.1f} s, {stats['count']:,} closes)"
-            ),
-        )
+        for metric, line in _live_close_rows(last, scenario):
+            grid.add_row(metric, Text(line))
     return Panel(grid, title=Text(f"wsload: {scenario.name}"), title_align="left")
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsload.metrics.histograms import HIGHEST_US
-from wsload.report._format import format_us
-from wsload.scenario.model import STATS, Threshold, is_metric
+from wsload.report._format import format_stat, format_us
+from wsload.scenario.model import STATS, STEP_PREFIX, Threshold, is_metric
 from wsload.scenario.thresholds import metric_parts
 
 __all__ = ["ThresholdResult", "evaluate", "evaluate_one"]
@@ -135,11 +135,20 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
         if "close_events" not in scope:
             return None, "no close_events in this summary (an older wsload wrote it)"
         return _counted(threshold.unit, _close_events(scope, parts[1:]), attempted)
-    parts = metric_parts(parts)
+    per_attempt = parts[0] == "attempts"
+    parts = metric_parts(parts[1:] if per_attempt else parts)
     if len(parts) == 2 and is_metric(parts[0]) and parts[1] in STATS:
         stats = scope.get("latency_us", {}).get(parts[0])
         if stats is None:
             return None, f"{parts[0]} not in the summary"
+        reconnect = summary.get("reconnect")
+        stepped = parts[0].startswith(STEP_PREFIX) and scope is summary
+        if parts[1] == "count" and reconnect and stepped and not per_attempt:
+            # [reconnect]: a step's share is of the logical clients that matched it
+            matched = int((reconnect.get("steps") or {}).get(parts[0], 0))
+            clients = int(reconnect.get("clients") or 0)
+            value, detail = _counted(threshold.unit, matched, clients)
+            return value, f"{detail} clients" if threshold.unit == "share" else detail
         if parts[1] == "count":
             return _counted(threshold.unit, int(stats.get("count") or 0), attempted)
         return _latency(stats, parts[1])
@@ -206,6 +215,8 @@ def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:
 
 
 def _latency(stats: Mapping[str, Any], stat: str) -> tuple[float | None, str]:
+    if stats.get(f"{stat}_censored"):  # unknown, beyond a timeout: an unknown value never passes
+        return None, f"{format_stat(stats, stat)}: among the censored (unknown, never passes)"
     value = stats.get(stat)
     overflow = int(stats.get("overflow") or 0)
     if overflow and (value is None or value >= HIGHEST_US or stat == "mean"):

@@ -16,7 +16,7 @@ from typing import Any
 
 from wsload.report._format import format_us
 
-__all__ = ["WhyRow", "gave_up", "nothing_measured", "storm_release", "why_rows"]
+__all__ = ["WhyRow", "nothing_measured", "storm_release", "why_rows"]
 
 _NAMED = 3
 """Outcomes named in the "no connection opened" message (the most common first)."""
@@ -87,23 +87,6 @@ def nothing_measured(summary: Mapping[str, Any]) -> str | None:
     if rest:
         parts.append(f"{rest:,} more")
     return "no connection opened: " + ", ".join(parts)
-
-
-def gave_up(summary: Mapping[str, Any]) -> str | None:
-    """Why the run fails because logical clients gave up reconnecting (``[reconnect]``), or
-    None: none gave up, or a ``reconnect.gave_up`` threshold says how many may (its own
-    verdict then decides)."""
-    reconnect = summary.get("reconnect") or {}
-    given_up, clients = int(reconnect.get("gave_up") or 0), int(reconnect.get("clients") or 0)
-    if not given_up:
-        return None
-    gated = any(t.get("expr") == "reconnect.gave_up" for t in summary.get("thresholds") or ())
-    if gated:
-        return None
-    return (
-        f"{given_up:,} of {clients:,} clients gave up reconnecting (add a "
-        '"reconnect.gave_up" threshold to allow some)'
-    )
 
 
 def _judged_by_rejections(summary: Mapping[str, Any]) -> bool:

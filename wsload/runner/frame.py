@@ -14,7 +14,7 @@ fed; it closes last, once a scrape has read the final figures (``Output.metrics`
         frame.write_scenario(resolved)
         logs = frame.open_logs()             # histograms.hlog + timeline.jsonl
         ...                                  # the mode: load, levels or merged segments
-        frame.finish(data, failed=..., interrupted=...)   # outputs, shown result
+        frame.finish(data, interrupted=...)   # verdict, outputs, shown result
     return frame.exit_code
 """
 
@@ -39,10 +39,10 @@ from wsload.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.process import signals_deferred
 from wsload.report import files, hlog, terminal
-from wsload.report.outputs import RunOutputs, write_run_outputs
+from wsload.report.outputs import RunOutputs, baseline_comparison, write_run_outputs
 from wsload.report.terminal import comparison_text
 from wsload.report.timeline import TimelineWriter
-from wsload.report.why import gave_up, nothing_measured
+from wsload.report.verdict import Reason, Verdict, Word, attach, decide
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class RunFrame:
             raise
         self.late: list[int] = []
         self._logs = contextlib.ExitStack()
-        self._failed = False
+        self._verdict = Verdict(Word.PASS)  # until finish decides
         self._interrupted = False
 
     def __enter__(self) -> RunFrame:
@@ -170,37 +170,39 @@ class RunFrame:
         self,
         data: Mapping[str, Any],
         *,
-        failed: bool,
         interrupted: bool,
+        extra: Sequence[Reason] = (),
         details: Sequence[RenderableType] = (),
     ) -> None:
-        """Write the report/CI files for summary.json's ``data``, show the result, note the
-        verdict: ``failed`` (thresholds, no capacity), a regression or a result that opened no
-        connection (said on stderr: ``wsload.report.why.nothing_measured``) exits 1, an
-        interruption 130."""
+        """Compare with the baseline, decide the one verdict (``wsload.report.verdict``: from
+        summary.json's ``data``, the comparison and the mode's ``extra`` reasons), write it
+        into summary.json, write the report/CI files, show the result. The exit code follows
+        the verdict: 0 for a pass, 130 when interrupted, else 1."""
+        outputs = self.output.outputs
         comparison = None
-        if self.output.outputs is not None:
-            comparison = write_run_outputs(self.out_dir, data, self.output.outputs)
+        if outputs is not None:
+            comparison = baseline_comparison(self.out_dir, data, outputs)
+        verdict = decide(data, comparison, extra)
+        data = attach(data, verdict)
+        files.write_json_atomic(self.out_dir / "summary.json", data)
+        if outputs is not None:
+            write_run_outputs(self.out_dir, data, comparison, outputs)
         shown = list(details)
         if comparison is not None:
             shown.append(Text(comparison_text(comparison).rstrip("\n")))
-            failed = failed or not comparison.ok
         show_result(self.console, data, self.out_dir, self.output, details=shown)
-        empty = nothing_measured(data)
-        if empty is not None:  # nothing measured is never a pass, thresholds or not
-            sys.stderr.write(f"wsload: error: {empty}\n")
-        lost = gave_up(data)
-        if lost is not None:  # clients that gave up are a failure unless a threshold allows them
-            sys.stderr.write(f"wsload: error: {lost}\n")
-        failed = failed or empty is not None or lost is not None
-        self._failed, self._interrupted = failed, interrupted
+        empty = next((r for r in verdict.reasons if r.code == "nothing_opened"), None)
+        if empty is not None:  # nothing measured is never a pass: said even with --quiet
+            sys.stderr.write(f"wsload: error: {empty.message}\n")
+        self._verdict, self._interrupted = verdict, interrupted
 
     @property
     def exit_code(self) -> int:
-        """130 when interrupted (also by a signal while the frame was open), else 1 or 0."""
+        """130 when interrupted (also by a signal while the frame was open), else 0 for a
+        passing verdict and 1 for any other."""
         if self._interrupted or self.late:
             return EXIT_INTERRUPTED
-        return EXIT_FAILED if self._failed else EXIT_OK
+        return EXIT_OK if self._verdict.passed else EXIT_FAILED
 
 
 @contextlib.contextmanager
@@ -249,6 +251,7 @@ def show_result(
         console.print(terminal.summary_table(data))
         for detail in details:
             console.print(detail)
+        console.print(terminal.verdict_text(data))
         console.print(f"results: {out_dir}")
 
 

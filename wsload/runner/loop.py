@@ -21,6 +21,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
+from wsload.engine.wireclock import WireClock
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.data import exhausted_reason, row_for
@@ -74,6 +75,7 @@ class LoadRun:
     intended: int
     cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
     ended_by: str | None = None  # why the load ended before its plan ([data] ran out)
+    wire: WireClock = field(default_factory=WireClock)  # kernel stamps, notice lag
 
 
 class _Runner:
@@ -412,6 +414,7 @@ async def _apply(
         intended=progress.intended,
         cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
         ended_by=runner.ended_by,
+        wire=ctx.wire,
     )
 
 

@@ -190,6 +190,6 @@ def merge_results(
         )
         files.write_text_atomic(frame.out_dir / "histograms.hlog", log)
         _write_timeline(frame.out_dir, [each.data.timeline for each in loaded])
-        data, verdicts = write_result(frame.out_dir, scenario, started_at, part)
-        frame.finish(data, failed=any(not v.ok for v in verdicts), interrupted=False)
+        data, _ = write_result(frame.out_dir, scenario, started_at, part)
+        frame.finish(data, interrupted=False)
     return frame.exit_code

@@ -37,6 +37,7 @@ from wsload.report.compare.engine import total_scope
 from wsload.report.outputs import RunOutputs
 from wsload.report.redact import redact_scenario
 from wsload.report.results import Interval, ResultsData
+from wsload.report.verdict import Reason, Word
 from wsload.runner.execute import execute_run
 from wsload.runner.frame import Output, RunFrame
 from wsload.runner.merge import load_part, merge_hlogs
@@ -98,29 +99,36 @@ def execute_repeat(
             if code == EXIT_INTERRUPTED or frame.late:  # Ctrl-C during a run or between two
                 break
         run_dirs = [frame.out_dir / RUNS_DIR / str(i) for i in range(1, len(codes) + 1)]
-        data, merged_ok = _write_merged(frame.out_dir, scenario, run_dirs)
+        data = _write_merged(frame.out_dir, scenario, run_dirs)
+        failed = [i for i, code in enumerate(codes, 1) if code not in (EXIT_OK, EXIT_INTERRUPTED)]
+        extra = [
+            Reason(
+                "runs",
+                Word.FAIL,
+                f"run{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of "
+                f"{len(codes)} did not pass (see runs/<i>/summary.json)",
+            )
+        ]
         frame.finish(
             data,
-            failed=not merged_ok or any(c != EXIT_OK for c in codes),
+            extra=extra if failed else (),
             interrupted=EXIT_INTERRUPTED in codes or len(codes) < repeat,
         )
     return frame.exit_code
 
 
-def _write_merged(
-    out_dir: Path, scenario: Scenario, run_dirs: Sequence[Path]
-) -> tuple[dict[str, Any], bool]:
-    """The merged result's files; return its summary and whether its thresholds held."""
+def _write_merged(out_dir: Path, scenario: Scenario, run_dirs: Sequence[Path]) -> dict[str, Any]:
+    """The merged result's files; return its summary."""
     loaded = [load_part(d) for d in run_dirs]
     started = [each.started_at for each in loaded]
     shown = redact_scenario(scenario)
     _write_series(out_dir, started, [each.data for each in loaded])
     part = merge_runs([each.part for each in loaded], tuple(s.label for s in scenario.close))
-    data, verdicts = write_result(out_dir, shown, started[0], part)
+    data, _ = write_result(out_dir, shown, started[0], part)
     summaries = [each.data.summary for each in loaded]
     data = {**data, "repeat": repeat_section(out_dir, run_dirs, summaries)}
     files.write_json_atomic(out_dir / "summary.json", data)
-    return data, all(v.ok for v in verdicts)
+    return data
 
 
 def merge_runs(parts: Sequence[SegmentResult], labels: tuple[str, ...]) -> SegmentResult:

@@ -70,11 +70,10 @@ def run_mode(
         feed = _feed(logs, segment_logs, records)
         part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
         frame.close_logs()
-        data, verdicts = result_files.write_result(
+        data, _ = result_files.write_result(
             frame.out_dir, shown, frame.started_at, part, server_stats, extra
         )
-        failed = any(not verdict.ok for verdict in verdicts)
-        frame.finish(data, failed=failed, interrupted=part.interrupted)
+        frame.finish(data, interrupted=part.interrupted)
     return frame.exit_code
 
 

@@ -138,7 +138,6 @@ def search_mode(scenario: Scenario, output: Output) -> int:
         files.write_json_atomic(frame.out_dir / "summary.json", data)
         frame.finish(
             data,
-            failed=data["search"]["capacity"] is None,
             interrupted=levels.climb.stopped is Stop.INTERRUPTED,
             details=[search_table(data["search"])],
         )

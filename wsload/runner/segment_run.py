@@ -15,7 +15,7 @@ import trio
 from wsload.core.record import ConnectionRecord
 from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
-from wsload.metrics.result import SegmentResult, StormRelease
+from wsload.metrics.result import ReceiveClocks, SegmentResult, StormRelease
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
 from wsload.runner.loop import LoadRun, Progress, run_load
@@ -43,6 +43,8 @@ def segment_result(collector: Collector, run: LoadRun, segment: Segment) -> Segm
         cpu_wait_seconds=run.cpu_wait_seconds,
         release_s=_release(collector, run.started),
         ended_by=run.ended_by,
+        notice_lag=run.wire.notice_lag,
+        receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop),
     )
 
 

@@ -1,8 +1,11 @@
 """``[target] compression``: ``"none"``, ``"deflate"`` (what browsers offer) or a table.
 
+The table starts from a named offer (``offer = "browser"``, the default, or ``"lean"``: the
+core's :data:`~wsload.core.deflate.OFFERS`) and any of :data:`COMPRESSION_KEYS` change it.
 Kept apart from the parser so that the parser stays one readable file; the parsed value is the
 core's :class:`~wsload.core.deflate.DeflateSettings` (None for ``"none"``), and ``dump`` writes
-it back the way it reads (``"deflate"`` for the browsers' offer, else the table).
+it back the way it reads (``"deflate"`` for the browsers' offer, ``{ offer = "lean" }`` for
+the lean one, else the whole table).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Literal
 
-from wsload.core.deflate import DeflateSettings
+from wsload.core.deflate import OFFERS, DeflateSettings
 from wsload.scenario._table import Table, show
 
 __all__ = [
@@ -27,7 +30,7 @@ COMPRESSION_KEYS = (
     "server_no_context_takeover",
     "threshold",
 )
-_BROWSER = DeflateSettings()
+_BROWSER = OFFERS["browser"]
 
 
 def parse_compression(t: Table, name: str = "compression") -> DeflateSettings | None:
@@ -41,13 +44,18 @@ def parse_compression(t: Table, name: str = "compression") -> DeflateSettings | 
     if not isinstance(value, dict):
         raise t.error(name, f'expected "none", "deflate" or a table, got {show(value)}')
     table = Table(t.source, t.key(name), value)
-    table.allow(COMPRESSION_KEYS)
+    table.allow(("offer", *COMPRESSION_KEYS))
+    base = OFFERS[table.choice("offer", tuple(OFFERS), "browser")]
+    client_bits = _window(table, "client_max_window_bits")
+    server_bits = _window(table, "server_max_window_bits")
+    client_reset = table.boolean("client_no_context_takeover", base.client_no_context_takeover)
+    server_reset = table.boolean("server_no_context_takeover", base.server_no_context_takeover)
     settings = DeflateSettings(
-        client_max_window_bits=_window(table, "client_max_window_bits"),
-        server_max_window_bits=_window(table, "server_max_window_bits"),
-        client_no_context_takeover=table.boolean("client_no_context_takeover", False),
-        server_no_context_takeover=table.boolean("server_no_context_takeover", False),
-        threshold=table.integer("threshold", 0, minimum=0),
+        client_max_window_bits=base.client_max_window_bits if client_bits is None else client_bits,
+        server_max_window_bits=base.server_max_window_bits if server_bits is None else server_bits,
+        client_no_context_takeover=client_reset,
+        server_no_context_takeover=server_reset,
+        threshold=table.integer("threshold", base.threshold, minimum=0),
     )
     table.finish()
     return settings
@@ -66,7 +74,11 @@ def _window(t: Table, name: str) -> int | None:
 
 
 def compression_to_toml(settings: DeflateSettings) -> str | dict[str, Any]:
-    """``"deflate"`` for the browsers' offer, else the table (unset window bits left out)."""
+    """``"deflate"`` for the browsers' offer, ``{ offer = name }`` for another named one, else
+    the table that reads back to it (from the browsers' offer; unset window bits left out)."""
     if settings == _BROWSER:
         return "deflate"
+    for name, offer in OFFERS.items():
+        if settings == offer:
+            return {"offer": name}
     return {key: value for key, value in asdict(settings).items() if value is not None}

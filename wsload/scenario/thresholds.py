@@ -27,8 +27,8 @@ __all__ = [
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
 _ROOTS = (
-    "behaviours", "outcomes", "close_codes", "close_events", "generator", "events", "reconnect",
-    "http_statuses", "subprotocols",
+    "behaviours", "outcomes", "close_codes", "close_events", "generator", "events", "attempts",
+    "reconnect", "http_statuses", "subprotocols",
 )  # fmt: skip
 RECONNECT_COUNTS = ("clients", "reconnected", "gave_up")
 """``reconnect.<count>``: logical clients; with a percentage a share of ``reconnect.clients``."""
@@ -126,6 +126,11 @@ def _threshold_unit(
                 "expected subprotocols.<name> (a subprotocol the server selected; "
                 "subprotocols.none: connections it selected none for)",
             )
+        return "count"
+    if parts[0] == "attempts":  # [reconnect]: a step's count per attempt, not per client
+        metric = metric_parts(parts[1:])
+        if len(metric) != 2 or metric[0] not in metrics or metric[1] != "count":
+            raise t.error(expr, "expected attempts.<metric>.count (a count per attempt)")
         return "count"
     if parts[0] == "generator":
         if parts != ["generator", "saturated"]:

@@ -35,8 +35,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wsload.report._format import format_us
 from wsload.report.compare.capacity import capacity_rows, search_warnings
-from wsload.report.compare.figures import Histograms, Side, latency_rows, share_rows
+from wsload.report.compare.figures import (
+    Histograms,
+    Side,
+    generator_slower,
+    latency_rows,
+    share_rows,
+)
+from wsload.report.compare.judge import Verdict
 from wsload.report.compare.rows import Row
 from wsload.report.compare.tolerances import Tolerances
 
@@ -51,11 +59,19 @@ class CompareResult:
     warnings: tuple[str, ...]
     baseline_name: str
     current_name: str
+    slower: tuple[float, float] | None = None
+    """Loop lag p99 (µs) of the baseline and the current run when the current generator was
+    distinguishably slower (``generator_slower``)."""
 
     @property
     def regressions(self) -> tuple[Row, ...]:
         """Judged rows that regressed (informational regressions are shown, never counted)."""
         return tuple(r for r in self.rows if r.fails)
+
+    @property
+    def inconclusive(self) -> tuple[Row, ...]:
+        """Judged rows the generator itself could explain (``generator_slower``)."""
+        return tuple(r for r in self.rows if r.judged and r.verdict is Verdict.INCONCLUSIVE)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +128,7 @@ def compare(
         warnings=tuple(notes),
         baseline_name=baseline_name,
         current_name=current_name,
+        slower=generator_slower(baseline, current),
     )
 
 
@@ -123,6 +140,13 @@ def warnings(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
         out.append(
             f"different scenarios (scenario_hash {base_hash} vs {cur_hash}): "
             "compared anyway, the figures may not be comparable"
+        )
+    slower = generator_slower(baseline, current)
+    if slower is not None:
+        out.append(
+            f"generator slower than the baseline (loop lag p99 {format_us(slower[1])} vs "
+            f"{format_us(slower[0])}): latency rises up to that much are inconclusive, not "
+            "regressions; compare on a machine as quiet as the baseline's"
         )
     for side, summary in (("baseline", baseline), ("current", current)):
         if summary.get("generator", {}).get("saturated"):

@@ -15,7 +15,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from wsload.metrics.histograms import HIGHEST_US, PERCENTILES
-from wsload.report._format import format_us
+from wsload.report._format import format_stat, format_us
 from wsload.report.compare.confidence import (
     percentile_intervals,
     percentile_ranks,
@@ -27,7 +27,7 @@ from wsload.report.compare.tolerances import COMPARED_STATS, Tolerances, judged_
 from wsload.report.hlog import make_tag
 from wsload.scenario.model import METRICS
 
-__all__ = ["Histograms", "Side", "latency_rows", "share_rows"]
+__all__ = ["Histograms", "Side", "generator_slower", "latency_rows", "share_rows"]
 
 Histograms = Mapping[str, HdrHistogram]
 """A run's total histograms by hlog tag (``close_handshake``, ``close_handshake:clean``)."""
@@ -69,16 +69,18 @@ def latency_rows(
     tol: Tolerances,
 ) -> Iterator[Row]:
     base_lat, cur_lat = base.get("latency_us", {}), cur.get("latency_us", {})
+    slower = generator_slower(sides[0].summary, sides[1].summary)
     known = [m for m in METRICS if m in base_lat or m in cur_lat]
     others = sorted((set(base_lat) | set(cur_lat)) - set(METRICS))
     for metric in [*known, *others]:
         b_stats, c_stats = base_lat.get(metric) or {}, cur_lat.get(metric) or {}
-        b_count, c_count = int(b_stats.get("count") or 0), int(c_stats.get("count") or 0)
+        b_count, c_count = _started(b_stats), _started(c_stats)
         if b_count == 0 and c_count == 0:
             continue  # not measured by either run: nothing to say
-        figure = _Figure(scope, metric, b_stats, c_stats, judged_metric(metric, tol.metrics))
-        b_int = sides[0].intervals(scope, metric, int(b_stats.get("overflow") or 0))
-        c_int = sides[1].intervals(scope, metric, int(c_stats.get("overflow") or 0))
+        judged = judged_metric(metric, tol.metrics)
+        figure = _Figure(scope, metric, b_stats, c_stats, judged, slower)
+        b_int = sides[0].intervals(scope, metric, _above(b_stats))
+        c_int = sides[1].intervals(scope, metric, _above(c_stats))
         b_runs = sides[0].runs(scope).get("latency_us", {}).get(metric, {})
         c_runs = sides[1].runs(scope).get("latency_us", {}).get(metric, {})
         for stat in COMPARED_STATS:
@@ -99,6 +101,7 @@ class _Figure:
     b_stats: Mapping[str, Any]
     c_stats: Mapping[str, Any]
     judged: bool
+    slower: tuple[float, float] | None = None  # loop lag p99 (µs), baseline vs current
 
     def row(
         self,
@@ -110,8 +113,7 @@ class _Figure:
         relative = tol.latency_limit(self.metric, stat)
         floor = Floor(relative, tol.min_change_us)
         b_val, c_val = _value(self.b_stats.get(stat)), _value(self.c_stats.get(stat))
-        b_count = int(self.b_stats.get("count") or 0)
-        c_count = int(self.c_stats.get("count") or 0)
+        b_count, c_count = _started(self.b_stats), _started(self.c_stats)
         finite = b_val is not None and c_val is not None and max(b_val, c_val) < float("inf")
         change = (c_val - b_val) / b_val if finite and b_val and c_val is not None else None
 
@@ -125,7 +127,8 @@ class _Figure:
                 p_value=None if judgement is None else judgement.p_value,
             )  # fmt: skip
 
-        if b_val is None or c_val is None:
+        censored = self._censored(stat, b_val, c_val)
+        if censored is None and (b_val is None or c_val is None):
             side = "baseline" if b_val is None else "current"
             return make(Verdict.MISSING, f"no samples in the {side} run")
         num, den = PERCENTILES[stat]
@@ -139,6 +142,9 @@ class _Figure:
         if unbounded:
             level = f"{100 * tol.confidence:g} %"
             return make(Verdict.INSUFFICIENT, f"{samples}: too few to bound {stat} at {level}")
+        if censored is not None:
+            return make(*censored)
+        assert b_val is not None and c_val is not None
         judgement = judge(
             Evidence(b_val, intervals[0], runs[0]),
             Evidence(c_val, intervals[1], runs[1]),
@@ -148,7 +154,64 @@ class _Figure:
             fmt=format_us,
             confidence=tol.confidence,
         )
+        if self.slower is not None and judgement.verdict is Verdict.REGRESSED:
+            b_lag, c_lag = self.slower
+            if c_val - b_val <= c_lag:  # the generator's own delay could add this much
+                why = (
+                    f"generator slower than the baseline (loop lag p99 {format_us(c_lag)} vs "
+                    f"{format_us(b_lag)}): {judgement.why}"
+                )
+                return make(Verdict.INCONCLUSIVE, why, judgement)
         return make(judgement.verdict, judgement.why, judgement)
+
+    def _censored(
+        self, stat: str, b_val: float | None, c_val: float | None
+    ) -> tuple[Verdict, str] | None:
+        """The verdict when ``stat`` lies among the censored on either side: unknown now but
+        a number before is a regression (an unknown value never passes), and the reverse an
+        improvement; None when neither side is censored."""
+        b_cens = bool(self.b_stats.get(f"{stat}_censored"))
+        c_cens = bool(self.c_stats.get(f"{stat}_censored"))
+        was = format_stat(self.b_stats, stat)
+        now = format_stat(self.c_stats, stat)
+        if c_cens and b_val is not None:
+            return Verdict.REGRESSED, f"{was} → {now}: now among the censored (unknown)"
+        if b_cens and c_val is not None:
+            return Verdict.IMPROVED, f"{was} → {now}: no longer among the censored"
+        if b_cens or c_cens:
+            return Verdict.MISSING, f"{was} → {now}: censored, not comparable"
+        return None
+
+
+def generator_slower(
+    baseline: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[float, float] | None:
+    """The two runs' loop lag p99 (µs) when the current generator was distinguishably slower
+    than the baseline's: at least twice its p99 and 1 ms more. Its own delay is then inside
+    every latency it measured, so a latency that rose by no more than the current lag p99 is
+    ``inconclusive``, not ``regressed``."""
+    lags = [
+        (s.get("generator") or {}).get("loop_lag_us", {}).get("p99") for s in (baseline, current)
+    ]
+    if lags[0] is None or lags[1] is None:
+        return None
+    b_lag, c_lag = float(lags[0]), float(lags[1])
+    return (b_lag, c_lag) if c_lag >= max(2 * b_lag, b_lag + 1000) else None
+
+
+def _lag_p99(summary: Mapping[str, Any]) -> Any:
+    return (summary.get("generator") or {}).get("loop_lag_us", {}).get("p99")
+
+
+def _started(stats: Mapping[str, Any]) -> int:
+    """Measurements of a latency, the censored ones included (older summaries: ``count``)."""
+    return int(stats.get("started") or stats.get("count") or 0)
+
+
+def _above(stats: Mapping[str, Any]) -> int:
+    """Measurements ranked above the histogram: over 1 h, and the censored (both are longer
+    than every recorded sample, which is all a percentile's interval needs to know)."""
+    return int(stats.get("overflow") or 0) + int(stats.get("censored") or 0)
 
 
 def _known(values: Any) -> tuple[float, ...]:

@@ -34,7 +34,17 @@ from enum import StrEnum
 from wsload.report.compare.confidence import t_value
 from wsload.report.compare.ranktest import mann_whitney, min_p_value
 
-__all__ = ["Evidence", "Floor", "Judgement", "Method", "Verdict", "judge", "spread_band"]
+__all__ = [
+    "NOISY_RUNS",
+    "Evidence",
+    "Floor",
+    "Judgement",
+    "Method",
+    "Verdict",
+    "judge",
+    "spread_band",
+    "too_noisy",
+]
 
 
 class Verdict(StrEnum):
@@ -45,6 +55,8 @@ class Verdict(StrEnum):
     REGRESSED = "regressed"
     INSUFFICIENT = "insufficient samples"
     MISSING = "missing"
+    NOISY = "baseline too noisy"  # the baseline's runs disagree too much to judge by them
+    INCONCLUSIVE = "inconclusive"  # a change the generator itself could explain
 
 
 class Method(StrEnum):
@@ -124,8 +136,11 @@ def judge(
             return Judgement(Verdict.WITHIN_NOISE, Method.FLOOR, why)
         return _moved(cur.value > base.value, worse_up, Method.FLOOR, why)
     runs_b, runs_c = len(base.runs), len(cur.runs)
+    noisy = too_noisy(base.runs, margin, alpha) if runs_b >= 2 else None
     if runs_b >= 2 and runs_c >= 2 and min_p_value(runs_b, runs_c) <= alpha:
         signal = _rank_test(base.runs, cur.runs, alpha)
+    elif noisy is not None:  # the runs cannot say: the pooled samples' intervals judge
+        return _noisy(base, cur, floor, noisy, worse_up, fmt, alpha, confidence, difference)
     elif runs_b >= 2:
         return _spread(base.runs, cur.value, margin, worse_up, fmt, alpha)
     elif base.interval is not None and cur.interval is not None:
@@ -140,6 +155,40 @@ def judge(
         return Judgement(Verdict.WITHIN_NOISE, signal.method, why, signal.p_value)
     why = f"{signal.words}; {change} beyond {floor_words}"
     return _moved(signal.up, worse_up, signal.method, why, signal.p_value)
+
+
+def _noisy(
+    base: Evidence,
+    cur: Evidence,
+    floor: Floor,
+    noisy: str,
+    worse_up: bool,
+    fmt: Callable[[float], str],
+    alpha: float,
+    confidence: float,
+    difference: bool,
+) -> Judgement:
+    """A baseline too noisy to judge by its runs: the pooled samples (the merged result's
+    intervals) still judge a regression; anything else reads ``baseline too noisy`` with
+    the fix."""
+    low, high = spread_band(base.runs, alpha)
+    fix = (
+        f"baseline too noisy: {noisy} ([{fmt(low)}, {fmt(high)}] over {len(base.runs)} runs); "
+        f"record it with --repeat {max(NOISY_RUNS, len(base.runs) + 2)} or more on a quiet machine"
+    )
+    pooled = judge(
+        Evidence(base.value, base.interval),
+        Evidence(cur.value, cur.interval),
+        floor,
+        worse_up=worse_up,
+        alpha=alpha,
+        fmt=fmt,
+        confidence=confidence,
+        difference=difference,
+    )
+    if pooled.verdict is Verdict.REGRESSED and pooled.method is Method.INTERVAL:
+        return Judgement(Verdict.REGRESSED, pooled.method, f"{pooled.why} ({fix})")
+    return Judgement(Verdict.NOISY, Method.SPREAD, f"{fix}; pooled samples: {pooled.why}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +239,25 @@ def spread_band(runs: Sequence[float], alpha: float) -> tuple[float, float]:
     mean = sum(runs) / n
     sd = math.sqrt(sum((r - mean) ** 2 for r in runs) / (n - 1))
     half = t_value(alpha, n - 1) * sd * math.sqrt(1 + 1 / n)
-    return min(min(runs), mean - half), max(max(runs), mean + half)
+    # latencies and shares are never negative: neither is where one more run lands
+    return max(0.0, min(min(runs), mean - half)), max(max(runs), mean + half)
+
+
+NOISY_RUNS = 5
+"""Fewer baseline runs than this whose values disagree (by more than the floor) cannot say
+where an unchanged target's next run lands: ``baseline too noisy``."""
+
+
+def too_noisy(runs: Sequence[float], margin: float, alpha: float) -> str | None:
+    """Why a baseline's per-run values cannot judge a figure, or None when they can: their
+    band is wider than their median, or fewer than ``NOISY_RUNS`` runs disagree."""
+    low, high = spread_band(runs, alpha)
+    median = sorted(runs)[len(runs) // 2]
+    if high - low > median:
+        return "its band is wider than its median"
+    if len(runs) < NOISY_RUNS and max(runs) - min(runs) > margin:
+        return f"its {len(runs)} runs disagree by more than the floor"
+    return None
 
 
 def _intervals(

@@ -44,7 +44,13 @@ endings the Why table leaves out, ``wsload.metrics.failures``)."""
 ALL_ERRORS = "errors"
 """``max_share_rise`` key that sets the limit of every error outcome without its own."""
 
-ATTENTION: tuple[Verdict, ...] = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.MISSING)
+ATTENTION: tuple[Verdict, ...] = (
+    Verdict.REGRESSED,
+    Verdict.INCONCLUSIVE,
+    Verdict.NOISY,
+    Verdict.IMPROVED,
+    Verdict.MISSING,
+)
 """Verdicts the outputs list up front (``within noise`` and ``insufficient samples`` are
 counted)."""
 

@@ -1,0 +1,134 @@
+"""The wire's time: when the kernel received a reply, on the run's clock, and the loop's delay.
+
+A reply's latency ends when its bytes arrive, not when wsload's event loop gets round to
+reading them: on a busy machine the second is later by whatever the loop was doing (other
+connections, other processes on the core), and that delay belongs to the generator, not to the
+server. Linux stamps every received packet (``SO_TIMESTAMPNS``: the time the network stack
+took it in, CLOCK_REALTIME) and hands the stamp of the data a ``recvmsg`` returned as an
+``SCM_TIMESTAMPNS`` ancillary message. A client socket on the raw fast path asks for it
+(:meth:`WireClock.raw_io`), and every phase end that is a received frame (the 101, an echo, an
+expected message, a pong, the server's Close) is stamped with it; the gap between the stamp
+and the loop's own reading of the clock is :attr:`WireClock.notice_lag`
+(``generator.notice_lag_us``). The kernel stamps data only: a FIN (the server's TCP close, a
+0-byte read) carries none, so ``eof`` stays on the loop clock. TLS streams, the trio-websocket
+reference engine and platforms without the option keep the loop's stamps; which clock a run
+used is ``generator.receive_clock``.
+
+The offset between the two clocks is taken once per Trio run: CLOCK_REALTIME read between two
+readings of the run clock (CLOCK_MONOTONIC plus Trio's constant offset), the narrowest of a few
+tries, so it is exact to a fraction of a microsecond. It stays right for the run because Linux
+advances CLOCK_REALTIME and CLOCK_MONOTONIC at the same rate: NTP's frequency corrections and
+slewing apply to both, and only a *step* of the wall clock (``settimeofday``, chrony's
+``makestep``, a leap second) moves one against the other. A step during a run would shift the
+stamps; a stamp is never taken later than the loop's own reading (it is clamped to it).
+
+Linux stamps incoming packets only while some socket asks for it, and switches that on and off
+from a work queue, a moment after the first such socket appears or the last one closes: between
+two connections of a slow run no socket would ask, and the first packets of the next one would
+arrive unstamped. One socket per process therefore keeps asking for as long as the process
+lives (:func:`_keep_timestamping`). A read that still finds no stamp keeps the loop's reading.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket as _stdlib_socket
+import sys
+import time
+
+import trio
+from hdrh.histogram import HdrHistogram
+
+from wsload.engine.rawstream import RawIO
+from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
+
+__all__ = ["SO_TIMESTAMPNS", "WireClock"]
+
+SO_TIMESTAMPNS: int | None = (
+    35  # asm-generic's SO_TIMESTAMPNS_OLD: a 64-bit timespec on 64-bit platforms
+    if sys.platform == "linux"
+    and platform.machine() in ("x86_64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x")
+    else None
+)
+"""The socket option, where its number and stamp layout are known (Python does not name it)."""
+_TRIES = 5
+_KEEPER: list[_stdlib_socket.socket] = []
+"""The process's socket that keeps the kernel's receive timestamping on (never closed)."""
+
+
+def _keep_timestamping(option: int) -> None:
+    """Keep the kernel stamping received packets for the rest of the process's life."""
+    if _KEEPER:
+        return
+    keeper = _stdlib_socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_DGRAM)
+    keeper.setsockopt(_stdlib_socket.SOL_SOCKET, option, 1)
+    _KEEPER.append(keeper)
+
+
+class WireClock:
+    """One Trio run's mapping of kernel receive stamps onto the run clock, and what it saw.
+
+    Attributes:
+        offset_ns: CLOCK_REALTIME minus the run clock, in ns; None: no kernel stamps in this
+            run (not Linux, or the run's clock is not the system clock: a test's MockClock).
+        notice_lag: µs from each stamped arrival to the loop noticing it.
+        kernel: connections read with kernel stamps.
+        loop: connections read on the loop clock (TLS, reference engine, option refused).
+    """
+
+    __slots__ = ("kernel", "loop", "notice_lag", "offset_ns")
+
+    def __init__(self, offset_ns: int | None = None) -> None:
+        self.offset_ns = offset_ns
+        self.notice_lag: HdrHistogram = new_histogram()
+        self.kernel = 0
+        self.loop = 0
+
+    @classmethod
+    def for_clock(cls, clock: trio.abc.Clock) -> WireClock:
+        """The wire clock of a run on ``clock``; kernel stamps only when it is the real one.
+
+        Trio's own ``SystemClock`` is CLOCK_MONOTONIC plus a constant, so a kernel stamp maps
+        onto it; any other clock (the autojump ``MockClock`` of the exact-time tests) does not
+        follow real time, and its runs keep the loop's stamps.
+        """
+        if SO_TIMESTAMPNS is None or type(clock).__name__ != "SystemClock":
+            return cls()
+        try:
+            _keep_timestamping(SO_TIMESTAMPNS)
+        except OSError:  # the option is refused here: no kernel stamps
+            return cls()
+        best: tuple[float, int] | None = None
+        for _ in range(_TRIES):
+            before = clock.current_time()
+            real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+            after = clock.current_time()
+            if best is None or after - before < best[0]:
+                best = (after - before, real - round((before + after) * 500_000_000))
+        assert best is not None
+        return cls(best[1])
+
+    def raw_io(self, raw: _stdlib_socket.socket) -> RawIO:
+        """The raw fast path of a client's plain TCP socket, kernel-stamped when possible."""
+        if self.offset_ns is not None and SO_TIMESTAMPNS is not None:
+            try:
+                raw.setsockopt(_stdlib_socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            except OSError:
+                pass
+            else:
+                self.kernel += 1
+                return RawIO(raw.fileno(), raw, self.offset_ns)
+        self.loop += 1
+        return RawIO(raw.fileno())
+
+    def arrival(self, io: RawIO | None, now: float) -> float:
+        """When the bytes just read arrived: the kernel's stamp, or ``now`` (the loop's
+        reading right after the read) when there is none; records the notice lag."""
+        arrived = None if io is None else io.arrived
+        if arrived is None:
+            return now
+        if arrived >= now:
+            record(self.notice_lag, 0)
+            return now
+        record(self.notice_lag, min(round((now - arrived) * 1_000_000), HIGHEST_US))
+        return arrived
