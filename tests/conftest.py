@@ -10,23 +10,22 @@ marker here, so ``-m "core or engine"`` picks the quick tier wherever the files 
     process   real processes as the subject: ``wsload`` children, signals, worker processes,
               a Dask cluster, headless Chromium, ruff and mypy
 
-The shared helpers (``peers``, ``hostile``, ``browser``, ``tests/node``) stay in ``tests/``; this
-file puts ``tests/`` and every tier folder on ``sys.path``, so ``from peers import ...`` and the
-few imports of another test module's helpers (``from test_server_clients import ...``) work
-from any tier.
+The shared helpers are modules in ``tests/`` itself (``peers``, ``hostile``, ``server_clients``,
+``runs``, ``records``, ``timing``, ``browser``; ``tests/node``); this file puts ``tests/`` and
+every tier folder on ``sys.path``, so ``from peers import ...`` works from any tier. A test
+module never imports another test module: what two of them share moves to a helper module.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from browser import Chromium, chromium_skip_reason
+from shipped import ShippedRuns
+from timing import time_limit
 
 TIERS = ("core", "engine", "runner", "cli", "process")
 """The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
@@ -47,35 +46,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, tier))
 
 
-@contextmanager
-def _alarm(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"test took longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @pytest.fixture
 def bounded_sync() -> Iterator[None]:
-    """Bound a synchronous test at 20 s with SIGALRM.
+    """Bound a synchronous test at 20 s of CPU time (300 s of real time, for a wait that never
+    ends): see ``timing.time_limit``.
 
     Pure code never reaches a Trio checkpoint, so ``trio.fail_after`` cannot bound it.
     Use with ``pytestmark = pytest.mark.usefixtures("bounded_sync")``.
     """
-    with _alarm(20):
+    with time_limit(20, 300):
         yield
 
 
 @pytest.fixture
 def bounded_slow() -> Iterator[None]:
-    """``bounded_sync`` at 180 s, for synchronous tests that make whole runs (CLI, browser)."""
-    with _alarm(180):
+    """``bounded_sync`` at 180 s of CPU (900 s real), for synchronous tests that make whole runs
+    (CLI, browser)."""
+    with time_limit(180, 900):
         yield
 
 
@@ -88,3 +75,10 @@ def loopback_chromium() -> Iterator[Chromium]:
         pytest.skip(reason)
     with Chromium(loopback=True) as browser:
         yield browser
+
+
+@pytest.fixture(scope="session")
+def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
+    """Each shipped scenario run once per session, shared by the tiers that read its results
+    (the CLI tier's summary checks, the process tier's browser); see tests/shipped.py."""
+    return ShippedRuns(tmp_path_factory.mktemp("shipped"))

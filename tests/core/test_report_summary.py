@@ -121,7 +121,7 @@ def test_top_level_shape_and_versions() -> None:
         "behaviours", "generator", "server",
         "thresholds",
     ]  # fmt: skip
-    assert s["schema_version"] == SCHEMA_VERSION == 1
+    assert s["schema_version"] == SCHEMA_VERSION == 2
     assert s["wsload_version"] == __version__
     assert s["scenario"] == scenario_to_dict(scenario())
     assert s["started_at"] == "2026-11-21T17:00:01.250000Z"

@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 from peers import NodePeer, RawPeer, WebsocketsPeer, node_skip_reason, start_trio_websocket
+from timing import SLACK
 
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
@@ -124,7 +125,7 @@ async def test_await_server_close(peer: Peer, nursery: trio.Nursery) -> None:
     assert (r.code_received, r.reason_received, r.code_sent) == (4001, "later", 4001)
     assert r.close_initiator is Side.SERVER and r.tcp_closed_first is Side.SERVER
     assert r.upgraded is not None and r.close_received is not None
-    assert 0.1 < r.close_received - r.upgraded < 2.0
+    assert 0.1 < r.close_received - r.upgraded < 0.15 + SLACK  # not our 5 s fallback
 
 
 async def test_await_server_close_that_never_comes(peer: Peer, nursery: trio.Nursery) -> None:
@@ -133,7 +134,7 @@ async def test_await_server_close_that_never_comes(peer: Peer, nursery: trio.Nur
     assert r.outcome is Outcome.NO_SERVER_CLOSE, r
     assert r.detail == "no Close from the server; our fallback Close completed"
     assert r.close_initiated is not None and r.close_sent is not None
-    assert r.close_sent - r.close_initiated == pytest.approx(0.2, abs=0.1)
+    assert 0.2 - 0.1 <= r.close_sent - r.close_initiated < 0.2 + SLACK
 
 
 async def test_ignore_server_close_measures_the_servers_close_timeout(
@@ -145,7 +146,7 @@ async def test_ignore_server_close_measures_the_servers_close_timeout(
     assert r.code_received == 1001 and r.close_sent is None
     assert r.eof is not None and r.close_received is not None
     waited = r.eof - r.close_received
-    assert peer.close_timeout - 0.05 < waited < peer.close_timeout + 0.75, waited
+    assert peer.close_timeout - 0.05 < waited < peer.close_timeout + SLACK, waited  # not our 8 s
 
 
 @pytest.mark.parametrize("variant", INVALID_VARIANTS)

@@ -14,6 +14,7 @@ import resource
 import pytest
 import trio
 from hostile import CASES, HUGE, TIMEOUT, Case, HostileServer
+from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
@@ -22,18 +23,20 @@ from wsload.engine.reference import run_connection_reference
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 TARGET = TargetConfig(connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
-SLACK = 1.0  # loopback + a shared, noisy machine (as in the other server tests)
 
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def _connect(server: HostileServer, messages: int) -> tuple[ConnectionRecord, float]:
-    session = SessionConfig(messages=messages, message_timeout=TIMEOUT)
-    ctx = DriverContext.create(TARGET, session, server.url)
+async def _connect(
+    server: HostileServer, messages: int, timeout: float = TIMEOUT
+) -> tuple[ConnectionRecord, float]:
+    target = TargetConfig(connect_timeout=timeout, handshake_timeout=timeout)
+    session = SessionConfig(messages=messages, message_timeout=timeout)
+    ctx = DriverContext.create(target, session, server.url)
     started = trio.current_time()
-    plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=TIMEOUT))
+    plan = ConnectionPlan(1, started, CloseSpec("clean", "clean", timeout=timeout))
     with trio.fail_after(10):
         record = await run_connection(plan, ctx)
     return record, trio.current_time() - started
@@ -43,7 +46,7 @@ async def _connect(server: HostileServer, messages: int) -> tuple[ConnectionReco
 async def test_hostile_server_gets_its_outcome_in_time(case: Case) -> None:
     before = _open_fds()
     with HostileServer(case.mode) as server:
-        record, elapsed = await _connect(server, case.messages)
+        record, elapsed = await _connect(server, case.messages, case.timeout)
     gc.collect()
     assert record.outcome == case.outcome, str(record)
     assert record.code_sent == case.code_sent, str(record)

@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio_websocket
 import websockets
-from test_server_clients import (
+from server_clients import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -29,12 +29,11 @@ from test_server_clients import (
     trio_ws,
     until,
 )
+from timing import SLACK
 from websockets.asyncio.client import connect as ws_connect
 from wsproto.events import BytesMessage, CloseConnection, Pong, TextMessage
 
 from wsload.scenario.model import Delay, ServerConfig
-
-SLACK = 1.0  # seconds a delay may overrun on a busy 2-core machine
 
 
 async def test_echo_and_clean_close_trio_websocket() -> None:

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio_websocket
 import websockets
-from test_server_clients import (
+from server_clients import (
     OP_CLOSE,
     RawClient,
     Running,
@@ -22,11 +22,10 @@ from test_server_clients import (
     trio_ws,
     until,
 )
+from timing import SLACK
 from websockets.asyncio.client import connect as ws_connect
 
 from wsload.scenario.model import ServerConfig
-
-SLACK = 1.0
 
 
 async def _trio_ws_client(target: Running, codes: list[int]) -> None:

@@ -12,7 +12,7 @@ import random
 import pytest
 import trio
 import trio.testing
-from test_server_clients import OP_CLOSE, OP_TEXT, close_payload, frame, request
+from server_clients import OP_CLOSE, OP_TEXT, close_payload, frame, request
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Event, TextMessage
 

@@ -12,7 +12,7 @@ import trio_websocket
 import websockets
 from hypothesis import given
 from hypothesis import strategies as st
-from test_server_clients import (
+from server_clients import (
     OP_TEXT,
     RawClient,
     Running,
@@ -24,6 +24,7 @@ from test_server_clients import (
     trio_ws,
     until,
 )
+from timing import SLACK
 from websockets.asyncio.client import connect as ws_connect
 from wsproto.events import TextMessage
 
@@ -42,7 +43,6 @@ from wsload.server.upgrade import (
 )
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
-SLACK = 1.0
 
 
 def _head(*lines: str, request_line: str = "GET /chat HTTP/1.1") -> bytes:

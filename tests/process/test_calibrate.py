@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_server_clients import running
+from server_clients import running
 from typer.testing import CliRunner
 
 from wsload.cli import app

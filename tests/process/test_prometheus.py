@@ -25,7 +25,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_server import Prometheus, free_port, prometheus_skip_reason
-from test_metrics_collector import clean_record, terminated_record
+from records import clean_record, terminated_record
 from typer.testing import CliRunner
 
 from wsload.cli import app

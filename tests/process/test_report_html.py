@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from browser import Chromium, chromium_skip_reason
+from shipped import ShippedRuns
 from typer.testing import CliRunner
 
 from wsload.cli import app
@@ -33,8 +34,6 @@ SHIPPED = sorted(
     for p in (ROOT / "scenarios").glob("*.toml")
     if p.stem != "search" and not p.stem.startswith("deploy_")
 )
-# long enough for a few intervals, short enough for CI; the storm model has no duration
-SHORT = {"storm": [], "shutdown_storm": [], "ignore_server_close": ["--duration", "1s"]}
 
 # What rendered: per plotly chart its title, its trace names and how many SVG paths it drew.
 PROBE = """
@@ -73,15 +72,6 @@ def chromium(chromium_installed: None) -> Iterator[Chromium]:
         yield browser
 
 
-def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, Path]:
-    out = tmp_path / name
-    args = ["run", str(ROOT / "scenarios" / f"{name}.toml"), "--out", str(out), "--quiet"]
-    args += SHORT.get(name, ["--duration", "1s"])
-    result = CliRunner().invoke(app, [*args, *extra])
-    assert result.exit_code in (0, 1), result.output
-    return result.exit_code, out
-
-
 def _open(chromium: Chromium, report: Path, artifact: str) -> list[dict[str, Any]]:
     page = chromium.load(report.resolve().as_uri(), PROBE, READY)
     chromium.screenshot(ARTIFACTS / f"{artifact}.png")
@@ -98,9 +88,9 @@ def _open(chromium: Chromium, report: Path, artifact: str) -> list[dict[str, Any
 @pytest.mark.usefixtures("bounded_slow")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_report_of_each_shipped_scenario_renders(
-    tmp_path: Path, chromium: Chromium, name: str
+    shipped_runs: ShippedRuns, chromium: Chromium, name: str
 ) -> None:
-    _, out = _run(tmp_path, name)
+    out = shipped_runs(name).out  # the run the CLI tier checked, when it ran first
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     charts = _open(chromium, out / "report.html", f"report-{name}")
     titles = [c["title"] for c in charts]
@@ -179,9 +169,8 @@ def test_report_of_a_deploy_event_charts_closes_after_the_signal(
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _, out = _run(tmp_path_factory.mktemp("quick"), "quickstart")
-    return out
+def quick_run(shipped_runs: ShippedRuns) -> Path:
+    return shipped_runs("quickstart").out
 
 
 @pytest.mark.usefixtures("bounded_slow")

@@ -21,11 +21,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 from hdrh.log import HistogramLogReader
+from timing import time_limit
 from typer.testing import CliRunner
 
 from wsload.cli import app
@@ -34,19 +34,10 @@ from wsload.metrics.histograms import new_histogram
 
 @pytest.fixture(autouse=True)
 def bounded_search() -> Iterator[None]:
-    """Like conftest's ``bounded_sync`` (SIGALRM), at 90 s: a search is several runs in a row,
-    up to 15 s each on a busy machine, and the knee test may have to repeat one."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError("test took longer than 90 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(90)
-    try:
+    """Like conftest's ``bounded_sync``, at 90 s of CPU (600 s real): a search is several runs
+    in a row, up to 15 s each on a busy machine, and the knee test may have to repeat one."""
+    with time_limit(90, 600):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 KNEE = 100  # close replies per second the server can give
@@ -176,12 +167,21 @@ timeout = "4s"
 """
 
 
+@pytest.fixture(scope="module")
+def storm_search(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[int, dict[str, Any], Path, str]:
+    """One storm-size search for this module's tests (it takes ~10 s on a busy machine)."""
+    with time_limit(90, 600):
+        return _search(tmp_path_factory.mktemp("storm"), STORM_SEARCH, "--quiet", "--no-report")
+
+
 def test_storm_size_search_finds_how_many_closes_at_once_the_server_takes(
-    tmp_path: Path,
+    storm_search: tuple[int, dict[str, Any], Path, str],
 ) -> None:
     # N closes at once, answered 100/s: the last waits ≈ N / 100 s; a 400 ms p99 gate
     # fails from ≈ 41 connections on.
-    code, summary, out, _ = _search(tmp_path, STORM_SEARCH, "--quiet")
+    code, summary, out, _ = storm_search
     search = summary["search"]
     # one timeline for the whole search, as for a run: every level's connections are in it
     lines = (out / "timeline.jsonl").read_text(encoding="utf-8").splitlines()
@@ -315,10 +315,12 @@ def test_a_search_refuses_options_of_a_single_run(tmp_path: Path, extra: list[st
     assert "search" in result.output and not (tmp_path / "out").exists()
 
 
-def test_a_search_compares_its_capacity_with_a_baseline(tmp_path: Path) -> None:
+def test_a_search_compares_its_capacity_with_a_baseline(
+    storm_search: tuple[int, dict[str, Any], Path, str], tmp_path: Path
+) -> None:
     """`wsload search --baseline`: a capacity below the baseline's is a regression (exit 1,
     a failing JUnit case); the same search as its own baseline passes."""
-    code, summary, out, _ = _search(tmp_path / "first", STORM_SEARCH, "--quiet", "--no-report")
+    code, summary, out, _ = storm_search
     if summary["search"]["stopped"] == "saturated":
         pytest.skip(f"the machine was too busy: {summary['search']['reason']}")
     assert code == 0 and not (out / "report.html").exists()

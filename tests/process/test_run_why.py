@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import trustme
 from peers import WebsocketsPeer
+from verdicts import assert_passed_or_saturated
 
 from wsload.plan.segment import RELEASE_SETTLE
 from wsload.report._format import format_count, format_ms, format_share
@@ -277,7 +278,7 @@ weight = 30
 @pytest.mark.parametrize("columns", [80, 120])
 def test_the_terminal_summary_keeps_every_cell_whole(tmp_path: Path, columns: int) -> None:
     code, stdout, stderr, summary = wsload(tmp_path, MIXED, columns=columns)
-    assert code == 0, stderr
+    assert_passed_or_saturated(code, summary, stderr)
     lines = stdout.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= columns
     assert "…" not in stdout
@@ -336,9 +337,7 @@ def test_a_storm_reports_its_release_spread(tmp_path: Path, workers: int) -> Non
     code, stdout, stderr, summary = wsload(
         tmp_path, STORM.format(n=n), "--workers", str(workers), columns=120
     )
-    # a saturated generator (a busy machine) makes the latency threshold's run inconclusive
-    assert code == (0 if summary["verdict"] == "pass" else 1), stdout + stderr
-    assert {r["code"] for r in summary["reasons"]} <= {"saturated"}
+    assert_passed_or_saturated(code, summary, stdout + stderr)
     lag = summary["latency_us"]["close_start_lag"]
     assert lag["count"] == n == summary["totals"]["opened"]
     assert 0 <= lag["min"] <= lag["p50"] <= lag["max"] < summary["duration_s"] * 1e6

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import trio
 import trio_websocket
-from test_server_clients import RawClient, Running, ipv6_loopback, trio_ws
+from server_clients import RawClient, Running, ipv6_loopback, trio_ws
 
 from wsload.errors import ToolError
 from wsload.scenario.model import ServerConfig

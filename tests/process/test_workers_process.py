@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from children import wait_for_load
 from peers import WebsocketsPeer
 
 SCENARIO = """
@@ -75,12 +76,7 @@ def _launch(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
 def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
     """``_launch``, returning once the interval log shows the load flowing."""
     proc, out = _launch(tmp_path, url)
-    deadline = time.monotonic() + 30
-    log = out / "histograms.hlog"
-    while not log.exists() or "Tag=" not in log.read_text(encoding="utf-8"):  # intervals flow
-        assert time.monotonic() < deadline, "run did not start"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    wait_for_load(proc, out)
     return proc, out
 
 

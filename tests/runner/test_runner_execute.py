@@ -1,7 +1,7 @@
 """``execute_run`` end to end against a websockets 17 peer (its own thread and event loop).
 
 ``execute_run`` calls ``trio.run`` itself, so these tests are synchronous, bounded by the
-``bounded_sync`` SIGALRM fixture. They check the results directory a user gets: summary.json,
+``bounded_sync`` fixture. They check the results directory a user gets: summary.json,
 histograms.hlog (read back with hdrh's own reader) and the resolved scenario.toml.
 """
 

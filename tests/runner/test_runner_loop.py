@@ -1,39 +1,33 @@
 """The runner (``run_load``) over real loopback sockets: the arrival, concurrency and storm
 models, the close mix, drops at max_in_flight and the interval series (test_runner_stop.py has
-the drain, the stops, the lag monitor and the reference engine; it reuses these helpers).
+the drain, the stops, the lag monitor and the reference engine).
 
-Peers: websockets 17 in its own thread (``WebsocketsPeer``) and scripted raw peers served by
-``trio.serve_tcp`` in the test's own Trio run (same clock as the runner, so server-side times
-compare directly with the records'). Records are observed with a spy around the real driver
-(it records what ``run_connection`` returned and changes nothing).
+Peers: websockets 17 in its own thread (``WebsocketsPeer``) and the scripted raw peers of
+tests/runs.py, served in the test's own Trio run. Records are observed with a spy around the
+real driver (it records what ``run_connection`` returned and changes nothing).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Iterator
 
 import pytest
 import trio
 from peers import RawPeer, WebsocketsPeer
+from runs import HDR, PEER_CLOSE_TIMEOUT, PoliteServer, Run, check_sums, raw_server, run, spy_on
+from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
-from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
-from wsload.runner import loop
-from wsload.runner.loop import LoadRun, Progress, run_load
-from wsload.scenario.model import Scenario, ServerConfig
+from wsload.plan.segment import RELEASE_SETTLE, Segment
+from wsload.runner.loop import Progress, run_load
+from wsload.scenario.model import ServerConfig
 from wsload.scenario.parse import parse_scenario
 from wsload.server.server import BuiltinServer
-
-PEER_CLOSE_TIMEOUT = 0.5
-HDR = 1 - 1e-3
-"""Histogram statistics are exact to 3 significant digits: a bound on one is this much looser."""
 
 
 @pytest.fixture(scope="module")
@@ -42,136 +36,10 @@ def ws_peer() -> Iterator[WebsocketsPeer]:
         yield peer
 
 
-def spy_on(monkeypatch: pytest.MonkeyPatch) -> list[ConnectionRecord]:
-    """Collect every record the real drivers return, in completion order (changes nothing)."""
-    seen: list[ConnectionRecord] = []
-
-    def spy(
-        real: Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]],
-    ) -> Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]:
-        async def wrapper(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
-            record = await real(plan, ctx)
-            seen.append(record)
-            return record
-
-        return wrapper
-
-    monkeypatch.setattr(loop, "run_connection", spy(loop.run_connection))
-    monkeypatch.setattr(loop, "run_connection_reference", spy(loop.run_connection_reference))
-    return seen
-
-
 @pytest.fixture
 def records(monkeypatch: pytest.MonkeyPatch) -> list[ConnectionRecord]:
     """Every record the real drivers return during the test."""
     return spy_on(monkeypatch)
-
-
-@dataclass
-class Run:
-    """One ``run_load`` and everything it reported."""
-
-    scenario: Scenario
-    collector: Collector
-    progress: Progress
-    result: LoadRun
-    intervals: list[IntervalSnapshot] = field(default_factory=list)
-    elapsed: float = 0.0
-
-
-async def run(
-    text: str,
-    url: str,
-    *,
-    stop: trio.Event | None = None,
-    hard_stop: trio.Event | None = None,
-    ctx_stop: bool = True,
-    segment: Segment = WHOLE,
-) -> Run:
-    """Parse ``text`` with ``url`` as its target and run it to the end."""
-    scenario = parse_scenario(f'name = "t"\nseed = 7\n[target]\nurl = "{url}"\n' + text)
-    ctx = DriverContext.create(
-        scenario.target,
-        scenario.session,
-        scenario.target.url,
-        seed=scenario.seed,
-        stop=trio.Event() if ctx_stop else None,
-    )
-    collector = Collector(labels=[spec.label for spec in scenario.close])
-    progress = Progress()
-    intervals: list[IntervalSnapshot] = []
-    result = await run_load(
-        scenario,
-        ctx,
-        collector,
-        progress=progress,
-        on_interval=intervals.append,
-        stop=stop,
-        hard_stop=hard_stop,
-        segment=segment,
-    )
-    # elapsed from the load's start: the heap's collection before it (load_heap) takes 200+ ms
-    # in a test process that has run a thousand tests, and is not part of the load
-    return Run(
-        scenario, collector, progress, result, intervals, trio.current_time() - progress.started
-    )
-
-
-def check_sums(r: Run) -> None:
-    """Invariants of every run: outcomes sum to attempted, intervals sum to the totals."""
-    counts = r.collector.counts()
-    assert sum(counts.outcomes.values()) == counts.attempted == r.progress.attempted
-    assert r.progress.finished == r.progress.attempted and r.progress.in_flight == 0
-    assert sum(r.progress.outcomes.values()) == r.progress.attempted
-    assert sum(s.attempted for s in r.intervals) == counts.attempted
-    assert sum(s.dropped for s in r.intervals) == r.collector.dropped == r.progress.dropped
-    assert r.result.intended == r.progress.intended == r.progress.attempted + r.progress.dropped
-    assert r.result.intervals == len(r.intervals)
-
-
-async def raw_server(
-    nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]
-) -> str:
-    with trio.fail_after(10):
-        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
-
-
-@dataclass
-class PoliteServer:
-    """A raw server that answers a Close with the same Close and then closes TCP.
-
-    Counts connections open at once (``peak``) and stamps each Close it receives on the
-    test's Trio clock.
-    """
-
-    open: int = 0
-    peak: int = 0
-    accepted: int = 0
-    close_times: list[float] = field(default_factory=list)
-    upgraded_times: list[float] = field(default_factory=list)
-
-    async def __call__(self, stream: trio.SocketStream) -> None:
-        self.open += 1
-        self.peak = max(self.peak, self.open)
-        try:
-            peer = RawPeer(stream)
-            await peer.accept()
-            self.accepted += 1
-            self.upgraded_times.append(trio.current_time())
-            while (frame := await peer.frame()) is not None:
-                opcode, payload = frame
-                if opcode == 0x8:
-                    self.close_times.append(trio.current_time())
-                    await peer.send(bytes((0x88, len(payload))) + payload)
-                    break
-                if opcode in (0x1, 0x2):
-                    await peer.send(bytes((0x80 | opcode, len(payload))) + payload)
-        except (trio.BrokenResourceError, EOFError):
-            pass
-        finally:
-            self.open -= 1
-            await stream.aclose()
 
 
 # --- arrival ---------------------------------------------------------------------------------
@@ -207,12 +75,14 @@ weight = 1
         "terminate": 15,
     }
     # the last start is at 59/40 = 1.475 s: one interval a second, plus the final one
-    assert 2 <= len(r.intervals) <= 4
+    assert len(r.intervals) >= 2
     assert [s.index for s in r.intervals] == list(range(len(r.intervals)))
     for a, b in zip(r.intervals, r.intervals[1:], strict=False):
         assert b.start == a.end
     assert r.intervals[0].start == r.progress.started  # not the collector's creation
-    assert all(s.length == pytest.approx(1.0, abs=0.2) for s in r.intervals[:-1])
+    for k, s in enumerate(r.intervals[:-1]):  # on the one-second grid, late by load at most
+        assert k + 1 - 0.01 <= s.end - r.progress.started < k + 1 + SLACK, (k, s.end)
+    assert 0 < r.intervals[-1].length < 1.0 + SLACK
     # open loop: every connection was scheduled on the 25 ms grid, whatever the target did
     start = r.progress.started
     scheduled = sorted(rec.scheduled - start for rec in records)
@@ -274,14 +144,15 @@ hold = "300ms"
     assert r.progress.attempted + r.progress.dropped == 40
     assert r.progress.peak_in_flight <= 5 and server.peak <= 5
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
-    # dropped, not queued: the schedule ended on time (40 starts at 100/s, then one hold);
-    # queueing 40 connections through 5 slots of 300 ms would take > 2.4 s
-    assert r.elapsed < 1.6
+    # dropped, not queued: the schedule ended on time (40 starts at 100/s, then one hold:
+    # 0.7 s); queueing 40 connections through 5 slots of 300 ms would take 8 holds, 2.4 s,
+    # and start the last one 2 s late
+    assert r.elapsed < 2.4
     start = r.progress.started
     for rec in records:  # each attempted one started at its own slot on the 10 ms grid
         k = (rec.scheduled - start) * 100
         assert k == pytest.approx(round(k), abs=1e-6)
-    assert r.result.lag.max_start_lag_us < 100_000
+    assert r.result.lag.max_start_lag_us < 2_000_000
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -346,7 +217,7 @@ hold = "100ms"
     assert 3 <= r.progress.attempted <= 21
     assert r.progress.peak_in_flight <= 3 and server.peak <= 3
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
-    assert r.elapsed < 1.5
+    assert r.elapsed < 0.6 + 0.1 + SLACK  # the duration, then the last round's hold
 
 
 # --- storm -----------------------------------------------------------------------------------
@@ -376,8 +247,10 @@ messages = 1
     stamps = [t for t in initiated if t is not None]
     last_upgrade = max(rec.upgraded for rec in records if rec.upgraded is not None)
     assert min(stamps) >= last_upgrade  # nobody closed before the last one was open
-    assert max(stamps) - min(stamps) < 0.05, max(stamps) - min(stamps)
-    assert max(server.close_times) - min(server.close_times) < 0.1
+    # ... and then all at once, in one pass: every Close was written before the server read
+    # the first of them and before any connection saw its reply (an order, not a clock bound)
+    assert max(stamps) <= min(server.close_times)
+    assert max(stamps) < min(rec.close_received or 0.0 for rec in records)
     # opened at 200/s: the last of the 30 was scheduled 145 ms after the first
     start = r.progress.started
     assert max(rec.scheduled for rec in records) - start == pytest.approx(29 / 200)
@@ -493,13 +366,37 @@ weight = 1
             assert rec.close_sent is None and rec.socket_closed == rec.close_initiated, rec
 
 
+class _AlarmSteps(trio.abc.Instrument):
+    """The run-clock span of every step of wsload's alarm tasks (``Alarm``: the release pass
+    runs within one of them, without a checkpoint)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._begin = 0.0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == "wsload.engine.alarm":
+            self._begin = trio.current_time()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == "wsload.engine.alarm":
+            self.spans.append((self._begin, trio.current_time()))
+
+
 async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_together(
     nursery: trio.Nursery, records: list[ConnectionRecord]
 ) -> None:
     """clean, terminate (FIN and RST), close_no_wait and invalid_close parked together against
-    the built-in server start their closes in the release pass: each kind's close_start_lag
-    maximum is the pass's length, so no kind's starts wait for its tasks while another's are
-    written at once (before: terminate's minimum lag was above clean's maximum)."""
+    the built-in server start their closes in the release pass: every start is stamped inside
+    one step of the alarm task, so no kind's starts wait for its tasks while another's are
+    written at once (before: terminate's minimum lag was above clean's maximum).
+
+    Checked against the alarm task's own steps (a Trio instrument), not by comparing the
+    kinds' close_start_lag maxima: a busy machine may preempt the pass anywhere, and a kind
+    whose links all came before that point would then look faster than the others.
+    """
+    steps = _AlarmSteps()
+    trio.lowlevel.add_instrument(steps)
     server = BuiltinServer(ServerConfig(close_timeout=1.0))
     host, port = await nursery.start(server.serve, "127.0.0.1", 0)
     text = """
@@ -522,8 +419,11 @@ kind = "close_no_wait"
 [[close]]
 kind = "invalid_close"
 """
-    with trio.fail_after(30):
-        r = await run(text, f"ws://{host}:{port}/")
+    try:
+        with trio.fail_after(30):
+            r = await run(text, f"ws://{host}:{port}/")
+    finally:
+        trio.lowlevel.remove_instrument(steps)
     check_sums(r)
     assert r.collector.counts().outcomes == {
         "clean": 40,
@@ -541,9 +441,9 @@ kind = "invalid_close"
     kinds = ("clean", "terminate", "rst", "close_no_wait", "invalid_close")
     lag_max = {kind: r.collector.stats("close_start_lag", kind)["max"] for kind in kinds}
     assert all(lag is not None for lag in lag_max.values()), lag_max
-    slowest, fastest = max(lag_max.values()), min(lag_max.values())
-    # the maxima are the last starts of one pass over randomly ordered links: close together
-    assert slowest - fastest <= slowest / 2 + 1000, lag_max
+    pass_ = [(begin, end) for begin, end in steps.spans if begin <= min(starts) <= end]
+    assert len(pass_) == 1, steps.spans
+    assert max(starts) <= pass_[0][1], (max(starts), pass_)  # every start within that step
 
 
 async def test_storm_release_close_unanswered_times_out_from_its_write(
@@ -582,7 +482,7 @@ timeout = "300ms"
     for rec in records:
         assert rec.close_sent is not None and rec.close_sent == rec.close_initiated
         assert rec.socket_closed is not None
-        assert 0.3 <= rec.socket_closed - rec.close_sent < 1.0, rec
+        assert 0.3 <= rec.socket_closed - rec.close_sent < 0.3 + SLACK, rec  # not the 5 s drain
 
 
 async def test_storm_open_deadline_releases_stragglers(nursery: trio.Nursery) -> None:
@@ -618,4 +518,5 @@ messages = 0
     outcomes = r.collector.counts().outcomes
     assert outcomes == {"clean": 4, "interrupted": 1}, outcomes
     assert server.close_times and min(server.close_times) - r.progress.started >= 0.39
-    assert r.elapsed == pytest.approx(0.7, abs=0.3)
+    # the 400 ms open_deadline, then the 300 ms drain; not the 5 s handshake_timeout
+    assert 0.7 - 0.01 <= r.elapsed < 0.7 + SLACK

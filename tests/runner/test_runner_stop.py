@@ -1,7 +1,7 @@
 """The runner's ends: the bounded drain, graceful and hard stops, an overloaded generator
 (it must keep yielding and flag itself saturated) and the reference engine through the runner.
 
-Helpers and peers are those of test_runner_loop.py (real loopback sockets, same Trio clock).
+Helpers and peers are those of tests/runs.py (real loopback sockets, same Trio clock).
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 import trio
 from peers import RawPeer, WebsocketsPeer
-from test_runner_loop import PEER_CLOSE_TIMEOUT, PoliteServer, check_sums, raw_server, run, spy_on
+from runs import (
+    PEER_CLOSE_TIMEOUT,
+    PoliteServer,
+    check_stopped_schedule,
+    check_sums,
+    raw_server,
+    run,
+    spy_on,
+)
+from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
 from wsload.runner.lag import MIN_STALLS, SATURATION_US, LagMonitor
@@ -58,7 +67,7 @@ timeout = "5s"
     check_sums(r)
     assert r.collector.counts().outcomes == {"interrupted": 10}
     # the last start is at 90 ms; the drain then waits 500 ms, not the 5 s close timeout
-    assert r.result.ended - r.result.started == pytest.approx(0.59, abs=0.15)
+    assert 0.59 - 0.01 <= r.result.ended - r.result.started < 0.59 + SLACK
     assert r.result.interrupted is False
     assert r.collector.counts().codes_sent == {}  # interrupted records carry no close data
 
@@ -67,12 +76,13 @@ async def test_graceful_stop_closes_open_connections(
     ws_peer: WebsocketsPeer, records: list[ConnectionRecord]
 ) -> None:
     stop = trio.Event()
+    stopped_at = 0.0
     text = """
 [load]
 model = "arrival"
 rate = 50
 duration = "10s"
-shutdown_grace = "2s"
+shutdown_grace = "5s"
 [session]
 messages = 1
 hold = "30s"
@@ -84,32 +94,36 @@ timeout = "2s"
         async with trio.open_nursery() as nursery:
 
             async def stop_later() -> None:
+                nonlocal stopped_at
                 await trio.sleep(0.5)
+                stopped_at = trio.current_time()
                 stop.set()
 
             nursery.start_soon(stop_later)
             r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", stop=stop)
     check_sums(r)
     assert r.result.interrupted is True
-    # scheduling stopped at 0.5 s (25 starts at 50/s, give or take one) ...
-    assert 23 <= r.progress.attempted <= 27
-    # ... and every open connection ran its clean close at once, well within shutdown_grace
+    # scheduling stopped at the stop (~25 starts at 50/s) ...
+    check_stopped_schedule(r, 50, stopped_at)
+    # ... and every open connection ran its clean close at once: not after its 30 s hold, and
+    # the run ended long before the 5 s shutdown_grace
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
-    assert r.result.ended - r.result.started < 0.5 + 1.0
+    assert r.result.ended - stopped_at < SLACK
     closes = [rec.close_initiated for rec in records if rec.close_initiated is not None]
     assert len(closes) == r.progress.attempted
-    assert max(closes) - min(closes) < 0.2
+    assert stopped_at <= min(closes) and max(closes) - stopped_at < SLACK
 
 
 async def test_graceful_stop_without_ctx_stop_still_closes(ws_peer: WebsocketsPeer) -> None:
     """A caller that built its DriverContext without ``stop`` still gets a graceful stop."""
     stop = trio.Event()
+    stopped_at = 0.0
     text = """
 [load]
 model = "arrival"
 rate = 50
 duration = "10s"
-shutdown_grace = "3s"
+shutdown_grace = "5s"
 [session]
 messages = 0
 hold = "30s"
@@ -118,14 +132,16 @@ hold = "30s"
         async with trio.open_nursery() as nursery:
 
             async def stop_later() -> None:
+                nonlocal stopped_at
                 await trio.sleep(0.3)
+                stopped_at = trio.current_time()
                 stop.set()
 
             nursery.start_soon(stop_later)
             r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", stop=stop, ctx_stop=False)
     check_sums(r)
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
-    assert r.result.ended - r.result.started < 0.3 + 1.0
+    assert r.result.ended - stopped_at < SLACK  # at once, not after the 5 s shutdown_grace
 
 
 async def test_graceful_stop_bounded_by_shutdown_grace(nursery: trio.Nursery) -> None:
@@ -137,6 +153,7 @@ async def test_graceful_stop_bounded_by_shutdown_grace(nursery: trio.Nursery) ->
 
     url = await raw_server(nursery, mute)
     stop = trio.Event()
+    stopped_at = 0.0
     text = """
 [load]
 model = "arrival"
@@ -154,7 +171,9 @@ timeout = "10s"
         async with trio.open_nursery() as inner:
 
             async def stop_later() -> None:
+                nonlocal stopped_at
                 await trio.sleep(0.3)
+                stopped_at = trio.current_time()
                 stop.set()
 
             inner.start_soon(stop_later)
@@ -162,11 +181,13 @@ timeout = "10s"
     check_sums(r)
     assert r.result.interrupted is True
     assert r.collector.counts().outcomes == {"interrupted": r.progress.attempted}
-    assert r.result.ended - r.result.started == pytest.approx(0.7, abs=0.2)
+    # the 400 ms grace ends it, not the 10 s close timeout
+    assert 0.4 - 0.01 <= r.result.ended - stopped_at < 0.4 + SLACK
 
 
 async def test_hard_stop_cancels_at_once(ws_peer: WebsocketsPeer) -> None:
     hard_stop = trio.Event()
+    stopped_at = 0.0
     text = """
 [load]
 model = "arrival"
@@ -181,16 +202,18 @@ hold = "30s"
         async with trio.open_nursery() as nursery:
 
             async def stop_later() -> None:
+                nonlocal stopped_at
                 await trio.sleep(0.4)
+                stopped_at = trio.current_time()
                 hard_stop.set()
 
             nursery.start_soon(stop_later)
             r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", hard_stop=hard_stop)
     check_sums(r)
     assert r.result.interrupted is True
-    assert r.progress.attempted >= 15
+    check_stopped_schedule(r, 50, stopped_at)
     assert r.collector.counts().outcomes == {"interrupted": r.progress.attempted}
-    assert r.result.ended - r.result.started == pytest.approx(0.4, abs=0.15)
+    assert r.result.ended - stopped_at < SLACK  # at once, not after the 5 s shutdown_grace
 
 
 async def test_overdue_arrivals_still_yield_to_stop(nursery: trio.Nursery) -> None:
@@ -199,6 +222,7 @@ async def test_overdue_arrivals_still_yield_to_stop(nursery: trio.Nursery) -> No
     server = PoliteServer()
     url = await raw_server(nursery, server)
     stop = trio.Event()
+    stopped_at = 0.0
     text = """
 [load]
 model = "arrival"
@@ -214,17 +238,21 @@ hold = "5s"
         async with trio.open_nursery() as inner:
 
             async def stop_later() -> None:
+                nonlocal stopped_at
                 await trio.sleep(0.3)
+                stopped_at = trio.current_time()
                 stop.set()
 
             inner.start_soon(stop_later)
             r = await run(text, url, stop=stop)
     check_sums(r)
-    assert r.result.ended - r.result.started < 2.0
+    # the overdue generator let the stop task run on time, and saw the stop at once
+    assert stopped_at - r.progress.started < 0.3 + SLACK
+    assert r.result.ended - stopped_at < SLACK
     assert 0 < r.progress.attempted <= 20
     assert r.progress.dropped > 0
     assert r.progress.intended < 10_000_000  # far from the 50 M a 5 s schedule has
-    assert r.intervals[0].end - r.progress.started < 1.5  # the interval log kept going
+    assert r.intervals[0].end - r.progress.started < 1.0 + SLACK  # the interval log kept going
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
 
 

@@ -1,4 +1,4 @@
-"""``RunResult`` → the summary.json dict (schema_version 1), documented in docs/results.md.
+"""``RunResult`` → the summary.json dict (schema_version 2), documented in docs/results.md.
 
 The summary is a public, versioned interface that CI parses, so its shape does not depend on
 what happened: every outcome and every metric is present (zero counts, ``null`` statistics for
@@ -43,7 +43,7 @@ __all__ = [
     "summary_metrics",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TOP_ERRORS = 10
 """Details listed per outcome in ``errors``; the rest is counted as ``other``."""
