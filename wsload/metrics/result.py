@@ -108,6 +108,7 @@ class SegmentResult:
             (a split run's segments: the coordinator adds them into summary ``events``);
             None when the segment did not audit them (one process audits in place).
         reconnect: ``[reconnect]``'s logical clients of this segment, likewise.
+        ended_by: why the load ended before its plan (``[data]`` rows ran out), else None.
         notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
             delay, kept out of the latencies where kernel stamps are read).
         receive_clocks: which clock stamped the received frames, per connection.
@@ -128,6 +129,7 @@ class SegmentResult:
     release_s: StormRelease | None = None
     events: list[EventTally] | None = None
     reconnect: ReconnectTotals | None = None
+    ended_by: str | None = None
     notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
     receive_clocks: ReceiveClocks = ReceiveClocks()
 
@@ -151,6 +153,7 @@ class SegmentResult:
             "intended": self.intended,
             "processes": self.processes,
             "cpu_wait_seconds": self.cpu_wait_seconds,
+            "ended_by": self.ended_by,
             **_release_wire(self.release_s),
             **_audit_wire(self.events, self.reconnect),
             "notice_lag": encode(self.notice_lag),
@@ -188,6 +191,7 @@ class SegmentResult:
                     if data.get("reconnect") is None
                     else ReconnectTotals.from_wire(data["reconnect"])
                 ),
+                ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
                 **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -239,6 +243,7 @@ class SegmentResult:
             release_s=_release_span(p.release_s for p in parts),
             events=_merge_events([p.events for p in parts]),
             reconnect=_merge_reconnects([p.reconnect for p in parts]),
+            ended_by=next((p.ended_by for p in parts if p.ended_by), None),
             notice_lag=notice_lag,
             receive_clocks=clocks,
         )

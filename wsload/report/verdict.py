@@ -121,9 +121,12 @@ def _server_crashed(summary: Mapping[str, Any], _: CompareResult | None) -> Reas
 
 
 def _gave_up(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
+    """Clients that gave up reconnecting, unless a ``reconnect.gave_up`` threshold says how
+    many may (its own verdict, among the thresholds, then decides)."""
     reconnect = summary.get("reconnect") or {}
     gave_up = int(reconnect.get("gave_up") or 0)
-    if not gave_up:
+    gated = any(t.get("expr") == "reconnect.gave_up" for t in summary.get("thresholds") or ())
+    if not gave_up or gated:
         return None
     clients = int(reconnect.get("clients") or 0)
     return Reason(
