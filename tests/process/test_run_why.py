@@ -208,6 +208,27 @@ def test_mixed_upgrade_failures_grouped_in_terminal_summary_and_report(
         assert "s3cret" not in text
 
 
+@pytest.mark.parametrize(
+    ("thresholds", "code"),
+    [
+        ('"http_statuses.401" = "== 100%"\n"outcomes.handshake_rejected" = "== 6"', 0),
+        ('"http_statuses.401" = "< 50%"', 1),  # judged by it: fails on its own
+        ('"http_statuses.401" = "== 100%"\n"connect.p99" = "< 1s"', 1),  # not only rejections
+    ],
+)
+def test_a_rejection_only_scenario_is_judged_by_its_thresholds(
+    tmp_path: Path, http_server: int, thresholds: str, code: int
+) -> None:
+    """Every upgrade refused with 401, as the scenario means to check: its thresholds on
+    rejections decide, not "no connection opened"."""
+    url = f"ws://127.0.0.1:{http_server}/1?n={{seq}}"  # path /1: always 401
+    scenario = SIMPLE.format(name="reject", url=url, target="", n=6) + "[thresholds]\n"
+    got, _, stderr, summary = wsload(tmp_path, scenario + thresholds + "\n")
+    assert summary["http_statuses"] == {"401": 6}
+    assert got == code
+    assert ("no connection opened" in stderr) == ("connect.p99" in thresholds)
+
+
 def test_an_untrusted_certificate_is_one_tls_reason(tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

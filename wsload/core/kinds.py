@@ -68,7 +68,7 @@ KINDS: dict[CloseKind, KindInfo] = {
     _K.AWAIT_SERVER_CLOSE: KindInfo(
         Outcome.SERVER_CLOSED,
         Outcome.SERVER_CLOSED,
-        ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
+        ("timeout", "on_timeout", "code", "reason", "send_interval", "send_payload", "rst"),
         30.0,
         close_metric="close_teardown",
     ),

@@ -128,7 +128,7 @@ async def _run(
                 feed.on_interval = lines.watch(feed.on_interval)
                 nursery.start_soon(lines.run, feed.progress, scenario)
             if deploy is not None:
-                nursery.start_soon(deploy.run, feed.progress)
+                nursery.start_soon(deploy.run, feed)
             try:
                 part = await executor.run(scenario, url, feed)
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
@@ -136,5 +136,7 @@ async def _run(
             nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    extra = deploy.summary() if deploy is not None else {}
+    extra = deploy.summary(part) if deploy is not None else {}
+    if feed.failed_segments:
+        extra["failed_segments"] = feed.failed_segments
     return part, target.stats if target is not None else None, extra
