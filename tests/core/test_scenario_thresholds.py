@@ -291,7 +291,7 @@ def test_bad_answer_and_reconnect_thresholds(body: str, key: str, message: str) 
     ("expr", "message"),
     [
         ("reconnect.gaveup", "did you mean 'gave_up'?"),
-        ("reconnect.time_to_reconnect.p95", "expected reconnect.<clients|reconnected|gave_up>"),
+        ("reconnect.time_to_reconnect.p100", "expected reconnect.<clients|reconnected|gave_up>"),
         ("reconnect", "expected reconnect.<"),
     ],
 )

@@ -255,7 +255,7 @@ def _reconnect_unit(t: Table, expr: str, parts: list[str]) -> str:
     )
     if len(parts) == 2 and parts[1] in RECONNECT_COUNTS:
         return "count"
-    if len(parts) == 3 and parts[1] in RECONNECT_METRICS and parts[2] in STATS:
+    if len(parts) == 3 and parts[1] in RECONNECT_METRICS and is_stat(parts[2]):
         return "count" if parts[2] == "count" else "us"
     got = parts[1] if len(parts) > 1 else ""
     raise t.error(expr, f"{shape}{hint(got, (*RECONNECT_COUNTS, *RECONNECT_METRICS))}")
