@@ -6,6 +6,7 @@ a whole test file):
     /echo (default)                     echo every data message back
     /sink                               read messages, never answer them
     /fragments?parts=N                  echo every message back as N fragments (websockets, Node)
+    /greet                              send "hello" on connection (websockets), then echo
     /close?after=MS&code=C&reason=TEXT  echo, then the server sends Close(C, TEXT) after MS
     /terminate?after=MS                 echo, then drop TCP with no Close frame (websockets, Node)
 
@@ -155,6 +156,8 @@ class WebsocketsPeer:
         self.compressed_in = 0
         """``compression``: client messages that arrived compressed (RSV1 set)."""
         self.port = 0
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        """Every upgrade request's path and headers, in arrival order."""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Future[None] | None = None
@@ -203,6 +206,7 @@ class WebsocketsPeer:
             await self._stop
 
     async def _handle(self, ws: Any) -> None:
+        self.requests.append((ws.request.path, dict(ws.request.headers)))
         route = Route.parse(ws.request.path)
         if route.mode == "pubsub":
             await _pubsub(ws, route)
@@ -220,6 +224,8 @@ class WebsocketsPeer:
             except Exception:  # the client went away: nothing to echo to
                 pass
 
+        if route.mode == "greet":  # the server speaks first, right behind its 101
+            await ws.send("hello")
         task = asyncio.create_task(pump())
         if route.mode == "close":
             await asyncio.sleep(route.after)

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from wsload.cli import app
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import TABLE_KEYS, load_scenario, parse_scenario
+from wsload.scenario.rules import RULE_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -98,7 +99,7 @@ def test_every_file_is_checked_and_one_error_fails_the_command(tmp_path: Path) -
     assert result.stdout == f"{good}: ok\n"
     assert result.stderr.splitlines() == [
         f"wsload: error: {bad}: sesion: unknown key (did you mean 'session'?) (allowed here: "
-        "close, description, load, name, reconnect, seed, session, target, thresholds)",
+        "close, data, description, load, name, reconnect, seed, session, target, thresholds)",
         f"wsload: error: {missing}: no such file",
     ]
 
@@ -209,9 +210,12 @@ def _paths() -> list[list[Any]]:
         "target.process.events": ["target", "process", "events", 0],
         "reconnect": ["reconnect"],
         "reconnect.backoff": ["reconnect", "backoff"],
+        "data": ["data"],
     }
     paths = [[*prefix[t], key] for t, keys in TABLE_KEYS.items() for key in keys]
     paths += [["close", 1, key] for key in TABLE_KEYS["close"]]
+    paths += [["session", "on", 0, key] for key in RULE_KEYS]
+    paths += [["session", "steps", 0, key] for key in ("expect", "save")]
     paths += [["thresholds", f"{m}.p99"] for m in METRICS]
     paths += [["thresholds", e] for e in ("outcomes.clean", "behaviours.clean.connect.max")]
     paths += [["thresholds", e] for e in ("events.0.closed_clean", "events.0.eof.p99")]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+from verdicts import assert_passed_or_saturated
 
 from wsload.cli import app
 
@@ -31,7 +32,7 @@ connections = 150
 kind = "clean"
 timeout = "2s"
 """
-# noise guard: on a loaded 2-core box a p99 can move by a few ms; the delay moves by 25 ms
+# noise guard: on a loaded 2-core box a p99 can move by a few ms; the delay moves by 199 ms
 GATE = ["--metrics", "close_handshake", "--min-change", "10ms", "--max-regression", "50%"]
 
 
@@ -51,19 +52,27 @@ def _summary(out: Path) -> dict[str, Any]:
 
 def test_slower_closes_than_the_baseline_fail_the_run(tmp_path: Path, monkeypatch: Any) -> None:
     code, fast, _ = _run(tmp_path, "fast", "1ms", "--quiet", "--no-report")
-    assert code == 0 and not (fast / "report.html").exists()
+    assert_passed_or_saturated(code, _summary(fast))
+    assert not (fast / "report.html").exists()
     step = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
     junit, md = tmp_path / "junit.xml", tmp_path / "gate.md"
     code, slow, output = _run(
-        tmp_path, "slow", "30ms", "--baseline", str(fast), "--junit", str(junit),
+        tmp_path, "slow", "200ms", "--baseline", str(fast), "--junit", str(junit),
         "--markdown", str(md), *GATE,
     )  # fmt: skip
     assert code == 1, output
-    assert "regressed  total/close_handshake.p50" in output
-    assert "different scenarios" in output  # the server's delay is part of the scenario
     # nothing measured is lost: the run's own files are complete
     assert _summary(slow)["totals"]["attempted"] == 150
+    reasons = {r["code"] for r in _summary(slow)["reasons"]}
+    if reasons & {"saturated", "generator_slower"}:
+        # A generator too busy to time 200 ms honestly judges nothing (docs/results.md,
+        # "Verdict"): the run is inconclusive, exit 1, never a pass; the regression cannot be
+        # asserted on such a machine.
+        assert _summary(slow)["verdict"] == "inconclusive", output
+        return
+    assert "regressed  total/close_handshake.p50" in output
+    assert "different scenarios" in output  # the server's delay is part of the scenario
     report = (slow / "report.html").read_text(encoding="utf-8")
     assert f"Compared with {fast}" in report and "different scenarios" in report
     cases = ET.parse(junit).getroot().findall(".//testcase")
@@ -74,8 +83,8 @@ def test_slower_closes_than_the_baseline_fail_the_run(tmp_path: Path, monkeypatc
     assert step.read_text(encoding="utf-8") == text  # appended to the job summary as well
 
     # the other way round the closes got faster: improved, exit 0
-    code, _, output = _run(tmp_path, "again", "1ms", "--baseline", str(slow), "--quiet", *GATE)
-    assert code == 0, output
+    code, again, output = _run(tmp_path, "again", "1ms", "--baseline", str(slow), "--quiet", *GATE)
+    assert_passed_or_saturated(code, _summary(again), output)
 
 
 def test_bad_baseline_is_an_input_error_before_anything_runs(tmp_path: Path) -> None:

@@ -229,15 +229,15 @@ def test_event_thresholds_are_measured_against_open_at_signal() -> None:
 @pytest.mark.parametrize(
     ("table", "args", "message"),
     [
-        ("[reconnect]\n", ["--workers", "2"], "[reconnect]: its logical clients are reported"),
+        ("[reconnect]\n", ["--segment", "0/2"], "[reconnect]: its logical clients are audited"),
         (
             '[target.process]\n[[target.process.events]]\nat = "1s"\n',
             ["--segment", "0/2"],
-            "target.process.events are audited from every connection's record",
+            "target.process.events are fired and audited by this run's own generator",
         ),
     ],
 )
-def test_deploys_need_one_generator_process(
+def test_deploys_need_this_runs_own_generator_processes(
     tmp_path: Path, table: str, args: list[str], message: str
 ) -> None:
     path = tmp_path / "d.toml"

@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 # The deploy scenarios manage a real server (scenarios/servers/) instead of the built-in one and
-# hold 1,000 connections through a restart: tests/test_deploy_node.py runs them.
+# hold 1,000 connections through a restart: tests/test_deploy_node.py runs them. The Socket.IO
+# and graphql-ws ones also manage a real server: tests/process/test_real_protocols.py.
 DEPLOYS = [p for p in SHIPPED if p.stem.startswith("deploy_")]
-BUILTIN_SHIPPED = [p for p in SHIPPED if p not in DEPLOYS]
+MANAGED = [p for p in SHIPPED if "process" in tomllib.loads(p.read_text("utf-8"))["target"]]
+BUILTIN_SHIPPED = [p for p in SHIPPED if p not in MANAGED]
 DOCS = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
 
 
@@ -124,6 +126,17 @@ def _peak_rate(s: Scenario) -> float:
     return max([load.rate or 0.0, *(st.rate or 0.0 for st in load.stages)])
 
 
+@pytest.mark.parametrize("path", MANAGED, ids=[p.name for p in MANAGED])
+def test_managed_scenario_runs_a_shipped_server(path: Path) -> None:
+    scenario = load_scenario(path)
+    process = scenario.target.process
+    assert process is not None and scenario.seed is not None
+    assert process.command[0] == "node"
+    assert (ROOT / process.command[1]).is_file() and process.command[1].startswith(
+        "scenarios/servers/"
+    )
+
+
 @pytest.mark.parametrize("path", DEPLOYS, ids=[p.name for p in DEPLOYS])
 def test_deploy_scenario_manages_a_shipped_server_and_reconnects(path: Path) -> None:
     scenario = load_scenario(path)
@@ -161,6 +174,7 @@ _HEADINGS = {
     "target.process.events": "### `[[target.process.events]]`",
     "reconnect": "## `[reconnect]`",
     "reconnect.backoff": "### `backoff`",
+    "data": "## `[data]`",
 }
 _ROW = re.compile(r"^\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|$", re.M)
 
@@ -200,6 +214,7 @@ _MANAGED = {
     "load": {"rate": "10", "duration": '"1s"'},
 }
 _CONTEXTS.append(_MANAGED)
+_CONTEXTS.append({**_BASE, "target": {"subprotocols": '["chat"]'}})  # require_subprotocol
 
 
 def _document(context: dict[str, dict[str, str]], table: str, key: str, literal: str) -> str:
@@ -253,14 +268,24 @@ _NONE_DEFAULTS = [(t, k) for t, k in _DOCUMENTED if _rows(t)[k][1].startswith("n
 
 
 def test_most_documented_defaults_are_checked() -> None:
-    # 21: prose defaults such as "required" (5 of them: load.search's over, start and max,
-    # target.process's command and an event's at) or "see below" (reconnect.backoff)
-    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 21
+    # 23: prose defaults such as "required" (6 of them: load.search's over, start and max,
+    # target.process's command, an event's at, data.file), "see below" (reconnect.backoff) or
+    # "the close's timeout" (reconnect.hold)
+    assert len(_VALUE_DEFAULTS) + len(_NONE_DEFAULTS) >= len(_DOCUMENTED) - 23
 
 
 @pytest.mark.parametrize(("table", "key", "literal"), _VALUE_DEFAULTS)
-def test_documented_defaults_are_the_real_defaults(table: str, key: str, literal: str) -> None:
+def test_documented_defaults_are_the_real_defaults(
+    table: str, key: str, literal: str, tmp_path: Path
+) -> None:
     plain = parse_scenario('[load]\nrate = 10\nduration = "1s"\n')
+    if table == "data":  # compare with a bare [data] table
+        (tmp_path / "users.csv").write_text("user,token\nu1,t1\n", encoding="utf-8")
+        context = {**_BASE, "data": {"file": '"users.csv"'}}
+        plain = parse_scenario(_document(context, "", "description", '""'), base_dir=tmp_path)
+        got = parse_scenario(_document(context, table, key, literal), base_dir=tmp_path)
+        assert got == plain
+        return
     if table == "load.search":  # a search table only exists in a search scenario
         plain = parse_scenario(_document(_SEARCH, table, "over", '"rate"'))
         assert parse_scenario(_document(_SEARCH, table, key, literal)) == plain
@@ -295,6 +320,10 @@ def test_documented_none_defaults_are_unset(table: str, key: str) -> None:
 def test_documented_examples_are_valid(table: str, key: str, tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("x", encoding="utf-8")
+    (tmp_path / "users.csv").write_text("user,token\nu1,t1\n", encoding="utf-8")
+    contexts = _CONTEXTS
+    if table == "data":  # a [data] table needs its file
+        contexts = [{**c, "data": {"file": '"users.csv"'}} for c in _CONTEXTS]
     example = _rows(table)[key][2].strip("`")
     if example.startswith("[") and example.endswith("]") and " " not in example:
         return  # a table header such as `[target]`
@@ -304,7 +333,7 @@ def test_documented_examples_are_valid(table: str, key: str, tmp_path: Path) -> 
         name, _, literal = example.partition(" = ")
         assert name == key, f"example {example!r} does not set {key}"
     assert any(
-        _parses(_document(context, table, key, literal), tmp_path) for context in _CONTEXTS
+        _parses(_document(context, table, key, literal), tmp_path) for context in contexts
     ), f"example {example!r} is not accepted in any load model"
 
 

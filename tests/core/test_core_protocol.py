@@ -11,12 +11,15 @@ from hypothesis import strategies as st
 from peers import server_frame
 from wsproto.extensions import PerMessageDeflate
 
+from wsload.core.capture import Capture
 from wsload.core.closing import CloseState
 from wsload.core.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
 from wsload.core.protocol import ClientProtocol
 from wsload.core.record import Side
+from wsload.core.script import Rule
+from wsload.core.templates import Template
 
 
 def _unmask(frame: bytes) -> tuple[int, bytes, int]:
@@ -289,8 +292,74 @@ def test_expect_and_take_match() -> None:
     p = _protocol()
     p.expect(Matcher.build("equals", "ok"))
     p.receive_data(server_frame(OP_TEXT, b"no") + server_frame(OP_TEXT, b"ok"), 4.0)
-    assert (p.take_match(), p.expecting, p.matched_count) == (4.0, None, 2)
+    assert (p.matched, p.take_match(), p.expecting, p.messages_unmatched) == ("ok", 4.0, None, 1)
     assert p.take_match() is None
     p.expect(Matcher.build("equals", "never"))
     p.receive_data(server_frame(OP_TEXT, b"ok"), 5.0)
     assert p.take_match() is None and p.expecting is None
+
+
+# -- the inbox, reply rules, captures -----------------------------------------------------------
+
+
+def _texts(*texts: bytes) -> bytes:
+    return b"".join(server_frame(OP_TEXT, t) for t in texts)
+
+
+def _client_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The masked client frames (7-bit lengths) written back, one after another."""
+    out = []
+    while data:
+        size = 6 + (data[1] & 0x7F)
+        out.append(_unmask(data[:size])[:2])
+        data = data[size:]
+    return out
+
+
+def test_the_inbox_keeps_pushes_in_order_for_the_next_expect_and_receive() -> None:
+    p = _protocol(inbox_size=3)
+    p.receive_data(_texts(b"a", b"b", b"hello", b"c"), 1.0)  # no step waiting: all kept
+    p.receive_data(_texts(b"d"), 2.0)  # a full inbox drops its oldest
+    assert [m for m, _ in p.inbox] == ["hello", "c", "d"] and p.inbox_overflow == 2
+    p.expect(Matcher.build("equals", "c"))  # read from the inbox at once, "hello" skipped
+    assert (p.take_match(), p.matched, p.messages_unmatched) == (1.0, "c", 1)
+    assert p.take_inbox(5) == 1 and not p.inbox
+    p.close_inbox()
+    p.receive_data(_texts(b"late"), 3.0)
+    assert not p.inbox  # the script is over: nothing kept
+    assert p.messages_received == 6 and len(p.push_intervals) == 5  # pushes all the same
+
+
+def test_echo_mode_keeps_no_inbox() -> None:
+    p = _protocol()
+    p.receive_data(_texts(b"banner"), 1.0)
+    p.expect(Matcher.build("any"))
+    assert p.take_match() is None and not p.inbox  # the echo, not the banner, is awaited
+
+
+def test_rules_take_and_answer_first_match_wins_and_capture() -> None:
+    rules = (
+        Rule(Matcher.build("equals", "2"), send=Template.compile("3{var:sid}")),
+        Rule(Matcher.build("regex", "^0"), save=(Capture.build("sid", 'regex:"sid":"(\\w+)"'),)),
+        Rule(Matcher.build("any"), send=Template.compile("never")),
+        Rule(Matcher.build("equals", "bye"), close=(4000, "ok")),
+    )
+    p = _protocol(rules=rules, inbox_size=8)
+    p.expect(Matcher.build("any"))
+    out = p.receive_data(_texts(b'0{"sid":"XY"}', b"2"), 1.0)
+    assert p.variables == {"sid": "XY"} and p.messages_auto_replied == 2
+    assert p.take_match() is None and not p.inbox  # a rule's message is not offered to steps
+    assert _client_frames(out) == [(OP_TEXT, b"3XY")]  # the open packet: saved, no reply
+    assert p.messages_sent == 1
+
+
+def test_a_rule_can_close_and_captured_values_are_redacted_from_failures() -> None:
+    p = _protocol(rules=(Rule(Matcher.build("equals", "bye"), close=(4000, "ok")),))
+    out = p.receive_data(_texts(b"bye"), 2.0)
+    assert _client_frames(out) == [(OP_CLOSE, struct.pack("!H", 4000) + b"ok")]
+    assert p.tracker.code_sent == 4000 and p.tracker.close_initiated == 2.0
+    q = _protocol()
+    q.variables["token"] = "s3cr3t-token"
+    q.variables["n"] = "1"
+    q.fail(Outcome.MESSAGE_TIMEOUT, "got s3cr3t-token within 1s")
+    assert q.failure == (Outcome.MESSAGE_TIMEOUT, "got REDACTED within 1s")

@@ -358,6 +358,7 @@ def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
             "codes_sent.1000": 1,
             "codes_received.1000": 1,
             "close_events.1000.true": 1,  # the browser's close event: code, wasClean
+            "close_reasons.1000 ": 1,  # the server's Close: code and (normalised) reason
         },
         "terminate": {
             "attempted": 1,
@@ -379,6 +380,7 @@ def test_interval_counters_add_up_to_the_counts_and_leave_merges_out() -> None:
             "codes_sent.1000": 1,
             "codes_received.1005": 1,
             "close_events.1005.true": 1,
+            "close_reasons.1005 ": 1,
         }
     }
     assert c.take_interval(now=3.0).counters == {}

@@ -159,3 +159,27 @@ async def test_a_cancelled_attempt_is_recorded_interrupted(
         (1, Outcome.SERVER_CLOSED),
         (2, Outcome.INTERRUPTED),
     ]
+
+
+async def test_a_reconnected_client_waits_its_hold_not_the_deploys_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    config = ReconnectConfig(backoff=Backoff(initial=0.1, jitter="none"), hold=5.0)
+    timeouts: list[float] = []
+    starts: list[float] = []
+    scripted = _scripted(
+        [Outcome.SERVER_CLOSED, Outcome.ABNORMAL, Outcome.NO_SERVER_CLOSE], 0, starts
+    )
+
+    async def connect(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
+        timeouts.append(plan.close.timeout)
+        return await scripted(plan, ctx)
+
+    plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=replace(SPEC, timeout=60.0))
+    await run_client(plan, _ctx(), connect, lambda _: None, _interrupted, config, seed=1)
+    assert timeouts == [60.0, 5.0, 5.0]  # the first waits for the deploy, the others live 5 s
+    clean = replace(plan, close=CloseSpec(kind="clean", label="c", timeout=3.0))
+    timeouts.clear()
+    scripted = _scripted([Outcome.ABNORMAL, Outcome.CLEAN], 0, starts)
+    await run_client(clean, _ctx(), connect, lambda _: None, _interrupted, config, seed=1)
+    assert timeouts == [3.0, 3.0]  # a clean close's timeout bounds its handshake: unchanged

@@ -79,7 +79,7 @@ def test_summary_has_step_metrics_and_message_totals() -> None:
     assert latency["push_interval"]["count"] == 8
     totals = s["totals"]
     assert isinstance(totals, dict)
-    assert [totals[name] for name in MESSAGE_COUNTERS] == [8, 16, 40, 160, 4]
+    assert [totals[name] for name in MESSAGE_COUNTERS] == [8, 16, 40, 160, 4, 0, 0]
     behaviour = s["behaviours"]["clean"]  # type: ignore[index]
     assert behaviour["latency_us"]["step.ack"]["count"] == 4
     assert behaviour["messages_received"] == 16

@@ -114,12 +114,14 @@ def test_top_level_shape_and_versions() -> None:
     s = build_summary(make_result())
     assert list(s) == [
         "schema_version", "wsload_version", "scenario", "scenario_hash", "started_at",
-        "duration_s", "interrupted", "intervals", "totals", "rates", "outcomes", "close_codes",
-        "close_code_names", "close_events", "http_statuses", "errors", "latency_us",
+        "duration_s", "interrupted", "ended_by", "intervals", "totals", "rates", "outcomes",
+        "close_codes",
+        "close_code_names", "close_events", "http_statuses", "close_reasons", "errors",
+        "latency_us",
         "behaviours", "generator", "server",
         "thresholds",
     ]  # fmt: skip
-    assert s["schema_version"] == SCHEMA_VERSION == 1
+    assert s["schema_version"] == SCHEMA_VERSION == 2
     assert s["wsload_version"] == __version__
     assert s["scenario"] == scenario_to_dict(scenario())
     assert s["started_at"] == "2026-11-21T17:00:01.250000Z"
@@ -132,7 +134,7 @@ def test_totals_and_outcomes_sum_to_attempted() -> None:
     s = build_summary(make_result())
     assert s["totals"] == {"intended": 104, "attempted": 101, "dropped": 3, "opened": 100,
                            "clean": 80, **dict.fromkeys(MESSAGE_COUNTERS, 0),
-                           "extensions": {}, "close_metric": None}  # fmt: skip
+                           "extensions": {}, "subprotocols": {}, "close_metric": None}  # fmt: skip
     assert list(s["outcomes"]) == [o.value for o in Outcome]  # every outcome, fixed order
     assert sum(s["outcomes"].values()) == s["totals"]["attempted"]
     assert s["outcomes"]["clean"] == 70 and s["outcomes"]["terminated"] == 20

@@ -229,3 +229,20 @@ def test_browser_close_events_table_fits_80_columns() -> None:
     assert _row(text, "1000 (Normal Closure)")[1:] == ["70", "0", "70.0 %"]
     assert _row(text, "1006 (Abnormal Closure)")[1:] == ["0", "20", "20.0 %"]
     assert _row(text, "4001 (Private Use)")[1:] == ["10", "0", "10.0 %"]
+
+
+def test_close_events_table_names_the_servers_top_reason() -> None:
+    data = _summary()
+    data["close_reasons"] = {
+        "1000": [{"reason": "", "count": 70}],
+        "4001": [{"reason": "unsubscribed <n>", "count": 8}, {"reason": "bye", "count": 2}],
+    }
+    text = render(summary_table(data).renderables[3])
+    assert _row(text, "4001 (Private Use)")[1:] == [
+        "10",
+        "0",
+        "10.0 %",
+        "unsubscribed <n> (+1 more)",
+    ]
+    assert _row(text, "1000 (Normal Closure)")[1:] == ["70", "0", "70.0 %", ""]
+    assert "top reason" not in render(summary_table(_summary()).renderables[3])  # none: no column

@@ -11,10 +11,11 @@ import pytest
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
+from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import build_summary
 from wsload.report.thresholds import ThresholdResult, evaluate, evaluate_one
-from wsload.scenario.model import Scenario, Threshold
+from wsload.scenario.model import ReconnectConfig, Scenario, Threshold
 from wsload.scenario.parse import parse_scenario
 
 BASE = """
@@ -190,3 +191,60 @@ def test_evaluate_keeps_order_and_as_dict_shape() -> None:
         "ok": True, "detail": "1.1 ms",
     }  # fmt: skip
     assert verdicts[2].as_dict()["value"] == 0
+
+
+def test_http_status_thresholds() -> None:
+    count = verdict("http_statuses.503", "== 5")
+    assert (count.ok, count.detail) == (True, "5")
+    share = verdict("http_statuses.503", "< 5%")
+    assert (share.ok, share.detail) == (True, "4.0 % (5 of 125)")
+    assert verdict("http_statuses.401", "== 0").ok
+    assert verdict("behaviours.clean.http_statuses.503", "== 5").ok
+
+
+def test_subprotocol_thresholds_are_shares_of_opened() -> None:
+    data = {**SUMMARY, "totals": {**SUMMARY["totals"], "subprotocols": {"chat": 90, "": 30}}}
+    v = verdict("subprotocols.chat", ">= 75%", data)
+    assert (v.ok, v.detail) == (True, "75.0 % (90 of 120)")
+    assert verdict("subprotocols.none", "== 30", data).ok
+    assert not verdict("subprotocols.chat", "== 100%").ok  # not recorded: 0 of 120
+
+
+def _reconnect_summary(gave_up: int) -> dict[str, Any]:
+    """10 logical clients: each lost its first connection (server_closed) and reconnected,
+    except ``gave_up`` of them, whose 3 attempts all ended server_closed."""
+    audit = ReconnectAudit(ReconnectConfig(on=("server_closed",), max_attempts=3))
+    for seq in range(1, 11):
+        attempts = 3 if seq <= gave_up else 2
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts and seq > gave_up
+            start = 10.0 * attempt
+            audit.add(
+                ConnectionRecord(
+                    seq=seq, label="clean", kind="clean", attempt=attempt,
+                    outcome=Outcome.CLEAN if last else Outcome.SERVER_CLOSED,
+                    scheduled=start, upgraded=start + 0.5, close_received=start + 1.0,
+                    socket_closed=start + 1.0,
+                )
+            )  # fmt: skip
+    return {**SUMMARY, "reconnect": audit.as_dict()}
+
+
+def test_reconnect_thresholds_gate_on_clients_that_gave_up() -> None:
+    text = BASE + '[reconnect]\non = ["server_closed"]\nmax_attempts = 3\n[thresholds]\n'
+
+    def judged(expr: str, cond: str, data: dict[str, Any]) -> ThresholdResult:
+        parsed = parse_scenario(text + f'"{expr}" = "{cond}"\n', source="t.toml")
+        return evaluate_one(parsed.thresholds[0], data)
+
+    bad, good = _reconnect_summary(gave_up=4), _reconnect_summary(gave_up=0)
+    assert not judged("reconnect.gave_up", "== 0", bad).ok
+    assert judged("reconnect.gave_up", "== 0", good).ok
+    share = judged("reconnect.gave_up", "< 10%", bad)
+    assert (share.ok, share.detail) == (False, "40.0 % (4 of 10)")
+    assert judged("reconnect.clients", "== 10", bad).ok
+    assert judged("reconnect.reconnected", "== 100%", bad).ok  # every one came back once
+    delay = judged("reconnect.time_to_reconnect.p99", "< 10s", good)
+    assert delay.ok and delay.value == pytest.approx(9.5e6, rel=0.01)  # lost at 11 s, up at 20.5 s
+    missing = judged("reconnect.gave_up", "== 0", SUMMARY)
+    assert (missing.ok, missing.detail) == (False, "no reconnect figures in this run")

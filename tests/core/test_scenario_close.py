@@ -128,6 +128,7 @@ _SAMPLE = {
     "rst": "true",
     "on_timeout": '"terminate"',
     "send_interval": '"100ms"',
+    "send_payload": '"2"',
     "variant": '"one_byte"',
 }
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from wsload.core.deflate import DeflateSettings
-from wsload.core.script import Send
+from wsload.core.matching import Matcher
+from wsload.core.script import Rule, Send
 from wsload.core.templates import Template
 from wsload.errors import ScenarioError
 from wsload.scenario.close import CLOSE_KIND_KEYS
@@ -21,6 +22,7 @@ from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import (
     Backoff,
     CloseSpec,
+    DataConfig,
     Delay,
     LoadConfig,
     ProcessConfig,
@@ -239,6 +241,11 @@ for _key, (_literal, _value) in _SESSION_VALUES.items():
         attrgetter(f"session.{_key}"),
         _value,
     )
+KEY_ROWS["session", "on"] = (
+    {"session": {"on": '[{ match = { equals = "2" }, send = "3" }]'}},
+    attrgetter("session.on"),
+    (Rule(Matcher.build("equals", "2"), Template.compile("3")),),
+)
 KEY_ROWS["session", "steps"] = (
     {"session": {"steps": '[{ send = "hi {seq}" }]'}},
     attrgetter("session.steps"),
@@ -251,6 +258,11 @@ for _key, (_kind, _literal, _value) in _CLOSE_VALUES.items():
         _first_close(_attr),
         _value,
     )
+KEY_ROWS["close", "send_payload"] = (  # no literal means "unset": not in _CLOSE_VALUES
+    {"close": [{"kind": '"await_server_close"', "send_payload": '"2{seq}"'}]},
+    _first_close("send_payload"),
+    Template.compile("2{seq}"),
+)
 for _key in TABLE_KEYS["delay"]:
     KEY_ROWS["delay", _key] = (
         {"session": {"hold": f'{{ {_key} = "0s" }}'}},
@@ -272,6 +284,11 @@ _PROCESS_VALUES: dict[str, tuple[str, object]] = {
     "stop_timeout": ('"10s"', 10.0),
     "events": ('[{ at = "1s" }]', (ProcessEvent(at=1.0),)),
 }
+KEY_ROWS["target", "require_subprotocol"] = (
+    {"target": {"subprotocols": '["chat"]', "require_subprotocol": "true"}},
+    attrgetter("target.require_subprotocol"),
+    True,
+)
 KEY_ROWS["target", "process"] = (
     {**_MANAGED, "target.process": {"command": '["x"]'}},
     attrgetter("target.process"),
@@ -295,6 +312,11 @@ _RECONNECT_VALUES: dict[str, tuple[str, object]] = {
     "backoff": ("{}", Backoff()),
     "max_attempts": ("20", 20),
 }
+KEY_ROWS["reconnect", "hold"] = (  # no literal means "unset"
+    {"reconnect": {"hold": '"5s"'}},
+    lambda s: getattr(s.reconnect, "hold", None),
+    5.0,
+)
 for _key, (_literal, _value) in _RECONNECT_VALUES.items():
     KEY_ROWS["reconnect", _key] = (
         {"reconnect": {_key: _literal}},
@@ -311,6 +333,22 @@ for _key, (_literal, _value) in _BACKOFF_VALUES.items():
     KEY_ROWS["reconnect.backoff", _key] = (
         {"reconnect": {"backoff": f"{{ {_key} = {_literal} }}"}},
         lambda s, key=_key: getattr(getattr(s.reconnect, "backoff", None), key, None),
+        _value,
+    )
+
+
+USERS = Path(__file__).parent / "data" / "users.csv"
+_DATA = DataConfig(file=str(USERS.resolve()), columns=("user", "token"))
+KEY_ROWS["", "data"] = ({"data": {"file": json.dumps(str(USERS))}}, attrgetter("data"), _DATA)
+_DATA_VALUES: dict[str, tuple[str, object]] = {
+    "file": (json.dumps(str(USERS)), _DATA.file),
+    "order": ('"sequential"', "sequential"),
+    "secret_columns": ('["token"]', ("token",)),
+}
+for _key, (_literal, _value) in _DATA_VALUES.items():
+    KEY_ROWS["data", _key] = (
+        {"data": {"file": json.dumps(str(USERS)), _key: _literal}},
+        lambda s, key=_key: getattr(s.data, key, None),
         _value,
     )
 
@@ -362,6 +400,7 @@ def test_a_close_key_set_to_its_default_changes_nothing(key: str, kind: str) -> 
         ("target.process.events", ProcessEvent, {}),
         ("reconnect", ReconnectConfig, {}),
         ("reconnect.backoff", Backoff, {}),
+        ("data", DataConfig, {"columns": None, "rows": None}),
     ],
 )
 def test_table_keys_match_the_model(table: str, cls: type, renamed: dict[str, str | None]) -> None:

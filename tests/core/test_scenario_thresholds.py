@@ -235,3 +235,69 @@ def test_thresholds_must_be_a_table() -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario("thresholds = 5\n" + HEAD, source=SOURCE)
     assert str(info.value) == "t.toml: thresholds: expected a table, got 5"
+
+
+@pytest.mark.parametrize(
+    ("expr", "cond", "unit"),
+    [
+        ("http_statuses.401", "== 100%", "share"),
+        ("http_statuses.503", "< 5", "count"),
+        ("behaviours.rst.http_statuses.401", "== 0", "count"),
+        ("subprotocols.graphql-transport-ws", "== 100%", "share"),
+        ("subprotocols.none", "== 0", "count"),
+    ],
+)
+def test_what_the_server_answered(expr: str, cond: str, unit: str) -> None:
+    assert one(expr, cond).unit == unit
+
+
+RECONNECT = '[reconnect]\non = ["server_closed"]\n'
+
+
+@pytest.mark.parametrize(
+    ("expr", "cond", "unit"),
+    [
+        ("reconnect.gave_up", "== 0", "count"),
+        ("reconnect.gave_up", "< 1%", "share"),
+        ("reconnect.clients", ">= 500", "count"),
+        ("reconnect.reconnected", "> 99%", "share"),
+        ("reconnect.time_to_reconnect.p99", "< 2s", "us"),
+        ("reconnect.reconnect_delay.max", "< 10s", "us"),
+        ("reconnect.time_to_reconnect.count", "> 90%", "share"),
+    ],
+)
+def test_reconnect_thresholds(expr: str, cond: str, unit: str) -> None:
+    text = HEAD + RECONNECT + f'[thresholds]\n"{expr}" = "{cond}"\n'
+    (threshold,) = parse_scenario(text, source=SOURCE).thresholds
+    assert threshold.unit == unit
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "message"),
+    [
+        ('"reconnect.gave_up" = "== 0"', "reconnect.gave_up", "needs a [reconnect] table"),
+        ('"http_statuses.40" = "== 0"', "http_statuses.40", "expected http_statuses.<status>"),
+        ('"http_statuses" = "== 0"', "http_statuses", "expected http_statuses.<status>"),
+        ('"subprotocols.a.b" = "== 0"', "subprotocols.a.b", "expected subprotocols.<name>"),
+    ],
+)
+def test_bad_answer_and_reconnect_thresholds(body: str, key: str, message: str) -> None:
+    exc = error(body)
+    assert exc.key == f"thresholds.{key}"
+    assert message in exc.message, exc.message
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("reconnect.gaveup", "did you mean 'gave_up'?"),
+        ("reconnect.time_to_reconnect.p95", "expected reconnect.<clients|reconnected|gave_up>"),
+        ("reconnect", "expected reconnect.<"),
+    ],
+)
+def test_bad_reconnect_thresholds_are_explained(expr: str, message: str) -> None:
+    text = HEAD + RECONNECT + f'[thresholds]\n"{expr}" = "== 0"\n'
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, source=SOURCE)
+    assert str(info.value).startswith(f"{SOURCE}: thresholds.{expr}: ")
+    assert message in str(info.value)

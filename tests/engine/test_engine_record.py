@@ -68,6 +68,9 @@ def test_upgraded_record_equals_the_generic_record() -> None:
         bytes_received=proto.bytes_received,
         messages_unmatched=proto.messages_unmatched,
         extensions=("permessage-deflate",),
+        messages_auto_replied=proto.messages_auto_replied,
+        inbox_overflow=proto.inbox_overflow,
+        subprotocol="",  # upgraded: the server selected none
     )
     assert fast == generic
     assert (fast.seq, fast.label, fast.kind, fast.attempt, fast.scheduled) == (

@@ -59,12 +59,14 @@ def children_left(tag: Path) -> list[int]:
     return found
 
 
-def run(tmp_path: Path, text: str, timeout: float = 60) -> tuple[int, str, dict[str, Any] | None]:
+def run(
+    tmp_path: Path, text: str, timeout: float = 60, *args: str, out_name: str = "out"
+) -> tuple[int, str, dict[str, Any] | None]:
     path = tmp_path / "deploy.toml"
     path.write_text(text, encoding="utf-8")
-    out = tmp_path / "out"
+    out = tmp_path / out_name
     proc = subprocess.run(
-        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet"],
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -171,6 +173,67 @@ def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
         "clean 100.0 % of clients" in page  # fmt: skip
 
 
+def _connection_counts(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a deploy run counts of its connections, not when things happened."""
+    events = [
+        {
+            **{k: event[k] for k in ("open_at_signal", "closed_clean", "closed_abnormal")},
+            **{k: event[k] for k in ("still_open_at_exit", "codes", "close_events")},
+            "histogram_counts": {k: v["count"] for k, v in event["latency_us"].items()},
+        }
+        for event in summary["events"]
+    ]
+    reconnect = summary["reconnect"]
+    return {
+        "events": events,
+        "reconnect": {
+            **{k: reconnect[k] for k in ("clients", "reconnected", "gave_up")},
+            "attempts": reconnect["attempts"]["count"],
+            "time_to_reconnect": reconnect["latency_us"]["time_to_reconnect"]["count"],
+        },
+        "opened": summary["totals"]["opened"],
+        "server_closed": summary["outcomes"]["server_closed"],
+        "restarts": summary["server_process"]["restarts"],
+    }
+
+
+def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) -> None:
+    """The parent owns the server and fires the event; each worker audits its own clients
+    against the announced instant: the merged ``events`` and ``reconnect`` count the same
+    connections as the one-process run, with the times on the same scale."""
+    text = scenario(
+        tmp_path,
+        "--grace",
+        "1",
+        process="restart = true\nmax_restarts = 1\n",
+        events='[[target.process.events]]\nat = "2s"\n',  # every client open by then
+        close=MIXED.replace('"8s"', '"3s"'),
+        extra='[reconnect]\nbackoff = { initial = "50ms", max = "500ms" }\nmax_attempts = 40\n',
+    )
+    summaries = []
+    for name, args in (("one", ()), ("two", ("--workers", "2"))):
+        rc, err, summary = run(tmp_path, text, 90, *args, out_name=name)
+        assert rc == 0, err
+        assert summary is not None
+        summaries.append(summary)
+    one, two = summaries
+    assert two["generator"]["processes"] == 2
+    assert _connection_counts(two) == _connection_counts(one)
+    counts = _connection_counts(one)
+    assert counts["events"][0]["open_at_signal"] == CONNS
+    # the 30 that answered the Close come back; the 10 mute ones end server_dropped, which is
+    # not in [reconnect].on
+    assert counts["reconnect"]["reconnected"] == 30 and counts["restarts"] == 1
+    assert counts["server_closed"] == 30
+    for summary in (one, two):
+        (event,) = summary["events"]
+        # the answering clients' Closes come at once; the mute ones are dropped at the grace
+        assert event["latency_us"]["close_received"]["max"] < 1_000_000
+        assert 1_000_000 <= event["latency_us"]["eof"]["max"] < 2_000_000
+        assert event["exit_s"] >= 1.0
+    assert len(list((tmp_path / "two" / "segments").iterdir())) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "process", "message"),
     [
@@ -222,8 +285,10 @@ def test_a_crash_mid_run_is_an_outcome_and_fails_the_verdict(tmp_path: Path) -> 
     assert summary["outcomes"]["abnormal"] + summary["outcomes"]["reset"] == CONNS
 
 
-def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path) -> None:
-    # the server goes away at 1 s and is never restarted: every client keeps reconnecting
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one", "workers"])
+def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path, workers: tuple[str, ...]) -> None:
+    # the server goes away at 1 s and is never restarted: every client keeps reconnecting;
+    # with workers, Ctrl-C stops them (their results kept), then the server, then writes
     text = scenario(
         tmp_path,
         "--grace",
@@ -234,7 +299,7 @@ def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet"],
+        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet", *workers],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -262,6 +327,8 @@ def test_ctrl_c_during_a_reconnect_storm(tmp_path: Path) -> None:
     assert summary["outcomes"]["refused"] > CONNS
     assert summary["reconnect"]["clients"] == CONNS
     assert summary["reconnect"]["reconnected"] == 0
+    assert summary["events"][0]["open_at_signal"] == CONNS
+    assert summary["generator"]["processes"] == (2 if workers else 1)
     assert (out / "report.html").exists() and (out / "totals.json").exists()
 
 

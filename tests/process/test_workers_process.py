@@ -131,6 +131,11 @@ def test_a_dead_worker_is_reported_and_the_rest_kept(
 ) -> None:
     proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo")
     victim = _workers(proc.pid)[1]
+    log = out / "segments" / "1of2" / "histograms.hlog"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "Tag=" in log.read_text(encoding="utf-8")):  # it measured
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
     signal_sent = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     time.sleep(1.0)
@@ -143,6 +148,10 @@ def test_a_dead_worker_is_reported_and_the_rest_kept(
     assert summary["generator"]["segment"] == "0/2"
     assert summary["generator"]["processes"] == 1
     assert summary["totals"]["attempted"] >= 50
+    # the dead one is named, with what the parent had received of it before it died
+    (dead,) = summary["failed_segments"]
+    assert dead["segment"] == "1/2" and "exited with code -9" in dead["error"]
+    assert dead["intervals"] >= 1 and dead["attempted"] > 0
     assert sorted(p.name for p in (out / "segments").iterdir()) == ["0of2", "1of2"]
     assert (out / "segments" / "0of2" / "summary.json").exists()
     assert not (out / "segments" / "1of2" / "summary.json").exists()  # only its time series

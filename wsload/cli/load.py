@@ -54,7 +54,17 @@ def run(
         float | None, typer.Option(help="Start the schedule at this wall-clock epoch (s).")
     ] = None,
     cluster: Annotated[
-        str | None, typer.Option(help="Run the segments on a Dask scheduler (tcp://host:8786).")
+        str | None,
+        typer.Option(help="Run the segments on a Dask scheduler (tls://host:8786, tcp://...)."),
+    ] = None,
+    cluster_ca: Annotated[
+        Path | None, typer.Option(help="tls:// cluster: the CA file (default: Dask config).")
+    ] = None,
+    cluster_cert: Annotated[
+        Path | None, typer.Option(help="tls:// cluster: this client's certificate (PEM).")
+    ] = None,
+    cluster_key: Annotated[
+        Path | None, typer.Option(help="tls:// cluster: its key, if not in the certificate file.")
     ] = None,
     baseline: BaselineOption = None,
     comparison: Comparison = DEFAULT_COMPARISON,
@@ -76,6 +86,7 @@ def run(
     fails or no connection was opened at all, 2 on invalid input, 3 when wsload could not run,
     130 when interrupted (results are still written).
     """
+    from wsload.runner.cluster import ClusterTLS
     from wsload.runner.execute import execute_run
     from wsload.runner.options import RunOptions
     from wsload.scenario.overrides import apply_overrides
@@ -92,6 +103,7 @@ def run(
             segment=_segment_option(segment),
             start_at=start_at,
             cluster=cluster,
+            cluster_tls=ClusterTLS(cluster_ca, cluster_cert, cluster_key),
             record_connections=record_connections,
             metrics=_metrics_option(metrics_port, metrics_host, metrics_linger),
             repeat=repeat,

@@ -38,6 +38,7 @@ MAX_HEADER_BYTES = 16 * 1024
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SEQ = b"{seq}"
+_DATA_RE = re.compile(rb"\{data:[^{}]*\}")
 _STATUS_RE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9]{2})(?: (.*))?")  # RFC 9110 §15: 100-999
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _INVALID = Outcome.HANDSHAKE_INVALID
@@ -81,11 +82,14 @@ class RequestTemplate:
         head: everything up to the Sec-WebSocket-Key value.
         tail: everything after it, through the blank line.
         has_seq: ``head`` contains ``{seq}`` (expanded per connection).
+        data: the ``{data:COLUMN}`` holes in ``head`` with their column's index in the
+            connection's ``[data]`` row (filled per connection).
     """
 
     head: bytes
     tail: bytes
     has_seq: bool
+    data: tuple[tuple[bytes, int], ...] = ()
 
     @classmethod
     def build(
@@ -97,6 +101,7 @@ class RequestTemplate:
         subprotocols: tuple[str, ...] = (),
         headers: tuple[tuple[str, str], ...] = (),
         extensions: str | None = None,
+        columns: tuple[str, ...] = (),
     ) -> RequestTemplate:
         """Build the template.
 
@@ -107,9 +112,11 @@ class RequestTemplate:
             subprotocols: offered in Sec-WebSocket-Protocol, in preference order.
             headers: user headers, sent as given after the protocol's own.
             extensions: a Sec-WebSocket-Extensions offer (``DeflateSettings.offer()``).
+            columns: the ``[data]`` file's columns (``{data:COLUMN}`` holes name them).
 
         Raises:
-            ValueError: a value that cannot be put on the wire (line break, non-Latin-1).
+            ValueError: a value that cannot be put on the wire (line break, non-Latin-1), or
+                a ``{data:COLUMN}`` naming no column.
         """
         lines = [
             b"GET " + _check_field("resource", resource or "/") + b" HTTP/1.1",
@@ -130,13 +137,23 @@ class RequestTemplate:
                 raise ValueError(f"invalid header name {name!r}")
             lines.append(name.encode("ascii") + b": " + _check_field(f"header {name}", value))
         head = b"\r\n".join(lines) + b"\r\nSec-WebSocket-Key: "
-        return cls(head=head, tail=b"\r\n\r\n", has_seq=_SEQ in head)
+        data = []
+        for hole in dict.fromkeys(_DATA_RE.findall(head)):
+            name = hole[6:-1].decode("latin-1")
+            if name not in columns:
+                raise ValueError(f"{{data:{name}}} names no column of the [data] file")
+            data.append((hole, columns.index(name)))
+        return cls(head=head, tail=b"\r\n\r\n", has_seq=_SEQ in head, data=tuple(data))
 
-    def render(self, key: bytes, seq: int) -> bytes:
-        """The request bytes for connection ``seq`` with Sec-WebSocket-Key ``key``."""
+    def render(self, key: bytes, seq: int, row: tuple[str, ...] = ()) -> bytes:
+        """The request bytes for connection ``seq`` with Sec-WebSocket-Key ``key`` (``row``:
+        its ``[data]`` row, when the request has ``{data:COLUMN}`` holes)."""
+        head = self.head
         if self.has_seq:
-            return self.head.replace(_SEQ, str(seq).encode("ascii")) + key + self.tail
-        return self.head + key + self.tail
+            head = head.replace(_SEQ, str(seq).encode("ascii"))
+        for hole, index in self.data:
+            head = head.replace(hole, row[index].encode("latin-1"))
+        return head + key + self.tail
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
 """The close kinds of docs/design.md §3 and everything known about each, in one table.
 
 Why one table: a close kind's expected ending, its clean ending, its scenario keys, its
-default timeout and whether the reference engine can do it used to be listed separately in the
-parser, the metrics, the summary, the comparison and the reference engine; a new kind then had
-to be added in six places and one forgotten place made it silently "unexpected". Every such
-list is now derived from :data:`KINDS` (``EXPECTED_OUTCOMES``, ``CLEAN_OUTCOMES``,
-``CLOSE_KIND_KEYS``, ``REFERENCE_KINDS``), and code branches on :class:`CloseKind` members,
-never on text. The values are the TOML spelling and the summary.json keys: they never change.
+default timeout, its headline close figure and whether the reference engine can do it are
+needed by the parser, the metrics, the summary, the comparison and the reference engine; kept
+in one place, a new kind is added once, and no forgotten list makes it silently "unexpected".
+Every such list is derived from :data:`KINDS` (``EXPECTED_OUTCOMES``, ``CLEAN_OUTCOMES``,
+``CLOSE_KIND_KEYS``, ``REFERENCE_KINDS``, ``CLOSE_METRIC``), and code branches on
+:class:`CloseKind` members, never on text. The values are the TOML spelling and the
+summary.json keys: they never change.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ KINDS: dict[CloseKind, KindInfo] = {
     _K.AWAIT_SERVER_CLOSE: KindInfo(
         Outcome.SERVER_CLOSED,
         Outcome.SERVER_CLOSED,
-        ("timeout", "on_timeout", "code", "reason", "send_interval", "rst"),
+        ("timeout", "on_timeout", "code", "reason", "send_interval", "send_payload", "rst"),
         30.0,
         close_metric="close_teardown",
     ),

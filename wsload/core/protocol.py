@@ -16,13 +16,19 @@ A Close is recorded when it is built, stamped with the instant before its write 
 resumes the task late must not shorten the close); a write that then fails takes it back
 (:meth:`ClientProtocol.close_unwritten`), so a record never claims a Close that did not go out.
 
-Data messages are dispatched in this order: the message the session is waiting for (an
-``expect`` step's :class:`~wsload.core.matching.Matcher`, echo mode's ``any``) is recorded as
-matched; every other data message is a *push*: counted (``messages_unmatched`` too while a
-match is awaited), timed against the previous push (``push_intervals``) and, with ``reflect``,
-sent back while the connection is open (a reflection counts as a message sent). That holds
-from the first byte after the 101 to the server's Close, whatever phase the connection is in
-(session, hold, close behaviour).
+Data messages are dispatched in this order: a ``[[session.on]]`` reply rule that matches takes
+the message and its reply is returned at once (``messages_auto_replied``); else the message the
+session is waiting for (an ``expect`` step's :class:`~wsload.core.matching.Matcher`, echo
+mode's ``any``) is recorded as matched; every other data message is a *push*: counted
+(``messages_unmatched`` too while a match is awaited), timed against the previous push
+(``push_intervals``) and, with ``reflect``, sent back while the connection is open (a
+reflection counts as a message sent). A push that arrived while no ``expect`` waited (in the
+same read as the 101, during a ``sleep``, a ``send``, a ``ping``) waits in the *inbox*, in
+order, for the script's next ``expect`` or ``receive``, which read it before anything newer:
+no message is lost to a race between its arrival and the step that wants it. The inbox is
+bounded (``INBOX_SIZE``; the oldest is dropped and counted in ``inbox_overflow``) and only kept
+while a script may still read it. That holds from the first byte after the 101 to the
+server's Close, whatever phase the connection is in (session, hold, close behaviour).
 
 Extensions (permessage-deflate, RFC 7692) plug in at the two places frames are made and read:
 :meth:`ClientProtocol.message` is the only builder of outgoing data frames (``encoder``: payload
@@ -33,8 +39,10 @@ decoder takes wsproto extensions; its fast path leaves every frame with an RSV b
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 
+from wsload.core.capture import Capture
 from wsload.core.closing import CloseState, CloseTracker
 from wsload.core.frames import (
     OP_BINARY,
@@ -51,8 +59,13 @@ from wsload.core.frames import (
 )
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
+from wsload.core.script import Rule, Step
+from wsload.core.templates import Template
 
-__all__ = ["ClientProtocol", "Encoder"]
+__all__ = ["INBOX_SIZE", "ClientProtocol", "Encoder"]
+
+INBOX_SIZE = 1024
+"""Data messages a connection keeps for its script's next ``expect`` / ``receive``."""
 
 Encoder = Callable[[bytes], tuple[bytes, bool]]
 """An outgoing-message transform (compression): payload → (payload on the wire, RSV1 set)."""
@@ -69,8 +82,17 @@ class ClientProtocol:
         reflect: send back every push while open (session ``reflect``).
         expecting: the matcher of the message awaited now (None: nothing awaited).
         matched_at: when the awaited message arrived (taken by :meth:`take_match`).
-        matched_count: ``messages_received`` right after the awaited message (messages after
-            it, maybe in the same read, are the session's to take).
+        matched: the awaited message itself (for its captures), once it arrived.
+        inbox: ``(message, arrival)`` of the pushes no step took yet, oldest first.
+        inbox_size: the inbox's bound (0: no inbox: echo mode, or the script has ended).
+        inbox_overflow: messages dropped from a full inbox.
+        rules: the ``[[session.on]]`` reply rules, tried in order.
+        messages_auto_replied: data messages a rule took (and answered).
+        variables: captured values (``{var:NAME}``), by name.
+        seq / row: the connection's number and ``[data]`` row, for templates.
+        subprotocol: the subprotocol the server selected in its 101 ("" for none).
+        step: the script step running now and its 1-based place in its list (None outside
+            the script): named in the detail when the server closes mid-script.
         pings: ``payload -> (sent, pong due)`` of the pings whose pong has not arrived.
         ping_rtts: seconds from each ping to its pong.
         messages_sent / bytes_sent: data messages (and their payload bytes) we sent.
@@ -91,8 +113,12 @@ class ClientProtocol:
         "encoder",
         "expecting",
         "failure",
+        "inbox",
+        "inbox_overflow",
+        "inbox_size",
+        "matched",
         "matched_at",
-        "matched_count",
+        "messages_auto_replied",
         "messages_received",
         "messages_sent",
         "messages_unmatched",
@@ -101,12 +127,26 @@ class ClientProtocol:
         "push_intervals",
         "reader",
         "reflect",
+        "row",
+        "rules",
+        "seq",
+        "step",
+        "subprotocol",
         "tracker",
+        "variables",
         "write_broken",
     )
 
     def __init__(
-        self, reader: FrameReader, *, reflect: bool = False, encoder: Encoder | None = None
+        self,
+        reader: FrameReader,
+        *,
+        reflect: bool = False,
+        encoder: Encoder | None = None,
+        rules: tuple[Rule, ...] = (),
+        inbox_size: int = 0,
+        seq: int = 1,
+        row: tuple[str, ...] = (),
     ) -> None:
         self.reader = reader
         self.tracker = CloseTracker()
@@ -116,7 +156,16 @@ class ClientProtocol:
         self.encoder = encoder
         self.expecting: Matcher | None = None
         self.matched_at: float | None = None
-        self.matched_count = 0
+        self.matched: bytes | str = b""
+        self.inbox: deque[tuple[bytes | str, float]] = deque()
+        self.inbox_size = inbox_size
+        self.inbox_overflow = 0
+        self.rules = rules
+        self.messages_auto_replied = 0
+        self.variables: dict[str, str] = {}
+        self.seq, self.row = seq, row
+        self.step: tuple[int, Step] | None = None
+        self.subprotocol = ""
         self.pings: dict[bytes, tuple[float, float]] = {}
         self.ping_rtts: list[float] = []
         self._ping_count = 0
@@ -194,6 +243,9 @@ class ClientProtocol:
         """
         if self.failure is not None:
             return None
+        for value in sorted(self.variables.values(), key=len, reverse=True):
+            if len(value) >= 4:  # captured values are secrets (a 1-3 character one is no key)
+                detail = detail.replace(value, "REDACTED")
         self.failure = (outcome, detail)
         if code is None or not self.tracker.can_send_close or self.write_broken:
             return None
@@ -236,9 +288,43 @@ class ClientProtocol:
         return min(due for _, due in pings.values()) if pings else math.inf
 
     def expect(self, matcher: Matcher) -> None:
-        """Await the message ``matcher`` matches (recorded in :attr:`matched_at`)."""
+        """Await the message ``matcher`` matches (recorded in :attr:`matched_at`): the inbox
+        first, oldest first (the ones that do not match are dropped, counted unmatched)."""
         self.matched_at = None
+        inbox = self.inbox
+        while inbox:
+            message, arrived = inbox.popleft()
+            if matcher.kind == "any" or matcher.matches(message):
+                self.matched_at, self.matched = arrived, message
+                return
+            self.messages_unmatched += 1
         self.expecting = matcher
+
+    def take_inbox(self, count: int) -> int:
+        """Take up to ``count`` messages from the inbox (a ``receive`` step); how many."""
+        taken = min(count, len(self.inbox))
+        for _ in range(taken):
+            self.inbox.popleft()
+        return taken
+
+    def close_inbox(self) -> None:
+        """The script is over: no step will read the inbox any more."""
+        self.inbox_size = 0
+        self.inbox.clear()
+
+    def render(self, template: Template) -> bytes:
+        """``template`` for this connection's next send (its number, row, captured values)."""
+        return template.render(self.seq, self.messages_sent + 1, self.row, self.variables)
+
+    def capture(self, save: tuple[Capture, ...], message: bytes | str) -> Capture | None:
+        """Store ``save``'s values from ``message``; the first capture missing in it, if any
+        (the values found before it are kept)."""
+        for capture in save:
+            value = capture.take(message)
+            if value is None:
+                return capture
+            self.variables[capture.name] = value
+        return None
 
     def take_match(self) -> float | None:
         """Stop awaiting; when the awaited message arrived (None: it did not)."""
@@ -295,20 +381,42 @@ class ClientProtocol:
             )
             expecting = self.expecting
             if not finished:
-                if self.reflect or (expecting is not None and expecting.needs_payload):
+                if (
+                    self.reflect
+                    or self.rules
+                    or self.inbox_size
+                    or (expecting is not None and expecting.needs_payload)
+                ):
                     self._parts.append(payload)
                 continue
             self.messages_received += 1
             self.bytes_received += self._size
             self._size = 0
+            whole: bytes | str | None = None
+            if self.rules:
+                whole = self._whole(opcode, payload)
+                reply = self._reply(whole, now)
+                if reply is not None:
+                    self.messages_auto_replied += 1
+                    self._parts.clear()
+                    out += reply
+                    continue
             if expecting is not None:
-                if expecting.kind == "any" or expecting.matches(self._whole(opcode, payload)):
+                if expecting.kind == "any" or expecting.matches(
+                    whole if whole is not None else (whole := self._whole(opcode, payload))
+                ):
                     self.expecting = None
                     self.matched_at = now
-                    self.matched_count = self.messages_received
+                    self.matched = whole if whole is not None else b""
                     self._parts.clear()
                     continue
                 self.messages_unmatched += 1
+            elif self.inbox_size:
+                inbox = self.inbox
+                inbox.append((whole if whole is not None else self._whole(opcode, payload), now))
+                if len(inbox) > self.inbox_size:
+                    inbox.popleft()
+                    self.inbox_overflow += 1
             last, self._last_push = self._last_push, now
             if last is not None:
                 self.push_intervals.append(now - last)
@@ -316,6 +424,25 @@ class ClientProtocol:
                 out += self.message(self._encoded(opcode, payload), binary=opcode == OP_BINARY)
             elif self._parts:
                 self._parts.clear()
+
+    def _reply(self, message: bytes | str, now: float) -> bytes | None:
+        """The reply of the first rule that matches ``message`` (None: no rule matched)."""
+        for rule in self.rules:
+            if not (rule.matcher.kind == "any" or rule.matcher.matches(message)):
+                continue
+            self.capture(rule.save, message)
+            if self.tracker.state is not CloseState.OPEN or self.write_broken:
+                return b""  # taken, but nothing may be sent any more
+            out = b""
+            if rule.send is not None:
+                out += self.message(self.render(rule.send), binary=rule.binary)
+            if rule.ping:
+                out += encode_frame(OP_PING, b"")  # unsolicited: its pong is ignored
+            if rule.close is not None:
+                self.start_close(now)
+                out += self.send_close(rule.close[0], rule.close[1], now)
+            return out
+        return None
 
     def _whole(self, opcode: int, last: bytes | str) -> bytes | str:
         """The complete message whose last part is ``last`` (parts kept, for a reflection)."""

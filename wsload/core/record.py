@@ -60,6 +60,9 @@ class ConnectionRecord:
             end (an expect or ping step that timed out): the seconds waited, a lower bound.
             The close phases' censored measurements are read from the stamps
             (``wsload.metrics.samples.censored_samples``).
+        messages_auto_replied: data messages a ``[[session.on]]`` rule took and answered.
+        inbox_overflow: data messages dropped from the script's full inbox, unread.
+        subprotocol: the subprotocol the server selected (``""``: none; None: not upgraded).
     """
 
     seq: int
@@ -97,6 +100,9 @@ class ConnectionRecord:
     detail: str = ""
     attempt: int = 1
     censored: tuple[tuple[str, float], ...] = ()
+    messages_auto_replied: int = 0
+    inbox_overflow: int = 0
+    subprotocol: str | None = None
 
     def __str__(self) -> str:
         parts = [f"#{self.seq} {self.label}: {self.outcome}"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wsload.core.capture import Capture
 from wsload.core.matching import Matcher
 from wsload.core.templates import Template
 
@@ -19,6 +20,7 @@ __all__ = [
     "Ping",
     "Receive",
     "Repeat",
+    "Rule",
     "Send",
     "Sleep",
     "Step",
@@ -58,12 +60,15 @@ class Expect:
         name: the step's name in messages (``"subscribe"``), or "" when unnamed.
         metric: the latency metric (``step.<name>``, ``message_rtt``) or "" for none; measured
             from the end of the last send before this step to the matching message.
+        save: values captured from the matching message (``{var:NAME}`` later); a missing
+            one fails the step.
     """
 
     matcher: Matcher
     timeout: float
     name: str = ""
     metric: str = ""
+    save: tuple[Capture, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,31 @@ class Repeat:
 
 
 Step = Send | Expect | Receive | Sleep | Ping | Repeat
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A ``[[session.on]]`` reply rule: a data message it matches is answered at once.
+
+    Active from the upgrade to the end of the connection (steps, holds, close waits); rules
+    are tried in order and the first match takes the message (it is not offered to steps).
+
+    Attributes:
+        matcher: which messages (any ``expect`` matcher).
+        send: the reply's payload template (None: no data reply).
+        binary: the reply is a binary frame.
+        ping: also send a WebSocket ping (its pong is not awaited).
+        close: send a Close ``(code, reason)`` and start the close (None: no Close).
+        save: values captured from the message, as an ``expect``'s ``save``; a missing one
+            leaves the variable as it was.
+    """
+
+    matcher: Matcher
+    send: Template | None = None
+    binary: bool = False
+    ping: bool = False
+    close: tuple[int, str] | None = None
+    save: tuple[Capture, ...] = ()
 
 
 def echo_script(

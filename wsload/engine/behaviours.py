@@ -108,12 +108,20 @@ async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Endi
 
 
 async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bool) -> Ending:
-    """Wait (wakeable by ``stop``) for the server's Close; maybe keep sending meanwhile."""
-    t = link.tracker
-    start = link.proto.start_close(link.now())
+    """Wait (wakeable by ``stop``) for the server's Close; maybe keep sending meanwhile.
+
+    Keepalive goes on through the wait: ``session.ping_interval`` pings (their pongs are
+    matched, ``ping_rtt``; a missing one does not end the wait) and, for
+    ``await_server_close``, ``send_interval`` messages (``send_payload``, else the filler), so
+    a proxy's or load balancer's idle timeout does not cut a connection waiting for a deploy.
+    """
+    t, proto = link.tracker, link.proto
+    start = proto.start_close(link.now())
     deadline = start + spec.timeout
     every = spec.send_interval if send else 0.0
     next_send = start + every if every > 0 else math.inf
+    pinging = ctx.session.ping_interval
+    next_ping = start + pinging if pinging > 0 else math.inf
     stop = ctx.stop
     ctx.alarm.add(link)
     try:
@@ -123,12 +131,21 @@ async def _await_close(link: Link, spec: CloseSpec, ctx: DriverContext, send: bo
             now = link.now()
             if now >= deadline:
                 return Ending(timed_out=True)
+            if now >= next_ping:
+                frame, _ = proto.ping(now, ctx.session.message_timeout)
+                await link.send(frame, deadline, now)
+                next_ping = max(next_ping + pinging, now)
+                continue
             if now >= next_send:
-                frame = link.proto.message(ctx.payload, binary=ctx.session.binary)
+                payload = spec.send_payload
+                if payload is None:
+                    frame = proto.message(ctx.payload, binary=ctx.session.binary)
+                else:
+                    frame = proto.message(proto.render(payload))
                 await link.send(frame, deadline, now)
                 next_send = max(next_send + every, now)
                 continue
-            await link.pump(min(deadline, next_send), now)
+            await link.pump(min(deadline, next_send, next_ping), now)
     finally:
         ctx.alarm.discard(link)
     return Ending()

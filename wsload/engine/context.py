@@ -45,6 +45,7 @@ class ConnectionPlan:
         close: the close behaviour it gets.
         source_address: local address to ``bind()`` before connecting (None: the OS picks).
         attempt: the logical client's attempt (``[reconnect]``: 1, 2, ...; else 1).
+        row: the logical client's ``[data]`` row (``{data:COLUMN}``; every attempt keeps it).
     """
 
     seq: int
@@ -52,6 +53,7 @@ class ConnectionPlan:
     close: CloseSpec
     source_address: str | None = None
     attempt: int = 1
+    row: tuple[str, ...] = ()
 
     def record(
         self,
@@ -129,6 +131,9 @@ class ConnectionPlan:
             detail,
             self.attempt,
             tuple(link.censored),
+            proto.messages_auto_replied,
+            proto.inbox_overflow,
+            proto.subprotocol,
         )
 
 
@@ -153,8 +158,9 @@ class Endpoint:
     template: RequestTemplate
 
     @classmethod
-    def parse(cls, url: str, target: TargetConfig) -> Endpoint:
-        """Parse ``url`` (``{seq}`` may stay in the path/query; it is expanded per request).
+    def parse(cls, url: str, target: TargetConfig, columns: tuple[str, ...] = ()) -> Endpoint:
+        """Parse ``url`` (``{seq}`` and ``{data:COLUMN}`` may stay in the path/query; they are
+        expanded per request; ``columns``: the ``[data]`` file's).
 
         Raises:
             ValueError: not a ws:// or wss:// URL with a host, or an unsendable header.
@@ -174,6 +180,7 @@ class Endpoint:
             subprotocols=target.subprotocols,
             headers=target.headers,
             extensions=None if target.compression is None else target.compression.offer(),
+            columns=columns,
         )
         return cls(
             secure=secure,
@@ -227,6 +234,7 @@ class DriverContext:
         upgraded: upgrade instants by ``seq``, set by the driver; the runner takes each out
             when the connection ends, so the record it writes for a connection cancelled
             mid-run (``interrupted``) still counts it as opened.
+        columns: the ``[data]`` file's columns (``{data:COLUMN}`` in the URL and headers).
         now: reads the run's clock: the bound ``current_time`` of the Trio run's clock, which
             is what ``trio.current_time()`` returns, in one Python call instead of three
             (≈ 15 reads per cycle); bound by :meth:`bind_clock` in each connection's task.
@@ -243,6 +251,7 @@ class DriverContext:
     rng: random.Random = field(default_factory=random.Random)
     ready_count: int = 0
     opener: Opener | None = None
+    columns: tuple[str, ...] = ()
     endpoint: Endpoint | None = field(default=None, init=False)
     payload: bytes = field(default=b"", init=False)
     script: tuple[Step, ...] = field(default=(), init=False)
@@ -257,9 +266,12 @@ class DriverContext:
 
     def __post_init__(self) -> None:
         host_part = self.url.split("//", 1)[-1].split("/", 1)[0]
-        self.endpoint = None if _SEQ in host_part else Endpoint.parse(self.url, self.target)
-        if self.endpoint is None:
-            Endpoint.parse(self.url.replace(_SEQ, "1"), self.target)  # fail fast on bad URLs
+        columns = self.columns
+        self.endpoint = (
+            None if _SEQ in host_part else Endpoint.parse(self.url, self.target, columns)
+        )
+        if self.endpoint is None:  # fail fast on bad URLs
+            Endpoint.parse(self.url.replace(_SEQ, "1"), self.target, columns)
         self.payload = _payload(self.session)
         s = self.session
         self.script = s.steps or echo_script(
@@ -285,6 +297,7 @@ class DriverContext:
         release: trio.Event | None = None,
         stop: trio.Event | None = None,
         opener: Opener | None = None,
+        columns: tuple[str, ...] = (),
     ) -> DriverContext:
         """Build the run's context; ``seed`` makes hold draws repeatable.
 
@@ -300,6 +313,7 @@ class DriverContext:
             stop=stop,
             rng=random.Random(seed),
             opener=opener,
+            columns=columns,
         )
 
     def bind_clock(self) -> Callable[[], float]:
@@ -315,7 +329,7 @@ class DriverContext:
         """The endpoint of connection ``seq`` (parsed once per run unless the host varies)."""
         if self.endpoint is not None:
             return self.endpoint
-        return Endpoint.parse(self.url.replace(_SEQ, str(seq)), self.target)
+        return Endpoint.parse(self.url.replace(_SEQ, str(seq)), self.target, self.columns)
 
     def hold_seconds(self) -> float:
         """One draw of ``session.hold``."""

@@ -32,7 +32,7 @@ from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameReader
 from wsload.core.handshake import ResponseParser, new_key
 from wsload.core.outcomes import Outcome
-from wsload.core.protocol import ClientProtocol
+from wsload.core.protocol import INBOX_SIZE, ClientProtocol
 from wsload.core.record import ConnectionRecord, Side
 from wsload.engine.behaviours import Ending, run_behaviour
 from wsload.engine.context import (
@@ -44,7 +44,7 @@ from wsload.engine.context import (
 from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
 from wsload.engine.rawstream import RawIO, RawSocketStream
-from wsload.engine.session import run_session
+from wsload.engine.session import run_session, step_label
 
 __all__ = ["run_connection"]
 
@@ -262,7 +262,7 @@ class _Attempt:
         parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
-        request = endpoint.template.render(key, self.plan.seq)
+        request = endpoint.template.render(key, self.plan.seq, self.plan.row)
         sent = ctx.now()  # before the write: see Link._write_close
         try:
             with trio.CancelScope(deadline=sent + timeout):
@@ -292,6 +292,10 @@ class _Attempt:
             self.http_status = response.status
             detail = f"HTTP {response.status} {response.reason}".rstrip()
             return await self._fail(Outcome.HANDSHAKE_REJECTED, detail)
+        if response.subprotocol is None and ctx.target.require_subprotocol:
+            offered = ", ".join(ctx.target.subprotocols)
+            detail = f"the server selected no subprotocol (offered {offered}; required)"
+            return await self._fail(Outcome.HANDSHAKE_INVALID, detail)
         loop_now = ctx.now()
         self.upgraded = now = ctx.wire.arrival(self.io, loop_now)
         deflate = None
@@ -305,11 +309,17 @@ class _Attempt:
         ctx.upgraded[self.plan.seq] = now  # the runner's record if this task is cancelled
         # reflect is on from the first byte: a message in the same read as the 101 is
         # handled exactly like one that arrives later
+        session = ctx.session
         proto = ClientProtocol(
             FrameReader(ctx.target.max_message_size, () if deflate is None else (deflate,)),
-            reflect=ctx.session.reflect,
+            reflect=session.reflect,
             encoder=None if deflate is None else deflate.encode,
+            rules=session.on,
+            inbox_size=INBOX_SIZE if session.steps else 0,  # echo mode: the echo, not a push
+            seq=self.plan.seq,
+            row=self.plan.row,
         )
+        proto.subprotocol = response.subprotocol or ""
         link = Link(
             stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now, wire=ctx.wire
         )
@@ -327,6 +337,12 @@ class _Attempt:
             stopped=ending.stopped,
             failure=link.proto.failure,
         )
+        step = link.proto.step
+        if outcome is Outcome.SERVER_CLOSED and not detail and step is not None:
+            t = link.tracker
+            code = "without a code" if t.code_received is None else str(t.code_received)
+            reason = f" {t.reason_received!r}" if t.reason_received else ""
+            detail = f"server closed {code}{reason} during step '{step_label(*step)}'"
         return self.plan.upgraded_record(
             outcome,
             detail,

@@ -175,8 +175,9 @@ class Link:
         again, a closed socket not closed again). Only on the raw fast path and only when the
         whole action can be done without waiting: a Close frame is written only when the
         socket's send queue is empty (``SIOCOUTQ``), so that it (at most 131 bytes) goes out
-        whole in one write; otherwise, or on any error, the connection's own behaviour does
-        the action once woken, exactly as without a storm.
+        whole in one write; otherwise, or on any error, or when the task is not waiting in its
+        read (a write of its own is under way: a drop would make it fail), the connection's own
+        behaviour does the action once woken, exactly as without a storm.
 
         Returns:
             True when a FIN went out and the socket is to be closed after the pass
@@ -185,6 +186,8 @@ class Link:
         """
         spec, io, proto = self.release, self.io, self.proto
         if spec is None or io is None or not self.parked or proto.close_expected():
+            return False
+        if io.scope is None:  # the task is not in its read: it is writing (a ping), its turn
             return False
         kind = spec.kind
         now = self.now()
@@ -220,9 +223,10 @@ class Link:
         An RST needs the close itself, done now; a FIN goes out now (``shutdown``) and the
         socket is closed after the pass. Either way the connection's end is stamped now.
         """
-        stream = self.stream
-        assert isinstance(stream, RawSocketStream)
+        stream, io = self.stream, self.io
+        assert isinstance(stream, RawSocketStream) and io is not None
         self.proto.socket_closed(now)
+        io.detach()
         if rst:
             _linger_zero(stream.sock)
             stream.close_now()  # tells Trio first: the parked wait ends

@@ -180,7 +180,7 @@ class RawIO:
     CLOCK_REALTIME minus the run clock, in ns). The built-in server does not stamp.
 
     Attributes:
-        fd: the socket's descriptor.
+        fd: the socket's descriptor (-1: another task closed the socket, :meth:`detach`).
         wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
             no cancel scope (the client's upgrade: its caller's scope bounds it).
         scope: the cancel scope of the wait in progress (None: not waiting).
@@ -254,13 +254,22 @@ class RawIO:
                 return None
             finally:
                 self.scope = None
-            if scope.cancelled_caught:
+            if scope.cancelled_caught or self.fd < 0:  # fd < 0: closed after the wake-up
                 return None
 
     def wake(self) -> None:
         """Cut the wait in progress short (its read returns None)."""
         if self.scope is not None:
             self.scope.cancel()
+
+    def detach(self) -> None:
+        """Another task closes the socket (a storm's release): no read touches it again.
+
+        A task that Trio already woke for data, but which has not run yet, would otherwise go
+        on to read the closed descriptor: EBADF, or another connection's socket once the kernel
+        reuses the number. Its read returns None instead, as when woken.
+        """
+        self.fd = -1
 
     def _receive_stamped(self, sock: _stdlib_socket.socket) -> bytes | OSError | None:
         """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`."""

@@ -18,10 +18,17 @@ from wsload.core.script import MESSAGE_RTT, Expect, Ping, Receive, Repeat, Send,
 from wsload.engine.context import DriverContext
 from wsload.engine.link import Link
 
-__all__ = ["run_session"]
+__all__ = ["run_session", "step_label"]
 
 # what a wait waits for besides its deadline
-_TIME, _MATCH, _COUNT, _PONG, _RELEASE = range(5)
+_TIME, _MATCH, _INBOX, _PONG, _RELEASE = range(5)
+_ACTIONS = {Send: "send", Expect: "expect", Receive: "receive", Sleep: "sleep", Ping: "ping"}
+
+
+def step_label(index: int, step: Step) -> str:
+    """How a detail names step ``index`` (1-based, in its list): its name, else ``3 (expect)``."""
+    name = step.name if isinstance(step, Expect) else ""
+    return name or f"{index} ({_ACTIONS[type(step)]})"
 
 
 class _Interrupted(Exception):
@@ -32,7 +39,6 @@ class _Session:
     """The state of one connection's script run (sends counted, pings in flight)."""
 
     __slots__ = (
-        "consumed",
         "ctx",
         "last_send",
         "link",
@@ -40,7 +46,6 @@ class _Session:
         "next_send",
         "proto",
         "sends",
-        "target",
         "timeout",
     )
 
@@ -50,8 +55,6 @@ class _Session:
         self.ctx = ctx
         self.timeout = ctx.session.message_timeout
         self.sends = 0
-        self.target = 0  # the messages_received a count wait waits for
-        self.consumed = 0  # messages_received up to the last message a step took
         self.last_send: float | None = None
         self.next_send = -math.inf
         every = ctx.session.ping_interval
@@ -89,8 +92,8 @@ class _Session:
             if want == _MATCH:
                 if proto.matched_at is not None:
                     return True
-            elif want == _COUNT:
-                if proto.messages_received >= self.target:
+            elif want == _INBOX:
+                if proto.inbox:
                     return True
             elif want == _PONG:
                 if key not in proto.pings:
@@ -125,7 +128,10 @@ class _Session:
         return data
 
     async def run(self, steps: tuple[Step, ...], seq: int) -> None:
-        for step in steps:
+        proto = self.proto
+        for index, step in enumerate(steps, 1):
+            if not isinstance(step, Repeat):  # named by the Why table if the server closes
+                proto.step = (index, step)
             if isinstance(step, Send):
                 await self.run_send(step, seq)
             elif isinstance(step, Expect):
@@ -150,7 +156,12 @@ class _Session:
             await self.wait(self.next_send, _TIME)
         self.check()
         self.sends += 1
-        payload = step.data if step.template is None else step.template.render(seq, self.sends)
+        template = step.template
+        if template is None:
+            payload = step.data
+        else:
+            proto = self.proto
+            payload = template.render(seq, self.sends, proto.row, proto.variables)
         sent = now()
         await self.send(self.proto.message(payload, binary=step.binary), sent)
         self.last_send = sent  # stamped before the write, like every send (Link._write_close)
@@ -172,30 +183,40 @@ class _Session:
             if step.metric == MESSAGE_RTT:
                 raise self.fail(f"no echo within {step.timeout:g}s")
             raise self.fail(f"no message matching step '{step.name}' within {step.timeout:g}s")
-        self.consumed = proto.matched_count
+        if step.save:
+            missing = proto.capture(step.save, proto.matched)
+            if missing is not None:
+                raise self.fail(
+                    f"step '{step.name or 'expect'}': no {missing.spec} value for "
+                    f"{{var:{missing.name}}} in the matching message"
+                )
         if step.metric:
             since = self.last_send if self.last_send is not None else start
+            # a message already waiting in the inbox when the step began took no time
+            latency = max(0.0, arrived - since)
             if step.metric == MESSAGE_RTT:
-                self.link.message_rtts.append(arrived - since)
+                self.link.message_rtts.append(latency)
             else:
-                self.link.step_latencies.append((step.metric, arrived - since))
+                self.link.step_latencies.append((step.metric, latency))
 
     async def run_receive(self, step: Receive) -> None:
+        proto = self.proto
         start = self.link.now()
         if step.count is None:
             assert step.duration is not None
             await self.wait(start + step.duration, _TIME, now=start)
-            self.consumed = self.proto.messages_received
+            proto.take_inbox(len(proto.inbox))
             return
-        # counted from the last message a step took: pushes right behind an awaited reply
-        # (maybe in the same read) or during a sleep are this step's too
-        before = self.consumed
-        self.target = self.consumed = before + step.count
-        if not await self.wait(start + step.timeout, _COUNT, now=start):
-            got = self.proto.messages_received - before
-            raise self.fail(
-                f"received {got} of {step.count} messages (receive step) within {step.timeout:g}s"
-            )
+        # from the inbox first: pushes right behind an awaited reply (maybe in the same read)
+        # or during a sleep are this step's too
+        got = proto.take_inbox(step.count)
+        while got < step.count:
+            if not await self.wait(start + step.timeout, _INBOX, now=start):
+                raise self.fail(
+                    f"received {got} of {step.count} messages (receive step) "
+                    f"within {step.timeout:g}s"
+                )
+            got += proto.take_inbox(step.count - got)
 
     async def run_ping(self, step: Ping) -> None:
         now = self.link.now()
@@ -250,6 +271,8 @@ async def run_session(link: Link, ctx: DriverContext, hold: float, seq: int = 1)
     ctx.alarm.add(link)
     try:
         await session.run(ctx.script, seq)
+        link.proto.step = None
+        link.proto.close_inbox()
         await session.hold(hold)
     except _Interrupted:
         return

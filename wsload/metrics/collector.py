@@ -20,8 +20,8 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.core.browser import browser_close_event
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.counts import MESSAGE_COUNTERS, Counts
-from wsload.metrics.failures import EXPECTED_OUTCOMES, ErrorTally
+from wsload.metrics.counts import MAX_REASONS, MESSAGE_COUNTERS, Counts
+from wsload.metrics.failures import EXPECTED_OUTCOMES, ErrorTally, folded
 from wsload.metrics.histograms import (
     HIGHEST_US,
     decode,
@@ -165,6 +165,16 @@ class Collector:
         _bump(entry.close_events, (event.code, event.was_clean))
         for name in record.extensions:
             _bump(entry.extensions, name)
+        if record.subprotocol is not None:
+            _bump(entry.subprotocols, record.subprotocol)
+        if record.close_received is not None:
+            code = 1005 if record.code_received is None else record.code_received
+            reasons = entry.close_reasons
+            reason = record.reason_received
+            key = f"{code} {folded(reason) if reason else ''}"
+            if key not in reasons and len(reasons) >= MAX_REASONS:
+                key = f"{code} other"
+            _bump(reasons, key)
         if record.messages_sent or record.messages_received:
             messages = entry.messages
             for name in MESSAGE_COUNTERS:

@@ -15,7 +15,11 @@ from typing import Any
 from wsload.core.outcomes import Outcome
 from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
 
-__all__ = ["COUNTER_FIELDS", "MESSAGE_COUNTERS", "Counts"]
+__all__ = ["COUNTER_FIELDS", "MAX_REASONS", "MESSAGE_COUNTERS", "Counts"]
+
+MAX_REASONS = 100
+"""Distinct close reasons counted per behaviour (a server putting ids in its reasons is
+bounded; the rest are ``other``)."""
 
 MESSAGE_COUNTERS = (
     "messages_sent",
@@ -23,6 +27,8 @@ MESSAGE_COUNTERS = (
     "bytes_sent",
     "bytes_received",
     "messages_unmatched",
+    "messages_auto_replied",
+    "inbox_overflow",
 )
 """Per-connection message counters summed per behaviour (summary.json ``totals``)."""
 
@@ -58,6 +64,11 @@ class Counts:
         close_events: ``(code, wasClean)`` of the browser's close event
             (``wsload.core.browser``) → count; sums to ``attempted``.
         extensions: WebSocket extension name → connections that negotiated it.
+        subprotocols: the subprotocol the server selected (``""``: none) → upgraded
+            connections.
+        close_reasons: ``"<code> <reason>"`` of the peer's Close frames, the reason normalised
+            (``wsload.metrics.failures.normalise``) → count; at most ``MAX_REASONS`` keys per
+            behaviour, the rest counted as ``"<code> other"``.
         messages: each of ``MESSAGE_COUNTERS`` → its sum over the connections.
     """
 
@@ -71,6 +82,8 @@ class Counts:
     censored: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
     close_events: dict[tuple[int, bool], int] = field(default_factory=dict, metadata=_PAIR_KEYS)
     extensions: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
+    subprotocols: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
+    close_reasons: dict[str, int] = field(default_factory=dict, metadata=_STR_KEYS)
     messages: dict[str, int] = field(default_factory=_messages, metadata=_STR_KEYS)
 
     def copy(self) -> Counts:

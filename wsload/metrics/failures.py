@@ -37,6 +37,7 @@ __all__ = [
     "VARIES",
     "ErrorGroup",
     "ErrorTally",
+    "folded",
     "normalise",
 ]
 
@@ -80,6 +81,15 @@ def normalise(detail: str) -> tuple[str, tuple[str, ...]]:
     text = _OS_PREAMBLE.sub("", text)
     fields = tuple(_FIELD.findall(text))
     return (_FIELD.sub(_hole, text) if fields else text), fields
+
+
+def folded(detail: str) -> str:
+    """``detail`` with every number and token read ``<n>`` / ``<id>`` (close reasons: one
+    key per kind of reason, however many ids the server puts in them)."""
+    template, fields = normalise(detail)
+    if not fields:
+        return template
+    return _HOLE_RE.sub(lambda m: VARIES[m.group(0)], template)
 
 
 @dataclass(slots=True)

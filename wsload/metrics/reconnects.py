@@ -18,15 +18,26 @@ Pure bookkeeping (no Trio, no I/O), fed every record as it ends: one logical cli
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdrh.histogram import HdrHistogram
+
 from wsload.core.kinds import KINDS, CloseKind
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.histograms import histogram_stats, new_histogram, record, seconds_to_us
+from wsload.metrics.histograms import (
+    decode,
+    encode,
+    histogram_stats,
+    new_histogram,
+    record,
+    seconds_to_us,
+)
+from wsload.metrics.wire import count, counter
 from wsload.scenario.model import ReconnectConfig
 
-__all__ = ["ADMISSION_REFUSALS", "ReconnectAudit"]
+__all__ = ["ADMISSION_REFUSALS", "ReconnectAudit", "ReconnectTotals"]
 
 ADMISSION_REFUSALS = {"http_502": 502, "http_503": 503}
 _TRY_AGAIN_LATER = 1013
@@ -79,26 +90,68 @@ class ReconnectAudit:
         if rec.code_received == _TRY_AGAIN_LATER:
             self.refusals["close_1013"] += 1
 
-    def as_dict(self) -> dict[str, Any]:
-        """summary.json ``reconnect`` (docs/results.md)."""
-        attempts = new_histogram()
-        gave_up = clean = 0
-        steps: Counter[str] = Counter()
+    def totals(self) -> ReconnectTotals:
+        """The figures of these clients, in a form other processes' add to exactly."""
+        totals = ReconnectTotals(
+            clients=len(self.clients),
+            attempts_total=sum(c.attempts for c in self.clients.values()),
+            reconnected=sum(1 for c in self.clients.values() if c.reconnected),
+            delay=self.delay,
+            time_to_reconnect=self.time_to_reconnect,
+            refusals=Counter(self.refusals),
+        )
         on, most = self.config.on, self.config.max_attempts
         for client in self.clients.values():
-            record(attempts, client.attempts)
+            record(totals.attempts, client.attempts)
             given_up = client.last_outcome in on and client.attempts >= most
-            gave_up += given_up
-            clean += client.clean and not given_up
-            steps.update(client.steps)
+            totals.gave_up += given_up
+            totals.clean += client.clean and not given_up
+            totals.steps.update(client.steps)
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        """summary.json ``reconnect`` (docs/results.md)."""
+        return self.totals().as_dict()
+
+
+@dataclass(slots=True)
+class ReconnectTotals:
+    """The logical clients' figures, summed over processes: a logical client (one ``seq``)
+    lives in one segment, so the segments' counts add and their histograms merge exactly."""
+
+    clients: int = 0
+    attempts_total: int = 0
+    reconnected: int = 0
+    gave_up: int = 0
+    clean: int = 0
+    steps: Counter[str] = field(default_factory=Counter)
+    attempts: HdrHistogram = field(default_factory=new_histogram)
+    delay: HdrHistogram = field(default_factory=new_histogram)
+    time_to_reconnect: HdrHistogram = field(default_factory=new_histogram)
+    refusals: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: ReconnectTotals) -> None:
+        self.clients += other.clients
+        self.attempts_total += other.attempts_total
+        self.reconnected += other.reconnected
+        self.gave_up += other.gave_up
+        self.clean += other.clean
+        self.steps.update(other.steps)
+        self.attempts.add(other.attempts)
+        self.delay.add(other.delay)
+        self.time_to_reconnect.add(other.time_to_reconnect)
+        self.refusals.update(other.refusals)
+
+    def as_dict(self) -> dict[str, Any]:
+        """summary.json ``reconnect`` (docs/results.md)."""
         return {
-            "clients": len(self.clients),
-            "attempts_total": sum(c.attempts for c in self.clients.values()),
-            "reconnected": sum(1 for c in self.clients.values() if c.reconnected),
-            "gave_up": gave_up,
-            "clean": clean,
-            "steps": dict(sorted(steps.items())),
-            "attempts": histogram_stats(attempts),
+            "clients": self.clients,
+            "attempts_total": self.attempts_total,
+            "reconnected": self.reconnected,
+            "gave_up": self.gave_up,
+            "clean": self.clean,
+            "steps": dict(sorted(self.steps.items())),
+            "attempts": histogram_stats(self.attempts),
             "admission_refused": {
                 "http_502": self.refusals["http_502"],
                 "http_503": self.refusals["http_503"],
@@ -109,3 +162,38 @@ class ReconnectAudit:
                 "time_to_reconnect": histogram_stats(self.time_to_reconnect),
             },
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "attempts_total": self.attempts_total,
+            "reconnected": self.reconnected,
+            "gave_up": self.gave_up,
+            "clean": self.clean,
+            "steps": dict(self.steps),
+            "attempts": encode(self.attempts),
+            "delay": encode(self.delay),
+            "time_to_reconnect": encode(self.time_to_reconnect),
+            "refusals": dict(self.refusals),
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ReconnectTotals:
+        """Raises: ValueError naming the field that is missing or malformed."""
+        if not isinstance(data, Mapping):
+            raise ValueError("reconnect: expected an object")
+        try:
+            return cls(
+                clients=count(data["clients"], "reconnect.clients"),
+                attempts_total=count(data["attempts_total"], "reconnect.attempts_total"),
+                reconnected=count(data["reconnected"], "reconnect.reconnected"),
+                gave_up=count(data["gave_up"], "reconnect.gave_up"),
+                clean=count(data["clean"], "reconnect.clean"),
+                steps=Counter(counter(data["steps"], "reconnect.steps", str)),
+                attempts=decode(data["attempts"]),
+                delay=decode(data["delay"]),
+                time_to_reconnect=decode(data["time_to_reconnect"]),
+                refusals=Counter(counter(data["refusals"], "reconnect.refusals", str)),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"reconnect: missing or malformed field {exc}") from None

@@ -17,7 +17,9 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from wsload.metrics.collector import Collector
+from wsload.metrics.events import EventTally
 from wsload.metrics.histograms import decode, encode, new_histogram
+from wsload.metrics.reconnects import ReconnectTotals
 from wsload.plan.segment import format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
@@ -102,6 +104,11 @@ class SegmentResult:
         release_s: a storm's release instants, seconds after the (common) schedule start:
             ``first`` and ``last`` over the segments held (equal for one segment) and the
             shared ``planned`` one of a segmented storm; None when no storm was released.
+        events: the shutdown audit of the deploy's events over this segment's connections
+            (a split run's segments: the coordinator adds them into summary ``events``);
+            None when the segment did not audit them (one process audits in place).
+        reconnect: ``[reconnect]``'s logical clients of this segment, likewise.
+        ended_by: why the load ended before its plan (``[data]`` rows ran out), else None.
         notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
             delay, kept out of the latencies where kernel stamps are read).
         receive_clocks: which clock stamped the received frames, per connection.
@@ -120,6 +127,9 @@ class SegmentResult:
     intended: int | None = None
     segment: str | None = None
     release_s: StormRelease | None = None
+    events: list[EventTally] | None = None
+    reconnect: ReconnectTotals | None = None
+    ended_by: str | None = None
     notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
     receive_clocks: ReceiveClocks = ReceiveClocks()
 
@@ -143,7 +153,9 @@ class SegmentResult:
             "intended": self.intended,
             "processes": self.processes,
             "cpu_wait_seconds": self.cpu_wait_seconds,
+            "ended_by": self.ended_by,
             **_release_wire(self.release_s),
+            **_audit_wire(self.events, self.reconnect),
             "notice_lag": encode(self.notice_lag),
             "receive_clocks": [self.receive_clocks.kernel, self.receive_clocks.loop],
         }
@@ -173,6 +185,13 @@ class SegmentResult:
                 processes=int(data["processes"]),
                 cpu_wait_seconds=_optional_float(data.get("cpu_wait_seconds")),
                 release_s=_release_from_wire(data),
+                events=_events_from_wire(data.get("events")),
+                reconnect=(
+                    None
+                    if data.get("reconnect") is None
+                    else ReconnectTotals.from_wire(data["reconnect"])
+                ),
+                ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
                 **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -222,6 +241,9 @@ class SegmentResult:
             processes=sum(p.processes for p in parts),
             cpu_wait_seconds=_sum_known(p.cpu_wait_seconds for p in parts),
             release_s=_release_span(p.release_s for p in parts),
+            events=_merge_events([p.events for p in parts]),
+            reconnect=_merge_reconnects([p.reconnect for p in parts]),
+            ended_by=next((p.ended_by for p in parts if p.ended_by), None),
             notice_lag=notice_lag,
             receive_clocks=clocks,
         )
@@ -294,3 +316,47 @@ def _sum_known(values: Iterable[float | None]) -> float | None:
             return None
         total += value
     return total
+
+
+def _audit_wire(
+    events: list[EventTally] | None, reconnect: ReconnectTotals | None
+) -> dict[str, Any]:
+    """``events`` and ``reconnect`` only when audited (absent from other wire forms)."""
+    out: dict[str, Any] = {}
+    if events is not None:
+        out["events"] = [tally.to_wire() for tally in events]
+    if reconnect is not None:
+        out["reconnect"] = reconnect.to_wire()
+    return out
+
+
+def _events_from_wire(value: Any) -> list[EventTally] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("events: expected a list")
+    return [EventTally.from_wire(item, f"events.{i}") for i, item in enumerate(value)]
+
+
+def _merge_events(parts: list[list[EventTally] | None]) -> list[EventTally] | None:
+    """Each event's tallies added over the parts that audited it."""
+    known = [p for p in parts if p is not None]
+    if not known:
+        return None
+    if len({len(p) for p in known}) != 1:
+        raise ValueError("the parts audited different numbers of events")
+    merged = [EventTally() for _ in known[0]]
+    for part in known:
+        for total, tally in zip(merged, part, strict=True):
+            total.merge(tally)
+    return merged
+
+
+def _merge_reconnects(parts: list[ReconnectTotals | None]) -> ReconnectTotals | None:
+    known = [p for p in parts if p is not None]
+    if not known:
+        return None
+    merged = ReconnectTotals()
+    for part in known:
+        merged.merge(part)
+    return merged

@@ -154,6 +154,8 @@ _MESSAGE_HELP = {
     "bytes_sent": "Payload bytes of the data messages sent, by close behaviour.",
     "bytes_received": "Payload bytes of the data messages received, by close behaviour.",
     "messages_unmatched": "Data messages that did not match the expect step awaiting them.",
+    "messages_auto_replied": "Data messages a [[session.on]] reply rule took and answered.",
+    "inbox_overflow": "Data messages dropped unread from a script's full inbox.",
 }
 """The keyed ``Counts.messages`` field, exported as one family per key, named as the
 summary.json field (``messages_sent`` → ``wsload_messages_sent_total{behaviour}``): a sent and

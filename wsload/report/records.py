@@ -83,6 +83,7 @@ def record_to_dict(
     )
     out["reset"] = record.reset
     out["extensions"] = list(record.extensions)
+    out["subprotocol"] = record.subprotocol
     event = browser_close_event(record)
     out["close_event"] = {"code": event.code, "reason": event.reason, "wasClean": event.was_clean}
     out["detail"] = redact_text(record.detail, secrets)

@@ -154,33 +154,49 @@ def redact_scenario(scenario: Scenario) -> Scenario:
         (name, redact_secrets(value, secrets)) for name, value in redact_headers(target.headers)
     )
     origin = None if target.origin is None else redact_secrets(target.origin, secrets)
-    steps = _redact_steps(scenario.session.steps, secrets) if secrets else scenario.session.steps
+    steps, rules = scenario.session.steps, scenario.session.on
+    if secrets:
+        steps = _redact_steps(steps, secrets, scenario.columns)
+        rules = tuple(  # a rule's reply is a payload like a send step's
+            replace(rule, send=_redact_template(rule.send, secrets, scenario.columns))
+            for rule in rules
+        )
     process = target.process
     if process is not None and process.env:
         # a managed server's environment is where its secrets live (design.md §7)
         process = replace(process, env=tuple((name, REDACTED) for name, _ in process.env))
-    if (url, headers, origin, steps, process) == (
+    if (url, headers, origin, steps, rules, process) == (
         target.url,
         target.headers,
         target.origin,
         scenario.session.steps,
+        scenario.session.on,
         target.process,
     ):
         return scenario
     return replace(
         scenario,
         target=replace(target, url=url, headers=headers, origin=origin, process=process),
-        session=replace(scenario.session, steps=steps),
+        session=replace(scenario.session, steps=steps, on=rules),
     )
 
 
-def _redact_steps(steps: tuple[Step, ...], secrets: tuple[str, ...]) -> tuple[Step, ...]:
+def _redact_template(
+    template: Template | None, secrets: tuple[str, ...], columns: tuple[str, ...]
+) -> Template | None:
+    if template is None:
+        return None
+    return Template.compile(redact_secrets(template.source, secrets), columns)
+
+
+def _redact_steps(
+    steps: tuple[Step, ...], secrets: tuple[str, ...], columns: tuple[str, ...]
+) -> tuple[Step, ...]:
     out: list[Step] = []
     for step in steps:
         if isinstance(step, Send):
             if step.template is not None:
-                source = redact_secrets(step.template.source, secrets)
-                step = replace(step, template=Template.compile(source))
+                step = replace(step, template=_redact_template(step.template, secrets, columns))
             else:
                 data = step.data
                 for secret in secrets:
@@ -194,7 +210,7 @@ def _redact_steps(steps: tuple[Step, ...], secrets: tuple[str, ...]) -> tuple[St
                 matcher = Matcher.build("equals", REDACTED)
             step = replace(step, matcher=matcher)
         elif isinstance(step, Repeat):
-            step = replace(step, steps=_redact_steps(step.steps, secrets))
+            step = replace(step, steps=_redact_steps(step.steps, secrets, columns))
         out.append(step)
     return tuple(out)
 

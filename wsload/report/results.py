@@ -20,6 +20,7 @@ from wsload.errors import UsageError
 from wsload.metrics.histograms import decode, new_histogram
 
 __all__ = [
+    "READABLE_SCHEMAS",
     "Interval",
     "ResultsData",
     "load_histograms",
@@ -28,6 +29,11 @@ __all__ = [
     "read_hlog_intervals",
     "summary_path",
 ]
+
+READABLE_SCHEMAS = frozenset({1, 2})
+"""The summary.json versions this wsload reads: 2 is its own; 1 differs only in taking
+percentiles over finished measurements (docs/results.md, ``schema_version``), so an older
+baseline still compares."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +89,10 @@ def load_summary(path: Path) -> dict[str, Any]:
         raise UsageError(f"{file}: not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise UsageError(f"{file}: not a wsload summary.json (no schema_version)")
-    if data["schema_version"] != 1:
+    if data["schema_version"] not in READABLE_SCHEMAS:
         raise UsageError(
             f"{file}: schema_version {data['schema_version']!r} is not supported (this wsload "
-            "reads 1)"
+            "reads 1 and 2)"
         )
     return data
 

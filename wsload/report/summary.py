@@ -1,4 +1,4 @@
-"""``RunResult`` → the summary.json dict (schema_version 1), documented in docs/results.md.
+"""``RunResult`` → the summary.json dict (schema_version 2), documented in docs/results.md.
 
 The summary is a public, versioned interface that CI parses, so its shape does not depend on
 what happened: every outcome and every metric is present (zero counts, ``null`` statistics for
@@ -37,12 +37,13 @@ __all__ = [
     "TOP_ERRORS",
     "attach_thresholds",
     "build_summary",
+    "close_reasons",
     "errors_section",
     "iso_utc",
     "summary_metrics",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TOP_ERRORS = 10
 """Details listed per outcome in ``errors``; the rest is counted as ``other``."""
@@ -121,6 +122,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "started_at": iso_utc(result.started_at),
         "duration_s": round(duration, 6),
         "interrupted": bool(result.load.interrupted),
+        "ended_by": result.load.ended_by,
         "intervals": result.load.intervals,
         "totals": {
             "intended": intended,
@@ -130,6 +132,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
             "clean": clean_total,
             "close_metric": shared_close_metric(behaviours),
             "extensions": _extensions(scenario, total),
+            "subprotocols": dict(sorted(total.subprotocols.items())),
             **{name: total.messages.get(name, 0) for name in MESSAGE_COUNTERS},
         },
         "rates": {
@@ -141,6 +144,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "close_code_names": _code_names(total),
         "close_events": close_events_to_json(total.close_events),
         "http_statuses": _keyed(total.http_statuses),
+        "close_reasons": close_reasons(total, scenario.secrets),
         "errors": errors_section(collector.errors()),
         "latency_us": {metric: collector.stats(metric) for metric in metrics},
         "behaviours": behaviours,
@@ -188,6 +192,24 @@ def _behaviour(
             metric: collector.stats(metric, label) if known else empty_stats() for metric in metrics
         },
         **{name: counts.messages.get(name, 0) for name in MESSAGE_COUNTERS},
+    }
+
+
+def close_reasons(
+    counts: Counts, secrets: tuple[str, ...] = (), top: int = TOP_ERRORS
+) -> dict[str, list[dict[str, Any]]]:
+    """Received close code → its ``top`` most frequent reasons (normalised like ``errors``,
+    redacted; ``""``: a Close without a reason), most frequent first."""
+    by_code: dict[str, list[tuple[str, int]]] = {}
+    for key, n in counts.close_reasons.items():
+        code, _, reason = key.partition(" ")
+        by_code.setdefault(code, []).append((reason, n))
+    return {
+        code: [
+            {"reason": redact_text(reason, secrets), "count": n}
+            for reason, n in sorted(rows, key=lambda row: (-row[1], row[0]))[:top]
+        ]
+        for code, rows in sorted(by_code.items(), key=lambda item: int(item[0]))
     }
 
 

@@ -243,16 +243,31 @@ def _close_events_table(summary: Mapping[str, Any]) -> FitTable | None:
     if not events:
         return None
     attempted = summary.get("totals", {}).get("attempted", 0)
-    columns = (Col("code"), Col("clean", "right"), Col("unclean", "right"), Col("share", "right"))
+    columns: tuple[Col, ...] = (
+        Col("code"),
+        Col("clean", "right"),
+        Col("unclean", "right"),
+        Col("share", "right"),
+    )
+    # the server's most frequent reason per code, when any Close carried one
+    reasons: Mapping[str, list[Mapping[str, Any]]] = summary.get("close_reasons", {})
+    shown = any(row["reason"] for rows in reasons.values() for row in rows)
+    if shown:
+        columns = (*columns, Col("top reason"))
     table = FitTable("Browser close events", columns)
     ranked = sorted(events.items(), key=lambda kv: (-sum(kv[1].values()), int(kv[0])))
     for code, pair in ranked:
-        table.add_row(
+        cells: list[str | Text] = [
             Text(code_label(int(code))),
             format_count(pair.get("clean", 0)),
             format_count(pair.get("unclean", 0)),
             format_share(sum(pair.values()), attempted),
-        )
+        ]
+        if shown:
+            top = reasons.get(code) or [{"reason": ""}]
+            more = f" (+{len(top) - 1} more)" if len(top) > 1 else ""
+            cells.append(Text(f"{top[0]['reason']}{more}" if top[0]["reason"] else ""))
+        table.add_row(*cells)
     return table
 
 

@@ -109,6 +109,12 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
     attempted = int(summary.get("totals", {}).get("attempted", 0))
     if parts[0] == "events" and len(parts) >= 3:
         return _event(threshold, summary, parts)
+    if parts[0] == "reconnect" and len(parts) >= 2:
+        return _reconnect(threshold, summary, parts)
+    if parts[0] == "subprotocols" and len(parts) == 2:
+        chosen = summary.get("totals", {}).get("subprotocols", {})
+        count = int(chosen.get("" if parts[1] == "none" else parts[1], 0))
+        return _counted(threshold.unit, count, int(summary.get("totals", {}).get("opened", 0)))
     if parts[0] == "behaviours":
         if len(parts) < 3:
             return None, "incomplete expression"
@@ -118,6 +124,9 @@ def _measure(threshold: Threshold, summary: Mapping[str, Any]) -> tuple[float | 
         scope, attempted, parts = behaviour, int(behaviour.get("attempted", 0)), parts[2:]
     if parts[0] == "outcomes" and len(parts) == 2:
         count = int(scope.get("outcomes", {}).get(parts[1], 0))
+        return _counted(threshold.unit, count, attempted)
+    if parts[0] == "http_statuses" and len(parts) == 2:
+        count = int(scope.get("http_statuses", {}).get(parts[1], 0))
         return _counted(threshold.unit, count, attempted)
     if parts[0] == "close_codes" and len(parts) == 3 and parts[1] in ("sent", "received"):
         count = int(scope.get("close_codes", {}).get(parts[1], {}).get(parts[2], 0))
@@ -176,6 +185,24 @@ def _event(
     if parts[3] == "count":
         return _counted(threshold.unit, int(stats.get("count") or 0), opened)
     return _latency(stats, parts[3])
+
+
+def _reconnect(
+    threshold: Threshold, summary: Mapping[str, Any], parts: list[str]
+) -> tuple[float | None, str]:
+    """``reconnect.<count>`` (share: of the logical clients) or ``reconnect.<metric>.<stat>``."""
+    reconnect = summary.get("reconnect")
+    if not reconnect:
+        return None, "no reconnect figures in this run"
+    clients = int(reconnect.get("clients") or 0)
+    if len(parts) == 2:
+        return _counted(threshold.unit, int(reconnect.get(parts[1]) or 0), clients)
+    stats = reconnect.get("latency_us", {}).get(parts[1])
+    if stats is None:
+        return None, f"{parts[1]} not in the summary"
+    if parts[2] == "count":
+        return _counted(threshold.unit, int(stats.get("count") or 0), clients)
+    return _latency(stats, parts[2])
 
 
 def _counted(unit: str, count: int, attempted: int) -> tuple[float | None, str]:

@@ -121,9 +121,12 @@ def _server_crashed(summary: Mapping[str, Any], _: CompareResult | None) -> Reas
 
 
 def _gave_up(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
+    """Clients that gave up reconnecting, unless a ``reconnect.gave_up`` threshold says how
+    many may (its own verdict, among the thresholds, then decides)."""
     reconnect = summary.get("reconnect") or {}
     gave_up = int(reconnect.get("gave_up") or 0)
-    if not gave_up:
+    gated = any(t.get("expr") == "reconnect.gave_up" for t in summary.get("thresholds") or ())
+    if not gave_up or gated:
         return None
     clients = int(reconnect.get("clients") or 0)
     return Reason(
@@ -191,6 +194,25 @@ def _interrupted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason 
     return Reason("interrupted", Word.INCONCLUSIVE, what, "run it again to the end")
 
 
+def _segment_failed(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
+    """A share of a split run died or failed: the figures cover the others only."""
+    failed = summary.get("failed_segments") or []
+    if not failed:
+        return None
+    named = "; ".join(
+        f"{f.get('segment')} ({f.get('error')}; it had measured {int(f.get('attempted') or 0):,} "
+        f"connections in {int(f.get('intervals') or 0)} s)"
+        for f in failed
+    )
+    return Reason(
+        "segment_failed",
+        Word.INCONCLUSIVE,
+        f"generator segment{'s' if len(failed) > 1 else ''} failed: {named}; the figures cover "
+        "the other segments only",
+        "see the segment's error; run again",
+    )
+
+
 def _saturated(summary: Mapping[str, Any], comparison: CompareResult | None) -> Reason | None:
     """A saturated generator makes a run that judges latencies (a latency threshold, a
     baseline) inconclusive: its latencies are wsload's. Counts and shares it does not
@@ -225,6 +247,7 @@ CHECKS: tuple[Check, ...] = (
     _regressions,
     _generator_slower,
     _interrupted,
+    _segment_failed,
     _saturated,
 )
 """Every reason a run may not pass, in the order the outputs list them."""

@@ -4,6 +4,8 @@
 the terminal, report.html and markdown read them through ``why_rows`` so that all three list
 the same rows in the same order. ``nothing_measured`` is the verdict that a run which opened no
 connection failed, whatever its thresholds say: a green CI job must have measured something.
+The one exception is a run whose thresholds speak only of rejections (``http_statuses.401``,
+``outcomes.handshake_rejected``): a test that every upgrade is refused measured exactly that.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def nothing_measured(summary: Mapping[str, Any]) -> str | None:
     if int(totals.get("opened") or 0) > 0:
         return None
     attempted = int(totals.get("attempted") or 0)
+    if attempted and _judged_by_rejections(summary):
+        return None
     if attempted == 0:
         dropped = int(totals.get("dropped") or 0)
         why = f"{dropped:,} dropped at max_in_flight" if dropped else "none was attempted"
@@ -83,6 +87,21 @@ def nothing_measured(summary: Mapping[str, Any]) -> str | None:
     if rest:
         parts.append(f"{rest:,} more")
     return "no connection opened: " + ", ".join(parts)
+
+
+def _judged_by_rejections(summary: Mapping[str, Any]) -> bool:
+    """The run has thresholds and every one is about rejected upgrades (whole run or one
+    behaviour): ``http_statuses.<code>`` or ``outcomes.handshake_rejected``."""
+    exprs = [str(t.get("expr", "")) for t in summary.get("thresholds") or ()]
+    if not exprs:
+        return False
+    for expr in exprs:
+        parts = expr.split(".")
+        if parts[0] == "behaviours":
+            parts = parts[2:]
+        if parts[:1] != ["http_statuses"] and parts != ["outcomes", "handshake_rejected"]:
+            return False
+    return True
 
 
 def storm_release(summary: Mapping[str, Any]) -> str | None:

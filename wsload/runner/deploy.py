@@ -6,8 +6,12 @@ logical clients of ``[reconnect]``.
 ``DeployRun.run`` fires each ``[[target.process.events]]`` signal at its time from the start of
 the load and keeps the server restarted; every connection record goes to the pure audits
 (``EventAudit``, ``ReconnectAudit``), which give summary.json its ``events``,
-``server_process`` and ``reconnect`` entries. ``check_deploy`` (``execute.py``) refuses the
-options these cannot work with.
+``server_process`` and ``reconnect`` entries. In a run split over ``--workers`` the records
+stay in the workers: each event's instant is announced to them (``LoadFeed.on_event``) and
+their tallies come back on the merged result (``wsload.metrics.audits``), added here. The
+tasks of ``--cluster`` cannot be told while they run: they and this audit count from each
+event's planned instant instead (``LoadFeed.audit_from_schedule``).
+``check_deploy`` (``options.py``) refuses the options these cannot work with.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -23,40 +27,47 @@ from wsload.core.record import ConnectionRecord
 from wsload.errors import UsageError
 from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
+from wsload.metrics.result import SegmentResult
 from wsload.report.redact import redact_text
-from wsload.runner.loop import Progress
 from wsload.runner.managed import ManagedProcess, open_managed
 from wsload.runner.target import BuiltinTarget
 from wsload.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from wsload.runner.executor import LoadFeed
 
 __all__ = ["DeployRun", "check_deploy", "open_deploy"]
 
 _START_POLL = 0.005
 
 
-def check_deploy(scenario: Scenario, *, one_process: bool) -> None:
-    """Refuse what the audit cannot do: events need every record in this process.
+def check_deploy(scenario: Scenario, *, elsewhere: bool) -> None:
+    """Refuse what the audit cannot do: the coordinator must own the server and the load.
+
+    Args:
+        elsewhere: the run is one share of the load (``--segment``): other processes run
+            the rest, and nobody here owns the server.
 
     Raises:
-        UsageError: events or ``[reconnect]`` with ``--workers``/``--cluster``/``--segment``,
-            or either of them or a managed process in a capacity search.
+        UsageError: events or ``[reconnect]`` with ``--segment``, or either of them or a
+            managed process in a capacity search.
     """
-    if scenario.reconnect is not None and not one_process:
-        raise UsageError(
-            "[reconnect]: its logical clients are reported from every connection's record: "
-            "run it in one generator process (drop --workers/--cluster/--segment)"
-        )
     if scenario.reconnect is not None and scenario.load.model == "search":
         raise UsageError("[reconnect] does not apply to a capacity search (yet)")
+    if scenario.reconnect is not None and elsewhere:
+        raise UsageError(
+            "[reconnect]: its logical clients are audited by this run's own generator "
+            "processes: drop --segment (--workers and --cluster work)"
+        )
     process = scenario.target.process
     if process is None:
         return
     if scenario.load.model == "search":
         raise UsageError("target.process: a capacity search cannot manage the server (yet)")
-    if process.events and not one_process:
+    if process.events and elsewhere:
         raise UsageError(
-            "target.process.events are audited from every connection's record: run them in "
-            "one generator process (drop --workers/--cluster/--segment)"
+            "target.process.events are fired and audited by this run's own generator "
+            "processes: drop --segment (--workers and --cluster work)"
         )
 
 
@@ -79,18 +90,20 @@ class DeployRun:
         self.reconnects = ReconnectAudit(reconnect) if reconnect is not None else None
         self.load_started: float | None = None
 
-    async def run(self, progress: Progress) -> None:
+    async def run(self, feed: LoadFeed) -> None:
         """While the load runs: fire the events and keep the managed process (re)started."""
         async with trio.open_nursery() as nursery:
             if self.managed is not None:
                 nursery.start_soon(self.managed.supervise)
-            await self.fire_events(progress)
+            await self.fire_events(feed)
 
-    async def fire_events(self, progress: Progress) -> None:
-        """Send each event's signal at its time from the start of the load (``progress``)."""
+    async def fire_events(self, feed: LoadFeed) -> None:
+        """Send each event's signal at its time from the start of the load (``feed.progress``),
+        and announce it to the generator processes that audit their own connections."""
+        progress = feed.progress
         while progress.started <= 0:
             await trio.sleep(_START_POLL)
-        self.load_started = progress.started
+        self.load_started = self.audit.origin = progress.started
         for index, event in enumerate(self.events):
             await trio.sleep_until(progress.started + event.at)
             sent = trio.current_time()
@@ -101,7 +114,11 @@ class DeployRun:
                 assert self.builtin is not None
                 pid = self.builtin.pid
                 await self.builtin.storm()
+            if feed.audit_from_schedule:  # as the segments audit it (``runner/cluster.py``)
+                sent = progress.started + event.at
             self.audit.signal_sent(index, sent, pid)
+            if feed.on_event is not None:
+                feed.on_event(index, None if pid is None else sent - progress.started)
 
     def on_record(self, record: ConnectionRecord) -> None:
         if self.events:
@@ -122,9 +139,12 @@ class DeployRun:
 
         return both
 
-    def summary(self) -> dict[str, Any]:
-        """summary.json's ``events`` and ``server_process`` (docs/results.md)."""
+    def summary(self, part: SegmentResult) -> dict[str, Any]:
+        """summary.json's ``events``, ``server_process`` and ``reconnect`` (docs/results.md);
+        ``part``: the load's result, with the workers' tallies when they audited."""
         out: dict[str, Any] = {}
+        if part.events is not None:
+            self.audit.absorb(part.events)
         origin = self.load_started
         managed = self.managed
         if managed is not None:
@@ -150,7 +170,9 @@ class DeployRun:
             }
         if self.events:
             out["events"] = self.audit.finish()
-        if self.reconnects is not None:
+        if part.reconnect is not None:
+            out["reconnect"] = part.reconnect.as_dict()
+        elif self.reconnects is not None:
             out["reconnect"] = self.reconnects.as_dict()
         return out
 

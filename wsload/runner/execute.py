@@ -71,7 +71,7 @@ def execute_run(
 def _executor(options: RunOptions) -> Executor:
     """Where the load runs (the options already checked)."""
     if options.cluster is not None:
-        return Cluster(options.cluster, options.workers, options.start_at)
+        return Cluster(options.cluster, options.workers, options.start_at, options.cluster_tls)
     if options.workers > 1:
         return Workers(options.workers, options.start_at)
     return Local(options.segment, options.start_at)

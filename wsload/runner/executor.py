@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -21,14 +21,16 @@ from wsload.core.record import ConnectionRecord
 from wsload.errors import ToolError
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalMerger, IntervalSnapshot
-from wsload.plan.segment import WHOLE, Segment
+from wsload.plan.segment import WHOLE, Segment, parse_segment
 from wsload.report.redact import redact_text
 from wsload.runner.loop import Progress
 from wsload.runner.result_files import SegmentLogs
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
-__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text"]
+__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text", "progress_to_wire"]
+
+_PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
 
 
 @dataclass(slots=True)
@@ -39,6 +41,12 @@ class LoadFeed:
         on_interval: each second's snapshot (merged across shares for a split run).
         segment_logs: each share's own interval log and result (split runs only).
         on_record: each connection's record (--record-connections; ``Local`` only).
+        on_event: a deploy's event was sent, ``(index, seconds after the start or None)``:
+            set by an executor whose processes audit their own connections (``Workers``).
+        audit_from_schedule: the executor's processes audit against each event's planned
+            instant, so the parent's audit counts from it too (``Cluster``).
+        failed_segments: the shares that died or failed, each with its error and what the
+            parent had received of its measurements (summary ``failed_segments``).
     """
 
     on_interval: Callable[[IntervalSnapshot], None]
@@ -47,6 +55,9 @@ class LoadFeed:
     stop: trio.Event = field(default_factory=trio.Event)
     hard_stop: trio.Event = field(default_factory=trio.Event)
     on_record: Callable[[ConnectionRecord], None] | None = None
+    on_event: Callable[[int, float | None], None] | None = None
+    audit_from_schedule: bool = False
+    failed_segments: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, snapshot: IntervalSnapshot) -> None:
         """Hand one (merged) interval to the live panel and the run's logs."""
@@ -102,6 +113,14 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def progress_to_wire(progress: Progress) -> dict[str, Any]:
+    """A share's live figures as it sends them (``SplitResults.progress`` sums them)."""
+    out: dict[str, Any] = {name: getattr(progress, name) for name in _PROGRESS_FIELDS}
+    out["phase"] = progress.phase
+    out["outcomes"] = dict(progress.outcomes)
+    return out
+
+
 class SplitResults:
     """The shares of a split run coming back: intervals merged by index, results kept.
 
@@ -114,6 +133,10 @@ class SplitResults:
     def __init__(self, count: int, feed: LoadFeed, *, warning: str, none_left: str) -> None:
         self.feed = feed
         self.merger = IntervalMerger(count)
+        self.live = IntervalMerger(count)
+        self.shares: dict[int, dict[str, Any]] = {}
+        self.measured: dict[int, dict[int, tuple[int, int]]] = {}  # share → second → counts
+        self.done: set[int] = set()
         self.parts: list[SegmentResult] = []
         self.errors: list[tuple[str, str]] = []
         self.warning = warning
@@ -122,8 +145,34 @@ class SplitResults:
     def interval(self, index: int, segment: str, snapshot: IntervalSnapshot) -> None:
         """Share ``index`` (named ``segment``, ``i/N``) measured one more second."""
         self.feed.segment_logs.write(segment, snapshot)
+        self._measure(index, snapshot)
         for merged in self.merger.add(index, snapshot):
             self.feed.emit(merged)
+
+    def live_interval(self, index: int, snapshot: IntervalSnapshot) -> None:
+        """Share ``index``'s second, for the live panel only (its result brings the logged
+        intervals later: a share that cannot stream them as it runs, a Dask task)."""
+        self._measure(index, snapshot)
+        for merged in self.live.add(index, snapshot):
+            self.feed.progress.last_interval = merged
+
+    def _measure(self, index: int, snapshot: IntervalSnapshot) -> None:
+        seconds = self.measured.setdefault(index, {})
+        seconds[snapshot.index] = (snapshot.attempted, snapshot.opened)
+
+    def progress(self, index: int, data: dict[str, Any]) -> None:
+        """Share ``index``'s live figures (``progress_to_wire``): the run's are their sum."""
+        self.shares[index] = dict(data)
+        progress, shares = self.feed.progress, self.shares.values()
+        for name in _PROGRESS_FIELDS:
+            setattr(progress, name, sum(int(share.get(name, 0)) for share in shares))
+        outcomes: dict[str, int] = {}
+        for share in shares:
+            for name, n in share.get("outcomes", {}).items():
+                outcomes[name] = outcomes.get(name, 0) + int(n)
+        progress.outcomes = outcomes
+        phases = [d.get("phase") for i, d in self.shares.items() if i not in self.done]
+        progress.phase = str(phases[0]) if phases and phases[0] else progress.phase
 
     def result(self, part: SegmentResult) -> None:
         """A share's result: written into its own directory, kept for the merge."""
@@ -135,6 +184,7 @@ class SplitResults:
 
     def ended(self, index: int) -> None:
         """Share ``index`` sends nothing more: the intervals waiting for it go out."""
+        self.done.add(index)
         for merged in self.merger.done(index):
             self.feed.emit(merged)
 
@@ -151,6 +201,16 @@ class SplitResults:
             error = redact_text(error, scenario.secrets)
             text = self.warning.format(segment=segment, error=error)
             sys.stderr.write(f"wsload: warning: {text}\n")
+            seconds = self.measured.get(parse_segment(segment).index, {}).values()
+            self.feed.failed_segments.append(
+                {
+                    "segment": segment,
+                    "error": error,
+                    "intervals": len(seconds),
+                    "attempted": sum(attempted for attempted, _ in seconds),
+                    "opened": sum(opened for _, opened in seconds),
+                }
+            )
         if not self.parts:
             raise ToolError(self.none_left)
         return SegmentResult.merge(self.parts, labels=tuple(spec.label for spec in scenario.close))

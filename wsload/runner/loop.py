@@ -24,6 +24,7 @@ from wsload.engine.reference import run_connection_reference
 from wsload.engine.wireclock import WireClock
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
+from wsload.plan.data import exhausted_reason, row_for
 from wsload.plan.schedule import concurrency_at, planned_end
 from wsload.plan.segment import (
     WHOLE,
@@ -73,6 +74,7 @@ class LoadRun:
     intervals: int
     intended: int
     cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
+    ended_by: str | None = None  # why the load ended before its plan ([data] ran out)
     wire: WireClock = field(default_factory=WireClock)  # kernel stamps, notice lag
 
 
@@ -98,6 +100,8 @@ class _Runner:
         self.lag = LagMonitor()
         self.sources = scenario.target.source_addresses
         self.seq = 0
+        self.data = scenario.data
+        self.ended_by: str | None = None
         self.intervals = 0
         self._overdue = 0  # consecutive starts found already due (see _wait_until)
         reference = scenario.target.engine == "trio-websocket"
@@ -107,9 +111,24 @@ class _Runner:
         """The plan of global connection ``k`` (0-based; ``seq`` is 1-based, as in URLs)."""
         self.seq += 1
         source = self.sources[k % len(self.sources)] if self.sources else None
+        data = self.data
+        row = () if data is None else row_for(data, k + 1, self.scenario.seed)
         return ConnectionPlan(
-            seq=k + 1, scheduled=scheduled, close=self.mix.at(k), source_address=source
+            seq=k + 1,
+            scheduled=scheduled,
+            close=self.mix.at(k),
+            source_address=source,
+            row=row or (),
         )
+
+    def out_of_data(self, k: int) -> bool:
+        """True (and the load's end reason set) when global connection ``k`` has no row:
+        ``[data]`` order = "unique" and every row was handed out."""
+        data = self.data
+        if data is None or data.order != "unique" or k < len(data.rows):
+            return False
+        self.ended_by = exhausted_reason(data)
+        return True
 
     def _count_start(self) -> None:
         """Counted when the task is *started*, so the drain never misses a pending one."""
@@ -187,7 +206,7 @@ class _Runner:
         for k, offset in segment_offsets(self.scenario.load, self.segment):
             due = start + offset
             await self._wait_until(due, stop)
-            if stop.is_set():
+            if stop.is_set() or self.out_of_data(k):
                 return
             self.progress.intended += 1
             if self.progress.in_flight >= cap:
@@ -206,7 +225,7 @@ class _Runner:
         def more(now: float) -> bool:
             if stop.is_set() or now >= deadline:
                 return False
-            return limit is None or self.progress.attempted < limit
+            return (limit is None or self.progress.attempted < limit) and self.ended_by is None
 
         async def slot(index: int) -> None:
             now = clock()  # one reading per start: the checks and the plan share the instant
@@ -215,9 +234,11 @@ class _Runner:
                     await trio.sleep(0.05)
                     now = clock()
                     continue
+                k = self.segment.global_seq(self.seq)
+                if self.out_of_data(k):
+                    return
                 self._count_start()
                 self.progress.intended += 1
-                k = self.segment.global_seq(self.seq)
                 await self._connection(self._plan(k, now), now)
                 now = clock()
 
@@ -235,7 +256,7 @@ class _Runner:
         for k, offset in segment_offsets(load, self.segment):
             due = start + offset
             await self._wait_until(due, stop)
-            if stop.is_set():
+            if stop.is_set() or self.out_of_data(k):
                 break
             self.progress.intended += 1
             self._start(nursery, k, due)
@@ -392,6 +413,7 @@ async def _apply(
         intervals=runner.intervals,
         intended=progress.intended,
         cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
+        ended_by=runner.ended_by,
         wire=ctx.wire,
     )
 

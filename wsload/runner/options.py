@@ -3,20 +3,20 @@ checked together in one place.
 
 A wrong combination must exit 2 before anything is measured or written, and whether two
 options go together often depends on the scenario (a search runs in one process; a deploy's
-events need every record in this process): so the checks live with the options, and
-``RunOptions.check`` is the one gate ``execute_run`` passes them through.
+events are fired by this process and audited by its own workers): so the checks live with the
+options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wsload.errors import UsageError
 from wsload.plan.segment import WHOLE, Segment
-from wsload.runner.cluster import scheduler_address
+from wsload.runner.cluster import ClusterTLS, scheduler_address
 from wsload.runner.deploy import check_deploy
 from wsload.runner.segment_run import MAX_START_WAIT
 from wsload.scenario.model import Scenario
@@ -38,6 +38,7 @@ class RunOptions:
         start_at: wall-clock epoch seconds at which the schedule starts (segments run
             apart agree on it); None: now.
         cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        cluster_tls: this client's CA, certificate and key for a ``tls://`` cluster.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
         metrics: serve live Prometheus metrics there until the results are written
@@ -49,14 +50,10 @@ class RunOptions:
     segment: Segment = WHOLE
     start_at: float | None = None
     cluster: str | None = None
+    cluster_tls: ClusterTLS = field(default_factory=ClusterTLS)
     record_connections: Path | None = None
     metrics: MetricsEndpoint | None = None
     repeat: int = 1
-
-    @property
-    def one_process(self) -> bool:
-        """The whole load in this process: every connection's record is seen here."""
-        return self.workers == 1 and self.cluster is None and self.segment.whole
 
     @property
     def _shared(self) -> bool:
@@ -68,7 +65,7 @@ class RunOptions:
 
         Raises:
             UsageError: naming the options to drop (``check_deploy`` for a deploy's events
-                and reconnects, which need one generator process).
+                and reconnects, which this process's own workers must run).
         """
         elsewhere = self._shared or self.cluster is not None
         if self.repeat != 1 and (
@@ -78,7 +75,7 @@ class RunOptions:
                 "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
                 "--record-connections/--metrics-port"
             )
-        check_deploy(scenario, one_process=self.one_process)
+        check_deploy(scenario, elsewhere=not self.segment.whole)
         if scenario.load.model == "search":
             self._check_search()
         else:
@@ -104,5 +101,8 @@ class RunOptions:
             )
         if self.cluster is not None:
             scheduler_address(self.cluster)
+            self.cluster_tls.check(self.cluster)
+        elif self.cluster_tls.given:
+            raise UsageError("--cluster-ca/--cluster-cert/--cluster-key need --cluster tls://...")
         if self.start_at is not None and self.start_at - time.time() > MAX_START_WAIT:
             raise UsageError(f"--start-at: {self.start_at:.0f} is more than 24 h ahead")

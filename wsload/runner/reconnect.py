@@ -20,11 +20,15 @@ from dataclasses import replace
 
 import trio
 
+from wsload.core.kinds import CloseKind
 from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.scenario.model import Backoff, ReconnectConfig
 
 __all__ = ["backoff_delay", "client_rng", "run_client"]
+
+_WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
+"""Kinds whose ``timeout`` bounds the wait for the server's Close (``[reconnect] hold``)."""
 
 Connect = Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]
 
@@ -93,3 +97,6 @@ async def run_client(
         if stop.is_set():
             return
         plan = replace(plan, scheduled=trio.current_time(), attempt=plan.attempt + 1)
+        if config.hold is not None and plan.close.kind in _WAITING and plan.attempt == 2:
+            # a reconnected client lives its own time, not the wait for the deploy's Close
+            plan = replace(plan, close=replace(plan.close, timeout=config.hold))

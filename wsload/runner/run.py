@@ -115,7 +115,7 @@ async def _run(
             if console is not None:
                 nursery.start_soon(live_progress, console, feed.progress, scenario)
             if deploy is not None:
-                nursery.start_soon(deploy.run, feed.progress)
+                nursery.start_soon(deploy.run, feed)
             try:
                 part = await executor.run(scenario, url, feed)
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
@@ -123,5 +123,7 @@ async def _run(
             nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    extra = deploy.summary() if deploy is not None else {}
+    extra = deploy.summary(part) if deploy is not None else {}
+    if feed.failed_segments:
+        extra["failed_segments"] = feed.failed_segments
     return part, target.stats if target is not None else None, extra

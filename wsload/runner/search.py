@@ -173,7 +173,9 @@ class _Search:
         assert search is not None
         async with AsyncExitStack() as stack:
             url, target = await open_target(stack, scenario)
-            first = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+            first = DriverContext.create(
+                scenario.target, scenario.session, url, seed=scenario.seed, columns=scenario.columns
+            )
             levels.origin = trio.current_time()
             self.logs.set_origin(levels.origin)
             async with trio.open_nursery() as nursery:
@@ -185,6 +187,7 @@ class _Search:
                         url,
                         ssl_context=first.ssl_context,
                         seed=None if scenario.seed is None else scenario.seed + len(levels.entries),
+                        columns=scenario.columns,
                     )
                     entry, level_summary, verdict = await self._level(level, ctx)
                     climb.judge(level, verdict)

@@ -42,6 +42,7 @@ def segment_result(collector: Collector, run: LoadRun, segment: Segment) -> Segm
         intended=run.intended,
         cpu_wait_seconds=run.cpu_wait_seconds,
         release_s=_release(collector, run.started),
+        ended_by=run.ended_by,
         notice_lag=run.wire.notice_lag,
         receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop),
     )
@@ -89,7 +90,9 @@ async def run_segment(
     stop = stop if stop is not None else trio.Event()
     await wait_for_start(start_at, stop)
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
-    ctx = DriverContext.create(scenario.target, scenario.session, url, seed=scenario.seed)
+    ctx = DriverContext.create(
+        scenario.target, scenario.session, url, seed=scenario.seed, columns=scenario.columns
+    )
     load_run = await run_load(
         scenario,
         ctx,

@@ -5,7 +5,15 @@ split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, 
 built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
-``("error", text)``; parent → worker: ``("start", epoch)``, ``"stop"`` (graceful), ``"hard"``.
+``("error", text)``; parent → worker: ``("start", epoch)``, ``("event", index, offset)`` (a
+deploy's event was sent ``offset`` seconds after the start, None: not sent), ``"stop"``
+(graceful), ``"hard"``.
+
+A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
+server, fires the events and restarts it (``runner/deploy.py``); each worker audits its own
+connections against the announced instants (``wsload.metrics.audits``) and its result carries
+the tallies, which the merge adds. Before it reports, a worker waits (at most
+``_ANNOUNCE_WAIT``) for the announcement of an event already due, still in the pipe.
 
 Workers ignore SIGINT and SIGTERM (a terminal's Ctrl-C, or a group-wide SIGTERM, reaches the
 whole process group): the parent decides, and forwards its graceful or hard stop, so an
@@ -32,12 +40,13 @@ from typing import Any
 
 import trio
 
+from wsload.metrics.audits import SegmentAudit
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
-from wsload.runner.executor import LoadFeed, SplitResults, error_text
+from wsload.runner.executor import LoadFeed, SplitResults, error_text, progress_to_wire
 from wsload.runner.loop import Progress
 from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
@@ -50,7 +59,8 @@ START_MARGIN = 0.2
 _READY_TIMEOUT = 60.0
 _KILL_AFTER = 10.0
 _PROGRESS_PERIOD = 0.25
-_PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
+_ANNOUNCE_WAIT = 2.0
+_ANNOUNCE_POLL = 0.01
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 Conn = multiprocessing.connection.Connection
@@ -77,6 +87,7 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
     run as a stopped one (exit 130) instead of "every worker failed"."""
     stop, hard_stop = trio.Event(), trio.Event()
     progress = Progress()
+    audit = SegmentAudit.of(scenario)
     conn.send(("ready",))
     start_at: float | None = None
     while start_at is None and not stop.is_set():
@@ -86,6 +97,8 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
             return
         if isinstance(message, tuple) and message[0] == "start":
             start_at = float(message[1])
+            if audit is not None:  # the common start on this process's clock
+                audit.start(trio.current_time() + (start_at - time.time()))
         elif message in ("stop", "hard"):
             stop.set()
             if message == "hard":
@@ -98,6 +111,10 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
         while True:
             await trio.lowlevel.wait_readable(conn.fileno())
             message = _recv(conn)
+            if isinstance(message, tuple) and message[0] == "event":
+                if audit is not None:
+                    audit.announce(int(message[1]), message[2])
+                continue
             if message == "hard":
                 hard_stop.set()
             stop.set()  # "stop", or the parent is gone
@@ -108,7 +125,7 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
     async def report_progress() -> None:
         while True:
             await trio.sleep(_PROGRESS_PERIOD)
-            conn.send(("progress", _progress_dict(progress)))
+            conn.send(("progress", progress_to_wire(progress)))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(commands)
@@ -122,9 +139,15 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
             on_interval=on_interval,
             stop=stop,
             hard_stop=hard_stop,
+            on_record=None if audit is None else audit.on_record,
         )
+        if audit is not None:
+            with trio.move_on_after(_ANNOUNCE_WAIT):
+                while audit.waiting(trio.current_time()):
+                    await trio.sleep(_ANNOUNCE_POLL)
+            audit.attach(part)
         nursery.cancel_scope.cancel()
-    conn.send(("progress", _progress_dict(progress)))
+    conn.send(("progress", progress_to_wire(progress)))
     conn.send(("done", part.to_wire()))
 
 
@@ -133,13 +156,6 @@ def _recv(conn: Conn) -> Any:
         return conn.recv()
     except (EOFError, OSError):
         return None
-
-
-def _progress_dict(progress: Progress) -> dict[str, Any]:
-    out: dict[str, Any] = {name: getattr(progress, name) for name in _PROGRESS_FIELDS}
-    out["phase"] = progress.phase
-    out["outcomes"] = dict(progress.outcomes)
-    return out
 
 
 @dataclass(slots=True)
@@ -152,7 +168,6 @@ class _Worker:
     ended: trio.Event = field(default_factory=trio.Event)
     result: SegmentResult | None = None
     error: str | None = None
-    progress: dict[str, Any] = field(default_factory=dict)
 
     def send(self, message: Any) -> None:
         if not self.ended.is_set():
@@ -164,22 +179,9 @@ class _Parent:
     """Reads every worker's pipe, sums progress, hands intervals and results on, forwards
     stops."""
 
-    def __init__(self, workers: list[_Worker], feed: LoadFeed, split: SplitResults) -> None:
+    def __init__(self, workers: list[_Worker], split: SplitResults) -> None:
         self.workers = workers
-        self.progress = feed.progress
         self.split = split
-
-    def _sum_progress(self) -> None:
-        progress = self.progress
-        for name in _PROGRESS_FIELDS:
-            setattr(progress, name, sum(w.progress.get(name, 0) for w in self.workers))
-        outcomes: dict[str, int] = {}
-        for worker in self.workers:
-            for name, n in worker.progress.get("outcomes", {}).items():
-                outcomes[name] = outcomes.get(name, 0) + n
-        progress.outcomes = outcomes
-        phases = [w.progress.get("phase") for w in self.workers if not w.ended.is_set()]
-        progress.phase = str(phases[0]) if phases and phases[0] else progress.phase
 
     async def read(self, worker: _Worker) -> None:
         try:
@@ -208,8 +210,7 @@ class _Parent:
         elif kind == "interval":
             self.split.interval(worker.index, str(worker.segment), snapshot_from_wire(payload))
         elif kind == "progress":
-            worker.progress = dict(payload)
-            self._sum_progress()
+            self.split.progress(worker.index, payload)
         elif kind == "done":
             worker.result = SegmentResult.from_wire(payload)
             self.split.result(worker.result)
@@ -218,6 +219,11 @@ class _Parent:
             worker.error = str(payload)
             return True
         return False
+
+    def announce(self, index: int, offset: float | None) -> None:
+        """A deploy's event was sent: every worker audits its connections against it."""
+        for worker in self.workers:
+            worker.send(("event", index, offset))
 
     async def forward_stops(self, stop: trio.Event, hard_stop: trio.Event) -> None:
         await stop.wait()
@@ -316,7 +322,7 @@ class Workers:
             for index in range(self.count):
                 workers.append(_spawn(scenario, url, index, self.count))
                 await trio.lowlevel.checkpoint()  # let the signal task run between starts
-            await self._gather(scenario, workers, feed, _Parent(workers, feed, split))
+            await self._gather(scenario, workers, feed, _Parent(workers, split))
         finally:
             with trio.CancelScope(shield=True):
                 for worker in workers:
@@ -331,6 +337,7 @@ class Workers:
     ) -> None:
         """Wait until every worker is ready, start them together, read them to their end."""
         progress = feed.progress
+        feed.on_event = parent.announce
         async with trio.open_nursery() as nursery:
             for worker in workers:
                 nursery.start_soon(parent.read, worker)

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from wsload.core.kinds import KINDS, CloseKind
+from wsload.core.templates import Template, TemplateError
 from wsload.scenario._table import Table, close_reason, either, hint, sendable_code, show
 from wsload.scenario.model import CLOSE_KINDS, INVALID_VARIANTS, CloseSpec, TargetConfig
 
@@ -17,7 +18,7 @@ __all__ = ["CLOSE_KEYS", "CLOSE_KIND_KEYS", "parse_closes"]
 
 CLOSE_KEYS = (
     "kind", "name", "weight", "code", "reason", "timeout", "rst", "on_timeout",
-    "send_interval", "variant",
+    "send_interval", "send_payload", "variant",
 )  # fmt: skip
 """Every key of a ``[[close]]`` table (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
@@ -29,8 +30,11 @@ CLOSE_KIND_KEYS: dict[str, tuple[str, ...]] = {
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-def parse_closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
-    """The ``[[close]]`` tables → one ``CloseSpec`` each (default: one clean close)."""
+def parse_closes(
+    root: Table, target: TargetConfig, columns: tuple[str, ...] = ()
+) -> tuple[CloseSpec, ...]:
+    """The ``[[close]]`` tables → one ``CloseSpec`` each (default: one clean close;
+    ``columns``: the ``[data]`` file's, for ``send_payload``'s ``{data:COLUMN}``)."""
     raw = root.get("close")
     if raw is None:
         return (CloseSpec(kind=CloseKind.CLEAN, label="clean"),)
@@ -40,7 +44,7 @@ def parse_closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise root.error(f"close[{i}]", f"expected a table, got {show(item)}")
-        specs.append(_close(Table(root.source, f"close[{i}]", item), target))
+        specs.append(_close(Table(root.source, f"close[{i}]", item), target, columns))
     seen: dict[str, int] = {}
     for i, spec in enumerate(specs):
         if spec.label in seen:
@@ -53,7 +57,7 @@ def parse_closes(root: Table, target: TargetConfig) -> tuple[CloseSpec, ...]:
     return tuple(specs)
 
 
-def _close(t: Table, target: TargetConfig) -> CloseSpec:
+def _close(t: Table, target: TargetConfig, columns: tuple[str, ...]) -> CloseSpec:
     if not t.has("kind"):
         typos = [k for k in t.data if k not in CLOSE_KEYS and hint(k, ["kind"])]
         typo = f" ({typos[0]!r} looks like a misspelt 'kind')" if typos else ""
@@ -100,6 +104,11 @@ def _close(t: Table, target: TargetConfig) -> CloseSpec:
         fields["on_timeout"] = t.choice("on_timeout", ("clean", "terminate"), "clean")
     if "send_interval" in allowed:
         fields["send_interval"] = t.duration("send_interval", 0.0)
+    if "send_payload" in allowed and t.has("send_payload"):
+        try:
+            fields["send_payload"] = Template.compile(t.string("send_payload", ""), columns)
+        except TemplateError as exc:
+            raise t.error("send_payload", str(exc)) from None
     if "variant" in allowed:
         fields["variant"] = t.choice("variant", INVALID_VARIANTS, "code_1005")
     t.finish()

@@ -29,7 +29,7 @@ DEPLOY_TABLE_KEYS: dict[str, tuple[str, ...]] = {
         "stop_timeout", "events",
     ),
     "target.process.events": ("at", "signal"),
-    "reconnect": ("on", "backoff", "max_attempts"),
+    "reconnect": ("on", "backoff", "max_attempts", "hold"),
     "reconnect.backoff": ("initial", "max", "multiplier", "jitter"),
 }  # fmt: skip
 """Every key of the deploy tables (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
@@ -156,6 +156,7 @@ def parse_reconnect(t: Table) -> ReconnectConfig:
     )
     bt.finish()
     config = ReconnectConfig(
+        hold=t.opt_duration("hold"),
         on=tuple(dict.fromkeys(on)),
         backoff=backoff,
         max_attempts=t.integer("max_attempts", 20, minimum=1),

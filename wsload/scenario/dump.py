@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from wsload.core.templates import Template
 from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.compression import compression_to_toml
 from wsload.scenario.durations import format_duration
@@ -27,6 +28,7 @@ from wsload.scenario.model import (
     SessionConfig,
     TargetConfig,
 )
+from wsload.scenario.rules import rules_to_list
 from wsload.scenario.steps import ECHO_KEYS, steps_to_list
 
 __all__ = ["scenario_hash", "scenario_to_dict", "scenario_to_toml"]
@@ -55,6 +57,8 @@ def _value(name: str, value: Any) -> Any:
         if value.min == value.max:
             return format_duration(value.min)
         return {"min": format_duration(value.min), "max": format_duration(value.max)}
+    if isinstance(value, Template):
+        return value.source
     if name in _DURATION_FIELDS and isinstance(value, float):
         return format_duration(value)
     return value
@@ -83,8 +87,10 @@ def _server(server: ServerConfig) -> dict[str, Any]:
 
 
 def _target(target: TargetConfig) -> dict[str, Any]:
-    skip = ("headers", "server", "compression", "process")
+    skip = ("headers", "server", "compression", "process", "require_subprotocol")
     out = _fields(target, tuple(n for n in TargetConfig.__slots__ if n not in skip))
+    if target.require_subprotocol:  # only when set: older resolved copies hash the same
+        out["require_subprotocol"] = True
     if target.compression is not None:
         out["compression"] = compression_to_toml(target.compression)
     out["headers"] = dict(target.headers)
@@ -122,6 +128,7 @@ def _reconnect(reconnect: ReconnectConfig) -> dict[str, Any]:
             "jitter": backoff.jitter,
         },
         "max_attempts": reconnect.max_attempts,
+        **({} if reconnect.hold is None else {"hold": format_duration(reconnect.hold)}),
     }
 
 
@@ -148,10 +155,12 @@ def _search(search: SearchConfig) -> dict[str, Any]:
 
 def _session(session: SessionConfig) -> dict[str, Any]:
     """Echo mode's keys, or (with a script) the shared keys and the steps."""
-    skip = ("steps", *ECHO_KEYS) if session.steps else ("steps",)
+    skip = ("steps", "on", *ECHO_KEYS) if session.steps else ("steps", "on")
     out = _fields(session, tuple(n for n in SessionConfig.__slots__ if n not in skip))
     if session.steps:
         out["steps"] = steps_to_list(session.steps, session.message_timeout)
+    if session.on:
+        out["on"] = rules_to_list(session.on)
     return out
 
 
@@ -175,6 +184,11 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     out["thresholds"] = {t.expr: t.text for t in scenario.thresholds}
     if scenario.reconnect is not None:
         out["reconnect"] = _reconnect(scenario.reconnect)
+    if scenario.data is not None:
+        data = scenario.data
+        out["data"] = {"file": data.file, "order": data.order}
+        if data.secret_columns:
+            out["data"]["secret_columns"] = list(data.secret_columns)
     return out
 
 
@@ -254,13 +268,18 @@ def scenario_to_toml(scenario: Scenario) -> str:
     _table(lines, "[load]", data["load"])
     session = dict(data["session"])
     steps = session.pop("steps", [])
+    rules = session.pop("on", [])
     _table(lines, "[session]", session)
     for step in steps:
         _table(lines, "[[session.steps]]", step)
+    for rule in rules:
+        _table(lines, "[[session.on]]", rule)
     for close in data["close"]:
         _table(lines, "[[close]]", close)
     if data["thresholds"]:
         _table(lines, "[thresholds]", data["thresholds"])
     if "reconnect" in data:
         _table(lines, "[reconnect]", data["reconnect"])
+    if "data" in data:
+        _table(lines, "[data]", data["data"])
     return "\n".join(lines) + "\n"

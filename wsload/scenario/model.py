@@ -11,10 +11,12 @@ from typing import Literal
 
 from wsload.core.deflate import DeflateSettings
 from wsload.core.kinds import KINDS, CloseKind
-from wsload.core.script import Step
+from wsload.core.script import Rule, Step
+from wsload.core.templates import Template
 
 __all__ = [
     "CLOSE_KINDS",
+    "DATA_ORDERS",
     "EVENT_SIGNALS",
     "INVALID_VARIANTS",
     "JITTERS",
@@ -26,6 +28,7 @@ __all__ = [
     "STEP_PREFIX",
     "Backoff",
     "CloseSpec",
+    "DataConfig",
     "Delay",
     "LoadConfig",
     "ProcessConfig",
@@ -43,6 +46,9 @@ __all__ = [
 
 CLOSE_KINDS: tuple[str, ...] = tuple(kind.value for kind in KINDS)
 """The ``[[close]] kind`` spellings (:data:`wsload.core.kinds.KINDS`)."""
+
+DataOrder = Literal["sequential", "random", "unique"]
+DATA_ORDERS: tuple[str, ...] = DataOrder.__args__  # type: ignore[attr-defined]
 
 LoadModel = Literal["arrival", "concurrency", "storm", "search"]
 LOAD_MODELS: tuple[str, ...] = LoadModel.__args__  # type: ignore[attr-defined]
@@ -228,6 +234,8 @@ class TargetConfig:
     compression: DeflateSettings | None = None
     """permessage-deflate offered (``[target] compression``); None: no extension offered."""
     process: ProcessConfig | None = None
+    require_subprotocol: bool = False
+    """A 101 without one of ``subprotocols`` selected is ``handshake_invalid``."""
 
     @property
     def is_builtin(self) -> bool:
@@ -310,7 +318,8 @@ class SessionConfig:
 
     ``steps`` is the ``[[session.steps]]`` script; empty means echo mode (``messages``,
     ``message_size``, ``await_echo``, ``message_interval``, ``binary`` are its settings).
-    ``message_timeout``, ``hold``, ``ping_interval`` and ``reflect`` apply to both.
+    ``message_timeout``, ``hold``, ``ping_interval``, ``reflect`` and the ``[[session.on]]``
+    reply rules (``on``) apply to both.
     """
 
     messages: int = 1
@@ -323,6 +332,7 @@ class SessionConfig:
     ping_interval: float = 0.0
     reflect: bool = False
     steps: tuple[Step, ...] = ()
+    on: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +349,8 @@ class CloseSpec:
         rst: terminate with RST (SO_LINGER 0) instead of FIN.
         on_timeout: await_server_close: what to do when the server never closes.
         send_interval: await_server_close: keep sending a message this often while waiting.
+        send_payload: what ``send_interval`` sends (a text template; None: the session's
+            filler payload).
         variant: invalid_close: which malformed Close to send.
     """
 
@@ -351,6 +363,7 @@ class CloseSpec:
     rst: bool = False
     on_timeout: Literal["clean", "terminate"] = "clean"
     send_interval: float = 0.0
+    send_payload: Template | None = None
     variant: InvalidVariant = "code_1005"
 
     def __post_init__(self) -> None:
@@ -409,19 +422,49 @@ class ReconnectConfig:
         on: outcome names that trigger a reconnect.
         backoff: the wait before each new attempt.
         max_attempts: connections per logical client, the first included; then it gives up.
+        hold: a reconnected connection's wait for the server's Close (``await_server_close``,
+            ``ignore_server_close``) is bounded by this instead of the close's ``timeout``,
+            which then only bounds the first connection's wait (None: ``timeout`` for all).
     """
 
     on: tuple[str, ...] = RECONNECT_ON
     backoff: Backoff = Backoff()
     max_attempts: int = 20
+    hold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataConfig:
+    """``[data]``: one row of a file per logical client (``{data:COLUMN}`` in templates).
+
+    The rows are read when the scenario loads, so every worker process and cluster segment
+    gets the same rows, and which row a client takes depends only on its ``seq`` (and the
+    seed): ``unique`` needs no coordination to hand each row out once
+    (``wsload.plan.data``).
+
+    Attributes:
+        file: the file as written (``users.csv``, ``.jsonl``); relative to the scenario.
+        order: ``sequential`` (row ``(seq - 1) % rows``), ``random`` (a seeded draw per
+            client) or ``unique`` (row ``seq - 1``; the load ends when the rows run out).
+        secret_columns: columns whose values are secrets (redacted from every output).
+        columns: the header (CSV) or the first object's keys (JSONL), in order.
+        rows: the values, one tuple per row, in ``columns`` order.
+    """
+
+    file: str
+    order: DataOrder = "sequential"
+    secret_columns: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole, validated scenario.
 
-    ``secrets`` holds the values ``{env:NAME}`` took from the environment: every output
-    redacts them (``wsload.report.redact``); they are never written themselves.
+    ``secrets`` holds the values ``{env:NAME}`` took from the environment and those of the
+    ``[data]`` file's ``secret_columns``: every output redacts them (``wsload.report.redact``);
+    they are never written themselves.
     """
 
     name: str
@@ -435,3 +478,9 @@ class Scenario:
     thresholds: tuple[Threshold, ...] = field(default_factory=tuple)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     reconnect: ReconnectConfig | None = None
+    data: DataConfig | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The ``[data]`` file's columns (``()`` without one): what ``{data:COLUMN}`` names."""
+        return () if self.data is None else self.data.columns

@@ -18,6 +18,7 @@ from wsload.core.script import step_metrics
 from wsload.errors import ScenarioError, UsageError
 from wsload.scenario._table import Table
 from wsload.scenario.close import CLOSE_KEYS, parse_closes
+from wsload.scenario.data import DATA_KEYS, parse_data
 from wsload.scenario.deploy import DEPLOY_TABLE_KEYS, parse_reconnect
 from wsload.scenario.load import LOAD_TABLE_KEYS, parse_load
 from wsload.scenario.model import Scenario, ServerConfig
@@ -40,13 +41,14 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "": ("name", "seed", "description", "target", "load", "session", "close", "thresholds",
-         "reconnect"),
+         "reconnect", "data"),
     "target": TARGET_KEYS,
     "target.server": SERVER_KEYS,
     **LOAD_TABLE_KEYS,
     "session": SESSION_KEYS,
     "close": CLOSE_KEYS,
     "delay": ("min", "max"),
+    "data": DATA_KEYS,
     **DEPLOY_TABLE_KEYS,
 }  # fmt: skip
 """Every key each table accepts (``thresholds`` and ``target.headers`` take free-form keys;
@@ -147,14 +149,17 @@ def _scenario(
     description = root.string("description", "")
     secrets: list[str] = []
     resolve = env_resolver(os.environ if environ is None else environ, secrets)
-    target = parse_target(root.table("target"), base_dir, resolve)
+    feed = parse_data(root.table("data"), base_dir, secrets) if root.has("data") else None
+    target = parse_target(root.table("target"), base_dir, resolve, feed)
     load = parse_load(root.table("load"))
-    session = parse_session(root.table("session"), target, base_dir, resolve)
-    closes = parse_closes(root, target)
+    columns = () if feed is None else feed.columns
+    session = parse_session(root.table("session"), target, base_dir, resolve, columns)
+    closes = parse_closes(root, target, columns)
     thresholds = parse_thresholds(
         root.table("thresholds"),
         tuple(c.label for c in closes),
         step_metrics(session.steps),
+        reconnect=root.has("reconnect"),
     )
     if load.model == "search" and not thresholds:
         raise root.error(
@@ -175,6 +180,7 @@ def _scenario(
         thresholds=thresholds,
         secrets=tuple(dict.fromkeys(secrets)),
         reconnect=reconnect,
+        data=feed,
     )
 
 

@@ -9,19 +9,24 @@ from pathlib import Path
 
 from wsload.scenario._table import Table
 from wsload.scenario.model import SessionConfig, TargetConfig
+from wsload.scenario.rules import parse_rules
 from wsload.scenario.steps import Resolve, session_steps
 
 __all__ = ["SESSION_KEYS", "parse_session"]
 
 SESSION_KEYS = (
     "messages", "message_size", "binary", "message_interval", "await_echo", "message_timeout",
-    "hold", "ping_interval", "reflect", "steps",
+    "hold", "ping_interval", "reflect", "steps", "on",
 )  # fmt: skip
 """Every key of ``[session]`` (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
 
 def parse_session(
-    t: Table, target: TargetConfig, base_dir: Path | None, resolve: Resolve
+    t: Table,
+    target: TargetConfig,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
 ) -> SessionConfig:
     """``[session]`` → ``SessionConfig``: what each connection does before its close."""
     t.allow(SESSION_KEYS)
@@ -41,7 +46,8 @@ def parse_session(
         hold=t.delay("hold"),
         ping_interval=t.duration("ping_interval", 0.0),
         reflect=t.boolean("reflect", False),
-        steps=session_steps(t, target.engine, timeout, base_dir, resolve),
+        steps=session_steps(t, target.engine, timeout, base_dir, resolve, columns),
+        on=parse_rules(t, resolve, columns),
     )
     t.finish()
     return config

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wsload.core.capture import Capture
 from wsload.core.matching import Matcher
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.core.templates import Template, TemplateError, resolve_env
@@ -30,6 +31,8 @@ __all__ = [
     "STEP_KEYS",
     "Resolve",
     "env_resolver",
+    "parse_matcher",
+    "parse_save",
     "parse_steps",
     "session_steps",
     "steps_to_list",
@@ -52,7 +55,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "send_hex": ("binary",),
     "send_base64": ("binary",),
     "send_file": ("binary",),
-    "expect": ("name", "timeout"),
+    "expect": ("name", "timeout", "save"),
     "receive": ("timeout",),
     "sleep": (),
     "ping": ("timeout",),
@@ -61,6 +64,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
 """Keys each action takes besides itself."""
 _EXPECT_KEYS = ("json", "regex", "equals", "any")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_DEPTH = 8
 
 Resolve = Callable[[Table, str, str], str]
@@ -85,7 +89,12 @@ def env_resolver(environ: Mapping[str, str], secrets: list[str]) -> Resolve:
 
 
 def session_steps(
-    t: Table, engine: str, timeout: float, base_dir: Path | None, resolve: Resolve
+    t: Table,
+    engine: str,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
 ) -> tuple[Step, ...]:
     """The script of the ``[session]`` table ``t`` (``()``: echo mode).
 
@@ -101,11 +110,20 @@ def session_steps(
             )
     if engine == "trio-websocket":
         raise t.error("steps", 'not possible with engine = "trio-websocket"')
-    return parse_steps(t, t.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve)
+    return parse_steps(
+        t, t.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve, columns=columns
+    )
 
 
 def parse_steps(
-    t: Table, raw: Any, *, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int = 0
+    t: Table,
+    raw: Any,
+    *,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...] = (),
+    depth: int = 0,
 ) -> tuple[Step, ...]:
     """The steps of ``raw`` (the ``steps`` list of table ``t``).
 
@@ -115,6 +133,7 @@ def parse_steps(
         timeout: the default ``timeout`` of expect/receive/ping steps (``message_timeout``).
         base_dir: where ``send_file`` paths are relative to (None: the working directory).
         resolve: resolves ``{env:NAME}`` in payload text.
+        columns: the ``[data]`` file's columns (what ``{data:COLUMN}`` may name).
     """
     if not isinstance(raw, list) or not raw:
         raise t.error("steps", "expected one or more [[session.steps]] tables")
@@ -125,11 +144,18 @@ def parse_steps(
         if not isinstance(item, dict):
             raise t.error(f"steps[{i}]", f"expected a table, got {show(item)}")
         st = Table(t.source, t.key(f"steps[{i}]"), item)
-        steps.append(_step(st, timeout, base_dir, resolve, depth))
+        steps.append(_step(st, timeout, base_dir, resolve, columns, depth))
     return tuple(steps)
 
 
-def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int) -> Step:
+def _step(
+    st: Table,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...],
+    depth: int,
+) -> Step:
     actions = [key for key in st.data if key in ACTIONS]
     if len(actions) != 1:
         got = f"got {either(actions)}" if actions else "got none"
@@ -145,7 +171,7 @@ def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, de
             raise st.error(key, f"{why} (a {action} step takes: {', '.join(allowed)})")
     step: Step
     if action.startswith("send"):
-        step = _send(st, action, base_dir, resolve)
+        step = _send(st, action, base_dir, resolve, columns)
     elif action == "expect":
         step = _expect(st, timeout, resolve)
     elif action == "receive":
@@ -158,16 +184,18 @@ def _step(st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, de
             raise st.error("ping", f"expected true, got {show(st.data['ping'])}")
         step = Ping(st.duration("timeout", timeout, positive=True))
     else:
-        step = _repeat(st, timeout, base_dir, resolve, depth)
+        step = _repeat(st, timeout, base_dir, resolve, columns, depth)
     st.finish()
     return step
 
 
-def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Send:
+def _send(
+    st: Table, action: str, base_dir: Path | None, resolve: Resolve, columns: tuple[str, ...]
+) -> Send:
     text = st.string(action, "")
     binary = st.boolean("binary", action in ("send_hex", "send_base64"))
     if action == "send":
-        return Send(_template(st, action, resolve(st, action, text)), binary=binary)
+        return Send(_template(st, action, resolve(st, action, text), columns), binary=binary)
     if action == "send_file":
         path = Path(text) if base_dir is None else base_dir / text
         try:
@@ -179,7 +207,7 @@ def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Se
                 content = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise st.error(action, "not UTF-8 text (set binary = true)") from None
-            return Send(_template(st, action, resolve(st, action, content)))
+            return Send(_template(st, action, resolve(st, action, content), columns))
         return Send(data=data, binary=True)
     try:
         if action == "send_hex":
@@ -197,20 +225,53 @@ def _send(st: Table, action: str, base_dir: Path | None, resolve: Resolve) -> Se
     return Send(data=data, binary=binary)
 
 
-def _template(st: Table, key: str, text: str) -> Template:
+def _template(st: Table, key: str, text: str, columns: tuple[str, ...]) -> Template:
     try:
-        return Template.compile(text)
+        return Template.compile(text, columns)
     except TemplateError as exc:
         raise st.error(key, str(exc)) from None
 
 
 def _expect(st: Table, timeout: float, resolve: Resolve) -> Expect:
-    et = st.table("expect")
+    matcher = parse_matcher(st.table("expect"), resolve)
+    name = st.string("name", "")
+    if name and not _NAME_RE.match(name):
+        raise st.error(
+            "name",
+            "must be 1-64 letters, digits, '_' or '-' (it names the metric step.<name>), "
+            f"got {name!r}",
+        )
+    step_timeout = st.duration("timeout", timeout, positive=True)
+    save = parse_save(st.table("save")) if st.has("save") else ()
+    return Expect(matcher, step_timeout, name, STEP_PREFIX + name if name else "", save)
+
+
+def parse_save(t: Table) -> tuple[Capture, ...]:
+    """A ``save = { NAME = "json:path" | "regex:PATTERN" }`` table."""
+    out = []
+    for name in t.data:
+        t.known.append(name)
+        if not _VAR_RE.match(name):
+            raise t.error(name, "a variable name is 1-64 letters, digits or '_' ({var:NAME})")
+        spec = t.data[name]
+        if not isinstance(spec, str):
+            raise t.error(name, f'expected "json:dotted.path" or "regex:PATTERN", got {show(spec)}')
+        try:
+            out.append(Capture.build(name, spec))
+        except ValueError as exc:
+            raise t.error(name, str(exc)) from None
+    if not out:
+        raise ScenarioError(t.source, t.path, 'expected at least one NAME = "json:path" entry')
+    return tuple(out)
+
+
+def parse_matcher(et: Table, resolve: Resolve) -> Matcher:
+    """An ``expect``-style matcher table (``{ json = ... }``, ``regex``, ``equals``, ``any``)."""
     given = [key for key in et.data if key in _EXPECT_KEYS]
     et.allow(_EXPECT_KEYS)
     if len(given) != 1:
         raise ScenarioError(
-            st.source, et.path, f"expected exactly one of {either(_EXPECT_KEYS)}, got {len(given)}"
+            et.source, et.path, f"expected exactly one of {either(_EXPECT_KEYS)}, got {len(given)}"
         )
     kind = given[0]
     matcher: Matcher
@@ -235,15 +296,7 @@ def _expect(st: Table, timeout: float, resolve: Resolve) -> Expect:
         except ValueError as exc:
             raise et.error(kind, str(exc)) from None
     et.finish()
-    name = st.string("name", "")
-    if name and not _NAME_RE.match(name):
-        raise st.error(
-            "name",
-            "must be 1-64 letters, digits, '_' or '-' (it names the metric step.<name>), "
-            f"got {name!r}",
-        )
-    step_timeout = st.duration("timeout", timeout, positive=True)
-    return Expect(matcher, step_timeout, name, STEP_PREFIX + name if name else "")
+    return matcher
 
 
 def _plain(value: Any) -> Any:
@@ -274,7 +327,12 @@ def _receive(st: Table, timeout: float) -> Receive:
 
 
 def _repeat(
-    st: Table, timeout: float, base_dir: Path | None, resolve: Resolve, depth: int
+    st: Table,
+    timeout: float,
+    base_dir: Path | None,
+    resolve: Resolve,
+    columns: tuple[str, ...],
+    depth: int,
 ) -> Repeat:
     rt = st.table("repeat")
     rt.allow(("times", "duration", "steps"))
@@ -283,7 +341,13 @@ def _repeat(
     times = rt.opt_integer("times", 1)
     duration = rt.opt_duration("duration")
     steps = parse_steps(
-        rt, rt.get("steps"), timeout=timeout, base_dir=base_dir, resolve=resolve, depth=depth + 1
+        rt,
+        rt.get("steps"),
+        timeout=timeout,
+        base_dir=base_dir,
+        resolve=resolve,
+        columns=columns,
+        depth=depth + 1,
     )
     rt.finish()
     return Repeat(steps, times, duration)
@@ -312,6 +376,8 @@ def steps_to_list(steps: tuple[Step, ...], timeout: float) -> list[dict[str, Any
             if step.name:
                 item["name"] = step.name
             item["timeout"] = format_duration(step.timeout)
+            if step.save:
+                item["save"] = {c.name: c.spec for c in step.save}
         elif isinstance(step, Receive):
             if step.count is None:
                 assert step.duration is not None

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 
 from wsload.scenario._table import Table, show
 from wsload.scenario.compression import parse_compression
+from wsload.scenario.data import data_holes
 from wsload.scenario.deploy import parse_process
-from wsload.scenario.model import TargetConfig
+from wsload.scenario.model import DataConfig, TargetConfig
 from wsload.scenario.server import parse_server
 from wsload.scenario.steps import Resolve
 
@@ -24,10 +25,11 @@ __all__ = ["TARGET_KEYS", "parse_target"]
 TARGET_KEYS = (
     "url", "headers", "subprotocols", "origin", "source_addresses", "connect_timeout",
     "handshake_timeout", "insecure", "ca_file", "server_name", "engine", "max_message_size",
-    "server", "compression", "process",
+    "server", "compression", "process", "require_subprotocol",
 )  # fmt: skip
 """Every key of ``[target]`` (merged into ``parse.TABLE_KEYS``; docs/scenarios.md)."""
 
+_DATA_HOLE_RE = re.compile(r"\{data:[^{}]*\}")
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RESERVED_HEADERS = {
     "host",
@@ -43,14 +45,18 @@ _RESERVED_HEADERS = {
 _HEADER_KEYS = {"origin": "origin", "sec-websocket-protocol": "subprotocols"}
 
 
-def parse_target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetConfig:
-    """``[target]`` → ``TargetConfig``: where to connect and how to upgrade."""
+def parse_target(
+    t: Table, base_dir: Path | None, resolve: Resolve, data: DataConfig | None = None
+) -> TargetConfig:
+    """``[target]`` → ``TargetConfig``: where to connect and how to upgrade (``data``: the
+    ``[data]`` rows that ``{data:COLUMN}`` in the URL, headers and origin take)."""
     t.allow(TARGET_KEYS)
     written = t.string("url", "builtin")
     url = resolve(t, "url", written)
     process = parse_process(t.table("process"), url) if t.has("process") else None
     if url != "builtin":
         _check_url(t, url, written, managed=process is not None)
+        data_holes(t, "url", url, data, url=True)
     if t.has("server") and url != "builtin":
         raise t.error(
             "server", 'only allowed with url = "builtin" (it configures the built-in server)'
@@ -77,6 +83,7 @@ def parse_target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetCon
             raise headers_table.error(
                 hname, "its {env:...} value is not single-line ISO-8859-1 (not shown)"
             )
+        data_holes(headers_table, hname, hvalue, data, url=False)
         headers.append((hname, hvalue))
     subprotocols = t.string_list("subprotocols")
     for i, proto in enumerate(subprotocols):
@@ -87,6 +94,7 @@ def parse_target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetCon
         written_origin, origin = origin, resolve(t, "origin", origin)
         if not _sendable(origin):
             raise t.error("origin", f"expected single-line ISO-8859-1 text, got {written_origin!r}")
+        data_holes(t, "origin", origin, data, url=False)
     sources = t.string_list("source_addresses")
     for i, addr in enumerate(sources):
         try:
@@ -104,6 +112,13 @@ def parse_target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetCon
             raise t.error("ca_file", f"no such file: {str(ca_path)!r}")
         ca_file = str(ca_path.resolve())
     engine = t.choice("engine", ("wsproto", "trio-websocket"), "wsproto")
+    if engine == "trio-websocket":
+        for key, value in (("url", url), ("origin", origin or ""), *headers):
+            if "{data:" in value:
+                where = key if key in ("url", "origin") else f"headers.{key}"
+                raise t.error(
+                    where, 'a {data:COLUMN} is not possible with engine = "trio-websocket"'
+                )
     compression = parse_compression(t)
     if compression is not None and engine != "wsproto":
         raise t.error("compression", 'needs engine = "wsproto" (the reference engine offers none)')
@@ -124,7 +139,14 @@ def parse_target(t: Table, base_dir: Path | None, resolve: Resolve) -> TargetCon
         server=server,
         compression=compression,
         process=process,
+        require_subprotocol=t.boolean("require_subprotocol", False),
     )
+    if config.require_subprotocol and not subprotocols:
+        raise t.error(
+            "require_subprotocol", "needs target.subprotocols (what the server must pick)"
+        )
+    if config.require_subprotocol and engine != "wsproto":
+        raise t.error("require_subprotocol", 'needs engine = "wsproto"')
     t.finish()
     return config
 
@@ -146,7 +168,9 @@ def _check_url(t: Table, url: str, written: str, *, managed: bool) -> None:
     ``{port}`` is only filled in for a ``managed`` server (``[target.process]``)."""
     if "{port}" in url and not managed:
         raise t.error("url", "{port} is only filled in for a managed server ([target.process])")
-    probe = url.replace("{seq}", "1").replace("{port}", "1")
+    probe = _DATA_HOLE_RE.sub("1", url.replace("{seq}", "1").replace("{port}", "1"))
+    if "{data:" in urlsplit(url).netloc:
+        raise t.error("url", "{data:COLUMN} may only fill the path and query, not the host")
     url = written
     if not _sendable(probe):
         raise t.error(

@@ -16,18 +16,26 @@ from wsload.scenario._table import Table, either, hint, show
 from wsload.scenario.durations import parse_duration
 from wsload.scenario.model import METRICS, STATS, STEP_PREFIX, Threshold
 
-__all__ = ["EVENT_COUNTS", "EVENT_METRICS", "metric_parts", "parse_thresholds"]
+__all__ = [
+    "EVENT_COUNTS",
+    "EVENT_METRICS",
+    "RECONNECT_COUNTS",
+    "RECONNECT_METRICS",
+    "metric_parts",
+    "parse_thresholds",
+]
 
 _OPS = ("<=", ">=", "==", "!=", "<", ">")
 _ROOTS = (
-    "behaviours",
-    "outcomes",
-    "close_codes",
-    "close_events",
-    "generator",
-    "events",
-    "attempts",
-)
+    "behaviours", "outcomes", "close_codes", "close_events", "generator", "events", "attempts",
+    "reconnect", "http_statuses", "subprotocols",
+)  # fmt: skip
+RECONNECT_COUNTS = ("clients", "reconnected", "gave_up")
+"""``reconnect.<count>``: logical clients; with a percentage a share of ``reconnect.clients``."""
+RECONNECT_METRICS = ("time_to_reconnect", "reconnect_delay")
+"""``reconnect.<metric>.<stat>``: summary ``reconnect.latency_us`` (µs)."""
+_STATUS_RE = re.compile(r"^[1-9][0-9]{2}$")
+_TOKEN_RE = re.compile(r"^[!#$%&'*+^_`|~0-9A-Za-z-]+$")
 EVENT_COUNTS = ("open_at_signal", "closed_clean", "closed_abnormal", "still_open_at_exit")
 """``events.<i>.<count>``: a count, or with a percentage a share of ``open_at_signal``."""
 EVENT_METRICS = ("close_received", "eof")
@@ -44,11 +52,12 @@ def metric_parts(parts: list[str]) -> list[str]:
 
 
 def parse_thresholds(
-    t: Table, labels: tuple[str, ...], steps: tuple[str, ...] = ()
+    t: Table, labels: tuple[str, ...], steps: tuple[str, ...] = (), *, reconnect: bool = True
 ) -> tuple[Threshold, ...]:
     """Parse ``[thresholds]``: one ``Threshold`` per expression, in file order.
 
-    ``steps`` are the scenario's ``step.<name>`` metrics (its named expect steps).
+    ``steps`` are the scenario's ``step.<name>`` metrics (its named expect steps);
+    ``reconnect``: the scenario has a ``[reconnect]`` table (``reconnect.*`` needs one).
 
     Expressions may be quoted (``"close_handshake.p99" = "< 50ms"``) or written as TOML dotted
     keys (``close_handshake.p99 = "< 50ms"``, which TOML turns into nested tables); both mean
@@ -66,7 +75,7 @@ def parse_thresholds(
             raise t.error(
                 expr, f'expected a condition string like "< 50ms" or "> 99%", got {show(cond)}'
             )
-        unit = _threshold_unit(t, expr, labels, (*METRICS, *steps))
+        unit = _threshold_unit(t, expr, labels, (*METRICS, *steps), reconnect)
         op, value = _condition(t, expr, cond, unit)
         if unit == "count" and cond.strip().endswith("%"):
             unit = "share"
@@ -97,13 +106,27 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, object
             stack.pop()
 
 
-def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple[str, ...]) -> str:
+def _threshold_unit(
+    t: Table, expr: str, labels: tuple[str, ...], metrics: tuple[str, ...], reconnect: bool
+) -> str:
     """Validate an expression's shape; return its unit.
 
     ``count`` (outcomes, close codes, ``<metric>.count``) becomes ``share`` when the condition
     is a percentage: a share of the connections attempted (in that behaviour).
     """
     parts = expr.split(".")
+    if parts[0] == "reconnect":
+        if not reconnect:
+            raise t.error(expr, "needs a [reconnect] table (no client reconnects without one)")
+        return _reconnect_unit(t, expr, parts)
+    if parts[0] == "subprotocols":
+        if len(parts) != 2 or not _TOKEN_RE.match(parts[1]):
+            raise t.error(
+                expr,
+                "expected subprotocols.<name> (a subprotocol the server selected; "
+                "subprotocols.none: connections it selected none for)",
+            )
+        return "count"
     if parts[0] == "attempts":  # [reconnect]: a step's count per attempt, not per client
         metric = metric_parts(parts[1:])
         if len(metric) != 2 or metric[0] not in metrics or metric[1] != "count":
@@ -126,6 +149,13 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
         if parts[1] not in labels:
             raise t.error(expr, f"no close behaviour labelled {parts[1]!r}{hint(parts[1], labels)}")
         parts = parts[2:]
+    if parts[0] == "http_statuses":
+        if len(parts) != 2 or not _STATUS_RE.match(parts[1]):
+            got = parts[1] if len(parts) > 1 else ""
+            raise t.error(
+                expr, f"expected http_statuses.<status> like http_statuses.401, got {got!r}"
+            )
+        return "count"
     if parts[0] == "outcomes":
         names = tuple(o.value for o in Outcome)
         if len(parts) != 2 or parts[1] not in names:
@@ -168,6 +198,20 @@ def _threshold_unit(t: Table, expr: str, labels: tuple[str, ...], metrics: tuple
             expr, f"expected <metric>.<stat> with stat one of {', '.join(STATS)}{hint(got, STATS)}"
         )
     return "count" if parts[1] == "count" else "us"
+
+
+def _reconnect_unit(t: Table, expr: str, parts: list[str]) -> str:
+    """``reconnect.gave_up`` (count/share of clients) or ``reconnect.time_to_reconnect.p99``."""
+    shape = (
+        f"expected reconnect.<{'|'.join(RECONNECT_COUNTS)}> or "
+        f"reconnect.<{'|'.join(RECONNECT_METRICS)}>.<stat>"
+    )
+    if len(parts) == 2 and parts[1] in RECONNECT_COUNTS:
+        return "count"
+    if len(parts) == 3 and parts[1] in RECONNECT_METRICS and parts[2] in STATS:
+        return "count" if parts[2] == "count" else "us"
+    got = parts[1] if len(parts) > 1 else ""
+    raise t.error(expr, f"{shape}{hint(got, (*RECONNECT_COUNTS, *RECONNECT_METRICS))}")
 
 
 def _check_code(t: Table, expr: str, code: str) -> None:

@@ -175,11 +175,17 @@ def _scopes(
 
 def total_scope(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The whole run's figures shaped like a ``behaviours.<label>`` entry (one code path for
-    both scopes, here and in ``--repeat``'s per-run figures)."""
+    both scopes, here and in ``--repeat``'s per-run figures). A ``[reconnect]`` run's
+    ``reconnect.time_to_reconnect`` and ``reconnect.reconnect_delay`` are latency figures of
+    the whole run like the others (judged when ``--metric`` names them)."""
     totals = summary.get("totals", {})
+    reconnect = (summary.get("reconnect") or {}).get("latency_us", {})
     return {
         "attempted": totals.get("attempted", 0),
         "clean": totals.get("clean"),
         "outcomes": summary.get("outcomes", {}),
-        "latency_us": summary.get("latency_us", {}),
+        "latency_us": {
+            **summary.get("latency_us", {}),
+            **{f"reconnect.{name}": stats for name, stats in reconnect.items()},
+        },
     }

@@ -190,12 +190,10 @@ def generator_slower(
     than the baseline's: at least twice its p99 and 1 ms more. Its own delay is then inside
     every latency it measured, so a latency that rose by no more than the current lag p99 is
     ``inconclusive``, not ``regressed``."""
-    lags = [
-        (s.get("generator") or {}).get("loop_lag_us", {}).get("p99") for s in (baseline, current)
-    ]
-    if lags[0] is None or lags[1] is None:
+    b_raw, c_raw = _lag_p99(baseline), _lag_p99(current)
+    if b_raw is None or c_raw is None:
         return None
-    b_lag, c_lag = float(lags[0]), float(lags[1])
+    b_lag, c_lag = float(b_raw), float(c_raw)
     return (b_lag, c_lag) if c_lag >= max(2 * b_lag, b_lag + 1000) else None
 
 
