@@ -11,9 +11,10 @@ marker here, so ``-m "core or engine"`` picks the quick tier wherever the files 
               a Dask cluster, headless Chromium, ruff and mypy
 
 The shared helpers are modules in ``tests/`` itself (``peers``, ``hostile``, ``server_clients``,
-``runs``, ``records``, ``timing``, ``browser``; ``tests/node``); this file puts ``tests/`` and
-every tier folder on ``sys.path``, so ``from peers import ...`` works from any tier. A test
-module never imports another test module: what two of them share moves to a helper module.
+``runs``, ``records``, ``timing``, ``children``, ``shipped``, ``browser``; ``tests/node``,
+listed in docs/testing.md); this file puts ``tests/`` and every tier folder on ``sys.path``,
+so ``from peers import ...`` works from any tier. A test module never imports another test
+module: what two of them share moves to a helper module.
 """
 
 from __future__ import annotations

@@ -102,14 +102,19 @@ def test_shipped_scenarios_run(shipped_runs: ShippedRuns, name: str) -> None:
     assert isinstance(totals, dict) and isinstance(outcomes, dict)
     assert totals["attempted"] > 0
     assert sum(outcomes.values()) == totals["attempted"]
-    # latency thresholds may trip on a loaded 2-core CI box; outcome thresholds may not
+    # latency thresholds may trip on a loaded 2-core CI box; outcome thresholds may not, unless
+    # the run says its generator was saturated (then it is inconclusive, and a late start can
+    # miss a timed event: shutdown_storm's last connections opened after its storm, with the
+    # run 4.6 s waiting for a CPU beside two CPU hogs)
     thresholds = summary["thresholds"]
     assert isinstance(thresholds, list)
     failed = [t for t in thresholds if not t["ok"]]
     assert code == (0 if summary["verdict"] == "pass" else 1)
-    assert [t for t in failed if t["unit"] != "us"] == []
+    reasons = {r["code"] for r in summary["reasons"]}
+    if "saturated" not in reasons:
+        assert [t for t in failed if t["unit"] != "us"] == []
     # a saturated generator makes a gated run inconclusive: the busy box's, not the target's
-    assert {r["code"] for r in summary["reasons"]} <= {"thresholds", "saturated"}
+    assert reasons <= {"thresholds", "saturated"}
 
 
 CENSORED = """

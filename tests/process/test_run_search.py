@@ -14,6 +14,7 @@ capacity found may sit up to one precision step below N.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -138,8 +139,10 @@ def test_rate_search_finds_the_servers_known_knee(tmp_path: Path) -> None:
     finally:
         reader.close()
     assert total == sum(lv["attempted"] for lv in levels)
+    # levels one after another, each its whole 1.5 s step (order and lower bounds: the first
+    # level's start offset itself is the machine's, 1.23 s beside two CPU hogs)
     starts = [lv["started_s"] for lv in levels]
-    assert starts == sorted(starts) and starts[0] < 1.0
+    assert all(b - a >= 1.5 for a, b in itertools.pairwise(starts)), starts
 
 
 STORM_SEARCH = """
