@@ -155,15 +155,17 @@ def test_merge_refuses_overlaps_and_other_scenarios_and_warns_on_gaps(
 
 def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
     scenario = parse_scenario(SCENARIO.format(seed="seed = 4"))
+    # Starts 3-4 s ahead: a loaded machine can take over a second to get a run ready, and a
+    # start already past when the run is ready shortens its schedule.
     t0 = time.time()
     execute_run(
-        scenario, RunOptions(segment=Segment(1, 3), start_at=t0 + 1), out=tmp_path / "r", quiet=True
+        scenario, RunOptions(segment=Segment(1, 3), start_at=t0 + 3), out=tmp_path / "r", quiet=True
     )
-    assert time.time() - t0 >= 1.0
+    assert time.time() - t0 >= 3.0
     assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
     t0 = time.time()
-    execute_run(scenario, RunOptions(workers=2, start_at=t0 + 2), out=tmp_path / "w", quiet=True)
-    assert time.time() - t0 >= 2.0  # the workers' common start honours --start-at
+    execute_run(scenario, RunOptions(workers=2, start_at=t0 + 4), out=tmp_path / "w", quiet=True)
+    assert time.time() - t0 >= 4.0  # the workers' common start honours --start-at
     assert _summary(tmp_path / "w")["totals"]["attempted"] == 90
     with pytest.raises(UsageError, match="more than 24 h ahead"):
         execute_run(scenario, RunOptions(start_at=t0 + 2 * 86400), out=tmp_path / "x", quiet=True)
