@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
 
@@ -66,8 +67,9 @@ def run_shipped(name: str, tmp_path: Path) -> dict[str, Any]:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    # its latency thresholds make a saturated run inconclusive (exit 1) on a busy machine
+    assert_passed_or_saturated(done.returncode, summary, done.stderr)
     log = (out / "server.log").read_text(encoding="utf-8")
     assert log.count("every client gone, exiting") == 2  # the deploy and wsload's own stop
     return summary

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
 
@@ -91,8 +92,9 @@ def test_soft_sweep_every_client_gets_1001_within_the_grace(tmp_path: Path) -> N
         tmp_path,
         scenario(tmp_path, "--sweep", "soft", "--grace", "1", close=close, extra=thresholds),
     )
-    assert rc == 0, err
-    assert summary is not None
+    assert summary is not None, err
+    # a latency threshold: a saturated run is inconclusive (exit 1) on a busy machine
+    assert_passed_or_saturated(rc, summary, err)
     (event,) = summary["events"]
     assert event["open_at_signal"] == CONNS
     assert event["codes"] == {"1001": CONNS}
