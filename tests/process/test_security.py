@@ -142,7 +142,7 @@ def test_no_secret_in_any_output_of_a_real_run(ws_peer: WebsocketsPeer, tmp_path
     path.write_text(_scenario_text(f"ws://127.0.0.1:{ws_peer.port}/echo"), encoding="utf-8")
     out, records = tmp_path / "out", tmp_path / "connections.jsonl"
     outputs = []
-    for extra in ([], ["--json"]):
+    for extra in ([], ["--json", "--force"]):  # the second run replaces the first's files
         proc = subprocess.run(
             [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out),
              "--record-connections", str(records), *extra],
