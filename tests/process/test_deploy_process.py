@@ -258,7 +258,11 @@ def test_a_failed_start_exits_3_with_the_log(
     rc, err, summary = run(tmp_path, text)
     assert rc == 3, err
     assert message in err and "Traceback" not in err
-    assert summary is None  # no load ran
+    # no load ran; the folder still says why (issue 26: a failed run's summary has its verdict)
+    assert summary is not None and summary["totals"]["attempted"] == 0
+    assert summary["verdict"] == "fail"
+    assert [r["code"] for r in summary["reasons"]] == ["error"]
+    assert message in summary["reasons"][0]["message"]
 
 
 def test_a_server_that_ignores_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:
