@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bare import measure_bare
 from cycle import _cpus, _raise_nofile, _running_target
 
-from wsload.runner.calibrate import measure_cycles
+from wsload.runner.modes.calibrate import measure_cycles
 
 __all__ = ["group_of", "main"]
 
