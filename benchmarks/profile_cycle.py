@@ -129,20 +129,21 @@ def _table(stats: dict[str, pstats.Stats], cycles: int, top: int) -> str:
     )
     lines.append(f"{'total (profiled)':<64}{total}")
     for kind, st in stats.items():
-        lines.append("")
-        lines.append(
-            f"{kind}: the {top} functions with the most own time (µs per cycle, calls per cycle)"
-        )
         raw = st.stats  # type: ignore[attr-defined]
         inside = [item for item in raw.items() if item[0][2] not in _OUTSIDE]
-        ranked = sorted(inside, key=lambda item: item[1][2], reverse=True)[:top]
-        for (filename, line, name), (_cc, n, tottime, _ct, _callers) in ranked:
-            where = (
-                name
-                if filename == "~"
-                else f"{Path(filename).parent.name}/{Path(filename).name}:{line} {name}"
+        for what, column in (("own time", 2), ("calls", 1)):
+            lines.append("")
+            lines.append(
+                f"{kind}: the {top} functions with the most {what} (µs per cycle, calls per cycle)"
             )
-            lines.append(f"  {tottime * 1e6 / cycles:8.2f} {n / cycles:7.2f}  {where}")
+            ranked = sorted(inside, key=lambda item: item[1][column], reverse=True)[:top]
+            for (filename, line, name), (_cc, n, tottime, _ct, _callers) in ranked:
+                where = (
+                    name
+                    if filename == "~"
+                    else f"{Path(filename).parent.name}/{Path(filename).name}:{line} {name}"
+                )
+                lines.append(f"  {tottime * 1e6 / cycles:8.2f} {n / cycles:7.2f}  {where}")
     return "\n".join(lines)
 
 
