@@ -27,7 +27,9 @@ from wsload.metrics.histograms import new_histogram
 from wsload.metrics.result import SegmentResult
 from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
+from wsload.runner.deploy import merged_deploy
 from wsload.runner.frame import Output, RunFrame
+from wsload.runner.managed import LOG_NAME
 from wsload.runner.result_files import write_result
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
@@ -138,6 +140,15 @@ def _write_timeline(out_dir: Path, timelines: list[list[dict[str, Any]]]) -> Non
     )
 
 
+def _copy_server_log(loaded: list[_Loaded], out_dir: Path) -> None:
+    """The server owner's ``server.log`` (``--own-server``), beside the merged result."""
+    for each in loaded:
+        if each.data.summary.get("server_process") is not None:
+            log = each.directory / LOG_NAME
+            if log.is_file():
+                files.write_text_atomic(out_dir / LOG_NAME, log.read_text(errors="replace"))
+
+
 def _order(item: tuple[_Key, list[Any]]) -> tuple[int, bool, int, str]:
     """Time, then totals before behaviours, metrics in their documented order (as ``run``)."""
     (second, tag), _ = item
@@ -195,6 +206,9 @@ def merge_results(
         )
         files.write_text_atomic(frame.out_dir / "histograms.hlog", log)
         _write_timeline(frame.out_dir, [each.data.timeline for each in loaded])
-        data, _ = write_result(frame.out_dir, scenario, started_at, part)
+        extra = merged_deploy(scenario, part, [each.data.summary for each in loaded])
+        if "server_process" in extra:
+            _copy_server_log(loaded, frame.out_dir)
+        data, _ = write_result(frame.out_dir, scenario, started_at, part, extra=extra)
         frame.finish(data, interrupted=False)
     return frame.exit_code

@@ -41,12 +41,15 @@ def run_mode(
     executor: Executor,
     *,
     segment: Segment = WHOLE,
+    owns_server: bool = True,
     record_connections: Path | None = None,
 ) -> int:
     """Run ``scenario`` (seeded) on ``executor`` and write its result; the exit code.
 
     Args:
         segment: the share ``executor`` runs, named in the resolved scenario's first line.
+        owns_server: this run starts ``[target.process]`` (a ``--segment`` run without
+            ``--own-server`` connects to the one another segment started).
         record_connections: also stream every connection's record to this JSON-lines file.
 
     What is written or shown carries the scenario with its secrets redacted.
@@ -73,7 +76,9 @@ def run_mode(
         if any(threshold.abort for threshold in scenario.thresholds):
             watch = AbortWatch(scenario, feed.stop)
             feed.on_interval = watch.watch(feed.on_interval)
-        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
+        part, server_stats, extra = trio.run(
+            _run, scenario, executor, feed, frame, segment.whole, owns_server
+        )
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
@@ -91,6 +96,8 @@ def _feed(
 ) -> LoadFeed:
     """Intervals to the interval log and timeline (and a flush of the record stream)."""
     feed = LoadFeed(on_interval=logs.write_interval, segment_logs=segment_logs)
+    if logs.exposition is not None:
+        feed.on_live_interval = logs.observe_live
     if records is None:
         return feed
 
@@ -99,7 +106,8 @@ def _feed(
         records.flush()
 
     def on_record(record: ConnectionRecord) -> None:
-        records.origin = feed.progress.started
+        # a segment's records count from the common start: all segments share one time axis
+        records.origin = feed.origin if feed.origin is not None else feed.progress.started
         records.add(record)
 
     feed.on_interval, feed.on_record = on_interval, on_record
@@ -107,17 +115,28 @@ def _feed(
 
 
 async def _run(
-    scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
+    scenario: Scenario,
+    executor: Executor,
+    feed: LoadFeed,
+    frame: RunFrame,
+    whole: bool,
+    owns_server: bool,
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
-    server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
+    server's statistics and the deploy's summary entries (``runner/deploy.py``).
+
+    ``whole``: the executor runs the whole scenario; a share (``--segment``) audits its own
+    connections onto its result (``Local``), so the deploy only adds that up, as for a split.
+    """
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
         url, target = await open_target(stack, scenario)
-        managed_url, deploy = await open_deploy(stack, scenario, frame.out_dir, target)
+        managed_url, deploy = await open_deploy(
+            stack, scenario, frame.out_dir, target, owner=owns_server
+        )
         url = managed_url or url
-        if deploy is not None:
+        if deploy is not None and whole:
             feed.on_record = deploy.chain(feed.on_record)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_signals, feed.stop, feed.hard_stop, frame.late)
