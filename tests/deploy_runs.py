@@ -11,7 +11,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONNS", "MIXED", "SERVER", "children_left", "connection_counts", "run", "scenario"]
+from wsload.metrics.events import EventTally
+from wsload.metrics.histograms import histogram_stats
+from wsload.metrics.reconnects import ReconnectTotals
+from wsload.metrics.result import SegmentResult
+
+__all__ = [
+    "CONNS",
+    "MIXED",
+    "SERVER",
+    "assert_segments_add_up",
+    "children_left",
+    "connection_counts",
+    "run",
+    "scenario",
+]
 
 # tests/deploy/sweep_server.py, wherever this file's tier folder puts it
 SERVER = next(
@@ -101,3 +115,25 @@ def connection_counts(summary: dict[str, Any]) -> dict[str, Any]:
         "server_closed": summary["outcomes"]["server_closed"],
         "restarts": summary["server_process"]["restarts"],
     }
+
+
+def assert_segments_add_up(out: Path, summary: dict[str, Any]) -> None:
+    """The run's ``events`` and ``reconnect`` histograms are the sums of what its segments
+    (``<out>/segments/*/totals.json``) tallied, exactly: nothing counted twice or lost."""
+    parts = [
+        SegmentResult.from_wire(json.loads((d / "totals.json").read_text())["result"])
+        for d in sorted((out / "segments").iterdir())
+    ]
+    for index, event in enumerate(summary["events"]):
+        total = EventTally()
+        for part in parts:
+            assert part.events is not None
+            total.merge(part.events[index])
+        assert event["open_at_signal"] == total.open_at_signal
+        for name in ("close_received", "eof"):
+            assert event["latency_us"][name] == histogram_stats(getattr(total, name)), name
+    clients = ReconnectTotals()
+    for part in parts:
+        assert part.reconnect is not None
+        clients.merge(part.reconnect)
+    assert summary["reconnect"] == clients.as_dict()

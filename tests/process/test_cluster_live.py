@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+from deploy_runs import SERVER, assert_segments_add_up
 
 from wsload.metrics.result import SegmentResult
 from wsload.runner.cluster import Cluster
@@ -52,14 +53,6 @@ def _summary(path: Path) -> dict[str, Any]:
     return data
 
 
-# tests/deploy/sweep_server.py: a websockets server that sweeps its clients on SIGTERM
-SWEEP_SERVER = next(
-    p / "deploy" / "sweep_server.py"
-    for p in Path(__file__).resolve().parents
-    if (p / "deploy" / "sweep_server.py").is_file()
-)
-
-
 def _deploy_counts(summary: dict[str, Any]) -> dict[str, Any]:
     """What a deploy run counts of its connections, not when things happened."""
     (event,) = summary["events"]
@@ -80,7 +73,7 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
 ) -> None:
     """This process owns the server and fires the event at its planned instant; the tasks
     audit their clients against that instant and reconnect on their own."""
-    argv = [sys.executable, str(SWEEP_SERVER), "--port", "{port}", "--grace", "1"]
+    argv = [sys.executable, str(SERVER), "--port", "{port}", "--grace", "1"]
     scenario = parse_scenario(
         'name = "deploy"\nseed = 3\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
         f'[target.process]\ncommand = {json.dumps(argv)}\nstop_timeout = "3s"\n'
@@ -103,6 +96,7 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
     (event,) = summary["events"]
     assert event["exit_s"] > 0 and event["exit_status"] == 0
     assert event["latency_us"]["close_received"]["max"] < 1_000_000
+    assert_segments_add_up(many, summary)
 
 
 LONG = """

@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_runs import CONNS, MIXED, children_left, connection_counts, run, scenario
+from deploy_runs import (
+    CONNS,
+    MIXED,
+    assert_segments_add_up,
+    children_left,
+    connection_counts,
+    run,
+    scenario,
+)
 from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
@@ -145,6 +153,7 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
         assert 1_000_000 <= event["latency_us"]["eof"]["max"] < 2_000_000
         assert event["exit_s"] >= 1.0
     assert len(list((tmp_path / "two" / "segments").iterdir())) == 2
+    assert_segments_add_up(tmp_path / "two", two)
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 checked together in one place.
 
 A wrong combination must exit 2 before anything is measured or written, and whether two
-options go together often depends on the scenario (a search runs in one process; a deploy's
-events are fired by this process and audited by its own workers): so the checks live with the
-options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
+options go together often depends on the scenario (a search runs in one process; the segments
+of a deploy must agree on its server's port and its events' instants): so the checks live with
+the options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
 """
 
 from __future__ import annotations
