@@ -196,6 +196,10 @@ def merge_results(
         sys.stderr.write(
             f"wsload: warning: segments missing: the merged result holds {part.segment}\n"
         )
+    try:
+        extra = merged_deploy(scenario, part, [each.data.summary for each in loaded])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"merge: a segment's summary.json events: {exc!r}") from None
     lines = merge_hlogs([each.data.intervals for each in loaded])
     started_at = min(each.started_at for each in loaded)
     output = Output(out=out, quiet=quiet, json_out=json_out, force=force)
@@ -206,7 +210,6 @@ def merge_results(
         )
         files.write_text_atomic(frame.out_dir / "histograms.hlog", log)
         _write_timeline(frame.out_dir, [each.data.timeline for each in loaded])
-        extra = merged_deploy(scenario, part, [each.data.summary for each in loaded])
         if "server_process" in extra:
             _copy_server_log(loaded, frame.out_dir)
         data, _ = write_result(frame.out_dir, scenario, started_at, part, extra=extra)
