@@ -21,12 +21,12 @@ import trio
 from deploy_runs import SERVER, assert_segments_add_up
 
 from wsload.metrics.result import SegmentResult
-from wsload.runner.cluster import Cluster
-from wsload.runner.execute import execute_run
-from wsload.runner.executor import LoadFeed
+from wsload.runner.executors.cluster import Cluster
+from wsload.runner.executors.executor import LoadFeed
+from wsload.runner.modes.execute import execute_run
 from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.target import open_target
+from wsload.runner.targets.target import open_target
 from wsload.scenario.parse import parse_scenario
 
 distributed = pytest.importorskip("distributed")
@@ -44,7 +44,7 @@ def cluster() -> Iterator[Any]:
         dashboard_address="127.0.0.1:0",
     ) as local:
         with distributed.Client(local) as client:  # warm: a cold worker's imports take seconds
-            client.run(importlib.import_module, "wsload.runner.cluster")
+            client.run(importlib.import_module, "wsload.runner.executors.cluster")
         yield local
 
 
@@ -160,7 +160,7 @@ def lone_cluster() -> Iterator[Any]:
         dashboard_address="127.0.0.1:0",
     ) as local:
         with distributed.Client(local) as client:
-            client.run(importlib.import_module, "wsload.runner.cluster")
+            client.run(importlib.import_module, "wsload.runner.executors.cluster")
         yield local
 
 
@@ -175,7 +175,7 @@ def test_a_task_whose_worker_dies_is_named_in_the_verdict_with_what_it_measured(
     import threading
     import time
 
-    from wsload.runner.cluster import START_MARGIN
+    from wsload.runner.executors.cluster import START_MARGIN
 
     with distributed.Client(lone_cluster) as client:
         pids = client.run(os.getpid)

@@ -16,7 +16,7 @@ from wsload.metrics.events import NEVER, EventTally
 from wsload.metrics.histograms import record
 from wsload.metrics.reconnects import ReconnectTotals
 from wsload.metrics.result import SegmentResult
-from wsload.runner.deploy import merged_deploy
+from wsload.runner.targets.deploy import merged_deploy
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")

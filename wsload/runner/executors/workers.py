@@ -10,7 +10,7 @@ deploy's event was sent ``offset`` seconds after the start, None: not sent), ``"
 (graceful), ``"hard"``.
 
 A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
-server, fires the events and restarts it (``runner/deploy.py``); each worker audits its own
+server, fires the events and restarts it (``targets/deploy.py``); each worker audits its own
 connections against the announced instants (``wsload.metrics.audits``) and its result carries
 the tallies, which the merge adds. Before it reports, a worker waits (at most
 ``_ANNOUNCE_WAIT``) for the announcement of an event already due, still in the pipe.
@@ -46,9 +46,9 @@ from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snaps
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
-from wsload.runner.executor import LoadFeed, SplitResults, error_text, progress_to_wire
-from wsload.runner.loop import Progress
-from wsload.runner.segment_run import run_segment
+from wsload.runner.executors.executor import LoadFeed, SplitResults, error_text, progress_to_wire
+from wsload.runner.executors.segment_run import run_segment
+from wsload.runner.load.loop import Progress
 from wsload.scenario.model import Scenario
 
 __all__ = ["START_MARGIN", "Workers"]

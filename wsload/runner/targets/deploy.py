@@ -33,9 +33,9 @@ from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import SegmentResult
 from wsload.report.redact import redact_text
-from wsload.runner.executor import LoadFeed, chain_records
-from wsload.runner.managed import ManagedProcess, open_managed
-from wsload.runner.target import BuiltinTarget
+from wsload.runner.executors.executor import LoadFeed, chain_records
+from wsload.runner.targets.managed import ManagedProcess, open_managed
+from wsload.runner.targets.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
 __all__ = ["DeployRun", "check_deploy", "merged_deploy", "open_deploy"]
@@ -146,7 +146,7 @@ class DeployRun:
                 assert self.builtin is not None
                 pid = self.builtin.pid
                 await self.builtin.storm()
-            if feed.audit_from_schedule:  # as the segments audit it (``runner/cluster.py``)
+            if feed.audit_from_schedule:  # as a Dask task or a --segment audits it
                 sent = origin + event.at
             self.audit.signal_sent(index, sent, pid)
             if feed.on_event is not None:

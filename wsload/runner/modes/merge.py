@@ -27,10 +27,10 @@ from wsload.metrics.histograms import new_histogram
 from wsload.metrics.result import SegmentResult
 from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
-from wsload.runner.deploy import merged_deploy
 from wsload.runner.frame import Output, RunFrame
-from wsload.runner.managed import LOG_NAME
 from wsload.runner.result_files import write_result
+from wsload.runner.targets.deploy import merged_deploy
+from wsload.runner.targets.managed import LOG_NAME
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario

@@ -1,7 +1,7 @@
 """The run mode: one load against one target, written as one result.
 
 The frame (``runner/frame.py``) owns the results directory, the signals and the exit code; the
-executor (``runner/executor.py``) decides where the load runs. What is left here is the run
+executor (``executors/executor.py``) decides where the load runs. What is left here is the run
 itself: target up, load applied with its intervals logged, the result written.
 """
 
@@ -23,12 +23,13 @@ from wsload.plan.segment import WHOLE, Segment
 from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
-from wsload.runner import preflight, result_files
-from wsload.runner.abort import AbortWatch
-from wsload.runner.deploy import open_deploy
-from wsload.runner.executor import Executor, LoadFeed
+from wsload.runner import result_files
+from wsload.runner.executors.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
-from wsload.runner.target import open_target
+from wsload.runner.load.abort import AbortWatch
+from wsload.runner.modes import preflight
+from wsload.runner.targets.deploy import open_deploy
+from wsload.runner.targets.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
 
@@ -123,7 +124,7 @@ async def _run(
     owns_server: bool,
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
-    server's statistics and the deploy's summary entries (``runner/deploy.py``).
+    server's statistics and the deploy's summary entries (``targets/deploy.py``).
 
     ``whole``: the executor runs the whole scenario; a share (``--segment``) audits its own
     connections onto its result (``Local``), so the deploy only adds that up, as for a split.
