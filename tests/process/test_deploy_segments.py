@@ -111,6 +111,9 @@ def test_two_segments_and_a_merge_count_what_one_process_counts(tmp_path: Path) 
     other = json.loads((tmp_path / "seg1" / "summary.json").read_text())
     assert owner["server_process"]["restarts"] == 1 and "server_process" not in other
     assert other["events"][0]["pid"] is None  # it only knows the planned instant
+    assert owner["events"][0]["pid"] == owner["server_process"]["runs"][0]["pid"]
+    # the owner stopped its server only once no client was left on it, whoever's
+    assert owner["server_process"]["runs"][-1]["stopped_by_wsload"] is True
     merged_dir = tmp_path / "merged"
     merge = subprocess.run(
         _wsload("merge", str(tmp_path / "seg0"), str(tmp_path / "seg1"), "--out", str(merged_dir)),

@@ -151,6 +151,8 @@ async def _run(
                 nursery.start_soon(deploy.run, feed)
             try:
                 part = await executor.run(scenario, url, feed)
+                if deploy is not None and not whole:
+                    await deploy.outlast_segments(scenario.load.drain, feed.stop)
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
                 failure = exc
             nursery.cancel_scope.cancel()

@@ -34,13 +34,14 @@ from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import SegmentResult
 from wsload.report.redact import redact_text
 from wsload.runner.executors.executor import LoadFeed, chain_records
-from wsload.runner.targets.managed import ManagedProcess, open_managed
+from wsload.runner.targets.managed import ManagedProcess, clients_on, open_managed
 from wsload.runner.targets.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
 __all__ = ["DeployRun", "check_deploy", "merged_deploy", "open_deploy"]
 
 _START_POLL = 0.005
+_CLIENTS_POLL = 0.1
 
 
 def check_deploy(
@@ -152,6 +153,18 @@ class DeployRun:
             if feed.on_event is not None:
                 feed.on_event(index, None if pid is None else sent - origin)
 
+    async def outlast_segments(self, bound: float, stop: trio.Event) -> None:
+        """Keep the server up (at most ``bound`` seconds, or until ``stop``) while clients are
+        connected to it: an ``--own-server`` segment whose own load ended must not cut the
+        other segments' connections (they end on their own, a moment earlier or later, and
+        cannot say so). Linux only (the kernel's TCP tables); elsewhere it does not wait."""
+        managed = self.managed
+        if managed is None:
+            return
+        with trio.move_on_after(bound):
+            while clients_on(managed.port) and not stop.is_set():
+                await trio.sleep(_CLIENTS_POLL)
+
     def on_record(self, record: ConnectionRecord) -> None:
         if self.events:
             self.audit.add(record)
@@ -189,6 +202,9 @@ class DeployRun:
                         "ready_s": _since(origin, run.ready),
                         "exit_s": _since(origin, run.exited),
                         "exit_status": run.status,
+                        "stopped_by_wsload": (
+                            run.exited is not None and stopped is not None and run.exited > stopped
+                        ),
                     }
                     for run in managed.runs
                 ],
