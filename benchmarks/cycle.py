@@ -361,13 +361,14 @@ def _report(
             clients[kind][f"median_run_ratio_to_{other.replace('-', '_')}"] = _run_ratio(
                 results, runs.get(against, [])
             )
-    side_by_side = [
-        {"wsload": ours, "peer": peer, "ratio": ratio, "goal": f"{op} {bound}", "met": met}
-        for peer, ours, op, bound in GOALS
-        if peer in runs and ours in runs
-        for ratio in [_run_ratio(runs[ours], runs[peer])]
-        for met in [ratio is not None and (ratio < bound if op == "<" else ratio <= bound)]
-    ]
+    side_by_side = []
+    for peer, ours, op, bound in GOALS:
+        if peer in runs and ours in runs:
+            ratio = _run_ratio(runs[ours], runs[peer])
+            met = ratio is not None and (ratio < bound if op == "<" else ratio <= bound)
+            side_by_side.append(
+                {"wsload": ours, "peer": peer, "ratio": ratio, "goal": f"{op} {bound}", "met": met}
+            )
     return {
         "target": description,
         "cycles": args.cycles,

@@ -57,7 +57,7 @@ def group_of(filename: str, name: str) -> str:
     if filename == "~":
         if "select.epoll" in name:
             return _GROUPS[1] if "'poll'" in name else _GROUPS[2]
-        if "socket" in name or "posix." in name:  # wsload's Link writes with os.write
+        if "socket" in name or "posix.write" in name:  # wsload's Link writes with os.write
             return _GROUPS[0]
         return _GROUPS[11]
     path = filename.replace(os.sep, "/")
