@@ -37,13 +37,13 @@ class RunOptions:
         segment: run only this share of the scenario (``wsload.plan.segment``).
         start_at: wall-clock epoch seconds at which the schedule starts (segments run
             apart agree on it); None: now.
-        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        cluster: a Dask scheduler address: run the segments there (``executors/cluster.py``).
         cluster_tls: this client's CA, certificate and key for a ``tls://`` cluster.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
         metrics: serve live Prometheus metrics there until the results are written
             (``wsload.runner.endpoint``).
-        repeat: whole runs of the scenario, merged into one result (``wsload.runner.repeat``).
+        repeat: whole runs of the scenario, merged into one result (``wsload.runner.modes.repeat``).
     """
 
     workers: int = 1

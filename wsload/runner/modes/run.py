@@ -1,7 +1,7 @@
 """The run mode: one load against one target, written as one result.
 
 The frame (``runner/frame.py``) owns the results directory, the signals and the exit code; the
-executor (``runner/executor.py``) decides where the load runs. What is left here is the run
+executor (``runner/executors/``) decides where the load runs. What is left here is the run
 itself: target up, load applied with its intervals logged, the result written.
 """
 
@@ -111,7 +111,7 @@ async def _run(
     scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
-    server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
+    server's statistics and the deploy's summary entries (``runner/targets/deploy.py``)."""
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
