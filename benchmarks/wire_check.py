@@ -397,6 +397,7 @@ def check(connections: int, rate: float, *, hog: bool, peer: str, wsload: list[s
             "load_average_1m": round(load, 2),
             "receive_clock": generator.get("receive_clock", "loop"),
             "notice_lag_us": generator.get("notice_lag_us"),
+            "coalesced_stamps": generator.get("coalesced_stamps"),
             "loop_lag_p99_us": generator.get("loop_lag_us", {}).get("p99"),
             "saturated": generator.get("saturated"),
             "capture_dropped": int(dropped.group(1)) if dropped else None,
@@ -416,7 +417,8 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"# {result['peer']}, {result['connections']} connections at {result['rate']:g}/s, "
         f"hog={'2 cores' if result['hog'] else 'no'}, load average {result['load_average_1m']}, "
-        f"receive_clock={result['receive_clock']}, capture dropped {result['capture_dropped']}",
+        f"receive_clock={result['receive_clock']}, capture dropped {result['capture_dropped']}, "
+        f"coalesced_stamps={result['coalesced_stamps']}",
         f"{'metric':16} {'matched':>7} {'Δp50 µs':>9} {'Δp99 µs':>9} {'Δmax µs':>9} "
         f"{'wire p50 µs':>11}",
     ]

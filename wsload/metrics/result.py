@@ -10,7 +10,7 @@ what ``totals.json`` stores for ``wsload merge``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -63,10 +63,13 @@ class ReceiveClocks:
         kernel: connections whose received frames carry the kernel's arrival time.
         loop: connections stamped when the loop read them (TLS, the reference engine, a
             platform or clock without kernel stamps).
+        coalesced: kernel-stamped phase ends whose stamp may be later than their arrival
+            (``generator.coalesced_stamps``: later bytes or a merged FIN came in the same read).
     """
 
     kernel: int = 0
     loop: int = 0
+    coalesced: int = 0
 
     @property
     def name(self) -> str | None:
@@ -78,7 +81,9 @@ class ReceiveClocks:
         return "loop" if self.loop else None
 
     def __add__(self, other: ReceiveClocks) -> ReceiveClocks:
-        return ReceiveClocks(self.kernel + other.kernel, self.loop + other.loop)
+        return ReceiveClocks(
+            self.kernel + other.kernel, self.loop + other.loop, self.coalesced + other.coalesced
+        )
 
 
 @dataclass(slots=True)
@@ -157,7 +162,7 @@ class SegmentResult:
             **_release_wire(self.release_s),
             **_audit_wire(self.events, self.reconnect),
             "notice_lag": encode(self.notice_lag),
-            "receive_clocks": [self.receive_clocks.kernel, self.receive_clocks.loop],
+            "receive_clocks": list(astuple(self.receive_clocks)),
         }
 
     @classmethod
@@ -283,8 +288,7 @@ def _receive_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
     if data.get("notice_lag") is not None:
         out["notice_lag"] = decode(data["notice_lag"])
     if data.get("receive_clocks") is not None:
-        kernel, loop = data["receive_clocks"]
-        out["receive_clocks"] = ReceiveClocks(int(kernel), int(loop))
+        out["receive_clocks"] = ReceiveClocks(*(int(n) for n in data["receive_clocks"][:3]))
     return out
 
 

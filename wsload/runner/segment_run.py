@@ -44,7 +44,7 @@ def segment_result(collector: Collector, run: LoadRun, segment: Segment) -> Segm
         release_s=_release(collector, run.started),
         ended_by=run.ended_by,
         notice_lag=run.wire.notice_lag,
-        receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop),
+        receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop, run.wire.coalesced),
     )
 
 
