@@ -136,9 +136,11 @@ _FIN_GAP = 0.005  # the server's FIN a moment after its Close, as Node ws sends 
 _ATTEMPTS = 5  # a machine that stalls a step past ACK_GUARD gets another try
 
 
-async def _close_then_fin(*, ours: bool) -> tuple[Link, float, float]:
-    """One connection's end read late: (our Close if ``ours``, then) the server's Close, its
-    FIN ``_FIN_GAP`` later, and the loop reading both only 60 ms after.
+async def _close_then_fin(
+    *, ours: bool, answer_after: float = 0.0, fin_gap: float = _FIN_GAP
+) -> tuple[Link, float, float]:
+    """One connection's end read late: (our Close if ``ours``, then ``answer_after`` s later)
+    the server's Close, its FIN ``fin_gap`` later, and the loop reading both only 60 ms after.
 
     Returns the link after the read, and the run-clock readings just before the server sent
     its Close and just before its FIN.
@@ -156,9 +158,10 @@ async def _close_then_fin(*, ours: bool) -> tuple[Link, float, float]:
             assert await link.send_close(1000, "", trio.current_time() + 5)
             assert link.ack_delayed is not None
             peer.recv(64)
+            time.sleep(answer_after)
         sent = trio.current_time()
         peer.sendall(_CLOSE_1000)
-        time.sleep(_FIN_GAP)
+        time.sleep(fin_gap)
         fin = trio.current_time()
         peer.shutdown(socket.SHUT_WR)
         await trio.sleep(0.06)  # the loop is busy elsewhere: both are queued when it reads
@@ -178,12 +181,32 @@ async def test_our_delayed_ack_keeps_the_servers_fin_off_its_close_stamp() -> No
         t = link.tracker
         assert t.close_received is not None and link.io is not None and link.io.fin_read
         assert link.ack_delayed is not None
-        if t.close_received - link.ack_delayed < ACK_GUARD:
+        if fin - link.ack_delayed < ACK_GUARD:
             break  # else the machine stalled a step past the guard: try again
     else:
         pytest.skip(f"the machine stalled past {ACK_GUARD}s in each of {_ATTEMPTS} tries")
     assert sent - _OFFSET_SLACK <= t.close_received <= fin  # the Close's arrival, not the FIN's
     assert link.proto.late_stamps == 0
+
+
+@needs_stamps
+async def test_a_slow_answer_read_with_its_fin_is_told_from_a_merged_fin() -> None:
+    """Past the guard the kernel's last data arrival (TCP_INFO, in jiffies) decides: a server
+    that answered 50 ms after our Close and closed at once keeps an exact stamp; a FIN 100 ms
+    after the Close (our delayed ACK long gone out) merged into it and is counted."""
+    for _ in range(_ATTEMPTS):
+        slow, sent, fin = await _close_then_fin(ours=True, answer_after=0.05)
+        if fin - sent < ACK_GUARD:
+            break  # else the machine stalled between the Close and the FIN: try again
+    else:
+        pytest.skip(f"the machine stalled past {ACK_GUARD}s in each of {_ATTEMPTS} tries")
+    assert slow.ack_delayed is not None and slow.tracker.close_received is not None
+    assert slow.tracker.close_received - slow.ack_delayed >= ACK_GUARD
+    assert slow.tracker.close_received >= sent - _OFFSET_SLACK
+    assert slow.proto.late_stamps == 0
+    merged, sent, fin = await _close_then_fin(ours=True, fin_gap=0.1)
+    assert merged.tracker.close_received is not None and merged.tracker.close_received >= fin
+    assert merged.proto.late_stamps == 1
 
 
 @needs_stamps

@@ -31,7 +31,7 @@ from wsload.core.closing import CloseState
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
-from wsload.engine.wireclock import ACK_GUARD, WireClock
+from wsload.engine.wireclock import ACK_GUARD, JIFFY_MAX, WireClock
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -291,17 +291,28 @@ class Link:
         arrived = self.wire.arrival(io, now)
         await self.absorb(data, arrived, now)
         if awaited and io is not None and io.fin_read and t.close_received is not None:
-            self._fin_with_close(arrived)
+            self._fin_with_close(io, arrived)
         return True
 
-    def _fin_with_close(self, arrived: float) -> None:
+    def _fin_with_close(self, io: RawIO, arrived: float) -> None:
         """The read that brought the server's Close took its FIN too: the kernel may have
         merged the FIN into the unread Close, whose stamp is then the FIN's arrival. Counted
-        in ``late_stamps`` unless our delayed ACK ruled the merge out (:data:`ACK_GUARD`),
-        or the Close was already counted (bytes followed it)."""
+        in ``late_stamps`` unless our delayed ACK ruled the merge out, or the Close was
+        already counted (bytes followed it).
+
+        With our ACK delayed the FIN can merge only if it came at least :data:`ACK_GUARD`
+        after the Close: ruled out when the stamp is within that of our Close, or when the
+        kernel's last data arrival (``TCP_INFO``, jiffies) is that close to the stamp (a
+        server that was just slow to answer)."""
         delayed = self.ack_delayed
-        if self.proto.reader.more or (delayed is not None and 0 <= arrived - delayed < ACK_GUARD):
+        if self.proto.reader.more:
             return
+        if delayed is not None and arrived >= delayed:
+            if arrived - delayed < ACK_GUARD:
+                return
+            age = io.last_data_age()
+            if age is not None and arrived - (self.now() - age) < ACK_GUARD - JIFFY_MAX:
+                return
         self.proto.late_stamps += 1
 
     def _delay_ack(self, now: float) -> None:

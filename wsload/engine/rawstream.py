@@ -43,6 +43,8 @@ TCP_INQ = 36
 _SOL_TCP = _stdlib_socket.IPPROTO_TCP
 _TIMESPEC = struct.Struct("@qq")
 """``struct timespec`` on 64-bit Linux: seconds, nanoseconds."""
+_LAST_DATA_RECV = struct.Struct("@52xI")
+"""``struct tcp_info`` up to ``tcpi_last_data_recv`` (ms): 8 bytes, then the 12th ``__u32``."""
 _ONE = struct.pack("@i", 1)
 """``TCP_CM_INQ``'s value when all data was read and the FIN has arrived."""
 
@@ -328,6 +330,21 @@ class RawIO:
         except OSError:
             return False
         return True
+
+    def last_data_age(self) -> float | None:
+        """Seconds since the kernel last took in data on this socket (``TCP_INFO``'s
+        ``tcpi_last_data_recv``: a FIN carries none), stamped socket only; None when unknown.
+        In whole jiffies (1-10 ms): a coarse but independent witness of a reply's arrival."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            info = sock.getsockopt(_SOL_TCP, _stdlib_socket.TCP_INFO, _LAST_DATA_RECV.size)
+        except OSError:
+            return None
+        if len(info) < _LAST_DATA_RECV.size:
+            return None
+        return float(_LAST_DATA_RECV.unpack(info)[0]) / 1000
 
     def _receive_stamped(self, sock: _stdlib_socket.socket) -> bytes | OSError | None:
         """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`, and

@@ -43,7 +43,7 @@ from hdrh.histogram import HdrHistogram
 from wsload.engine.rawstream import TCP_INQ, RawIO
 from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
 
-__all__ = ["ACK_GUARD", "SO_TIMESTAMPNS", "WireClock"]
+__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "WireClock"]
 
 SO_TIMESTAMPNS: int | None = (
     35  # asm-generic's SO_TIMESTAMPNS_OLD: a 64-bit timespec on 64-bit platforms
@@ -59,6 +59,10 @@ which the server's FIN cannot have merged into the unread reply: Linux delays th
 least ``TCP_DELACK_MIN`` (HZ/25: 40 ms, a timer that may fire up to one tick early, 10 ms at
 HZ=100), and merges only into an acknowledged segment. A stamp inside it is exact even when the
 read took the FIN too; one outside it (or without the delay) may be the FIN's."""
+JIFFY_MAX = 0.010
+"""The longest kernel tick (HZ=100): the error of ``TCP_INFO``'s last-receive age, which tells a
+reply that came late from the server (its stamp stands) from one the FIN merged into (the FIN
+came at least :data:`ACK_GUARD` after it)."""
 _KEEPER: list[_stdlib_socket.socket] = []
 """The process's socket that keeps the kernel's receive timestamping on (never closed)."""
 
