@@ -23,7 +23,14 @@ from wsload.metrics.reconnects import ReconnectTotals
 from wsload.plan.segment import format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
-__all__ = ["ReceiveClocks", "RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
+__all__ = [
+    "ReceiveClocks",
+    "RunResult",
+    "SegmentResult",
+    "StormRelease",
+    "latest_shift",
+    "new_lag_histogram",
+]
 
 _FORMAT = "wsload.segment"
 _VERSION = 1
@@ -117,6 +124,10 @@ class SegmentResult:
         notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
             delay, kept out of the latencies where kernel stamps are read).
         receive_clocks: which clock stamped the received frames, per connection.
+        start_shift_s: with ``--start-at``: seconds by which the schedule started later than
+            asked because that instant had already passed when the run was ready (the whole
+            schedule is shifted, nothing is cut; 0.0: on time); the largest over the
+            segments; None without ``--start-at``.
     """
 
     collector: Collector
@@ -137,6 +148,7 @@ class SegmentResult:
     ended_by: str | None = None
     notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
     receive_clocks: ReceiveClocks = ReceiveClocks()
+    start_shift_s: float | None = None
 
     def indices(self) -> tuple[frozenset[int], int]:
         """The segment indices this result holds, and the N they are shares of."""
@@ -163,6 +175,7 @@ class SegmentResult:
             **_audit_wire(self.events, self.reconnect),
             "notice_lag": encode(self.notice_lag),
             "receive_clocks": list(astuple(self.receive_clocks)),
+            "start_shift_s": self.start_shift_s,
         }
 
     @classmethod
@@ -197,6 +210,7 @@ class SegmentResult:
                     else ReconnectTotals.from_wire(data["reconnect"])
                 ),
                 ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
+                start_shift_s=_optional_float(data.get("start_shift_s")),
                 **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -251,6 +265,7 @@ class SegmentResult:
             ended_by=next((p.ended_by for p in parts if p.ended_by), None),
             notice_lag=notice_lag,
             receive_clocks=clocks,
+            start_shift_s=latest_shift(p.start_shift_s for p in parts),
         )
 
 
@@ -269,6 +284,12 @@ class RunResult:
     started_at: datetime
     load: SegmentResult
     server: dict[str, Any] | None = None
+
+
+def latest_shift(shifts: Iterable[float | None]) -> float | None:
+    """The largest of the known start shifts (None: no part had ``--start-at``)."""
+    known = [shift for shift in shifts if shift is not None]
+    return max(known) if known else None
 
 
 def _optional_float(value: Any) -> float | None:
