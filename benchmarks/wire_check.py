@@ -12,6 +12,9 @@ wsload − wire:
 - ``message_rtt``: the message sent → its echo;
 - ``close_handshake``: our Close sent → the server's Close.
 
+The table's header also gives ``generator.coalesced_stamps``: phase ends whose kernel stamp may
+be a later segment's (docs/results.md, "Segments read together").
+
 ``--hog`` runs two ``python -c "while 1: pass"`` beside it (one per core), always killed
 afterwards. ``--wsload PATH`` measures another wsload (e.g. main's, for a before/after).
 Loopback only, bounded: ``--connections`` (at most 20,000) and a deadline on every child;
