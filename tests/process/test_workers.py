@@ -163,7 +163,8 @@ def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
     )
     assert time.time() - t0 >= 3.0
     assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
-    assert _summary(tmp_path / "r")["generator"]["start_shift_s"] == 0.0  # on time
+    shift = _summary(tmp_path / "r")["generator"]["start_shift_s"]
+    assert shift == 0.0 or 0 < shift < time.time() - t0 - 3  # on time, unless ready late
     t0 = time.time()
     execute_run(scenario, RunOptions(workers=2, start_at=t0 + 4), out=tmp_path / "w", quiet=True)
     assert time.time() - t0 >= 4.0  # the workers' common start honours --start-at
