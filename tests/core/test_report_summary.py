@@ -231,10 +231,11 @@ def test_receive_clock_names_the_clock_of_the_received_frames() -> None:
     for clocks, name in (
         (ReceiveClocks(kernel=5), "kernel"),
         (ReceiveClocks(loop=5), "loop"),
-        (ReceiveClocks(kernel=4, loop=1), "mixed"),
+        (ReceiveClocks(kernel=4, loop=1, coalesced=2), "mixed"),
     ):
         g = build_summary(make_result(notice_lag=notice, receive_clocks=clocks))["generator"]
         assert g["receive_clock"] == name
+        assert g["coalesced_stamps"] == clocks.coalesced
         assert g["notice_lag_us"]["count"] == 3 and g["notice_lag_us"]["min"] == 30
 
 

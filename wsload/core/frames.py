@@ -191,6 +191,11 @@ class FrameReader:
     arrive in pieces: ``payload`` is ``str`` for text, ``bytes`` otherwise; control frames come
     whole), a :class:`ReceivedClose` for the Close frame, or ``None`` when more bytes are
     needed. After the Close frame nothing more is parsed (RFC 6455 §5.5.1).
+
+    Attributes:
+        more: bytes followed the frame :meth:`next` returned last (it was not the end of the
+            bytes received so far): a read's kernel arrival stamp is the arrival of its last
+            bytes, so for such a frame it is only an upper bound.
     """
 
     __slots__ = (
@@ -202,6 +207,7 @@ class FrameReader:
         "_pending",
         "_pos",
         "_size",
+        "more",
     )
 
     def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
@@ -216,6 +222,7 @@ class FrameReader:
         self._closed = False
         self._pending = b""  # bytes for the fast path; wsproto's decoder is idle while set
         self._pos = 0  # where the unread part of ``_pending`` starts (no slicing per frame)
+        self.more = False
 
     def feed(self, data: bytes | bytearray) -> None:
         """Buffer received bytes (ignored once the Close frame was read)."""
@@ -274,6 +281,7 @@ class FrameReader:
                 return False
             return None
         payload = data[pos + 2 : end]
+        self.more = end < len(data)
         if opcode == OP_CLOSE:
             self._closed = True
             self._pending, self._pos = b"", 0
@@ -307,9 +315,11 @@ class FrameReader:
         elif self._frames is None:
             return None  # nothing buffered and wsproto never had a byte: do not build it
         try:
-            frame = self._decoder().process_buffer()
+            decoder = self._decoder()
+            frame = decoder.process_buffer()
             if frame is None:
                 return None
+            self.more = len(decoder.buffer) > 0
             opcode = frame.opcode
             if opcode is Opcode.CLOSE:
                 self._closed = True

@@ -110,6 +110,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
     generator["receive_clock"] = result.load.receive_clocks.name
     generator["notice_lag_us"] = histogram_stats(result.load.notice_lag)
+    generator["coalesced_stamps"] = result.load.receive_clocks.coalesced
+    shift = result.load.start_shift_s
+    generator["start_shift_s"] = None if shift is None else round(shift, 3)
     release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {

@@ -80,6 +80,11 @@ def run_mode(
         part, server_stats, extra = trio.run(
             _run, scenario, executor, feed, frame, segment.whole, owns_server
         )
+        if part.start_shift_s:  # said once, whatever the output mode: the plan moved
+            sys.stderr.write(
+                f"wsload: --start-at had passed when the run was ready: the whole schedule "
+                f"started {part.start_shift_s:.3f} s late (generator.start_shift_s)\n"
+            )
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
