@@ -28,6 +28,7 @@ from wsload.runner.abort import AbortWatch
 from wsload.runner.deploy import open_deploy
 from wsload.runner.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
+from wsload.runner.machine import Sizing, apply_file_limit
 from wsload.runner.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
@@ -42,21 +43,33 @@ def run_mode(
     *,
     segment: Segment = WHOLE,
     record_connections: Path | None = None,
+    sizing: Sizing | None = None,
 ) -> int:
     """Run ``scenario`` (seeded) on ``executor`` and write its result; the exit code.
 
     Args:
         segment: the share ``executor`` runs, named in the resolved scenario's first line.
         record_connections: also stream every connection's record to this JSON-lines file.
+        sizing: what the run uses of this machine (``runner/machine.py``): its decisions are
+            printed, applied (file limit, source addresses, built-in server processes) and
+            recorded; the scenario written stays the one given.
 
     What is written or shown carries the scenario with its secrets redacted.
     """
-    nofile = raise_nofile_limit()
+    nofile = raise_nofile_limit() if sizing is None else apply_file_limit(sizing)
     with RunFrame(scenario.name, output) as frame:
-        checks = preflight.check_scenario(scenario, processes=executor.processes, nofile=nofile)
+        shown = redact_scenario(scenario)
+        servers = 1
+        if sizing is not None:
+            for note in sizing.notes:
+                sys.stderr.write(f"wsload: {note}\n")
+            scenario = sizing.apply(scenario)
+            servers = sizing.server_processes or 1
+        checks = preflight.check_scenario(
+            scenario, processes=executor.processes, nofile=nofile, server_processes=servers
+        )
         for warning in checks:
             sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
-        shown = redact_scenario(scenario)
         resolved = scenario_to_toml(shown)
         if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
             resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
@@ -73,7 +86,9 @@ def run_mode(
         if any(threshold.abort for threshold in scenario.thresholds):
             watch = AbortWatch(scenario, feed.stop)
             feed.on_interval = watch.watch(feed.on_interval)
-        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
+        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame, servers)
+        if sizing is not None:
+            extra = {**sizing.summary(), **extra}
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
@@ -107,14 +122,14 @@ def _feed(
 
 
 async def _run(
-    scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
+    scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame, servers: int
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
     server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
-        url, target = await open_target(stack, scenario)
+        url, target = await open_target(stack, scenario, servers)
         managed_url, deploy = await open_deploy(stack, scenario, frame.out_dir, target)
         url = managed_url or url
         if deploy is not None:
