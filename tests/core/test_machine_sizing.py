@@ -99,6 +99,7 @@ def test_source_addresses_only_for_a_loopback_target_without_its_own() -> None:
 def test_calibrate_saves_its_figure_for_the_sizing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("WSLOAD_CALIBRATION", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert Limits.here().calibrated is False
     path = save_calibration(4321.4)

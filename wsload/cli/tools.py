@@ -152,14 +152,18 @@ def calibrate(
         result = measure(cycles=cycles, runs=runs, concurrency=concurrency)
     except WsloadError as exc:
         raise fail(exc) from None
-    typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else render(result))
+    saved: str | None = None
     if all(run.clean == run.cycles for run in result.runs) and result.cycles_per_s_per_core > 0:
         try:
-            path = save_calibration(result.cycles_per_s_per_core)
+            saved = str(save_calibration(result.cycles_per_s_per_core))
         except OSError as exc:
             typer.echo(f"wsload: warning: the figure was not saved: {exc}", err=True)
-        else:
-            typer.echo(f"saved for wsload run's sizing: {path}", err=True)
+    if json_out:
+        typer.echo(json.dumps({**result.as_dict(), "saved_to": saved}, indent=2))
+        return
+    typer.echo(render(result))
+    if saved is not None:
+        typer.echo(f"saved for wsload run to size its workers: {saved}")
 
 
 @app.command()

@@ -71,8 +71,11 @@ _MAX_SOURCES = 254
 
 
 def calibration_path() -> Path:
-    """Where ``wsload calibrate`` saves its figure: ``$XDG_CACHE_HOME/wsload/calibration.json``
-    (``~/.cache/wsload/...`` by default)."""
+    """Where ``wsload calibrate`` saves its figure: ``$WSLOAD_CALIBRATION`` if set, else
+    ``$XDG_CACHE_HOME/wsload/calibration.json`` (``~/.cache/wsload/...`` by default)."""
+    given = os.environ.get("WSLOAD_CALIBRATION")
+    if given:
+        return Path(given)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wsload" / "calibration.json"
 
