@@ -1,7 +1,7 @@
 """100,000 connections on one machine: a storm and a deploy against the built-in server.
 
 Runs ``wsload run`` (a real subprocess, sized by the plan alone: no ``--workers``, no
-``source_addresses``; ``wsload/runner/machine.py`` picks them) twice:
+``source_addresses``; ``wsload/runner/modes/machine.py`` picks them) twice:
 
 - **storm**: ``--connections`` opened at ``--rate`` per second (one 64-byte echo each), held,
   released at one instant (clean closes). Goals: 100 % ``clean``; no worker saturated (loop lag
@@ -93,9 +93,7 @@ def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
     common = COMMON.format(n=n, rate=rate, deadline=round(opening + 60))
     return {
         "storm": STORM.format(common=common),
-        "deploy": DEPLOY.format(
-            common=common, at=round(opening + 5), hold=HOLD_S, spread=spread
-        ),
+        "deploy": DEPLOY.format(common=common, at=round(opening + 5), hold=HOLD_S, spread=spread),
     }
 
 

@@ -1,4 +1,4 @@
-"""``wsload run`` fitting the plan to the machine (``wsload.runner.machine.size``): pure cases.
+"""``wsload run`` fitting the plan to the machine (``runner/modes/machine.py``): pure cases.
 
 The same decisions made for real, in child processes with a small file limit and a narrowed
 port range, are in tests/process/test_machine_auto.py.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wsload.runner.machine import Limits, calibration_path, save_calibration, size
+from wsload.runner.modes.machine import Limits, calibration_path, save_calibration, size
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 

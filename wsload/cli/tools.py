@@ -142,9 +142,9 @@ def calibrate(
     Prints the client CPU per clean-close cycle and "one process ≈ N cycles/s per core", and
     saves that figure (when every cycle ended clean) for ``wsload run`` to size its workers.
     """
-    from wsload.runner.calibrate import calibrate as measure
-    from wsload.runner.calibrate import render
-    from wsload.runner.machine import save_calibration
+    from wsload.runner.modes.calibrate import calibrate as measure
+    from wsload.runner.modes.calibrate import render
+    from wsload.runner.modes.machine import save_calibration
 
     try:
         if min(cycles, runs, concurrency) < 1:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from wsload.errors import UsageError
 from wsload.plan.segment import WHOLE, Segment
-from wsload.runner.cluster import ClusterTLS, scheduler_address
-from wsload.runner.deploy import check_deploy
-from wsload.runner.segment_run import MAX_START_WAIT
+from wsload.runner.executors.cluster import ClusterTLS, scheduler_address
+from wsload.runner.executors.segment_run import MAX_START_WAIT
+from wsload.runner.targets.deploy import check_deploy
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class RunOptions:
             (``wsload.runner.endpoint``).
         repeat: whole runs of the scenario, merged into one result (``wsload.runner.repeat``).
         plan_workers: ``--workers`` was not given: ``workers`` is decided from the plan and
-            this machine's limits (``wsload.runner.machine``) where the run may be split.
+            this machine's limits (``wsload.runner.modes.machine``) where the run may be split.
     """
 
     workers: int = 1

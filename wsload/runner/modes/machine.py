@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsload.process import raise_nofile_limit
-from wsload.runner.preflight import FD_RESERVE, Plan, plan_of, read_port_range
+from wsload.runner.modes.preflight import FD_RESERVE, Plan, plan_of, read_port_range
 from wsload.scenario.model import Scenario
 
 __all__ = [

@@ -3,7 +3,7 @@
 The only module that knows every mode and every executor, so that none of them knows another:
 a search scenario goes to the search mode, any other to the run mode with the executor the
 options ask for (this process, ``--workers``, ``--cluster``), or, without ``--workers``, the one
-the plan needs on this machine (``runner/machine.py``).
+the plan needs on this machine (``runner/modes/machine.py``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from pathlib import Path
 
 from wsload.process import with_seed
 from wsload.report.outputs import RunOutputs
-from wsload.runner.cluster import Cluster
-from wsload.runner.executor import Executor, Local
+from wsload.runner.executors.cluster import Cluster
+from wsload.runner.executors.executor import Executor, Local
+from wsload.runner.executors.workers import Workers
 from wsload.runner.frame import Output
-from wsload.runner.machine import Limits, size
+from wsload.runner.modes.machine import Limits, size
+from wsload.runner.modes.run import run_mode
+from wsload.runner.modes.search import search_mode
 from wsload.runner.options import RunOptions
-from wsload.runner.run import run_mode
-from wsload.runner.search import search_mode
-from wsload.runner.workers import Workers
 from wsload.scenario.dump import scenario_hash
 from wsload.scenario.model import Scenario
 

@@ -2,12 +2,12 @@
 
 Running the target in the generator's process would make them share one core and one event
 loop: the generator's loop lag (and so every latency) would include the server's work. Child
-processes keep them apart; more than one (``processes``, chosen by ``runner/machine.py`` when one
-process's file limit or core is not enough) share one port through SO_REUSEPORT, as ``wsload
-serve --processes N`` does, the port held by a bound socket in the parent until all listen. The
-parent talks to each over a ``multiprocessing`` pipe: the child says ``("ready", host, port)``;
-the parent says ``"storm"`` or ``"stop"``; the child answers ``stop`` with its statistics
-(``ServerStats.as_dict()``, summed over the processes) and exits.
+processes keep them apart; more than one (``processes``, chosen by ``runner/modes/machine.py``
+when one process's file limit or core is not enough) share one port through SO_REUSEPORT, as
+``wsload serve --processes N`` does, the port held by a bound socket in the parent until all
+listen. The parent talks to each over a ``multiprocessing`` pipe: the child says ``("ready",
+host, port)``; the parent says ``"storm"`` or ``"stop"``; the child answers ``stop`` with its
+statistics (``ServerStats.as_dict()``, summed over the processes) and exits.
 """
 
 from __future__ import annotations

@@ -23,13 +23,14 @@ from wsload.plan.segment import WHOLE, Segment
 from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
-from wsload.runner import preflight, result_files
-from wsload.runner.abort import AbortWatch
-from wsload.runner.deploy import open_deploy
-from wsload.runner.executor import Executor, LoadFeed
+from wsload.runner import result_files
+from wsload.runner.executors.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
-from wsload.runner.machine import Sizing, apply_file_limit
-from wsload.runner.target import open_target
+from wsload.runner.load.abort import AbortWatch
+from wsload.runner.modes import preflight
+from wsload.runner.modes.machine import Sizing, apply_file_limit
+from wsload.runner.targets.deploy import open_deploy
+from wsload.runner.targets.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
 
@@ -50,7 +51,7 @@ def run_mode(
     Args:
         segment: the share ``executor`` runs, named in the resolved scenario's first line.
         record_connections: also stream every connection's record to this JSON-lines file.
-        sizing: what the run uses of this machine (``runner/machine.py``): its decisions are
+        sizing: what the run uses of this machine (``runner/modes/machine.py``): its decisions are
             printed, applied (file limit, source addresses, built-in server processes) and
             recorded; the scenario written stays the one given.
 
