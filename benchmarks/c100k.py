@@ -147,6 +147,14 @@ def _listens(pid: int, inodes: set[str]) -> bool:
     return False
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler:
     """The generator's summed RSS (``root`` and its descendants but the servers), sampled."""
 
@@ -155,16 +163,17 @@ class RssSampler:
         self.peak = 0
         self.peak_processes = 0
         self.servers: set[int] = set()
+        self.server_cpu: dict[int, float] = {}
         self.done = threading.Event()
 
     def sample(self) -> None:
         inodes = _listening_inodes()
         total = processes = 0
         for pid in _descendants(self.root):
-            if pid in self.servers:
-                continue
-            if pid != self.root and _listens(pid, inodes):
+            if pid not in self.servers and pid != self.root and _listens(pid, inodes):
                 self.servers.add(pid)
+            if pid in self.servers:
+                self.server_cpu[pid] = _cpu_seconds(pid) or self.server_cpu.get(pid, 0.0)
                 continue
             try:
                 resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
@@ -198,7 +207,7 @@ def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
     thread = threading.Thread(target=sampler.run, daemon=True)
     thread.start()
     try:
-        _, stderr = proc.communicate(timeout=1500)
+        _, stderr = proc.communicate(timeout=700)
     finally:
         sampler.done.set()
         thread.join()
@@ -217,9 +226,20 @@ def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "rss_peak_bytes": sampler.peak,
         "rss_processes": sampler.peak_processes,
+        "server_cpu_seconds": round(sum(sampler.server_cpu.values()), 1),
         "summary": summary,
         "segments": segments or [summary],
     }
+
+
+def _pass_ms(segment: dict[str, Any]) -> float | None:
+    """One worker's release pass: its own release → its last close begun (ms); the shared
+    instant's figure less how late the worker released."""
+    last = segment["latency_us"].get("close_start_lag", {}).get("max")
+    release = segment["generator"].get("storm_release_s") or {}
+    if last is None or release.get("planned") is None:
+        return None if last is None else round(last / 1000, 1)
+    return round(last / 1000 - (release["first"] - release["planned"]) * 1000, 1)
 
 
 def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +257,8 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         "loop_lag_p99_us": lags,
         "saturated": [bool(seg["generator"]["saturated"]) for seg in run["segments"]],
         "cpu_seconds": generator["cpu_seconds"],
+        "cpu_wait_s": [seg["generator"].get("cpu_wait_s") for seg in run["segments"]],
+        "server_cpu_seconds": run["server_cpu_seconds"],
         "rss_peak_mb": round(run["rss_peak_bytes"] / 1e6),
         "wall_s": run["wall_s"],
         "load_average": run["load_average"],
@@ -250,6 +272,7 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         release = summary["latency_us"].get("close_start_lag", {})
         out["release_to_last_close_us"] = release.get("max")
         out["storm_release_s"] = generator.get("storm_release_s")
+        out["worker_pass_ms"] = [_pass_ms(seg) for seg in run["segments"]]
         goals["clean"] = out["clean"] == out["connections"] > 0
         goals["release"] = (release.get("max") or 1e12) <= RELEASE_GOAL_US
     else:
@@ -282,19 +305,22 @@ def _print(name: str, fig: dict[str, Any]) -> None:
     )
     lags = ", ".join(f"{lag / 1000:.1f}" for lag in fig["loop_lag_p99_us"])
     print(f"   loop lag p99 per worker (ms): {lags}; saturated: {fig['saturated']}")
+    print(f"   CPU wait per worker (s, runnable without a CPU): {fig['cpu_wait_s']}")
     if name == "storm":
         last = fig["release_to_last_close_us"]
         print(
             f"   release -> last close begun: {'-' if last is None else f'{last / 1000:.0f} ms'}"
             f"; storm_release_s {fig['storm_release_s']}"
         )
+        print(f"   each worker's own pass, release -> last close (ms): {fig['worker_pass_ms']}")
     else:
         print(
             f"   sweep: {fig['closed_clean']} of {fig['open_at_signal']} closed clean; "
             f"reconnect {fig['reconnect']}"
         )
     print(
-        f"   generator RSS peak {fig['rss_peak_mb']:,} MB (summed), CPU {fig['cpu_seconds']} s; "
+        f"   generator RSS peak {fig['rss_peak_mb']:,} MB (summed), CPU {fig['cpu_seconds']} s "
+        f"(server {fig['server_cpu_seconds']} s); "
         f"load average {load['before'][0]:.2f} -> {load['after'][0]:.2f}"
     )
     print(f"   goals: {fig['goals']}")
