@@ -48,7 +48,7 @@ def test_one_hundred_thousand_over_the_file_limit_and_the_ports() -> None:
     assert "over one process's file limit of 20,000" in text
     assert "source addresses 127.0.0.1-127.0.0.4" in text
     assert "the built-in server in 6 processes" in text
-    summary = sizing.summary()
+    summary = sizing.summary(sizing.workers)
     assert summary["generator"]["workers"] == 6
     assert summary["target"]["source_addresses"][-1] == "127.0.0.4"
     applied = sizing.apply(_storm(100_000, rate=1000))

@@ -179,11 +179,12 @@ class Sizing:
             scenario, target=replace(scenario.target, source_addresses=self.source_addresses)
         )
 
-    def summary(self) -> dict[str, Any]:
-        """summary.json's ``generator`` and ``target`` entries of the sizing."""
+    def summary(self, workers: int) -> dict[str, Any]:
+        """summary.json's ``generator`` and ``target`` entries of the sizing; ``workers``: the
+        generator processes that ran on this machine."""
         return {
             "generator": {
-                "workers": self.workers,
+                "workers": workers,
                 "file_limit": self.file_limit,
                 "decisions": list(self.notes),
             },

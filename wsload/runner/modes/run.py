@@ -89,7 +89,7 @@ def run_mode(
             feed.on_interval = watch.watch(feed.on_interval)
         part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame, servers)
         if sizing is not None:
-            extra = {**sizing.summary(), **extra}
+            extra = {**sizing.summary(executor.processes), **extra}
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
