@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("bounded_slow")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "c100k.py"
 N = 10_000

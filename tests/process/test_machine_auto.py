@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("bounded_slow")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]
 
 CONNECTIONS = 400
 NOFILE = 300  # 236 connections per process after the 64 reserved: 400 need 2 processes
