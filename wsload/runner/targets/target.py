@@ -80,7 +80,7 @@ def _child(
 def _recv(conn: multiprocessing.connection.Connection) -> Any:
     try:
         return conn.recv()
-    except EOFError:  # parent gone: stop serving
+    except EOFError:  # the other end is gone: the parent (stop serving) or the child
         return "stop"
 
 
@@ -117,7 +117,7 @@ class BuiltinTarget:
                 self._children.append((process, parent))
             for _, conn in self._children:
                 ready = await trio.to_thread.run_sync(conn.poll, _START_TIMEOUT)
-                message = conn.recv() if ready else None
+                message = _recv(conn) if ready else None
                 if not (isinstance(message, tuple) and message[0] == "ready"):
                     raise ToolError(
                         f"the built-in server did not start within {_START_TIMEOUT:.0f} s"
