@@ -40,8 +40,10 @@ SATURATION_US = 20_000  # wsload.runner.lag.SATURATION_US
 RELEASE_GOAL_US = 1_000_000
 RSS_GOAL = 1.5e9
 HOLD_S = 10
-"""The deploy's close behaviour waits this long for the sweep (which comes 4 s after the
-release), and each reconnected client holds this long before its clean close."""
+"""The deploy's close behaviour waits at least this long (and 1 s per 2,000 connections: the
+sweep of 100,000 takes seconds to reach them all) for the sweep, and each reconnected client
+holds as long before its clean close. The sweep comes at twice the planned opening + 5 s: a
+loaded machine opens late, and a sweep of a half-open storm is not the deploy asked for."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 COMMON = """
@@ -93,7 +95,12 @@ def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
     common = COMMON.format(n=n, rate=rate, deadline=round(opening + 60))
     return {
         "storm": STORM.format(common=common),
-        "deploy": DEPLOY.format(common=common, at=round(opening + 5), hold=HOLD_S, spread=spread),
+        "deploy": DEPLOY.format(
+            common=common,
+            at=round(2 * opening + 5),
+            hold=max(HOLD_S, round(n / 2000)),
+            spread=spread,
+        ),
     }
 
 
