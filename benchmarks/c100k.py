@@ -40,10 +40,11 @@ SATURATION_US = 20_000  # wsload.runner.lag.SATURATION_US
 RELEASE_GOAL_US = 1_000_000
 RSS_GOAL = 1.5e9
 HOLD_S = 10
-"""The deploy's close behaviour waits at least this long (and 1 s per 2,000 connections: the
-sweep of 100,000 takes seconds to reach them all) for the sweep, and each reconnected client
-holds as long before its clean close. The sweep comes at twice the planned opening + 5 s: a
-loaded machine opens late, and a sweep of a half-open storm is not the deploy asked for."""
+"""The sweep comes at twice the planned opening + 5 s (a loaded machine opens late, and a
+sweep of a half-open storm is not the deploy asked for); the deploy's close behaviour waits for
+it from the release (the planned opening + 1 s) with this much more (and 1 s per 2,000
+connections: a sweep of 100,000 takes seconds to reach them all); each reconnected client
+holds as long before its clean close."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 COMMON = """
@@ -98,7 +99,7 @@ def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
         "deploy": DEPLOY.format(
             common=common,
             at=round(2 * opening + 5),
-            hold=max(HOLD_S, round(n / 2000)),
+            hold=round(opening + 4) + max(HOLD_S, round(n / 2000)),
             spread=spread,
         ),
     }

@@ -34,7 +34,7 @@ def test_ten_thousand_storm_and_deploy_sized_by_the_plan(tmp_path: Path) -> None
     if os.geteuid() != 0:
         pytest.skip("a network namespace of its own needs root")
     bench = [sys.executable, str(BENCH), "--connections", str(N), "--rate", "2000"]
-    bench += ["--spread", "5", "--every", "0.5", "--json", "--out", str(tmp_path / "runs")]
+    bench += ["--spread", "3", "--every", "0.5", "--json", "--out", str(tmp_path / "runs")]
     limited = ["setpriv", "--bounding-set", "-sys_resource", "--", "prlimit", "--nofile=3000:3000"]
     argv = ["unshare", "--net", "sh", "-c", f'{NARROWED} && exec "$@"', "sh", *limited, *bench]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
