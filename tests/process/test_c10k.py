@@ -6,7 +6,7 @@ network namespace with 4,000 ephemeral ports (``unshare --net``) makes the same 
 10,000: 4 workers, 4 built-in server processes, 3 source addresses. The counts must be exact
 (every connection clean, every swept client closed clean and reconnected); the timing goals
 (saturation, release within 1 s) are the benchmark's, on a quiet machine, and not asserted
-here. Heavy (10,000 connections, twice): run it through the heavy lock.
+here. Slow: 10,000 connections twice, about 90 s on a busy 2-core machine.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def test_ten_thousand_storm_and_deploy_sized_by_the_plan(tmp_path: Path) -> None
     bench = [sys.executable, str(BENCH), "--connections", str(N), "--rate", "2000"]
     bench += ["--spread", "3", "--every", "0.5", "--json", "--out", str(tmp_path / "runs")]
     limited = ["setpriv", "--bounding-set", "-sys_resource", "--", "prlimit", "--nofile=3000:3000"]
-    argv = ["unshare", "--net", "sh", "-c", f'{NARROWED} && exec "$@"', "sh", *limited, *bench]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
-    if "unshare failed" in proc.stderr or "Operation not permitted" in proc.stderr:
-        pytest.skip(f"no network namespace here: {proc.stderr.strip()[:200]}")
+    prefix = ["unshare", "--net", "sh", "-c", f'{NARROWED} && exec "$@"', "sh", *limited]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"no network namespace here: {probe.stderr.strip()[:200]}")
+    proc = subprocess.run([*prefix, *bench], capture_output=True, text=True, timeout=600)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     results = json.loads(proc.stdout)
     storm, deploy = results["storm"], results["deploy"]
