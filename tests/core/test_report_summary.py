@@ -118,7 +118,7 @@ def test_top_level_shape_and_versions() -> None:
         "close_codes",
         "close_code_names", "close_events", "http_statuses", "close_reasons", "errors",
         "latency_us",
-        "behaviours", "generator", "server",
+        "behaviours", "generator", "server", "target",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 2
@@ -127,6 +127,7 @@ def test_top_level_shape_and_versions() -> None:
     assert s["started_at"] == "2026-11-21T17:00:01.250000Z"
     assert s["duration_s"] == 2.0 and s["interrupted"] is False and s["intervals"] == 2
     assert s["server"] is None and s["thresholds"] == []
+    assert s["target"] is None  # wsload run's sizing of this machine fills it in
     json.dumps(s, allow_nan=False)  # strict JSON: what CI parses
 
 

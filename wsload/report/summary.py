@@ -105,6 +105,9 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         ),
         "processes": result.load.processes,
         "segment": result.load.segment,
+        "workers": None,  # wsload run's sizing of this machine (runner/modes/machine.py)
+        "file_limit": None,
+        "decisions": [],
     }
     if result.load.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
@@ -156,6 +159,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
+        "target": None,
         "thresholds": [],
     }
     return attach_thresholds(summary, thresholds)
