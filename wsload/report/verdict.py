@@ -106,6 +106,7 @@ def _server_crashed(summary: Mapping[str, Any], _: CompareResult | None) -> Reas
         if run.get("exit_s") is not None
         and float(run["exit_s"]) < duration
         and run.get("pid") not in signalled
+        and not run.get("stopped_by_wsload")  # its own stop: after this run's (segment's) load
     ]
     if not crashed:
         return None
@@ -139,7 +140,7 @@ def _gave_up(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | No
 
 
 def _aborted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
-    """An ``abort = true`` threshold stopped the run (``wsload.runner.abort``): a failure seen
+    """An ``abort = true`` threshold stopped the run (``wsload.runner.load.abort``): a failure seen
     live, whatever the rest of the run measured after it."""
     aborted = summary.get("aborted")
     if not aborted:

@@ -2,7 +2,7 @@
 
 One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets, so the load is
 split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, as the
-built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
+built-in target is (``wsload.server.child``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
 ``("error", text)``; parent → worker: ``("start", epoch)``, ``("event", index, offset)`` (a
@@ -10,7 +10,7 @@ deploy's event was sent ``offset`` seconds after the start, None: not sent), ``"
 (graceful), ``"hard"``.
 
 A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
-server, fires the events and restarts it (``runner/deploy.py``); each worker audits its own
+server, fires the events and restarts it (``targets/deploy.py``); each worker audits its own
 connections against the announced instants (``wsload.metrics.audits``) and its result carries
 the tallies, which the merge adds. Before it reports, a worker waits (at most
 ``_ANNOUNCE_WAIT``) for the announcement of an event already due, still in the pipe.
