@@ -93,6 +93,11 @@ class BuildExt(build_ext):
             self.extensions = []  # nothing built: nothing to install
             return
         target = Path(self.get_ext_fullpath(GROUP + "__mypyc")).parent
+        if self.inplace:  # an editable install: a module no longer compiled must not shadow
+            built = {Path(self.get_ext_fullpath(ext.name)).resolve() for ext in self.extensions}
+            for old in (HERE / "wsload").rglob("*.so"):
+                if old.resolve() not in built:
+                    old.unlink()
         manifest = {
             path[: -len(".py")].replace("/", "."): hashlib.sha256(
                 (HERE / path).read_bytes()
