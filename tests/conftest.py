@@ -93,3 +93,10 @@ def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
     """Each shipped scenario run once per session, shared by the tiers that read its results
     (the CLI tier's summary checks, the process tier's browser); see tests/shipped.py."""
     return ShippedRuns(tmp_path_factory.mktemp("shipped"))
+
+
+def pytest_report_header() -> str:
+    """Which build of wsload's per-cycle modules this run tests (wsload/_compiled.py)."""
+    from wsload._compiled import status
+
+    return f"wsload build: {status()}"

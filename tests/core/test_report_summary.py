@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
@@ -221,6 +222,7 @@ def test_generator_and_server_sections() -> None:
     assert g["loop_lag_us"]["count"] == 3 and g["loop_lag_us"]["p50"] == 200
     assert 15_000 <= g["loop_lag_us"]["max"] <= 15_015
     assert g["start_lag_us"]["max"] == 40
+    assert g["build"] == status().label and g["build"] in ("compiled (mypyc)", "pure")
     assert g["receive_clock"] is None and g["notice_lag_us"]["count"] == 0  # nothing was read
     assert s["server"] == server and s["server"] is not server
 

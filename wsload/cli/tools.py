@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.cli.base import app, fail
 from wsload.cli.options import option_group
 from wsload.errors import UsageError, WsloadError
@@ -166,7 +167,30 @@ def calibrate(
         typer.echo(f"saved for wsload run to size its workers: {saved}")
 
 
+def _version_line() -> str:
+    return f"wsload {__version__}, {status()}"
+
+
 @app.command()
 def version() -> None:
-    """Print the wsload version."""
-    typer.echo(f"wsload {__version__}")
+    """Print the wsload version and which build runs (compiled with mypyc, or pure Python)."""
+    typer.echo(_version_line())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and which build runs (as `wsload version`), then exit.",
+    ),
+) -> None:
+    """``wsload --version``; every command is a subcommand."""

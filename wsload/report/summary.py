@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.kinds import KINDS
@@ -108,6 +109,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "workers": None,  # wsload run's sizing of this machine (runner/modes/machine.py)
         "file_limit": None,
         "decisions": [],
+        "build": status().label,
     }
     if result.load.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
