@@ -39,13 +39,13 @@ class RunOptions:
             apart agree on it); None: now.
         own_server: this ``--segment`` starts ``[target.process]``, fires its events and
             restarts it; the other segments connect to its fixed port (``--own-server``).
-        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        cluster: a Dask scheduler address: run the segments there (``executors/cluster.py``).
         cluster_tls: this client's CA, certificate and key for a ``tls://`` cluster.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
         metrics: serve live Prometheus metrics there until the results are written
             (``wsload.runner.endpoint``).
-        repeat: whole runs of the scenario, merged into one result (``wsload.runner.repeat``).
+        repeat: whole runs of the scenario, merged into one result (``wsload.runner.modes.repeat``).
     """
 
     workers: int = 1

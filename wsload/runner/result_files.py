@@ -43,7 +43,7 @@ def write_result(
     """Write totals.json and summary.json (thresholds evaluated); return both.
 
     ``extra``: top-level summary entries measured outside the collector (a deploy's
-    ``events`` and ``server_process``, ``wsload.runner.deploy``).
+    ``events`` and ``server_process``, ``wsload.runner.targets.deploy``).
     """
     totals = {"scenario_hash": scenario_hash(scenario), "result": part.to_wire()}
     files.write_json_atomic(out_dir / "totals.json", totals)

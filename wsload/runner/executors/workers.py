@@ -2,7 +2,7 @@
 
 One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets, so the load is
 split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, as the
-built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
+built-in target is (``wsload.server.child``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
 ``("error", text)``; parent → worker: ``("start", epoch)``, ``("event", index, offset)`` (a
