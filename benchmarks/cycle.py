@@ -45,7 +45,17 @@ HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 # wsload-arrival: the same cycle, open loop (``load.model = "arrival"`` at --rate), for the
 # per-connection cost of the schedule against the closed loop of the ``wsload`` kind
-KINDS = ("wsload", "wsload-arrival", "raw-trio", "wsproto", "trio-websocket", "picows", "tsung")
+# wsload-pure: wsload with its compiled modules switched off (WSLOAD_PURE=1, wsload/_compiled.py)
+KINDS = (
+    "wsload",
+    "wsload-pure",
+    "wsload-arrival",
+    "raw-trio",
+    "wsproto",
+    "trio-websocket",
+    "picows",
+    "tsung",
+)
 NAMESPACED = ("wsload-open", "tsung")
 """Run in Tsung's namespace against its server: ``tsung`` and wsload open loop at its rate."""
 REFERENCE = {"tsung": "wsload-open"}
@@ -187,12 +197,13 @@ def _worker(args: argparse.Namespace) -> None:
         offer = {"held-deflate": "browser", "held-lean": "lean"}.get(args.worker)
         script = args.worker == "held-script"
         out = trio.run(measure_held, args.url, args.held, offer, script, args.held_size)
-    elif args.worker in ("wsload", "wsload-arrival"):
+    elif args.worker in ("wsload", "wsload-pure", "wsload-arrival"):
+        from wsload._compiled import status
         from wsload.runner.modes.calibrate import measure_cycles
 
         rate = args.rate if args.worker == "wsload-arrival" else None
         run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency, rate)
-        out = run.as_dict()
+        out = {**run.as_dict(), "build": status().label}
     elif args.worker == "picows":
         from picows_peer import measure_picows
 
@@ -225,7 +236,8 @@ def _measure(
     cmd += ["--held", str(args.held), "--held-size", str(args.held_size), "--rate", str(rate)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "WSLOAD_PURE": "1"} if kind == "wsload-pure" else None
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -20,6 +20,7 @@ ROOT = Path(wsload.__file__).parent
 MAX_RUNNER_FUNCTION_LINES = 80
 
 PACKAGE_RANKS: dict[str, int] = {
+    "wsload._compiled": -1,  # which build runs: chosen before anything else is imported
     "wsload": 0,  # the package itself: the version
     "wsload.exitcodes": 0,
     "wsload.errors": 1,

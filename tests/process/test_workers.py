@@ -103,8 +103,12 @@ def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
 
     assert merge_results(parts, tmp_path / "merged", quiet=True) == 0
     merged = _summary(tmp_path / "merged")
-    differing = {key for key in whole if whole[key] != merged[key]}
-    assert differing == {"server"}  # a merge has no server statistics; everything else equal
+    differing = {key for key in whole if whole[key] != merged.get(key)}
+    # a merge has no server statistics and no sizing of this machine; everything else equal
+    assert differing == {"server", "target", "generator"}
+    assert merged["target"] is None and merged["generator"]["workers"] is None
+    whole["generator"].update(workers=None, file_limit=None, decisions=[])
+    assert whole["generator"] == merged["generator"]
     assert merged["latency_us"] == whole["latency_us"]
     assert _hlog_counts(tmp_path / "merged") == _hlog_counts(out)
     assert _hlog_counts(out)["session"] == 90

@@ -201,6 +201,7 @@ class FrameReader:
     __slots__ = (
         "_closed",
         "_extensions",
+        "_fast_path",
         "_frames",
         "_limit",
         "_messages",
@@ -210,9 +211,14 @@ class FrameReader:
         "more",
     )
 
-    def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
+    def __init__(
+        self, max_message_size: int, extensions: Sequence[Extension] = (), *, fast: bool = True
+    ) -> None:
         """``extensions``: negotiated wsproto extensions (permessage-deflate) for the decoder;
-        frames with an RSV bit never take the fast path, so they always reach them."""
+        frames with an RSV bit never take the fast path, so they always reach them. ``fast``:
+        False sends every byte through wsproto (the reference the fast path is tested
+        against; a keyword, not a subclass: the compiled class cannot be subclassed)."""
+        self._fast_path = fast
         self._extensions = tuple(extensions)  # a list only for wsproto, if it is ever built
         # wsproto's decoders: made together on first need (most connections never need them)
         self._frames: FrameDecoder | None = None
@@ -231,7 +237,7 @@ class FrameReader:
         if self._pending:
             self._pending = self._pending[self._pos :] + data
             self._pos = 0
-        elif self._idle():
+        elif self._fast_path and self._idle():
             self._pending = bytes(data)
         else:
             self._decoder().receive_bytes(data if isinstance(data, bytes) else bytes(data))

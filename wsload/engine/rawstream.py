@@ -103,8 +103,9 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
             view = whole
             waited = False
             while view:
-                try:
-                    view = view[sock.send(view) :]
+                try:  # the count in a name of its own: mypyc evaluates a memoryview
+                    sent = sock.send(view)  # slice's bound twice (two sends)
+                    view = view[sent:]
                     continue
                 except BlockingIOError:
                     pass

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.kinds import KINDS
@@ -105,6 +106,10 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         ),
         "processes": result.load.processes,
         "segment": result.load.segment,
+        "workers": None,  # wsload run's sizing of this machine (runner/modes/machine.py)
+        "file_limit": None,
+        "decisions": [],
+        "build": status().label,
     }
     if result.load.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
@@ -156,6 +161,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
+        "target": None,
         "thresholds": [],
     }
     return attach_thresholds(summary, thresholds)

@@ -46,6 +46,8 @@ class RunOptions:
         metrics: serve live Prometheus metrics there until the results are written
             (``wsload.runner.endpoint``).
         repeat: whole runs of the scenario, merged into one result (``wsload.runner.modes.repeat``).
+        plan_workers: ``--workers`` was not given: ``workers`` is decided from the plan and
+            this machine's limits (``wsload.runner.modes.machine``) where the run may be split.
     """
 
     workers: int = 1
@@ -57,6 +59,18 @@ class RunOptions:
     record_connections: Path | None = None
     metrics: MetricsEndpoint | None = None
     repeat: int = 1
+    plan_workers: bool = False
+
+    @property
+    def splittable(self) -> bool:
+        """This run may use several generator processes on this machine."""
+        return (
+            self.segment.whole
+            and self.cluster is None
+            and self.start_at is None
+            and self.record_connections is None
+            and self.repeat == 1
+        )
 
     @property
     def _shared(self) -> bool:

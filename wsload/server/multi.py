@@ -28,7 +28,7 @@ from wsload.scenario.model import ServerConfig
 from wsload.server.child import ServerChild
 from wsload.server.server import ws_url
 
-__all__ = ["run_servers_cli", "sum_stats"]
+__all__ = ["reserve_port", "run_servers_cli", "sum_stats"]
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 15.0
@@ -52,7 +52,7 @@ def sum_stats(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _reserve(host: str, port: int) -> socket.socket:
+def reserve_port(host: str, port: int) -> socket.socket:
     """Bind (not listen) a SO_REUSEPORT socket: holds the port until the children listen."""
     try:
         family, kind, proto, _, sockaddr = socket.getaddrinfo(
@@ -85,7 +85,7 @@ def run_servers_cli(
     Raises:
         ToolError: the port cannot be bound, or a child did not start in time.
     """
-    reserved = _reserve(host, port)
+    reserved = reserve_port(host, port)
     bound_host, bound_port = reserved.getsockname()[:2]
     children: list[ServerChild] = []
     stopping = False
