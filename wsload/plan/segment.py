@@ -2,11 +2,12 @@
 
 Like k6's execution segments, but by connection rather than by fraction of time. Connection
 ``k`` (0-based, in the *global* schedule) gets the global ``CloseMix``'s behaviour for ``k``, its
-global intended start and the global round-robin's source address; segment ``i`` of ``N`` runs
-the connections that are the ``j``-th of their behaviour with ``j % N == i`` (arrival and storm
-models, and the connections of the closed-loop slots ``j % N == i``, concurrency model). So
-every segment gets every behaviour in its share (by ``k % N`` alone, a 50/50 mix, which
-alternates, would give each of two segments one kind), and the union of all segments is exactly
+global intended start and the global round-robin's source address; the connections are dealt
+to the segments behaviour by behaviour (``owned_connections``: each to the segment with the
+fewest of its behaviour so far), and segment ``i`` of ``N`` runs its own (arrival and storm
+models; the concurrency model runs them in its closed-loop slots ``j % N == i``). So every
+segment gets every behaviour in its share (by ``k % N`` alone, a 50/50 mix, which alternates,
+would give each of two segments one kind), and the union of all segments is exactly
 the unsegmented plan: the same intended starts, the same close mix, the same source addresses,
 whichever machine runs which share. Every segment starts its schedule at one agreed wall-clock
 instant (``--start-at``), so a storm's segments can also agree on one release instant without
@@ -113,16 +114,23 @@ def owned_connections(
 ) -> Iterator[tuple[int, CloseSpec]]:
     """``(global k, close behaviour)`` of this segment's connections, in order, without end.
 
-    The global close mix, walked whole; the segment owns the ``j``-th connection of each
-    behaviour when ``j % N == i`` (module docstring).
+    The global close mix, walked whole, deals each connection to the segment that has the
+    fewest of its behaviour so far (ties: the fewest connections in all, then the lowest
+    index): every segment's count of every behaviour is within one of the others' at every
+    point, and its total within two.
     """
     mix = CloseMix(close, seed)
-    ranks: dict[str, int] = {}
+    n = segment.count
+    dealt: dict[str, list[int]] = {}
+    totals = [0] * n
     for k in itertools.count():
         spec = mix.next()
-        rank = ranks.get(spec.label, 0)
-        ranks[spec.label] = rank + 1
-        if rank % segment.count == segment.index:
+        counts = dealt.setdefault(spec.label, [0] * n)
+        fewest = min(counts)
+        owner = min((i for i in range(n) if counts[i] == fewest), key=lambda i: (totals[i], i))
+        counts[owner] += 1
+        totals[owner] += 1
+        if owner == segment.index:
             yield k, spec
 
 
