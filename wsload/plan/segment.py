@@ -3,7 +3,7 @@
 Like k6's execution segments, but by connection rather than by fraction of time. Connection
 ``k`` (0-based, in the *global* schedule) gets the global ``CloseMix``'s behaviour for ``k``, its
 global intended start and the global round-robin's source address; the connections are dealt
-to the segments behaviour by behaviour (``owned_connections``: each to the segment with the
+to the segments behaviour by behaviour (``owned_seqs``: each to the segment with the
 fewest of its behaviour so far), and segment ``i`` of ``N`` runs its own (arrival and storm
 models; the concurrency model runs them in its closed-loop slots ``j % N == i``). So every
 segment gets every behaviour in its share (by ``k % N`` alone, a 50/50 mix, which alternates,
@@ -33,8 +33,8 @@ __all__ = [
     "Segment",
     "SegmentMix",
     "format_segments",
-    "owned_connections",
     "owned_count",
+    "owned_seqs",
     "parse_segment",
     "parse_segments",
     "planned_connections",
@@ -109,37 +109,35 @@ def format_segments(indices: Iterable[int], count: int) -> str | None:
     return ",".join(str(i) for i in found) + f"/{count}"
 
 
-def owned_connections(
-    close: tuple[CloseSpec, ...], seed: int | None, segment: Segment = WHOLE
-) -> Iterator[tuple[int, CloseSpec]]:
-    """``(global k, close behaviour)`` of this segment's connections, in order, without end.
-
-    The global close mix, walked whole, deals each connection to the segment that has the
-    fewest of its behaviour so far (ties: the fewest connections in all, then the lowest
-    index): every segment's count of every behaviour is within one of the others' at every
-    point, and its total within two.
-    """
+def owned_seqs(close: tuple[CloseSpec, ...], seed: int | None, segment: Segment) -> Iterator[int]:
+    """The global 0-based sequence numbers of this segment's connections, in order, without
+    end: the global close mix, walked whole, deals each connection to the segment that has
+    the fewest of its behaviour so far (ties: the fewest connections in all, then the lowest
+    index), so every segment's count of every behaviour is within one of the others' at every
+    point, and its total within two. The whole scenario owns every connection."""
+    if segment.whole:
+        yield from itertools.count()
+        return
     mix = CloseMix(close, seed)
     n = segment.count
     dealt: dict[str, list[int]] = {}
     totals = [0] * n
     for k in itertools.count():
-        spec = mix.next()
-        counts = dealt.setdefault(spec.label, [0] * n)
+        counts = dealt.setdefault(mix.next().label, [0] * n)
         fewest = min(counts)
         owner = min((i for i in range(n) if counts[i] == fewest), key=lambda i: (totals[i], i))
         counts[owner] += 1
         totals[owner] += 1
         if owner == segment.index:
-            yield k, spec
+            yield k
 
 
 def owned_count(
     close: tuple[CloseSpec, ...], seed: int | None, segment: Segment, total: int
 ) -> int:
     """How many of the global connections ``0 .. total-1`` this segment owns."""
-    owned = owned_connections(close, seed, segment)
-    return sum(1 for _ in itertools.takewhile(lambda item: item[0] < total, owned))
+    owned = owned_seqs(close, seed, segment)
+    return sum(1 for _ in itertools.takewhile(lambda k: k < total, owned))
 
 
 def segment_offsets(
@@ -150,7 +148,7 @@ def segment_offsets(
     Arrival: the global arrival curve at this segment's connections; storm: ``concurrency``
     connections opened ``1/rate`` apart (all at once without a rate), the same way.
     """
-    owned = (k for k, _ in owned_connections(close, seed, segment))
+    owned = owned_seqs(close, seed, segment)
     if load.model == "storm":
         interval = _storm_interval(load)
         for k in itertools.takewhile(lambda k: k < (load.concurrency or 0), owned):

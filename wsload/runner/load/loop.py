@@ -30,8 +30,8 @@ from wsload.plan.segment import (
     WHOLE,
     Segment,
     SegmentMix,
-    owned_connections,
     owned_count,
+    owned_seqs,
     segment_offsets,
     shared_release_offset,
 )
@@ -229,7 +229,7 @@ class _Runner:
             if load.connections is None
             else owned_count(close, seed, self.segment, load.connections)
         )
-        owned = owned_connections(close, seed, self.segment)
+        owned = owned_seqs(close, seed, self.segment)
         deadline = start + end if end is not None else math.inf
         clock = self.ctx.bind_clock()
 
@@ -245,7 +245,7 @@ class _Runner:
                     await trio.sleep(0.05)
                     now = clock()
                     continue
-                k = next(owned)[0]
+                k = next(owned)
                 if self.out_of_data(k):
                     return
                 self._count_start()
