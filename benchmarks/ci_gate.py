@@ -30,6 +30,19 @@ ones apart.
 Run it on an otherwise idle machine: it measures the gate against the machine's own noise,
 and other load on the machine is noise too. Nothing is measured by this script itself: the
 verdicts are ``wsload compare``'s exit codes; the script counts them.
+
+**In chunks** (a shared machine lends a benchmark a few minutes at a time): with ``--work DIR``
+every comparison is also appended to ``DIR/checks.jsonl`` (check, the two results directories,
+the verdict), the runs continue the directory's numbering, and the table covers every
+comparison kept there, so chunks add up::
+
+    python benchmarks/ci_gate.py --work W --pairs 10 --trials 0 --hog
+    python benchmarks/ci_gate.py --work W --pairs 0 --repeat 1 --trials 10 --shift 5ms --hog
+    python benchmarks/ci_gate.py --work W --pairs 0 --repeat 3 --trials 10 --shift 5ms --hog
+    python benchmarks/ci_gate.py --work W --pairs 0 --repeat 5 --trials 5 --shift 5ms --hog  # twice
+
+``--rejudge`` runs no load: it compares every kept pair again with the installed ``wsload
+compare`` (a changed rule judged on the same runs) and rewrites ``checks.jsonl``.
 """
 
 from __future__ import annotations
@@ -63,17 +76,27 @@ class Check:
     total: int = 0
     details: list[str] = field(default_factory=list)
 
-    def add(self, code: int, output: str) -> None:
+    def add(self, code: int, output: str) -> tuple[str, str]:
+        """Count one comparison: its verdict (``regressed``, ``inconclusive``, ``ok``) and,
+        when it went the wrong way, the figures that did."""
         if code not in (0, 1):
             raise RuntimeError(f"wsload compare exited {code}:\n{output}")
-        self.total += 1
         undecided = code == 1 and "verdict: inconclusive" in output
-        self.inconclusive += undecided
         flagged = code == 1 and not undecided
-        self.flagged += flagged
+        verdict = "regressed" if flagged else "inconclusive" if undecided else "ok"
+        detail = ""
         if flagged != self.should_flag:  # keep what went wrong, for the report
-            lines = [line for line in output.splitlines() if "regressed" in line]
-            self.details.append("; ".join(lines) or output.strip().splitlines()[-1])
+            lines = [line.strip() for line in output.splitlines() if "regressed" in line]
+            detail = "; ".join(lines) or output.strip().splitlines()[-1]
+        self.count(verdict, detail)
+        return verdict, detail
+
+    def count(self, verdict: str, detail: str) -> None:
+        self.total += 1
+        self.inconclusive += verdict == "inconclusive"
+        self.flagged += verdict == "regressed"
+        if detail:
+            self.details.append(detail)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,12 +141,14 @@ def cpu_hog(processes: int) -> Iterator[None]:
 
 
 class Campaign:
-    """Runs and compares in ``work``; every run its own results directory."""
+    """Runs and compares in ``work``; every run its own results directory, every comparison a
+    line of ``checks.jsonl`` (so that chunks add up and a changed rule can re-judge them)."""
 
     def __init__(self, work: Path, duration: str | None) -> None:
         self.work = work
         self.extra = ["--duration", duration] if duration else []
-        self.count = 0
+        self.count = len(list(work.glob("run-*")))
+        self.log = work / "checks.jsonl"
 
     def run(self, scenario: Path, *args: str, hog: bool = False) -> Path:
         self.count += 1
@@ -138,11 +163,45 @@ class Campaign:
         return out
 
     def compare(self, check: Check, baseline: Path, current: Path) -> None:
-        check.add(*_wsload("compare", str(baseline), str(current)))
+        verdict, detail = check.add(*_wsload("compare", str(baseline), str(current)))
+        record = {
+            "check": check.name, "goal": check.goal, "should_flag": check.should_flag,
+            "baseline": baseline.name, "current": current.name, "verdict": verdict,
+            "detail": detail,
+        }  # fmt: skip
+        with self.log.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stderr.write(
             f"  {check.name}: {check.flagged}/{check.total} flagged, "
             f"{check.inconclusive} inconclusive\n"
         )
+
+    def kept(self) -> list[dict[str, Any]]:
+        """Every comparison ``checks.jsonl`` holds, in order."""
+        if not self.log.is_file():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
+
+    def rejudge(self) -> None:
+        """Compare every kept pair again with the installed ``wsload compare``."""
+        records = self.kept()
+        for record in records:
+            check = Check(record["check"], record["goal"], record["should_flag"])
+            baseline, current = self.work / record["baseline"], self.work / record["current"]
+            compared = _wsload("compare", str(baseline), str(current))
+            record["verdict"], record["detail"] = check.add(*compared)
+        self.log.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+        )
+
+    def table(self) -> list[Check]:
+        """The checks of every kept comparison, in the order they first appear."""
+        checks: dict[str, Check] = {}
+        for record in self.kept():
+            name = record["check"]
+            check = checks.setdefault(name, Check(name, record["goal"], record["should_flag"]))
+            check.count(record["verdict"], record["detail"])
+        return list(checks.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,39 +218,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", help="override ci.toml's load.duration (quick checks)")
     parser.add_argument("--work", type=Path, help="keep the results here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    parser.add_argument(
+        "--rejudge", action="store_true", help="no runs: compare the --work DIR's pairs again"
+    )
     args = parser.parse_args(argv)
     repeats = [int(n) for n in str(args.repeat).split(",")]
+    if args.rejudge and args.work is None:
+        parser.error("--rejudge needs --work DIR")
 
     with tempfile.TemporaryDirectory(prefix="wsload-ci-gate-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         campaign = Campaign(work, args.duration)
-        normal, slow, shifted = (_scenario(work, d) for d in ("2ms", "5ms", args.shift))
-        same = Check("back-to-back runs, default options", "0 flagged", should_flag=False)
-        slower = Check("close_reply_delay 2 ms → 5 ms", "all flagged", should_flag=True)
-        hogged = Check("unchanged, CPU hog on every core in the current run", "0 flagged", False)
-        checks = [same, slower, *([hogged] if args.hog else [])]
-        for pair in range(args.pairs):
-            sys.stderr.write(f"pair {pair + 1} of {args.pairs}\n")
-            first, second = campaign.run(normal), campaign.run(normal)
-            campaign.compare(same, first, second)
-            campaign.compare(slower, first, campaign.run(slow))
-            if args.hog:
-                campaign.compare(hogged, first, campaign.run(normal, hog=True))
-        for repeat in repeats:
-            runs = ("--repeat", str(repeat)) if repeat > 1 else ()
-            name = f"--repeat {repeat} baseline" if repeat > 1 else "1-run baseline"
-            found = Check(f"{name}, 2 ms → {args.shift}", "all flagged", should_flag=True)
-            quiet = Check(f"{name}, unchanged run", "0 flagged", should_flag=False)
-            busy = Check(f"{name}, unchanged run under a CPU hog", "0 flagged", False)
-            checks += [found, quiet, *([busy] if args.hog else [])]
-            for trial in range(args.trials):
-                sys.stderr.write(f"{name} {trial + 1} of {args.trials}\n")
-                baseline = campaign.run(normal, *runs)
-                campaign.compare(found, baseline, campaign.run(shifted))
-                campaign.compare(quiet, baseline, campaign.run(normal))
-                if args.hog:
-                    campaign.compare(busy, baseline, campaign.run(normal, hog=True))
+        if args.rejudge:
+            campaign.rejudge()
+        else:
+            _measure(campaign, args.pairs, args.trials, repeats, args.shift, hog=args.hog)
+        checks = campaign.table()
     if args.json:
         print(json.dumps([c.as_dict() for c in checks], indent=2, ensure_ascii=False))
         return 0
@@ -208,6 +251,36 @@ def main(argv: list[str] | None = None) -> int:
         for detail in check.details:
             print(f"wrong ({check.name}): {detail}")
     return 0
+
+
+def _measure(
+    campaign: Campaign, pairs: int, trials: int, repeats: list[int], shift: str, *, hog: bool
+) -> None:
+    """Run the checks (module docstring), each comparison kept in the campaign's log."""
+    normal, slow, shifted = (_scenario(campaign.work, d) for d in ("2ms", "5ms", shift))
+    same = Check("back-to-back runs, default options", "0 flagged", should_flag=False)
+    slower = Check("close_reply_delay 2 ms → 5 ms", "all flagged", should_flag=True)
+    hogged = Check("unchanged, CPU hog on every core in the current run", "0 flagged", False)
+    for pair in range(pairs):
+        sys.stderr.write(f"pair {pair + 1} of {pairs}\n")
+        first, second = campaign.run(normal), campaign.run(normal)
+        campaign.compare(same, first, second)
+        campaign.compare(slower, first, campaign.run(slow))
+        if hog:
+            campaign.compare(hogged, first, campaign.run(normal, hog=True))
+    for repeat in repeats if trials else ():
+        runs = ("--repeat", str(repeat)) if repeat > 1 else ()
+        name = f"--repeat {repeat} baseline" if repeat > 1 else "1-run baseline"
+        found = Check(f"{name}, 2 ms → {shift}", "all flagged", should_flag=True)
+        quiet = Check(f"{name}, unchanged run", "0 flagged", should_flag=False)
+        busy = Check(f"{name}, unchanged run under a CPU hog", "0 flagged", False)
+        for trial in range(trials):
+            sys.stderr.write(f"{name} {trial + 1} of {trials}\n")
+            baseline = campaign.run(normal, *runs)
+            campaign.compare(found, baseline, campaign.run(shifted))
+            campaign.compare(quiet, baseline, campaign.run(normal))
+            if hog:
+                campaign.compare(busy, baseline, campaign.run(normal, hog=True))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ from wsload.core.handshake import RequestTemplate
 from wsload.core.templates import Template, TemplateError
 from wsload.errors import ScenarioError
 from wsload.plan.data import row_for
-from wsload.plan.segment import Segment
+from wsload.plan.segment import Segment, owned_seqs
 from wsload.report.redact import redact_scenario, redact_secrets
 from wsload.scenario.dump import scenario_to_toml
-from wsload.scenario.model import DataConfig, Scenario
+from wsload.scenario.model import CloseSpec, DataConfig, Scenario
 from wsload.scenario.parse import parse_scenario
 
 LOAD = '[load]\nrate = 10\nduration = "1s"\n'
@@ -159,9 +159,12 @@ def test_rows_by_order() -> None:
 def test_unique_rows_across_segments_without_coordination() -> None:
     rows = tuple((str(i),) for i in range(100))
     data = DataConfig("f", "unique", columns=("n",), rows=rows)
-    taken = [
-        row_for(data, Segment(i, 3).global_seq(m) + 1, None) for i in range(3) for m in range(40)
-    ]
+    mix = (
+        CloseSpec(kind="clean", label="a", weight=2.0),  # type: ignore[arg-type]
+        CloseSpec(kind="terminate", label="b", weight=1.0),  # type: ignore[arg-type]
+    )
+    owned = [owned_seqs(mix, 1, Segment(i, 3)) for i in range(3)]
+    taken = [row_for(data, next(owned[i]) + 1, None) for i in range(3) for _ in range(40)]
     used = [row for row in taken if row is not None]
     assert len(used) == len(set(used)) == 100
 

@@ -14,6 +14,7 @@ from wsload.plan.segment import (
     Segment,
     SegmentMix,
     format_segments,
+    owned_count,
     parse_segment,
     parse_segments,
     planned_connections,
@@ -63,9 +64,38 @@ def test_union_of_segments_is_the_whole_plan(
     parts = [planned_connections(load, mix, seed, Segment(i, n)) for i in range(n)]
     union = sorted(item for part in parts for item in part)
     assert union == whole
-    for i, part in enumerate(parts):  # disjoint and balanced: shares differ by at most one
-        assert all(k % n == i for k, _, _ in part)
-        assert Segment(i, n).share(len(whole)) == len(part)
+    for i, part in enumerate(parts):
+        assert owned_count(mix, seed, Segment(i, n), len(whole)) == len(part)
+    # every prefix of the plan: each behaviour within one between segments, totals within two
+    owner = {k: i for i, part in enumerate(parts) for k, _, _ in part}
+    dealt: dict[str, list[int]] = {spec.label: [0] * n for spec in mix}
+    for k, _, label in whole:
+        dealt[label][owner[k]] += 1
+        assert max(dealt[label]) - min(dealt[label]) <= 1
+        totals = [sum(counts[i] for counts in dealt.values()) for i in range(n)]
+        assert max(totals) - min(totals) <= 2
+
+
+def test_every_segment_of_a_half_and_half_storm_gets_both_kinds() -> None:
+    """A 50/50 mix alternates by connection: shared out by ``k % 2``, each of two segments
+    would get one kind. Each gets half of each instead, still in the global order."""
+    mix = (
+        CloseSpec(kind="clean", label="clean", weight=50.0),  # type: ignore[arg-type]
+        CloseSpec(kind="terminate", label="terminate", weight=50.0),  # type: ignore[arg-type]
+    )
+    storm = LoadConfig(model="storm", concurrency=10_000, rate=1000.0)
+    whole = planned_connections(storm, mix, 1)
+    assert [label for _, _, label in whole[:4]] in (
+        ["clean", "terminate"] * 2,
+        ["terminate", "clean"] * 2,
+    )
+    for i in range(2):
+        part = planned_connections(storm, mix, 1, Segment(i, 2))
+        counts = {
+            label: sum(1 for *_, got in part if got == label) for label in ("clean", "terminate")
+        }
+        assert counts == {"clean": 2500, "terminate": 2500}
+        assert [k for k, _, _ in part] == sorted(k for k, _, _ in part)
 
 
 @settings(max_examples=60, deadline=None)
@@ -81,7 +111,10 @@ def test_every_segment_of_a_storm_computes_the_same_release_instant(
     load = LoadConfig(model="storm", concurrency=concurrency, rate=rate, open_deadline=deadline)
     offsets = {shared_release_offset(load, Segment(i, n)) for i in range(n)}
     assert len(offsets) == 1  # no segment needs to ask the others
-    last = max(offset for i in range(n) for _, offset in segment_offsets(load, Segment(i, n)))
+    mix = (CloseSpec(kind="clean", label="clean"),)  # type: ignore[arg-type]
+    last = max(
+        offset for i in range(n) for _, offset in segment_offsets(load, Segment(i, n), mix, 1)
+    )
     assert offsets.pop() == pytest.approx(min(last + RELEASE_SETTLE, deadline))
 
 

@@ -1,5 +1,5 @@
 """A storm's release closes a parked link's socket from the releasing task
-(:meth:`Link.release_now`): a parked task that the same loop round had already woken for data
+(:func:`release_storm`): a parked task that the same loop round had already woken for data
 must not read the closed descriptor afterwards (EBADF, or another connection's socket once the
 kernel reuses the number). Real loopback TCP; the race is Trio's own batch order, tried until
 it happened.
@@ -16,7 +16,7 @@ import trio.testing
 from wsload.core.closing import CloseState
 from wsload.core.frames import FrameReader
 from wsload.core.protocol import ClientProtocol
-from wsload.engine.link import Link
+from wsload.engine.link import Link, release_storm
 from wsload.engine.rawstream import RawIO, RawSocketStream
 from wsload.scenario.model import CloseSpec
 
@@ -40,7 +40,7 @@ async def _release_while_woken(rst: bool) -> tuple[bool, bool | BaseException]:
             RawSocketStream(raw), ClientProtocol(FrameReader(1 << 16)), 5.0, RawIO(raw.fileno())
         )
         link.release = CloseSpec(kind="terminate", label="t", rst=rst)
-        link.parked = True
+        link.park()
         outcome: list[bool | BaseException] = []
 
         async def parked() -> None:
@@ -55,9 +55,7 @@ async def _release_while_woken(rst: bool) -> tuple[bool, bool | BaseException]:
             peer.sendall(_PING)
             await trio.lowlevel.cancel_shielded_checkpoint()  # the next round polls: woken
             raced = not outcome
-            if link.release_now():
-                link.close_released()
-            link.wake()
+            release_storm([link])
         if raced:  # its task still waits in its read: the release did the terminate
             assert link.tracker.state is CloseState.CLOSED
         raw.close()
@@ -88,7 +86,7 @@ async def test_the_release_leaves_a_link_whose_task_is_writing_to_its_task() -> 
         stream = RawSocketStream(raw)
         link = Link(stream, ClientProtocol(FrameReader(1 << 16)), 5.0, RawIO(raw.fileno()))
         link.release = CloseSpec(kind="terminate", label="t", rst=True)
-        link.parked = True
+        link.park()
         wrote: list[bool | BaseException] = []
 
         async def writing() -> None:
@@ -101,8 +99,7 @@ async def test_the_release_leaves_a_link_whose_task_is_writing_to_its_task() -> 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(writing)
                 await trio.testing.wait_all_tasks_blocked()  # the buffer is full: it waits
-                assert not link.release_now()
-                link.wake()
+                release_storm([link])  # left to the task: nothing closed under its write
                 await trio.testing.wait_all_tasks_blocked()
                 assert not wrote and link.tracker.state is CloseState.OPEN
                 nursery.cancel_scope.cancel()

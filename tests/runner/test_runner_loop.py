@@ -446,6 +446,51 @@ kind = "invalid_close"
     assert max(starts) <= pass_[0][1], (max(starts), pass_)  # every start within that step
 
 
+@pytest.mark.parametrize("index", [0, 1])
+async def test_each_segment_of_a_half_and_half_storm_releases_both_kinds_in_one_pass(
+    nursery: trio.Nursery, records: list[ConnectionRecord], index: int
+) -> None:
+    """``--workers 2`` on a 50/50 clean/terminate storm: each segment gets half of each kind
+    (the mix alternates by connection, so a split by ``k % 2`` gave each worker one kind), and
+    its release pass starts both kinds within one step of the alarm task, each recorded at
+    the stamp of its wire action. Counts and order only: no wall-clock bound."""
+    steps = _AlarmSteps()
+    trio.lowlevel.add_instrument(steps)
+    server = BuiltinServer(ServerConfig(close_timeout=1.0))
+    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
+    text = """
+[load]
+model = "storm"
+concurrency = 40
+rate = 2000
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+weight = 50
+[[close]]
+kind = "terminate"
+weight = 50
+"""
+    try:
+        with trio.fail_after(30):
+            r = await run(text, f"ws://{host}:{port}/", segment=Segment(index, 2))
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    check_sums(r)
+    assert r.collector.counts().outcomes == {"clean": 10, "terminated": 10}
+    for kind in ("clean", "terminate"):
+        assert r.collector.stats("close_start_lag", kind)["count"] == 10
+    starts = [rec.close_initiated or math.inf for rec in records]
+    pass_ = [(begin, end) for begin, end in steps.spans if begin <= min(starts) <= end]
+    assert len(pass_) == 1 and max(starts) <= pass_[0][1], (starts, steps.spans)
+    for rec in records:
+        if rec.kind == "clean":
+            assert rec.close_sent == rec.close_initiated, rec
+        else:
+            assert rec.close_sent is None and rec.socket_closed == rec.close_initiated, rec
+
+
 async def test_storm_release_close_unanswered_times_out_from_its_write(
     nursery: trio.Nursery, records: list[ConnectionRecord]
 ) -> None:

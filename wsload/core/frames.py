@@ -35,6 +35,7 @@ __all__ = [
     "FrameError",
     "FrameReader",
     "ReceivedClose",
+    "close_frame",
     "close_payload",
     "encode_frame",
     "invalid_close",
@@ -105,6 +106,13 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
     if len(raw) > _MAX_REASON:
         raw = raw[:_MAX_REASON].decode("utf-8", "ignore").encode("utf-8")
     return struct.pack("!H", code) + raw
+
+
+def close_frame(code: int | None, reason: str = "") -> tuple[bytes, int | None, str]:
+    """Our Close frame (``code`` None: an empty Close) with the code and reason it records."""
+    if code is None:
+        reason = ""
+    return encode_frame(OP_CLOSE, close_payload(code, reason)), code, reason
 
 
 def invalid_close(variant: str) -> tuple[bytes, int | None, str | None]:

@@ -46,14 +46,13 @@ from wsload.core.capture import Capture
 from wsload.core.closing import CloseState, CloseTracker
 from wsload.core.frames import (
     OP_BINARY,
-    OP_CLOSE,
     OP_PING,
     OP_PONG,
     OP_TEXT,
     FrameError,
     FrameReader,
     ReceivedClose,
-    close_payload,
+    close_frame,
     encode_frame,
     invalid_close,
 )
@@ -209,16 +208,20 @@ class ClientProtocol:
 
     def send_close(self, code: int | None, reason: str, now: float) -> bytes:
         """Our Close frame (``code`` None: an empty Close), recorded as sent at ``now``."""
-        if code is None:
-            reason = ""
+        frame, code, reason = close_frame(code, reason)
         self.tracker.send_close(now, code, reason)
-        return encode_frame(OP_CLOSE, close_payload(code, reason))
+        return frame
 
     def send_invalid_close(self, variant: str, now: float) -> bytes:
         """The malformed Close of an ``invalid_close`` ``variant``, recorded as sent at ``now``."""
         frame, code, reason = invalid_close(variant)
         self.tracker.send_close(now, code, reason)
         return frame
+
+    def close_written(self, now: float, code: int | None, reason: str | None) -> None:
+        """A Close built ahead (:func:`close_frame`, :func:`invalid_close`: a storm's release
+        builds its frame while the connection is held) was written at ``now``."""
+        self.tracker.send_close(now, code, reason)
 
     def close_unwritten(self) -> None:
         """The Close just recorded by :meth:`send_close` could not be written after all."""

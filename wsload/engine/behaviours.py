@@ -9,9 +9,10 @@ Every decision about the protocol (may a Close go out, which code answers the se
 protocol object's (:class:`~wsload.core.protocol.ClientProtocol`); a behaviour writes what it
 returns and waits, and every wait reads through :meth:`Link.pump`.
 
-A storm's release may already have done a behaviour's first action (:meth:`Link.release_now`):
-each behaviour goes on from what the protocol object recorded (a Close already sent is not
-sent again, a closed socket not closed again, the close's start is the first one stamped).
+A storm's release may already have done a behaviour's first action
+(:func:`~wsload.engine.link.release_storm`): each behaviour goes on from what the protocol
+object recorded (a Close already sent is not sent again, a closed socket not closed again, the
+close's start is the first one stamped).
 
 Deadlines: ``clean`` and ``invalid_close`` bound the whole close by ``timeout`` from the moment
 the close began. ``await_server_close`` and ``ignore_server_close`` bound each of their two

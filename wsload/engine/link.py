@@ -28,6 +28,7 @@ from collections.abc import Callable
 import trio
 
 from wsload.core.closing import CloseState
+from wsload.core.frames import close_frame, invalid_close
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
@@ -40,6 +41,7 @@ __all__ = [
     "Link",
     "close_stream_now",
     "receive_some",
+    "release_storm",
     "send_all",
     "socket_of",
 ]
@@ -50,8 +52,14 @@ _INT = bytes(4)
 CLOSE_WRITE_GRACE = 0.005
 """Seconds a Close frame write may take even when its close deadline has already passed."""
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_SHUT_WR = _stdlib_socket.SHUT_WR
 _WAITING = (CloseKind.AWAIT_SERVER_CLOSE, CloseKind.IGNORE_SERVER_CLOSE)
 """Kinds whose first close action is to start waiting for the server's Close."""
+_WRITES = (CloseKind.CLEAN, CloseKind.CLOSE_NO_WAIT)
+"""Kinds whose first close action is our Close frame (and ``invalid_close``'s own)."""
+_NOTHING, _WAITED, _WROTE, _FIN, _WROTE_FIN, _RST = range(6)
+"""What the release pass did for a link (:meth:`Link._release_wire`); from ``_FIN`` on, the
+socket is closed by the release."""
 _LOOP_CLOCK = WireClock()
 """The wire clock of a link made without one (tests): its reads are not stamped, so every
 arrival is the loop's reading and nothing is ever recorded in it."""
@@ -86,6 +94,15 @@ async def close_stream_now(stream: trio.abc.Stream, *, rst: bool = False) -> Non
         sock.close()
 
 
+def _shutdown(stream: trio.abc.Stream) -> None:
+    """Send our FIN now (the socket is closed after the release pass)."""
+    assert isinstance(stream, RawSocketStream)
+    try:  # noqa: SIM105 - in the release pass: suppress() would add a context manager
+        stream.sock.shutdown(_SHUT_WR)
+    except OSError:  # already reset: the close after the pass is all
+        pass
+
+
 def _linger_zero(sock: _stdlib_socket.socket | trio.socket.SocketType) -> None:
     """Make the socket's close an RST (SO_LINGER 0)."""
     with contextlib.suppress(OSError):  # already dead: closing is all that is left
@@ -102,8 +119,11 @@ class Link:
         message_rtts: measured echo round trips, seconds.
         step_latencies: ``(metric, seconds)`` of named expect steps.
         release: the close a storm's release starts for this link while it is ``parked``
-            (:meth:`release_now`), None: no storm.
-        parked: the session holds this link until the storm's release.
+            (:func:`release_storm`), None: no storm.
+        parked: the session holds this link until the storm's release (:meth:`park`).
+        prepared: while parked, the Close frame the release writes, with the code and reason
+            it records (None: the release writes none).
+        released_at: when the release did this link's first close action.
         now: reads the run's clock (``trio.current_time``, or the same clock's bound
             ``current_time``: :meth:`DriverContext.bind_clock`).
         wire: maps the kernel's arrival stamps of ``io``'s reads onto the run clock (and
@@ -120,8 +140,10 @@ class Link:
         "message_rtts",
         "now",
         "parked",
+        "prepared",
         "proto",
         "release",
+        "released_at",
         "scope",
         "step_latencies",
         "stream",
@@ -151,6 +173,8 @@ class Link:
         self.scope: trio.CancelScope | None = None
         self.release: CloseSpec | None = None
         self.parked = False
+        self.prepared: tuple[bytes, int | None, str | None] | None = None
+        self.released_at = 0.0
         self.message_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
         self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
@@ -168,83 +192,100 @@ class Link:
         if self.scope is not None:
             self.scope.cancel()
 
-    def release_now(self) -> bool:
-        """A storm's release: do this parked link's first close action now, whatever its kind.
+    def park(self) -> None:
+        """Hold the link for the storm's release, which may start its close from now on.
 
-        Called from the releasing task for every parked link in one pass, before any
-        connection task runs, so that every kind starts its close at the same instant: the
-        Close frame (``clean``, ``close_no_wait``, ``invalid_close``), the TCP drop
-        (``terminate``; ``close_no_wait`` after its Close), or the start of the wait for the
-        server's Close (``await_server_close``, ``ignore_server_close``). The connection's own
-        behaviour then goes on from there once woken (a Close already recorded is not sent
-        again, a closed socket not closed again). Only on the raw fast path and only when the
-        whole action can be done without waiting: a Close frame is written only when the
-        socket's send queue is empty (``SIOCOUTQ``), so that it (at most 131 bytes) goes out
-        whole in one write; otherwise, or on any error, or when the task is not waiting in its
-        read (a write of its own is under way: a drop would make it fail), the connection's own
-        behaviour does the action once woken, exactly as without a storm.
+        A Close the release will write (``clean``, ``close_no_wait``, ``invalid_close``) is
+        built here, while the connection waits, with its own mask: the release pass then only
+        writes it (:func:`release_storm`).
+        """
+        self.parked = True
+        spec = self.release
+        if spec is None or self.io is None:
+            return
+        if spec.kind is CloseKind.INVALID_CLOSE:
+            self.prepared = invalid_close(spec.variant)
+        elif spec.kind in _WRITES:
+            self.prepared = close_frame(spec.code, spec.reason)
+
+    def unpark(self) -> None:
+        """The hold is over (released, or the connection ended while held)."""
+        self.parked = False
+        self.prepared = None
+
+    def _release_wire(self) -> int:
+        """This parked link's part of the release pass: its first close action on the wire,
+        stamped; the protocol's record waits for :meth:`_release_record` after the pass.
+
+        Only on the raw fast path and only when the whole action can be done without waiting:
+        a Close frame is written only when the socket's send queue is empty (``SIOCOUTQ``), so
+        that it (at most 131 bytes) goes out whole in one write; otherwise, or on any error, or
+        when the task is not waiting in its read (a write of its own is under way: a drop would
+        make it fail), the connection's own behaviour does the action once woken, exactly as
+        without a storm.
 
         Returns:
-            True when a FIN went out and the socket is to be closed after the pass
-            (:meth:`close_released`): the wire event now, Trio's bookkeeping after every
-            link's start, so that a ``terminate`` costs the pass no more than a Close does.
+            What was done (``_NOTHING``: left to the task).
         """
-        spec, io, proto = self.release, self.io, self.proto
-        if spec is None or io is None or not self.parked or proto.close_expected():
-            return False
-        if io.scope is None:  # the task is not in its read: it is writing (a ping), its turn
-            return False
+        spec, io = self.release, self.io
+        if spec is None or io is None or not self.parked or io.scope is None:
+            return _NOTHING  # io.scope None: the task is not in its read (it is writing)
+        if self.proto.close_expected():
+            return _NOTHING
+        prepared = self.prepared
+        if prepared is not None:
+            fd = io.fd
+            try:
+                if _SIOCOUTQ is None or fcntl.ioctl(fd, _SIOCOUTQ, _INT) != _INT:
+                    return _NOTHING  # bytes still queued (or no way to know): the task writes
+            except OSError:
+                return _NOTHING
+            frame = prepared[0]
+            self.released_at = self.now()
+            try:
+                sent = io.write(frame)
+            except OSError:  # a reset: the task's own close behaviour finds out
+                return _NOTHING
+            if sent != len(frame):
+                if sent:  # not with an empty queue; if ever, the frame is broken
+                    self.proto.write_failed()
+                return _NOTHING
+            if spec.kind is not CloseKind.CLOSE_NO_WAIT:
+                return _WROTE
+            _shutdown(self.stream)
+            return _WROTE_FIN
         kind = spec.kind
-        now = self.now()
         if kind in _WAITING:
-            proto.start_close(now)
-            return False
-        if kind is CloseKind.TERMINATE:
-            proto.start_close(now)
-            return self._drop(now, rst=spec.rst)
-        try:
-            if _SIOCOUTQ is None or fcntl.ioctl(io.fd, _SIOCOUTQ, _INT) != _INT:
-                return False  # bytes still queued (or no way to know): the task writes it
-        except OSError:
-            return False
-        if kind is CloseKind.INVALID_CLOSE:
-            frame = proto.send_invalid_close(spec.variant, now)
-        else:
-            frame = proto.send_close(spec.code, spec.reason, now)
-        try:
-            sent = io.write(frame)
-        except OSError:  # a reset: the task's own close behaviour finds out
-            sent = 0
-        if sent != len(frame):
-            proto.close_unwritten()
-            if sent:  # not with an empty queue; if ever, the frame is broken
-                proto.write_failed()
-            return False
-        return kind is CloseKind.CLOSE_NO_WAIT and self._drop(now, rst=False)
-
-    def _drop(self, now: float, *, rst: bool) -> bool:
-        """Drop TCP from the release pass (the link's task waits in :meth:`pump`).
-
-        An RST needs the close itself, done now; a FIN goes out now (``shutdown``) and the
-        socket is closed after the pass. Either way the connection's end is stamped now.
-        """
-        stream, io = self.stream, self.io
-        assert isinstance(stream, RawSocketStream) and io is not None
-        self.proto.socket_closed(now)
-        io.detach()
-        if rst:
-            _linger_zero(stream.sock)
-            stream.close_now()  # tells Trio first: the parked wait ends
-            return False
-        with contextlib.suppress(OSError):  # already reset: the close after the pass is all
-            stream.sock.shutdown(_stdlib_socket.SHUT_WR)
-        return True
-
-    def close_released(self) -> None:
-        """Close the socket whose FIN :meth:`release_now` sent (the parked wait ends)."""
+            self.released_at = self.now()
+            return _WAITED
+        if kind is not CloseKind.TERMINATE:
+            return _NOTHING  # a Close of its own: not built ahead (no raw path at park)
+        self.released_at = self.now()
+        if not spec.rst:
+            _shutdown(self.stream)
+            return _FIN
         stream = self.stream
         assert isinstance(stream, RawSocketStream)
-        stream.close_now()  # tells Trio first
+        io.detach()  # the close below tells Trio, which wakes the task: it must not read
+        _linger_zero(stream.sock)
+        stream.close_now()
+        return _RST
+
+    def _release_record(self, done: int) -> None:
+        """Record what :meth:`_release_wire` did, at its stamp; close a FIN'd socket."""
+        proto, at = self.proto, self.released_at
+        if done in (_WROTE, _WROTE_FIN):
+            prepared = self.prepared
+            assert prepared is not None
+            proto.close_written(at, prepared[1], prepared[2])
+        proto.start_close(at)
+        if done in (_WAITED, _WROTE):
+            return
+        proto.socket_closed(at)
+        if done != _RST:
+            assert self.io is not None and isinstance(self.stream, RawSocketStream)
+            self.io.detach()
+            self.stream.close_now()  # tells Trio first: the parked wait ends
 
     async def pump(self, deadline: float, now: float | None = None) -> bool:
         """Receive once (until ``deadline``) and hand what arrived to the protocol object.
@@ -472,6 +513,29 @@ async def receive_some(stream: trio.abc.Stream, io: RawIO | None) -> bytes:
     return data
 
 
+def release_storm(links: list[Link]) -> None:
+    """A storm's release: every parked link's first close action, whatever its kind, in one
+    pass, before any connection task runs; then the protocol records, then the wake-ups.
+
+    The pass does only what is on the wire, each stamped when done: the Close built while the
+    link was held (``clean``, ``close_no_wait``, ``invalid_close``: one ``write``), the FIN
+    (``terminate``; ``close_no_wait`` after its Close: one ``shutdown``), the RST (the close
+    itself), the start of the wait for the server's Close (``await_server_close``,
+    ``ignore_server_close``). So every kind starts at the same instant, and the pass costs
+    per link little more than its syscall; the records (at the same stamps), the closes of
+    the FIN'd sockets and the tasks' wake-ups follow, once every close has started. A
+    connection's own behaviour then goes on from there (a Close already recorded is not sent
+    again, a closed socket not closed again).
+    """
+    done = [link._release_wire() for link in links]
+    for link, action in zip(links, done, strict=True):
+        if action != _NOTHING:
+            link._release_record(action)
+    for link, action in zip(links, done, strict=True):
+        if action < _FIN:  # a closed socket's wait was ended by Trio already
+            link.wake()
+
+
 class Alarm:
     """Wakes registered links when a watched run-wide :class:`trio.Event` is set.
 
@@ -479,7 +543,7 @@ class Alarm:
     :meth:`Link.wake` on every registered link. Links re-check the events themselves before
     every pump, so a wake-up that finds a link between two pumps is never lost. For a storm's
     release it first does every parked link's first close action itself, whatever the kind
-    (:meth:`Link.release_now`), in one pass, before any connection task runs: a release of
+    (:func:`release_storm`), in one pass, before any connection task runs: a release of
     10,000 connections does not wait for 10,000 cancellations and task switches before its
     last close starts, and no kind waits for its task while another is written at once.
     """
@@ -504,9 +568,8 @@ class Alarm:
             self._watched.pop(id(event), None)
         links = list(self._links)
         if release:
-            dropped = [link for link in links if link.release_now()]
-            for link in dropped:
-                link.close_released()
+            release_storm(links)
+            return
         for link in links:
             link.wake()
 

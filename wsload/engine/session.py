@@ -249,11 +249,11 @@ class _Session:
         if release.is_set():
             return
         ctx.ready_count += 1
-        self.link.parked = True  # the release may start this link's close (Alarm)
+        self.link.park()  # the release may start this link's close (release_storm)
         try:
             await self.wait(math.inf, _RELEASE)
         finally:
-            self.link.parked = False
+            self.link.unpark()
             ctx.ready_count -= 1
 
 

@@ -1,14 +1,17 @@
 """Segments: N disjoint, deterministic shares of one scenario (``--segment i/N``). No I/O.
 
-Like k6's execution segments, but by sequence number rather than by fraction of time: segment
-``i`` of ``N`` runs the connections of the *global* schedule whose 0-based sequence number ``k``
-satisfies ``k % N == i`` (arrival and storm models) and the closed-loop slots ``j`` with
-``j % N == i`` (concurrency model). The close behaviour of connection ``k`` is the global
-``CloseMix``'s choice for ``k`` and its source address is the global round-robin's, so the union
-of all segments is exactly the unsegmented plan: the same intended starts, the same close mix,
-the same source addresses, whichever machine runs which share. Every segment starts its schedule
-at one agreed wall-clock instant (``--start-at``), so a storm's segments can also agree on one
-release instant without talking to each other (``shared_release_offset``).
+Like k6's execution segments, but by connection rather than by fraction of time. Connection
+``k`` (0-based, in the *global* schedule) gets the global ``CloseMix``'s behaviour for ``k``, its
+global intended start and the global round-robin's source address; the connections are dealt
+to the segments behaviour by behaviour (``owned_seqs``: each to the segment with the
+fewest of its behaviour so far), and segment ``i`` of ``N`` runs its own (arrival and storm
+models; the concurrency model runs them in its closed-loop slots ``j % N == i``). So every
+segment gets every behaviour in its share (by ``k % N`` alone, a 50/50 mix, which alternates,
+would give each of two segments one kind), and the union of all segments is exactly
+the unsegmented plan: the same intended starts, the same close mix, the same source addresses,
+whichever machine runs which share. Every segment starts its schedule at one agreed wall-clock
+instant (``--start-at``), so a storm's segments can also agree on one release instant without
+talking to each other (``shared_release_offset``).
 
 Index ``i`` is 0-based so that a Kubernetes Indexed Job can pass ``JOB_COMPLETION_INDEX``
 straight through.
@@ -16,7 +19,7 @@ straight through.
 
 from __future__ import annotations
 
-import math
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +33,8 @@ __all__ = [
     "Segment",
     "SegmentMix",
     "format_segments",
+    "owned_count",
+    "owned_seqs",
     "parse_segment",
     "parse_segments",
     "planned_connections",
@@ -57,18 +62,6 @@ class Segment:
     def whole(self) -> bool:
         """True for ``0/1``: the unsegmented scenario."""
         return self.count == 1
-
-    def owns(self, k: int) -> bool:
-        """Whether global sequence number / slot ``k`` (0-based) belongs to this segment."""
-        return k % self.count == self.index
-
-    def global_seq(self, m: int) -> int:
-        """The global 0-based sequence number of this segment's ``m``-th connection."""
-        return self.index + m * self.count
-
-    def share(self, total: int) -> int:
-        """How many of ``total`` global items (0 .. total-1) this segment owns."""
-        return max(0, math.ceil((total - self.index) / self.count))
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -116,20 +109,56 @@ def format_segments(indices: Iterable[int], count: int) -> str | None:
     return ",".join(str(i) for i in found) + f"/{count}"
 
 
-def segment_offsets(load: LoadConfig, segment: Segment) -> Iterator[tuple[int, float]]:
+def owned_seqs(close: tuple[CloseSpec, ...], seed: int | None, segment: Segment) -> Iterator[int]:
+    """The global 0-based sequence numbers of this segment's connections, in order, without
+    end: the global close mix, walked whole, deals each connection to the segment that has
+    the fewest of its behaviour so far (ties: the fewest connections in all, then the lowest
+    index), so every segment's count of every behaviour is within one of the others' at every
+    point, and its total within two. The whole scenario owns every connection."""
+    if segment.whole:
+        yield from itertools.count()
+        return
+    mix = CloseMix(close, seed)
+    n = segment.count
+    dealt: dict[str, list[int]] = {}
+    totals = [0] * n
+    for k in itertools.count():
+        counts = dealt.setdefault(mix.next().label, [0] * n)
+        fewest = min(counts)
+        owner = min((i for i in range(n) if counts[i] == fewest), key=lambda i: (totals[i], i))
+        counts[owner] += 1
+        totals[owner] += 1
+        if owner == segment.index:
+            yield k
+
+
+def owned_count(
+    close: tuple[CloseSpec, ...], seed: int | None, segment: Segment, total: int
+) -> int:
+    """How many of the global connections ``0 .. total-1`` this segment owns."""
+    owned = owned_seqs(close, seed, segment)
+    return sum(1 for _ in itertools.takewhile(lambda k: k < total, owned))
+
+
+def segment_offsets(
+    load: LoadConfig, segment: Segment, close: tuple[CloseSpec, ...], seed: int | None
+) -> Iterator[tuple[int, float]]:
     """``(global k, intended offset s)`` of this segment's open-loop connections, in order.
 
-    Arrival: the global arrival curve filtered by ``k``; storm: ``concurrency`` connections
-    opened ``1/rate`` apart (all at once without a rate), filtered the same way.
+    Arrival: the global arrival curve at this segment's connections; storm: ``concurrency``
+    connections opened ``1/rate`` apart (all at once without a rate), the same way.
     """
+    owned = owned_seqs(close, seed, segment)
     if load.model == "storm":
         interval = _storm_interval(load)
-        for k in range(segment.index, load.concurrency or 0, segment.count):
+        for k in itertools.takewhile(lambda k: k < (load.concurrency or 0), owned):
             yield k, k * interval
         return
+    mine = next(owned)
     for k, offset in enumerate(arrival_offsets(load)):
-        if segment.owns(k):
+        if k == mine:
             yield k, offset
+            mine = next(owned)
 
 
 def _storm_interval(load: LoadConfig) -> float:
@@ -191,4 +220,6 @@ def planned_connections(
     test of "the union of segments is the whole scenario" compares these lists.
     """
     mix = SegmentMix(close, seed)
-    return [(k, offset, mix.at(k).label) for k, offset in segment_offsets(load, segment)]
+    return [
+        (k, offset, mix.at(k).label) for k, offset in segment_offsets(load, segment, close, seed)
+    ]

@@ -184,16 +184,17 @@ def _regressions(_: Mapping[str, Any], comparison: CompareResult | None) -> Reas
 
 
 def _generator_slower(_: Mapping[str, Any], comparison: CompareResult | None) -> Reason | None:
+    """Latency rises the slower generator's own delay could produce, when nothing else
+    regressed: a rise it could not produce is a regression (``_regressions``) and decides."""
     rows = comparison.inconclusive if comparison is not None else ()
-    if comparison is None or comparison.slower is None or not rows:
+    if comparison is None or comparison.slower is None or not rows or comparison.regressions:
         return None
-    base, current = comparison.slower
     names = ", ".join(f"{r.scope} {r.name}" for r in rows[:3])
     return Reason(
         "generator_slower",
         Word.INCONCLUSIVE,
-        f"generator slower than the baseline (loop lag p99 {format_us(current)} vs "
-        f"{format_us(base)}): {len(rows)} latency change{'s' if len(rows) > 1 else ''} it could "
+        f"generator slower than the baseline ({comparison.slower.describe()}): "
+        f"{len(rows)} latency change{'s' if len(rows) > 1 else ''} its delay could "
         f"explain ({names}{' ...' if len(rows) > 3 else ''})",
         "compare on a machine as quiet as the baseline's",
     )

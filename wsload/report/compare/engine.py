@@ -35,15 +35,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wsload.report._format import format_us
 from wsload.report.compare.capacity import capacity_rows, search_warnings
-from wsload.report.compare.figures import (
-    Histograms,
-    Side,
-    generator_slower,
-    latency_rows,
-    share_rows,
-)
+from wsload.report.compare.figures import Histograms, Side, latency_rows, share_rows
+from wsload.report.compare.generator import SlowerGenerator, generator_slower
 from wsload.report.compare.judge import Verdict
 from wsload.report.compare.rows import Row
 from wsload.report.compare.tolerances import Tolerances
@@ -59,9 +53,9 @@ class CompareResult:
     warnings: tuple[str, ...]
     baseline_name: str
     current_name: str
-    slower: tuple[float, float] | None = None
-    """Loop lag p99 (µs) of the baseline and the current run when the current generator was
-    distinguishably slower (``generator_slower``)."""
+    slower: SlowerGenerator | None = None
+    """The current generator, when it was distinguishably slower than the baseline's
+    (``wsload.report.compare.generator``)."""
 
     @property
     def regressions(self) -> tuple[Row, ...]:
@@ -144,9 +138,9 @@ def warnings(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
     slower = generator_slower(baseline, current)
     if slower is not None:
         out.append(
-            f"generator slower than the baseline (loop lag p99 {format_us(slower[1])} vs "
-            f"{format_us(slower[0])}): latency rises up to that much are inconclusive, not "
-            "regressions; compare on a machine as quiet as the baseline's"
+            f"generator slower than the baseline ({slower.describe()}): a latency rise its "
+            "delay could produce is inconclusive, not a regression; compare on a machine as "
+            "quiet as the baseline's"
         )
     for side, summary in (("baseline", baseline), ("current", current)):
         if summary.get("generator", {}).get("saturated"):

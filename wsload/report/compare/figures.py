@@ -21,13 +21,14 @@ from wsload.report.compare.confidence import (
     percentile_ranks,
     share_interval,
 )
+from wsload.report.compare.generator import SlowerGenerator, generator_slower
 from wsload.report.compare.judge import Evidence, Floor, Judgement, Verdict, judge
 from wsload.report.compare.rows import Row
 from wsload.report.compare.tolerances import Tolerances, judged_metric
 from wsload.report.hlog import make_tag
 from wsload.scenario.model import METRICS
 
-__all__ = ["Histograms", "Side", "generator_slower", "latency_rows", "share_rows"]
+__all__ = ["Histograms", "Side", "latency_rows", "share_rows"]
 
 Histograms = Mapping[str, HdrHistogram]
 """A run's total histograms by hlog tag (``close_handshake``, ``close_handshake:clean``)."""
@@ -101,7 +102,7 @@ class _Figure:
     b_stats: Mapping[str, Any]
     c_stats: Mapping[str, Any]
     judged: bool
-    slower: tuple[float, float] | None = None  # loop lag p99 (µs), baseline vs current
+    slower: SlowerGenerator | None = None
 
     def row(
         self,
@@ -155,11 +156,11 @@ class _Figure:
             confidence=tol.confidence,
         )
         if self.slower is not None and judgement.verdict is Verdict.REGRESSED:
-            b_lag, c_lag = self.slower
-            if c_val - b_val <= c_lag:  # the generator's own delay could add this much
+            bound = self.slower.bound(stat, self.b_stats)
+            if bound is not None and c_val <= bound:  # the generator's delay could do this
                 why = (
-                    f"generator slower than the baseline (loop lag p99 {format_us(c_lag)} vs "
-                    f"{format_us(b_lag)}): {judgement.why}"
+                    f"generator slower than the baseline ({self.slower.describe()}), its delay "
+                    f"could reach {format_us(bound)}: {judgement.why}"
                 )
                 return make(Verdict.INCONCLUSIVE, why, judgement)
         return make(judgement.verdict, judgement.why, judgement)
@@ -181,24 +182,6 @@ class _Figure:
         if b_cens or c_cens:
             return Verdict.MISSING, f"{was} → {now}: censored, not comparable"
         return None
-
-
-def generator_slower(
-    baseline: Mapping[str, Any], current: Mapping[str, Any]
-) -> tuple[float, float] | None:
-    """The two runs' loop lag p99 (µs) when the current generator was distinguishably slower
-    than the baseline's: at least twice its p99 and 1 ms more. Its own delay is then inside
-    every latency it measured, so a latency that rose by no more than the current lag p99 is
-    ``inconclusive``, not ``regressed``."""
-    b_raw, c_raw = _lag_p99(baseline), _lag_p99(current)
-    if b_raw is None or c_raw is None:
-        return None
-    b_lag, c_lag = float(b_raw), float(c_raw)
-    return (b_lag, c_lag) if c_lag >= max(2 * b_lag, b_lag + 1000) else None
-
-
-def _lag_p99(summary: Mapping[str, Any]) -> Any:
-    return (summary.get("generator") or {}).get("loop_lag_us", {}).get("p99")
 
 
 def _started(stats: Mapping[str, Any]) -> int:

@@ -30,6 +30,8 @@ from wsload.plan.segment import (
     WHOLE,
     Segment,
     SegmentMix,
+    owned_count,
+    owned_seqs,
     segment_offsets,
     shared_release_offset,
 )
@@ -203,7 +205,10 @@ class _Runner:
 
     async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         cap = self.scenario.load.max_in_flight
-        for k, offset in segment_offsets(self.scenario.load, self.segment):
+        scenario = self.scenario
+        for k, offset in segment_offsets(
+            scenario.load, self.segment, scenario.close, scenario.seed
+        ):
             due = start + offset
             await self._wait_until(due, stop)
             if stop.is_set() or self.out_of_data(k):
@@ -218,7 +223,13 @@ class _Runner:
     async def concurrency(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         load = self.scenario.load
         end = planned_end(load)
-        limit = None if load.connections is None else self.segment.share(load.connections)
+        close, seed = self.scenario.close, self.scenario.seed
+        limit = (
+            None
+            if load.connections is None
+            else owned_count(close, seed, self.segment, load.connections)
+        )
+        owned = owned_seqs(close, seed, self.segment)
         deadline = start + end if end is not None else math.inf
         clock = self.ctx.bind_clock()
 
@@ -234,7 +245,7 @@ class _Runner:
                     await trio.sleep(0.05)
                     now = clock()
                     continue
-                k = self.segment.global_seq(self.seq)
+                k = next(owned)
                 if self.out_of_data(k):
                     return
                 self._count_start()
@@ -253,7 +264,8 @@ class _Runner:
         load = self.scenario.load
         release = self.ctx.release
         assert release is not None
-        for k, offset in segment_offsets(load, self.segment):
+        offsets = segment_offsets(load, self.segment, self.scenario.close, self.scenario.seed)
+        for k, offset in offsets:
             due = start + offset
             await self._wait_until(due, stop)
             if stop.is_set() or self.out_of_data(k):
