@@ -19,6 +19,7 @@ module: what two of them share moves to a helper module.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,5 +82,9 @@ def loopback_chromium() -> Iterator[Chromium]:
 @pytest.fixture(scope="session")
 def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
     """Each shipped scenario run once per session, shared by the tiers that read its results
-    (the CLI tier's summary checks, the process tier's browser); see tests/shipped.py."""
-    return ShippedRuns(tmp_path_factory.mktemp("shipped"))
+    (the CLI tier's summary checks, the process tier's browser), in a folder every
+    pytest-xdist worker of the session shares; see tests/shipped.py."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    return ShippedRuns(root / "shipped")
