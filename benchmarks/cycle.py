@@ -136,7 +136,7 @@ def _worker(args: argparse.Namespace) -> None:
         script = args.worker == "held-script"
         out = trio.run(measure_held, args.url, args.held, offer, script, args.held_size)
     elif args.worker in ("wsload", "wsload-arrival"):
-        from wsload.runner.calibrate import measure_cycles
+        from wsload.runner.modes.calibrate import measure_cycles
 
         rate = args.rate if args.worker == "wsload-arrival" else None
         run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency, rate)

@@ -33,8 +33,8 @@ from wsload.core.deflate import NAME, OFFERS
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.metrics.collector import Collector
-from wsload.runner.calibrate import cycle_scenario, measure_cycles
-from wsload.runner.heap import load_heap, release_held
+from wsload.runner.load.heap import load_heap, release_held
+from wsload.runner.modes.calibrate import cycle_scenario, measure_cycles
 from wsload.scenario.parse import parse_scenario
 
 __all__ = ["SCRIPT", "measure_held", "rss_bytes"]

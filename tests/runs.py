@@ -20,8 +20,8 @@ from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
-from wsload.runner import loop
-from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.runner.load import loop
+from wsload.runner.load.loop import LoadRun, Progress, run_load
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from wsload.cli import app
 from wsload.report.terminal import summary_table
-from wsload.runner.calibrate import Calibration, CycleRun, render
+from wsload.runner.modes.calibrate import Calibration, CycleRun, render
 
 SCENARIO = """
 name = "small"

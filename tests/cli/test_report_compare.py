@@ -32,8 +32,8 @@ from wsload.report.search import level_entry, search_section
 from wsload.report.summary import attach_thresholds, build_summary
 from wsload.report.terminal import comparison_text
 from wsload.report.thresholds import evaluate
-from wsload.runner.search import stop_reason
-from wsload.runner.search_levels import Climb, Stop, max_levels, worst_case_seconds
+from wsload.runner.modes.search import stop_reason
+from wsload.runner.modes.search_levels import Climb, Stop, max_levels, worst_case_seconds
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import parse_scenario
 

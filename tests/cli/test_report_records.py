@@ -15,7 +15,7 @@ from wsload.cli import app
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.report.records import STAMPS, ConnectionLog, record_to_dict
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.runner.options import RunOptions
 from wsload.scenario.parse import parse_scenario
 

@@ -14,7 +14,7 @@ from wsload.cli import app
 from wsload.core.outcomes import Outcome
 from wsload.errors import ScenarioError
 from wsload.plan.schedule import planned_end
-from wsload.runner.search_levels import worst_case_seconds
+from wsload.runner.modes.search_levels import worst_case_seconds
 from wsload.scenario.close import CLOSE_KIND_KEYS
 from wsload.scenario.dump import scenario_to_dict
 from wsload.scenario.model import (

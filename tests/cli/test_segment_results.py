@@ -24,7 +24,7 @@ from wsload.metrics.snapshots import (
 )
 from wsload.report.hlog import format_interval
 from wsload.report.results import read_hlog_intervals
-from wsload.runner.merge import merge_hlogs, merge_timelines
+from wsload.runner.modes.merge import merge_hlogs, merge_timelines
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")
 

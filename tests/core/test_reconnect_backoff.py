@@ -18,7 +18,7 @@ import trio.testing
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
-from wsload.runner.reconnect import backoff_delay, client_rng, run_client
+from wsload.runner.load.reconnect import backoff_delay, client_rng, run_client
 from wsload.scenario.model import Backoff, CloseSpec, ReconnectConfig, SessionConfig, TargetConfig
 
 SPEC = CloseSpec(kind="await_server_close", label="hold")

@@ -17,7 +17,7 @@ from wsload.metrics.result import RunResult, SegmentResult, new_lag_histogram
 from wsload.report.summary import attach_thresholds, build_summary
 from wsload.report.terminal import LiveProgress, live_panel, summary_table
 from wsload.report.thresholds import evaluate
-from wsload.runner.loop import Progress
+from wsload.runner.load.loop import Progress
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 

@@ -6,7 +6,7 @@ import gc
 
 import trio
 
-from wsload.runner.heap import YOUNG_THRESHOLD, load_heap, release_held
+from wsload.runner.load.heap import YOUNG_THRESHOLD, load_heap, release_held
 
 
 def test_load_heap_freezes_and_collects_less_often_then_restores() -> None:

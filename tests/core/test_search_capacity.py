@@ -15,7 +15,7 @@ from wsload.report.charts import search_figure
 from wsload.report.markdown import markdown_report
 from wsload.report.search import capacity_line, few_samples, min_samples, search_table
 from wsload.report.terminal import summary_table
-from wsload.runner.search_levels import (
+from wsload.runner.modes.search_levels import (
     max_levels,
     step_duration_at,
     step_scenario,

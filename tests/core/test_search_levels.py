@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsload.runner.search_levels import (
+from wsload.runner.modes.search_levels import (
     Climb,
     LevelVerdict,
     Stop,

@@ -19,7 +19,7 @@ from server_clients import running
 from typer.testing import CliRunner
 
 from wsload.cli import app
-from wsload.runner.calibrate import Calibration, CycleRun, measure_cycles, pin_cpus, render
+from wsload.runner.modes.calibrate import Calibration, CycleRun, measure_cycles, pin_cpus, render
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ import trio
 
 from wsload.errors import ToolError
 from wsload.plan.segment import RELEASE_SETTLE
-from wsload.runner.cluster import Cluster
-from wsload.runner.execute import execute_run
-from wsload.runner.executor import LoadFeed
-from wsload.runner.merge import merge_results
+from wsload.runner.executors.cluster import Cluster
+from wsload.runner.executors.executor import LoadFeed
+from wsload.runner.modes.execute import execute_run
+from wsload.runner.modes.merge import merge_results
 from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
 from wsload.scenario.parse import parse_scenario

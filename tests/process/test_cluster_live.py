@@ -20,12 +20,12 @@ import pytest
 import trio
 
 from wsload.metrics.result import SegmentResult
-from wsload.runner.cluster import Cluster
-from wsload.runner.execute import execute_run
-from wsload.runner.executor import LoadFeed
+from wsload.runner.executors.cluster import Cluster
+from wsload.runner.executors.executor import LoadFeed
+from wsload.runner.modes.execute import execute_run
 from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.target import open_target
+from wsload.runner.targets.target import open_target
 from wsload.scenario.parse import parse_scenario
 
 distributed = pytest.importorskip("distributed")
@@ -43,7 +43,7 @@ def cluster() -> Iterator[Any]:
         dashboard_address="127.0.0.1:0",
     ) as local:
         with distributed.Client(local) as client:  # warm: a cold worker's imports take seconds
-            client.run(importlib.import_module, "wsload.runner.cluster")
+            client.run(importlib.import_module, "wsload.runner.executors.cluster")
         yield local
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from wsload.errors import ToolError, UsageError
-from wsload.runner.cluster import ClusterTLS
-from wsload.runner.execute import execute_run
+from wsload.runner.executors.cluster import ClusterTLS
+from wsload.runner.modes.execute import execute_run
 from wsload.runner.options import RunOptions
 from wsload.scenario.parse import parse_scenario
 

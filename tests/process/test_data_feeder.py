@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import WebsocketsPeer
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.runner.options import RunOptions
 from wsload.scenario.parse import load_scenario
 

@@ -22,7 +22,7 @@ import pytest
 from debian_packages import apt_install_skip_reason
 from peers import WebsocketsPeer
 
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_slow")

@@ -20,8 +20,8 @@ from peers import WebsocketsPeer
 from typer.testing import CliRunner
 
 from wsload.cli import app
-from wsload.runner.execute import execute_run
-from wsload.runner.preflight import Plan, check, estimate, read_port_range
+from wsload.runner.modes.execute import execute_run
+from wsload.runner.modes.preflight import Plan, check, estimate, read_port_range
 from wsload.scenario.model import CloseSpec, Delay, LoadConfig, Scenario, SessionConfig, Stage
 from wsload.scenario.parse import parse_scenario
 

@@ -26,7 +26,7 @@ from wsload.report.redact import (
     redact_text,
     redact_url,
 )
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.parse import parse_scenario
 

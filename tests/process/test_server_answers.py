@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from peers import WebsocketsPeer
 
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_slow")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 from wsload.server.multi import sum_stats
 

@@ -21,12 +21,12 @@ from wsload.errors import ToolError, UsageError
 from wsload.metrics.histograms import new_histogram
 from wsload.plan.segment import Segment
 from wsload.report.results import load_results
-from wsload.runner.execute import execute_run
-from wsload.runner.executor import LoadFeed
-from wsload.runner.merge import merge_results
+from wsload.runner.executors.executor import LoadFeed
+from wsload.runner.executors.workers import Workers
+from wsload.runner.modes.execute import execute_run
+from wsload.runner.modes.merge import merge_results
 from wsload.runner.options import RunOptions
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.workers import Workers
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")

@@ -22,7 +22,7 @@ import pytest
 from hostile import CASES, TIMEOUT, Case, HostileServer
 from timing import EXIT_SLACK, SLACK
 
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")

@@ -17,7 +17,7 @@ from wsload.metrics.histograms import new_histogram, record
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.report.progress import progress_line
 from wsload.runner.frame import ProgressLines
-from wsload.runner.loop import Progress
+from wsload.runner.load.loop import Progress
 from wsload.scenario.parse import parse_scenario
 
 SCENARIO = parse_scenario(

@@ -18,7 +18,7 @@ import pytest
 from hostile import HostileServer
 from peers import NodePeer, WebsocketsPeer, node_skip_reason
 
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_slow")

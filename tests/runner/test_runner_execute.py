@@ -18,7 +18,7 @@ from peers import WebsocketsPeer
 
 from wsload.engine.wireclock import SO_TIMESTAMPNS
 from wsload.metrics.histograms import new_histogram
-from wsload.runner.execute import execute_run
+from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import load_scenario, parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_sync")

@@ -24,7 +24,7 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, Segment
-from wsload.runner.loop import Progress, run_load
+from wsload.runner.load.loop import Progress, run_load
 from wsload.scenario.model import ServerConfig
 from wsload.scenario.parse import parse_scenario
 from wsload.server.server import BuiltinServer

@@ -25,7 +25,7 @@ from runs import (
 from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
-from wsload.runner.lag import MIN_STALLS, SATURATION_US, LagMonitor
+from wsload.runner.load.lag import MIN_STALLS, SATURATION_US, LagMonitor
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +369,7 @@ async def test_a_late_resumed_task_does_not_shorten_close_handshake(
     close_handshake can be shorter. A client loop blocked 8 ms at a time resumes tasks late
     after their writes; stamping "Close sent" after the write returned used to take that
     lateness off the measured handshake (seen as a 5.7 ms minimum in a 10k run)."""
-    from wsload.runner.target import BuiltinTarget
+    from wsload.runner.targets.target import BuiltinTarget
     from wsload.scenario.model import Delay, ServerConfig
 
     text = """
@@ -424,7 +424,7 @@ async def test_the_heap_is_frozen_only_while_the_load_runs(nursery: trio.Nursery
 
 
 def test_cpu_wait_is_read_from_the_kernel(tmp_path: Path) -> None:
-    from wsload.runner.lag import cpu_wait_seconds
+    from wsload.runner.load.lag import cpu_wait_seconds
 
     stat = tmp_path / "schedstat"
     stat.write_text("1035657572 1048062440 280\n", encoding="ascii")
@@ -441,7 +441,7 @@ async def test_a_run_beside_cpu_hogs_reports_its_wait_for_a_cpu(ws_peer: Websock
     import subprocess
     import sys
 
-    from wsload.runner.lag import cpu_wait_seconds
+    from wsload.runner.load.lag import cpu_wait_seconds
 
     if cpu_wait_seconds() is None:
         pytest.skip("the kernel does not report schedstat run_delay here")

@@ -90,8 +90,8 @@ def run(
     fails or no connection was opened at all, 2 on invalid input, 3 when wsload could not run,
     130 when interrupted (results are still written).
     """
-    from wsload.runner.cluster import ClusterTLS
-    from wsload.runner.execute import execute_run
+    from wsload.runner.executors.cluster import ClusterTLS
+    from wsload.runner.modes.execute import execute_run
     from wsload.runner.options import RunOptions
     from wsload.scenario.overrides import apply_overrides
     from wsload.scenario.parse import load_scenario
@@ -113,7 +113,7 @@ def run(
             repeat=repeat,
         )
         if repeat != 1:
-            from wsload.runner.repeat import execute_repeat
+            from wsload.runner.modes.repeat import execute_repeat
 
             options.check(loaded)
             code = execute_repeat(
@@ -181,7 +181,7 @@ def merge(
     2 when the directories hold different scenarios or overlapping segments; missing segments
     only warn.
     """
-    from wsload.runner.merge import merge_results
+    from wsload.runner.modes.merge import merge_results
 
     try:
         code = merge_results(dirs, out, quiet=quiet, json_out=json_out, force=force)
@@ -214,7 +214,7 @@ def search(
     no connection was opened, 2 on invalid input, 3 when wsload could not run, 130 when
     interrupted (the levels measured so far are written).
     """
-    from wsload.runner.execute import execute_run
+    from wsload.runner.modes.execute import execute_run
     from wsload.runner.options import RunOptions
     from wsload.scenario.parse import load_scenario
 

@@ -83,7 +83,7 @@ def validate(
     Also warns (stderr) when a plan does not fit this machine's file and port limits.
     """
     from wsload.report.redact import redact_scenario
-    from wsload.runner.preflight import check_scenario
+    from wsload.runner.modes.preflight import check_scenario
     from wsload.scenario.dump import scenario_to_toml
     from wsload.scenario.parse import load_scenario
 

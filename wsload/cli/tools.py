@@ -141,8 +141,8 @@ def calibrate(
 
     Prints the client CPU per clean-close cycle and "one process ≈ N cycles/s per core".
     """
-    from wsload.runner.calibrate import calibrate as measure
-    from wsload.runner.calibrate import render
+    from wsload.runner.modes.calibrate import calibrate as measure
+    from wsload.runner.modes.calibrate import render
 
     try:
         if min(cycles, runs, concurrency) < 1:

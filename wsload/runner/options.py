@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from wsload.errors import UsageError
 from wsload.plan.segment import WHOLE, Segment
-from wsload.runner.cluster import ClusterTLS, scheduler_address
-from wsload.runner.deploy import check_deploy
-from wsload.runner.segment_run import MAX_START_WAIT
+from wsload.runner.executors.cluster import ClusterTLS, scheduler_address
+from wsload.runner.executors.segment_run import MAX_START_WAIT
+from wsload.runner.targets.deploy import check_deploy
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:

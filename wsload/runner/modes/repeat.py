@@ -38,9 +38,9 @@ from wsload.report.outputs import RunOutputs
 from wsload.report.redact import redact_scenario
 from wsload.report.results import Interval, ResultsData
 from wsload.report.verdict import Reason, Word
-from wsload.runner.execute import execute_run
 from wsload.runner.frame import Output, RunFrame
-from wsload.runner.merge import load_part, merge_hlogs
+from wsload.runner.modes.execute import execute_run
+from wsload.runner.modes.merge import load_part, merge_hlogs
 from wsload.runner.options import RunOptions
 from wsload.runner.result_files import write_result
 from wsload.scenario.dump import scenario_to_toml

@@ -26,11 +26,11 @@ from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report import files, summary, thresholds
 from wsload.report.redact import redact_scenario
 from wsload.report.search import level_entry, level_line, search_section, search_table
-from wsload.runner import preflight
+from wsload.runner.executors.segment_run import segment_result
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
-from wsload.runner.loop import Progress, run_load
-from wsload.runner.result_files import result_of
-from wsload.runner.search_levels import (
+from wsload.runner.load.loop import Progress, run_load
+from wsload.runner.modes import preflight
+from wsload.runner.modes.search_levels import (
     Climb,
     LevelVerdict,
     Stop,
@@ -38,8 +38,8 @@ from wsload.runner.search_levels import (
     step_scenario,
     worst_case_seconds,
 )
-from wsload.runner.segment_run import segment_result
-from wsload.runner.target import open_target
+from wsload.runner.result_files import result_of
+from wsload.runner.targets.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario, SearchConfig
 

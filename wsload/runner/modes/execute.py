@@ -12,13 +12,13 @@ from pathlib import Path
 
 from wsload.process import with_seed
 from wsload.report.outputs import RunOutputs
-from wsload.runner.cluster import Cluster
-from wsload.runner.executor import Executor, Local
+from wsload.runner.executors.cluster import Cluster
+from wsload.runner.executors.executor import Executor, Local
+from wsload.runner.executors.workers import Workers
 from wsload.runner.frame import Output
+from wsload.runner.modes.run import run_mode
+from wsload.runner.modes.search import search_mode
 from wsload.runner.options import RunOptions
-from wsload.runner.run import run_mode
-from wsload.runner.search import search_mode
-from wsload.runner.workers import Workers
 from wsload.scenario.dump import scenario_hash
 from wsload.scenario.model import Scenario
 

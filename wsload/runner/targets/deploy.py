@@ -29,12 +29,12 @@ from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import SegmentResult
 from wsload.report.redact import redact_text
-from wsload.runner.managed import ManagedProcess, open_managed
-from wsload.runner.target import BuiltinTarget
+from wsload.runner.targets.managed import ManagedProcess, open_managed
+from wsload.runner.targets.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from wsload.runner.executor import LoadFeed
+    from wsload.runner.executors.executor import LoadFeed
 
 __all__ = ["DeployRun", "check_deploy", "open_deploy"]
 

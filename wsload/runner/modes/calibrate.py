@@ -28,9 +28,9 @@ from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.histograms import histogram_stats
 from wsload.report._format import format_us
-from wsload.runner.lag import SATURATION_US
-from wsload.runner.loop import run_load
-from wsload.runner.target import BuiltinTarget
+from wsload.runner.load.lag import SATURATION_US
+from wsload.runner.load.loop import run_load
+from wsload.runner.targets.target import BuiltinTarget
 from wsload.scenario.model import (
     CloseSpec,
     LoadConfig,

@@ -17,7 +17,7 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsload.runner.search_levels import step_scenario
+from wsload.runner.modes.search_levels import step_scenario
 from wsload.scenario.model import Scenario
 
 __all__ = [

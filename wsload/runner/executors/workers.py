@@ -46,9 +46,9 @@ from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snaps
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
-from wsload.runner.executor import LoadFeed, SplitResults, error_text, progress_to_wire
-from wsload.runner.loop import Progress
-from wsload.runner.segment_run import run_segment
+from wsload.runner.executors.executor import LoadFeed, SplitResults, error_text, progress_to_wire
+from wsload.runner.executors.segment_run import run_segment
+from wsload.runner.load.loop import Progress
 from wsload.scenario.model import Scenario
 
 __all__ = ["START_MARGIN", "Workers"]

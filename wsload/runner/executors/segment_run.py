@@ -18,7 +18,7 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.result import ReceiveClocks, SegmentResult, StormRelease
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
-from wsload.runner.loop import LoadRun, Progress, run_load
+from wsload.runner.load.loop import LoadRun, Progress, run_load
 from wsload.scenario.model import Scenario
 
 __all__ = ["MAX_START_WAIT", "run_segment", "segment_result", "wait_for_start"]

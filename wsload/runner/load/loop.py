@@ -33,9 +33,9 @@ from wsload.plan.segment import (
     segment_offsets,
     shared_release_offset,
 )
-from wsload.runner.heap import load_heap, release_held
-from wsload.runner.lag import LagMonitor, cpu_wait_seconds
-from wsload.runner.reconnect import run_client
+from wsload.runner.load.heap import load_heap, release_held
+from wsload.runner.load.lag import LagMonitor, cpu_wait_seconds
+from wsload.runner.load.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
 
 __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]

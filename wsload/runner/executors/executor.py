@@ -23,9 +23,9 @@ from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalMerger, IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment, parse_segment
 from wsload.report.redact import redact_text
-from wsload.runner.loop import Progress
+from wsload.runner.executors.segment_run import run_segment
+from wsload.runner.load.loop import Progress
 from wsload.runner.result_files import SegmentLogs
-from wsload.runner.segment_run import run_segment
 from wsload.scenario.model import Scenario
 
 __all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text", "progress_to_wire"]

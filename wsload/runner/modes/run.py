@@ -23,12 +23,13 @@ from wsload.plan.segment import WHOLE, Segment
 from wsload.process import raise_nofile_limit, watch_signals
 from wsload.report.records import ConnectionLog
 from wsload.report.redact import redact_scenario
-from wsload.runner import preflight, result_files
-from wsload.runner.abort import AbortWatch
-from wsload.runner.deploy import open_deploy
-from wsload.runner.executor import Executor, LoadFeed
+from wsload.runner import result_files
+from wsload.runner.executors.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
-from wsload.runner.target import open_target
+from wsload.runner.load.abort import AbortWatch
+from wsload.runner.modes import preflight
+from wsload.runner.targets.deploy import open_deploy
+from wsload.runner.targets.target import open_target
 from wsload.scenario.dump import scenario_to_toml
 from wsload.scenario.model import Scenario
 

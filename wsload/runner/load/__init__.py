@@ -1,0 +1,1 @@
+"""The Trio load loop and what runs inside it: the loop, its clients, its own health."""
