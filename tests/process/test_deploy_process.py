@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timing import SLACK
 from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
@@ -102,11 +103,13 @@ def test_soft_sweep_every_client_gets_1001_within_the_grace(tmp_path: Path) -> N
     assert event["closed_clean"] == CONNS
     assert event["close_events"] == {"1001": {"clean": CONNS, "unclean": 0}}
     assert event["closed_abnormal"] == 0 and event["still_open_at_exit"] == 0
-    assert event["exit_status"] == 0 and 1.0 <= event["exit_s"] < 3.0
+    # after the grace, and on its own: exit status 0, not the SIGKILL at the 3 s stop_timeout
+    assert event["exit_status"] == 0 and event["exit_s"] >= 1.0
     close_us, eof_us = event["latency_us"]["close_received"], event["latency_us"]["eof"]
-    assert close_us["count"] == CONNS and close_us["max"] < 1_000_000  # all Closes at once
-    # the mute ones are dropped by the second sweep: 1 s (the grace) after the signal
-    assert eof_us["count"] == CONNS and 1_000_000 <= eof_us["max"] < 1_600_000
+    assert close_us["count"] == CONNS and close_us["max"] < SLACK * 1e6  # all Closes at once
+    # the mute ones are dropped by the second sweep: 1 s (the grace) after the signal, not at
+    # the server's own close timeout (6 s) nor the clients' (8 s)
+    assert eof_us["count"] == CONNS and 1_000_000 <= eof_us["max"] < (1.0 + SLACK) * 1e6
     assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
     assert summary["behaviours"]["answers"]["outcomes"]["server_closed"] == 30
     assert [t["ok"] for t in summary["thresholds"]] == [True]
@@ -230,8 +233,8 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
     for summary in (one, two):
         (event,) = summary["events"]
         # the answering clients' Closes come at once; the mute ones are dropped at the grace
-        assert event["latency_us"]["close_received"]["max"] < 1_000_000
-        assert 1_000_000 <= event["latency_us"]["eof"]["max"] < 2_000_000
+        assert event["latency_us"]["close_received"]["max"] < SLACK * 1e6
+        assert 1_000_000 <= event["latency_us"]["eof"]["max"] < (1.0 + SLACK) * 1e6
         assert event["exit_s"] >= 1.0
     assert len(list((tmp_path / "two" / "segments").iterdir())) == 2
 
