@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from children import wait_for_load
 from timing import SLACK
 from verdicts import assert_passed_or_saturated
 
@@ -128,9 +129,10 @@ def test_hard_sweep_drops_everyone_on_the_next_tick(tmp_path: Path) -> None:
     assert event["codes"] == {"1001": CONNS}
     assert sum(sum(c.values()) for c in event["close_events"].values()) == CONNS
     eof = event["latency_us"]["eof"]
-    assert eof["count"] == CONNS and eof["max"] < 500_000  # soft: the mute ones at 1 s
+    # soft (the server's default grace): the mute ones dropped, and the server gone, at 2 s
+    assert eof["count"] == CONNS and eof["max"] < SLACK * 1e6
     assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
-    assert event["exit_status"] == 0 and event["exit_s"] < 1.0
+    assert event["exit_status"] == 0 and event["exit_s"] < SLACK
 
 
 def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
@@ -396,7 +398,7 @@ def test_a_sigkill_leaves_every_connection_to_the_kernel(tmp_path: Path) -> None
     assert rc == 0, err
     assert summary is not None
     (event,) = summary["events"]
-    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < 1.0
+    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < SLACK  # at once
     assert event["open_at_signal"] == CONNS
     assert event["still_open_at_exit"] == CONNS  # nobody got a Close: the kernel cut them all
     assert event["closed_abnormal"] == CONNS and event["codes"] == {"1006": CONNS}
@@ -412,14 +414,7 @@ def test_a_sigkilled_wsload_takes_its_server_with_it(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "wsload", "run", str(path), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while (
-            not (tmp_path / "out" / "server.log").exists()
-            or "started pid" not in (tmp_path / "out" / "server.log").read_text()
-        ):
-            assert time.monotonic() < deadline and proc.poll() is None, "the server never started"
-            time.sleep(0.1)
-        time.sleep(1.0)  # the load is holding its connections
+        wait_for_load(proc, tmp_path / "out")  # the server is up and holds connections
         assert children_left(tmp_path), "no server process to look for"
         proc.kill()
         proc.wait(10)
