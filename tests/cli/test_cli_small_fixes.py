@@ -87,7 +87,9 @@ def test_saturation_advice_is_one_the_scenario_accepts(summary: dict[str, Any]) 
     saturated = copy.deepcopy(summary)
     saturated["generator"].update(saturated=True, cpu_wait_s=0.0)  # not starved by others
     assert "add --workers, or lower the load" in _shown(saturated)
-    saturated["scenario"]["reconnect"] = {"max_attempts": 3}
+    saturated["scenario"]["reconnect"] = {"max_attempts": 3}  # a deploy splits too
+    assert "add --workers, or lower the load" in _shown(saturated)
+    saturated["scenario"]["load"]["model"] = "search"
     shown = _shown(saturated)
     assert "--workers" not in shown
     assert "lower the load (this scenario runs in one generator process)" in shown

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+from deploy_runs import SERVER, assert_segments_add_up
 
 from wsload.metrics.result import SegmentResult
 from wsload.runner.executors.cluster import Cluster
@@ -52,14 +53,6 @@ def _summary(path: Path) -> dict[str, Any]:
     return data
 
 
-# tests/deploy/sweep_server.py: a websockets server that sweeps its clients on SIGTERM
-SWEEP_SERVER = next(
-    p / "deploy" / "sweep_server.py"
-    for p in Path(__file__).resolve().parents
-    if (p / "deploy" / "sweep_server.py").is_file()
-)
-
-
 def _deploy_counts(summary: dict[str, Any]) -> dict[str, Any]:
     """What a deploy run counts of its connections, not when things happened."""
     (event,) = summary["events"]
@@ -80,7 +73,7 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
 ) -> None:
     """This process owns the server and fires the event at its planned instant; the tasks
     audit their clients against that instant and reconnect on their own."""
-    argv = [sys.executable, str(SWEEP_SERVER), "--port", "{port}", "--grace", "1"]
+    argv = [sys.executable, str(SERVER), "--port", "{port}", "--grace", "1"]
     scenario = parse_scenario(
         'name = "deploy"\nseed = 3\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
         f'[target.process]\ncommand = {json.dumps(argv)}\nstop_timeout = "3s"\n'
@@ -103,6 +96,7 @@ def test_a_deploy_on_the_cluster_counts_what_one_process_counts(
     (event,) = summary["events"]
     assert event["exit_s"] > 0 and event["exit_status"] == 0
     assert event["latency_us"]["close_received"]["max"] < 1_000_000
+    assert_segments_add_up(many, summary)
 
 
 LONG = """
@@ -153,3 +147,64 @@ def test_a_cluster_run_reports_live_and_stops_when_asked(tmp_path: Path, cluster
     assert part.interrupted and part.processes == 2
     # stopped long before the schedule's 60 s (2,400 connections) could have run
     assert part.intended is not None and seen["attempted"] <= part.intended < 2_400
+
+
+@pytest.fixture
+def lone_cluster() -> Iterator[Any]:
+    """A cluster of its own: the test kills one of its workers."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as local:
+        with distributed.Client(local) as client:
+            client.run(importlib.import_module, "wsload.runner.executors.cluster")
+        yield local
+
+
+def test_a_task_whose_worker_dies_is_named_in_the_verdict_with_what_it_measured(
+    tmp_path: Path, lone_cluster: Any
+) -> None:
+    """The Dask worker running segment 1/2 is SIGKILLed once its task has run a while: the
+    run does not wait for a task Dask cannot finish, keeps the other segment's result and
+    names the dead one with what its live reports had brought."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from wsload.runner.executors.cluster import START_MARGIN
+
+    with distributed.Client(lone_cluster) as client:
+        pids = client.run(os.getpid)
+    victim_address = sorted(pids)[1]  # segment 1/2 is pinned to the second worker
+
+    def kill_when_measured() -> None:
+        with distributed.Client(lone_cluster) as watcher:
+            deadline = time.monotonic() + 60
+            while not watcher.processing(workers=[victim_address])[victim_address]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        time.sleep(START_MARGIN + 3.5)  # the common start, then three live reports
+        os.kill(pids[victim_address], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_measured, daemon=True)
+    killer.start()
+    scenario = parse_scenario(LONG.replace('duration = "60s"', 'duration = "10s"'))
+    out = tmp_path / "out"
+    options = RunOptions(cluster=lone_cluster.scheduler_address)
+    started = time.monotonic()
+    code = execute_run(scenario, options, out=out, quiet=True)
+    killer.join(timeout=5)
+    assert code == 1  # inconclusive: a share of the plan is missing
+    assert time.monotonic() - started < 60  # not the bound of a task that never ends
+    summary = _summary(out)
+    (dead,) = summary["failed_segments"]
+    assert dead["segment"] == "1/2" and "left the cluster" in dead["error"]
+    assert dead["intervals"] >= 1 and dead["attempted"] > 0 and dead["opened"] > 0
+    assert summary["generator"]["segment"] == "0/2"
+    assert summary["verdict"] == "inconclusive"
+    (reason,) = [r for r in summary["reasons"] if r["code"] == "segment_failed"]
+    assert "1/2" in reason["message"]

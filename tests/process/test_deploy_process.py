@@ -12,79 +12,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from children import wait_for_load
+from deploy_runs import (
+    CONNS,
+    MIXED,
+    assert_segments_add_up,
+    children_left,
+    connection_counts,
+    run,
+    scenario,
+)
 from timing import SLACK
 from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
-
-# tests/deploy/sweep_server.py, wherever this file's tier folder puts it
-SERVER = next(
-    p / "deploy" / "sweep_server.py"
-    for p in Path(__file__).resolve().parents
-    if (p / "deploy" / "sweep_server.py").is_file()
-)
-CONNS = 40
-
-
-def scenario(
-    tag: Path,
-    *server_args: str,
-    events: str = '[[target.process.events]]\nat = "1s"\n',
-    process: str = "",
-    load: str = f'model = "storm"\nconcurrency = {CONNS}\ndrain = "10s"\n',
-    close: str = '[[close]]\nkind = "await_server_close"\ntimeout = "8s"\n',
-    extra: str = "",
-) -> str:
-    argv = [sys.executable, str(SERVER), "--port", "{port}", "--tag", str(tag), *server_args]
-    return (
-        'name = "deploy"\nseed = 1\n[target]\nurl = "ws://127.0.0.1:{port}/"\n'
-        f'[target.process]\ncommand = {json.dumps(argv)}\nstop_timeout = "3s"\n{process}'
-        f"{events}[load]\n{load}{close}{extra}"
-    )
-
-
-def children_left(tag: Path) -> list[int]:
-    """Processes whose command line carries ``tag``: what wsload started and left running."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(tag).encode() in cmdline and b"sweep_server" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def run(
-    tmp_path: Path, text: str, timeout: float = 60, *args: str, out_name: str = "out"
-) -> tuple[int, str, dict[str, Any] | None]:
-    path = tmp_path / "deploy.toml"
-    path.write_text(text, encoding="utf-8")
-    out = tmp_path / out_name
-    proc = subprocess.run(
-        [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out), "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert children_left(tmp_path) == [], "wsload left its server running"
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return proc.returncode, proc.stderr, summary
-
-
-# 30 clients answer the server's Close; 10 never do (the sweep's second pass is for them)
-MIXED = (
-    '[[close]]\nkind = "await_server_close"\nname = "answers"\nweight = 3\ntimeout = "8s"\n'
-    '[[close]]\nkind = "ignore_server_close"\nname = "mute"\nweight = 1\ntimeout = "8s"\n'
-)
 
 
 def test_soft_sweep_every_client_gets_1001_within_the_grace(tmp_path: Path) -> None:
@@ -180,30 +123,6 @@ def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
         "clean 100.0 % of clients" in page  # fmt: skip
 
 
-def _connection_counts(summary: dict[str, Any]) -> dict[str, Any]:
-    """What a deploy run counts of its connections, not when things happened."""
-    events = [
-        {
-            **{k: event[k] for k in ("open_at_signal", "closed_clean", "closed_abnormal")},
-            **{k: event[k] for k in ("still_open_at_exit", "codes", "close_events")},
-            "histogram_counts": {k: v["count"] for k, v in event["latency_us"].items()},
-        }
-        for event in summary["events"]
-    ]
-    reconnect = summary["reconnect"]
-    return {
-        "events": events,
-        "reconnect": {
-            **{k: reconnect[k] for k in ("clients", "reconnected", "gave_up")},
-            "attempts": reconnect["attempts"]["count"],
-            "time_to_reconnect": reconnect["latency_us"]["time_to_reconnect"]["count"],
-        },
-        "opened": summary["totals"]["opened"],
-        "server_closed": summary["outcomes"]["server_closed"],
-        "restarts": summary["server_process"]["restarts"],
-    }
-
-
 def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) -> None:
     """The parent owns the server and fires the event; each worker audits its own clients
     against the announced instant: the merged ``events`` and ``reconnect`` count the same
@@ -225,8 +144,8 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
         summaries.append(summary)
     one, two = summaries
     assert two["generator"]["processes"] == 2
-    assert _connection_counts(two) == _connection_counts(one)
-    counts = _connection_counts(one)
+    assert connection_counts(two) == connection_counts(one)
+    counts = connection_counts(one)
     assert counts["events"][0]["open_at_signal"] == CONNS
     # the 30 that answered the Close come back; the 10 mute ones end server_dropped, which is
     # not in [reconnect].on
@@ -239,6 +158,7 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
         assert 1_000_000 <= event["latency_us"]["eof"]["max"] < (1.0 + SLACK) * 1e6
         assert event["exit_s"] >= 1.0
     assert len(list((tmp_path / "two" / "segments").iterdir())) == 2
+    assert_segments_add_up(tmp_path / "two", two)
 
 
 @pytest.mark.parametrize(

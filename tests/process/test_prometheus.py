@@ -388,6 +388,36 @@ def test_scrapes_follow_the_run_and_the_last_equals_summary_json(
 
 
 @pytest.mark.usefixtures("bounded_slow")
+@pytest.mark.slow
+def test_a_cluster_run_serves_its_tasks_merged_seconds_while_they_run(tmp_path: Path) -> None:
+    """``--cluster`` (a Dask ``LocalCluster`` of 2 worker processes): each merged second is
+    served as the tasks report it, not only when their results come back at the end, and the
+    last scrape equals summary.json."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        port = free_port()
+        text = SCENARIO.replace('duration = "3s"', 'duration = "6s"')
+        args = ("--cluster", cluster.scheduler_address, "--metrics-linger", "10s")
+        proc = _run(tmp_path, port, *args, scenario=text)
+        scrapes = _scrape_until_closed(proc, f"http://127.0.0.1:{port}/metrics")
+        _finish(proc, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["generator"]["processes"] == 2
+    ended = [sum(_series(s, "wsload_connections_total").values()) for s in scrapes]
+    assert ended == sorted(ended)  # counters only grow
+    # live: several partial counts while the 6 s schedule ran, not one jump at the end
+    partial = {n for n in ended if 0 < n < summary["totals"]["attempted"]}
+    assert len(partial) >= 2, ended
+    _assert_equals_summary(scrapes[-1], summary)
+
+
+@pytest.mark.usefixtures("bounded_slow")
 @WORKERS
 def test_a_scripted_run_exports_its_step_histograms_and_message_counters(
     tmp_path: Path, workers: str

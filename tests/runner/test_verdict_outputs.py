@@ -72,8 +72,9 @@ def _lagged(us: int) -> HdrHistogram:
     return lag
 
 
-def _crashed(data: dict[str, Any]) -> dict[str, Any]:
+def _crashed(data: dict[str, Any], *, stopped_by_wsload: bool = False) -> dict[str, Any]:
     run = {"pid": 4242, "started_s": -0.5, "ready_s": -0.4, "exit_s": 1.2, "exit_status": -11}
+    run["stopped_by_wsload"] = stopped_by_wsload
     return {**data, "server_process": {"command": ["srv"], "port": 1, "restarts": 0, "runs": [run]}}
 
 
@@ -96,6 +97,13 @@ END_STATES: dict[str, tuple[Callable[[], dict[str, Any]], bool, str, str | None]
         False,
         "inconclusive",
         "generator_slower",
+    ),
+    # an --own-server segment stopped its server before another segment's load ended
+    "stopped_by_wsload": (
+        lambda: _crashed(_summary(), stopped_by_wsload=True),
+        False,
+        "pass",
+        None,
     ),
     "saturated_and_crashed": (
         lambda: _crashed(_summary(saturated=True)),

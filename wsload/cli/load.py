@@ -57,6 +57,13 @@ def run(
     start_at: Annotated[
         float | None, typer.Option(help="Start the schedule at this wall-clock epoch (s).")
     ] = None,
+    own_server: Annotated[
+        bool,
+        typer.Option(
+            "--own-server",
+            help="With --segment: this segment starts [target.process] and fires its events.",
+        ),
+    ] = False,
     cluster: Annotated[
         str | None,
         typer.Option(help="Run the segments on a Dask scheduler (tls://host:8786, tcp://...)."),
@@ -106,6 +113,7 @@ def run(
             workers=_workers_option(workers),
             segment=_segment_option(segment),
             start_at=start_at,
+            own_server=own_server,
             cluster=cluster,
             cluster_tls=ClusterTLS(cluster_ca, cluster_cert, cluster_key),
             record_connections=record_connections,

@@ -1,12 +1,13 @@
 """A segment's share of a deploy's audits, for a run split over processes (``--workers``,
-``--cluster``).
+``--cluster``, ``--segment``).
 
 The coordinator (the ``wsload run`` process) owns the server and fires the events; each
 segment holds connections, so each audits its own: ``SegmentAudit`` is fed the segment's
 records and the events' instants on this process's clock, as the coordinator announces them
-or, when nothing can reach the segment while it runs (a Dask task), at their planned instants.
-It leaves its tallies on the segment's result, which the coordinator adds up
-(``SegmentResult.merge``) into the summary's ``events`` and ``reconnect``. Pure bookkeeping.
+or, when nothing can reach the segment while it runs (a Dask task, a ``--segment`` run), at
+their planned instants. It leaves its tallies on the segment's result, which the coordinator
+(or ``wsload merge``, from totals.json) adds up (``SegmentResult.merge``) into the summary's
+``events`` and ``reconnect``. Pure bookkeeping.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class SegmentAudit:
         if events is not None and events.origin is not None:
             events.announce(index, None if offset is None else events.origin + offset)
 
-    def announce_schedule(self) -> None:
-        """Every event at its planned instant (a segment the parent cannot reach while it
-        runs: a Dask task)."""
+    def announce_schedule(self, origin: float) -> None:
+        """The load starts at ``origin`` and every event at its planned instant (a segment
+        nothing can tell while it runs: a Dask task, a ``--segment`` run)."""
+        self.start(origin)
         if self.events is not None:
             for index, event in enumerate(self.events.events):
                 self.announce(index, event.at_s)

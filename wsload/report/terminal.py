@@ -150,14 +150,9 @@ def _declined(summary: Mapping[str, Any]) -> Text | None:
 
 
 def one_process_only(scenario: Mapping[str, Any]) -> bool:
-    """The scenario (summary.json's ``scenario``) refuses ``--workers``: a capacity search,
-    ``[reconnect]`` or deploy events (``wsload.runner.deploy.check_deploy``)."""
-    process = scenario.get("target", {}).get("process") or {}
-    return (
-        scenario.get("load", {}).get("model") == "search"
-        or bool(scenario.get("reconnect"))
-        or bool(process.get("events"))
-    )
+    """The scenario (summary.json's ``scenario``) refuses ``--workers``: a capacity search
+    (``wsload.runner.options.RunOptions.check``)."""
+    return bool(scenario.get("load", {}).get("model") == "search")
 
 
 def _starved(summary: Mapping[str, Any]) -> str:

@@ -106,6 +106,7 @@ def _server_crashed(summary: Mapping[str, Any], _: CompareResult | None) -> Reas
         if run.get("exit_s") is not None
         and float(run["exit_s"]) < duration
         and run.get("pid") not in signalled
+        and not run.get("stopped_by_wsload")  # its own stop: after this run's (segment's) load
     ]
     if not crashed:
         return None

@@ -91,6 +91,7 @@ class IntervalLogs:
         self.hlog = hlog.IntervalLogWriter(out_dir / "histograms.hlog", started_at)
         self.timeline = TimelineWriter(out_dir / "timeline.jsonl")
         self.exposition = exposition
+        self.live_index = -1  # the last second the endpoint took live (``observe_live``)
 
     def set_origin(self, origin: float) -> None:
         """Put every interval on one time axis from ``origin`` (a search's levels)."""
@@ -99,8 +100,16 @@ class IntervalLogs:
     def write_interval(self, snapshot: IntervalSnapshot) -> None:
         self.hlog.write_interval(snapshot)
         self.timeline.write_interval(snapshot)
+        if self.exposition is not None and snapshot.index > self.live_index:
+            self.exposition.observe(snapshot)
+
+    def observe_live(self, snapshot: IntervalSnapshot) -> None:
+        """A second seen while the load runs whose logged copy comes later (a ``--cluster``
+        run's): the endpoint shows it now and skips the copy, so it counts every second
+        once."""
         if self.exposition is not None:
             self.exposition.observe(snapshot)
+            self.live_index = snapshot.index
 
     def close(self) -> None:
         self.hlog.close()

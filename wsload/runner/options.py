@@ -2,9 +2,9 @@
 checked together in one place.
 
 A wrong combination must exit 2 before anything is measured or written, and whether two
-options go together often depends on the scenario (a search runs in one process; a deploy's
-events are fired by this process and audited by its own workers): so the checks live with the
-options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
+options go together often depends on the scenario (a search runs in one process; the segments
+of a deploy must agree on its server's port and its events' instants): so the checks live with
+the options, and ``RunOptions.check`` is the one gate ``execute_run`` passes them through.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class RunOptions:
         segment: run only this share of the scenario (``wsload.plan.segment``).
         start_at: wall-clock epoch seconds at which the schedule starts (segments run
             apart agree on it); None: now.
+        own_server: this ``--segment`` starts ``[target.process]``, fires its events and
+            restarts it; the other segments connect to its fixed port (``--own-server``).
         cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
         cluster_tls: this client's CA, certificate and key for a ``tls://`` cluster.
         record_connections: also stream every connection's record to this JSON-lines file
@@ -49,6 +51,7 @@ class RunOptions:
     workers: int = 1
     segment: Segment = WHOLE
     start_at: float | None = None
+    own_server: bool = False
     cluster: str | None = None
     cluster_tls: ClusterTLS = field(default_factory=ClusterTLS)
     record_connections: Path | None = None
@@ -64,8 +67,8 @@ class RunOptions:
         """Refuse options that do not go together, with each other or with ``scenario``.
 
         Raises:
-            UsageError: naming the options to drop (``check_deploy`` for a deploy's events
-                and reconnects, which this process's own workers must run).
+            UsageError: naming the options to drop or add (``check_deploy`` for what the
+                segments of a deploy must agree on).
         """
         elsewhere = self._shared or self.cluster is not None
         if self.repeat != 1 and (
@@ -75,7 +78,12 @@ class RunOptions:
                 "--repeat runs whole runs here: drop --segment/--start-at/--cluster/"
                 "--record-connections/--metrics-port"
             )
-        check_deploy(scenario, elsewhere=not self.segment.whole)
+        check_deploy(
+            scenario,
+            segment=not self.segment.whole,
+            start_at=self.start_at,
+            own_server=self.own_server,
+        )
         if scenario.load.model == "search":
             self._check_search()
         else:

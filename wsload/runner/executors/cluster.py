@@ -63,6 +63,8 @@ _LIVE_PERIOD = 1.0
 """Seconds between a task's live reports, and the bound of each of its Dask waits."""
 _LIVE_POLL = 0.25
 """Seconds between the parent's looks at the queue and its stop flags."""
+_MEMBERS_PERIOD = 1.0
+"""Seconds between the parent's looks at which Dask workers are still there."""
 _UNBOUNDED_RUN = 3600.0
 """Bound on a run without duration (``connections`` only) waiting for its tasks."""
 
@@ -87,8 +89,7 @@ def run_segment_task(
         stop, hard_stop = trio.Event(), trio.Event()
         audit = SegmentAudit.of(scenario)
         if audit is not None:  # the events at their planned instants, on this clock
-            audit.start(trio.current_time() + (start_at - time.time()))
-            audit.announce_schedule()
+            audit.announce_schedule(trio.current_time() + (start_at - time.time()))
 
         def on_interval(snapshot: IntervalSnapshot) -> None:
             intervals.append(snapshot_to_wire(snapshot, progress.started))
@@ -212,6 +213,7 @@ def _run_sync(
         hooks.on_start(start_at, n)
         run_id = f"wsload-{uuid.uuid4().hex[:8]}"
         channel = _Channel(run_id, client)
+        pinned = [names[i % len(names)] for i in range(n)]
         futures: list[Any] = [
             client.submit(
                 run_segment_task,
@@ -221,16 +223,19 @@ def _run_sync(
                 start_at,
                 run_id,
                 key=f"{run_id}-{i}",
-                workers=[names[i % len(names)]],
+                workers=[pinned[i]],
                 pure=False,
             )
             for i in range(n)
         ]
         deadline = time.monotonic() + _bound(scenario)
-        _relay(futures, channel, hooks, deadline)
+        lost = _relay(client, futures, pinned, channel, hooks, deadline)
         out: list[tuple[str, dict[str, Any] | None, str | None]] = []
         for i, future in enumerate(futures):
             segment = f"{i}/{n}"
+            if i in lost:
+                out.append((segment, None, lost[i]))
+                continue
             try:
                 data = future.result(timeout=max(0.1, deadline - time.monotonic()))
             except Exception as exc:  # the task's own error, a timeout or a lost worker
@@ -242,10 +247,25 @@ def _run_sync(
     return out
 
 
-def _relay(futures: list[Any], channel: _Channel, hooks: _Hooks, deadline: float) -> None:
+def _relay(
+    client: Any,
+    futures: list[Any],
+    pinned: list[str],
+    channel: _Channel,
+    hooks: _Hooks,
+    deadline: float,
+) -> dict[int, str]:
     """Until every task ended (or ``deadline``): their live reports to ``hooks.on_live``,
-    the parent's stops to the tasks."""
+    the parent's stops to the tasks; the tasks lost with their Dask worker, and why.
+
+    A task whose worker died (killed, out of memory) never ends: Dask would run it again on
+    the worker it is pinned to, which is gone (a restarted worker has a new address), and a
+    segment run again would start late anyway. So the workers are looked up every
+    ``_MEMBERS_PERIOD`` and such a task is cancelled and reported as failed.
+    """
     stopped = hard = False
+    lost: dict[int, str] = {}
+    members_at = time.monotonic() + _MEMBERS_PERIOD
     while True:
         if hooks.stop.is_set() and not stopped:
             channel.stop.set()
@@ -258,7 +278,14 @@ def _relay(futures: list[Any], channel: _Channel, hooks: _Hooks, deadline: float
         if items:
             hooks.on_live(items)
         if ended or time.monotonic() >= deadline:
-            return
+            return lost
+        if time.monotonic() >= members_at:
+            members_at = time.monotonic() + _MEMBERS_PERIOD
+            alive = set(client.scheduler_info()["workers"])
+            for i, future in enumerate(futures):
+                if i not in lost and not future.done() and pinned[i] not in alive:
+                    lost[i] = f"its Dask worker {pinned[i]} left the cluster (killed?)"
+                    future.cancel()
         time.sleep(_LIVE_POLL)
 
 

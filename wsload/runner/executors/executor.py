@@ -11,6 +11,7 @@ share's own result is kept beside the run's, failed shares are reported and the 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import trio
 
 from wsload.core.record import ConnectionRecord
 from wsload.errors import ToolError
+from wsload.metrics.audits import SegmentAudit
 from wsload.metrics.result import SegmentResult
 from wsload.metrics.snapshots import IntervalMerger, IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment, parse_segment
@@ -28,7 +30,15 @@ from wsload.runner.load.loop import Progress
 from wsload.runner.result_files import SegmentLogs
 from wsload.scenario.model import Scenario
 
-__all__ = ["Executor", "LoadFeed", "Local", "SplitResults", "error_text", "progress_to_wire"]
+__all__ = [
+    "Executor",
+    "LoadFeed",
+    "Local",
+    "SplitResults",
+    "chain_records",
+    "error_text",
+    "progress_to_wire",
+]
 
 _PROGRESS_FIELDS = ("attempted", "dropped", "in_flight", "peak_in_flight", "finished", "intended")
 
@@ -41,10 +51,15 @@ class LoadFeed:
         on_interval: each second's snapshot (merged across shares for a split run).
         segment_logs: each share's own interval log and result (split runs only).
         on_record: each connection's record (--record-connections; ``Local`` only).
+        on_live_interval: a merged second seen while the shares run, when the logged one
+            comes only with their results at the end (``Cluster``): the live ``/metrics``
+            endpoint takes it then, and skips it when it is logged.
         on_event: a deploy's event was sent, ``(index, seconds after the start or None)``:
             set by an executor whose processes audit their own connections (``Workers``).
         audit_from_schedule: the executor's processes audit against each event's planned
-            instant, so the parent's audit counts from it too (``Cluster``).
+            instant, so the parent's audit counts from it too (``Cluster``, a ``--segment``).
+        origin: the common start agreed with segments elsewhere (``--segment`` with
+            ``--start-at``), on this process's clock: the deploy's events count from it.
         failed_segments: the shares that died or failed, each with its error and what the
             parent had received of its measurements (summary ``failed_segments``).
     """
@@ -55,8 +70,10 @@ class LoadFeed:
     stop: trio.Event = field(default_factory=trio.Event)
     hard_stop: trio.Event = field(default_factory=trio.Event)
     on_record: Callable[[ConnectionRecord], None] | None = None
+    on_live_interval: Callable[[IntervalSnapshot], None] | None = None
     on_event: Callable[[int, float | None], None] | None = None
     audit_from_schedule: bool = False
+    origin: float | None = None
     failed_segments: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, snapshot: IntervalSnapshot) -> None:
@@ -92,7 +109,20 @@ class Local:
         return 1
 
     async def run(self, scenario: Scenario, url: str, feed: LoadFeed) -> SegmentResult:
-        return await run_segment(
+        """The load; a ``--segment`` also audits its own connections for the deploy's events
+        (from their planned instants after ``start_at``) and ``[reconnect]``, onto its result,
+        which ``wsload merge`` adds up with the other segments'."""
+        if not self.segment.whole and self.start_at is not None:
+            # the common start on this process's clock, once: the wall clock may step later
+            feed.origin = trio.current_time() + (self.start_at - time.time())
+        audit = None if self.segment.whole else SegmentAudit.of(scenario)
+        on_record = feed.on_record
+        if audit is not None:
+            feed.audit_from_schedule = True
+            if feed.origin is not None:
+                audit.announce_schedule(feed.origin)
+            on_record = chain_records(audit.on_record, feed.on_record)
+        part = await run_segment(
             scenario,
             url,
             segment=self.segment,
@@ -101,8 +131,25 @@ class Local:
             on_interval=feed.on_interval,
             stop=feed.stop,
             hard_stop=feed.hard_stop,
-            on_record=feed.on_record,
+            on_record=on_record,
         )
+        if audit is not None:
+            audit.attach(part)
+        return part
+
+
+def chain_records(
+    first: Callable[[ConnectionRecord], None], then: Callable[[ConnectionRecord], None] | None
+) -> Callable[[ConnectionRecord], None]:
+    """A record callback that calls ``first``, then ``then`` (if any)."""
+    if then is None:
+        return first
+
+    def both(record: ConnectionRecord) -> None:
+        first(record)
+        then(record)
+
+    return both
 
 
 def error_text(exc: BaseException) -> str:
@@ -155,6 +202,8 @@ class SplitResults:
         self._measure(index, snapshot)
         for merged in self.live.add(index, snapshot):
             self.feed.progress.last_interval = merged
+            if self.feed.on_live_interval is not None:
+                self.feed.on_live_interval(merged)
 
     def _measure(self, index: int, snapshot: IntervalSnapshot) -> None:
         seconds = self.measured.setdefault(index, {})

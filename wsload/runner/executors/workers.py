@@ -10,7 +10,7 @@ deploy's event was sent ``offset`` seconds after the start, None: not sent), ``"
 (graceful), ``"hard"``.
 
 A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
-server, fires the events and restarts it (``runner/deploy.py``); each worker audits its own
+server, fires the events and restarts it (``targets/deploy.py``); each worker audits its own
 connections against the announced instants (``wsload.metrics.audits``) and its result carries
 the tallies, which the merge adds. Before it reports, a worker waits (at most
 ``_ANNOUNCE_WAIT``) for the announcement of an event already due, still in the pipe.

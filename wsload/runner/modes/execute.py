@@ -75,6 +75,7 @@ def execute_run(
         output,
         _executor(options),
         segment=options.segment,
+        owns_server=options.segment.whole or options.own_server,
         record_connections=options.record_connections,
     )
 

@@ -29,6 +29,8 @@ from wsload.report import files, hlog
 from wsload.report.results import Interval, ResultsData, load_results
 from wsload.runner.frame import Output, RunFrame
 from wsload.runner.result_files import write_result
+from wsload.runner.targets.deploy import merged_deploy
+from wsload.runner.targets.managed import LOG_NAME
 from wsload.scenario.dump import scenario_hash, scenario_to_toml
 from wsload.scenario.model import METRICS
 from wsload.scenario.parse import load_scenario
@@ -138,6 +140,15 @@ def _write_timeline(out_dir: Path, timelines: list[list[dict[str, Any]]]) -> Non
     )
 
 
+def _copy_server_log(loaded: list[_Loaded], out_dir: Path) -> None:
+    """The server owner's ``server.log`` (``--own-server``), beside the merged result."""
+    for each in loaded:
+        if each.data.summary.get("server_process") is not None:
+            log = each.directory / LOG_NAME
+            if log.is_file():
+                files.write_text_atomic(out_dir / LOG_NAME, log.read_text(errors="replace"))
+
+
 def _order(item: tuple[_Key, list[Any]]) -> tuple[int, bool, int, str]:
     """Time, then totals before behaviours, metrics in their documented order (as ``run``)."""
     (second, tag), _ = item
@@ -185,6 +196,10 @@ def merge_results(
         sys.stderr.write(
             f"wsload: warning: segments missing: the merged result holds {part.segment}\n"
         )
+    try:
+        extra = merged_deploy(scenario, part, [each.data.summary for each in loaded])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"merge: a segment's summary.json events: {exc!r}") from None
     lines = merge_hlogs([each.data.intervals for each in loaded])
     started_at = min(each.started_at for each in loaded)
     output = Output(out=out, quiet=quiet, json_out=json_out, force=force)
@@ -195,6 +210,8 @@ def merge_results(
         )
         files.write_text_atomic(frame.out_dir / "histograms.hlog", log)
         _write_timeline(frame.out_dir, [each.data.timeline for each in loaded])
-        data, _ = write_result(frame.out_dir, scenario, started_at, part)
+        if "server_process" in extra:
+            _copy_server_log(loaded, frame.out_dir)
+        data, _ = write_result(frame.out_dir, scenario, started_at, part, extra=extra)
         frame.finish(data, interrupted=False)
     return frame.exit_code

@@ -1,7 +1,7 @@
 """The run mode: one load against one target, written as one result.
 
 The frame (``runner/frame.py``) owns the results directory, the signals and the exit code; the
-executor (``runner/executor.py``) decides where the load runs. What is left here is the run
+executor (``executors/executor.py``) decides where the load runs. What is left here is the run
 itself: target up, load applied with its intervals logged, the result written.
 """
 
@@ -42,12 +42,15 @@ def run_mode(
     executor: Executor,
     *,
     segment: Segment = WHOLE,
+    owns_server: bool = True,
     record_connections: Path | None = None,
 ) -> int:
     """Run ``scenario`` (seeded) on ``executor`` and write its result; the exit code.
 
     Args:
         segment: the share ``executor`` runs, named in the resolved scenario's first line.
+        owns_server: this run starts ``[target.process]`` (a ``--segment`` run without
+            ``--own-server`` connects to the one another segment started).
         record_connections: also stream every connection's record to this JSON-lines file.
 
     What is written or shown carries the scenario with its secrets redacted.
@@ -74,7 +77,9 @@ def run_mode(
         if any(threshold.abort for threshold in scenario.thresholds):
             watch = AbortWatch(scenario, feed.stop)
             feed.on_interval = watch.watch(feed.on_interval)
-        part, server_stats, extra = trio.run(_run, scenario, executor, feed, frame)
+        part, server_stats, extra = trio.run(
+            _run, scenario, executor, feed, frame, segment.whole, owns_server
+        )
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
@@ -92,6 +97,8 @@ def _feed(
 ) -> LoadFeed:
     """Intervals to the interval log and timeline (and a flush of the record stream)."""
     feed = LoadFeed(on_interval=logs.write_interval, segment_logs=segment_logs)
+    if logs.exposition is not None:
+        feed.on_live_interval = logs.observe_live
     if records is None:
         return feed
 
@@ -100,7 +107,8 @@ def _feed(
         records.flush()
 
     def on_record(record: ConnectionRecord) -> None:
-        records.origin = feed.progress.started
+        # a segment's records count from the common start: all segments share one time axis
+        records.origin = feed.origin if feed.origin is not None else feed.progress.started
         records.add(record)
 
     feed.on_interval, feed.on_record = on_interval, on_record
@@ -108,17 +116,28 @@ def _feed(
 
 
 async def _run(
-    scenario: Scenario, executor: Executor, feed: LoadFeed, frame: RunFrame
+    scenario: Scenario,
+    executor: Executor,
+    feed: LoadFeed,
+    frame: RunFrame,
+    whole: bool,
+    owns_server: bool,
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
-    server's statistics and the deploy's summary entries (``runner/deploy.py``)."""
+    server's statistics and the deploy's summary entries (``targets/deploy.py``).
+
+    ``whole``: the executor runs the whole scenario; a share (``--segment``) audits its own
+    connections onto its result (``Local``), so the deploy only adds that up, as for a split.
+    """
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
         url, target = await open_target(stack, scenario)
-        managed_url, deploy = await open_deploy(stack, scenario, frame.out_dir, target)
+        managed_url, deploy = await open_deploy(
+            stack, scenario, frame.out_dir, target, owner=owns_server
+        )
         url = managed_url or url
-        if deploy is not None:
+        if deploy is not None and whole:
             feed.on_record = deploy.chain(feed.on_record)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_signals, feed.stop, feed.hard_stop, frame.late)
@@ -132,6 +151,8 @@ async def _run(
                 nursery.start_soon(deploy.run, feed)
             try:
                 part = await executor.run(scenario, url, feed)
+                if deploy is not None and not whole:
+                    await deploy.outlast_segments(scenario.load.drain, feed.stop)
             except WsloadError as exc:  # leaves the nursery bare, not in an exception group
                 failure = exc
             nursery.cancel_scope.cancel()

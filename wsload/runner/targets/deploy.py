@@ -10,16 +10,20 @@ the load and keeps the server restarted; every connection record goes to the pur
 stay in the workers: each event's instant is announced to them (``LoadFeed.on_event``) and
 their tallies come back on the merged result (``wsload.metrics.audits``), added here. The
 tasks of ``--cluster`` cannot be told while they run: they and this audit count from each
-event's planned instant instead (``LoadFeed.audit_from_schedule``).
+event's planned instant instead (``LoadFeed.audit_from_schedule``). So do ``--segment`` runs,
+which never talk to each other: the one with ``--own-server`` starts the server on its fixed
+port and fires the events at ``--start-at`` + ``at``, the others only connect to it, and
+``merged_deploy`` puts their summaries together for ``wsload merge``.
 ``check_deploy`` (``options.py``) refuses the options these cannot work with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -29,45 +33,67 @@ from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.metrics.result import SegmentResult
 from wsload.report.redact import redact_text
-from wsload.runner.targets.managed import ManagedProcess, open_managed
+from wsload.runner.executors.executor import LoadFeed, chain_records
+from wsload.runner.targets.managed import ManagedProcess, clients_on, open_managed
 from wsload.runner.targets.target import BuiltinTarget
 from wsload.scenario.model import Scenario
 
-if TYPE_CHECKING:
-    from wsload.runner.executors.executor import LoadFeed
-
-__all__ = ["DeployRun", "check_deploy", "open_deploy"]
+__all__ = ["DeployRun", "check_deploy", "merged_deploy", "open_deploy"]
 
 _START_POLL = 0.005
+_CLIENTS_POLL = 0.1
 
 
-def check_deploy(scenario: Scenario, *, elsewhere: bool) -> None:
-    """Refuse what the audit cannot do: the coordinator must own the server and the load.
+def check_deploy(
+    scenario: Scenario,
+    *,
+    segment: bool = False,
+    start_at: float | None = None,
+    own_server: bool = False,
+) -> None:
+    """Refuse what the audit cannot do.
 
     Args:
-        elsewhere: the run is one share of the load (``--segment``): other processes run
-            the rest, and nobody here owns the server.
+        segment: the run is one share of the load (``--segment``): the other shares run
+            elsewhere, on their own, and agree with this one only through the scenario and
+            ``--start-at``.
+        start_at: the common start (``--start-at``): with ``--segment``, every share counts
+            the events' instants from it.
+        own_server: this share starts ``[target.process]`` (``--own-server``); the others
+            connect to its fixed port.
 
     Raises:
-        UsageError: events or ``[reconnect]`` with ``--segment``, or either of them or a
-            managed process in a capacity search.
+        UsageError: what a split cannot agree on (events without ``--start-at``, a server
+            port only its owner would know), ``--own-server`` without a server to own or
+            outside ``--segment``, or a deploy in a capacity search.
     """
     if scenario.reconnect is not None and scenario.load.model == "search":
         raise UsageError("[reconnect] does not apply to a capacity search (yet)")
-    if scenario.reconnect is not None and elsewhere:
-        raise UsageError(
-            "[reconnect]: its logical clients are audited by this run's own generator "
-            "processes: drop --segment (--workers and --cluster work)"
-        )
     process = scenario.target.process
+    managed = process is not None and not scenario.target.is_builtin
+    if own_server and not segment:
+        raise UsageError(
+            "--own-server: only a --segment run shares its server (a whole run always starts "
+            "[target.process] itself): add --segment i/N or drop --own-server"
+        )
+    if own_server and not managed:
+        raise UsageError("--own-server: the scenario has no [target.process] command to start")
     if process is None:
         return
     if scenario.load.model == "search":
         raise UsageError("target.process: a capacity search cannot manage the server (yet)")
-    if process.events and elsewhere:
+    if not segment:
+        return
+    if process.events and start_at is None:
         raise UsageError(
-            "target.process.events are fired and audited by this run's own generator "
-            "processes: drop --segment (--workers and --cluster work)"
+            "target.process.events with --segment need --start-at: every segment counts the "
+            "events' instants from that common start"
+        )
+    if managed and process.port == 0:
+        raise UsageError(
+            "target.process.port: --segment needs the server's fixed port (every segment "
+            "connects to it; 0 picks one only the --own-server segment would know): set it in "
+            "the scenario or with --set target.process.port=PORT on every segment"
         )
 
 
@@ -98,14 +124,21 @@ class DeployRun:
             await self.fire_events(feed)
 
     async def fire_events(self, feed: LoadFeed) -> None:
-        """Send each event's signal at its time from the start of the load (``feed.progress``),
-        and announce it to the generator processes that audit their own connections."""
+        """Send each event's signal at its time from the start of the load (``feed.origin``
+        when the start is agreed with other segments, else ``feed.progress.started``), and
+        announce it to the generator processes that audit their own connections. A segment
+        that owns no server counts each event as sent at its planned instant (``--segment``
+        without ``--own-server``: another segment sends it then)."""
         progress = feed.progress
-        while progress.started <= 0:
+        while feed.origin is None and progress.started <= 0:
             await trio.sleep(_START_POLL)
-        self.load_started = self.audit.origin = progress.started
+        origin = feed.origin if feed.origin is not None else progress.started
+        self.load_started = self.audit.origin = origin
         for index, event in enumerate(self.events):
-            await trio.sleep_until(progress.started + event.at)
+            if self.managed is None and self.builtin is None:
+                self.audit.announce(index, origin + event.at)
+                continue
+            await trio.sleep_until(origin + event.at)
             sent = trio.current_time()
             pid: int | None
             if self.managed is not None:
@@ -114,11 +147,23 @@ class DeployRun:
                 assert self.builtin is not None
                 pid = self.builtin.pid
                 await self.builtin.storm()
-            if feed.audit_from_schedule:  # as the segments audit it (``runner/cluster.py``)
-                sent = progress.started + event.at
+            if feed.audit_from_schedule:  # as a Dask task or a --segment audits it
+                sent = origin + event.at
             self.audit.signal_sent(index, sent, pid)
             if feed.on_event is not None:
-                feed.on_event(index, None if pid is None else sent - progress.started)
+                feed.on_event(index, None if pid is None else sent - origin)
+
+    async def outlast_segments(self, bound: float, stop: trio.Event) -> None:
+        """Keep the server up (at most ``bound`` seconds, or until ``stop``) while clients are
+        connected to it: an ``--own-server`` segment whose own load ended must not cut the
+        other segments' connections (they end on their own, a moment earlier or later, and
+        cannot say so). Linux only (the kernel's TCP tables); elsewhere it does not wait."""
+        managed = self.managed
+        if managed is None:
+            return
+        with trio.move_on_after(bound):
+            while clients_on(managed.port) and not stop.is_set():
+                await trio.sleep(_CLIENTS_POLL)
 
     def on_record(self, record: ConnectionRecord) -> None:
         if self.events:
@@ -130,14 +175,7 @@ class DeployRun:
         self, other: Callable[[ConnectionRecord], None] | None
     ) -> Callable[[ConnectionRecord], None]:
         """A record callback that feeds this run's audits, then ``other`` (if any)."""
-        if other is None:
-            return self.on_record
-
-        def both(record: ConnectionRecord) -> None:
-            self.on_record(record)
-            other(record)
-
-        return both
+        return chain_records(self.on_record, other)
 
     def summary(self, part: SegmentResult) -> dict[str, Any]:
         """summary.json's ``events``, ``server_process`` and ``reconnect`` (docs/results.md);
@@ -164,6 +202,9 @@ class DeployRun:
                         "ready_s": _since(origin, run.ready),
                         "exit_s": _since(origin, run.exited),
                         "exit_status": run.status,
+                        "stopped_by_wsload": (
+                            run.exited is not None and stopped is not None and run.exited > stopped
+                        ),
                     }
                     for run in managed.runs
                 ],
@@ -175,6 +216,54 @@ class DeployRun:
         elif self.reconnects is not None:
             out["reconnect"] = self.reconnects.as_dict()
         return out
+
+
+def merged_deploy(
+    scenario: Scenario, part: SegmentResult, summaries: list[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """summary.json's ``events``, ``server_process`` and ``reconnect`` of merged segments
+    (``wsload merge``): ``part`` has their tallies added; ``summaries`` are theirs.
+
+    Which events were sent, to which pid, and when that process exited is the server
+    owner's word (the ``--own-server`` segment, whose summary has ``server_process``); with
+    ``url = "builtin"`` every segment ran its own server and the first one's word is taken.
+    A merge without the owner counts every event from its planned instant, without pid or
+    exit (a warning says so).
+
+    Raises:
+        UsageError: more than one segment owned the server.
+    """
+    out: dict[str, Any] = {}
+    owners = [s for s in summaries if s.get("server_process") is not None]
+    if len(owners) > 1:
+        raise UsageError(
+            f"merge: {len(owners)} segments started the server (--own-server): one should"
+        )
+    if owners:
+        out["server_process"] = owners[0]["server_process"]
+    process = scenario.target.process
+    if process is not None and process.events and part.events is not None:
+        audit = EventAudit(tuple((e.at, e.signal) for e in process.events))
+        sources = owners or ([] if process.command else list(summaries))
+        if not sources:
+            sys.stderr.write(
+                "wsload: warning: no segment started the server (--own-server): the events "
+                "are counted from their planned instants, without pid or exit\n"
+            )
+        for index, event in enumerate(audit.events):
+            told = [s["events"][index] for s in sources if len(s.get("events") or ()) > index]
+            sent = [entry for entry in told if entry.get("pid") is not None]
+            if sent:
+                event.pid, event.status = int(sent[0]["pid"]), sent[0].get("exit_status")
+                exit_s = sent[0].get("exit_s")
+                event.exited = None if exit_s is None else float(exit_s)
+            if sent or not sources:  # on the signal's own scale: sent at 0
+                audit.announce(index, 0.0)
+        audit.absorb(part.events)
+        out["events"] = audit.finish()
+    if part.reconnect is not None:
+        out["reconnect"] = part.reconnect.as_dict()
+    return out
 
 
 def _since(origin: float | None, moment: float | None) -> float | None:
@@ -189,16 +278,24 @@ async def open_deploy(
     scenario: Scenario,
     out_dir: Path,
     builtin: BuiltinTarget | None,
+    *,
+    owner: bool = True,
 ) -> tuple[str | None, DeployRun | None]:
     """Start the managed server (stopped when ``stack`` closes); its URL and the deploy run.
 
     Returns ``(None, None)`` without ``[target.process]`` and ``[reconnect]``; the URL is None
-    unless wsload started the server (the caller already has the others').
+    unless wsload manages the server (the caller already has the others'). ``owner`` False
+    (a ``--segment`` without ``--own-server``): another segment starts the server, on the
+    scenario's fixed port, and fires its events; this run only connects to it.
     """
     process = scenario.target.process
     if process is None:
         return None, (DeployRun(scenario, None, None) if scenario.reconnect is not None else None)
     if scenario.target.is_builtin:
         return None, DeployRun(scenario, None, builtin)
+    if not owner:
+        return scenario.target.url.replace("{port}", str(process.port)), DeployRun(
+            scenario, None, None
+        )
     managed = await stack.enter_async_context(open_managed(process, scenario.target.url, out_dir))
     return managed.url, DeployRun(scenario, managed, None)

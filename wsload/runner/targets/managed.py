@@ -45,7 +45,7 @@ from wsload.errors import ToolError
 from wsload.report import files
 from wsload.scenario.model import ProcessConfig
 
-__all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "open_managed"]
+__all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "clients_on", "open_managed"]
 
 LOG_NAME = "server.log"
 _TAIL_LINES = 20
@@ -62,6 +62,28 @@ _DIE_WITH_PARENT = (
 )
 """``python -I -c _DIE_WITH_PARENT WSLOAD_PID EXECUTABLE ARGV...``: the command, killed by the
 kernel if wsload dies first (Linux; elsewhere the command runs unguarded)."""
+
+
+_TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+_ESTABLISHED = "01"
+
+
+def clients_on(port: int, tables: tuple[Path, ...] = _TCP_TABLES) -> int | None:
+    """Established TCP connections whose local port is ``port`` (a server's accepted clients,
+    whoever's they are), from the kernel's tables; None where there are none to read
+    (not Linux)."""
+    found, count = False, 0
+    for table in tables:
+        try:
+            lines = table.read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split()
+            local = fields[1] if len(fields) > 3 and fields[3] == _ESTABLISHED else ":"
+            count += local.rpartition(":")[2] == f"{port:04X}"
+    return count if found else None
 
 
 @dataclass(slots=True)
