@@ -15,7 +15,7 @@ server's messages (once a compressed echo came back; its window is the server's)
 ``script`` each connection runs :data:`SCRIPT` (a session script) instead of echo mode.
 
 Then it releases them all at one instant, as a storm run does (with the runner's GC policy,
-``wsload/runner/heap.py``), and measures how long the release takes: from the release to the
+``wsload/runner/load/heap.py``), and measures how long the release takes: from the release to the
 first and the last Close written (``close_sent``), to every connection's end, and the CPU this
 process spent meanwhile.
 """

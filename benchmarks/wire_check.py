@@ -12,6 +12,9 @@ wsload − wire:
 - ``message_rtt``: the message sent → its echo;
 - ``close_handshake``: our Close sent → the server's Close.
 
+The table's header also gives ``generator.coalesced_stamps``: phase ends whose kernel stamp may
+be a later segment's (docs/results.md, "Segments read together").
+
 ``--hog`` runs two ``python -c "while 1: pass"`` beside it (one per core), always killed
 afterwards. ``--wsload PATH`` measures another wsload (e.g. main's, for a before/after).
 Loopback only, bounded: ``--connections`` (at most 20,000) and a deadline on every child;
@@ -397,6 +400,7 @@ def check(connections: int, rate: float, *, hog: bool, peer: str, wsload: list[s
             "load_average_1m": round(load, 2),
             "receive_clock": generator.get("receive_clock", "loop"),
             "notice_lag_us": generator.get("notice_lag_us"),
+            "coalesced_stamps": generator.get("coalesced_stamps"),
             "loop_lag_p99_us": generator.get("loop_lag_us", {}).get("p99"),
             "saturated": generator.get("saturated"),
             "capture_dropped": int(dropped.group(1)) if dropped else None,
@@ -416,7 +420,8 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"# {result['peer']}, {result['connections']} connections at {result['rate']:g}/s, "
         f"hog={'2 cores' if result['hog'] else 'no'}, load average {result['load_average_1m']}, "
-        f"receive_clock={result['receive_clock']}, capture dropped {result['capture_dropped']}",
+        f"receive_clock={result['receive_clock']}, capture dropped {result['capture_dropped']}, "
+        f"coalesced_stamps={result['coalesced_stamps']}",
         f"{'metric':16} {'matched':>7} {'Δp50 µs':>9} {'Δp99 µs':>9} {'Δmax µs':>9} "
         f"{'wire p50 µs':>11}",
     ]

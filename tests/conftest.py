@@ -39,6 +39,16 @@ for _folder in (_TESTS, *(_TESTS / tier for tier in TIERS)):
         sys.path.insert(0, str(_folder))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _calibration_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``wsload calibrate`` run by a test saves its figure in a temporary file, never in the
+    machine's cache that later runs size their workers from (``WSLOAD_CALIBRATION``)."""
+    path = tmp_path_factory.mktemp("calibration") / "calibration.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WSLOAD_CALIBRATION", str(path))
+        yield
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test with the tier of the folder it lives in (``tests/<tier>/...``)."""
     for item in items:
@@ -88,3 +98,10 @@ def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the session's folder, above each worker's own
     return ShippedRuns(root / "shipped")
+
+
+def pytest_report_header() -> str:
+    """Which build of wsload's per-cycle modules this run tests (wsload/_compiled.py)."""
+    from wsload._compiled import status
+
+    return f"wsload build: {status()}"

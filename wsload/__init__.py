@@ -6,6 +6,10 @@ on top of the sans-IO ``core``) → ``metrics`` (HDR histograms) → ``report`` 
 ``server`` is the built-in target. Only ``cli`` touches argv and exit codes.
 """
 
+from wsload._compiled import select as _select_build
+
 __all__ = ["__version__"]
 
 __version__ = "0.1.0"
+
+_select_build()  # before any compiled module is imported: see wsload/_compiled.py

@@ -22,9 +22,20 @@ from wsload.scenario.model import Scenario
 __all__ = [
     "raise_nofile_limit",
     "signals_deferred",
+    "signals_were_deferred",
     "watch_signals",
     "with_seed",
 ]
+
+_DEFERRED: list[bool] = []
+"""Holds True once this process deferred its signals (a run's results frame was entered)."""
+
+
+def signals_were_deferred() -> bool:
+    """Whether a run took over SIGINT/SIGTERM in this process (from then on a signal is a
+    stop that still writes the results); False: a signal now ends the process before any
+    load ran, with nothing measured."""
+    return bool(_DEFERRED)
 
 
 def raise_nofile_limit() -> int:
@@ -56,6 +67,7 @@ def signals_deferred() -> Iterator[list[int]]:
         return
     wanted = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in wanted}
+    _DEFERRED[:] = [True]
     try:
         yield late
     finally:

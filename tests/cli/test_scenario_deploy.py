@@ -3,12 +3,8 @@ config, written back by the resolved copy, and every mistake reported as ``file:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from typer.testing import CliRunner
 
-from wsload.cli import app
 from wsload.errors import ScenarioError
 from wsload.report.redact import REDACTED, redact_scenario
 from wsload.report.thresholds import evaluate
@@ -224,25 +220,3 @@ def test_event_thresholds_are_measured_against_open_at_signal() -> None:
     ]
     summary["events"][0]["pid"] = None
     assert not evaluate(thresholds[:1], summary)[0].ok
-
-
-@pytest.mark.parametrize(
-    ("table", "args", "message"),
-    [
-        ("[reconnect]\n", ["--segment", "0/2"], "[reconnect]: its logical clients are audited"),
-        (
-            '[target.process]\n[[target.process.events]]\nat = "1s"\n',
-            ["--segment", "0/2"],
-            "target.process.events are fired and audited by this run's own generator",
-        ),
-    ],
-)
-def test_deploys_need_this_runs_own_generator_processes(
-    tmp_path: Path, table: str, args: list[str], message: str
-) -> None:
-    path = tmp_path / "d.toml"
-    path.write_text(f"[load]\nrate = 1\nconnections = 1\n{table}", encoding="utf-8")
-    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), *args])
-    assert result.exit_code == 2
-    assert message in result.output
-    assert not (tmp_path / "o").exists()  # refused before anything ran

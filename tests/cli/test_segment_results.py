@@ -64,7 +64,7 @@ def _part(seed: int, n: int, segment: str | None) -> SegmentResult:
         record(notice, us)
     return SegmentResult(
         notice_lag=notice,
-        receive_clocks=ReceiveClocks(kernel=n, loop=seed - 1),
+        receive_clocks=ReceiveClocks(kernel=n, loop=seed - 1, coalesced=seed),
         segment=segment,
         collector=_collector(seed, n),
         loop_lag=lag,
@@ -162,7 +162,7 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
     assert merged.collector.counts() == direct.counts()
     assert merged.loop_lag.get_total_count() == 2
     assert merged.notice_lag.get_total_count() == 30 and merged.notice_lag.get_max_value() == 19
-    assert merged.receive_clocks == ReceiveClocks(kernel=100, loop=1)
+    assert merged.receive_clocks == ReceiveClocks(kernel=100, loop=1, coalesced=3)
     assert merged.receive_clocks.name == "mixed" and back[0].receive_clocks.name == "kernel"
     whole = SegmentResult.merge([merged, SegmentResult.from_wire(_part(3, 5, "1/3").to_wire())])
     assert whole.segment is None
@@ -173,6 +173,8 @@ def test_segment_result_wire_and_merge_are_exact() -> None:
     with pytest.raises(ValueError, match=r"not a wsload\.segment"):
         SegmentResult.from_wire({"format": "x"})
     old = parts[0].to_wire()
+    old["receive_clocks"] = old["receive_clocks"][:2]  # from before coalesced_stamps
+    assert SegmentResult.from_wire(old).receive_clocks == ReceiveClocks(kernel=40, loop=0)
     del old["notice_lag"], old["receive_clocks"]  # a totals.json from before kernel stamps
     assert SegmentResult.from_wire(old).receive_clocks.name is None
 

@@ -2,15 +2,15 @@
 ``ast``, every import counted (function-local ones and ``TYPE_CHECKING`` ones included, since
 a lazy import is still a dependency).
 
-The rules (docs/architecture.md): imports go one way (no cycle); the report and the built-in
-server never reach up into the runner; the sans-IO core never imports Trio; exit codes are
-defined in one module; no function in the runner is longer than a screen (80 lines).
+The rules (docs/architecture.md): imports go one way, down the rank tables below (so no cycle
+either); the sans-IO core never imports Trio; exit codes are defined in one module; no function
+in the runner is longer than a screen (80 lines).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +18,40 @@ import wsload
 
 ROOT = Path(wsload.__file__).parent
 MAX_RUNNER_FUNCTION_LINES = 80
+
+PACKAGE_RANKS: dict[str, int] = {
+    "wsload._compiled": -1,  # which build runs: chosen before anything else is imported
+    "wsload": 0,  # the package itself: the version
+    "wsload.exitcodes": 0,
+    "wsload.errors": 1,
+    "wsload.core": 2,
+    "wsload.scenario": 3,
+    "wsload.plan": 4,
+    "wsload.process": 4,
+    "wsload.metrics": 5,
+    "wsload.engine": 6,
+    "wsload.report": 6,
+    "wsload.server": 7,
+    "wsload.runner": 8,
+    "wsload.cli": 9,
+    "wsload.__main__": 10,
+}
+"""Who may import whom: a module imports only from its own package and from packages of a lower
+rank; two packages of one rank never import each other (the report knows nothing of the engine).
+A new package gets a rank here and in docs/architecture.md's drawing."""
+
+RUNNER_RANKS: dict[str, int] = {
+    "wsload.runner": 0,  # the package's docstring: its map
+    "wsload.runner.load": 0,
+    "wsload.runner.result_files": 0,
+    "wsload.runner.endpoint": 0,
+    "wsload.runner.executors": 1,
+    "wsload.runner.frame": 1,
+    "wsload.runner.targets": 2,
+    "wsload.runner.options": 3,
+    "wsload.runner.modes": 4,
+}
+"""The same rule inside the runner: the load loop at the bottom, the modes on top."""
 
 
 def _module_name(path: Path) -> str:
@@ -119,15 +153,57 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles(graph) == [["a", "b", "c"]]
 
 
-def test_report_and_server_never_import_the_runner() -> None:
-    offending = {
-        (name, target)
-        for name, targets in _graph().items()
-        if name.startswith(("wsload.report", "wsload.server"))
-        for target in targets
-        if target == "wsload.runner" or target.startswith("wsload.runner.")
+def _place(module: str, ranks: Mapping[str, int]) -> str | None:
+    """The entry of ``ranks`` that holds ``module`` (the deepest: ``wsload.runner.modes`` over
+    ``wsload.runner``), None when none does."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in ranks:
+            return ".".join(parts[:end])
+    return None
+
+
+def _upward(graph: dict[str, set[str]], ranks: Mapping[str, int]) -> set[tuple[str, str]]:
+    """Every import that goes to another entry of ``ranks`` not below its own."""
+    offending = set()
+    for name, targets in graph.items():
+        place = _place(name, ranks)
+        for target in targets:
+            other = _place(target, ranks)
+            if place and other and other != place and ranks[other] >= ranks[place]:
+                offending.add((name, target))
+    return offending
+
+
+def test_every_package_has_a_rank() -> None:
+    unplaced = {
+        name
+        for name in _modules()
+        if _place(name, PACKAGE_RANKS) == "wsload" != name
+        or (name.startswith("wsload.runner.") and _place(name, RUNNER_RANKS) == "wsload.runner")
     }
-    assert offending == set()
+    assert unplaced == set()
+
+
+def test_imports_go_down_the_package_ranks() -> None:
+    assert _upward(_graph(), PACKAGE_RANKS) == set()
+
+
+def test_imports_go_down_the_runner_ranks() -> None:
+    assert _upward(_graph(), RUNNER_RANKS) == set()
+
+
+def test_the_rank_check_finds_an_upward_import() -> None:
+    graph = {
+        "wsload.report.html": {"wsload.runner.frame", "wsload.engine.link", "wsload.report.files"},
+        "wsload.server.server": {"wsload.engine.link", "wsload.metrics.result"},
+        "wsload.runner.load.loop": {"wsload.runner.modes.run", "wsload.runner.load.lag"},
+    }
+    assert _upward(graph, PACKAGE_RANKS) == {
+        ("wsload.report.html", "wsload.runner.frame"),  # up
+        ("wsload.report.html", "wsload.engine.link"),  # across: one rank
+    }
+    assert _upward(graph, RUNNER_RANKS) == {("wsload.runner.load.loop", "wsload.runner.modes.run")}
 
 
 def test_the_core_imports_no_trio() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from wsload.core.browser import BrowserCloseEvent, browser_close_event
 from wsload.core.closing import CloseTracker, classify
+from wsload.core.kinds import CloseKind
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 
@@ -133,7 +134,7 @@ def record_of(case: Case) -> ConnectionRecord:
             t.close_socket(float(now))
     failure = None if case.failure is None else (case.failure, "test")
     outcome, _ = classify(
-        case.kind, t, timed_out=case.timed_out, stopped=case.stopped, failure=failure
+        CloseKind(case.kind), t, timed_out=case.timed_out, stopped=case.stopped, failure=failure
     )
     return ConnectionRecord(
         seq=1,

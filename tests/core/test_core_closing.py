@@ -14,6 +14,7 @@ from wsload.core.closing import (
     IllegalTransition,
     classify,
 )
+from wsload.core.kinds import CloseKind
 from wsload.core.outcomes import DESCRIPTIONS, Outcome
 from wsload.core.record import Side
 from wsload.scenario.model import CLOSE_KINDS
@@ -209,7 +210,7 @@ def test_classify(
     kind: str, steps: list[tuple[str, object]], flags: dict[str, bool], outcome: Outcome
 ) -> None:
     got, detail = classify(
-        kind,
+        CloseKind(kind),
         run(*steps),
         timed_out=flags.get("timed_out", False),
         stopped=flags.get("stopped", False),
@@ -224,8 +225,8 @@ def test_invalid_answer_wins_over_the_failure_it_caused() -> None:
     """A server that echoes our reserved code broke the protocol too: that is 'accepted'."""
     t = run(("send", 1005), ("recv", 1005), DROP)
     failure = (Outcome.PROTOCOL_ERROR, "invalid Close from the server")
-    assert classify("invalid_close", t, failure=failure)[0] is Outcome.INVALID_ACCEPTED
-    assert classify("clean", run(SEND, ("recv", 1005), DROP), failure=failure)[0] is (
+    assert classify(CloseKind.INVALID_CLOSE, t, failure=failure)[0] is Outcome.INVALID_ACCEPTED
+    assert classify(CloseKind.CLEAN, run(SEND, ("recv", 1005), DROP), failure=failure)[0] is (
         Outcome.PROTOCOL_ERROR
     )
 
@@ -233,10 +234,10 @@ def test_invalid_answer_wins_over_the_failure_it_caused() -> None:
 @pytest.mark.parametrize("kind", CLOSE_KINDS)
 def test_failures_pass_through_for_every_kind(kind: str) -> None:
     for failure in (Outcome.PROTOCOL_ERROR, Outcome.MESSAGE_TIMEOUT, Outcome.TLS_ERROR):
-        assert classify(kind, run(DROP), failure=(failure, "x")) == (failure, "x")
+        assert classify(CloseKind(kind), run(DROP), failure=(failure, "x")) == (failure, "x")
 
 
 @pytest.mark.parametrize("kind", CLOSE_KINDS)
 def test_eof_before_any_close_frame_is_abnormal_for_every_kind(kind: str) -> None:
-    assert classify(kind, run(EOF, DROP))[0] is Outcome.ABNORMAL
-    assert classify(kind, run(RST, DROP))[0] is Outcome.RESET
+    assert classify(CloseKind(kind), run(EOF, DROP))[0] is Outcome.ABNORMAL
+    assert classify(CloseKind(kind), run(RST, DROP))[0] is Outcome.RESET

@@ -299,6 +299,34 @@ def test_expect_and_take_match() -> None:
     assert p.take_match() is None and p.expecting is None
 
 
+def test_a_phase_end_followed_by_more_bytes_in_its_read_counts_as_a_late_stamp() -> None:
+    """A read's kernel stamp is the arrival of its last bytes: exact for the frame that ends
+    the read, only an upper bound for one that more bytes followed (a later segment)."""
+    p = _protocol()
+    p.expect(Matcher.build("equals", "echo"))
+    p.receive_data(server_frame(OP_TEXT, b"echo"), 1.0)
+    assert (p.take_match(), p.late_stamps) == (1.0, 0)  # ended its read: exact
+    p.expect(Matcher.build("equals", "echo"))
+    p.receive_data(server_frame(OP_TEXT, b"echo") + server_frame(OP_TEXT, b"push"), 2.0)
+    assert (p.take_match(), p.late_stamps) == (2.0, 1)  # the push came after it
+    p.expect(Matcher.build("equals", "whole"))
+    p.receive_data(server_frame(OP_TEXT, b"whole")[:3], 3.0)  # a frame's start: no phase end
+    p.receive_data(server_frame(OP_TEXT, b"whole")[3:] + server_frame(OP_PING, b"p")[:1], 4.0)
+    assert (p.take_match(), p.late_stamps) == (4.0, 2)  # a part of the next frame followed
+    _, key = p.ping(5.0, 9.0)
+    p.receive_data(server_frame(OP_PING, b"p")[1:] + server_frame(OP_PONG, key), 6.0)
+    assert (p.ping_rtts, p.late_stamps) == ([1.0], 2)  # the pong ended the read
+    p.receive_data(_server_close(1000) + b"junk after the Close", 7.0)
+    assert (p.tracker.close_received, p.late_stamps) == (7.0, 3)
+
+
+def test_pushes_kept_for_a_later_step_count_their_late_stamps_too() -> None:
+    p = _protocol(inbox_size=4)
+    p.receive_data(_texts(b"a", b"b"), 1.0)
+    assert p.late_stamps == 1  # "a" (its stamp is "b"'s arrival); "b" ended the read
+    assert FrameReader(1 << 20).more is False
+
+
 # -- the inbox, reply rules, captures -----------------------------------------------------------
 
 

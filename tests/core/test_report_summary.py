@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
@@ -118,7 +119,7 @@ def test_top_level_shape_and_versions() -> None:
         "close_codes",
         "close_code_names", "close_events", "http_statuses", "close_reasons", "errors",
         "latency_us",
-        "behaviours", "generator", "server",
+        "behaviours", "generator", "server", "target",
         "thresholds",
     ]  # fmt: skip
     assert s["schema_version"] == SCHEMA_VERSION == 2
@@ -127,6 +128,7 @@ def test_top_level_shape_and_versions() -> None:
     assert s["started_at"] == "2026-11-21T17:00:01.250000Z"
     assert s["duration_s"] == 2.0 and s["interrupted"] is False and s["intervals"] == 2
     assert s["server"] is None and s["thresholds"] == []
+    assert s["target"] is None  # wsload run's sizing of this machine fills it in
     json.dumps(s, allow_nan=False)  # strict JSON: what CI parses
 
 
@@ -220,6 +222,7 @@ def test_generator_and_server_sections() -> None:
     assert g["loop_lag_us"]["count"] == 3 and g["loop_lag_us"]["p50"] == 200
     assert 15_000 <= g["loop_lag_us"]["max"] <= 15_015
     assert g["start_lag_us"]["max"] == 40
+    assert g["build"] == status().label and g["build"] in ("compiled (mypyc)", "pure")
     assert g["receive_clock"] is None and g["notice_lag_us"]["count"] == 0  # nothing was read
     assert s["server"] == server and s["server"] is not server
 
@@ -231,10 +234,11 @@ def test_receive_clock_names_the_clock_of_the_received_frames() -> None:
     for clocks, name in (
         (ReceiveClocks(kernel=5), "kernel"),
         (ReceiveClocks(loop=5), "loop"),
-        (ReceiveClocks(kernel=4, loop=1), "mixed"),
+        (ReceiveClocks(kernel=4, loop=1, coalesced=2), "mixed"),
     ):
         g = build_summary(make_result(notice_lag=notice, receive_clocks=clocks))["generator"]
         assert g["receive_clock"] == name
+        assert g["coalesced_stamps"] == clocks.coalesced
         assert g["notice_lag_us"]["count"] == 3 and g["notice_lag_us"]["min"] == 30
 
 

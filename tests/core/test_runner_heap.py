@@ -1,4 +1,4 @@
-"""The garbage collector's settings during a load (``wsload/runner/heap.py``), for real."""
+"""The garbage collector's settings during a load (``wsload/runner/load/heap.py``), for real."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from wsload.core.closing import (
 from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameError, FrameReader, ReceivedClose
 from wsload.core.handshake import ResponseParser, accept_key
+from wsload.core.kinds import CloseKind
 from wsload.core.outcomes import Outcome
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
@@ -169,7 +170,7 @@ def test_any_event_order_is_legal_or_refused_and_always_classified(
         else:
             assert legal
             assert t.state is TRANSITIONS[before, what]
-        outcome, detail = classify(kind, t, timed_out=timed_out, stopped=stopped)
+        outcome, detail = classify(CloseKind(kind), t, timed_out=timed_out, stopped=stopped)
         assert outcome in Outcome
         assert isinstance(detail, str)
 

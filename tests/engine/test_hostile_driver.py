@@ -19,6 +19,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.reference import run_connection_reference
+from wsload.engine.wireclock import SO_TIMESTAMPNS
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 TARGET = TargetConfig(connect_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
@@ -146,3 +147,18 @@ async def test_a_server_that_never_answers_the_tls_handshake() -> None:
     assert "TLS handshake" in record.detail
     assert TIMEOUT - 0.01 <= elapsed <= TIMEOUT + SLACK
     assert held_open() <= before
+
+
+@pytest.mark.skipif(SO_TIMESTAMPNS is None, reason="no SO_TIMESTAMPNS here")
+async def test_a_101_read_with_the_frame_behind_it_counts_as_a_late_stamp() -> None:
+    """The server writes its 101 and a Close in one segment: the 101's kernel stamp is the
+    arrival of the bytes behind it, which is counted (``generator.coalesced_stamps``); the
+    Close ended the read and is exact."""
+    with HostileServer("close_without_code") as server:
+        session = SessionConfig(messages=0, message_timeout=TIMEOUT)
+        ctx = DriverContext.create(TARGET, session, server.url)
+        plan = ConnectionPlan(1, trio.current_time(), CloseSpec("clean", "clean", timeout=TIMEOUT))
+        with trio.fail_after(10):
+            record = await run_connection(plan, ctx)
+    assert record.upgraded is not None and record.close_received is not None, str(record)
+    assert (ctx.wire.kernel, ctx.wire.coalesced) == (1, 1)

@@ -114,7 +114,7 @@ _LOW_LIMIT = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (120, 120))
 from wsload.cli import main
-sys.argv = ["wsload", "run", sys.argv[1], "--out", sys.argv[2], "--quiet"]
+sys.argv = ["wsload", "run", sys.argv[1], "--out", sys.argv[2], "--quiet", "--workers", "1"]
 main()
 """
 

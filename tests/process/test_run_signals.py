@@ -217,3 +217,39 @@ def test_a_signal_while_the_builtin_server_starts_still_writes_results(tmp_path:
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["interrupted"] is True
     assert summary["duration_s"] < 5  # stopped at once, not after the 60 s run
+
+
+def test_a_signal_before_the_run_starts_says_nothing_was_measured(tmp_path: Path) -> None:
+    """SIGTERM or SIGINT while the command still reads its scenario (a FIFO nobody writes:
+    the process is in wsload's code, before the run's own signal handling): exit 130 and one
+    line saying nothing was measured, not a silent death by SIGTERM, a silent 130 or
+    Typer's "Aborted!" with exit 1."""
+    fifo = tmp_path / "s.toml"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wsload", "run", str(fifo), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        writer = -1
+        try:
+            deadline = time.monotonic() + 20
+            while writer < 0:  # a writer can open the FIFO once wsload opened it to read
+                assert time.monotonic() < deadline and proc.poll() is None, "no scenario read"
+                try:
+                    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    time.sleep(0.01)
+            os.killpg(proc.pid, sig)  # wsload now waits for the scenario's bytes
+            _, err = _finish(proc)
+        finally:
+            if writer >= 0:
+                os.close(writer)
+        assert proc.returncode == 130, (sig, err)
+        assert "Traceback" not in err and "Aborted" not in err
+        assert "interrupted before the run started: nothing measured, no results written" in err
+        assert not out.exists()

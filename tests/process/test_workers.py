@@ -103,8 +103,12 @@ def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
 
     assert merge_results(parts, tmp_path / "merged", quiet=True) == 0
     merged = _summary(tmp_path / "merged")
-    differing = {key for key in whole if whole[key] != merged[key]}
-    assert differing == {"server"}  # a merge has no server statistics; everything else equal
+    differing = {key for key in whole if whole[key] != merged.get(key)}
+    # a merge has no server statistics and no sizing of this machine; everything else equal
+    assert differing == {"server", "target", "generator"}
+    assert merged["target"] is None and merged["generator"]["workers"] is None
+    whole["generator"].update(workers=None, file_limit=None, decisions=[])
+    assert whole["generator"] == merged["generator"]
     assert merged["latency_us"] == whole["latency_us"]
     assert _hlog_counts(tmp_path / "merged") == _hlog_counts(out)
     assert _hlog_counts(out)["session"] == 90
@@ -163,6 +167,8 @@ def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
     )
     assert time.time() - t0 >= 3.0
     assert _summary(tmp_path / "r")["totals"]["attempted"] == 30
+    shift = _summary(tmp_path / "r")["generator"]["start_shift_s"]
+    assert shift == 0.0 or 0 < shift < time.time() - t0 - 3  # on time, unless ready late
     t0 = time.time()
     execute_run(scenario, RunOptions(workers=2, start_at=t0 + 4), out=tmp_path / "w", quiet=True)
     assert time.time() - t0 >= 4.0  # the workers' common start honours --start-at
@@ -175,6 +181,30 @@ def test_start_at_delays_the_schedule_and_is_bounded(tmp_path: Path) -> None:
         )
     with pytest.raises(UsageError, match="--workers: must be >= 1"):
         execute_run(scenario, RunOptions(workers=0), out=tmp_path / "z", quiet=True)
+
+
+def test_a_start_already_past_shifts_the_whole_schedule_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--start-at 5 s ago: the segment starts now with its whole schedule (nothing cut), and
+    the shift is in summary.json and said once; --workers given a start they cannot make
+    (ready later than it plus START_MARGIN) start together a little later, and say so too."""
+    scenario = parse_scenario(SCENARIO.format(seed="seed = 5"))
+    asked = time.time() - 5
+    options = RunOptions(segment=Segment(0, 3), start_at=asked)
+    execute_run(scenario, options, out=tmp_path / "late", quiet=True)
+    summary = _summary(tmp_path / "late")
+    assert summary["totals"]["attempted"] == 30 and summary["totals"]["dropped"] == 0
+    assert summary["generator"]["start_shift_s"] >= 5.0
+    err = capsys.readouterr().err
+    assert err.count("--start-at had passed when the run was ready") == 1, err
+    execute_run(scenario, RunOptions(workers=2, start_at=time.time()), out=tmp_path / "w")
+    summary = _summary(tmp_path / "w")
+    assert summary["totals"]["attempted"] == 90
+    assert summary["generator"]["start_shift_s"] > 0
+    assert capsys.readouterr().err.count("the whole schedule started") == 1
+    execute_run(scenario, RunOptions(), out=tmp_path / "none", quiet=True)
+    assert _summary(tmp_path / "none")["generator"]["start_shift_s"] is None
 
 
 def test_closed_loop_slots_are_shared_out_by_segment(tmp_path: Path) -> None:

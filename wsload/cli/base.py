@@ -6,7 +6,7 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -42,9 +42,17 @@ class _OneLineErrors(TyperGroup):
                 err.print(f"wsload: error: {usage_error(exc)}", markup=False)
             sys.exit(exc.exit_code)
         except typer.Abort:
-            err.print("wsload: interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+            _interrupted()
         sys.exit(code or 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        """The command; a Ctrl-C (or SIGTERM, see :func:`main`) that reaches it is an Abort,
+        said in one line by :meth:`main` (Typer's own handling differs between versions: a
+        silent exit 130, or "Aborted!" and exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
 
 
 _CLICK_ERROR: type[Any] = next(
@@ -113,12 +121,34 @@ def duration_option(value: str | None, flag: str) -> float | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM before a run takes the signals over: the same as Ctrl-C (KeyboardInterrupt)."""
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> NoReturn:
+    """Say that a signal ended the command, and whether a run's results can exist: a signal
+    that came before the run's own signal handling (``wsload.process.signals_deferred``)
+    ended it before any load ran."""
+    from wsload.process import signals_were_deferred
+
+    load = sys.argv[1:2] in (["run"], ["search"])
+    early = " before the run started: nothing measured, no results written"
+    err.print(f"wsload: interrupted{early if load and not signals_were_deferred() else ''}")
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main() -> None:
-    """Console-script entry point: never lets a traceback reach the user."""
+    """Console-script entry point: never lets a traceback reach the user.
+
+    SIGTERM is taken like SIGINT from the start (its default would kill the process without
+    a word or exit 130) until a run installs its own handling; an ignored one stays ignored.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except KeyboardInterrupt:
-        err.print("wsload: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted()
     finally:  # all written: a Ctrl-C while the interpreter exits must not print a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -49,8 +49,12 @@ def run(
     json_out: JsonOption = False,
     progress_interval: ProgressOption = "10s",
     workers: Annotated[
-        str, typer.Option(help="Generator processes, one segment each: N or auto (= cores).")
-    ] = "1",
+        str | None,
+        typer.Option(
+            help="Generator processes, one segment each: N or auto (= cores). "
+            "Default: as many as the plan needs on this machine (1 when it fits one)."
+        ),
+    ] = None,
     segment: Annotated[
         str | None, typer.Option(help="Run only share i/N of the scenario (0 <= i < N).")
     ] = None,
@@ -110,7 +114,8 @@ def run(
         )
         outputs = comparison.run_outputs(baseline, report=not no_report, out=out)
         options = RunOptions(
-            workers=_workers_option(workers),
+            workers=_workers_option(workers or "1"),
+            plan_workers=workers is None,
             segment=_segment_option(segment),
             start_at=start_at,
             own_server=own_server,

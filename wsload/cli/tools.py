@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.cli.base import app, fail
 from wsload.cli.options import option_group
 from wsload.errors import UsageError, WsloadError
@@ -139,10 +140,12 @@ def calibrate(
 ) -> None:
     """Measure this machine's generator capacity against the built-in server.
 
-    Prints the client CPU per clean-close cycle and "one process ≈ N cycles/s per core".
+    Prints the client CPU per clean-close cycle and "one process ≈ N cycles/s per core", and
+    saves that figure (when every cycle ended clean) for ``wsload run`` to size its workers.
     """
     from wsload.runner.modes.calibrate import calibrate as measure
     from wsload.runner.modes.calibrate import render
+    from wsload.runner.modes.machine import save_calibration
 
     try:
         if min(cycles, runs, concurrency) < 1:
@@ -150,10 +153,44 @@ def calibrate(
         result = measure(cycles=cycles, runs=runs, concurrency=concurrency)
     except WsloadError as exc:
         raise fail(exc) from None
-    typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else render(result))
+    saved: str | None = None
+    if all(run.clean == run.cycles for run in result.runs) and result.cycles_per_s_per_core > 0:
+        try:
+            saved = str(save_calibration(result.cycles_per_s_per_core))
+        except OSError as exc:
+            typer.echo(f"wsload: warning: the figure was not saved: {exc}", err=True)
+    if json_out:
+        typer.echo(json.dumps({**result.as_dict(), "saved_to": saved}, indent=2))
+        return
+    typer.echo(render(result))
+    if saved is not None:
+        typer.echo(f"saved for wsload run to size its workers: {saved}")
+
+
+def _version_line() -> str:
+    return f"wsload {__version__}, {status()}"
 
 
 @app.command()
 def version() -> None:
-    """Print the wsload version."""
-    typer.echo(f"wsload {__version__}")
+    """Print the wsload version and which build runs (compiled with mypyc, or pure Python)."""
+    typer.echo(_version_line())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and which build runs (as `wsload version`), then exit.",
+    ),
+) -> None:
+    """``wsload --version``; every command is a subcommand."""

@@ -191,22 +191,34 @@ class FrameReader:
     arrive in pieces: ``payload`` is ``str`` for text, ``bytes`` otherwise; control frames come
     whole), a :class:`ReceivedClose` for the Close frame, or ``None`` when more bytes are
     needed. After the Close frame nothing more is parsed (RFC 6455 §5.5.1).
+
+    Attributes:
+        more: bytes followed the frame :meth:`next` returned last (it was not the end of the
+            bytes received so far): a read's kernel arrival stamp is the arrival of its last
+            bytes, so for such a frame it is only an upper bound.
     """
 
     __slots__ = (
         "_closed",
         "_extensions",
+        "_fast_path",
         "_frames",
         "_limit",
         "_messages",
         "_pending",
         "_pos",
         "_size",
+        "more",
     )
 
-    def __init__(self, max_message_size: int, extensions: Sequence[Extension] = ()) -> None:
+    def __init__(
+        self, max_message_size: int, extensions: Sequence[Extension] = (), *, fast: bool = True
+    ) -> None:
         """``extensions``: negotiated wsproto extensions (permessage-deflate) for the decoder;
-        frames with an RSV bit never take the fast path, so they always reach them."""
+        frames with an RSV bit never take the fast path, so they always reach them. ``fast``:
+        False sends every byte through wsproto (the reference the fast path is tested
+        against; a keyword, not a subclass: the compiled class cannot be subclassed)."""
+        self._fast_path = fast
         self._extensions = tuple(extensions)  # a list only for wsproto, if it is ever built
         # wsproto's decoders: made together on first need (most connections never need them)
         self._frames: FrameDecoder | None = None
@@ -216,6 +228,7 @@ class FrameReader:
         self._closed = False
         self._pending = b""  # bytes for the fast path; wsproto's decoder is idle while set
         self._pos = 0  # where the unread part of ``_pending`` starts (no slicing per frame)
+        self.more = False
 
     def feed(self, data: bytes | bytearray) -> None:
         """Buffer received bytes (ignored once the Close frame was read)."""
@@ -224,7 +237,7 @@ class FrameReader:
         if self._pending:
             self._pending = self._pending[self._pos :] + data
             self._pos = 0
-        elif self._idle():
+        elif self._fast_path and self._idle():
             self._pending = bytes(data)
         else:
             self._decoder().receive_bytes(data if isinstance(data, bytes) else bytes(data))
@@ -274,6 +287,7 @@ class FrameReader:
                 return False
             return None
         payload = data[pos + 2 : end]
+        self.more = end < len(data)
         if opcode == OP_CLOSE:
             self._closed = True
             self._pending, self._pos = b"", 0
@@ -307,9 +321,11 @@ class FrameReader:
         elif self._frames is None:
             return None  # nothing buffered and wsproto never had a byte: do not build it
         try:
-            frame = self._decoder().process_buffer()
+            decoder = self._decoder()
+            frame = decoder.process_buffer()
             if frame is None:
                 return None
+            self.more = len(decoder.buffer) > 0
             opcode = frame.opcode
             if opcode is Opcode.CLOSE:
                 self._closed = True

@@ -101,6 +101,10 @@ class ClientProtocol:
             match it.
         push_intervals: seconds between consecutive pushes.
         encoder: compresses outgoing payloads once an extension is negotiated (None: none).
+        late_stamps: phase ends (the server's Close, a pong, an awaited or kept message, the
+            101) stamped with an arrival time that may be later than their own: more bytes
+            came after them in the same read, whose arrival the read's stamp is (the link
+            adds the server's Close read together with a merged FIN).
     """
 
     __slots__ = (
@@ -116,6 +120,7 @@ class ClientProtocol:
         "inbox",
         "inbox_overflow",
         "inbox_size",
+        "late_stamps",
         "matched",
         "matched_at",
         "messages_auto_replied",
@@ -175,6 +180,7 @@ class ClientProtocol:
         self._last_push: float | None = None
         self._parts: list[bytes | str] = []
         self._size = 0  # bytes of the message being assembled
+        self.late_stamps = 0
 
     # -- what the waits look at --------------------------------------------------------------
 
@@ -358,6 +364,7 @@ class ClientProtocol:
                 return out
             if isinstance(item, ReceivedClose):
                 self.tracker.receive_close(now, item.code, item.reason)
+                self.late_stamps += reader.more
                 if item.error:
                     detail = f"invalid Close from the server: {item.error}"
                     out += self.fail(Outcome.PROTOCOL_ERROR, detail, item.fail_code, now) or b""
@@ -373,6 +380,7 @@ class ClientProtocol:
                 ping = self.pings.pop(payload, None)
                 if ping is not None:  # an unsolicited pong is allowed and ignored
                     self.ping_rtts.append(now - ping[0])
+                    self.late_stamps += reader.more
                 continue
             self._size += (
                 len(payload)
@@ -407,6 +415,7 @@ class ClientProtocol:
                 ):
                     self.expecting = None
                     self.matched_at = now
+                    self.late_stamps += reader.more
                     self.matched = whole if whole is not None else b""
                     self._parts.clear()
                     continue
@@ -414,6 +423,7 @@ class ClientProtocol:
             elif self.inbox_size:
                 inbox = self.inbox
                 inbox.append((whole if whole is not None else self._whole(opcode, payload), now))
+                self.late_stamps += reader.more
                 if len(inbox) > self.inbox_size:
                     inbox.popleft()
                     self.inbox_overflow += 1

@@ -323,13 +323,16 @@ class _Attempt:
         link = Link(
             stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now, wire=ctx.wire
         )
-        if response.trailing:
+        if response.trailing:  # the 101's stamp is the arrival of the bytes after it
+            proto.late_stamps += 1
             await link.absorb(response.trailing, now, loop_now)
         return link
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
         await link.close(rst=ending.rst)
         self.stream = None
+        if link.io is not None and link.io.stamped:
+            self.ctx.wire.coalesced += link.proto.late_stamps
         outcome, detail = classify(
             self.plan.close.kind,
             link.tracker,

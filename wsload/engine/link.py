@@ -31,7 +31,7 @@ from wsload.core.closing import CloseState
 from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
-from wsload.engine.wireclock import WireClock
+from wsload.engine.wireclock import ACK_GUARD, JIFFY_MAX, WireClock
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -108,9 +108,13 @@ class Link:
             ``current_time``: :meth:`DriverContext.bind_clock`).
         wire: maps the kernel's arrival stamps of ``io``'s reads onto the run clock (and
             counts the loop's notice lag): received frames are stamped when they arrived.
+        ack_delayed: when our Close went out with the kernel's ACK delayed
+            (:meth:`RawIO.delay_ack`; None: not done), which keeps the server's FIN from
+            taking over its reply's stamp for :data:`ACK_GUARD`.
     """
 
     __slots__ = (
+        "ack_delayed",
         "censored",
         "io",
         "message_rtts",
@@ -150,6 +154,7 @@ class Link:
         self.message_rtts: list[float] = []
         self.step_latencies: list[tuple[str, float]] = []
         self.censored: list[tuple[str, float]] = []  # timed-out measurements: (metric, waited)
+        self.ack_delayed: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -281,8 +286,43 @@ class Link:
         if not data:
             self.proto.receive_eof(now)  # a FIN carries no kernel stamp
             return True
-        await self.absorb(data, self.wire.arrival(io, now), now)
+        t = self.tracker
+        awaited = t.close_received is None
+        arrived = self.wire.arrival(io, now)
+        await self.absorb(data, arrived, now)
+        if awaited and io is not None and io.fin_read and t.close_received is not None:
+            self._fin_with_close(io, arrived)
         return True
+
+    def _fin_with_close(self, io: RawIO, arrived: float) -> None:
+        """The read that brought the server's Close took its FIN too: the kernel may have
+        merged the FIN into the unread Close, whose stamp is then the FIN's arrival. Counted
+        in ``late_stamps`` unless our delayed ACK ruled the merge out, or the Close was
+        already counted (bytes followed it).
+
+        With our ACK delayed the FIN can merge only if it came at least :data:`ACK_GUARD`
+        after the Close: ruled out when the stamp is within that of our Close, or when the
+        kernel's last data arrival (``TCP_INFO``, jiffies) is that close to the stamp (a
+        server that was just slow to answer)."""
+        delayed = self.ack_delayed
+        if self.proto.reader.more:
+            return
+        if delayed is not None and arrived >= delayed:
+            if arrived - delayed < ACK_GUARD:
+                return
+            age = io.last_data_age()
+            if age is not None and arrived - (self.now() - age) < ACK_GUARD - JIFFY_MAX:
+                return
+        self.proto.late_stamps += 1
+
+    def _delay_ack(self, now: float) -> None:
+        """Before our Close goes out: keep the server's FIN off its reply's stamp.
+
+        Not in a storm's release pass (:meth:`release_now`), whose one pass over every
+        parked connection a syscall each would lengthen: there a merged FIN is counted."""
+        io = self.io
+        if io is not None and self.ack_delayed is None and io.delay_ack():
+            self.ack_delayed = now
 
     async def absorb(
         self, data: bytes | bytearray, arrived: float, now: float | None = None
@@ -360,10 +400,12 @@ class Link:
         """Write our Close (``code`` None: an empty Close); see :meth:`_write_close`."""
         if now is None:
             now = self.now()
+        self._delay_ack(now)
         return await self._write_close(self.proto.send_close(code, reason, now), deadline, now)
 
     async def send_invalid_close(self, variant: str, deadline: float, now: float) -> bool:
         """Write the malformed Close of ``variant``; see :meth:`_write_close`."""
+        self._delay_ack(now)
         return await self._write_close(self.proto.send_invalid_close(variant, now), deadline, now)
 
     async def answer_close(self, deadline: float) -> None:

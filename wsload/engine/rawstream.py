@@ -21,7 +21,14 @@ import struct
 
 import trio
 
-__all__ = ["EAGER_READS", "RECEIVE_SIZE", "RawIO", "RawSocketStream", "stream_error"]
+__all__ = [
+    "EAGER_READS",
+    "RECEIVE_SIZE",
+    "TCP_INQ",
+    "RawIO",
+    "RawSocketStream",
+    "stream_error",
+]
 
 RECEIVE_SIZE = 16384
 """Bytes per read: also the most a flooding peer gets processed before the task yields."""
@@ -30,9 +37,16 @@ EAGER_READS = 8
 
 _CLOSED_ERRNOS = frozenset((errno.EBADF, errno.ENOTSOCK))
 _ANCILLARY = 64
-"""Bytes of ancillary buffer for a stamped read: one ``SCM_TIMESTAMPNS`` message is 32."""
+"""Bytes of ancillary buffer for a stamped read: ``SCM_TIMESTAMPNS`` is 32, ``TCP_CM_INQ`` 24."""
+TCP_INQ = 36
+"""Linux ``TCP_INQ`` (also its ancillary message type, ``TCP_CM_INQ``); Python does not name it."""
+_SOL_TCP = _stdlib_socket.IPPROTO_TCP
 _TIMESPEC = struct.Struct("@qq")
 """``struct timespec`` on 64-bit Linux: seconds, nanoseconds."""
+_LAST_DATA_RECV = struct.Struct("@52xI")
+"""``struct tcp_info`` up to ``tcpi_last_data_recv`` (ms): 8 bytes, then the 12th ``__u32``."""
+_ONE = struct.pack("@i", 1)
+"""``TCP_CM_INQ``'s value when all data was read and the FIN has arrived."""
 
 
 def stream_error(exc: OSError) -> trio.BrokenResourceError:
@@ -89,8 +103,9 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
             view = whole
             waited = False
             while view:
-                try:
-                    view = view[sock.send(view) :]
+                try:  # the count in a name of its own: mypyc evaluates a memoryview
+                    sent = sock.send(view)  # slice's bound twice (two sends)
+                    view = view[sent:]
                     continue
                 except BlockingIOError:
                     pass
@@ -179,6 +194,12 @@ class RawIO:
     kernel received the bytes it returned, on the run's clock (``offset_ns``: the kernel's
     CLOCK_REALTIME minus the run clock, in ns). The built-in server does not stamp.
 
+    A read's stamp is the arrival of the *last* segment it returned (and Linux merges a
+    segment into an unread one before it, keeping the later stamp): exact for the read's last
+    bytes, only an upper bound for bytes before them. So a stamped socket also asks for
+    ``TCP_INQ``, whose hint says when the read took the peer's FIN as well (:attr:`fin_read`):
+    a FIN merged into the unread bytes before it gives them its own, later, arrival.
+
     Attributes:
         fd: the socket's descriptor (-1: another task closed the socket, :meth:`detach`).
         wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
@@ -187,9 +208,21 @@ class RawIO:
         arrived: the kernel's arrival time of the last read's bytes (run clock, seconds);
             None when the read was not stamped (no ``stamped`` socket, the FIN: the kernel
             stamps data only).
+        fin_read: the last stamped read also took the peer's FIN (``TCP_INQ``'s hint), so its
+            stamp may be the FIN's arrival.
     """
 
-    __slots__ = ("_eager", "_offset_ns", "_sock", "_wrote", "arrived", "fd", "scope", "wakeable")
+    __slots__ = (
+        "_eager",
+        "_offset_ns",
+        "_sock",
+        "_wrote",
+        "arrived",
+        "fd",
+        "fin_read",
+        "scope",
+        "wakeable",
+    )
 
     def __init__(
         self,
@@ -203,6 +236,7 @@ class RawIO:
         self.wakeable = wakeable
         self.scope: trio.CancelScope | None = None
         self.arrived: float | None = None
+        self.fin_read = False
         self._sock = stamped
         self._offset_ns = offset_ns
         self._eager = 0
@@ -271,16 +305,64 @@ class RawIO:
         """
         self.fd = -1
 
+    @property
+    def stamped(self) -> bool:
+        """Reads carry the kernel's arrival stamps."""
+        return self._sock is not None
+
+    def delay_ack(self) -> bool:
+        """Keep the kernel from merging the peer's FIN into its unread reply (stamped only).
+
+        Linux merges an arriving segment into the unread one before it only when that one's
+        data is no longer shared with the sender's retransmission queue, i.e. once it was
+        acknowledged (``skb_try_coalesce`` refuses a cloned buffer); on loopback that is when
+        our ACK goes out. ``TCP_QUICKACK`` 0 makes the kernel delay the ACK of the next
+        segment (at least 40 ms, ``TCP_DELACK_MIN``), so a FIN that follows the reply within
+        that time stays a segment of its own and the reply keeps its own stamp.
+
+        Returns:
+            True when the delay is set.
+        """
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            sock.setsockopt(_SOL_TCP, _stdlib_socket.TCP_QUICKACK, 0)
+        except OSError:
+            return False
+        return True
+
+    def last_data_age(self) -> float | None:
+        """Seconds since the kernel last took in data on this socket (``TCP_INFO``'s
+        ``tcpi_last_data_recv``: a FIN carries none), stamped socket only; None when unknown.
+        In whole jiffies (1-10 ms): a coarse but independent witness of a reply's arrival."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            info = sock.getsockopt(_SOL_TCP, _stdlib_socket.TCP_INFO, _LAST_DATA_RECV.size)
+        except OSError:
+            return None
+        if len(info) < _LAST_DATA_RECV.size:
+            return None
+        return float(_LAST_DATA_RECV.unpack(info)[0]) / 1000
+
     def _receive_stamped(self, sock: _stdlib_socket.socket) -> bytes | OSError | None:
-        """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`."""
+        """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`, and
+        whether the read took the FIN too (:attr:`fin_read`)."""
         received = _recvmsg_now(sock)
         if received is None or isinstance(received, OSError):
             return received
         data, ancillary = received
-        self.arrived = None
-        if ancillary:  # only SO_TIMESTAMPNS is on: the one message is its timespec
-            seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
-            self.arrived = (seconds * 1_000_000_000 + nanoseconds - self._offset_ns) * 1e-9
+        self.arrived, self.fin_read = None, False
+        for level, kind, value in ancillary:
+            if level == _SOL_TCP:
+                # bytes left unread, or 1 with none left once the FIN arrived: with fewer
+                # than a full read's bytes taken, the FIN came with them (or just after)
+                self.fin_read = kind == TCP_INQ and value[:4] == _ONE and len(data) < RECEIVE_SIZE
+            else:  # SO_TIMESTAMPNS: the timespec
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                self.arrived = (seconds * 1_000_000_000 + nanoseconds - self._offset_ns) * 1e-9
         return data
 
 

@@ -31,6 +31,7 @@ lives (:func:`_keep_timestamping`). A read that still finds no stamp keeps the l
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import socket as _stdlib_socket
 import sys
@@ -39,10 +40,10 @@ import time
 import trio
 from hdrh.histogram import HdrHistogram
 
-from wsload.engine.rawstream import RawIO
+from wsload.engine.rawstream import TCP_INQ, RawIO
 from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
 
-__all__ = ["SO_TIMESTAMPNS", "WireClock"]
+__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "WireClock"]
 
 SO_TIMESTAMPNS: int | None = (
     35  # asm-generic's SO_TIMESTAMPNS_OLD: a 64-bit timespec on 64-bit platforms
@@ -52,6 +53,16 @@ SO_TIMESTAMPNS: int | None = (
 )
 """The socket option, where its number and stamp layout are known (Python does not name it)."""
 _TRIES = 5
+ACK_GUARD = 0.030
+"""Seconds after wsload's Close went out with its ACK delayed (:meth:`RawIO.delay_ack`) within
+which the server's FIN cannot have merged into the unread reply: Linux delays that ACK by at
+least ``TCP_DELACK_MIN`` (HZ/25: 40 ms, a timer that may fire up to one tick early, 10 ms at
+HZ=100), and merges only into an acknowledged segment. A stamp inside it is exact even when the
+read took the FIN too; one outside it (or without the delay) may be the FIN's."""
+JIFFY_MAX = 0.010
+"""The longest kernel tick (HZ=100): the error of ``TCP_INFO``'s last-receive age, which tells a
+reply that came late from the server (its stamp stands) from one the FIN merged into (the FIN
+came at least :data:`ACK_GUARD` after it)."""
 _KEEPER: list[_stdlib_socket.socket] = []
 """The process's socket that keeps the kernel's receive timestamping on (never closed)."""
 
@@ -74,15 +85,18 @@ class WireClock:
         notice_lag: µs from each stamped arrival to the loop noticing it.
         kernel: connections read with kernel stamps.
         loop: connections read on the loop clock (TLS, reference engine, option refused).
+        coalesced: kernel-stamped phase ends whose stamp may be later than their arrival
+            (``generator.coalesced_stamps``; see :data:`ACK_GUARD`).
     """
 
-    __slots__ = ("kernel", "loop", "notice_lag", "offset_ns")
+    __slots__ = ("coalesced", "kernel", "loop", "notice_lag", "offset_ns")
 
     def __init__(self, offset_ns: int | None = None) -> None:
         self.offset_ns = offset_ns
         self.notice_lag: HdrHistogram = new_histogram()
         self.kernel = 0
         self.loop = 0
+        self.coalesced = 0
 
     @classmethod
     def for_clock(cls, clock: trio.abc.Clock) -> WireClock:
@@ -116,6 +130,8 @@ class WireClock:
             except OSError:
                 pass
             else:
+                with contextlib.suppress(OSError):  # before Linux 4.18: no FIN hint
+                    raw.setsockopt(_stdlib_socket.IPPROTO_TCP, TCP_INQ, 1)
                 self.kernel += 1
                 return RawIO(raw.fileno(), raw, self.offset_ns)
         self.loop += 1

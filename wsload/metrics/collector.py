@@ -212,7 +212,7 @@ class Collector:
         """Begin the first interval at ``start``, the load's schedule start.
 
         What happens between the collector's creation and the load's start (the target's
-        start-up, the full collection ``runner.heap.load_heap`` makes before freezing the heap:
+        start-up, the full collection ``runner.load.heap.load_heap`` makes before freezing the heap:
         20-30 ms in a run, 200+ ms in a long test process) belongs to no interval; counted in
         the first one it made it look 1.24 s long at 1 s intervals. No-op once an interval
         was taken.

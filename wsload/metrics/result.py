@@ -10,7 +10,7 @@ what ``totals.json`` stores for ``wsload merge``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,14 @@ from wsload.metrics.reconnects import ReconnectTotals
 from wsload.plan.segment import format_segments, parse_segments
 from wsload.scenario.model import Scenario
 
-__all__ = ["ReceiveClocks", "RunResult", "SegmentResult", "StormRelease", "new_lag_histogram"]
+__all__ = [
+    "ReceiveClocks",
+    "RunResult",
+    "SegmentResult",
+    "StormRelease",
+    "latest_shift",
+    "new_lag_histogram",
+]
 
 _FORMAT = "wsload.segment"
 _VERSION = 1
@@ -63,10 +70,13 @@ class ReceiveClocks:
         kernel: connections whose received frames carry the kernel's arrival time.
         loop: connections stamped when the loop read them (TLS, the reference engine, a
             platform or clock without kernel stamps).
+        coalesced: kernel-stamped phase ends whose stamp may be later than their arrival
+            (``generator.coalesced_stamps``: later bytes or a merged FIN came in the same read).
     """
 
     kernel: int = 0
     loop: int = 0
+    coalesced: int = 0
 
     @property
     def name(self) -> str | None:
@@ -78,7 +88,9 @@ class ReceiveClocks:
         return "loop" if self.loop else None
 
     def __add__(self, other: ReceiveClocks) -> ReceiveClocks:
-        return ReceiveClocks(self.kernel + other.kernel, self.loop + other.loop)
+        return ReceiveClocks(
+            self.kernel + other.kernel, self.loop + other.loop, self.coalesced + other.coalesced
+        )
 
 
 @dataclass(slots=True)
@@ -112,6 +124,10 @@ class SegmentResult:
         notice_lag: µs from a reply's kernel arrival to the loop noticing it (the generator's
             delay, kept out of the latencies where kernel stamps are read).
         receive_clocks: which clock stamped the received frames, per connection.
+        start_shift_s: with ``--start-at``: seconds by which the schedule started later than
+            asked because that instant had already passed when the run was ready (the whole
+            schedule is shifted, nothing is cut; 0.0: on time); the largest over the
+            segments; None without ``--start-at``.
     """
 
     collector: Collector
@@ -132,6 +148,7 @@ class SegmentResult:
     ended_by: str | None = None
     notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
     receive_clocks: ReceiveClocks = ReceiveClocks()
+    start_shift_s: float | None = None
 
     def indices(self) -> tuple[frozenset[int], int]:
         """The segment indices this result holds, and the N they are shares of."""
@@ -157,7 +174,8 @@ class SegmentResult:
             **_release_wire(self.release_s),
             **_audit_wire(self.events, self.reconnect),
             "notice_lag": encode(self.notice_lag),
-            "receive_clocks": [self.receive_clocks.kernel, self.receive_clocks.loop],
+            "receive_clocks": list(astuple(self.receive_clocks)),
+            "start_shift_s": self.start_shift_s,
         }
 
     @classmethod
@@ -192,6 +210,7 @@ class SegmentResult:
                     else ReconnectTotals.from_wire(data["reconnect"])
                 ),
                 ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
+                start_shift_s=_optional_float(data.get("start_shift_s")),
                 **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -246,6 +265,7 @@ class SegmentResult:
             ended_by=next((p.ended_by for p in parts if p.ended_by), None),
             notice_lag=notice_lag,
             receive_clocks=clocks,
+            start_shift_s=latest_shift(p.start_shift_s for p in parts),
         )
 
 
@@ -266,6 +286,12 @@ class RunResult:
     server: dict[str, Any] | None = None
 
 
+def latest_shift(shifts: Iterable[float | None]) -> float | None:
+    """The largest of the known start shifts (None: no part had ``--start-at``)."""
+    known = [shift for shift in shifts if shift is not None]
+    return max(known) if known else None
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -283,8 +309,7 @@ def _receive_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
     if data.get("notice_lag") is not None:
         out["notice_lag"] = decode(data["notice_lag"])
     if data.get("receive_clocks") is not None:
-        kernel, loop = data["receive_clocks"]
-        out["receive_clocks"] = ReceiveClocks(int(kernel), int(loop))
+        out["receive_clocks"] = ReceiveClocks(*(int(n) for n in data["receive_clocks"][:3]))
     return out
 
 

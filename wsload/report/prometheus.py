@@ -83,7 +83,7 @@ LAG_BUCKETS_S: tuple[float, ...] = (
     0.5,
     1.0,
 )
-"""Upper bounds (s) of the loop-lag histogram; 0.02 is the saturation limit (runner/lag.py)."""
+"""Upper bounds (s) of the loop-lag histogram; 0.02 is the saturation limit (runner/load/lag.py)."""
 
 _NETWORK_US = tuple(round(b * 1e6) for b in NETWORK_BUCKETS_S)
 _LAG_US = tuple(round(b * 1e6) for b in LAG_BUCKETS_S)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wsload import __version__
+from wsload._compiled import status
 from wsload.core.codes import code_name
 from wsload.core.deflate import NAME as DEFLATE
 from wsload.core.kinds import KINDS
@@ -105,11 +106,18 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         ),
         "processes": result.load.processes,
         "segment": result.load.segment,
+        "workers": None,  # wsload run's sizing of this machine (runner/modes/machine.py)
+        "file_limit": None,
+        "decisions": [],
+        "build": status().label,
     }
     if result.load.start_lag is not None:
         generator["start_lag_us"] = histogram_stats(result.load.start_lag)
     generator["receive_clock"] = result.load.receive_clocks.name
     generator["notice_lag_us"] = histogram_stats(result.load.notice_lag)
+    generator["coalesced_stamps"] = result.load.receive_clocks.coalesced
+    shift = result.load.start_shift_s
+    generator["start_shift_s"] = None if shift is None else round(shift, 3)
     release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {
@@ -153,6 +161,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
         "behaviours": behaviours,
         "generator": generator,
         "server": dict(result.server) if result.server is not None else None,
+        "target": None,
         "thresholds": [],
     }
     return attach_thresholds(summary, thresholds)

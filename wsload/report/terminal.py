@@ -54,7 +54,7 @@ _TOP_CODES = 2
 
 
 class LiveProgress(Protocol):
-    """What the live panel reads from the runner's progress (``wsload.runner.loop.Progress``)."""
+    """What the live panel reads from the runner's progress (``runner.load.loop.Progress``)."""
 
     @property
     def started(self) -> float: ...

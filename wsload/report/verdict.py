@@ -140,7 +140,7 @@ def _gave_up(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | No
 
 
 def _aborted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
-    """An ``abort = true`` threshold stopped the run (``wsload.runner.abort``): a failure seen
+    """An ``abort = true`` threshold stopped the run (``wsload.runner.load.abort``): a failure seen
     live, whatever the rest of the run measured after it."""
     aborted = summary.get("aborted")
     if not aborted:

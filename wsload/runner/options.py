@@ -39,13 +39,15 @@ class RunOptions:
             apart agree on it); None: now.
         own_server: this ``--segment`` starts ``[target.process]``, fires its events and
             restarts it; the other segments connect to its fixed port (``--own-server``).
-        cluster: a Dask scheduler address: run the segments there (``wsload.runner.cluster``).
+        cluster: a Dask scheduler address: run the segments there (``executors/cluster.py``).
         cluster_tls: this client's CA, certificate and key for a ``tls://`` cluster.
         record_connections: also stream every connection's record to this JSON-lines file
             (one generator process only).
         metrics: serve live Prometheus metrics there until the results are written
             (``wsload.runner.endpoint``).
-        repeat: whole runs of the scenario, merged into one result (``wsload.runner.repeat``).
+        repeat: whole runs of the scenario, merged into one result (``wsload.runner.modes.repeat``).
+        plan_workers: ``--workers`` was not given: ``workers`` is decided from the plan and
+            this machine's limits (``wsload.runner.modes.machine``) where the run may be split.
     """
 
     workers: int = 1
@@ -57,6 +59,18 @@ class RunOptions:
     record_connections: Path | None = None
     metrics: MetricsEndpoint | None = None
     repeat: int = 1
+    plan_workers: bool = False
+
+    @property
+    def splittable(self) -> bool:
+        """This run may use several generator processes on this machine."""
+        return (
+            self.segment.whole
+            and self.cluster is None
+            and self.start_at is None
+            and self.record_connections is None
+            and self.repeat == 1
+        )
 
     @property
     def _shared(self) -> bool:

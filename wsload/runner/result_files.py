@@ -43,12 +43,17 @@ def write_result(
     """Write totals.json and summary.json (thresholds evaluated); return both.
 
     ``extra``: top-level summary entries measured outside the collector (a deploy's
-    ``events`` and ``server_process``, ``wsload.runner.deploy``).
+    ``events`` and ``server_process``, ``wsload.runner.targets.deploy``); an object where the
+    summary has one already (``generator``) adds its fields to it.
     """
     totals = {"scenario_hash": scenario_hash(scenario), "result": part.to_wire()}
     files.write_json_atomic(out_dir / "totals.json", totals)
     data = summary.build_summary(result_of(scenario, started_at, part, server))
-    data.update(extra or {})
+    for key, value in (extra or {}).items():
+        mine = data.get(key)
+        data[key] = (
+            {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
+        )
     verdicts = thresholds.evaluate(scenario.thresholds, data)
     data = summary.attach_thresholds(data, verdicts)
     files.write_json_atomic(out_dir / "summary.json", data)

@@ -41,7 +41,7 @@ import trio
 
 from wsload.errors import ToolError, UsageError, WsloadError
 from wsload.metrics.audits import SegmentAudit
-from wsload.metrics.result import SegmentResult
+from wsload.metrics.result import SegmentResult, latest_shift
 from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import parse_segment
@@ -430,8 +430,11 @@ class Cluster:
         feed.audit_from_schedule = True
         progress = feed.progress
         splits: list[SplitResults] = []
+        shifts: list[float] = []
 
         def started(start_at: float, count: int) -> None:  # in the Trio thread
+            if self.start_at is not None:  # pushed past a start that came too soon
+                shifts.append(start_at - self.start_at)
             progress.started = trio.current_time() + (start_at - time.time())
             progress.planned_s = planned_end(scenario.load)
             splits.append(
@@ -476,7 +479,9 @@ class Cluster:
                     split.interval(index, segment, snapshot_from_wire(wire))
                 split.result(part)
             split.ended(index)
-        return split.finish(scenario)
+        result = split.finish(scenario)
+        result.start_shift_s = latest_shift((*shifts, result.start_shift_s))
+        return result
 
 
 async def _forward(event: trio.Event, flag: threading.Event) -> None:

@@ -3,7 +3,7 @@
 The run mode knows only the ``Executor`` protocol: give it the scenario, the URL and a
 ``LoadFeed`` (where intervals and progress go, the stop events), get back one
 ``SegmentResult``. ``Local`` runs the load (or one ``--segment`` of it) in this process;
-``wsload.runner.workers.Workers`` and ``wsload.runner.cluster.Cluster`` split it into shares and
+``workers.Workers`` and ``cluster.Cluster`` (beside this module) split it into shares and
 gather them through ``SplitResults``, the one place where shares' intervals are merged, each
 share's own result is kept beside the run's, failed shares are reported and the parts merged.
 """

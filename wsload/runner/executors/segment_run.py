@@ -44,7 +44,7 @@ def segment_result(collector: Collector, run: LoadRun, segment: Segment) -> Segm
         release_s=_release(collector, run.started),
         ended_by=run.ended_by,
         notice_lag=run.wire.notice_lag,
-        receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop),
+        receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop, run.wire.coalesced),
     )
 
 
@@ -56,19 +56,25 @@ def _release(collector: Collector, started: float) -> StormRelease | None:
     return StormRelease(released, released, planned)
 
 
-async def wait_for_start(start_at: float | None, stop: trio.Event) -> None:
+async def wait_for_start(start_at: float | None, stop: trio.Event) -> float | None:
     """Sleep until wall-clock ``start_at`` (epoch seconds), or ``stop``; bounded.
 
     The wall clock is read once to turn the agreed instant into a delay; from then on the
-    run clock (monotonic) rules, as everywhere else. A start already past begins now.
+    run clock (monotonic) rules, as everywhere else. A start already past begins now, with
+    the whole schedule (nothing is cut), shifted by as much as it is late.
+
+    Returns:
+        The shift: seconds the start was already past (0.0: on time); None without
+        ``start_at``.
     """
     if start_at is None:
-        return
+        return None
     delay = start_at - time.time()
     if delay > MAX_START_WAIT:
         raise ValueError(f"start time is {delay:.0f} s away (more than {MAX_START_WAIT:.0f} s)")
     with trio.move_on_after(max(0.0, delay)):
         await stop.wait()
+    return max(0.0, -delay)
 
 
 async def run_segment(
@@ -88,7 +94,7 @@ async def run_segment(
     ``on_record``: each connection's record, as ``run_load`` hands it (--record-connections).
     """
     stop = stop if stop is not None else trio.Event()
-    await wait_for_start(start_at, stop)
+    shift = await wait_for_start(start_at, stop)
     collector = Collector(labels=tuple(spec.label for spec in scenario.close))
     ctx = DriverContext.create(
         scenario.target, scenario.session, url, seed=scenario.seed, columns=scenario.columns
@@ -104,4 +110,6 @@ async def run_segment(
         segment=segment,
         on_record=on_record,
     )
-    return segment_result(collector, load_run, segment)
+    result = segment_result(collector, load_run, segment)
+    result.start_shift_s = shift
+    return result

@@ -2,7 +2,7 @@
 
 One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets, so the load is
 split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, as the
-built-in target is (``runner/target.py``: a ``multiprocessing`` pipe per child). The protocol on
+built-in target is (``wsload.server.child``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
 ``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
 ``("error", text)``; parent → worker: ``("start", epoch)``, ``("event", index, offset)`` (a
@@ -41,7 +41,7 @@ from typing import Any
 import trio
 
 from wsload.metrics.audits import SegmentAudit
-from wsload.metrics.result import SegmentResult
+from wsload.metrics.result import SegmentResult, latest_shift
 from wsload.metrics.snapshots import IntervalSnapshot, snapshot_from_wire, snapshot_to_wire
 from wsload.plan.schedule import planned_end
 from wsload.plan.segment import Segment
@@ -322,7 +322,7 @@ class Workers:
             for index in range(self.count):
                 workers.append(_spawn(scenario, url, index, self.count))
                 await trio.lowlevel.checkpoint()  # let the signal task run between starts
-            await self._gather(scenario, workers, feed, _Parent(workers, split))
+            shift = await self._gather(scenario, workers, feed, _Parent(workers, split))
         finally:
             with trio.CancelScope(shield=True):
                 for worker in workers:
@@ -330,12 +330,19 @@ class Workers:
         for worker in workers:
             if worker.error is not None:
                 split.failed(str(worker.segment), worker.error)
-        return split.finish(scenario)
+        result = split.finish(scenario)
+        result.start_shift_s = latest_shift((shift, result.start_shift_s))
+        return result
 
     async def _gather(
         self, scenario: Scenario, workers: list[_Worker], feed: LoadFeed, parent: _Parent
-    ) -> None:
-        """Wait until every worker is ready, start them together, read them to their end."""
+    ) -> float | None:
+        """Wait until every worker is ready, start them together, read them to their end.
+
+        Returns:
+            How much later than ``start_at`` the common start is (None without it): the
+            workers were ready too late for it, or less than ``START_MARGIN`` before it.
+        """
         progress = feed.progress
         feed.on_event = parent.announce
         async with trio.open_nursery() as nursery:
@@ -354,3 +361,4 @@ class Workers:
             for worker in workers:
                 await worker.ended.wait()
             nursery.cancel_scope.cancel()
+        return None if self.start_at is None else start_at - self.start_at

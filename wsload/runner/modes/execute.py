@@ -2,7 +2,8 @@
 
 The only module that knows every mode and every executor, so that none of them knows another:
 a search scenario goes to the search mode, any other to the run mode with the executor the
-options ask for (this process, ``--workers``, ``--cluster``).
+options ask for (this process, ``--workers``, ``--cluster``), or, without ``--workers``, the one
+the plan needs on this machine (``runner/modes/machine.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from wsload.runner.executors.cluster import Cluster
 from wsload.runner.executors.executor import Executor, Local
 from wsload.runner.executors.workers import Workers
 from wsload.runner.frame import Output
+from wsload.runner.modes.machine import Limits, size
 from wsload.runner.modes.run import run_mode
 from wsload.runner.modes.search import search_mode
 from wsload.runner.options import RunOptions
@@ -70,22 +72,29 @@ def execute_run(
         # every share of a split run must see the same close mix: the seed must agree
         whole = options.segment.whole
         scenario = with_seed(scenario) if whole else _seed_from_hash(scenario)
+    sizing = size(
+        scenario,
+        Limits.here(),
+        workers=None if options.plan_workers else options.workers,
+        split=options.splittable,
+    )
     return run_mode(
         scenario,
         output,
-        _executor(options),
+        _executor(options, sizing.workers),
         segment=options.segment,
         owns_server=options.segment.whole or options.own_server,
         record_connections=options.record_connections,
+        sizing=sizing,
     )
 
 
-def _executor(options: RunOptions) -> Executor:
-    """Where the load runs (the options already checked)."""
+def _executor(options: RunOptions, workers: int) -> Executor:
+    """Where the load runs (the options already checked; ``workers`` as sized)."""
     if options.cluster is not None:
         return Cluster(options.cluster, options.workers, options.start_at, options.cluster_tls)
-    if options.workers > 1:
-        return Workers(options.workers, options.start_at)
+    if workers > 1:
+        return Workers(workers, options.start_at)
     return Local(options.segment, options.start_at)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "check",
     "check_scenario",
     "estimate",
+    "plan_of",
     "read_port_range",
 ]
 
@@ -101,6 +102,7 @@ def check(
     processes: int,
     nofile: int,
     port_range: tuple[int, int] | None,
+    server_processes: int = 1,
 ) -> list[str]:
     """Warnings (empty when the plan fits), each naming its fix."""
     out: list[str] = []
@@ -120,11 +122,15 @@ def check(
             f"{per_process + FD_RESERVE:,} file descriptors, but the limit is {nofile:,}: "
             f"{more}, or raise the hard limit (ulimit -Hn, systemd LimitNOFILE)"
         )
-    if scenario.target.is_builtin and plan.peak + FD_RESERVE > nofile:
+    servers = max(1, server_processes)
+    per_server = math.ceil(plan.peak / servers)
+    if scenario.target.is_builtin and per_server + FD_RESERVE > nofile:
+        held = "one process holding" if servers == 1 else f"{servers} processes holding"
         out.append(
-            f"the built-in server is one process holding {plan.peak:,} connections, over the "
-            f"file limit of {nofile:,}: use an external target with several processes "
-            "(`wsload serve --processes N`, a Node ws cluster)"
+            f"the built-in server is {held} {per_server:,} connections"
+            f"{' each' if servers > 1 else ''}, over the file limit of {nofile:,}: use an "
+            "external target with several processes (`wsload serve --processes N`, a Node ws "
+            "cluster)"
         )
     if port_range is not None:
         low, high = port_range
@@ -158,19 +164,27 @@ def read_port_range(path: Path = _PORT_RANGE) -> tuple[int, int] | None:
     return (low, high) if low <= high else None
 
 
-def check_scenario(scenario: Scenario, *, processes: int, nofile: int | None = None) -> list[str]:
+def plan_of(scenario: Scenario) -> Plan:
+    """``estimate`` of the plan; for a search, of the highest level it may reach (where the
+    limits bite)."""
+    if scenario.load.search is not None:
+        return estimate(step_scenario(scenario, scenario.load.search.max))
+    return estimate(scenario)
+
+
+def check_scenario(
+    scenario: Scenario, *, processes: int, nofile: int | None = None, server_processes: int = 1
+) -> list[str]:
     """``check`` against this machine's port range and ``nofile`` (default: the hard file
     limit, which ``wsload run`` raises the soft limit to)."""
-    top = scenario  # a search: the limits bite at the highest level it may reach
-    if scenario.load.search is not None:
-        top = step_scenario(scenario, scenario.load.search.max)
     if nofile is None:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nofile = nofile if nofile != resource.RLIM_INFINITY else 2**31
     return check(
         scenario,
-        estimate(top),
+        plan_of(scenario),
         processes=processes,
         nofile=nofile,
         port_range=read_port_range(),
+        server_processes=server_processes,
     )

@@ -28,6 +28,7 @@ from wsload.runner.executors.executor import Executor, LoadFeed
 from wsload.runner.frame import IntervalLogs, Output, RunFrame, live_progress
 from wsload.runner.load.abort import AbortWatch
 from wsload.runner.modes import preflight
+from wsload.runner.modes.machine import Sizing, apply_file_limit
 from wsload.runner.targets.deploy import open_deploy
 from wsload.runner.targets.target import open_target
 from wsload.scenario.dump import scenario_to_toml
@@ -44,6 +45,7 @@ def run_mode(
     segment: Segment = WHOLE,
     owns_server: bool = True,
     record_connections: Path | None = None,
+    sizing: Sizing | None = None,
 ) -> int:
     """Run ``scenario`` (seeded) on ``executor`` and write its result; the exit code.
 
@@ -52,15 +54,26 @@ def run_mode(
         owns_server: this run starts ``[target.process]`` (a ``--segment`` run without
             ``--own-server`` connects to the one another segment started).
         record_connections: also stream every connection's record to this JSON-lines file.
+        sizing: what the run uses of this machine (``runner/modes/machine.py``): its decisions are
+            printed, applied (file limit, source addresses, built-in server processes) and
+            recorded; the scenario written stays the one given.
 
     What is written or shown carries the scenario with its secrets redacted.
     """
-    nofile = raise_nofile_limit()
+    nofile = raise_nofile_limit() if sizing is None else apply_file_limit(sizing)
     with RunFrame(scenario.name, output) as frame:
-        checks = preflight.check_scenario(scenario, processes=executor.processes, nofile=nofile)
+        shown = redact_scenario(scenario)
+        servers = 1
+        if sizing is not None:
+            for note in sizing.notes:
+                sys.stderr.write(f"wsload: {note}\n")
+            scenario = sizing.apply(scenario)
+            servers = sizing.server_processes or 1
+        checks = preflight.check_scenario(
+            scenario, processes=executor.processes, nofile=nofile, server_processes=servers
+        )
         for warning in checks:
             sys.stderr.write(f"wsload: warning: {warning}\n")  # stderr: --json keeps stdout clean
-        shown = redact_scenario(scenario)
         resolved = scenario_to_toml(shown)
         if not segment.whole:  # a comment: the scenario (and its hash) stay the whole one's
             resolved = f"# segment {segment} of this scenario (--segment {segment})\n{resolved}"
@@ -78,8 +91,15 @@ def run_mode(
             watch = AbortWatch(scenario, feed.stop)
             feed.on_interval = watch.watch(feed.on_interval)
         part, server_stats, extra = trio.run(
-            _run, scenario, executor, feed, frame, segment.whole, owns_server
+            _run, scenario, executor, feed, frame, segment.whole, owns_server, servers
         )
+        if part.start_shift_s:  # said once, whatever the output mode: the plan moved
+            sys.stderr.write(
+                f"wsload: --start-at had passed when the run was ready: the whole schedule "
+                f"started {part.start_shift_s:.3f} s late (generator.start_shift_s)\n"
+            )
+        if sizing is not None:
+            extra = {**sizing.summary(executor.processes), **extra}
         aborted = watch.aborted if watch is not None else None
         if aborted is not None and not frame.late:  # stopped by the abort, not by a signal
             part.interrupted = False
@@ -122,17 +142,19 @@ async def _run(
     frame: RunFrame,
     whole: bool,
     owns_server: bool,
+    servers: int = 1,
 ) -> tuple[SegmentResult, dict[str, Any] | None, dict[str, Any]]:
     """Target up, signals watched, live panel drawn, load run; the result, the built-in
     server's statistics and the deploy's summary entries (``targets/deploy.py``).
 
     ``whole``: the executor runs the whole scenario; a share (``--segment``) audits its own
     connections onto its result (``Local``), so the deploy only adds that up, as for a split.
+    ``servers``: the built-in server's processes (``runner/modes/machine.py``).
     """
     failure: WsloadError | None = None
     console = frame.live_console
     async with AsyncExitStack() as stack:
-        url, target = await open_target(stack, scenario)
+        url, target = await open_target(stack, scenario, servers)
         managed_url, deploy = await open_deploy(
             stack, scenario, frame.out_dir, target, owner=owns_server
         )

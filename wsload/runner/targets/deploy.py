@@ -1,7 +1,7 @@
 """A run's deploy side: the managed server process, its timed events and their audit, and the
 logical clients of ``[reconnect]``.
 
-``open_deploy`` is the one hook the run mode (``runner/run.py``) needs: it starts the
+``open_deploy`` is the one hook the run mode (``runner/modes/run.py``) needs: it starts the
 ``[target.process]`` server (or takes the built-in one, whose events are its shutdown storms);
 ``DeployRun.run`` fires each ``[[target.process.events]]`` signal at its time from the start of
 the load and keeps the server restarted; every connection record goes to the pure audits

@@ -1,25 +1,25 @@
-"""``url = "builtin"``: the built-in server in its own process, on the other core.
+"""``url = "builtin"``: the built-in server in its own processes, apart from the generator.
 
 Running the target in the generator's process would make them share one core and one event
-loop: the generator's loop lag (and so every latency) would include the server's work. A child
-process keeps them apart. The parent talks to it over a ``multiprocessing`` pipe: the child says
-``("ready", host, port)``; the parent says ``"storm"`` or ``"stop"``; the child answers ``stop``
-with its statistics (``ServerStats.as_dict()``) and exits.
+loop: the generator's loop lag (and so every latency) would include the server's work. Child
+processes keep them apart; ``wsload.server.child`` owns each process and its pipe, and this
+module only runs their blocking calls in threads so that the run's event loop never waits. More
+than one (``processes``, chosen by ``runner/modes/machine.py`` when one process's file limit or
+core is not enough) share one port through SO_REUSEPORT, as ``wsload serve --processes N``
+does, the port held by a bound socket here until all listen; their statistics are summed.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
-import signal
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
 import trio
 
-from wsload.errors import ToolError
 from wsload.scenario.model import Scenario, ServerConfig
+from wsload.server.child import ServerChild
+from wsload.server.multi import reserve_port, sum_stats
 
 __all__ = ["BuiltinTarget", "open_target"]
 
@@ -27,93 +27,58 @@ _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
 
 
-def _child(
-    config: ServerConfig, seed: int | None, conn: multiprocessing.connection.Connection
-) -> None:
-    """Child process entry: serve until the parent says stop, then report statistics.
-
-    SIGINT and SIGTERM are ignored: a terminal's Ctrl-C (or a group-wide SIGTERM) reaches the
-    whole process group, and a server that died with it would turn the parent's graceful stop
-    (clean closes) into a wave of 1006s. The parent always stops the child (pipe message, then
-    kill), and a dead parent's pipe reads EOF, which stops it too.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from wsload.server.server import BuiltinServer
-
-    server = BuiltinServer(config, seed=seed)
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(server.serve, "127.0.0.1", 0)
-            conn.send(("ready", host, port))
-            while True:
-                command = await trio.to_thread.run_sync(_recv, conn, abandon_on_cancel=True)
-                if command == "storm":
-                    nursery.start_soon(server.shutdown_storm)
-                    continue
-                break
-            nursery.cancel_scope.cancel()
-        conn.send(("stats", server.stats.as_dict()))
-
-    try:
-        trio.run(main)
-    finally:
-        conn.close()
-
-
-def _recv(conn: multiprocessing.connection.Connection) -> Any:
-    try:
-        return conn.recv()
-    except EOFError:  # parent gone: stop serving
-        return "stop"
-
-
 class BuiltinTarget:
-    """Async context manager owning the built-in server's process.
+    """Async context manager owning the built-in server's processes.
 
     ``url`` is ready inside the ``async with``; ``stats`` holds the server's statistics after it
-    (``None`` if the child could not report them in time).
+    (summed over its processes; ``None`` if none could report them in time).
     """
 
-    def __init__(self, config: ServerConfig, seed: int | None = None) -> None:
+    def __init__(self, config: ServerConfig, seed: int | None = None, processes: int = 1) -> None:
         self.config = config
         self.seed = seed
+        self.processes = max(1, processes)
         self.url = ""
         self.stats: dict[str, Any] | None = None
-        self._conn: multiprocessing.connection.Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._children: list[ServerChild] = []
 
     async def __aenter__(self) -> BuiltinTarget:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        process = ctx.Process(
-            target=_child,
-            args=(self.config, self.seed, child),
-            name="wsload-builtin-server",
-            daemon=True,
-        )
-        await trio.to_thread.run_sync(process.start)
-        child.close()
-        self._conn, self._process = parent, process
-        ready = await trio.to_thread.run_sync(parent.poll, _START_TIMEOUT)
-        message = parent.recv() if ready else None
-        if not (isinstance(message, tuple) and message[0] == "ready"):
-            await self._kill()
-            raise ToolError(f"the built-in server did not start within {_START_TIMEOUT:.0f} s")
-        _, host, port = message
+        shared = self.processes > 1
+        reserved = reserve_port("127.0.0.1", 0) if shared else None
+        port = reserved.getsockname()[1] if reserved is not None else 0
+        try:
+            for _ in range(self.processes):
+                child = ServerChild(
+                    self.config,
+                    port=port,
+                    reuse_port=shared,
+                    seed=self.seed,
+                    name="wsload-builtin-server",
+                )
+                self._children.append(child)
+                await trio.to_thread.run_sync(child.start)
+            for child in self._children:
+                host, port = await trio.to_thread.run_sync(child.ready, _START_TIMEOUT)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._reap()
+            raise
+        finally:
+            if reserved is not None:
+                reserved.close()
         self.url = f"ws://{host}:{port}/"
         return self
 
     @property
     def pid(self) -> int | None:
-        """The server process's id (None before it started)."""
-        return self._process.pid if self._process is not None else None
+        """The (first) server process's id (None before it started)."""
+        return self._children[0].process.pid if self._children else None
 
     async def storm(self) -> None:
-        """Ask the server for a shutdown storm now (its configured code and grace)."""
-        if self._conn is not None:
-            self._conn.send("storm")
+        """Ask the server for a shutdown storm now (its configured code and grace), in every
+        process."""
+        for child in self._children:
+            child.send("storm")
 
     async def __aexit__(
         self,
@@ -122,36 +87,30 @@ class BuiltinTarget:
         tb: TracebackType | None,
     ) -> None:
         with trio.CancelScope(shield=True):
-            conn = self._conn
-            if conn is not None:
-                try:
-                    conn.send("stop")
-                    if await trio.to_thread.run_sync(conn.poll, _STOP_TIMEOUT):
-                        kind, stats = conn.recv()
-                        if kind == "stats":
-                            self.stats = stats
-                except (OSError, EOFError):
-                    pass
-            await self._kill()
+            for child in self._children:
+                child.send("stop")
+            parts = [
+                await trio.to_thread.run_sync(child.stats, _STOP_TIMEOUT)
+                for child in self._children
+            ]
+            reported = [part for part in parts if part is not None]
+            if reported:
+                self.stats = reported[0] if len(parts) == 1 else sum_stats(list(reported))
+            await self._reap()
 
-    async def _kill(self) -> None:
-        process = self._process
-        if process is not None:
-            await trio.to_thread.run_sync(process.join, 2.0)
-            if process.is_alive():
-                process.kill()
-                await trio.to_thread.run_sync(process.join, 2.0)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    async def _reap(self) -> None:
+        for child in self._children:
+            await trio.to_thread.run_sync(child.reap)
+        self._children = []
 
 
 async def open_target(
-    stack: AsyncExitStack, scenario: Scenario
+    stack: AsyncExitStack, scenario: Scenario, processes: int = 1
 ) -> tuple[str, BuiltinTarget | None]:
     """The URL to load, and the built-in server when ``url = "builtin"`` (started in its own
-    process, stopped when ``stack`` closes; its statistics are then in ``target.stats``)."""
+    ``processes``, stopped when ``stack`` closes; its statistics are then in ``target.stats``)."""
     if not scenario.target.is_builtin:
         return scenario.target.url, None
-    target = await stack.enter_async_context(BuiltinTarget(scenario.target.server, scenario.seed))
+    server = BuiltinTarget(scenario.target.server, scenario.seed, processes)
+    target = await stack.enter_async_context(server)
     return target.url, target

@@ -1,0 +1,115 @@
+"""Build: compile the modules of a connection's cycle with mypyc; pure Python when it cannot.
+
+``pip install [-e] .`` compiles :data:`COMPILED` (sans-IO core and the engine's per-connection
+code, all ``mypy --strict`` clean) into C extensions beside their sources when a C compiler
+and the Python headers are there. Nothing here may fail an install: no compiler, mypyc
+refusing the code, or a compiler error prints one warning and leaves a pure-Python install
+(``wsload --version`` says which). ``WSLOAD_PURE=1`` at build time skips compiling; at run
+time it makes an installed build use the ``.py`` sources (``wsload/_compiled.py``).
+
+mypyc runs only inside ``build_ext`` (pip calls this file three times per install; only the
+build compiles). After a successful build ``wsload/_mypyc_manifest.json`` lists each compiled
+module and the SHA-256 of the source it was compiled from: a module edited since is never run
+compiled (``wsload/_compiled.py`` falls back to the sources until the next install).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+COMPILED = (
+    "wsload/core/browser.py",
+    "wsload/core/closing.py",
+    "wsload/core/codes.py",
+    "wsload/core/entropy.py",
+    "wsload/core/faults.py",
+    "wsload/core/frames.py",
+    "wsload/core/handshake.py",
+    "wsload/core/kinds.py",
+    "wsload/core/outcomes.py",
+    "wsload/core/protocol.py",
+    "wsload/core/record.py",
+    "wsload/engine/behaviours.py",
+    "wsload/engine/context.py",
+    "wsload/engine/driver.py",
+    "wsload/engine/link.py",
+    "wsload/engine/oserrors.py",
+    "wsload/engine/rawstream.py",
+    "wsload/engine/session.py",
+    "wsload/engine/wireclock.py",
+)
+"""The sources mypyc compiles, as one group (they call each other natively)."""
+
+GROUP = "wsload._mypyc"
+"""The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an
+editable install finds it beside the sources."""
+
+MANIFEST = "_mypyc_manifest.json"
+HERE = Path(__file__).resolve().parent
+
+
+def _warn(why: str) -> None:
+    print(f"wsload: not compiled, installing pure Python ({why})", file=sys.stderr)
+
+
+def _mypyc_extensions() -> list[Extension]:
+    """mypyc's extensions for :data:`COMPILED` (type-checks and writes the C sources), or
+    none when it cannot (a warning says why)."""
+    if os.environ.get("WSLOAD_PURE", "") not in ("", "0"):
+        _warn("WSLOAD_PURE is set")
+        return []
+    try:
+        from mypyc.build import mypycify  # a build requirement (pyproject.toml)
+
+        return list(mypycify(list(COMPILED), group_name=GROUP, opt_level="3", debug_level="0"))
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error: still install
+        _warn(f"mypyc: {type(exc).__name__}: {exc}")
+        return []
+
+
+class BuildExt(build_ext):
+    """``build_ext`` that compiles :data:`COMPILED` with mypyc, or nothing when it cannot."""
+
+    def finalize_options(self) -> None:
+        # before setuptools prepares the extensions (it does so for the placeholder below)
+        self.distribution.ext_modules = _mypyc_extensions()
+        super().finalize_options()
+        self.parallel = os.cpu_count() or 1
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no Python headers, a compiler error
+            _warn(f"{type(exc).__name__}: {exc}")
+            self.extensions = []  # nothing built: nothing to install
+            return
+        target = Path(self.get_ext_fullpath(GROUP + "__mypyc")).parent
+        if self.inplace:  # an editable install: a module no longer compiled must not shadow
+            built = {Path(self.get_ext_fullpath(ext.name)).resolve() for ext in self.extensions}
+            for old in (HERE / "wsload").rglob("*.so"):
+                if old.resolve() not in built:
+                    old.unlink()
+        manifest = {
+            path[: -len(".py")].replace("/", "."): hashlib.sha256(
+                (HERE / path).read_bytes()
+            ).hexdigest()
+            for path in COMPILED
+        }
+        (target / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+# A placeholder, so that setuptools builds a platform wheel and runs build_ext at all;
+# BuildExt.finalize_options replaces it with mypyc's extensions.
+setup(
+    ext_modules=[Extension(GROUP + "__mypyc", sources=[])],
+    cmdclass={"build_ext": BuildExt},
+)
