@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from browser import Chromium, chromium_skip_reason
+from hypothesis import settings
 from shipped import ShippedRuns
 from timing import time_limit
 
@@ -33,6 +34,12 @@ TIERS = ("core", "engine", "runner", "cli", "process")
 """The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
 
 _TESTS = Path(__file__).resolve().parent
+
+# Hypothesis's default 200 ms deadline per example is a real-clock bound a busy machine breaks
+# (a loaded machine stretches an example's real time several-fold); the tests' CPU-time
+# bound (``bounded_sync``) is what catches an example that never ends.
+settings.register_profile("busy_machine", deadline=None)
+settings.load_profile("busy_machine")
 
 for _folder in (_TESTS, *(_TESTS / tier for tier in TIERS)):
     if _folder.is_dir() and str(_folder) not in sys.path:
