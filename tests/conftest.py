@@ -19,12 +19,14 @@ module: what two of them share moves to a helper module.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import Chromium, chromium_skip_reason
+from hypothesis import settings
 from shipped import ShippedRuns
 from timing import time_limit
 
@@ -32,6 +34,12 @@ TIERS = ("core", "engine", "runner", "cli", "process")
 """The tier folders under ``tests/``; each is also a marker (registered in pyproject.toml)."""
 
 _TESTS = Path(__file__).resolve().parent
+
+# Hypothesis's default 200 ms deadline per example is a real-clock bound a busy machine breaks
+# (a loaded machine stretches an example's real time several-fold); the tests' CPU-time
+# bound (``bounded_sync``) is what catches an example that never ends.
+settings.register_profile("busy_machine", deadline=None)
+settings.load_profile("busy_machine")
 
 for _folder in (_TESTS, *(_TESTS / tier for tier in TIERS)):
     if _folder.is_dir() and str(_folder) not in sys.path:
@@ -91,8 +99,12 @@ def loopback_chromium() -> Iterator[Chromium]:
 @pytest.fixture(scope="session")
 def shipped_runs(tmp_path_factory: pytest.TempPathFactory) -> ShippedRuns:
     """Each shipped scenario run once per session, shared by the tiers that read its results
-    (the CLI tier's summary checks, the process tier's browser); see tests/shipped.py."""
-    return ShippedRuns(tmp_path_factory.mktemp("shipped"))
+    (the CLI tier's summary checks, the process tier's browser), in a folder every
+    pytest-xdist worker of the session shares; see tests/shipped.py."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    return ShippedRuns(root / "shipped")
 
 
 def pytest_report_header() -> str:

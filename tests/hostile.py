@@ -16,18 +16,31 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import socket
 import struct
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import trio
 from peers import RawPeer, server_frame
 
-__all__ = ["BOMBS", "CASES", "HUGE", "MODES", "TIMEOUT", "Case", "HostileServer", "bomb"]
+__all__ = [
+    "BOMBS",
+    "CASES",
+    "HUGE",
+    "MODES",
+    "TIMEOUT",
+    "Case",
+    "HostileServer",
+    "bomb",
+    "held_open",
+]
 
 HUGE = 100 * 1024 * 1024
 """The size the ``huge_frame`` mode announces: 100 MB."""
@@ -420,3 +433,26 @@ CASES = (
     Case("ping_flood", 1, "clean", code_sent=1000),
     Case("close_without_code", 0, "server_closed"),
 )
+
+
+def held_open() -> Counter[str]:
+    """What this process holds open, by target: its files and its TCP sockets
+    (``socket:[inode]``), so a test can show it left none behind (``held_open() <= before``)
+    and say which.
+
+    Not the one UDP socket the wire clock keeps for the rest of the process's life
+    (wsload/engine/wireclock.py): the first run in a process that reads kernel stamps opens
+    it, and which test that is depends on what ran before in the same worker process.
+    """
+    tcp = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            lines = Path(f"/proc/self/net/{table}").read_text(encoding="ascii").splitlines()
+            tcp |= {f"socket:[{line.split()[9]}]" for line in lines[1:]}
+    found: Counter[str] = Counter()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd)
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if not target.startswith("socket:") or target in tcp:
+                found[target] += 1
+    return found

@@ -17,7 +17,7 @@ How long a server waits for the client's answer to its own Close (then drops TCP
 - :func:`start_trio_websocket`: ``await`` it with a nursery (``serve_websocket`` + ``start``).
 - :class:`WebsocketsPeer`: the ``websockets.asyncio`` server in its own thread and event loop.
 - :class:`NodePeer`: ``tests/node/server.js`` in a child process (:func:`node_skip_reason`
-  says why it cannot run; ``npm install`` runs once in tests/node when needed).
+  says why it cannot run; ``npm ci`` runs once in tests/node when needed).
 
 And :class:`RawPeer`, a scripted server over any Trio stream (memory streams, sockets) that
 writes raw bytes and decodes the client's frames by hand, for misbehaviour no library produces.
@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 import trio.testing
 import trio_websocket
+from npm import npm_skip_reason
 
 from wsload.core.handshake import accept_key
 
@@ -293,21 +294,7 @@ async def _pubsub(ws: Any, route: Route) -> None:
 
 def node_skip_reason() -> str | None:
     """Why the Node peer cannot run here (None: it can); installs ``ws`` once if needed."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        return "node and npm are needed for the Node ws peer (not found on PATH)"
-    if not (NODE_DIR / "node_modules" / "ws" / "package.json").exists():
-        try:
-            subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=NODE_DIR,
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"npm install in {NODE_DIR} failed: {exc}"
-    return None
+    return npm_skip_reason(NODE_DIR, ("ws",), "the Node ws peer")
 
 
 class NodePeer:

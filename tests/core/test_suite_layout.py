@@ -9,6 +9,7 @@ in ``tests/timing.py``, so a bound on a busy machine is argued in one place.
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ TESTS = Path(__file__).resolve().parents[1]
 ALLOWANCES = ("SLACK", "EXIT_SLACK")
 
 
+@cache  # parsed once for both checks
 def _trees() -> dict[Path, ast.Module]:
     return {
         path: ast.parse(path.read_text(encoding="utf-8"), str(path))

@@ -48,7 +48,9 @@ async def _main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result(None))
-    async with serve(handler, "127.0.0.1", args.port, close_timeout=args.grace + 1) as server:
+    # websockets' own close timeout far beyond the grace: a client the sweep failed to drop
+    # would end 5 s later, a time no busy machine confuses with the grace
+    async with serve(handler, "127.0.0.1", args.port, close_timeout=args.grace + 5) as server:
         print(f"sweep_server: listening on {args.port}", flush=True)
         if args.crash_after:
             loop.call_later(args.crash_after, os._exit, 7)

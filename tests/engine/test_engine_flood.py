@@ -58,7 +58,9 @@ async def test_a_flooding_server_cannot_starve_the_event_loop() -> None:
             await trio.sleep(0)
             ticks += 1
 
-    session = SessionConfig(messages=0, hold=Delay(1.0, 1.0))
+    # held 2 s of real time: a machine busy enough to halve the test's CPU still reads well over
+    # the 100,000 messages the yield count below needs to tell the rule from its absence
+    session = SessionConfig(messages=0, hold=Delay(2.0, 2.0))
     ctx = DriverContext.create(TargetConfig(), session, f"ws://127.0.0.1:{port}/")
     plan = ConnectionPlan(seq=1, scheduled=0.0, close=CloseSpec(kind="terminate", label="t"))
     try:

@@ -5,42 +5,24 @@ the restart and the reconnect herd. Skipped without node and npm."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from npm import SERVER_PACKAGES, SERVERS, npm_skip_reason
 from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
-SERVERS = ROOT / "scenarios" / "servers"
 CLIENTS = 100
-
-
-def _node_skip_reason() -> str | None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return "node and npm are needed for the shipped Node ws server"
-    if not (SERVERS / "node_modules" / "ws" / "package.json").exists():
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=SERVERS,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            return f"npm ci in {SERVERS} failed: {done.stderr.strip()[-300:]}"
-    return None
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _node() -> None:
-    reason = _node_skip_reason()
+    reason = npm_skip_reason(SERVERS, SERVER_PACKAGES, "the shipped Node ws server")
     if reason is not None:
         pytest.skip(reason)
 
@@ -98,10 +80,14 @@ def test_soft_deploy_every_client_gets_a_clean_1001_and_reconnects(tmp_path: Pat
     assert event["codes"] == {"1001": CLIENTS}
     assert event["closed_clean"] == CLIENTS and event["closed_abnormal"] == 0
     assert event["still_open_at_exit"] == 0
-    # everyone answered at once: the 5 s second sweep never had anyone to terminate
-    assert event["latency_us"]["eof"]["max"] < 2_000_000
-    assert event["exit_status"] == 0 and event["exit_s"] < 2.5
-    assert all(t["ok"] for t in summary["thresholds"])
+    # everyone answered: the second sweep, 5 s (the grace) after the signal, had nobody to
+    # terminate, and the server exited before it
+    assert event["latency_us"]["eof"]["max"] < 5_000_000
+    assert event["exit_status"] == 0 and event["exit_s"] < 5.0
+    # its latency thresholds are judged only by a run that was not saturated
+    passed = summary["verdict"] == "pass"
+    judged = [t for t in summary["thresholds"] if passed or t.get("unit") != "us"]
+    assert all(t["ok"] for t in judged), summary["thresholds"]
     _reconnected_after_one_restart(summary)
 
 

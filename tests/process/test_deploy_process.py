@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from children import wait_for_load
 from deploy_runs import (
     CONNS,
     MIXED,
@@ -23,6 +24,7 @@ from deploy_runs import (
     run,
     scenario,
 )
+from timing import SLACK
 from verdicts import assert_passed_or_saturated
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
@@ -45,11 +47,13 @@ def test_soft_sweep_every_client_gets_1001_within_the_grace(tmp_path: Path) -> N
     assert event["closed_clean"] == CONNS
     assert event["close_events"] == {"1001": {"clean": CONNS, "unclean": 0}}
     assert event["closed_abnormal"] == 0 and event["still_open_at_exit"] == 0
-    assert event["exit_status"] == 0 and 1.0 <= event["exit_s"] < 3.0
+    # after the grace, and on its own: exit status 0, not the SIGKILL at the 3 s stop_timeout
+    assert event["exit_status"] == 0 and event["exit_s"] >= 1.0
     close_us, eof_us = event["latency_us"]["close_received"], event["latency_us"]["eof"]
-    assert close_us["count"] == CONNS and close_us["max"] < 1_000_000  # all Closes at once
-    # the mute ones are dropped by the second sweep: 1 s (the grace) after the signal
-    assert eof_us["count"] == CONNS and 1_000_000 <= eof_us["max"] < 1_600_000
+    assert close_us["count"] == CONNS and close_us["max"] < SLACK * 1e6  # all Closes at once
+    # the mute ones are dropped by the second sweep: 1 s (the grace) after the signal, not at
+    # the server's own close timeout (6 s) nor the clients' (8 s)
+    assert eof_us["count"] == CONNS and 1_000_000 <= eof_us["max"] < (1.0 + SLACK) * 1e6
     assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
     assert summary["behaviours"]["answers"]["outcomes"]["server_closed"] == 30
     assert [t["ok"] for t in summary["thresholds"]] == [True]
@@ -68,9 +72,10 @@ def test_hard_sweep_drops_everyone_on_the_next_tick(tmp_path: Path) -> None:
     assert event["codes"] == {"1001": CONNS}
     assert sum(sum(c.values()) for c in event["close_events"].values()) == CONNS
     eof = event["latency_us"]["eof"]
-    assert eof["count"] == CONNS and eof["max"] < 500_000  # soft: the mute ones at 1 s
+    # soft (the server's default grace): the mute ones dropped, and the server gone, at 2 s
+    assert eof["count"] == CONNS and eof["max"] < SLACK * 1e6
     assert summary["behaviours"]["mute"]["outcomes"]["server_dropped"] == 10
-    assert event["exit_status"] == 0 and event["exit_s"] < 1.0
+    assert event["exit_status"] == 0 and event["exit_s"] < SLACK
 
 
 def test_restart_and_every_client_reconnects(tmp_path: Path) -> None:
@@ -149,8 +154,8 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
     for summary in (one, two):
         (event,) = summary["events"]
         # the answering clients' Closes come at once; the mute ones are dropped at the grace
-        assert event["latency_us"]["close_received"]["max"] < 1_000_000
-        assert 1_000_000 <= event["latency_us"]["eof"]["max"] < 2_000_000
+        assert event["latency_us"]["close_received"]["max"] < SLACK * 1e6
+        assert 1_000_000 <= event["latency_us"]["eof"]["max"] < (1.0 + SLACK) * 1e6
         assert event["exit_s"] >= 1.0
     assert len(list((tmp_path / "two" / "segments").iterdir())) == 2
     assert_segments_add_up(tmp_path / "two", two)
@@ -313,7 +318,7 @@ def test_a_sigkill_leaves_every_connection_to_the_kernel(tmp_path: Path) -> None
     assert rc == 0, err
     assert summary is not None
     (event,) = summary["events"]
-    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < 1.0
+    assert event["exit_status"] == -signal.SIGKILL and event["exit_s"] < SLACK  # at once
     assert event["open_at_signal"] == CONNS
     assert event["still_open_at_exit"] == CONNS  # nobody got a Close: the kernel cut them all
     assert event["closed_abnormal"] == CONNS and event["codes"] == {"1006": CONNS}
@@ -329,14 +334,7 @@ def test_a_sigkilled_wsload_takes_its_server_with_it(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "wsload", "run", str(path), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while (
-            not (tmp_path / "out" / "server.log").exists()
-            or "started pid" not in (tmp_path / "out" / "server.log").read_text()
-        ):
-            assert time.monotonic() < deadline and proc.poll() is None, "the server never started"
-            time.sleep(0.1)
-        time.sleep(1.0)  # the load is holding its connections
+        wait_for_load(proc, tmp_path / "out")  # the server is up and holds connections
         assert children_left(tmp_path), "no server process to look for"
         proc.kill()
         proc.wait(10)

@@ -7,40 +7,25 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from npm import SERVER_PACKAGES, SERVERS, npm_skip_reason
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
-SERVERS = ROOT / "scenarios" / "servers"
 CLIENTS = 200
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _node() -> None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the shipped Socket.IO and graphql-ws servers")
-    installed = all(
-        (SERVERS / "node_modules" / name / "package.json").exists()
-        for name in ("socket.io", "graphql-ws", "graphql", "ws")
-    )
-    if not installed:
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=SERVERS,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"npm ci in {SERVERS} failed: {done.stderr.strip()[-300:]}")
+    reason = npm_skip_reason(SERVERS, SERVER_PACKAGES, "the shipped Socket.IO, graphql-ws servers")
+    if reason is not None:
+        pytest.skip(reason)
 
 
 def run_shipped(name: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, int]]:

@@ -73,10 +73,10 @@ def _launch(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
     return proc, out
 
 
-def _start(tmp_path: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
-    """``_launch``, returning once the interval log shows the load flowing."""
+def _start(tmp_path: Path, url: str, started: int = 1) -> tuple[subprocess.Popen[str], Path]:
+    """``_launch``, returning once the interval log shows ``started`` connections started."""
     proc, out = _launch(tmp_path, url)
-    wait_for_load(proc, out)
+    wait_for_load(proc, out, started=started)
     return proc, out
 
 
@@ -109,10 +109,9 @@ def _finish(proc: subprocess.Popen[str]) -> str:
 def test_sigint_stops_every_worker_and_writes_the_merged_run(
     tmp_path: Path, ws_peer: WebsocketsPeer
 ) -> None:
-    proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo", started=100)
     workers = _workers(proc.pid)
     assert len(workers) == 2
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     err = _finish(proc)
     assert proc.returncode == 130, err
@@ -169,9 +168,8 @@ def test_sigterm_to_the_group_stops_every_worker_gracefully(
 ) -> None:
     """docs/reliability.md: SIGTERM to the whole group is a graceful stop (the workers get it
     too, and must leave the stop to the parent), every result written, exit 130."""
-    proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo")
+    proc, out = _start(tmp_path, f"ws://127.0.0.1:{ws_peer.port}/echo", started=100)
     assert len(_workers(proc.pid)) == 2
-    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGTERM)
     err = _finish(proc)
     assert proc.returncode == 130, err

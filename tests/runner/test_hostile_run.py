@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import CASES, TIMEOUT, Case, HostileServer
+from hostile import CASES, TIMEOUT, Case, HostileServer, held_open
 from timing import EXIT_SLACK, SLACK
 
-from wsload.engine import wireclock
 from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import parse_scenario
 
@@ -81,7 +79,7 @@ def _run(
 def test_run_against_a_hostile_server(
     case: Case, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    before = set(os.listdir("/proc/self/fd"))
+    before = held_open()
     with HostileServer(case.mode) as server:
         code, elapsed, summary = _run(
             tmp_path,
@@ -92,9 +90,7 @@ def test_run_against_a_hostile_server(
             timeout=f"{case.timeout}s",
         )
     gc.collect()
-    # no socket (or file) left open, but for the process's one timestamping keeper (made once)
-    keeper = {str(sock.fileno()) for sock in wireclock._KEEPER}
-    assert set(os.listdir("/proc/self/fd")) - before - keeper == set()
+    assert held_open() <= before  # no socket (or file) left open
     assert code == (1 if case.outcome.startswith("handshake_") else 0)
     outcomes = {k: v for k, v in summary["outcomes"].items() if v}
     assert outcomes == {case.outcome: CONNECTIONS}

@@ -18,6 +18,7 @@ from peers import WebsocketsPeer
 
 from wsload.engine.wireclock import SO_TIMESTAMPNS
 from wsload.metrics.histograms import new_histogram
+from wsload.runner.load.lag import SATURATION_US
 from wsload.runner.modes.execute import execute_run
 from wsload.scenario.parse import load_scenario, parse_scenario
 
@@ -87,7 +88,10 @@ def test_execute_run_writes_consistent_results(
     assert outcomes == {**outcomes, "clean": 40, "terminated": 20}
     assert summary["interrupted"] is False
     assert summary["intervals"] >= 1
-    assert summary["generator"]["saturated"] is False
+    # a busy machine may saturate the generator: the flag then follows the lags it measured
+    generator = summary["generator"]
+    lag_p99 = max(generator[f"{what}_lag_us"]["p99"] or 0 for what in ("loop", "start"))
+    assert not generator["saturated"] or lag_p99 > SATURATION_US, generator
     assert summary["generator"]["loop_lag_us"]["count"] > 0
     if SO_TIMESTAMPNS is not None:  # Linux: every received frame stamped by the kernel
         assert summary["generator"]["receive_clock"] == "kernel"
