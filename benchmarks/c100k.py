@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SATURATION_US = 20_000  # wsload.runner.lag.SATURATION_US
+SATURATION_US = 20_000  # wsload.runner.load.lag.SATURATION_US
 RELEASE_GOAL_US = 1_000_000
 RSS_GOAL = 1.5e9
 HOLD_S = 10
