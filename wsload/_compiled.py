@@ -1,7 +1,7 @@
 """Which build of the per-cycle modules runs: mypyc-compiled, or their ``.py`` sources.
 
 ``setup.py`` compiles the modules a connection's cycle spends its time in (the protocol object,
-frame codec, close tracker, record, the engine's link and driver: ``setup.COMPILED``) with
+frame codec, close tracker, record: the sans-IO core, ``setup.COMPILED``) with
 mypyc when the package is built and a C compiler is there, and writes :data:`MANIFEST` next to
 this file: each compiled module's name and the SHA-256 of the source it was compiled from.
 An extension module shadows the ``.py`` of the same name in its folder, so without a check an
