@@ -44,12 +44,14 @@ def _cycle(*args: str) -> tuple[dict[str, Any], str, int]:
     return report, err, proc.pid
 
 
-def _clean(report: dict[str, Any], kind: str, cycles: int) -> dict[str, Any]:
+def _clean(
+    report: dict[str, Any], kind: str, cycles: int, *, positive: bool = True
+) -> dict[str, Any]:
     client: dict[str, Any] = report["clients"][kind]
     (run,) = client["runs"]
     assert "error" not in run, run
     assert run["cycles"] == cycles and run["clean"] == cycles, run
-    assert run["cpu_us_per_cycle"] > 0
+    assert run["cpu_us_per_cycle"] > 0 or not positive
     assert run["cpu_us_per_cycle"] == pytest.approx(
         run["user_us_per_cycle"] + run["sys_us_per_cycle"], abs=0.2
     )
@@ -81,8 +83,10 @@ def test_tsung_runs_in_its_own_namespace_next_to_wsload_open_loop_or_is_skipped(
         assert "tsung" not in report["clients"] and "wsload-open" not in report["clients"]
         assert "# tsung skipped: " in err
         return
-    # Tsung's figure is the difference of two runs: exactly the extra sessions, all upgraded
-    tsung = _clean(report, "tsung", 150)
+    # Tsung's figure is the difference of two runs: exactly the extra sessions, all upgraded.
+    # Its sign is not checked: at 150 sessions the difference (≈ 60 ms of CPU) is inside the
+    # Erlang VM's start-up noise (≈ 1 s of CPU per run; it once came out -82 µs per cycle).
+    tsung = _clean(report, "tsung", 150, positive=False)
     assert not [k for k in tsung["runs"][0]["tsung_counts"] if k.startswith("error")]
     # wsload open loop at the same rate, in the same namespace, against the same server
     wsload_open = _clean(report, "wsload-open", 150)
