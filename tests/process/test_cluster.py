@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+from clusters import local_cluster
 
 from wsload.errors import ToolError
 from wsload.plan.segment import RELEASE_SETTLE
@@ -50,13 +51,7 @@ rst = true
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as local:
+    with local_cluster() as local:
         yield local
 
 

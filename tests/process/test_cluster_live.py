@@ -7,7 +7,6 @@ the one-process run of the same scenario counts."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+from clusters import local_cluster
 from deploy_runs import SERVER, assert_segments_add_up
 
 from wsload.metrics.result import SegmentResult
@@ -36,15 +36,7 @@ pytestmark = pytest.mark.usefixtures("bounded_slow")  # two whole deploy runs
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as local:
-        with distributed.Client(local) as client:  # warm: a cold worker's imports take seconds
-            client.run(importlib.import_module, "wsload.runner.executors.cluster")
+    with local_cluster() as local:
         yield local
 
 
@@ -152,15 +144,7 @@ def test_a_cluster_run_reports_live_and_stops_when_asked(tmp_path: Path, cluster
 @pytest.fixture
 def lone_cluster() -> Iterator[Any]:
     """A cluster of its own: the test kills one of its workers."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as local:
-        with distributed.Client(local) as client:
-            client.run(importlib.import_module, "wsload.runner.executors.cluster")
+    with local_cluster() as local:
         yield local
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clusters import local_cluster
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_server import Prometheus, free_port, prometheus_skip_reason
@@ -393,14 +394,7 @@ def test_a_cluster_run_serves_its_tasks_merged_seconds_while_they_run(tmp_path: 
     """``--cluster`` (a Dask ``LocalCluster`` of 2 worker processes): each merged second is
     served as the tasks report it, not only when their results come back at the end, and the
     last scrape equals summary.json."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
+    with local_cluster() as cluster:
         port = free_port()
         text = SCENARIO.replace('duration = "3s"', 'duration = "6s"')
         args = ("--cluster", cluster.scheduler_address, "--metrics-linger", "10s")
