@@ -10,6 +10,7 @@ same records whether their reads park in the poller or wait in Trio within a can
 from __future__ import annotations
 
 import math
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import fields
@@ -155,6 +156,32 @@ async def test_the_heap_keeps_only_the_live_deadlines(
             assert await io.read(trio.current_time() + 600) == b"x"
     assert len(poller._heap) <= 1024 + 2
     assert poller._live == 0
+
+
+def _epolls() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+def test_the_epoll_opens_at_the_first_park_and_closes_with_the_run() -> None:
+    before = _epolls()
+    seen: list[int] = []
+
+    async def main() -> None:
+        poller = _poller()
+        seen.append(_epolls())  # none yet: a run that never parks opens nothing
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            assert await RawIO(a.fileno(), poller=poller).read(trio.current_time() + 0.01) is None
+            seen.append(_epolls())
+
+    trio.run(main)
+    assert seen == [before + 1, before + 2]  # Trio's own, then the poller's
+    assert _epolls() == before
 
 
 # --- the same connections with and without the poller ------------------------------------------

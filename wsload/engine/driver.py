@@ -57,6 +57,12 @@ _IP_BIND_ADDRESS_NO_PORT: int | None = getattr(
 )
 
 
+_NONBLOCK: int = getattr(_stdlib_socket, "SOCK_NONBLOCK", 0)
+_STREAM = _stdlib_socket.SOCK_STREAM | _NONBLOCK
+"""Linux: the socket is made non-blocking by ``socket()`` itself (Python then knows it has no
+timeout), which saves the ``ioctl`` of a ``setblocking(False)`` per connection."""
+
+
 class _TimedOut(Exception):
     """A bounded wait of the TCP connect (resolving, connecting) reached its deadline."""
 
@@ -239,9 +245,10 @@ class _Attempt:
         source = self.plan.source_address
         key = _address_key(endpoint.host, endpoint.port, source)
         family, sockaddr = await _resolve(self.ctx, key, deadline)
-        raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
+        raw = _stdlib_socket.socket(family, _STREAM)
         try:
-            raw.setblocking(False)
+            if not _NONBLOCK:
+                raw.setblocking(False)
             if source is not None:
                 if _IP_BIND_ADDRESS_NO_PORT is not None:
                     with contextlib.suppress(OSError):

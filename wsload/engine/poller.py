@@ -74,13 +74,12 @@ class Poller:
         "_now",
         "_scope",
         "_serial",
-        "_started",
         "_waitables",
     )
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
-        self._epoll = select.epoll()
+        self._epoll: select.epoll | None = None  # opened at the first park, closed with the run
         # fd -> its socket's state; a closed socket's entry stays until the number is reused
         self._waitables: dict[int, Waitable] = {}
         self._heap: list[tuple[float, int, Waitable]] = []  # (deadline, serial, w), pruned lazily
@@ -88,18 +87,18 @@ class Poller:
         self._serial = 0
         self._scope: trio.CancelScope | None = None
         self._deadline = math.inf  # the loop scope's deadline
-        self._started = False
 
     async def park(self, w: Waitable, deadline: float) -> bool:
         """Wait until ``w``'s socket may be readable (True), or ``deadline`` passes or
         :meth:`wake` is called (False). A checkpoint: an outer cancellation aborts it."""
         if not w.registered:
-            self._epoll.register(w.fd, _EVENTS)
+            epoll = self._epoll
+            if epoll is None:
+                self._epoll = epoll = select.epoll()
+                trio.lowlevel.spawn_system_task(self._run, epoll, name="wsload.engine.poller")
+            epoll.register(w.fd, _EVENTS)
             self._waitables[w.fd] = w
             w.registered = True
-            if not self._started:
-                self._started = True
-                trio.lowlevel.spawn_system_task(self._run, name="wsload.engine.poller")
         if deadline < math.inf:
             self._serial += 1
             w.serial = serial = self._serial
@@ -133,15 +132,15 @@ class Poller:
             w.woke = readable
             trio.lowlevel.reschedule(task)
 
-    async def _run(self) -> None:
-        fd = self._epoll.fileno()
+    async def _run(self, epoll: select.epoll) -> None:
+        fd = epoll.fileno()
         try:
             while True:
                 with trio.CancelScope(deadline=self._deadline) as scope:
                     self._scope = scope
                     while True:
                         await trio.lowlevel.wait_readable(fd)
-                        self._dispatch()
+                        self._dispatch(epoll)
                         if self._heap:
                             self._expire()
                             if scope.deadline != self._deadline:  # a move costs Trio ≈ 3 µs
@@ -150,12 +149,12 @@ class Poller:
                 self._expire()
         finally:
             self._scope = None
-            self._epoll.close()
+            epoll.close()
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, epoll: select.epoll) -> None:
         """Mark every reported socket readable and wake its parked task."""
         waitables = self._waitables
-        for fd, _ in self._epoll.poll(0):
+        for fd, _ in epoll.poll(0):
             w = waitables.get(fd)
             if w is not None:
                 w.ready = True
