@@ -24,7 +24,7 @@ from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.poller import Poller
-from wsload.engine.rawstream import RawIO
+from wsload.engine.rawstream import RECEIVE_SIZE, RawIO
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 
@@ -141,6 +141,24 @@ async def test_bytes_reported_while_the_task_was_busy_are_not_waited_past(
         await trio.testing.wait_all_tasks_blocked()  # the poller reports it: nobody parked
         assert io.ready and not io.waiting
         assert await io.read(trio.current_time() + 30) == b"answer"
+
+
+async def test_bytes_left_unread_by_a_full_read_are_read_after_a_write(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A write does not make the next read park when the last read left bytes unread: the
+    edge-triggered epoll would never report them again (a ping flood: its pongs)."""
+    client, peer = tcp_pair
+    io = RawIO(client.fileno(), poller=_poller())
+    with trio.fail_after(30):
+        io.write(b"hello")
+        peer.sendall(bytes(3 * RECEIVE_SIZE))  # then silence: no new bytes, no new report
+        got = 0
+        while got < 3 * RECEIVE_SIZE:
+            data = await io.read(trio.current_time() + 30)
+            assert isinstance(data, bytes) and data
+            got += len(data)
+            io.write(b"pong")  # as a pong after each read
 
 
 async def test_the_heap_keeps_only_the_live_deadlines(

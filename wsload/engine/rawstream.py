@@ -218,6 +218,7 @@ class RawIO(Waitable):
     """
 
     __slots__ = (
+        "_drained",
         "_eager",
         "_offset_ns",
         "_poller",
@@ -247,7 +248,8 @@ class RawIO(Waitable):
         self._sock = stamped
         self._offset_ns = offset_ns
         self._eager = 0
-        self._wrote = False  # wrote since the last read: the answer cannot be there yet
+        self._wrote = False  # wrote since the last read: the answer cannot be there yet...
+        self._drained = True  # ...if that read left nothing unread (a short read, or EAGAIN)
 
     def write(self, data: bytes | bytearray) -> int:
         """Write what the socket buffer takes now; the bytes written (0: it is full).
@@ -269,15 +271,17 @@ class RawIO(Waitable):
             passed, :meth:`wake` was called, or the socket was closed under the wait.
         """
         fd, sock, poller = self.fd, self._sock, self._poller
-        wait_first, self._wrote = self._wrote, False
+        # right after a write a read would only say EAGAIN, unless the last one left bytes
+        # unread (an edge-triggered poller reports only new ones) or the poller said more
+        wait_first, self._wrote = self._wrote and self._drained, False
         while True:
-            # right after a write a read would only say EAGAIN, unless the poller said more
             if not wait_first or self.ready:
                 self.ready = False
                 data = _read_now(fd) if sock is None else self._receive_stamped(sock)
                 if data is not None:
                     if isinstance(data, OSError):
                         return data
+                    self._drained = len(data) < RECEIVE_SIZE  # a stream read takes all there is
                     self._eager += 1
                     if self._eager >= EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
@@ -285,6 +289,7 @@ class RawIO(Waitable):
                     return data
             wait_first = False
             self._eager = 0
+            self._drained = True
             if poller is not None:  # the run's poller: no cancel scope, no epoll_ctl per wait
                 if not await poller.park(self, deadline) or self.fd < 0:
                     return None
