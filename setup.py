@@ -41,7 +41,6 @@ COMPILED = (
     "wsload/metrics/histograms.py",
     "wsload/metrics/samples.py",
     "wsload/plan/schedule.py",
-    "wsload/plan/segment.py",
     "wsload/runner/load/lag.py",
     "wsload/runner/load/loop.py",
 )
