@@ -40,16 +40,15 @@ COMPILED = (
     "wsload/metrics/counts.py",
     "wsload/metrics/histograms.py",
     "wsload/metrics/samples.py",
-    "wsload/plan/schedule.py",
     "wsload/runner/load/lag.py",
-    "wsload/runner/load/loop.py",
 )
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
 the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the
 recording of each finished connection (the collector's one pass over a record: its counters,
-samples and histograms; the lag monitor's start lag). The engine's Trio I/O loop stays Python:
-compiling it too cost ≈ 55 s more CPU per install and measured no faster per cycle
-(docs/performance.md, "Compiled per-connection code")."""
+samples and histograms; the lag monitor's start lag). The engine's Trio I/O loop and the
+runner's slot (``runner/load/loop.py``) stay Python: compiled too they cost ≈ 55 s and ≈ 12 s
+more CPU per install and measured no faster per cycle, within the machine's noise
+(docs/performance.md, "Compiled per-connection code", "The recording compiled")."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an
