@@ -40,11 +40,16 @@ SATURATION_US = 20_000  # wsload.runner.load.lag.SATURATION_US
 RELEASE_GOAL_US = 1_000_000
 RSS_GOAL = 1.5e9
 HOLD_S = 10
-"""The sweep comes at twice the planned opening + 5 s (a loaded machine opens late, and a
-sweep of a half-open storm is not the deploy asked for); the deploy's close behaviour waits for
-it from the release (the planned opening + 1 s) with this much more (and 1 s per 2,000
-connections: a sweep of 100,000 takes seconds to reach them all); each reconnected client
-holds as long before its clean close."""
+"""Each reconnected client holds this long (``[reconnect] hold``) before its own close."""
+SWEEP_SLACK = 0.2
+"""The sweep comes at the planned opening × (1 + this) + ``HOLD_S`` (a loaded machine opens a
+little late, and a sweep of a half-open storm is not the deploy asked for)."""
+SWEEP_WAIT_S = 30
+"""The first connection's wait for the sweep's Close lasts from the release (the planned opening
++ 1 s) to the sweep, and this much more: a sweep of 100,000 takes seconds to reach them all."""
+DRAIN_SLACK_S = 60
+"""The drain (from the release) outlasts the sweep, the reconnects' spread and their hold by
+this much."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 COMMON = """
@@ -58,7 +63,7 @@ model = "storm"
 concurrency = {n}
 rate = {rate}
 open_deadline = "{deadline}s"
-drain = "90s"
+drain = "{drain}s"
 [session]
 messages = 1
 message_size = 64
@@ -82,8 +87,9 @@ at = "{at}s"
 signal = "SIGTERM"
 [[close]]
 kind = "await_server_close"
-timeout = "{hold}s"
+timeout = "{wait}s"
 [reconnect]
+hold = "{hold}s"
 on = ["server_closed", "abnormal", "refused", "reset", "handshake_timeout", "connect_timeout"]
 backoff = {{ initial = "{spread}s", max = "{spread}s", multiplier = 2, jitter = "full" }}
 max_attempts = 20
@@ -93,13 +99,17 @@ max_attempts = 20
 def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
     """The two scenarios' TOML for ``n`` connections opened at ``rate`` per second."""
     opening = n / rate
-    common = COMMON.format(n=n, rate=rate, deadline=round(opening + 60))
+    deadline = round(opening + 60)
+    at = round(opening * (1 + SWEEP_SLACK) + HOLD_S)
+    wait = round(at - opening) + SWEEP_WAIT_S
+    deploy_drain = round(wait + spread + HOLD_S + DRAIN_SLACK_S)
     return {
-        "storm": STORM.format(common=common),
+        "storm": STORM.format(common=COMMON.format(n=n, rate=rate, deadline=deadline, drain=90)),
         "deploy": DEPLOY.format(
-            common=common,
-            at=round(2 * opening + 5),
-            hold=round(opening + 4) + max(HOLD_S, round(n / 2000)),
+            common=COMMON.format(n=n, rate=rate, deadline=deadline, drain=deploy_drain),
+            at=at,
+            wait=wait,
+            hold=HOLD_S,
             spread=spread,
         ),
     }
@@ -163,23 +173,53 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _age_s(pid: int) -> float | None:
+    """Seconds since ``pid`` started (``/proc/PID/stat`` starttime against ``/proc/uptime``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler:
-    """The generator's summed RSS (``root`` and its descendants but the servers), sampled."""
+    """The generator's summed RSS (``root`` and its descendants but the servers), sampled.
+
+    A process is told a server by the listening socket it holds, looked for only while it is
+    younger than ``CLASSIFY_S`` (a server listens within its start timeout, before the load):
+    ``/proc/net/tcp`` lists every socket of the machine, 200,000 lines once the storm is open,
+    and reading it (or listing a worker's 17,000 descriptors) every second cost the sampler a
+    fifth of a core that the run's processes needed."""
+
+    CLASSIFY_S = 20.0
 
     def __init__(self, root: int, every: float) -> None:
         self.root, self.every = root, every
         self.peak = 0
         self.peak_processes = 0
         self.servers: set[int] = set()
+        self.settled: set[int] = set()  # classified for good (old enough)
         self.server_cpu: dict[int, float] = {}
         self.done = threading.Event()
 
-    def sample(self) -> None:
+    def _classify(self, pids: list[int]) -> None:
+        young = [pid for pid in pids if pid not in self.settled and pid != self.root]
+        if not young:
+            return
         inodes = _listening_inodes()
-        total = processes = 0
-        for pid in _descendants(self.root):
-            if pid not in self.servers and pid != self.root and _listens(pid, inodes):
+        for pid in young:
+            if pid not in self.servers and _listens(pid, inodes):
                 self.servers.add(pid)
+            age = _age_s(pid)
+            if pid in self.servers or age is None or age > self.CLASSIFY_S:
+                self.settled.add(pid)
+
+    def sample(self) -> None:
+        pids = _descendants(self.root)
+        self._classify(pids)
+        total = processes = 0
+        for pid in pids:
             if pid in self.servers:
                 self.server_cpu[pid] = _cpu_seconds(pid) or self.server_cpu.get(pid, 0.0)
                 continue
