@@ -12,8 +12,8 @@ Runs ``wsload run`` (a real subprocess, sized by the plan alone: no ``--workers`
 - **deploy**: the same connections, then ``[[target.process.events]]`` makes the built-in
   server sweep them (every process sends 1001 Going Away, then terminates the rest after the
   grace: a soft sweep), every client reconnects with full-jitter backoff spread over
-  ``--spread`` seconds, holds, and closes cleanly. Goals: 100 % closed clean by the sweep,
-  100 % of the logical clients reconnected, RSS as above.
+  ``--spread`` seconds (default: as long as the opening took), holds, and closes. Goals:
+  100 % closed clean by the sweep, 100 % of the logical clients reconnected, RSS as above.
 
 It prints the figures (``--json``: as JSON) and exits 1 when a goal is missed. RSS is sampled
 every ``--every`` seconds from ``/proc``: the built-in server's processes are the descendants
@@ -44,9 +44,13 @@ HOLD_S = 10
 SWEEP_SLACK = 0.2
 """The sweep comes at the planned opening × (1 + this) + ``HOLD_S`` (a loaded machine opens a
 little late, and a sweep of a half-open storm is not the deploy asked for)."""
-SWEEP_WAIT_S = 30
+SWEEP_WAIT_S = 60
 """The first connection's wait for the sweep's Close lasts from the release (the planned opening
-+ 1 s) to the sweep, and this much more: a sweep of 100,000 takes seconds to reach them all."""
++ 1 s) to the sweep, and this much more: a sweep of 100,000 on this machine took 4-36 s to
+reach them all."""
+GRACE_S = 30
+"""The server's sweep: 1001 Going Away to everyone, and the rest terminated after this long
+(Node ``ws``'s own ``closeTimeout``)."""
 DRAIN_SLACK_S = 60
 """The drain (from the release) outlasts the sweep, the reconnects' spread and their hold by
 this much."""
@@ -80,7 +84,7 @@ DEPLOY = """name = "c100k-deploy"
 {common}
 [target.server]
 shutdown_code = 1001
-shutdown_grace = "20s"
+shutdown_grace = "{grace}s"
 [target.process]
 [[target.process.events]]
 at = "{at}s"
@@ -111,6 +115,7 @@ def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
             wait=wait,
             hold=HOLD_S,
             spread=spread,
+            grace=GRACE_S,
         ),
     }
 
@@ -201,6 +206,9 @@ class RssSampler:
         self.servers: set[int] = set()
         self.settled: set[int] = set()  # classified for good (old enough)
         self.server_cpu: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}  # the generator's processes
+        self.timeline: list[tuple[float, float, float]] = []  # (s, generator CPU, server CPU)
+        self.started = time.monotonic()
         self.done = threading.Event()
 
     def _classify(self, pids: list[int]) -> None:
@@ -223,6 +231,7 @@ class RssSampler:
             if pid in self.servers:
                 self.server_cpu[pid] = _cpu_seconds(pid) or self.server_cpu.get(pid, 0.0)
                 continue
+            self.cpu[pid] = _cpu_seconds(pid) or self.cpu.get(pid, 0.0)
             try:
                 resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
             except (OSError, ValueError, IndexError):
@@ -231,6 +240,9 @@ class RssSampler:
             processes += 1
         if total > self.peak:
             self.peak, self.peak_processes = total, processes
+        elapsed = round(time.monotonic() - self.started, 1)
+        generator, server = sum(self.cpu.values()), sum(self.server_cpu.values())
+        self.timeline.append((elapsed, round(generator, 1), round(server, 1)))
 
     def run(self) -> None:
         while not self.done.wait(self.every):
@@ -275,6 +287,7 @@ def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
         "rss_peak_bytes": sampler.peak,
         "rss_processes": sampler.peak_processes,
         "server_cpu_seconds": round(sum(sampler.server_cpu.values()), 1),
+        "cpu_timeline": sampler.timeline,
         "summary": summary,
         "segments": segments or [summary],
     }
@@ -307,6 +320,11 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": generator["cpu_seconds"],
         "cpu_wait_s": [seg["generator"].get("cpu_wait_s") for seg in run["segments"]],
         "server_cpu_seconds": run["server_cpu_seconds"],
+        "cpu_us_per_connection": {
+            "generator": round(generator["cpu_seconds"] / max(1, totals["attempted"]) * 1e6),
+            "server": round(run["server_cpu_seconds"] / max(1, totals["attempted"]) * 1e6),
+        },
+        "cpu_timeline": run["cpu_timeline"],
         "rss_peak_mb": round(run["rss_peak_bytes"] / 1e6),
         "wall_s": run["wall_s"],
         "load_average": run["load_average"],
@@ -368,7 +386,8 @@ def _print(name: str, fig: dict[str, Any]) -> None:
         )
     print(
         f"   generator RSS peak {fig['rss_peak_mb']:,} MB (summed), CPU {fig['cpu_seconds']} s "
-        f"(server {fig['server_cpu_seconds']} s); "
+        f"(server {fig['server_cpu_seconds']} s; µs per connection: "
+        f"{fig['cpu_us_per_connection']}); "
         f"load average {load['before'][0]:.2f} -> {load['after'][0]:.2f}"
     )
     print(f"   goals: {fig['goals']}")
@@ -384,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the results here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    spread = args.spread if args.spread is not None else max(5.0, args.connections / 1500)
+    # the reconnects come back at the opening's rate (at least over 5 s)
+    spread = args.spread if args.spread is not None else max(5.0, args.connections / args.rate)
     texts = scenarios(args.connections, args.rate, spread)
     names = [args.only] if args.only else ["storm", "deploy"]
     with tempfile.TemporaryDirectory(prefix="c100k-") as tmp:
