@@ -1,7 +1,7 @@
 """Build: compile the modules of a connection's cycle with mypyc; pure Python when it cannot.
 
-``pip install [-e] .`` compiles :data:`COMPILED` (the sans-IO core, ``mypy --strict``
-clean) into C extensions beside their sources when a C compiler
+``pip install [-e] .`` compiles :data:`COMPILED` (the sans-IO core and the recording,
+``mypy --strict`` clean) into C extensions beside their sources when a C compiler
 and the Python headers are there. Nothing here may fail an install: no compiler, mypyc
 refusing the code, or a compiler error prints one warning and leaves a pure-Python install
 (``wsload --version`` says which). ``WSLOAD_PURE=1`` at build time skips compiling; at run
@@ -36,11 +36,18 @@ COMPILED = (
     "wsload/core/outcomes.py",
     "wsload/core/protocol.py",
     "wsload/core/record.py",
+    "wsload/metrics/collector.py",
+    "wsload/metrics/counts.py",
+    "wsload/metrics/histograms.py",
+    "wsload/metrics/samples.py",
+    "wsload/runner/load/lag.py",
 )
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
-the per-cycle protocol work (protocol object, frame codec, close tracker, record). The engine's
-Trio I/O loop stays Python: compiling it too cost ≈ 55 s more CPU per install and measured no
-faster per cycle (docs/performance.md, "Compiled per-connection code")."""
+the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the
+recording of each finished connection (the collector's one pass over a record: its counters,
+samples and histograms; the lag monitor's start lag). The engine's Trio I/O loop stays Python:
+compiling it too cost ≈ 55 s more CPU per install and measured no faster per cycle
+(docs/performance.md, "Compiled per-connection code")."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an

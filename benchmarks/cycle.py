@@ -46,9 +46,11 @@ NODE_DIR = HERE / "node"
 # wsload-arrival: the same cycle, open loop (``load.model = "arrival"`` at --rate), for the
 # per-connection cost of the schedule against the closed loop of the ``wsload`` kind
 # wsload-pure: wsload with its compiled modules switched off (WSLOAD_PURE=1, wsload/_compiled.py)
+# wsload-base: the same worker importing another tree's wsload (--base: before/after in one run)
 KINDS = (
     "wsload",
     "wsload-pure",
+    "wsload-base",
     "wsload-arrival",
     "raw-trio",
     "wsproto",
@@ -203,7 +205,9 @@ def _worker(args: argparse.Namespace) -> None:
 
         rate = args.rate if args.worker == "wsload-arrival" else None
         run = trio.run(measure_cycles, args.url, args.cycles, args.concurrency, rate)
-        out = {**run.as_dict(), "build": status().label}
+        import wsload
+
+        out = {**run.as_dict(), "build": status().label, "tree": str(Path(wsload.__file__).parent)}
     elif args.worker == "picows":
         from picows_peer import measure_picows
 
@@ -230,13 +234,15 @@ def _measure(
     kind: str, url: str, args: argparse.Namespace, cpu: int | None, prefix: Sequence[str] = ()
 ) -> dict[str, Any]:
     rate = args.tsung_rate if kind == "wsload-open" else args.rate
-    worker = "wsload-arrival" if kind == "wsload-open" else kind
+    worker = {"wsload-open": "wsload-arrival", "wsload-base": "wsload"}.get(kind, kind)
     cmd = [*prefix, sys.executable, str(Path(__file__).resolve()), "--worker", worker]
     cmd += ["--url", url, "--cycles", str(args.cycles), "--concurrency", str(args.concurrency)]
     cmd += ["--held", str(args.held), "--held-size", str(args.held_size), "--rate", str(rate)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     env = {**os.environ, "WSLOAD_PURE": "1"} if kind == "wsload-pure" else None
+    if kind == "wsload-base":
+        env = {**os.environ, "PYTHONPATH": args.base}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
@@ -273,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--held-size", type=int, default=64, help="bytes of the message each held one echoes"
     )
+    parser.add_argument(
+        "--base",
+        default="",
+        help="wsload-base: a directory holding another wsload/ (a checkout, built in place)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -284,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         parser.error(f"unknown --compare client(s): {', '.join(unknown)}")
+    if "wsload-base" in kinds and not (Path(args.base) / "wsload" / "__init__.py").exists():
+        parser.error("--compare wsload-base needs --base DIR with a wsload/ package in it")
     skipped = {k: why for k in kinds if (why := _skip_reason(k)) is not None}
     for kind, why in skipped.items():
         kinds.remove(kind)

@@ -1,17 +1,18 @@
 """Which build of the per-cycle modules runs: mypyc-compiled, or their ``.py`` sources.
 
 ``setup.py`` compiles the modules a connection's cycle spends its time in (the protocol object,
-frame codec, close tracker, record: the sans-IO core, ``setup.COMPILED``) with
-mypyc when the package is built and a C compiler is there, and writes :data:`MANIFEST` next to
-this file: each compiled module's name and the SHA-256 of the source it was compiled from.
-An extension module shadows the ``.py`` of the same name in its folder, so without a check an
-editable install would keep running the compiled code of a source edited since.
-:func:`select` (called once, from ``wsload/__init__.py``, before any other wsload module is
-imported) therefore uses the compiled modules only when the build is for this interpreter,
-every source still matches, and ``WSLOAD_PURE`` is not set (or is ``0``/empty); otherwise a
-finder placed first on ``sys.meta_path`` loads every one of them from its ``.py``. It is all
-or nothing because the compiled modules of one group call each other natively: a compiled
-``protocol`` would keep calling the compiled ``frames`` even if ``frames`` came from source.
+frame codec, close tracker, record: the sans-IO core; the collector's pass over each finished
+connection's record: ``setup.COMPILED``) with mypyc when the package is built and a C compiler
+is there, and writes :data:`MANIFEST` next to this file: each compiled module's name and the
+SHA-256 of the source it was compiled from. An extension module shadows the ``.py`` of the same
+name in its folder, so without a check an editable install would keep running the compiled code
+of a source edited since. :func:`select` (called once, from ``wsload/__init__.py``, before any
+other wsload module is imported) therefore uses the compiled modules only when the build is for
+this interpreter, every source still matches, and ``WSLOAD_PURE`` is not set (or is
+``0``/empty); otherwise a finder placed first on ``sys.meta_path`` loads every one of them from
+its ``.py``. It is all or nothing because the compiled modules of one group call each other
+natively: a compiled ``protocol`` would keep calling the compiled ``frames`` even if ``frames``
+came from source.
 
 Rebuild after editing a compiled module: ``pip install -e .`` (or ``'.[test]'``). Until then
 wsload runs as pure Python, correct and slower; ``wsload --version``, ``summary.json``

@@ -22,6 +22,7 @@ from wsload.metrics.histograms import (
     record,
     same_counts,
     seconds_to_us,
+    value_at_percentile,
 )
 
 values_us = st.integers(min_value=0, max_value=HIGHEST_US)
@@ -39,6 +40,20 @@ def test_fast_record_matches_hdrh_record_value_bucket_for_bucket(values: list[in
     assert fast.get_total_count() == reference.get_total_count()
     assert fast.get_min_value() == reference.get_min_value()
     assert fast.get_max_value() == reference.get_max_value()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(values_us, max_size=200),
+    st.lists(st.floats(min_value=0.0, max_value=120.0), min_size=1, max_size=5),
+)
+def test_value_at_percentile_is_hdrhs(values: list[int], percentiles: list[float]) -> None:
+    histogram = new_histogram()
+    for value in values:
+        record(histogram, value)
+    for percentile in [0.0, 50.0, 99.0, 99.9, 100.0, *percentiles]:
+        expected = histogram.get_value_at_percentile(percentile)
+        assert value_at_percentile(histogram, percentile) == expected, percentile
 
 
 def _nearest_rank(sorted_values: list[int], num: int, den: int) -> int:

@@ -22,6 +22,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Step, echo_script
 from wsload.engine.link import Alarm, Link
+from wsload.engine.poller import Poller
 from wsload.engine.wireclock import WireClock
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
@@ -240,6 +241,11 @@ class DriverContext:
             (≈ 15 reads per cycle); bound by :meth:`bind_clock` in each connection's task.
         wire: the kernel receive stamps' mapping onto that clock, and the connections and
             notice lag it saw (``wsload.engine.wireclock``); new with each Trio run's clock.
+        parking: plain TCP reads wait in the run's :attr:`poller` (False: each in Trio's
+            ``wait_readable`` within a cancel scope, as TLS reads do; the records are the
+            same: tests/engine/test_engine_poller.py).
+        poller: where the run's plain TCP reads park (``wsload.engine.poller``); new with each
+            Trio run's clock, None without ``parking``.
     """
 
     target: TargetConfig
@@ -252,6 +258,7 @@ class DriverContext:
     ready_count: int = 0
     opener: Opener | None = None
     columns: tuple[str, ...] = ()
+    parking: bool = True
     endpoint: Endpoint | None = field(default=None, init=False)
     payload: bytes = field(default=b"", init=False)
     script: tuple[Step, ...] = field(default=(), init=False)
@@ -262,6 +269,7 @@ class DriverContext:
     upgraded: dict[int, float] = field(default_factory=dict, init=False)
     now: Callable[[], float] = field(default=trio.current_time, init=False)
     wire: WireClock = field(default_factory=WireClock, init=False)
+    poller: Poller | None = field(default=None, init=False)
     _clock: trio.abc.Clock | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -323,6 +331,7 @@ class DriverContext:
             self._clock = clock
             self.now = clock.current_time
             self.wire = WireClock.for_clock(clock)
+            self.poller = Poller(self.now) if self.parking else None
         return self.now
 
     def endpoint_for(self, seq: int) -> Endpoint:

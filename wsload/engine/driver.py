@@ -30,7 +30,7 @@ from wsload.core.deflate import NAME as DEFLATE_NAME
 from wsload.core.deflate import PerMessageDeflate
 from wsload.core.faults import ProtocolViolation
 from wsload.core.frames import FrameReader
-from wsload.core.handshake import ResponseParser, new_key
+from wsload.core.handshake import ResponseParser, UpgradeResponse, new_key
 from wsload.core.outcomes import Outcome
 from wsload.core.protocol import INBOX_SIZE, ClientProtocol
 from wsload.core.record import ConnectionRecord, Side
@@ -55,6 +55,12 @@ _DEFLATE = (DEFLATE_NAME,)
 _IP_BIND_ADDRESS_NO_PORT: int | None = getattr(
     _stdlib_socket, "IP_BIND_ADDRESS_NO_PORT", 24 if sys.platform.startswith("linux") else None
 )
+
+
+_NONBLOCK: int = getattr(_stdlib_socket, "SOCK_NONBLOCK", 0)
+_STREAM = _stdlib_socket.SOCK_STREAM | _NONBLOCK
+"""Linux: the socket is made non-blocking by ``socket()`` itself (Python then knows it has no
+timeout), which saves the ``ioctl`` of a ``setblocking(False)`` per connection."""
 
 
 class _TimedOut(Exception):
@@ -198,7 +204,7 @@ class _Attempt:
                 # the hot path: a cancel scope only around a wait that actually happens
                 raw = await self._open_tcp(endpoint, deadline)
                 self.stream = RawSocketStream(raw)
-                self.io = ctx.wire.raw_io(raw)
+                self.io = ctx.wire.raw_io(raw, ctx.poller)
             else:
                 with trio.move_on_at(deadline) as scope:
                     if ctx.opener is not None:
@@ -239,9 +245,10 @@ class _Attempt:
         source = self.plan.source_address
         key = _address_key(endpoint.host, endpoint.port, source)
         family, sockaddr = await _resolve(self.ctx, key, deadline)
-        raw = _stdlib_socket.socket(family, _stdlib_socket.SOCK_STREAM)
+        raw = _stdlib_socket.socket(family, _STREAM)
         try:
-            raw.setblocking(False)
+            if not _NONBLOCK:
+                raw.setblocking(False)
             if source is not None:
                 if _IP_BIND_ADDRESS_NO_PORT is not None:
                     with contextlib.suppress(OSError):
@@ -256,25 +263,20 @@ class _Attempt:
 
     async def _upgrade(self, endpoint: Endpoint) -> Link | ConnectionRecord:
         ctx = self.ctx
-        stream = self.stream
-        assert stream is not None
         key = new_key()
         parser = ResponseParser(key, ctx.target.subprotocols, deflate=ctx.target.compression)
         timeout = ctx.target.handshake_timeout
         response = None
         request = endpoint.template.render(key, self.plan.seq, self.plan.row)
         sent = ctx.now()  # before the write: see Link._write_close
+        deadline = sent + timeout
+        io = self.io
         try:
-            with trio.CancelScope(deadline=sent + timeout):
-                await send_all(stream, self.io, request)
-                self.request_sent = sent
-                while response is None:
-                    data = await receive_some(stream, self.io)
-                    if not data:
-                        self.eof = ctx.now()
-                        self.tcp_closed_first = Side.SERVER
-                        raise parser.eof()
-                    response = parser.feed(data)
+            if io is not None and io.parks:  # the reads park with the deadline: no scope
+                response = await self._exchange(request, parser, sent, deadline)
+            else:
+                with trio.CancelScope(deadline=deadline):
+                    response = await self._exchange(request, parser, sent, math.inf)
         except ProtocolViolation as exc:
             return await self._fail(Outcome.HANDSHAKE_INVALID, str(exc))
         except trio.BrokenResourceError as exc:
@@ -320,13 +322,41 @@ class _Attempt:
             row=self.plan.row,
         )
         proto.subprotocol = response.subprotocol or ""
+        assert self.stream is not None
         link = Link(
-            stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now, wire=ctx.wire
+            self.stream, proto, ctx.session.message_timeout, io=self.io, now=ctx.now, wire=ctx.wire
         )
         if response.trailing:  # the 101's stamp is the arrival of the bytes after it
             proto.late_stamps += 1
             await link.absorb(response.trailing, now, loop_now)
         return link
+
+    async def _exchange(
+        self, request: bytes, parser: ResponseParser, sent: float, deadline: float
+    ) -> UpgradeResponse | None:
+        """Write the upgrade request (stamped ``sent``) and read until the response is whole;
+        None when ``deadline`` came first.
+
+        Raises:
+            ProtocolViolation: the response is malformed, or the server closed TCP first.
+            trio.BrokenResourceError: a reset (or a TLS failure).
+        """
+        stream, io = self.stream, self.io
+        assert stream is not None
+        if not await send_all(stream, io, request, deadline):
+            return None
+        self.request_sent = sent
+        while True:
+            data = await receive_some(stream, io, deadline)
+            if data is None:
+                return None
+            if not data:
+                self.eof = self.ctx.now()
+                self.tcp_closed_first = Side.SERVER
+                raise parser.eof()
+            response = parser.feed(data)
+            if response is not None:
+                return response
 
     async def _finish(self, link: Link, ending: Ending) -> ConnectionRecord:
         await link.close(rst=ending.rst)

@@ -228,8 +228,8 @@ class Link:
             What was done (``_NOTHING``: left to the task).
         """
         spec, io = self.release, self.io
-        if spec is None or io is None or not self.parked or io.scope is None:
-            return _NOTHING  # io.scope None: the task is not in its read (it is writing)
+        if spec is None or io is None or not self.parked or not io.waiting:
+            return _NOTHING  # not waiting: the task is not in its read (it is writing)
         if self.proto.close_expected():
             return _NOTHING
         prepared = self.prepared
@@ -331,8 +331,14 @@ class Link:
         awaited = t.close_received is None
         arrived = self.wire.arrival(io, now)
         await self.absorb(data, arrived, now)
-        if awaited and io is not None and io.fin_read and t.close_received is not None:
-            self._fin_with_close(io, arrived)
+        if io is not None and io.fin_read:
+            if awaited and t.close_received is not None:
+                self._fin_with_close(io, arrived)
+            if t.close_sent is not None:
+                # the read took the FIN too (TCP_INQ): the next one could only return b"";
+                # noticed now, at this read's reading, without that read (nothing more is
+                # written after our Close, so nothing else can differ)
+                self.proto.receive_eof(now)
         return True
 
     def _fin_with_close(self, io: RawIO, arrived: float) -> None:
@@ -480,9 +486,12 @@ class Link:
         self.proto.socket_closed(self.now())
 
 
-async def send_all(stream: trio.abc.Stream, io: RawIO | None, data: bytes) -> None:
-    """``stream.send_all(data)``; with ``io`` (the plain TCP socket under it) one ``write()``
-    and no checkpoint when the socket takes it all, the stream for the rest.
+async def send_all(
+    stream: trio.abc.Stream, io: RawIO | None, data: bytes, deadline: float = math.inf
+) -> bool:
+    """``stream.send_all(data)`` by ``deadline``; False when the deadline came first. With
+    ``io`` (the plain TCP socket under it) one ``write()`` and no checkpoint when the socket
+    takes it all, the stream for the rest.
 
     Raises what ``stream.send_all`` raises (``BrokenResourceError`` on a reset).
     """
@@ -492,25 +501,29 @@ async def send_all(stream: trio.abc.Stream, io: RawIO | None, data: bytes) -> No
         except OSError as exc:
             raise stream_error(exc) from exc
         if sent == len(data):
-            return
+            return True
         data = data[sent:]
-    await stream.send_all(data)
+    with trio.move_on_at(deadline):
+        await stream.send_all(data)
+        return True
+    return False
 
 
-async def receive_some(stream: trio.abc.Stream, io: RawIO | None) -> bytes:
-    """``stream.receive_some(RECEIVE_SIZE)``; with ``io``, its read (the one read path).
-    Callers bound it with their own cancel scope, as they would the stream's.
+async def receive_some(
+    stream: trio.abc.Stream, io: RawIO | None, deadline: float = math.inf
+) -> bytes | None:
+    """``stream.receive_some(RECEIVE_SIZE)``; with ``io``, its read (the one read path), by
+    ``deadline``: None when it came first. The stream's read is bounded by the caller's
+    cancel scope, as is a read of ``io`` with no deadline that does not park.
 
     Raises what ``stream.receive_some`` raises (``BrokenResourceError`` on a reset).
     """
     if io is None:
         return bytes(await stream.receive_some(RECEIVE_SIZE))
-    data = await io.read(math.inf)
+    data = await io.read(deadline)
     if isinstance(data, OSError):
         raise stream_error(data) from data
-    if data is None:  # nobody wakes a connection before its upgrade: the socket was closed
-        raise trio.ClosedResourceError("the socket was closed")
-    return data
+    return data  # None: nobody wakes or closes a connection before its upgrade: the deadline
 
 
 def release_storm(links: list[Link]) -> None:

@@ -21,6 +21,8 @@ import struct
 
 import trio
 
+from wsload.engine.poller import Poller, Waitable
+
 __all__ = [
     "EAGER_READS",
     "RECEIVE_SIZE",
@@ -177,13 +179,17 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint()
 
 
-class RawIO:
+class RawIO(Waitable):
     """One connection's non-blocking socket read and written straight, without stream layers.
 
     The one fast path of the client's link and the built-in server's connections: a write is
     one ``write()`` syscall and no checkpoint when the socket buffer takes it all (callers hand
     the rest to their stream under their own deadline); a read that finds data is one
-    ``read()`` and no checkpoint, and only an actual wait pays for a cancel scope. After a
+    ``read()`` and no checkpoint, and only an actual wait costs more: with ``poller`` (the
+    client's sockets: the run's :class:`~wsload.engine.poller.Poller`) it parks the task
+    there, bounded by its own deadline, without a cancel scope or Trio's per-wait epoll
+    registration; without (the built-in server) it is Trio's ``wait_readable`` in a cancel
+    scope. After a
     full read (more is probably waiting) or :data:`EAGER_READS` reads in a row without a wait
     the task yields once, so a peer that streams without pause cannot starve the other
     connections (tests/engine/test_engine_flood.py). Only the connection's own task reads or
@@ -200,11 +206,10 @@ class RawIO:
     ``TCP_INQ``, whose hint says when the read took the peer's FIN as well (:attr:`fin_read`):
     a FIN merged into the unread bytes before it gives them its own, later, arrival.
 
-    Attributes:
-        fd: the socket's descriptor (-1: another task closed the socket, :meth:`detach`).
-        wakeable: another task may :meth:`wake` a wait; else a wait without a deadline needs
-            no cancel scope (the client's upgrade: its caller's scope bounds it).
-        scope: the cancel scope of the wait in progress (None: not waiting).
+    Attributes (and :class:`~wsload.engine.poller.Waitable`'s):
+        wakeable: without a poller, another task may :meth:`wake` a wait; else a wait
+            without a deadline needs no cancel scope (its caller's scope bounds it).
+        scope: the cancel scope of the wait in progress, without a poller (None: not waiting).
         arrived: the kernel's arrival time of the last read's bytes (run clock, seconds);
             None when the read was not stamped (no ``stamped`` socket, the FIN: the kernel
             stamps data only).
@@ -213,12 +218,13 @@ class RawIO:
     """
 
     __slots__ = (
+        "_drained",
         "_eager",
         "_offset_ns",
+        "_poller",
         "_sock",
         "_wrote",
         "arrived",
-        "fd",
         "fin_read",
         "scope",
         "wakeable",
@@ -231,8 +237,10 @@ class RawIO:
         offset_ns: int = 0,
         *,
         wakeable: bool = False,
+        poller: Poller | None = None,
     ) -> None:
-        self.fd = fd
+        super().__init__(fd)
+        self._poller = poller
         self.wakeable = wakeable
         self.scope: trio.CancelScope | None = None
         self.arrived: float | None = None
@@ -240,7 +248,8 @@ class RawIO:
         self._sock = stamped
         self._offset_ns = offset_ns
         self._eager = 0
-        self._wrote = False  # wrote since the last read: the answer cannot be there yet
+        self._wrote = False  # wrote since the last read: the answer cannot be there yet...
+        self._drained = True  # ...if that read left nothing unread (a short read, or EAGAIN)
 
     def write(self, data: bytes | bytearray) -> int:
         """Write what the socket buffer takes now; the bytes written (0: it is full).
@@ -261,14 +270,18 @@ class RawIO:
             The bytes; the ``OSError`` of a failed read (a reset); None when ``deadline``
             passed, :meth:`wake` was called, or the socket was closed under the wait.
         """
-        fd, sock = self.fd, self._sock
-        wait_first, self._wrote = self._wrote, False
+        fd, sock, poller = self.fd, self._sock, self._poller
+        # right after a write a read would only say EAGAIN, unless the last one left bytes
+        # unread (an edge-triggered poller reports only new ones) or the poller said more
+        wait_first, self._wrote = self._wrote and self._drained, False
         while True:
-            if not wait_first:  # right after a write, a read would only say EAGAIN
+            if not wait_first or self.ready:
+                self.ready = False
                 data = _read_now(fd) if sock is None else self._receive_stamped(sock)
                 if data is not None:
                     if isinstance(data, OSError):
                         return data
+                    self._drained = len(data) < RECEIVE_SIZE  # a stream read takes all there is
                     self._eager += 1
                     if self._eager >= EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
@@ -276,6 +289,11 @@ class RawIO:
                     return data
             wait_first = False
             self._eager = 0
+            self._drained = True
+            if poller is not None:  # the run's poller: no cancel scope, no epoll_ctl per wait
+                if not await poller.park(self, deadline) or self.fd < 0:
+                    return None
+                continue
             if deadline == math.inf and not self.wakeable:
                 await trio.lowlevel.wait_readable(fd)
                 continue
@@ -295,15 +313,31 @@ class RawIO:
         """Cut the wait in progress short (its read returns None)."""
         if self.scope is not None:
             self.scope.cancel()
+        if self._poller is not None:
+            self._poller.wake(self)
+
+    @property
+    def waiting(self) -> bool:
+        """The connection's task is parked in :meth:`read` (not writing, not running)."""
+        return self.scope is not None or self.task is not None
+
+    @property
+    def parks(self) -> bool:
+        """Reads wait in the run's :class:`~wsload.engine.poller.Poller`, bounded by their own
+        deadline (no cancel scope needed around them)."""
+        return self._poller is not None
 
     def detach(self) -> None:
         """Another task closes the socket (a storm's release): no read touches it again.
 
         A task that Trio already woke for data, but which has not run yet, would otherwise go
         on to read the closed descriptor: EBADF, or another connection's socket once the kernel
-        reuses the number. Its read returns None instead, as when woken.
+        reuses the number. Its read returns None instead, as when woken (a read parked in the
+        poller is woken here: the close that follows tells only Trio's own waits).
         """
         self.fd = -1
+        if self._poller is not None:
+            self._poller.wake(self)
 
     @property
     def stamped(self) -> bool:

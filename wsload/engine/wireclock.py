@@ -40,6 +40,7 @@ import time
 import trio
 from hdrh.histogram import HdrHistogram
 
+from wsload.engine.poller import Poller
 from wsload.engine.rawstream import TCP_INQ, RawIO
 from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
 
@@ -122,8 +123,9 @@ class WireClock:
         assert best is not None
         return cls(best[1])
 
-    def raw_io(self, raw: _stdlib_socket.socket) -> RawIO:
-        """The raw fast path of a client's plain TCP socket, kernel-stamped when possible."""
+    def raw_io(self, raw: _stdlib_socket.socket, poller: Poller | None = None) -> RawIO:
+        """The raw fast path of a client's plain TCP socket, kernel-stamped when possible;
+        its reads park in ``poller`` (the run's) when given."""
         if self.offset_ns is not None and SO_TIMESTAMPNS is not None:
             try:
                 raw.setsockopt(_stdlib_socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -133,9 +135,9 @@ class WireClock:
                 with contextlib.suppress(OSError):  # before Linux 4.18: no FIN hint
                     raw.setsockopt(_stdlib_socket.IPPROTO_TCP, TCP_INQ, 1)
                 self.kernel += 1
-                return RawIO(raw.fileno(), raw, self.offset_ns)
+                return RawIO(raw.fileno(), raw, self.offset_ns, poller=poller)
         self.loop += 1
-        return RawIO(raw.fileno())
+        return RawIO(raw.fileno(), poller=poller)
 
     def arrival(self, io: RawIO | None, now: float) -> float:
         """When the bytes just read arrived: the kernel's stamp, or ``now`` (the loop's

@@ -56,7 +56,7 @@ class _Label(Counts):
     __slots__ = ("bounds", "cumulative", "errors", "kind", "pending", "reported")
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
+        Counts.__init__(self)  # not super(): mypyc leaves the dataclass's fields unset then
         self.kind = kind
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/failures.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval

@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 from hdrh.histogram import HdrHistogram
 
-from wsload.metrics.histograms import HIGHEST_US, record
+from wsload.metrics.histograms import HIGHEST_US, record, value_at_percentile
 from wsload.metrics.result import new_lag_histogram
 
 __all__ = ["MIN_STALLS", "SATURATION_US", "LagMonitor", "cpu_wait_seconds"]
@@ -76,8 +76,8 @@ class LagMonitor:
 
     @property
     def saturated(self) -> bool:
-        loop = self.loop_stalls >= MIN_STALLS and self.loop_lag.get_value_at_percentile(99)
-        start = self.start_stalls >= MIN_STALLS and self.start_lag.get_value_at_percentile(99)
+        loop = self.loop_stalls >= MIN_STALLS and value_at_percentile(self.loop_lag, 99)
+        start = self.start_stalls >= MIN_STALLS and value_at_percentile(self.start_lag, 99)
         return bool(max(loop, start) > SATURATION_US)
 
 

@@ -1,0 +1,270 @@
+"""The run's poller (``wsload.engine.poller``): parked reads on real loopback sockets.
+
+A park ends when the socket becomes readable, when its deadline passes (never before it, on the
+run's clock: exact under the autojump clock), when it is woken, or when it is cancelled; a
+report that comes while the task is not parked is kept, so no bytes are waited past; and the
+deadline heap does not grow with the parks that ended early. The same connections give the
+same records whether their reads park in the poller or wait in Trio within a cancel scope.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import fields
+
+import pytest
+import trio
+import trio.testing
+from peers import WebsocketsPeer
+
+from wsload.core.record import ConnectionRecord
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
+from wsload.engine.poller import Poller
+from wsload.engine.rawstream import RECEIVE_SIZE, RawIO
+from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected loopback pair: (our non-blocking client, the peer)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.socket() as client:
+        client.setblocking(False)
+        client.connect_ex(listener.getsockname())
+        peer, _ = listener.accept()
+        with peer:
+            yield client, peer
+
+
+def _poller() -> Poller:
+    return Poller(trio.lowlevel.current_clock().current_time)
+
+
+async def test_a_parked_read_returns_the_bytes_that_arrive(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, peer = tcp_pair
+    io = RawIO(client.fileno(), poller=_poller())
+    got: list[bytes | OSError | None] = []
+
+    async def reader() -> None:
+        got.append(await io.read(trio.current_time() + 30))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            assert io.waiting and not got
+            peer.sendall(b"reply")
+    assert got == [b"reply"] and not io.waiting
+
+
+async def test_a_deadline_ends_the_park_on_the_run_clock_and_not_before(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, _ = tcp_pair
+    io = RawIO(client.fileno(), poller=_poller())
+    with trio.fail_after(30):
+        deadline = trio.current_time() + 0.05
+        assert await io.read(deadline) is None
+    assert trio.current_time() >= deadline
+
+
+async def test_the_autojump_clock_ends_each_park_exactly_at_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pairs = [socket.socketpair() for _ in range(3)]
+    poller = _poller()
+    ended: dict[int, float] = {}
+    start = trio.current_time()
+    deadlines = {0: start + 7.0, 1: start + 2.5, 2: start + 2.5}
+
+    async def reader(i: int) -> None:
+        ours = pairs[i][0]
+        ours.setblocking(False)
+        assert await RawIO(ours.fileno(), poller=poller).read(deadlines[i]) is None
+        ended[i] = trio.current_time()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for i in deadlines:
+                nursery.start_soon(reader, i)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    assert ended == deadlines
+
+
+async def test_a_wake_and_a_cancel_end_the_park(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, _ = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+    got: list[bytes | OSError | None] = []
+
+    async def reader() -> None:
+        got.append(await io.read(math.inf))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            io.wake()
+        assert got == [None]
+        with trio.CancelScope() as scope:
+            scope.deadline = trio.current_time() + 0.01
+            await io.read(trio.current_time() + 60)  # aborted by the outer scope
+        assert scope.cancelled_caught and not io.waiting
+    assert poller._live == 0
+
+
+async def test_bytes_reported_while_the_task_was_busy_are_not_waited_past(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """Edge-triggered: the report of bytes that came while the task was not parked (right
+    after its own write) is kept; its read does not park past them."""
+    client, peer = tcp_pair
+    io = RawIO(client.fileno(), poller=_poller())
+    with trio.fail_after(30):
+        io.write(b"hello")
+        peer.sendall(b"first")
+        # right after a write it parks first (registering the socket, whose bytes the epoll
+        # then reports at once)
+        assert await io.read(trio.current_time() + 30) == b"first"
+        io.write(b"question")
+        peer.sendall(b"answer")
+        await trio.testing.wait_all_tasks_blocked()  # the poller reports it: nobody parked
+        assert io.ready and not io.waiting
+        assert await io.read(trio.current_time() + 30) == b"answer"
+
+
+async def test_bytes_left_unread_by_a_full_read_are_read_after_a_write(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A write does not make the next read park when the last read left bytes unread: the
+    edge-triggered epoll would never report them again (a ping flood: its pongs)."""
+    client, peer = tcp_pair
+    io = RawIO(client.fileno(), poller=_poller())
+    with trio.fail_after(30):
+        io.write(b"hello")
+        peer.sendall(bytes(3 * RECEIVE_SIZE))  # then silence: no new bytes, no new report
+        got = 0
+        while got < 3 * RECEIVE_SIZE:
+            data = await io.read(trio.current_time() + 30)
+            assert isinstance(data, bytes) and data
+            got += len(data)
+            io.write(b"pong")  # as a pong after each read
+
+
+async def test_the_heap_keeps_only_the_live_deadlines(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, peer = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+    with trio.fail_after(60):
+        for _ in range(3000):  # each park ends early, leaving its deadline behind
+            io.write(b"ping")
+            peer.sendall(b"x")
+            assert await io.read(trio.current_time() + 600) == b"x"
+    assert len(poller._heap) <= 1024 + 2
+    assert poller._live == 0
+
+
+def _epolls() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+def test_the_epoll_opens_at_the_first_park_and_closes_with_the_run() -> None:
+    before = _epolls()
+    seen: list[int] = []
+
+    async def main() -> None:
+        poller = _poller()
+        seen.append(_epolls())  # none yet: a run that never parks opens nothing
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            assert await RawIO(a.fileno(), poller=poller).read(trio.current_time() + 0.01) is None
+            seen.append(_epolls())
+
+    trio.run(main)
+    assert seen == [before + 1, before + 2]  # Trio's own, then the poller's
+    assert _epolls() == before
+
+
+# --- the same connections with and without the poller ------------------------------------------
+
+_CASES = [
+    ("/echo", CloseSpec(kind="clean", label="clean", code=4000, reason="bye", timeout=5.0)),
+    ("/echo", CloseSpec(kind="terminate", label="terminate", rst=True)),
+    ("/echo", CloseSpec(kind="close_no_wait", label="close_no_wait", code=1001)),
+    ("/close?after=50&code=4001", CloseSpec(kind="await_server_close", label="a", timeout=5.0)),
+    ("/echo", CloseSpec(kind="await_server_close", label="never", timeout=0.2)),
+    ("/close?after=50&code=1001", CloseSpec(kind="ignore_server_close", label="i", timeout=8.0)),
+    ("/echo", CloseSpec(kind="invalid_close", label="bad", variant="code_1005", timeout=3.0)),
+    ("/sink", CloseSpec(kind="clean", label="sink")),
+]
+_TIMES = (
+    "scheduled",
+    "connect_start",
+    "connect_end",
+    "request_sent",
+    "upgraded",
+    "close_initiated",
+    "close_sent",
+    "close_received",
+    "eof",
+    "socket_closed",
+)
+
+
+def _shape(record: ConnectionRecord) -> dict[str, object]:
+    """A record with each instant replaced by whether it is there, each duration by how many
+    there are, and the instants' order: what does not depend on when things ran."""
+    shape: dict[str, object] = {}
+    for f in fields(ConnectionRecord):
+        value = getattr(record, f.name)
+        if f.name in _TIMES:
+            shape[f.name] = value is not None
+        elif f.name in ("message_rtts", "ping_rtts", "push_intervals"):
+            shape[f.name] = len(value)
+        elif f.name in ("step_latencies", "censored"):
+            shape[f.name] = [name for name, _ in value]
+        else:
+            shape[f.name] = value
+    stamps = [(getattr(record, n), n) for n in _TIMES if getattr(record, n) is not None]
+    shape["order"] = [n for _, n in sorted(stamps)]
+    return shape
+
+
+@pytest.fixture(scope="module")
+def websockets_peer() -> Iterator[WebsocketsPeer]:
+    with WebsocketsPeer(close_timeout=0.5) as peer:
+        yield peer
+
+
+@pytest.mark.parametrize(("path", "close"), _CASES, ids=[c.label for _, c in _CASES])
+async def test_parked_and_scoped_reads_give_the_same_records(
+    websockets_peer: WebsocketsPeer, path: str, close: CloseSpec
+) -> None:
+    url = f"ws://127.0.0.1:{websockets_peer.port}{path}"
+    session = SessionConfig(messages=2, message_timeout=0.2)
+    shapes = []
+    for parking in (True, False):
+        ctx = DriverContext.create(TargetConfig(), session, url)
+        ctx.parking = parking
+        with trio.fail_after(20):
+            record = await run_connection(ConnectionPlan(1, trio.current_time(), close), ctx)
+        assert (ctx.poller is not None) is parking
+        shapes.append(_shape(record))
+    assert shapes[0] == shapes[1]
