@@ -193,9 +193,9 @@ class RssSampler:
 
     A process is told a server by the listening socket it holds, looked for only while it is
     younger than ``CLASSIFY_S`` (a server listens within its start timeout, before the load):
-    ``/proc/net/tcp`` lists every socket of the machine, 200,000 lines once the storm is open,
-    and reading it (or listing a worker's 17,000 descriptors) every second cost the sampler a
-    fifth of a core that the run's processes needed."""
+    ``/proc/net/tcp`` lists every socket of the machine, 200,000 lines once the storm is open:
+    one read took 0.49 CPU-seconds at 184,000 sockets, and the sampler used to read it (and list
+    every worker's 17,000 descriptors) every second, half a core the run's processes needed."""
 
     CLASSIFY_S = 20.0
 
