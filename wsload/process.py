@@ -54,8 +54,9 @@ def serving_heap() -> None:
     allocations.
 
     With Python's default (700) the collector took 19 % of the CPU of a server process holding
-    10,000 connections (py-spy, a 20,000-connection storm against two server processes). The generator does the same around each load (``wsload.runner.load.heap``), but
-    undoes it after: a server process never runs anything else, so nothing is undone.
+    10,000 connections (py-spy, a 20,000-connection storm against two server processes). The
+    generator does the same around each load (``wsload.runner.load.heap``), but undoes it after:
+    a server process never runs anything else, so nothing is undone.
     """
     gc.collect()
     gc.freeze()
