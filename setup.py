@@ -36,18 +36,31 @@ COMPILED = (
     "wsload/core/outcomes.py",
     "wsload/core/protocol.py",
     "wsload/core/record.py",
+    "wsload/engine/behaviours.py",
+    "wsload/engine/driver.py",
+    "wsload/engine/link.py",
+    "wsload/engine/poller.py",
+    "wsload/engine/rawstream.py",
+    "wsload/engine/session.py",
+    "wsload/engine/wireclock.py",
     "wsload/metrics/collector.py",
     "wsload/metrics/counts.py",
     "wsload/metrics/histograms.py",
     "wsload/metrics/samples.py",
+    "wsload/plan/schedule.py",
+    "wsload/plan/segment.py",
     "wsload/runner/load/lag.py",
+    "wsload/runner/load/loop.py",
 )
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
 the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the
 recording of each finished connection (the collector's one pass over a record: its counters,
-samples and histograms; the lag monitor's start lag). The engine's Trio I/O loop stays Python:
-compiling it too cost ≈ 55 s more CPU per install and measured no faster per cycle
-(docs/performance.md, "Compiled per-connection code")."""
+samples and histograms; the lag monitor's start lag), and the engine's per-connection I/O path
+(driver, session, close behaviours, link, raw socket reads and the run's poller): once its
+reads parked in the poller instead of Trio's cancel scopes, the engine's own Python was the
+largest interpreted part of a cycle, and compiling it measured ≈ 18 % less CPU per cycle
+(docs/performance.md, "One wait per read, no cancel scope"), for about a minute more CPU per
+install (gcc on the group's larger C file)."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an
