@@ -36,6 +36,13 @@ COMPILED = (
     "wsload/core/outcomes.py",
     "wsload/core/protocol.py",
     "wsload/core/record.py",
+    "wsload/engine/behaviours.py",
+    "wsload/engine/driver.py",
+    "wsload/engine/link.py",
+    "wsload/engine/poller.py",
+    "wsload/engine/rawstream.py",
+    "wsload/engine/session.py",
+    "wsload/engine/wireclock.py",
     "wsload/metrics/collector.py",
     "wsload/metrics/counts.py",
     "wsload/metrics/histograms.py",
@@ -45,10 +52,14 @@ COMPILED = (
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
 the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the
 recording of each finished connection (the collector's one pass over a record: its counters,
-samples and histograms; the lag monitor's start lag). The engine's Trio I/O loop and the
-runner's slot (``runner/load/loop.py``) stay Python: compiled too they cost ≈ 55 s and ≈ 12 s
-more CPU per install and measured no faster per cycle, within the machine's noise
-(docs/performance.md, "Compiled per-connection code", "The recording compiled")."""
+samples and histograms; the lag monitor's start lag), and the engine's per-connection I/O path
+(driver, session, close behaviours, link, raw socket reads and the run's poller): once its
+reads parked in the poller instead of Trio's cancel scopes, the engine's own Python was the
+largest interpreted part of a cycle, and compiling it measured ≈ 18 % less CPU per cycle
+(docs/performance.md, "One wait per read, no cancel scope"), for about a minute more CPU per
+install (gcc on the group's larger C file). The runner's slot (``runner/load/loop.py``) stays
+Python: compiled too it measured no faster per cycle (within the machine's noise) for ≈ 12 s
+more CPU per build (docs/performance.md, "The recording compiled")."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an
