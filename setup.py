@@ -56,8 +56,8 @@ samples and histograms; the lag monitor's start lag), and the engine's per-conne
 (driver, session, close behaviours, link, raw socket reads and the run's poller): once its
 reads parked in the poller instead of Trio's cancel scopes, the engine's own Python was the
 largest interpreted part of a cycle, and compiling it measured ≈ 18 % less CPU per cycle
-(docs/performance.md, "One wait per read, no cancel scope"), for about a minute more CPU per
-install (gcc on the group's larger C file)."""
+(docs/performance.md, "One wait per read, no cancel scope"), for ≈ 50 s more CPU per build
+(81 s against 31 s of ``setup.py build_ext``: gcc on the group's larger C file)."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an
