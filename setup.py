@@ -47,7 +47,10 @@ COMPILED = (
     "wsload/metrics/counts.py",
     "wsload/metrics/histograms.py",
     "wsload/metrics/samples.py",
+    "wsload/plan/schedule.py",
+    "wsload/plan/segment.py",
     "wsload/runner/load/lag.py",
+    "wsload/runner/load/loop.py",
 )
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
 the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the

@@ -4,6 +4,7 @@ merge exactly; interval logs of segments sum line by line; the CLI refuses bad s
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,25 @@ def test_interval_merger_waits_for_every_live_worker() -> None:
     assert merger2.add(1, later) == []
     (alone,) = merger2.done(0)  # worker 0 died: stop waiting for it
     assert alone.attempted == 4
+
+
+def test_a_merged_interval_keeps_the_saturation_of_a_worker_that_already_ended() -> None:
+    """Saturation is over the whole run so far, and summary.json's is any segment's final
+    flag: a worker that ended saturated keeps the merged intervals after its last saturated
+    (the last scrape of /metrics said "not saturated" where summary.json said saturated)."""
+    merger = IntervalMerger(2)
+    first = [_collector(i, 3).take_interval(now=1.0) for i in range(2)]
+    assert merger.add(0, replace(first[0], saturated=True)) == []
+    (one,) = merger.add(1, first[1])
+    assert one.saturated
+    assert merger.done(0) == []  # worker 0 ended saturated; worker 1 goes on, not saturated
+    (two,) = merger.add(1, replace(first[1], index=1))
+    assert two.saturated
+    quiet = IntervalMerger(2)
+    quiet.add(0, first[0])
+    quiet.add(1, first[1])
+    quiet.done(0)
+    assert not quiet.add(1, replace(first[1], index=1))[0].saturated
 
 
 def test_segment_result_wire_and_merge_are_exact() -> None:

@@ -16,7 +16,7 @@ from wsload.runner.modes.machine import Limits, calibration_path, save_calibrati
 from wsload.scenario.model import Scenario
 from wsload.scenario.parse import parse_scenario
 
-PORTS = (32768, 60999)  # 28,232 ports; 90 % of them: 25,408 per source address
+PORTS = (32768, 60999)  # 28,232 ports; 45 % of them: 12,704 per source address
 HERE = Limits(nofile=20_000, nofile_max=None, port_range=PORTS, cores=2)
 
 
@@ -42,15 +42,16 @@ def test_one_hundred_thousand_over_the_file_limit_and_the_ports() -> None:
     sizing = size(_storm(100_000, rate=1000), HERE, workers=None)
     assert sizing.workers == 6  # 19,936 connections per process
     assert sizing.server_processes == 6
-    assert sizing.source_addresses == tuple(f"127.0.0.{i}" for i in range(1, 5))
+    assert sizing.source_addresses == tuple(f"127.0.0.{i}" for i in range(1, 9))
     text = "\n".join(sizing.notes)
     assert "6 generator processes (--workers 6)" in text
     assert "over one process's file limit of 20,000" in text
-    assert "source addresses 127.0.0.1-127.0.0.4" in text
+    assert "source addresses 127.0.0.1-127.0.0.8" in text
+    assert "12,704 per address (32768-60999, 45% of it: connect() searches one half first)" in text
     assert "the built-in server in 6 processes" in text
     summary = sizing.summary(sizing.workers)
     assert summary["generator"]["workers"] == 6
-    assert summary["target"]["source_addresses"][-1] == "127.0.0.4"
+    assert summary["target"]["source_addresses"][-1] == "127.0.0.8"
     applied = sizing.apply(_storm(100_000, rate=1000))
     assert applied.target.source_addresses == sizing.source_addresses
 
@@ -93,7 +94,7 @@ def test_source_addresses_only_for_a_loopback_target_without_its_own() -> None:
     assert size(listed, HERE, workers=None).source_addresses == ("127.0.0.9",)
     process = '[target.process]\ncommand = ["server", "{port}"]\n'
     managed = size(_storm(60_000, url="ws://localhost:{port}/", extra=process), HERE, workers=None)
-    assert managed.source_addresses == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+    assert managed.source_addresses == tuple(f"127.0.0.{i}" for i in range(1, 6))
 
 
 def test_calibrate_saves_its_figure_for_the_sizing(

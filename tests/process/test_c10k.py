@@ -2,7 +2,7 @@
 
 The benchmark's 100,000 on this machine split over workers (file limit), server processes and
 source addresses (ports); here a child with a file limit of 3,000 (``prlimit``) in its own
-network namespace with 4,000 ephemeral ports (``unshare --net``) makes the same decisions for
+network namespace with 8,000 ephemeral ports (``unshare --net``) makes the same decisions for
 10,000: 4 workers, 4 built-in server processes, 3 source addresses. The counts must be exact
 (every connection clean, every swept client closed clean and reconnected); the timing goals
 (saturation, release within 1 s) are the benchmark's, on a quiet machine, and not asserted
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "c100k.py"
 N = 10_000
-NARROWED = 'ip link set lo up && echo "40000 43999" > /proc/sys/net/ipv4/ip_local_port_range'
+NARROWED = 'ip link set lo up && echo "40000 47999" > /proc/sys/net/ipv4/ip_local_port_range'
 
 
 def test_ten_thousand_storm_and_deploy_sized_by_the_plan(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bounded_slow")]
 
 CONNECTIONS = 400
 NOFILE = 300  # 236 connections per process after the 64 reserved: 400 need 2 processes
-PORTS = "40000 40199"  # 200 ports, 180 planned per source address: 400 need 3 addresses
+PORTS = "40000 40399"  # 400 ports, 180 planned per source address: 400 need 3 addresses
 
 SCENARIO = f"""
 name = "sized"
@@ -114,7 +114,7 @@ def test_a_plan_over_one_address_ports_gets_source_addresses(tmp_path: Path) -> 
         pytest.skip(f"no network namespace here: {probe.stderr.strip()}")
     summary, stderr = _run(tmp_path, prefix)
     assert "wsload: source addresses 127.0.0.1-127.0.0.3" in stderr, stderr
-    assert "180 per address (40000-40199" in stderr
+    assert "180 per address (40000-40399" in stderr
     assert summary["target"]["source_addresses"] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
     assert summary["scenario"]["target"]["source_addresses"] == []  # the scenario as given
     assert summary["generator"]["workers"] == 1

@@ -112,6 +112,7 @@ def serve(
 
     Prints "listening on ws://HOST:PORT" when ready and the server-side statistics on exit.
     """
+    from wsload.process import serving_heap
     from wsload.scenario.parse import parse_server_options
     from wsload.server.server import run_server_cli
 
@@ -125,6 +126,7 @@ def serve(
             summed = run_servers_cli(config, host, port, processes, typer.echo, seed=seed)
             typer.echo(json.dumps(summed, indent=2))
             return
+        serving_heap()  # this process serves until it exits (as each --processes child does)
         stats = run_server_cli(config, host, port, typer.echo, seed=seed)
     except WsloadError as exc:
         raise fail(exc) from None

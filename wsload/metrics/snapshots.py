@@ -10,7 +10,7 @@ worker's schedule start (each process has its own run clock).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -218,10 +218,12 @@ class IntervalMerger:
         self._live = set(range(workers))
         self._pending: dict[int, dict[int, IntervalSnapshot]] = {}
         self._next = 0
+        self._saturated: dict[int, bool] = {}  # worker -> its latest snapshot's flag
 
     def add(self, worker: int, snapshot: IntervalSnapshot) -> list[IntervalSnapshot]:
         """Take one worker's snapshot; return the merged intervals now complete."""
         self._pending.setdefault(snapshot.index, {})[worker] = snapshot
+        self._saturated[worker] = snapshot.saturated
         return self._release()
 
     def done(self, worker: int) -> list[IntervalSnapshot]:
@@ -231,14 +233,25 @@ class IntervalMerger:
 
     def finish(self) -> list[IntervalSnapshot]:
         """Every interval still held, merged, in index order (the end of the run)."""
-        out = [merge_snapshots(self._pending[i].values()) for i in sorted(self._pending)]
+        out = [self._merge(self._pending[i]) for i in sorted(self._pending)]
         self._pending.clear()
         return out
+
+    def _merge(self, parts: dict[int, IntervalSnapshot]) -> IntervalSnapshot:
+        """The interval's parts merged; ``saturated`` also counts the workers that sent no part
+        (they ended earlier) by their last flag: saturation is over the whole run so far, and
+        summary.json's is any segment's final one, so the last interval says the same."""
+        merged = merge_snapshots(parts.values())
+        if merged.saturated or not any(
+            flag for worker, flag in self._saturated.items() if worker not in parts
+        ):
+            return merged
+        return replace(merged, saturated=True)
 
     def _release(self) -> list[IntervalSnapshot]:
         out = []
         while self._next in self._pending and self._live <= set(self._pending[self._next]):
-            out.append(merge_snapshots(self._pending.pop(self._next).values()))
+            out.append(self._merge(self._pending.pop(self._next)))
             self._next += 1
         if not self._live:
             out.extend(self.finish())

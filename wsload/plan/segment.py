@@ -116,9 +116,12 @@ def owned_seqs(close: tuple[CloseSpec, ...], seed: int | None, segment: Segment)
     index), so every segment's count of every behaviour is within one of the others' at every
     point, and its total within two. The whole scenario owns every connection."""
     if segment.whole:
-        yield from itertools.count()
-        return
-    mix = CloseMix(close, seed)
+        return itertools.count()
+    return _dealt(CloseMix(close, seed), segment)
+
+
+def _dealt(mix: CloseMix, segment: Segment) -> Iterator[int]:
+    """``owned_seqs`` of one segment of several."""
     n = segment.count
     dealt: dict[str, list[int]] = {}
     totals = [0] * n
@@ -136,6 +139,8 @@ def owned_count(
     close: tuple[CloseSpec, ...], seed: int | None, segment: Segment, total: int
 ) -> int:
     """How many of the global connections ``0 .. total-1`` this segment owns."""
+    if segment.whole:
+        return max(total, 0)
     owned = owned_seqs(close, seed, segment)
     return sum(1 for _ in itertools.takewhile(lambda k: k < total, owned))
 

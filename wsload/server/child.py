@@ -54,13 +54,14 @@ def _serve(
     """Child process entry: serve until the parent says stop (or is gone), then report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from wsload.process import raise_nofile_limit
+    from wsload.process import raise_nofile_limit, serving_heap
     from wsload.server.server import BuiltinServer
 
     reply: tuple[str, Any]
     try:
         raise_nofile_limit()
         server = BuiltinServer(config, seed=seed)
+        serving_heap()
         trio.run(_serve_until_stopped, server, host, port, reuse_port, conn)
         reply = ("stats", server.stats.as_dict())
     except Exception as exc:  # cannot listen, or the server failed: the parent says why

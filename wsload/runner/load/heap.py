@@ -18,12 +18,9 @@ from contextlib import contextmanager
 
 import trio
 
-__all__ = ["YOUNG_THRESHOLD", "load_heap", "release_held"]
+from wsload.process import YOUNG_THRESHOLD
 
-YOUNG_THRESHOLD = 20_000
-"""Allocations between two young collections during a load (Python's default: 700). Young
-objects that die by reference counting before the next collection are never walked, so fewer,
-larger young collections walk less; the older generations' thresholds are unchanged."""
+__all__ = ["YOUNG_THRESHOLD", "load_heap", "release_held"]
 
 
 @contextmanager

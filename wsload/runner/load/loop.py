@@ -161,12 +161,14 @@ class _Runner:
         try:
             if self.scenario.reconnect is None:
                 # run_client's one attempt, inline: one coroutine fewer for every wait of the
-                # connection to resume through
-                record: ConnectionRecord | None = None
+                # connection to resume through (not try/finally: compiled by mypyc 2.4.1, a
+                # finally here read None from a local assigned before the await raised)
                 try:
                     record = await self.connect(plan, self.ctx)
-                finally:
-                    self._record(self._interrupted(plan) if record is None else record)
+                except BaseException:
+                    self._record(self._interrupted(plan))
+                    raise
+                self._record(record)
             else:
                 await run_client(
                     plan,
