@@ -320,6 +320,8 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": generator["cpu_seconds"],
         "cpu_wait_s": [seg["generator"].get("cpu_wait_s") for seg in run["segments"]],
         "server_cpu_seconds": run["server_cpu_seconds"],
+        # the generator's: its workers' load (start-up left out); the server's: its processes'
+        # whole lives (start-up, ≈ 0.4 s each, included)
         "cpu_us_per_connection": {
             "generator": round(generator["cpu_seconds"] / max(1, totals["attempted"]) * 1e6),
             "server": round(run["server_cpu_seconds"] / max(1, totals["attempted"]) * 1e6),

@@ -67,9 +67,12 @@ Conn = multiprocessing.connection.Connection
 
 
 def _worker(
-    scenario: Scenario, url: str, segment: Segment, conn: Conn
+    scenario: Scenario, url: str, index: int, count: int, conn: Conn
 ) -> None:  # pragma: no cover - runs in the child process (covered through Workers.run)
-    """Worker process entry: run one segment, stream intervals and progress, send the result."""
+    """Worker process entry: run segment ``index`` of ``count``, stream intervals and progress,
+    send the result. The segment is built here, not pickled: mypyc compiles ``Segment``, and a
+    compiled frozen dataclass does not unpickle (its fields cannot be set after creation)."""
+    segment = Segment(index, count)
     for sig in _STOP_SIGNALS:  # inherited already (_signals_ignored); kept for any other start
         signal.signal(sig, signal.SIG_IGN)
     raise_nofile_limit()
@@ -264,7 +267,7 @@ def _spawn(scenario: Scenario, url: str, index: int, count: int) -> _Worker:
     segment = Segment(index, count)
     process = ctx.Process(
         target=_worker,
-        args=(scenario, url, segment, child),
+        args=(scenario, url, index, count, child),
         name=f"wsload-worker-{index}",
         daemon=True,
     )
