@@ -1,6 +1,6 @@
 """Build: compile the modules of a connection's cycle with mypyc; pure Python when it cannot.
 
-``pip install [-e] .`` compiles :data:`COMPILED` (the sans-IO core and the recording,
+``pip install [-e] .`` compiles :data:`COMPILED` (the modules of a connection's cycle,
 ``mypy --strict`` clean) into C extensions beside their sources when a C compiler
 and the Python headers are there. Nothing here may fail an install: no compiler, mypyc
 refusing the code, or a compiler error prints one warning and leaves a pure-Python install
@@ -47,19 +47,21 @@ COMPILED = (
     "wsload/metrics/counts.py",
     "wsload/metrics/histograms.py",
     "wsload/metrics/samples.py",
+    "wsload/plan/schedule.py",
+    "wsload/plan/segment.py",
     "wsload/runner/load/lag.py",
+    "wsload/runner/load/loop.py",
 )
 """The sources mypyc compiles, as one group (they call each other natively): the sans-IO core,
-the per-cycle protocol work (protocol object, frame codec, close tracker, record), and the
+the per-cycle protocol work (protocol object, frame codec, close tracker, record); the
 recording of each finished connection (the collector's one pass over a record: its counters,
-samples and histograms; the lag monitor's start lag), and the engine's per-connection I/O path
-(driver, session, close behaviours, link, raw socket reads and the run's poller): once its
-reads parked in the poller instead of Trio's cancel scopes, the engine's own Python was the
-largest interpreted part of a cycle, and compiling it measured ≈ 18 % less CPU per cycle
-(docs/performance.md, "One wait per read, no cancel scope"), for about a minute more CPU per
-install (gcc on the group's larger C file). The runner's slot (``runner/load/loop.py``) stays
-Python: compiled too it measured no faster per cycle (within the machine's noise) for ≈ 12 s
-more CPU per build (docs/performance.md, "The recording compiled")."""
+samples and histograms; the lag monitor's start lag); the runner's load loop and the plan it
+draws from; and the engine's per-connection I/O path (driver, session, close behaviours, link,
+raw socket reads and the run's poller): once its reads parked in the poller instead of Trio's
+cancel scopes, the engine's own Python was the largest interpreted part of a cycle, and
+compiling it measured ≈ 18 % less CPU per cycle (docs/performance.md, "One wait per read, no
+cancel scope"), for ≈ 50 s more CPU per build (81 s against 31 s of ``setup.py build_ext``:
+gcc on the group's larger C file)."""
 
 GROUP = "wsload._mypyc"
 """The group's shared library: ``wsload/_mypyc__mypyc.*.so``, inside the package, so an

@@ -70,8 +70,8 @@ def _worker(
     scenario: Scenario, url: str, index: int, count: int, conn: Conn
 ) -> None:  # pragma: no cover - runs in the child process (covered through Workers.run)
     """Worker process entry: run segment ``index`` of ``count``, stream intervals and progress,
-    send the result. The segment is built here, not pickled: were ``Segment`` compiled (mypyc),
-    a compiled frozen dataclass does not unpickle (its fields cannot be set after creation)."""
+    send the result. The segment is built here, not pickled: mypyc compiles ``Segment``, and a
+    compiled frozen dataclass does not unpickle (its fields cannot be set after creation)."""
     segment = Segment(index, count)
     for sig in _STOP_SIGNALS:  # inherited already (_signals_ignored); kept for any other start
         signal.signal(sig, signal.SIG_IGN)

@@ -161,8 +161,8 @@ class _Runner:
         try:
             if self.scenario.reconnect is None:
                 # run_client's one attempt, inline: one coroutine fewer for every wait of the
-                # connection to resume through (not try/finally: mypyc 2.4.1 compiling this
-                # module read None in the finally from a local assigned before the await)
+                # connection to resume through (not try/finally: compiled by mypyc 2.4.1, a
+                # finally here read None from a local assigned before the await raised)
                 try:
                     record = await self.connect(plan, self.ctx)
                 except BaseException:
