@@ -25,18 +25,8 @@ from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.engine.driver import run_connection
 from wsload.engine.poller import Poller
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO
+from wsload.report.records import STAMPS
 from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
-
-
-@pytest.fixture
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected loopback pair: (our non-blocking client, the peer)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener, socket.socket() as client:
-        client.setblocking(False)
-        client.connect_ex(listener.getsockname())
-        peer, _ = listener.accept()
-        with peer:
-            yield client, peer
 
 
 def _poller() -> Poller:
@@ -214,18 +204,6 @@ _CASES = [
     ("/echo", CloseSpec(kind="invalid_close", label="bad", variant="code_1005", timeout=3.0)),
     ("/sink", CloseSpec(kind="clean", label="sink")),
 ]
-_TIMES = (
-    "scheduled",
-    "connect_start",
-    "connect_end",
-    "request_sent",
-    "upgraded",
-    "close_initiated",
-    "close_sent",
-    "close_received",
-    "eof",
-    "socket_closed",
-)
 
 
 def _shape(record: ConnectionRecord) -> dict[str, object]:
@@ -234,7 +212,7 @@ def _shape(record: ConnectionRecord) -> dict[str, object]:
     shape: dict[str, object] = {}
     for f in fields(ConnectionRecord):
         value = getattr(record, f.name)
-        if f.name in _TIMES:
+        if f.name in STAMPS:
             shape[f.name] = value is not None
         elif f.name in ("message_rtts", "ping_rtts", "push_intervals"):
             shape[f.name] = len(value)
@@ -242,7 +220,7 @@ def _shape(record: ConnectionRecord) -> dict[str, object]:
             shape[f.name] = [name for name, _ in value]
         else:
             shape[f.name] = value
-    stamps = [(getattr(record, n), n) for n in _TIMES if getattr(record, n) is not None]
+    stamps = [(getattr(record, n), n) for n in STAMPS if getattr(record, n) is not None]
     shape["order"] = [n for _, n in sorted(stamps)]
     return shape
 

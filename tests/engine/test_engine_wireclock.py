@@ -49,17 +49,6 @@ def _stamping_switched_on() -> Iterator[None]:
             yield
 
 
-@pytest.fixture
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected loopback pair: (our non-blocking client, the peer)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener, socket.socket() as client:
-        client.setblocking(False)
-        client.connect_ex(listener.getsockname())
-        peer, _ = listener.accept()
-        with peer:
-            yield client, peer
-
-
 @needs_stamps
 async def test_a_late_read_is_stamped_with_the_arrival(
     tcp_pair: tuple[socket.socket, socket.socket],
