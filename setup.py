@@ -63,9 +63,9 @@ cancel scopes, the engine's own Python was the largest interpreted part of a cyc
 compiling it measured ≈ 18 % less CPU per cycle (docs/performance.md, "One wait per read, no
 cancel scope"), for ≈ 50 s more CPU per build (81 s against 31 s of ``setup.py build_ext``:
 gcc on the group's larger C file). mypyc writes the group as one C file per module
-(``multi_file``) and :class:`BuildExt` compiles them on every core: a fresh install's build
-took 165 s of wall time as one file (CI over 9.5 minutes in all) and about half as many files
-side by side; one file let gcc inline across modules, ≈ 3 % less CPU per cycle (per-run median
+(``multi_file``) and :class:`BuildExt` compiles them on every core: a fresh install took
+≈ 165 s with the group as one file (CI 582 s in all) and ≈ 95 s with a file per module (CI 509
+s, the same suite); one file let gcc inline across modules, ≈ 3 % less CPU per cycle (per-run median
 of 5 interleaved runs, ≈ 9 % less user time), which CI's 10-minute budget cannot afford."""
 
 GROUP = "wsload._mypyc"
