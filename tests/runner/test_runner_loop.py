@@ -23,7 +23,7 @@ from wsload.engine.context import DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
-from wsload.plan.segment import RELEASE_SETTLE, Segment
+from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
 from wsload.runner.load.loop import Progress, run_load
 from wsload.scenario.model import ServerConfig
 from wsload.scenario.parse import parse_scenario
@@ -383,6 +383,22 @@ class _AlarmSteps(trio.abc.Instrument):
             self.spans.append((self._begin, trio.current_time()))
 
 
+async def _storm_in_alarm_steps(
+    nursery: trio.Nursery, text: str, segment: Segment = WHOLE
+) -> tuple[Run, _AlarmSteps]:
+    """Run ``text`` against the built-in server while recording the alarm task's steps."""
+    steps = _AlarmSteps()
+    trio.lowlevel.add_instrument(steps)
+    server = BuiltinServer(ServerConfig(close_timeout=1.0))
+    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
+    try:
+        with trio.fail_after(30):
+            r = await run(text, f"ws://{host}:{port}/", segment=segment)
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    return r, steps
+
+
 async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_together(
     nursery: trio.Nursery, records: list[ConnectionRecord]
 ) -> None:
@@ -395,10 +411,6 @@ async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_togeth
     kinds' close_start_lag maxima: a busy machine may preempt the pass anywhere, and a kind
     whose links all came before that point would then look faster than the others.
     """
-    steps = _AlarmSteps()
-    trio.lowlevel.add_instrument(steps)
-    server = BuiltinServer(ServerConfig(close_timeout=1.0))
-    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
     text = """
 [load]
 model = "storm"
@@ -419,11 +431,7 @@ kind = "close_no_wait"
 [[close]]
 kind = "invalid_close"
 """
-    try:
-        with trio.fail_after(30):
-            r = await run(text, f"ws://{host}:{port}/")
-    finally:
-        trio.lowlevel.remove_instrument(steps)
+    r, steps = await _storm_in_alarm_steps(nursery, text)
     check_sums(r)
     assert r.collector.counts().outcomes == {
         "clean": 40,
@@ -454,10 +462,6 @@ async def test_each_segment_of_a_half_and_half_storm_releases_both_kinds_in_one_
     (the mix alternates by connection, so a split by ``k % 2`` gave each worker one kind), and
     its release pass starts both kinds within one step of the alarm task, each recorded at
     the stamp of its wire action. Counts and order only: no wall-clock bound."""
-    steps = _AlarmSteps()
-    trio.lowlevel.add_instrument(steps)
-    server = BuiltinServer(ServerConfig(close_timeout=1.0))
-    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
     text = """
 [load]
 model = "storm"
@@ -472,11 +476,7 @@ weight = 50
 kind = "terminate"
 weight = 50
 """
-    try:
-        with trio.fail_after(30):
-            r = await run(text, f"ws://{host}:{port}/", segment=Segment(index, 2))
-    finally:
-        trio.lowlevel.remove_instrument(steps)
+    r, steps = await _storm_in_alarm_steps(nursery, text, Segment(index, 2))
     check_sums(r)
     assert r.collector.counts().outcomes == {"clean": 10, "terminated": 10}
     for kind in ("clean", "terminate"):
