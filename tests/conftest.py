@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from browser import Chromium, chromium_skip_reason
 from hypothesis import settings
+from npm import SERVER_PACKAGES, SERVERS, npm_skip_reason
 from shipped import ShippedRuns
 from timing import time_limit
 
@@ -94,6 +95,15 @@ def loopback_chromium() -> Iterator[Chromium]:
         pytest.skip(reason)
     with Chromium(loopback=True) as browser:
         yield browser
+
+
+@pytest.fixture(scope="module")
+def shipped_node_servers() -> None:
+    """The shipped scenarios' Node servers (scenarios/servers: ``ws``, Socket.IO, graphql-ws)
+    can run, their packages installed once; else the module's tests skip with the reason."""
+    reason = npm_skip_reason(SERVERS, SERVER_PACKAGES, "the shipped Node servers")
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
