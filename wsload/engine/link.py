@@ -301,7 +301,8 @@ class Link:
         io = self.io
         if io is not None:
             if (self.now() if now is None else now) >= deadline:
-                await trio.lowlevel.checkpoint_if_cancelled()
+                if not io.on_fiber:  # a fiber's cancellation comes from its hub
+                    await trio.lowlevel.checkpoint_if_cancelled()
                 return False
             received = await io.read(deadline)
             if received is None:
@@ -428,6 +429,7 @@ class Link:
             if sent == len(data):
                 return None
             data = data[sent:]
+            await io.promote()  # the socket buffer is full: Trio's wait, in a task
         try:
             with trio.CancelScope(deadline=deadline) as scope:
                 await self.stream.send_all(data)
@@ -503,6 +505,7 @@ async def send_all(
         if sent == len(data):
             return True
         data = data[sent:]
+        await io.promote()  # the socket buffer is full: Trio's wait, in a task
     with trio.move_on_at(deadline):
         await stream.send_all(data)
         return True

@@ -285,7 +285,10 @@ class RawIO(Waitable):
                     self._eager += 1
                     if self._eager >= EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
-                        await trio.lowlevel.checkpoint()
+                        if poller is not None and poller.stepping is not None:
+                            await poller.promote()  # a fiber yields by becoming a task
+                        else:
+                            await trio.lowlevel.checkpoint()
                     return data
             wait_first = False
             self._eager = 0
@@ -319,7 +322,17 @@ class RawIO(Waitable):
     @property
     def waiting(self) -> bool:
         """The connection's task is parked in :meth:`read` (not writing, not running)."""
-        return self.scope is not None or self.task is not None
+        return self.scope is not None or self.task is not None or self.fiber is not None
+
+    async def promote(self) -> None:
+        """Before one of Trio's own waits (a full socket buffer): a fiber becomes a task."""
+        if self._poller is not None:
+            await self._poller.promote()
+
+    @property
+    def on_fiber(self) -> bool:
+        """The code running is a fiber's (stepped by the poller), not a Trio task's."""
+        return self._poller is not None and self._poller.stepping is not None
 
     @property
     def parks(self) -> bool:

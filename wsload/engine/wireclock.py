@@ -36,6 +36,8 @@ import platform
 import socket as _stdlib_socket
 import sys
 import time
+from collections.abc import Callable
+from time import perf_counter
 
 import trio
 from hdrh.histogram import HdrHistogram
@@ -44,7 +46,7 @@ from wsload.engine.poller import Poller
 from wsload.engine.rawstream import TCP_INQ, RawIO
 from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
 
-__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "WireClock"]
+__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "SystemNow", "WireClock", "reader_of"]
 
 SO_TIMESTAMPNS: int | None = (
     35  # asm-generic's SO_TIMESTAMPNS_OLD: a 64-bit timespec on 64-bit platforms
@@ -75,6 +77,32 @@ def _keep_timestamping(option: int) -> None:
     keeper = _stdlib_socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_DGRAM)
     keeper.setsockopt(_stdlib_socket.SOL_SOCKET, option, 1)
     _KEEPER.append(keeper)
+
+
+class SystemNow:
+    """Trio's ``SystemClock.current_time`` (its offset plus ``perf_counter()``), compiled.
+
+    A connection reads the run clock ≈ 14 times per clean-close cycle; the bound method of
+    Trio's clock is an interpreted call each time (≈ 0.3 µs), this one is not. Same sum, same
+    order of operands: the same floats as the clock's own reading.
+    """
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return self.offset + perf_counter()
+
+
+def reader_of(clock: trio.abc.Clock) -> Callable[[], float]:
+    """The cheapest reader of ``clock``'s time: :class:`SystemNow` for Trio's own clock, else
+    the clock's ``current_time`` (a test's ``MockClock``)."""
+    offset = getattr(clock, "offset", None)
+    if type(clock).__name__ == "SystemClock" and isinstance(offset, float):
+        return SystemNow(offset)
+    return clock.current_time
 
 
 class WireClock:
