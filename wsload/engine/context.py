@@ -99,7 +99,7 @@ class ConnectionPlan:
         return ConnectionRecord(
             self.seq,
             close.label,
-            close.kind.value,
+            str(close.kind),  # the StrEnum's value, without enum's interpreted descriptor
             outcome,
             self.scheduled,
             connect_start,

@@ -15,6 +15,7 @@ after the upgrade → ``reset``.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import math
@@ -105,7 +106,7 @@ async def _resolve(
 
 
 async def _connect_raw(
-    raw: _stdlib_socket.socket, sockaddr: Any, deadline: float, poller: Poller | None
+    raw: _socket.socket, sockaddr: Any, deadline: float, poller: Poller | None
 ) -> None:
     """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
     already resolved): start a non-blocking connect, wait until writable (by ``deadline``),
@@ -219,7 +220,8 @@ class _Attempt:
                     if ctx.opener is not None:
                         self.stream = await ctx.opener(self.plan, endpoint)
                     else:
-                        raw = await self._open_tcp(endpoint, math.inf)
+                        raw = await self._open_tcp(endpoint, math.inf, tls=True)
+                        assert isinstance(raw, _stdlib_socket.socket)
                         tls_started = True
                         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
                         tls = trio.SSLStream(
@@ -244,8 +246,12 @@ class _Attempt:
         self.connect_end = ctx.now()
         return None
 
-    async def _open_tcp(self, endpoint: Endpoint, deadline: float) -> _stdlib_socket.socket:
-        """A connected non-blocking TCP socket (closed again if anything fails).
+    async def _open_tcp(
+        self, endpoint: Endpoint, deadline: float, tls: bool = False
+    ) -> _socket.socket:
+        """A connected non-blocking TCP socket (closed again if anything fails): the C type
+        itself, without ``socket.socket``'s interpreted ``__init__`` and ``close`` (three calls
+        per connection), unless it is to carry TLS (``trio.socket`` wants ``socket.socket``).
 
         Raises:
             OSError: resolving or connecting failed.
@@ -254,7 +260,7 @@ class _Attempt:
         source = self.plan.source_address
         key = _address_key(endpoint.host, endpoint.port, source)
         family, sockaddr = await _resolve(self.ctx, key, deadline)
-        raw = _stdlib_socket.socket(family, _STREAM)
+        raw = (_stdlib_socket.socket if tls else _socket.socket)(family, _STREAM)
         try:
             if not _NONBLOCK:
                 raw.setblocking(False)
