@@ -45,6 +45,9 @@ __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 _INTERVAL = 1.0
 _OVERDUE_BATCH = 16
 """At most this many overdue starts in a row without letting other tasks run."""
+_SHORT_SLEEP = 0.01
+"""Seconds: a shorter wait for the next start sleeps in the run's poller, not woken by a stop
+(noticed at that start); a longer one waits for the stop too, in Trio's own cancel scope."""
 
 
 @dataclass(slots=True)
@@ -165,7 +168,7 @@ class _Runner:
         instant and starts it now without an await: its start lag is 0 by construction.
         """
         progress = self.progress
-        now = trio.current_time() if started is None else started
+        now = self.ctx.now() if started is None else started
         self.lag.record_start(now - plan.scheduled)
         try:
             if self.scenario.reconnect is None:
@@ -209,8 +212,13 @@ class _Runner:
         a checkpoint it would run the whole schedule in one step, and neither the stop, the
         lag monitor, the interval log nor the started connections would run until it ended.
         """
-        if due > trio.current_time():
+        now = self.ctx.now()
+        if due > now:
             self._overdue = 0
+            poller = self.ctx.poller
+            if self.fibers and poller is not None and due - now < _SHORT_SLEEP:
+                await poller.sleep_until(due)  # a stop is noticed at the next start
+                return
             with trio.move_on_at(due):
                 await stop.wait()
             return
@@ -434,10 +442,9 @@ async def _apply(
         outer.start_soon(_forward_stop, stop, ctx)
         async with trio.open_nursery() as connections:
             outer.start_soon(_cancel_on, hard_stop, connections.cancel_scope)
-            if runner.fibers:
-                ctx.bind_clock()
-                if ctx.poller is not None:
-                    ctx.poller.drive_in(connections)
+            ctx.bind_clock()  # ctx.now and the poller of this run, for the model too
+            if runner.fibers and ctx.poller is not None:
+                ctx.poller.drive_in(connections)
             progress.phase = "running"
             await MODELS[load.model](runner, connections, start, stop)
             progress.phase = "draining"
