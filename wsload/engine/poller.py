@@ -59,6 +59,9 @@ _SPINS = 4
 """Polls of the epoll again, right after a pass that stepped fibers, while each finds sockets:
 replies that arrived meanwhile are taken without a round through Trio's scheduler (an empty
 poll costs one ``epoll_wait``); bounded so that Trio's other tasks still run."""
+_SPIN_BUDGET = 0.001
+"""Seconds of a pass after which it polls no more: about one Trio batch of 20 connections, so
+that Trio's timers (the lag monitor's among them) are not held back longer than by tasks."""
 _DEMOTE = "demote"
 """What a promoted fiber's next park yields to end its task: it is a fiber again."""
 
@@ -349,13 +352,14 @@ class Poller:
                         if not self._runnable:  # woken before this loop first ran: step now
                             await trio.lowlevel.wait_readable(fd)
                         self._passing = True
+                        began = self._now()
                         self._dispatch(epoll)
                         if self._heap:
                             self._expire()
                         self._run_queue()
                         if self._fibers:  # replies that came while it stepped: no Trio round
                             for _ in range(_SPINS):
-                                if not self._dispatch(epoll):
+                                if self._now() - began > _SPIN_BUDGET or not self._dispatch(epoll):
                                     break
                                 self._run_queue()
                         self._passing = False
