@@ -35,7 +35,8 @@ from wsload.plan.segment import (
     segment_offsets,
     shared_release_offset,
 )
-from wsload.runner.load.heap import load_heap, release_held
+from wsload.runner.load.gate import ReleaseGate
+from wsload.runner.load.heap import FREEZE_EVERY, freeze_held, load_heap, release_held
 from wsload.runner.load.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.load.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
@@ -45,6 +46,9 @@ __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 _INTERVAL = 1.0
 _OVERDUE_BATCH = 16
 """At most this many overdue starts in a row without letting other tasks run."""
+_SHORT_SLEEP = 0.01
+"""Seconds: a shorter wait for the next start sleeps in the run's poller, not woken by a stop
+(noticed at that start); a longer one waits for the stop too, in Trio's own cancel scope."""
 
 
 @dataclass(slots=True)
@@ -90,8 +94,10 @@ class _Runner:
         on_interval: Callable[[IntervalSnapshot], None],
         segment: Segment = WHOLE,
         on_record: Callable[[ConnectionRecord], None] | None = None,
+        gate: ReleaseGate | None = None,
     ) -> None:
         self.on_record = on_record
+        self.gate = gate
         self.scenario = scenario
         self.segment = segment
         self.ctx = ctx
@@ -108,6 +114,15 @@ class _Runner:
         self._overdue = 0  # consecutive starts found already due (see _wait_until)
         reference = scenario.target.engine == "trio-websocket"
         self.connect = run_connection_reference if reference else run_connection
+        # the connections run as the poller's fibers (wsload.engine.poller) where every wait
+        # of theirs parks there: plain TCP through the run's poller, one attempt each
+        self.fibers = (
+            not reference
+            and ctx.parking
+            and ctx.opener is None
+            and not ctx.url.startswith("wss:")
+            and scenario.reconnect is None
+        )
 
     def _plan(self, k: int, scheduled: float) -> ConnectionPlan:
         """The plan of global connection ``k`` (0-based; ``seq`` is 1-based, as in URLs)."""
@@ -156,7 +171,7 @@ class _Runner:
         instant and starts it now without an await: its start lag is 0 by construction.
         """
         progress = self.progress
-        now = trio.current_time() if started is None else started
+        now = self.ctx.now() if started is None else started
         self.lag.record_start(now - plan.scheduled)
         try:
             if self.scenario.reconnect is None:
@@ -200,8 +215,13 @@ class _Runner:
         a checkpoint it would run the whole schedule in one step, and neither the stop, the
         lag monitor, the interval log nor the started connections would run until it ended.
         """
-        if due > trio.current_time():
+        now = self.ctx.now()
+        if due > now:
             self._overdue = 0
+            poller = self.ctx.poller
+            if self.fibers and poller is not None and due - now < _SHORT_SLEEP:
+                await poller.sleep_until(due)  # a stop is noticed at the next start
+                return
             with trio.move_on_at(due):
                 await stop.wait()
             return
@@ -212,7 +232,12 @@ class _Runner:
 
     def _start(self, nursery: trio.Nursery, k: int, scheduled: float) -> None:
         self._count_start()
-        nursery.start_soon(self._connection, self._plan(k, scheduled))
+        plan = self._plan(k, scheduled)
+        poller = self.ctx.poller
+        if self.fibers and poller is not None:
+            poller.start(self._connection(plan))
+        else:
+            nursery.start_soon(self._connection, plan)
 
     async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         cap = self.scenario.load.max_in_flight
@@ -253,6 +278,8 @@ class _Runner:
             now = clock()  # one reading per start: the checks and the plan share the instant
             while more(now):
                 if index >= concurrency_at(load, now - start):
+                    if poller is not None:
+                        await poller.promote()  # Trio's sleep, in a task
                     await trio.sleep(0.05)
                     now = clock()
                     continue
@@ -265,8 +292,12 @@ class _Runner:
                 now = clock()
 
         peak = max([load.concurrency or 0, *(s.concurrency or 0 for s in load.stages)])
+        poller = self.ctx.poller if self.fibers else None
         for index in range(self.segment.index, peak, self.segment.count):
-            nursery.start_soon(slot, index)
+            if poller is not None:
+                poller.start(slot(index))
+            else:
+                nursery.start_soon(slot, index)
         while more(clock()):  # the slots finish their current connection during the drain
             with trio.move_on_after(0.05):
                 await stop.wait()
@@ -283,6 +314,8 @@ class _Runner:
                 break
             self.progress.intended += 1
             self._start(nursery, k, due)
+            if self.progress.intended % FREEZE_EVERY == 0:
+                freeze_held()  # they are held until the release: out of the collector's walks
         self.progress.phase = "holding"
         with trio.move_on_after(max(0.0, start + load.open_deadline - trio.current_time())):
             while (
@@ -291,14 +324,21 @@ class _Runner:
             ):
                 await trio.sleep(0.01)
         shared = shared_release_offset(load, self.segment)
-        if shared is not None:  # segments release together (and count from) the shared instant
+        counted_from = None if shared is None else start + shared
+        gate = self.gate
+        if gate is not None:  # the parent releases every worker together once all are open
+            gate.opened()
+            with trio.move_on_at(start + load.open_deadline):
+                await gate.wait()
+            counted_from = gate.at if gate.at is not None else trio.current_time()
+        elif shared is not None:  # segments release together (and count from) the shared instant
             with trio.move_on_at(start + shared):
                 await stop.wait()
         self.progress.phase = "storm"
         now = trio.current_time()
         self.collector.release_at = now  # closes that begin from here on are the storm's
-        if shared is not None:  # a stop may release before the shared instant: count from then
-            self.collector.lag_from = min(now, start + shared)
+        if counted_from is not None:  # a stop may release before the instant: count from then
+            self.collector.lag_from = min(now, counted_from)
         release_held(release)
 
     async def intervals_task(self, start: float) -> None:
@@ -365,6 +405,7 @@ async def run_load(
     hard_stop: trio.Event | None = None,
     segment: Segment = WHOLE,
     on_record: Callable[[ConnectionRecord], None] | None = None,
+    release_gate: ReleaseGate | None = None,
 ) -> LoadRun:
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
@@ -377,6 +418,8 @@ async def run_load(
         segment: run only this share of the scenario (``wsload.plan.segment``).
         on_record: called with each connection's record right after the collector got it
             (``--record-connections`` streams them; nothing here keeps them).
+        release_gate: a storm split over ``--workers``: released when the parent says
+            (``wsload.runner.load.gate``) instead of at the segments' shared instant.
 
     Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
@@ -390,7 +433,9 @@ async def run_load(
         ctx.release = trio.Event()
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
-    runner = _Runner(scenario, ctx, collector, progress, on_interval, segment, on_record)
+    runner = _Runner(
+        scenario, ctx, collector, progress, on_interval, segment, on_record, release_gate
+    )
     with load_heap():
         return await _apply(runner, load, ctx, progress, stop, hard_stop)
 
@@ -414,6 +459,9 @@ async def _apply(
         outer.start_soon(_forward_stop, stop, ctx)
         async with trio.open_nursery() as connections:
             outer.start_soon(_cancel_on, hard_stop, connections.cancel_scope)
+            ctx.bind_clock()  # ctx.now and the poller of this run, for the model too
+            if runner.fibers and ctx.poller is not None:
+                ctx.poller.drive_in(connections)
             progress.phase = "running"
             await MODELS[load.model](runner, connections, start, stop)
             progress.phase = "draining"
