@@ -238,8 +238,9 @@ class Poller:
         elif fiber is not None:
             self._unpark(w)
             w.woke = readable
-            self._runnable.append(fiber)
-            if not self._passing and self._scope is not None:
+            runnable = self._runnable
+            runnable.append(fiber)
+            if len(runnable) == 1 and not self._passing and self._scope is not None:
                 self._scope.cancel()  # another task woke it: the loop steps it in a new pass
 
     def drive_in(self, nursery: trio.Nursery) -> None:
