@@ -308,6 +308,7 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
     summary = run["summary"]
     totals, generator = summary["totals"], summary["generator"]
     lags = [seg["generator"]["loop_lag_us"].get("p99") or 0 for seg in run["segments"]]
+    starts = [seg["generator"]["start_lag_us"].get("p99") or 0 for seg in run["segments"]]
     out: dict[str, Any] = {
         "connections": totals["attempted"],
         "clean": summary["outcomes"].get("clean", 0),
@@ -316,6 +317,7 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         "source_addresses": len(summary.get("target", {}).get("source_addresses", [])) or 1,
         "decisions": generator.get("decisions", []),
         "loop_lag_p99_us": lags,
+        "start_lag_p99_us": starts,
         "saturated": [bool(seg["generator"]["saturated"]) for seg in run["segments"]],
         "cpu_seconds": generator["cpu_seconds"],
         "cpu_wait_s": [seg["generator"].get("cpu_wait_s") for seg in run["segments"]],
@@ -372,7 +374,9 @@ def _print(name: str, fig: dict[str, Any]) -> None:
         f"processes, {fig['source_addresses']} source address(es)"
     )
     lags = ", ".join(f"{lag / 1000:.1f}" for lag in fig["loop_lag_p99_us"])
+    starts = ", ".join(f"{lag / 1000:.1f}" for lag in fig["start_lag_p99_us"])
     print(f"   loop lag p99 per worker (ms): {lags}; saturated: {fig['saturated']}")
+    print(f"   start lag p99 per worker (ms): {starts}")
     print(f"   CPU wait per worker (s, runnable without a CPU): {fig['cpu_wait_s']}")
     if name == "storm":
         last = fig["release_to_last_close_us"]

@@ -116,6 +116,53 @@ def test_two_workers_equal_the_merge_of_their_segments(tmp_path: Path) -> None:
     assert not (tmp_path / "merged" / "timeline.jsonl").exists()  # segments/ keep no timeline
 
 
+STORM = """
+name = "split-storm"
+seed = 5
+[target]
+url = "builtin"
+[load]
+model = "storm"
+concurrency = 40
+rate = 40
+drain = "10s"
+[session]
+messages = 1
+[[close]]
+kind = "clean"
+timeout = "5s"
+"""
+
+
+def test_a_storm_on_two_workers_is_released_by_the_parent_once_both_are_open(
+    tmp_path: Path,
+) -> None:
+    """Not at the shared instant (the last intended start + 1 s) that segments which cannot
+    talk to each other keep: the parent releases every worker at once when both said their
+    share is open, and each counts ``close_start_lag`` from that instant."""
+    out = tmp_path / "run"
+    assert execute_run(parse_scenario(STORM), RunOptions(workers=2), out=out, quiet=True) == 0
+    whole = _summary(out)
+    assert whole["outcomes"]["clean"] == whole["totals"]["attempted"] == 40
+    release = whole["generator"]["storm_release_s"]
+    assert release["planned"] <= release["first"] <= release["last"]
+    lag = whole["latency_us"]["close_start_lag"]
+    assert lag["count"] == 40
+    assert lag["min"] >= (release["first"] - release["planned"]) * 1e6 * 0.999 - 1
+    # the last connection was open by this (its start at 0.975 s, its worst lateness, connect,
+    # upgrade and echo): a release at the shared instant would have waited until 1.975 s
+    lat = whole["latency_us"]
+    opened = 39 / 40 + sum(
+        (lat[name]["max"] or 0) / 1e6 for name in ("connect", "handshake", "message_rtt")
+    )
+    opened += whole["generator"]["start_lag_us"]["max"] / 1e6
+    if opened + 0.3 < 39 / 40 + 1.0:
+        assert release["planned"] < 39 / 40 + 1.0, (release, opened)
+    for part in sorted((out / "segments").iterdir()):  # one instant, each on its own clock
+        planned = _summary(part)["generator"]["storm_release_s"]["planned"]
+        assert planned == pytest.approx(release["planned"], abs=0.01)
+
+
 def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
     """No seed in the scenario: every segment derives the same one from the scenario."""
     scenario = parse_scenario(SCENARIO.format(seed=""))

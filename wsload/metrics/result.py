@@ -52,8 +52,9 @@ class StormRelease:
         first: the earliest segment's release (the only one for one process).
         last: the latest segment's release (``first`` for one process).
         planned: the segments' shared release instant, which ``close_start_lag`` counts from
-            (``wsload.plan.segment.shared_release_offset``); None for an unsegmented storm,
-            which counts from its own release.
+            (``wsload.plan.segment.shared_release_offset``; with ``--workers``, the parent's
+            release once every share was open: ``wsload.runner.load.gate``); None for an
+            unsegmented storm, which counts from its own release.
     """
 
     first: float
@@ -323,7 +324,9 @@ def _release_from_wire(data: Mapping[str, Any]) -> StormRelease | None:
 
 def _release_span(releases: Iterable[StormRelease | None]) -> StormRelease | None:
     """The earliest and the latest release of the parts that released a storm; the planned
-    instant is the same in every segment (computed from the scenario), the earliest if not."""
+    instant is the same in every segment (computed from the scenario, or the ``--workers``
+    parent's release turned into each worker's clock: the same to a few microseconds), the
+    earliest if not."""
     known = [r for r in releases if r is not None]
     if not known:
         return None

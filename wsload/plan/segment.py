@@ -182,7 +182,9 @@ def shared_release_offset(load: LoadConfig, segment: Segment) -> float | None:
 
     Returns:
         None for an unsegmented run or another model: one process releases its storm as soon
-        as all its connections are open, and measures from that moment.
+        as all its connections are open, and measures from that moment. (``--workers`` do the
+        same together: their parent releases them once every share is open,
+        ``wsload.runner.load.gate``; this instant is for segments that cannot talk.)
     """
     if load.model != "storm" or segment.whole:
         return None

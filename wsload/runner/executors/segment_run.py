@@ -18,6 +18,7 @@ from wsload.metrics.collector import Collector
 from wsload.metrics.result import ReceiveClocks, SegmentResult, StormRelease
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.segment import WHOLE, Segment
+from wsload.runner.load.gate import ReleaseGate
 from wsload.runner.load.loop import LoadRun, Progress, run_load
 from wsload.scenario.model import Scenario
 
@@ -88,10 +89,12 @@ async def run_segment(
     stop: trio.Event | None = None,
     hard_stop: trio.Event | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
+    release_gate: ReleaseGate | None = None,
 ) -> SegmentResult:
     """Wait for the common start, run ``segment`` of ``scenario`` against ``url``.
 
-    ``on_record``: each connection's record, as ``run_load`` hands it (--record-connections).
+    ``on_record``: each connection's record, as ``run_load`` hands it (--record-connections);
+    ``release_gate``: a ``--workers`` storm's release by the parent (``run_load``).
     """
     stop = stop if stop is not None else trio.Event()
     shift = await wait_for_start(start_at, stop)
@@ -109,6 +112,7 @@ async def run_segment(
         hard_stop=hard_stop,
         segment=segment,
         on_record=on_record,
+        release_gate=release_gate,
     )
     result = segment_result(collector, load_run, segment)
     result.start_shift_s = shift

@@ -4,10 +4,11 @@ One Trio loop uses one core and one process holds at most RLIMIT_NOFILE sockets,
 split into N segments (``wsload.plan.segment``) run by N ``spawn``ed processes, as the
 built-in target is (``wsload.server.child``: a ``multiprocessing`` pipe per child). The protocol on
 each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each second,
-``("progress", dict)`` four times a second and finally ``("done", SegmentResult wire)`` or
-``("error", text)``; parent → worker: ``("start", epoch)``, ``("event", index, offset)`` (a
-deploy's event was sent ``offset`` seconds after the start, None: not sent), ``"stop"``
-(graceful), ``"hard"``.
+``("progress", dict)`` four times a second, ``("open",)`` (a storm's share is open) and finally
+``("done", SegmentResult wire)`` or ``("error", text)``; parent → worker: ``("start", epoch)``,
+``("event", index, offset)`` (a deploy's event was sent ``offset`` seconds after the start, None:
+not sent), ``("release", epoch)`` (every share of the storm is open or ended: release now,
+counting from then; ``wsload.runner.load.gate``), ``"stop"`` (graceful), ``"hard"``.
 
 A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
 server, fires the events and restarts it (``targets/deploy.py``); each worker audits its own
@@ -48,6 +49,7 @@ from wsload.plan.segment import Segment
 from wsload.process import raise_nofile_limit
 from wsload.runner.executors.executor import LoadFeed, SplitResults, error_text, progress_to_wire
 from wsload.runner.executors.segment_run import run_segment
+from wsload.runner.load.gate import ReleaseGate
 from wsload.runner.load.loop import Progress
 from wsload.scenario.model import Scenario
 
@@ -110,6 +112,8 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
     def on_interval(snapshot: IntervalSnapshot) -> None:
         conn.send(("interval", snapshot_to_wire(snapshot, progress.started)))
 
+    gate = ReleaseGate(lambda: conn.send(("open",)))
+
     async def commands() -> None:
         while True:
             await trio.lowlevel.wait_readable(conn.fileno())
@@ -118,9 +122,13 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
                 if audit is not None:
                     audit.announce(int(message[1]), message[2])
                 continue
+            if isinstance(message, tuple) and message[0] == "release":
+                gate.release(trio.current_time() + (float(message[1]) - time.time()))
+                continue
             if message == "hard":
                 hard_stop.set()
             stop.set()  # "stop", or the parent is gone
+            gate.release(None)
             if message is None:
                 hard_stop.set()
                 return
@@ -143,6 +151,7 @@ async def _worker_main(scenario: Scenario, url: str, segment: Segment, conn: Con
             stop=stop,
             hard_stop=hard_stop,
             on_record=None if audit is None else audit.on_record,
+            release_gate=gate,
         )
         if audit is not None:
             with trio.move_on_after(_ANNOUNCE_WAIT):
@@ -169,6 +178,7 @@ class _Worker:
     conn: Conn
     ready: trio.Event = field(default_factory=trio.Event)
     ended: trio.Event = field(default_factory=trio.Event)
+    opened: bool = False  # its share of a storm is open (it said "open")
     result: SegmentResult | None = None
     error: str | None = None
 
@@ -185,6 +195,7 @@ class _Parent:
     def __init__(self, workers: list[_Worker], split: SplitResults) -> None:
         self.workers = workers
         self.split = split
+        self.released = False
 
     async def read(self, worker: _Worker) -> None:
         try:
@@ -203,6 +214,7 @@ class _Parent:
             worker.ended.set()
             worker.ready.set()  # never leave the start barrier waiting for a dead worker
             self.split.ended(worker.index)
+            self._release_when_open()  # nor the storm's release waiting for it
 
     def _dispatch(self, worker: _Worker, message: Any) -> bool:
         """Handle one message; True when it was the worker's last."""
@@ -210,6 +222,9 @@ class _Parent:
         payload: Any = message[1] if len(message) > 1 else None
         if kind == "ready":
             worker.ready.set()
+        elif kind == "open":
+            worker.opened = True
+            self._release_when_open()
         elif kind == "interval":
             self.split.interval(worker.index, str(worker.segment), snapshot_from_wire(payload))
         elif kind == "progress":
@@ -222,6 +237,18 @@ class _Parent:
             worker.error = str(payload)
             return True
         return False
+
+    def _release_when_open(self) -> None:
+        """Release a storm once every worker's share is open (or the worker ended): all at
+        one wall-clock instant, which each worker counts ``close_start_lag`` from."""
+        workers = self.workers
+        if self.released or not any(w.opened for w in workers):
+            return
+        if all(w.opened or w.ended.is_set() for w in workers):
+            self.released = True
+            now = time.time()
+            for worker in workers:
+                worker.send(("release", now))
 
     def announce(self, index: int, offset: float | None) -> None:
         """A deploy's event was sent: every worker audits its connections against it."""

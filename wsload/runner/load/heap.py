@@ -20,7 +20,11 @@ import trio
 
 from wsload.process import YOUNG_THRESHOLD
 
-__all__ = ["YOUNG_THRESHOLD", "load_heap", "release_held"]
+__all__ = ["FREEZE_EVERY", "YOUNG_THRESHOLD", "freeze_held", "load_heap", "release_held"]
+
+FREEZE_EVERY = 500
+"""A storm's opening freezes the connections held so far every this many starts
+(:func:`freeze_held`)."""
 
 
 @contextmanager
@@ -43,6 +47,19 @@ def load_heap() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def freeze_held() -> None:
+    """Move the objects of a storm's connections held so far out of the collector's sight.
+
+    A storm holds every connection it opens until its release, so each of the older
+    generation's collections during the opening walked every connection opened so far: at
+    16,000 held, a stall of tens of milliseconds of the whole loop, each about a quarter more
+    connections apart, and every start due meanwhile was late (a quiet 100,000-connection run:
+    start lag p99 29-36 ms per worker, loop lag p99 13 ms). ``gc.freeze`` only moves the
+    generations' lists (constant time); :func:`load_heap` unfreezes at the end of the load.
+    """
+    gc.freeze()
 
 
 def release_held(release: trio.Event) -> None:

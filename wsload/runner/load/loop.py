@@ -35,7 +35,8 @@ from wsload.plan.segment import (
     segment_offsets,
     shared_release_offset,
 )
-from wsload.runner.load.heap import load_heap, release_held
+from wsload.runner.load.gate import ReleaseGate
+from wsload.runner.load.heap import FREEZE_EVERY, freeze_held, load_heap, release_held
 from wsload.runner.load.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.load.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
@@ -90,8 +91,10 @@ class _Runner:
         on_interval: Callable[[IntervalSnapshot], None],
         segment: Segment = WHOLE,
         on_record: Callable[[ConnectionRecord], None] | None = None,
+        gate: ReleaseGate | None = None,
     ) -> None:
         self.on_record = on_record
+        self.gate = gate
         self.scenario = scenario
         self.segment = segment
         self.ctx = ctx
@@ -303,6 +306,8 @@ class _Runner:
                 break
             self.progress.intended += 1
             self._start(nursery, k, due)
+            if self.progress.intended % FREEZE_EVERY == 0:
+                freeze_held()  # they are held until the release: out of the collector's walks
         self.progress.phase = "holding"
         with trio.move_on_after(max(0.0, start + load.open_deadline - trio.current_time())):
             while (
@@ -311,14 +316,21 @@ class _Runner:
             ):
                 await trio.sleep(0.01)
         shared = shared_release_offset(load, self.segment)
-        if shared is not None:  # segments release together (and count from) the shared instant
+        counted_from = None if shared is None else start + shared
+        gate = self.gate
+        if gate is not None:  # the parent releases every worker together once all are open
+            gate.opened()
+            with trio.move_on_at(start + load.open_deadline):
+                await gate.wait()
+            counted_from = gate.at if gate.at is not None else trio.current_time()
+        elif shared is not None:  # segments release together (and count from) the shared instant
             with trio.move_on_at(start + shared):
                 await stop.wait()
         self.progress.phase = "storm"
         now = trio.current_time()
         self.collector.release_at = now  # closes that begin from here on are the storm's
-        if shared is not None:  # a stop may release before the shared instant: count from then
-            self.collector.lag_from = min(now, start + shared)
+        if counted_from is not None:  # a stop may release before the instant: count from then
+            self.collector.lag_from = min(now, counted_from)
         release_held(release)
 
     async def intervals_task(self, start: float) -> None:
@@ -385,6 +397,7 @@ async def run_load(
     hard_stop: trio.Event | None = None,
     segment: Segment = WHOLE,
     on_record: Callable[[ConnectionRecord], None] | None = None,
+    release_gate: ReleaseGate | None = None,
 ) -> LoadRun:
     """Apply the scenario's load model until it ends, then drain in-flight connections.
 
@@ -397,6 +410,8 @@ async def run_load(
         segment: run only this share of the scenario (``wsload.plan.segment``).
         on_record: called with each connection's record right after the collector got it
             (``--record-connections`` streams them; nothing here keeps them).
+        release_gate: a storm split over ``--workers``: released when the parent says
+            (``wsload.runner.load.gate``) instead of at the segments' shared instant.
 
     Every wait is bounded: scheduling by duration/connections, the drain by ``load.drain``
     (``shutdown_grace`` after a stop); connections still open after that are cancelled and
@@ -410,7 +425,9 @@ async def run_load(
         ctx.release = trio.Event()
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
-    runner = _Runner(scenario, ctx, collector, progress, on_interval, segment, on_record)
+    runner = _Runner(
+        scenario, ctx, collector, progress, on_interval, segment, on_record, release_gate
+    )
     with load_heap():
         return await _apply(runner, load, ctx, progress, stop, hard_stop)
 
