@@ -1,4 +1,5 @@
-"""Waiting on a child ``wsload run`` for a readiness sign it writes, instead of sleeping.
+"""Waiting on a child ``wsload run`` for a readiness sign it writes, instead of sleeping; and
+the signals a child is started with when a test sends it SIGINT or SIGTERM.
 
 A fixed sleep after a child starts is either too long (the suite waits for nothing) or, on a
 busy machine, too short: the child's interpreter, imports and built-in server can take
@@ -10,12 +11,24 @@ them says how far it went (not a second of real time, which a busy machine stret
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["wait_for_load"]
+__all__ = ["default_signals", "wait_for_load"]
+
+
+def default_signals() -> None:
+    """``preexec_fn`` of a child a test signals: SIGINT and SIGTERM at their defaults and not
+    blocked, as a shell starts a command, whatever this pytest worker process holds. A child
+    inherits an ignored or blocked signal, and a worker was seen ignoring SIGINT late in a
+    whole-suite run (which earlier test left it so was not found): its children then never saw
+    the SIGINT the test sent (a 20 s timeout, a run that ended 0)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _started(timeline: Path) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from browser import Chromium, chromium_skip_reason
 from hypothesis import settings
+from npm import SERVER_PACKAGES, SERVERS, npm_skip_reason
 from shipped import ShippedRuns
 from timing import time_limit
 
@@ -57,12 +58,41 @@ def _calibration_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test with the tier of the folder it lives in (``tests/<tier>/...``)."""
+    """Mark every test with the tier of the folder it lives in (``tests/<tier>/...``), then put
+    the files that take longest first (:func:`_longest_first`)."""
+    tiers: dict[Path, str] = {}
     for item in items:
         path = item.path.resolve()
         tier = path.relative_to(_TESTS).parts[0] if path.is_relative_to(_TESTS) else ""
+        tiers[item.path] = tier
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+    items[:] = _longest_first(items, tiers)
+
+
+def _longest_first(items: list[pytest.Item], tiers: dict[Path, str]) -> list[pytest.Item]:
+    """The files in the order pytest-xdist should hand them out (``--dist loadfile
+    --no-loadscope-reorder`` in addopts keep it), each file's tests in their own order.
+
+    Each worker process takes a whole file when it is done with one, so a file that takes a
+    minute is best started first: the heaviest tier first (``process``, then ``cli``,
+    ``runner``, ``engine``, ``core``), within a tier the files with a ``slow`` test first,
+    then the files with more tests. xdist's own order (most tests first) started the files of
+    one or two long tests (10,000 connections, the pure-build pass, the CI-gate campaign)
+    last, where one worker ran them alone (docs/testing.md, "Three worker processes").
+    """
+    files: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    heaviest = tuple(reversed(TIERS))
+
+    def weight(path: Path) -> tuple[int, bool, int]:
+        tier = tiers[path]
+        rank = heaviest.index(tier) if tier in heaviest else len(heaviest)
+        slow = any(test.get_closest_marker("slow") for test in files[path])
+        return rank, not slow, -len(files[path])
+
+    return [item for path in sorted(files, key=weight) for item in files[path]]
 
 
 @pytest.fixture
@@ -94,6 +124,15 @@ def loopback_chromium() -> Iterator[Chromium]:
         pytest.skip(reason)
     with Chromium(loopback=True) as browser:
         yield browser
+
+
+@pytest.fixture(scope="module")
+def shipped_node_servers() -> None:
+    """The shipped scenarios' Node servers (scenarios/servers: ``ws``, Socket.IO, graphql-ws)
+    can run, their packages installed once; else the module's tests skip with the reason."""
+    reason = npm_skip_reason(SERVERS, SERVER_PACKAGES, "the shipped Node servers")
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

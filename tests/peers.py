@@ -20,7 +20,8 @@ How long a server waits for the client's answer to its own Close (then drops TCP
   says why it cannot run; ``npm ci`` runs once in tests/node when needed).
 
 And :class:`RawPeer`, a scripted server over any Trio stream (memory streams, sockets) that
-writes raw bytes and decodes the client's frames by hand, for misbehaviour no library produces.
+writes raw bytes and decodes the client's frames by hand, for misbehaviour no library produces;
+:func:`run_scripted` runs one driver connection against one over a memory stream.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ import trio_websocket
 from npm import npm_skip_reason
 
 from wsload.core.handshake import accept_key
+from wsload.core.record import ConnectionRecord
+from wsload.engine.context import ConnectionPlan, DriverContext
+from wsload.engine.driver import run_connection
+from wsload.scenario.model import CloseSpec, SessionConfig, TargetConfig
 
 __all__ = [
+    "CLEAN",
     "NODE_DIR",
     "NodePeer",
     "RawPeer",
@@ -57,6 +63,7 @@ __all__ = [
     "WebsocketsPeer",
     "memory_opener",
     "node_skip_reason",
+    "run_scripted",
     "server_frame",
     "start_trio_websocket",
 ]
@@ -469,6 +476,20 @@ class RawPeer:
         self.buffer = buf[offset + 4 + n :]
         return buf[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(body))
 
+    async def answer_close(
+        self, seen: list[tuple[int, bytes]] | None = None
+    ) -> list[tuple[int, bytes]]:
+        """Read the client's frames (into ``seen``, which is returned) until its Close; answer
+        that with its own code and close TCP."""
+        seen = [] if seen is None else seen
+        while (frame := await self.frame()) is not None:
+            seen.append(frame)
+            if frame[0] == 0x8:
+                await self.send(server_frame(0x8, frame[1][:2]))
+                await self.aclose()
+                break
+        return seen
+
     async def frames_until_eof(self) -> list[tuple[int, bytes]]:
         """Every frame the client sends until it closes TCP."""
         frames = []
@@ -492,3 +513,33 @@ def memory_opener(
         return client
 
     return opener
+
+
+CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)
+"""The client's clean close (5 s timeout): :func:`run_scripted`'s default."""
+
+
+async def run_scripted(
+    nursery: trio.Nursery,
+    server: Callable[[RawPeer], Awaitable[None]],
+    close: CloseSpec = CLEAN,
+    *,
+    session: SessionConfig,
+    seq: int = 1,
+    **context: Any,
+) -> ConnectionRecord:
+    """Connection ``seq`` of ``session`` (``context``: more of ``DriverContext.create``'s
+    arguments) against the scripted ``server`` over a memory stream (:func:`memory_opener`),
+    closed as ``close`` says; its record once the server's script has seen the end too (on the
+    autojump clock, exact times)."""
+    ctx = DriverContext.create(
+        TargetConfig(),
+        session,
+        "ws://test.invalid/",
+        opener=memory_opener(nursery, server),
+        **context,
+    )
+    with trio.fail_after(600):  # virtual seconds: the autojump clock makes this instant
+        record = await run_connection(ConnectionPlan(seq, trio.current_time(), close), ctx)
+        await trio.testing.wait_all_tasks_blocked()
+    return record

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from peers import RawPeer, memory_opener, server_frame
+from peers import RawPeer, memory_opener, run_scripted, server_frame
 
 from wsload.core.frames import invalid_close
 from wsload.core.outcomes import Outcome
@@ -37,17 +37,7 @@ async def connect(
     session: SessionConfig = QUIET,
     **kwargs: Any,
 ) -> ConnectionRecord:
-    ctx = DriverContext.create(
-        TargetConfig(),
-        session,
-        "ws://test.invalid/",
-        opener=memory_opener(nursery, script),
-        **kwargs,
-    )
-    with trio.fail_after(600):
-        record = await run_connection(ConnectionPlan(1, trio.current_time(), close), ctx)
-        await trio.testing.wait_all_tasks_blocked()
-    return record
+    return await run_scripted(nursery, script, close, session=session, **kwargs)
 
 
 class Server:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from peers import RawPeer, memory_opener, server_frame
+from peers import CLEAN, RawPeer, run_scripted, server_frame
 
 from wsload.core.capture import Capture
 from wsload.core.matching import Matcher
@@ -19,10 +19,8 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Expect, Receive, Rule, Send, Sleep, Step
 from wsload.core.templates import Template
-from wsload.engine.driver import ConnectionPlan, DriverContext, run_connection
-from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
+from wsload.scenario.model import CloseSpec, Delay, SessionConfig
 
-CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)
 HELLO = Expect(Matcher.build("equals", "hello"), 1.0, "hello", "step.hello")
 
 
@@ -33,16 +31,9 @@ async def run(
     spec: CloseSpec = CLEAN,
     **session: Any,
 ) -> ConnectionRecord:
-    ctx = DriverContext.create(
-        TargetConfig(),
-        SessionConfig(steps=steps, **session),
-        "ws://test.invalid/",
-        opener=memory_opener(nursery, server),
+    return await run_scripted(
+        nursery, server, spec, session=SessionConfig(steps=steps, **session), seq=7
     )
-    with trio.fail_after(600):
-        record = await run_connection(ConnectionPlan(7, trio.current_time(), spec), ctx)
-        await trio.testing.wait_all_tasks_blocked()
-    return record
 
 
 async def answered(peer: RawPeer, seen: list[tuple[int, bytes]]) -> None:
@@ -52,17 +43,6 @@ async def answered(peer: RawPeer, seen: list[tuple[int, bytes]]) -> None:
         if frame[0] == 0x8:
             break
     await peer.aclose()
-
-
-async def until_close(peer: RawPeer, seen: list[tuple[int, bytes]] | None = None) -> None:
-    """Read the client's frames (into ``seen``); answer its Close and close TCP."""
-    while (frame := await peer.frame()) is not None:
-        if seen is not None:
-            seen.append(frame)
-        if frame[0] == 0x8:
-            await peer.send(server_frame(0x8, frame[1][:2]))
-            await peer.aclose()
-            return
 
 
 @pytest.mark.parametrize("where", ["with the 101", "during a sleep", "before a receive"])
@@ -77,7 +57,7 @@ async def test_a_greeting_the_server_sends_first_is_not_lost(
             await peer.accept()
             await trio.sleep(0.1)
             await peer.send(hello + server_frame(0x1, b"more"))
-        await until_close(peer)
+        await peer.answer_close()
 
     steps: tuple[Step, ...] = (Sleep(0.5, 0.5), HELLO)
     if where == "before a receive":  # the receive takes "noise", the expect then "hello"
@@ -129,7 +109,7 @@ async def test_captures_fill_later_sends_and_a_missing_one_fails_the_step(
 
     async def server(peer: RawPeer) -> None:
         await peer.accept(then=server_frame(0x1, b'0{"sid":"S-9","n":[1,{"t":"' + secret + b'"}]}'))
-        await until_close(peer, seen)
+        await peer.answer_close(seen)
 
     save = (Capture.build("sid", 'regex:"sid":"([^"]+)"'), Capture.build("t", "json:x"))
     r = await run(
@@ -142,7 +122,7 @@ async def test_captures_fill_later_sends_and_a_missing_one_fails_the_step(
 
     async def server2(peer: RawPeer) -> None:
         await peer.accept(then=server_frame(0x1, b'{"sid":"S-9","n":[1,{"t":"' + secret + b'"}]}'))
-        await until_close(peer, seen)
+        await peer.answer_close(seen)
 
     save = (Capture.build("sid", "json:sid"), Capture.build("t", "json:n.1.t"))
     r = await run(

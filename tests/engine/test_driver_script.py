@@ -14,18 +14,14 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from peers import RawPeer, memory_opener, server_frame
+from peers import CLEAN, RawPeer, run_scripted, server_frame
 
 from wsload.core.matching import Matcher
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.core.script import Expect, Ping, Receive, Repeat, Send, Sleep, Step
 from wsload.core.templates import Template
-from wsload.engine.context import ConnectionPlan, DriverContext
-from wsload.engine.driver import run_connection
-from wsload.scenario.model import CloseSpec, Delay, SessionConfig, TargetConfig
-
-CLEAN = CloseSpec(kind="clean", label="clean", timeout=5.0)
+from wsload.scenario.model import CloseSpec, Delay, SessionConfig
 
 
 def approx(value: object) -> Any:
@@ -39,28 +35,9 @@ async def run(
     spec: CloseSpec = CLEAN,
     **session: Any,
 ) -> ConnectionRecord:
-    ctx = DriverContext.create(
-        TargetConfig(),
-        SessionConfig(steps=steps, **session),
-        "ws://test.invalid/",
-        opener=memory_opener(nursery, server),
+    return await run_scripted(
+        nursery, server, spec, session=SessionConfig(steps=steps, **session), seq=7
     )
-    with trio.fail_after(600):
-        record = await run_connection(ConnectionPlan(7, trio.current_time(), spec), ctx)
-        await trio.testing.wait_all_tasks_blocked()
-    return record
-
-
-async def answer_close(peer: RawPeer) -> list[tuple[int, bytes]]:
-    """Collect the client's frames; answer its Close and close TCP."""
-    seen = []
-    while (frame := await peer.frame()) is not None:
-        seen.append(frame)
-        if frame[0] == 0x8:
-            await peer.send(server_frame(0x8, frame[1][:2]))
-            await peer.aclose()
-            break
-    return seen
 
 
 SUBSCRIBE = (
@@ -88,7 +65,7 @@ async def test_subscribe_ack_pushes_exact_latency_and_counters(
         for _ in range(3):
             await trio.sleep(0.1)
             await peer.send(server_frame(0x1, b'{"op":"push"}'))
-        got.extend(await answer_close(peer))
+        got.extend(await peer.answer_close())
 
     t0 = trio.current_time()
     r = await run(nursery, server, SUBSCRIBE)
@@ -107,7 +84,7 @@ async def test_expect_timeout_names_the_step(
 ) -> None:
     async def server(peer: RawPeer) -> None:
         await peer.accept()
-        await answer_close(peer)
+        await peer.answer_close()
 
     t0 = trio.current_time()
     r = await run(nursery, server, SUBSCRIBE)
@@ -122,7 +99,7 @@ async def test_receive_count_timeout_says_how_many_came(
 ) -> None:
     async def server(peer: RawPeer) -> None:
         await peer.accept(then=server_frame(0x1, b"one"))
-        await answer_close(peer)
+        await peer.answer_close()
 
     r = await run(nursery, server, (Receive(count=2, duration=None, timeout=1.5),))
     assert r.outcome is Outcome.MESSAGE_TIMEOUT
@@ -164,7 +141,7 @@ async def test_repeat_for_a_duration(
 ) -> None:
     async def server(peer: RawPeer) -> None:
         await peer.accept()
-        frames = await answer_close(peer)
+        frames = await peer.answer_close()
         assert [f[1] for f in frames if f[0] == 0x1] == [b"x"] * 4
 
     steps = (Repeat((Send(Template.compile("x")), Sleep(0.25, 0.25)), duration=1.0),)
@@ -180,7 +157,7 @@ async def test_message_in_the_same_read_as_the_101_is_reflected(
 
     async def server(peer: RawPeer) -> None:
         await peer.accept(then=server_frame(0x1, b"early"))
-        reflected.extend(await answer_close(peer))
+        reflected.extend(await peer.answer_close())
 
     r = await run(nursery, server, (), reflect=True, hold=Delay(0.5, 0.5), messages=0)
     assert r.outcome is Outcome.CLEAN
@@ -234,7 +211,7 @@ async def test_a_ping_step_times_out_on_its_own_timeout(
 ) -> None:
     async def server(peer: RawPeer) -> None:  # never answers pings
         await peer.accept()
-        await answer_close(peer)
+        await peer.answer_close()
 
     t0 = trio.current_time()
     r = await run(nursery, server, (Ping(0.5),), message_timeout=3.0, ping_interval=0.2)

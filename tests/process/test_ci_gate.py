@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("bounded_sync")
+pytestmark = [pytest.mark.usefixtures("bounded_sync"), pytest.mark.slow]
 
 CI_GATE = Path(__file__).resolve().parents[2] / "benchmarks" / "ci_gate.py"
 

@@ -11,20 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from npm import SERVER_PACKAGES, SERVERS, npm_skip_reason
 from verdicts import assert_passed_or_saturated
 
-pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow, pytest.mark.node]
+pytestmark = [
+    pytest.mark.usefixtures("bounded_slow", "shipped_node_servers"),
+    pytest.mark.slow,
+    pytest.mark.node,
+]
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 CLIENTS = 100
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _node() -> None:
-    reason = npm_skip_reason(SERVERS, SERVER_PACKAGES, "the shipped Node ws server")
-    if reason is not None:
-        pytest.skip(reason)
 
 
 def run_shipped(name: str, tmp_path: Path) -> dict[str, Any]:

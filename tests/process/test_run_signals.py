@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from children import wait_for_load
+from children import default_signals, wait_for_load
 from hostile import HostileServer
 from timing import EXIT_SLACK
 
@@ -38,6 +38,7 @@ def test_sigint_stops_gracefully_and_keeps_results(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     try:
         wait_for_load(proc, out)
@@ -74,6 +75,7 @@ def _start(tmp_path: Path, text: str, *extra: str) -> tuple[subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     wait_for_load(proc, out)
     return proc, out
@@ -206,6 +208,7 @@ def test_a_signal_while_the_builtin_server_starts_still_writes_results(tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     deadline = time.monotonic() + 20
     while not (out / "scenario.toml").exists():  # written just before trio.run starts
@@ -235,6 +238,7 @@ def test_a_signal_before_the_run_starts_says_nothing_was_measured(tmp_path: Path
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=default_signals,
         )
         writer = -1
         try:
@@ -290,6 +294,7 @@ def test_a_signal_while_the_package_imports_ends_it_with_one_line(
         text=True,
         timeout=60,
         check=False,
+        preexec_fn=default_signals,
     )
     assert (done.returncode, done.stdout, done.stderr) == (
         130,

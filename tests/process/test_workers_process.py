@@ -151,6 +151,14 @@ def test_a_dead_worker_is_reported_and_the_rest_kept(
     (dead,) = summary["failed_segments"]
     assert dead["segment"] == "1/2" and "exited with code -9" in dead["error"]
     assert dead["intervals"] >= 1 and dead["attempted"] > 0
+    # and the verdict names it with those figures (docs/scale-out.md), beside the interruption
+    assert summary["verdict"] == "inconclusive"
+    (reason,) = [r for r in summary["reasons"] if r["code"] == "segment_failed"]
+    assert "1/2 (exited with code -9" in reason["message"]
+    assert (
+        f"it had measured {dead['attempted']:,} connections in {dead['intervals']} s"
+        in reason["message"]
+    )
     assert sorted(p.name for p in (out / "segments").iterdir()) == ["0of2", "1of2"]
     assert (out / "segments" / "0of2" / "summary.json").exists()
     assert not (out / "segments" / "1of2" / "summary.json").exists()  # only its time series
