@@ -92,19 +92,6 @@ async def test_the_autojump_clock_ends_each_park_exactly_at_its_deadline(
     assert ended == deadlines
 
 
-async def test_a_sleep_in_the_poller_ends_exactly_at_its_deadline(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    poller = _poller()
-    start = trio.current_time()
-    await poller.sleep_until(start + 1.5)
-    assert trio.current_time() == start + 1.5
-    with trio.move_on_at(start + 2.0) as scope:  # a sleep is a checkpoint: cancellable
-        await poller.sleep_until(start + 60)
-    assert scope.cancelled_caught and trio.current_time() == start + 2.0
-    assert poller._live == 0
-
-
 async def test_a_wake_and_a_cancel_end_the_park(
     tcp_pair: tuple[socket.socket, socket.socket],
 ) -> None:

@@ -167,7 +167,11 @@ class Poller:
         :meth:`wake` is called (False). A checkpoint: an outer cancellation aborts it (a
         fiber's: the ``Cancelled`` its hub throws in)."""
         if not w.registered:
-            self._open().register(w.fd, _EVENTS)
+            epoll = self._epoll
+            if epoll is None:
+                self._epoll = epoll = select.epoll()
+                trio.lowlevel.spawn_system_task(self._run, epoll, name="wsload.engine.poller")
+            epoll.register(w.fd, _EVENTS)
             self._waitables[w.fd] = w
             w.registered = True
         if deadline < math.inf:
@@ -211,23 +215,6 @@ class Poller:
         await trio.lowlevel.wait_task_rescheduled(abort)
         return w.woke
 
-    def _open(self) -> select.epoll:
-        """The epoll, opened (and the loop started) at the first park of the run."""
-        epoll = self._epoll
-        if epoll is None:
-            self._epoll = epoll = select.epoll()
-            trio.lowlevel.spawn_system_task(self._run, epoll, name="wsload.engine.poller")
-        return epoll
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until ``deadline`` in the poller's heap: a park without a socket, for the
-        runner's pacing of an open loop (≈ 2,000 short sleeps a second), without the cancel
-        scope and the wait Trio's own sleep costs. A checkpoint, like any park."""
-        self._open()
-        timer = Waitable(-1)
-        timer.registered = True  # no socket: only the deadline (or a cancellation) ends it
-        await self.park(timer, deadline)
-
     def _unpark(self, w: Waitable) -> None:
         w.task = None
         w.fiber = None
@@ -245,8 +232,9 @@ class Poller:
         elif fiber is not None:
             self._unpark(w)
             w.woke = readable
-            self._runnable.append(fiber)
-            if not self._passing and self._scope is not None:
+            runnable = self._runnable
+            runnable.append(fiber)
+            if len(runnable) == 1 and not self._passing and self._scope is not None:
                 self._scope.cancel()  # another task woke it: the loop steps it in a new pass
 
     def drive_in(self, nursery: trio.Nursery) -> None:

@@ -46,9 +46,6 @@ __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 _INTERVAL = 1.0
 _OVERDUE_BATCH = 16
 """At most this many overdue starts in a row without letting other tasks run."""
-_SHORT_SLEEP = 0.01
-"""Seconds: a shorter wait for the next start sleeps in the run's poller, not woken by a stop
-(noticed at that start); a longer one waits for the stop too, in Trio's own cancel scope."""
 
 
 @dataclass(slots=True)
@@ -215,13 +212,8 @@ class _Runner:
         a checkpoint it would run the whole schedule in one step, and neither the stop, the
         lag monitor, the interval log nor the started connections would run until it ended.
         """
-        now = self.ctx.now()
-        if due > now:
+        if due > self.ctx.now():
             self._overdue = 0
-            poller = self.ctx.poller
-            if self.fibers and poller is not None and due - now < _SHORT_SLEEP:
-                await poller.sleep_until(due)  # a stop is noticed at the next start
-                return
             with trio.move_on_at(due):
                 await stop.wait()
             return
