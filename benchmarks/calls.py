@@ -8,6 +8,7 @@ and what is left is the interpreted rest (Trio, the stdlib, the runner)::
 
     python benchmarks/calls.py
     WSLOAD_PURE=1 python benchmarks/calls.py
+    python benchmarks/calls.py --rate 2000     # the open loop (arrival model) at 2,000/s
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--top", type=int, default=15, help="busiest non-wsload functions")
+    parser.add_argument("--rate", type=float, help="open loop at this many connections/s")
     args = parser.parse_args()
     server = subprocess.Popen(
         [sys.executable, "-m", "wsload", "serve", "--port", "0"], stdout=subprocess.PIPE, text=True
@@ -46,7 +48,7 @@ def main() -> None:
         url = server.stdout.readline().split()[-1].rstrip("/") + "/"
         profile = cProfile.Profile()
         profile.enable()
-        trio.run(measure_cycles, url, args.cycles, 20)
+        trio.run(measure_cycles, url, args.cycles, 20, args.rate)
         profile.disable()
     finally:
         server.terminate()

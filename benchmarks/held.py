@@ -1,10 +1,11 @@
 """Held-connections benchmark worker: client RSS per open connection at N held.
 
 Opens ``count`` connections with wsload's driver exactly as a storm run holds them (upgrade,
-one message echoed, then parked until the release event), each in its own task whose record
+one message echoed, then parked until the release event), each a fiber of the run's poller
+(``fibers``, as the runner runs plain TCP connections; else each in its own task) whose record
 goes to a ``Collector`` as the runner's does, and measures this process's resident set size
 before (after a warm-up and ``gc.collect``) and once all are held. ``(held - before) / count``
-is what one held connection costs: its task and coroutine frames, its socket object, its
+is what one held connection costs: its coroutines (and task), its socket object, its
 ``Link``/frame reader, the kernel's socket memory is not in RSS.
 
 With ``offer`` the connections offer permessage-deflate (``"browser"``: as browsers do,
@@ -70,7 +71,12 @@ def rss_bytes() -> int:
 
 
 async def measure_held(
-    url: str, count: int, offer: str | None = None, script: bool = False, size: int = 64
+    url: str,
+    count: int,
+    offer: str | None = None,
+    script: bool = False,
+    size: int = 64,
+    fibers: bool = True,
 ) -> dict[str, float | str | None]:
     """Hold ``count`` connections to ``url`` at once: RSS before, at the peak, per connection.
 
@@ -82,6 +88,7 @@ async def measure_held(
         script: run :data:`SCRIPT` before parking instead of echo mode.
         size: the echoed message's size in echo mode (from 32 KiB on, a 15-bit inflater's
             window is written whole, as over a connection's life it eventually is).
+        fibers: run each connection as a fiber of the poller (False: a task each).
     """
     await measure_cycles(url, 200, 20)  # warm-up: imports, caches, first allocations
     scenario = cycle_scenario(url, count, count)
@@ -96,21 +103,31 @@ async def measure_held(
     collector = Collector(labels=("clean",))
     spec = scenario.close[0]
     close_sent: list[float] = []
+    all_ended = trio.Event()
 
     async def connection(plan: ConnectionPlan) -> None:
         record = await run_connection(plan, ctx)
         if record.close_sent is not None:
             close_sent.append(record.close_sent)
         collector.add(record)
+        if collector.attempted == count:
+            all_ended.set()
 
+    ctx.bind_clock()
+    poller = ctx.poller if fibers else None
     gc.collect()
     before = rss_bytes()
     with trio.fail_after(120), load_heap():  # the runner's GC policy, as in a storm run
         async with trio.open_nursery() as nursery:
+            if poller is not None:
+                poller.drive_in(nursery)
             for start in range(0, count, _BATCH):
                 for seq in range(start + 1, min(count, start + _BATCH) + 1):
                     plan = ConnectionPlan(seq=seq, scheduled=trio.current_time(), close=spec)
-                    nursery.start_soon(connection, plan)
+                    if poller is not None:
+                        poller.start(connection(plan))
+                    else:
+                        nursery.start_soon(connection, plan)
                 while ctx.ready_count + collector.attempted < min(count, start + _BATCH):
                     await trio.sleep(0.005)
             gc.collect()
@@ -119,6 +136,8 @@ async def measure_held(
             cpu = resource.getrusage(resource.RUSAGE_SELF)
             released = trio.current_time()
             release_held(release)
+            await all_ended.wait()
+            nursery.cancel_scope.cancel()  # the poller's hub (its fibers have all ended)
     ended = trio.current_time()
     after = resource.getrusage(resource.RUSAGE_SELF)
     counts = collector.counts()

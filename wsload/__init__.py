@@ -6,7 +6,11 @@ on top of the sans-IO ``core``) → ``metrics`` (HDR histograms) → ``report`` 
 ``server`` is the built-in target. Only ``cli`` touches argv and exit codes.
 """
 
-from wsload._compiled import select as _select_build
+from wsload._starting import guard as _guard_start
+
+_guard_start()  # first: the command's signals while it imports (see wsload/_starting.py)
+
+from wsload._compiled import select as _select_build  # noqa: E402
 
 __all__ = ["__version__"]
 

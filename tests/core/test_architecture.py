@@ -20,9 +20,10 @@ ROOT = Path(wsload.__file__).parent
 MAX_RUNNER_FUNCTION_LINES = 80
 
 PACKAGE_RANKS: dict[str, int] = {
+    "wsload.exitcodes": -3,
+    "wsload._starting": -2,  # the command's signals while it imports: before anything else
     "wsload._compiled": -1,  # which build runs: chosen before anything else is imported
     "wsload": 0,  # the package itself: the version
-    "wsload.exitcodes": 0,
     "wsload.errors": 1,
     "wsload.core": 2,
     "wsload.scenario": 3,

@@ -3,8 +3,11 @@
 A park ends when the socket becomes readable, when its deadline passes (never before it, on the
 run's clock: exact under the autojump clock), when it is woken, or when it is cancelled; a
 report that comes while the task is not parked is kept, so no bytes are waited past; and the
-deadline heap does not grow with the parks that ended early. The same connections give the
-same records whether their reads park in the poller or wait in Trio within a cancel scope.
+deadline heap does not grow with the parks that ended early. A fiber (a coroutine the poller
+steps, without a Trio task) parks the same way, becomes a task for one of Trio's own waits and
+a fiber again at its next park, takes its nursery's cancellation, and ends the run with its
+error. The same connections give the same records whether they run as fibers or tasks, and
+whether their reads park in the poller or wait in Trio within a cancel scope.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import fields
 
 import pytest
@@ -87,6 +90,19 @@ async def test_the_autojump_clock_ends_each_park_exactly_at_its_deadline(
             a.close()
             b.close()
     assert ended == deadlines
+
+
+async def test_a_sleep_in_the_poller_ends_exactly_at_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    poller = _poller()
+    start = trio.current_time()
+    await poller.sleep_until(start + 1.5)
+    assert trio.current_time() == start + 1.5
+    with trio.move_on_at(start + 2.0) as scope:  # a sleep is a checkpoint: cancellable
+        await poller.sleep_until(start + 60)
+    assert scope.cancelled_caught and trio.current_time() == start + 2.0
+    assert poller._live == 0
 
 
 async def test_a_wake_and_a_cancel_end_the_park(
@@ -192,7 +208,154 @@ def test_the_epoll_opens_at_the_first_park_and_closes_with_the_run() -> None:
     assert _epolls() == before
 
 
-# --- the same connections with and without the poller ------------------------------------------
+# --- fibers ------------------------------------------------------------------------------------
+
+
+async def _with_fibers(poller: Poller, *coros: Callable[[], Awaitable[None]]) -> None:
+    """Run each of ``coros`` as a fiber of ``poller`` until all have returned."""
+    left = [len(coros)]
+    done = trio.Event()
+
+    async def fiber(coro: Callable[[], Awaitable[None]]) -> None:
+        await coro()
+        left[0] -= 1
+        if not left[0]:
+            done.set()
+
+    async with trio.open_nursery() as nursery:
+        poller.drive_in(nursery)
+        for coro in coros:
+            poller.start(fiber(coro))
+        await done.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_fiber_parks_without_a_task_and_is_stepped_by_the_poller(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, peer = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+    got: list[object] = []
+
+    async def reads() -> None:
+        got.append(poller.stepping is not None)
+        for _ in range(3):  # each read parks: the reply comes after it
+            got.append(await io.read(trio.current_time() + 30))
+        got.append(await io.read(trio.current_time() + 0.05))  # nothing comes: the deadline
+
+    async def replies() -> None:
+        for reply in (b"one", b"two", b"three"):
+            await trio.testing.wait_all_tasks_blocked()
+            assert io.waiting
+            peer.sendall(reply)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(replies)
+            await _with_fibers(poller, reads)
+    assert got == [True, b"one", b"two", b"three", None]
+    assert not io.waiting and poller._live == 0 and not poller._fibers
+
+
+async def test_a_promoted_fiber_waits_in_a_task_and_parks_as_a_fiber_again(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, peer = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+    seen: list[object] = []
+
+    async def promoted() -> None:
+        seen.append(poller.stepping is not None)
+        await poller.promote()
+        seen.append(poller.stepping is not None)
+        await trio.sleep(0.01)  # Trio's own wait: only a task may do it
+        peer.sendall(b"late")
+        seen.append(await io.read(trio.current_time() + 30))  # the reply was there: no park
+        seen.append(await io.read(trio.current_time() + 0.05))  # parks: a fiber again
+        seen.append(poller.stepping is not None)
+
+    with trio.fail_after(30):
+        await _with_fibers(poller, promoted)
+    assert seen == [True, False, b"late", None, True]
+    assert not poller._carried and not poller._fibers
+
+
+async def test_a_wake_from_a_task_reaches_a_parked_fiber(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, _ = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+    got: list[object] = []
+
+    async def parked() -> None:
+        got.append(await io.read(math.inf))
+
+    async def waker() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        assert io.waiting and not got
+        io.wake()
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waker)
+            await _with_fibers(poller, parked)
+    assert got == [None]
+
+
+async def test_the_nurserys_cancellation_reaches_every_parked_fiber() -> None:
+    pairs = [socket.socketpair() for _ in range(3)]
+    poller = _poller()
+    ended: list[str] = []
+
+    async def parked(ours: socket.socket) -> None:
+        ours.setblocking(False)
+        try:
+            await RawIO(ours.fileno(), poller=poller).read(trio.current_time() + 600)
+        except trio.Cancelled:
+            ended.append("cancelled")
+            raise
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                poller.drive_in(nursery)
+                for ours, _ in pairs:
+                    poller.start(parked(ours))
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(poller._fibers) == 3 and poller._live == 3
+                nursery.cancel_scope.cancel()
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    assert ended == ["cancelled"] * 3
+    assert not poller._fibers and poller._live == 0
+
+
+async def test_a_fibers_error_ends_its_nursery_as_a_tasks_would(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    client, peer = tcp_pair
+    poller = _poller()
+    io = RawIO(client.fileno(), poller=poller)
+
+    async def broken() -> None:
+        await io.read(trio.current_time() + 30)
+        raise ValueError("a bug in a connection's code")
+
+    with trio.fail_after(30), pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="a bug")):
+        async with trio.open_nursery() as nursery:
+            poller.drive_in(nursery)
+            poller.start(broken())
+            await trio.testing.wait_all_tasks_blocked()
+            peer.sendall(b"x")
+            await trio.sleep_forever()
+
+
+# --- the same connections with and without the poller, as fibers and tasks -----------------
 
 _CASES = [
     ("/echo", CloseSpec(kind="clean", label="clean", code=4000, reason="bye", timeout=5.0)),
@@ -244,11 +407,24 @@ async def test_parked_and_scoped_reads_give_the_same_records(
         messages=0 if closing else 2, message_timeout=0.2 if path == "/sink" else 5.0
     )
     shapes = []
-    for parking in (True, False):
+    for fiber, parking in ((True, True), (False, True), (False, False)):
         ctx = DriverContext.create(TargetConfig(), session, url)
         ctx.parking = parking
+        plan = ConnectionPlan(1, trio.current_time(), close)
+        records: list[ConnectionRecord] = []
         with trio.fail_after(20):
-            record = await run_connection(ConnectionPlan(1, trio.current_time(), close), ctx)
+            if fiber:
+                ctx.bind_clock()
+                poller = ctx.poller
+                assert poller is not None
+
+                async def connection() -> None:
+                    records.append(await run_connection(plan, ctx))  # noqa: B023 - awaited here
+                    assert poller.stepping is not None  # noqa: B023 - a fiber to its end
+
+                await _with_fibers(poller, connection)
+            else:
+                records.append(await run_connection(plan, ctx))
         assert (ctx.poller is not None) is parking
-        shapes.append(_shape(record))
-    assert shapes[0] == shapes[1]
+        shapes.append(_shape(records[0]))
+    assert shapes[0] == shapes[1] == shapes[2]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from children import wait_for_load
 from hostile import HostileServer
 from timing import EXIT_SLACK
@@ -253,3 +254,45 @@ def test_a_signal_before_the_run_starts_says_nothing_was_measured(tmp_path: Path
         assert "Traceback" not in err and "Aborted" not in err
         assert "interrupted before the run started: nothing measured, no results written" in err
         assert not out.exists()
+
+
+_SIGNAL_AT_IMPORT = """\
+import importlib.abc, os, signal, sys
+
+class _SignalAt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "wsload._compiled":  # inside wsload/__init__.py, before the entry runs
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.{sig})
+        return None
+
+sys.meta_path.insert(0, _SignalAt())
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("how", ["console script", "python -m"])
+def test_a_signal_while_the_package_imports_ends_it_with_one_line(
+    tmp_path: Path, how: str, sig: str
+) -> None:
+    """The window before the command's entry can catch a signal: the package's own import
+    (choosing the build hashes the compiled sources). A ``sitecustomize`` sends the signal
+    while ``wsload/__init__.py`` imports ``wsload._compiled``: exit 130 and one line, not a
+    silent death by SIGTERM or a KeyboardInterrupt traceback."""
+    (tmp_path / "sitecustomize.py").write_text(_SIGNAL_AT_IMPORT.format(sig=sig), "utf-8")
+    script = Path(sys.executable).with_name("wsload")
+    command = [str(script)] if how == "console script" else [sys.executable, "-m", "wsload"]
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [*command, "--version"],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        130,
+        "",
+        "wsload: interrupted while starting: nothing done\n",
+    )

@@ -13,9 +13,9 @@ right behind its 101) are kept in :attr:`UpgradeResponse.trailing` for the frame
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
+from binascii import b2a_base64
 from dataclasses import dataclass
 
 from wsload.core.deflate import DeflateParams, DeflateSettings, negotiate
@@ -45,13 +45,16 @@ _INVALID = Outcome.HANDSHAKE_INVALID
 
 
 def new_key() -> bytes:
-    """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (RFC 6455 §4.1)."""
-    return base64.b64encode(random_bytes(16))
+    """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (RFC 6455 §4.1).
+
+    ``base64.b64encode`` is this same C call behind an interpreted one (two per connection).
+    """
+    return b2a_base64(random_bytes(16), newline=False)
 
 
 def accept_key(key: bytes) -> bytes:
     """The Sec-WebSocket-Accept a server must answer to ``key`` (RFC 6455 §4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    return b2a_base64(hashlib.sha1(key + _GUID).digest(), newline=False)
 
 
 def host_header(host: str, port: int, secure: bool) -> str:

@@ -15,6 +15,7 @@ after the upgrade → ``reset``.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import math
@@ -43,6 +44,7 @@ from wsload.engine.context import (
 )
 from wsload.engine.link import Link, close_stream_now, receive_some, send_all
 from wsload.engine.oserrors import connect_outcome, tls_cause
+from wsload.engine.poller import Poller
 from wsload.engine.rawstream import RawIO, RawSocketStream
 from wsload.engine.session import run_session, step_label
 
@@ -87,6 +89,8 @@ async def _resolve(
     cached = ctx.addresses.get(key)
     if cached is not None:
         return cached
+    if ctx.poller is not None:
+        await ctx.poller.promote()  # Trio's wait for the resolver thread, in a task
     host, port, want = key
     with trio.move_on_at(deadline):
         infos = await trio.socket.getaddrinfo(
@@ -101,7 +105,9 @@ async def _resolve(
     raise _TimedOut
 
 
-async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any, deadline: float) -> None:
+async def _connect_raw(
+    raw: _socket.socket, sockaddr: Any, deadline: float, poller: Poller | None
+) -> None:
     """``trio.socket``'s connect without its per-call address re-resolution (``sockaddr`` is
     already resolved): start a non-blocking connect, wait until writable (by ``deadline``),
     read the result. When the connection is already established as ``connect()`` returns
@@ -119,6 +125,8 @@ async def _connect_raw(raw: _stdlib_socket.socket, sockaddr: Any, deadline: floa
             return
         except OSError:
             pass
+        if poller is not None:
+            await poller.promote()  # Trio's wait for the connect, in a task
         with trio.move_on_at(deadline) as scope:
             await trio.lowlevel.wait_writable(raw)
         if scope.cancelled_caught:
@@ -206,11 +214,14 @@ class _Attempt:
                 self.stream = RawSocketStream(raw)
                 self.io = ctx.wire.raw_io(raw, ctx.poller)
             else:
+                if ctx.poller is not None:
+                    await ctx.poller.promote()  # TLS, a test's opener: Trio's waits, in a task
                 with trio.move_on_at(deadline) as scope:
                     if ctx.opener is not None:
                         self.stream = await ctx.opener(self.plan, endpoint)
                     else:
-                        raw = await self._open_tcp(endpoint, math.inf)
+                        raw = await self._open_tcp(endpoint, math.inf, tls=True)
+                        assert isinstance(raw, _stdlib_socket.socket)
                         tls_started = True
                         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
                         tls = trio.SSLStream(
@@ -235,8 +246,12 @@ class _Attempt:
         self.connect_end = ctx.now()
         return None
 
-    async def _open_tcp(self, endpoint: Endpoint, deadline: float) -> _stdlib_socket.socket:
-        """A connected non-blocking TCP socket (closed again if anything fails).
+    async def _open_tcp(
+        self, endpoint: Endpoint, deadline: float, tls: bool = False
+    ) -> _socket.socket:
+        """A connected non-blocking TCP socket (closed again if anything fails): the C type
+        itself, without ``socket.socket``'s interpreted ``__init__`` and ``close`` (three calls
+        per connection), unless it is to carry TLS (``trio.socket`` wants ``socket.socket``).
 
         Raises:
             OSError: resolving or connecting failed.
@@ -245,7 +260,7 @@ class _Attempt:
         source = self.plan.source_address
         key = _address_key(endpoint.host, endpoint.port, source)
         family, sockaddr = await _resolve(self.ctx, key, deadline)
-        raw = _stdlib_socket.socket(family, _STREAM)
+        raw = (_stdlib_socket.socket if tls else _socket.socket)(family, _STREAM)
         try:
             if not _NONBLOCK:
                 raw.setblocking(False)
@@ -254,7 +269,7 @@ class _Attempt:
                     with contextlib.suppress(OSError):
                         raw.setsockopt(_stdlib_socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
                 raw.bind((source, 0))
-            await _connect_raw(raw, sockaddr, deadline)
+            await _connect_raw(raw, sockaddr, deadline, self.ctx.poller)
         except BaseException:
             trio.lowlevel.notify_closing(raw)
             raw.close()
@@ -275,6 +290,8 @@ class _Attempt:
             if io is not None and io.parks:  # the reads park with the deadline: no scope
                 response = await self._exchange(request, parser, sent, deadline)
             else:
+                if ctx.poller is not None:
+                    await ctx.poller.promote()  # a cancel scope: in a task
                 with trio.CancelScope(deadline=deadline):
                     response = await self._exchange(request, parser, sent, math.inf)
         except ProtocolViolation as exc:

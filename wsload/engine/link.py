@@ -16,6 +16,7 @@ one system task per event cancels their pump's scope when the event is set.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import fcntl
 import math
@@ -109,7 +110,7 @@ def _shutdown(stream: trio.abc.Stream) -> None:
         pass
 
 
-def _linger_zero(sock: _stdlib_socket.socket | trio.socket.SocketType) -> None:
+def _linger_zero(sock: _socket.socket | trio.socket.SocketType) -> None:
     """Make the socket's close an RST (SO_LINGER 0)."""
     with contextlib.suppress(OSError):  # already dead: closing is all that is left
         sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, _LINGER_ZERO)
@@ -307,7 +308,8 @@ class Link:
         io = self.io
         if io is not None:
             if (self.now() if now is None else now) >= deadline:
-                await trio.lowlevel.checkpoint_if_cancelled()
+                if not io.on_fiber:  # a fiber's cancellation comes from its hub
+                    await trio.lowlevel.checkpoint_if_cancelled()
                 return False
             received = await io.read(deadline)
             if received is None:
@@ -434,6 +436,7 @@ class Link:
             if sent == len(data):
                 return None
             data = data[sent:]
+            await io.promote()  # the socket buffer is full: Trio's wait, in a task
         try:
             with trio.CancelScope(deadline=deadline) as scope:
                 await self.stream.send_all(data)
@@ -509,6 +512,7 @@ async def send_all(
         if sent == len(data):
             return True
         data = data[sent:]
+        await io.promote()  # the socket buffer is full: Trio's wait, in a task
     with trio.move_on_at(deadline):
         await stream.send_all(data)
         return True
@@ -585,8 +589,8 @@ class Alarm:
 
     def watch(self, event: trio.Event | None, *, release: bool = False) -> None:
         """Start ringing for ``event`` (once per event and Trio run); ``release``: a storm's."""
-        if event is None or event.is_set() or id(event) in self._watched:
-            return
+        if event is None or id(event) in self._watched or event.is_set():
+            return  # (is_set last: an interpreted call, and most calls find it watched)
         self._watched[id(event)] = event
         trio.lowlevel.spawn_system_task(self._ring, event, release, name="wsload.engine.alarm")
 

@@ -12,6 +12,7 @@ the ``Stream`` contract: every operation is a checkpoint, errors are translated 
 
 from __future__ import annotations
 
+import _socket
 import errno
 import math
 import operator
@@ -69,7 +70,7 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
 
     __slots__ = ("_eof_sent", "_sending", "sock")
 
-    def __init__(self, sock: _stdlib_socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self._eof_sent = False
         self._sending = False  # a send-side call is in progress (trio's conflict rule)
@@ -78,7 +79,7 @@ class RawSocketStream(trio.abc.HalfCloseableStream):
         except OSError:  # not TCP (tests: socketpair), or already reset: reads will say so
             pass
 
-    def _check_open(self) -> _stdlib_socket.socket:
+    def _check_open(self) -> _socket.socket:
         sock = self.sock
         if sock.fileno() < 0:
             raise trio.ClosedResourceError("this socket was already closed")
@@ -233,7 +234,7 @@ class RawIO(Waitable):
     def __init__(
         self,
         fd: int,
-        stamped: _stdlib_socket.socket | None = None,
+        stamped: _socket.socket | None = None,
         offset_ns: int = 0,
         *,
         wakeable: bool = False,
@@ -285,7 +286,10 @@ class RawIO(Waitable):
                     self._eager += 1
                     if self._eager >= EAGER_READS or len(data) == RECEIVE_SIZE:
                         self._eager = 0
-                        await trio.lowlevel.checkpoint()
+                        if poller is not None and poller.stepping is not None:
+                            await poller.promote()  # a fiber yields by becoming a task
+                        else:
+                            await trio.lowlevel.checkpoint()
                     return data
             wait_first = False
             self._eager = 0
@@ -319,7 +323,17 @@ class RawIO(Waitable):
     @property
     def waiting(self) -> bool:
         """The connection's task is parked in :meth:`read` (not writing, not running)."""
-        return self.scope is not None or self.task is not None
+        return self.scope is not None or self.task is not None or self.fiber is not None
+
+    async def promote(self) -> None:
+        """Before one of Trio's own waits (a full socket buffer): a fiber becomes a task."""
+        if self._poller is not None:
+            await self._poller.promote()
+
+    @property
+    def on_fiber(self) -> bool:
+        """The code running is a fiber's (stepped by the poller), not a Trio task's."""
+        return self._poller is not None and self._poller.stepping is not None
 
     @property
     def parks(self) -> bool:
@@ -381,7 +395,7 @@ class RawIO(Waitable):
             return None
         return float(_LAST_DATA_RECV.unpack(info)[0]) / 1000
 
-    def _receive_stamped(self, sock: _stdlib_socket.socket) -> bytes | OSError | None:
+    def _receive_stamped(self, sock: _socket.socket) -> bytes | OSError | None:
         """:func:`_read_now` with the kernel's arrival stamp, set in :attr:`arrived`, and
         whether the read took the FIN too (:attr:`fin_read`)."""
         received = _recvmsg_now(sock)
@@ -417,7 +431,7 @@ def _read_now(fd: int) -> bytes | OSError | None:
 
 
 def _recvmsg_now(
-    sock: _stdlib_socket.socket,
+    sock: _socket.socket,
 ) -> tuple[bytes, list[tuple[int, int, bytes]]] | OSError | None:
     """One non-blocking ``recvmsg``: ``(bytes, ancillary messages)``, None (EAGAIN), or the
     error; a plain function for the reason :func:`_read_now` is one."""

@@ -31,11 +31,13 @@ lives (:func:`_keep_timestamping`). A read that still finds no stamp keeps the l
 
 from __future__ import annotations
 
-import contextlib
+import _socket
 import platform
 import socket as _stdlib_socket
 import sys
 import time
+from collections.abc import Callable
+from time import perf_counter
 
 import trio
 from hdrh.histogram import HdrHistogram
@@ -44,7 +46,7 @@ from wsload.engine.poller import Poller
 from wsload.engine.rawstream import TCP_INQ, RawIO
 from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
 
-__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "WireClock"]
+__all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "SystemNow", "WireClock", "reader_of"]
 
 SO_TIMESTAMPNS: int | None = (
     35  # asm-generic's SO_TIMESTAMPNS_OLD: a 64-bit timespec on 64-bit platforms
@@ -75,6 +77,32 @@ def _keep_timestamping(option: int) -> None:
     keeper = _stdlib_socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_DGRAM)
     keeper.setsockopt(_stdlib_socket.SOL_SOCKET, option, 1)
     _KEEPER.append(keeper)
+
+
+class SystemNow:
+    """Trio's ``SystemClock.current_time`` (its offset plus ``perf_counter()``), compiled.
+
+    A connection reads the run clock ≈ 14 times per clean-close cycle; the bound method of
+    Trio's clock is an interpreted call each time (≈ 0.3 µs), this one is not. Same sum, same
+    order of operands: the same floats as the clock's own reading.
+    """
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return self.offset + perf_counter()
+
+
+def reader_of(clock: trio.abc.Clock) -> Callable[[], float]:
+    """The cheapest reader of ``clock``'s time: :class:`SystemNow` for Trio's own clock, else
+    the clock's ``current_time`` (a test's ``MockClock``)."""
+    offset = getattr(clock, "offset", None)
+    if type(clock).__name__ == "SystemClock" and isinstance(offset, float):
+        return SystemNow(offset)
+    return clock.current_time
 
 
 class WireClock:
@@ -123,7 +151,7 @@ class WireClock:
         assert best is not None
         return cls(best[1])
 
-    def raw_io(self, raw: _stdlib_socket.socket, poller: Poller | None = None) -> RawIO:
+    def raw_io(self, raw: _socket.socket, poller: Poller | None = None) -> RawIO:
         """The raw fast path of a client's plain TCP socket, kernel-stamped when possible;
         its reads park in ``poller`` (the run's) when given."""
         if self.offset_ns is not None and SO_TIMESTAMPNS is not None:
@@ -132,8 +160,10 @@ class WireClock:
             except OSError:
                 pass
             else:
-                with contextlib.suppress(OSError):  # before Linux 4.18: no FIN hint
+                try:  # noqa: SIM105 - per connection: suppress() is three interpreted calls
                     raw.setsockopt(_stdlib_socket.IPPROTO_TCP, TCP_INQ, 1)
+                except OSError:  # before Linux 4.18: no FIN hint
+                    pass
                 self.kernel += 1
                 return RawIO(raw.fileno(), raw, self.offset_ns, poller=poller)
         self.loop += 1

@@ -46,6 +46,9 @@ __all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
 _INTERVAL = 1.0
 _OVERDUE_BATCH = 16
 """At most this many overdue starts in a row without letting other tasks run."""
+_SHORT_SLEEP = 0.01
+"""Seconds: a shorter wait for the next start sleeps in the run's poller, not woken by a stop
+(noticed at that start); a longer one waits for the stop too, in Trio's own cancel scope."""
 
 
 @dataclass(slots=True)
@@ -111,6 +114,15 @@ class _Runner:
         self._overdue = 0  # consecutive starts found already due (see _wait_until)
         reference = scenario.target.engine == "trio-websocket"
         self.connect = run_connection_reference if reference else run_connection
+        # the connections run as the poller's fibers (wsload.engine.poller) where every wait
+        # of theirs parks there: plain TCP through the run's poller, one attempt each
+        self.fibers = (
+            not reference
+            and ctx.parking
+            and ctx.opener is None
+            and not ctx.url.startswith("wss:")
+            and scenario.reconnect is None
+        )
 
     def _plan(self, k: int, scheduled: float) -> ConnectionPlan:
         """The plan of global connection ``k`` (0-based; ``seq`` is 1-based, as in URLs)."""
@@ -159,7 +171,7 @@ class _Runner:
         instant and starts it now without an await: its start lag is 0 by construction.
         """
         progress = self.progress
-        now = trio.current_time() if started is None else started
+        now = self.ctx.now() if started is None else started
         self.lag.record_start(now - plan.scheduled)
         try:
             if self.scenario.reconnect is None:
@@ -203,8 +215,13 @@ class _Runner:
         a checkpoint it would run the whole schedule in one step, and neither the stop, the
         lag monitor, the interval log nor the started connections would run until it ended.
         """
-        if due > trio.current_time():
+        now = self.ctx.now()
+        if due > now:
             self._overdue = 0
+            poller = self.ctx.poller
+            if self.fibers and poller is not None and due - now < _SHORT_SLEEP:
+                await poller.sleep_until(due)  # a stop is noticed at the next start
+                return
             with trio.move_on_at(due):
                 await stop.wait()
             return
@@ -215,7 +232,12 @@ class _Runner:
 
     def _start(self, nursery: trio.Nursery, k: int, scheduled: float) -> None:
         self._count_start()
-        nursery.start_soon(self._connection, self._plan(k, scheduled))
+        plan = self._plan(k, scheduled)
+        poller = self.ctx.poller
+        if self.fibers and poller is not None:
+            poller.start(self._connection(plan))
+        else:
+            nursery.start_soon(self._connection, plan)
 
     async def arrival(self, nursery: trio.Nursery, start: float, stop: trio.Event) -> None:
         cap = self.scenario.load.max_in_flight
@@ -256,6 +278,8 @@ class _Runner:
             now = clock()  # one reading per start: the checks and the plan share the instant
             while more(now):
                 if index >= concurrency_at(load, now - start):
+                    if poller is not None:
+                        await poller.promote()  # Trio's sleep, in a task
                     await trio.sleep(0.05)
                     now = clock()
                     continue
@@ -268,8 +292,12 @@ class _Runner:
                 now = clock()
 
         peak = max([load.concurrency or 0, *(s.concurrency or 0 for s in load.stages)])
+        poller = self.ctx.poller if self.fibers else None
         for index in range(self.segment.index, peak, self.segment.count):
-            nursery.start_soon(slot, index)
+            if poller is not None:
+                poller.start(slot(index))
+            else:
+                nursery.start_soon(slot, index)
         while more(clock()):  # the slots finish their current connection during the drain
             with trio.move_on_after(0.05):
                 await stop.wait()
@@ -431,6 +459,9 @@ async def _apply(
         outer.start_soon(_forward_stop, stop, ctx)
         async with trio.open_nursery() as connections:
             outer.start_soon(_cancel_on, hard_stop, connections.cancel_scope)
+            ctx.bind_clock()  # ctx.now and the poller of this run, for the model too
+            if runner.fibers and ctx.poller is not None:
+                ctx.poller.drive_in(connections)
             progress.phase = "running"
             await MODELS[load.model](runner, connections, start, stop)
             progress.phase = "draining"
