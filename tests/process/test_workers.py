@@ -158,9 +158,9 @@ def test_a_storm_on_two_workers_is_released_by_the_parent_once_both_are_open(
     opened += whole["generator"]["start_lag_us"]["max"] / 1e6
     if opened + 0.3 < 39 / 40 + 1.0:
         assert release["planned"] < 39 / 40 + 1.0, (release, opened)
-    for part in sorted((out / "segments").iterdir()):  # one instant, each on its own clock
-        planned = _summary(part)["generator"]["storm_release_s"]["planned"]
-        assert planned == pytest.approx(release["planned"], abs=0.01)
+    for part in sorted((out / "segments").iterdir()):  # each from its own (common) start
+        own = _summary(part)["generator"]["storm_release_s"]
+        assert own["planned"] <= own["first"]
 
 
 def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:
