@@ -28,7 +28,6 @@ import trustme
 from peers import WebsocketsPeer
 from verdicts import assert_passed_or_saturated
 
-from wsload.plan.segment import RELEASE_SETTLE
 from wsload.report._format import format_count, format_ms, format_share
 
 pytestmark = pytest.mark.usefixtures("bounded_slow")
@@ -350,21 +349,20 @@ def test_a_storm_reports_its_release_spread(tmp_path: Path, workers: int) -> Non
     if workers == 1:  # released when all were open, and counted from there
         assert spread["planned"] is None and spread["first"] == spread["last"]
         return
-    # both segments released at, and counted from, the whole storm's last start (199 / 500 s)
-    # plus the settle margin: the earliest close began right after that one shared instant
-    planned = (n - 1) / 500 + RELEASE_SETTLE
-    assert spread["planned"] == pytest.approx(planned, abs=1e-5)
-    assert 0 <= spread["first"] - planned <= spread["last"] - planned < RELEASE_BOUND
+    # --workers: the parent released both once both were open, and each counts from that one
+    # instant (wsload.runner.load.gate), on its own clock (from its own start)
+    assert spread["planned"] <= spread["first"] <= spread["last"]
     assert lag["min"] < RELEASE_BOUND * 1e6
     assert "from the segments' shared release instant" in stdout.replace("\n", " ")
     for part in ("0of2", "1of2"):
         segment = json.loads((tmp_path / "out" / "segments" / part / "summary.json").read_text())
         own = segment["generator"]["storm_release_s"]
-        assert own["planned"] == spread["planned"] and own["first"] == own["last"]
+        assert own["planned"] <= own["first"] == own["last"]
+        assert own["first"] - own["planned"] < RELEASE_BOUND
         own_lag = segment["latency_us"]["close_start_lag"]
         assert own_lag["count"] == n // 2
         # 3 significant digits in the histogram, 1 µs in the rounded instants
-        assert own_lag["min"] >= (own["first"] - planned) * 1e6 * (1 - 1e-3) - 2
+        assert own_lag["min"] >= (own["first"] - own["planned"]) * 1e6 * (1 - 1e-3) - 2
 
 
 SEARCH = """

@@ -146,9 +146,7 @@ def test_a_storm_on_two_workers_is_released_by_the_parent_once_both_are_open(
     assert whole["outcomes"]["clean"] == whole["totals"]["attempted"] == 40
     release = whole["generator"]["storm_release_s"]
     assert release["planned"] <= release["first"] <= release["last"]
-    lag = whole["latency_us"]["close_start_lag"]
-    assert lag["count"] == 40
-    assert lag["min"] >= (release["first"] - release["planned"]) * 1e6 * 0.999 - 1
+    assert whole["latency_us"]["close_start_lag"]["count"] == 40
     # the last connection was open by this (its start at 0.975 s, its worst lateness, connect,
     # upgrade and echo): a release at the shared instant would have waited until 1.975 s
     lat = whole["latency_us"]
@@ -158,9 +156,11 @@ def test_a_storm_on_two_workers_is_released_by_the_parent_once_both_are_open(
     opened += whole["generator"]["start_lag_us"]["max"] / 1e6
     if opened + 0.3 < 39 / 40 + 1.0:
         assert release["planned"] < 39 / 40 + 1.0, (release, opened)
-    for part in sorted((out / "segments").iterdir()):  # one instant, each on its own clock
-        planned = _summary(part)["generator"]["storm_release_s"]["planned"]
-        assert planned == pytest.approx(release["planned"], abs=0.01)
+    for part in sorted((out / "segments").iterdir()):  # each from its own (common) start
+        own = _summary(part)["generator"]["storm_release_s"]
+        assert own["planned"] <= own["first"]
+        lag = _summary(part)["latency_us"]["close_start_lag"]["min"]
+        assert lag >= (own["first"] - own["planned"]) * 1e6 * 0.999 - 2
 
 
 def test_segments_run_apart_add_up_to_the_whole_plan(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from wsload.core.kinds import CloseKind
 from wsload.core.protocol import ClientProtocol
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO, RawSocketStream, stream_error
 from wsload.engine.wireclock import ACK_GUARD, JIFFY_MAX, WireClock
+from wsload.process import raised_priority
 from wsload.scenario.model import CloseSpec
 
 __all__ = [
@@ -575,7 +576,9 @@ class Alarm:
     10,000 connections does not wait for 10,000 cancellations and task switches before its
     last close starts, and no kind waits for its task while another is written at once. The
     tasks whose close the pass started are then woken :data:`WAKE_BATCH` per loop turn, so
-    that no turn runs thousands of them.
+    that no turn runs thousands of them. The pass runs at a raised priority where the process
+    may (``wsload.process.raised_priority``: root), so that the processes it wakes (the
+    target's, on one machine) do not take the cores from it before its last Close is written.
     """
 
     __slots__ = ("_links", "_watched")
@@ -601,7 +604,8 @@ class Alarm:
             for link in links:
                 link.wake()
             return
-        left, started = release_storm(links)
+        with raised_priority():  # the pass is the storm's instant: well under a second
+            left, started = release_storm(links)
         for link in left:
             link.wake()
         for first in range(0, len(started), WAKE_BATCH):

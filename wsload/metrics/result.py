@@ -324,9 +324,9 @@ def _release_from_wire(data: Mapping[str, Any]) -> StormRelease | None:
 
 def _release_span(releases: Iterable[StormRelease | None]) -> StormRelease | None:
     """The earliest and the latest release of the parts that released a storm; the planned
-    instant is the same in every segment (computed from the scenario, or the ``--workers``
-    parent's release turned into each worker's clock: the same to a few microseconds), the
-    earliest if not."""
+    instant is the same in every segment (computed from the scenario), the earliest if not
+    (the ``--workers`` parent's one release, counted from each worker's own start, which a
+    loaded machine may delay a little)."""
     known = [r for r in releases if r is not None]
     if not known:
         return None

@@ -92,6 +92,7 @@ async def run_client(
             return
         if result.outcome not in config.on or plan.attempt >= config.max_attempts:
             return
+        result = None  # the aggregator has it: not kept through the backoff (100,000 waiting)
         with trio.move_on_after(backoff_delay(config.backoff, plan.attempt, rng)):
             await stop.wait()
         if stop.is_set():
