@@ -81,10 +81,16 @@ def raise_nofile_limit() -> int:
 BURST_PRIORITY = 10
 """How much :func:`raised_priority` lowers the thread's nice value (weight ≈ 9 × nice 0's)."""
 
+AFTERMATH_PRIORITY = 4
+"""How much a storm's generator lowers its nice value from its release to the end of its load
+(weight ≈ 1.9 × nice 0's; ``wsload.runner.load.loop``): enough that its loop is not queued
+behind every other runnable process of the machine while the storm's Closes are answered, not
+so much that the target on the same machine is starved of the cores it answers them with."""
+
 
 @contextlib.contextmanager
-def raised_priority() -> Iterator[bool]:
-    """Run the block at a nice value :data:`BURST_PRIORITY` lower, where this process may.
+def raised_priority(step: int = BURST_PRIORITY) -> Iterator[bool]:
+    """Run the block at a nice value ``step`` lower, where this process may.
 
     For a burst whose timing is the measurement and which lasts well under a second (a
     storm's release pass: one write per held connection, every Close of the storm started at
@@ -93,13 +99,15 @@ def raised_priority() -> Iterator[bool]:
     ≈ 9 µs each took 0.8-1.7 s of wall time per worker in a quiet 100,000-connection run (12
     processes on 2 cores), 0.15 s alone. Raising a priority needs root (``CAP_SYS_NICE``);
     elsewhere nothing changes. Linux keeps nice per thread: this is the calling thread's.
+    A storm's generator also keeps a smaller step, :data:`AFTERMATH_PRIORITY`, from its
+    release to the end of its load (the pass nests inside it).
 
     Yields:
         Whether the priority was raised.
     """
     try:
         before = os.getpriority(os.PRIO_PROCESS, 0)
-        os.setpriority(os.PRIO_PROCESS, 0, max(-20, before - BURST_PRIORITY))
+        os.setpriority(os.PRIO_PROCESS, 0, max(-20, before - step))
     except (OSError, AttributeError):  # not permitted (not root), or not POSIX
         yield False
         return

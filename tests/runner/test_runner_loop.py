@@ -10,7 +10,8 @@ real driver (it records what ``run_connection`` returned and changes nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 import trio
@@ -19,11 +20,13 @@ from runs import HDR, PEER_CLOSE_TIMEOUT, PoliteServer, Run, check_sums, raw_ser
 from timing import SLACK
 
 from wsload.core.record import ConnectionRecord
-from wsload.engine.context import DriverContext
+from wsload.engine.context import ConnectionPlan, DriverContext
 from wsload.metrics.collector import Collector
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.plan.schedule import arrival_offsets
 from wsload.plan.segment import RELEASE_SETTLE, WHOLE, Segment
+from wsload.process import AFTERMATH_PRIORITY
+from wsload.runner.load import loop
 from wsload.runner.load.loop import Progress, run_load
 from wsload.scenario.model import ServerConfig
 from wsload.scenario.parse import parse_scenario
@@ -254,6 +257,49 @@ messages = 1
     # opened at 200/s: the last of the 30 was scheduled 145 ms after the first
     start = r.progress.started
     assert max(rec.scheduled for rec in records) - start == pytest.approx(29 / 200)
+
+
+async def test_a_storm_drains_at_a_raised_priority_where_it_may(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From its release to the end of its load a storm's loop runs AFTERMATH_PRIORITY nice
+    steps higher where the process may (root), as before elsewhere; then as before. Each
+    connection's own nice value is read as it ends (its close answered: the aftermath)."""
+    nice: list[int] = []
+
+    def spy(
+        real: Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]],
+    ) -> Callable[[ConnectionPlan, DriverContext], Awaitable[ConnectionRecord]]:
+        async def wrapper(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
+            record = await real(plan, ctx)
+            nice.append(os.getpriority(os.PRIO_PROCESS, 0))
+            return record
+
+        return wrapper
+
+    monkeypatch.setattr(loop, "run_connection", spy(loop.run_connection))
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:  # may this process raise its priority? (what raised_priority finds out)
+        os.setpriority(os.PRIO_PROCESS, 0, max(-20, before - AFTERMATH_PRIORITY))
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+        expected = max(-20, before - AFTERMATH_PRIORITY)
+    except OSError:
+        expected = before
+    server = PoliteServer()
+    url = await raw_server(nursery, server)
+    text = """
+[load]
+model = "storm"
+concurrency = 10
+rate = 200
+[session]
+messages = 1
+"""
+    with trio.fail_after(20):
+        r = await run(text, url)
+    assert r.collector.counts().outcomes == {"clean": 10}
+    assert nice == [expected] * 10
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
 
 
 async def test_a_segmented_storm_releases_at_the_shared_instant(
