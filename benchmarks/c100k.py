@@ -417,12 +417,16 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
             key: reconnect.get(key) for key in ("clients", "reconnected", "gave_up", "clean")
         }
         out["time_to_reconnect_us"] = (reconnect.get("latency_us") or {}).get("time_to_reconnect")
+        # a reconnected client whose echo never came back (message_timeout) reconnected, but its
+        # session failed: counted apart
+        out["echo_timeouts"] = summary["outcomes"].get("message_timeout", 0)
         goals["swept_clean"] = bool(out["open_at_signal"]) and (
             out["closed_clean"] == out["open_at_signal"]
         )
         goals["reconnected"] = bool(reconnect.get("clients")) and (
             reconnect.get("reconnected") == reconnect.get("clients")
         )
+        goals["echoed"] = out["echo_timeouts"] == 0
         process = summary.get("server_process")
         if process is not None:  # --server node: the signalled process exits, wsload restarts it
             out["server_processes"] = run.get("server_processes")
@@ -458,7 +462,7 @@ def _print(name: str, fig: dict[str, Any]) -> None:
     else:
         print(
             f"   sweep: {fig['closed_clean']} of {fig['open_at_signal']} closed clean; "
-            f"reconnect {fig['reconnect']}"
+            f"reconnect {fig['reconnect']}; echoes timed out: {fig['echo_timeouts']:,}"
         )
         if "restarts" in fig:
             print(

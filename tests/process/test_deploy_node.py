@@ -127,6 +127,7 @@ def test_c100k_node_deploy_path_at_two_thousand(tmp_path: Path) -> None:
     assert deploy["open_at_signal"] == deploy["closed_clean"] == n
     reconnect = deploy["reconnect"]
     assert reconnect["clients"] == reconnect["reconnected"] == n and reconnect["gave_up"] == 0
+    assert deploy["echo_timeouts"] == 0
     assert (deploy["restarts"], deploy["exit_statuses"]) == (1, [0, 0])
     assert deploy["goals"]["rss"] and deploy["goals"]["restarted"]
     log = (tmp_path / "runs" / "deploy" / "server.log").read_text(encoding="utf-8")
