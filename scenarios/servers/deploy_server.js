@@ -29,6 +29,7 @@ if (!fs.existsSync(path.join(__dirname, 'node_modules', 'ws', 'package.json'))) 
   });
 }
 const cluster = require('cluster');
+const { performance } = require('perf_hooks');
 const { WebSocket, WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
 
 const args = process.argv.slice(2);
@@ -42,6 +43,19 @@ const grace = Number(option('--grace', '10000'));
 const code = Number(option('--code', '1001'));
 const processes = Number(option('--processes', '1'));
 
+// How late this process's event loop ran at most (a 100 ms timer's lateness: how saturated a
+// loaded server was), said when it exits.
+function watchLateness() {
+  let late = 0;
+  let tick = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    late = Math.max(late, now - tick - 100);
+    tick = now;
+  }, 100).unref();
+  return () => late.toFixed(0);
+}
+
 if (processes > 1 && cluster.isPrimary) {
   primary();
 } else {
@@ -53,6 +67,7 @@ function primary() {
   let stopping = false;
   let failed = false;
   let listening = 0;
+  const late = watchLateness();
   for (let i = 0; i < processes; i += 1) cluster.fork();
   cluster.on('listening', (worker, address) => {
     listening += 1;
@@ -66,7 +81,7 @@ function primary() {
       console.log(`deploy_server: worker ${worker.process.pid} exited (${status ?? signal})`);
     }
     if (Object.keys(cluster.workers).length === 0) {
-      console.log(`deploy_server: all ${processes} processes exited`);
+      console.log(`deploy_server: all ${processes} processes exited (primary at most ${late()} ms late)`);
       process.exit(failed ? 1 : 0);
     }
   });
@@ -88,10 +103,13 @@ function serve() {
 
   const stillThere = (socket) => [WebSocket.OPEN, WebSocket.CLOSING].includes(socket.readyState);
 
+  const late = watchLateness();
+
   const exitWhenEmpty = () => {
     const timer = setInterval(() => {
       if (wss.clients.size === 0) {
         clearInterval(timer);
+        console.log(`deploy_server: event loop at most ${late()} ms late`);
         console.log('deploy_server: every client gone, exiting');
         process.exit(0);
       }
