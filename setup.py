@@ -40,6 +40,7 @@ COMPILED = (
     "wsload/core/protocol.py",
     "wsload/core/record.py",
     "wsload/engine/behaviours.py",
+    "wsload/engine/context.py",
     "wsload/engine/driver.py",
     "wsload/engine/link.py",
     "wsload/engine/poller.py",
@@ -59,9 +60,10 @@ COMPILED = (
 the per-cycle protocol work (protocol object, frame codec, close tracker, record); the
 recording of each finished connection (the collector's one pass over a record: its counters,
 samples and histograms; the lag monitor's start lag); the runner's load loop and the plan it
-draws from; and the engine's per-connection I/O path (driver, session, close behaviours, link,
-raw socket reads and the run's poller): once its reads parked in the poller instead of Trio's
-cancel scopes, the engine's own Python was the largest interpreted part of a cycle, and
+draws from; and the engine's per-connection I/O path (driver, its per-run context, session,
+close behaviours, link, raw socket reads and the run's poller): once its reads parked in the
+poller instead of Trio's cancel scopes, the engine's own Python was the largest interpreted
+part of a cycle, and
 compiling it measured ≈ 18 % less CPU per cycle (docs/performance.md, "One wait per read, no
 cancel scope"), for ≈ 50 s more CPU per build (81 s against 31 s of ``setup.py build_ext``:
 gcc on the group's larger C file). mypyc writes the group as one C file per module

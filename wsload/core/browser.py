@@ -45,7 +45,7 @@ _ERRORS = frozenset({Outcome.RESET, Outcome.MESSAGE_TIMEOUT, Outcome.TLS_ERROR})
 """Outcomes that end a connection in an error even after a Close was received."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class BrowserCloseEvent:
     """What ``ws.onclose`` would receive (field names as in JavaScript, ``was_clean`` aside).
 
@@ -58,6 +58,13 @@ class BrowserCloseEvent:
     code: int
     reason: str
     was_clean: bool
+
+    def __init__(self, code: int, reason: str, was_clean: bool) -> None:
+        # written out (see wsload.core.record.ConnectionRecord.__init__): compiled, not the
+        # dataclass's interpreted one; tests/core/test_native_init.py checks it is the same
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "was_clean", was_clean)
 
     def __str__(self) -> str:
         clean = "true" if self.was_clean else "false"

@@ -88,7 +88,7 @@ class IllegalTransition(WsloadBug):
         super().__init__(f"cannot {event} in state {state}")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CloseTracker:
     """The close handshake of one connection: state, stamps, codes, and who went first.
 
@@ -112,6 +112,39 @@ class CloseTracker:
     """The server's TCP close was a reset (RST), not a FIN."""
     eof_state: CloseState | None = None
     """The state the connection was in when the server's EOF (or reset) arrived."""
+
+    def __init__(
+        self,
+        state: CloseState = CloseState.OPEN,
+        close_initiated: float | None = None,
+        close_sent: float | None = None,
+        close_received: float | None = None,
+        eof: float | None = None,
+        socket_closed: float | None = None,
+        code_sent: int | None = None,
+        reason_sent: str | None = None,
+        code_received: int | None = None,
+        reason_received: str | None = None,
+        close_initiator: Side | None = None,
+        tcp_closed_first: Side | None = None,
+        reset: bool = False,
+        eof_state: CloseState | None = None,
+    ) -> None:
+        # written out: see wsload.core.record.ConnectionRecord.__init__
+        self.state = state
+        self.close_initiated = close_initiated
+        self.close_sent = close_sent
+        self.close_received = close_received
+        self.eof = eof
+        self.socket_closed = socket_closed
+        self.code_sent = code_sent
+        self.reason_sent = reason_sent
+        self.code_received = code_received
+        self.reason_received = reason_received
+        self.close_initiator = close_initiator
+        self.tcp_closed_first = tcp_closed_first
+        self.reset = reset
+        self.eof_state = eof_state
 
     def _go(self, event: HandshakeEvent) -> None:
         try:

@@ -148,7 +148,7 @@ def invalid_close(variant: str) -> tuple[bytes, int | None, str | None]:
     return encode_frame(OP_CLOSE, payload), code, reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ReceivedClose:
     """The server's Close frame, decoded.
 
@@ -163,6 +163,15 @@ class ReceivedClose:
     reason: str
     error: str = ""
     fail_code: int = 1002
+
+    def __init__(
+        self, code: int | None, reason: str, error: str = "", fail_code: int = 1002
+    ) -> None:
+        # written out: see wsload.core.record.ConnectionRecord.__init__
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "error", error)
+        object.__setattr__(self, "fail_code", fail_code)
 
 
 def _decode_close(payload: bytes) -> ReceivedClose:

@@ -159,7 +159,7 @@ class RequestTemplate:
         return head + key + self.tail
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class UpgradeResponse:
     """A complete, well-formed response head.
 
@@ -178,6 +178,23 @@ class UpgradeResponse:
     subprotocol: str | None
     trailing: bytes
     deflate: DeflateParams | None = None
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: tuple[tuple[str, str], ...],
+        subprotocol: str | None,
+        trailing: bytes,
+        deflate: DeflateParams | None = None,
+    ) -> None:
+        # written out: see wsload.core.record.ConnectionRecord.__init__
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "subprotocol", subprotocol)
+        object.__setattr__(self, "trailing", trailing)
+        object.__setattr__(self, "deflate", deflate)
 
     @property
     def accepted(self) -> bool:

@@ -36,7 +36,7 @@ from wsload.scenario.model import CloseSpec
 __all__ = ["BEHAVIOURS", "Ending", "answer_server_close", "await_eof", "run_behaviour"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Ending:
     """How a close behaviour ended, beyond what the close tracker records.
 
@@ -49,6 +49,12 @@ class Ending:
     timed_out: bool = False
     stopped: bool = False
     rst: bool = False
+
+    def __init__(self, timed_out: bool = False, stopped: bool = False, rst: bool = False) -> None:
+        # written out: see wsload.core.record.ConnectionRecord.__init__
+        self.timed_out = timed_out
+        self.stopped = stopped
+        self.rst = rst
 
 
 async def _wait_while(link: Link, deadline: float, waiting: Callable[[], bool]) -> bool:

@@ -36,7 +36,7 @@ _TRACKED = tuple(
 """The close tracker's stamps, codes and sides: named as the record's fields, copied as they are."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ConnectionPlan:
     """One connection to make.
 
@@ -55,6 +55,23 @@ class ConnectionPlan:
     source_address: str | None = None
     attempt: int = 1
     row: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        seq: int,
+        scheduled: float,
+        close: CloseSpec,
+        source_address: str | None = None,
+        attempt: int = 1,
+        row: tuple[str, ...] = (),
+    ) -> None:
+        # written out: see wsload.core.record.ConnectionRecord.__init__
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "scheduled", scheduled)
+        object.__setattr__(self, "close", close)
+        object.__setattr__(self, "source_address", source_address)
+        object.__setattr__(self, "attempt", attempt)
+        object.__setattr__(self, "row", row)
 
     def record(
         self,
