@@ -14,6 +14,13 @@ Runs ``wsload run`` (a real subprocess, sized by the plan alone: no ``--workers`
   grace: a soft sweep), every client reconnects with full-jitter backoff spread over
   ``--spread`` seconds (default: as long as the opening took), holds, and closes. Goals:
   100 % closed clean by the sweep, 100 % of the logical clients reconnected, RSS as above.
+  With ``--server node`` the deploy's target is Node ``ws`` instead
+  (``scenarios/servers/deploy_server.js --processes N``: N processes sharing the port through
+  Node's ``cluster``, as one holds at most the file limit's connections) started by
+  ``[target.process]``: the event's SIGTERM goes to its primary, which forwards it; each worker
+  sends 1001 to its clients, terminates the rest after the grace and exits once it has none left,
+  the primary exits after them and wsload starts it again (``restart``): the reconnects that come
+  while it is down are refused and retried. The storm always runs against the built-in server.
 
 It prints the figures (``--json``: as JSON) and exits 1 when a goal is missed. RSS is sampled
 every ``--every`` seconds from ``/proc``: the built-in server's processes are the descendants
@@ -21,13 +28,16 @@ holding a listening TCP socket, and are left out.
 
     python benchmarks/c100k.py                        # 100,000 at 1,000/s, storm then deploy
     python benchmarks/c100k.py --connections 10000 --only storm
+    python benchmarks/c100k.py --only deploy --server node   # node and npm needed
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +64,13 @@ GRACE_S = 30
 DRAIN_SLACK_S = 60
 """The drain (from the release) outlasts the sweep, the reconnects' spread and their hold by
 this much."""
+NODE_PER_PROCESS = 18_000
+"""Connections per Node server process (``--server node``): under one process's file limit of
+20,000 with room for the reconnects that come while the swept ones close."""
+NODE_SERVER = Path(__file__).resolve().parents[1] / "scenarios" / "servers" / "deploy_server.js"
+SERVER_NAMES = frozenset({"node"})
+"""Descendants with this command name are the target's (a Node cluster's workers hold no
+listening socket: the primary accepts for them)."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 COMMON = """
@@ -82,10 +99,7 @@ timeout = "30s"
 
 DEPLOY = """name = "c100k-deploy"
 {common}
-[target.server]
-shutdown_code = 1001
-shutdown_grace = "{grace}s"
-[target.process]
+{server}
 [[target.process.events]]
 at = "{at}s"
 signal = "SIGTERM"
@@ -100,22 +114,61 @@ max_attempts = 20
 """
 
 
-def scenarios(n: int, rate: float, spread: float) -> dict[str, str]:
-    """The two scenarios' TOML for ``n`` connections opened at ``rate`` per second."""
+BUILTIN_SERVER = """
+[target.server]
+shutdown_code = 1001
+shutdown_grace = "{grace}s"
+[target.process]"""
+
+NODE = """
+[target.process]
+command = {command}
+port = 0
+ready_timeout = "120s"
+restart = true
+max_restarts = 1
+stop_signal = "SIGTERM"
+stop_timeout = "{stop}s"
+"""
+"""``--server node``: the deploy's target (``[target] url`` is ``ws://127.0.0.1:{{port}}/``).
+``ready_timeout``: the first start may run ``npm ci``."""
+
+
+def node_processes(n: int) -> int:
+    """The Node server's processes for ``n`` connections (``NODE_PER_PROCESS`` each; at least
+    2, so that a small run takes the same path)."""
+    return max(2, math.ceil(n / NODE_PER_PROCESS))
+
+
+def scenarios(
+    n: int, rate: float, spread: float, server: str = "builtin", processes: int | None = None
+) -> dict[str, str]:
+    """The two scenarios' TOML for ``n`` connections opened at ``rate`` per second; the
+    deploy's target is the built-in server or (``server = "node"``) Node ``ws`` in
+    ``processes`` processes (default: ``node_processes(n)``)."""
     opening = n / rate
     deadline = round(opening + 60)
     at = round(opening * (1 + SWEEP_SLACK) + HOLD_S)
     wait = round(at - opening) + SWEEP_WAIT_S
     deploy_drain = round(wait + spread + HOLD_S + DRAIN_SLACK_S)
+    common = COMMON.format(n=n, rate=rate, deadline=deadline, drain=deploy_drain)
+    if server == "node":
+        argv = ["node", str(NODE_SERVER), "--port", "{port}", "--sweep", "soft"]
+        argv += ["--grace", str(GRACE_S * 1000), "--code", "1001"]
+        argv += ["--processes", str(processes or node_processes(n))]
+        target = NODE.format(command=json.dumps(argv), stop=GRACE_S + 30)
+        common = common.replace('url = "builtin"', 'url = "ws://127.0.0.1:{port}/"')
+    else:
+        target = BUILTIN_SERVER.format(grace=GRACE_S)
     return {
         "storm": STORM.format(common=COMMON.format(n=n, rate=rate, deadline=deadline, drain=90)),
         "deploy": DEPLOY.format(
-            common=COMMON.format(n=n, rate=rate, deadline=deadline, drain=deploy_drain),
+            common=common,
+            server=target,
             at=at,
             wait=wait,
             hold=HOLD_S,
             spread=spread,
-            grace=GRACE_S,
         ),
     }
 
@@ -170,6 +223,13 @@ def _listens(pid: int, inodes: set[str]) -> bool:
     return False
 
 
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -215,7 +275,10 @@ class RssSampler:
         young = [pid for pid in pids if pid not in self.settled and pid != self.root]
         if not young:
             return
-        inodes = _listening_inodes()
+        # by name first: a Node server restarted mid-run costs no read of /proc/net/tcp
+        self.servers.update(pid for pid in young if _command_name(pid) in SERVER_NAMES)
+        unknown = [pid for pid in young if pid not in self.servers]
+        inodes = _listening_inodes() if unknown else set()
         for pid in young:
             if pid not in self.servers and _listens(pid, inodes):
                 self.servers.add(pid)
@@ -354,12 +417,23 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
             key: reconnect.get(key) for key in ("clients", "reconnected", "gave_up", "clean")
         }
         out["time_to_reconnect_us"] = (reconnect.get("latency_us") or {}).get("time_to_reconnect")
+        # a reconnected client whose echo never came back (message_timeout) reconnected, but its
+        # session failed: counted apart
+        out["echo_timeouts"] = summary["outcomes"].get("message_timeout", 0)
         goals["swept_clean"] = bool(out["open_at_signal"]) and (
             out["closed_clean"] == out["open_at_signal"]
         )
         goals["reconnected"] = bool(reconnect.get("clients")) and (
             reconnect.get("reconnected") == reconnect.get("clients")
         )
+        goals["echoed"] = out["echo_timeouts"] == 0
+        process = summary.get("server_process")
+        if process is not None:  # --server node: the signalled process exits, wsload restarts it
+            out["server_processes"] = run.get("server_processes")
+            out["exit_s"] = event.get("exit_s")
+            out["restarts"] = process.get("restarts")
+            out["exit_statuses"] = [r.get("exit_status") for r in process.get("runs", [])]
+            goals["restarted"] = out["restarts"] == 1 and out["exit_statuses"] == [0, 0]
     out["goals"] = goals
     return out
 
@@ -388,8 +462,13 @@ def _print(name: str, fig: dict[str, Any]) -> None:
     else:
         print(
             f"   sweep: {fig['closed_clean']} of {fig['open_at_signal']} closed clean; "
-            f"reconnect {fig['reconnect']}"
+            f"reconnect {fig['reconnect']}; echoes timed out: {fig['echo_timeouts']:,}"
         )
+        if "restarts" in fig:
+            print(
+                f"   Node ws server: exited {fig['exit_s']} s after the signal, restarts "
+                f"{fig['restarts']}, exit statuses {fig['exit_statuses']}"
+            )
     print(
         f"   generator RSS peak {fig['rss_peak_mb']:,} MB (summed), CPU {fig['cpu_seconds']} s "
         f"(server {fig['server_cpu_seconds']} s; µs per connection: "
@@ -405,20 +484,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--spread", type=float, default=None, help="reconnect backoff (s)")
     parser.add_argument("--only", choices=("storm", "deploy"), default=None)
+    parser.add_argument(
+        "--server",
+        choices=("builtin", "node"),
+        default="builtin",
+        help="the deploy's target (the storm's is the built-in server)",
+    )
+    parser.add_argument(
+        "--server-processes", type=int, default=None, help="--server node: its processes"
+    )
     parser.add_argument("--every", type=float, default=1.0, help="RSS sample period (s)")
     parser.add_argument("--out", type=Path, default=None, help="keep the results here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     # the reconnects come back at the opening's rate (at least over 5 s)
     spread = args.spread if args.spread is not None else max(5.0, args.connections / args.rate)
-    texts = scenarios(args.connections, args.rate, spread)
+    if args.server == "node" and shutil.which("node") is None:
+        parser.error("--server node: node is not on PATH (and npm is needed for its first run)")
+    processes = args.server_processes or node_processes(args.connections)
+    texts = scenarios(args.connections, args.rate, spread, args.server, processes)
     names = [args.only] if args.only else ["storm", "deploy"]
     with tempfile.TemporaryDirectory(prefix="c100k-") as tmp:
         work = args.out or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        results = {
-            name: figures(name, run_one(name, texts[name], work, args.every)) for name in names
-        }
+        results = {}
+        for name in names:
+            run = run_one(name, texts[name], work, args.every)
+            run["server_processes"] = processes if args.server == "node" else None
+            results[name] = figures(name, run)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -98,3 +98,38 @@ def test_an_event_whose_signal_was_not_sent_has_no_connections() -> None:
         events.add(record)
     (event,) = events.finish()
     assert event["pid"] is None and event["open_at_signal"] == 0 and event["exit_s"] is None
+
+
+def test_records_are_audited_as_they_come_once_the_signal_is_known() -> None:
+    # a deploy's 100,000 swept records are not kept through the reconnects: once every event
+    # is announced a record is tallied as it ends; before, only what may be an event's is kept,
+    # audited when the event is announced: the same audit either way
+    early = EventAudit(((10.0, "SIGTERM"),))
+    early.signal_sent(0, SIGNAL, pid=4242)
+    late = EventAudit(((10.0, "SIGTERM"),))
+    late.origin = 0.0
+    for record in RECORDS:
+        early.add(record)
+        late.add(record)
+    assert early._pending == []
+    # seq 3 ended before the planned instant (less the tolerance): dropped at once
+    assert sorted(rec.seq for rec, _ in late._pending) == [1, 2, 4, 5, 6, 7]
+    late.signal_sent(0, SIGNAL, pid=4242)
+    assert late._pending == []
+    for events in (early, late):
+        events.process_exited(4242, EXIT, 0)
+    assert early.finish() == late.finish() == [audit()]
+
+
+def test_a_record_waits_only_for_the_events_not_announced_yet() -> None:
+    events = EventAudit(((10.0, "SIGTERM"), (20.0, "SIGTERM")))
+    events.origin = 0.0
+    events.signal_sent(0, SIGNAL, pid=1)
+    both = rec(8, Outcome.SERVER_CLOSED, close_received=20.5, code_received=1001, eof=20.6,
+               socket_closed=20.6)  # fmt: skip
+    events.add(both)
+    assert [waiting for _, waiting in events._pending] == [(1,)]
+    events.signal_sent(1, 20.0, pid=2)
+    assert events._pending == []
+    first, second = events.finish()
+    assert first["open_at_signal"] == second["open_at_signal"] == 1

@@ -18,7 +18,7 @@ import trio.testing
 from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord
 from wsload.engine.context import ConnectionPlan, DriverContext
-from wsload.runner.load.reconnect import backoff_delay, client_rng, run_client
+from wsload.runner.load.reconnect import backoff_delay, client_rng, retry_delay, run_client
 from wsload.scenario.model import Backoff, CloseSpec, ReconnectConfig, SessionConfig, TargetConfig
 
 SPEC = CloseSpec(kind="await_server_close", label="hold")
@@ -183,3 +183,13 @@ async def test_a_reconnected_client_waits_its_hold_not_the_deploys_timeout(
     scripted = _scripted([Outcome.ABNORMAL, Outcome.CLEAN], 0, starts)
     await run_client(clean, _ctx(), connect, lambda _: None, _interrupted, config, seed=1)
     assert timeouts == [3.0, 3.0]  # a clean close's timeout bounds its handshake: unchanged
+
+
+@pytest.mark.parametrize("jitter", ["full", "equal", "none"])
+def test_retry_delay_is_the_schedule_of_one_generator_kept(jitter: str) -> None:
+    # made again for each wait (a deploy's 100,000 waiting clients keep no generator): the
+    # same delays as the client's one generator drawn in order
+    backoff = Backoff(initial=0.1, max=3.0, multiplier=2.0, jitter=jitter)  # type: ignore[arg-type]
+    rng = client_rng(7, 3)
+    kept = [backoff_delay(backoff, n, rng) for n in range(1, 9)]
+    assert [retry_delay(backoff, n, 7, 3) for n in range(1, 9)] == kept

@@ -5,6 +5,8 @@ the restart and the reconnect herd. Skipped without node and npm."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +98,37 @@ def test_hard_deploy_drops_everyone_at_once_and_they_reconnect(tmp_path: Path) -
     assert event["latency_us"]["eof"]["max"] < 1_000_000
     assert event["exit_status"] == 0 and event["exit_s"] < 1.0
     _reconnected_after_one_restart(summary)
+
+
+BENCH = ROOT / "benchmarks" / "c100k.py"
+
+
+def test_c100k_node_deploy_path_at_two_thousand(tmp_path: Path) -> None:
+    """``benchmarks/c100k.py --server node`` (the 100,000 deploy against Node ``ws`` in several
+    processes sharing the port) at 2,000, in a child whose file limit of 1,500 splits it as the
+    100,000 are split: 2 generator processes, 2 Node processes; every swept client closed
+    clean with 1001 and reconnected after the cluster's restart."""
+    n = 2_000
+    limited = ["prlimit", "--nofile=1500:1500"]
+    if os.geteuid() == 0 and shutil.which("setpriv") is not None:  # root could raise it again
+        limited = ["setpriv", "--bounding-set", "-sys_resource", "--", *limited]
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit not installed")
+    bench = [sys.executable, str(BENCH), "--connections", str(n), "--rate", "2000", "--spread"]
+    bench += ["2", "--every", "0.5", "--only", "deploy", "--server", "node", "--json"]
+    bench += ["--out", str(tmp_path / "runs")]
+    env = {**os.environ, "WSLOAD_CALIBRATION": str(tmp_path / "none.json")}
+    done = subprocess.run(
+        [*limited, *bench], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    assert done.stdout.strip(), done.stderr[-3000:]
+    deploy = json.loads(done.stdout)["deploy"]
+    assert (deploy["workers"], deploy["server_processes"]) == (2, 2), deploy["decisions"]
+    assert deploy["open_at_signal"] == deploy["closed_clean"] == n
+    reconnect = deploy["reconnect"]
+    assert reconnect["clients"] == reconnect["reconnected"] == n and reconnect["gave_up"] == 0
+    assert deploy["echo_timeouts"] == 0
+    assert (deploy["restarts"], deploy["exit_statuses"]) == (1, [0, 0])
+    assert deploy["goals"]["rss"] and deploy["goals"]["restarted"]
+    log = (tmp_path / "runs" / "deploy" / "server.log").read_text(encoding="utf-8")
+    assert log.count("deploy_server: all 2 processes exited") == 2  # the deploy and the stop

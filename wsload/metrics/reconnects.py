@@ -52,7 +52,9 @@ class _Client:
     reconnected: bool = False
     last_outcome: str = ""
     clean: bool = False  # some attempt ended the way its kind calls clean
-    steps: set[str] = field(default_factory=set)  # step metrics it matched at least once
+    # step metrics it matched at least once (a frozenset: the empty one is shared, where an
+    # empty set per client cost 216 bytes, 100,000 clients in a deploy)
+    steps: frozenset[str] = frozenset()
 
 
 class ReconnectAudit:
@@ -84,7 +86,8 @@ class ReconnectAudit:
         kind = KINDS.get(CloseKind(rec.kind)) if rec.kind in _KIND_NAMES else None
         if kind is not None and rec.outcome is kind.clean:
             client.clean = True
-        client.steps.update(metric for metric, _ in rec.step_latencies)
+        if rec.step_latencies:
+            client.steps = client.steps.union(metric for metric, _ in rec.step_latencies)
         if rec.http_status in ADMISSION_REFUSALS.values():
             self.refusals[f"http_{rec.http_status}"] += 1
         if rec.code_received == _TRY_AGAIN_LATER:
