@@ -22,6 +22,7 @@ import trio
 from wsload.scenario.model import Scenario
 
 __all__ = [
+    "AFTERMATH_PRIORITY",
     "BURST_PRIORITY",
     "YOUNG_THRESHOLD",
     "raise_nofile_limit",
@@ -29,6 +30,7 @@ __all__ = [
     "serving_heap",
     "signals_deferred",
     "signals_were_deferred",
+    "take_priority_raised",
     "watch_signals",
     "with_seed",
 ]
@@ -88,6 +90,21 @@ behind every other runnable process of the machine while the storm's Closes are 
 so much that the target on the same machine is starved of the cores it answers them with."""
 
 
+_raised = [0, 0]
+"""Nice steps this process runs raised by now (nested raises summed: a storm's release pass
+inside its drain is 14), and the most since :func:`take_priority_raised` last read it."""
+
+
+def take_priority_raised() -> int:
+    """The most nice steps this process ran raised by since the last call (0: never).
+
+    A load reads it at its start and its end (``generator.priority_raised``): a raised
+    generator takes cores from a target on the same machine, whose latencies then read longer.
+    """
+    most, _raised[1] = _raised[1], _raised[0]
+    return most
+
+
 @contextlib.contextmanager
 def raised_priority(step: int = BURST_PRIORITY) -> Iterator[bool]:
     """Run the block at a nice value ``step`` lower, where this process may.
@@ -107,13 +124,17 @@ def raised_priority(step: int = BURST_PRIORITY) -> Iterator[bool]:
     """
     try:
         before = os.getpriority(os.PRIO_PROCESS, 0)
-        os.setpriority(os.PRIO_PROCESS, 0, max(-20, before - step))
+        raised = max(-20, before - step)
+        os.setpriority(os.PRIO_PROCESS, 0, raised)
     except (OSError, AttributeError):  # not permitted (not root), or not POSIX
         yield False
         return
+    _raised[0] += before - raised
+    _raised[1] = max(_raised[1], _raised[0])
     try:
         yield True
     finally:
+        _raised[0] -= before - raised
         with contextlib.suppress(OSError):  # lowering is always permitted
             os.setpriority(os.PRIO_PROCESS, 0, before)
 

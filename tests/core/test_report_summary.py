@@ -242,6 +242,21 @@ def test_receive_clock_names_the_clock_of_the_received_frames() -> None:
         assert g["notice_lag_us"]["count"] == 3 and g["notice_lag_us"]["min"] == 30
 
 
+def test_priority_raised_is_said_and_survives_the_wire_and_the_merge() -> None:
+    """``generator.priority_raised``: how many nice steps a generator ran above its own start
+    (a storm's release pass inside its drain: 14), the largest over merged parts; a wire form
+    written before the field reads as 0."""
+    assert build_summary(make_result())["generator"]["priority_raised"] == 0
+    raised = make_result(priority_raised=14, segment="0/2").load
+    assert build_summary(make_result(priority_raised=14))["generator"]["priority_raised"] == 14
+    back = SegmentResult.from_wire(json.loads(json.dumps(raised.to_wire())))
+    assert back.priority_raised == 14
+    other = make_result(segment="1/2").load
+    assert SegmentResult.merge([other, back]).priority_raised == 14
+    older = {k: v for k, v in other.to_wire().items() if k != "priority_raised"}
+    assert SegmentResult.from_wire(older).priority_raised == 0
+
+
 def test_started_at_is_always_utc() -> None:
     plus2 = timezone(timedelta(hours=2))
     assert iso_utc(datetime(2026, 1, 1, 2, 0, tzinfo=plus2)) == "2026-01-01T00:00:00Z"

@@ -129,6 +129,9 @@ class SegmentResult:
             asked because that instant had already passed when the run was ready (the whole
             schedule is shifted, nothing is cut; 0.0: on time); the largest over the
             segments; None without ``--start-at``.
+        priority_raised: the most nice steps a generator process ran raised by during the
+            load (``wsload.process.raised_priority``: a storm's release pass and drain, where
+            the process may; 0: never), the largest over the segments.
     """
 
     collector: Collector
@@ -150,6 +153,7 @@ class SegmentResult:
     notice_lag: HdrHistogram = field(default_factory=new_lag_histogram)
     receive_clocks: ReceiveClocks = ReceiveClocks()
     start_shift_s: float | None = None
+    priority_raised: int = 0
 
     def indices(self) -> tuple[frozenset[int], int]:
         """The segment indices this result holds, and the N they are shares of."""
@@ -177,6 +181,7 @@ class SegmentResult:
             "notice_lag": encode(self.notice_lag),
             "receive_clocks": list(astuple(self.receive_clocks)),
             "start_shift_s": self.start_shift_s,
+            "priority_raised": self.priority_raised,
         }
 
     @classmethod
@@ -212,6 +217,7 @@ class SegmentResult:
                 ),
                 ended_by=None if data.get("ended_by") is None else str(data["ended_by"]),
                 start_shift_s=_optional_float(data.get("start_shift_s")),
+                priority_raised=int(data.get("priority_raised") or 0),
                 **_receive_from_wire(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -267,6 +273,7 @@ class SegmentResult:
             notice_lag=notice_lag,
             receive_clocks=clocks,
             start_shift_s=latest_shift(p.start_shift_s for p in parts),
+            priority_raised=max(p.priority_raised for p in parts),
         )
 
 

@@ -118,6 +118,7 @@ def build_summary(result: RunResult, thresholds: Iterable[ThresholdResult] = ())
     generator["coalesced_stamps"] = result.load.receive_clocks.coalesced
     shift = result.load.start_shift_s
     generator["start_shift_s"] = None if shift is None else round(shift, 3)
+    generator["priority_raised"] = result.load.priority_raised
     release = result.load.release_s
     if release is not None:
         generator["storm_release_s"] = {

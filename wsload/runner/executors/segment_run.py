@@ -46,6 +46,7 @@ def segment_result(collector: Collector, run: LoadRun, segment: Segment) -> Segm
         ended_by=run.ended_by,
         notice_lag=run.wire.notice_lag,
         receive_clocks=ReceiveClocks(run.wire.kernel, run.wire.loop, run.wire.coalesced),
+        priority_raised=run.priority_raised,
     )
 
 

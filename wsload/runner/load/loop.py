@@ -36,7 +36,7 @@ from wsload.plan.segment import (
     segment_offsets,
     shared_release_offset,
 )
-from wsload.process import AFTERMATH_PRIORITY, raised_priority
+from wsload.process import AFTERMATH_PRIORITY, raised_priority, take_priority_raised
 from wsload.runner.load.gate import ReleaseGate
 from wsload.runner.load.heap import FREEZE_EVERY, freeze_held, load_heap, release_held
 from wsload.runner.load.lag import LagMonitor, cpu_wait_seconds
@@ -81,6 +81,7 @@ class LoadRun:
     cpu_wait_seconds: float | None = None  # runnable but waiting for a CPU (lag.py)
     ended_by: str | None = None  # why the load ended before its plan ([data] ran out)
     wire: WireClock = field(default_factory=WireClock)  # kernel stamps, notice lag
+    priority_raised: int = 0  # the most nice steps it ran raised by (process.raised_priority)
 
 
 class _Runner:
@@ -443,6 +444,7 @@ async def _apply(
     hard_stop: trio.Event,
 ) -> LoadRun:
     cpu0, wait0 = time.process_time(), cpu_wait_seconds()
+    take_priority_raised()  # counted from here
     start = trio.current_time() + 0.001
     progress.started = start
     runner.collector.start_intervals(start)
@@ -481,6 +483,7 @@ async def _apply(
         cpu_wait_seconds=_since(wait0, cpu_wait_seconds()),
         ended_by=runner.ended_by,
         wire=ctx.wire,
+        priority_raised=take_priority_raised(),
     )
 
 
