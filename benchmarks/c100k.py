@@ -511,6 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             run = run_one(name, texts[name], work, args.every)
             run["server_processes"] = processes if args.server == "node" else None
+            error = run["summary"].get("error")
+            if error is not None:  # the run did not finish: no figures, say why and stop
+                print(f"c100k: the {name} run did not finish: {error}", file=sys.stderr)
+                print(run["stderr"][-3000:], file=sys.stderr)
+                return 1
             results[name] = figures(name, run)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -10,7 +10,6 @@ through the HTTP API. Every wait is bounded; the process is always ended.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from types import TracebackType
 from typing import Any
 
 from debian_packages import apt_install_skip_reason
+
+from wsload.runner.targets.managed import free_port
 
 __all__ = ["PROMETHEUS", "Prometheus", "free_port", "prometheus_skip_reason"]
 
@@ -37,14 +38,6 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{port}"]
 """
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prometheus_skip_reason() -> str | None:

@@ -10,7 +10,6 @@ one process auditing both segments' records would build (within the histograms' 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,13 @@ from wsload.core.record import ConnectionRecord
 from wsload.metrics.events import EventAudit
 from wsload.metrics.reconnects import ReconnectAudit
 from wsload.report.records import STAMPS
+from wsload.runner.targets.managed import free_port
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = [pytest.mark.usefixtures("bounded_slow"), pytest.mark.slow]
 
 AT = 2.0
 RECONNECT = '[reconnect]\nbackoff = { initial = "50ms", max = "500ms" }\nmax_attempts = 40\n'
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _scenario(tmp_path: Path, port: int) -> str:
@@ -87,7 +80,7 @@ def _close(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def test_two_segments_and_a_merge_count_what_one_process_counts(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     text = _scenario(tmp_path, port)
     rc, err, one = run(tmp_path, text, 90, out_name="one")
     assert rc == 0, err
@@ -157,7 +150,7 @@ def test_two_segments_and_a_merge_count_what_one_process_counts(tmp_path: Path) 
 
 def test_segment_deploys_refuse_what_they_cannot_agree_on(tmp_path: Path) -> None:
     path = tmp_path / "deploy.toml"
-    path.write_text(_scenario(tmp_path, _free_port()), encoding="utf-8")
+    path.write_text(_scenario(tmp_path, free_port()), encoding="utf-8")
     cases = [
         (("--segment", "0/2"), "need --start-at"),
         (("--own-server",), "only a --segment run shares its server"),

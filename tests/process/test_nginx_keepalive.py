@@ -23,6 +23,7 @@ from debian_packages import apt_install_skip_reason
 from peers import WebsocketsPeer
 
 from wsload.runner.modes.execute import execute_run
+from wsload.runner.targets.managed import free_port
 from wsload.scenario.parse import parse_scenario
 
 pytestmark = pytest.mark.usefixtures("bounded_slow")
@@ -57,13 +58,6 @@ http {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _listening(port: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -83,7 +77,7 @@ def proxied(tmp_path: Path) -> Iterator[int]:
         pytest.skip(reason)
     home = tmp_path / "nginx"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     with WebsocketsPeer(close_timeout=5.0) as peer:
         config = home / "nginx.conf"
         config.write_text(_CONFIG.format(dir=home, port=port, upstream=peer.port), "utf-8")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,11 +46,21 @@ from wsload.errors import ToolError
 from wsload.report import files
 from wsload.scenario.model import ProcessConfig
 
-__all__ = ["LOG_NAME", "ManagedProcess", "ProcessRun", "clients_on", "open_managed"]
+__all__ = [
+    "LOG_NAME",
+    "ManagedProcess",
+    "ProcessRun",
+    "clients_on",
+    "free_port",
+    "open_managed",
+]
 
 LOG_NAME = "server.log"
 _TAIL_LINES = 20
 _READY_POLL = 0.05
+_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10_000
+"""``port = 0`` picks from ``_LOWEST_PORT`` up to the ephemeral range (see ``free_port``)."""
 _DIE_WITH_PARENT = (
     "import ctypes, os, sys\n"
     "try:\n"
@@ -114,13 +125,33 @@ def _log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (the kernel's pick), for ``port = 0``."""
+def free_port(host: str = "127.0.0.1", ranges: Path = _PORT_RANGE) -> int:
+    """A port nothing listens on now, for ``port = 0``: below the kernel's ephemeral range.
+
+    Why not the kernel's own pick (``bind(0)``, which comes from the ephemeral range): the
+    server is restarted on the same port, and in the gap any outgoing connection may be given
+    that port as its source, the reconnecting clients' own or the readiness probe's, which
+    then connects to itself (TCP's simultaneous open) and reports a server that is not there;
+    the restart then fails with the port in use. Below the range no connect() is given it.
+    Falls back to the kernel's pick where the range leaves no room or cannot be read.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        low = int(ranges.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        low = _LOWEST_PORT
+    for _ in range(64) if low - _LOWEST_PORT >= 1000 else ():
+        port = random.randrange(_LOWEST_PORT, low)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        picked: int = probe.getsockname()[1]
+        return picked
 
 
 class ManagedProcess:
@@ -133,7 +164,7 @@ class ManagedProcess:
         self.config = config
         host = urlsplit(url.replace("{port}", "1").replace("{seq}", "1")).hostname
         self.host = host or "127.0.0.1"
-        self.port = config.port or _free_port(self.host)
+        self.port = config.port or free_port(self.host)
         self.url = url.replace("{port}", str(self.port))
         self.argv = tuple(arg.replace("{port}", str(self.port)) for arg in config.command)
         self.log_path = log_path
