@@ -141,14 +141,21 @@ def node_processes(n: int) -> int:
 
 
 def scenarios(
-    n: int, rate: float, spread: float, server: str = "builtin", processes: int | None = None
+    n: int,
+    rate: float,
+    spread: float,
+    server: str = "builtin",
+    processes: int | None = None,
+    sweep_after: float | None = None,
 ) -> dict[str, str]:
     """The two scenarios' TOML for ``n`` connections opened at ``rate`` per second; the
     deploy's target is the built-in server or (``server = "node"``) Node ``ws`` in
-    ``processes`` processes (default: ``node_processes(n)``)."""
+    ``processes`` processes (default: ``node_processes(n)``); its sweep ``sweep_after``
+    seconds after the planned opening (default: ``SWEEP_SLACK`` of it + ``HOLD_S``)."""
     opening = n / rate
     deadline = round(opening + 60)
-    at = round(opening * (1 + SWEEP_SLACK) + HOLD_S)
+    after = opening * SWEEP_SLACK + HOLD_S if sweep_after is None else sweep_after
+    at = round(opening + after)
     wait = round(at - opening) + SWEEP_WAIT_S
     deploy_drain = round(wait + spread + HOLD_S + DRAIN_SLACK_S)
     common = COMMON.format(n=n, rate=rate, deadline=deadline, drain=deploy_drain)
@@ -493,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server-processes", type=int, default=None, help="--server node: its processes"
     )
+    parser.add_argument(
+        "--sweep-after",
+        type=float,
+        default=None,
+        help="the deploy's sweep this long after the planned opening (s; default: "
+        f"{SWEEP_SLACK:g} of the opening + {HOLD_S} s)",
+    )
     parser.add_argument("--every", type=float, default=1.0, help="RSS sample period (s)")
     parser.add_argument("--out", type=Path, default=None, help="keep the results here")
     parser.add_argument("--json", action="store_true")
@@ -502,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.server == "node" and shutil.which("node") is None:
         parser.error("--server node: node is not on PATH (and npm is needed for its first run)")
     processes = args.server_processes or node_processes(args.connections)
-    texts = scenarios(args.connections, args.rate, spread, args.server, processes)
+    texts = scenarios(args.connections, args.rate, spread, args.server, processes, args.sweep_after)
     names = [args.only] if args.only else ["storm", "deploy"]
     with tempfile.TemporaryDirectory(prefix="c100k-") as tmp:
         work = args.out or Path(tmp)
