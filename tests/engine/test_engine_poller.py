@@ -245,6 +245,49 @@ async def test_a_fiber_parks_without_a_task_and_is_stepped_by_the_poller(
     assert not io.waiting and poller._live == 0 and not poller._fibers
 
 
+async def test_readable_sockets_are_taken_while_deadlines_keep_falling_due(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A loaded run: stepping the parks whose deadline passed takes longer than the gap to the
+    next deadline, so the loop's scope is past its deadline whenever it is entered. The reply
+    that arrives meanwhile is still read in the next pass, not only once the deadlines stop
+    (the 100,000-client deploy against Node: every 101 and echo of the herd sat unread in its
+    socket until its own timeout, and the replies came 32 at a time, seconds apart)."""
+    timers = [socket.socketpair() for _ in range(60)]
+    ours, theirs = socket.socketpair()
+    poller = _poller()
+    start = trio.current_time()
+    expired = [0]
+    read_after: list[int] = []
+
+    def parked(sock: socket.socket) -> RawIO:
+        sock.setblocking(False)
+        return RawIO(sock.fileno(), poller=poller)
+
+    def timer(i: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            assert await parked(timers[i][0]).read(start + 0.001 * (i + 1)) is None
+            expired[0] += 1
+            autojump_clock.jump(0.002)  # its work: the next deadline has passed when it ends
+            if i == 4:
+                theirs.sendall(b"reply")
+
+        return run
+
+    async def reader() -> None:
+        assert await parked(ours).read(start + 60) == b"reply"
+        read_after.append(expired[0])
+
+    try:
+        await _with_fibers(poller, reader, *(timer(i) for i in range(len(timers))))
+    finally:
+        for a, b in [*timers, (ours, theirs)]:
+            a.close()
+            b.close()
+    assert expired == [len(timers)]
+    assert read_after and read_after[0] < 15, read_after  # not after all 60
+
+
 async def test_a_promoted_fiber_waits_in_a_task_and_parks_as_a_fiber_again(
     tcp_pair: tuple[socket.socket, socket.socket],
 ) -> None:
