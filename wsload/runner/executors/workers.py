@@ -7,9 +7,8 @@ each pipe, worker → parent: ``("ready",)``, then ``("interval", wire)`` each s
 ``("progress", dict)`` four times a second, ``("open",)`` (a storm's share is open) and finally
 ``("done", SegmentResult wire)`` or ``("error", text)``; parent → worker: ``("start", epoch)``,
 ``("event", index, offset)`` (a deploy's event was sent ``offset`` seconds after the start, None:
-not sent), ``("release", epoch)`` (every share of the storm is open or ended: release at
-``epoch``, ``RELEASE_LEAD`` ahead, counting from then; ``wsload.runner.load.gate``), ``"stop"``
-(graceful), ``"hard"``.
+not sent), ``("release", epoch)`` (every share of the storm is open or ended: release now,
+counting from then; ``wsload.runner.load.gate``), ``"stop"`` (graceful), ``"hard"``.
 
 A deploy (``[target.process]`` events, ``[reconnect]``) stays the parent's: it starts the
 server, fires the events and restarts it (``targets/deploy.py``); each worker audits its own
@@ -59,11 +58,6 @@ __all__ = ["START_MARGIN", "Workers"]
 START_MARGIN = 0.2
 """Seconds between "start" being sent and the common start (covers the pipe and a wake-up)."""
 
-RELEASE_LEAD = 0.05
-"""Seconds between "release" being sent and the storm's release instant: every worker has the
-message, and waits for the instant, before any starts its pass. Released on receipt, the first
-workers' passes (at a raised priority) took the cores from the parent still sending and from
-the workers still to wake: the last released +121 ms after the first in a 100,000 storm."""
 _READY_TIMEOUT = 60.0
 _KILL_AFTER = 10.0
 _PROGRESS_PERIOD = 0.25
@@ -246,16 +240,15 @@ class _Parent:
 
     def _release_when_open(self) -> None:
         """Release a storm once every worker's share is open (or the worker ended): all at
-        one wall-clock instant ``RELEASE_LEAD`` ahead, which each worker counts
-        ``close_start_lag`` from."""
+        one wall-clock instant, which each worker counts ``close_start_lag`` from."""
         workers = self.workers
         if self.released or not any(w.opened for w in workers):
             return
         if all(w.opened or w.ended.is_set() for w in workers):
             self.released = True
-            at = time.time() + RELEASE_LEAD
+            now = time.time()
             for worker in workers:
-                worker.send(("release", at))
+                worker.send(("release", now))
 
     def announce(self, index: int, offset: float | None) -> None:
         """A deploy's event was sent: every worker audits its connections against it."""

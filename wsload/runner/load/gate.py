@@ -17,8 +17,6 @@ import trio
 
 __all__ = ["ReleaseGate"]
 
-_MAX_LEAD = 1.0
-
 
 class ReleaseGate:
     """One worker's side of the parent's release.
@@ -39,17 +37,12 @@ class ReleaseGate:
         self._report()
 
     def release(self, at: float | None) -> None:
-        """Release at the parent's instant ``at`` (run clock; a little ahead, so that every
-        worker has the message before any starts its pass), or None when the run is stopping
-        or the parent is gone (the storm releases at once, counted from then)."""
+        """Release now: the parent's instant ``at`` (run clock), or None when the run is
+        stopping or the parent is gone (the storm releases at once, counted from then)."""
         if self.at is None:
             self.at = at
         self._go.set()
 
     async def wait(self) -> None:
-        """Until :meth:`release`, then until its instant (at most ``_MAX_LEAD`` away: the
-        instant is mapped from the wall clock, which may step; a stop in between waits for
-        it too, ``RELEASE_LEAD`` of ``wsload.runner.executors.workers``)."""
+        """Until :meth:`release`."""
         await self._go.wait()
-        if self.at is not None:
-            await trio.sleep_until(min(self.at, trio.current_time() + _MAX_LEAD))
