@@ -19,7 +19,9 @@ module: what two of them share moves to a helper module.
 
 from __future__ import annotations
 
+import compileall
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +57,30 @@ def _calibration_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WSLOAD_CALIBRATION", str(path))
         yield
+
+
+_BYTECODE_FOLDERS = ("wsload", "benchmarks", "tests")
+_NOT_COMPILED = re.compile(r"/node_modules/|(^|/)(test_[^/]*|conftest)\.py$")
+"""Test modules and conftest files (pytest imports them rewritten, with bytecode of its own),
+and npm's packages."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Write the bytecode of wsload's sources (and of the benchmark and helper modules tests
+    start children from) once, in the main pytest process, before a worker starts.
+
+    Where ``PYTHONDONTWRITEBYTECODE`` is set (this machine's environment sets it, and CI's
+    may), no process writes any: every ``wsload`` child, every generator worker and built-in
+    server it spawns and each pytest-xdist worker compiled wsload's sources again, ≈ 0.2 s of
+    CPU per process (docs/testing.md, "Where CI's time goes", session 9). ``compileall``
+    writes it whatever that variable says, and every process then reads it (the variable only
+    stops writes). A file already compiled is only checked (its time and size).
+    """
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the main process did it
+        return
+    root = _TESTS.parent
+    for folder in _BYTECODE_FOLDERS:
+        compileall.compile_dir(root / folder, quiet=1, rx=_NOT_COMPILED)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

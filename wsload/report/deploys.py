@@ -23,8 +23,7 @@ __all__ = [
     "reconnect_table",
 ]
 
-_LAYOUT: dict[str, Any] = {
-    "template": "plotly_white",
+_LAYOUT: dict[str, Any] = {  # the template is the page's (wsload.report.html.TEMPLATE)
     "height": 360,
     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
     "legend": {"orientation": "h", "y": -0.2},

@@ -29,7 +29,6 @@ from wsload.report.compare.tolerances import (
     JUDGED_METRICS,
     Tolerances,
 )
-from wsload.report.html import html_report
 from wsload.report.junit import junit_xml
 from wsload.report.markdown import markdown_report
 from wsload.report.results import load_histograms, load_results, load_summary
@@ -171,6 +170,8 @@ def write_report(
         UsageError: ``results_dir`` is not a results directory.
         ToolError: the report cannot be written.
     """
+    from wsload.report.html import html_report  # plotly: only where a report is written
+
     target = out if out is not None else Path(results_dir) / REPORT_NAME
     files.write_text_atomic(target, html_report(load_results(results_dir), comparison))
     return target
