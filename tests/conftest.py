@@ -80,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     root = _TESTS.parent
     for folder in _BYTECODE_FOLDERS:
-        compileall.compile_dir(root / folder, quiet=1, rx=_NOT_COMPILED)
+        compileall.compile_dir(root / folder, quiet=2, rx=_NOT_COMPILED)  # an error shows on import
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -271,13 +271,14 @@ def test_capacity_search_section_is_charted(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("bounded_slow")
-def test_report_of_a_real_capacity_search(tmp_path: Path, chromium: Chromium) -> None:
+def test_report_of_a_real_capacity_search(shipped_runs: ShippedRuns, chromium: Chromium) -> None:
     """scenarios/search.toml run for real: one percentile curve per level tried (the hlog's
-    totals would mix the passing capacity with the failing overload), and the search chart."""
-    out = tmp_path / "search"
-    args = ["search", str(ROOT / "scenarios" / "search.toml"), "--out", str(out), "--quiet"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code in (0, 1), result.output
+    totals would mix the passing capacity with the failing overload), and the search chart.
+    The search is the session's shipped run (the CLI tier checks its summary), not one more:
+    a search is many runs (20-30 s of the suite's time)."""
+    run = shipped_runs("search")
+    assert run.error is None and run.exit_code in (0, 1), (run.output, run.error)
+    out = run.out
     search = json.loads((out / "summary.json").read_text(encoding="utf-8"))["search"]
     charts = _open(chromium, out / "report.html", "report-real-search")
     by_title = {c["title"]: c for c in charts}
