@@ -37,10 +37,14 @@ def test_wsload_pure_is_said_by_version() -> None:
 
 @pytest.mark.slow
 def test_core_and_engine_tiers_pass_on_the_pure_sources() -> None:
-    """tests/core/test_compiled_build.py checks in the child that every module is its .py."""
+    """tests/core/test_compiled_build.py checks in the child that every module is its .py.
+
+    In one process (``-n 0``): the suite's own workers already share the cores, and three more
+    cost ≈ 40 % more CPU for the same tests (89 s against 52 s of CPU here, 51 s against 78 s
+    of wall on a quiet machine: docs/testing.md, session 9)."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/core", "tests/engine", "-q", "-x",
-         "-p", "no:cacheprovider", "-W", "error"],
+         "-p", "no:cacheprovider", "-W", "error", "-n", "0"],
         cwd=ROOT,
         env=_pure_env(),
         capture_output=True,
