@@ -247,6 +247,25 @@ async def test_server_reset_is_reset(nursery: trio.Nursery) -> None:
     assert r.eof is not None and r.tcp_closed_first is Side.SERVER
 
 
+async def test_reset_during_the_upgrade_is_recorded(nursery: trio.Nursery) -> None:
+    """A server reset while the client waits for the 101 (a deploy killing a server): the
+    record says so. Session 9's CI found the compiled engine raising a TypeError here: one
+    ``except ... as exc`` name held two exception types (mypyc keeps the first one's)."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some(4096)
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+
+    port = await _raw_server(nursery, handler)
+    r = await run(f"ws://127.0.0.1:{port}/", spec("clean"), SessionConfig(messages=0))
+    assert r.outcome is Outcome.HANDSHAKE_INVALID, r
+    assert "reset during the upgrade" in r.detail, r
+    assert r.tcp_closed_first is Side.SERVER and r.eof is not None
+
+
 async def test_refused() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -240,8 +240,8 @@ class _Attempt:
             return await self._fail(Outcome.CONNECT_TIMEOUT, f"{what} not done in {timeout:g}s")
         except OSError as exc:
             return await self._fail(connect_outcome(exc), str(exc) or type(exc).__name__)
-        except trio.BrokenResourceError as exc:
-            cause = exc.__cause__ or exc
+        except trio.BrokenResourceError as broken:
+            cause = broken.__cause__ or broken
             return await self._fail(Outcome.TLS_ERROR, f"TLS handshake failed: {cause}")
         self.connect_end = ctx.now()
         return None
@@ -296,13 +296,13 @@ class _Attempt:
                     response = await self._exchange(request, parser, sent, math.inf)
         except ProtocolViolation as exc:
             return await self._fail(Outcome.HANDSHAKE_INVALID, str(exc))
-        except trio.BrokenResourceError as exc:
-            tls = tls_cause(exc)
+        except trio.BrokenResourceError as broken:
+            tls = tls_cause(broken)
             if tls is not None:
                 return await self._fail(Outcome.TLS_ERROR, f"TLS failed in the upgrade: {tls}")
             self.eof = ctx.now()
             self.tcp_closed_first = Side.SERVER
-            cause = exc.__cause__ or exc
+            cause = broken.__cause__ or broken
             return await self._fail(Outcome.HANDSHAKE_INVALID, f"reset during the upgrade: {cause}")
         if response is None:
             detail = f"no complete upgrade response within {timeout:g}s"

@@ -440,8 +440,8 @@ class Link:
         try:
             with trio.CancelScope(deadline=deadline) as scope:
                 await self.stream.send_all(data)
-        except trio.BrokenResourceError as exc:
-            return exc
+        except trio.BrokenResourceError as broken:
+            return broken
         return False if scope.cancelled_caught else None
 
     def _failed(self, failed: trio.BrokenResourceError | bool) -> None:
