@@ -141,7 +141,9 @@ hold = "30s"
             r = await run(text, f"ws://127.0.0.1:{ws_peer.port}/echo", stop=stop, ctx_stop=False)
     check_sums(r)
     assert r.collector.counts().outcomes == {"clean": r.progress.attempted}
-    assert r.result.ended - stopped_at < SLACK  # at once, not after the 5 s shutdown_grace
+    # at once, not after the 5 s shutdown_grace (which never ends early): SLACK was too tight
+    # for a machine running the 10,000-connection test beside it (CI, session 10)
+    assert r.result.ended - stopped_at < 5.0, r.result.ended - stopped_at
 
 
 async def test_graceful_stop_bounded_by_shutdown_grace(nursery: trio.Nursery) -> None:
@@ -213,7 +215,9 @@ hold = "30s"
     assert r.result.interrupted is True
     check_stopped_schedule(r, 50, stopped_at)
     assert r.collector.counts().outcomes == {"interrupted": r.progress.attempted}
-    assert r.result.ended - stopped_at < SLACK  # at once, not after the 5 s shutdown_grace
+    # at once, not after the 5 s shutdown_grace (which never ends early): SLACK was too tight
+    # for a machine running the 10,000-connection test beside it (CI, session 10)
+    assert r.result.ended - stopped_at < 5.0, r.result.ended - stopped_at
 
 
 async def test_overdue_arrivals_still_yield_to_stop(nursery: trio.Nursery) -> None:

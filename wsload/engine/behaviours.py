@@ -110,7 +110,7 @@ async def close_no_wait(link: Link, spec: CloseSpec, ctx: DriverContext) -> Endi
     start = link.proto.start_close(now)
     if link.proto.can_send_close:
         await link.send_close(spec.code, spec.reason, start + spec.timeout, now)
-    await link.close()
+    await link.close(deadline=start + spec.timeout)
     return Ending()
 
 
