@@ -94,6 +94,7 @@ CASES = [
     Case("TLS error after the upgrade", "clean", "close", Oc.TLS_ERROR, 1006, False,
          failure=Oc.TLS_ERROR),
     Case("interrupted", "await_server_close", "close", Oc.INTERRUPTED, 1006, False, stopped=True),
+    Case("wsload's own error (the runner's record)", "clean", "", Oc.INTERNAL_ERROR, 1006, False),
     *(
         Case(f"{outcome} before the upgrade", "clean", "", outcome, 1006, False)
         for outcome in (

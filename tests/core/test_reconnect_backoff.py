@@ -90,6 +90,10 @@ def _interrupted(plan: ConnectionPlan) -> ConnectionRecord:
     return plan.record(Outcome.INTERRUPTED, socket_closed=trio.current_time())
 
 
+def _failed(plan: ConnectionPlan, exc: Exception) -> ConnectionRecord:
+    return plan.record(Outcome.INTERNAL_ERROR, repr(exc), socket_closed=trio.current_time())
+
+
 async def test_attempts_wait_the_backoff_exactly(autojump_clock: trio.testing.MockClock) -> None:
     config = ReconnectConfig(backoff=Backoff(initial=0.5, max=4.0, jitter="none"))
     outcomes = [Outcome.SERVER_CLOSED, Outcome.REFUSED, Outcome.ABNORMAL, Outcome.CLEAN]
@@ -98,7 +102,7 @@ async def test_attempts_wait_the_backoff_exactly(autojump_clock: trio.testing.Mo
     t0 = trio.current_time()
     plan = ConnectionPlan(seq=5, scheduled=t0, close=SPEC)
     connect = _scripted(outcomes, 1.0, starts)
-    await run_client(plan, _ctx(), connect, records.append, _interrupted, config, seed=1)
+    await run_client(plan, _ctx(), connect, records.append, _interrupted, _failed, config, seed=1)
     # life 1 s each, waits 0.5, 1, 2 s: attempt k starts at the previous end + its wait
     assert [s - t0 for s in starts] == [0.0, 1.5, 3.5, 6.5]
     assert [r.attempt for r in records] == [1, 2, 3, 4]
@@ -113,7 +117,7 @@ async def test_gives_up_after_max_attempts(autojump_clock: trio.testing.MockCloc
     starts: list[float] = []
     connect = _scripted([Outcome.REFUSED] * 5, 0.0, starts)
     plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=SPEC)
-    await run_client(plan, _ctx(), connect, records.append, _interrupted, config, seed=3)
+    await run_client(plan, _ctx(), connect, records.append, _interrupted, _failed, config, seed=3)
     assert [r.attempt for r in records] == [1, 2, 3]
     rng = client_rng(3, 1)
     waits = [backoff_delay(config.backoff, n, rng) for n in (1, 2)]
@@ -126,7 +130,7 @@ async def test_only_the_listed_outcomes_reconnect(autojump_clock: trio.testing.M
     records: list[ConnectionRecord] = []
     connect = _scripted([Outcome.SERVER_CLOSED], 0.1, [])
     plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=SPEC)
-    await run_client(plan, _ctx(), connect, records.append, _interrupted, config, seed=3)
+    await run_client(plan, _ctx(), connect, records.append, _interrupted, _failed, config, seed=3)
     assert [r.outcome for r in records] == [Outcome.SERVER_CLOSED]
 
 
@@ -139,7 +143,9 @@ async def test_a_stop_during_the_backoff_records_nothing_more(
     connect = _scripted([Outcome.SERVER_CLOSED] * 3, 1.0, [])
     plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=SPEC)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_client, plan, ctx, connect, records.append, _interrupted, config, 1)
+        nursery.start_soon(
+            run_client, plan, ctx, connect, records.append, _interrupted, _failed, config, 1
+        )
         await trio.sleep(2.0)  # inside the 5 s wait
         assert ctx.stop is not None
         ctx.stop.set()
@@ -154,11 +160,38 @@ async def test_a_cancelled_attempt_is_recorded_interrupted(
     connect = _scripted([Outcome.SERVER_CLOSED] * 3, 1.0, [])
     plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=SPEC)
     with trio.move_on_after(2.0):  # attempt 2 runs from 1.5 s to 2.5 s
-        await run_client(plan, _ctx(), connect, records.append, _interrupted, config, seed=1)
+        await run_client(
+            plan, _ctx(), connect, records.append, _interrupted, _failed, config, seed=1
+        )
     assert [(r.attempt, r.outcome) for r in records] == [
         (1, Outcome.SERVER_CLOSED),
         (2, Outcome.INTERRUPTED),
     ]
+
+
+async def test_an_attempt_ended_by_a_wsload_error_is_recorded_and_the_client_goes_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    config = ReconnectConfig(
+        backoff=Backoff(initial=0.5, jitter="none"), on=("server_closed", "internal_error")
+    )
+    records: list[ConnectionRecord] = []
+    scripted = _scripted([Outcome.SERVER_CLOSED, Outcome.CLEAN], 1.0, [])
+    raised = [False, True, False]  # the second attempt hits a bug
+
+    async def connect(plan: ConnectionPlan, ctx: DriverContext) -> ConnectionRecord:
+        if raised.pop(0):
+            raise TypeError("a bug")
+        return await scripted(plan, ctx)
+
+    plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=SPEC)
+    await run_client(plan, _ctx(), connect, records.append, _interrupted, _failed, config, seed=1)
+    assert [(r.attempt, r.outcome) for r in records] == [
+        (1, Outcome.SERVER_CLOSED),
+        (2, Outcome.INTERNAL_ERROR),
+        (3, Outcome.CLEAN),
+    ]
+    assert records[1].detail == "TypeError('a bug')"
 
 
 async def test_a_reconnected_client_waits_its_hold_not_the_deploys_timeout(
@@ -176,12 +209,12 @@ async def test_a_reconnected_client_waits_its_hold_not_the_deploys_timeout(
         return await scripted(plan, ctx)
 
     plan = ConnectionPlan(seq=1, scheduled=trio.current_time(), close=replace(SPEC, timeout=60.0))
-    await run_client(plan, _ctx(), connect, lambda _: None, _interrupted, config, seed=1)
+    await run_client(plan, _ctx(), connect, lambda _: None, _interrupted, _failed, config, seed=1)
     assert timeouts == [60.0, 5.0, 5.0]  # the first waits for the deploy, the others live 5 s
     clean = replace(plan, close=CloseSpec(kind="clean", label="c", timeout=3.0))
     timeouts.clear()
     scripted = _scripted([Outcome.ABNORMAL, Outcome.CLEAN], 0, starts)
-    await run_client(clean, _ctx(), connect, lambda _: None, _interrupted, config, seed=1)
+    await run_client(clean, _ctx(), connect, lambda _: None, _interrupted, _failed, config, seed=1)
     assert timeouts == [3.0, 3.0]  # a clean close's timeout bounds its handshake: unchanged
 
 

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     LOCAL_RESOURCE = "local_resource"
     INTERRUPTED = "interrupted"
+    INTERNAL_ERROR = "internal_error"
 
 
 DESCRIPTIONS: dict[Outcome, str] = {
@@ -71,4 +72,7 @@ DESCRIPTIONS: dict[Outcome, str] = {
     "descriptors, EADDRNOTAVAIL: ephemeral ports).",
     Outcome.INTERRUPTED: "wsload itself was stopped (SIGINT/SIGTERM) while the connection was "
     "open.",
+    Outcome.INTERNAL_ERROR: "An error inside wsload (a bug, not the target's doing) ended the "
+    "connection; the detail names the exception and where it was raised. The run goes on and "
+    "its verdict is inconclusive.",
 }

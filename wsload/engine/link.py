@@ -47,7 +47,6 @@ __all__ = [
     "socket_of",
 ]
 
-"""Linux ``ioctl``: bytes in a TCP socket's send queue (not yet acknowledged)."""
 WAKE_BATCH = 32
 """Tasks a storm's release wakes per loop turn once its pass has started their closes: woken
 all at once, 16,000 of them held a worker's loop for one Trio batch of ≈ 0.5 s (each only goes
@@ -489,10 +488,12 @@ class Link:
 
     async def _write_unsent(self, deadline: float) -> None:
         """Write the rest of a Close the release wrote in part (:attr:`unsent`) by
-        ``deadline`` (at least :data:`CLOSE_WRITE_GRACE`, as any Close)."""
+        ``deadline`` (at least :data:`CLOSE_WRITE_GRACE`); a failure takes the record back, as
+        :meth:`_write_close` does."""
         data, self.unsent = self.unsent, b""
         failed = await self._write(data, max(deadline, self.now() + CLOSE_WRITE_GRACE), None)
         if failed is not None:
+            self.proto.close_unwritten()
             self._failed(failed)
 
     async def close(self, *, rst: bool = False, deadline: float = 0.0) -> None:

@@ -86,6 +86,7 @@ CENSORING: dict[Outcome, str] = {
     Outcome.RESET: "reset",
     Outcome.ABNORMAL: "closed",
     Outcome.INTERRUPTED: "interrupted",
+    Outcome.INTERNAL_ERROR: "wsload error",
 }
 """The endings that cut a measurement short, and the word a censored figure reads with
 (``> 500 ms (timeout)``). A phase answered with a failure (refused, a non-101 status, a

@@ -211,6 +211,23 @@ def _interrupted(summary: Mapping[str, Any], _: CompareResult | None) -> Reason 
     return Reason("interrupted", Word.INCONCLUSIVE, what, "run it again to the end")
 
 
+def _wsload_error(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
+    """Connections an error inside wsload ended (``internal_error``: a bug): they measured
+    nothing the target did, so the figures cover the others only."""
+    n = int((summary.get("outcomes") or {}).get("internal_error") or 0)
+    if not n:
+        return None
+    details = ((summary.get("errors") or {}).get("internal_error") or {}).get("details") or []
+    first = f": {details[0].get('detail')}" if details else ""
+    return Reason(
+        "wsload_error",
+        Word.INCONCLUSIVE,
+        f"{n:,} connection{'s' if n > 1 else ''} ended by an error inside wsload{first}; the "
+        "figures cover the other connections only",
+        "a wsload bug, not the target's: report it with this results folder",
+    )
+
+
 def _segment_failed(summary: Mapping[str, Any], _: CompareResult | None) -> Reason | None:
     """A share of a split run died or failed: the figures cover the others only."""
     failed = summary.get("failed_segments") or []
@@ -265,6 +282,7 @@ CHECKS: tuple[Check, ...] = (
     _regressions,
     _generator_slower,
     _interrupted,
+    _wsload_error,
     _segment_failed,
     _saturated,
 )

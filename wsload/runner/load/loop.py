@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import trio
 
@@ -43,9 +45,30 @@ from wsload.runner.load.lag import LagMonitor, cpu_wait_seconds
 from wsload.runner.load.reconnect import run_client
 from wsload.scenario.model import LoadConfig, Scenario
 
-__all__ = ["MODELS", "LoadRun", "Progress", "run_load"]
+__all__ = ["MODELS", "LoadRun", "Progress", "internal_error_detail", "run_load"]
 
 _INTERVAL = 1.0
+
+
+def internal_error_detail(exc: BaseException) -> str:
+    """``TypeError: ... (wsload/engine/driver.py:299)``: the exception and the innermost
+    line that raised it (compiled modules name their source lines too), for a bug report."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" ({_short_path(last.filename)}:{last.lineno})"
+    return f"wsload error: {type(exc).__name__}: {exc}{where}"
+
+
+def _short_path(filename: str) -> str:
+    """The path from the (last) ``wsload`` folder down, else the file's name."""
+    parts = PurePath(filename).parts
+    if "wsload" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("wsload") :])
+    return parts[-1] if parts else filename
+
+
 _OVERDUE_BATCH = 16
 """At most this many overdue starts in a row without letting other tasks run."""
 
@@ -180,6 +203,8 @@ class _Runner:
                 # finally here read None from a local assigned before the await raised)
                 try:
                     record = await self.connect(plan, self.ctx)
+                except Exception as exc:  # a bug of wsload's own: recorded, the run goes on
+                    record = self._internal_error(plan, exc)
                 except BaseException:
                     self._record(self._interrupted(plan))
                     raise
@@ -191,6 +216,7 @@ class _Runner:
                     self.connect,
                     self._record,
                     self._interrupted,
+                    self._internal_error,
                     self.scenario.reconnect,
                     self.scenario.seed,
                 )
@@ -204,6 +230,19 @@ class _Runner:
         return plan.record(
             Outcome.INTERRUPTED,
             "still open when wsload stopped (end of drain or interrupt)",
+            socket_closed=trio.current_time(),
+            upgraded=self.ctx.upgraded.pop(plan.seq, None),
+        )
+
+    def _internal_error(self, plan: ConnectionPlan, exc: Exception) -> ConnectionRecord:
+        """The record of a connection an exception inside wsload ended (the driver never
+        raises for what the target does: this is a bug). One bug on one path must not cost a
+        run everything it measured: the connection is recorded as ``internal_error`` with
+        the exception and where it was raised, the run goes on, and the verdict says the
+        figures are incomplete (``wsload.report.verdict``)."""
+        return plan.record(
+            Outcome.INTERNAL_ERROR,
+            internal_error_detail(exc),
             socket_closed=trio.current_time(),
             upgraded=self.ctx.upgraded.pop(plan.seq, None),
         )

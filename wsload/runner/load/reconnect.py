@@ -82,6 +82,7 @@ async def run_client(
     connect: Connect,
     record: Callable[[ConnectionRecord], None],
     interrupted: Callable[[ConnectionPlan], ConnectionRecord],
+    failed: Callable[[ConnectionPlan, Exception], ConnectionRecord],
     config: ReconnectConfig | None,
     seed: int | None,
 ) -> None:
@@ -89,7 +90,8 @@ async def run_client(
     (``config`` None: no ``[reconnect]``, one connection).
 
     Every attempt's record goes to ``record`` as soon as it ends (``interrupted(plan)`` makes
-    the record of an attempt cancelled mid-way); a cancellation during the backoff records
+    the record of an attempt cancelled mid-way, ``failed(plan, exc)`` that of an attempt an
+    error inside wsload ended); a cancellation during the backoff records
     nothing more, since no connection was attempted then. Attempt k > 1 is a copy of ``plan``
     with ``attempt = k``, scheduled at the end of its wait: its ``session`` latency counts from
     there.
@@ -99,6 +101,8 @@ async def run_client(
         result: ConnectionRecord | None = None
         try:
             result = await connect(plan, ctx)
+        except Exception as exc:  # a bug of wsload's own: recorded, the client goes on
+            result = failed(plan, exc)
         finally:
             if result is None:
                 result = interrupted(plan)
