@@ -193,6 +193,28 @@ def value_at_percentile(histogram: HdrHistogram, percentile: float) -> int:
     return 0
 
 
+def last_value_not_above(line: int) -> int:
+    """The largest value whose bucket's highest equivalent is at most ``line``.
+
+    A sample reads above ``line`` in :func:`value_at_percentile`'s answers (which give a
+    bucket's highest value) exactly when it is above this: so counting the samples above it
+    as they are recorded says whether a percentile is above ``line`` without a pass over the
+    buckets (``wsload.runner.load.lag``). ``0 <= line <= HIGHEST_US``.
+    """
+    lowest, highest, _ = _bucket_values()
+    bucket = (line | _SUB_BUCKET_MASK).bit_length() - (_SUB_BUCKET_HALF_MAGNITUDE + 1)
+    index = ((bucket + 1) << _SUB_BUCKET_HALF_MAGNITUDE) + (line >> bucket) - _SUB_BUCKET_HALF
+    return line if highest[index] == line else lowest[index] - 1
+
+
+def percentile_above(total: int, above: int, percentile: float) -> bool:
+    """Whether :func:`value_at_percentile` of a histogram of ``total`` samples, ``above`` of
+    them above :func:`last_value_not_above` of a line, is above that line (the same rank
+    rounding); False for an empty histogram (its percentiles read 0)."""
+    target = max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
+    return total > 0 and total - above < target
+
+
 def bucket_bounds() -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Per counts index: the lowest and the highest value its bucket stands for (µs).
 

@@ -48,6 +48,8 @@ from wsload.scenario.model import LoadConfig, Scenario
 __all__ = ["MODELS", "LoadRun", "Progress", "internal_error_detail", "run_load"]
 
 _INTERVAL = 1.0
+_OVERDUE_BATCH = 16
+"""At most this many overdue starts in a row without letting other tasks run."""
 
 
 def internal_error_detail(exc: BaseException) -> str:
@@ -67,10 +69,6 @@ def _short_path(filename: str) -> str:
     if "wsload" in parts:
         return "/".join(parts[len(parts) - 1 - parts[::-1].index("wsload") :])
     return parts[-1] if parts else filename
-
-
-_OVERDUE_BATCH = 16
-"""At most this many overdue starts in a row without letting other tasks run."""
 
 
 @dataclass(slots=True)
