@@ -90,7 +90,19 @@ class IntervalSnapshot:
 
 
 def snapshot_to_wire(snapshot: IntervalSnapshot, origin: float = 0.0) -> dict[str, Any]:
-    """A JSON-able copy of ``snapshot`` with times relative to ``origin``."""
+    """A JSON-able copy of ``snapshot`` with times relative to ``origin``.
+
+    Each histogram is encoded once: with one behaviour the totals are that behaviour's own
+    histograms (``Collector.take_interval``), and encoding is most of a worker's once-a-second
+    turn that sends its snapshot."""
+    encoded: dict[int, str] = {}
+
+    def encode_once(histogram: HdrHistogram) -> str:
+        text = encoded.get(id(histogram))
+        if text is None:
+            text = encoded[id(histogram)] = encode(histogram)
+        return text
+
     return {
         "index": snapshot.index,
         "start": snapshot.start - origin,
@@ -100,9 +112,9 @@ def snapshot_to_wire(snapshot: IntervalSnapshot, origin: float = 0.0) -> dict[st
         "opened": snapshot.opened,
         "dropped": snapshot.dropped,
         "outcomes": dict(snapshot.outcomes),
-        "histograms": {m: encode(h) for m, h in snapshot.histograms.items()},
+        "histograms": {m: encode_once(h) for m, h in snapshot.histograms.items()},
         "by_label": {
-            label: {m: encode(h) for m, h in metrics.items()}
+            label: {m: encode_once(h) for m, h in metrics.items()}
             for label, metrics in snapshot.by_label.items()
         },
         "overflow": dict(snapshot.overflow),
