@@ -25,17 +25,23 @@ _PING = b"\x89\x00"  # an empty ping from the server: data that wakes the parked
 _TRIES = 60  # the woken task runs after the releaser in half of Trio's batches
 
 
+def _pair() -> tuple[socket.socket, socket.socket]:
+    """A non-blocking client socket connected over loopback, and the server's end of it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        raw = socket.socket()
+        raw.setblocking(False)
+        raw.connect_ex(listener.getsockname())
+        peer, _ = listener.accept()
+    return raw, peer
+
+
 async def _release_while_woken(rst: bool) -> tuple[bool, bool | BaseException]:
     """Park a link, make its socket readable, release it in the next loop round.
 
     Returns whether the releaser ran before the woken task, and what its pump returned
     (or raised).
     """
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        raw = socket.socket()
-        raw.setblocking(False)
-        raw.connect_ex(listener.getsockname())
-        peer, _ = listener.accept()
+    raw, peer = _pair()
     with peer:
         link = Link(
             RawSocketStream(raw), ClientProtocol(FrameReader(1 << 16)), 5.0, RawIO(raw.fileno())
@@ -78,11 +84,7 @@ async def test_the_release_leaves_a_link_whose_task_is_writing_to_its_task() -> 
     """A parked link whose task is blocked in a write (a background ping into a full socket
     buffer: the server stopped reading) is not dropped from under that write: the release
     leaves its close to the task (closing the socket would make the write raise)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        raw = socket.socket()
-        raw.setblocking(False)
-        raw.connect_ex(listener.getsockname())
-        peer, _ = listener.accept()
+    raw, peer = _pair()
     with peer, raw:
         stream = RawSocketStream(raw)
         link = Link(stream, ClientProtocol(FrameReader(1 << 16)), 5.0, RawIO(raw.fileno()))
@@ -123,11 +125,7 @@ async def test_the_rest_of_a_close_written_in_part_goes_before_the_next_read_or_
     wait (``clean``), before its FIN (``close_no_wait``), and never after an RST."""
     frame = b"\x88\x85" + bytes(4) + b"\x03\xe8bye"  # a masked Close(1000, "bye"), zero mask
     for kind in ("clean", "close_no_wait", "rst"):
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            raw = socket.socket()
-            raw.setblocking(False)
-            raw.connect_ex(listener.getsockname())
-            peer, _ = listener.accept()
+        raw, peer = _pair()
         with peer, raw:
             peer.settimeout(10)
             link = Link(
