@@ -1,12 +1,16 @@
 """Rules for the modules setup.py compiles, where mypyc and CPython disagree.
 
-mypyc gives a local one type for the whole function. ``except A as exc: ...`` followed by
-``except B as exc: ...`` types ``exc`` as ``A``, and when ``A`` is a compiled class the second
-handler raises ``TypeError: A object expected; got B`` the moment it runs: the exception
-being recorded is replaced by a crash. Session 9's CI lost a whole ``--workers 2`` deploy
-run to exactly that (``ProtocolViolation`` then ``trio.BrokenResourceError`` in
-``Driver._upgrade``). The pure sources run it fine, so only a test on the text catches every
-handler, including those no loopback test reaches.
+**One type per handler name.** mypyc gives a local one type for the whole function:
+``except A as exc: ...`` then ``except B as exc: ...`` types ``exc`` as ``A``, and when ``A``
+is a compiled class the second handler raises ``TypeError: A object expected; got B`` the
+moment it runs: the exception being recorded is replaced by a crash. Session 9's CI lost a
+whole ``--workers 2`` deploy run to exactly that (``ProtocolViolation`` then
+``trio.BrokenResourceError`` in ``Driver._upgrade``). The pure sources run it fine, so only a
+test on the text catches every handler, including those no loopback test reaches.
+
+**No local from a ``try`` read in its ``finally``.** mypyc 2.4.1 read ``None`` in a ``finally``
+from a local assigned in the ``try`` before an ``await`` that raised (docs/performance.md:
+the runner's slot records through ``except``/``raise`` for that reason).
 """
 
 from __future__ import annotations
@@ -48,6 +52,32 @@ def handler_names_with_two_types(source: str) -> list[str]:
     return found
 
 
+def finally_reads_of_try_locals(source: str) -> list[str]:
+    """``function: name`` for each local a ``try`` with an ``await`` assigns and its
+    ``finally`` reads."""
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Try) or not node.finalbody:
+                continue
+            body = [n for statement in node.body for n in ast.walk(statement)]
+            if not any(isinstance(n, ast.Await) for n in body):
+                continue
+            assigned = {
+                n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            }
+            read = {
+                n.id
+                for statement in node.finalbody
+                for n in ast.walk(statement)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            }
+            found += [f"{function.name}: {name}" for name in sorted(assigned & read)]
+    return found
+
+
 def test_the_rule_finds_a_reused_handler_name() -> None:
     source = (
         "def f():\n"
@@ -64,5 +94,24 @@ def test_no_compiled_function_binds_one_handler_name_to_two_types() -> None:
         str(path.relative_to(ROOT)): names
         for path in compiled_modules()
         if (names := handler_names_with_two_types(path.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_rule_finds_a_try_local_read_in_finally() -> None:
+    source = (
+        "async def f(x):\n"
+        "    y = 1\n"
+        "    try:\n        z = g()\n        await h()\n"
+        "    finally:\n        use(y, z)\n"
+    )
+    assert finally_reads_of_try_locals(source) == ["f: z"]
+
+
+def test_no_compiled_finally_reads_a_local_its_try_assigned() -> None:
+    found = {
+        str(path.relative_to(ROOT)): names
+        for path in compiled_modules()
+        if (names := finally_reads_of_try_locals(path.read_text()))
     }
     assert found == {}
