@@ -201,10 +201,10 @@ def last_value_not_above(line: int) -> int:
     as they are recorded says whether a percentile is above ``line`` without a pass over the
     buckets (``wsload.runner.load.lag``). ``0 <= line <= HIGHEST_US``.
     """
-    lowest, highest, _ = _bucket_values()
-    bucket = (line | _SUB_BUCKET_MASK).bit_length() - (_SUB_BUCKET_HALF_MAGNITUDE + 1)
-    index = ((bucket + 1) << _SUB_BUCKET_HALF_MAGNITUDE) + (line >> bucket) - _SUB_BUCKET_HALF
-    return line if highest[index] == line else lowest[index] - 1
+    layout = new_histogram()  # asked once per process: hdrh's own bucket arithmetic
+    if layout.get_highest_equivalent_value(line) == line:
+        return line
+    return int(layout.get_lowest_equivalent_value(line)) - 1
 
 
 def percentile_above(total: int, above: int, percentile: float) -> bool:
