@@ -116,8 +116,10 @@ class _Runner:
         segment: Segment = WHOLE,
         on_record: Callable[[ConnectionRecord], None] | None = None,
         gate: ReleaseGate | None = None,
+        hard_stop: trio.Event | None = None,
     ) -> None:
         self.on_record = on_record
+        self.hard_stop = hard_stop if hard_stop is not None else trio.Event()
         self.gate = gate
         self.scenario = scenario
         self.segment = segment
@@ -144,6 +146,12 @@ class _Runner:
             and not ctx.url.startswith("wss:")
             and scenario.reconnect is None
         )
+
+    def _stopped(self, stop: trio.Event) -> bool:
+        """No more starts: the graceful stop, or the hard one (whose cancellation reaches the
+        model one Trio batch after it is set: a start due in that batch would come after
+        it)."""
+        return stop.is_set() or self.hard_stop.is_set()
 
     def _plan(self, k: int, scheduled: float) -> ConnectionPlan:
         """The plan of global connection ``k`` (0-based; ``seq`` is 1-based, as in URLs)."""
@@ -279,7 +287,7 @@ class _Runner:
         ):
             due = start + offset
             await self._wait_until(due, stop)
-            if stop.is_set() or self.out_of_data(k):
+            if self._stopped(stop) or self.out_of_data(k):
                 return
             self.progress.intended += 1
             if self.progress.in_flight >= cap:
@@ -302,7 +310,7 @@ class _Runner:
         clock = self.ctx.bind_clock()
 
         def more(now: float) -> bool:
-            if stop.is_set() or now >= deadline:
+            if self._stopped(stop) or now >= deadline:
                 return False
             return (limit is None or self.progress.attempted < limit) and self.ended_by is None
 
@@ -342,7 +350,7 @@ class _Runner:
         for k, offset in offsets:
             due = start + offset
             await self._wait_until(due, stop)
-            if stop.is_set() or self.out_of_data(k):
+            if self._stopped(stop) or self.out_of_data(k):
                 break
             self.progress.intended += 1
             self._start(nursery, k, due)
@@ -466,7 +474,15 @@ async def run_load(
     if ctx.stop is None:  # without it a graceful stop could not reach open connections
         ctx.stop = trio.Event()
     runner = _Runner(
-        scenario, ctx, collector, progress, on_interval, segment, on_record, release_gate
+        scenario,
+        ctx,
+        collector,
+        progress,
+        on_interval,
+        segment,
+        on_record,
+        release_gate,
+        hard_stop,
     )
     with load_heap():
         return await _apply(runner, load, ctx, progress, stop, hard_stop)
