@@ -108,7 +108,10 @@ kind = "await_server_close"
 timeout = "{wait}s"
 [reconnect]
 hold = "{hold}s"
-on = ["server_closed", "abnormal", "refused", "reset", "handshake_timeout", "connect_timeout"]
+on = [
+  "server_closed", "abnormal", "refused", "reset", "handshake_timeout", "connect_timeout",
+  "handshake_invalid",
+]
 backoff = {{ initial = "{spread}s", max = "{spread}s", multiplier = 2, jitter = "full" }}
 max_attempts = 20
 """
@@ -125,13 +128,16 @@ NODE = """
 command = {command}
 port = 0
 ready_timeout = "120s"
+ready_line = "listening on [0-9]+ in [0-9]+ processes"
 restart = true
 max_restarts = 1
 stop_signal = "SIGTERM"
 stop_timeout = "{stop}s"
 """
 """``--server node``: the deploy's target (``[target] url`` is ``ws://127.0.0.1:{{port}}/``).
-``ready_timeout``: the first start may run ``npm ci``."""
+``ready_timeout``: the first start may run ``npm ci``. ``ready_line``: the port accepts as soon
+as the first worker listens, and until every worker does the primary holds what the first has
+not taken yet (a slow start has taken it past the file limit: the rest closed or reset)."""
 
 
 def node_processes(n: int) -> int:

@@ -67,6 +67,7 @@ function primary() {
   let stopping = false;
   let failed = false;
   let listening = 0;
+  let running = processes;
   const late = watchLateness();
   for (let i = 0; i < processes; i += 1) cluster.fork();
   cluster.on('listening', (worker, address) => {
@@ -80,7 +81,10 @@ function primary() {
       failed = true;
       console.log(`deploy_server: worker ${worker.process.pid} exited (${status ?? signal})`);
     }
-    if (Object.keys(cluster.workers).length === 0) {
+    // counted here: cluster.workers drops a worker at its exit or its IPC channel's end,
+    // whichever comes last, so the last exit may still find it listed
+    running -= 1;
+    if (running === 0) {
       console.log(`deploy_server: all ${processes} processes exited (primary at most ${late()} ms late)`);
       process.exit(failed ? 1 : 0);
     }

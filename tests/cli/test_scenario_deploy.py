@@ -131,6 +131,17 @@ def test_defaults() -> None:
         ),
         (
             '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\ncommand = ["x"]\n'
+            'ready_line = "listening on ("\n',
+            "d.toml: target.process.ready_line: invalid regular expression: missing ), "
+            "unterminated subpattern at position 13",
+        ),
+        (
+            '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\ncommand = ["x"]\n'
+            "ready_line = 1\n",
+            "d.toml: target.process.ready_line: expected a string, got 1",
+        ),
+        (
+            '[target]\nurl = "ws://127.0.0.1:{port}/"\n[target.process]\ncommand = ["x"]\n'
             "restrat = true\n",
             "d.toml: target.process.restrat: unknown key (did you mean 'restart'?)",
         ),

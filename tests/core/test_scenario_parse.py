@@ -279,6 +279,7 @@ _PROCESS_VALUES: dict[str, tuple[str, object]] = {
     "env": ('{ A = "b" }', (("A", "b"),)),
     "port": ("0", 0),
     "ready_timeout": ('"10s"', 10.0),
+    "ready_line": ('"listening on [0-9]+"', "listening on [0-9]+"),
     "restart": ("false", False),
     "max_restarts": ("10", 10),
     "stop_signal": ('"SIGTERM"', "SIGTERM"),

@@ -4,11 +4,13 @@ Run by the deploy tests as a managed process (``[target.process]``), never impor
 
     python sweep_server.py --port P [--sweep soft|hard] [--grace S] [--code 1001]
                            [--on-term sweep|ignore] [--exit-at-once] [--no-listen]
-                           [--crash-after S] [--tag TEXT]
+                           [--crash-after S] [--ready-after S] [--tag TEXT]
 
 On SIGTERM (``--on-term sweep``) it stops accepting, sends Close(code) to every client and
 then, ``soft``: waits up to ``--grace`` seconds for the close handshakes and drops whoever is
 left; ``hard``: drops everyone on the next tick of the event loop. Then it exits 0.
+``--ready-after S``: it prints ``sweep_server: ready`` S seconds after it listens (a server whose
+port accepts before it says it can serve, for ``ready_line``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ async def _main(args: argparse.Namespace) -> int:
     # would end 5 s later, a time no busy machine confuses with the grace
     async with serve(handler, "127.0.0.1", args.port, close_timeout=args.grace + 5) as server:
         print(f"sweep_server: listening on {args.port}", flush=True)
+        if args.ready_after:  # a port that accepts before the server says it is ready
+            await asyncio.sleep(args.ready_after)
+            print("sweep_server: ready", flush=True)
         if args.crash_after:
             loop.call_later(args.crash_after, os._exit, 7)
         await stop
@@ -78,6 +83,7 @@ def main() -> None:
     parser.add_argument("--on-term", choices=("sweep", "ignore"), default="sweep")
     parser.add_argument("--exit-at-once", action="store_true")
     parser.add_argument("--no-listen", action="store_true")
+    parser.add_argument("--ready-after", type=float, default=0.0)
     parser.add_argument("--crash-after", type=float, default=0.0)
     parser.add_argument("--tag", default="", help="ignored: lets a test find its processes")
     sys.exit(asyncio.run(_main(parser.parse_args())))

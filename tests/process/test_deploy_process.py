@@ -167,6 +167,11 @@ def test_a_deploy_on_two_workers_counts_what_one_process_counts(tmp_path: Path) 
         ((), 'command = ["/nonexistent/wsload-test-server"]\n', "cannot run"),
         (("--exit-at-once",), "", "exiting at once as asked"),
         (("--no-listen",), 'ready_timeout = "1s"\n', "did not accept connections"),
+        (
+            ("--ready-after", "60"),
+            'ready_timeout = "1s"\nready_line = "^sweep_server: ready$"\n',
+            "printed no line matching ready_line",
+        ),
     ],
 )
 def test_a_failed_start_exits_3_with_the_log(
@@ -188,6 +193,21 @@ def test_a_failed_start_exits_3_with_the_log(
     assert summary["verdict"] == "fail"
     assert [r["code"] for r in summary["reasons"]] == ["error"]
     assert message in summary["reasons"][0]["message"]
+
+
+def test_the_load_waits_for_the_ready_line(tmp_path: Path) -> None:
+    # the port accepts at once, the server says it is ready 1 s later: the load starts after it
+    ready = 'ready_line = "sweep_server: ready"\n'
+    clean = '[[close]]\nkind = "clean"\n'
+    text = scenario(tmp_path, "--ready-after", "1", process=ready, events="", close=clean)
+    rc, err, summary = run(tmp_path, text)
+    assert rc == 0 and summary is not None, err
+    (only,) = summary["server_process"]["runs"]
+    assert only["ready_s"] - only["started_s"] >= 1.0
+    assert only["ready_s"] <= 0.0  # the load started once it was ready
+    assert summary["outcomes"]["clean"] == CONNS
+    log = (tmp_path / "out" / "server.log").read_text()
+    assert log.index("sweep_server: ready") < log.index("and printed its ready_line")
 
 
 def test_a_server_that_ignores_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ reconnect policy of logical clients. docs/deploys.md explains how they work toge
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from wsload.core.outcomes import Outcome
@@ -25,8 +26,8 @@ __all__ = ["DEPLOY_TABLE_KEYS", "parse_process", "parse_reconnect"]
 
 DEPLOY_TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "target.process": (
-        "command", "env", "port", "ready_timeout", "restart", "max_restarts", "stop_signal",
-        "stop_timeout", "events",
+        "command", "env", "port", "ready_timeout", "ready_line", "restart", "max_restarts",
+        "stop_signal", "stop_timeout", "events",
     ),
     "target.process.events": ("at", "signal"),
     "reconnect": ("on", "backoff", "max_attempts", "hold"),
@@ -82,11 +83,18 @@ def parse_process(t: Table, url: str) -> ProcessConfig:
             "0 lets wsload pick a free port: write {port} in target.url (and in command) "
             "or give the server's fixed port",
         )
+    ready_line = t.opt_string("ready_line")
+    if ready_line is not None:
+        try:
+            re.compile(ready_line)
+        except re.error as exc:
+            raise t.error("ready_line", f"invalid regular expression: {exc}") from None
     config = ProcessConfig(
         command=command,
         env=tuple(env),
         port=port,
         ready_timeout=t.duration("ready_timeout", 10.0, positive=True),
+        ready_line=ready_line,
         restart=t.boolean("restart", False),
         max_restarts=t.integer("max_restarts", 10, minimum=0),
         stop_signal=cast(Any, t.choice("stop_signal", EVENT_SIGNALS, "SIGTERM")),

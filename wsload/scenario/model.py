@@ -199,6 +199,9 @@ class ProcessConfig:
         env: extra environment variables (added to wsload's own environment).
         port: the port the server listens on; 0: a free loopback port picked by wsload.
         ready_timeout: how long the port may take to accept connections.
+        ready_line: a regular expression one line of the server's output must match before it
+            counts as ready, besides the port accepting (None: the port alone); for a server
+            whose port accepts before it can serve (a Node cluster's first worker).
         restart: start the command again when it exits during the load (a deploy).
         max_restarts: at most this many restarts.
         stop_signal / stop_timeout: how the process is stopped at the end (then SIGKILL).
@@ -212,6 +215,7 @@ class ProcessConfig:
     env: tuple[tuple[str, str], ...] = ()
     port: int = 0
     ready_timeout: float = 10.0
+    ready_line: str | None = None
     restart: bool = False
     max_restarts: int = 10
     stop_signal: EventSignal = "SIGTERM"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -104,7 +105,8 @@ class ProcessRun:
     Attributes:
         pid: the process id.
         started: when it was spawned (run clock).
-        ready: when its port first accepted a connection (None: never).
+        ready: when it was first ready: its port accepted a connection (and it printed its
+            ``ready_line``); None: never.
         exited: when wsload saw it exit (None: still running).
         status: its exit status: the exit code, or minus the signal number that killed it.
     """
@@ -123,6 +125,20 @@ def _log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def _lines_from(path: Path, offset: int) -> tuple[list[str], int]:
+    """The server's complete lines in ``path`` from byte ``offset`` on (wsload's own
+    ``[wsload]`` lines left out), and the offset after the last of them."""
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            data = log.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    lines = data[:end].decode("utf-8", errors="replace").splitlines()
+    return [line for line in lines if not line.startswith("[wsload] ")], offset + end
 
 
 def free_port(host: str = "127.0.0.1", ranges: Path = _PORT_RANGE) -> int:
@@ -199,6 +215,8 @@ class ManagedProcess:
                 + ("" if os.sep in self.argv[0] else " on PATH")
             )
         guarded = [sys.executable, "-I", "-c", _DIE_WITH_PARENT, str(os.getpid()), executable]
+        self._log.flush()
+        output_from = os.lseek(self._log.fileno(), 0, os.SEEK_CUR)  # this start's first line
         try:
             process = await trio.lowlevel.open_process(
                 [*guarded, *self.argv],
@@ -216,7 +234,7 @@ class ManagedProcess:
         run = ProcessRun(pid=process.pid, started=trio.current_time())
         self.runs.append(run)
         self.note(f"started pid {process.pid}: {' '.join(self.argv)}")
-        failure = await self._wait_ready(process, run)
+        failure = await self._wait_ready(process, run, output_from)
         if failure is not None:
             await self.stop()
             tail = _log_tail(self.log_path)
@@ -225,24 +243,44 @@ class ManagedProcess:
                 + (f"; last lines of {self.log_path}:\n{tail}" if tail else "")
             )
 
-    async def _wait_ready(self, process: trio.Process, run: ProcessRun) -> str | None:
-        """None once the port accepts a connection; else why not."""
-        with trio.move_on_after(self.config.ready_timeout):
+    async def _wait_ready(self, process: trio.Process, run: ProcessRun, offset: int) -> str | None:
+        """None once the port accepts a connection and (with ``ready_line``) the server has
+        printed a matching line since ``offset`` of server.log; else why not."""
+        config = self.config
+        pattern = None if config.ready_line is None else re.compile(config.ready_line)
+        accepting, printed = False, pattern is None
+        with trio.move_on_after(config.ready_timeout):
             while process.poll() is None:
-                try:
-                    stream = await trio.open_tcp_stream(self.host, self.port)
-                except OSError:
-                    await trio.sleep(_READY_POLL)
-                    continue
-                await stream.aclose()
-                run.ready = trio.current_time()
-                self.note(f"pid {process.pid} accepts connections on {self.host}:{self.port}")
-                return None
+                if not accepting:
+                    try:
+                        stream = await trio.open_tcp_stream(self.host, self.port)
+                    except OSError:
+                        pass
+                    else:
+                        await stream.aclose()
+                        accepting = True
+                if pattern is not None and not printed:
+                    lines, offset = _lines_from(self.log_path, offset)
+                    printed = any(pattern.search(line) for line in lines)
+                if accepting and printed:
+                    run.ready = trio.current_time()
+                    self.note(
+                        f"pid {process.pid} accepts connections on {self.host}:{self.port}"
+                        + ("" if pattern is None else " and printed its ready_line")
+                    )
+                    return None
+                await trio.sleep(_READY_POLL)
             self._reaped(run, process.returncode)
             return f"{self.argv[0]!r} exited with status {process.returncode} before it was ready"
+        if accepting:
+            return (
+                f"{self.argv[0]!r} accepts connections on {self.host}:{self.port} but printed "
+                f"no line matching ready_line {config.ready_line!r} within ready_timeout "
+                f"({config.ready_timeout:g} s)"
+            )
         return (
             f"{self.argv[0]!r} did not accept connections on {self.host}:{self.port} "
-            f"within ready_timeout ({self.config.ready_timeout:g} s)"
+            f"within ready_timeout ({config.ready_timeout:g} s)"
         )
 
     async def _wait_exit(self, process: trio.Process, run: ProcessRun) -> None:
