@@ -269,3 +269,21 @@ def test_valid_101_with_extra_headers_in_any_split(extra: list[tuple[str, str]],
     results = [parser.feed(data[i : i + step]) for i in range(0, len(data), step)]
     assert results[-1] is not None and results[-1].accepted
     assert all(r is None for r in results[:-1])
+
+
+def test_lines_parsed_before_get_the_same_answers() -> None:
+    # status lines and header names seen before are answered from what their first parse
+    # found: the same answers, the bad ones still refused, and past the kept number too
+    for _ in range(2):
+        result = ResponseParser(KEY).feed(response(*GOOD, "X-Twice: y"))
+        assert result is not None and result.accepted and ("x-twice", "y") in result.headers
+        with pytest.raises(ProtocolViolation, match=r"must be HTTP/1\.1"):
+            ResponseParser(KEY).feed(response(*GOOD, version="1.0"))
+        with pytest.raises(ProtocolViolation, match="malformed header line"):
+            ResponseParser(KEY).feed(response(*GOOD, "Bad Name: y"))
+        with pytest.raises(ProtocolViolation, match="status line"):
+            ResponseParser(KEY).feed(b"HTTP/1.1 1O1 x\r\n\r\n")
+    for i in range(600):  # more distinct lines and names than are kept
+        result = ResponseParser(KEY).feed(response(f"X-{i}: v", status=f"{400 + i % 100} r{i}"))
+        assert result is not None and (result.status, result.reason) == (400 + i % 100, f"r{i}")
+        assert (f"x-{i}", "v") in result.headers

@@ -42,6 +42,13 @@ _DATA_RE = re.compile(rb"\{data:[^{}]*\}")
 _STATUS_RE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9]{2})(?: (.*))?")  # RFC 9110 §15: 100-999
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _INVALID = Outcome.HANDSHAKE_INVALID
+_KNOWN_MAX = 256
+_known_status: dict[str, tuple[str, int, str]] = {}
+"""Status lines already parsed → (HTTP minor version, status, reason): a target sends the same
+line to every connection, and its regex match cost more than the rest of a response's parse
+(issue 27's callgrind). At most ``_KNOWN_MAX`` lines are kept; later ones are matched each time."""
+_known_names: set[str] = set()
+"""Header names already found to be tokens (``_TOKEN_RE``), for the same reason."""
 
 
 def new_key() -> bytes:
@@ -202,6 +209,35 @@ class UpgradeResponse:
         return self.status == 101
 
 
+def _status_line(line: str) -> tuple[str, int, str]:
+    """(HTTP minor version, status, reason) of a response's status line.
+
+    Raises:
+        ProtocolViolation: not an HTTP/1.x status line.
+    """
+    known = _known_status.get(line)
+    if known is not None:
+        return known
+    match = _STATUS_RE.fullmatch(line)
+    if match is None:
+        raise ProtocolViolation(f"not an HTTP/1.x status line: {line[:80]!r}", _INVALID)
+    known = (match.group(1), int(match.group(2)), match.group(3) or "")
+    if len(_known_status) < _KNOWN_MAX:
+        _known_status[line] = known
+    return known
+
+
+def _is_token(name: str) -> bool:
+    """Whether a header name is an RFC 9110 token."""
+    if name in _known_names:
+        return True
+    if _TOKEN_RE.fullmatch(name) is None:
+        return False
+    if len(_known_names) < _KNOWN_MAX:
+        _known_names.add(name)
+    return True
+
+
 class ResponseParser:
     """Incremental, strict parser for the server's upgrade response.
 
@@ -266,20 +302,16 @@ class ResponseParser:
 
     def _parse(self, head: str, trailing: bytes) -> UpgradeResponse:
         lines = head.split("\r\n")
-        match = _STATUS_RE.fullmatch(lines[0])
-        if match is None:
-            raise ProtocolViolation(f"not an HTTP/1.x status line: {lines[0][:80]!r}", _INVALID)
-        status = int(match.group(2))
-        reason = match.group(3) or ""
+        minor, status, reason = _status_line(lines[0])
         headers: list[tuple[str, str]] = []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not _TOKEN_RE.fullmatch(name):
+            if not sep or not _is_token(name):
                 raise ProtocolViolation(f"malformed header line {line[:80]!r}", _INVALID)
             headers.append((name.lower(), value.strip(" \t")))
         if status != 101:
             return UpgradeResponse(status, reason, tuple(headers), None, trailing)
-        if match.group(1) != "1":
+        if minor != "1":
             raise ProtocolViolation("101 response must be HTTP/1.1", _INVALID)
         subprotocol, deflate = self._validate(headers)
         return UpgradeResponse(status, reason, tuple(headers), subprotocol, trailing, deflate)

@@ -44,7 +44,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.engine.poller import Poller
 from wsload.engine.rawstream import TCP_INQ, RawIO
-from wsload.metrics.histograms import HIGHEST_US, new_histogram, record
+from wsload.metrics.histograms import HIGHEST_US, new_histogram, record, seconds_to_us
 
 __all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "SystemNow", "WireClock", "reader_of"]
 
@@ -178,5 +178,5 @@ class WireClock:
         if arrived >= now:
             record(self.notice_lag, 0)
             return now
-        record(self.notice_lag, min(round((now - arrived) * 1_000_000), HIGHEST_US))
+        record(self.notice_lag, min(seconds_to_us(now - arrived), HIGHEST_US))
         return arrived

@@ -20,7 +20,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.core.browser import browser_close_event
 from wsload.core.record import ConnectionRecord
-from wsload.metrics.counts import MAX_REASONS, MESSAGE_COUNTERS, Counts
+from wsload.metrics.counts import MAX_REASONS, MESSAGE_COUNTERS, Counts, message_counts
 from wsload.metrics.failures import EXPECTED_OUTCOMES, ErrorTally, folded
 from wsload.metrics.histograms import (
     HIGHEST_US,
@@ -29,6 +29,7 @@ from wsload.metrics.histograms import (
     encode,
     histogram_stats,
     new_histogram,
+    seconds_to_us,
 )
 from wsload.metrics.histograms import record as _record_us
 from wsload.metrics.samples import CENSORING, censored_samples, metric_samples
@@ -177,17 +178,18 @@ class Collector:
             _bump(reasons, key)
         if record.messages_sent or record.messages_received:
             messages = entry.messages
-            for name in MESSAGE_COUNTERS:
-                messages[name] += getattr(record, name)
+            values = message_counts(record)
+            for i, name in enumerate(MESSAGE_COUNTERS):
+                messages[name] += values[i]
         if record.outcome is not EXPECTED_OUTCOMES.get(record.kind):
             entry.errors.add(outcome, record.detail, record.seq)
         reason = CENSORING.get(record.outcome)
         if reason is not None:
             for metric, seconds in censored_samples(record):
-                entry.censor(metric, reason, round(seconds * 1_000_000))
+                entry.censor(metric, reason, seconds_to_us(seconds))
         pending = entry.pending
         for metric, seconds in metric_samples(record, self.release_at, self.lag_from):
-            us = round(seconds * 1_000_000)
+            us = seconds_to_us(seconds)
             if us < 0:
                 continue  # a clock step would be a bug upstream; never a negative latency
             if us > HIGHEST_US:

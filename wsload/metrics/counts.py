@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from wsload.core.outcomes import Outcome
+from wsload.core.record import ConnectionRecord
 from wsload.metrics.wire import close_events_to_json, count, counter, parse_close_events
 
-__all__ = ["COUNTER_FIELDS", "MAX_REASONS", "MESSAGE_COUNTERS", "Counts"]
+__all__ = ["COUNTER_FIELDS", "MAX_REASONS", "MESSAGE_COUNTERS", "Counts", "message_counts"]
 
 MAX_REASONS = 100
 """Distinct close reasons counted per behaviour (a server putting ids in its reasons is
@@ -31,6 +32,21 @@ MESSAGE_COUNTERS = (
     "inbox_overflow",
 )
 """Per-connection message counters summed per behaviour (summary.json ``totals``)."""
+
+
+def message_counts(record: ConnectionRecord) -> tuple[int, int, int, int, int, int, int]:
+    """``record``'s ``MESSAGE_COUNTERS``, in that order: read as attributes, not by name
+    (``getattr`` with a name is a dictionary lookup even in the compiled build; the collector
+    reads them once per finished connection). tests/core checks the order."""
+    return (
+        record.messages_sent,
+        record.messages_received,
+        record.bytes_sent,
+        record.bytes_received,
+        record.messages_unmatched,
+        record.messages_auto_replied,
+        record.inbox_overflow,
+    )
 
 
 _INT_KEYS = {"key": int}  # close codes, HTTP statuses: integers, string keys in JSON
