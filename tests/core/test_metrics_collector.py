@@ -16,7 +16,7 @@ from wsload.core.outcomes import Outcome
 from wsload.core.record import ConnectionRecord, Side
 from wsload.metrics.collector import Collector
 from wsload.metrics.counts import MESSAGE_COUNTERS, message_counts
-from wsload.metrics.histograms import HIGHEST_US, same_counts, seconds_to_us
+from wsload.metrics.histograms import HIGHEST_US, same_counts
 from wsload.metrics.samples import metric_samples
 from wsload.scenario.model import METRICS
 
@@ -403,11 +403,3 @@ def test_message_counts_are_the_message_counters_in_order() -> None:
         seq=1, label="x", kind="clean", outcome=Outcome.CLEAN, scheduled=0.0, **values
     )
     assert message_counts(record) == tuple(values.values())
-
-
-@pytest.mark.parametrize(
-    ("seconds", "us"),
-    [(0.0, 0), (4e-7, 0), (6e-7, 1), (0.0025, 2500), (1.0000014, 1_000_001), (-6e-7, -1)],
-)
-def test_seconds_to_us_rounds_to_the_nearest(seconds: float, us: int) -> None:
-    assert seconds_to_us(seconds) == us

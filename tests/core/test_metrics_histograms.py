@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from wsload.metrics.histograms import (
     HIGHEST_US,
+    Recorder,
     bucket_counts,
     decode,
     encode,
@@ -40,6 +41,22 @@ def test_fast_record_matches_hdrh_record_value_bucket_for_bucket(values: list[in
     assert fast.get_total_count() == reference.get_total_count()
     assert fast.get_min_value() == reference.get_min_value()
     assert fast.get_max_value() == reference.get_max_value()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(values_us, max_size=200), st.integers(min_value=0, max_value=200))
+def test_recorder_fills_what_record_fills(values: list[int], read_at: int) -> None:
+    recorder, reference = Recorder(), new_histogram()
+    for i, value in enumerate([*values, *EDGES[: len(values) % len(EDGES)]]):
+        if i == read_at:  # read in the middle: later samples still count
+            assert same_counts(recorder.histogram(), reference)
+        recorder.record(value)
+        record(reference, value)
+    histogram = recorder.histogram()
+    assert same_counts(histogram, reference)
+    for name in ("get_total_count", "get_min_value", "get_max_value"):
+        assert getattr(histogram, name)() == getattr(reference, name)(), name
+    assert encode(histogram) == encode(reference)
 
 
 @settings(max_examples=60, deadline=None)

@@ -24,6 +24,7 @@ from wsload.metrics.counts import MAX_REASONS, MESSAGE_COUNTERS, Counts, message
 from wsload.metrics.failures import EXPECTED_OUTCOMES, ErrorTally, folded
 from wsload.metrics.histograms import (
     HIGHEST_US,
+    Recorder,
     decode,
     empty_stats,
     encode,
@@ -31,7 +32,6 @@ from wsload.metrics.histograms import (
     new_histogram,
     seconds_to_us,
 )
-from wsload.metrics.histograms import record as _record_us
 from wsload.metrics.samples import CENSORING, censored_samples, metric_samples
 from wsload.metrics.snapshots import IntervalSnapshot
 from wsload.metrics.wire import count
@@ -61,7 +61,7 @@ class _Label(Counts):
         self.kind = kind
         self.errors = ErrorTally()  # why non-expected endings happened (metrics/failures.py)
         self.cumulative: dict[str, HdrHistogram] = {}  # folded at each take_interval
-        self.pending: dict[str, HdrHistogram] = {}  # the current interval only
+        self.pending: dict[str, Recorder] = {}  # the current interval only
         self.reported: dict[str, int] = {}  # flat counters already in an interval snapshot
         self.bounds: dict[str, dict[str, list[int]]] = {}  # censored: metric → why → [n, min µs]
 
@@ -83,8 +83,13 @@ class _Label(Counts):
                 mine[1] = min(mine[1], us)
 
     def parts(self, metric: str) -> list[HdrHistogram]:
-        pair = (self.cumulative.get(metric), self.pending.get(metric))
-        return [h for h in pair if h is not None]
+        parts = []
+        cumulative, pending = self.cumulative.get(metric), self.pending.get(metric)
+        if cumulative is not None:
+            parts.append(cumulative)
+        if pending is not None:
+            parts.append(pending.histogram())
+        return parts
 
     def take_counters(self) -> dict[str, int]:
         """The flat counters that changed since the previous call, by how much."""
@@ -196,10 +201,10 @@ class Collector:
                 _bump(entry.overflow, metric)
                 _bump(self._iv_overflow, metric)
                 continue
-            histogram = pending.get(metric)
-            if histogram is None:
-                histogram = pending[metric] = new_histogram()
-            _record_us(histogram, us)
+            recorder = pending.get(metric)
+            if recorder is None:
+                recorder = pending[metric] = Recorder()
+            recorder.record(us)
 
     def add_dropped(self, n: int = 1) -> None:
         """Count open-loop connections dropped at ``max_in_flight`` (never attempted)."""
@@ -249,13 +254,14 @@ class Collector:
                 counters[label] = changed
             if not entry.pending:
                 continue
-            for metric, histogram in entry.pending.items():
+            taken = by_label[label] = {}
+            for metric, recorder in entry.pending.items():
+                histogram = taken[metric] = recorder.histogram()
                 cumulative = entry.cumulative.get(metric)
                 if cumulative is None:
                     cumulative = entry.cumulative[metric] = new_histogram()
                 cumulative.add(histogram)
                 per_metric.setdefault(metric, []).append(histogram)
-            by_label[label] = entry.pending
             entry.pending = {}
         totals = {
             metric: parts[0] if len(parts) == 1 else _sum(parts)
