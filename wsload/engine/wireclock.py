@@ -44,7 +44,7 @@ from hdrh.histogram import HdrHistogram
 
 from wsload.engine.poller import Poller
 from wsload.engine.rawstream import TCP_INQ, RawIO
-from wsload.metrics.histograms import HIGHEST_US, new_histogram, record, seconds_to_us
+from wsload.metrics.histograms import HIGHEST_US, Recorder, seconds_to_us
 
 __all__ = ["ACK_GUARD", "JIFFY_MAX", "SO_TIMESTAMPNS", "SystemNow", "WireClock", "reader_of"]
 
@@ -118,14 +118,19 @@ class WireClock:
             (``generator.coalesced_stamps``; see :data:`ACK_GUARD`).
     """
 
-    __slots__ = ("coalesced", "kernel", "loop", "notice_lag", "offset_ns")
+    __slots__ = ("_notice_lag", "coalesced", "kernel", "loop", "offset_ns")
 
     def __init__(self, offset_ns: int | None = None) -> None:
         self.offset_ns = offset_ns
-        self.notice_lag: HdrHistogram = new_histogram()
+        self._notice_lag = Recorder()  # one sample per stamped read
         self.kernel = 0
         self.loop = 0
         self.coalesced = 0
+
+    @property
+    def notice_lag(self) -> HdrHistogram:
+        """µs from each stamped arrival to the loop noticing it (read at the run's end)."""
+        return self._notice_lag.histogram()
 
     @classmethod
     def for_clock(cls, clock: trio.abc.Clock) -> WireClock:
@@ -176,7 +181,7 @@ class WireClock:
         if arrived is None:
             return now
         if arrived >= now:
-            record(self.notice_lag, 0)
+            self._notice_lag.record(0)
             return now
-        record(self.notice_lag, min(seconds_to_us(now - arrived), HIGHEST_US))
+        self._notice_lag.record(min(seconds_to_us(now - arrived), HIGHEST_US))
         return arrived
