@@ -104,7 +104,7 @@ def record(histogram: HdrHistogram, value: int) -> None:
 
 class Recorder:
     """A new histogram filled one sample at a time by one writer (the collector's pending
-    interval histograms): :meth:`record` as :func:`record` does, with the sample count, the
+    interval histograms, the wire clock's notice lag): :meth:`record` as :func:`record` does, with the sample count, the
     lowest and the highest kept in this object's native fields and written into the histogram
     by :meth:`histogram`. Each hdrh attribute read or written per sample is a dictionary
     lookup (hdrh's objects have no slots): :func:`record` makes five per sample, this one.
