@@ -358,12 +358,6 @@ def _cuts(bounds_us: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(bisect_right(highest, bound) for bound in bounds_us)
 
 
-def _index(value: int) -> int:
-    """The counts index of ``value`` (the arithmetic of ``record``)."""
-    bucket = (value | _SUB_BUCKET_MASK).bit_length() - (_SUB_BUCKET_HALF_MAGNITUDE + 1)
-    return ((bucket + 1) << _SUB_BUCKET_HALF_MAGNITUDE) + (value >> bucket) - _SUB_BUCKET_HALF
-
-
 def bucket_counts(histogram: HdrHistogram, bounds_us: tuple[int, ...]) -> tuple[list[int], int]:
     """The histogram's samples re-counted into coarse buckets, and their sum (µs).
 
