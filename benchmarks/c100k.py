@@ -206,6 +206,19 @@ def _descendants(root: int) -> list[int]:
 
 
 def _listening_inodes() -> set[str]:
+    """The inodes of the machine's listening TCP sockets: from ``ss -ltne`` (the kernel
+    dumps its listening sockets only), else from ``/proc/net/tcp``, which lists every socket
+    (the kernel walks them all at each read: 0.49 CPU-seconds at 184,000 sockets; read once a
+    second while the workers were young, it took most of a core from a 30,000 storm's first
+    20 s, measured with py-spy)."""
+    try:
+        listed = subprocess.run(
+            ["ss", "-Hltne"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        listed = None
+    if listed is not None:
+        return {f[4:] for f in listed.split() if f.startswith("ino:")}
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
