@@ -25,7 +25,7 @@ async def test_release_held_freezes_what_is_alive_then_releases() -> None:
     with load_heap():
         frozen_at_start = gc.get_freeze_count()
         held = [[i] for i in range(1000)]  # made during the load, like held connections
-        release_held(release)
+        release_held(release.set)
         assert release.is_set()
         assert gc.get_freeze_count() >= frozen_at_start + len(held)
     assert gc.get_freeze_count() == 0

@@ -417,28 +417,26 @@ weight = 1
             assert rec.close_sent is None and rec.socket_closed == rec.close_initiated, rec
 
 
-class _AlarmSteps(trio.abc.Instrument):
-    """The run-clock span of every step of wsload's alarm tasks (``Alarm``: the release pass
-    runs within one of them, without a checkpoint)."""
+class _Steps(trio.abc.Instrument):
+    """The run-clock span of every task step (the release pass, ``Alarm.release`` from the
+    load's task, runs within one of them, without a checkpoint)."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[float, float]] = []
         self._begin = 0.0
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name == "wsload.engine.alarm":
-            self._begin = trio.current_time()
+        self._begin = trio.current_time()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name == "wsload.engine.alarm":
-            self.spans.append((self._begin, trio.current_time()))
+        self.spans.append((self._begin, trio.current_time()))
 
 
-async def _storm_in_alarm_steps(
+async def _storm_in_steps(
     nursery: trio.Nursery, text: str, segment: Segment = WHOLE
-) -> tuple[Run, _AlarmSteps]:
-    """Run ``text`` against the built-in server while recording the alarm task's steps."""
-    steps = _AlarmSteps()
+) -> tuple[Run, _Steps]:
+    """Run ``text`` against the built-in server while recording every task step."""
+    steps = _Steps()
     trio.lowlevel.add_instrument(steps)
     server = BuiltinServer(ServerConfig(close_timeout=1.0))
     host, port = await nursery.start(server.serve, "127.0.0.1", 0)
@@ -455,10 +453,10 @@ async def test_a_mixed_storm_against_the_builtin_server_starts_every_kind_togeth
 ) -> None:
     """clean, terminate (FIN and RST), close_no_wait and invalid_close parked together against
     the built-in server start their closes in the release pass: every start is stamped inside
-    one step of the alarm task, so no kind's starts wait for its tasks while another's are
+    one task step, so no kind's starts wait for its tasks while another's are
     written at once (before: terminate's minimum lag was above clean's maximum).
 
-    Checked against the alarm task's own steps (a Trio instrument), not by comparing the
+    Checked against the task steps (a Trio instrument), not by comparing the
     kinds' close_start_lag maxima: a busy machine may preempt the pass anywhere, and a kind
     whose links all came before that point would then look faster than the others.
     """
@@ -482,7 +480,7 @@ kind = "close_no_wait"
 [[close]]
 kind = "invalid_close"
 """
-    r, steps = await _storm_in_alarm_steps(nursery, text)
+    r, steps = await _storm_in_steps(nursery, text)
     check_sums(r)
     assert r.collector.counts().outcomes == {
         "clean": 40,
@@ -511,7 +509,7 @@ async def test_each_segment_of_a_half_and_half_storm_releases_both_kinds_in_one_
 ) -> None:
     """``--workers 2`` on a 50/50 clean/terminate storm: each segment gets half of each kind
     (the mix alternates by connection, so a split by ``k % 2`` gave each worker one kind), and
-    its release pass starts both kinds within one step of the alarm task, each recorded at
+    its release pass starts both kinds within one task step, each recorded at
     the stamp of its wire action. Counts and order only: no wall-clock bound."""
     text = """
 [load]
@@ -527,7 +525,7 @@ weight = 50
 kind = "terminate"
 weight = 50
 """
-    r, steps = await _storm_in_alarm_steps(nursery, text, Segment(index, 2))
+    r, steps = await _storm_in_steps(nursery, text, Segment(index, 2))
     check_sums(r)
     assert r.collector.counts().outcomes == {"clean": 10, "terminated": 10}
     for kind in ("clean", "terminate"):

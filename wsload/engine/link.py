@@ -571,7 +571,17 @@ def release_storm(links: list[Link]) -> tuple[list[Link], list[Link]]:
         to wait for the answer: :meth:`Alarm._ring` wakes them a batch per loop turn). A
         closed socket's wait was ended by Trio already.
     """
-    done = [link._release_wire() for link in links]
+    return _release_pass(links, contextlib.nullcontext())
+
+
+def _release_pass(
+    links: list[Link], burst: contextlib.AbstractContextManager[object]
+) -> tuple[list[Link], list[Link]]:
+    """:func:`release_storm` with its wire pass inside ``burst`` (a raised priority), left
+    before the records: they wait behind the other processes' passes, not the other way
+    round."""
+    with burst:
+        done = [link._release_wire() for link in links]
     for link, action in zip(links, done, strict=True):
         if action != _NOTHING:
             link._release_record(action)
@@ -594,13 +604,28 @@ class Alarm:
     that no turn runs thousands of them. The pass runs at a raised priority where the process
     may (``wsload.process.raised_priority``: root), so that the processes it wakes (the
     target's, on one machine) do not take the cores from it before its last Close is written.
+    A storm's load does the pass itself at its instant (:meth:`release`), inside the priority
+    it raised before the instant; this task then only wakes the links.
     """
 
-    __slots__ = ("_links", "_watched")
+    __slots__ = ("_links", "_passed", "_watched")
 
     def __init__(self) -> None:
         self._links: set[Link] = set()
         self._watched: dict[int, trio.Event] = {}
+        self._passed: tuple[list[Link], list[Link]] | None = None  # release()'s links to wake
+
+    def release(self, event: trio.Event, burst: contextlib.ExitStack) -> None:
+        """A storm's release, from the load's own task at its instant: the pass of
+        :func:`release_storm` over the registered links, its writes inside ``burst`` (the
+        priority the load raised before the instant); then ``event`` is set, and
+        :meth:`_ring` only wakes the links the pass returned. A release already set (a stop)
+        has its pass in :meth:`_ring`: nothing is done here."""
+        if event.is_set():
+            burst.close()
+            return
+        self._passed = _release_pass(list(self._links), burst)
+        event.set()
 
     def watch(self, event: trio.Event | None, *, release: bool = False) -> None:
         """Start ringing for ``event`` (once per event and Trio run); ``release``: a storm's."""
@@ -619,8 +644,10 @@ class Alarm:
             for link in links:
                 link.wake()
             return
-        with raised_priority():  # the pass is the storm's instant: well under a second
-            left, started = release_storm(links)
+        passed, self._passed = self._passed, None
+        if passed is None:  # set by a stop, not by release(): the pass is this task's
+            passed = _release_pass(links, raised_priority())  # well under a second
+        left, started = passed
         for link in left:
             link.wake()
         for first in range(0, len(started), WAKE_BATCH):

@@ -5,8 +5,8 @@ instant computed from the scenario alone (``wsload.plan.segment.shared_release_o
 share still opening then releases late, which ``close_start_lag`` counts. The ``--workers``
 parent can do what one process does instead: each worker reports its share open
 (:meth:`ReleaseGate.opened`), and when every worker has (or has ended), the parent releases them
-all at one instant, which each worker measures ``close_start_lag`` from
-(``wsload.runner.executors.workers``).
+all at one instant a little ahead (``RELEASE_LEAD``, so that every worker has it in time), which
+each worker waits for and measures ``close_start_lag`` from (``wsload.runner.executors.workers``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class ReleaseGate:
         self._report()
 
     def release(self, at: float | None) -> None:
-        """Release now: the parent's instant ``at`` (run clock), or None when the run is
-        stopping or the parent is gone (the storm releases at once, counted from then)."""
+        """Release at the parent's instant ``at`` (run clock), or now (None) when the run is
+        stopping or the parent is gone (counted from then)."""
         if self.at is None:
             self.at = at
         self._go.set()

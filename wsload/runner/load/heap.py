@@ -13,10 +13,8 @@ each, which can wait a little longer.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import trio
 
 from wsload.process import YOUNG_THRESHOLD
 
@@ -62,8 +60,9 @@ def freeze_held() -> None:
     gc.freeze()
 
 
-def release_held(release: trio.Event) -> None:
-    """Release a storm: freeze the held connections' objects first, then set ``release``.
+def release_held(release: Callable[[], None]) -> None:
+    """Release a storm: freeze the held connections' objects first, then ``release()`` (the
+    pass and the event: ``Alarm.release``).
 
     Every connection of the storm is alive and its objects (made during the load, so not
     frozen by :func:`load_heap`) would be walked by each older-generation collection that the
@@ -71,4 +70,4 @@ def release_held(release: trio.Event) -> None:
     ends (:func:`load_heap` unfreezes).
     """
     gc.freeze()
-    release.set()
+    release()

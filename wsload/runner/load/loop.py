@@ -135,6 +135,8 @@ class _Runner:
         self.ended_by: str | None = None
         self.intervals = 0
         self._overdue = 0  # consecutive starts found already due (see _wait_until)
+        # what a storm raised from its hold (its priority) until the end of its drain
+        self.aftermath = contextlib.ExitStack()
         reference = scenario.target.engine == "trio-websocket"
         self.connect = run_connection_reference if reference else run_connection
         # the connections run as the poller's fibers (wsload.engine.poller) where every wait
@@ -357,6 +359,13 @@ class _Runner:
             if self.progress.intended % FREEZE_EVERY == 0:
                 freeze_held()  # they are held until the release: out of the collector's walks
         self.progress.phase = "holding"
+        # raised before the instant (where the process may), and to the end of the load: a
+        # worker raised only at its own release found the cores taken by the passes of those
+        # released before it (one of six released 106 ms late, 100,000 connections on two
+        # cores); the burst step is left once the pass's writes are done (Alarm.release)
+        self.aftermath.enter_context(raised_priority(AFTERMATH_PRIORITY))
+        burst = self.aftermath.enter_context(contextlib.ExitStack())
+        burst.enter_context(raised_priority())
         with trio.move_on_after(max(0.0, start + load.open_deadline - trio.current_time())):
             while (
                 self.ctx.ready_count + self.progress.finished < self.progress.attempted
@@ -370,6 +379,9 @@ class _Runner:
             gate.opened()
             with trio.move_on_at(start + load.open_deadline):
                 await gate.wait()
+            if gate.at is not None:  # its instant comes a little after its word to everyone
+                with trio.move_on_at(gate.at):
+                    await stop.wait()
             counted_from = gate.at if gate.at is not None else trio.current_time()
         elif shared is not None:  # segments release together (and count from) the shared instant
             with trio.move_on_at(start + shared):
@@ -379,7 +391,7 @@ class _Runner:
         self.collector.release_at = now  # closes that begin from here on are the storm's
         if counted_from is not None:  # a stop may release before the instant: count from then
             self.collector.lag_from = min(now, counted_from)
-        release_held(release)
+        release_held(lambda: self.ctx.alarm.release(release, burst))
 
     async def intervals_task(self, start: float) -> None:
         next_tick = start + _INTERVAL
@@ -512,9 +524,9 @@ async def _apply(
             if runner.fibers and ctx.poller is not None:
                 ctx.poller.drive_in(connections)
             progress.phase = "running"
-            await MODELS[load.model](runner, connections, start, stop)
-            progress.phase = "draining"
-            with _aftermath(runner):
+            with runner.aftermath:  # a storm's raised priority, from its hold to the end
+                await MODELS[load.model](runner, connections, start, stop)
+                progress.phase = "draining"
                 with trio.move_on_after(load.drain):
                     await _idle(progress, stop)
                 if stop.is_set():
@@ -538,22 +550,6 @@ async def _apply(
         wire=ctx.wire,
         priority_raised=take_priority_raised(),
     )
-
-
-def _aftermath(runner: _Runner) -> contextlib.AbstractContextManager[bool]:
-    """A released storm's drain at a raised priority, where the process may (root).
-
-    After the release every Close of the storm is answered, read and recorded at once: on one
-    machine with its target (100,000 connections: 6 generator and 6 server processes on 2
-    cores, ≈ 15 s) every process is runnable, and a generator at the same priority as all the
-    others waits for a core between each of its loop turns: its loop lag p99 was 18-23 ms
-    (quiet), over the 20 ms saturation line, while the opening's stayed near 1 ms. At
-    :data:`~wsload.process.AFTERMATH_PRIORITY` its loop comes round in time (12-13 ms); the
-    target, on the same cores, answers later (docs/scale-out.md has both figures).
-    """
-    if runner.scenario.load.model == "storm" and runner.collector.release_at is not None:
-        return raised_priority(AFTERMATH_PRIORITY)
-    return contextlib.nullcontext(False)
 
 
 def _since(before: float | None, after: float | None) -> float | None:
