@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import trio
 
+from wsload.engine.poller import Poller
 from wsload.errors import ToolError
 from wsload.scenario.model import ServerConfig
 from wsload.server.connection import HARD_SEND_LIMIT, serve_connection
@@ -119,8 +120,12 @@ class BuiltinServer:
 
         Each connection task closes its own socket synchronously (it may need SO_LINGER
         first), so the extra cancel scope and checkpoint per connection are pure cost.
-        Running out of file descriptors pauses accepting briefly, as Trio does.
+        Running out of file descriptors pauses accepting briefly, as Trio does. The
+        connections' reads wait in one poller of this listener's (``wsload.engine.poller``,
+        as the client's do): a wait in Trio's own epoll costs two ``epoll_ctl`` calls and a
+        cancel scope.
         """
+        poller = Poller(trio.current_time)
         while True:
             try:
                 stream = await listener.accept()
@@ -129,13 +134,13 @@ class BuiltinServer:
                     raise
                 await trio.sleep(_CAPACITY_PAUSE)
                 continue
-            nursery.start_soon(self.handle_stream, stream)
+            nursery.start_soon(serve_connection, self._state, stream, poller)
 
     async def handle_stream(self, stream: trio.abc.HalfCloseableStream) -> None:
         """Serve one already-accepted connection (any half-closeable Trio stream) to its end.
 
-        :meth:`serve` calls it per accepted socket; tests call it on in-memory streams to
-        check exact timings under Trio's autojump clock.
+        Tests call it on in-memory streams to check exact timings under Trio's autojump
+        clock (:meth:`serve` serves its sockets the same way, their reads in its poller).
         """
         await serve_connection(self._state, stream)
 
