@@ -26,7 +26,6 @@ import struct
 
 import trio
 
-from wsload.engine.poller import Poller
 from wsload.engine.rawstream import RECEIVE_SIZE, RawIO
 from wsload.server.policy import ConnectionPolicy, ServerState
 from wsload.server.upgrade import (
@@ -75,18 +74,11 @@ class _Conn:
         "wait_scope",
     )
 
-    def __init__(
-        self, state: ServerState, stream: trio.abc.HalfCloseableStream, poller: Poller | None
-    ) -> None:
+    def __init__(self, state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:
         self.state = state
         self.stream = stream
-        # the one raw fast path (shared with the client's link) on a plain TCP socket, its
-        # waits parked in the server's poller (no cancel scope, no epoll_ctl per wait)
-        self.io = (
-            RawIO(stream.socket.fileno(), poller=poller)
-            if isinstance(stream, trio.SocketStream)
-            else None
-        )
+        # the one raw fast path (shared with the client's link) on a plain TCP socket
+        self.io = RawIO(stream.socket.fileno()) if isinstance(stream, trio.SocketStream) else None
         self.scope = trio.CancelScope()
         self.wait_scope: trio.CancelScope | None = None
         self.done = trio.Event()
@@ -315,9 +307,6 @@ class _Conn:
             await trio.aclose_forcefully(stream)
 
 
-async def serve_connection(
-    state: ServerState, stream: trio.abc.HalfCloseableStream, poller: Poller | None = None
-) -> None:
-    """Serve one accepted connection to its end; never raises for anything the client does.
-    ``poller``: the server's (one per Trio run), where a socket's reads wait."""
-    await _Conn(state, stream, poller).run()
+async def serve_connection(state: ServerState, stream: trio.abc.HalfCloseableStream) -> None:
+    """Serve one accepted connection to its end; never raises for anything the client does."""
+    await _Conn(state, stream).run()

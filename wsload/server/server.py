@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import trio
 
-from wsload.engine.poller import Poller
 from wsload.errors import ToolError
 from wsload.scenario.model import ServerConfig
 from wsload.server.connection import HARD_SEND_LIMIT, serve_connection
@@ -120,12 +119,8 @@ class BuiltinServer:
 
         Each connection task closes its own socket synchronously (it may need SO_LINGER
         first), so the extra cancel scope and checkpoint per connection are pure cost.
-        Running out of file descriptors pauses accepting briefly, as Trio does. The
-        connections' reads wait in one poller of this listener's (``wsload.engine.poller``,
-        as the client's do): a wait in Trio's own epoll costs two ``epoll_ctl`` calls and a
-        cancel scope.
+        Running out of file descriptors pauses accepting briefly, as Trio does.
         """
-        poller = Poller(trio.current_time)
         while True:
             try:
                 stream = await listener.accept()
@@ -134,13 +129,13 @@ class BuiltinServer:
                     raise
                 await trio.sleep(_CAPACITY_PAUSE)
                 continue
-            nursery.start_soon(serve_connection, self._state, stream, poller)
+            nursery.start_soon(self.handle_stream, stream)
 
     async def handle_stream(self, stream: trio.abc.HalfCloseableStream) -> None:
         """Serve one already-accepted connection (any half-closeable Trio stream) to its end.
 
-        Tests call it on in-memory streams to check exact timings under Trio's autojump
-        clock (:meth:`serve` serves its sockets the same way, their reads in its poller).
+        :meth:`serve` calls it per accepted socket; tests call it on in-memory streams to
+        check exact timings under Trio's autojump clock.
         """
         await serve_connection(self._state, stream)
 
