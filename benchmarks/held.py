@@ -135,7 +135,7 @@ async def measure_held(
             peak = rss_bytes()
             cpu = resource.getrusage(resource.RUSAGE_SELF)
             released = trio.current_time()
-            release_held(release)
+            release_held(release.set)
             await all_ended.wait()
             nursery.cancel_scope.cancel()  # the poller's hub (its fibers have all ended)
     ended = trio.current_time()

@@ -30,7 +30,7 @@ from wsload.report.summary import errors_section
 from wsload.report.verdict import Word, decide
 from wsload.runner.load import loop
 from wsload.runner.load.loop import Progress, run_load
-from wsload.scenario.model import ServerConfig
+from wsload.scenario.model import Delay, ServerConfig
 from wsload.scenario.parse import parse_scenario
 from wsload.server.server import BuiltinServer
 
@@ -305,6 +305,54 @@ messages = 1
     assert nice == [expected] * 10
     assert os.getpriority(os.PRIO_PROCESS, 0) == before
     assert r.result.priority_raised == before - deepest
+
+
+async def test_a_storm_is_raised_from_its_hold_before_its_instant(
+    nursery: trio.Nursery, records: list[ConnectionRecord]
+) -> None:
+    """Where the process may (root): from its hold (every start made, the connections still
+    opening) to its release the storm's loop runs AFTERMATH_PRIORITY + BURST_PRIORITY steps
+    higher, so that the instant finds every worker of a split storm raised already (a worker
+    raised only at its own release waited for a core behind the others' passes); not during
+    its opening; as before after the load. Read by a task of the same thread every 5 ms; the
+    server answers each upgrade 300 ms late, so the hold lasts at least that long."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:  # may this process raise its priority? (what raised_priority finds out)
+        os.setpriority(os.PRIO_PROCESS, 0, max(-20, before - AFTERMATH_PRIORITY))
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+        held = max(-20, before - AFTERMATH_PRIORITY - BURST_PRIORITY)
+    except OSError:
+        held = before
+    server = BuiltinServer(ServerConfig(upgrade_delay=Delay(0.3, 0.3)))
+    host, port = await nursery.start(server.serve, "127.0.0.1", 0)
+    samples: list[tuple[float, int]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((trio.current_time(), os.getpriority(os.PRIO_PROCESS, 0)))
+            await trio.sleep(0.005)
+
+    text = """
+[load]
+model = "storm"
+concurrency = 10
+rate = 200
+"""
+    async with trio.open_nursery() as sampler:
+        sampler.start_soon(sample)
+        with trio.fail_after(20):
+            r = await run(text, f"ws://{host}:{port}/")
+        sampler.cancel_scope.cancel()
+    assert r.collector.counts().outcomes == {"clean": 10}
+    release = r.collector.release_at
+    assert release is not None
+    # every connection opened ≥ 0.3 s after its start, and the release waited for all of them
+    hold = [nice for at, nice in samples if release - 0.25 <= at < release]
+    opening = [nice for at, nice in samples if at < max(rec.scheduled for rec in records)]
+    assert hold and set(hold) == {held}, samples
+    assert opening and set(opening) == {before}, samples
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+    assert r.result.priority_raised == before - held
 
 
 async def test_a_segmented_storm_releases_at_the_shared_instant(
