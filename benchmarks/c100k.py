@@ -338,6 +338,33 @@ class RssSampler:
             self.sample()
 
 
+_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def _cpu_times() -> dict[str, float]:
+    """The machine's CPU seconds so far by kind (``/proc/stat``'s first line; empty elsewhere).
+
+    Its ``steal`` is the time the host ran something else while this VM's CPUs wanted to run:
+    a run that lost cores to other guests is told from one whose own work cost more."""
+    try:
+        line = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()
+    except (OSError, IndexError):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    return {kind: int(v) / tick for kind, v in zip(_STAT_FIELDS, line[1:], strict=False)}
+
+
+def _machine(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The machine over one run: how busy its CPUs were, and the seconds the host stole."""
+    spent = {kind: after[kind] - before[kind] for kind in before if kind in after}
+    total = sum(spent.values())
+    idle = spent.get("idle", 0.0) + spent.get("iowait", 0.0)
+    return {
+        "busy_share": round(1 - idle / total, 3) if total else 0.0,
+        "steal_s": round(spent.get("steal", 0.0), 1),
+    }
+
+
 def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
     """Run one scenario with ``wsload run``; its summary, segment summaries and peak RSS."""
     path = work / f"{name}.toml"
@@ -346,6 +373,7 @@ def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
     argv = [sys.executable, "-m", "wsload", "run", str(path), "--out", str(out)]
     started = time.monotonic()
     load_before = os.getloadavg()
+    cpu_before = _cpu_times()
     proc = subprocess.Popen(
         [*argv, "--quiet", "--no-report", "--force"],
         stdout=subprocess.DEVNULL,
@@ -373,6 +401,7 @@ def run_one(name: str, text: str, work: Path, every: float) -> dict[str, Any]:
         "stderr": stderr,
         "wall_s": round(time.monotonic() - started, 1),
         "load_average": {"before": load_before, "after": os.getloadavg()},
+        "machine": _machine(cpu_before, _cpu_times()),
         "rss_peak_bytes": sampler.peak,
         "rss_processes": sampler.peak_processes,
         "server_cpu_seconds": round(sum(sampler.server_cpu.values()), 1),
@@ -421,6 +450,7 @@ def figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
         "rss_peak_mb": round(run["rss_peak_bytes"] / 1e6),
         "wall_s": run["wall_s"],
         "load_average": run["load_average"],
+        "machine": run["machine"],
         "exit": run["exit"],
     }
     goals = {
@@ -501,6 +531,12 @@ def _print(name: str, fig: dict[str, Any]) -> None:
         f"{fig['cpu_us_per_connection']}); "
         f"load average {load['before'][0]:.2f} -> {load['after'][0]:.2f}"
     )
+    machine = fig["machine"]
+    if machine:
+        print(
+            f"   the machine's CPUs {machine['busy_share']:.0%} busy through the run; "
+            f"stolen by the host: {machine['steal_s']} s"
+        )
     print(f"   goals: {fig['goals']}")
 
 
