@@ -24,7 +24,9 @@ Runs ``wsload run`` (a real subprocess, sized by the plan alone: no ``--workers`
 
 It prints the figures (``--json``: as JSON) and exits 1 when a goal is missed. RSS is sampled
 every ``--every`` seconds from ``/proc``: the built-in server's processes are the descendants
-holding a listening TCP socket, and are left out.
+holding a listening TCP socket, and are left out. With each run it gives how busy the
+machine's CPUs were and the seconds its host stole from them (``machine``, from ``/proc/stat``):
+a run that lost its cores to other guests is told from one whose own work cost more.
 
     python benchmarks/c100k.py                        # 100,000 at 1,000/s, storm then deploy
     python benchmarks/c100k.py --connections 10000 --only storm
