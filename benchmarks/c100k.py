@@ -25,8 +25,7 @@ Runs ``wsload run`` (a real subprocess, sized by the plan alone: no ``--workers`
 It prints the figures (``--json``: as JSON) and exits 1 when a goal is missed. RSS is sampled
 every ``--every`` seconds from ``/proc``: the built-in server's processes are the descendants
 holding a listening TCP socket, and are left out. With each run it gives how busy the
-machine's CPUs were and the seconds its host stole from them (``machine``, from ``/proc/stat``):
-a run that lost its cores to other guests is told from one whose own work cost more.
+machine's CPUs were and the seconds its host stole from them (``machine``, from ``/proc/stat``).
 
     python benchmarks/c100k.py                        # 100,000 at 1,000/s, storm then deploy
     python benchmarks/c100k.py --connections 10000 --only storm
@@ -357,7 +356,10 @@ def _cpu_times() -> dict[str, float]:
 
 
 def _machine(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """The machine over one run: how busy its CPUs were, and the seconds the host stole."""
+    """The machine over one run: how busy its CPUs were, and the seconds the host stole
+    (empty where ``/proc/stat`` could not be read)."""
+    if not before or not after:
+        return {}
     spent = {kind: after[kind] - before[kind] for kind in before if kind in after}
     total = sum(spent.values())
     idle = spent.get("idle", 0.0) + spent.get("iowait", 0.0)
