@@ -122,7 +122,7 @@ def raised_priority(step: int = BURST_PRIORITY) -> Iterator[bool]:
     processes on 2 cores), 0.15 s alone. Raising a priority needs root (``CAP_SYS_NICE``);
     elsewhere nothing changes. Linux keeps nice per thread: this is the calling thread's.
     A storm's generator also keeps a smaller step, :data:`AFTERMATH_PRIORITY`, from its
-    release to the end of its load (the pass nests inside it).
+    hold to the end of its load (the pass nests inside it).
 
     Yields:
         Whether the priority was raised.

@@ -62,6 +62,8 @@ _WRITES = (CloseKind.CLEAN, CloseKind.CLOSE_NO_WAIT)
 _NOTHING, _WAITED, _WROTE, _FIN, _WROTE_FIN, _RST = range(6)
 """What the release pass did for a link (:meth:`Link._release_wire`); from ``_FIN`` on, the
 socket is closed by the release."""
+_NO_BURST = contextlib.nullcontext()
+"""A release pass at the process's own priority."""
 _LOOP_CLOCK = WireClock()
 """The wire clock of a link made without one (tests): its reads are not stamped, so every
 arrival is the loop's reading and nothing is ever recorded in it."""
@@ -551,7 +553,9 @@ async def receive_some(
     return data  # None: nobody wakes or closes a connection before its upgrade: the deadline
 
 
-def release_storm(links: list[Link]) -> tuple[list[Link], list[Link]]:
+def release_storm(
+    links: list[Link], burst: contextlib.AbstractContextManager[object] = _NO_BURST
+) -> tuple[list[Link], list[Link]]:
     """A storm's release: every parked link's first close action, whatever its kind, in one
     pass, before any connection task runs; then the protocol records.
 
@@ -563,7 +567,8 @@ def release_storm(links: list[Link]) -> tuple[list[Link], list[Link]]:
     per link little more than its syscall; the records (at the same stamps) and the closes of
     the FIN'd sockets follow, once every close has started. A connection's own behaviour then
     goes on from there (a Close already recorded is not sent again, a closed socket not closed
-    again).
+    again). The wire pass runs inside ``burst`` (a raised priority), left before the records:
+    they wait behind the other processes' passes, not the other way round.
 
     Returns:
         The tasks to wake: first those whose first close action the pass left to them (their
@@ -571,15 +576,6 @@ def release_storm(links: list[Link]) -> tuple[list[Link], list[Link]]:
         to wait for the answer: :meth:`Alarm._ring` wakes them a batch per loop turn). A
         closed socket's wait was ended by Trio already.
     """
-    return _release_pass(links, contextlib.nullcontext())
-
-
-def _release_pass(
-    links: list[Link], burst: contextlib.AbstractContextManager[object]
-) -> tuple[list[Link], list[Link]]:
-    """:func:`release_storm` with its wire pass inside ``burst`` (a raised priority), left
-    before the records: they wait behind the other processes' passes, not the other way
-    round."""
     with burst:
         done = [link._release_wire() for link in links]
     for link, action in zip(links, done, strict=True):
@@ -624,7 +620,7 @@ class Alarm:
         if event.is_set():
             burst.close()
             return
-        self._passed = _release_pass(list(self._links), burst)
+        self._passed = release_storm(list(self._links), burst)
         event.set()
 
     def watch(self, event: trio.Event | None, *, release: bool = False) -> None:
@@ -646,7 +642,7 @@ class Alarm:
             return
         passed, self._passed = self._passed, None
         if passed is None:  # set by a stop, not by release(): the pass is this task's
-            passed = _release_pass(links, raised_priority())  # well under a second
+            passed = release_storm(links, raised_priority())  # well under a second
         left, started = passed
         for link in left:
             link.wake()
